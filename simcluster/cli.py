@@ -1,0 +1,93 @@
+"""The command line: ``python -m simcluster run|sweep|search|report|validate``.
+
+Exit status: 0 success; 2 bad input (one line per problem: file, line, key,
+reason); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from simcluster.errors import SpecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m simcluster",
+                                description="Discrete-event simulator of large-model training clusters.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="simulate one training iteration of a workload")
+    run.add_argument("workload", help="workload YAML file")
+    run.add_argument("--out", help="output folder (default reports/<name>/)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a dotted key of the workload, e.g. parallelism.tensor=4")
+    sweep = sub.add_parser("sweep", help="simulate a grid of layouts")
+    sweep.add_argument("sweep")
+    sweep.add_argument("--out")
+    sweep.add_argument("--jobs", type=int)
+    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
+    sweep.add_argument("--scheduler")
+    search = sub.add_parser("search", help="search the best parallel layout")
+    search.add_argument("workload")
+    search.add_argument("--out")
+    search.add_argument("--gpus", type=int)
+    search.add_argument("--top", type=int, default=10)
+    search.add_argument("--jobs", type=int)
+    rep = sub.add_parser("report", help="re-draw the reports of a finished run")
+    rep.add_argument("run_dir")
+    val = sub.add_parser("validate", help="check a workload or cluster file")
+    val.add_argument("file")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simcluster.reporting import print_summary
+    from simcluster.run import run_workload
+    from simcluster.spec import load_workload
+
+    spec = load_workload(args.workload, overrides=args.overrides)
+    out = Path(args.out) if args.out else Path("reports") / spec.name
+    outcome = run_workload(spec, out)
+    print(print_summary(outcome.summary, spec.resolved_dict()))
+    print(f"wrote {out}/")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from simcluster.spec import validate_file
+
+    problems = validate_file(args.file)
+    if problems:
+        raise SpecError(problems)
+    print(f"{args.file}: ok")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from simcluster.reporting import redraw
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "summary.json").is_file():
+        print(f"{run_dir}: not a finished run (no summary.json)", file=sys.stderr)
+        return 2
+    redraw(run_dir)
+    print(f"re-drew {run_dir}/")
+    return 0
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    print(f"simcluster {args.command}: not implemented yet in this version", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": _run, "validate": _validate, "report": _report,
+               "sweep": _not_yet, "search": _not_yet}[args.command]
+    try:
+        return handler(args)
+    except SpecError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 2

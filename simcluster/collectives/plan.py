@@ -1,0 +1,88 @@
+"""Plan a collective: phases of an algorithm -> Transfers on the topology's links.
+
+Each phase becomes one :class:`Transfer`: its links are the union of the
+routes of the phase's hops, a link's weight the number of hops crossing it,
+``nbytes`` the bytes each hop carries and ``latency`` = steps x the largest
+hop latency (sum of link latencies on a hop's route). On an uncontended ring
+of n GPUs with hop latency alpha and bandwidth B, an all-reduce thus takes
+exactly 2(n-1) alpha + 2(n-1)/n * S/B.
+
+Rank symmetry: ``mirror_offsets`` names identical groups ``[r + off for r in
+group]`` that run the same collective at the same moment but are not
+simulated. Their hops (the representative's hops shifted by ``off``) add to
+the weights of the links the representative uses; links only mirrors use do
+not matter to the representative's transfer and are left out.
+
+Plans are cached on the topology by (op, algorithm, group, mirror_offsets)
+for S = 1 byte and scaled with ``Transfer.scaled``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from simcluster.collectives.algorithms import ALGORITHMS, OPS, Phase
+from simcluster.collectives.transfer import Transfer
+
+if TYPE_CHECKING:
+    from simcluster.topology.topology import Topology
+
+
+def _transfer(phase: Phase, topo: "Topology", mirror_offsets: Sequence[int]) -> Transfer:
+    """One phase as a Transfer of ``phase.factor`` bytes (S = 1)."""
+    loads: dict[int, int] = {}
+    route = topo.route
+    for a, b in phase.pairs:
+        for link in route(a, b):
+            loads[link] = loads.get(link, 0) + 1
+    for off in mirror_offsets:
+        for a, b in phase.pairs:
+            for link in route(a + off, b + off):
+                if link in loads:
+                    loads[link] += 1
+    links = tuple(sorted(loads))
+    latency = phase.steps * max((topo.route_latency(a, b) for a, b in phase.pairs), default=0.0)
+    return Transfer(links, tuple(float(loads[l]) for l in links), float(phase.factor), latency)
+
+
+def _plan(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str, mirror_offsets: tuple[int, ...]) -> tuple[Transfer, ...]:
+    if op == "send":
+        if len(group) != 2:
+            raise ValueError(f"send needs group (src, dst), got {group}")
+        phases = [Phase((group,), 1.0, 1)] if group[0] != group[1] else []
+    else:
+        if len(set(group)) != len(group):
+            raise ValueError(f"{op}: group has repeated ranks: {group}")
+        if len(group) < 2:
+            return ()
+        phases = ALGORITHMS.get(algorithm)(op, group, topo)
+    lo, hi = min(group), max(group)
+    for off in mirror_offsets:
+        if lo + off < 0 or hi + off >= topo.num_gpus:
+            raise ValueError(f"mirror offset {off} puts group {list(group)} outside the cluster's {topo.num_gpus} GPUs")
+    return tuple(_transfer(p, topo, mirror_offsets) for p in phases if p.pairs)
+
+
+def plan_collective(
+    op: str,
+    group: Sequence[int],
+    nbytes: float,
+    topo: "Topology",
+    *,
+    algorithm: str = "auto",
+    mirror_offsets: Sequence[int] = (),
+) -> tuple[Transfer, ...]:
+    """The phases of collective ``op`` on ``group`` moving ``nbytes`` (see algorithms.py for sizes).
+
+    Returns one Transfer per phase, to run one after another; () when there is
+    nothing to move (a group of one, a send to oneself).
+    """
+    if op not in OPS:
+        raise ValueError(f"unknown collective {op!r}; known: {', '.join(OPS)}")
+    key = (op, algorithm, tuple(group), tuple(mirror_offsets))
+    cache = topo.plan_cache
+    unit = cache.get(key)
+    if unit is None:
+        unit = _plan(op, tuple(int(r) for r in group), topo, algorithm, tuple(int(o) for o in mirror_offsets))
+        cache[key] = unit
+    return tuple(t.scaled(nbytes) for t in unit)

@@ -1,0 +1,176 @@
+"""How long compute takes on one device: GEMMs, bandwidth-bound kernels, attention.
+
+Model (constants and their fit in :mod:`simcluster.costs.efficiency`)
+-------------------------------------------------------------------------
+Every kernel's time is its *body* combined with a launch floor::
+
+    t = (t_launch^p + t_body^p)^(1/p)        t_launch = 31.3 µs, p = 1.52
+    t_body = max(FLOPs / (peak · e(shape)),  bytes / (bandwidth · f_kind))
+
+i.e. a roofline (Williams et al., CACM 2009) whose compute ceiling is scaled
+by a shape-dependent efficiency fitted to measured H100 kernels, plus a
+soft floor for launch latency. ``roofline_time`` is the bare contract for one
+op (no floor); ``gemm_time`` etc. add the fitted efficiency and the floor.
+
+Fit errors on the H100 calibration (|predicted/measured − 1|):
+    GEMM, 720 rows: median 5.3 %, 90th percentile 14.4 %, max 44 %.
+    Flash attention, 6 rows: forward max 6.8 %, backward max 12.1 %.
+
+Launch overhead
+    ``kernel_overhead_s`` defaults to the fitted 31.3 µs: the smallest
+    calibration GEMMs (0.1–0.8 GFLOP, < 1 µs of arithmetic) all took 28–31 µs.
+    That is the latency of an *isolated*, individually timed PyTorch op; in a
+    training loop whose host runs ahead of the GPU (or under CUDA graphs)
+    the GPU-side gap between kernels is a few µs. Pass
+    ``kernel_overhead_s=5e-6`` (say) to model that regime; 0 disables it.
+
+Other devices (no measurements)
+    Assumption: efficiency is a function of shape only, as a fraction of the
+    device's *own* datasheet peak and bandwidth. So an A100 is charged
+    e(shape) · 312 TFLOP/s and f_kind · 2.04 TB/s; the ceiling is e_max of
+    that device's peak, and the ridge point (peak / bandwidth) and hence the
+    shapes that turn bandwidth-bound move with the device. The launch floor
+    is kept as measured (it is mostly host-side).
+
+Precision
+    bf16 and fp16 use ``device.peak_flops`` and 2-byte elements; fp32 uses
+    ``device.peak_flops_fp32`` and 4-byte elements with the same efficiency
+    curves (untested assumption: no fp32 measurements exist).
+"""
+
+from __future__ import annotations
+
+from simcluster.costs import efficiency as eff
+from simcluster.topology.devices import Device
+
+BYTES_PER_ELEMENT: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+# Unfused attention (Korthikanti et al. 2022 §4.1): bytes per score element.
+#   forward : fused scale+mask+softmax reads and writes e bytes (normalization);
+#             dropout reads e, writes e and a 1-byte mask (elementwise).
+#   backward: dropout-backward reads the gradient (e) and the mask (1), writes e;
+#             softmax-backward reads the gradient and the softmax output, writes e.
+# These tensors (2+2+1 bytes stored) are the 5·a·s/h term of the activation memory.
+
+
+class ComputeModel:
+    """Kernel times on ``device`` at ``precision`` ("bf16", "fp16" or "fp32"), SI units."""
+
+    def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None):
+        if precision not in BYTES_PER_ELEMENT:
+            raise ValueError(f"unknown precision {precision!r}; known: {', '.join(BYTES_PER_ELEMENT)}")
+        self.device = device
+        self.precision = precision
+        self.peak_flops: float = device.peak_flops_fp32 if precision == "fp32" else device.peak_flops
+        self.memory_bandwidth: float = device.memory_bandwidth
+        self.element_bytes: int = BYTES_PER_ELEMENT[precision]
+        self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
+        if self.kernel_overhead_s < 0:
+            raise ValueError("kernel_overhead_s must be >= 0")
+
+    # --- contracts ---------------------------------------------------------------
+    def roofline_time(self, flops: float, nbytes: float, efficiency: float = 1.0,
+                      bandwidth_efficiency: float = 1.0) -> float:
+        """max(flops / (peak · efficiency), nbytes / (bandwidth · bandwidth_efficiency)).
+
+        The single-op contract (no launch floor): with the defaults, the ideal
+        roofline of the datasheet figures.
+        """
+        if not (0 < efficiency <= 1 and 0 < bandwidth_efficiency <= 1):
+            raise ValueError("efficiencies must lie in (0, 1]")
+        return max(flops / (self.peak_flops * efficiency),
+                   nbytes / (self.memory_bandwidth * bandwidth_efficiency))
+
+    def kernel_time(self, body_s: float) -> float:
+        """One kernel's time from its body time: (t_launch^p + body^p)^(1/p)."""
+        return eff.soft_floor(body_s, self.kernel_overhead_s)
+
+    # --- GEMM --------------------------------------------------------------------
+    def gemm_bytes(self, m: int, n: int, k: int, batch: int = 1) -> float:
+        """Bytes a GEMM must move at least once: read X and W, write Y."""
+        return float(batch * (m * k + k * n + m * n) * self.element_bytes)
+
+    def gemm_time(self, m: int, n: int, k: int, batch: int = 1) -> float:
+        """Time of Y[m,n] = X[m,k]·W[k,n] (``batch`` independent products in one kernel).
+
+        FLOPs 2·batch·m·n·k; body efficiency e(batch·m, n, k) from
+        :func:`efficiency.gemm_body_efficiency` (a batched product fills the
+        GPU like one with batch·m rows); bandwidth term at the copy fraction.
+        """
+        if min(m, n, k, batch) <= 0:
+            return 0.0
+        body = self.roofline_time(
+            2.0 * batch * m * n * k,
+            self.gemm_bytes(m, n, k, batch),
+            eff.gemm_body_efficiency(batch * m, n, k),
+            eff.bandwidth_fraction("copy"),
+        )
+        return self.kernel_time(body)
+
+    def gemm_efficiency(self, m: int, n: int, k: int, batch: int = 1) -> float:
+        """Achieved FLOP/s of :meth:`gemm_time` divided by the precision's peak (launch included).
+
+        So ``roofline_time(2mnk, 0, gemm_efficiency(m, n, k)) == gemm_time(m, n, k)``.
+        """
+        t = self.gemm_time(m, n, k, batch)
+        return 2.0 * batch * m * n * k / (t * self.peak_flops) if t > 0 else 0.0
+
+    # --- bandwidth-bound kernels ---------------------------------------------------
+    def memory_time(self, nbytes: float, kind: str = "elementwise") -> float:
+        """A bandwidth-bound kernel moving ``nbytes`` (reads + writes).
+
+        body = nbytes / (bandwidth · f_kind) with f_kind from the copy / gelu /
+        layernorm measurements (``copy`` 0.88, ``elementwise`` 0.84,
+        ``normalization`` 0.54; aliases gelu, dropout, layernorm, softmax, ...).
+        The body is linear in bytes; the launch floor is added as everywhere.
+        """
+        return self.kernel_time(nbytes / (self.memory_bandwidth * eff.bandwidth_fraction(kind)))
+
+    # --- attention -----------------------------------------------------------------
+    def attention_flops(self, batch: int, heads: int, seq: int, head_dim: int, *,
+                        causal: bool = True, flash: bool = True, backward: bool = False) -> float:
+        """FLOPs the attention core executes.
+
+        Forward: 4·b·a·s²·d (QKᵀ and AV); a flash kernel skips the masked half
+        when causal. Backward: 2.5× forward for flash (recomputes the scores),
+        2× forward for the unfused GEMMs.
+        """
+        fwd = 4.0 * batch * heads * seq * seq * head_dim
+        if flash:
+            fwd = fwd / 2 if causal else fwd
+            return fwd * eff.FLASH_BWD_FLOP_RATIO if backward else fwd
+        return 2.0 * fwd if backward else fwd
+
+    def attention_time(self, batch: int, heads: int, seq: int, head_dim: int, *,
+                       causal: bool = True, flash: bool = True, backward: bool = False) -> float:
+        """Attention-core time: forward, or backward only when ``backward``.
+
+        flash=True: one fused kernel, body efficiency from the fitted power law
+        (non-causal uses the causal curve on twice the FLOPs); bandwidth term
+        q,k,v,o (forward) or q,k,v,o,dO,dq,dk,dv (backward).
+        flash=False (Megatron's unfused path, Korthikanti 2022 §4.1): batched
+        GEMMs QKᵀ [s,d]·[d,s] and A·V [s,s]·[s,d] over b·a heads (backward:
+        four), plus softmax and dropout over b·a·s² elements, computed in full
+        even when causal (the mask is applied, not skipped).
+        """
+        b, a, s, d = batch, heads, seq, head_dim
+        e = self.element_bytes
+        if flash:
+            flops = self.attention_flops(b, a, s, d, causal=causal, flash=True, backward=backward)
+            io = (8 if backward else 4) * b * a * s * d * e
+            body = self.roofline_time(flops, io, eff.flash_efficiency(b, a, s, d, backward=backward),
+                                      eff.bandwidth_fraction("copy"))
+            return self.kernel_time(body)
+        ba, scores = b * a, b * a * s * s
+        if not backward:
+            gemms = self.gemm_time(s, s, d, ba) + self.gemm_time(s, d, s, ba)
+            mem = self.memory_time(2 * e * scores, "softmax") + self.memory_time((2 * e + 1) * scores, "dropout")
+            return gemms + mem
+        # dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q
+        gemms = self.gemm_time(s, s, d, ba) + 3 * self.gemm_time(s, d, s, ba)
+        mem = self.memory_time((2 * e + 1) * scores, "dropout") + self.memory_time(3 * e * scores, "softmax")
+        return gemms + mem
+
+    def __repr__(self) -> str:
+        return (f"ComputeModel({self.device.name}, {self.precision}, peak={self.peak_flops:.3g} FLOP/s, "
+                f"bw={self.memory_bandwidth:.3g} B/s, launch={self.kernel_overhead_s * 1e6:.1f} µs)")

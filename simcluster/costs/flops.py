@@ -1,0 +1,83 @@
+"""Closed-form FLOP counts of one training iteration, to cross-check the simulator.
+
+Counting (Narayanan et al. 2021, "Efficient Large-Scale Language Model
+Training on GPU Clusters Using Megatron-LM", §5.1; Korthikanti et al. 2022,
+Appendix A): only matrix products count, 2 FLOPs per multiply-add; the
+backward pass costs twice the forward. For B sequences of length s, per layer
+forward
+
+    2·B·s·(matrix weights)  +  4·B·s²·h
+    = 24·B·s·h² + 4·B·s²·h        (GPT: 12h² weights, g = a, f = 4h, gelu)
+
+(the second term is QKᵀ and A·V, counted in full although causal), and the
+logits 2·B·s·h·V. Model FLOPs = 3 × forward, which for GPT is Narayanan's
+eq. (3) without recomputation (= Korthikanti's model FLOPs):
+
+    72·B·s·l·h²·(1 + s/(6h) + V/(12·l·h))
+
+Hardware FLOPs add what recomputation re-executes:
+  full       one more forward of every layer (not of the logits), giving
+             Narayanan eq. (3): 96·B·s·l·h²·(1 + s/(6h) + V/(16·l·h));
+  selective  one more forward of the attention core, 4·B·s²·h per layer
+             (Korthikanti App. A: the s² terms are the ones recomputed).
+The per-layer weight count generalises the closed form to ffn_hidden, GQA and
+SwiGLU (:func:`simcluster.costs.params.layer_matrix_params`).
+"""
+
+from __future__ import annotations
+
+from simcluster.costs.params import layer_matrix_params
+
+
+def layer_forward_flops(model, sequences: float) -> float:
+    """Forward FLOPs of one layer for ``sequences`` sequences: 2·B·s·W + 4·B·s²·h."""
+    s = model.seq_len
+    return 2.0 * sequences * s * layer_matrix_params(model) + attention_core_forward_flops(model, sequences)
+
+
+def attention_core_forward_flops(model, sequences: float) -> float:
+    """QKᵀ and A·V of one layer, full square: 4·B·s²·h (h = a·d)."""
+    return 4.0 * sequences * model.seq_len**2 * model.hidden
+
+
+def logits_forward_flops(model, sequences: float) -> float:
+    """Output projection: 2·B·s·h·V."""
+    return 2.0 * sequences * model.seq_len * model.hidden * model.vocab
+
+
+def forward_flops_per_iteration(model, training) -> float:
+    """Forward FLOPs of the global batch: l·layer + logits."""
+    b = training.global_batch
+    return model.layers * layer_forward_flops(model, b) + logits_forward_flops(model, b)
+
+
+def model_flops_per_iteration(model, training) -> float:
+    """Model FLOPs (no recomputation): 3 × forward; 72·B·s·l·h²·(1 + s/(6h) + V/(12lh)) for GPT."""
+    return 3.0 * forward_flops_per_iteration(model, training)
+
+
+def hardware_flops_per_iteration(model, training) -> float:
+    """FLOPs actually executed, recomputation included (full: + l layer forwards; selective: + l attention cores)."""
+    b, recompute = training.global_batch, training.recompute
+    extra = {
+        "none": 0.0,
+        "full": model.layers * layer_forward_flops(model, b),
+        "selective": model.layers * attention_core_forward_flops(model, b),
+    }
+    if recompute not in extra:
+        raise ValueError(f"unknown recompute {recompute!r}; known: {', '.join(extra)}")
+    return model_flops_per_iteration(model, training) + extra[recompute]
+
+
+def narayanan_flops(batch: float, seq: float, layers: float, hidden: float, vocab: float,
+                    *, full_recompute: bool) -> float:
+    """Narayanan 2021 eq. (3) as printed: 96·B·s·l·h²·(1 + s/(6h) + V/(16lh)) with full
+    recomputation, 72·B·s·l·h²·(1 + s/(6h) + V/(12lh)) without."""
+    if full_recompute:
+        return 96.0 * batch * seq * layers * hidden**2 * (1 + seq / (6 * hidden) + vocab / (16 * layers * hidden))
+    return 72.0 * batch * seq * layers * hidden**2 * (1 + seq / (6 * hidden) + vocab / (12 * layers * hidden))
+
+
+def achieved_flops_per_gpu(flops_per_iteration: float, iteration_s: float, gpus: int) -> float:
+    """FLOP/s per GPU: F / (T · n) (Narayanan 2021 §5.1)."""
+    return flops_per_iteration / (iteration_s * gpus)

@@ -1,0 +1,180 @@
+"""How much memory one GPU of a pipeline stage holds during a training iteration.
+
+Duck-typed inputs (``types.SimpleNamespace`` will do):
+  model: layers, hidden h, heads a, kv_heads g, ffn_hidden f, vocab V,
+         seq_len s, mlp, tied_embeddings (see :mod:`simcluster.costs.params`)
+  training: micro_batch b, precision ("bf16"|"fp16"|"fp32"),
+         optimizer ("adam"|"sgd"), recompute ("none"|"selective"|"full"),
+         flash_attention
+  parallelism: tensor t, context c, data d, sequence_parallel, zero_stage
+
+Model states (Rajbhandari et al. 2020, ZeRO, §3.1): mixed-precision Adam
+keeps 2 B of 16-bit weights + 2 B of 16-bit gradients + 12 B of fp32 master
+weights, momentum and variance = 16 B/param. Gradients are counted at 2 B
+(the ZeRO paper's accounting), not at Megatron's 4 B fp32 ``main_grad``.
+SGD with momentum: 2 + 2 + 8 (master + momentum). fp32 training: 4 + 4 + 8
+(Adam m, v; no master copy) or 4 + 4 + 4 (SGD momentum).
+ZeRO shards over the d·c ranks that hold the same weights (Megatron's
+data-parallel-with-context group): stage ≥ 1 the optimizer states,
+≥ 2 also the gradients, 3 also the weights. Stage 3 then holds two
+unsharded layers (computing + prefetching) in ``buffers``.
+
+Activations per layer and microbatch (Korthikanti et al. 2022, Table 2),
+in bytes, 16-bit values, s the per-rank sequence s/c:
+  no parallelism              s·b·h·(34 + 5·a·s/h)
+  tensor parallel             s·b·h·(10 + 24/t + 5·a·s/(h·t))
+  tensor + sequence parallel  s·b·h·(34/t + 5·a·s/(h·t))
+  selective recompute         the 5·a·s/h term is dropped (so does flash attention)
+  full recompute              2·s·b·h (÷ t with sequence parallel)
+Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
+inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
+K, V 4·g/a + projection input 2 + MLP 4·f/h (gelu: fc1 output and fc2 input;
+swiglu 6·f/h: gate, up and product) (split by t); 5·a·s/h = softmax input 2
++ output 2 + dropout mask 1 per score. fp32 training doubles every value
+but not the 1-byte masks. Full recompute also holds one layer's activations
+while that layer is recomputed (added once, not per microbatch).
+
+Stage extras per microbatch (Korthikanti §4.3, "4·s·b·h/t·(1 + V/h)"):
+first stage, the embedding dropout mask s·b·h; last stage, the final
+layernorm and output-projection inputs 4·s·b·h (÷ t with sequence parallel)
+and the logits kept in fp32 for the vocab-parallel cross entropy, 4·s·b·V/t.
+
+The caller gives ``microbatches_in_flight`` (1F1B: stage i of p holds p − i;
+GPipe: all m; interleaved schedules: the caller's count) and
+``layers_on_stage`` (all model chunks on this GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from simcluster.costs import params as P
+
+MiB = 1024**2
+# Named workspace, justified from the libraries' defaults:
+CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context + loaded kernel images of a PyTorch process (~0.5 GiB on H100)
+CUBLAS_WORKSPACE_BYTES = 32 * MiB  # PyTorch's default cuBLAS workspace on Hopper (":4096:8" = 8 × 4 MiB)
+NCCL_BUFFER_BYTES = 256 * MiB  # NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators
+WORKSPACE_BYTES = CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES + NCCL_BUFFER_BYTES
+
+VALUE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# (weights, gradients, optimizer) bytes per parameter
+STATE_BYTES = {
+    ("mixed", "adam"): (2, 2, 12),
+    ("mixed", "sgd"): (2, 2, 8),
+    ("fp32", "adam"): (4, 4, 8),
+    ("fp32", "sgd"): (4, 4, 4),
+}
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes held by one GPU, by category."""
+
+    weights: float
+    gradients: float
+    optimizer_states: float
+    activations: float
+    buffers: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer_states + self.activations + self.buffers
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def state_bytes_per_param(precision: str, optimizer: str) -> tuple[int, int, int]:
+    """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding."""
+    kind = "fp32" if precision == "fp32" else "mixed"
+    if precision not in VALUE_BYTES or (kind, optimizer) not in STATE_BYTES:
+        raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
+    return STATE_BYTES[(kind, optimizer)]
+
+
+def _sp(parallelism) -> bool:
+    return bool(parallelism.sequence_parallel) and parallelism.tensor > 1
+
+
+def activation_bytes_per_layer(model, training, parallelism, recompute: str | None = None) -> float:
+    """One layer's stored activations for one microbatch (Korthikanti 2022 Table 2, generalised).
+
+    ``recompute`` overrides ``training.recompute`` when given.
+    """
+    recompute = training.recompute if recompute is None else recompute
+    t = parallelism.tensor
+    s = model.seq_len / getattr(parallelism, "context", 1)
+    sbh = s * training.micro_batch * model.hidden
+    v = VALUE_BYTES[training.precision] / 2  # 1 for 16-bit values, 2 for fp32
+    sp = _sp(parallelism)
+    if recompute == "full":
+        return 2 * v * sbh / (t if sp else 1)
+    if recompute not in ("none", "selective"):
+        raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
+    g_over_a = (getattr(model, "kv_heads", None) or model.heads) / model.heads
+    mlp = (4 if P.mlp_matrices(model) == 2 else 6) * model.ffn_hidden / model.hidden
+    replicated = 8 * v + 2
+    split = (4 + 4 * g_over_a + mlp) * v
+    keep_scores = recompute == "none" and not training.flash_attention
+    scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
+    per = (replicated + split) / t if sp else replicated + split / t
+    return sbh * (per + scores / t)
+
+
+def stage_extra_activation_bytes(model, training, parallelism, *, has_embedding: bool, has_logits: bool) -> float:
+    """Per-microbatch activations outside the layers: embedding dropout mask, output layer, fp32 logits."""
+    t = parallelism.tensor
+    sb = model.seq_len / getattr(parallelism, "context", 1) * training.micro_batch
+    v = VALUE_BYTES[training.precision] / 2
+    h_split = t if _sp(parallelism) else 1
+    out = 0.0
+    if has_embedding:
+        out += sb * model.hidden / h_split
+    if has_logits:
+        out += 4 * v * sb * model.hidden / h_split + 4 * sb * model.vocab / t
+    return out
+
+
+def stage_params(model, parallelism, *, layers_on_stage: int, has_embedding: bool, has_logits: bool) -> float:
+    """Parameters one GPU of the stage holds (tensor-parallel shard, before ZeRO)."""
+    t = parallelism.tensor
+    n = layers_on_stage * P.layer_params(model, t)
+    if has_embedding:
+        n += P.embedding_params(model, t)
+    if has_logits:
+        n += P.output_params(model, t, shares_embedding_stage=has_embedding)
+    return n
+
+
+def stage_memory(model, training, parallelism, *, layers_on_stage: int, has_embedding: bool,
+                 has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
+    """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring)."""
+    n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
+                     has_embedding=has_embedding, has_logits=has_logits)
+    w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
+    zero = getattr(parallelism, "zero_stage", 0)
+    if zero not in (0, 1, 2, 3):
+        raise ValueError(f"zero_stage must be 0..3, not {zero!r}")
+    shard = parallelism.data * getattr(parallelism, "context", 1)
+    weights = n * w_b / (shard if zero >= 3 else 1)
+    grads = n * g_b / (shard if zero >= 2 else 1)
+    optim = n * o_b / (shard if zero >= 1 else 1)
+
+    per_layer = activation_bytes_per_layer(model, training, parallelism)
+    extra = stage_extra_activation_bytes(model, training, parallelism,
+                                         has_embedding=has_embedding, has_logits=has_logits)
+    acts = (layers_on_stage * per_layer + extra) * microbatches_in_flight
+    if training.recompute == "full" and layers_on_stage > 0:
+        acts += activation_bytes_per_layer(model, training, parallelism, recompute="none")
+
+    buffers = float(WORKSPACE_BYTES)
+    if parallelism.pipeline > 1:  # one send and one receive buffer of the stage boundary tensor
+        buffers += 2 * VALUE_BYTES[training.precision] * model.seq_len / getattr(parallelism, "context", 1) \
+            * training.micro_batch * model.hidden / (parallelism.tensor if _sp(parallelism) else 1)
+    if zero >= 3 and layers_on_stage > 0:
+        buffers += 2 * P.layer_params(model, parallelism.tensor) * w_b
+    return MemoryBreakdown(float(weights), float(grads), float(optim), float(acts), float(buffers))
+
+
+memory_per_stage = stage_memory  # the name docs/architecture.md uses

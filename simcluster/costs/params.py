@@ -1,0 +1,96 @@
+"""Parameter counts of a decoder-only transformer (duck-typed ``model``).
+
+``model`` needs: layers, hidden (h), heads (a), kv_heads (g), ffn_hidden (f),
+vocab (V), seq_len (s), mlp ("gelu" | "swiglu"), tied_embeddings; optionally
+``position_embedding`` ("learned", the default, adds s·h; anything else, e.g.
+"rope", adds none).
+
+Per layer, Megatron-LM's GPT layout (Narayanan et al. 2021 §5.1,
+Korthikanti et al. 2022 §3): with d = h/a the head dimension,
+
+    QKV   h·(h + 2·g·d) weights + (h + 2·g·d) bias      (g = a: 3h² + 3h)
+    proj  h² + h
+    MLP   gelu:   fc1 h·f + f, fc2 f·h + h              (f = 4h: 8h² + 5h)
+          swiglu: gate and up 2·h·f + 2f, down f·h + h  (biases kept for
+                  uniformity; LLaMA-style models omit them, < 0.1 % of a layer)
+    norms 2 layernorms × (γ, β) = 4h
+
+which for g = a, f = 4h, gelu is the familiar 12h² + 13h. Embedding: V·h
+(word) + s·h (learned positions); the output layer reuses the word embedding
+when tied, else adds V·h; the final layernorm adds 2h.
+
+Tensor parallelism (Shoeybi et al. 2019, Megatron-LM): the weight matrices,
+the column-parallel biases (QKV, fc1/gate/up) and the word embedding
+(vocab-parallel) are split t ways; row-parallel biases (proj, fc2) and the
+layernorms (6h per layer) and the position embedding are replicated.
+"""
+
+from __future__ import annotations
+
+
+def head_dim(model) -> int:
+    """d = h / a."""
+    return model.hidden // model.heads
+
+
+def kv_width(model) -> int:
+    """Width of K (= of V): g·d."""
+    return (getattr(model, "kv_heads", None) or model.heads) * head_dim(model)
+
+
+def mlp_matrices(model) -> int:
+    """Number of h×f matrices in the MLP: 2 (gelu) or 3 (swiglu)."""
+    if model.mlp not in ("gelu", "swiglu"):
+        raise ValueError(f"unknown mlp {model.mlp!r}; known: gelu, swiglu")
+    return 3 if model.mlp == "swiglu" else 2
+
+
+def layer_matrix_params(model) -> int:
+    """Weights of the layer's matrices (no biases): h·(h + 2·g·d) + h² + n_mlp·h·f; 12h² for GPT."""
+    h, f = model.hidden, model.ffn_hidden
+    return h * (h + 2 * kv_width(model)) + h * h + mlp_matrices(model) * h * f
+
+
+def layer_split_params(model) -> int:
+    """Parameters split by tensor parallelism: matrices + column-parallel biases."""
+    h, f = model.hidden, model.ffn_hidden
+    column_bias = (h + 2 * kv_width(model)) + (mlp_matrices(model) - 1) * f
+    return layer_matrix_params(model) + column_bias
+
+
+def layer_replicated_params(model) -> int:
+    """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h."""
+    return 6 * model.hidden
+
+
+def layer_params(model, tensor: int = 1) -> float:
+    """Parameters of one transformer layer on one tensor-parallel rank (12h² + 13h at t = 1)."""
+    return layer_split_params(model) / tensor + layer_replicated_params(model)
+
+
+def position_params(model) -> int:
+    """s·h for learned position embeddings, 0 otherwise (e.g. rotary)."""
+    return model.seq_len * model.hidden if getattr(model, "position_embedding", "learned") == "learned" else 0
+
+
+def embedding_params(model, tensor: int = 1) -> float:
+    """Input embedding on one rank: V·h/t (vocab-parallel) + position embedding."""
+    return model.vocab * model.hidden / tensor + position_params(model)
+
+
+def output_params(model, tensor: int = 1, *, shares_embedding_stage: bool = False) -> float:
+    """Final layernorm 2h + output projection V·h/t, unless tied to an embedding on the same stage.
+
+    With tied embeddings and pipeline parallelism the last stage keeps its own
+    copy of the word embedding (Megatron-LM synchronises the two copies'
+    gradients), so only a tied model whose first and last stage coincide
+    saves the V·h/t.
+    """
+    proj = 0.0 if (model.tied_embeddings and shares_embedding_stage) else model.vocab * model.hidden / tensor
+    return 2 * model.hidden + proj
+
+
+def total_params(model) -> float:
+    """Unsharded parameter count: l·layer + embedding + output (tied counted once)."""
+    return model.layers * layer_params(model) + embedding_params(model) + output_params(
+        model, shares_embedding_stage=True)

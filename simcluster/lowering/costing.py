@@ -1,0 +1,102 @@
+"""Per-rank cost of the operator blocks a layer is lowered into.
+
+A block (the attention half or the MLP half of a layer, the embedding, the
+head) runs as one compute task per pass. Its time is the sum of its
+operators' kernel times on one rank after tensor (t), sequence and context (c)
+parallel sharding:
+
+- GEMMs: forward Y[M,N] = X[M,K]·W, backward dgrad (M,K,N) plus wgrad (N,K,M)
+  (the same three products the calibration measured), with N/t for column- and
+  K/t for row-parallel layers and M = b·s/c;
+- attention: the flash-attention model for b, a/t heads, sequence s, divided
+  by c (each context rank holds s/c queries);
+- memory-bound ops: bytes / achievable bandwidth, sharded by t only under
+  sequence parallelism (Korthikanti et al. 2022 §4.2.2);
+- every kernel pays the compute model's launch floor (inside its kernel times).
+
+The compute model's default floor (31 µs) is what an isolated, individually
+timed kernel costs; in a training loop the host runs ahead of the GPU and the
+gap between kernels is a few µs, so lowering builds the model with
+:data:`TRAINING_LOOP_KERNEL_GAP_S`.
+
+FLOPs are the matrix-multiply FLOPs only (GEMMs and attention), the
+convention behind model FLOPs utilisation (Narayanan et al. 2021 eq. 3;
+Korthikanti et al. 2022 eq. 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simcluster.workload.ops import Op
+
+# GPU-side gap between back-to-back kernels of a training loop (host ahead of the GPU).
+TRAINING_LOOP_KERNEL_GAP_S = 5e-6
+MEMORY_KIND = {"norm": "normalization", "elementwise": "elementwise", "embedding": "copy",
+               "loss": "elementwise"}
+
+
+@dataclass(frozen=True)
+class BlockCost:
+    """Seconds and matmul FLOPs of one block on one rank for one microbatch."""
+
+    fwd_s: float
+    bwd_s: float
+    fwd_flops: float
+    bwd_flops: float
+
+
+def _shard(op: Op, t: int, sp: bool) -> int:
+    if op.tp == "replicated":
+        return t if sp else 1
+    return t
+
+
+def op_time(op: Op, cm: Any, t: int, c: int, sp: bool, flash: bool, backward: bool) -> float:
+    """Seconds one rank spends on ``op`` (forward, or backward when ``backward``)."""
+    if op.kind == "gemm" and op.gemm is not None:
+        M, N, K = op.gemm
+        M = max(1, M // c)
+        if op.tp in ("column", "vocab"):
+            N = max(1, N // t)
+        elif op.tp == "row":
+            K = max(1, K // t)
+        if not backward:
+            return cm.gemm_time(M, N, K)
+        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M)
+    if op.kind == "attention" and op.attn is not None:
+        b, a, s, d = op.attn
+        heads = max(1, a // t)
+        return cm.attention_time(b, heads, s, d, causal=True, flash=flash, backward=backward) / c
+    nbytes = op.fwd_bytes / (_shard(op, t, sp) * c)
+    if op.kind in ("embedding", "loss"):
+        nbytes = op.fwd_bytes / c / (t if op.kind == "loss" else 1)
+    kind = MEMORY_KIND.get(op.kind, "elementwise")
+    if backward:  # the gradient kernel reads the output gradient and saved input, writes one
+        return 2 * cm.memory_time(nbytes, kind)
+    return cm.memory_time(nbytes, kind)
+
+
+def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
+    """(forward, backward) matmul FLOPs of ``op`` on one rank."""
+    if op.kind not in ("gemm", "attention"):
+        return 0.0, 0.0
+    return op.fwd_flops / (t * c), op.bwd_flops / (t * c)
+
+
+def block_cost(ops: list[Op], cm: Any, t: int, c: int, sp: bool, flash: bool) -> BlockCost:
+    """Sum of :func:`op_time` and :func:`op_flops` over a block's operators."""
+    fs = bs = ff = bf = 0.0
+    for op in ops:
+        fs += op_time(op, cm, t, c, sp, flash, False)
+        bs += op_time(op, cm, t, c, sp, flash, True)
+        f, b = op_flops(op, t, c)
+        ff += f
+        bf += b
+    return BlockCost(fs, bs, ff, bf)
+
+
+def rank_params(ops: list[Op], t: int) -> float:
+    """Parameters one tensor-parallel rank holds for ``ops`` (replicated ones in full)."""
+    return float(sum(op.params if op.tp == "replicated" else op.params / t for op in ops))

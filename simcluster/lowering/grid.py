@@ -1,0 +1,72 @@
+"""The Megatron rank grid: tensor innermost, then context, then data, then pipeline.
+
+Megatron-Core ``parallel_state`` orders ranks so that tensor-parallel groups
+are consecutive (they share a node's NVLink), then context, then data, and
+pipeline stages outermost::
+
+    rank = tp + t·(cp + c·(dp + d·pp))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RankGrid:
+    """Tensor (t), context (c), data (d) and pipeline (p) degrees of a layout."""
+
+    t: int
+    c: int
+    d: int
+    p: int
+
+    @property
+    def size(self) -> int:
+        return self.t * self.c * self.d * self.p
+
+    @property
+    def per_stage(self) -> int:
+        """GPUs in one pipeline stage: t·c·d."""
+        return self.t * self.c * self.d
+
+    def rank(self, tp: int = 0, cp: int = 0, dp: int = 0, pp: int = 0) -> int:
+        return tp + self.t * (cp + self.c * (dp + self.d * pp))
+
+    def coords(self, rank: int) -> tuple[int, int, int, int]:
+        """(tp, cp, dp, pp) of a rank."""
+        tp, rest = rank % self.t, rank // self.t
+        cp, rest = rest % self.c, rest // self.c
+        dp, pp = rest % self.d, rest // self.d
+        return tp, cp, dp, pp
+
+    def tp_group(self, rank: int) -> tuple[int, ...]:
+        base = rank - rank % self.t
+        return tuple(range(base, base + self.t))
+
+    def cp_group(self, rank: int) -> tuple[int, ...]:
+        tp, _, dp, pp = self.coords(rank)
+        return tuple(self.rank(tp, k, dp, pp) for k in range(self.c))
+
+    def dp_group(self, rank: int) -> tuple[int, ...]:
+        tp, cp, _, pp = self.coords(rank)
+        return tuple(self.rank(tp, cp, k, pp) for k in range(self.d))
+
+    def stage_ranks(self, pp: int) -> range:
+        return range(pp * self.per_stage, (pp + 1) * self.per_stage)
+
+    # Offsets of the identical groups that run the same collective at the same moment
+    # as the group of stage ``pp``'s representative (rank symmetry).
+    def tp_mirror_offsets(self) -> tuple[int, ...]:
+        return tuple(k * self.t for k in range(1, self.c * self.d))
+
+    def cp_mirror_offsets(self) -> tuple[int, ...]:
+        return tuple(self.rank(tp, 0, dp) for dp in range(self.d) for tp in range(self.t)
+                     if (tp, dp) != (0, 0))
+
+    def dp_mirror_offsets(self) -> tuple[int, ...]:
+        return tuple(self.rank(tp, cp) for cp in range(self.c) for tp in range(self.t)
+                     if (tp, cp) != (0, 0))
+
+    def stage_mirror_offsets(self) -> tuple[int, ...]:
+        return tuple(range(1, self.per_stage))

@@ -1,0 +1,78 @@
+"""Invariants every simulated timeline must keep (checked in every test that simulates).
+
+1. every task ran exactly once (one interval per rank it occupies);
+2. no task started before all its dependencies ended;
+3. no two intervals overlap on one (rank, stream);
+4. the makespan is at least the critical path of compute durations through
+   dependencies and stream order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from simcluster.lowering.task import TaskGraph
+
+_TOL = 1e-12
+
+
+class InvariantError(AssertionError):
+    """A simulated timeline broke an invariant: a bug in the simulator."""
+
+
+def check_invariants(tg: TaskGraph, start: list[float], end: list[float]) -> None:
+    tasks = tg.tasks
+    n = len(tasks)
+    if len(start) != n or len(end) != n:
+        raise InvariantError("timeline and task graph differ in length")
+    for t in tasks:
+        s, e = start[t.id], end[t.id]
+        if s != s or e != e:
+            raise InvariantError(f"task {t.id} ({t.name}) never ran")
+        if e < s:
+            raise InvariantError(f"task {t.id} ({t.name}) ends before it starts")
+        for d in t.deps:
+            if s < end[d] - _TOL * max(1.0, end[d]):
+                raise InvariantError(f"task {t.id} ({t.name}) starts at {s} before its dependency "
+                                     f"{d} ({tasks[d].name}) ends at {end[d]}")
+    for (rank, stream), queue in tg.streams.items():
+        prev = None
+        for tid in queue:
+            if prev is not None and start[tid] < end[prev] - _TOL * max(1.0, end[prev]):
+                raise InvariantError(f"tasks {prev} and {tid} overlap on gpu{rank}/{stream}")
+            prev = tid
+    makespan = max(end) if end else 0.0
+    cp = critical_path(tg)
+    if makespan < cp * (1 - 1e-9):
+        raise InvariantError(f"makespan {makespan} is shorter than the critical path {cp}")
+
+
+def critical_path(tg: TaskGraph) -> float:
+    """Longest path of task durations through dependencies and stream order (Kahn's algorithm)."""
+    n = len(tg.tasks)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    indeg = [0] * n
+    for t in tg.tasks:
+        for d in t.deps:
+            succ[d].append(t.id)
+            indeg[t.id] += 1
+    for queue in tg.streams.values():
+        for a, b in zip(queue, queue[1:]):
+            succ[a].append(b)
+            indeg[b] += 1
+    finish = [0.0] * n
+    ready = deque(i for i in range(n) if indeg[i] == 0)
+    seen = 0
+    while ready:
+        i = ready.popleft()
+        seen += 1
+        finish[i] += tg.tasks[i].duration
+        for j in succ[i]:
+            if finish[i] > finish[j]:
+                finish[j] = finish[i]
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                ready.append(j)
+    if seen != n:
+        raise InvariantError("the task graph has a cycle")
+    return max(finish) if finish else 0.0

@@ -1,0 +1,163 @@
+"""The contract's summary figures and the per-stage time breakdown.
+
+Per simulated rank, with T the iteration time (the last task's end):
+
+- compute busy: the union of its compute-stream intervals (forward, backward,
+  recompute, optimizer);
+- exposed communication of a kind: time its compute stream idles while a
+  communication stream of that kind is busy, attributed in the order
+  tensor/context-parallel, pipeline, data-parallel/ZeRO;
+- bubble: what remains of T, idle with nothing to wait for.
+
+These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
+``compute_utilization`` average them over the simulated ranks, each standing
+for the same number of GPUs. Model FLOPs count the matrix multiplies without
+recompute (Narayanan et al. 2021 eq. 3 with 72 instead of 96; Korthikanti et
+al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from simcluster.costs.memory import stage_memory
+from simcluster.engine.simulate import SimResult
+from simcluster.lowering.task import TaskGraph
+from simcluster.metrics.intervals import intersect, measure, merge, subtract
+
+COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
+
+
+def _rank_breakdown(tg: TaskGraph, res: SimResult, rank: int, T: float) -> dict[str, float]:
+    streams: dict[str, list[tuple[float, float]]] = {}
+    by_phase = {"compute": 0.0, "recompute": 0.0, "optimizer": 0.0}
+    for (r, stream), queue in tg.streams.items():
+        if r != rank:
+            continue
+        iv = [(res.start[i], res.end[i]) for i in queue]
+        streams[stream] = iv
+        if stream == "compute":
+            for i in queue:
+                ph = tg.tasks[i].phase
+                key = ph if ph in ("recompute", "optimizer") else "compute"
+                by_phase[key] += res.end[i] - res.start[i]
+    busy = merge(streams.get("compute", []))
+    idle = subtract([(0.0, T)], busy)
+    out = dict(by_phase)
+    for name, names in COMM_KINDS:
+        comm = merge(iv for s in names for iv in streams.get(s, []))
+        out[f"exposed_{name}_comm"] = measure(intersect(idle, comm))
+        idle = subtract(idle, comm)
+    out["bubble"] = measure(idle)
+    out["compute_busy"] = measure(busy)
+    return out
+
+
+def _peak_flops(spec: Any, device: Any) -> float:
+    return device.peak_flops_fp32 if spec.training.precision == "fp32" else device.peak_flops
+
+
+def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict, dict]:
+    """(summary.json figures, details for the report)."""
+    T = max(res.end) if res.end else 0.0
+    ranks = list(tg.ranks)
+    mult = tg.multiplicity
+    n_gpus = spec.num_gpus
+    model_flops = hw_flops = 0.0
+    for t in tg.tasks:
+        if t.flops:
+            w = sum(mult.get(r, 1) for r in t.ranks)
+            hw_flops += t.flops * w
+            if t.phase != "recompute":
+                model_flops += t.flops * w
+    device = topo.device
+    peak = _peak_flops(spec, device)
+    breakdown = []
+    for r in ranks:
+        b = _rank_breakdown(tg, res, r, T)
+        breakdown.append({"stage": tg.tasks[tg.streams[(r, "compute")][0]].stage, "rank": r, **b})
+    k = len(breakdown) or 1
+    bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
+    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]
+                  for b in breakdown) / k / T if T else 0.0
+    util = sum(b["compute_busy"] for b in breakdown) / k / T if T else 0.0
+
+    memory = _memory(spec, tg)
+    peak_mem = max(m["total"] for m in memory)
+    cap = device.memory_bytes
+    mtf = model_flops / T / n_gpus / 1e12 if T else 0.0
+    htf = hw_flops / T / n_gpus / 1e12 if T else 0.0
+    tokens = spec.training.global_batch * spec.model.seq_len
+    summary = {
+        "num_gpus": n_gpus,
+        "iteration_time_s": T,
+        "tokens_per_s": tokens / T if T else 0.0,
+        "model_tflops_per_gpu": mtf,
+        "hardware_tflops_per_gpu": htf,
+        "mfu": mtf * 1e12 / peak,
+        "hfu": htf * 1e12 / peak,
+        "bubble_fraction": bubble,
+        "exposed_comm_fraction": exposed,
+        "compute_utilization": util,
+        "peak_memory_bytes": peak_mem,
+        "memory_capacity_bytes": cap,
+        "fits_in_memory": bool(peak_mem <= cap),
+        "model_flops_per_iteration": model_flops,
+        "simulated_ranks": len(ranks),
+        "microbatches": spec.num_microbatches,
+    }
+    details = {
+        "ranks": [_rank_label(tg, spec, r) for r in ranks],
+        "memory": memory,
+        "breakdown": [{key: b[key] for key in ("stage", "compute", "recompute", "exposed_tp_comm",
+                                                 "exposed_dp_comm", "exposed_pp_comm", "bubble",
+                                                 "optimizer")} for b in breakdown],
+        "warnings": _warnings(summary),
+        "link_utilization": _links(res, topo, T),
+        "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
+    }
+    return summary, details
+
+
+def _rank_label(tg: TaskGraph, spec: Any, r: int) -> dict:
+    n = tg.multiplicity.get(r, 1)
+    stage = r // n if n else 0
+    return {"rank": r, "stage": stage, "represents": n,
+            "label": f"stage {stage} (ranks {r}–{r + n - 1})" if n > 1 else f"stage {stage} (rank {r})"}
+
+
+def _memory(spec: Any, tg: TaskGraph) -> list[dict]:
+    par = spec.parallelism
+    p, v = par.pipeline, par.virtual_stages
+    chunks = tg.meta["chunk_layers"]
+    out = []
+    for s in range(p):
+        layers = sum(len(chunks[c * p + s]) for c in range(v))
+        in_flight = tg.meta["in_flight"][s] / v
+        mb = stage_memory(spec.model, spec.training, par, layers_on_stage=layers,
+                          has_embedding=(s == 0), has_logits=(s == p - 1),
+                          microbatches_in_flight=math.ceil(in_flight))
+        out.append({"stage": s, **mb.to_dict(), "total": mb.total})
+    return out
+
+
+def _warnings(s: dict) -> list[str]:
+    w = []
+    if not s["fits_in_memory"]:
+        w.append(f"does not fit in memory: peak {s['peak_memory_bytes'] / 2**30:.1f} GiB per GPU "
+                 f"> {s['memory_capacity_bytes'] / 2**30:.1f} GiB")
+    if s["exposed_comm_fraction"] > 0.2:
+        w.append(f"exposed communication is {s['exposed_comm_fraction']:.0%} of the iteration")
+    if s["bubble_fraction"] > 0.2:
+        w.append(f"pipeline bubble is {s['bubble_fraction']:.0%} of the iteration")
+    return w
+
+
+def _links(res: SimResult, topo: Any, T: float, top: int = 20) -> list[dict]:
+    used = [i for i, b in enumerate(res.link_bytes) if b > 0]
+    used.sort(key=lambda i: (-res.link_bytes[i], i))
+    return [{"link": topo.link_names[i], "cls": topo.link_class[i], "busy_s": res.link_busy_s[i],
+             "bytes": res.link_bytes[i],
+             "mean_utilization": res.link_bytes[i] / (topo.link_bandwidth[i] * T) if T else 0.0}
+            for i in used[:top]]

@@ -1,0 +1,181 @@
+"""``report.html``: one self-contained page (no scripts, no external resources).
+
+Title, warnings, the summary figures in human units, the plots embedded as base64 PNGs,
+the per-stage time breakdown and memory tables, link utilization and the resolved config
+(collapsible).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from html import escape
+from pathlib import Path
+
+from simcluster.reporting.style import BREAKDOWN_STYLE
+from simcluster.reporting.text import fmt_gib, fmt_pct, fmt_seconds, summary_rows
+
+WARN_FRACTION = 0.20
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;
+padding:0 1rem;color:#222;line-height:1.4}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.sub{color:#666;margin-top:0}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}th{background:#f4f4f4}
+td.k,th.k{text-align:left}
+.warn{background:#fff3cd;border:1px solid #e0b000;border-left:6px solid #d58a00;padding:.6rem 1rem;margin:1rem 0}
+.warn.bad{background:#fde2e1;border-color:#c0392b;border-left-color:#c0392b}
+.warn ul{margin:.2rem 0 .2rem 1.2rem;padding:0}
+img{max-width:100%;border:1px solid #eee}
+details{margin:.5rem 0}summary{cursor:pointer;font-weight:600}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+.ok{color:#1a7f37;font-weight:600}.no{color:#c0392b;font-weight:600}
+"""
+
+
+def collect_warnings(summary: dict, details: dict | None) -> list[tuple[str, bool]]:
+    """``(message, severe)`` pairs: the run's own warnings plus memory, exposed comm and bubble checks."""
+    out: list[tuple[str, bool]] = []
+    s = summary or {}
+    if s.get("fits_in_memory") is False:
+        out.append((f"Does not fit in memory: peak {fmt_gib(s.get('peak_memory_bytes'))} per GPU "
+                    f"exceeds the device's {fmt_gib(s.get('memory_capacity_bytes'))}.", True))
+    for key, what in (("exposed_comm_fraction", "Exposed communication"), ("bubble_fraction", "Pipeline bubble")):
+        v = s.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > WARN_FRACTION:
+            out.append((f"{what} is {fmt_pct(v)} of the iteration (above {WARN_FRACTION:.0%}).", False))
+    for w in (details or {}).get("warnings") or []:
+        out.append((str(w), False))
+    return out
+
+
+def _table(header: list[str], rows: list[list[str]], left_cols: int = 1) -> str:
+    """An HTML table; cells are escaped; the first ``left_cols`` columns align left."""
+    th = "".join(f'<th class="k">{escape(h)}</th>' if i < left_cols else f"<th>{escape(h)}</th>" for i, h in enumerate(header))
+    body = []
+    for r in rows:
+        body.append("<tr>" + "".join(f'<td class="k">{escape(c)}</td>' if i < left_cols else f"<td>{escape(c)}</td>"
+                                     for i, c in enumerate(r)) + "</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _flatten(d: object, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as ``(dotted.key, value)`` pairs, in key order."""
+    if isinstance(d, dict):
+        out: list[tuple[str, str]] = []
+        for k in sorted(d, key=str):
+            out += _flatten(d[k], f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(d, (list, tuple)):
+        return [(prefix, json.dumps(d, default=str))]
+    return [(prefix, "null" if d is None else str(d))]
+
+
+def _breakdown_table(breakdown: list[dict]) -> str:
+    """Per stage: each component's seconds and share of the stage's total."""
+    rows = sorted((b for b in breakdown if isinstance(b, dict)), key=lambda b: int(b.get("stage", 0) or 0))
+    keys = [k for k in BREAKDOWN_STYLE if any(k in b for b in rows)]
+    header = ["stage"] + [BREAKDOWN_STYLE[k][1] for k in keys] + ["total"]
+    body = []
+    for b in rows:
+        total = sum(float(b.get(k) or 0) for k in keys)
+        cells = [str(b.get("stage", ""))]
+        for k in keys:
+            v = float(b.get(k) or 0)
+            cells.append(f"{fmt_seconds(v)} ({v / total:.1%})" if total > 0 else fmt_seconds(v))
+        body.append(cells + [fmt_seconds(total)])
+    return _table(header, body)
+
+
+def _memory_table(memory: list[dict]) -> str:
+    """Per stage: memory components in GiB."""
+    rows = sorted((m for m in memory if isinstance(m, dict)), key=lambda m: int(m.get("stage", 0) or 0))
+    order = ["weights", "gradients", "optimizer_states", "activations", "buffers", "total"]
+    keys = [k for k in order if any(k in m for m in rows)]
+    keys += sorted({k for m in rows for k in m if k not in order and k != "stage"})
+    header = ["stage"] + [k.replace("_", " ") for k in keys]
+    return _table(header, [[str(m.get("stage", ""))] + [fmt_gib(m.get(k)) for k in keys] for m in rows])
+
+
+def _links_table(links: list[dict]) -> str:
+    """Per link: class, busy time, bytes, mean utilization."""
+    body = []
+    for e in sorted((x for x in links if isinstance(x, dict)), key=lambda x: str(x.get("link", ""))):
+        body.append([str(e.get("link", "")), str(e.get("cls", "")), fmt_seconds(e.get("busy_s")),
+                     fmt_gib(e.get("bytes")), fmt_pct(e.get("mean_utilization"))])
+    return _table(["link", "class", "busy", "carried", "mean utilization"], body, left_cols=2)
+
+
+def _img(path: Path, alt: str) -> str:
+    """The PNG at ``path`` as an inline ``<img>`` (a note when it is missing)."""
+    if not path.exists():
+        return f"<p><em>{escape(path.name)} was not drawn.</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None) -> str:
+    """The page's HTML; images are read from ``run_dir``."""
+    run_dir = Path(run_dir)
+    details = details or {}
+    name = str((config or {}).get("name") or "simcluster run")
+    cluster = (config or {}).get("cluster") or {}
+    device = cluster.get("device")
+    device = device.get("name") if isinstance(device, dict) else device
+    sub = ", ".join(str(x) for x in (cluster.get("name"), device, f"{summary.get('num_gpus', '?')} GPUs") if x)
+
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>{escape(name)}: simcluster report</title><style>{CSS}</style></head><body>",
+             f"<h1>{escape(name)}</h1><p class=\"sub\">simcluster report · {escape(sub)}</p>"]
+
+    warnings = collect_warnings(summary, details)
+    if warnings:
+        severe = any(s for _, s in warnings)
+        items = "".join(f"<li>{'<strong>' if s else ''}{escape(m)}{'</strong>' if s else ''}</li>" for m, s in warnings)
+        parts.append(f'<div class="warn{" bad" if severe else ""}"><strong>Warnings</strong><ul>{items}</ul></div>')
+
+    rows = []
+    for key, label, value in summary_rows(summary):
+        if key == "fits_in_memory":
+            cls = "ok" if summary.get(key) else "no"
+            rows.append(f'<tr><td class="k">{escape(label)}</td><td class="{cls}">{escape(value)}</td></tr>')
+        else:
+            rows.append(f'<tr><td class="k">{escape(label)}</td><td>{escape(value)}</td></tr>')
+    parts.append("<h2>Summary</h2><table><tbody>" + "".join(rows) + "</tbody></table>")
+    extra = {k: v for k, v in summary.items() if k not in {r[0] for r in summary_rows(summary)}}
+    if extra:
+        parts.append("<details><summary>other figures</summary>"
+                     + _table(["key", "value"], [[k, v] for k, v in _flatten(extra)]) + "</details>")
+
+    parts.append("<h2>Timeline</h2>" + _img(run_dir / "gantt.png", "Gantt chart of one iteration"))
+    parts.append("<p>The full timeline is in <code>trace.json</code> (Chrome trace format: open it in Perfetto "
+                 "or chrome://tracing) and <code>timeline.csv</code>/<code>timeline.parquet</code>.</p>")
+    parts.append("<h2>Utilization</h2>" + _img(run_dir / "utilization.png", "utilization over time"))
+
+    if details.get("breakdown"):
+        parts.append("<h2>Where the time goes, per stage</h2>" + _breakdown_table(details["breakdown"]))
+    if details.get("memory"):
+        parts.append("<h2>Memory per GPU, per stage</h2>" + _memory_table(details["memory"]))
+    if details.get("link_utilization"):
+        parts.append("<details><summary>Link utilization</summary>" + _links_table(details["link_utilization"])
+                     + "</details>")
+    if details.get("ranks"):
+        rk = sorted((r for r in details["ranks"] if isinstance(r, dict)), key=lambda r: (r.get("stage", 0), r.get("rank", 0)))
+        parts.append("<details><summary>Simulated ranks</summary>" + _table(
+            ["rank", "stage", "stands for", "label"],
+            [[str(r.get("rank", "")), str(r.get("stage", "")), f"{r.get('represents', 1)} GPUs", str(r.get("label", ""))]
+             for r in rk]) + "</details>")
+
+    parts.append("<h2>Configuration</h2><details><summary>resolved workload and cluster</summary>"
+                 + _table(["key", "value"], [[k, v] for k, v in _flatten(config or {})], left_cols=2) + "</details>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_html(path: Path, summary: dict, config: dict, details: dict | None) -> None:
+    """Write ``report.html`` at ``path`` (images are taken from the same folder)."""
+    path = Path(path)
+    path.write_text(render_html(path.parent, summary, config, details), encoding="utf-8")

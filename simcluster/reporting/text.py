@@ -1,0 +1,118 @@
+"""Human units for the terminal and the HTML page, and the summary table ``run`` prints."""
+
+from __future__ import annotations
+
+import math
+
+GiB = 1024**3
+
+
+def _finite(v: object) -> float | None:
+    """``v`` as a finite float, else None."""
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def fmt_seconds(v: object) -> str:
+    """``1.234 s``, ``12.3 ms``, ``45.6 µs``."""
+    f = _finite(v)
+    if f is None:
+        return "—"
+    a = abs(f)
+    if a >= 1 or a == 0:
+        return f"{f:.3f} s"
+    if a >= 1e-3:
+        return f"{f * 1e3:.4g} ms"
+    return f"{f * 1e6:.4g} µs"
+
+
+def fmt_pct(v: object) -> str:
+    """A fraction as a percentage: ``0.4567`` -> ``45.67 %``."""
+    f = _finite(v)
+    return "—" if f is None else f"{f * 100:.2f} %"
+
+
+def fmt_gib(v: object) -> str:
+    """Bytes in GiB: ``85899345920`` -> ``80.00 GiB``."""
+    f = _finite(v)
+    return "—" if f is None else f"{f / GiB:.2f} GiB"
+
+
+def fmt_tflops(v: object) -> str:
+    """A TFLOP/s figure: ``123.4 TFLOP/s``."""
+    f = _finite(v)
+    return "—" if f is None else f"{f:.1f} TFLOP/s"
+
+
+def fmt_count(v: object, unit: str = "") -> str:
+    """A large count with thousands separators: ``1,234,567 tokens/s``."""
+    f = _finite(v)
+    if f is None:
+        return "—"
+    s = f"{f:,.0f}" if abs(f) >= 100 else f"{f:.3g}"
+    return f"{s} {unit}".strip()
+
+
+def fmt_bool(v: object) -> str:
+    """``yes`` / ``no`` / ``—``."""
+    return "—" if v is None else ("yes" if v else "no")
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
+    """``(key, label, value in human units)`` for the contract's summary figures present in ``summary``."""
+    s = summary
+    rows = [
+        ("num_gpus", "GPUs", fmt_count(s.get("num_gpus"))),
+        ("iteration_time_s", "iteration time", fmt_seconds(s.get("iteration_time_s"))),
+        ("tokens_per_s", "throughput", fmt_count(s.get("tokens_per_s"), "tokens/s")),
+        ("model_tflops_per_gpu", "model TFLOP/s per GPU", fmt_tflops(s.get("model_tflops_per_gpu"))),
+        ("hardware_tflops_per_gpu", "hardware TFLOP/s per GPU", fmt_tflops(s.get("hardware_tflops_per_gpu"))),
+        ("mfu", "MFU", fmt_pct(s.get("mfu"))),
+        ("hfu", "HFU", fmt_pct(s.get("hfu"))),
+        ("bubble_fraction", "pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
+        ("exposed_comm_fraction", "exposed communication", fmt_pct(s.get("exposed_comm_fraction"))),
+        ("compute_utilization", "compute utilization", fmt_pct(s.get("compute_utilization"))),
+        ("peak_memory_bytes", "peak memory per GPU", fmt_gib(s.get("peak_memory_bytes"))),
+        ("memory_capacity_bytes", "memory capacity", fmt_gib(s.get("memory_capacity_bytes"))),
+        ("fits_in_memory", "fits in memory", fmt_bool(s.get("fits_in_memory"))),
+    ]
+    return [r for r in rows if r[0] in s]
+
+
+def print_summary(summary: dict, config: dict | None = None) -> str:
+    """A short aligned text table of a run's headline figures (returned, not printed).
+
+    Iteration time, tokens/s, TFLOP/s per GPU, MFU, bubble, exposed communication, peak
+    memory against capacity and whether it fits.
+    """
+    s = summary or {}
+    cfg = config or {}
+    par = cfg.get("parallelism") or {}
+    layout = " × ".join(f"{k[0].upper()}P{par[k]}" for k in ("tensor", "pipeline", "data", "context")
+                        if k in par and not (k == "context" and par[k] == 1))
+    cluster = cfg.get("cluster") or {}
+    device = cluster.get("device")
+    device = device.get("name") if isinstance(device, dict) else device
+    head = str(cfg.get("name") or "run")
+    where = ", ".join(str(x) for x in (layout and f"{layout}", device) if x)
+    rows = [
+        ("iteration time", fmt_seconds(s.get("iteration_time_s"))),
+        ("throughput", fmt_count(s.get("tokens_per_s"), "tokens/s")),
+        ("TFLOP/s per GPU", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
+                            f"{fmt_tflops(s.get('hardware_tflops_per_gpu'))} hardware"),
+        ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}"),
+        ("pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
+        ("exposed comm", fmt_pct(s.get("exposed_comm_fraction"))),
+        ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"),
+        ("fits in memory", fmt_bool(s.get("fits_in_memory"))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    title = f"{head} on {fmt_count(s.get('num_gpus'))} GPUs" + (f" ({where})" if where else "")
+    lines = [title, "-" * max(len(title), width + 24)]
+    lines += [f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)

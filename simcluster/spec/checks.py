@@ -1,0 +1,132 @@
+"""Cross-field checks of a workload: is the parallel layout possible on this model and cluster?
+
+Each problem is a (dotted key, reason) pair; the key is the one most worth looking at
+(``parallelism.tensor`` when tensor does not divide heads), so that the loader can print
+its line. The rules come from the contract; the Megatron-LM constraints they mirror are
+in Narayanan et al., "Efficient Large-Scale Language Model Training on GPU Clusters
+Using Megatron-LM" (SC'21), sections 2 and 3.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from simcluster.spec.workload import WorkloadSpec
+
+
+class Finding(NamedTuple):
+    """One cross-field problem: the key it is about, why, and other keys it involves.
+
+    The loader prints ``key``; it takes the line from the first of ``key, *near`` that
+    the user actually wrote (so a problem caused by ``--set`` names ``--set``).
+    """
+
+    key: str
+    reason: str
+    near: tuple[str, ...] = ()
+
+#: Schedules that run one model chunk per pipeline rank.
+SINGLE_CHUNK_SCHEDULES = ("gpipe", "1f1b")
+
+
+def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
+    m, t = spec.model, spec.parallelism.tensor
+    found: list[Finding] = []
+    if m.hidden % m.heads:
+        found.append(Finding("model.heads", f"heads {m.heads} does not divide hidden {m.hidden}", ("model.hidden",)))
+    if m.heads % m.kv_heads:
+        found.append(Finding("model.kv_heads", f"kv_heads {m.kv_heads} does not divide heads {m.heads}", ("model.heads",)))
+    if m.heads % t:
+        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide heads {m.heads}", ("model.heads",)))
+    if m.kv_heads % t and m.kv_heads != m.heads:
+        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide kv_heads {m.kv_heads}", ("model.kv_heads",)))
+    if m.ffn_hidden % t:
+        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide ffn_hidden {m.ffn_hidden}", ("model.ffn_hidden",)))
+    return found
+
+
+def _stage_checks(spec: "WorkloadSpec") -> list[Finding]:
+    p, layers = spec.parallelism, spec.model.layers
+    stages = p.pipeline * p.virtual_stages
+    found: list[Finding] = []
+    if stages > layers:
+        what = f"pipeline {p.pipeline}" + (f" × virtual_stages {p.virtual_stages}" if p.virtual_stages > 1 else "")
+        found.append(Finding("parallelism.pipeline", f"{what} = {stages} stages, more than the model's {layers} layer{'s' if layers != 1 else ''}",
+                             ("parallelism.virtual_stages", "model.layers")))
+    if p.stage_layers is not None:
+        if len(p.stage_layers) != stages:
+            found.append(Finding(
+                "parallelism.stage_layers",
+                f"has {len(p.stage_layers)} entries; needs one per stage (pipeline × virtual_stages = {stages})",
+                ("parallelism.pipeline", "parallelism.virtual_stages"),
+            ))
+        if sum(p.stage_layers) != layers:
+            found.append(Finding("parallelism.stage_layers", f"sums to {sum(p.stage_layers)}; needs model.layers = {layers}",
+                                 ("model.layers",)))
+    if spec.model.seq_len % p.context:
+        found.append(Finding("parallelism.context", f"context {p.context} does not divide seq_len {spec.model.seq_len}",
+                             ("model.seq_len",)))
+    if p.sequence_parallel and spec.model.seq_len % p.tensor:
+        found.append(Finding(
+            "parallelism.sequence_parallel",
+            f"sequence parallelism needs tensor {p.tensor} to divide seq_len {spec.model.seq_len}",
+            ("parallelism.tensor", "model.seq_len"),
+        ))
+    return found
+
+
+def _layout_checks(spec: "WorkloadSpec") -> list[Finding]:
+    p, tr, cluster = spec.parallelism, spec.training, spec.cluster
+    gpus = cluster.num_gpus
+    nodes = f"{cluster.nodes} node" + ("s" if cluster.nodes != 1 else "")
+    have = f"the cluster's {gpus} GPUs ({nodes} × {cluster.gpus_per_node})"
+    rest = p.tensor * p.pipeline * p.context
+    if p.data is None:
+        return [Finding(
+            "parallelism.data",
+            f"not given, and {have} do not divide evenly by tensor × pipeline × context = {rest}",
+            ("parallelism.tensor", "parallelism.pipeline", "parallelism.context", "cluster.nodes", "cluster.devices"),
+        )]
+    found = []
+    if spec.num_gpus > gpus:
+        found.append(Finding(
+            "parallelism.data",
+            f"tensor × pipeline × data × context = {p.tensor}×{p.pipeline}×{p.data}×{p.context} = "
+            f"{spec.num_gpus} GPUs, more than {have}",
+            ("parallelism.tensor", "parallelism.pipeline", "parallelism.context", "cluster.nodes", "cluster.devices"),
+        ))
+    per_step = tr.micro_batch * p.data
+    if tr.global_batch % per_step:
+        found.append(Finding(
+            "training.global_batch",
+            f"{tr.global_batch} is not a multiple of micro_batch × data = {tr.micro_batch}×{p.data} = {per_step}",
+            ("training.micro_batch", "parallelism.data"),
+        ))
+    elif p.schedule == "interleaved" and spec.num_microbatches % p.pipeline:
+        found.append(Finding(
+            "parallelism.schedule",
+            f"interleaved needs the number of microbatches ({spec.num_microbatches}) "
+            f"to be a multiple of pipeline ({p.pipeline})",
+            ("parallelism.virtual_stages", "parallelism.pipeline", "training.global_batch"),
+        ))
+    return found
+
+
+def _schedule_checks(spec: "WorkloadSpec") -> list[Finding]:
+    p = spec.parallelism
+    if p.schedule == "interleaved" and p.virtual_stages < 2:
+        return [Finding("parallelism.schedule", f"interleaved needs virtual_stages >= 2, got {p.virtual_stages}",
+                        ("parallelism.virtual_stages",))]
+    if p.schedule in SINGLE_CHUNK_SCHEDULES and p.virtual_stages > 1:
+        return [Finding(
+            "parallelism.virtual_stages",
+            f"{p.virtual_stages} model chunks per rank need schedule interleaved, not {p.schedule}",
+            ("parallelism.schedule",),
+        )]
+    return []
+
+
+def check_workload(spec: "WorkloadSpec") -> list[Finding]:
+    """Every cross-field problem of ``spec``; empty when the layout is possible."""
+    return _model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)

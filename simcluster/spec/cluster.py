@@ -1,0 +1,280 @@
+"""Cluster files (``topologies/NAME.yaml``): devices, nodes, and the fabrics between them.
+
+A cluster is read from a preset name (``topologies/NAME.yaml`` in the repository root)
+or a file path. A workload's ``cluster:`` section names one (``preset:`` or ``path:``)
+and may override any of its keys (``intra_node`` / ``inter_node`` / a device mapping are
+merged key by key) or give ``devices: N`` instead of ``nodes``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+
+import simcluster
+from simcluster.errors import Problem, SpecError
+from simcluster.registry import UnknownName
+from simcluster.spec.fields import STRICT, Bandwidth, Bytes, FabricName, FlopRate, PositiveInt, Seconds, registry
+from simcluster.spec.problems import Locator, known_keys, problems_from_error
+from simcluster.spec.yamlio import YamlDoc, load_yaml
+from simcluster.topology.devices import Device
+
+#: Where preset cluster files live: ``topologies/`` next to the ``simcluster`` package.
+PRESETS_DIR = Path(simcluster.__file__).resolve().parent.parent / "topologies"
+
+
+class DeviceMapping(BaseModel):
+    """A device given by its figures instead of a catalogue name."""
+
+    model_config = STRICT
+    name: str = "custom"
+    peak_flops: Annotated[FlopRate, Field(gt=0)]
+    peak_flops_fp32: Annotated[FlopRate, Field(gt=0)] | None = None  # default peak_flops / 16
+    memory: Annotated[Bytes, Field(gt=0)]
+    memory_bandwidth: Annotated[Bandwidth, Field(gt=0)]
+    vendor: str = "nvidia"
+
+    def to_device(self) -> Device:
+        fp32 = self.peak_flops_fp32 if self.peak_flops_fp32 is not None else self.peak_flops / 16
+        return Device(self.name, self.peak_flops, fp32, self.memory, self.memory_bandwidth, self.vendor)
+
+
+def _to_device(value: Any) -> Any:
+    """A catalogue name or a mapping of figures -> :class:`Device`."""
+    if isinstance(value, Device):
+        return value
+    if isinstance(value, str):
+        try:
+            return registry("device").get(value)
+        except UnknownName as exc:
+            raise ValueError(str(exc)) from None
+    if isinstance(value, dict):
+        if "memory_bytes" in value and "memory" not in value:  # a Device written out by model_dump()
+            value = {("memory" if k == "memory_bytes" else k): v for k, v in value.items()}
+        return DeviceMapping.model_validate(value).to_device()
+    raise ValueError(f"expected a device name like 'a100-80gb' or a mapping of its figures, got {value!r}")
+
+
+class IntraNodeSpec(BaseModel):
+    """The fabric between the GPUs of one node; bandwidth per GPU per direction."""
+
+    model_config = STRICT
+    fabric: FabricName = "nvswitch"
+    bandwidth: Bandwidth = 0.0
+    latency: Seconds = 0.0
+
+
+class InterNodeSpec(BaseModel):
+    """The fabric between nodes: NICs into a fat tree / rail-optimized network, or a torus of links."""
+
+    model_config = STRICT
+    fabric: FabricName = "fat-tree"
+    nics_per_node: PositiveInt = 1
+    nic_bandwidth: Bandwidth = 0.0  # per NIC per direction
+    latency: Seconds = 0.0
+    oversubscription: Annotated[float, Field(gt=0)] = 1.0
+    switch_radix: Annotated[int, Field(ge=2)] = 64
+    torus: list[PositiveInt] | None = None  # torus dimensions, e.g. [16, 16, 16]
+    link_bandwidth: Bandwidth | None = None  # per torus link per direction
+
+
+class ClusterSpec(BaseModel):
+    """A validated cluster, units resolved to SI."""
+
+    model_config = STRICT
+    user_sections: ClassVar[dict[str, type[BaseModel]]] = {"device": DeviceMapping}
+    hidden_keys: ClassVar[tuple[str, ...]] = ("source",)
+
+    name: str = "cluster"
+    source: str = "<inline>"
+    device: Annotated[Device, BeforeValidator(_to_device)]
+    gpus_per_node: PositiveInt
+    nodes: PositiveInt = 1
+    intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec)
+    inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec)
+    price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = None
+
+    @property
+    def num_gpus(self) -> int:
+        """Every GPU in the cluster: gpus_per_node * nodes."""
+        return self.gpus_per_node * self.nodes
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict with defaults filled and the device's figures."""
+        out = self.model_dump(mode="json")
+        out["num_gpus"] = self.num_gpus
+        return out
+
+
+def check_cluster(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """Cross-field problems of a cluster as (dotted key, reason)."""
+    found: list[tuple[str, str]] = []
+    intra, inter = spec.intra_node, spec.inter_node
+    if spec.gpus_per_node > 1 and intra.fabric not in ("none", "torus") and intra.bandwidth <= 0:
+        found.append(("intra_node.bandwidth", f"needed (> 0) with {spec.gpus_per_node} GPUs per node"))
+    if inter.fabric == "torus":
+        if not inter.torus:
+            found.append(("inter_node.torus", "needed for fabric torus, e.g. [16, 16, 16]"))
+        if not inter.link_bandwidth and not inter.nic_bandwidth:
+            found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
+    elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
+        found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
+    return found
+
+
+def list_presets() -> list[str]:
+    """Names of the cluster presets in ``topologies/``."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) if PRESETS_DIR.is_dir() else []
+
+
+def preset_path(name: str) -> Path:
+    """The file of preset ``name``; raises ValueError listing the known presets."""
+    path = PRESETS_DIR / f"{name}.yaml"
+    if "/" in name or "\\" in name or not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(list_presets()) or '(none)'}")
+    return path
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; mappings present in both are merged key by key."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _validate(data: dict[str, Any], locate, known=None, skip=lambda k: False) -> tuple[ClusterSpec | None, list[Problem]]:
+    """Validate a merged cluster mapping; problems located by ``locate``."""
+    try:
+        spec = ClusterSpec.model_validate(data)
+    except ValidationError as err:
+        return None, problems_from_error(err, ClusterSpec, locate, skip=skip, known=known)
+    problems = []
+    for key, reason in check_cluster(spec):
+        file, line, shown = locate(key)
+        problems.append(Problem(file, line, shown, reason))
+    return spec, problems
+
+
+def cluster_from_doc(doc: YamlDoc, source: str | None = None) -> ClusterSpec:
+    """A ClusterSpec from a parsed cluster file; raises SpecError."""
+    data = dict(doc.data)
+    data.setdefault("name", Path(doc.file).stem)
+    data["source"] = source or doc.file
+    spec, problems = _validate(data, Locator(doc))
+    if problems or spec is None:
+        raise SpecError(problems)
+    return spec
+
+
+def load_cluster(ref: str | Path | ClusterSpec) -> ClusterSpec:
+    """Load a cluster from a file path or a preset name (``"dgx-a100-80gb"``); raises SpecError."""
+    if isinstance(ref, ClusterSpec):
+        return ref
+    text = str(ref)
+    path = Path(text)
+    if not path.exists() and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        try:
+            path = preset_path(text)
+        except ValueError as exc:
+            raise SpecError([Problem(text, None, "", str(exc))]) from None
+        text = display_path(path)
+    return cluster_from_doc(load_yaml(path), source=text)
+
+
+def _in_section(section: dict[str, Any], key: str) -> bool:
+    """Whether dotted ``key`` was written in ``section`` (or lies inside a value written there)."""
+    node: Any = section
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return True
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec:
+    """The ClusterSpec named by a workload's ``cluster:`` section; raises SpecError.
+
+    ``where`` locates keys of the section in the workload (its prefix is ``"cluster"``);
+    relative ``path:`` values are taken from ``base_dir`` (the workload's folder).
+    """
+    def fail(key: str, reason: str) -> SpecError:
+        file, line, shown = where(key)
+        return SpecError([Problem(file, line, shown, reason)])
+
+    if section is None:
+        raise fail("", "required section is missing; give `cluster: {preset: NAME}` or `cluster: {path: FILE}`")
+    if not isinstance(section, dict):
+        raise fail("", f"expected a section of keys (preset: NAME or path: FILE), got {section!r}")
+    section = dict(section)
+    preset, path, devices = section.pop("preset", None), section.pop("path", None), section.pop("devices", None)
+    base: YamlDoc | None = None
+    source = "<inline>"
+    if preset is not None and path is not None:
+        raise fail("path", "give preset or path, not both")
+    if preset is not None:
+        if not isinstance(preset, str):
+            raise fail("preset", f"expected a preset name, got {preset!r}")
+        try:
+            file = preset_path(preset)
+        except ValueError as exc:
+            raise fail("preset", str(exc)) from None
+        source = display_path(file)
+        base = load_yaml(source)
+    elif path is not None:
+        if not isinstance(path, str):
+            raise fail("path", f"expected a file path, got {path!r}")
+        file = Path(path) if Path(path).is_absolute() else base_dir / path
+        if not file.is_file():
+            raise fail("path", f"cluster file not found: {file}")
+        source = str(file)
+        base = load_yaml(file)
+    merged = deep_merge(base.data if base else {}, section)
+    if base is not None:
+        merged.setdefault("name", Path(base.file).stem)
+    merged["source"] = source
+    if devices is not None:
+        gpn = merged.get("gpus_per_node")
+        if "nodes" in section:
+            raise fail("devices", "give nodes or devices, not both")
+        if isinstance(devices, bool) or not isinstance(devices, int) or devices <= 0:
+            raise fail("devices", f"expected a positive integer, got {devices!r}")
+        if isinstance(gpn, int) and not isinstance(gpn, bool) and gpn > 0:
+            if devices % gpn:
+                raise fail("devices", f"{devices} devices do not fill whole nodes of {gpn} GPUs")
+            merged["nodes"] = devices // gpn
+
+    def locate(key: str) -> tuple[str, int | None, str]:
+        if base is None or _in_section(section, key):
+            return where(key)
+        if key == "nodes" and devices is not None:
+            return where("devices")
+        return Locator(base)(key)
+
+    def known(loc: tuple[str, ...]) -> list[str] | None:
+        keys = known_keys(ClusterSpec, loc[:-1])
+        if len(loc) == 1 and keys is not None and (base is None or _in_section(section, loc[0])):
+            keys = sorted(keys + ["devices", "path", "preset"])
+        return keys
+
+    spec, problems = _validate(merged, locate, known=known)
+    if problems or spec is None:
+        raise SpecError(problems)
+    return spec

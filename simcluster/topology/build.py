@@ -1,0 +1,83 @@
+"""Build a :class:`Topology` from a cluster spec (duck-typed; see simcluster.spec.cluster).
+
+Fields read: ``name``, ``device`` (a Device or a catalogue name),
+``gpus_per_node``, ``nodes``, ``intra_node.{fabric, bandwidth, latency}``,
+``inter_node.{fabric, nics_per_node, nic_bandwidth, latency,
+oversubscription, switch_radix, torus, link_bandwidth}`` and, optionally,
+``link_efficiency`` (a mapping link class -> factor, the protocol-overhead
+hook; default 1.0 for every class).
+
+A torus in either ``intra_node.fabric`` or ``inter_node.fabric`` makes the
+whole cluster one torus (TPU pods): the other one must be ``torus`` (or
+``none`` for the inter-node fabric).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from simcluster.topology.devices import DEVICES, Device
+from simcluster.topology.fabrics import FABRICS, INTER_FABRICS, INTRA_FABRICS
+from simcluster.topology.topology import LinkTable, Topology
+
+
+def _device(dev: Any) -> Device:
+    if isinstance(dev, Device):
+        return dev
+    if isinstance(dev, str):
+        return DEVICES.get(dev)
+    # a pydantic model or mapping with the Device fields
+    fields = dev if isinstance(dev, Mapping) else getattr(dev, "__dict__", {})
+    return Device(**{k: fields[k] for k in Device.__dataclass_fields__ if k in fields})
+
+
+def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) -> Topology:
+    """The topology of ``cluster``: links of every node and the network between them.
+
+    Builds in O(links) (about 130k links for 2,048 DGX nodes); routes are
+    computed on demand and cached.
+    """
+    intra_name = cluster.intra_node.fabric
+    inter_name = cluster.inter_node.fabric
+    intra_fab = FABRICS.get(intra_name)
+    inter_fab = FABRICS.get(inter_name)
+    if intra_name not in INTRA_FABRICS:
+        raise ValueError(f"intra_node.fabric {intra_name!r} is not an intra-node fabric; known: {', '.join(INTRA_FABRICS)}")
+    if inter_name not in INTER_FABRICS:
+        raise ValueError(f"inter_node.fabric {inter_name!r} is not an inter-node fabric; known: {', '.join(INTER_FABRICS)}")
+    G, N = int(cluster.gpus_per_node), int(cluster.nodes)
+    if G < 1 or N < 1:
+        raise ValueError(f"gpus_per_node and nodes must be >= 1, got {G} and {N}")
+    if efficiency is None:
+        efficiency = getattr(cluster, "link_efficiency", None)
+    links = LinkTable()
+    shape: tuple[int, ...] = ()
+    if "torus" in (intra_name, inter_name):
+        if intra_name != "torus" or inter_name not in ("torus", "none"):
+            raise ValueError(
+                f"a torus spans every chip: intra_node.fabric and inter_node.fabric must both be torus, "
+                f"got {intra_name!r} and {inter_name!r}"
+            )
+        router = FABRICS.get("torus").build(cluster, links)
+        shape = router.shape
+        intra, inter = None, router
+    else:
+        if inter_name == "none" and N > 1:
+            raise ValueError(f"inter_node.fabric 'none' cannot connect {N} nodes")
+        if intra_name == "none" and G > 1:
+            raise ValueError(f"intra_node.fabric 'none' cannot connect {G} GPUs per node")
+        intra = intra_fab.build(cluster, links) if intra_fab.build is not None else None
+        inter = inter_fab.build(cluster, links) if inter_fab.build is not None else None
+    return Topology(
+        name=getattr(cluster, "name", "cluster"),
+        device=_device(cluster.device),
+        gpus_per_node=G,
+        num_nodes=N,
+        links=links,
+        intra=intra,
+        inter=inter,
+        intra_fabric=intra_name,
+        inter_fabric=inter_name,
+        efficiency=efficiency,
+        shape=shape,
+    )

@@ -1,0 +1,72 @@
+"""The flow-level network: closed forms for shared and disjoint links."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from simcluster.collectives.transfer import Transfer
+from simcluster.engine import simulate
+from simcluster.lowering.task import TaskGraph
+
+
+def _topo(bws):
+    return SimpleNamespace(link_bandwidth=bws, link_names=[f"l{i}" for i in range(len(bws))],
+                           link_class=["x"] * len(bws))
+
+
+def _graph(transfers_by_rank):
+    tg = TaskGraph()
+    for r, trs in transfers_by_rank.items():
+        for tr in trs:
+            tg.add(kind="send", name=f"s{r}", ranks=(r,), stream="pp-fwd", transfers=(tr,), nbytes=tr.nbytes)
+    return tg
+
+
+def test_one_transfer_takes_latency_plus_bytes_over_bandwidth():
+    res = simulate(_graph({0: [Transfer((0,), (1.0,), 1e9, 2e-6)]}), _topo([100e9]))
+    assert res.end[0] == pytest.approx(2e-6 + 1e9 / 100e9, rel=1e-12)
+
+
+def test_two_transfers_sharing_a_link_each_take_twice_as_long():
+    tr = Transfer((0,), (1.0,), 1e9, 0.0)
+    alone = simulate(_graph({0: [tr]}), _topo([100e9])).end[0]
+    both = simulate(_graph({0: [tr], 1: [tr]}), _topo([100e9]))
+    assert both.end[0] == pytest.approx(2 * alone, rel=1e-9)
+    assert both.end[1] == pytest.approx(2 * alone, rel=1e-9)
+
+
+def test_disjoint_links_do_not_slow_each_other():
+    a = Transfer((0,), (1.0,), 1e9, 0.0)
+    b = Transfer((1,), (1.0,), 1e9, 0.0)
+    res = simulate(_graph({0: [a], 1: [b]}), _topo([100e9, 100e9]))
+    assert res.end[0] == pytest.approx(0.01, rel=1e-12)
+    assert res.end[1] == pytest.approx(0.01, rel=1e-12)
+
+
+def test_weighted_link_counts_mirrored_flows():
+    # weight 4 on a link = four identical flows through it: a quarter of the bandwidth each
+    res = simulate(_graph({0: [Transfer((0,), (4.0,), 1e9, 0.0)]}), _topo([100e9]))
+    assert res.end[0] == pytest.approx(0.04, rel=1e-12)
+
+
+def test_max_min_fairness_gives_leftover_to_unconstrained_flow():
+    # flow A on links 0 (10 GB/s) and 1 (100 GB/s); flow B on link 1 only.
+    # A is held to 10 GB/s by link 0, so B gets the remaining 90 GB/s.
+    a = Transfer((0, 1), (1.0, 1.0), 1e9, 0.0)
+    b = Transfer((1,), (1.0,), 9e9, 0.0)
+    res = simulate(_graph({0: [a], 1: [b]}), _topo([10e9, 100e9]))
+    assert res.end[0] == pytest.approx(0.1, rel=1e-9)
+    assert res.end[1] == pytest.approx(0.1, rel=1e-9)
+
+
+def test_late_flow_slows_the_first_only_while_they_overlap():
+    tg = TaskGraph()
+    tg.add(kind="compute", name="c", ranks=(1,), stream="compute", duration=0.005)
+    tg.add(kind="send", name="a", ranks=(0,), stream="pp-fwd", transfers=(Transfer((0,), (1.0,), 1e9, 0.0),))
+    tg.add(kind="send", name="b", ranks=(1,), stream="pp-fwd", deps=(0,),
+           transfers=(Transfer((0,), (1.0,), 1e9, 0.0),))
+    res = simulate(tg, _topo([100e9]))
+    # a: 0.5 GB alone in 5 ms, then the remaining 0.5 GB at half rate: 10 ms more
+    assert res.end[1] == pytest.approx(0.015, rel=1e-9)
+    assert res.end[2] == pytest.approx(0.020, rel=1e-9)
+    assert res.link_bytes[0] == pytest.approx(2e9, rel=1e-9)

@@ -1,0 +1,118 @@
+"""write_run / redraw: every file written, deterministic bytes, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simcluster.reporting import read_timeline, redraw, write_run
+from simcluster.reporting.files import DRAWN_FILES, normalize_timeline, write_timeline
+
+EXPECTED = ("summary.json", "config.json", "details.json", "gantt.png", "utilization.png", "trace.json", "report.html")
+
+
+def _timeline_file(d):
+    return d / "timeline.parquet" if (d / "timeline.parquet").exists() else d / "timeline.csv"
+
+
+def test_every_file_is_written(tmp_path, run_inputs):
+    write_run(tmp_path / "run", *run_inputs)
+    for name in EXPECTED:
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    assert _timeline_file(tmp_path / "run").exists()
+    png = (tmp_path / "run" / "gantt.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_outputs_are_deterministic(tmp_path, run_inputs):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, *run_inputs)
+    write_run(b, *run_inputs)
+    for name in ("summary.json", "config.json", "details.json", "trace.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert _timeline_file(a).read_bytes() == _timeline_file(b).read_bytes()
+    # the same matplotlib draws the same pixels and no timestamps: the whole folder repeats
+    for name in ("gantt.png", "utilization.png", "report.html"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_summary_json_is_sorted_and_indented(tmp_path, run_inputs):
+    tl, summary, config, details = run_inputs
+    write_run(tmp_path, tl, dict(summary, weird=np.float64("nan"), count=np.int64(3)), config, details)
+    text = (tmp_path / "summary.json").read_text()
+    data = json.loads(text)
+    assert list(data) == sorted(data)
+    assert text.startswith("{\n  ")
+    assert data["weird"] is None and data["count"] == 3
+    assert data["iteration_time_s"] == summary["iteration_time_s"]  # full precision
+
+
+def test_timeline_round_trips_exactly(tmp_path, run_inputs):
+    tl = run_inputs[0].copy()
+    # µs-scale values on a 30 s run need all their digits
+    tl.loc[0, "start_s"] = 29.999999123456789
+    tl.loc[0, "end_s"] = 30.000001987654321
+    tl.loc[1, "task"] = 'name, with "quotes"'
+    write_timeline(tmp_path, tl)
+    back = read_timeline(tmp_path)
+    pd.testing.assert_frame_equal(back, normalize_timeline(tl), check_exact=True)
+
+
+def test_redraw_regenerates_drawn_files(tmp_path, run_inputs):
+    write_run(tmp_path, *run_inputs)
+    before = {n: (tmp_path / n).read_bytes() for n in ("trace.json",)}
+    for name in DRAWN_FILES:
+        (tmp_path / name).unlink()
+    redraw(tmp_path)
+    for name in DRAWN_FILES:
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "trace.json").read_bytes() == before["trace.json"]
+
+
+def test_redraw_without_a_run_fails_cleanly(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        redraw(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError):
+        redraw(tmp_path)
+
+
+def test_missing_details_and_empty_timeline(tmp_path, run_inputs):
+    tl, summary, config, _ = run_inputs
+    write_run(tmp_path / "a", tl, summary, config, {})
+    write_run(tmp_path / "b", tl.iloc[0:0], {"iteration_time_s": 1.0}, {}, {})
+    for d in ("a", "b"):
+        for name in EXPECTED:
+            assert (tmp_path / d / name).exists(), (d, name)
+
+
+def test_parquet_when_pyarrow(tmp_path, run_inputs, monkeypatch):
+    pytest.importorskip("pyarrow")
+    write_run(tmp_path / "a", *run_inputs)
+    write_run(tmp_path / "b", *run_inputs)
+    assert (tmp_path / "a" / "timeline.parquet").exists() and not (tmp_path / "a" / "timeline.csv").exists()
+    assert (tmp_path / "a" / "timeline.parquet").read_bytes() == (tmp_path / "b" / "timeline.parquet").read_bytes()
+    pd.testing.assert_frame_equal(read_timeline(tmp_path / "a"), normalize_timeline(run_inputs[0]), check_exact=True)
+
+
+def test_csv_without_pyarrow(tmp_path, run_inputs, monkeypatch):
+    import simcluster.reporting.files as files
+
+    monkeypatch.setattr(files, "have_pyarrow", lambda: False)
+    write_run(tmp_path, *run_inputs)
+    assert (tmp_path / "timeline.csv").exists() and not (tmp_path / "timeline.parquet").exists()
+    pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(run_inputs[0]), check_exact=True)
+
+
+def test_timeline_may_be_records_or_wrapped(tmp_path, run_inputs):
+    tl = run_inputs[0]
+
+    class Wrapped:
+        df = tl
+
+    write_timeline(tmp_path / "", Wrapped())
+    pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(tl), check_exact=True)
+    write_timeline(tmp_path, tl.to_dict("records"))
+    pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(tl), check_exact=True)
