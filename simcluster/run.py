@@ -31,16 +31,19 @@ class Outcome:
 
 
 def recorded_links(topo: Any, ranks: tuple[int, ...]) -> set[int]:
-    """Links whose busy intervals go into the timeline: those touching a simulated GPU."""
+    """Links whose busy intervals go into the timeline: a simulated GPU's own links and
+    the links of its way out of the node (to the next node's GPU and back)."""
     out: set[int] = set()
     g = topo.graph
     for r in ranks:
         node = f"gpu{r}"
         if node in g:
-            for _, _, data in g.out_edges(node, data=True):
-                out.add(data["link"])
-            for _, _, data in g.in_edges(node, data=True):
-                out.add(data["link"])
+            out.update(d["link"] for _, _, d in g.out_edges(node, data=True))
+            out.update(d["link"] for _, _, d in g.in_edges(node, data=True))
+        other = r + topo.gpus_per_node
+        if topo.num_nodes > 1 and other < topo.num_gpus:
+            out.update(topo.route(r, other))
+            out.update(topo.route(other, r))
     return out
 
 

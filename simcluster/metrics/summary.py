@@ -158,6 +158,7 @@ def _links(res: SimResult, topo: Any, T: float, top: int = 20) -> list[dict]:
     used = [i for i, b in enumerate(res.link_bytes) if b > 0]
     used.sort(key=lambda i: (-res.link_bytes[i], i))
     return [{"link": topo.link_names[i], "cls": topo.link_class[i], "busy_s": res.link_busy_s[i],
+             "capacity_bytes_per_s": topo.link_bandwidth[i],
              "bytes": res.link_bytes[i],
              "mean_utilization": res.link_bytes[i] / (topo.link_bandwidth[i] * T) if T else 0.0}
             for i in used[:top]]

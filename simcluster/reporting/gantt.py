@@ -125,6 +125,36 @@ def _microbatch_blocks(rows: pd.DataFrame) -> pd.DataFrame:
     return widest.drop_duplicates("_block")[cols]
 
 
+def _dominant_runs(rows: pd.DataFrame, t_end: float, n_px: int) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Per pixel column of one lane, the phase busy for most of it (if the lane is busy
+    for at least half of it), as runs of (start, width) per phase."""
+    edges = np.linspace(0.0, t_end, n_px + 1)
+    phases = sorted(set(rows["phase"].astype(str)))
+    cover = np.zeros((len(phases), n_px))
+    for i, ph in enumerate(phases):
+        r = rows[rows["phase"] == ph].sort_values("start_s")
+        st, en = r["start_s"].to_numpy(), r["end_s"].to_numpy()
+        dur = en - st
+        cum = np.concatenate([[0.0], np.cumsum(dur)])
+        idx = np.searchsorted(st, edges, side="right")  # intervals starting at or before each edge
+        last = np.maximum(idx - 1, 0)
+        partial = np.where(idx > 0, np.clip(edges - st[last], 0.0, dur[last]), 0.0)
+        busy_to = cum[np.maximum(idx - 1, 0)] * (idx > 0) + partial
+        cover[i] = np.diff(busy_to)
+    width = edges[1] - edges[0]
+    winner = np.argmax(cover, axis=0)
+    filled = cover.sum(axis=0) >= 0.5 * width
+    out = []
+    for i, ph in enumerate(phases):
+        mask = filled & (winner == i)
+        if not mask.any():
+            continue
+        d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        out.append((ph, [(float(edges[a]), float(edges[b] - edges[a])) for a, b in zip(starts, ends)]))
+    return out
+
+
 def draw_gantt(
     path: Path,
     timeline: pd.DataFrame,
@@ -163,11 +193,23 @@ def draw_gantt(
         if narrow.any():
             ax.broken_barh(list(zip(gap_s[narrow], width[narrow])), (y0, h), facecolors="#e4e4e4", linewidth=0)
 
-    # bars, one artist per (lane, phase)
+    # bars, one artist per (lane, phase); compute lanes whose bars are mostly narrower than
+    # a pixel are drawn per pixel column in the phase that fills most of it, so a long run of
+    # interleaved recompute and backward shows both instead of whichever was drawn last
     phases_seen: set[str] = set()
+    n_px = int(FIG_W * DPI * 0.72)
+    dense: set[int] = set()
+    for rank, rows in g[g["stream"] == "compute"].groupby("rank", sort=True) if len(g) else []:
+        mean_px = float((rows["end_s"] - rows["start_s"]).mean()) * px_per_s
+        if mean_px < 2.0:
+            dense.add(int(rank))
+            lane = lanes[(int(rank), "compute")]
+            for phase, runs in _dominant_runs(rows, t_end, n_px):
+                phases_seen.add(phase)
+                ax.broken_barh(runs, lane, facecolors=phase_colour(phase), edgecolors="none", linewidth=0)
     for (rank, stream, phase), rows in g.groupby(["rank", "stream", "phase"], sort=True):
         lane = lanes.get((int(rank), str(stream)))
-        if lane is None:
+        if lane is None or (stream == "compute" and int(rank) in dense):
             continue
         phases_seen.add(str(phase))
         # at least ~1 pixel wide, so that short collectives stay visible on a long iteration
