@@ -7,9 +7,11 @@ reason); 1 anything else.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
+from simcluster.commands import COMMANDS
 from simcluster.errors import SpecError
 
 
@@ -22,18 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default reports/<name>/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a dotted key of the workload, e.g. parallelism.tensor=4")
-    sweep = sub.add_parser("sweep", help="simulate a grid of layouts")
-    sweep.add_argument("sweep")
-    sweep.add_argument("--out")
-    sweep.add_argument("--jobs", type=int)
-    sweep.add_argument("--executor", choices=["local", "dask"], default="local")
-    sweep.add_argument("--scheduler")
-    search = sub.add_parser("search", help="search the best parallel layout")
-    search.add_argument("workload")
-    search.add_argument("--out")
-    search.add_argument("--gpus", type=int)
-    search.add_argument("--top", type=int, default=10)
-    search.add_argument("--jobs", type=int)
+    for name in COMMANDS:
+        mod = importlib.import_module(f"simcluster.commands.{name}")
+        mod.add_arguments(sub.add_parser(name, help=mod.HELP))
     rep = sub.add_parser("report", help="re-draw the reports of a finished run")
     rep.add_argument("run_dir")
     val = sub.add_parser("validate", help="check a workload or cluster file")
@@ -76,15 +69,11 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(f"simcluster {args.command}: not implemented yet in this version", file=sys.stderr)
-    return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "validate": _validate, "report": _report,
-               "sweep": _not_yet, "search": _not_yet}[args.command]
+    handlers = {"run": _run, "validate": _validate, "report": _report}
+    handler = handlers.get(args.command) or importlib.import_module(
+        f"simcluster.commands.{args.command}").main
     try:
         return handler(args)
     except SpecError as e:
