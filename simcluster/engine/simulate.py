@@ -24,10 +24,9 @@ import pandas as pd
 import simpy
 
 from simcluster.engine.network import Network
+from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
 
-TIMELINE_COLUMNS = ["resource", "rank", "stream", "task", "task_id", "kind", "phase", "stage",
-                    "microbatch", "layer", "start_s", "end_s", "flops", "bytes"]
 
 
 @dataclass
@@ -95,13 +94,8 @@ def simulate(tg: TaskGraph, topo: Any, record_links: set[int] | None = None) -> 
         names = ", ".join(tasks[i].name for i in missing[:5])
         raise DeadlockError(f"{len(missing)} of {n} tasks never ran (first: {names})")
 
-    rows = []
-    for t in tasks:
-        for r in t.ranks:
-            rows.append((f"gpu{r}", r, t.stream, t.name, t.id, t.kind, t.phase, t.stage,
-                         t.microbatch, t.layer, start[t.id], end[t.id], t.flops, t.nbytes))
-    rows.extend(sorted(link_rows, key=lambda r: (r[10], r[0])))
-    timeline = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy,
+                              frozenset(record_links or ()), link_rows)
     return SimResult(timeline, start, end, list(net.bytes), list(net.busy),
                      events=n + net.flows_started, wall_s=_time.perf_counter() - t0,
                      stats={"tasks": n, "flows": net.flows_started})

@@ -1,24 +1,27 @@
 """Lower an operator graph and a parallel layout into one :class:`TaskGraph`.
 
-Rank symmetry: the tensor-, context- and data-parallel ranks of a pipeline
-stage do identical work, so each stage is simulated by one representative rank
-(tp = cp = dp = 0). Its collectives are planned on the real topology for its
+Fidelity. ``full`` simulates every GPU. ``symmetric`` (what ``auto`` picks for
+a homogeneous cluster) simulates one representative per pipeline stage
+(tp = cp = dp = 0): the stage's tensor-, context- and data-parallel ranks do
+identical work, so its collectives are planned on the real topology for the
 real group, and the identical groups that run the same collective at the same
 moment load the shared links through ``mirror_offsets``. Every simulated rank
-stands for t·c·d GPUs (``TaskGraph.multiplicity``).
+stands for ``TaskGraph.multiplicity[rank]`` GPUs. In symmetric mode a unit whose
+tensor-parallel traffic no other transfer can meet (every microbatch but the
+last, whose backward feeds the data-parallel buckets, when the tensor group's
+links carry no pipeline traffic) is fused into one task whose parts restore
+the per-layer timeline.
 
 Per stage and per microbatch the schedule's forward (F) and backward (B) units
-become a chain of tasks: per layer an attention block and an MLP block on the
-compute stream, each followed (or, with sequence parallelism, surrounded) by a
+become a chain: per layer an attention block and an MLP block on the compute
+stream, each followed (or, with sequence parallelism, surrounded) by a
 tensor-parallel collective on the ``tp`` stream (Shoeybi et al. 2019 §3: two
 all-reduces per layer forward, two backward); recompute blocks before a layer's
 backward (``full``: the whole layer, Narayanan et al. 2021 §3.5; ``selective``:
 the attention core, Korthikanti et al. 2022 §5); pipeline sends of
 b·s·h/t activations (scatter/gather, Narayanan et al. 2021 §4.1) on the
 ``pp-fwd``/``pp-bwd`` streams; data-parallel gradient reduction in buckets on
-the ``dp`` stream, each launched when the last microbatch's backward has
-produced its gradients (``overlap_grad_reduce``) or after the whole backward;
-and the optimizer step, memory-bound, on the compute stream.
+the ``dp`` stream (:mod:`simcluster.lowering.grad_sync`); the optimizer step.
 """
 
 from __future__ import annotations
@@ -31,289 +34,276 @@ import networkx as nx
 from simcluster.collectives import plan_collective
 from simcluster.collectives.transfer import Transfer
 from simcluster.costs.compute import ComputeModel
+from simcluster.lowering.chain import Group, Labels, PartsChain, TaskChain
 from simcluster.lowering.costing import TRAINING_LOOP_KERNEL_GAP_S, block_cost, op_time, rank_params
+from simcluster.lowering.grad_sync import add_grad_sync
 from simcluster.lowering.grid import RankGrid
 from simcluster.lowering.partition import partition_layers
 from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
 from simcluster.lowering.task import TaskGraph
 from simcluster.workload.graph import DTYPE_BYTES, ops_in_order
 
-# Bytes the optimizer step reads + writes per parameter (fused multi-tensor kernels):
-# Adam reads fp32 master, grad, m, v (16 B) and writes master, m, v (12 B) plus the
-# 16-bit weight copy (2 B); SGD with momentum reads 12 B and writes 10 B.
-OPTIMIZER_BYTES = {"adam": 30.0, "sgd": 22.0}
-OPTIMIZER_KERNELS = 8
-
 
 @dataclass(frozen=True)
 class LoweringOptions:
-    """Switches for closed-form tests (defaults: a real run)."""
+    """Switches for closed-form tests and fidelity (defaults: a real run)."""
 
     ideal_network: bool = False  # every transfer is free
     include_optimizer: bool = True
     include_embedding_head: bool = True
+    fidelity: str | None = None  # None: the spec's ``fidelity`` (auto | symmetric | full)
+    fuse: bool = True  # fuse units whose timing nothing can disturb (symmetric only)
 
 
-def grad_bytes_per_param(precision: str) -> int:
-    """Gradient bytes reduced per parameter: Megatron keeps fp32 ``main_grad`` for bf16."""
-    return 2 if precision == "fp16" else 4
+def resolve_fidelity(spec: Any, options: LoweringOptions) -> str:
+    """``symmetric`` or ``full``; ``auto`` is symmetric while every rank is identical."""
+    f = options.fidelity or getattr(spec, "fidelity", "auto") or "auto"
+    return "symmetric" if f == "auto" else f
 
 
 def lower(graph: nx.DiGraph, spec: Any, topo: Any, cm: ComputeModel | None = None,
           options: LoweringOptions = LoweringOptions()) -> TaskGraph:
     """Build the task graph of one training iteration."""
-    return _Lowerer(graph, spec, topo, cm, options).build()
+    return Lowerer(graph, spec, topo, cm, options).build()
 
 
-class _Lowerer:
+class Lowerer:
+    """Holds the layout, the per-block costs and the plans; :meth:`build` makes the graph."""
+
     def __init__(self, graph: nx.DiGraph, spec: Any, topo: Any, cm: ComputeModel | None,
                  options: LoweringOptions):
         self.spec, self.topo, self.opt = spec, topo, options
         par, tr, model = spec.parallelism, spec.training, spec.model
         self.t, self.c, self.d, self.p = par.tensor, par.context, par.data, par.pipeline
         self.v, self.m, self.sp = par.virtual_stages, spec.num_microbatches, par.sequence_parallel
+        self.K = self.p * self.v
         self.grid = RankGrid(self.t, self.c, self.d, self.p)
+        self.full = resolve_fidelity(spec, options) == "full"
         self.chunks = partition_layers(model.layers, self.p, self.v, par.stage_layers)
         self.cm = cm or ComputeModel(topo.device, tr.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
         self.schedule = SCHEDULES.get(par.schedule)
         self.tg = TaskGraph()
-        dt = DTYPE_BYTES[tr.precision]
-        self.dt = dt
+        self.dt = DTYPE_BYTES[tr.precision]
 
         ops = ops_in_order(graph)
         layer0 = [o for o in ops if o.layer == 0]
-        self.attn_ops = [o for o in layer0 if o.block == "attn"]
-        self.mlp_ops = [o for o in layer0 if o.block == "mlp"]
-        self.emb_ops = [o for o in ops if o.block == "embedding"]
-        self.head_ops = [o for o in ops if o.block == "head"]
+        attn_ops = [o for o in layer0 if o.block == "attn"]
+        mlp_ops = [o for o in layer0 if o.block == "mlp"]
+        emb_ops = [o for o in ops if o.block == "embedding"]
+        head_ops = [o for o in ops if o.block == "head"]
         args = (self.cm, self.t, self.c, self.sp, tr.flash_attention)
-        self.attn = block_cost(self.attn_ops, *args)
-        self.mlp = block_cost(self.mlp_ops, *args)
-        self.emb = block_cost(self.emb_ops, *args)
-        self.head = block_cost(self.head_ops, *args)
-        core = [o for o in self.attn_ops if o.kind == "attention"]
+        self.attn, self.mlp = block_cost(attn_ops, *args), block_cost(mlp_ops, *args)
+        self.emb, self.head = block_cost(emb_ops, *args), block_cost(head_ops, *args)
+        core = [o for o in attn_ops if o.kind == "attention"]
         self.core_rc_s = sum(op_time(o, *args, False) for o in core)
         self.core_rc_flops = sum(o.fwd_flops for o in core) / (self.t * self.c)
-        self.layer_params = rank_params(self.attn_ops + self.mlp_ops, self.t)
-        self.emb_params = rank_params(self.emb_ops, self.t)
-        self.head_params = rank_params(self.head_ops, self.t)
+        self.layer_params = rank_params(attn_ops + mlp_ops, self.t)
+        self.emb_params = rank_params(emb_ops, self.t)
+        self.head_params = rank_params(head_ops, self.t)
 
         b, s, h = tr.micro_batch, model.seq_len, model.hidden
-        self.act_bytes = b * (s // self.c) * h * dt  # tensor-parallel collective buffer
+        self.act_bytes = b * (s // self.c) * h * self.dt  # tensor-parallel collective buffer
         self.p2p_bytes = self.act_bytes / self.t
         kv_dim = model.kv_heads * (h // model.heads)
-        self.kv_bytes = 2 * b * s * kv_dim * dt / self.t  # K and V gathered over context ranks
-        self.grad_bytes = grad_bytes_per_param(tr.precision)
+        self.kv_bytes = 2 * b * s * kv_dim * self.dt / self.t  # K and V gathered over context ranks
         self.recompute = tr.recompute
+        self._templates: dict[tuple[str, int], tuple] = {}
 
-    # -- communication plans ----------------------------------------------------------------
+    # -- who is simulated -------------------------------------------------------------------
+    def members(self, s: int) -> list[tuple[int, ...]]:
+        """Chains of stage s: each a tuple of simulated ranks that run one unit together."""
+        g = self.grid
+        if not self.full:
+            return [(g.rank(pp=s),)]
+        return [tuple(g.rank(tp, cp, dp, s) for cp in range(self.c) for tp in range(self.t))
+                for dp in range(self.d)]
+
+    def groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
+        """The collectives of kind ``tp``/``cp``/``dp`` that ``members`` take part in."""
+        g = self.grid
+        of = {"tp": g.tp_group, "cp": g.cp_group, "dp": g.dp_group}[kind]
+        if not self.full:
+            mirrors = {"tp": g.tp_mirror_offsets, "cp": g.cp_mirror_offsets,
+                       "dp": g.dp_mirror_offsets}[kind]()
+            return [((members[0],), of(members[0]), mirrors)]
+        seen: dict[tuple[int, ...], None] = {}
+        for r in members:
+            seen.setdefault(of(r))
+        return [(grp, grp, ()) for grp in seen]
+
     def plan(self, op: str, group: tuple[int, ...], nbytes: float,
              mirrors: tuple[int, ...]) -> tuple[Transfer, ...]:
-        if self.opt.ideal_network or len(group) < 2 or nbytes <= 0:
+        if self.opt.ideal_network or len(group) < 2 or nbytes <= 0 or len(set(group)) < 2:
             return ()
-        algo = self.spec.collectives.get(op, "auto") if getattr(self.spec, "collectives", None) else "auto"
-        return plan_collective(op, group, nbytes, self.topo, algorithm=algo, mirror_offsets=mirrors)
+        colls = getattr(self.spec, "collectives", None) or {}
+        return plan_collective(op, group, nbytes, self.topo, algorithm=colls.get(op, "auto"),
+                               mirror_offsets=mirrors)
 
     # -- building -------------------------------------------------------------------------
     def build(self) -> TaskGraph:
         tg, g = self.tg, self.grid
-        reps = tuple(g.rank(pp=s) for s in range(self.p))
-        tg.ranks = reps
-        tg.multiplicity = {r: g.per_stage for r in reps}
-        K = self.p * self.v
-        first: dict[tuple[str, int, int], int] = {}
-        last: dict[tuple[str, int, int], int] = {}
-        send: dict[tuple[str, int, int], int] = {}
-        bwd_layer_task: dict[int, int] = {}  # layer (or -1 emb, -2 head) -> task in the last microbatch
+        all_members = [self.members(s) for s in range(self.p)]
+        ranks = tuple(r for ms in all_members for chain in ms for r in chain)
+        tg.ranks = ranks
+        tg.multiplicity = {r: (1 if self.full else g.per_stage) for r in ranks}
+        first: dict[tuple, int] = {}
+        last: dict[tuple, int] = {}
+        send: dict[tuple, int] = {}
+        grads: dict[tuple[int, int], int] = {}  # (rank, layer | -1 emb | -2 head) -> task (last mb)
         stage_last: dict[int, int] = {}
         in_flight = []
         for s in range(self.p):
             order = self.schedule(self.p, self.m, self.v, s)
             in_flight.append(peak_in_flight(order))
+            fusable = self._fusable(s)
+            tail = self.m - (self.p if self.v > 1 else 1)  # units that may meet gradient buckets
             for kind, mb, ck in order:
                 k = ck * self.p + s
-                ids = self._unit(kind, s, k, mb, bwd_layer_task if mb == self.m - 1 else None)
-                first[(kind, k, mb)], last[(kind, k, mb)] = ids
-                stage_last[s] = ids[1]
-                nxt = k + 1 if kind == "F" else k - 1
-                if 0 <= nxt < K and nxt % self.p != s:
-                    to = reps[nxt % self.p]
-                    tr = self.plan("send", (reps[s], to), self.p2p_bytes, g.stage_mirror_offsets())
-                    task = tg.add(kind="send", name=f"send.{'fwd' if kind == 'F' else 'bwd'} mb{mb}",
-                                  ranks=(reps[s],), stream="pp-fwd" if kind == "F" else "pp-bwd",
-                                  deps=(ids[1],), transfers=tr, nbytes=self.p2p_bytes, op="send",
-                                  group=(reps[s], to), phase="pp_comm", stage=s, microbatch=mb,
-                                  chunk=ck)
-                    send[(kind, k, mb)] = task.id
-                else:
-                    send[(kind, k, mb)] = ids[1]
-        # cross-stage dependencies of each unit's first task
-        for (kind, k, mb), fid in first.items():
-            dep = None
-            if kind == "F" and k > 0:
-                dep = send[("F", k - 1, mb)]
-            elif kind == "B":
-                dep = send[("B", k + 1, mb)] if k < K - 1 else last[("F", k, mb)]
-            if dep is not None:
-                tg.tasks[fid].deps = tg.tasks[fid].deps + (dep,)
-        produced = [self._stage_params(s, bwd_layer_task) for s in range(self.p)]
-        comm = [self._grad_buckets(s, reps[s], stage_last[s], produced[s]) for s in range(self.p)]
-        tied = self._tied_embedding_sync(reps, bwd_layer_task)
-        if tied is not None:
-            comm[0].append(tied)
-            comm[-1].append(tied)
-        params = [sum(pc for _, pc in produced[s]) for s in range(self.p)]
-        if self.opt.include_optimizer:
-            for s in range(self.p):
-                self._optimizer_step(s, reps[s], [stage_last[s]] + comm[s], params[s])
+                for chain_members in all_members[s]:
+                    lb = Labels(s, mb, ck)
+                    if fusable and mb < tail:
+                        ids = self._fused_unit(kind, k, chain_members, lb)
+                    else:
+                        ch = TaskChain(tg, chain_members, lb, self.plan)
+                        # tensor-parallel collectives block the compute stream (Megatron runs
+                        # them on it): a unit starts after the previous unit's last task
+                        ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
+                        self._unit(ch, kind, k, chain_members, grads if mb == self.m - 1 else None)
+                        ids = {r: (ch.first[r], ch.prev[r]) for r in chain_members}
+                    for r, (a, z) in ids.items():
+                        first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
+                        stage_last[r] = z
+                        send[(kind, k, mb, r)] = self._send(kind, k, mb, r, z, lb)
+        self._cross_stage_deps(first, last, send)
+        tail = add_grad_sync(self, grads, stage_last)
         tg.meta.update(stages=self.p, microbatches=self.m, chunk_layers=self.chunks,
-                       in_flight=in_flight, representatives=list(reps),
-                       multiplicity=g.per_stage, params_per_rank=params)
+                       in_flight=in_flight, representatives=[ms[0][0] for ms in all_members],
+                       multiplicity=1 if self.full else g.per_stage,
+                       fidelity="full" if self.full else "symmetric", stage_size=g.per_stage,
+                       **tail)
         return tg
 
-    def _unit(self, kind: str, s: int, k: int, mb: int,
-              bwd_layer_task: dict[int, int] | None) -> tuple[int, int]:
-        """Tasks of one forward or backward unit (model chunk k, microbatch mb)."""
-        tg, rep = self.tg, self.grid.rank(pp=s)
-        ck = k // self.p
-        layers = self.chunks[k]
-        K = self.p * self.v
-        ids: list[int] = []
+    def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:
+        """The pipeline send after unit (kind, k, mb) of rank r, or the unit's last task."""
+        nxt = k + 1 if kind == "F" else k - 1
+        if not 0 <= nxt < self.K or nxt % self.p == k % self.p:
+            return after
+        to = r + (nxt % self.p - k % self.p) * self.grid.per_stage
+        mirrors = () if self.full else self.grid.stage_mirror_offsets()
+        tr = self.plan("send", (r, to), self.p2p_bytes, mirrors)
+        task = self.tg.add(kind="send", name=f"send.{'fwd' if kind == 'F' else 'bwd'} mb{mb}",
+                           ranks=(r,), stream="pp-fwd" if kind == "F" else "pp-bwd", deps=(after,),
+                           transfers=tr, nbytes=self.p2p_bytes, op="send", group=(r, to),
+                           phase="pp_comm", stage=lb.stage, microbatch=mb, chunk=lb.chunk)
+        return task.id
 
-        def add(**kw: Any) -> int:
-            deps = (ids[-1],) if ids else ()
-            task = tg.add(ranks=(rep,), deps=deps, stage=s, microbatch=mb, chunk=ck, **kw)
-            ids.append(task.id)
-            return task.id
+    def _cross_stage_deps(self, first: dict, last: dict, send: dict) -> None:
+        per = self.grid.per_stage
+        for (kind, k, mb, r), fid in first.items():
+            dep = None
+            if kind == "F" and k > 0:
+                dep = send[("F", k - 1, mb, r + ((k - 1) % self.p - k % self.p) * per)]
+            elif kind == "B":
+                if k < self.K - 1:
+                    dep = send[("B", k + 1, mb, r + ((k + 1) % self.p - k % self.p) * per)]
+                else:
+                    dep = last[("F", k, mb, r)]
+            if dep is not None:
+                t = self.tg.tasks[fid]
+                t.deps = t.deps + (dep,)
 
-        def compute(name: str, secs: float, flops: float, phase: str, layer: int) -> int:
-            return add(kind="compute", name=name, stream="compute", duration=secs, flops=flops,
-                       phase=phase, layer=layer)
+    def _fusable(self, s: int) -> bool:
+        """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
+        if self.full or not self.opt.fuse:
+            return False
+        rep = self.grid.rank(pp=s)
+        coll: set[int] = set()
+        for kind in ("tp", "cp"):
+            for _, grp, mirrors in self.groups(kind, (rep,)):
+                for tr in self.plan("all_reduce", grp, 1.0, mirrors):
+                    coll.update(tr.links)
+        if not coll:
+            return True
+        per = self.grid.per_stage
+        for other in (s - 1, s + 1, (s + 1) % self.p, (s - 1) % self.p):
+            if 0 <= other < self.p and other != s:
+                for a, b in ((rep, other * per), (other * per, rep)):
+                    for tr in self.plan("send", (a, b), 1.0, self.grid.stage_mirror_offsets()):
+                        if coll.intersection(tr.links):
+                            return False
+        return True
+
+    def _fused_unit(self, kind: str, k: int, members: tuple[int, ...], lb: Labels) -> dict:
+        key = (kind, k)
+        tmpl = self._templates.get(key)
+        if tmpl is None:
+            ch = PartsChain(self.plan, self.topo.link_bandwidth)
+            self._unit(ch, kind, k, members, None)
+            flops = sum(p.flops for p in ch.parts)
+            tmpl = (tuple(ch.parts), ch.t, flops)
+            self._templates[key] = tmpl
+        parts, secs, flops = tmpl
+        r = members[0]
+        name = f"{'fwd' if kind == 'F' else 'bwd'} chunk{lb.chunk} L{self.chunks[k][0]}-{self.chunks[k][-1]}" \
+            if self.chunks[k] else f"{'fwd' if kind == 'F' else 'bwd'} chunk{lb.chunk}"
+        t = self.tg.add(kind="compute", name=name, ranks=(r,), stream="compute", duration=secs,
+                        flops=flops, phase="forward" if kind == "F" else "backward",
+                        stage=lb.stage, microbatch=lb.microbatch, chunk=lb.chunk, parts=parts)
+        return {r: (t.id, t.id)}
+
+    def _unit(self, ch: Any, kind: str, k: int, members: tuple[int, ...],
+              grads: dict[tuple[int, int], int] | None) -> None:
+        """One forward or backward unit (model chunk k) on a chain."""
+        tp_groups = self.groups("tp", members) if self.t > 1 else []
+        cp_groups = self.groups("cp", members) if self.c > 1 else []
 
         def tp(op: str, layer: int, tag: str) -> None:
-            if self.t < 2:
-                return
-            tr = self.plan(op, self.grid.tp_group(rep), self.act_bytes, self.grid.tp_mirror_offsets())
-            add(kind="collective", name=f"tp.{op} {tag}", stream="tp", transfers=tr,
-                nbytes=self.act_bytes, op=op, group=self.grid.tp_group(rep), phase="tp_comm",
-                layer=layer)
-
-        def cp(op: str, layer: int) -> None:
-            if self.c < 2:
-                return
-            tr = self.plan(op, self.grid.cp_group(rep), self.kv_bytes, self.grid.cp_mirror_offsets())
-            add(kind="collective", name=f"cp.{op} L{layer}", stream="cp", transfers=tr,
-                nbytes=self.kv_bytes, op=op, group=self.grid.cp_group(rep), phase="cp_comm",
-                layer=layer)
+            if tp_groups:
+                ch.collective(tp_groups, op, self.act_bytes, f"tp.{op} {tag}", "tp", "tp_comm", layer)
 
         def block(name: str, secs: float, flops: float, phase: str, layer: int, fwd: bool,
-                  with_cp: bool = False) -> int:
-            pre, post = (("all_gather", "reduce_scatter") if self.sp else (None, "all_reduce"))
+                  attn: bool = False) -> dict[int, int]:
             if self.sp:
-                tp(pre, layer, f"{name} L{layer}")
-            if with_cp:
-                cp("all_gather" if fwd else "reduce_scatter", layer)
-            tid = compute(f"{name} L{layer}", secs, flops, phase, layer)
-            tp(post, layer, f"{name} L{layer}")
-            return tid
+                tp("all_gather", layer, f"{name} L{layer}")
+            if attn and cp_groups:
+                op = "all_gather" if fwd else "reduce_scatter"
+                ch.collective(cp_groups, op, self.kv_bytes, f"cp.{op} L{layer}", "cp", "cp_comm", layer)
+            ids = ch.compute(f"{name} L{layer}", secs, flops, phase, layer)
+            tp("reduce_scatter" if self.sp else "all_reduce", layer, f"{name} L{layer}")
+            return ids
 
+        def note(ids: dict[int, int], key: int) -> None:
+            if grads is not None:
+                for r, tid in ids.items():
+                    grads[(r, key)] = tid
+
+        layers = self.chunks[k]
         emb_head = self.opt.include_embedding_head
         if kind == "F":
             if k == 0 and emb_head:
-                compute("fwd.embedding", self.emb.fwd_s, self.emb.fwd_flops, "forward", -1)
+                ch.compute("fwd.embedding L-1", self.emb.fwd_s, self.emb.fwd_flops, "forward", -1)
                 tp("reduce_scatter" if self.sp else "all_reduce", -1, "embedding")
             for l in layers:
                 block("fwd.attn", self.attn.fwd_s, self.attn.fwd_flops, "forward", l, True, True)
                 block("fwd.mlp", self.mlp.fwd_s, self.mlp.fwd_flops, "forward", l, True)
-            if k == K - 1 and emb_head:
+            if k == self.K - 1 and emb_head:
                 if self.sp:
                     tp("all_gather", -1, "head")
-                compute("fwd.head", self.head.fwd_s, self.head.fwd_flops, "forward", -1)
-        else:
-            if k == K - 1 and emb_head:
-                tid = compute("bwd.head", self.head.bwd_s, self.head.bwd_flops, "backward", -1)
-                if self.sp:
-                    tp("reduce_scatter", -1, "head")
-                if bwd_layer_task is not None:
-                    bwd_layer_task[-2] = tid
-            for l in reversed(layers):
-                if self.recompute == "full":
-                    block("rc.attn", self.attn.fwd_s, self.attn.fwd_flops, "recompute", l, True, True)
-                    block("rc.mlp", self.mlp.fwd_s, self.mlp.fwd_flops, "recompute", l, True)
-                block("bwd.mlp", self.mlp.bwd_s, self.mlp.bwd_flops, "backward", l, False)
-                if self.recompute == "selective":
-                    compute(f"rc.attn_core L{l}", self.core_rc_s, self.core_rc_flops, "recompute", l)
-                tid = block("bwd.attn", self.attn.bwd_s, self.attn.bwd_flops, "backward", l, False, True)
-                if bwd_layer_task is not None:
-                    bwd_layer_task[l] = tid
-            if k == 0 and emb_head:
-                if self.sp:
-                    tp("all_gather", -1, "embedding")
-                tid = compute("bwd.embedding", self.emb.bwd_s, self.emb.bwd_flops, "backward", -1)
-                if bwd_layer_task is not None:
-                    bwd_layer_task[-1] = tid
-        return ids[0], ids[-1]
-
-    def _stage_params(self, s: int, bwd_layer_task: dict[int, int]) -> list[tuple[int, float]]:
-        """(task that finishes the gradients, parameters) of stage s, in the order backward makes them."""
-        K = self.p * self.v
-        emb_head = self.opt.include_embedding_head
-        produced: list[tuple[int, float]] = []
-        for k in sorted((k for k in range(K) if k % self.p == s), reverse=True):
-            if k == K - 1 and emb_head:
-                produced.append((bwd_layer_task[-2], self.head_params))
-            for l in reversed(self.chunks[k]):
-                produced.append((bwd_layer_task[l], self.layer_params))
-            if k == 0 and emb_head:
-                produced.append((bwd_layer_task[-1], self.emb_params))
-        return produced
-
-    def _grad_buckets(self, s: int, rep: int, stage_last: int,
-                      produced: list[tuple[int, float]]) -> list[int]:
-        """Bucketed data-parallel gradient reduction (all-reduce, or reduce-scatter under ZeRO)."""
-        if self.d < 2:
-            return []
-        tg, g, par = self.tg, self.grid, self.spec.parallelism
-        op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
-        group, mirrors = g.dp_group(rep), g.dp_mirror_offsets()
-        cap = getattr(par, "grad_bucket_bytes", 25e6)
-        ids: list[int] = []
-        acc = 0.0
-        for i, (tid, pcount) in enumerate(produced):
-            acc += pcount * self.grad_bytes
-            if acc >= cap or i == len(produced) - 1:
-                dep = tid if par.overlap_grad_reduce else stage_last
-                task = tg.add(kind="collective", name=f"dp.{op} bucket{len(ids)}", ranks=(rep,),
-                              stream="dp", deps=(dep,), transfers=self.plan(op, group, acc, mirrors),
-                              nbytes=acc, op=op, group=group, phase="dp_comm", stage=s)
-                ids.append(task.id)
-                acc = 0.0
-        return ids
-
-    def _tied_embedding_sync(self, reps: tuple[int, ...], bwd_layer_task: dict[int, int]) -> int | None:
-        """All-reduce of the tied word-embedding gradient between the first and last stage."""
-        if not (self.spec.model.tied_embeddings and self.p > 1 and self.opt.include_embedding_head):
-            return None
-        nbytes = self.emb_params * self.grad_bytes
-        grp = (reps[0], reps[-1])
-        task = self.tg.add(kind="collective", name="dp.all_reduce tied-embedding", ranks=grp,
-                           stream="dp", deps=(bwd_layer_task[-1], bwd_layer_task[-2]),
-                           transfers=self.plan("all_reduce", grp, nbytes, self.grid.stage_mirror_offsets()),
-                           nbytes=nbytes, op="all_reduce", group=grp, phase="dp_comm", stage=0)
-        return task.id
-
-    def _optimizer_step(self, s: int, rep: int, deps: list[int], params: float) -> None:
-        """The optimizer step (memory-bound) and, under ZeRO, the parameter all-gather."""
-        zero = self.spec.parallelism.zero_stage
-        shard = self.d if zero >= 1 else 1
-        opt_bytes = OPTIMIZER_BYTES[self.spec.training.optimizer] * params / shard
-        secs = self.cm.memory_time(opt_bytes, "copy") + OPTIMIZER_KERNELS * self.cm.kernel_overhead_s
-        step = self.tg.add(kind="optimizer", name="optimizer.step", ranks=(rep,), stream="compute",
-                           deps=tuple(deps), duration=secs, nbytes=opt_bytes, phase="optimizer", stage=s)
-        if zero >= 1 and self.d > 1:
-            nbytes = params * self.dt
-            group = self.grid.dp_group(rep)
-            self.tg.add(kind="collective", name="zero.all_gather params", ranks=(rep,), stream="dp",
-                        deps=(step.id,),
-                        transfers=self.plan("all_gather", group, nbytes, self.grid.dp_mirror_offsets()),
-                        nbytes=nbytes, op="all_gather", group=group, phase="zero_comm", stage=s)
+                ch.compute("fwd.head L-1", self.head.fwd_s, self.head.fwd_flops, "forward", -1)
+            return
+        if k == self.K - 1 and emb_head:
+            note(ch.compute("bwd.head L-1", self.head.bwd_s, self.head.bwd_flops, "backward", -1), -2)
+            if self.sp:
+                tp("reduce_scatter", -1, "head")
+        for l in reversed(layers):
+            if self.recompute == "full":
+                block("rc.attn", self.attn.fwd_s, self.attn.fwd_flops, "recompute", l, True, True)
+                block("rc.mlp", self.mlp.fwd_s, self.mlp.fwd_flops, "recompute", l, True)
+            block("bwd.mlp", self.mlp.bwd_s, self.mlp.bwd_flops, "backward", l, False)
+            if self.recompute == "selective":
+                ch.compute(f"rc.attn_core L{l}", self.core_rc_s, self.core_rc_flops, "recompute", l)
+            note(block("bwd.attn", self.attn.bwd_s, self.attn.bwd_flops, "backward", l, False, True), l)
+        if k == 0 and emb_head:
+            if self.sp:
+                tp("all_gather", -1, "embedding")
+            note(ch.compute("bwd.embedding L-1", self.emb.bwd_s, self.emb.bwd_flops, "backward", -1), -1)

@@ -55,6 +55,28 @@ class Task:
     microbatch: int = -1
     layer: int = -1
     chunk: int = -1
+    parts: tuple["Part", ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One interval inside a fused task, at fixed offsets from the task's start.
+
+    Layer-level work whose timing nothing else can disturb (a stage's compute and
+    its tensor-parallel collectives on links no other traffic uses) is simulated
+    as one task; its parts restore the per-layer rows of the timeline.
+    """
+
+    start: float
+    end: float
+    name: str
+    kind: str
+    stream: str
+    phase: str
+    layer: int
+    flops: float
+    nbytes: float
+    transfers: tuple[Transfer, ...] = ()  # what a collective part puts on the links
 
 
 @dataclass

@@ -21,32 +21,30 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
+
 from simcluster.costs.memory import stage_memory
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
+
 from simcluster.metrics.intervals import intersect, measure, merge, subtract
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
 
 
-def _rank_breakdown(tg: TaskGraph, res: SimResult, rank: int, T: float) -> dict[str, float]:
-    streams: dict[str, list[tuple[float, float]]] = {}
-    by_phase = {"compute": 0.0, "recompute": 0.0, "optimizer": 0.0}
-    for (r, stream), queue in tg.streams.items():
-        if r != rank:
-            continue
-        iv = [(res.start[i], res.end[i]) for i in queue]
-        streams[stream] = iv
-        if stream == "compute":
-            for i in queue:
-                ph = tg.tasks[i].phase
-                key = ph if ph in ("recompute", "optimizer") else "compute"
-                by_phase[key] += res.end[i] - res.start[i]
-    busy = merge(streams.get("compute", []))
+def _rank_breakdown(rows: pd.DataFrame, T: float) -> dict[str, float]:
+    """Where one rank's iteration goes, from its timeline rows."""
+    comp = rows[rows["stream"] == "compute"]
+    dur = comp["end_s"] - comp["start_s"]
+    phase = comp["phase"]
+    out = {"recompute": float(dur[phase == "recompute"].sum()),
+           "optimizer": float(dur[phase == "optimizer"].sum())}
+    out["compute"] = float(dur.sum()) - out["recompute"] - out["optimizer"]
+    busy = merge(zip(comp["start_s"].tolist(), comp["end_s"].tolist()))
     idle = subtract([(0.0, T)], busy)
-    out = dict(by_phase)
     for name, names in COMM_KINDS:
-        comm = merge(iv for s in names for iv in streams.get(s, []))
+        c = rows[rows["stream"].isin(names)]
+        comm = merge(zip(c["start_s"].tolist(), c["end_s"].tolist()))
         out[f"exposed_{name}_comm"] = measure(intersect(idle, comm))
         idle = subtract(idle, comm)
     out["bubble"] = measure(idle)
@@ -61,22 +59,21 @@ def _peak_flops(spec: Any, device: Any) -> float:
 def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict, dict]:
     """(summary.json figures, details for the report)."""
     T = max(res.end) if res.end else 0.0
+    tl = res.timeline
+    gpu = tl[tl["rank"] >= 0]
     ranks = list(tg.ranks)
-    mult = tg.multiplicity
     n_gpus = spec.num_gpus
-    model_flops = hw_flops = 0.0
-    for t in tg.tasks:
-        if t.flops:
-            w = sum(mult.get(r, 1) for r in t.ranks)
-            hw_flops += t.flops * w
-            if t.phase != "recompute":
-                model_flops += t.flops * w
+    weight = gpu["rank"].map(tg.multiplicity).fillna(1.0) * gpu["flops"]
+    hw_flops = float(weight.sum())
+    model_flops = float(weight[gpu["phase"] != "recompute"].sum())
+    is_comm = gpu["kind"].isin(("collective", "send"))
+    comm_bytes = float((gpu["rank"].map(tg.multiplicity).fillna(1.0) * gpu["bytes"])[is_comm].sum())
     device = topo.device
     peak = _peak_flops(spec, device)
     breakdown = []
-    for r in ranks:
-        b = _rank_breakdown(tg, res, r, T)
-        breakdown.append({"stage": tg.tasks[tg.streams[(r, "compute")][0]].stage, "rank": r, **b})
+    for r, rows in gpu.groupby("rank", sort=True):
+        b = _rank_breakdown(rows, T)
+        breakdown.append({"stage": int(rows["stage"].max()), "rank": int(r), **b})
     k = len(breakdown) or 1
     bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
     exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]
@@ -104,15 +101,14 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
         "memory_capacity_bytes": cap,
         "fits_in_memory": bool(peak_mem <= cap),
         "model_flops_per_iteration": model_flops,
+        "comm_bytes_per_iteration": comm_bytes,
         "simulated_ranks": len(ranks),
         "microbatches": spec.num_microbatches,
     }
     details = {
-        "ranks": [_rank_label(tg, spec, r) for r in ranks],
+        "ranks": [_rank_label(tg, r) for r in ranks],
         "memory": memory,
-        "breakdown": [{key: b[key] for key in ("stage", "compute", "recompute", "exposed_tp_comm",
-                                                 "exposed_dp_comm", "exposed_pp_comm", "bubble",
-                                                 "optimizer")} for b in breakdown],
+        "breakdown": _per_stage(breakdown),
         "warnings": _warnings(summary),
         "link_utilization": _links(res, topo, T),
         "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
@@ -120,11 +116,22 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
     return summary, details
 
 
-def _rank_label(tg: TaskGraph, spec: Any, r: int) -> dict:
+def _rank_label(tg: TaskGraph, r: int) -> dict:
     n = tg.multiplicity.get(r, 1)
-    stage = r // n if n else 0
+    stage = r // tg.meta["stage_size"]
     return {"rank": r, "stage": stage, "represents": n,
             "label": f"stage {stage} (ranks {r}–{r + n - 1})" if n > 1 else f"stage {stage} (rank {r})"}
+
+
+def _per_stage(breakdown: list[dict]) -> list[dict]:
+    """The breakdown averaged over the simulated ranks of each stage."""
+    keys = ("compute", "recompute", "exposed_tp_comm", "exposed_dp_comm", "exposed_pp_comm",
+            "bubble", "optimizer")
+    stages: dict[int, list[dict]] = {}
+    for b in breakdown:
+        stages.setdefault(b["stage"], []).append(b)
+    return [{"stage": s, **{k: sum(b[k] for b in bs) / len(bs) for k in keys}}
+            for s, bs in sorted(stages.items())]
 
 
 def _memory(spec: Any, tg: TaskGraph) -> list[dict]:

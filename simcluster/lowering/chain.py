@@ -1,0 +1,100 @@
+"""Chains: how a unit's ordered work becomes tasks (explicit) or parts of one task (fused).
+
+A pipeline unit (one forward or backward pass of one model chunk for one
+microbatch) is an ordered chain of compute blocks and collectives. The same
+unit-building code drives either chain:
+
+- :class:`TaskChain` adds one task per compute block per simulated member and
+  one task per collective per group (a collective among several simulated
+  members starts when all have reached it);
+- :class:`PartsChain` records the same work as :class:`Part` offsets of a single
+  fused task, costing each collective as uncontended: the sum over its phases of
+  latency + nbytes / min_l(B_l / w_l) (the engine's rate for a flow alone on its
+  links, mirrors included in the weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from simcluster.collectives.transfer import Transfer
+from simcluster.lowering.task import Part, TaskGraph
+
+# A collective in a chain: (ranks of the task, real group, mirror offsets)
+Group = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+def uncontended_time(transfers: Sequence[Transfer], bandwidth: Sequence[float]) -> float:
+    """Seconds the transfers take one after another with no other traffic."""
+    total = 0.0
+    for tr in transfers:
+        total += tr.latency
+        if tr.nbytes > 0 and tr.links:
+            total += tr.nbytes / min(bandwidth[l] / w for l, w in zip(tr.links, tr.weights))
+    return total
+
+
+@dataclass
+class Labels:
+    stage: int
+    microbatch: int
+    chunk: int
+
+
+class TaskChain:
+    """Adds tasks to ``tg`` for ``members`` (simulated ranks), each member's work in order."""
+
+    def __init__(self, tg: TaskGraph, members: tuple[int, ...], labels: Labels,
+                 plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]]):
+        self.tg, self.members, self.labels, self.plan = tg, members, labels, plan
+        self.prev: dict[int, int] = {}
+        self.first: dict[int, int] = {}
+
+    def _add(self, ranks: tuple[int, ...], **kw: Any) -> int:
+        deps = tuple(self.prev[r] for r in ranks if r in self.prev)
+        lb = self.labels
+        t = self.tg.add(ranks=ranks, deps=deps, stage=lb.stage, microbatch=lb.microbatch,
+                        chunk=lb.chunk, **kw)
+        for r in ranks:
+            self.prev[r] = t.id
+            self.first.setdefault(r, t.id)
+        return t.id
+
+    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int) -> dict[int, int]:
+        return {r: self._add((r,), kind="compute", name=name, stream="compute", duration=secs,
+                             flops=flops, phase=phase, layer=layer) for r in self.members}
+
+    def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
+                   phase: str, layer: int) -> None:
+        for ranks, group, mirrors in groups:
+            self._add(ranks, kind="collective", name=name, stream=stream,
+                      transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes, op=op,
+                      group=group, phase=phase, layer=layer)
+
+
+class PartsChain:
+    """Records one member's unit as parts of a single fused task."""
+
+    def __init__(self, plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]],
+                 bandwidth: Sequence[float]):
+        self.plan, self.bw = plan, bandwidth
+        self.parts: list[Part] = []
+        self.t = 0.0
+
+    def _part(self, secs: float, **kw: Any) -> None:
+        self.parts.append(Part(start=self.t, end=self.t + secs, **kw))
+        self.t += secs
+
+    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int) -> dict[int, int]:
+        self._part(secs, name=name, kind="compute", stream="compute", phase=phase, layer=layer,
+                   flops=flops, nbytes=0.0)
+        return {}
+
+    def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
+                   phase: str, layer: int) -> None:
+        ranks, group, mirrors = groups[0]
+        transfers = self.plan(op, group, nbytes, mirrors)
+        secs = uncontended_time(transfers, self.bw)
+        self._part(secs, name=name, kind="collective", stream=stream, phase=phase, layer=layer,
+                   flops=0.0, nbytes=nbytes, transfers=transfers)
