@@ -30,7 +30,7 @@ _EPS = 1e-12
 class _Flow:
     __slots__ = ("tr", "remaining", "rate", "done", "seq")
 
-    def __init__(self, tr: Transfer, done: simpy.Event, seq: int):
+    def __init__(self, tr: Transfer, done: Callable[[], None], seq: int):
         self.tr, self.remaining, self.rate, self.done, self.seq = tr, tr.nbytes, 0.0, done, seq
 
 
@@ -62,14 +62,24 @@ class Network:
         self.flows_started = 0
 
     # -- public ---------------------------------------------------------------------------
-    def transfer(self, tr: Transfer) -> Generator[simpy.Event, None, None]:
-        """Process body: wait the latency, then move the bytes at the fair rate."""
+    def start(self, tr: Transfer, on_done: Callable[[], None]) -> None:
+        """Run ``tr``: wait its latency, then move its bytes at the fair rate; then ``on_done()``."""
         if tr.latency > 0:
-            yield self.env.timeout(tr.latency)
+            self.env.timeout(tr.latency).callbacks.append(lambda _e: self._begin(tr, on_done))
+        else:
+            self._begin(tr, on_done)
+
+    def transfer(self, tr: Transfer) -> Generator[simpy.Event, None, None]:
+        """Process body equivalent of :meth:`start` (for simpy processes)."""
+        ev = self.env.event()
+        self.start(tr, lambda: ev.succeed())
+        yield ev
+
+    def _begin(self, tr: Transfer, on_done: Callable[[], None]) -> None:
         if tr.nbytes <= 0 or not tr.links:
+            on_done()
             return
-        done = self.env.event()
-        f = _Flow(tr, done, self._seq)
+        f = _Flow(tr, on_done, self._seq)
         self._seq += 1
         self.flows_started += 1
         self._advance()
@@ -95,7 +105,6 @@ class Network:
         else:
             f.rate = min(self.bw[l] / w for l, w in zip(tr.links, tr.weights))
         self._schedule_wakeup()
-        yield done
 
     # -- internals ------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -199,6 +208,6 @@ class Network:
                     comp = self._component([g])
                     done.update(comp)
                     self._rerate(comp)
-        for f in finished:
-            f.done.succeed()
         self._schedule_wakeup()
+        for f in finished:
+            f.done()

@@ -10,6 +10,7 @@ pipeline stages outermost::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,20 @@ class RankGrid:
 
     # Offsets of the identical groups that run the same collective at the same moment
     # as the group of stage ``pp``'s representative (rank symmetry).
+    @cache
     def tp_mirror_offsets(self) -> tuple[int, ...]:
         return tuple(k * self.t for k in range(1, self.c * self.d))
 
+    @cache
     def cp_mirror_offsets(self) -> tuple[int, ...]:
         return tuple(self.rank(tp, 0, dp) for dp in range(self.d) for tp in range(self.t)
                      if (tp, dp) != (0, 0))
 
+    @cache
     def dp_mirror_offsets(self) -> tuple[int, ...]:
         return tuple(self.rank(tp, cp) for cp in range(self.c) for tp in range(self.t)
                      if (tp, cp) != (0, 0))
 
+    @cache
     def stage_mirror_offsets(self) -> tuple[int, ...]:
         return tuple(range(1, self.per_stage))

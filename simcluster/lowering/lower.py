@@ -108,6 +108,7 @@ class Lowerer:
         self.kv_bytes = 2 * b * s * kv_dim * self.dt / self.t  # K and V gathered over context ranks
         self.recompute = tr.recompute
         self._templates: dict[tuple[str, int], tuple] = {}
+        self._plans: dict[tuple, tuple[tuple[int, ...], tuple[Transfer, ...]]] = {}
 
     # -- who is simulated -------------------------------------------------------------------
     def members(self, s: int) -> list[tuple[int, ...]]:
@@ -135,9 +136,15 @@ class Lowerer:
              mirrors: tuple[int, ...]) -> tuple[Transfer, ...]:
         if self.opt.ideal_network or len(group) < 2 or nbytes <= 0 or len(set(group)) < 2:
             return ()
+        key = (op, group, nbytes, id(mirrors))  # mirror tuples come cached from the grid
+        hit = self._plans.get(key)
+        if hit is not None and hit[0] is mirrors:
+            return hit[1]
         colls = getattr(self.spec, "collectives", None) or {}
-        return plan_collective(op, group, nbytes, self.topo, algorithm=colls.get(op, "auto"),
+        plan = plan_collective(op, group, nbytes, self.topo, algorithm=colls.get(op, "auto"),
                                mirror_offsets=mirrors)
+        self._plans[key] = (mirrors, plan)
+        return plan
 
     # -- building -------------------------------------------------------------------------
     def build(self) -> TaskGraph:

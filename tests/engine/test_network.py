@@ -70,3 +70,24 @@ def test_late_flow_slows_the_first_only_while_they_overlap():
     assert res.end[1] == pytest.approx(0.015, rel=1e-9)
     assert res.end[2] == pytest.approx(0.020, rel=1e-9)
     assert res.link_bytes[0] == pytest.approx(2e9, rel=1e-9)
+
+
+def test_a_long_chain_of_instant_tasks_runs_without_recursion():
+    tg = TaskGraph()
+    prev = ()
+    for i in range(5000):
+        t = tg.add(kind="collective", name=f"c{i}", ranks=(i % 2,), stream="tp", deps=prev)
+        prev = (t.id,)
+    res = simulate(tg, _topo([1e9]))
+    assert res.end[-1] == 0.0 and len(res.timeline) == 5000
+
+
+def test_collective_among_simulated_ranks_starts_when_the_last_arrives():
+    tg = TaskGraph()
+    tg.add(kind="compute", name="a", ranks=(0,), stream="compute", duration=1.0)
+    tg.add(kind="compute", name="b", ranks=(1,), stream="compute", duration=3.0)
+    tg.add(kind="collective", name="ar", ranks=(0, 1), stream="dp", deps=(0, 1),
+           transfers=(Transfer((0,), (1.0,), 1e9, 0.0),))
+    tg.add(kind="compute", name="c", ranks=(0,), stream="compute", deps=(2,), duration=1.0)
+    res = simulate(tg, _topo([1e9]))
+    assert res.start[2] == 3.0 and res.end[2] == pytest.approx(4.0) and res.end[3] == pytest.approx(5.0)
