@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         mod.add_arguments(sub.add_parser(name, help=mod.HELP))
     rep = sub.add_parser("report", help="re-draw the reports of a finished run")
     rep.add_argument("run_dir")
+    rep.add_argument("--window", metavar="START:END",
+                     help="draw the Gantt chart of this part of the iteration only (seconds, e.g. 0.5:1.25)")
     val = sub.add_parser("validate", help="check a workload or cluster file")
     val.add_argument("file")
     return p
@@ -38,7 +40,10 @@ def _run(args: argparse.Namespace) -> int:
     from simcluster.reporting import print_summary
     from simcluster.run import run_workload
     from simcluster.spec import load_workload
+    from simcluster.sweep.quick import is_quick_sweep, run_quick_sweep
 
+    if is_quick_sweep(args.overrides):  # --set key=a,b,c: a quick sweep (issue 8)
+        return run_quick_sweep(args.workload, args.overrides, args.out)
     spec = load_workload(args.workload, overrides=args.overrides)
     out = Path(args.out) if args.out else Path("reports") / spec.name
     outcome = run_workload(spec, out)
@@ -59,13 +64,28 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from simcluster.reporting import redraw
+    from simcluster.reporting.gantt import parse_window
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "summary.json").is_file():
         print(f"{run_dir}: not a finished run (no summary.json)", file=sys.stderr)
         return 2
-    redraw(run_dir)
-    print(f"re-drew {run_dir}/")
+    window = None
+    if args.window is not None:
+        try:
+            window = parse_window(args.window)
+        except ValueError as e:
+            print(f"{run_dir}: --window: {e}", file=sys.stderr)
+            return 2
+    try:
+        redraw(run_dir, window=window)
+    except FileNotFoundError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except ValueError as e:  # a window outside the iteration
+        print(f"{run_dir}: --window: {e}", file=sys.stderr)
+        return 2
+    print(f"re-drew {run_dir}/" + (f" (Gantt window {window[0]:g}–{window[1]:g} s)" if window else ""))
     return 0
 
 

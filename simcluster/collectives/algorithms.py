@@ -3,9 +3,10 @@
 An algorithm decomposes a collective on ``group`` into :class:`Phase` s run
 one after another. A phase is a set of concurrent point-to-point hops, each
 carrying ``factor * S`` bytes (S = the collective's ``nbytes``), preceded by
-``steps`` x the slowest hop's route latency. The planner
-(:mod:`simcluster.collectives.plan`) turns phases into ``Transfer`` s: a link's
-weight is the number of hops whose route crosses it.
+``steps`` x the slowest hop's route latency (or the phase's own ``latency``).
+The planner (:mod:`simcluster.collectives.plan`) turns phases into
+``Transfer`` s: a link's weight is the number of hops whose route crosses it
+(each counted with its ``weights`` entry, 1 by default).
 
 Sizes follow NCCL's conventions (nccl-tests doc/PERFORMANCE.md, "bus
 bandwidth"): all_reduce S is the buffer on each rank; all_gather S is the
@@ -14,18 +15,25 @@ broadcast S the message; all_to_all S the buffer each rank sends (S/n to
 each peer); send S the message.
 
 Ring (Thakur, Rabenseifner & Gropp, "Optimization of Collective
-Communication Operations in MPICH", IJHPCA 2005, sec. 4): on n ranks with
-per-hop latency alpha and bandwidth B,
+Communication Operations in MPICH", IJHPCA 2005, sec. 4), run over NCCL's
+channels (:mod:`simcluster.collectives.rings`): on n ranks with per-hop
+latency alpha and bandwidth B,
 
     all_reduce      2(n-1) alpha + 2(n-1)/n * S/B   (reduce-scatter + all-gather)
     all_gather      (n-1) alpha + (n-1)/n * S/B     (reduce_scatter the same)
     broadcast       (n-1) alpha + S/B               (pipelined chain, root = group[0])
 
-Hierarchical (2D ring, as in NCCL's tree/CollNet-free multi-node rings and
-Horovod's hierarchical all-reduce): k nodes with g group members each;
+Hierarchical (2D ring, as Horovod's hierarchical all-reduce): k nodes with g group members each;
 intra-node reduce-scatter ((g-1)/g S), g concurrent inter-node all-reduce
 rings over ranks with the same local index (2(k-1)/k * S/g each), intra-node
-all-gather ((g-1)/g S).
+all-gather ((g-1)/g S), one after another (not pipelined, so the ring or
+tree usually beats it; ``auto`` weighs it like the others).
+
+Tree: NCCL's double binary tree (:mod:`simcluster.collectives.tree`,
+Sanders, Speck & Traeff 2009). Torus: dimension by dimension
+(:mod:`simcluster.collectives.torus`). ``auto``: chosen per message size by
+:mod:`simcluster.collectives.select` (the registered ``auto`` is its choice
+for large messages).
 
 Direct: every rank sends to every other rank at once (all_to_all: S/n per
 pair, one step; all_gather / reduce_scatter: S/n per pair; all_reduce: a
@@ -37,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from simcluster.collectives.rings import Ring, node_split, ring_pairs, rings
 from simcluster.registry import Registry
 
 if TYPE_CHECKING:
@@ -44,24 +53,29 @@ if TYPE_CHECKING:
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "send")
 
+LARGE_MESSAGE = float(2**30)  # bytes: the size the registered ``auto`` chooses for
+
 
 @dataclass(frozen=True)
 class Phase:
-    """Concurrent hops ``pairs`` (src, dst), each carrying ``factor * S`` bytes, after ``steps`` latencies."""
+    """Concurrent hops ``pairs`` (src, dst), each carrying ``factor * S`` bytes, after ``steps`` latencies.
+
+    ``weights`` (optional, one per pair) scales each hop's bytes (a hop of a ring that
+    carries a share of the buffer); ``latency`` (optional) replaces ``steps`` x the
+    slowest hop's latency when the algorithm knows its critical path better.
+    """
 
     pairs: tuple[tuple[int, int], ...]
     factor: float
     steps: int
+    weights: tuple[float, ...] | None = None
+    latency: float | None = None
 
 
 Algorithm = Callable[[str, Sequence[int], "Topology"], list[Phase]]
 ALGORITHMS: Registry[Algorithm] = Registry("collective algorithm")
 
-
-def ring_pairs(group: Sequence[int]) -> tuple[tuple[int, int], ...]:
-    """Hops of the ring in the group's order: g[i] -> g[i+1 mod n]."""
-    n = len(group)
-    return tuple((group[i], group[(i + 1) % n]) for i in range(n))
+__all__ = ["ALGORITHMS", "OPS", "Phase", "Ring", "chain_pairs", "node_split", "ring_pairs", "rings"]
 
 
 def chain_pairs(group: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -69,28 +83,41 @@ def chain_pairs(group: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((group[i], group[i + 1]) for i in range(len(group) - 1))
 
 
-def node_split(group: Sequence[int], topo: "Topology") -> list[list[int]]:
-    """Members per node, nodes in order of first appearance, members in group order."""
-    by_node: dict[int, list[int]] = {}
-    for r in group:
-        by_node.setdefault(r // topo.gpus_per_node, []).append(r)
-    return list(by_node.values())
-
-
 def _unsupported(name: str, op: str) -> ValueError:
     return ValueError(f"collective algorithm {name!r} does not implement {op}")
 
 
+def ring_phase(rs: Sequence[Ring], factor: float, steps: int, n: int, topo: "Topology",
+               root: int | None = None) -> Phase:
+    """All rings at once: hop bytes factor x share; latency steps/n x the ring's summed hop latencies.
+
+    A chunk crosses a ring's hops in turn, so ``steps`` ring steps on n members take
+    steps/n rounds of the ring (exactly steps x alpha on a uniform ring; NCCL's tuning
+    model likewise counts intra- and inter-node steps apart, src/graph/tuning.cc).
+    With ``root`` (broadcast), the hops into the root are left out: a pipelined chain.
+    """
+    pairs: list[tuple[int, int]] = []
+    weights: list[float] = []
+    latency = 0.0
+    for r in rs:
+        hops = r.hops if root is None else tuple(h for h in r.hops if h[1] != root)
+        pairs.extend(hops)
+        weights.extend([r.share] * len(hops))
+        latency = max(latency, steps / n * sum(topo.route_latency(a, b) for a, b in r.hops))
+    return Phase(tuple(pairs), factor, steps, tuple(weights), latency)
+
+
 @ALGORITHMS.register("ring")
 def ring(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
-    """Ring algorithm in the group's order (Thakur et al. 2005); broadcast is a pipelined chain."""
+    """Ring algorithm (Thakur et al. 2005) over NCCL-style channels; broadcast is a pipelined chain."""
     n = len(group)
+    rs = rings(group, topo)
     if op == "all_reduce":
-        return [Phase(ring_pairs(group), 2 * (n - 1) / n, 2 * (n - 1))]
+        return [ring_phase(rs, 2 * (n - 1) / n, 2 * (n - 1), n, topo)]
     if op in ("all_gather", "reduce_scatter"):
-        return [Phase(ring_pairs(group), (n - 1) / n, n - 1)]
+        return [ring_phase(rs, (n - 1) / n, n - 1, n, topo)]
     if op == "broadcast":
-        return [Phase(chain_pairs(group), 1.0, n - 1)]
+        return [ring_phase(rs, 1.0, n - 1, n, topo, root=group[0])]
     raise _unsupported("ring", op)
 
 
@@ -108,18 +135,24 @@ def direct(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
     raise _unsupported("direct", op)
 
 
+def hierarchical_applies(op: str, group: Sequence[int], topo: "Topology") -> bool:
+    """k >= 2 nodes with the same number g >= 2 of members each, and an op with a 2D-ring form."""
+    nodes = node_split(group, topo)
+    return (len(nodes) >= 2 and len(nodes[0]) >= 2 and all(len(m) == len(nodes[0]) for m in nodes)
+            and op in ("all_reduce", "all_gather", "reduce_scatter"))
+
+
 @ALGORITHMS.register("hierarchical")
 def hierarchical(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
-    """Intra-node rings + concurrent inter-node rings per local index (2D ring).
+    """Intra-node rings, then concurrent inter-node rings per local index, then intra-node rings (2D ring).
 
-    Needs k >= 2 nodes with the same number g >= 2 of members each; otherwise
-    (and for broadcast / all_to_all, which have no hierarchical form here) it
-    is the ``auto`` choice for the flat group.
+    The phases run one after another (Horovod's hierarchical all-reduce). Where it does
+    not apply (see :func:`hierarchical_applies`) it is the ring (direct for all_to_all).
     """
+    if not hierarchical_applies(op, group, topo):
+        return direct(op, group, topo) if op == "all_to_all" else ring(op, group, topo)
     nodes = node_split(group, topo)
     k, g = len(nodes), len(nodes[0])
-    if k < 2 or g < 2 or any(len(m) != g for m in nodes) or op not in ("all_reduce", "all_gather", "reduce_scatter"):
-        return auto(op, group, topo, hierarchical_ok=False)
     intra = tuple(p for members in nodes for p in ring_pairs(members))
     inter = tuple(p for i in range(g) for p in ring_pairs([m[i] for m in nodes]))
     if op == "all_reduce":
@@ -134,19 +167,15 @@ def hierarchical(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]
 
 
 @ALGORITHMS.register("auto")
-def auto(op: str, group: Sequence[int], topo: "Topology", hierarchical_ok: bool = True) -> list[Phase]:
-    """all_to_all: direct. Torus clusters, groups inside one node or with one member per node,
-    and broadcast: ring. Several nodes with the same number (>= 2) of members each: hierarchical.
-    Anything else: ring.
+def auto(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
+    """The algorithm :func:`plan_collective` picks for a large message (LARGE_MESSAGE bytes).
+
+    ``plan_collective(..., algorithm="auto")`` picks per message size instead
+    (:mod:`simcluster.collectives.select`).
     """
-    if op == "all_to_all":
-        return direct(op, group, topo)
-    if op == "broadcast" or topo.is_torus or not hierarchical_ok:
-        return ring(op, group, topo)
-    nodes = node_split(group, topo)
-    if len(nodes) == 1 or len(nodes) == len(group) or any(len(m) != len(nodes[0]) for m in nodes):
-        return ring(op, group, topo)
-    return hierarchical(op, group, topo)
+    from simcluster.collectives.select import choose
+
+    return ALGORITHMS.get(choose(op, tuple(group), LARGE_MESSAGE, topo))(op, group, topo)
 
 
 def plan_collective(*args, **kwargs):
@@ -154,3 +183,7 @@ def plan_collective(*args, **kwargs):
     from simcluster.collectives.plan import plan_collective as _plan_collective
 
     return _plan_collective(*args, **kwargs)
+
+
+# algorithms in their own modules register themselves on import
+from simcluster.collectives import torus as _torus, tree as _tree  # noqa: E402,F401

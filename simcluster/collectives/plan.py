@@ -13,6 +13,14 @@ simulated. Their hops (the representative's hops shifted by ``off``) add to
 the weights of the links the representative uses; links only mirrors use do
 not matter to the representative's transfer and are left out.
 
+A phase's optional per-pair ``weights`` scale each hop's load (rings that
+carry a share of the buffer), and its optional ``latency`` replaces steps x
+the largest hop latency.
+
+``algorithm="auto"`` picks per message size (:mod:`simcluster.collectives.select`):
+every candidate's plan and its cost t(S) = L + K*S are cached once, so each
+call only compares a few numbers.
+
 Plans are cached on the topology by (op, algorithm, group, mirror_offsets)
 for S = 1 byte and scaled with ``Transfer.scaled``.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from simcluster.collectives.algorithms import ALGORITHMS, OPS, Phase
+from simcluster.collectives.select import options, pick
 from simcluster.collectives.transfer import Transfer
 
 if TYPE_CHECKING:
@@ -30,18 +39,29 @@ if TYPE_CHECKING:
 
 def _transfer(phase: Phase, topo: "Topology", mirror_offsets: Sequence[int]) -> Transfer:
     """One phase as a Transfer of ``phase.factor`` bytes (S = 1)."""
-    loads: dict[int, int] = {}
+    loads: dict[int, float] = {}
     route = topo.route
-    for a, b in phase.pairs:
+    weights = phase.weights or (1.0,) * len(phase.pairs)
+    for (a, b), w in zip(phase.pairs, weights):
         for link in route(a, b):
-            loads[link] = loads.get(link, 0) + 1
+            loads[link] = loads.get(link, 0.0) + w
+    G = topo.gpus_per_node
+    # a mirrored hop inside a node the representative does not touch stays on that node's own links
+    skip_local = not topo.is_torus
+    rep_nodes = {r // G for p in phase.pairs for r in p}
     for off in mirror_offsets:
-        for a, b in phase.pairs:
-            for link in route(a + off, b + off):
+        for (a, b), w in zip(phase.pairs, weights):
+            a, b = a + off, b + off
+            if skip_local and a // G == b // G and a // G not in rep_nodes:
+                continue
+            for link in route(a, b):
                 if link in loads:
-                    loads[link] += 1
+                    loads[link] += w
     links = tuple(sorted(loads))
-    latency = phase.steps * max((topo.route_latency(a, b) for a, b in phase.pairs), default=0.0)
+    if phase.latency is not None:
+        latency = phase.latency
+    else:
+        latency = phase.steps * max((topo.route_latency(a, b) for a, b in phase.pairs), default=0.0)
     return Transfer(links, tuple(float(loads[l]) for l in links), float(phase.factor), latency)
 
 
@@ -79,10 +99,31 @@ def plan_collective(
     """
     if op not in OPS:
         raise ValueError(f"unknown collective {op!r}; known: {', '.join(OPS)}")
-    key = (op, algorithm, tuple(group), tuple(mirror_offsets))
+    group_t, mirrors = tuple(int(r) for r in group), tuple(int(o) for o in mirror_offsets)
+    if algorithm == "auto" and op != "send" and len(group_t) >= 2:
+        unit = pick(auto_options(op, group_t, topo, mirrors), nbytes)[3]
+    else:
+        unit = _unit(op, group_t, topo, algorithm, mirrors)
+    return tuple(t.scaled(nbytes) for t in unit)
+
+
+def _unit(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str, mirrors: tuple[int, ...]) -> tuple[Transfer, ...]:
+    """The plan for S = 1 byte, cached on the topology."""
+    key = (op, algorithm, group, mirrors)
     cache = topo.plan_cache
     unit = cache.get(key)
     if unit is None:
-        unit = _plan(op, tuple(int(r) for r in group), topo, algorithm, tuple(int(o) for o in mirror_offsets))
+        unit = _plan(op, group, topo, algorithm, mirrors)
         cache[key] = unit
-    return tuple(t.scaled(nbytes) for t in unit)
+    return unit
+
+
+def auto_options(op: str, group: tuple[int, ...], topo: "Topology", mirrors: tuple[int, ...]):
+    """``auto``'s candidates with their cost (cached): see :func:`simcluster.collectives.select.options`."""
+    key = (op, "auto", group, mirrors)
+    cache = topo.plan_cache
+    opts = cache.get(key)
+    if opts is None:
+        opts = options(op, group, topo, lambda name: _unit(op, group, topo, name, mirrors))
+        cache[key] = opts
+    return opts

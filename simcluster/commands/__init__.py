@@ -6,4 +6,4 @@ modules named in :data:`COMMANDS`. Raise :class:`simcluster.errors.SpecError`
 for bad input (exit status 2).
 """
 
-COMMANDS = ("sweep", "search", "collective")
+COMMANDS = ("sweep", "search", "collective", "export_chakra")

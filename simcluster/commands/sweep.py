@@ -1,17 +1,77 @@
-"""`python -m simcluster sweep` (not implemented yet)."""
+"""``python -m simcluster sweep SWEEP.yaml [--out DIR] [--jobs N] [--executor local|dask] [--scheduler ADDRESS]``
+
+Runs every point of a sweep file (see :mod:`simcluster.spec.sweep`), resuming from the
+store in ``DIR`` (default ``reports/<sweep name>/``), and writes ``results.csv`` (and
+``results.parquet`` with pyarrow), ``throughput.png``, ``heatmap.png``, ``report.html``
+and ``best.yaml``.
+
+Exit status: 0 when the sweep finished (whatever its points' statuses); 2 for bad input:
+a bad sweep file, ``--executor dask`` without the ``simcluster[dask]`` extra installed, a
+scheduler that cannot be reached, or an output folder another sweep is writing; 130 when
+interrupted (finished points are kept: run the same command again to resume).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-HELP = "sweep (not implemented yet)"
+HELP = "run a batch of workload variants from a sweep file (resumable; local processes or dask)"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("args", nargs="*")
+    p.add_argument("sweep", help="sweep YAML file (base workload, grid, zip groups, filters)")
+    p.add_argument("--out", help="output folder (default reports/<sweep name>/); finished points there are reused")
+    p.add_argument("--jobs", type=_positive, help="worker processes (default: the number of cores)")
+    p.add_argument("--executor", choices=("local", "dask"),
+                   help="local process pool (default) or dask.distributed (needs simcluster[dask])")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask scheduler, e.g. tcp://host:8786 (implies --executor dask)")
+    p.add_argument("--fresh", action="store_true", help="forget the points finished by earlier runs")
+    p.add_argument("--no-report", dest="report", action="store_false", help="write results only, no plots or HTML")
+
+
+def _fail(message: str) -> int:
+    print(f"simcluster sweep: {message}", file=sys.stderr)
+    return 2
 
 
 def main(args: argparse.Namespace) -> int:
-    print("simcluster sweep: not implemented yet", file=sys.stderr)
-    return 1
+    from simcluster.spec.sweep import load_sweep
+    from simcluster.sweep.executors import MissingExtra, SchedulerUnreachable, make_executor
+    from simcluster.sweep.report import summary_text
+    from simcluster.sweep.runner import STORE_NAME, run_sweep
+    from simcluster.sweep.store import StoreBusy
+
+    kind = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and kind != "dask":
+        return _fail("--scheduler needs --executor dask")
+    try:
+        executor = make_executor(kind, args.jobs, args.scheduler)
+    except MissingExtra as exc:
+        return _fail(str(exc))
+    sweep = load_sweep(args.sweep)  # SpecError: exit 2 with one line per problem (cli.main)
+    out = Path(args.out) if args.out else Path("reports") / sweep.name
+    try:
+        outcome = run_sweep(sweep, out, executor, fresh=args.fresh, reports=args.report)
+    except (StoreBusy, SchedulerUnreachable) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"\nsimcluster sweep: interrupted; finished points are kept in {out / STORE_NAME}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print(summary_text(outcome.table, outcome.info))
+    print(f"{outcome.simulated} simulated, {outcome.from_store} taken from the store, in {outcome.wall_s:.1f} s")
+    print(f"wrote {out}/")
+    return 0

@@ -25,11 +25,15 @@ _PARTS_MAX = 1 << 20  # parts per fused task (orders rows inside a task)
 
 
 class _Columns:
-    """Column-wise accumulation: lists of numpy arrays joined once at the end."""
+    """Column-wise accumulation: lists of numpy arrays joined once at the end.
+
+    Text columns become pandas categoricals (a few distinct names over millions
+    of rows), built from codes without materialising one string per row.
+    """
 
     def __init__(self, with_order: bool):
         self.names = TIMELINE_COLUMNS + (["_ord"] if with_order else [])
-        self.cols: dict[str, list[np.ndarray]] = {c: [] for c in self.names}
+        self.cols: dict[str, list[Any]] = {c: [] for c in self.names}
 
     def add(self, n: int, **values: Any) -> None:
         for c in self.names:
@@ -41,17 +45,28 @@ class _Columns:
             elif c in _FLOAT:
                 self.cols[c].append(np.full(n, v, dtype=float))
             else:
-                self.cols[c].append(np.full(n, v, dtype=object))
+                self.cols[c].append((v, n))  # a constant text value for n rows
 
     def frame(self) -> pd.DataFrame:
-        data = {}
+        data: dict[str, Any] = {}
         for c in self.names:
             parts = self.cols[c]
-            if parts:
-                data[c] = np.concatenate(parts)
-            else:
-                data[c] = np.array([], dtype=np.int64 if c in _INT or c == "_ord" else
-                                   float if c in _FLOAT else object)
+            if c in _INT or c == "_ord" or c in _FLOAT:
+                dtype = float if c in _FLOAT else np.int64
+                data[c] = np.concatenate(parts) if parts else np.array([], dtype=dtype)
+                continue
+            values: set[str] = set()
+            for p in parts:
+                if isinstance(p, tuple):
+                    values.add(p[0])
+                else:
+                    values.update(p.tolist())
+            cats = sorted(values)
+            index = {v: i for i, v in enumerate(cats)}
+            codes = [np.full(p[1], index[p[0]], dtype=np.int32) if isinstance(p, tuple)
+                     else pd.Categorical(p, categories=cats).codes.astype(np.int32) for p in parts]
+            data[c] = pd.Categorical.from_codes(np.concatenate(codes) if codes else
+                                                np.array([], dtype=np.int32), categories=cats)
         return pd.DataFrame(data)
 
 
@@ -109,4 +124,8 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
     g = g.iloc[np.argsort(g["_ord"].to_numpy(), kind="stable")].drop(columns="_ord")
     lk = links.frame()
     lk = lk.sort_values(["start_s", "resource"], kind="stable")
-    return pd.concat([g, lk], ignore_index=True)
+    out = pd.concat([g, lk], ignore_index=True)
+    for c in TIMELINE_COLUMNS:  # concat of categoricals with different categories gives objects
+        if out[c].dtype == object:
+            out[c] = out[c].astype("category")
+    return out

@@ -2,7 +2,7 @@
 
 Files (CONTRACT.md, "What a run writes"): ``summary.json``, ``config.json``,
 ``details.json``, ``timeline.parquet`` (when pyarrow is importable) or ``timeline.csv``,
-``gantt.png``, ``utilization.png``, ``trace.json``, ``report.html``.
+``gantt.png`` and ``gantt.svg``, ``utilization.png``, ``memory.png``, ``trace.json``, ``report.html``.
 
 Determinism: JSON with sorted keys, indent 2, a trailing newline, non-finite numbers as
 ``null``; the CSV writes floats in their shortest round-trip form (``repr``), so reading it
@@ -27,8 +27,8 @@ TIMELINE_COLUMNS = (
 STRING_COLUMNS = ("resource", "stream", "task", "kind", "phase")
 INT_COLUMNS = ("rank", "task_id", "stage", "microbatch", "layer")
 FLOAT_COLUMNS = ("start_s", "end_s", "flops", "bytes")
-IMAGE_FILES = ("gantt.png", "utilization.png")
-DRAWN_FILES = ("gantt.png", "utilization.png", "trace.json", "report.html")
+IMAGE_FILES = ("gantt.png", "utilization.png", "memory.png")
+DRAWN_FILES = ("gantt.png", "gantt.svg", "utilization.png", "memory.png", "trace.json", "report.html")
 
 
 def have_pyarrow() -> bool:
@@ -152,18 +152,26 @@ def read_timeline(run_dir: Path) -> pd.DataFrame:
     return normalize_timeline(df)
 
 
-def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict) -> None:
-    """(Re)draw ``gantt.png``, ``utilization.png``, ``trace.json`` and ``report.html`` in ``run_dir``."""
+def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict,
+             window: tuple[float, float] | None = None) -> None:
+    """(Re)draw the files of :data:`DRAWN_FILES` in ``run_dir``.
+
+    ``window`` (seconds) limits the Gantt chart (PNG and SVG) to that part of the iteration;
+    the other plots always show the whole iteration.
+    """
     from simcluster.reporting.gantt import draw_gantt
     from simcluster.reporting.html import write_html
+    from simcluster.reporting.memory import draw_memory
     from simcluster.reporting.trace import write_trace
     from simcluster.reporting.utilization import draw_utilization
 
     run_dir = Path(run_dir)
-    draw_gantt(run_dir / "gantt.png", timeline, summary, config, details)
+    draw_gantt(run_dir / "gantt.png", timeline, summary, config, details, window=window,
+               svg_path=run_dir / "gantt.svg")
     draw_utilization(run_dir / "utilization.png", timeline, summary, config, details)
+    draw_memory(run_dir / "memory.png", timeline, summary, config, details)
     write_trace(run_dir / "trace.json", timeline, summary, config, details)
-    write_html(run_dir / "report.html", summary, config, details)
+    write_html(run_dir / "report.html", summary, config, details, window=window)
 
 
 def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details: dict | None = None) -> None:
@@ -186,10 +194,11 @@ def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details
     draw_all(run_dir, frame, summary, config, details)
 
 
-def redraw(run_dir: Path) -> None:
+def redraw(run_dir: Path, window: tuple[float, float] | None = None) -> None:
     """Re-read a finished run's saved files and regenerate its plots, trace and page (no simulation).
 
-    Raises ``FileNotFoundError`` when the folder has no timeline or no ``summary.json``.
+    ``window``: see :func:`draw_all`. Raises ``FileNotFoundError`` when the folder has no
+    timeline or no ``summary.json``.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -200,4 +209,4 @@ def redraw(run_dir: Path) -> None:
     timeline = read_timeline(run_dir)
     config = read_json(run_dir / "config.json", {}) or {}
     details = read_json(run_dir / "details.json", {}) or {}
-    draw_all(run_dir, timeline, summary, config, details)
+    draw_all(run_dir, timeline, summary, config, details, window=window)

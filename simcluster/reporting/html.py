@@ -1,8 +1,9 @@
 """``report.html``: one self-contained page (no scripts, no external resources).
 
-Title, warnings, the summary figures in human units, the plots embedded as base64 PNGs,
-the per-stage time breakdown and memory tables, link utilization and the resolved config
-(collapsible).
+Title, warnings, the summary figures in human units, the layout at a glance, the plots
+embedded as base64 PNGs (Gantt, utilization, memory), the per-stage time breakdown and
+memory tables, the hottest links and the resolved config (collapsible ``<details>``, which
+needs no JavaScript).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def collect_warnings(summary: dict, details: dict | None) -> list[tuple[str, boo
         v = s.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > WARN_FRACTION:
             out.append((f"{what} is {fmt_pct(v)} of the iteration (above {WARN_FRACTION:.0%}).", False))
+    said = ("does not fit", "exposed comm", "pipeline bubble")  # checked above, in these words
     for w in (details or {}).get("warnings") or []:
+        if any(str(w).lower().startswith(p) and any(m.lower().startswith(p) for m, _ in out) for p in said):
+            continue
         out.append((str(w), False))
     return out
 
@@ -77,7 +81,7 @@ def _flatten(d: object, prefix: str = "") -> list[tuple[str, str]]:
 def _breakdown_table(breakdown: list[dict]) -> str:
     """Per stage: each component's seconds and share of the stage's total."""
     rows = sorted((b for b in breakdown if isinstance(b, dict)), key=lambda b: int(b.get("stage", 0) or 0))
-    keys = [k for k in BREAKDOWN_STYLE if any(k in b for b in rows)]
+    keys = [k for k in BREAKDOWN_STYLE if any(float(b.get(k) or 0) > 0 for b in rows)]  # empty columns left out
     header = ["stage"] + [BREAKDOWN_STYLE[k][1] for k in keys] + ["total"]
     body = []
     for b in rows:
@@ -87,26 +91,68 @@ def _breakdown_table(breakdown: list[dict]) -> str:
             v = float(b.get(k) or 0)
             cells.append(f"{fmt_seconds(v)} ({v / total:.1%})" if total > 0 else fmt_seconds(v))
         body.append(cells + [fmt_seconds(total)])
-    return _table(header, body)
+    return _table(header, body) + ("<p>Each row adds up to the iteration time: compute-stream busy time by phase, "
+                                   "then the idle time, attributed to the communication it waits for (tensor/context "
+                                   "parallel first, then pipeline, then data parallel) or else to the bubble.</p>")
 
 
-def _memory_table(memory: list[dict]) -> str:
-    """Per stage: memory components in GiB."""
+def _memory_table(memory: list[dict], capacity: object = None) -> str:
+    """Per stage: memory components in GiB (and the total's share of the device's memory)."""
     rows = sorted((m for m in memory if isinstance(m, dict)), key=lambda m: int(m.get("stage", 0) or 0))
     order = ["weights", "gradients", "optimizer_states", "activations", "buffers", "total"]
     keys = [k for k in order if any(k in m for m in rows)]
     keys += sorted({k for m in rows for k in m if k not in order and k != "stage"})
     header = ["stage"] + [k.replace("_", " ") for k in keys]
-    return _table(header, [[str(m.get("stage", ""))] + [fmt_gib(m.get(k)) for k in keys] for m in rows])
+    cap = capacity if isinstance(capacity, (int, float)) and not isinstance(capacity, bool) and capacity > 0 else None
+    body = [[str(m.get("stage", ""))] + [fmt_gib(m.get(k)) for k in keys] for m in rows]
+    if cap and "total" in keys:
+        header.append(f"of {fmt_gib(cap)}")
+        for cells, m in zip(body, rows):
+            cells.append(fmt_pct(float(m.get("total") or 0) / cap))
+    return _table(header, body)
 
 
-def _links_table(links: list[dict]) -> str:
-    """Per link: class, busy time, bytes, mean utilization."""
+def _links_table(links: list[dict], top: int = 10) -> str:
+    """The ``top`` links by mean utilization: class, capacity, busy time, bytes, mean utilization;
+    the rest collapsed."""
+    def util(e: dict) -> float:
+        v = e.get("mean_utilization")
+        return float(v) if isinstance(v, (int, float)) else -1.0
+
+    rows = sorted((x for x in links if isinstance(x, dict)), key=lambda x: (-util(x), str(x.get("link", ""))))
     body = []
-    for e in sorted((x for x in links if isinstance(x, dict)), key=lambda x: str(x.get("link", ""))):
-        body.append([str(e.get("link", "")), str(e.get("cls", "")), fmt_seconds(e.get("busy_s")),
-                     fmt_gib(e.get("bytes")), fmt_pct(e.get("mean_utilization"))])
-    return _table(["link", "class", "busy", "carried", "mean utilization"], body, left_cols=2)
+    for e in rows:
+        cap = e.get("capacity_bytes_per_s")
+        body.append([str(e.get("link", "")), str(e.get("cls", "")),
+                     f"{cap / 1e9:g} GB/s" if isinstance(cap, (int, float)) and cap > 0 else "—",
+                     fmt_seconds(e.get("busy_s")), fmt_gib(e.get("bytes")), fmt_pct(e.get("mean_utilization"))])
+    header = ["link", "class", "capacity", "busy", "carried", "mean utilization"]
+    out = _table(header, body[:top], left_cols=2)
+    if len(body) > top:
+        out += f"<details><summary>{len(body) - top} more links</summary>{_table(header, body[top:], left_cols=2)}</details>"
+    return out
+
+
+LAYOUT_KEYS = (("model", ("layers", "hidden", "heads", "seq_len", "vocab")),
+               ("training", ("global_batch", "micro_batch", "precision", "optimizer", "recompute")),
+               ("parallelism", ("tensor", "pipeline", "data", "context", "schedule", "virtual_stages",
+                                "sequence_parallel", "zero_stage")),
+               ("cluster", ("name", "nodes", "gpus_per_node")))
+
+
+def _layout_table(config: dict) -> str:
+    """The resolved configuration's headline keys, one row per section."""
+    body = []
+    for section, keys in LAYOUT_KEYS:
+        sec = config.get(section) or {}
+        if not isinstance(sec, dict):
+            continue
+        cells = [f"{k.replace('_', ' ')} {sec[k]}" for k in keys if sec.get(k) is not None]
+        if section == "cluster" and isinstance(sec.get("device"), dict):
+            cells.insert(1, f"device {sec['device'].get('name', '')}")
+        if cells:
+            body.append([section, " · ".join(cells)])
+    return _table(["section", "settings"], body, left_cols=2) if body else ""
 
 
 def _img(path: Path, alt: str) -> str:
@@ -117,7 +163,8 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None) -> str:
+def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None,
+                window: tuple[float, float] | None = None) -> str:
     """The page's HTML; images are read from ``run_dir``."""
     run_dir = Path(run_dir)
     details = details or {}
@@ -150,18 +197,25 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
         parts.append("<details><summary>other figures</summary>"
                      + _table(["key", "value"], [[k, v] for k, v in _flatten(extra)]) + "</details>")
 
-    parts.append("<h2>Timeline</h2>" + _img(run_dir / "gantt.png", "Gantt chart of one iteration"))
-    parts.append("<p>The full timeline is in <code>trace.json</code> (Chrome trace format: open it in Perfetto "
-                 "or chrome://tracing) and <code>timeline.csv</code>/<code>timeline.parquet</code>.</p>")
-    parts.append("<h2>Utilization</h2>" + _img(run_dir / "utilization.png", "utilization over time"))
+    layout = _layout_table(config or {})
+    if layout:
+        parts.append("<h2>Layout</h2>" + layout)
 
+    parts.append("<h2>Timeline</h2>" + _img(run_dir / "gantt.png", "Gantt chart of one iteration"))
+    if window is not None:
+        parts.append(f"<p>The Gantt chart shows the window {window[0]:g}–{window[1]:g} s; "
+                     "<code>python -m simcluster report RUN_DIR</code> draws the whole iteration again.</p>")
+    parts.append("<p>The same chart as a vector image is <code>gantt.svg</code>; the full timeline is in "
+                 "<code>trace.json</code> (Chrome trace format: open it in Perfetto or chrome://tracing) and "
+                 "<code>timeline.csv</code>/<code>timeline.parquet</code>.</p>")
+    parts.append("<h2>Utilization</h2>" + _img(run_dir / "utilization.png", "utilization over time"))
     if details.get("breakdown"):
         parts.append("<h2>Where the time goes, per stage</h2>" + _breakdown_table(details["breakdown"]))
+    parts.append("<h2>Memory</h2>" + _img(run_dir / "memory.png", "memory per GPU"))
     if details.get("memory"):
-        parts.append("<h2>Memory per GPU, per stage</h2>" + _memory_table(details["memory"]))
+        parts.append(_memory_table(details["memory"], summary.get("memory_capacity_bytes")))
     if details.get("link_utilization"):
-        parts.append("<details><summary>Link utilization</summary>" + _links_table(details["link_utilization"])
-                     + "</details>")
+        parts.append("<h2>Busiest links</h2>" + _links_table(details["link_utilization"]))
     if details.get("ranks"):
         rk = sorted((r for r in details["ranks"] if isinstance(r, dict)), key=lambda r: (r.get("stage", 0), r.get("rank", 0)))
         parts.append("<details><summary>Simulated ranks</summary>" + _table(
@@ -175,7 +229,8 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
     return "\n".join(parts)
 
 
-def write_html(path: Path, summary: dict, config: dict, details: dict | None) -> None:
+def write_html(path: Path, summary: dict, config: dict, details: dict | None,
+               window: tuple[float, float] | None = None) -> None:
     """Write ``report.html`` at ``path`` (images are taken from the same folder)."""
     path = Path(path)
-    path.write_text(render_html(path.parent, summary, config, details), encoding="utf-8")
+    path.write_text(render_html(path.parent, summary, config, details, window=window), encoding="utf-8")

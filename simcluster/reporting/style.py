@@ -144,3 +144,14 @@ def workload_name(config: dict | None, summary: dict | None = None) -> str:
     """The run's name for titles."""
     name = (config or {}).get("name") or (summary or {}).get("name") or "simcluster run"
     return str(name)
+
+# per-GPU memory component -> (colour, label); stacking order
+MEMORY_STYLE: dict[str, tuple[str, str]] = {
+    "weights": ("#0072B2", "weights"),
+    "gradients": ("#D55E00", "gradients"),
+    "optimizer_states": ("#009E73", "optimizer states"),
+    "activations": ("#E69F00", "activations"),
+    "buffers": ("#999999", "buffers and workspace"),
+}
+CAPACITY_COLOUR = "#C0392B"
+STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")

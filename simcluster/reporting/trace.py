@@ -9,11 +9,20 @@ Layout, as PyTorch's profiler writes it (``{"traceEvents": [...], "displayTimeUn
   overflow threads ``<stream> #2``, ``#3``..., so no two complete events on a thread overlap;
 - complete events (``ph: "X"``) with ``ts``/``dur`` in microseconds (rounded to the
   nanosecond), ``name`` = task, ``cat`` = phase, ``args`` = {layer, microbatch, stage, flops,
-  bytes, kind, task_id};
+  bytes, kind, task_id} and, on communication streams, ``group``: the real ranks of the
+  collective's group (Megatron's grid: tensor innermost, then context, data, pipeline) or
+  the pipeline peer;
+- link events carry only ``bytes``; when the timeline has more than
+  :data:`LINK_DETAIL_LIMIT` link intervals (GPT-3 175B on 1,024 GPUs has 118k), each
+  transfers close together on a link are coalesced into busy periods, the fewest merges
+  that bring the link events under the limit (``args.transfers`` says how many,
+  ``args.busy_us`` how long the link carried data), which keeps that trace near 25 MB;
 - flow arrows (``ph: "s"``/``"f"``) from each pipeline send to the first compute task of the
   same microbatch on the receiving stage that starts after the send ends;
 - counter events (``ph: "C"``) with each GPU's compute utilization in 200 bins.
 
+Top-level ``schemaVersion``, ``deviceProperties`` and ``distributedInfo`` follow PyTorch's
+Kineto traces so that tools reading those (e.g. Holistic Trace Analysis) find them.
 Events come in a fixed order and keys are sorted, so the same timeline gives the same bytes.
 Reference: "Trace Event Format", Google (Duncan, Sahel), docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU.
 """
@@ -33,9 +42,11 @@ from simcluster.reporting.style import (
     rank_infos,
     stream_sort_key,
 )
-from simcluster.reporting.utilization import compute_utilization_matrix, time_bins
+from simcluster.reporting.utilization import compute_utilization_matrix, merge_intervals, time_bins
 
 US = 1e6
+LINK_DETAIL_LIMIT = 20_000
+GROUP_ORDER = ("tp", "cp", "dp", "pp")  # Megatron: tensor innermost, then context, data, pipeline
 
 
 def _us(x: np.ndarray) -> np.ndarray:
@@ -91,28 +102,111 @@ def _meta(pid: int, tid: int | None, name: str, value: object) -> dict:
     return ev
 
 
-def _complete_events(rows: pd.DataFrame, pid: int, tid: int) -> list[dict]:
-    """``ph: "X"`` events of rows already sorted by start."""
+def _complete_events(rows: pd.DataFrame, pid: int, tid: int, group: str | None = None) -> list[dict]:
+    """``ph: "X"`` events of rows already sorted by start (link rows: ``args`` = bytes only)."""
     ts = _us(rows["start_s"].to_numpy())
     end = _us(rows["end_s"].to_numpy())
     dur = np.round(np.maximum(end - ts, 0.0), 3)
     cols = {c: rows[c].to_numpy() if c in rows else np.full(len(rows), -1) for c in
-            ("task", "phase", "kind", "layer", "microbatch", "stage", "flops", "bytes", "task_id", "stream")}
+            ("task", "phase", "kind", "layer", "microbatch", "stage", "flops", "bytes", "task_id", "transfers",
+             "busy_us")}
     out = []
     for i in range(len(rows)):
-        out.append({
-            "ph": "X", "pid": pid, "tid": tid, "ts": float(ts[i]), "dur": float(dur[i]),
-            "name": str(cols["task"][i]), "cat": str(cols["phase"][i]),
-            "args": {
-                "kind": str(cols["kind"][i]), "layer": _int(cols["layer"][i]), "microbatch": _int(cols["microbatch"][i]),
-                "stage": _int(cols["stage"][i]), "flops": _num(cols["flops"][i]), "bytes": _num(cols["bytes"][i]),
-                "task_id": _int(cols["task_id"][i]), "stream": str(cols["stream"][i]),
-            },
-        })
+        if cols["kind"][i] == "link":
+            args: dict = {"bytes": _num(round(float(cols["bytes"][i]), 3))}
+            if _int(cols["transfers"][i]) > 1:
+                args["transfers"] = _int(cols["transfers"][i])
+                args["busy_us"] = _num(cols["busy_us"][i])
+            out.append({"ph": "X", "pid": pid, "tid": tid, "ts": float(ts[i]), "dur": float(dur[i]),
+                        "name": str(cols["task"][i]) or "transfer", "cat": "link", "args": args})
+            continue
+        args = {
+            "kind": str(cols["kind"][i]), "layer": _int(cols["layer"][i]), "microbatch": _int(cols["microbatch"][i]),
+            "stage": _int(cols["stage"][i]), "flops": _num(cols["flops"][i]), "bytes": _num(cols["bytes"][i]),
+            "task_id": _int(cols["task_id"][i]),
+        }
+        if group:
+            args["group"] = group
+        out.append({"ph": "X", "pid": pid, "tid": tid, "ts": float(ts[i]), "dur": float(dur[i]),
+                    "name": str(cols["task"][i]), "cat": str(cols["phase"][i]), "args": args})
     return out
 
 
-def _stream_threads(rows: pd.DataFrame, pid: int, streams: list[str], tid0: int) -> tuple[list[dict], list[dict], dict, int]:
+def _ranks_text(ranks: list[int]) -> str:
+    """``0–7`` for a contiguous run, ``0, 8, …, 120 (16 ranks, stride 8)`` otherwise."""
+    if len(ranks) == 1:
+        return str(ranks[0])
+    stride = ranks[1] - ranks[0]
+    if stride == 1:
+        return f"{ranks[0]}–{ranks[-1]}"
+    if len(ranks) <= 4:
+        return ", ".join(map(str, ranks))
+    return f"{ranks[0]}, {ranks[1]}, …, {ranks[-1]} ({len(ranks)} ranks, stride {stride})"
+
+
+def stream_groups(config: dict | None, rank: int) -> dict[str, str]:
+    """Per communication stream of ``rank``, the real ranks it talks to, from ``config["parallelism"]``
+    (empty when the config does not say)."""
+    par = (config or {}).get("parallelism") or {}
+    try:
+        size = {"tp": int(par.get("tensor") or 1), "cp": int(par.get("context") or 1),
+                "dp": int(par.get("data") or 1), "pp": int(par.get("pipeline") or 1)}
+    except (TypeError, ValueError):
+        return {}
+    stride, coord = {}, {}
+    step = 1
+    for dim in GROUP_ORDER:
+        stride[dim] = step
+        coord[dim] = (rank // step) % size[dim]
+        step *= size[dim]
+    out: dict[str, str] = {}
+    for dim in ("tp", "cp", "dp"):
+        if size[dim] > 1:
+            base = rank - coord[dim] * stride[dim]
+            out[dim] = f"{dim} group: ranks {_ranks_text([base + k * stride[dim] for k in range(size[dim])])}"
+    pp = coord["pp"]
+    if pp + 1 < size["pp"]:
+        out["pp-fwd"] = f"pipeline: rank {rank} → {rank + stride['pp']} (activations)"
+    if pp > 0:
+        out["pp-bwd"] = f"pipeline: rank {rank} → {rank - stride['pp']} (gradients)"
+    return out
+
+
+def coalesce_links(links: pd.DataFrame, limit: int = LINK_DETAIL_LIMIT) -> pd.DataFrame:
+    """At most about ``limit`` link events: per link, transfers that overlap, touch or are
+    separated by less than the shortest gap that brings the count under ``limit`` are merged
+    into one busy period (bytes summed; ``transfers`` = how many, ``busy_us`` = the time
+    the link actually carried data)."""
+    per_link = []
+    for name, rows in links.groupby("resource", sort=True):
+        rows = rows.sort_values(["start_s", "end_s"], kind="mergesort")
+        st, en = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
+        run_end = np.maximum.accumulate(en)
+        gap = np.concatenate([[np.inf], st[1:] - run_end[:-1]])  # <= 0: overlapping or touching
+        per_link.append((name, rows, st, run_end, gap))
+    gaps = np.sort(np.concatenate([g[1:] for *_, g in per_link])) if per_link else np.zeros(0)
+    excess = len(gaps) + len(per_link) - limit
+    tol = max(0.0, float(gaps[excess - 1])) if 0 < excess <= len(gaps) else 0.0
+    out = []
+    for name, rows, st, run_end, gap in per_link:
+        block = np.cumsum(gap > tol)
+        s0, e0 = merge_intervals(st, run_end)  # the union, for busy time
+        busy = np.diff(np.concatenate([[0.0], np.cumsum(e0 - s0)]))
+        agg = pd.DataFrame({"start_s": st, "end_s": run_end, "bytes": rows["bytes"].to_numpy(), "block": block})
+        agg = agg.groupby("block").agg(start_s=("start_s", "min"), end_s=("end_s", "max"), bytes=("bytes", "sum"),
+                                       transfers=("bytes", "size"))
+        # the union's pieces all fall inside one block: sum their lengths per block
+        piece_block = block[np.searchsorted(st, s0, side="left")]
+        agg["busy_us"] = np.round(pd.Series(busy).groupby(piece_block).sum().reindex(agg.index).to_numpy() * US, 3)
+        agg["resource"], agg["stream"], agg["kind"] = str(name), str(rows["stream"].iloc[0]), "link"
+        agg["task"] = [f"{n} transfers" if n > 1 else "transfer" for n in agg["transfers"]]
+        agg["task_id"], agg["rank"], agg["phase"] = -1, -1, ""
+        out.append(agg.reset_index(drop=True))
+    return pd.concat(out, ignore_index=True) if out else links
+
+
+def _stream_threads(rows: pd.DataFrame, pid: int, streams: list[str], tid0: int,
+                    groups: dict[str, str] | None = None) -> tuple[list[dict], list[dict], dict, int]:
     """Metadata and X events for the streams of one process; also ``{(stream, track): tid}``."""
     meta: list[dict] = []
     events: list[dict] = []
@@ -125,7 +219,7 @@ def _stream_threads(rows: pd.DataFrame, pid: int, streams: list[str], tid0: int)
             tids[(stream, k)] = tid
             meta.append(_meta(pid, tid, "thread_name", stream if k == 0 else f"{stream} #{k + 1}"))
             meta.append(_meta(pid, tid, "thread_sort_index", tid))
-            events += _complete_events(srows[tracks == k], pid, tid)
+            events += _complete_events(srows[tracks == k], pid, tid, (groups or {}).get(stream))
             tid += 1
     return meta, events, tids, tid
 
@@ -143,11 +237,14 @@ def build_trace(timeline: pd.DataFrame, summary: dict | None = None, config: dic
         meta.append(_meta(info.rank, None, "process_name", f"GPU {info.rank}: {info.label}"))
         meta.append(_meta(info.rank, None, "process_sort_index", order))
         streams = sorted(set(rows["stream"].astype(str)), key=stream_sort_key)
-        m, ev, _, _ = _stream_threads(rows, info.rank, streams, 0)
+        m, ev, _, _ = _stream_threads(rows, info.rank, streams, 0, stream_groups(config, info.rank))
         meta += m
         events += ev
     net_pid = (max(i.rank for i in infos) + 1) if infos else 0
     links = link_rows(timeline)
+    coalesced = len(links) > LINK_DETAIL_LIMIT
+    if coalesced:
+        links = coalesce_links(links)
     if len(links):
         meta.append(_meta(net_pid, None, "process_name", "network"))
         meta.append(_meta(net_pid, None, "process_sort_index", len(infos)))
@@ -158,15 +255,25 @@ def build_trace(timeline: pd.DataFrame, summary: dict | None = None, config: dic
             meta += m
             events += ev
 
-    flows = _flow_events(events, infos)
+    flows = _flow_events(events, infos, meta)
     counters = _counter_events(timeline, summary, infos, bins)
-    return {"traceEvents": meta + events + flows + counters, "displayTimeUnit": "ms",
-            "otherData": {"generator": "simcluster", "time_unit": "us"}}
+    other = {"generator": "simcluster", "time_unit": "us", "workload": str((config or {}).get("name", ""))}
+    if coalesced:
+        other["links"] = "overlapping or touching transfers on a link coalesced into busy periods"
+    trace = {"schemaVersion": 1, "traceEvents": meta + events + flows + counters, "displayTimeUnit": "ms",
+             "otherData": other, "distributedInfo": {"backend": "simulated", "rank": 0,
+                                                       "world_size": int((summary or {}).get("num_gpus") or len(infos))}}
+    device = ((config or {}).get("cluster") or {}).get("device")
+    if isinstance(device, dict):
+        trace["deviceProperties"] = [{"id": i.rank, "name": str(device.get("name", "")),
+                                      "totalGlobalMem": _num(device.get("memory_bytes"))} for i in infos]
+    return trace
 
 
-def _flow_events(events: list[dict], infos: list) -> list[dict]:
+def _flow_events(events: list[dict], infos: list, meta: list[dict]) -> list[dict]:
     """Arrows from each pipeline send to the next compute task of its microbatch on the receiving stage."""
     stage_of = {i.rank: i.stage for i in infos}
+    thread = {(m["pid"], m["tid"]): m["args"]["name"] for m in meta if m["name"] == "thread_name"}
     stages = sorted({s for s in stage_of.values() if s >= 0})
     if len(stages) < 2:
         return []
@@ -183,7 +290,8 @@ def _flow_events(events: list[dict], infos: list) -> list[dict]:
         src = stage_of[ev["pid"]] if a["stage"] < 0 else a["stage"]
         if src not in stages:
             continue
-        backward = a["stream"] == "pp-bwd" or (a["stream"] != "pp-fwd" and "bwd" in ev["name"].lower())
+        stream = thread.get((ev["pid"], ev["tid"]), "").split(" #")[0]
+        backward = stream == "pp-bwd" or (stream != "pp-fwd" and "bwd" in ev["name"].lower())
         dst = stages[(stages.index(src) + (-1 if backward else 1)) % len(stages)]
         want = ("backward", "recompute", "weight_grad") if backward else ("forward",)
         send_end = ev["ts"] + ev["dur"]

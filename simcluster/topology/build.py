@@ -4,8 +4,9 @@ Fields read: ``name``, ``device`` (a Device or a catalogue name),
 ``gpus_per_node``, ``nodes``, ``intra_node.{fabric, bandwidth, latency}``,
 ``inter_node.{fabric, nics_per_node, nic_bandwidth, latency,
 oversubscription, switch_radix, torus, link_bandwidth}`` and, optionally,
-``link_efficiency`` (a mapping link class -> factor, the protocol-overhead
-hook; default 1.0 for every class).
+``link_efficiency`` (a mapping link class -> factor overriding the
+calibrated defaults of :mod:`simcluster.topology.efficiency`: per NVLink
+generation (device) and InfiniBand generation (NIC line rate)).
 
 A torus in either ``intra_node.fabric`` or ``inter_node.fabric`` makes the
 whole cluster one torus (TPU pods): the other one must be ``torus`` (or
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from simcluster.topology.devices import DEVICES, Device
+from simcluster.topology.efficiency import cluster_efficiency
 from simcluster.topology.fabrics import FABRICS, INTER_FABRICS, INTRA_FABRICS
 from simcluster.topology.topology import LinkTable, Topology
 
@@ -34,6 +36,9 @@ def _device(dev: Any) -> Device:
 def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) -> Topology:
     """The topology of ``cluster``: links of every node and the network between them.
 
+    ``efficiency`` overrides the calibrated per-class link efficiency (pass
+    :data:`simcluster.topology.efficiency.RAW` for datasheet bandwidths).
+
     Builds in O(links) (about 130k links for 2,048 DGX nodes); routes are
     computed on demand and cached.
     """
@@ -48,8 +53,9 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
     G, N = int(cluster.gpus_per_node), int(cluster.nodes)
     if G < 1 or N < 1:
         raise ValueError(f"gpus_per_node and nodes must be >= 1, got {G} and {N}")
-    if efficiency is None:
-        efficiency = getattr(cluster, "link_efficiency", None)
+    device = _device(cluster.device)
+    eff = cluster_efficiency(cluster, device.name)
+    eff.update(efficiency or {})
     links = LinkTable()
     shape: tuple[int, ...] = ()
     if "torus" in (intra_name, inter_name):
@@ -70,7 +76,7 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
         inter = inter_fab.build(cluster, links) if inter_fab.build is not None else None
     return Topology(
         name=getattr(cluster, "name", "cluster"),
-        device=_device(cluster.device),
+        device=device,
         gpus_per_node=G,
         num_nodes=N,
         links=links,
@@ -78,6 +84,6 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
         inter=inter,
         intra_fabric=intra_name,
         inter_fabric=inter_name,
-        efficiency=efficiency,
+        efficiency=eff,
         shape=shape,
     )

@@ -23,12 +23,14 @@ from typing import Mapping, Protocol
 import networkx as nx
 
 from simcluster.topology.devices import Device
+from simcluster.topology.efficiency import GENERIC
 
 LINK_CLASSES = ("nvlink", "pcie", "nic", "spine", "torus")
 
-# Hook for protocol overhead (a later issue): the engine sees
-# raw bandwidth x LINK_EFFICIENCY[class]. Every class defaults to 1.0 (raw figures).
-LINK_EFFICIENCY: dict[str, float] = {c: 1.0 for c in LINK_CLASSES}
+# Protocol overhead: the engine sees raw bandwidth x efficiency[class]. These are the
+# generic calibrated factors; build_topology refines them per device (NVLink generation)
+# and NIC line rate (InfiniBand generation), see simcluster.topology.efficiency.
+LINK_EFFICIENCY: dict[str, float] = dict(GENERIC)
 
 
 class LinkTable:
@@ -155,6 +157,11 @@ class Topology:
         """The node (host) a GPU belongs to: ``gpu // gpus_per_node``."""
         self._check(gpu)
         return gpu // self.gpus_per_node
+
+    def nic_of(self, gpu: int) -> int | None:
+        """Global index (node * nics_per_node + j) of the NIC ``gpu`` sends through; None without NICs."""
+        nic = getattr(self._inter, "nic_of", None)
+        return None if nic is None else nic(gpu)
 
     # --------------------------------------------------------------- routes
     def route(self, src_gpu: int, dst_gpu: int) -> tuple[int, ...]:

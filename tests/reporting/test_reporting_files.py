@@ -11,7 +11,8 @@ import pytest
 from simcluster.reporting import read_timeline, redraw, write_run
 from simcluster.reporting.files import DRAWN_FILES, normalize_timeline, write_timeline
 
-EXPECTED = ("summary.json", "config.json", "details.json", "gantt.png", "utilization.png", "trace.json", "report.html")
+EXPECTED = ("summary.json", "config.json", "details.json", "gantt.png", "gantt.svg", "utilization.png", "memory.png",
+            "trace.json", "report.html")
 
 
 def _timeline_file(d):
@@ -35,7 +36,7 @@ def test_outputs_are_deterministic(tmp_path, run_inputs):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert _timeline_file(a).read_bytes() == _timeline_file(b).read_bytes()
     # the same matplotlib draws the same pixels and no timestamps: the whole folder repeats
-    for name in ("gantt.png", "utilization.png", "report.html"):
+    for name in ("gantt.png", "gantt.svg", "utilization.png", "memory.png", "report.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 

@@ -21,7 +21,7 @@ def test_html_has_every_figure_and_images(written_run):
         assert label in html and value in html, key
     for value in ("16.2 ms", "123.5 TFLOP/s", "39.57 %", "73.00 GiB", "80.00 GiB"):
         assert value in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 3  # gantt, utilization, memory
     assert "tiny-gpt" in html and "<details>" in html
     assert "optimizer states" in html and "pipeline bubble (idle)" in html  # memory and breakdown tables
 
@@ -55,3 +55,19 @@ def test_print_summary(run_inputs):
     starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in lines[2:]}
     assert len(starts) == 1
     assert print_summary({}, {})  # nothing known: still a table
+
+
+def test_html_layout_memory_and_links(written_run):
+    html = (written_run[0] / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Layout</h2>" in html and "tensor 2 · pipeline 2 · data 64" in html
+    assert "<h2>Memory</h2>" in html and "of 80.00 GiB" in html and "91.25 %" in html  # 73 of 80 GiB
+    assert "<h2>Busiest links</h2>" in html and "nvsw0" in html
+    assert "gantt.svg" in html
+
+
+def test_html_does_not_repeat_a_warning(tmp_path, run_inputs):
+    tl, summary, config, details = run_inputs
+    details = dict(details, warnings=["pipeline bubble is 23% of the iteration", "something else"])
+    html = _html(tmp_path, (tl, summary, config, details))
+    assert "Pipeline bubble is 23.45 %" in html and "pipeline bubble is 23%" not in html
+    assert "something else" in html

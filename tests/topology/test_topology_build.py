@@ -5,6 +5,7 @@ import pytest
 
 from simcluster.registry import UnknownName
 from simcluster.topology import FABRICS, build_topology
+from simcluster.topology.efficiency import RAW
 from simcluster.topology.torus import torus_shape
 
 CASES = {
@@ -57,7 +58,7 @@ def test_nvswitch_intra_node_stays_in_node(make_cluster):
     topo = build_topology(make_cluster(nodes=2))
     r = topo.route(0, 5)
     assert [topo.link_names[l] for l in r] == ["gpu0->nvsw0", "nvsw0->gpu5"]
-    assert all(topo.link_bandwidth[l] == 300e9 for l in r)
+    assert all(topo.link_raw_bandwidth[l] == 300e9 for l in r)
     assert topo.route_latency(0, 5) == pytest.approx(2e-6)
     assert topo.node_of(13) == 1
 
@@ -85,7 +86,7 @@ def test_shared_nics_and_oversubscription(make_cluster):
     assert topo.route(0, 8)[1] == topo.route(3, 8)[1]
     assert topo.route(0, 8)[1] != topo.route(4, 8)[1]
     # radix 8, o = 3: 2 up, 6 down; a leaf's uplink capacity is 6 * 10 GB/s / 3
-    spine = [b for b, c, n in zip(topo.link_bandwidth, topo.link_class, topo.link_names) if c == "spine" and n.startswith("leaf0->")]
+    spine = [b for b, c, n in zip(topo.link_raw_bandwidth, topo.link_class, topo.link_names) if c == "spine" and n.startswith("leaf0->")]
     assert len(spine) == 2 and sum(spine) == pytest.approx(6 * 10e9 / 3)
 
 
@@ -101,10 +102,10 @@ def test_dgx1_hybrid_cube_mesh(make_cluster):
     assert topo.num_links == 2 * 16
     (l03,) = topo.route(0, 3)
     (l01,) = topo.route(0, 1)
-    assert topo.link_bandwidth[l03] == pytest.approx(50e9) and topo.link_bandwidth[l01] == pytest.approx(25e9)
+    assert topo.link_raw_bandwidth[l03] == pytest.approx(50e9) and topo.link_raw_bandwidth[l01] == pytest.approx(25e9)
     assert len(topo.route(0, 5)) == 2  # via one intermediate GPU
     for g in range(8):  # six NVLinks per GPU
-        assert sum(b for b, n in zip(topo.link_bandwidth, topo.link_names) if n.startswith(f"gpu{g}->")) == pytest.approx(150e9)
+        assert sum(b for b, n in zip(topo.link_raw_bandwidth, topo.link_names) if n.startswith(f"gpu{g}->")) == pytest.approx(150e9)
 
 
 def test_torus_dimension_order_and_wraparound(make_cluster):
@@ -139,11 +140,14 @@ def test_bad_combinations(make_cluster):
 
 
 def test_efficiency_hook(make_cluster):
-    raw = build_topology(make_cluster())
-    assert all(raw.efficiency[c] == 1.0 for c in raw.link_classes())
+    # calibrated by default (simcluster.topology.efficiency); RAW gives datasheet figures
+    default = build_topology(make_cluster())
+    assert default.efficiency["nvlink"] == pytest.approx(230 / 300) and default.efficiency["nic"] == 0.96
+    raw = build_topology(make_cluster(), efficiency=RAW)
+    assert all(raw.efficiency[c] == 1.0 for c in raw.link_classes()) and raw.link_bandwidth == raw.link_raw_bandwidth
     topo = build_topology(make_cluster(), efficiency={"nic": 0.5})
     for b, rb, c in zip(topo.link_bandwidth, topo.link_raw_bandwidth, topo.link_class):
-        assert b == (rb * 0.5 if c == "nic" else rb)
+        assert b == pytest.approx(rb * (0.5 if c == "nic" else default.efficiency[c]))
 
 
 def test_build_2048_node_fat_tree_is_fast(make_cluster):

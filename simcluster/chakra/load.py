@@ -1,0 +1,114 @@
+"""``run DIR``: simulate a folder of Chakra ``.et`` files written by ``export-chakra``.
+
+The files' ``sc.*`` attributes give back the exact task graph (tasks, stream order,
+planned transfers) and the resolved workload, so the simulation repeats the original
+run's iteration time. ``--set`` overrides apply to that workload for the reports (its
+name, say); overrides that change the cluster are refused: the transfers in the traces
+were planned on the recorded one, and re-planning them (and the fused layer tasks whose
+durations include tensor-parallel communication) is not implemented yet. Traces from
+other tools (PyTorch's execution-trace converter, ASTRA-sim's generators) lack these
+attributes and are refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from simcluster.chakra.protocol import SCHEMA, attrs_of, loads, pb, read_messages
+from simcluster.errors import Problem, SpecError
+from simcluster.lowering.task import TaskGraph
+
+NOT_CLUSTER = ("num_gpus", "source")
+
+
+def _problem(path: Path, reason: str) -> SpecError:
+    return SpecError([Problem(str(path), None, "", reason)])
+
+
+def _read(path: Path) -> tuple[dict, list[Any]]:
+    """A file's metadata attributes and its nodes."""
+    try:
+        messages = list(read_messages(path.read_bytes()))
+        meta = pb.GlobalMetadata()
+        meta.ParseFromString(messages[0])
+        nodes = []
+        for m in messages[1:]:
+            n = pb.Node()
+            n.ParseFromString(m)
+            nodes.append(n)
+    except Exception as e:  # a truncated or foreign file
+        raise _problem(path, f"not a Chakra execution trace ({e})") from None
+    return attrs_of(meta), nodes
+
+
+def load_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, TaskGraph]:
+    """``(spec, task graph)`` from the ``.et`` files in ``trace_dir`` (see the module docstring)."""
+    from simcluster.spec.workload import workload_from_data
+
+    trace_dir = Path(trace_dir)
+    files = sorted(trace_dir.glob("*.et"))
+    if not files:
+        raise _problem(trace_dir, "no .et files in this folder")
+    tasks: dict[int, Any] = {}
+    streams: dict[tuple[int, str], list[int]] = {}
+    first: dict | None = None
+    for path in files:
+        meta, nodes = _read(path)
+        if meta.get("sc.schema") != SCHEMA:
+            raise _problem(path, "not written by `simcluster export-chakra` (no sc.* attributes); simulating "
+                                 "Chakra traces from other tools is not supported yet")
+        if first is None:
+            first = meta
+        elif any(meta.get(k) != first.get(k) for k in ("sc.workload", "sc.ranks", "sc.tasks")):
+            raise _problem(path, "belongs to another export than the other files in this folder")
+        for (stream, order) in loads(meta["sc.streams"]).items():
+            streams[(int(meta["sc.rank"]), stream)] = list(order)
+        for n in nodes:
+            a = attrs_of(n)
+            if "sc.task" in a:
+                tasks.setdefault(n.id, loads(a["sc.task"]))
+    assert first is not None
+    n_tasks = int(first["sc.tasks"])
+    ranks = tuple(int(r) for r in first["sc.ranks"])
+    missing = [r for r in ranks if not any(k[0] == r for k in streams)]
+    if missing or sorted(tasks) != list(range(n_tasks)):
+        raise _problem(trace_dir, f"incomplete export: {len(tasks)} of {n_tasks} tasks"
+                                  + (f", no file for ranks {missing}" if missing else ""))
+    tg = TaskGraph(tasks=[tasks[i] for i in range(n_tasks)], streams=dict(sorted(streams.items())), ranks=ranks,
+                   multiplicity=loads(first["sc.multiplicity"]), meta=loads(first["sc.meta"]))
+    recorded = json.loads(first["sc.workload"])
+    data = {k: v for k, v in recorded.items() if k not in ("num_gpus", "num_microbatches", "source")}
+    data["cluster"] = {k: v for k, v in data["cluster"].items() if k not in NOT_CLUSTER}
+    spec = workload_from_data(data, source=str(trace_dir), overrides=list(overrides))
+    was = {k: v for k, v in recorded["cluster"].items() if k not in NOT_CLUSTER}
+    now = {k: v for k, v in spec.resolved_dict()["cluster"].items() if k not in NOT_CLUSTER}
+    if was != now:
+        raise _problem(trace_dir, "these traces were planned on another cluster; simulating them on a different "
+                                  "one is not supported yet (export again with --set cluster...)")
+    return spec, tg
+
+
+def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """Simulate the traces in ``trace_dir``; a :class:`simcluster.run.Outcome`."""
+    from simcluster.engine import simulate
+    from simcluster.metrics import check_invariants, summarize
+    from simcluster.run import Outcome, recorded_links
+    from simcluster.topology.build import build_topology
+
+    spec, tg = load_traces(trace_dir, overrides)
+    topo = build_topology(spec.cluster)
+    result = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
+    check_invariants(tg, result.start, result.end)
+    summary, details = summarize(result, tg, spec, topo)
+    return Outcome(spec, topo, tg, result, summary, details)
+
+
+def run_traces(trace_dir: Path, out_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """Simulate the traces in ``trace_dir`` and write every report into ``out_dir`` (like ``run``)."""
+    from simcluster.reporting import write_run
+
+    outcome = simulate_traces(trace_dir, overrides)
+    write_run(Path(out_dir), outcome.result.timeline, outcome.summary, outcome.spec.resolved_dict(), outcome.details)
+    return outcome

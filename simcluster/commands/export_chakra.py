@@ -1,0 +1,39 @@
+"""``python -m simcluster export-chakra WORKLOAD.yaml DIR [--set KEY=VALUE ...] [--prefix NAME]``
+
+Writes the lowered task graph of a workload as MLCommons Chakra execution traces, one
+``<prefix>.<rank>.et`` per simulated rank (see :mod:`simcluster.chakra.export`);
+``python -m simcluster run DIR`` simulates them again.
+
+Exit status: 0 written; 2 bad input, or the ``simcluster[chakra]`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "write a workload's task graph as Chakra execution traces (.et per rank; needs simcluster[chakra])"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workload", help="workload YAML file")
+    p.add_argument("dir", help="output folder for the .et files")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key of the workload, e.g. parallelism.tensor=4")
+    p.add_argument("--prefix", help="file name prefix (default: the workload's name)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from simcluster.chakra import have_chakra
+    from simcluster.spec import load_workload
+
+    spec = load_workload(args.workload, overrides=args.overrides)  # SpecError -> exit 2
+    if not have_chakra():
+        print("export-chakra needs the Chakra schema: pip install 'simcluster[chakra]' "
+              "(or: pip install --no-deps mlc-chakra protobuf)", file=sys.stderr)
+        return 2
+    from simcluster.chakra import export_chakra
+
+    paths = export_chakra(spec, args.dir, prefix=args.prefix)
+    print(f"wrote {len(paths)} Chakra traces to {args.dir}/ ({paths[0].name} ... {paths[-1].name})")
+    return 0
