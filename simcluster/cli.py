@@ -24,9 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default reports/<name>/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a dotted key of the workload, e.g. parallelism.tensor=4")
-    for name in COMMANDS:
+    for name in COMMANDS:  # module export_chakra is the command export-chakra (alias export_chakra)
         mod = importlib.import_module(f"simcluster.commands.{name}")
-        mod.add_arguments(sub.add_parser(name, help=mod.HELP))
+        typed = name.replace("_", "-")
+        mod.add_arguments(sub.add_parser(typed, aliases=[name] if typed != name else [], help=mod.HELP))
     rep = sub.add_parser("report", help="re-draw the reports of a finished run")
     rep.add_argument("run_dir")
     rep.add_argument("--window", metavar="START:END",
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"run": _run, "validate": _validate, "report": _report}
     handler = handlers.get(args.command) or importlib.import_module(
-        f"simcluster.commands.{args.command}").main
+        f"simcluster.commands.{args.command.replace('-', '_')}").main
     try:
         return handler(args)
     except SpecError as e:

@@ -126,3 +126,17 @@ def test_invariant_checker_catches_a_task_before_its_dependency(tmp_path):
     start[victim.id] = end[victim.deps[0]] - 1e-3
     with pytest.raises(InvariantError):
         check_invariants(out.tasks, start, end)
+
+
+def test_zero_bubble_has_a_smaller_bubble_than_1f1b(tmp_path):
+    opts = LoweringOptions(ideal_network=True, include_optimizer=False, include_embedding_head=False)
+    out = {}
+    for schedule in ("1f1b", "zero-bubble"):
+        spec = make_spec(tmp_path, "parallelism.pipeline=4", "training.global_batch=8",
+                         f"parallelism.schedule={schedule}", "model.layers=8")
+        out[schedule] = simulate_workload(spec, opts)
+    ob, zb = out["1f1b"].summary, out["zero-bubble"].summary
+    assert zb["bubble_fraction"] < 0.85 * ob["bubble_fraction"]  # W passes fill the bubbles
+    assert zb["iteration_time_s"] < ob["iteration_time_s"]
+    assert zb["model_flops_per_iteration"] == pytest.approx(ob["model_flops_per_iteration"], rel=1e-9)
+    assert zb["peak_memory_bytes"] == ob["peak_memory_bytes"]

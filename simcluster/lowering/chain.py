@@ -51,19 +51,24 @@ class TaskChain:
         self.prev: dict[int, int] = {}
         self.first: dict[int, int] = {}
 
-    def _add(self, ranks: tuple[int, ...], **kw: Any) -> int:
-        deps = tuple(self.prev[r] for r in ranks if r in self.prev)
+    def _add(self, ranks: tuple[int, ...], extra: tuple[int, ...] = (), on_chain: bool = True,
+             **kw: Any) -> int:
+        deps = tuple(self.prev[r] for r in ranks if r in self.prev) if on_chain else ()
         lb = self.labels
-        t = self.tg.add(ranks=ranks, deps=deps, stage=lb.stage, microbatch=lb.microbatch,
+        t = self.tg.add(ranks=ranks, deps=deps + extra, stage=lb.stage, microbatch=lb.microbatch,
                         chunk=lb.chunk, **kw)
-        for r in ranks:
-            self.prev[r] = t.id
-            self.first.setdefault(r, t.id)
+        if on_chain:
+            for r in ranks:
+                self.prev[r] = t.id
+                self.first.setdefault(r, t.id)
         return t.id
 
-    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int) -> dict[int, int]:
-        return {r: self._add((r,), kind="compute", name=name, stream="compute", duration=secs,
-                             flops=flops, phase=phase, layer=layer) for r in self.members}
+    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int,
+                after: dict[int, int] | None = None) -> dict[int, int]:
+        """A compute block per member, after the chain (and ``after[member]`` if given)."""
+        return {r: self._add((r,), extra=(after[r],) if after and r in after else (), kind="compute",
+                             name=name, stream="compute", duration=secs, flops=flops, phase=phase,
+                             layer=layer) for r in self.members}
 
     def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
                    phase: str, layer: int) -> None:
@@ -71,6 +76,18 @@ class TaskChain:
             self._add(ranks, kind="collective", name=name, stream=stream,
                       transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes, op=op,
                       group=group, phase=phase, layer=layer)
+
+    def side(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str, phase: str,
+             layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
+        """A collective beside the chain: ordered by its stream (and ``after``), not waited for."""
+        ids: dict[int, int] = {}
+        for ranks, group, mirrors in groups:
+            extra = tuple(after[r] for r in ranks if after and r in after)
+            tid = self._add(ranks, extra=extra, on_chain=False, kind="collective", name=name,
+                            stream=stream, transfers=self.plan(op, group, nbytes, mirrors),
+                            nbytes=nbytes, op=op, group=group, phase=phase, layer=layer)
+            ids.update((r, tid) for r in ranks)
+        return ids
 
 
 class PartsChain:
@@ -86,7 +103,8 @@ class PartsChain:
         self.parts.append(Part(start=self.t, end=self.t + secs, **kw))
         self.t += secs
 
-    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int) -> dict[int, int]:
+    def compute(self, name: str, secs: float, flops: float, phase: str, layer: int,
+                after: dict[int, int] | None = None) -> dict[int, int]:
         self._part(secs, name=name, kind="compute", stream="compute", phase=phase, layer=layer,
                    flops=flops, nbytes=0.0)
         return {}
@@ -98,3 +116,6 @@ class PartsChain:
         secs = uncontended_time(transfers, self.bw)
         self._part(secs, name=name, kind="collective", stream=stream, phase=phase, layer=layer,
                    flops=0.0, nbytes=nbytes, transfers=transfers)
+
+    def side(self, *args: Any, **kw: Any) -> dict[int, int]:
+        raise NotImplementedError("units with side collectives (ZeRO-3) are not fused")

@@ -45,6 +45,8 @@ class BlockCost:
     bwd_s: float
     fwd_flops: float
     bwd_flops: float
+    wgrad_s: float = 0.0  # the weight-gradient GEMMs inside bwd_s (zero-bubble splits them off)
+    wgrad_flops: float = 0.0
 
 
 def _shard(op: Op, t: int, sp: bool) -> int:
@@ -78,6 +80,19 @@ def op_time(op: Op, cm: Any, t: int, c: int, sp: bool, flash: bool, backward: bo
     return cm.memory_time(nbytes, kind)
 
 
+def wgrad_time(op: Op, cm: Any, t: int, c: int) -> float:
+    """Seconds of the weight-gradient GEMM dWᵀ = dYᵀ·X inside ``op``'s backward (0 if none)."""
+    if op.kind != "gemm" or op.gemm is None:
+        return 0.0
+    M, N, K = op.gemm
+    M = max(1, M // c)
+    if op.tp in ("column", "vocab"):
+        N = max(1, N // t)
+    elif op.tp == "row":
+        K = max(1, K // t)
+    return cm.gemm_time(N, K, M)
+
+
 def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
     """(forward, backward) matmul FLOPs of ``op`` on one rank."""
     if op.kind not in ("gemm", "attention"):
@@ -87,14 +102,17 @@ def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
 
 def block_cost(ops: list[Op], cm: Any, t: int, c: int, sp: bool, flash: bool) -> BlockCost:
     """Sum of :func:`op_time` and :func:`op_flops` over a block's operators."""
-    fs = bs = ff = bf = 0.0
+    fs = bs = ff = bf = ws = wf = 0.0
     for op in ops:
         fs += op_time(op, cm, t, c, sp, flash, False)
         bs += op_time(op, cm, t, c, sp, flash, True)
         f, b = op_flops(op, t, c)
         ff += f
         bf += b
-    return BlockCost(fs, bs, ff, bf)
+        if op.kind == "gemm":
+            ws += wgrad_time(op, cm, t, c)
+            wf += b / 2  # dgrad and wgrad cost 2MNK each
+    return BlockCost(fs, bs, ff, bf, ws, wf)
 
 
 def rank_params(ops: list[Op], t: int) -> float:

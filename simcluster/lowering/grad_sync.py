@@ -44,14 +44,18 @@ def add_grad_sync(L: Any, grads: dict[tuple[int, int], int], stage_last: dict[in
     """Add buckets, tied-embedding sync, optimizer and ZeRO gather; returns task-graph metadata."""
     tg, g = L.tg, L.grid
     par, tr = L.spec.parallelism, L.spec.training
-    gbytes = grad_bytes_per_param(tr.precision)
+    gbytes = L.grad_bytes
     comm: dict[int, list[int]] = {r: [] for r in tg.ranks}
     params_per_stage = []
     for s in range(L.p):
         produced = _produced(L, s)
         params_per_stage.append(sum(pc for _, pc in produced))
         stage_members = tuple(r for chain in L.members(s) for r in chain)
-        if L.d > 1:
+        if par.zero_stage >= 2:  # reduced per layer and microbatch during backward
+            for r in stage_members:
+                if r in L.last_rs:
+                    comm[r].append(L.last_rs[r])
+        elif L.d > 1:
             op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
             cap = getattr(par, "grad_bucket_bytes", 25e6)
             for ranks, group, mirrors in L.groups("dp", stage_members):

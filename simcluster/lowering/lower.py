@@ -36,7 +36,7 @@ from simcluster.collectives.transfer import Transfer
 from simcluster.costs.compute import ComputeModel
 from simcluster.lowering.chain import Group, Labels, PartsChain, TaskChain
 from simcluster.lowering.costing import TRAINING_LOOP_KERNEL_GAP_S, block_cost, op_time, rank_params
-from simcluster.lowering.grad_sync import add_grad_sync
+from simcluster.lowering.grad_sync import add_grad_sync, grad_bytes_per_param
 from simcluster.lowering.grid import RankGrid
 from simcluster.lowering.partition import partition_layers
 from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
@@ -109,6 +109,9 @@ class Lowerer:
         self.recompute = tr.recompute
         self._templates: dict[tuple[str, int], tuple] = {}
         self._plans: dict[tuple, tuple[tuple[int, ...], tuple[Transfer, ...]]] = {}
+        self.split_w = par.schedule == "zero-bubble"
+        self.grad_bytes = grad_bytes_per_param(tr.precision)
+        self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
 
     # -- who is simulated -------------------------------------------------------------------
     def members(self, s: int) -> list[tuple[int, ...]]:
@@ -160,7 +163,13 @@ class Lowerer:
         stage_last: dict[int, int] = {}
         in_flight = []
         for s in range(self.p):
-            order = self.schedule(self.p, self.m, self.v, s)
+            if self.split_w:  # zero-bubble orders its passes by their estimated durations
+                f = self.attn.fwd_s + self.mlp.fwd_s
+                w = self.attn.wgrad_s + self.mlp.wgrad_s
+                order = self.schedule(self.p, self.m, self.v, s,
+                                      times=(f, self.attn.bwd_s + self.mlp.bwd_s - w, w))
+            else:
+                order = self.schedule(self.p, self.m, self.v, s)
             in_flight.append(peak_in_flight(order))
             fusable = self._fusable(s)
             tail = self.m - (self.p if self.v > 1 else 1)  # units that may meet gradient buckets
@@ -192,6 +201,8 @@ class Lowerer:
 
     def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:
         """The pipeline send after unit (kind, k, mb) of rank r, or the unit's last task."""
+        if kind == "W":
+            return after
         nxt = k + 1 if kind == "F" else k - 1
         if not 0 <= nxt < self.K or nxt % self.p == k % self.p:
             return after
@@ -221,8 +232,8 @@ class Lowerer:
 
     def _fusable(self, s: int) -> bool:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
-        if self.full or not self.opt.fuse:
-            return False
+        if self.full or not self.opt.fuse or self.spec.parallelism.zero_stage >= 2:
+            return False  # ZeRO >= 2 puts data-parallel traffic inside every unit
         rep = self.grid.rank(pp=s)
         coll: set[int] = set()
         for kind in ("tp", "cp"):
@@ -251,31 +262,54 @@ class Lowerer:
             self._templates[key] = tmpl
         parts, secs, flops = tmpl
         r = members[0]
-        name = f"{'fwd' if kind == 'F' else 'bwd'} chunk{lb.chunk} L{self.chunks[k][0]}-{self.chunks[k][-1]}" \
-            if self.chunks[k] else f"{'fwd' if kind == 'F' else 'bwd'} chunk{lb.chunk}"
+        tag = {"F": "fwd", "B": "bwd", "W": "wgrad"}[kind]
+        name = f"{tag} chunk{lb.chunk} L{self.chunks[k][0]}-{self.chunks[k][-1]}" \
+            if self.chunks[k] else f"{tag} chunk{lb.chunk}"
         t = self.tg.add(kind="compute", name=name, ranks=(r,), stream="compute", duration=secs,
-                        flops=flops, phase="forward" if kind == "F" else "backward",
+                        flops=flops, phase={"F": "forward", "B": "backward", "W": "weight_grad"}[kind],
                         stage=lb.stage, microbatch=lb.microbatch, chunk=lb.chunk, parts=parts)
         return {r: (t.id, t.id)}
 
     def _unit(self, ch: Any, kind: str, k: int, members: tuple[int, ...],
               grads: dict[tuple[int, int], int] | None) -> None:
-        """One forward or backward unit (model chunk k) on a chain."""
+        """One forward (F), backward (B) or weight-gradient (W, zero-bubble) unit of chunk k."""
         tp_groups = self.groups("tp", members) if self.t > 1 else []
         cp_groups = self.groups("cp", members) if self.c > 1 else []
+        dp_groups = self.groups("dp", members) if self.d > 1 else []
+        zero = self.spec.parallelism.zero_stage
+        gathered: list[dict[int, int]] = []  # ZeRO-3 parameter gathers of this unit, in order
+        computed: list[dict[int, int]] = []
 
         def tp(op: str, layer: int, tag: str) -> None:
             if tp_groups:
                 ch.collective(tp_groups, op, self.act_bytes, f"tp.{op} {tag}", "tp", "tp_comm", layer)
 
+        def gather(layer: int) -> dict[int, int] | None:
+            """ZeRO-3: all-gather the layer's 16-bit weights, at most two layers ahead (prefetch)."""
+            if zero < 3 or not dp_groups:
+                return None
+            after = computed[-2] if len(computed) >= 2 else None
+            ids = ch.side(dp_groups, "all_gather", self.layer_params * self.dt, f"zero.all_gather L{layer}",
+                          "dp", "zero_comm", layer, after)
+            gathered.append(ids)
+            return ids
+
+        def reduce_grads(ids: dict[int, int], layer: int) -> None:
+            """ZeRO ≥ 2: reduce-scatter the layer's gradients after every microbatch's backward."""
+            if zero >= 2 and dp_groups:
+                rs = ch.side(dp_groups, "reduce_scatter", self.layer_params * self.grad_bytes,
+                             f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, ids)
+                self.last_rs.update(rs)
+
         def block(name: str, secs: float, flops: float, phase: str, layer: int, fwd: bool,
-                  attn: bool = False) -> dict[int, int]:
+                  attn: bool = False, params: dict[int, int] | None = None) -> dict[int, int]:
             if self.sp:
                 tp("all_gather", layer, f"{name} L{layer}")
             if attn and cp_groups:
                 op = "all_gather" if fwd else "reduce_scatter"
                 ch.collective(cp_groups, op, self.kv_bytes, f"cp.{op} L{layer}", "cp", "cp_comm", layer)
-            ids = ch.compute(f"{name} L{layer}", secs, flops, phase, layer)
+            ids = ch.compute(f"{name} L{layer}", secs, flops, phase, layer, after=params)
+            computed.append(ids)
             tp("reduce_scatter" if self.sp else "all_reduce", layer, f"{name} L{layer}")
             return ids
 
@@ -286,12 +320,21 @@ class Lowerer:
 
         layers = self.chunks[k]
         emb_head = self.opt.include_embedding_head
+        split = self.split_w  # zero-bubble: weight gradients in their own W unit
+        if kind == "W":
+            for l in reversed(layers):
+                ids = ch.compute(f"wgrad L{l}", self.attn.wgrad_s + self.mlp.wgrad_s,
+                                 self.attn.wgrad_flops + self.mlp.wgrad_flops, "weight_grad", l)
+                note(ids, l)
+                reduce_grads(ids, l)
+            return
         if kind == "F":
             if k == 0 and emb_head:
                 ch.compute("fwd.embedding L-1", self.emb.fwd_s, self.emb.fwd_flops, "forward", -1)
                 tp("reduce_scatter" if self.sp else "all_reduce", -1, "embedding")
             for l in layers:
-                block("fwd.attn", self.attn.fwd_s, self.attn.fwd_flops, "forward", l, True, True)
+                params = gather(l)
+                block("fwd.attn", self.attn.fwd_s, self.attn.fwd_flops, "forward", l, True, True, params)
                 block("fwd.mlp", self.mlp.fwd_s, self.mlp.fwd_flops, "forward", l, True)
             if k == self.K - 1 and emb_head:
                 if self.sp:
@@ -302,14 +345,24 @@ class Lowerer:
             note(ch.compute("bwd.head L-1", self.head.bwd_s, self.head.bwd_flops, "backward", -1), -2)
             if self.sp:
                 tp("reduce_scatter", -1, "head")
+        mlp_s, mlp_f = self.mlp.bwd_s, self.mlp.bwd_flops
+        attn_s, attn_f = self.attn.bwd_s, self.attn.bwd_flops
+        if split:
+            mlp_s, mlp_f = mlp_s - self.mlp.wgrad_s, mlp_f - self.mlp.wgrad_flops
+            attn_s, attn_f = attn_s - self.attn.wgrad_s, attn_f - self.attn.wgrad_flops
         for l in reversed(layers):
+            params = gather(l)
             if self.recompute == "full":
-                block("rc.attn", self.attn.fwd_s, self.attn.fwd_flops, "recompute", l, True, True)
+                block("rc.attn", self.attn.fwd_s, self.attn.fwd_flops, "recompute", l, True, True, params)
                 block("rc.mlp", self.mlp.fwd_s, self.mlp.fwd_flops, "recompute", l, True)
-            block("bwd.mlp", self.mlp.bwd_s, self.mlp.bwd_flops, "backward", l, False)
+                params = None
+            block("bwd.mlp", mlp_s, mlp_f, "backward", l, False, params=params)
             if self.recompute == "selective":
                 ch.compute(f"rc.attn_core L{l}", self.core_rc_s, self.core_rc_flops, "recompute", l)
-            note(block("bwd.attn", self.attn.bwd_s, self.attn.bwd_flops, "backward", l, False, True), l)
+            ids = block("bwd.attn", attn_s, attn_f, "backward", l, False, True)
+            if not split:
+                note(ids, l)
+                reduce_grads(ids, l)
         if k == 0 and emb_head:
             if self.sp:
                 tp("all_gather", -1, "embedding")

@@ -18,6 +18,7 @@ the first two and (p−1)/(v·m+p−1) for the interleaved one (ibid., eqs. 1–
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 from simcluster.registry import Registry
@@ -68,10 +69,85 @@ def interleaved(p: int, m: int, v: int, s: int) -> list[Unit]:
     return order
 
 
+@SCHEDULES.register("zero-bubble")
+def zero_bubble_h1(p: int, m: int, v: int, s: int,
+                   times: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> list[Unit]:
+    """ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", §3.1).
+
+    The backward pass is split into B (input gradients, on the critical path)
+    and W (weight gradients, free to move). Every stage keeps 1F1B's order of
+    F and B passes, so peak activation memory stays 1F1B's (p−s microbatches),
+    keeps at most s W passes pending (later stages finish their B passes
+    earlier and drain their W passes while the last B travels up) and runs a
+    pending W whenever its next F or B is not ready yet: the W passes fill the
+    bubbles. A pending W holds only its GEMM inputs, and the first stage,
+    which holds the most activations, defers none, so peak memory is 1F1B's. Like the paper's scheduler, the order is
+    found by simulating the pipeline with the passes' estimated durations
+    ``times`` = (T_F, T_B, T_W) (equal by default, the paper's assumption);
+    the bubble falls from (p−1)(T_F + T_B + T_W) to about (p−1)(T_F + T_B − T_W).
+    """
+    if v != 1:
+        raise ValueError("zero-bubble runs one model chunk per stage (virtual_stages: 1)")
+    return list(_zb_orders(p, m, tuple(float(x) for x in times))[s])
+
+
+@lru_cache(maxsize=64)
+def _zb_orders(p: int, m: int, times: tuple[float, float, float]) -> tuple[tuple[Unit, ...], ...]:
+    """Greedy list scheduling of all stages at once (deterministic: ties by stage)."""
+    dur = {"F": times[0], "B": times[1], "W": times[2]}
+    fb = [one_f_one_b(p, m, 1, s) for s in range(p)]
+    ptr = [0] * p
+    pending: list[list[int]] = [[] for _ in range(p)]
+    end: dict[tuple[str, int, int], float] = {}
+    orders: list[list[Unit]] = [[] for _ in range(p)]
+    free = [0.0] * p
+    blocked: set[int] = set()
+    while True:
+        cand = [s for s in range(p) if ptr[s] < len(fb[s])]
+        if not cand:
+            break
+        s = min(cand, key=lambda x: (free[x], x in blocked, x))
+        now = free[s]
+        if len(pending[s]) > s:  # stage s keeps at most s W's back, for its cool-down
+            orders[s].append(("W", pending[s].pop(0), 0))
+            free[s] = now + dur["W"]
+            continue
+        kind, mb, _ = fb[s][ptr[s]]
+        if kind == "F":
+            dep = end.get(("F", s - 1, mb)) if s > 0 else 0.0
+        else:
+            dep = end.get(("B", s + 1, mb)) if s < p - 1 else end.get(("F", s, mb))
+        if dep is not None and dep <= now:
+            ptr[s] += 1
+            end[(kind, s, mb)] = free[s] = now + dur[kind]
+            orders[s].append((kind, mb, 0))
+            if kind == "B":
+                pending[s].append(mb)
+            blocked.clear()
+        elif pending[s]:
+            orders[s].append(("W", pending[s].pop(0), 0))
+            free[s] = now + dur["W"]
+        elif dep is not None:
+            free[s] = dep
+        else:  # wait until another stage moves
+            later = [free[x] for x in cand if x != s and free[x] > now]
+            if s in blocked or not later and all(x in blocked or x == s for x in cand if free[x] == now):
+                if not later:
+                    raise RuntimeError("zero-bubble schedule: no stage can progress")
+            if later and all(x in blocked or x == s for x in cand if free[x] == now):
+                free[s] = min(later)
+            blocked.add(s)
+    for s in range(p):
+        orders[s] += [("W", mb, 0) for mb in pending[s]]
+    return tuple(tuple(o) for o in orders)
+
+
 def peak_in_flight(order: list[Unit]) -> int:
     """Most forward units whose activations are held at once (forwards not yet backwarded)."""
     held = peak = 0
     for kind, _, _ in order:
+        if kind == "W":
+            continue  # W keeps only the GEMM inputs, freed with the rest at B (ZB-H1 §3.1)
         held += 1 if kind == "F" else -1
         peak = max(peak, held)
     return peak

@@ -154,8 +154,10 @@ def draw_memory(
     t_end = iteration_end(timeline, summary)
     handles = []
     peak = 0.0
+    many = len(curves) > len(STAGE_COLOURS)  # then a colour ramp: neighbouring stages look alike
+    ramp = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, max(len(curves), 1)))
     for k, (stage, (t, b)) in enumerate(sorted(curves.items())):
-        colour = STAGE_COLOURS[k % len(STAGE_COLOURS)]
+        colour = ramp[k] if many else STAGE_COLOURS[k]
         ax_t.step(np.append(t, t_end), np.append(b, b[-1]) / GiB, where="post", color=colour, lw=1.3)
         handles.append(Line2D([], [], color=colour, lw=1.3, label=f"stage {stage}"))
         peak = max(peak, float(b.max()))
@@ -175,6 +177,6 @@ def draw_memory(
     ax_t.grid(alpha=0.3)
     ax_t.set_title("(b) memory over the iteration, one GPU per stage (activations estimated from the schedule: "
                    "+ per forward, − per backward)", loc="left", fontsize=10)
-    side_t.legend(handles=handles, fontsize=8, loc="upper left", frameon=False, title="GPU of", title_fontsize=8)
+    side_t.legend(handles=handles, fontsize=8, loc="upper left", frameon=False, title="one GPU of", title_fontsize=8, ncol=1 + len(handles) // 20)
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -154,4 +154,4 @@ MEMORY_STYLE: dict[str, tuple[str, str]] = {
     "buffers": ("#999999", "buffers and workspace"),
 }
 CAPACITY_COLOUR = "#C0392B"
-STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B")

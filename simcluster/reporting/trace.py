@@ -19,7 +19,8 @@ Layout, as PyTorch's profiler writes it (``{"traceEvents": [...], "displayTimeUn
   ``args.busy_us`` how long the link carried data), which keeps that trace near 25 MB;
 - flow arrows (``ph: "s"``/``"f"``) from each pipeline send to the first compute task of the
   same microbatch on the receiving stage that starts after the send ends;
-- counter events (``ph: "C"``) with each GPU's compute utilization in 200 bins.
+- counter events (``ph: "C"``) with each GPU's compute utilization in 200 bins, and on
+  the network process each link class's mean utilization.
 
 Top-level ``schemaVersion``, ``deviceProperties`` and ``distributedInfo`` follow PyTorch's
 Kineto traces so that tools reading those (e.g. Holistic Trace Analysis) find them.
@@ -42,7 +43,12 @@ from simcluster.reporting.style import (
     rank_infos,
     stream_sort_key,
 )
-from simcluster.reporting.utilization import compute_utilization_matrix, merge_intervals, time_bins
+from simcluster.reporting.utilization import (
+    compute_utilization_matrix,
+    link_class_series,
+    merge_intervals,
+    time_bins,
+)
 
 US = 1e6
 LINK_DETAIL_LIMIT = 20_000
@@ -257,6 +263,8 @@ def build_trace(timeline: pd.DataFrame, summary: dict | None = None, config: dic
 
     flows = _flow_events(events, infos, meta)
     counters = _counter_events(timeline, summary, infos, bins)
+    if len(links):
+        counters += _link_counters(timeline, summary, config, details, net_pid, bins)
     other = {"generator": "simcluster", "time_unit": "us", "workload": str((config or {}).get("name", ""))}
     if coalesced:
         other["links"] = "overlapping or touching transfers on a link coalesced into busy periods"
@@ -322,6 +330,24 @@ def _counter_events(timeline: pd.DataFrame, summary: dict | None, infos: list, b
                         "args": {"busy %": round(float(mat[i, k]) * 100.0, 3)}})
         out.append({"ph": "C", "pid": info.rank, "ts": float(ts[-1]), "name": "compute utilization",
                     "args": {"busy %": 0.0}})
+    return out
+
+
+def _link_counters(timeline: pd.DataFrame, summary: dict | None, config: dict | None, details: dict | None,
+                   pid: int, bins: int) -> list[dict]:
+    """On the network process, one counter per link class: its mean utilization (% of capacity,
+    or GB/s per link when a capacity is unknown), as in utilization.png panel (b)."""
+    edges = time_bins(iteration_end(timeline, summary), bins)
+    series, as_fraction = link_class_series(timeline, details, edges, config)
+    ts = _us(edges)
+    unit = "busy %" if as_fraction else "GB/s per link"
+    out = []
+    for cls, values in series.items():
+        y = values * 100.0 if as_fraction else values / 1e9
+        name = f"{cls} link utilization"
+        out += [{"ph": "C", "pid": pid, "ts": float(ts[k]), "name": name, "args": {unit: round(float(y[k]), 3)}}
+                for k in range(len(y))]
+        out.append({"ph": "C", "pid": pid, "ts": float(ts[-1]), "name": name, "args": {unit: 0.0}})
     return out
 
 

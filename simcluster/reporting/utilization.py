@@ -318,7 +318,7 @@ def _draw_hottest(ax: plt.Axes, side: plt.Axes, hot: list[dict], colour_of: dict
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     ax.set_title(f"(c) the {len(hot)} hottest links: mean utilization over the iteration", loc="left", fontsize=10)
-    handles = [Patch(facecolor="#bbbbbb", label="mean over the iteration")]
+    handles = [Patch(facecolor="#bbbbbb", label="mean over the iteration\n(colour: link class)")]
     if peaks:
         handles.append(Line2D([], [], marker="|", ls="none", color="black", markersize=10,
                               label=f"busiest of {bins} time bins"))

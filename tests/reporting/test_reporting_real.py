@@ -111,8 +111,10 @@ def test_toy_trace_structure():
     assert starts and starts.keys() == ends.keys()
     assert all(ends[i]["ts"] >= s["ts"] and ends[i]["pid"] != s["pid"] for i, s in starts.items())
     counters = [e for e in events if e["ph"] == "C"]
-    assert {e["pid"] for e in counters} == {p for p in procs if procs[p] != "network"}
-    assert all(0 <= v <= 100 for e in counters for v in e["args"].values())
+    assert {e["pid"] for e in counters} == set(procs)  # every GPU, and the link classes on "network"
+    assert all(set(e["args"]) == {"busy %"} for e in counters)  # link capacities known: percentages
+    assert all(0 <= v <= 100 + 1e-6 for e in counters for v in e["args"].values())
+    assert any(e["name"] == "nvlink link utilization" for e in counters)
 
 
 def test_gpt3_trace_stays_under_50_mb(tmp_path):

@@ -74,7 +74,10 @@ def test_flows_and_counters(written_run):
         assert ends[i]["ts"] >= s["ts"]
         assert ends[i]["pid"] != s["pid"]
     counters = [e for e in events if e["ph"] == "C"]
-    assert counters and all(0 <= v <= 100 for e in counters for v in e["args"].values())
+    busy = [v for e in counters for k, v in e["args"].items() if k == "busy %"]
+    assert counters and busy and all(0 <= v <= 100 for v in busy)
+    assert all(v >= 0 for e in counters for v in e["args"].values())
+    assert any(e["name"] == "ib link utilization" for e in counters)  # GB/s: no capacities known here
 
 
 def test_deterministic_dict(run_inputs):
