@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_workload(args.workload, overrides=args.overrides)
     out = Path(args.out) if args.out else Path("reports") / spec.name
     outcome = run_workload(spec, out)
-    print(print_summary(outcome.summary, spec.resolved_dict()))
+    print(print_summary(outcome.summary, spec.resolved_dict(), outcome.details))
     print(f"wrote {out}/")
     return 0
 

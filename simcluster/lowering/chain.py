@@ -50,10 +50,13 @@ class TaskChain:
         self.tg, self.members, self.labels, self.plan = tg, members, labels, plan
         self.prev: dict[int, int] = {}
         self.first: dict[int, int] = {}
+        self.joins: dict[int, list[int]] = {}  # extra dependencies of each member's next chain task
 
     def _add(self, ranks: tuple[int, ...], extra: tuple[int, ...] = (), on_chain: bool = True,
              **kw: Any) -> int:
         deps = tuple(self.prev[r] for r in ranks if r in self.prev) if on_chain else ()
+        if on_chain and self.joins:
+            deps += tuple(j for r in ranks for j in self.joins.pop(r, ()))
         lb = self.labels
         t = self.tg.add(ranks=ranks, deps=deps + extra, stage=lb.stage, microbatch=lb.microbatch,
                         chunk=lb.chunk, **kw)
@@ -76,6 +79,11 @@ class TaskChain:
             self._add(ranks, kind="collective", name=name, stream=stream,
                       transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes, op=op,
                       group=group, phase=phase, layer=layer)
+
+    def join(self, ids: dict[int, int]) -> None:
+        """Make each member's next chain task also wait for ``ids[member]`` (a side task)."""
+        for r, tid in ids.items():
+            self.joins.setdefault(r, []).append(tid)
 
     def side(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str, phase: str,
              layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
@@ -118,4 +126,7 @@ class PartsChain:
                    flops=0.0, nbytes=nbytes, transfers=transfers)
 
     def side(self, *args: Any, **kw: Any) -> dict[int, int]:
-        raise NotImplementedError("units with side collectives (ZeRO-3) are not fused")
+        raise NotImplementedError("units with side collectives (ZeRO-3, context rings) are not fused")
+
+    def join(self, ids: dict[int, int]) -> None:
+        raise NotImplementedError("units with side collectives (ZeRO-3, context rings) are not fused")

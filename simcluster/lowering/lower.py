@@ -18,7 +18,11 @@ stream, each followed (or, with sequence parallelism, surrounded) by a
 tensor-parallel collective on the ``tp`` stream (Shoeybi et al. 2019 §3: two
 all-reduces per layer forward, two backward); recompute blocks before a layer's
 backward (``full``: the whole layer, Narayanan et al. 2021 §3.5; ``selective``:
-the attention core, Korthikanti et al. 2022 §5); pipeline sends of
+the attention core, Korthikanti et al. 2022 §5); with context parallelism
+the ring exchange of key/value blocks on the ``cp`` stream beside the
+attention block (Liu et al. 2023, Ring Attention: each step's transfer hides
+behind the previous block's attention, so the block costs about
+max(compute, exchange)); pipeline sends of
 b·s·h/t activations (scatter/gather, Narayanan et al. 2021 §4.1) on the
 ``pp-fwd``/``pp-bwd`` streams; data-parallel gradient reduction in buckets on
 the ``dp`` stream (:mod:`simcluster.lowering.grad_sync`); the optimizer step.
@@ -232,8 +236,8 @@ class Lowerer:
 
     def _fusable(self, s: int) -> bool:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
-        if self.full or not self.opt.fuse or self.spec.parallelism.zero_stage >= 2:
-            return False  # ZeRO >= 2 puts data-parallel traffic inside every unit
+        if self.full or not self.opt.fuse or self.spec.parallelism.zero_stage >= 2 or self.c > 1:
+            return False  # ZeRO >= 2 and context rings put traffic beside every unit's compute
         rep = self.grid.rank(pp=s)
         coll: set[int] = set()
         for kind in ("tp", "cp"):
@@ -305,10 +309,14 @@ class Lowerer:
                   attn: bool = False, params: dict[int, int] | None = None) -> dict[int, int]:
             if self.sp:
                 tp("all_gather", layer, f"{name} L{layer}")
-            if attn and cp_groups:
+            ring = None
+            if attn and cp_groups:  # ring exchange of K/V blocks beside the attention compute
                 op = "all_gather" if fwd else "reduce_scatter"
-                ch.collective(cp_groups, op, self.kv_bytes, f"cp.{op} L{layer}", "cp", "cp_comm", layer)
+                ring = ch.side(cp_groups, op, self.kv_bytes, f"cp.{op} L{layer}", "cp", "cp_comm",
+                               layer, after=dict(ch.prev) if ch.prev else None)
             ids = ch.compute(f"{name} L{layer}", secs, flops, phase, layer, after=params)
+            if ring:
+                ch.join(ring)
             computed.append(ids)
             tp("reduce_scatter" if self.sp else "all_reduce", layer, f"{name} L{layer}")
             return ids

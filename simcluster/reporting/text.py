@@ -84,11 +84,33 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
     return [r for r in rows if r[0] in s]
 
 
-def print_summary(summary: dict, config: dict | None = None) -> str:
+def memory_verdict(summary: dict, details: dict | None = None) -> list[tuple[str, str]]:
+    """The rows that say plainly that a layout does not fit, with the peak stage's breakdown.
+
+    Empty when it fits (or nothing is known). ``details["memory"]`` is the per-stage list of
+    :func:`simcluster.metrics.summary.summarize` (weights, gradients, optimizer_states,
+    activations, buffers, total in bytes).
+    """
+    if summary.get("fits_in_memory") is not False:
+        return []
+    need, cap = summary.get("peak_memory_bytes"), summary.get("memory_capacity_bytes")
+    rows = [("DOES NOT FIT", f"needs {fmt_gib(need)} per GPU, the device has {fmt_gib(cap)}")]
+    stages = (details or {}).get("memory") or []
+    if stages:
+        peak = max(stages, key=lambda m: m.get("total", 0))
+        parts = ", ".join(f"{label} {fmt_gib(peak.get(key))}" for key, label in (
+            ("weights", "weights"), ("gradients", "gradients"), ("optimizer_states", "optimizer states"),
+            ("activations", "activations"), ("buffers", "buffers")) if key in peak)
+        rows.append((f"stage {peak.get('stage', 0)} memory", parts))
+    return rows
+
+
+def print_summary(summary: dict, config: dict | None = None, details: dict | None = None) -> str:
     """A short aligned text table of a run's headline figures (returned, not printed).
 
     Iteration time, tokens/s, TFLOP/s per GPU, MFU, bubble, exposed communication, peak
-    memory against capacity and whether it fits.
+    memory against capacity and whether it fits; a layout that does not fit says so in
+    capitals, with the peak stage's memory by category when ``details`` are given.
     """
     s = summary or {}
     cfg = config or {}
@@ -110,7 +132,7 @@ def print_summary(summary: dict, config: dict | None = None) -> str:
         ("exposed comm", fmt_pct(s.get("exposed_comm_fraction"))),
         ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"),
         ("fits in memory", fmt_bool(s.get("fits_in_memory"))),
-    ]
+    ] + memory_verdict(s, details)
     width = max(len(k) for k, _ in rows)
     title = f"{head} on {fmt_count(s.get('num_gpus'))} GPUs" + (f" ({where})" if where else "")
     lines = [title, "-" * max(len(title), width + 24)]

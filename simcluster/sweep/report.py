@@ -22,7 +22,7 @@ from simcluster.reporting.text import fmt_gib, fmt_pct, fmt_seconds
 from simcluster.sweep.export import fits, ranked
 
 TOP = 25
-EXTRA_CSS = "td{white-space:nowrap}td.k{white-space:normal}"
+EXTRA_CSS = "td{white-space:nowrap}td.k{white-space:normal}.scroll{overflow-x:auto}"
 #: (column, header, formatter) of the ranked table after the swept keys.
 FIGURES = (
     ("tokens_per_s", "tokens/s", lambda v: format_metric("tokens_per_s", v)),
@@ -60,8 +60,14 @@ def _table(header: list[str], rows: list[list[str]], left: int) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def short_names(keys: list[str]) -> list[str]:
+    """Column headers for swept keys: the last part of each (``tensor``) where that is unambiguous."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return [name if last.count(name) == 1 else key for name, key in zip(last, keys)]
+
+
 def _ranked_rows(rows: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[list[str]]]:
-    header = ["rank", "point", *keys, *(h for _, h, _ in FIGURES)]
+    header = ["rank", "point", *short_names(keys), *(h for _, h, _ in FIGURES)]
     body = []
     for rank, (_, row) in enumerate(rows.iterrows(), start=1):
         body.append([str(rank), str(row["point"]), *(str(row[k]) for k in keys),
@@ -98,14 +104,15 @@ def render_html(table: pd.DataFrame, info: dict[str, Any], plots: list[Path]) ->
     if not best.empty:
         header, rows = _ranked_rows(best.head(TOP), keys)
         parts.append(f"<h2>Ranking: the {min(TOP, len(best))} best layouts that fit in memory</h2>"
-                     + _table(header, rows, left=0))
+                     + f'<div class="scroll">{_table(header, rows, left=0)}</div>')
     oom = table[(table["status"] == "ok") & ~fits(table)]
     if not oom.empty:
         oom = oom.assign(_m=pd.to_numeric(oom[metric], errors="coerce")).sort_values(
             ["_m", "point"], ascending=[not info["larger_is_better"], True], kind="mergesort")
         header, rows = _ranked_rows(oom.head(TOP), keys)
         parts.append(f"<details><summary>{len(oom)} layouts that ran but do not fit in memory "
-                     f"(best {min(TOP, len(oom))})</summary>" + _table(header, rows, left=0) + "</details>")
+                     f"(best {min(TOP, len(oom))})</summary>" + f'<div class="scroll">{_table(header, rows, left=0)}</div>'
+                     + "</details>")
     bad = table[table["status"].isin(["invalid", "error"])]
     if not bad.empty:
         groups = bad.groupby(["status", "message"], sort=False)
