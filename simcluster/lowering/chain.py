@@ -46,8 +46,10 @@ class TaskChain:
     """Adds tasks to ``tg`` for ``members`` (simulated ranks), each member's work in order."""
 
     def __init__(self, tg: TaskGraph, members: tuple[int, ...], labels: Labels,
-                 plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]]):
+                 plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]],
+                 slow: dict[int, float] | None = None):
         self.tg, self.members, self.labels, self.plan = tg, members, labels, plan
+        self.slow = slow or {}  # straggler GPUs: compute slowdown factor
         self.prev: dict[int, int] = {}
         self.first: dict[int, int] = {}
         self.joins: dict[int, list[int]] = {}  # extra dependencies of each member's next chain task
@@ -70,7 +72,8 @@ class TaskChain:
                 after: dict[int, int] | None = None) -> dict[int, int]:
         """A compute block per member, after the chain (and ``after[member]`` if given)."""
         return {r: self._add((r,), extra=(after[r],) if after and r in after else (), kind="compute",
-                             name=name, stream="compute", duration=secs, flops=flops, phase=phase,
+                             name=name, stream="compute", duration=secs * self.slow.get(r, 1.0),
+                             flops=flops, phase=phase,
                              layer=layer) for r in self.members}
 
     def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,

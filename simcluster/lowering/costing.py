@@ -55,15 +55,21 @@ def _shard(op: Op, t: int, sp: bool) -> int:
     return t
 
 
+def rank_gemm(op: Op, t: int, c: int) -> tuple[int, int, int]:
+    """(M, N, K) of a GEMM on one rank: N/t column-parallel, K/t row-parallel, M/c context."""
+    M, N, K = op.gemm
+    M = max(1, M // c)
+    if op.tp in ("column", "vocab"):
+        N = max(1, N // t)
+    elif op.tp == "row":
+        K = max(1, K // t)
+    return M, N, K
+
+
 def op_time(op: Op, cm: Any, t: int, c: int, sp: bool, flash: bool, backward: bool) -> float:
     """Seconds one rank spends on ``op`` (forward, or backward when ``backward``)."""
     if op.kind == "gemm" and op.gemm is not None:
-        M, N, K = op.gemm
-        M = max(1, M // c)
-        if op.tp in ("column", "vocab"):
-            N = max(1, N // t)
-        elif op.tp == "row":
-            K = max(1, K // t)
+        M, N, K = rank_gemm(op, t, c)
         if not backward:
             return cm.gemm_time(M, N, K)
         return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M)
@@ -84,12 +90,7 @@ def wgrad_time(op: Op, cm: Any, t: int, c: int) -> float:
     """Seconds of the weight-gradient GEMM dWᵀ = dYᵀ·X inside ``op``'s backward (0 if none)."""
     if op.kind != "gemm" or op.gemm is None:
         return 0.0
-    M, N, K = op.gemm
-    M = max(1, M // c)
-    if op.tp in ("column", "vocab"):
-        N = max(1, N // t)
-    elif op.tp == "row":
-        K = max(1, K // t)
+    M, N, K = rank_gemm(op, t, c)
     return cm.gemm_time(N, K, M)
 
 

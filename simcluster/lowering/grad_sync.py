@@ -93,7 +93,7 @@ def add_grad_sync(L: Any, grads: dict[tuple[int, int], int], stage_last: dict[in
             steps = {}
             for r in stage_members:
                 steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
-                                  deps=tuple([stage_last[r]] + comm[r]), duration=secs,
+                                  deps=tuple([stage_last[r]] + comm[r]), duration=secs * L.slow.get(r, 1.0),
                                   nbytes=opt_bytes, phase="optimizer", stage=s).id
             if par.zero_stage >= 1 and L.d > 1:
                 nbytes = params_per_stage[s] * L.dt

@@ -62,7 +62,11 @@ class LoweringOptions:
 def resolve_fidelity(spec: Any, options: LoweringOptions) -> str:
     """``symmetric`` or ``full``; ``auto`` is symmetric while every rank is identical."""
     f = options.fidelity or getattr(spec, "fidelity", "auto") or "auto"
-    return "symmetric" if f == "auto" else f
+    if f == "auto":
+        return "full" if getattr(spec.cluster, "heterogeneous", False) else "symmetric"
+    if f == "symmetric" and getattr(spec.cluster, "heterogeneous", False):
+        raise ValueError("fidelity symmetric cannot simulate stragglers or degraded links")
+    return f
 
 
 def lower(graph: nx.DiGraph, spec: Any, topo: Any, cm: ComputeModel | None = None,
@@ -116,6 +120,7 @@ class Lowerer:
         self.split_w = par.schedule == "zero-bubble"
         self.grad_bytes = grad_bytes_per_param(tr.precision)
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
+        self.slow: dict[int, float] = dict(getattr(spec.cluster, "stragglers", {}) or {})
 
     # -- who is simulated -------------------------------------------------------------------
     def members(self, s: int) -> list[tuple[int, ...]]:
@@ -184,7 +189,7 @@ class Lowerer:
                     if fusable and mb < tail:
                         ids = self._fused_unit(kind, k, chain_members, lb)
                     else:
-                        ch = TaskChain(tg, chain_members, lb, self.plan)
+                        ch = TaskChain(tg, chain_members, lb, self.plan, self.slow)
                         # tensor-parallel collectives block the compute stream (Megatron runs
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)

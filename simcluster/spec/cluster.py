@@ -96,6 +96,15 @@ class ClusterSpec(BaseModel):
     intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec)
     inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec)
     price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = None
+    # heterogeneity (simulated with every rank explicit): GPU rank -> compute slowdown factor,
+    # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
+    stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+
+    @property
+    def heterogeneous(self) -> bool:
+        """True when some GPUs or links differ from their peers (rank symmetry does not hold)."""
+        return bool(self.stragglers or self.degraded_links)
 
     @property
     def num_gpus(self) -> int:
@@ -122,6 +131,9 @@ def check_cluster(spec: ClusterSpec) -> list[tuple[str, str]]:
             found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
     elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
         found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
+    for rank in spec.stragglers:
+        if rank >= spec.num_gpus:
+            found.append(("stragglers", f"GPU {rank} does not exist: the cluster has {spec.num_gpus} GPUs"))
     return found
 
 
