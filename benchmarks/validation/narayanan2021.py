@@ -20,7 +20,11 @@ the paper's own launch script, NVIDIA/Megatron-LM ``examples/sc21/run_table_1.sh
 - micro batch: 16 (1.7B, 3.6B, 7.5B), 8 (18.4B), 4 (39.1B), 2 (76.1B, 145.6B), 1 (310.1B,
   529.6B, 1T);
 - virtual stages from its ``--num-layers-per-virtual-pipeline-stage`` (76.1B: 5 layers →
-  v = 15/5 = 3; 145.6B: 5 → v = 2; 310.1B: 3 → v = 2; 529.6B: 1 → v = 3).
+  v = 15/5 = 3; 145.6B: 5 → v = 2; 310.1B: 3 → v = 2; 529.6B: 1 → v = 3);
+- gradient reduction from its ``DDP``: ``torch`` for the four rows without a pipeline
+  (PyTorch DDP overlaps the all-reduce with the last microbatch's backward:
+  ``overlap_grad_reduce: true``), ``local`` for the six pipelined rows (Megatron's own DDP of
+  2021 all-reduces after the whole backward, in ``train_step``: ``overlap_grad_reduce: false``).
 
 The script passes no interleaving flag for 39.1B (p = 2) and 1T (p = 64) although the paper
 (§5.1) says every row ran the interleaved schedule; the suite follows the paper and assumes

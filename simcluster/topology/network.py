@@ -1,7 +1,7 @@
 """Inter-node switched fabrics: two-level fat tree and rail-optimized fat tree.
 
-Vertices: ``gpu<g>``, ``nic<n>.<j>`` (NIC j of node n), ``leaf<i>``, ``spine<s>``.
-A route between GPUs of different nodes is
+Vertices: ``gpu<g>``, ``nic<n>.<j>`` (NIC j of node n), ``leaf<i>``, ``spine``
+(the spine layer). A route between GPUs of different nodes is
 
     gpu -> its NIC -> leaf [-> spine -> leaf] -> NIC -> gpu
 
@@ -14,22 +14,30 @@ NIC-leaf links, nothing on leaf-spine links.
 Leaf switches have ``switch_radix`` ports split into ``down`` (to NICs) and
 ``up`` (to spines) so that down / up = ``oversubscription`` o:
 ``up = max(1, round(radix / (1 + o)))``, ``down = radix - up``. When every NIC
-fits under one leaf there is a single leaf and no spine. Otherwise there are
-``up`` spines and every leaf has one (collapsed) link to each, of bandwidth
-``down * nic_bandwidth / (o * up)``, so a leaf's uplink capacity is exactly its
-downlink capacity over o. Spine radix is not enforced: beyond radix^2/2 NICs
-a spine stands for a spine plane of a larger (three-level) tree.
+fits under one leaf there is a single leaf and no spine. Otherwise a fat
+tree puts whole nodes under a leaf, ``down // nics_per_node`` of them in node
+order (a node is cabled to one leaf; a node with more NICs than ``down``
+spans leaves of its own), and a rail-optimized tree (NVIDIA DGX SuperPOD
+reference architecture) puts NIC j of ``down`` consecutive nodes on a leaf
+of rail j (``ceil(nodes / down)`` leaves per rail).
 
-Spine choice is destination-mod-k (D-mod-k) routing: spine = (global index
-of the destination NIC) mod ``up``, as InfiniBand's OpenSM ftree routing does;
-it is contention free for shift permutations such as ring hops (Zahavi et
-al., "Optimized InfiniBand fat-tree routing for shift all-to-all
-communication patterns", CCPE 2010).
-
-Rail-optimized (NVIDIA DGX SuperPOD reference architecture): NIC j of every
-node is on rail j; each rail has its own leaves (``ceil(nodes / down)`` of
-them); all leaves share the spines, which carry cross-rail and cross-leaf
-traffic.
+The spine layer: each leaf has one uplink and one downlink that stand for
+its links to all spines together, of bandwidth ``used * nic_bandwidth / o``
+(``used``: the most NICs on one leaf), so a leaf's uplink capacity is exactly
+its NICs' capacity over o. This is the fluid limit of adaptive routing
+(InfiniBand AR; NVIDIA's subnet manager configures it by default, routing
+engine ``ar_updn``): every flow spread evenly over all spines, which under
+max-min sharing is exactly per-spine links each carrying 1/spines of every
+crossing flow. A non-blocking tree (o = 1) then carries any traffic its NICs
+can inject, o > 1 divides what crosses the spine layer by o, and traffic
+between NICs of one leaf never reaches it. (Static per-destination spine
+choice, OpenSM ftree's D-mod-k, is contention free only for shift
+permutations on a tree whose NIC count is a multiple of the spine count: a
+ring's wrap-around hop, leaves that cut nodes in two, or a double binary
+tree's mixed destinations put two flows on one leaf-spine link and halve a
+collective's bus bandwidth at some node counts and not others, which NCCL
+does not measure.) Spine radix is not enforced: beyond radix^2/2 NICs the
+spine layer stands for the spine planes of a larger (three-level) tree.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from simcluster.topology.topology import LinkTable
 
 
 class SwitchedRouter:
-    """Routes between GPUs on different nodes through NICs, leaves and spines."""
+    """Routes between GPUs on different nodes through NICs, leaves and the spine layer."""
 
     def __init__(
         self,
@@ -52,14 +60,13 @@ class SwitchedRouter:
         nic_up: list[int],
         nic_down: list[int],
         nic_leaf: list[int],
-        leaf_up: list[list[int]],
-        leaf_down: list[list[int]],
+        leaf_up: list[int],
+        leaf_down: list[int],
     ):
         self.G, self.K = G, K
         self.gpu_nic, self.nic_gpu = gpu_nic, nic_gpu
         self.nic_up, self.nic_down, self.nic_leaf = nic_up, nic_down, nic_leaf
-        self.leaf_up, self.leaf_down = leaf_up, leaf_down
-        self.spines = len(leaf_up[0]) if leaf_up else 0
+        self.leaf_up, self.leaf_down = leaf_up, leaf_down  # per leaf: its links to / from the spine layer
 
     def nic_of(self, gpu: int) -> int:
         """Global index ``node * nics_per_node + j`` of the NIC a GPU uses."""
@@ -73,8 +80,7 @@ class SwitchedRouter:
         la, lb = self.nic_leaf[ka], self.nic_leaf[kb]
         if la == lb:
             return head + tail
-        s = kb % self.spines
-        return head + (self.leaf_up[la][s], self.leaf_down[lb][s]) + tail
+        return head + (self.leaf_up[la], self.leaf_down[lb]) + tail
 
 
 def _ports(radix: int, oversubscription: float) -> tuple[int, int]:
@@ -87,6 +93,24 @@ def _ports(radix: int, oversubscription: float) -> tuple[int, int]:
     return radix - up, up
 
 
+def _placement(N: int, K: int, down: int, rails: bool) -> tuple[list[int], int]:
+    """Leaf of every NIC (global index ``n * K + j``) and the most NICs on one leaf.
+
+    Fat tree: whole nodes per leaf, ``down // K`` of them, so that no node's NICs straddle
+    two leaves; a node with more NICs than a leaf has down ports spans ``ceil(K / down)``
+    leaves of its own. Rail-optimized: NIC j of nodes ``i * down .. (i + 1) * down - 1``
+    on rail j's leaf i.
+    """
+    if rails:
+        per_rail = math.ceil(N / down)
+        return [j * per_rail + n // down for n in range(N) for j in range(K)], min(N, down)
+    m = down // K  # whole nodes per leaf
+    if m >= 1:
+        return [n // m for n in range(N) for _ in range(K)], min(N, m) * K
+    q = math.ceil(K / down)  # leaves per node
+    return [n * q + j // down for n in range(N) for j in range(K)], down
+
+
 def _build(cluster: Any, links: LinkTable, rails: bool) -> SwitchedRouter:
     G, N = cluster.gpus_per_node, cluster.nodes
     net = cluster.inter_node
@@ -96,17 +120,14 @@ def _build(cluster: Any, links: LinkTable, rails: bool) -> SwitchedRouter:
     bw, lat = net.nic_bandwidth, net.latency / 4
     o = float(getattr(net, "oversubscription", 1.0) or 1.0)
     radix = int(getattr(net, "switch_radix", 64) or 64)
-    down, up = _ports(radix, o)
+    down, _ = _ports(radix, o)
     total = N * K
 
-    # leaf of every NIC
+    # leaf of every NIC; ``used``: the most NICs on one leaf
     if total <= radix and (not rails or K == 1):
-        nic_leaf = [0] * total
-    elif rails:
-        per_rail = math.ceil(N / down)
-        nic_leaf = [j * per_rail + n // down for n in range(N) for j in range(K)]
+        nic_leaf, used = [0] * total, total
     else:
-        nic_leaf = [k // down for k in range(total)]
+        nic_leaf, used = _placement(N, K, down, rails)
     num_leaves = max(nic_leaf) + 1
 
     gpu_nic: list[int] = []
@@ -123,23 +144,19 @@ def _build(cluster: Any, links: LinkTable, rails: bool) -> SwitchedRouter:
         a, b = links.add_pair(f"nic{n}.{j}", f"leaf{nic_leaf[k]}", bw, lat, "nic")
         nic_up.append(a)
         nic_down.append(b)
-    leaf_up: list[list[int]] = []
-    leaf_down: list[list[int]] = []
+    leaf_up: list[int] = []
+    leaf_down: list[int] = []
     if num_leaves > 1:
-        spine_bw = down * bw / (o * up)
+        uplink_bw = used * bw / o  # the leaf's uplinks to all spines together
         for i in range(num_leaves):
-            ups, downs = [], []
-            for s in range(up):
-                a, b = links.add_pair(f"leaf{i}", f"spine{s}", spine_bw, 0.0, "spine")
-                ups.append(a)
-                downs.append(b)
-            leaf_up.append(ups)
-            leaf_down.append(downs)
+            a, b = links.add_pair(f"leaf{i}", "spine", uplink_bw, 0.0, "spine")
+            leaf_up.append(a)
+            leaf_down.append(b)
     return SwitchedRouter(G, K, gpu_nic, nic_gpu, nic_up, nic_down, nic_leaf, leaf_up, leaf_down)
 
 
 def build_fat_tree(cluster: Any, links: LinkTable) -> SwitchedRouter:
-    """Two-level fat tree: NICs fill leaves in order (node-major), leaves connect to all spines."""
+    """Two-level fat tree: whole nodes fill leaves in node order, leaves connect to the spine layer."""
     return _build(cluster, links, rails=False)
 
 

@@ -11,7 +11,7 @@ import math
 import pytest
 
 from simcluster.collectives import plan_collective
-from simcluster.collectives.select import choose
+from simcluster.collectives.select import choose, cost
 from simcluster.commands.collective import benchmark
 from simcluster.engine import simulate
 from simcluster.lowering.task import TaskGraph
@@ -132,3 +132,50 @@ def test_tpu_v4_torus_all_reduce_uses_all_three_dimensions():
     assert per_dim == pytest.approx([64 * 2 * 3 / 4 * S, 64 * 2 * 3 / 16 * S, 64 * 2 * 3 / 64 * S], rel=1e-6)
     # every link of every dimension carries traffic, in both directions
     assert sum(1 for b in res.link_bytes if b > 0) == topo.num_links == 64 * 6
+
+
+# Ring busbw across nodes does not depend on the node count (issue: 8 DGX A100 nodes gave half of 16's).
+# NCCL busbw GB/s across nodes: 8 HDR NICs x ~24 GB/s; 8 NDR NICs x ~47 GB/s, above NVLink's ~370
+# (the ring's intra-node hops bound it); 4 EDR NICs x ~12 GB/s.
+FLAT = [("dgx-a100-80gb", 192), ("dgx-h100", 370), ("dgx1-v100", 48)]
+RING_OPS = ("all_reduce", "all_gather", "reduce_scatter")
+
+
+@pytest.mark.parametrize("op", RING_OPS)
+@pytest.mark.parametrize("nodes", [2, 3, 4, 5, 8, 16, 32, 64])
+@pytest.mark.parametrize("name, target", FLAT)
+def test_ring_busbw_is_flat_in_the_node_count(name, target, nodes, op):
+    gpus = 8 * nodes
+    (row,) = benchmark(op, preset(name, gpus), gpus, [8 * GiB], "ring")
+    assert row.busbw / 1e9 == pytest.approx(target, rel=0.10)
+
+
+def test_eight_and_sixteen_dgx_a100_nodes_reach_the_same_busbw():
+    # the report: all_gather of 3 GiB on 64 GPUs gave 95.5 GB/s, on 128 GPUs 188 GB/s
+    bus = [benchmark("all_gather", preset("dgx-a100-80gb", g), g, [3 * GiB], "ring")[0].busbw / 1e9
+           for g in (64, 128)]
+    assert bus == pytest.approx([190, 188], rel=0.02)
+
+
+def _ring_bandwidth_busbw(topo, nodes: int) -> float:
+    """busbw of the ring's bandwidth term alone (no latency): the bottleneck link's share."""
+    n = 8 * nodes
+    (unit,) = plan_collective("all_gather", range(n), 1.0, topo, algorithm="ring")
+    return (n - 1) / n / cost([unit], topo)[1]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in FLAT])
+def test_ring_hops_never_contend_in_the_fabric(name):
+    # every node count, including those where a ring's wrap-around hop or a leaf boundary inside
+    # a node used to put two channels on one leaf-spine link (8, 13, 18, ... DGX A100 nodes;
+    # 14, 23, 32, ... DGX-1 nodes): the bottleneck stays the NIC (or NVLink), never the spine layer
+    base = _ring_bandwidth_busbw(preset(name, 16), 2)
+    for nodes in [*range(3, 65), 128, 256]:
+        assert _ring_bandwidth_busbw(preset(name, 8 * nodes), nodes) == pytest.approx(base, rel=1e-9), nodes
+
+
+def test_double_binary_tree_busbw_is_flat_in_the_node_count():
+    # the tree's edges mix destinations; they too used to share leaf-spine links (32, 64 nodes: 138 GB/s)
+    bus = [busbw(preset("dgx-a100-80gb", 8 * k), 8 * k, 2 * GiB, "tree") for k in (8, 16, 32, 64)]
+    assert bus == pytest.approx([bus[0]] * 4, rel=0.02)
+    assert bus[0] == pytest.approx(0.92 * 192, rel=0.05)

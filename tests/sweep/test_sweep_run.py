@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
+import pytest
 
 from sweep_helpers import always_die, comparable, die_once, raise_at_tensor_4, small_sweep
 from simcluster.sweep import LocalExecutor, run_sweep
@@ -111,3 +112,12 @@ def test_a_point_that_always_kills_its_worker_becomes_an_error(tmp_path):
     assert "worker process died 3 times" in message
     assert (t["status"] == "ok").sum() == 8
     assert len(Store(tmp_path / "out" / "points.jsonl").load()) == 12
+
+
+def test_parquet_beside_the_csv_when_pyarrow_is_installed(small_run):
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed: pip install 'simcluster[parquet]'")
+    _, outcome = small_run
+    parquet = pd.read_parquet(outcome.out_dir / "results.parquet")
+    csv = pd.read_csv(outcome.out_dir / "results.csv")
+    assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv) == 12
+    assert parquet["tokens_per_s"].equals(csv["tokens_per_s"])

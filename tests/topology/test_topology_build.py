@@ -85,9 +85,40 @@ def test_shared_nics_and_oversubscription(make_cluster):
     # GPUs 0-3 share NIC 0.0, 4-7 NIC 0.1
     assert topo.route(0, 8)[1] == topo.route(3, 8)[1]
     assert topo.route(0, 8)[1] != topo.route(4, 8)[1]
-    # radix 8, o = 3: 2 up, 6 down; a leaf's uplink capacity is 6 * 10 GB/s / 3
+    # radix 8, o = 3: 2 up, 6 down (3 nodes of 2 NICs); a leaf's uplink capacity is 6 * 10 GB/s / 3,
+    # one link to the spine layer (adaptive routing spreads a flow over all spines)
     spine = [b for b, c, n in zip(topo.link_raw_bandwidth, topo.link_class, topo.link_names) if c == "spine" and n.startswith("leaf0->")]
-    assert len(spine) == 2 and sum(spine) == pytest.approx(6 * 10e9 / 3)
+    assert len(spine) == 1 and sum(spine) == pytest.approx(6 * 10e9 / 3)
+
+
+def _leaf_of_nics(topo):
+    src, dst = topo.link_endpoints
+    return {a: int(b[4:]) for a, b, c in zip(src, dst, topo.link_class) if c == "nic" and a.startswith("nic")}
+
+
+@pytest.mark.parametrize("o, radix, per_leaf", [(1, 40, 2), (2, 40, 3), (1, 36, 2), (1, 64, 4)])
+def test_fat_tree_leaves_hold_whole_nodes(make_cluster, o, radix, per_leaf):
+    # 8 NICs per node: a 40-port leaf (20 down) takes 2 whole nodes, not 2.5; o = 2: 27 down -> 3 nodes
+    topo = build_topology(make_cluster(nodes=13, oversubscription=o, radix=radix, nic_bw=25e9))
+    leaf = _leaf_of_nics(topo)
+    assert leaf == {f"nic{n}.{j}": n // per_leaf for n in range(13) for j in range(8)}
+    # one link each way between every leaf and the spine layer: the leaf's NICs over o
+    ups = [b for b, c, n in zip(topo.link_raw_bandwidth, topo.link_class, topo.link_names)
+           if c == "spine" and n.endswith("->spine")]
+    assert len(ups) == -(-13 // per_leaf) and ups == pytest.approx([per_leaf * 8 * 25e9 / o] * len(ups))
+
+
+def test_node_wider_than_a_leaf_spans_leaves_of_its_own(make_cluster):
+    topo = build_topology(make_cluster(nodes=3, radix=10, nics=8))  # 5 down, 5 up: 2 leaves per node
+    assert _leaf_of_nics(topo) == {f"nic{n}.{j}": 2 * n + j // 5 for n in range(3) for j in range(8)}
+
+
+def test_routes_are_deterministic(make_cluster):
+    a, b = (build_topology(make_cluster(nodes=13, radix=40)) for _ in range(2))
+    pairs = [(g, (g * 37 + 11) % 104) for g in range(104)]
+    assert [a.route(*p) for p in pairs] == [b.route(*p) for p in pairs]
+    assert [a.link_names[l] for l in a.route(0, 103)] == [
+        "gpu0->nic0.0", "nic0.0->leaf0", "leaf0->spine", "spine->leaf6", "leaf6->nic12.7", "nic12.7->gpu103"]
 
 
 def test_rail_optimized_same_rail_stays_on_rail_leaf(make_cluster):
