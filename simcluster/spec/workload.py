@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from simcluster.errors import Problem, SpecError
 from simcluster.spec.checks import check_workload
@@ -98,6 +98,39 @@ class ParallelismSpec(BaseModel):
         return self
 
 
+#: Keys ``python -m simcluster search`` varies; ``search.space`` limits the values of each.
+SEARCH_KEYS = ("parallelism.tensor", "parallelism.pipeline", "parallelism.data", "parallelism.context",
+               "training.micro_batch", "parallelism.virtual_stages", "parallelism.schedule",
+               "parallelism.sequence_parallel", "training.recompute", "parallelism.zero_stage")
+
+
+class SearchSpec(BaseModel):
+    """Limits for ``python -m simcluster search`` (``run`` ignores this section); flags win over it."""
+
+    model_config = STRICT
+    gpus: PositiveInt | None = None  # use at most this many GPUs (default: the cluster's)
+    min_gpus: PositiveInt | None = None  # and at least this many (default: more than half of gpus)
+    objective: Literal["throughput", "cost"] = "throughput"
+    top: PositiveInt = 10
+    max_simulations: PositiveInt | None = None
+    space: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in space.items():
+            if key not in SEARCH_KEYS:
+                raise ValueError(f"unknown key {key!r}; known: {', '.join(SEARCH_KEYS)}")
+            section, name = key.split(".")
+            owner = TrainingSpec if section == "training" else ParallelismSpec
+            try:
+                TypeAdapter(list[owner.model_fields[name].rebuild_annotation()]).validate_python(values, strict=True)
+            except ValidationError as err:
+                msg = err.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"{key}: {msg[:1].lower() + msg[1:]}, got {values!r}") from None
+        return space
+
+
 class WorkloadSpec(BaseModel):
     """A validated workload with its resolved cluster; every default filled in."""
 
@@ -111,6 +144,7 @@ class WorkloadSpec(BaseModel):
     parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
     collectives: dict[OpName, AlgorithmName] = Field(default_factory=dict)
     fidelity: Literal["auto", "symmetric", "full"] = "auto"
+    search: SearchSpec | None = None  # limits for `search`; not part of the simulated workload
     cluster: ClusterSpec
 
     @model_validator(mode="after")
@@ -137,7 +171,7 @@ class WorkloadSpec(BaseModel):
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of everything, defaults filled, cluster resolved (for config.json)."""
-        out = self.model_dump(mode="json", exclude={"cluster"})
+        out = self.model_dump(mode="json", exclude={"cluster", "search"})
         out["cluster"] = self.cluster.resolved_dict()
         out["num_gpus"] = self.num_gpus
         out["num_microbatches"] = self.num_microbatches

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -151,8 +150,6 @@ def test_auto_plan_cache_stays_effective(make_cluster):
     group, mirrors = [8 * n for n in range(64)], tuple(range(1, 8))
     plan_collective("all_reduce", group, 1e3, topo, mirror_offsets=mirrors)
     n_keys = len(topo.plan_cache)
-    t0 = time.perf_counter()
     for i in range(1000):
         plan_collective("all_reduce", group, 1e3 * 1.01**i, topo, mirror_offsets=mirrors)
-    assert (time.perf_counter() - t0) / 1000 < 2e-4
     assert len(topo.plan_cache) == n_keys  # no new plans for new sizes

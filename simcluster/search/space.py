@@ -1,0 +1,157 @@
+"""The search space: every layout of a workload's model and batch on at most N GPUs.
+
+Candidate values of each key (before any check):
+
+| key | candidates |
+|---|---|
+| tensor | 1 .. GPUs per node (tensor parallelism stays inside a node's NVLink domain) |
+| pipeline | 1 .. layers (uneven stages allowed) |
+| data | 1 .. N |
+| context | 1, and powers of two c with seq_len / c >= 4,096 tokens per context rank |
+| micro_batch | 1 .. global_batch |
+| virtual_stages | 1 .. layers |
+| schedule | gpipe, 1f1b, zero-bubble, interleaved |
+| sequence_parallel | false, true (true only with tensor > 1: without it, it changes nothing) |
+| recompute | none, selective, full |
+| zero_stage | 0 .. 3 (> 0 only when data × context > 1: without it, it changes nothing) |
+
+GPUs used (tensor × pipeline × data × context) must lie in [min_gpus, max_gpus]: by
+default max_gpus is the cluster's GPUs and min_gpus more than half of them (a layout that
+leaves half the cluster idle is not what a throughput search is for; ``--gpus A-B`` sets
+both). ``search.space`` (and ``--fix``) replace a key's candidates with the values given.
+
+Validity is :func:`simcluster.spec.check_workload`, the check ``load_workload`` runs,
+applied to every layout through a light stand-in for the workload (:class:`_Candidate`);
+partial layouts are checked on the way down with the keys not chosen yet at their
+defaults, which only skips subtrees in which no layout can pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from simcluster.search.layout import FIELD_KEYS, Layout
+from simcluster.spec import check_workload
+from simcluster.spec.workload import WorkloadSpec
+
+SCHEDULES = ("gpipe", "1f1b", "zero-bubble", "interleaved")
+RECOMPUTE = ("none", "selective", "full")
+MIN_TOKENS_PER_CONTEXT_RANK = 4096
+
+
+@dataclass
+class Space:
+    """Candidate values of each layout field and the GPU bounds."""
+
+    min_gpus: int
+    max_gpus: int
+    values: dict[str, list[Any]] = field(default_factory=dict)  # Layout field -> candidates
+
+
+class _Parallelism:
+    __slots__ = ("tensor", "pipeline", "data", "context", "sequence_parallel", "virtual_stages",
+                 "stage_layers", "schedule", "zero_stage")
+
+
+class _Training:
+    __slots__ = ("global_batch", "micro_batch", "recompute")
+
+
+class _Candidate:
+    """What :func:`check_workload` reads of a workload, for one layout, without pydantic."""
+
+    __slots__ = ("model", "training", "parallelism", "cluster")
+
+    num_gpus = WorkloadSpec.num_gpus
+    num_microbatches = WorkloadSpec.num_microbatches
+
+    def __init__(self, spec: Any):
+        self.model, self.cluster = spec.model, spec.cluster
+        self.training, self.parallelism = _Training(), _Parallelism()
+        self.training.global_batch = spec.training.global_batch
+        self.parallelism.stage_layers = None
+        self.set(Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0))
+
+    def set(self, layout: Layout) -> "_Candidate":
+        for name, value in zip(Layout._fields, layout):
+            setattr(self.training if name in ("micro_batch", "recompute") else self.parallelism, name, value)
+        return self
+
+    def ok(self, layout: Layout) -> bool:
+        return not check_workload(self.set(layout))
+
+
+def default_values(spec: Any, max_gpus: int) -> dict[str, list[Any]]:
+    """The candidates of the table above for ``spec``'s model, batch and cluster."""
+    m, tr = spec.model, spec.training
+    ctx = [c for c in range(1, max_gpus + 1) if c & (c - 1) == 0 and (c == 1 or m.seq_len / c >= MIN_TOKENS_PER_CONTEXT_RANK)]
+    return {
+        "tensor": list(range(1, min(max_gpus, spec.cluster.gpus_per_node) + 1)),
+        "pipeline": list(range(1, min(max_gpus, m.layers) + 1)),
+        "data": list(range(1, max_gpus + 1)),
+        "context": ctx,
+        "micro_batch": list(range(1, tr.global_batch + 1)),
+        "virtual_stages": list(range(1, m.layers + 1)),
+        "schedule": list(SCHEDULES),
+        "sequence_parallel": [False, True],
+        "recompute": list(RECOMPUTE),
+        "zero_stage": [0, 1, 2, 3],
+    }
+
+
+def make_space(spec: Any, max_gpus: int, min_gpus: int, limits: dict[str, list[Any]]) -> Space:
+    """The space for ``spec`` with ``limits`` (dotted key -> allowed values) applied.
+
+    Each numeric key's candidates are first checked one at a time (the others at their
+    defaults), so that e.g. only the tensor degrees that divide the heads remain.
+    """
+    values = default_values(spec, max_gpus)
+    by_key = {key: name for name, key in FIELD_KEYS.items()}
+    for key, allowed in limits.items():
+        values[by_key[key]] = list(dict.fromkeys(allowed))
+    cand = _Candidate(spec)
+    neutral = Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0)
+    for name in ("tensor", "pipeline", "data", "context", "micro_batch"):
+        values[name] = [v for v in values[name] if cand.ok(neutral._replace(**{name: v}))]
+    return Space(min_gpus, max_gpus, values)
+
+
+def enumerate_layouts(spec: Any, space: Space) -> Iterator[Layout]:
+    """Every valid layout of ``space``, in a fixed order (tensor outermost, ZeRO innermost)."""
+    cand = _Candidate(spec)
+    V = space.values
+    lo, hi = space.min_gpus, space.max_gpus
+    base = Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0)
+    for t in V["tensor"]:
+        for c in V["context"]:
+            for p in V["pipeline"]:
+                if t * c * p > hi:
+                    continue
+                for d in V["data"]:
+                    gpus = t * c * p * d
+                    if gpus < lo or gpus > hi:
+                        continue
+                    for mb in V["micro_batch"]:
+                        head = base._replace(tensor=t, context=c, pipeline=p, data=d, micro_batch=mb)
+                        if not cand.ok(head):
+                            continue
+                        yield from _inner(cand, head, V)
+
+
+def _inner(cand: _Candidate, head: Layout, V: dict[str, list[Any]]) -> Iterator[Layout]:
+    for v in V["virtual_stages"]:
+        if v > 1 and not cand.ok(head._replace(virtual_stages=v, schedule="interleaved")):
+            continue  # too many stages, or microbatches not a multiple of pipeline
+        for sched in V["schedule"]:
+            for sp in V["sequence_parallel"]:
+                if sp and head.tensor == 1:
+                    continue
+                for rc in V["recompute"]:
+                    for z in V["zero_stage"]:
+                        if z and head.data * head.context == 1:
+                            continue
+                        layout = head._replace(virtual_stages=v, schedule=sched, sequence_parallel=sp,
+                                               recompute=rc, zero_stage=z)
+                        if cand.ok(layout):
+                            yield layout
