@@ -45,6 +45,20 @@ def _run(args: argparse.Namespace) -> int:
 
     if is_quick_sweep(args.overrides):  # --set key=a,b,c: a quick sweep (issue 8)
         return run_quick_sweep(args.workload, args.overrides, args.out)
+    from simcluster.chakra import is_trace_dir
+
+    if is_trace_dir(args.workload):  # a folder of Chakra execution traces (.et), one per rank
+        from simcluster.chakra import have_chakra, run_traces
+
+        if not have_chakra():
+            print(f"{args.workload}: running Chakra traces needs the extra: "
+                  "pip install --no-deps mlc-chakra protobuf", file=sys.stderr)
+            return 2
+        out = Path(args.out) if args.out else Path("reports") / Path(args.workload).name
+        outcome = run_traces(Path(args.workload), out, args.overrides)
+        print(print_summary(outcome.summary, outcome.spec.resolved_dict(), outcome.details))
+        print(f"wrote {out}/")
+        return 0
     spec = load_workload(args.workload, overrides=args.overrides)
     out = Path(args.out) if args.out else Path("reports") / spec.name
     outcome = run_workload(spec, out)

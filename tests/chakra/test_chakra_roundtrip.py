@@ -6,6 +6,7 @@ Skipped where the ``simcluster[chakra]`` extra (mlc-chakra + protobuf) is not in
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 from pathlib import Path
 
@@ -108,3 +109,20 @@ def test_export_without_the_extra_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(chakra, "have_chakra", lambda: False)
     rc, _, err = _cli("export_chakra", TOY, tmp_path)
     assert rc == 2 and "simcluster[chakra]" in err and "Traceback" not in err
+
+
+def test_cli_export_then_run_a_trace_folder(tmp_path):
+    """``export-chakra`` then ``run DIR`` through the command line gives the same iteration time."""
+    from simcluster.chakra import have_chakra
+    from simcluster.cli import main
+
+    if not have_chakra():
+        pytest.skip("simcluster[chakra] not installed (pip install --no-deps mlc-chakra protobuf)")
+    root = Path(__file__).resolve().parents[2]
+    toy = str(root / "workloads" / "toy-8gpu.yaml")
+    assert main(["run", toy, "--out", str(tmp_path / "yaml")]) == 0
+    assert main(["export-chakra", toy, str(tmp_path / "et")]) == 0
+    assert main(["run", str(tmp_path / "et"), "--out", str(tmp_path / "trace")]) == 0
+    a = json.loads((tmp_path / "yaml" / "summary.json").read_text())
+    b = json.loads((tmp_path / "trace" / "summary.json").read_text())
+    assert b["iteration_time_s"] == a["iteration_time_s"]
