@@ -47,27 +47,46 @@ class _Columns:
             else:
                 self.cols[c].append((v, n))  # a constant text value for n rows
 
-    def frame(self) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for c in self.names:
-            parts = self.cols[c]
-            if c in _INT or c == "_ord" or c in _FLOAT:
-                dtype = float if c in _FLOAT else np.int64
-                data[c] = np.concatenate(parts) if parts else np.array([], dtype=dtype)
-                continue
-            values: set[str] = set()
-            for p in parts:
-                if isinstance(p, tuple):
-                    values.add(p[0])
-                else:
-                    values.update(p.tolist())
-            cats = sorted(values)
-            index = {v: i for i, v in enumerate(cats)}
-            codes = [np.full(p[1], index[p[0]], dtype=np.int32) if isinstance(p, tuple)
-                     else pd.Categorical(p, categories=cats).codes.astype(np.int32) for p in parts]
-            data[c] = pd.Categorical.from_codes(np.concatenate(codes) if codes else
-                                                np.array([], dtype=np.int32), categories=cats)
-        return pd.DataFrame(data)
+    def column(self, c: str) -> np.ndarray | tuple[list[str], np.ndarray]:
+        """A numeric column as one array, or a text column as (categories, int32 codes)."""
+        parts = self.cols.pop(c)
+        if c in _INT or c == "_ord" or c in _FLOAT:
+            dtype = float if c in _FLOAT else np.int64
+            return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+        values: set[str] = set()
+        for p in parts:
+            if isinstance(p, tuple):
+                values.add(p[0])
+            else:
+                values.update(p.tolist())
+        cats = sorted(values)
+        index = {v: i for i, v in enumerate(cats)}
+        codes = [np.full(p[1], index[p[0]], dtype=np.int32) if isinstance(p, tuple)
+                 else pd.Categorical(p, categories=cats).codes.astype(np.int32) for p in parts]
+        return cats, (np.concatenate(codes) if codes else np.array([], dtype=np.int32))
+
+
+def _join(gpu: _Columns, links: _Columns) -> pd.DataFrame:
+    """GPU rows in task order, then link rows by (start, link): one column at a time, so the
+    peak memory is the frame plus one column, not several copies of the frame."""
+    g_order = np.argsort(gpu.column("_ord"), kind="stable")
+    l_start = links.column("start_s")
+    l_cats, l_codes = links.column("resource")
+    l_order = np.lexsort((l_codes, l_start))  # start, then link name (categories are sorted)
+    data: dict[str, Any] = {}
+    for c in TIMELINE_COLUMNS:
+        a = gpu.column(c)
+        b = (l_start if c == "start_s" else (l_cats, l_codes) if c == "resource" else links.column(c))
+        if isinstance(a, np.ndarray):
+            data[c] = np.concatenate([a[g_order], b[l_order]])
+            continue
+        cats = sorted(set(a[0]) | set(b[0]))
+        index = np.array([cats.index(v) for v in a[0]], dtype=np.int32)
+        index_b = np.array([cats.index(v) for v in b[0]], dtype=np.int32)
+        codes = np.concatenate([index[a[1][g_order]] if len(a[0]) else a[1],
+                                index_b[b[1][l_order]] if len(b[0]) else b[1]])
+        data[c] = pd.Categorical.from_codes(codes, categories=cats)
+    return pd.DataFrame(data)
 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Any,
@@ -120,12 +139,4 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
                                   stream=topo.link_class[l], task="", task_id=-1, kind="link", phase="",
                                   stage=-1, microbatch=-1, layer=-1, start_s=s0, end_s=s1, flops=0.0,
                                   bytes=w * tr.nbytes)
-    g = gpu.frame()
-    g = g.iloc[np.argsort(g["_ord"].to_numpy(), kind="stable")].drop(columns="_ord")
-    lk = links.frame()
-    lk = lk.sort_values(["start_s", "resource"], kind="stable")
-    out = pd.concat([g, lk], ignore_index=True)
-    for c in TIMELINE_COLUMNS:  # concat of categoricals with different categories gives objects
-        if out[c].dtype == object:
-            out[c] = out[c].astype("category")
-    return out
+    return _join(gpu, links)
