@@ -59,19 +59,23 @@ class _Training:
 
 
 class _Candidate:
-    """What :func:`check_workload` reads of a workload, for one layout, without pydantic."""
+    """A workload with one layout's keys swapped in, without pydantic: what :func:`check_workload`
+    reads of the layout comes from here, anything else from the workload itself."""
 
-    __slots__ = ("model", "training", "parallelism", "cluster")
+    __slots__ = ("model", "training", "parallelism", "cluster", "_spec")
 
     num_gpus = WorkloadSpec.num_gpus
     num_microbatches = WorkloadSpec.num_microbatches
 
     def __init__(self, spec: Any):
-        self.model, self.cluster = spec.model, spec.cluster
+        self._spec, self.model, self.cluster = spec, spec.model, spec.cluster
         self.training, self.parallelism = _Training(), _Parallelism()
         self.training.global_batch = spec.training.global_batch
         self.parallelism.stage_layers = None
         self.set(Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0))
+
+    def __getattr__(self, name: str) -> Any:  # keys no layout changes (fidelity, collectives, ...)
+        return getattr(self._spec, name)
 
     def set(self, layout: Layout) -> "_Candidate":
         for name, value in zip(Layout._fields, layout):
@@ -117,12 +121,13 @@ def make_space(spec: Any, max_gpus: int, min_gpus: int, limits: dict[str, list[A
     return Space(min_gpus, max_gpus, values)
 
 
-def enumerate_layouts(spec: Any, space: Space) -> Iterator[Layout]:
-    """Every valid layout of ``space``, in a fixed order (tensor outermost, ZeRO innermost)."""
+def enumerate_groups(spec: Any, space: Space) -> Iterator[Layout]:
+    """Every valid layout of ``space`` with recompute "none" and ZeRO stage 0, in a fixed
+    order (tensor outermost): the other recompute modes and ZeRO stages of each are valid
+    too (the checks do not read them; ``tests/search`` holds them to that)."""
     cand = _Candidate(spec)
     V = space.values
     lo, hi = space.min_gpus, space.max_gpus
-    base = Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0)
     for t in V["tensor"]:
         for c in V["context"]:
             for p in V["pipeline"]:
@@ -133,25 +138,31 @@ def enumerate_layouts(spec: Any, space: Space) -> Iterator[Layout]:
                     if gpus < lo or gpus > hi:
                         continue
                     for mb in V["micro_batch"]:
-                        head = base._replace(tensor=t, context=c, pipeline=p, data=d, micro_batch=mb)
-                        if not cand.ok(head):
-                            continue
-                        yield from _inner(cand, head, V)
+                        if cand.ok(Layout(t, p, d, c, mb, 1, "1f1b", False, "none", 0)):
+                            yield from _inner(cand, t, p, d, c, mb, V)
 
 
-def _inner(cand: _Candidate, head: Layout, V: dict[str, list[Any]]) -> Iterator[Layout]:
+def _inner(cand: _Candidate, t: int, p: int, d: int, c: int, mb: int, V: dict[str, list[Any]]) -> Iterator[Layout]:
     for v in V["virtual_stages"]:
-        if v > 1 and not cand.ok(head._replace(virtual_stages=v, schedule="interleaved")):
-            continue  # too many stages, or microbatches not a multiple of pipeline
+        if v > 1 and not cand.ok(Layout(t, p, d, c, mb, v, "interleaved", False, "none", 0)):
+            continue  # too many stages, or microbatches not a multiple of pipeline: for any schedule
         for sched in V["schedule"]:
             for sp in V["sequence_parallel"]:
-                if sp and head.tensor == 1:
+                if sp and t == 1:
                     continue
-                for rc in V["recompute"]:
-                    for z in V["zero_stage"]:
-                        if z and head.data * head.context == 1:
-                            continue
-                        layout = head._replace(virtual_stages=v, schedule=sched, sequence_parallel=sp,
-                                               recompute=rc, zero_stage=z)
-                        if cand.ok(layout):
-                            yield layout
+                layout = Layout(t, p, d, c, mb, v, sched, sp, "none", 0)
+                if cand.ok(layout):
+                    yield layout
+
+
+def leaf_options(space: Space, layout: Layout) -> list[tuple[str, int]]:
+    """The (recompute, ZeRO stage) pairs to try with a group (ZeRO > 0 only when data × context > 1)."""
+    zeros = [z for z in space.values["zero_stage"] if z == 0 or layout.data * layout.context > 1]
+    return [(rc, z) for rc in space.values["recompute"] for z in zeros]
+
+
+def enumerate_layouts(spec: Any, space: Space) -> Iterator[Layout]:
+    """Every valid layout of ``space``, in a fixed order (tensor outermost, ZeRO innermost)."""
+    for group in enumerate_groups(spec, space):
+        for rc, z in leaf_options(space, group):
+            yield group._replace(recompute=rc, zero_stage=z)

@@ -127,6 +127,18 @@ def _schedule_checks(spec: "WorkloadSpec") -> list[Finding]:
     return []
 
 
+def _fidelity_checks(spec: "WorkloadSpec") -> list[Finding]:
+    """``fidelity: symmetric`` simulates one GPU per stage: only for clusters whose ranks are alike."""
+    c = spec.cluster
+    if spec.fidelity != "symmetric" or not getattr(c, "heterogeneous", False):
+        return []
+    why = [what for what, present in (("stragglers", c.stragglers), ("degraded links", c.degraded_links),
+                                      ("an explicit graph (not assumed symmetric)", c.graph is not None)) if present]
+    return [Finding("fidelity", f"symmetric simulates one GPU per stage and cannot simulate {' or '.join(why)}; "
+                                "use full or auto", ("cluster.stragglers", "cluster.degraded_links", "cluster.graph"))]
+
+
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
-    return _model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
+    return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
+            + _fidelity_checks(spec))

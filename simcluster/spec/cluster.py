@@ -4,6 +4,9 @@ A cluster is read from a preset name (``topologies/NAME.yaml`` in the repository
 or a file path. A workload's ``cluster:`` section names one (``preset:`` or ``path:``)
 and may override any of its keys (``intra_node`` / ``inter_node`` / a device mapping are
 merged key by key) or give ``devices: N`` instead of ``nodes``.
+
+Instead of ``intra_node`` / ``inter_node`` a cluster may give every link itself in
+``graph`` (:class:`GraphSpec`; built and routed by :mod:`simcluster.topology.explicit`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import simcluster
 from simcluster.errors import Problem, SpecError
@@ -21,6 +24,7 @@ from simcluster.spec.fields import STRICT, Bandwidth, Bytes, FabricName, FlopRat
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, load_yaml
 from simcluster.topology.devices import Device
+from simcluster.topology.explicit import DEFAULT_CLASS, graph_gpu_count, graph_problems
 
 #: Where preset cluster files live: ``topologies/`` next to the ``simcluster`` package.
 PRESETS_DIR = Path(simcluster.__file__).resolve().parent.parent / "topologies"
@@ -81,6 +85,37 @@ class InterNodeSpec(BaseModel):
     link_bandwidth: Bandwidth | None = None  # per torus link per direction
 
 
+class GraphLinkSpec(BaseModel):
+    """One link of an explicit graph: both directions at ``bandwidth`` unless ``directed``."""
+
+    model_config = ConfigDict(**STRICT, serialize_by_alias=True)
+    hidden_keys: ClassVar[tuple[str, ...]] = ("link_class",)
+    extra_keys: ClassVar[tuple[str, ...]] = ("class",)
+
+    between: list[str]  # [a, b]: GPUs gpu<k> or names in graph.switches
+    bandwidth: Annotated[Bandwidth, Field(gt=0)]  # per direction
+    latency: Seconds = 0.0  # per link, per direction
+    link_class: Annotated[str, Field(min_length=1, alias="class")] = DEFAULT_CLASS
+    directed: bool = False  # true: between[0] -> between[1] only
+
+    @field_validator("between")
+    @classmethod
+    def _two_ends(cls, value: list[str]) -> list[str]:
+        if len(value) != 2:
+            raise ValueError(f"expected the two vertices a link joins, e.g. [gpu0, sw0], got {value}")
+        return value
+
+
+class GraphSpec(BaseModel):
+    """A cluster's links written out: switches (every vertex that is not a GPU) and links."""
+
+    model_config = STRICT
+    user_sections: ClassVar[dict[str, type[BaseModel]]] = {"links": GraphLinkSpec}
+
+    switches: list[str] = Field(default_factory=list)
+    links: list[GraphLinkSpec]
+
+
 class ClusterSpec(BaseModel):
     """A validated cluster, units resolved to SI."""
 
@@ -100,11 +135,28 @@ class ClusterSpec(BaseModel):
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
     stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    # an explicit graph instead of intra_node / inter_node (see GraphSpec)
+    graph: GraphSpec | None = None
+
+    @model_validator(mode="after")
+    def _nodes_default_from_graph(self) -> "ClusterSpec":
+        """With a graph and no ``nodes``: as many nodes as the graph's GPUs fill.
+
+        ``nodes`` stays out of ``model_fields_set`` (it was not written), which
+        :func:`check_cluster` reads.
+        """
+        if self.graph is not None and "nodes" not in self.model_fields_set:
+            self.nodes = max(1, graph_gpu_count(self.graph) // self.gpus_per_node)
+            self.model_fields_set.discard("nodes")
+        return self
 
     @property
     def heterogeneous(self) -> bool:
-        """True when some GPUs or links differ from their peers (rank symmetry does not hold)."""
-        return bool(self.stragglers or self.degraded_links)
+        """True when some GPUs or links may differ from their peers (rank symmetry does not hold).
+
+        An explicit graph is not assumed symmetric, so it counts too.
+        """
+        return bool(self.stragglers or self.degraded_links or self.graph is not None)
 
     @property
     def num_gpus(self) -> int:
@@ -112,8 +164,12 @@ class ClusterSpec(BaseModel):
         return self.gpus_per_node * self.nodes
 
     def resolved_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict with defaults filled and the device's figures."""
-        out = self.model_dump(mode="json")
+        """JSON-serialisable dict with defaults filled and the device's figures.
+
+        ``graph`` appears only when given, so the resolved form (config.json, sweep store
+        keys) of a cluster without one is what it was before graphs existed.
+        """
+        out = self.model_dump(mode="json", exclude={"graph"} if self.graph is None else None)
         out["num_gpus"] = self.num_gpus
         return out
 
@@ -122,23 +178,43 @@ def check_cluster(spec: ClusterSpec) -> list[tuple[str, str]]:
     """Cross-field problems of a cluster as (dotted key, reason)."""
     found: list[tuple[str, str]] = []
     intra, inter = spec.intra_node, spec.inter_node
-    if spec.gpus_per_node > 1 and intra.fabric not in ("none", "torus") and intra.bandwidth <= 0:
-        found.append(("intra_node.bandwidth", f"needed (> 0) with {spec.gpus_per_node} GPUs per node"))
-    if inter.fabric == "torus":
-        if not inter.torus:
-            found.append(("inter_node.torus", "needed for fabric torus, e.g. [16, 16, 16]"))
-        if not inter.link_bandwidth and not inter.nic_bandwidth:
-            found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
-    elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
-        found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
+    if spec.graph is not None:
+        found += _graph_checks(spec)
+    else:
+        if spec.gpus_per_node > 1 and intra.fabric not in ("none", "torus") and intra.bandwidth <= 0:
+            found.append(("intra_node.bandwidth", f"needed (> 0) with {spec.gpus_per_node} GPUs per node"))
+        if inter.fabric == "torus":
+            if not inter.torus:
+                found.append(("inter_node.torus", "needed for fabric torus, e.g. [16, 16, 16]"))
+            if not inter.link_bandwidth and not inter.nic_bandwidth:
+                found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
+        elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
+            found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
     for rank in spec.stragglers:
         if rank >= spec.num_gpus:
             found.append(("stragglers", f"GPU {rank} does not exist: the cluster has {spec.num_gpus} GPUs"))
     return found
 
 
+def _graph_checks(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """Problems of a cluster given as a graph: the graph's own, and GPUs the graph does not have."""
+    found = graph_problems(spec.graph)
+    for key, model in (("intra_node", IntraNodeSpec), ("inter_node", InterNodeSpec)):
+        if getattr(spec, key) != model():
+            found.append((key, "not used: the cluster's graph gives every link; remove it"))
+    M, gpn = graph_gpu_count(spec.graph), spec.gpus_per_node
+    have = f"the graph's links connect {M} GPUs (gpu0 .. gpu{M - 1})" if M else "the graph's links name no GPU"
+    if spec.num_gpus > M:
+        key = "gpus_per_node" if "nodes" not in spec.model_fields_set else "nodes"
+        found.append((key, f"{spec.nodes} node{'s' if spec.nodes != 1 else ''} × {gpn} GPUs = {spec.num_gpus} GPUs, "
+                           f"but {have}"))
+    elif "nodes" not in spec.model_fields_set and M % gpn:
+        found.append(("gpus_per_node", f"{have}, not whole nodes of {gpn}; give nodes to use fewer"))
+    return found
+
+
 def list_presets() -> list[str]:
-    """Names of the cluster presets in ``topologies/``."""
+    """Names of the cluster presets: the ``*.yaml`` files directly in ``topologies/`` (not its subfolders)."""
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) if PRESETS_DIR.is_dir() else []
 
 
@@ -170,8 +246,14 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _section_keys(path: tuple[str, ...]) -> list[str] | None:
+    """The keys allowed in the section at ``path`` (list indices skipped: ``graph.links.3``)."""
+    return known_keys(ClusterSpec, tuple(p for p in path if not p.isdigit()))
+
+
 def _validate(data: dict[str, Any], locate, known=None, skip=lambda k: False) -> tuple[ClusterSpec | None, list[Problem]]:
     """Validate a merged cluster mapping; problems located by ``locate``."""
+    known = known or (lambda loc: _section_keys(loc[:-1]))
     try:
         spec = ClusterSpec.model_validate(data)
     except ValidationError as err:
@@ -281,7 +363,7 @@ def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec
         return Locator(base)(key)
 
     def known(loc: tuple[str, ...]) -> list[str] | None:
-        keys = known_keys(ClusterSpec, loc[:-1])
+        keys = _section_keys(loc[:-1])
         if len(loc) == 1 and keys is not None and (base is None or _in_section(section, loc[0])):
             keys = sorted(keys + ["devices", "path", "preset"])
         return keys

@@ -8,6 +8,10 @@ oversubscription, switch_radix, torus, link_bandwidth}`` and, optionally,
 calibrated defaults of :mod:`simcluster.topology.efficiency`: per NVLink
 generation (device) and InfiniBand generation (NIC line rate)).
 
+A cluster with a ``graph`` (an explicit list of links, see
+:mod:`simcluster.topology.explicit`) is built from it alone: ``intra_node`` and
+``inter_node`` are not read, both fabric names are ``explicit``.
+
 A torus in either ``intra_node.fabric`` or ``inter_node.fabric`` makes the
 whole cluster one torus (TPU pods): the other one must be ``torus`` (or
 ``none`` for the inter-node fabric).
@@ -19,6 +23,7 @@ from typing import Any, Mapping
 
 from simcluster.topology.devices import DEVICES, Device
 from simcluster.topology.efficiency import cluster_efficiency
+from simcluster.topology.explicit import build_explicit
 from simcluster.topology.fabrics import FABRICS, INTER_FABRICS, INTRA_FABRICS
 from simcluster.topology.topology import LinkTable, Topology
 
@@ -42,6 +47,8 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
     Builds in O(links) (about 130k links for 2,048 DGX nodes); routes are
     computed on demand and cached.
     """
+    if getattr(cluster, "graph", None) is not None:
+        return _build_explicit(cluster, efficiency)
     intra_name = cluster.intra_node.fabric
     inter_name = cluster.inter_node.fabric
     intra_fab = FABRICS.get(intra_name)
@@ -86,4 +93,28 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
         inter_fabric=inter_name,
         efficiency=eff,
         shape=shape,
+    )
+
+
+def _build_explicit(cluster: Any, efficiency: Mapping[str, float] | None) -> Topology:
+    """The topology of a cluster given as an explicit graph (one router for every pair)."""
+    G, N = int(cluster.gpus_per_node), int(cluster.nodes)
+    if G < 1 or N < 1:
+        raise ValueError(f"gpus_per_node and nodes must be >= 1, got {G} and {N}")
+    device = _device(cluster.device)
+    eff = cluster_efficiency(cluster, device.name)
+    eff.update(efficiency or {})
+    links = LinkTable()
+    router = build_explicit(cluster, links)
+    return Topology(
+        name=getattr(cluster, "name", "cluster"),
+        device=device,
+        gpus_per_node=G,
+        num_nodes=N,
+        links=links,
+        intra=None,
+        inter=router,
+        intra_fabric="explicit",
+        inter_fabric="explicit",
+        efficiency=eff,
     )

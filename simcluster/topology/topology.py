@@ -8,11 +8,14 @@ transfers (see :mod:`simcluster.collectives.transfer`).
 Links are directed (one per direction) and identified by an integer id that
 indexes the parallel lists ``link_names``, ``link_bandwidth``,
 ``link_latency`` and ``link_class``. Routes are computed structurally by the
-fabric routers (no all-pairs shortest paths) and cached per (src, dst).
+fabric routers (no all-pairs shortest paths) and cached per (src, dst); a
+cluster given as an explicit graph (fabric names ``explicit``) routes by least
+latency instead (:mod:`simcluster.topology.explicit`).
 
 Link classes (``link_class``): ``nvlink`` (GPU to NVSwitch or GPU to GPU
 NVLink), ``pcie`` (PCIe switch inside a node, GPU to NIC), ``nic`` (NIC to
-leaf switch), ``spine`` (leaf to spine switch), ``torus`` (TPU ICI link).
+leaf switch), ``spine`` (leaf to spine switch), ``torus`` (TPU ICI link); an
+explicit graph may name its own (default ``link``).
 """
 
 from __future__ import annotations

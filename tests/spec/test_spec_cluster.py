@@ -125,7 +125,7 @@ def test_unknown_top_key_lists_cluster_keys(write):
         load_cluster(write("c.yaml", "device: h100\ngpus_per_node: 1\ngpus: 8\n"))
     (problem,) = exc.value.problems
     assert problem.reason == (
-        "unknown key; known keys: degraded_links, device, gpus_per_node, inter_node, intra_node, name, nodes, "
+        "unknown key; known keys: degraded_links, device, gpus_per_node, graph, inter_node, intra_node, name, nodes, "
         "price_per_gpu_hour, stragglers"
     )
 

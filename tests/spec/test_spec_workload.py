@@ -345,7 +345,7 @@ def test_unknown_cluster_key_in_workload(workload):
     edit(workload, "  path: tiny.yaml\n", "  path: tiny.yaml\n  node: 3\n")
     assert lines(workload) == [
         f"{workload}:16: cluster.node: unknown key; known keys: degraded_links, device, devices, gpus_per_node, "
-        "inter_node, intra_node, name, nodes, path, preset, price_per_gpu_hour, stragglers"]
+        "graph, inter_node, intra_node, name, nodes, path, preset, price_per_gpu_hour, stragglers"]
 
 
 def test_nodes_and_devices_conflict(workload):

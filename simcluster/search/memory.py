@@ -1,0 +1,103 @@
+"""Peak memory of a layout from :func:`simcluster.costs.stage_memory`, as the simulator's summary
+computes it, so that pruning by memory agrees with the simulator's ``fits_in_memory``.
+
+The simulator's summary takes, for every pipeline stage s, ``stage_memory`` with the stage's
+layers (all its model chunks), the embedding on the first stage, the logits on the last, and
+``ceil(peak forward units in flight / v)`` microbatches, then the largest stage. Here:
+
+- microbatches in flight (the schedules' ``peak_in_flight``; ``tests/search`` checks these
+  against the schedules themselves): GPipe m; 1F1B and ZB-H1 min(p − s, m); interleaved
+  w + 1 (w when no steady state) with w = min(2(p − s − 1) + (v − 1)·p, m·v) warm-up units,
+  over v;
+- only the stages that can hold the peak: the first, the last, and among the others the
+  first stage of each distinct layer count (microbatches in flight never grow with s, and
+  memory grows with both);
+- ``stage_memory`` is affine in the microbatches in flight, so it is evaluated at 0 and 1 in
+  flight once per combination and extended (a relative rounding error of ~1e-16; pruning
+  keeps a margin of :data:`MARGIN` so that it can only keep a layout, never drop one).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+from simcluster.costs.memory import stage_memory
+from simcluster.lowering.partition import partition_layers
+
+MARGIN = 1e-9  # relative: prune only above capacity × (1 + MARGIN)
+
+
+def in_flight(schedule: str, p: int, m: int, v: int, s: int) -> int:
+    """Microbatches whose activations stage ``s`` holds at its peak (as the summary counts them)."""
+    if schedule == "gpipe":
+        units = m
+    elif schedule == "interleaved":
+        warm = min(2 * (p - s - 1) + (v - 1) * p, m * v)
+        units = warm + 1 if m * v > warm else warm
+    else:  # 1f1b, zero-bubble (ZB-H1 keeps 1F1B's order of forward and backward passes)
+        units = min(p - s, m)
+    return math.ceil(units / v)
+
+
+@lru_cache(maxsize=4096)
+def stage_layers(layers: int, p: int, v: int) -> tuple[int, ...]:
+    """Layers each pipeline stage holds over all its model chunks (the default, even split)."""
+    chunks = partition_layers(layers, p, v)
+    return tuple(sum(len(chunks[c * p + s]) for c in range(v)) for s in range(p))
+
+
+@lru_cache(maxsize=4096)
+def peak_stages(layers: int, p: int, v: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """(stage, layers, has embedding, has logits) of the stages that can hold the peak."""
+    counts = stage_layers(layers, p, v)
+    out = [(0, counts[0], True, p == 1)]
+    if p > 1:
+        out.append((p - 1, counts[p - 1], False, True))
+    seen: set[int] = set()
+    for s in range(1, p - 1):
+        if counts[s] not in seen:
+            seen.add(counts[s])
+            out.append((s, counts[s], False, False))
+    return tuple(out)
+
+
+class MemoryModel:
+    """Peak bytes per GPU of layouts of one workload."""
+
+    def __init__(self, spec: Any):
+        self.model = spec.model
+        self.training = spec.training
+        self.capacity = spec.cluster.device.memory_bytes
+        self._lines: dict[tuple, tuple[float, float]] = {}
+
+    def _line(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
+              layers: int, emb: bool, logits: bool) -> tuple[float, float]:
+        """(bytes with nothing in flight, bytes per microbatch in flight) of one stage."""
+        key = (t, c, d * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits)
+        hit = self._lines.get(key)
+        if hit is None:
+            tr = SimpleNamespace(micro_batch=mb, precision=self.training.precision,
+                                 optimizer=self.training.optimizer, recompute=rc,
+                                 flash_attention=self.training.flash_attention)
+            par = SimpleNamespace(tensor=t, context=c, data=d, pipeline=p, sequence_parallel=sp, zero_stage=zero)
+            m0, m1 = (stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
+                                   has_logits=logits, microbatches_in_flight=k).total for k in (0, 1))
+            hit = (m0, m1 - m0)
+            self._lines[key] = hit
+        return hit
+
+    def peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
+             rc: str, zero: int) -> float:
+        """The largest per-GPU footprint over the pipeline stages."""
+        best = 0.0
+        for s, layers, emb, logits in peak_stages(self.model.layers, p, v):
+            base, per = self._line(t, c, d, p, mb, sp, rc, zero, layers, emb, logits)
+            best = max(best, base + in_flight(schedule, p, m, v, s) * per)
+        return best
+
+    def fits(self, peak: float) -> bool:
+        """Whether a peak may fit (kept when within the rounding margin of the capacity)."""
+        return peak <= self.capacity * (1 + MARGIN)
