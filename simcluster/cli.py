@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--window", metavar="START:END",
                      help="draw the Gantt chart of this part of the iteration only (seconds, e.g. 0.5:1.25)")
-    val = sub.add_parser("validate", help="check a workload or cluster file")
+    val = sub.add_parser("validate", help="check a workload, cluster or sweep file")
     val.add_argument("file")
     return p
 
