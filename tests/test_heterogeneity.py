@@ -41,3 +41,25 @@ def test_unknown_degraded_link_and_missing_straggler_are_input_errors(tmp_path, 
     f = tmp_path / "w.yaml"
     assert main(["run", str(f), "--set", "cluster.stragglers={99: 2.0}", "--out", str(tmp_path / "o")]) == 2
     assert "stragglers" in capsys.readouterr().err
+
+
+def test_mixed_devices_run_every_rank_at_its_own_speed(tmp_path):
+    layout = ("parallelism.tensor=8", "parallelism.pipeline=2", "parallelism.data=1", "cluster.nodes=2")
+    same = simulate_workload(make_spec(tmp_path, *layout))
+    mixed = simulate_workload(make_spec(tmp_path, *layout, "cluster.node_devices={1: v100}"))
+    assert mixed.tasks.meta["fidelity"] == "full"
+    tl = mixed.result.timeline
+    busy = lambda r: float(tl.query(f"rank == {r} and stream == 'compute'").eval("end_s - start_s").sum())
+    assert busy(8) > 2 * busy(0) * 0.9  # a V100 stage computes its (equal) share far slower than an A100
+    assert mixed.summary["iteration_time_s"] > 1.5 * same.summary["iteration_time_s"]
+    assert mixed.summary["memory_capacity_bytes"] == 32 * 2**30  # the smaller device decides what fits
+    # MFU is against the mean peak of the GPUs used: 8 A100 (312) and 8 V100 (125 TFLOP/s)
+    assert mixed.summary["mfu"] == pytest.approx(
+        mixed.summary["model_tflops_per_gpu"] * 1e12 / ((312e12 + 125e12) / 2), rel=1e-12)
+
+
+def test_node_devices_must_name_existing_nodes_and_devices(tmp_path):
+    with pytest.raises(SpecError, match="node_devices"):
+        make_spec(tmp_path, *LAYOUT, "cluster.node_devices={3: v100}")
+    with pytest.raises(SpecError, match="unknown device"):
+        make_spec(tmp_path, *LAYOUT, "cluster.node_devices={0: tpu-v9}")

@@ -52,8 +52,20 @@ def _rank_breakdown(rows: pd.DataFrame, T: float) -> dict[str, float]:
     return out
 
 
+def _devices(spec: Any, device: Any) -> list[Any]:
+    """The device of every GPU the layout uses (mixed clusters: ``node_devices``)."""
+    c = spec.cluster
+    nd = getattr(c, "node_devices", None) or {}
+    if not nd:
+        return [device]
+    return [nd.get(r // c.gpus_per_node, device) for r in range(spec.num_gpus)]
+
+
 def _peak_flops(spec: Any, device: Any) -> float:
-    return device.peak_flops_fp32 if spec.training.precision == "fp32" else device.peak_flops
+    """Dense peak per GPU, averaged over the GPUs used (MFU's denominator)."""
+    devs = _devices(spec, device)
+    fp32 = spec.training.precision == "fp32"
+    return sum(d.peak_flops_fp32 if fp32 else d.peak_flops for d in devs) / len(devs)
 
 
 def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict, dict]:
@@ -82,7 +94,7 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
 
     memory = _memory(spec, tg)
     peak_mem = max(m["total"] for m in memory)
-    cap = device.memory_bytes
+    cap = min(d.memory_bytes for d in _devices(spec, device))  # the smallest device must fit
     mtf = model_flops / T / n_gpus / 1e12 if T else 0.0
     htf = hw_flops / T / n_gpus / 1e12 if T else 0.0
     tokens = spec.training.global_batch * spec.model.seq_len

@@ -135,6 +135,9 @@ class ClusterSpec(BaseModel):
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
     stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    # mixed devices: node index -> a device other than `device` (catalogue name or mapping)
+    node_devices: dict[Annotated[int, Field(ge=0)], Annotated[Device, BeforeValidator(_to_device)]] = \
+        Field(default_factory=dict)
     # an explicit graph instead of intra_node / inter_node (see GraphSpec)
     graph: GraphSpec | None = None
 
@@ -156,7 +159,11 @@ class ClusterSpec(BaseModel):
 
         An explicit graph is not assumed symmetric, so it counts too.
         """
-        return bool(self.stragglers or self.degraded_links or self.graph is not None)
+        return bool(self.stragglers or self.degraded_links or self.node_devices or self.graph is not None)
+
+    def device_of_node(self, node: int) -> Device:
+        """The device of a node (``node_devices`` overrides ``device``)."""
+        return self.node_devices.get(node, self.device)
 
     @property
     def num_gpus(self) -> int:
@@ -190,6 +197,9 @@ def check_cluster(spec: ClusterSpec) -> list[tuple[str, str]]:
                 found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
         elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
             found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
+    for node in spec.node_devices:
+        if node >= spec.nodes:
+            found.append(("node_devices", f"node {node} does not exist: the cluster has {spec.nodes} nodes"))
     for rank in spec.stragglers:
         if rank >= spec.num_gpus:
             found.append(("stragglers", f"GPU {rank} does not exist: the cluster has {spec.num_gpus} GPUs"))
