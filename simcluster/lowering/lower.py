@@ -44,6 +44,7 @@ from simcluster.lowering.grad_sync import add_grad_sync, grad_bytes_per_param
 from simcluster.lowering.grid import RankGrid
 from simcluster.lowering.partition import partition_layers
 from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
+from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import TaskGraph
 from simcluster.workload.graph import DTYPE_BYTES, ops_in_order
 
@@ -120,34 +121,7 @@ class Lowerer:
         self.split_w = par.schedule == "zero-bubble"
         self.grad_bytes = grad_bytes_per_param(tr.precision)
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
-        self.slow: dict[int, float] = dict(getattr(spec.cluster, "stragglers", {}) or {})
-        self._mixed_devices(spec, attn_ops + mlp_ops, args[1:])
-
-    def _mixed_devices(self, spec: Any, layer_ops: list, shard: tuple) -> None:
-        """GPUs of nodes with another device compute in proportion to a layer's time on it.
-
-        Each such rank's compute durations are scaled by T_layer(its device) /
-        T_layer(cluster device), with T_layer a layer's forward plus backward time
-        from the compute model (one factor for every block: an approximation, the
-        GEMM/memory-bound mix of a layer barely changes between its blocks).
-        """
-        node_devices = getattr(spec.cluster, "node_devices", None) or {}
-        if not node_devices:
-            return
-        tr = spec.training
-
-        def layer_time(device: Any) -> float:
-            cm = ComputeModel(device, tr.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
-            b = block_cost(layer_ops, cm, *shard)
-            return b.fwd_s + b.bwd_s
-
-        base = layer_time(self.topo.device)
-        factor = {node: layer_time(dev) / base for node, dev in sorted(node_devices.items())}
-        gpn = spec.cluster.gpus_per_node
-        for r in range(self.grid.size):
-            f = factor.get(r // gpn)
-            if f is not None and f != 1.0:
-                self.slow[r] = self.slow.get(r, 1.0) * f
+        self.slow = compute_slowdowns(spec, topo, attn_ops + mlp_ops, args[1:], self.grid.size)
 
     # -- who is simulated -------------------------------------------------------------------
     def members(self, s: int) -> list[tuple[int, ...]]:
