@@ -9,22 +9,27 @@ Per layer and microbatch on one rank (costs from :mod:`simcluster.search.costs`)
     B = attn_b + mlp_b + TP + R    R: full recompute F again (Narayanan et al. 2021 §3.5),
                                    selective the attention core (Korthikanti et al. 2022 §5)
 
-with context parallelism the attention half costs max(compute, K/V ring step) (the ring
-runs beside it, Liu et al. 2023); under ZeRO-2/3 a layer's per-microbatch reduce-scatter
-(and ZeRO-3's all-gathers) run beside it on the data-parallel stream, so a pass costs at
-least what that stream must move. A stage's unit X_s = F_s + B_s sums its layers, plus the
-embedding on the first stage and the logits on the last. The pipeline then takes
+With context parallelism the attention half costs max(compute, K/V ring step) (the ring
+runs beside it, Liu et al. 2023). ZeRO-2's per-layer, per-microbatch reduce-scatter runs
+beside the compute on the data-parallel stream, so a layer costs at least what that stream
+moves; under ZeRO-3 a layer's all-gather waits, in that stream's order, behind the previous
+layer's reduce-scatter, which waits for its backward: F gains a gather, B a gather and a
+reduce-scatter (Rajbhandari et al. 2020 as lowering schedules it). A stage's unit
+X_s = F_s + B_s sums its layers, plus the embedding on the first stage and the logits on the
+last, and the pipeline takes
 
     T_pipe = m·max_s X_s + (Σ_s X_s − max_s X_s) / v
 
-(equal stages: (m + (p − 1)/v)·X, i.e. the bubble (p − 1)/(v·m + p − 1) of Narayanan et al.
-2021 eqs. 1–2; v = 1 for GPipe and 1F1B); ZB-H1 fills the bubble with weight-gradient
-passes, so each non-bottleneck stage adds X_s − 2·W_s instead (Qi et al. 2023 §3.1). On top:
-pipeline sends on the fill and drain path, 2·(p·v − 1) sends of b·s·h/(c·t); the data-parallel
+(equal stages: (m + (p − 1)/v)·X, the bubble (p − 1)/(v·m + p − 1) of Narayanan et al. 2021
+eqs. 1–2; v = 1 for GPipe and 1F1B). ZB-H1 fills the bubbles with weight-gradient passes, so
+each non-bottleneck stage adds X_s − 2·W_s (Qi et al. 2023 §3.1). Interleaved chunks of
+unequal size on stages of equal size make the fill and drain at least (p − 1) largest chunks
+and cost :data:`UNEVEN_CHUNKS` more per microbatch. On top: the pipeline sends on the fill and
+drain path, 2(p − 1) of b·s·h/(c·t) (interleaved p·v − 1); the first stage's data-parallel
 gradient reduction (buckets of ``grad_bucket_bytes``; with ``overlap_grad_reduce`` only what
-outlasts the last microbatch's backward is exposed; all-reduce, reduce-scatter under ZeRO)
-and the tied-embedding all-reduce of the first stage; its optimizer step and, under ZeRO,
-the all-gather of the updated weights. Memory comes from :mod:`simcluster.search.memory`.
+outlasts the last microbatch's backward is exposed; all-reduce, reduce-scatter under ZeRO),
+the tied-embedding all-reduce, its optimizer step and, under ZeRO, the all-gather of the
+updated weights. Memory comes from :mod:`simcluster.search.memory`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,20 @@ from typing import Any
 
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
-from simcluster.search.memory import MemoryModel, stage_layers
+from simcluster.search.memory import MemoryModel, chunk_spread, stage_layers
+
+#: Interleaved 1F1B on stages of equal layers but chunks of unequal ones (say 1 and 2 layers) runs
+#: slower than its bubble formula: by about this share of a layer's forward and backward per
+#: microbatch, times ((largest − smallest) / smallest chunk)². Set from the simulator, where the
+#: share seen beyond the largest-chunk fill is 0.1–0.3 (GPT-3 on 4 and 8 stages, the 1T model on
+#: 16, 24- to 40-layer models on 4 and 8): a coarse term for an effect the closed forms miss.
+UNEVEN_CHUNKS = 0.15
+
+#: ZeRO-2's reduce-scatters, run while the compute goes on, slow the tensor-parallel collectives
+#: that share a GPU's NVLink with them (when data-parallel peers sit in the same node) by about this
+#: share of their time, times the share of the time the data-parallel stream is busy. Set from
+#: the simulator (GPT-3 with tensor 2 and 4 on 1,024 A100s: 0.15–0.25).
+SHARED_LINKS = 0.2
 
 #: The parts of an iteration, as the simulator's per-stage breakdown names them.
 PARTS = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer")
@@ -63,7 +81,7 @@ class Group:
     """Everything about a layout but its recompute and ZeRO stage, computed once for all of them."""
 
     __slots__ = ("est", "t", "c", "p", "d", "mb", "v", "schedule", "sp", "m", "b", "counts", "n0", "nl",
-                 "nmid", "tp_layer", "tp_first", "tp_last", "attn_f", "attn_b", "send")
+                 "nmid", "chunk", "spread", "dp_in_node", "tp_layer", "tp_first", "tp_last", "attn_f", "attn_b", "send")
 
     def __init__(self, est: "Estimator", t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool):
         self.est = est
@@ -74,6 +92,7 @@ class Group:
         counts = self.counts = stage_layers(est.layers, p, v)
         self.n0, self.nl = counts[0], counts[-1]
         self.nmid = max(counts[1:-1], default=0)
+        self.chunk, self.spread = chunk_spread(est.layers, p, v) if v > 1 else (0, 0.0)
         tp = lambda op: costs.time("tp", op, t, c, d, p, b.act_bytes)  # noqa: E731
         if t == 1:
             self.tp_layer = self.tp_first = self.tp_last = 0.0
@@ -89,6 +108,7 @@ class Group:
         else:
             self.attn_f, self.attn_b = b.attn.fwd_s, b.attn.bwd_s
         self.send = costs.time("send", "send", t, c, d, p, b.p2p_bytes) if p > 1 else 0.0
+        self.dp_in_node = d > 1 and t * c < costs.topo.gpus_per_node  # data-parallel peers inside a node
 
     def peak_memory(self, rc: str, zero: int) -> float:
         return self.est.memory.peak(self.t, self.c, self.d, self.p, self.v, self.m, self.schedule, self.mb,
@@ -113,6 +133,8 @@ class Group:
                 f_layer += dp_ag
                 b_layer += dp_ag + dp_rs
             else:  # the reduce-scatters run beside the compute: hidden unless the stream lags
+                if self.dp_in_node:  # and share the GPU's links with the tensor-parallel collectives
+                    b_layer += SHARED_LINKS * min(1.0, dp_rs / (f_layer + b_layer)) * (2 * self.tp_layer + rec_tp)
                 b_layer = max(b_layer, dp_rs - f_layer)
         x_layer = f_layer + b_layer
         first = b.emb.fwd_s + b.emb.bwd_s + self.tp_first
@@ -127,8 +149,12 @@ class Group:
         fill = est.layers * x_layer + first + last - x_max
         if self.schedule == "zero-bubble":  # the other stages' weight-gradient passes fill their bubbles
             fill = max(0.0, fill - 2 * (b.attn.wgrad_s + b.mlp.wgrad_s) * (est.layers - n_max))
-        pipe = m * x_max + fill / v
-        pp = 2 * (p * v - 1) * self.send if p > 1 else 0.0
+        fill /= v
+        if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
+            # largest chunk on every stage, and every microbatch waits a little at chunk boundaries
+            fill = max(fill, (p - 1) * self.chunk * x_layer) + UNEVEN_CHUNKS * self.spread * m * x_layer
+        pipe = m * x_max + fill
+        pp = (p * v - 1 if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(rc, zero, x0, f_layer, b_layer, dp_rs)
         total = pipe + pp + dp + opt
         n = m * self.n0

@@ -50,6 +50,16 @@ def stage_layers(layers: int, p: int, v: int) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=4096)
+def chunk_spread(layers: int, p: int, v: int) -> tuple[int, float]:
+    """(layers of the largest model chunk, ((largest − smallest) / smallest)²); the second is 0 unless
+    every stage holds the same layers in chunks of unequal size."""
+    sizes = [len(chunk) for chunk in partition_layers(layers, p, v)]
+    if len(set(stage_layers(layers, p, v))) > 1 or min(sizes) == 0:
+        return max(sizes), 0.0
+    return max(sizes), ((max(sizes) - min(sizes)) / min(sizes)) ** 2
+
+
+@lru_cache(maxsize=4096)
 def peak_stages(layers: int, p: int, v: int) -> tuple[tuple[int, int, bool, bool], ...]:
     """(stage, layers, has embedding, has logits) of the stages that can hold the peak."""
     counts = stage_layers(layers, p, v)

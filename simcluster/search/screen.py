@@ -42,6 +42,7 @@ class Screening:
     best: list[Candidate] = field(default_factory=list)  # best first
     per_gpus: dict[int, Candidate] = field(default_factory=dict)  # best layout per GPU count
     near_misses: list[tuple[Layout, float]] = field(default_factory=list)  # (layout, peak bytes)
+    per_degrees: dict[tuple[int, ...], Candidate] = field(default_factory=dict)  # best with watched degrees
 
     @property
     def rate(self) -> float:
@@ -50,19 +51,26 @@ class Screening:
 
 
 def screen(spec: Any, space: Space, estimator: Estimator, score: Callable[[float, int], float],
-           keep: int, progress: Callable[[int], None] | None = None) -> Screening:
-    """Estimate every layout of ``space``; ``score(iteration_s, gpus)`` ranks (larger is better)."""
+           keep: int, progress: Callable[[int], None] | None = None,
+           watch: set[tuple[int, int, int, int]] = frozenset()) -> Screening:
+    """Estimate every layout of ``space``; ``score(iteration_s, gpus)`` ranks (larger is better).
+
+    ``watch``: (tensor, pipeline, data, context) degrees whose best layout is kept too.
+    """
     start = time.perf_counter()
     out = Screening()
     heap: list[tuple[float, int, Layout, tuple]] = []  # min-heap of the best `keep`
     misses: list[tuple[float, int, Layout, float]] = []  # max-heap (negated) of the smallest overflows
     per_gpus: dict[int, tuple[float, int, Layout, tuple]] = {}
+    per_degrees: dict[tuple[int, ...], tuple[float, int, Layout, tuple]] = {}
     memory = estimator.memory
     n = reported = 0
     for group in enumerate_groups(spec, space):
         g = estimator.group(group.tensor, group.context, group.pipeline, group.data, group.micro_batch,
                             group.virtual_stages, group.schedule, group.sequence_parallel)
         gpus = group.gpus
+        degrees = (group.tensor, group.pipeline, group.data, group.context)
+        watched = degrees in watch
         for rc, z in leaf_options(space, group):
             n += 1
             peak = g.peak_memory(rc, z)
@@ -83,6 +91,8 @@ def screen(spec: Any, space: Space, estimator: Estimator, score: Callable[[float
             best = per_gpus.get(gpus)
             if best is None or entry > best:
                 per_gpus[gpus] = entry
+            if watched and (degrees not in per_degrees or entry > per_degrees[degrees]):
+                per_degrees[degrees] = entry
         if progress is not None and n - reported >= 50_000:
             progress(n - reported)
             reported = n
@@ -98,5 +108,6 @@ def screen(spec: Any, space: Space, estimator: Estimator, score: Callable[[float
 
     out.best = [candidate(i + 1, e) for i, e in enumerate(sorted(heap, reverse=True))]
     out.per_gpus = {gpus: candidate(0, e) for gpus, e in sorted(per_gpus.items())}
+    out.per_degrees = {k: candidate(0, e) for k, e in per_degrees.items()}
     out.near_misses = [(layout, peak) for _, _, layout, peak in sorted(misses, key=lambda m: m[3])]
     return out

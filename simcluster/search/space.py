@@ -9,7 +9,7 @@ Candidate values of each key (before any check):
 | data | 1 .. N |
 | context | 1, and powers of two c with seq_len / c >= 4,096 tokens per context rank |
 | micro_batch | 1 .. global_batch |
-| virtual_stages | 1 .. layers |
+| virtual_stages | 1 .. layers (> 1 only with pipeline > 1: on one stage the chunks just run in turn) |
 | schedule | gpipe, 1f1b, zero-bubble, interleaved |
 | sequence_parallel | false, true (true only with tensor > 1: without it, it changes nothing) |
 | recompute | none, selective, full |
@@ -144,6 +144,8 @@ def enumerate_groups(spec: Any, space: Space) -> Iterator[Layout]:
 
 def _inner(cand: _Candidate, t: int, p: int, d: int, c: int, mb: int, V: dict[str, list[Any]]) -> Iterator[Layout]:
     for v in V["virtual_stages"]:
+        if v > 1 and p == 1:
+            continue  # model chunks on a single stage run one after another: nothing changes
         if v > 1 and not cand.ok(Layout(t, p, d, c, mb, v, "interleaved", False, "none", 0)):
             continue  # too many stages, or microbatches not a multiple of pipeline: for any schedule
         for sched in V["schedule"]:

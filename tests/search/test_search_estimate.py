@@ -1,0 +1,66 @@
+"""The analytical tier against the simulator, and the agreement figures between the two."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pandas as pd
+import pytest
+
+from simcluster.run import simulate_workload
+from simcluster.search.estimate import Estimator
+from simcluster.search.layout import Layout
+from simcluster.search.results import agreement, spearman
+from simcluster.search.space import enumerate_layouts, make_space
+from simcluster.spec import load_workload
+from simcluster.topology.build import build_topology
+
+
+def _spec(path, lay: Layout):
+    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in lay.values().items()])
+
+
+def test_estimates_track_the_simulator(toy):
+    """On the toy model (kernel launches, all schedules, ZeRO stages, recompute): median error ~1 %."""
+    spec = load_workload(toy)
+    est = Estimator(spec, build_topology(spec.cluster))
+    layouts = list(enumerate_layouts(spec, make_space(spec, 8, 1, {})))
+    errors = []
+    for lay in random.Random(5).sample(layouts, 30):
+        sim = simulate_workload(_spec(toy, lay)).summary["iteration_time_s"]
+        errors.append(abs(est.estimate(lay).iteration_time_s / sim - 1))
+    assert statistics.median(errors) < 0.03
+    assert max(errors) < 0.2
+
+
+def test_pipeline_closed_form(toy):
+    """No tensor or data parallelism: 1F1B takes (m − 1)·X_max + Σ X_s, GPipe the same, interleaved less."""
+    spec = load_workload(toy)
+    est = Estimator(spec, build_topology(spec.cluster))
+    one = est.estimate(Layout(1, 4, 1, 1, 1, 1, "1f1b", False, "none", 0))
+    gpipe = est.estimate(Layout(1, 4, 1, 1, 1, 1, "gpipe", False, "none", 0))
+    inter = est.estimate(Layout(1, 2, 1, 1, 1, 2, "interleaved", False, "none", 0))
+    flat = est.estimate(Layout(1, 2, 1, 1, 1, 1, "1f1b", False, "none", 0))
+    assert one.iteration_time_s == pytest.approx(gpipe.iteration_time_s)
+    assert inter.bubble < flat.bubble
+    sim = simulate_workload(_spec(toy, Layout(1, 4, 1, 1, 1, 1, "1f1b", False, "none", 0))).summary
+    assert one.iteration_time_s == pytest.approx(sim["iteration_time_s"], rel=0.02)
+
+
+def test_spearman():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)  # 1 - 6·4/(5·24)
+    assert math.isnan(spearman([1, 2], [1, 2]))
+
+
+def test_agreement_counts_the_top_overlap():
+    est = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0.5, 0.4]
+    sim = [10, 9, 8, 7, 6, 5, 4, 3, 0.1, 0.2, 11, 12]  # two of the estimate's top 10 fall out
+    table = pd.DataFrame({"role": "candidate", "status": "ok", "est_tokens_per_s": est, "tokens_per_s": sim,
+                          "fits_in_memory": True})
+    a = agreement(table, "throughput", 10)
+    assert (a.overlap, a.top, a.pairs) == (8, 10, 12)
+    assert a.spearman == pytest.approx(spearman(est, sim))

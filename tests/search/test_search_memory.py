@@ -1,0 +1,77 @@
+"""Memory in the analytical tier equals the simulator's, so pruning never drops a layout that fits."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
+from simcluster.run import simulate_workload
+from simcluster.search.estimate import Estimator
+from simcluster.search.layout import Layout
+from simcluster.search.memory import in_flight, peak_stages, stage_layers
+from simcluster.search.screen import screen
+from simcluster.search.space import enumerate_layouts, make_space
+from simcluster.spec import load_workload
+from simcluster.topology.build import build_topology
+
+
+def _spec(path, lay: Layout):
+    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in lay.values().items()])
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b", "interleaved", "zero-bubble"])
+def test_in_flight_matches_the_schedules(schedule):
+    rng = random.Random(1)
+    for p, m, v in itertools.product(range(1, 7), range(1, 13), (1, 2, 3)):
+        if (v > 1) != (schedule == "interleaved") or (schedule == "interleaved" and m % p):
+            continue
+        for s in range(p):
+            if schedule == "zero-bubble":
+                order = SCHEDULES.get(schedule)(p, m, v, s, times=(1.0, rng.uniform(0.5, 2), rng.uniform(0.2, 1)))
+            else:
+                order = SCHEDULES.get(schedule)(p, m, v, s)
+            held = -(-peak_in_flight(order) // v)  # as the simulator's summary counts them
+            assert in_flight(schedule, p, m, v, s) == held, (p, m, v, s)
+
+
+def test_in_flight_never_grows_with_the_stage():
+    """peak_stages relies on it: the first stage of each layer count holds the most."""
+    for schedule in ("gpipe", "1f1b", "interleaved", "zero-bubble"):
+        for p, m, v in itertools.product(range(1, 9), (1, 4, 8, 16), (1, 2, 4)):
+            counts = [in_flight(schedule, p, m, v, s) for s in range(p)]
+            assert counts == sorted(counts, reverse=True)
+
+
+def test_peak_stages_cover_every_layer_count():
+    for layers, p, v in [(70, 12, 1), (96, 7, 2), (126, 16, 1), (5, 4, 1), (8, 1, 1)]:
+        counts = stage_layers(layers, p, v)
+        chosen = peak_stages(layers, p, v)
+        assert sum(counts) == layers
+        assert {c for s, c, *_ in chosen if 0 < s < p - 1} == set(counts[1:-1])
+
+
+def test_peak_memory_equals_the_simulators(toy):
+    spec = load_workload(toy)
+    est = Estimator(spec, build_topology(spec.cluster))
+    layouts = list(enumerate_layouts(spec, make_space(spec, 8, 1, {})))
+    for lay in random.Random(7).sample(layouts, 12):
+        sim = simulate_workload(_spec(toy, lay)).summary
+        assert est.estimate(lay).peak_memory_bytes == pytest.approx(sim["peak_memory_bytes"], rel=1e-12), lay.label()
+
+
+def test_pruning_never_drops_a_layout_the_simulator_says_fits(tight):
+    """Simulate the pruned layouts that missed the memory by the least and a random sample of the rest."""
+    spec = load_workload(tight)
+    est = Estimator(spec, build_topology(spec.cluster))
+    space = make_space(spec, 8, 1, {})
+    result = screen(spec, space, est, lambda T, gpus: 1 / T, keep=10)
+    assert 0 < result.fitting < result.layouts  # the device is small enough to prune, big enough to fit some
+    pruned = [lay for lay in enumerate_layouts(spec, space) if not est.estimate(lay).fits_in_memory]
+    sample = [lay for lay, _ in result.near_misses] + random.Random(3).sample(pruned, 8)
+    for lay in sample:
+        assert not simulate_workload(_spec(tight, lay)).summary["fits_in_memory"], lay.label()
+    for cand in result.best[:4]:  # and what it keeps does fit
+        assert simulate_workload(_spec(tight, cand.layout)).summary["fits_in_memory"]
