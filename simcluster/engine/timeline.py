@@ -121,7 +121,8 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
         ids = np.fromiter((t.id for t in ts), dtype=np.int64, count=n)
         st = start_a[ids]
         ranks = np.fromiter((t.ranks[0] for t in ts), dtype=np.int64, count=n)
-        res = np.array([f"gpu{r}" for r in ranks], dtype=object)
+        first = int(ranks[0])  # a template belongs to one stage: usually one simulated rank
+        res: Any = f"gpu{first}" if (ranks == first).all() else np.array([f"gpu{r}" for r in ranks], dtype=object)
         stage = np.fromiter((t.stage for t in ts), dtype=np.int64, count=n)
         mb = np.fromiter((t.microbatch for t in ts), dtype=np.int64, count=n)
         for j, p in enumerate(parts):
