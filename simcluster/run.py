@@ -16,7 +16,7 @@ from simcluster.lowering.lower import LoweringOptions, lower
 from simcluster.lowering.task import TaskGraph
 from simcluster.metrics import check_invariants, summarize
 from simcluster.topology.build import build_topology
-from simcluster.topology.degrade import degrade_links
+from simcluster.topology.degrade import degrade_links, fail_links
 from simcluster.workload import build_operator_graph
 
 
@@ -53,10 +53,11 @@ def simulate_workload(spec: Any, options: LoweringOptions = LoweringOptions(),
                       check: bool = True) -> Outcome:
     """Simulate one iteration of ``spec`` (a validated WorkloadSpec)."""
     topo = build_topology(spec.cluster)
-    try:
-        degrade_links(topo, getattr(spec.cluster, "degraded_links", {}))
-    except ValueError as e:
-        raise SpecError([Problem(spec.cluster.source, None, "cluster.degraded_links", str(e))]) from None
+    for key, apply in (("degraded_links", degrade_links), ("failed_links", fail_links)):
+        try:
+            apply(topo, getattr(spec.cluster, key, None) or {})
+        except ValueError as e:
+            raise SpecError([Problem(spec.cluster.source, None, f"cluster.{key}", str(e))]) from None
     graph = build_operator_graph(spec.model, spec.training)
     tasks = lower(graph, spec, topo, options=options)
     result = simulate(tasks, topo, record_links=recorded_links(topo, tasks.ranks))

@@ -63,3 +63,40 @@ def test_node_devices_must_name_existing_nodes_and_devices(tmp_path):
         make_spec(tmp_path, *LAYOUT, "cluster.node_devices={3: v100}")
     with pytest.raises(SpecError, match="unknown device"):
         make_spec(tmp_path, *LAYOUT, "cluster.node_devices={0: tpu-v9}")
+
+
+EXPLICIT = """\
+name: t
+model: {layers: 4, hidden: 1024, heads: 16, seq_len: 1024, vocab: 32000}
+training: {global_batch: 8, micro_batch: 1, precision: bf16}
+parallelism: {tensor: 4, pipeline: 1, data: 2}
+cluster: {path: %s}
+"""
+
+
+def test_a_failed_link_of_an_explicit_graph_is_routed_around(tmp_path):
+    from pathlib import Path
+
+    graph = Path(__file__).resolve().parent.parent / "topologies" / "examples" / "two-nodes-explicit.yaml"
+    base = make_spec(tmp_path, base=EXPLICIT % graph)
+    ok = simulate_workload(base)
+    dead = simulate_workload(make_spec(tmp_path, "cluster.failed_links=['nic0.0->leaf', 'leaf->nic0.0']",
+                                       base=EXPLICIT % graph))
+    assert dead.tasks.meta["fidelity"] == "full"
+    route = dead.topo.route(0, 4)
+    names = [dead.topo.link_names[l] for l in route]
+    assert "nic0.0->leaf" not in names and "nic0.1->leaf" in names  # around the dead NIC uplink
+    # the data-parallel all-reduces now share nic0.1's uplink: slower
+    dp = lambda o: float(o.result.timeline.query("stream == 'dp'").eval("end_s - start_s").sum())
+    assert dp(dead) > 1.2 * dp(ok)
+
+
+def test_failed_links_need_an_explicit_graph_and_a_connected_one(tmp_path):
+    with pytest.raises(SpecError, match="explicit graph"):
+        simulate_workload(make_spec(tmp_path, *LAYOUT, "cluster.failed_links=['gpu0->nvsw0']"))
+    from pathlib import Path
+
+    graph = Path(__file__).resolve().parent.parent / "topologies" / "examples" / "two-nodes-explicit.yaml"
+    cut = "cluster.failed_links=['nic0.0->leaf', 'nic0.1->leaf']"
+    with pytest.raises(SpecError, match="cannot reach"):
+        simulate_workload(make_spec(tmp_path, cut, base=EXPLICIT % graph))

@@ -133,6 +133,7 @@ def _fidelity_checks(spec: "WorkloadSpec") -> list[Finding]:
     if spec.fidelity != "symmetric" or not getattr(c, "heterogeneous", False):
         return []
     why = [what for what, present in (("stragglers", c.stragglers), ("degraded links", c.degraded_links),
+                                      ("failed links", c.failed_links),
                                       ("mixed devices", c.node_devices),
                                       ("an explicit graph (not assumed symmetric)", c.graph is not None)) if present]
     return [Finding("fidelity", f"symmetric simulates one GPU per stage and cannot simulate {' or '.join(why)}; "

@@ -135,6 +135,8 @@ class ClusterSpec(BaseModel):
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
     stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    # links out of service (explicit graphs only: routes go around them)
+    failed_links: list[str] = Field(default_factory=list)
     # mixed devices: node index -> a device other than `device` (catalogue name or mapping)
     node_devices: dict[Annotated[int, Field(ge=0)], Annotated[Device, BeforeValidator(_to_device)]] = \
         Field(default_factory=dict)
@@ -159,7 +161,8 @@ class ClusterSpec(BaseModel):
 
         An explicit graph is not assumed symmetric, so it counts too.
         """
-        return bool(self.stragglers or self.degraded_links or self.node_devices or self.graph is not None)
+        return bool(self.stragglers or self.degraded_links or self.failed_links or self.node_devices
+                    or self.graph is not None)
 
     def device_of_node(self, node: int) -> Device:
         """The device of a node (``node_devices`` overrides ``device``)."""
