@@ -20,17 +20,9 @@ import re
 import sys
 from pathlib import Path
 
+from simcluster.commands.options import add_execution_arguments, positive
+
 HELP = "find the best parallel layout of a workload's model on its cluster (analytical screening + simulation)"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _gpus(text: str) -> tuple[int | None, int]:
@@ -46,19 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default reports/<name>-search/); finished simulations there are reused")
     p.add_argument("--gpus", type=_gpus, metavar="N|A-B",
                    help="use at most N GPUs (and more than N/2), or from A to B (default: the cluster's GPUs)")
-    p.add_argument("--top", type=_positive, metavar="K", help="layouts to show, and the fewest to simulate (default 10)")
+    p.add_argument("--top", type=positive, metavar="K", help="layouts to show, and the fewest to simulate (default 10)")
     p.add_argument("--objective", choices=("throughput", "cost"),
                    help="tokens/s (default) or tokens per dollar (needs price_per_gpu_hour in the cluster)")
     p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                    help="hold a key (e.g. parallelism.tensor=8, or a list parallelism.pipeline=4,8) or set any "
                         "other workload key")
-    p.add_argument("--max-simulations", type=_positive, metavar="N",
+    p.add_argument("--max-simulations", type=positive, metavar="N",
                    help="simulate at most N layouts from the analytical ranking (default 64)")
-    p.add_argument("--jobs", type=_positive, help="simulation worker processes (default: the number of cores)")
-    p.add_argument("--executor", choices=("local", "dask"), help="local process pool (default) or dask.distributed")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (implies --executor dask)")
-    p.add_argument("--fresh", action="store_true", help="forget the simulations finished by earlier runs")
-    p.add_argument("--no-report", dest="report", action="store_false", help="no plots or HTML")
+    add_execution_arguments(p, "simulations")
 
 
 def _fail(message: str) -> int:

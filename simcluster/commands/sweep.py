@@ -17,29 +17,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from simcluster.commands.options import add_execution_arguments
+
 HELP = "run a batch of workload variants from a sweep file (resumable; local processes or dask)"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", help="sweep YAML file (base workload, grid, zip groups, filters)")
     p.add_argument("--out", help="output folder (default reports/<sweep name>/); finished points there are reused")
-    p.add_argument("--jobs", type=_positive, help="worker processes (default: the number of cores)")
-    p.add_argument("--executor", choices=("local", "dask"),
-                   help="local process pool (default) or dask.distributed (needs simcluster[dask])")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="address of a running dask scheduler, e.g. tcp://host:8786 (implies --executor dask)")
-    p.add_argument("--fresh", action="store_true", help="forget the points finished by earlier runs")
-    p.add_argument("--no-report", dest="report", action="store_false", help="write results only, no plots or HTML")
+    add_execution_arguments(p, "points")
 
 
 def _fail(message: str) -> int:
