@@ -25,3 +25,11 @@ def add_execution_arguments(p: argparse.ArgumentParser, what: str) -> None:
                    help="address of a running dask scheduler, e.g. tcp://host:8786 (implies --executor dask)")
     p.add_argument("--fresh", action="store_true", help=f"forget the {what} finished by earlier runs")
     p.add_argument("--no-report", dest="report", action="store_false", help="write results only, no plots or HTML")
+
+
+def executor_kind(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(executor kind, error message or None): ``--scheduler`` implies dask."""
+    kind = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and kind != "dask":
+        return kind, "--scheduler needs --executor dask"
+    return kind, None

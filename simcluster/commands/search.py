@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from simcluster.commands.options import add_execution_arguments, positive
+from simcluster.commands.options import add_execution_arguments, executor_kind, positive
 
 HELP = "find the best parallel layout of a workload's model on its cluster (analytical screening + simulation)"
 
@@ -61,9 +61,9 @@ def main(args: argparse.Namespace) -> int:
     from simcluster.sweep.executors import MissingExtra, SchedulerUnreachable
     from simcluster.sweep.store import StoreBusy
 
-    kind = args.executor or ("dask" if args.scheduler else "local")
-    if args.scheduler and kind != "dask":
-        return _fail("--scheduler needs --executor dask")
+    kind, problem = executor_kind(args)
+    if problem:
+        return _fail(problem)
     opts = SearchOptions(workload=args.workload, out=Path(args.out) if args.out else None, gpus=args.gpus,
                          top=args.top, objective=args.objective, fix=list(args.fix),
                          max_simulations=args.max_simulations, executor=kind, jobs=args.jobs,

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from simcluster.commands.options import add_execution_arguments
+from simcluster.commands.options import add_execution_arguments, executor_kind
 
 HELP = "run a batch of workload variants from a sweep file (resumable; local processes or dask)"
 
@@ -40,9 +40,9 @@ def main(args: argparse.Namespace) -> int:
     from simcluster.sweep.runner import STORE_NAME, run_sweep
     from simcluster.sweep.store import StoreBusy
 
-    kind = args.executor or ("dask" if args.scheduler else "local")
-    if args.scheduler and kind != "dask":
-        return _fail("--scheduler needs --executor dask")
+    kind, problem = executor_kind(args)
+    if problem:
+        return _fail(problem)
     try:
         executor = make_executor(kind, args.jobs, args.scheduler)
     except MissingExtra as exc:

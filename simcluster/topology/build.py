@@ -57,12 +57,7 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
         raise ValueError(f"intra_node.fabric {intra_name!r} is not an intra-node fabric; known: {', '.join(INTRA_FABRICS)}")
     if inter_name not in INTER_FABRICS:
         raise ValueError(f"inter_node.fabric {inter_name!r} is not an inter-node fabric; known: {', '.join(INTER_FABRICS)}")
-    G, N = int(cluster.gpus_per_node), int(cluster.nodes)
-    if G < 1 or N < 1:
-        raise ValueError(f"gpus_per_node and nodes must be >= 1, got {G} and {N}")
-    device = _device(cluster.device)
-    eff = cluster_efficiency(cluster, device.name)
-    eff.update(efficiency or {})
+    G, N, device, eff = _sizes_device_efficiency(cluster, efficiency)
     links = LinkTable()
     shape: tuple[int, ...] = ()
     if "torus" in (intra_name, inter_name):
@@ -96,14 +91,20 @@ def build_topology(cluster: Any, efficiency: Mapping[str, float] | None = None) 
     )
 
 
-def _build_explicit(cluster: Any, efficiency: Mapping[str, float] | None) -> Topology:
-    """The topology of a cluster given as an explicit graph (one router for every pair)."""
+def _sizes_device_efficiency(cluster: Any, efficiency: Mapping[str, float] | None) -> tuple[int, int, Any, dict]:
+    """GPUs per node, nodes, the device and the link efficiency per class (overrides applied)."""
     G, N = int(cluster.gpus_per_node), int(cluster.nodes)
     if G < 1 or N < 1:
         raise ValueError(f"gpus_per_node and nodes must be >= 1, got {G} and {N}")
     device = _device(cluster.device)
     eff = cluster_efficiency(cluster, device.name)
     eff.update(efficiency or {})
+    return G, N, device, eff
+
+
+def _build_explicit(cluster: Any, efficiency: Mapping[str, float] | None) -> Topology:
+    """The topology of a cluster given as an explicit graph (one router for every pair)."""
+    G, N, device, eff = _sizes_device_efficiency(cluster, efficiency)
     links = LinkTable()
     router = build_explicit(cluster, links)
     return Topology(
