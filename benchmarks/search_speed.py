@@ -1,4 +1,4 @@
-"""How fast the layout search screens layouts, and (``--acceptance``) the issue-9 acceptance runs.
+"""How fast the layout search screens layouts, and (``--acceptance``) the two searches of docs/search.md.
 
 Run ``python benchmarks/search_speed.py`` for the analytical tier's speed on the GPT-3 175B
 (1,024 A100) and 1T (3,072 A100) spaces: layouts screened, layouts that fit, wall time and

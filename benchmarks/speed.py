@@ -31,16 +31,12 @@ CASES = [
 def one(path: str) -> dict:
     """Simulate one workload in this process and measure it."""
     from simcluster.engine import simulate
-    from simcluster.lowering.lower import lower
-    from simcluster.run import recorded_links
+    from simcluster.run import lower_workload, recorded_links
     from simcluster.spec import load_workload
-    from simcluster.topology.build import build_topology
-    from simcluster.workload import build_operator_graph
 
     spec = load_workload(str(ROOT / path))
     t0 = time.perf_counter()
-    topo = build_topology(spec.cluster)
-    tg = lower(build_operator_graph(spec.model, spec.training), spec, topo)
+    _, topo, tg = lower_workload(spec)
     res = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
     total = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

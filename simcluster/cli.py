@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from simcluster.spec import load_workload
     from simcluster.sweep.quick import is_quick_sweep, run_quick_sweep
 
-    if is_quick_sweep(args.overrides):  # --set key=a,b,c: a quick sweep (issue 8)
+    if is_quick_sweep(args.overrides):  # --set key=a,b,c: a quick sweep (simcluster.sweep.quick)
         return run_quick_sweep(args.workload, args.overrides, args.out)
     from simcluster.chakra import is_trace_dir
 

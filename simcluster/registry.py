@@ -18,7 +18,7 @@ class UnknownName(KeyError):
         super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known)}")
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return self.args[0]
+        return str(self.args[0])
 
 
 class Registry(Generic[T]):

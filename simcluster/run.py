@@ -1,6 +1,6 @@
 """One simulation, end to end: spec → operator graph → tasks → timeline → figures → files.
 
-This is the data flow of DESIGN.md written out once; the CLI, sweeps and
+This is the data flow of docs/architecture.md written out once; the CLI, sweeps and
 searches call :func:`simulate_workload` and :func:`run_workload`.
 """
 
@@ -8,31 +8,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from simcluster.engine import SimResult, simulate
 from simcluster.errors import Problem, SpecError
 from simcluster.lowering.lower import LoweringOptions, lower
 from simcluster.lowering.task import TaskGraph
 from simcluster.metrics import check_invariants, summarize
+from simcluster.plan import Plan, build_plan
+from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.build import build_topology
 from simcluster.topology.degrade import degrade_links, fail_links
-from simcluster.workload import build_operator_graph
+from simcluster.topology.topology import Topology
 
 
 @dataclass
 class Outcome:
     """Everything one simulation produced."""
 
-    spec: Any
-    topo: Any
+    spec: WorkloadSpec
+    topo: Topology
     tasks: TaskGraph
     result: SimResult
     summary: dict
     details: dict
 
 
-def recorded_links(topo: Any, ranks: tuple[int, ...]) -> set[int]:
+def recorded_links(topo: Topology, ranks: tuple[int, ...]) -> set[int]:
     """Links whose busy intervals go into the timeline: a simulated GPU's own links and
     the links of its way out of the node (to the next node's GPU and back)."""
     out: set[int] = set()
@@ -49,25 +50,37 @@ def recorded_links(topo: Any, ranks: tuple[int, ...]) -> set[int]:
     return out
 
 
-def simulate_workload(spec: Any, options: LoweringOptions = LoweringOptions(),
-                      check: bool = True) -> Outcome:
-    """Simulate one iteration of ``spec`` (a validated WorkloadSpec)."""
+def cluster_topology(spec: WorkloadSpec) -> Topology:
+    """The cluster of ``spec`` with its degraded and failed links applied."""
     topo = build_topology(spec.cluster)
     for key, apply in (("degraded_links", degrade_links), ("failed_links", fail_links)):
         try:
-            apply(topo, getattr(spec.cluster, key, None) or {})
+            apply(topo, getattr(spec.cluster, key))
         except ValueError as e:
             raise SpecError([Problem(spec.cluster.source, None, f"cluster.{key}", str(e))]) from None
-    graph = build_operator_graph(spec.model, spec.training)
-    tasks = lower(graph, spec, topo, options=options)
+    return topo
+
+
+def lower_workload(spec: WorkloadSpec, options: LoweringOptions = LoweringOptions()
+                   ) -> tuple[Plan, Topology, TaskGraph]:
+    """The plan, the topology and the task graph of one iteration of ``spec``."""
+    topo = cluster_topology(spec)
+    plan = build_plan(spec, topo.device, embedding_and_head=options.include_embedding_head)
+    return plan, topo, lower(plan, topo, options)
+
+
+def simulate_workload(spec: WorkloadSpec, options: LoweringOptions = LoweringOptions(),
+                      check: bool = True) -> Outcome:
+    """Simulate one iteration of ``spec`` (a validated WorkloadSpec)."""
+    plan, topo, tasks = lower_workload(spec, options)
     result = simulate(tasks, topo, record_links=recorded_links(topo, tasks.ranks))
     if check:
         check_invariants(tasks, result.start, result.end)
-    summary, details = summarize(result, tasks, spec, topo)
+    summary, details = summarize(result, tasks, plan, topo)
     return Outcome(spec, topo, tasks, result, summary, details)
 
 
-def run_workload(spec: Any, out_dir: Path) -> Outcome:
+def run_workload(spec: WorkloadSpec, out_dir: Path) -> Outcome:
     """Simulate and write every file of the contract into ``out_dir``."""
     from simcluster.reporting import write_run  # reporting is the last stage of the flow
 

@@ -1,7 +1,9 @@
 """The house rules of docs/architecture.md, checked on the source with ``ast``.
 
 Imports are read from the syntax tree (``import x``, ``from x import y``, relative imports
-resolved against the module's package), so comments, strings and docstrings never count.
+resolved against the module's package, ``importlib.import_module("x")`` / ``__import__("x")``,
+an f-string's constant prefix ``f"simcluster.commands.{name}"``), so comments, strings and
+docstrings never count. The allowed edges between packages are the table of tests/layering.py.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from layering import ALLOWED, allowed, cycles, part_of
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simcluster"
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -82,14 +86,28 @@ def imports_of(path: Path, source: str | None = None) -> list[Import]:
     return found
 
 
+DYNAMIC = "<dynamic>"  # an import whose module name the scanner cannot read
+BY_PATH = "<by path>"  # code loaded from a file path (importlib.util.spec_from_file_location, runpy, ...)
+_PATH_LOADERS = ("spec_from_file_location", "SourceFileLoader", "run_path", "load_source")
+
+
 def _dynamic_import(call: ast.Call) -> str | None:
-    """``importlib.import_module("x")`` / ``__import__("x")`` with a literal name."""
+    """The module a call imports: ``importlib.import_module("x")`` / ``__import__("x")`` -> ``x``;
+    ``import_module(f"a.b.{name}")`` -> ``a.b`` (the constant prefix); :data:`DYNAMIC` when the name is
+    not written in the call; :data:`BY_PATH` for loaders that run a file; None for any other call."""
     func = call.func
-    named = (isinstance(func, ast.Name) and func.id in ("__import__", "import_module")) or (
-        isinstance(func, ast.Attribute) and func.attr == "import_module")
-    if named and call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
-        return call.args[0].value
-    return None
+    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if called in _PATH_LOADERS:
+        return BY_PATH
+    if called not in ("__import__", "import_module"):
+        return None
+    arg = call.args[0] if call.args else None
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        prefix = str(arg.values[0].value).rpartition(".")[0]
+        return prefix or DYNAMIC
+    return DYNAMIC
 
 
 IMPORTS = {path: imports_of(path) for path in MODULES}
@@ -103,16 +121,13 @@ def _matches(module: str, target: str) -> bool:
     return module == target or module.startswith(target + ".")
 
 
-def violations(owner: str | None, target: str, *, module_level_only: bool = False,
-               files: list[Path] | None = None) -> list[str]:
+def violations(owner: str | None, target: str, *, files: list[Path] | None = None) -> list[str]:
     """Imports of ``target`` from files outside package ``owner`` (or from ``files``)."""
     bad = []
     for path in files if files is not None else MODULES:
         if owner is not None and _under(path, owner):
             continue
         for imp in IMPORTS[path]:
-            if module_level_only and (imp.in_function or imp.type_only):
-                continue
             if _matches(imp.module, target):
                 bad.append(f"{path.relative_to(PACKAGE.parent)}:{imp.lineno} imports {imp.module}")
     return sorted(set(bad))
@@ -142,28 +157,49 @@ def test_scanner_resolves_relative_imports():
     assert ("simpy", True) in modules
 
 
+def test_scanner_reads_import_strings():
+    source = ("import importlib\nimportlib.import_module('simcluster.lowering.lower')\n"
+              "def f(name):\n    __import__('simcluster.engine')\n"
+              "    importlib.import_module(f'simcluster.sweep.{name}')\n    importlib.import_module(name)\n"
+              "    importlib.util.spec_from_file_location('x', 'benchmarks/x.py')\n")
+    found = {(i.module, i.in_function) for i in imports_of(PACKAGE / "spec" / "probe.py", source)}
+    assert {("simcluster.lowering.lower", False), ("simcluster.engine", True), ("simcluster.sweep", True),
+            (DYNAMIC, True), (BY_PATH, True)} <= found
+
+
 @pytest.mark.parametrize("library, owner", [("simpy", "engine"), ("matplotlib", "reporting"), ("yaml", "spec")])
 def test_only_one_package_imports(library, owner):
     bad = violations(owner, library)
     assert not bad, f"only simcluster/{owner}/ may import {library}:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PACKAGE)) for p in MODULES])
-def test_no_module_over_500_lines(path):
-    lines = len(path.read_text(encoding="utf-8").splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE.parent)} has {lines} lines (max {MAX_LINES})"
+def test_no_module_over_the_line_limit():
+    long = [f"{path.relative_to(PACKAGE.parent)} has {lines} lines" for path in MODULES
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES]
+    assert not long, f"modules over {MAX_LINES} lines:\n" + "\n".join(long)
 
 
-@pytest.mark.parametrize("package, forbidden, module_level_only", [
-    ("workload", ("topology", "lowering", "engine", "costs"), False),
-    # topology may import these inside a function or under `if TYPE_CHECKING:` (neither runs at import)
-    ("topology", ("lowering", "engine", "metrics", "reporting", "spec"), True),
-    ("engine", ("reporting", "metrics"), False),
-])
-def test_imports_go_one_way(package, forbidden, module_level_only):
+def test_the_edges_table_has_no_cycles():
+    assert not cycles(), cycles()
+
+
+def test_imports_follow_the_edges_table():
+    """Every import of every module (module level, in functions, TYPE_CHECKING, import strings)
+    is an edge of tests/layering.py's table; no exceptions."""
     bad = []
-    for target in forbidden:
-        bad += violations(None, f"simcluster.{target}", module_level_only=module_level_only,
-                          files=files_in(package))
-    where = " at module level" if module_level_only else ""
-    assert not bad, f"simcluster/{package}/ must not import {', '.join(forbidden)}{where}:\n" + "\n".join(bad)
+    for path in MODULES:
+        source = part_of(module_name(path))
+        where = path.relative_to(PACKAGE.parent)
+        if source not in ALLOWED:
+            bad.append(f"{where}: simcluster/{source} is not in the table of tests/layering.py")
+            continue
+        for imp in IMPORTS[path]:
+            if imp.module in (DYNAMIC, BY_PATH):
+                what = "loads code by file path" if imp.module == BY_PATH else "imports a module named at run time"
+                bad.append(f"{where}:{imp.lineno} {what}; the table cannot check it")
+                continue
+            target = part_of(imp.module)
+            if target is not None and not allowed(source, target):
+                how = " (TYPE_CHECKING)" if imp.type_only else " (in a function)" if imp.in_function else ""
+                bad.append(f"{where}:{imp.lineno} {source} -> {target}: imports {imp.module}{how}")
+    assert not bad, "imports outside the edges of tests/layering.py:\n" + "\n".join(sorted(set(bad)))

@@ -50,10 +50,12 @@ def test_mixed_devices_run_every_rank_at_its_own_speed(tmp_path):
     assert mixed.tasks.meta["fidelity"] == "full"
     tl = mixed.result.timeline
     busy = lambda r: float(tl.query(f"rank == {r} and stream == 'compute'").eval("end_s - start_s").sum())
-    assert busy(8) > 2 * busy(0) * 0.9  # a V100 stage computes its (equal) share far slower than an A100
+    # a V100 stage computes its (equal) share far slower than an A100: 125 against 312 TFLOP/s dense 16-bit
+    # (datasheets), 2.5x at equal efficiency; at least 1.8x
+    assert busy(8) > 2 * busy(0) * 0.9
     assert mixed.summary["iteration_time_s"] > 1.5 * same.summary["iteration_time_s"]
-    assert mixed.summary["memory_capacity_bytes"] == 32 * 2**30  # the smaller device decides what fits
-    # MFU is against the mean peak of the GPUs used: 8 A100 (312) and 8 V100 (125 TFLOP/s)
+    assert mixed.summary["memory_capacity_bytes"] == 32 * 2**30  # the smaller device (V100 32 GB) decides
+    # MFU is against the mean peak of the GPUs used: 8 A100 (312) and 8 V100 (125 TFLOP/s; NVIDIA datasheets)
     assert mixed.summary["mfu"] == pytest.approx(
         mixed.summary["model_tflops_per_gpu"] * 1e12 / ((312e12 + 125e12) / 2), rel=1e-12)
 

@@ -44,12 +44,10 @@ NODE_TYPES = {"compute": "COMP_NODE", "optimizer": "COMP_NODE", "collective": "C
 
 def lower_workload(spec: Any) -> tuple[TaskGraph, Any]:
     """The task graph of ``spec`` and its topology (what ``run`` simulates)."""
-    from simcluster.lowering.lower import lower
-    from simcluster.topology.build import build_topology
-    from simcluster.workload import build_operator_graph
+    from simcluster.run import lower_workload
 
-    topo = build_topology(spec.cluster)
-    return lower(build_operator_graph(spec.model, spec.training), spec, topo), topo
+    _, topo, tg = lower_workload(spec)
+    return tg, topo
 
 
 def _node(task: Any, rank: int, on_rank: set[int]) -> Any:

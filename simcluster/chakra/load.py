@@ -94,6 +94,7 @@ def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()
     """Simulate the traces in ``trace_dir``; a :class:`simcluster.run.Outcome`."""
     from simcluster.engine import simulate
     from simcluster.metrics import check_invariants, summarize
+    from simcluster.plan import build_plan
     from simcluster.run import Outcome, recorded_links
     from simcluster.topology.build import build_topology
 
@@ -101,7 +102,7 @@ def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()
     topo = build_topology(spec.cluster)
     result = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
     check_invariants(tg, result.start, result.end)
-    summary, details = summarize(result, tg, spec, topo)
+    summary, details = summarize(result, tg, build_plan(spec, topo.device), topo)
     return Outcome(spec, topo, tg, result, summary, details)
 
 

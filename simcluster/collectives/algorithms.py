@@ -45,13 +45,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from simcluster.catalogue import COLLECTIVE_OPS
 from simcluster.collectives.rings import Ring, node_split, ring_pairs, rings
 from simcluster.registry import Registry
 
 if TYPE_CHECKING:
     from simcluster.topology.topology import Topology
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "send")
+OPS = COLLECTIVE_OPS  # the collectives, named in the catalogue (spec/ validates against it)
 
 LARGE_MESSAGE = float(2**30)  # bytes: the size the registered ``auto`` chooses for
 
@@ -176,13 +177,6 @@ def auto(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
     from simcluster.collectives.select import choose
 
     return ALGORITHMS.get(choose(op, tuple(group), LARGE_MESSAGE, topo))(op, group, topo)
-
-
-def plan_collective(*args, **kwargs):
-    """Re-export of :func:`simcluster.collectives.plan.plan_collective` (imported lazily: plan imports this module)."""
-    from simcluster.collectives.plan import plan_collective as _plan_collective
-
-    return _plan_collective(*args, **kwargs)
 
 
 # algorithms in their own modules register themselves on import

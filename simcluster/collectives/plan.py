@@ -27,10 +27,10 @@ for S = 1 byte and scaled with ``Transfer.scaled``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 from simcluster.collectives.algorithms import ALGORITHMS, OPS, Phase
-from simcluster.collectives.select import options, pick
+from simcluster.collectives.select import Option, options, pick
 from simcluster.collectives.transfer import Transfer
 
 if TYPE_CHECKING:
@@ -111,18 +111,18 @@ def _unit(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str, mir
     """The plan for S = 1 byte, cached on the topology."""
     key = (op, algorithm, group, mirrors)
     cache = topo.plan_cache
-    unit = cache.get(key)
+    unit = cast("tuple[Transfer, ...] | None", cache.get(key))
     if unit is None:
         unit = _plan(op, group, topo, algorithm, mirrors)
         cache[key] = unit
     return unit
 
 
-def auto_options(op: str, group: tuple[int, ...], topo: "Topology", mirrors: tuple[int, ...]):
+def auto_options(op: str, group: tuple[int, ...], topo: "Topology", mirrors: tuple[int, ...]) -> list[Option]:
     """``auto``'s candidates with their cost (cached): see :func:`simcluster.collectives.select.options`."""
     key = (op, "auto", group, mirrors)
     cache = topo.plan_cache
-    opts = cache.get(key)
+    opts = cast("list[Option] | None", cache.get(key))
     if opts is None:
         opts = options(op, group, topo, lambda name: _unit(op, group, topo, name, mirrors))
         cache[key] = opts

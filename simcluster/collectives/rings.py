@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 if TYPE_CHECKING:
     from simcluster.topology.topology import Topology
@@ -105,7 +105,7 @@ def mesh_cycles(members: Sequence[int], topo: "Topology") -> list[tuple[list[int
 def local_cycles(members: Sequence[int], topo: "Topology") -> list[tuple[list[int], float]]:
     """The node's ring orders: mesh cycles on an NVLink mesh, [] elsewhere or when none exists (cached)."""
     key = ("cycles", tuple(members))
-    hit = topo.plan_cache.get(key)
+    hit = cast("list[tuple[list[int], float]] | None", topo.plan_cache.get(key))
     if hit is None:
         hit = mesh_cycles(members, topo) if topo.intra_fabric == "nvlink-mesh" else []
         topo.plan_cache[key] = hit
@@ -130,15 +130,18 @@ def node_channels(nodes: list[list[int]], topo: "Topology") -> list[tuple[int, l
     if not _multi_node_layout(nodes, topo):
         return None
     G = topo.gpus_per_node
-    K = max(topo.nic_of(r) for r in range(G)) + 1  # NICs of node 0
-    nic = {l: topo.nic_of(l) % K for l in range(G)}
+    nic_of = [n for n in (topo.nic_of(r) for r in range(G)) if n is not None]  # node 0's GPUs
+    if len(nic_of) < G:
+        return None  # (not reached: _multi_node_layout found NICs)
+    K = max(nic_of) + 1  # NICs of node 0
+    nic = {l: nic_of[l] % K for l in range(G)}
     cycle = (local_cycles(nodes[0], topo) or [(nodes[0], 1.0)])[0][0]
     cyc = [r % G for r in cycle]
     mesh = topo.intra_fabric == "nvlink-mesh"
     out: list[tuple[int, list[int], bool]] = []
     dirs = {1: 0, -1: 0}
     for c in sorted({nic[l] for l in cyc}):
-        best = None
+        best: tuple[tuple[bool, int], int, list[int], bool] | None = None
         for d in (1, -1) if mesh else (1,):
             order = cyc if d == 1 else [cyc[0], *reversed(cyc[1:])]
             for i, e in enumerate(order):
@@ -149,6 +152,7 @@ def node_channels(nodes: list[list[int]], topo: "Topology") -> list[tuple[int, l
                 score = (fwd, dirs[d])
                 if best is None or score < best[0]:
                     best = (score, d, chain, fwd)
+        assert best is not None  # c is the NIC of some member of the cycle
         _, d, chain, fwd = best
         dirs[d] += 1
         out.append((d, chain, fwd))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from simcluster.collectives.algorithms import hierarchical_applies, node_split
 from simcluster.collectives.torus import box_lines
-from simcluster.collectives.transfer import Transfer
+from simcluster.collectives.transfer import Transfer, byte_time
 
 if TYPE_CHECKING:
     from simcluster.topology.topology import Topology
@@ -57,24 +57,25 @@ def cost(unit: Sequence[Transfer], topo: "Topology") -> tuple[float, float]:
     L = K = 0.0
     for t in unit:
         L += t.latency
-        if t.links:
-            K += t.nbytes * max(w / bw[l] for l, w in zip(t.links, t.weights))
+        K += byte_time(t, bw)
     return L, K
 
 
 Planner = Callable[[str], tuple[Transfer, ...]]
+#: A candidate of ``auto``: (algorithm name, latency L, seconds per byte K, its plan for S = 1).
+Option = tuple[str, float, float, tuple[Transfer, ...]]
 
 
-def options(op: str, group: tuple[int, ...], topo: "Topology", plan_unit: Planner) -> list[tuple[str, float, float, tuple[Transfer, ...]]]:
+def options(op: str, group: tuple[int, ...], topo: "Topology", plan_unit: Planner) -> list[Option]:
     """Every candidate with its cost: [(name, L, K, unit plan)], in candidate order."""
-    out = []
+    out: list[Option] = []
     for name in candidates(op, group, topo):
         unit = plan_unit(name)
         out.append((name, *cost(unit, topo), unit))
     return out
 
 
-def pick(opts: Sequence[tuple[str, float, float, tuple[Transfer, ...]]], nbytes: float):
+def pick(opts: Sequence[Option], nbytes: float) -> Option:
     """The option with the smallest L + K * nbytes (the first on ties)."""
     return min(opts, key=lambda o: o[1] + o[2] * nbytes)
 

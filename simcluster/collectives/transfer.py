@@ -14,6 +14,7 @@ simulated once (rank symmetry) add their own hops as extra weight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +29,19 @@ class Transfer:
     def scaled(self, factor: float) -> "Transfer":
         """The same route carrying ``factor`` times the bytes."""
         return Transfer(self.links, self.weights, self.nbytes * factor, self.latency)
+
+
+def byte_time(tr: Transfer, bandwidth: Sequence[float]) -> float:
+    """Seconds ``tr`` moves its bytes alone on its links: nbytes / min_l(B_l / w_l)."""
+    if tr.nbytes <= 0 or not tr.links:
+        return 0.0
+    return tr.nbytes / min(bandwidth[l] / w for l, w in zip(tr.links, tr.weights))
+
+
+def uncontended_time(transfers: Sequence[Transfer], bandwidth: Sequence[float]) -> float:
+    """Seconds the transfers take one after another with no other traffic: Σ latency + byte time."""
+    total = 0.0
+    for tr in transfers:
+        total += tr.latency
+        total += byte_time(tr, bandwidth)
+    return total

@@ -17,9 +17,12 @@ from importlib import resources
 from typing import Callable
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from simcluster.costs import efficiency as eff
+from simcluster.costs.compute import ComputeModel
+from simcluster.costs.efficiency import FloatArray
 from simcluster.topology.devices import DEVICES
 
 H100 = DEVICES.get("h100")
@@ -46,7 +49,7 @@ def gemm_table() -> pd.DataFrame:
     return d
 
 
-def nelder_mead(f: Callable[[np.ndarray], float], x0, iters: int = 3000) -> tuple[np.ndarray, float]:
+def nelder_mead(f: Callable[[FloatArray], float], x0: npt.ArrayLike, iters: int = 3000) -> tuple[FloatArray, float]:
     """Minimise f from x0 with the Nelder–Mead simplex (standard coefficients)."""
     x0 = np.asarray(x0, dtype=float)
     n = len(x0)
@@ -76,7 +79,7 @@ def nelder_mead(f: Callable[[np.ndarray], float], x0, iters: int = 3000) -> tupl
     return simplex[best], float(fs[best])
 
 
-def _gemm_predict(params, m, n, k, bw_fraction: float):
+def _gemm_predict(params: FloatArray, m: FloatArray, n: FloatArray, k: FloatArray, bw_fraction: float) -> FloatArray:
     floor_us, e_max, log_half, log_p = params
     flops = 2.0 * m * n * k
     body = np.maximum(
@@ -93,7 +96,7 @@ def fit_gemm(d: pd.DataFrame | None = None) -> dict[str, float]:
     copy = load_csv(MEMORY_CSV).query("kernel == 'copy'")
     bw_fraction = float((copy.gb_per_s * 1e9 / H100.memory_bandwidth).median())  # raw, pre-floor
 
-    def loss(x: np.ndarray) -> float:
+    def loss(x: FloatArray) -> float:
         if x[0] <= 0 or not 0 < x[1] <= 1:
             return np.inf
         return float(np.mean(np.log(_gemm_predict(x, m, n, k, bw_fraction) / t) ** 2))
@@ -123,11 +126,12 @@ def flash_table() -> pd.DataFrame:
     return d
 
 
-def fit_flash(floor_s: float = eff.LAUNCH_FLOOR_S, p: float = eff.LAUNCH_SOFTNESS) -> dict[str, tuple]:
+def fit_flash(floor_s: float = eff.LAUNCH_FLOOR_S, p: float = eff.LAUNCH_SOFTNESS
+              ) -> dict[str, tuple[tuple[float, ...], float]]:
     """Log-linear least squares of body efficiency on [1, log s, log(b·a), log d]; cap = 1.1 × best."""
     d = flash_table()
     x = eff.flash_features(d.batch, d.heads, d.seq, d.head_dim)
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[tuple[float, ...], float]] = {}
     for which in ("fwd", "bwd"):
         body = eff.remove_floor(d[f"{which}_s"].to_numpy(float), floor_s, p)
         e = d[f"{which}_flops"].to_numpy(float) / body / H100.peak_flops
@@ -136,29 +140,29 @@ def fit_flash(floor_s: float = eff.LAUNCH_FLOOR_S, p: float = eff.LAUNCH_SOFTNES
     return out
 
 
-def relative_errors(predicted, measured) -> np.ndarray:
+def relative_errors(predicted: npt.ArrayLike, measured: npt.ArrayLike) -> FloatArray:
     """|predicted / measured − 1|, elementwise."""
-    return np.abs(np.asarray(predicted, float) / np.asarray(measured, float) - 1.0)
+    return np.abs(np.asarray(predicted, dtype=np.float64) / np.asarray(measured, dtype=np.float64) - 1.0)
 
 
-def gemm_errors(model) -> np.ndarray:
+def gemm_errors(model: ComputeModel) -> FloatArray:
     """Relative time errors of ``model.gemm_time`` over the 720 calibration rows."""
     d = gemm_table()
-    pred = [model.gemm_time(int(r.m), int(r.n), int(r.k)) for r in d.itertuples()]
+    shapes = zip(*(d[c].to_numpy(int).tolist() for c in ("m", "n", "k")))
+    pred = [model.gemm_time(m, n, k) for m, n, k in shapes]
     return relative_errors(pred, d.time_s)
 
 
-def flash_errors(model) -> tuple[np.ndarray, np.ndarray]:
+def flash_errors(model: ComputeModel) -> tuple[FloatArray, FloatArray]:
     """Relative errors of ``model.attention_time`` (forward, backward) over the flash rows."""
     d = flash_table()
-    fwd = [model.attention_time(r.batch, r.heads, r.seq, r.head_dim) for r in d.itertuples()]
-    bwd = [model.attention_time(r.batch, r.heads, r.seq, r.head_dim, backward=True) for r in d.itertuples()]
+    shapes = list(zip(*(d[c].to_numpy(int).tolist() for c in ("batch", "heads", "seq", "head_dim"))))
+    fwd = [model.attention_time(b, a, s, hd) for b, a, s, hd in shapes]
+    bwd = [model.attention_time(b, a, s, hd, backward=True) for b, a, s, hd in shapes]
     return relative_errors(fwd, d.fwd_s), relative_errors(bwd, d.bwd_s)
 
 
 def main() -> None:  # pragma: no cover - a report for humans
-    from simcluster.costs.compute import ComputeModel
-
     g = fit_gemm()
     print("gemm fit:", {k: round(float(v) * (1e6 if k == "floor_s" else 1), 4) for k, v in g.items()})
     print("bandwidth fractions:", {k: round(v, 3) for k, v in fit_bandwidth(g["floor_s"], g["softness"]).items()})

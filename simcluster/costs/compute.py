@@ -42,8 +42,8 @@ from __future__ import annotations
 
 from simcluster.costs import efficiency as eff
 from simcluster.topology.devices import Device
+from simcluster.workload.ops import DTYPE_BYTES
 
-BYTES_PER_ELEMENT: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 # Unfused attention (Korthikanti et al. 2022 §4.1): bytes per score element.
 #   forward : fused scale+mask+softmax reads and writes e bytes (normalization);
@@ -57,13 +57,13 @@ class ComputeModel:
     """Kernel times on ``device`` at ``precision`` ("bf16", "fp16" or "fp32"), SI units."""
 
     def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None):
-        if precision not in BYTES_PER_ELEMENT:
-            raise ValueError(f"unknown precision {precision!r}; known: {', '.join(BYTES_PER_ELEMENT)}")
+        if precision not in DTYPE_BYTES:
+            raise ValueError(f"unknown precision {precision!r}; known: {', '.join(DTYPE_BYTES)}")
         self.device = device
         self.precision = precision
         self.peak_flops: float = device.peak_flops_fp32 if precision == "fp32" else device.peak_flops
         self.memory_bandwidth: float = device.memory_bandwidth
-        self.element_bytes: int = BYTES_PER_ELEMENT[precision]
+        self.element_bytes: int = DTYPE_BYTES[precision]
         self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
         if self.kernel_overhead_s < 0:
             raise ValueError("kernel_overhead_s must be >= 0")

@@ -60,7 +60,13 @@ Flash attention (causal, forward and backward fitted separately)
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
+import numpy.typing as npt
+
+#: The arrays these curves take and return (calibration fits whole tables at once).
+FloatArray = npt.NDArray[np.float64]
 
 # --- launch floor (fitted with the GEMM curve) -------------------------------
 LAUNCH_FLOOR_S: float = 31.26e-6
@@ -95,7 +101,12 @@ FLASH_FWD_CAP: float = 0.600
 FLASH_BWD_CAP: float = 0.499
 
 
-def soft_floor(body_s, floor_s: float = LAUNCH_FLOOR_S, p: float = LAUNCH_SOFTNESS):
+@overload
+def soft_floor(body_s: float, floor_s: float = ..., p: float = ...) -> float: ...
+@overload
+def soft_floor(body_s: FloatArray, floor_s: float = ..., p: float = ...) -> FloatArray: ...
+def soft_floor(body_s: float | FloatArray, floor_s: float = LAUNCH_FLOOR_S,
+               p: float = LAUNCH_SOFTNESS) -> float | FloatArray:
     """Kernel time from its body time: (floor^p + body^p)^(1/p). Works on arrays."""
     body = np.asarray(body_s, dtype=float)
     if floor_s <= 0.0:
@@ -104,38 +115,49 @@ def soft_floor(body_s, floor_s: float = LAUNCH_FLOOR_S, p: float = LAUNCH_SOFTNE
     return out if out.ndim else float(out)
 
 
-def remove_floor(t_s, floor_s: float = LAUNCH_FLOOR_S, p: float = LAUNCH_SOFTNESS):
+@overload
+def remove_floor(t_s: float, floor_s: float = ..., p: float = ...) -> float: ...
+@overload
+def remove_floor(t_s: FloatArray, floor_s: float = ..., p: float = ...) -> FloatArray: ...
+def remove_floor(t_s: float | FloatArray, floor_s: float = LAUNCH_FLOOR_S,
+                 p: float = LAUNCH_SOFTNESS) -> float | FloatArray:
     """Inverse of :func:`soft_floor` (body time from a measured time; 0 below the floor)."""
     t = np.asarray(t_s, dtype=float)
     out = np.maximum(t**p - floor_s**p, 0.0) ** (1.0 / p)
     return out if out.ndim else float(out)
 
 
-def gemm_size(m, n, k):
+def gemm_size(m: float | FloatArray, n: float | FloatArray, k: float | FloatArray) -> FloatArray:
     """Harmonic mean of the three GEMM dimensions: 3 / (1/m + 1/n + 1/k)."""
     m, n, k = (np.asarray(v, dtype=float) for v in (m, n, k))
     return 3.0 / (1.0 / m + 1.0 / n + 1.0 / k)
 
 
-def gemm_body_efficiency(m, n, k, e_max: float = GEMM_EFF_MAX, x_half: float = GEMM_SIZE_HALF):
+@overload
+def gemm_body_efficiency(m: float, n: float, k: float, e_max: float = ..., x_half: float = ...) -> float: ...
+@overload
+def gemm_body_efficiency(m: FloatArray, n: FloatArray, k: FloatArray, e_max: float = ...,
+                         x_half: float = ...) -> FloatArray: ...
+def gemm_body_efficiency(m: float | FloatArray, n: float | FloatArray, k: float | FloatArray,
+                         e_max: float = GEMM_EFF_MAX, x_half: float = GEMM_SIZE_HALF) -> float | FloatArray:
     """Body efficiency e_max · x/(x + x_half), x the harmonic mean of m, n, k."""
     x = gemm_size(m, n, k)
     out = e_max * x / (x + x_half)
     return out if np.ndim(out) else float(out)
 
 
-def flash_features(batch, heads, seq, head_dim) -> np.ndarray:
+def flash_features(batch: npt.ArrayLike, heads: npt.ArrayLike, seq: npt.ArrayLike,
+                   head_dim: npt.ArrayLike) -> FloatArray:
     """Regressors [1, log s, log(b·a), log d] of the flash-attention power law."""
     b, a, s, d = (np.asarray(v, dtype=float) for v in (batch, heads, seq, head_dim))
     return np.stack(np.broadcast_arrays(np.ones_like(s), np.log(s), np.log(b * a), np.log(d)), axis=-1)
 
 
-def flash_efficiency(batch, heads, seq, head_dim, *, backward: bool = False) -> float:
+def flash_efficiency(batch: float, heads: float, seq: float, head_dim: float, *, backward: bool = False) -> float:
     """Fraction of peak achieved by the flash kernel body (forward or backward)."""
     coef, cap = (FLASH_BWD_COEF, FLASH_BWD_CAP) if backward else (FLASH_FWD_COEF, FLASH_FWD_CAP)
     e = np.exp(flash_features(batch, heads, seq, head_dim) @ np.asarray(coef))
-    out = np.minimum(e, cap)
-    return out if np.ndim(out) else float(out)
+    return float(np.minimum(e, cap))
 
 
 def bandwidth_fraction(kind: str) -> float:

@@ -27,36 +27,37 @@ SwiGLU (:func:`simcluster.costs.params.layer_matrix_params`).
 from __future__ import annotations
 
 from simcluster.costs.params import layer_matrix_params
+from simcluster.spec.workload import ModelSpec, TrainingSpec
 
 
-def layer_forward_flops(model, sequences: float) -> float:
+def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
     """Forward FLOPs of one layer for ``sequences`` sequences: 2·B·s·W + 4·B·s²·h."""
     s = model.seq_len
     return 2.0 * sequences * s * layer_matrix_params(model) + attention_core_forward_flops(model, sequences)
 
 
-def attention_core_forward_flops(model, sequences: float) -> float:
+def attention_core_forward_flops(model: ModelSpec, sequences: float) -> float:
     """QKᵀ and A·V of one layer, full square: 4·B·s²·h (h = a·d)."""
     return 4.0 * sequences * model.seq_len**2 * model.hidden
 
 
-def logits_forward_flops(model, sequences: float) -> float:
+def logits_forward_flops(model: ModelSpec, sequences: float) -> float:
     """Output projection: 2·B·s·h·V."""
     return 2.0 * sequences * model.seq_len * model.hidden * model.vocab
 
 
-def forward_flops_per_iteration(model, training) -> float:
+def forward_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float:
     """Forward FLOPs of the global batch: l·layer + logits."""
     b = training.global_batch
     return model.layers * layer_forward_flops(model, b) + logits_forward_flops(model, b)
 
 
-def model_flops_per_iteration(model, training) -> float:
+def model_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float:
     """Model FLOPs (no recomputation): 3 × forward; 72·B·s·l·h²·(1 + s/(6h) + V/(12lh)) for GPT."""
     return 3.0 * forward_flops_per_iteration(model, training)
 
 
-def hardware_flops_per_iteration(model, training) -> float:
+def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float:
     """FLOPs actually executed, recomputation included (full: + l layer forwards; selective: + l attention cores)."""
     b, recompute = training.global_batch, training.recompute
     extra = {

@@ -1,12 +1,13 @@
 """How much memory one GPU of a pipeline stage holds during a training iteration.
 
-Duck-typed inputs (``types.SimpleNamespace`` will do):
-  model: layers, hidden h, heads a, kv_heads g, ffn_hidden f, vocab V,
-         seq_len s, mlp, tied_embeddings (see :mod:`simcluster.costs.params`)
-  training: micro_batch b, precision ("bf16"|"fp16"|"fp32"),
+Inputs are the workload's spec models (:mod:`simcluster.spec.workload`):
+  model (ModelSpec): layers, hidden h, heads a, kv_heads g, ffn_hidden f,
+         vocab V, seq_len s, mlp, tied_embeddings (see :mod:`simcluster.costs.params`)
+  training (TrainingSpec): micro_batch b, precision ("bf16"|"fp16"|"fp32"),
          optimizer ("adam"|"sgd"), recompute ("none"|"selective"|"full"),
          flash_attention
-  parallelism: tensor t, context c, data d, sequence_parallel, zero_stage
+  parallelism (ParallelismSpec): tensor t, context c, data d (1 if unresolved),
+         pipeline, sequence_parallel, zero_stage
 
 Model states (Rajbhandari et al. 2020, ZeRO, §3.1): mixed-precision Adam
 keeps 2 B of 16-bit weights + 2 B of 16-bit gradients + 12 B of fp32 master
@@ -49,6 +50,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from simcluster.costs import params as P
+from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
+from simcluster.workload.ops import DTYPE_BYTES
 
 MiB = 1024**2
 # Named workspace, justified from the libraries' defaults:
@@ -57,9 +60,8 @@ CUBLAS_WORKSPACE_BYTES = 32 * MiB  # PyTorch's default cuBLAS workspace on Hoppe
 NCCL_BUFFER_BYTES = 256 * MiB  # NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators
 WORKSPACE_BYTES = CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES + NCCL_BUFFER_BYTES
 
-VALUE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # (weights, gradients, optimizer) bytes per parameter
-STATE_BYTES = {
+STATE_BYTES: dict[tuple[str, str], tuple[int, int, int]] = {
     ("mixed", "adam"): (2, 2, 12),
     ("mixed", "sgd"): (2, 2, 8),
     ("fp32", "adam"): (4, 4, 8),
@@ -81,39 +83,40 @@ class MemoryBreakdown:
     def total(self) -> float:
         return self.weights + self.gradients + self.optimizer_states + self.activations + self.buffers
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "total": self.total}
 
 
 def state_bytes_per_param(precision: str, optimizer: str) -> tuple[int, int, int]:
     """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding."""
     kind = "fp32" if precision == "fp32" else "mixed"
-    if precision not in VALUE_BYTES or (kind, optimizer) not in STATE_BYTES:
+    if precision not in DTYPE_BYTES or (kind, optimizer) not in STATE_BYTES:
         raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
     return STATE_BYTES[(kind, optimizer)]
 
 
-def _sp(parallelism) -> bool:
+def _sp(parallelism: ParallelismSpec) -> bool:
     return bool(parallelism.sequence_parallel) and parallelism.tensor > 1
 
 
-def activation_bytes_per_layer(model, training, parallelism, recompute: str | None = None) -> float:
+def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec,
+                               recompute: str | None = None) -> float:
     """One layer's stored activations for one microbatch (Korthikanti 2022 Table 2, generalised).
 
     ``recompute`` overrides ``training.recompute`` when given.
     """
     recompute = training.recompute if recompute is None else recompute
     t = parallelism.tensor
-    s = model.seq_len / getattr(parallelism, "context", 1)
+    s = model.seq_len / parallelism.context
     sbh = s * training.micro_batch * model.hidden
-    v = VALUE_BYTES[training.precision] / 2  # 1 for 16-bit values, 2 for fp32
+    v = DTYPE_BYTES[training.precision] / 2  # 1 for 16-bit values, 2 for fp32
     sp = _sp(parallelism)
     if recompute == "full":
         return 2 * v * sbh / (t if sp else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
-    g_over_a = (getattr(model, "kv_heads", None) or model.heads) / model.heads
-    mlp = (4 if P.mlp_matrices(model) == 2 else 6) * model.ffn_hidden / model.hidden
+    g_over_a = (model.kv_heads or model.heads) / model.heads
+    mlp = (4 if P.mlp_matrices(model) == 2 else 6) * P.ffn_width(model) / model.hidden
     replicated = 8 * v + 2
     split = (4 + 4 * g_over_a + mlp) * v
     keep_scores = recompute == "none" and not training.flash_attention
@@ -122,11 +125,12 @@ def activation_bytes_per_layer(model, training, parallelism, recompute: str | No
     return sbh * (per + scores / t)
 
 
-def stage_extra_activation_bytes(model, training, parallelism, *, has_embedding: bool, has_logits: bool) -> float:
+def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,
+                                 has_embedding: bool, has_logits: bool) -> float:
     """Per-microbatch activations outside the layers: embedding dropout mask, output layer, fp32 logits."""
     t = parallelism.tensor
-    sb = model.seq_len / getattr(parallelism, "context", 1) * training.micro_batch
-    v = VALUE_BYTES[training.precision] / 2
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    v = DTYPE_BYTES[training.precision] / 2
     h_split = t if _sp(parallelism) else 1
     out = 0.0
     if has_embedding:
@@ -136,7 +140,8 @@ def stage_extra_activation_bytes(model, training, parallelism, *, has_embedding:
     return out
 
 
-def stage_params(model, parallelism, *, layers_on_stage: int, has_embedding: bool, has_logits: bool) -> float:
+def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_stage: int, has_embedding: bool,
+                 has_logits: bool) -> float:
     """Parameters one GPU of the stage holds (tensor-parallel shard, before ZeRO)."""
     t = parallelism.tensor
     n = layers_on_stage * P.layer_params(model, t)
@@ -147,16 +152,16 @@ def stage_params(model, parallelism, *, layers_on_stage: int, has_embedding: boo
     return n
 
 
-def stage_memory(model, training, parallelism, *, layers_on_stage: int, has_embedding: bool,
-                 has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
+def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
+                 has_embedding: bool, has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
     """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring)."""
     n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
                      has_embedding=has_embedding, has_logits=has_logits)
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
-    zero = getattr(parallelism, "zero_stage", 0)
+    zero = parallelism.zero_stage
     if zero not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0..3, not {zero!r}")
-    shard = parallelism.data * getattr(parallelism, "context", 1)
+    shard = (parallelism.data or 1) * parallelism.context
     weights = n * w_b / (shard if zero >= 3 else 1)
     grads = n * g_b / (shard if zero >= 2 else 1)
     optim = n * o_b / (shard if zero >= 1 else 1)
@@ -170,7 +175,7 @@ def stage_memory(model, training, parallelism, *, layers_on_stage: int, has_embe
 
     buffers = float(WORKSPACE_BYTES)
     if parallelism.pipeline > 1:  # one send and one receive buffer of the stage boundary tensor
-        buffers += 2 * VALUE_BYTES[training.precision] * model.seq_len / getattr(parallelism, "context", 1) \
+        buffers += 2 * DTYPE_BYTES[training.precision] * model.seq_len / parallelism.context \
             * training.micro_batch * model.hidden / (parallelism.tensor if _sp(parallelism) else 1)
     if zero >= 3 and layers_on_stage > 0:
         buffers += 2 * P.layer_params(model, parallelism.tensor) * w_b

@@ -1,9 +1,9 @@
-"""Parameter counts of a decoder-only transformer (duck-typed ``model``).
+"""Parameter counts of a decoder-only transformer (``model``: a :class:`ModelSpec`).
 
-``model`` needs: layers, hidden (h), heads (a), kv_heads (g), ffn_hidden (f),
-vocab (V), seq_len (s), mlp ("gelu" | "swiglu"), tied_embeddings; optionally
-``position_embedding`` ("learned", the default, adds s·h; anything else, e.g.
-"rope", adds none).
+From ``model``: layers, hidden (h), heads (a), kv_heads (g, default a),
+ffn_hidden (f, default 4h), vocab (V), seq_len (s), mlp ("gelu" | "swiglu"),
+tied_embeddings. Position embeddings are learned (s·h parameters): the spec
+has no other kind.
 
 Per layer, Megatron-LM's GPT layout (Narayanan et al. 2021 §5.1,
 Korthikanti et al. 2022 §3): with d = h/a the head dimension,
@@ -27,58 +27,65 @@ layernorms (6h per layer) and the position embedding are replicated.
 
 from __future__ import annotations
 
+from simcluster.spec.workload import ModelSpec
 
-def head_dim(model) -> int:
+
+def head_dim(model: ModelSpec) -> int:
     """d = h / a."""
     return model.hidden // model.heads
 
 
-def kv_width(model) -> int:
+def kv_width(model: ModelSpec) -> int:
     """Width of K (= of V): g·d."""
-    return (getattr(model, "kv_heads", None) or model.heads) * head_dim(model)
+    return (model.kv_heads or model.heads) * head_dim(model)
 
 
-def mlp_matrices(model) -> int:
+def ffn_width(model: ModelSpec) -> int:
+    """f, the MLP's inner size (4h when the spec leaves it out; validation fills it in)."""
+    return model.ffn_hidden or 4 * model.hidden
+
+
+def mlp_matrices(model: ModelSpec) -> int:
     """Number of h×f matrices in the MLP: 2 (gelu) or 3 (swiglu)."""
     if model.mlp not in ("gelu", "swiglu"):
         raise ValueError(f"unknown mlp {model.mlp!r}; known: gelu, swiglu")
     return 3 if model.mlp == "swiglu" else 2
 
 
-def layer_matrix_params(model) -> int:
+def layer_matrix_params(model: ModelSpec) -> int:
     """Weights of the layer's matrices (no biases): h·(h + 2·g·d) + h² + n_mlp·h·f; 12h² for GPT."""
-    h, f = model.hidden, model.ffn_hidden
+    h, f = model.hidden, ffn_width(model)
     return h * (h + 2 * kv_width(model)) + h * h + mlp_matrices(model) * h * f
 
 
-def layer_split_params(model) -> int:
+def layer_split_params(model: ModelSpec) -> int:
     """Parameters split by tensor parallelism: matrices + column-parallel biases."""
-    h, f = model.hidden, model.ffn_hidden
+    h, f = model.hidden, ffn_width(model)
     column_bias = (h + 2 * kv_width(model)) + (mlp_matrices(model) - 1) * f
     return layer_matrix_params(model) + column_bias
 
 
-def layer_replicated_params(model) -> int:
+def layer_replicated_params(model: ModelSpec) -> int:
     """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h."""
     return 6 * model.hidden
 
 
-def layer_params(model, tensor: int = 1) -> float:
+def layer_params(model: ModelSpec, tensor: int = 1) -> float:
     """Parameters of one transformer layer on one tensor-parallel rank (12h² + 13h at t = 1)."""
     return layer_split_params(model) / tensor + layer_replicated_params(model)
 
 
-def position_params(model) -> int:
-    """s·h for learned position embeddings, 0 otherwise (e.g. rotary)."""
-    return model.seq_len * model.hidden if getattr(model, "position_embedding", "learned") == "learned" else 0
+def position_params(model: ModelSpec) -> int:
+    """s·h: learned position embeddings (the only kind :class:`ModelSpec` describes)."""
+    return model.seq_len * model.hidden
 
 
-def embedding_params(model, tensor: int = 1) -> float:
+def embedding_params(model: ModelSpec, tensor: int = 1) -> float:
     """Input embedding on one rank: V·h/t (vocab-parallel) + position embedding."""
     return model.vocab * model.hidden / tensor + position_params(model)
 
 
-def output_params(model, tensor: int = 1, *, shares_embedding_stage: bool = False) -> float:
+def output_params(model: ModelSpec, tensor: int = 1, *, shares_embedding_stage: bool = False) -> float:
     """Final layernorm 2h + output projection V·h/t, unless tied to an embedding on the same stage.
 
     With tied embeddings and pipeline parallelism the last stage keeps its own
@@ -90,7 +97,7 @@ def output_params(model, tensor: int = 1, *, shares_embedding_stage: bool = Fals
     return 2 * model.hidden + proj
 
 
-def total_params(model) -> float:
+def total_params(model: ModelSpec) -> float:
     """Unsharded parameter count: l·layer + embedding + output (tied counted once)."""
     return model.layers * layer_params(model) + embedding_params(model) + output_params(
         model, shares_embedding_stage=True)

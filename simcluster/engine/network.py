@@ -18,13 +18,27 @@ interval therefore carries exactly the bytes of the flows that ended in it.
 
 from __future__ import annotations
 
-from typing import Callable, Generator
+from typing import Callable, Protocol, Sequence
 
 import simpy
 
 from simcluster.collectives.transfer import Transfer
 
 _EPS = 1e-12
+
+
+class Links(Protocol):
+    """What the engine reads of a topology: per link id, its bandwidth (bytes/s), name and class.
+
+    :class:`simcluster.topology.Topology` is one.
+    """
+
+    @property
+    def link_bandwidth(self) -> Sequence[float]: ...
+    @property
+    def link_names(self) -> Sequence[str]: ...
+    @property
+    def link_class(self) -> Sequence[str]: ...
 
 
 class _Flow:
@@ -68,12 +82,6 @@ class Network:
             self.env.timeout(tr.latency).callbacks.append(lambda _e: self._begin(tr, on_done))
         else:
             self._begin(tr, on_done)
-
-    def transfer(self, tr: Transfer) -> Generator[simpy.Event, None, None]:
-        """Process body equivalent of :meth:`start` (for simpy processes)."""
-        ev = self.env.event()
-        self.start(tr, lambda: ev.succeed())
-        yield ev
 
     def _begin(self, tr: Transfer, on_done: Callable[[], None]) -> None:
         if tr.nbytes <= 0 or not tr.links:

@@ -1,30 +1,31 @@
-"""Run a :class:`TaskGraph` on simpy: in-order streams, dependencies, shared links.
+"""Run a :class:`TaskGraph` on simpy's event queue: in-order streams, dependencies, shared links.
 
 Semantics (like CUDA streams and NCCL communicators):
 
-- every (rank, stream) pair is an in-order queue run by one simpy process;
+- every (rank, stream) pair is an in-order queue (no simpy process per stream: a
+  task that ends starts whatever it made ready, see :func:`simulate`);
 - a task starts when all its dependencies have finished and it is at the
   head of every stream it occupies (a collective among several simulated
   ranks starts when the last participant reaches it);
 - compute and optimizer tasks take their ``duration``; communication tasks run
   their transfers one after another through the shared :class:`Network`.
 
-Determinism: processes are created in sorted (rank, stream) order and simpy
-orders simultaneous events by (time, priority, insertion id), so the same task
-graph always gives the same timeline.
+Determinism: the streams' first tasks start in sorted (rank, stream) order and
+simpy orders simultaneous events by (time, priority, insertion id), so the same
+task graph always gives the same timeline.
 """
 
 from __future__ import annotations
 
 import time as _time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 import simpy
 
-from simcluster.engine.network import Network
-from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
+from simcluster.collectives.transfer import Transfer
+from simcluster.engine.network import Links, Network
+from simcluster.engine.timeline import TIMELINE_COLUMNS, LinkRow, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
 
 
@@ -40,15 +41,15 @@ class SimResult:
     link_busy_s: list[float]
     events: int
     wall_s: float
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # tasks, flows, timeline_s
 
 
 class DeadlockError(RuntimeError):
     """Some tasks never ran: the streams' orders and the dependencies contradict."""
 
 
-def simulate(tg: TaskGraph, topo: Any, record_links: set[int] | None = None) -> SimResult:
-    """Simulate ``tg`` on ``topo`` (anything with ``link_bandwidth``, ``link_names``, ``link_class``).
+def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
+    """Simulate ``tg`` on ``topo`` (a Topology, or anything with ``link_bandwidth``, ``link_names``, ``link_class``).
 
     Event-driven without a process per stream: when a task ends, the next task
     of each stream it held and the tasks depending on it are checked, and each
@@ -61,7 +62,7 @@ def simulate(tg: TaskGraph, topo: Any, record_links: set[int] | None = None) -> 
     n = len(tasks)
     start = [float("nan")] * n
     end = [float("nan")] * n
-    link_rows: list[tuple] = []
+    link_rows: list[LinkRow] = []
 
     def on_link(l: int, s: float, e: float, nbytes: float) -> None:
         link_rows.append((f"link:{topo.link_names[l]}", -1, topo.link_class[l], "", -1, "link", "",
@@ -128,11 +129,11 @@ def simulate(tg: TaskGraph, topo: Any, record_links: set[int] | None = None) -> 
         if t.transfers:
             run_transfers(tid, t.transfers, 0)
         elif t.duration > 0:
-            env.timeout(t.duration).callbacks.append(lambda _e, tid=tid: finish(tid))
+            env.timeout(t.duration).callbacks.append(lambda _e: finish(tid))
         else:
             finish(tid)
 
-    def run_transfers(tid: int, transfers: tuple, i: int) -> None:
+    def run_transfers(tid: int, transfers: tuple[Transfer, ...], i: int) -> None:
         if i == len(transfers):
             finish(tid)
             return

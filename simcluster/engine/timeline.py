@@ -10,18 +10,26 @@ and busy time are booked on the link statistics here).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from simcluster.lowering.task import Task
+from simcluster.lowering.task import Part, Task
+
+if TYPE_CHECKING:
+    from simcluster.engine.network import Links
 
 TIMELINE_COLUMNS = ["resource", "rank", "stream", "task", "task_id", "kind", "phase", "stage",
                     "microbatch", "layer", "start_s", "end_s", "flops", "bytes"]
 _INT = ("rank", "task_id", "stage", "microbatch", "layer")
 _FLOAT = ("start_s", "end_s", "flops", "bytes")
 _PARTS_MAX = 1 << 20  # parts per fused task (orders rows inside a task)
+
+#: One link row, in TIMELINE_COLUMNS order (resource "link:<name>", rank -1, stream = link class, ...).
+LinkRow = tuple[str, int, str, str, int, str, str, int, int, int, float, float, float, float]
+#: A column's value for the n rows of one ``_Columns.add``: one value for all, or one per row.
+_Value = Union[np.ndarray, str, int, float]
 
 
 class _Columns:
@@ -33,9 +41,10 @@ class _Columns:
 
     def __init__(self, with_order: bool):
         self.names = TIMELINE_COLUMNS + (["_ord"] if with_order else [])
-        self.cols: dict[str, list[Any]] = {c: [] for c in self.names}
+        # per column: arrays, or (text, n) for a constant text value over n rows
+        self.cols: dict[str, list[np.ndarray | tuple[str, int]]] = {c: [] for c in self.names}
 
-    def add(self, n: int, **values: Any) -> None:
+    def add(self, n: int, **values: _Value) -> None:
         for c in self.names:
             v = values[c]
             if isinstance(v, np.ndarray):
@@ -45,14 +54,18 @@ class _Columns:
             elif c in _FLOAT:
                 self.cols[c].append(np.full(n, v, dtype=float))
             else:
+                assert isinstance(v, str), (c, v)
                 self.cols[c].append((v, n))  # a constant text value for n rows
 
-    def column(self, c: str) -> np.ndarray | tuple[list[str], np.ndarray]:
-        """A numeric column as one array, or a text column as (categories, int32 codes)."""
+    def numeric(self, c: str) -> np.ndarray:
+        """A numeric column as one array."""
+        parts = [p for p in self.cols.pop(c) if isinstance(p, np.ndarray)]
+        dtype = float if c in _FLOAT else np.int64
+        return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+
+    def text(self, c: str) -> tuple[list[str], np.ndarray]:
+        """A text column as (sorted categories, int32 codes)."""
         parts = self.cols.pop(c)
-        if c in _INT or c == "_ord" or c in _FLOAT:
-            dtype = float if c in _FLOAT else np.int64
-            return np.concatenate(parts) if parts else np.array([], dtype=dtype)
         values: set[str] = set()
         for p in parts:
             if isinstance(p, tuple):
@@ -69,33 +82,39 @@ class _Columns:
 def _join(gpu: _Columns, links: _Columns) -> pd.DataFrame:
     """GPU rows in task order, then link rows by (start, link): one column at a time, so the
     peak memory is the frame plus one column, not several copies of the frame."""
-    g_order = np.argsort(gpu.column("_ord"), kind="stable")
-    l_start = links.column("start_s")
-    l_cats, l_codes = links.column("resource")
+    g_order = np.argsort(gpu.numeric("_ord"), kind="stable")
+    l_start = links.numeric("start_s")
+    l_cats, l_codes = links.text("resource")
     l_order = np.lexsort((l_codes, l_start))  # start, then link name (categories are sorted)
-    data: dict[str, Any] = {}
+    data: dict[str, np.ndarray | pd.Categorical[str]] = {}
     for c in TIMELINE_COLUMNS:
-        a = gpu.column(c)
-        b = (l_start if c == "start_s" else (l_cats, l_codes) if c == "resource" else links.column(c))
-        if isinstance(a, np.ndarray):
+        if c in _INT or c in _FLOAT:
+            a = gpu.numeric(c)
+            b = l_start if c == "start_s" else links.numeric(c)
             data[c] = np.concatenate([a[g_order], b[l_order]])
             continue
-        cats = sorted(set(a[0]) | set(b[0]))
-        index = np.array([cats.index(v) for v in a[0]], dtype=np.int32)
-        index_b = np.array([cats.index(v) for v in b[0]], dtype=np.int32)
-        codes = np.concatenate([index[a[1][g_order]] if len(a[0]) else a[1],
-                                index_b[b[1][l_order]] if len(b[0]) else b[1]])
-        data[c] = pd.Categorical.from_codes(codes, categories=cats)
+        a_cats, a_codes = gpu.text(c)
+        b_cats, b_codes = (l_cats, l_codes) if c == "resource" else links.text(c)
+        cats = sorted(set(a_cats) | set(b_cats))
+        index = np.array([cats.index(v) for v in a_cats], dtype=np.int32)
+        index_b = np.array([cats.index(v) for v in b_cats], dtype=np.int32)
+        codes = np.concatenate([index[a_codes[g_order]] if len(a_cats) else a_codes,
+                                index_b[b_codes[l_order]] if len(b_cats) else b_codes])
+        data[c] = pd.Categorical.from_codes(codes, categories=pd.Index(cats))
     return pd.DataFrame(data)
 
 
-def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Any,
+#: A plain task's row: LinkRow's columns, then the row's order key (``_ord``).
+_Row = tuple[str, int, str, str, int, str, str, int, int, int, float, float, float, float, int]
+
+
+def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   link_rows: list[tuple]) -> pd.DataFrame:
+                   link_rows: list[LinkRow]) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``."""
     start_a = np.asarray(start, dtype=float)
-    plain: list[tuple] = []
-    groups: dict[int, tuple[tuple, list[Task]]] = {}
+    plain: list[_Row] = []
+    groups: dict[int, tuple[tuple[Part, ...], list[Task]]] = {}
     for t in tasks:
         if t.parts:
             groups.setdefault(id(t.parts), (t.parts, []))[1].append(t)
@@ -122,7 +141,7 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
         st = start_a[ids]
         ranks = np.fromiter((t.ranks[0] for t in ts), dtype=np.int64, count=n)
         first = int(ranks[0])  # a template belongs to one stage: usually one simulated rank
-        res: Any = f"gpu{first}" if (ranks == first).all() else np.array([f"gpu{r}" for r in ranks], dtype=object)
+        res: str | np.ndarray = f"gpu{first}" if (ranks == first).all() else np.array([f"gpu{r}" for r in ranks], dtype=object)
         stage = np.fromiter((t.stage for t in ts), dtype=np.int64, count=n)
         mb = np.fromiter((t.microbatch for t in ts), dtype=np.int64, count=n)
         for j, p in enumerate(parts):

@@ -18,21 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from simcluster.collectives.transfer import Transfer
+from simcluster.collectives.transfer import Transfer, uncontended_time
 from simcluster.lowering.task import Part, TaskGraph
 
 # A collective in a chain: (ranks of the task, real group, mirror offsets)
 Group = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
-
-
-def uncontended_time(transfers: Sequence[Transfer], bandwidth: Sequence[float]) -> float:
-    """Seconds the transfers take one after another with no other traffic."""
-    total = 0.0
-    for tr in transfers:
-        total += tr.latency
-        if tr.nbytes > 0 and tr.links:
-            total += tr.nbytes / min(bandwidth[l] / w for l, w in zip(tr.links, tr.weights))
-    return total
 
 
 @dataclass

@@ -16,90 +16,88 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-OPTIMIZER_BYTES = {"adam": 30.0, "sgd": 22.0}
-OPTIMIZER_KERNELS = 8
-
-
-def grad_bytes_per_param(precision: str) -> int:
-    """Gradient bytes reduced per parameter: Megatron keeps fp32 ``main_grad`` for bf16."""
-    return 2 if precision == "fp16" else 4
+from simcluster.lowering.comms import Comms
+from simcluster.lowering.task import TaskGraph
+from simcluster.plan import Plan
+from simcluster.plan.costing import optimizer_time
+from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS
 
 
-def _produced(L: Any, s: int) -> list[tuple[int, float]]:
-    """(gradient key, parameters per rank) of stage s in the order backward produces them."""
-    emb_head = L.opt.include_embedding_head
-    out: list[tuple[int, float]] = []
-    for k in sorted((k for k in range(L.K) if k % L.p == s), reverse=True):
-        if k == L.K - 1 and emb_head:
-            out.append((-2, L.head_params))
-        out.extend((l, L.layer_params) for l in reversed(L.chunks[k]))
-        if k == 0 and emb_head:
-            out.append((-1, L.emb_params))
-    return out
+@dataclass
+class GradSync:
+    """What gradient synchronisation needs: the graph so far, the plan, the groups."""
+
+    tg: TaskGraph
+    plan: Plan
+    comms: Comms
+    slow: dict[int, float]  # compute slowdown of straggler ranks
+    last_rs: dict[int, int]  # ZeRO >= 2: each rank's last gradient reduce-scatter
+    include_optimizer: bool = True
 
 
-def add_grad_sync(L: Any, grads: dict[tuple[int, int], int], stage_last: dict[int, int]) -> dict:
-    """Add buckets, tied-embedding sync, optimizer and ZeRO gather; returns task-graph metadata."""
-    tg, g = L.tg, L.grid
-    par, tr = L.spec.parallelism, L.spec.training
-    gbytes = L.grad_bytes
+def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: dict[int, int]) -> None:
+    """Add buckets, tied-embedding sync, optimizer and ZeRO gather after the last backward."""
+    tg, plan, comms = ctx.tg, ctx.plan, ctx.comms
+    par = plan.spec.parallelism
     comm: dict[int, list[int]] = {r: [] for r in tg.ranks}
-    params_per_stage = []
-    for s in range(L.p):
-        produced = _produced(L, s)
-        params_per_stage.append(sum(pc for _, pc in produced))
-        stage_members = tuple(r for chain in L.members(s) for r in chain)
-        if par.zero_stage >= 2:  # reduced per layer and microbatch during backward
+    for s in range(plan.p):
+        stage_members = comms.stage_members(s)
+        if plan.zero >= 2:  # reduced per layer and microbatch during backward
             for r in stage_members:
-                if r in L.last_rs:
-                    comm[r].append(L.last_rs[r])
-        elif L.d > 1:
-            op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
-            cap = getattr(par, "grad_bucket_bytes", 25e6)
-            for ranks, group, mirrors in L.groups("dp", stage_members):
-                acc, n = 0.0, 0
-                for i, (key, pc) in enumerate(produced):
-                    acc += pc * gbytes
-                    if acc < cap and i < len(produced) - 1:
-                        continue
-                    deps = tuple(grads[(r, key)] if par.overlap_grad_reduce else stage_last[r]
-                                 for r in ranks)
-                    t = tg.add(kind="collective", name=f"dp.{op} bucket{n}", ranks=ranks,
-                               stream="dp", deps=deps, transfers=L.plan(op, group, acc, mirrors),
-                               nbytes=acc, op=op, group=group, phase="dp_comm", stage=s)
-                    for r in ranks:
-                        comm[r].append(t.id)
-                    acc, n = 0.0, n + 1
-    if L.spec.model.tied_embeddings and L.p > 1 and L.opt.include_embedding_head:
-        nbytes = L.emb_params * gbytes
-        per = g.per_stage
-        mirrors = () if L.full else g.stage_mirror_offsets()
-        for r0 in (r for chain in L.members(0) for r in chain):
-            pair = (r0, r0 + (L.p - 1) * per)
+                if r in ctx.last_rs:
+                    comm[r].append(ctx.last_rs[r])
+        elif plan.d > 1:
+            _buckets(ctx, s, grads, stage_last, comm)
+    if plan.spec.model.tied_embeddings and plan.p > 1 and plan.embedding_and_head:
+        nbytes = plan.params.word_embedding * plan.grad_bytes
+        per = plan.grid.per_stage
+        for r0 in comms.stage_members(0):
+            pair = (r0, r0 + (plan.p - 1) * per)
             t = tg.add(kind="collective", name="dp.all_reduce tied-embedding", ranks=pair,
-                       stream="dp", deps=(grads[(pair[0], -1)], grads[(pair[1], -2)]),
-                       transfers=L.plan("all_reduce", pair, nbytes, mirrors), nbytes=nbytes,
+                       stream="dp", deps=(grads[(pair[0], EMBEDDING_GRADS)], grads[(pair[1], HEAD_GRADS)]),
+                       transfers=comms.plan("all_reduce", pair, nbytes, comms.stage_mirrors()), nbytes=nbytes,
                        op="all_reduce", group=pair, phase="dp_comm", stage=0)
             for r in pair:
                 comm[r].append(t.id)
-    if L.opt.include_optimizer:
-        shard = L.d if par.zero_stage >= 1 else 1
-        for s in range(L.p):
-            stage_members = tuple(r for chain in L.members(s) for r in chain)
-            opt_bytes = OPTIMIZER_BYTES[tr.optimizer] * params_per_stage[s] / shard
-            secs = L.cm.memory_time(opt_bytes, "copy") + OPTIMIZER_KERNELS * L.cm.kernel_overhead_s
-            steps = {}
-            for r in stage_members:
-                steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
-                                  deps=tuple([stage_last[r]] + comm[r]), duration=secs * L.slow.get(r, 1.0),
-                                  nbytes=opt_bytes, phase="optimizer", stage=s).id
-            if par.zero_stage >= 1 and L.d > 1:
-                nbytes = params_per_stage[s] * L.dt
-                for ranks, group, mirrors in L.groups("dp", stage_members):
-                    tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",
-                           deps=tuple(steps[r] for r in ranks),
-                           transfers=L.plan("all_gather", group, nbytes, mirrors), nbytes=nbytes,
-                           op="all_gather", group=group, phase="zero_comm", stage=s)
-    return {"params_per_rank": params_per_stage}
+    if not ctx.include_optimizer:
+        return
+    shard = plan.d if par.zero_stage >= 1 else 1
+    for s in range(plan.p):
+        stage_members = comms.stage_members(s)
+        params = plan.stage_params(s)
+        secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, params, shard)
+        steps = {}
+        for r in stage_members:
+            steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
+                              deps=tuple([stage_last[r]] + comm[r]), duration=secs * ctx.slow.get(r, 1.0),
+                              nbytes=opt_bytes, phase="optimizer", stage=s).id
+        if par.zero_stage >= 1 and plan.d > 1:
+            nbytes = params * plan.dtype_bytes
+            for ranks, group, mirrors in comms.groups("dp", stage_members):
+                tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",
+                       deps=tuple(steps[r] for r in ranks), transfers=comms.plan("all_gather", group, nbytes, mirrors),
+                       nbytes=nbytes, op="all_gather", group=group, phase="zero_comm", stage=s)
+
+
+def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_last: dict[int, int],
+             comm: dict[int, list[int]]) -> None:
+    """Stage s's data-parallel gradient buckets, filled in the order backward produces them."""
+    plan, comms = ctx.plan, ctx.comms
+    par = plan.spec.parallelism
+    produced = plan.grads_produced(s)
+    op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
+    for ranks, group, mirrors in comms.groups("dp", comms.stage_members(s)):
+        acc, n = 0.0, 0
+        for i, (key, pc) in enumerate(produced):
+            acc += pc * plan.grad_bytes
+            if acc < par.grad_bucket_bytes and i < len(produced) - 1:
+                continue
+            deps = tuple(grads[(r, key)] if par.overlap_grad_reduce else stage_last[r] for r in ranks)
+            t = ctx.tg.add(kind="collective", name=f"dp.{op} bucket{n}", ranks=ranks, stream="dp", deps=deps,
+                           transfers=comms.plan(op, group, acc, mirrors), nbytes=acc, op=op, group=group,
+                           phase="dp_comm", stage=s)
+            for r in ranks:
+                comm[r].append(t.id)
+            acc, n = 0.0, n + 1

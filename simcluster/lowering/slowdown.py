@@ -13,28 +13,26 @@ durations are multiplied by its slowdown factor.
 
 from __future__ import annotations
 
-from typing import Any
+from simcluster.plan import Plan, build_plan
+from simcluster.topology.devices import Device
+from simcluster.topology.topology import Topology
 
-from simcluster.costs.compute import ComputeModel
-from simcluster.lowering.costing import TRAINING_LOOP_KERNEL_GAP_S, block_cost
 
-
-def compute_slowdowns(spec: Any, topo: Any, layer_ops: list, shard: tuple, ranks: int) -> dict[int, float]:
-    """Slowdown factor of every rank that is not 1 (``shard`` = (t, c, sp, flash))."""
-    slow: dict[int, float] = dict(getattr(spec.cluster, "stragglers", {}) or {})
-    node_devices = getattr(spec.cluster, "node_devices", None) or {}
-    if not node_devices:
+def compute_slowdowns(plan: Plan, topo: Topology) -> dict[int, float]:
+    """Slowdown factor of every rank that is not 1."""
+    cluster = plan.spec.cluster
+    slow: dict[int, float] = dict(cluster.stragglers)
+    if not cluster.node_devices:
         return slow
 
-    def layer_time(device: Any) -> float:
-        cm = ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
-        b = block_cost(layer_ops, cm, *shard)
+    def layer_time(device: Device) -> float:
+        b = build_plan(plan.spec, device).blocks.layer
         return b.fwd_s + b.bwd_s
 
-    base = layer_time(topo.device)
-    factor = {node: layer_time(dev) / base for node, dev in sorted(node_devices.items())}
-    gpn = spec.cluster.gpus_per_node
-    for r in range(ranks):
+    base = plan.blocks.layer.fwd_s + plan.blocks.layer.bwd_s
+    factor = {node: layer_time(dev) / base for node, dev in sorted(cluster.node_devices.items())}
+    gpn = cluster.gpus_per_node
+    for r in range(plan.grid.size):
         f = factor.get(r // gpn)
         if f is not None and f != 1.0:
             slow[r] = slow.get(r, 1.0) * f

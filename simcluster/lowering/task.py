@@ -8,6 +8,7 @@ compute, transfers for communication) and labels for reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from simcluster.collectives.transfer import Transfer
 
@@ -92,9 +93,9 @@ class TaskGraph:
     streams: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     ranks: tuple[int, ...] = ()  # simulated (representative) ranks
     multiplicity: dict[int, int] = field(default_factory=dict)  # real ranks each stands for
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, **kw) -> Task:
+    def add(self, **kw: Any) -> Task:
         """Create a task with the next id and append it to its streams."""
         t = Task(id=len(self.tasks), **kw)
         self.tasks.append(t)

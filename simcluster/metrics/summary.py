@@ -18,18 +18,24 @@ al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pandas as pd
 
-from simcluster.costs.memory import stage_memory
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
+from simcluster.plan import Plan
+from simcluster.spec.workload import WorkloadSpec
+from simcluster.topology.devices import Device
+from simcluster.topology.topology import Topology
 
 from simcluster.metrics.intervals import intersect, measure, merge, subtract
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
+
+#: summary.json: counts, times, rates, fractions and bytes, and whether the peak fits.
+Summary = dict[str, float | int | bool]
+#: details.json: rank labels, per-stage memory and time breakdown, warnings, busiest links,
+#: simulation counts (each key its own shape, see :func:`summarize`).
+Details = dict[str, object]
 
 
 def _rank_breakdown(rows: pd.DataFrame, T: float) -> dict[str, float]:
@@ -52,24 +58,25 @@ def _rank_breakdown(rows: pd.DataFrame, T: float) -> dict[str, float]:
     return out
 
 
-def _devices(spec: Any, device: Any) -> list[Any]:
+def _devices(spec: WorkloadSpec, device: Device) -> list[Device]:
     """The device of every GPU the layout uses (mixed clusters: ``node_devices``)."""
     c = spec.cluster
-    nd = getattr(c, "node_devices", None) or {}
+    nd = c.node_devices
     if not nd:
         return [device]
     return [nd.get(r // c.gpus_per_node, device) for r in range(spec.num_gpus)]
 
 
-def _peak_flops(spec: Any, device: Any) -> float:
+def _peak_flops(spec: WorkloadSpec, device: Device) -> float:
     """Dense peak per GPU, averaged over the GPUs used (MFU's denominator)."""
     devs = _devices(spec, device)
     fp32 = spec.training.precision == "fp32"
     return sum(d.peak_flops_fp32 if fp32 else d.peak_flops for d in devs) / len(devs)
 
 
-def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict, dict]:
-    """(summary.json figures, details for the report)."""
+def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tuple[Summary, Details]:
+    """(summary.json figures, details for the report) of the simulation of ``plan``."""
+    spec = plan.spec
     T = max(res.end) if res.end else 0.0
     tl = res.timeline
     gpu = tl[tl["rank"] >= 0]
@@ -82,23 +89,23 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
     comm_bytes = float((gpu["rank"].map(tg.multiplicity).fillna(1.0) * gpu["bytes"])[is_comm].sum())
     device = topo.device
     peak = _peak_flops(spec, device)
-    breakdown = []
-    for r, rows in gpu.groupby("rank", sort=True):
+    breakdown: list[dict[str, float]] = []
+    for _, rows in gpu.groupby("rank", sort=True):
         b = _rank_breakdown(rows, T)
-        breakdown.append({"stage": int(rows["stage"].max()), "rank": int(r), **b})
+        breakdown.append({"stage": int(rows["stage"].max()), "rank": int(rows["rank"].max()), **b})
     k = len(breakdown) or 1
     bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
     exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]
                   for b in breakdown) / k / T if T else 0.0
     util = sum(b["compute_busy"] for b in breakdown) / k / T if T else 0.0
 
-    memory = _memory(spec, tg)
+    memory = [{"stage": s, **plan.memory(s).to_dict()} for s in range(plan.p)]
     peak_mem = max(m["total"] for m in memory)
     cap = min(d.memory_bytes for d in _devices(spec, device))  # the smallest device must fit
     mtf = model_flops / T / n_gpus / 1e12 if T else 0.0
     htf = hw_flops / T / n_gpus / 1e12 if T else 0.0
     tokens = spec.training.global_batch * spec.model.seq_len
-    summary = {
+    summary: Summary = {
         "num_gpus": n_gpus,
         "iteration_time_s": T,
         "tokens_per_s": tokens / T if T else 0.0,
@@ -117,7 +124,7 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
         "simulated_ranks": len(ranks),
         "microbatches": spec.num_microbatches,
     }
-    details = {
+    details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],
         "memory": memory,
         "breakdown": _per_stage(breakdown),
@@ -128,41 +135,26 @@ def summarize(res: SimResult, tg: TaskGraph, spec: Any, topo: Any) -> tuple[dict
     return summary, details
 
 
-def _rank_label(tg: TaskGraph, r: int) -> dict:
+def _rank_label(tg: TaskGraph, r: int) -> dict[str, int | str]:
     n = tg.multiplicity.get(r, 1)
     stage = r // tg.meta["stage_size"]
     return {"rank": r, "stage": stage, "represents": n,
             "label": f"stage {stage} (ranks {r}–{r + n - 1})" if n > 1 else f"stage {stage} (rank {r})"}
 
 
-def _per_stage(breakdown: list[dict]) -> list[dict]:
+def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
     """The breakdown averaged over the simulated ranks of each stage."""
     keys = ("compute", "recompute", "exposed_tp_comm", "exposed_dp_comm", "exposed_pp_comm",
             "bubble", "optimizer")
-    stages: dict[int, list[dict]] = {}
+    stages: dict[int, list[dict[str, float]]] = {}
     for b in breakdown:
-        stages.setdefault(b["stage"], []).append(b)
+        stages.setdefault(int(b["stage"]), []).append(b)
     return [{"stage": s, **{k: sum(b[k] for b in bs) / len(bs) for k in keys}}
             for s, bs in sorted(stages.items())]
 
 
-def _memory(spec: Any, tg: TaskGraph) -> list[dict]:
-    par = spec.parallelism
-    p, v = par.pipeline, par.virtual_stages
-    chunks = tg.meta["chunk_layers"]
-    out = []
-    for s in range(p):
-        layers = sum(len(chunks[c * p + s]) for c in range(v))
-        in_flight = tg.meta["in_flight"][s] / v
-        mb = stage_memory(spec.model, spec.training, par, layers_on_stage=layers,
-                          has_embedding=(s == 0), has_logits=(s == p - 1),
-                          microbatches_in_flight=math.ceil(in_flight))
-        out.append({"stage": s, **mb.to_dict(), "total": mb.total})
-    return out
-
-
-def _warnings(s: dict) -> list[str]:
-    w = []
+def _warnings(s: Summary) -> list[str]:
+    w: list[str] = []
     if not s["fits_in_memory"]:
         w.append(f"does not fit in memory: peak {s['peak_memory_bytes'] / 2**30:.1f} GiB per GPU "
                  f"> {s['memory_capacity_bytes'] / 2**30:.1f} GiB")
@@ -173,7 +165,7 @@ def _warnings(s: dict) -> list[str]:
     return w
 
 
-def _links(res: SimResult, topo: Any, T: float, top: int = 20) -> list[dict]:
+def _links(res: SimResult, topo: Topology, T: float, top: int = 20) -> list[dict[str, str | float]]:
     used = [i for i, b in enumerate(res.link_bytes) if b > 0]
     used.sort(key=lambda i: (-res.link_bytes[i], i))
     return [{"link": topo.link_names[i], "cls": topo.link_class[i], "busy_s": res.link_busy_s[i],

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simcluster.plan.grid import RankGrid
 from simcluster.reporting.style import (
     gpu_rows,
     iteration_end,
@@ -52,7 +53,6 @@ from simcluster.reporting.utilization import (
 
 US = 1e6
 LINK_DETAIL_LIMIT = 20_000
-GROUP_ORDER = ("tp", "cp", "dp", "pp")  # Megatron: tensor innermost, then context, data, pipeline
 
 
 def _us(x: np.ndarray) -> np.ndarray:
@@ -152,29 +152,25 @@ def _ranks_text(ranks: list[int]) -> str:
 
 def stream_groups(config: dict | None, rank: int) -> dict[str, str]:
     """Per communication stream of ``rank``, the real ranks it talks to, from ``config["parallelism"]``
-    (empty when the config does not say)."""
+    (empty when the config does not say); groups from the plan's rank grid."""
     par = (config or {}).get("parallelism") or {}
     try:
-        size = {"tp": int(par.get("tensor") or 1), "cp": int(par.get("context") or 1),
-                "dp": int(par.get("data") or 1), "pp": int(par.get("pipeline") or 1)}
+        grid = RankGrid(int(par.get("tensor") or 1), int(par.get("context") or 1), int(par.get("data") or 1),
+                        int(par.get("pipeline") or 1))
     except (TypeError, ValueError):
         return {}
-    stride, coord = {}, {}
-    step = 1
-    for dim in GROUP_ORDER:
-        stride[dim] = step
-        coord[dim] = (rank // step) % size[dim]
-        step *= size[dim]
+    if not 0 <= rank < grid.size:
+        return {}
     out: dict[str, str] = {}
-    for dim in ("tp", "cp", "dp"):
-        if size[dim] > 1:
-            base = rank - coord[dim] * stride[dim]
-            out[dim] = f"{dim} group: ranks {_ranks_text([base + k * stride[dim] for k in range(size[dim])])}"
-    pp = coord["pp"]
-    if pp + 1 < size["pp"]:
-        out["pp-fwd"] = f"pipeline: rank {rank} → {rank + stride['pp']} (activations)"
+    for dim, size, group in (("tp", grid.t, grid.tp_group), ("cp", grid.c, grid.cp_group),
+                             ("dp", grid.d, grid.dp_group)):
+        if size > 1:
+            out[dim] = f"{dim} group: ranks {_ranks_text(list(group(rank)))}"
+    pp, per = grid.coords(rank)[3], grid.per_stage
+    if pp + 1 < grid.p:
+        out["pp-fwd"] = f"pipeline: rank {rank} → {rank + per} (activations)"
     if pp > 0:
-        out["pp-bwd"] = f"pipeline: rank {rank} → {rank - stride['pp']} (gradients)"
+        out["pp-bwd"] = f"pipeline: rank {rank} → {rank - per} (gradients)"
     return out
 
 

@@ -1,9 +1,9 @@
 """The analytical tier's ingredients, each computed once and shared by many layouts.
 
-- Compute: per-rank block costs from the calibrated compute model through
-  :func:`simcluster.lowering.costing.block_cost` (the same function lowering uses), on the
-  operator graph built once per micro batch (a one-layer copy of the model: every layer
-  has the same operators), for each (tensor, context, micro batch, sequence parallel).
+- Compute: the plan's per-rank block costs (:func:`simcluster.plan.costing.model_blocks`,
+  the function lowering's plan uses) on one layer's operators, for each (tensor, context,
+  micro batch, sequence parallel); parameter counts and byte sizes from the same plan
+  functions (:func:`simcluster.plan.plan.layer_params`, :func:`~simcluster.plan.plan.activation_bytes`).
 - Communication: the collective planner's own estimate t(S) = L + K·S
   (:mod:`simcluster.collectives.select`, with ``auto`` the fastest candidate per size, the
   algorithm lowering would plan) for the groups of pipeline stage 0's representative of
@@ -14,30 +14,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from simcluster.collectives.plan import auto_options, plan_collective
 from simcluster.collectives.select import cost
-from simcluster.costs.compute import ComputeModel
-from simcluster.lowering.costing import TRAINING_LOOP_KERNEL_GAP_S, BlockCost, block_cost, op_time, rank_params
-from simcluster.lowering.grad_sync import OPTIMIZER_BYTES, OPTIMIZER_KERNELS, grad_bytes_per_param
-from simcluster.lowering.grid import RankGrid
-from simcluster.workload import build_operator_graph
-from simcluster.workload.graph import DTYPE_BYTES, ops_in_order
+from simcluster.plan import grad_bytes_per_param
+from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
+from simcluster.plan.grid import RankGrid
+from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params
+from simcluster.spec.workload import WorkloadSpec
+from simcluster.topology.topology import Topology
+from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
 
 
 @dataclass(frozen=True)
-class Blocks:
-    """Per-rank costs of one layer's halves, the embedding and the head, for one microbatch."""
+class LayoutCosts:
+    """Per-rank block costs, parameters and byte sizes of one (t, c, micro batch, sp)."""
 
-    attn: BlockCost
-    mlp: BlockCost
-    emb: BlockCost
-    head: BlockCost
-    core_rc_s: float  # selective recompute: the attention core's forward again
-    layer_params: float  # parameters per rank of one layer, the embedding, the head
-    emb_params: float
-    head_params: float
+    blocks: Blocks
+    params: Params  # the head's parameters as a pipeline of more than one stage holds them
+    params_one_stage: Params  # ... and as one stage holding the embedding too
     act_bytes: float  # the tensor-parallel collective buffer b·(s/c)·h
     p2p_bytes: float  # a pipeline send: act_bytes / t
     kv_bytes: float  # keys and values exchanged over the context ring per layer
@@ -46,57 +41,43 @@ class Blocks:
 class Costs:
     """Compute and collective estimates for one workload on one topology."""
 
-    def __init__(self, spec: Any, topo: Any):
+    def __init__(self, spec: WorkloadSpec, topo: Topology):
         self.spec, self.topo = spec, topo
         self.training = spec.training
-        self.cm = ComputeModel(topo.device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
+        self.cm = compute_model(spec, topo.device)
         self.dt = DTYPE_BYTES[spec.training.precision]
         self.grad_bytes = grad_bytes_per_param(spec.training.precision)
-        self.opt_bytes = OPTIMIZER_BYTES[spec.training.optimizer]
-        self.algorithms = dict(getattr(spec, "collectives", None) or {})
-        self._ops: dict[int, tuple[list, list, list, list]] = {}
-        self._blocks: dict[tuple, Blocks] = {}
-        self._coll: dict[tuple, tuple[tuple[float, float], ...]] = {}
-        self._opt: dict[float, float] = {}
+        self.algorithms = dict(spec.collectives)
+        self._ops: dict[int, ModelOps] = {}
+        self._blocks: dict[tuple[int, int, int, bool], LayoutCosts] = {}
+        self._coll: dict[tuple[str, str, int, int, int, int], tuple[tuple[float, float], ...]] = {}
+        self._opt: dict[tuple[float, int], float] = {}
 
     # -- compute --------------------------------------------------------------------------
-    def ops(self, mb: int) -> tuple[list, list, list, list]:
-        """(attention ops, MLP ops, embedding ops, head ops) of one layer for micro batch ``mb``."""
+    def ops(self, mb: int) -> ModelOps:
+        """One layer's, the embedding's and the head's operators for micro batch ``mb``."""
         hit = self._ops.get(mb)
         if hit is None:
-            one_layer = self.spec.model.model_copy(update={"layers": 1})
-            training = self.training.model_copy(update={"micro_batch": mb})
-            ops = ops_in_order(build_operator_graph(one_layer, training))
-            hit = ([o for o in ops if o.layer == 0 and o.block == "attn"],
-                   [o for o in ops if o.layer == 0 and o.block == "mlp"],
-                   [o for o in ops if o.block == "embedding"], [o for o in ops if o.block == "head"])
-            self._ops[mb] = hit
+            hit = self._ops[mb] = model_ops(self.spec.model, self.training.model_copy(update={"micro_batch": mb}))
         return hit
 
-    def blocks(self, t: int, c: int, mb: int, sp: bool) -> Blocks:
-        """Block costs of a (tensor, context, micro batch, sequence parallel) combination."""
+    def blocks(self, t: int, c: int, mb: int, sp: bool) -> LayoutCosts:
+        """Costs of a (tensor, context, micro batch, sequence parallel) combination."""
         key = (t, c, mb, sp)
         hit = self._blocks.get(key)
         if hit is None:
-            attn, mlp, emb, head = self.ops(mb)
-            args = (self.cm, t, c, sp, self.training.flash_attention)
-            core = [o for o in attn if o.kind == "attention"]
-            m = self.spec.model
-            act = mb * (m.seq_len // c) * m.hidden * self.dt
-            kv = 2 * mb * m.seq_len * m.kv_heads * (m.hidden // m.heads) * self.dt / t
-            hit = Blocks(block_cost(attn, *args), block_cost(mlp, *args), block_cost(emb, *args),
-                         block_cost(head, *args), sum(op_time(o, *args, False) for o in core),
-                         rank_params(attn + mlp, t), rank_params(emb, t), rank_params(head, t),
-                         act, act / t, kv)
+            blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention)
+            hit = LayoutCosts(blocks, layer_params(self.spec, t, 2), layer_params(self.spec, t, 1),
+                              *activation_bytes(self.spec, t, c, mb))
             self._blocks[key] = hit
         return hit
 
-    def optimizer_s(self, params: float) -> float:
-        """The optimizer step over ``params`` parameters (memory-bound, as lowering charges it)."""
-        hit = self._opt.get(params)
+    def optimizer_s(self, params: float, shard: int) -> float:
+        """The optimizer step over ``params / shard`` parameters (memory-bound, as lowering charges it)."""
+        key = (params, shard)
+        hit = self._opt.get(key)
         if hit is None:
-            hit = self.cm.memory_time(self.opt_bytes * params, "copy") + OPTIMIZER_KERNELS * self.cm.kernel_overhead_s
-            self._opt[params] = hit
+            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard)[0]
         return hit
 
     # -- communication --------------------------------------------------------------------

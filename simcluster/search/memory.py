@@ -5,10 +5,8 @@ The simulator's summary takes, for every pipeline stage s, ``stage_memory`` with
 layers (all its model chunks), the embedding on the first stage, the logits on the last, and
 ``ceil(peak forward units in flight / v)`` microbatches, then the largest stage. Here:
 
-- microbatches in flight (the schedules' ``peak_in_flight``; ``tests/search`` checks these
-  against the schedules themselves): GPipe m; 1F1B and ZB-H1 min(p − s, m); interleaved
-  w + 1 (w when no steady state) with w = min(2(p − s − 1) + (v − 1)·p, m·v) warm-up units,
-  over v;
+- microbatches in flight: :func:`simcluster.plan.schedules.microbatches_in_flight`, the
+  count the simulator's summary uses;
 - only the stages that can hold the peak: the first, the last, and among the others the
   first stage of each distinct layer count (microbatches in flight never grow with s, and
   memory grows with both);
@@ -19,27 +17,14 @@ layers (all its model chunks), the embedding on the first stage, the logits on t
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
-from types import SimpleNamespace
-from typing import Any
 
 from simcluster.costs.memory import stage_memory
-from simcluster.lowering.partition import partition_layers
+from simcluster.plan.partition import partition_layers
+from simcluster.plan.schedules import microbatches_in_flight
+from simcluster.spec.workload import WorkloadSpec
 
 MARGIN = 1e-9  # relative: prune only above capacity × (1 + MARGIN)
-
-
-def in_flight(schedule: str, p: int, m: int, v: int, s: int) -> int:
-    """Microbatches whose activations stage ``s`` holds at its peak (as the summary counts them)."""
-    if schedule == "gpipe":
-        units = m
-    elif schedule == "interleaved":
-        warm = min(2 * (p - s - 1) + (v - 1) * p, m * v)
-        units = warm + 1 if m * v > warm else warm
-    else:  # 1f1b, zero-bubble (ZB-H1 keeps 1F1B's order of forward and backward passes)
-        units = min(p - s, m)
-    return math.ceil(units / v)
 
 
 @lru_cache(maxsize=4096)
@@ -77,11 +62,12 @@ def peak_stages(layers: int, p: int, v: int) -> tuple[tuple[int, int, bool, bool
 class MemoryModel:
     """Peak bytes per GPU of layouts of one workload."""
 
-    def __init__(self, spec: Any):
+    def __init__(self, spec: WorkloadSpec):
         self.model = spec.model
         self.training = spec.training
+        self.parallelism = spec.parallelism
         self.capacity = spec.cluster.device.memory_bytes
-        self._lines: dict[tuple, tuple[float, float]] = {}
+        self._lines: dict[tuple[int, int, int, bool, int, bool, str, int, int, bool, bool], tuple[float, float]] = {}
 
     def _line(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
               layers: int, emb: bool, logits: bool) -> tuple[float, float]:
@@ -89,10 +75,9 @@ class MemoryModel:
         key = (t, c, d * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits)
         hit = self._lines.get(key)
         if hit is None:
-            tr = SimpleNamespace(micro_batch=mb, precision=self.training.precision,
-                                 optimizer=self.training.optimizer, recompute=rc,
-                                 flash_attention=self.training.flash_attention)
-            par = SimpleNamespace(tensor=t, context=c, data=d, pipeline=p, sequence_parallel=sp, zero_stage=zero)
+            tr = self.training.model_copy(update={"micro_batch": mb, "recompute": rc})
+            par = self.parallelism.model_copy(update={"tensor": t, "context": c, "data": d, "pipeline": p,
+                                                      "sequence_parallel": sp, "zero_stage": zero})
             m0, m1 = (stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
                                    has_logits=logits, microbatches_in_flight=k).total for k in (0, 1))
             hit = (m0, m1 - m0)
@@ -105,7 +90,7 @@ class MemoryModel:
         best = 0.0
         for s, layers, emb, logits in peak_stages(self.model.layers, p, v):
             base, per = self._line(t, c, d, p, mb, sp, rc, zero, layers, emb, logits)
-            best = max(best, base + in_flight(schedule, p, m, v, s) * per)
+            best = max(best, base + microbatches_in_flight(schedule, p, m, v, s) * per)
         return best
 
     def fits(self, peak: float) -> bool:

@@ -6,7 +6,8 @@ and may override any of its keys (``intra_node`` / ``inter_node`` / a device map
 merged key by key) or give ``devices: N`` instead of ``nodes``.
 
 Instead of ``intra_node`` / ``inter_node`` a cluster may give every link itself in
-``graph`` (:class:`GraphSpec`; built and routed by :mod:`simcluster.topology.explicit`).
+``graph`` (:class:`GraphSpec`; checked by :mod:`simcluster.spec.graph`, built and routed by
+:mod:`simcluster.topology.explicit`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import simcluster
+from simcluster.catalogue import DEVICES, Device
 from simcluster.errors import Problem, SpecError
 from simcluster.registry import UnknownName
-from simcluster.spec.fields import STRICT, Bandwidth, Bytes, FabricName, FlopRate, PositiveInt, Seconds, registry
+from simcluster.spec.fields import STRICT, Bandwidth, Bytes, FabricName, FlopRate, PositiveInt, Seconds
+from simcluster.spec.graph import DEFAULT_CLASS, graph_gpu_count, graph_problems
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, load_yaml
-from simcluster.topology.devices import Device
-from simcluster.topology.explicit import DEFAULT_CLASS, graph_gpu_count, graph_problems
 
 #: Where preset cluster files live: ``topologies/`` next to the ``simcluster`` package.
 PRESETS_DIR = Path(simcluster.__file__).resolve().parent.parent / "topologies"
@@ -34,12 +35,13 @@ class DeviceMapping(BaseModel):
     """A device given by its figures instead of a catalogue name."""
 
     model_config = STRICT
-    name: str = "custom"
-    peak_flops: Annotated[FlopRate, Field(gt=0)]
-    peak_flops_fp32: Annotated[FlopRate, Field(gt=0)] | None = None  # default peak_flops / 16
-    memory: Annotated[Bytes, Field(gt=0)]
-    memory_bandwidth: Annotated[Bandwidth, Field(gt=0)]
-    vendor: str = "nvidia"
+    name: str = Field("custom", description="Shown in reports.")
+    peak_flops: Annotated[FlopRate, Field(gt=0)] = Field(description="Dense 16-bit tensor peak.")
+    peak_flops_fp32: Annotated[FlopRate, Field(gt=0)] | None = Field(
+        None, description="fp32 peak, used for precision fp32.", json_schema_extra={"default_doc": "peak_flops / 16"})
+    memory: Annotated[Bytes, Field(gt=0)] = Field(description="Memory capacity.")
+    memory_bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Memory bandwidth.")
+    vendor: str = Field("nvidia", description="Shown in reports and traces.")
 
     def to_device(self) -> Device:
         fp32 = self.peak_flops_fp32 if self.peak_flops_fp32 is not None else self.peak_flops / 16
@@ -52,7 +54,7 @@ def _to_device(value: Any) -> Any:
         return value
     if isinstance(value, str):
         try:
-            return registry("device").get(value)
+            return DEVICES.get(value)
         except UnknownName as exc:
             raise ValueError(str(exc)) from None
     if isinstance(value, dict):
@@ -66,23 +68,31 @@ class IntraNodeSpec(BaseModel):
     """The fabric between the GPUs of one node; bandwidth per GPU per direction."""
 
     model_config = STRICT
-    fabric: FabricName = "nvswitch"
-    bandwidth: Bandwidth = 0.0
-    latency: Seconds = 0.0
+    fabric: FabricName = Field("nvswitch", description="nvswitch, nvlink-mesh (DGX-1 hybrid cube-mesh), "
+                               "pcie, torus (TPU pods) or none (one GPU per node).")
+    bandwidth: Bandwidth = Field(0.0, description="Per GPU per direction; needed with more than one GPU "
+                                 "per node.")
+    latency: Seconds = Field(0.0, description="GPU to GPU through the fabric.")
 
 
 class InterNodeSpec(BaseModel):
     """The fabric between nodes: NICs into a fat tree / rail-optimized network, or a torus of links."""
 
     model_config = STRICT
-    fabric: FabricName = "fat-tree"
-    nics_per_node: PositiveInt = 1
-    nic_bandwidth: Bandwidth = 0.0  # per NIC per direction
-    latency: Seconds = 0.0
-    oversubscription: Annotated[float, Field(gt=0)] = 1.0
-    switch_radix: Annotated[int, Field(ge=2)] = 64
-    torus: list[PositiveInt] | None = None  # torus dimensions, e.g. [16, 16, 16]
-    link_bandwidth: Bandwidth | None = None  # per torus link per direction
+    fabric: FabricName = Field("fat-tree", description="fat-tree (two levels), rail-optimized (NIC j of "
+                               "every node on rail j's leaves), torus, or none (one node).")
+    nics_per_node: PositiveInt = Field(1, description="NICs per node; GPU l uses NIC "
+                                       "l × nics_per_node // gpus_per_node.")
+    nic_bandwidth: Bandwidth = Field(0.0, description="Per NIC per direction; needed with more than one "
+                                     "node.")
+    latency: Seconds = Field(0.0, description="GPU to GPU across nodes (torus: per hop).")
+    oversubscription: Annotated[float, Field(gt=0)] = Field(1.0, description="Leaf down/up port ratio; "
+                                                            "1 is non-blocking.")
+    switch_radix: Annotated[int, Field(ge=2)] = Field(64, description="Ports per leaf switch.")
+    torus: list[PositiveInt] | None = Field(None, description="Torus dimensions, e.g. [16, 16, 16]; "
+                                            "needed for fabric torus.")
+    link_bandwidth: Bandwidth | None = Field(None, description="Per torus link per direction.",
+                                             json_schema_extra={"default_doc": "nic_bandwidth"})
 
 
 class GraphLinkSpec(BaseModel):
@@ -92,11 +102,14 @@ class GraphLinkSpec(BaseModel):
     hidden_keys: ClassVar[tuple[str, ...]] = ("link_class",)
     extra_keys: ClassVar[tuple[str, ...]] = ("class",)
 
-    between: list[str]  # [a, b]: GPUs gpu<k> or names in graph.switches
-    bandwidth: Annotated[Bandwidth, Field(gt=0)]  # per direction
-    latency: Seconds = 0.0  # per link, per direction
-    link_class: Annotated[str, Field(min_length=1, alias="class")] = DEFAULT_CLASS
-    directed: bool = False  # true: between[0] -> between[1] only
+    between: list[str] = Field(description="The two vertices: GPUs gpu<k> (k = rank) or names in "
+                               "graph.switches.")
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Per direction.")
+    latency: Seconds = Field(0.0, description="Per link, per direction.")
+    link_class: Annotated[str, Field(min_length=1, alias="class")] = Field(
+        DEFAULT_CLASS, description="Names the link in the timeline; nvlink, pcie, nic, spine and torus run at "
+        "their calibrated share of bandwidth, any other class at the full figure.")
+    directed: bool = Field(False, description="true: between[0] -> between[1] only.")
 
     @field_validator("between")
     @classmethod
@@ -112,8 +125,8 @@ class GraphSpec(BaseModel):
     model_config = STRICT
     user_sections: ClassVar[dict[str, type[BaseModel]]] = {"links": GraphLinkSpec}
 
-    switches: list[str] = Field(default_factory=list)
-    links: list[GraphLinkSpec]
+    switches: list[str] = Field(default_factory=list, description="Every vertex that is not a GPU.")
+    links: list[GraphLinkSpec] = Field(description="The links (below).")
 
 
 class ClusterSpec(BaseModel):
@@ -123,25 +136,35 @@ class ClusterSpec(BaseModel):
     user_sections: ClassVar[dict[str, type[BaseModel]]] = {"device": DeviceMapping}
     hidden_keys: ClassVar[tuple[str, ...]] = ("source",)
 
-    name: str = "cluster"
+    name: str = Field("cluster", description="Shown in reports.",
+                      json_schema_extra={"default_doc": "the file's stem"})
     source: str = "<inline>"
-    device: Annotated[Device, BeforeValidator(_to_device)]
-    gpus_per_node: PositiveInt
-    nodes: PositiveInt = 1
-    intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec)
-    inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec)
-    price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = None
+    device: Annotated[Device, BeforeValidator(_to_device)] = Field(description="The accelerator: a "
+                                                                   "catalogue name or its figures.")
+    gpus_per_node: PositiveInt = Field(description="Accelerators per node (per host on a TPU pod).")
+    nodes: PositiveInt = Field(1, description="Nodes; a workload's cluster section usually sets it.")
+    intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec, description="Inside a node (below).")
+    inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec, description="Between nodes (below).")
+    price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Dollars per GPU-hour, for `search --objective cost`.")
     # heterogeneity (simulated with every rank explicit): GPU rank -> compute slowdown factor,
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
-    stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
-    degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="GPU rank → compute slowdown factor (1.5: 1.5× slower); "
+        "simulated with every GPU explicit.")
+    degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict, description="Link name as the timeline names it (gpu3->nvsw0) → share of its "
+        "bandwidth left.")
     # links out of service (explicit graphs only: routes go around them)
-    failed_links: list[str] = Field(default_factory=list)
+    failed_links: list[str] = Field(default_factory=list, description="Links out of service; explicit "
+                                    "graphs only (routes go around them).")
     # mixed devices: node index -> a device other than `device` (catalogue name or mapping)
     node_devices: dict[Annotated[int, Field(ge=0)], Annotated[Device, BeforeValidator(_to_device)]] = \
-        Field(default_factory=dict)
+        Field(default_factory=dict, description="Node index → a device other than `device`; its GPUs compute "
+              "in proportion to a layer's time on that device.")
     # an explicit graph instead of intra_node / inter_node (see GraphSpec)
-    graph: GraphSpec | None = None
+    graph: GraphSpec | None = Field(None, description="The links written out one by one, instead of "
+                                    "intra_node and inter_node (below).")
 
     @model_validator(mode="after")
     def _nodes_default_from_graph(self) -> "ClusterSpec":

@@ -1,16 +1,17 @@
-"""Field types shared by the spec models: quantities with units and names from registries.
+"""Field types shared by the spec models: quantities with units and names from the catalogue.
 
-Registries are imported when a value is checked, not when this module is imported, so
-that the packages owning them may import ``simcluster.spec`` without an import cycle.
+Names (schedules, fabrics, collective algorithms and ops) are checked against the leaf
+:mod:`simcluster.catalogue`, never against the packages that own what they stand for, so
+that spec/ imports nothing but the leaf modules.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
+from simcluster import catalogue
 from simcluster.units import parse_quantity
 
 #: Every spec model: unknown keys are errors; no silent str -> int or float -> int coercion.
@@ -27,35 +28,19 @@ Seconds = Annotated[float, _quantity("time")]
 FlopRate = Annotated[float, _quantity("flops_rate")]
 PositiveInt = Annotated[int, Field(gt=0)]
 
-_REGISTRIES = {
-    "schedule": ("simcluster.lowering.schedules", "SCHEDULES"),
-    "fabric": ("simcluster.topology.fabrics", "FABRICS"),
-    "algorithm": ("simcluster.collectives.algorithms", "ALGORITHMS"),
-    "device": ("simcluster.topology.devices", "DEVICES"),
-}
 
-
-def registry(kind: str):
-    """The registry for ``kind`` (schedule, fabric, algorithm, device), imported on first use."""
-    module, name = _REGISTRIES[kind]
-    return getattr(importlib.import_module(module), name)
-
-
-def registry_names(kind: str) -> list[str]:
-    """Known names in the ``kind`` registry."""
-    return registry(kind).names()
-
-
-def _check_name(kind: str):
+def _check_name(kind: str, names: tuple[str, ...], *, in_order: bool = False) -> AfterValidator:
+    """A validator: the value is one of ``names``, else the error lists them (sorted unless ``in_order``)."""
     def check(value: str) -> str:
-        reg = registry(kind)
-        if value not in reg:
-            raise ValueError(f"unknown {reg.kind} {value!r}; known: {', '.join(reg.names())}")
+        if value not in names:
+            known = names if in_order else sorted(names)
+            raise ValueError(f"unknown {kind} {value!r}; known: {', '.join(known)}")
         return value
 
     return AfterValidator(check)
 
 
-ScheduleName = Annotated[str, _check_name("schedule")]
-FabricName = Annotated[str, _check_name("fabric")]
-AlgorithmName = Annotated[str, _check_name("algorithm")]
+ScheduleName = Annotated[str, _check_name("schedule", catalogue.SCHEDULES)]
+FabricName = Annotated[str, _check_name("fabric", catalogue.FABRICS)]
+AlgorithmName = Annotated[str, _check_name("collective algorithm", catalogue.COLLECTIVE_ALGORITHMS)]
+OpName = Annotated[str, _check_name("collective", catalogue.COLLECTIVE_OPS, in_order=True)]

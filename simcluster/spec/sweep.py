@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticUndefined
 
 from simcluster.errors import Problem, SpecError
+from simcluster.spec.filters import Filter, compile_filter
 from simcluster.spec.overrides import SET_FILE, apply_overrides, parse_override
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
 from simcluster.spec.workload import WorkloadSpec, workload_from_data
@@ -58,13 +59,19 @@ class SweepSpec(BaseModel):
     """The sweep file as written (keys checked, values not yet applied to the workload)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str
-    base: str
-    set: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, NonEmptyList] = Field(default_factory=dict)
-    zip: list[Annotated[dict[str, NonEmptyList], Field(min_length=1)]] = Field(default_factory=list)
-    filters: list[str] = Field(default_factory=list)
-    rank_by: Literal["tokens_per_s", "mfu", "model_tflops_per_gpu", "iteration_time_s"] = "tokens_per_s"
+    name: str = Field(description="Output in reports/<name>/.", json_schema_extra={"default_doc": "the file's stem"})
+    base: str = Field(description="The workload file every point starts from, relative to this file.")
+    set: dict[str, Any] = Field(default_factory=dict, description="Dotted workload keys fixed for every point "
+                                "(null: the schema default).")
+    grid: dict[str, NonEmptyList] = Field(default_factory=dict, description="Dotted key → values; every "
+                                          "combination is a point, the last key varies fastest.")
+    zip: list[Annotated[dict[str, NonEmptyList], Field(min_length=1)]] = Field(
+        default_factory=list, description="Groups of keys whose equal-length lists vary together.")
+    filters: list[str] = Field(default_factory=list, description="Expressions over dotted keys; a point is "
+                               "kept when all hold (see docs/sweeps.md).")
+    rank_by: Literal["tokens_per_s", "mfu", "model_tflops_per_gpu", "iteration_time_s"] = Field(
+        "tokens_per_s", description="The summary figure that ranks the points (iteration_time_s: smallest "
+        "first).")
 
 
 @dataclass
@@ -75,7 +82,7 @@ class Sweep:
     file: str
     base_file: Path
     base_doc: YamlDoc
-    filters: list[Any] = field(default_factory=list)  # simcluster.sweep.filters.Filter, aligned with spec.filters
+    filters: list[Filter] = field(default_factory=list)  # compiled, aligned with spec.filters
     doc: YamlDoc | None = None
 
     @property
@@ -212,8 +219,6 @@ def _key_checks(data: dict[str, Any], file: str, doc: YamlDoc | None) -> list[Pr
 
 def _filter_checks(sweep: Sweep) -> list[Problem]:
     """Compile the filters; every key they read must have a value at every point."""
-    from simcluster.sweep.filters import compile_filter  # imported on use, as registries are
-
     problems: list[Problem] = []
     for i, text in enumerate(sweep.spec.filters):
         where = f"filters.{i}"

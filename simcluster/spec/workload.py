@@ -11,45 +11,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from simcluster.catalogue import COLLECTIVE_OPS, Optimizer, Precision, Recompute
 from simcluster.errors import Problem, SpecError
 from simcluster.spec.checks import check_workload
 from simcluster.spec.cluster import ClusterSpec, resolve_cluster
-from simcluster.spec.fields import STRICT, AlgorithmName, Bytes, PositiveInt, ScheduleName
+from simcluster.spec.fields import STRICT, AlgorithmName, Bytes, OpName, PositiveInt, ScheduleName
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
 from simcluster.spec.yamlio import load_yaml
-
-
-def _collective_ops() -> tuple[str, ...]:
-    from simcluster.collectives.algorithms import OPS
-
-    return tuple(OPS)
-
-
-def _check_op(value: str) -> str:
-    if value not in _collective_ops():
-        raise ValueError(f"unknown collective {value!r}; known: {', '.join(_collective_ops())}")
-    return value
-
-
-OpName = Annotated[str, AfterValidator(_check_op)]
 
 
 class ModelSpec(BaseModel):
     """A decoder-only transformer. ``ffn_hidden`` and ``kv_heads`` are filled in when omitted."""
 
     model_config = STRICT
-    layers: PositiveInt
-    hidden: PositiveInt
-    heads: PositiveInt
-    seq_len: PositiveInt
-    vocab: PositiveInt
-    ffn_hidden: PositiveInt | None = None  # default 4 * hidden
-    kv_heads: PositiveInt | None = None  # default heads; fewer = grouped-query attention
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    tied_embeddings: bool = True
+    layers: PositiveInt = Field(description="Transformer layers (decoder blocks).")
+    hidden: PositiveInt = Field(description="Hidden size h; heads must divide it.")
+    heads: PositiveInt = Field(description="Attention heads a; tensor must divide it.")
+    seq_len: PositiveInt = Field(description="Sequence length s in tokens.")
+    vocab: PositiveInt = Field(description="Vocabulary size V (embedding and logits).")
+    ffn_hidden: PositiveInt | None = Field(None, description="MLP inner size f; tensor must divide it.",
+                                           json_schema_extra={"default_doc": "4 × hidden"})
+    kv_heads: PositiveInt | None = Field(
+        None, description="Key/value heads; fewer than heads is grouped-query attention (must divide heads).",
+        json_schema_extra={"default_doc": "heads"})
+    mlp: Literal["gelu", "swiglu"] = Field("gelu", description="MLP kind: GeLU (two matrices) or SwiGLU "
+                                           "(gate and up projections, then down).")
+    tied_embeddings: bool = Field(True, description="The logits reuse the word embedding (first and last "
+                                  "stage then all-reduce its gradient); false adds V·h parameters.")
 
     @model_validator(mode="after")
     def _fill(self) -> "ModelSpec":
@@ -64,12 +55,16 @@ class TrainingSpec(BaseModel):
     """One training iteration: batch sizes, numeric precision, optimizer, recomputation."""
 
     model_config = STRICT
-    global_batch: PositiveInt
-    micro_batch: PositiveInt = 1
-    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
-    optimizer: Literal["adam", "sgd"] = "adam"
-    recompute: Literal["none", "selective", "full"] = "none"
-    flash_attention: bool = True
+    global_batch: PositiveInt = Field(description="Sequences per iteration; a multiple of micro_batch × data.")
+    micro_batch: PositiveInt = Field(1, description="Sequences per microbatch on one pipeline.")
+    precision: Precision = Field("bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
+                                 "(fp32 master weights and optimizer states).")
+    optimizer: Optimizer = Field("adam", description="Adam (two fp32 states per parameter) or SGD with "
+                                 "momentum (one).")
+    recompute: Recompute = Field("none", description="Activation recomputation: selective recomputes the "
+                                 "attention core, full the whole layer, before its backward.")
+    flash_attention: bool = Field(True, description="Fused attention kernel: the s² attention scores are "
+                                  "never stored.")
 
 
 class ParallelismSpec(BaseModel):
@@ -79,17 +74,27 @@ class ParallelismSpec(BaseModel):
     """
 
     model_config = STRICT
-    tensor: PositiveInt = 1
-    pipeline: PositiveInt = 1
-    data: PositiveInt | None = None
-    context: PositiveInt = 1
-    sequence_parallel: bool = False
-    virtual_stages: PositiveInt = 1
-    stage_layers: list[PositiveInt] | None = None
-    schedule: ScheduleName = "1f1b"
-    zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
-    overlap_grad_reduce: bool = True
-    grad_bucket_bytes: Annotated[Bytes, Field(gt=0)] = 25e6
+    tensor: PositiveInt = Field(1, description="Tensor-parallel degree t (Megatron column/row split).")
+    pipeline: PositiveInt = Field(1, description="Pipeline stages p; layers need not divide evenly.")
+    data: PositiveInt | None = Field(None, description="Data-parallel degree d.",
+                                     json_schema_extra={"default_doc": "GPUs / (tensor × pipeline × context)"})
+    context: PositiveInt = Field(1, description="Context-parallel degree c: the sequence split over c GPUs; "
+                                 "must divide seq_len.")
+    sequence_parallel: bool = Field(False, description="Megatron sequence parallelism inside the tensor group: "
+                                    "all-gather and reduce-scatter instead of all-reduce.")
+    virtual_stages: PositiveInt = Field(1, description="Model chunks per pipeline rank v; more than 1 selects "
+                                        "the interleaved schedule when none is given.")
+    stage_layers: list[PositiveInt] | None = Field(
+        None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers.",
+        json_schema_extra={"default_doc": "as even as possible"})
+    schedule: ScheduleName = Field("1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
+                                   "≥ 2 and microbatches a multiple of pipeline.")
+    zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(0, description="ZeRO sharding over data × context: "
+                                                          "1 optimizer states, 2 also gradients, 3 also weights.")
+    overlap_grad_reduce: bool = Field(True, description="Reduce each gradient bucket as soon as the last "
+                                      "microbatch's backward fills it; false: after the whole backward.")
+    grad_bucket_bytes: Annotated[Bytes, Field(gt=0)] = Field(25e6, description="Data-parallel gradient "
+                                                             "bucket size.")
 
     @model_validator(mode="after")
     def _interleave(self) -> "ParallelismSpec":
@@ -108,12 +113,17 @@ class SearchSpec(BaseModel):
     """Limits for ``python -m simcluster search`` (``run`` ignores this section); flags win over it."""
 
     model_config = STRICT
-    gpus: PositiveInt | None = None  # use at most this many GPUs (default: the cluster's)
-    min_gpus: PositiveInt | None = None  # and at least this many (default: more than half of gpus)
-    objective: Literal["throughput", "cost"] = "throughput"
-    top: PositiveInt = 10
-    max_simulations: PositiveInt | None = None
-    space: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    gpus: PositiveInt | None = Field(None, description="Use at most this many GPUs (more than the cluster "
+                                     "has grows it).", json_schema_extra={"default_doc": "the cluster's GPUs"})
+    min_gpus: PositiveInt | None = Field(None, description="Use at least this many GPUs.",
+                                         json_schema_extra={"default_doc": "more than half of gpus"})
+    objective: Literal["throughput", "cost"] = Field("throughput", description="Rank by tokens/s, or by "
+                                                     "tokens per dollar (needs cluster price_per_gpu_hour).")
+    top: PositiveInt = Field(10, description="Layouts to show, and the fewest to simulate.")
+    max_simulations: PositiveInt | None = Field(None, description="Simulate at most this many layouts from "
+                                                "the analytical ranking.", json_schema_extra={"default_doc": "64"})
+    space: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
+        default_factory=dict, description="The values to try per searched key (keys listed below).")
 
     @field_validator("space")
     @classmethod
@@ -137,19 +147,25 @@ class WorkloadSpec(BaseModel):
     model_config = STRICT
     hidden_keys: ClassVar[tuple[str, ...]] = ("source",)
 
-    name: str
+    name: str = Field(description="The run's name (reports/<name>/).",
+                      json_schema_extra={"default_doc": "the file's stem"})
     source: str = "<inline>"
-    model: ModelSpec
-    training: TrainingSpec
-    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
-    collectives: dict[OpName, AlgorithmName] = Field(default_factory=dict)
-    fidelity: Literal["auto", "symmetric", "full"] = "auto"
-    search: SearchSpec | None = None  # limits for `search`; not part of the simulated workload
-    cluster: ClusterSpec
+    model: ModelSpec = Field(description="The model (below).")
+    training: TrainingSpec = Field(description="How it is trained (below).")
+    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec,
+                                         description="How it is split over the GPUs (below).")
+    collectives: dict[OpName, AlgorithmName] = Field(
+        default_factory=dict, description="Algorithm per collective; auto picks per message size, as "
+        "NCCL's tuner does.", json_schema_extra={"default_doc": "`auto` for every collective"})
+    fidelity: Literal["auto", "symmetric", "full"] = Field(
+        "auto", description="symmetric simulates one GPU per pipeline stage, full every GPU; auto picks "
+        "symmetric unless the cluster is heterogeneous.")
+    search: SearchSpec | None = Field(None, description="Limits for `search`; `run` ignores them.")
+    cluster: ClusterSpec = Field(description="The cluster (below).")
 
     @model_validator(mode="after")
     def _resolve(self) -> "WorkloadSpec":
-        for op in _collective_ops():
+        for op in COLLECTIVE_OPS:
             self.collectives.setdefault(op, "auto")
         p = self.parallelism
         if p.data is None:

@@ -9,7 +9,6 @@ outcome = run_sweep(load_sweep("workloads/sweeps/toy-layouts.yaml"), Path("repor
 
 | module | concept |
 |---|---|
-| `filters.py` | safe boolean expressions over a point's dotted keys |
 | `grid.py` | the product of grid keys and zip groups, filtered, in a fixed order |
 | `store.py` | the durable store of finished points (JSON lines, fsync per line), keyed by config hash |
 | `worker.py` | one point in a worker process: simulate, return a plain record |
@@ -20,7 +19,8 @@ outcome = run_sweep(load_sweep("workloads/sweeps/toy-layouts.yaml"), Path("repor
 | `runner.py` | one sweep end to end |
 | `quick.py` | `run WORKLOAD --set key=a,b,c` |
 
-The sweep file itself is read by :mod:`simcluster.spec.sweep` (only spec/ reads YAML).
+The sweep file itself is read and checked by :mod:`simcluster.spec.sweep`, its filters compiled
+by :mod:`simcluster.spec.filters` (only spec/ reads YAML; spec/ never imports sweep/).
 """
 
 from simcluster.sweep.executors import DaskExecutor, LocalExecutor, MissingExtra, make_executor

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simcluster.errors import Problem, SpecError
-from simcluster.sweep.filters import FilterError
+from simcluster.spec.filters import FilterError
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping, Sequence
+
+from simcluster.topology.topology import Topology
 
 
-def degrade_links(topo: Any, fractions: Mapping[str, float]) -> None:
+def degrade_links(topo: Topology, fractions: Mapping[str, float]) -> None:
     """Scale the bandwidth of each named link by its fraction (0 < f <= 1), in place.
 
     Raises ValueError naming the unknown links, with examples of known names.
@@ -21,11 +23,10 @@ def degrade_links(topo: Any, fractions: Mapping[str, float]) -> None:
     for name, f in sorted(fractions.items()):
         bw[index[name]] *= f
     topo.link_bandwidth = bw
-    if hasattr(topo, "plan_cache"):
-        topo.plan_cache.clear()  # algorithm choices may depend on bandwidths
+    topo.plan_cache.clear()  # algorithm choices may depend on bandwidths
 
 
-def fail_links(topo: Any, names: list[str] | tuple[str, ...]) -> None:
+def fail_links(topo: Topology, names: Sequence[str]) -> None:
     """Take the named links out of service: routes go around them (explicit graphs only).
 
     Closed-form fabrics (NVSwitch, fat tree, rail, torus) route on fixed paths whose
@@ -43,12 +44,13 @@ def fail_links(topo: Any, names: list[str] | tuple[str, ...]) -> None:
     if unknown:
         raise ValueError(f"unknown link(s) {', '.join(sorted(unknown))}; links are named like "
                          f"{', '.join(topo.link_names[:4])}")
-    routers = {id(r): r for r in (topo._intra, topo._inter) if r is not None}
-    if not routers or not all(isinstance(r, ExplicitRouter) for r in routers.values()):
+    routers = [r for r in (topo._intra, topo._inter) if r is not None]
+    explicit = {id(r): r for r in routers if isinstance(r, ExplicitRouter)}
+    if not routers or len(explicit) < len({id(r) for r in routers}):
         raise ValueError("failed links need a cluster given as an explicit graph (closed-form fabrics "
                          "route on fixed paths; use degraded_links for a lost cable of a bundle)")
     dead = {index[n] for n in names}
-    for r in routers.values():
+    for r in explicit.values():
         r.adj = {v: [e for e in edges if e[1] not in dead] for v, edges in r.adj.items()}
         r._pred.clear()
     topo._routes.clear()

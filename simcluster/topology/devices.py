@@ -1,55 +1,12 @@
-"""The device catalogue: accelerators by name, with datasheet figures.
+"""The devices of a cluster: accelerators by name, with datasheet figures.
 
-Figures are dense (no sparsity) tensor-core peaks for 16-bit inputs with fp32
-accumulation, HBM capacity and bandwidth, each from the vendor's datasheet:
-
-- V100 SXM2 32 GB: NVIDIA Tesla V100 datasheet (2020): 125 TFLOP/s fp16 tensor,
-  15.7 TFLOP/s fp32, 900 GB/s HBM2.
-- A100 SXM4 40/80 GB: NVIDIA A100 datasheet (2021): 312 TFLOP/s bf16/fp16,
-  19.5 TFLOP/s fp32, 1,555 GB/s (40 GB) and 2,039 GB/s (80 GB).
-- H100 SXM5 80 GB: NVIDIA H100 datasheet (2023): 989 TFLOP/s bf16 dense,
-  67 TFLOP/s fp32, 3.35 TB/s HBM3.
-- H200 SXM 141 GB: NVIDIA H200 datasheet (2024): 989 TFLOP/s bf16 dense,
-  67 TFLOP/s fp32, 4.8 TB/s HBM3e.
-- TPU v3: Google Cloud TPU system architecture page: 123 TFLOP/s bf16 per chip,
-  32 GiB HBM per chip, 900 GB/s.
-- TPU v4: Jouppi et al., ISCA 2023, Table 2: 275 TFLOP/s bf16, 32 GiB HBM2,
-  1,200 GB/s.
+The figures (and their sources) live in the leaf :mod:`simcluster.catalogue`, which the
+spec package validates device names against; this module is the same registry under the
+name the topology package has always used, so there is one table, not two.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from simcluster.catalogue import DEVICES, Device
 
-from simcluster.registry import Registry
-
-GiB = 1024**3
-
-
-@dataclass(frozen=True)
-class Device:
-    """One accelerator's datasheet figures, SI units."""
-
-    name: str
-    peak_flops: float  # dense 16-bit tensor FLOP/s
-    peak_flops_fp32: float  # dense fp32 FLOP/s (non tensor core)
-    memory_bytes: float
-    memory_bandwidth: float  # bytes/s
-    vendor: str = "nvidia"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-DEVICES: Registry[Device] = Registry("device")
-
-for _d in (
-    Device("v100", 125e12, 15.7e12, 32 * GiB, 900e9),
-    Device("a100-40gb", 312e12, 19.5e12, 40 * GiB, 1555e9),
-    Device("a100-80gb", 312e12, 19.5e12, 80 * GiB, 2039e9),
-    Device("h100", 989e12, 67e12, 80 * GiB, 3.35e12),
-    Device("h200", 989e12, 67e12, 141e9, 4.8e12),
-    Device("tpu-v3", 123e12, 123e12 / 8, 32 * GiB, 900e9, vendor="google"),
-    Device("tpu-v4", 275e12, 275e12 / 8, 32 * GiB, 1200e9, vendor="google"),
-):
-    DEVICES.add(_d.name, _d)
+__all__ = ["DEVICES", "Device"]

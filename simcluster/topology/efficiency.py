@@ -14,17 +14,20 @@ How the factor is chosen (the calibration keys):
 
 - ``nvlink`` depends on the NVLink generation, i.e. on the GPU (device
   catalogue name). Calibration targets, NCCL all_reduce_perf busbw on one
-  8-GPU node: A100 NVLink3 ~230 of 300 GB/s per direction (0.767), H100/H200
-  NVLink4 ~370 of 450 GB/s (0.822), as quoted in issue 5 from NVIDIA's
-  published nccl-tests results. V100 NVLink2: no figure was calibrated here;
-  0.80 sits between the two measured generations (an estimate).
+  8-GPU node, as NCCL's maintainers state them: A100 NVLink3 ~230 of 300 GB/s
+  per direction (0.767; github.com/NVIDIA/nccl-tests/issues/149, 2023-07-05),
+  H100/H200 NVLink4 ~370 of 450 GB/s with the ring (0.822;
+  github.com/NVIDIA/nccl-tests/issues/212, 2024-05-06). V100 NVLink2: no figure
+  was calibrated here; 0.80 sits between the two measured generations (an estimate).
 - ``nic`` (NIC to leaf), ``spine`` (leaf to spine) and ``pcie`` (the GPU to
   NIC path, which runs at the NIC's rate in this model) depend on the
   InfiniBand generation, i.e. on the NIC line rate ``inter_node.nic_bandwidth``:
-  EDR 100 Gb/s and HDR 200 Gb/s ~24 of 25 GB/s (0.96), NDR 400 Gb/s 46-48 of
-  50 GB/s (0.94), the per-NIC figures NCCL reaches (issue 5; a DGX-1 with
-  4 x EDR reaches ~48 GB/s busbw across nodes = 4 x 12 GB/s, a DGX A100 with
-  8 x HDR ~192 GB/s = 8 x 24 GB/s). One factor for the three classes keeps
+  EDR 100 Gb/s ~12 of 12.5 GB/s and HDR 200 Gb/s ~24 of 25 GB/s (0.96), NDR
+  400 Gb/s 46-48 of 50 GB/s (0.94), the per-NIC busbw NCCL's maintainers quote
+  (EDR: a DGX-1 with 4 x EDR reaches ~48 GB/s, nccl-tests/issues/29, 2019-12-06;
+  HDR: ~24 GB/s per NIC, nccl/issues/412, 2023-04-24, and a DGX A100 with 8 x HDR
+  192 GB/s, nccl/issues/812, 2023-03-31; NDR: nccl-tests/issues/290, 2025-03-03;
+  all under github.com/NVIDIA). One factor for the three classes keeps
   a fat tree's oversubscription ratio exact and the GPU-NIC hop from
   becoming a spurious bottleneck.
 - ``pcie`` as an intra-node fabric (GPUs on a PCIe switch, no NVLink) uses
@@ -38,7 +41,9 @@ may override any class with its own mapping ``link_efficiency``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
+
+from simcluster.topology.cluster import Cluster
 
 #: Generic per-class factors, for devices and NICs the tables below do not know.
 GENERIC: dict[str, float] = {"nvlink": 0.80, "pcie": 0.96, "nic": 0.96, "spine": 0.96, "torus": 1.0}
@@ -81,11 +86,15 @@ def default_efficiency(device_name: str, nic_bandwidth: float | None) -> dict[st
     }
 
 
-def cluster_efficiency(cluster: Any, device_name: str) -> dict[str, float]:
-    """Defaults for ``cluster`` overridden by its own ``link_efficiency`` mapping, if any."""
-    inter = getattr(cluster, "inter_node", None)
-    out = default_efficiency(device_name, getattr(inter, "nic_bandwidth", None))
-    out.update(getattr(cluster, "link_efficiency", None) or {})
+def cluster_efficiency(cluster: Cluster, device_name: str) -> dict[str, float]:
+    """Defaults for ``cluster`` overridden by its own ``link_efficiency`` mapping, if any.
+
+    (``link_efficiency`` is optional: a ClusterSpec has no such field; a caller of
+    ``build_topology`` passes its overrides as ``efficiency``.)
+    """
+    out = default_efficiency(device_name, cluster.inter_node.nic_bandwidth)
+    overrides: Mapping[str, float] | None = getattr(cluster, "link_efficiency", None)
+    out.update(overrides or {})
     return out
 
 

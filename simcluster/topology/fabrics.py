@@ -11,15 +11,16 @@ no intra-node fabric (one GPU per node).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from simcluster.registry import Registry
+from simcluster.topology.cluster import Cluster
 from simcluster.topology.intra import build_nvlink_mesh, build_nvswitch, build_pcie
 from simcluster.topology.network import build_fat_tree, build_rail_optimized
 from simcluster.topology.topology import LinkTable, Router
 from simcluster.topology.torus import build_torus
 
-Builder = Callable[[Any, LinkTable], Router]
+Builder = Callable[[Cluster, LinkTable], Router]
 
 
 @dataclass(frozen=True)

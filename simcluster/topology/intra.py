@@ -12,8 +12,9 @@ every node, so routes are looked up from one per-node table.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
+from simcluster.topology.cluster import Cluster
 from simcluster.topology.topology import LinkTable
 
 # DGX-1 with V100 (hybrid cube-mesh): NVLink count between GPU pairs, from
@@ -39,7 +40,7 @@ class NodeTableRouter:
     node ``n``'s link id is ``bases[n] + local id``.
     """
 
-    def __init__(self, gpus_per_node: int, bases: list[int], local: dict[tuple[int, int], tuple[int, ...]]):
+    def __init__(self, gpus_per_node: int, bases: list[int], local: Mapping[tuple[int, int], tuple[int, ...]]):
         self.G = gpus_per_node
         self.bases = bases
         self.local = local
@@ -51,7 +52,7 @@ class NodeTableRouter:
         return tuple(base + i for i in self.local[(a, b)])
 
 
-def _switch(cluster: Any, links: LinkTable, prefix: str, cls: str) -> NodeTableRouter:
+def _switch(cluster: Cluster, links: LinkTable, prefix: str, cls: str) -> NodeTableRouter:
     """A star: each GPU has an up and a down link to its node's switch.
 
     Route a -> b: ``up(a), down(b)``; each link gets half the intra latency.
@@ -68,12 +69,12 @@ def _switch(cluster: Any, links: LinkTable, prefix: str, cls: str) -> NodeTableR
     return NodeTableRouter(G, bases, local)
 
 
-def build_nvswitch(cluster: Any, links: LinkTable) -> NodeTableRouter:
+def build_nvswitch(cluster: Cluster, links: LinkTable) -> NodeTableRouter:
     """NVSwitch (DGX-2, DGX A100/H100): a non-blocking switch ``nvsw<n>`` per node."""
     return _switch(cluster, links, "nvsw", "nvlink")
 
 
-def build_pcie(cluster: Any, links: LinkTable) -> NodeTableRouter:
+def build_pcie(cluster: Cluster, links: LinkTable) -> NodeTableRouter:
     """PCIe: one switch ``pcie<n>`` per node, each GPU on it at ``intra_node.bandwidth``."""
     return _switch(cluster, links, "pcie", "pcie")
 
@@ -85,7 +86,7 @@ def _mesh_pairs(G: int) -> dict[tuple[int, int], int]:
     return {(a, b): 1 for a in range(G) for b in range(a + 1, G)}
 
 
-def build_nvlink_mesh(cluster: Any, links: LinkTable) -> NodeTableRouter:
+def build_nvlink_mesh(cluster: Cluster, links: LinkTable) -> NodeTableRouter:
     """NVLink point-to-point mesh: the DGX-1 hybrid cube-mesh for 8 GPUs per node.
 
     A GPU's ``intra_node.bandwidth`` is split over its NVLinks: with ``k`` of a

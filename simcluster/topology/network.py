@@ -43,8 +43,8 @@ spine layer stands for the spine planes of a larger (three-level) tree.
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from simcluster.topology.cluster import Cluster
 from simcluster.topology.topology import LinkTable
 
 
@@ -111,15 +111,15 @@ def _placement(N: int, K: int, down: int, rails: bool) -> tuple[list[int], int]:
     return [n * q + j // down for n in range(N) for j in range(K)], down
 
 
-def _build(cluster: Any, links: LinkTable, rails: bool) -> SwitchedRouter:
+def _build(cluster: Cluster, links: LinkTable, rails: bool) -> SwitchedRouter:
     G, N = cluster.gpus_per_node, cluster.nodes
     net = cluster.inter_node
     K = int(net.nics_per_node)
     if K < 1:
         raise ValueError(f"inter_node.nics_per_node must be >= 1 for {net.fabric!r}, got {K}")
     bw, lat = net.nic_bandwidth, net.latency / 4
-    o = float(getattr(net, "oversubscription", 1.0) or 1.0)
-    radix = int(getattr(net, "switch_radix", 64) or 64)
+    o = float(net.oversubscription)
+    radix = int(net.switch_radix)
     down, _ = _ports(radix, o)
     total = N * K
 
@@ -155,11 +155,11 @@ def _build(cluster: Any, links: LinkTable, rails: bool) -> SwitchedRouter:
     return SwitchedRouter(G, K, gpu_nic, nic_gpu, nic_up, nic_down, nic_leaf, leaf_up, leaf_down)
 
 
-def build_fat_tree(cluster: Any, links: LinkTable) -> SwitchedRouter:
+def build_fat_tree(cluster: Cluster, links: LinkTable) -> SwitchedRouter:
     """Two-level fat tree: whole nodes fill leaves in node order, leaves connect to the spine layer."""
     return _build(cluster, links, rails=False)
 
 
-def build_rail_optimized(cluster: Any, links: LinkTable) -> SwitchedRouter:
+def build_rail_optimized(cluster: Cluster, links: LinkTable) -> SwitchedRouter:
     """Rail-optimized fat tree: NIC j of every node on rail j's leaves."""
     return _build(cluster, links, rails=True)

@@ -21,7 +21,7 @@ explicit graph may name its own (default ``link``).
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import networkx as nx
 
@@ -73,6 +73,17 @@ class Router(Protocol):
     def route(self, src: int, dst: int) -> tuple[int, ...]: ...
 
 
+@runtime_checkable
+class NicRouter(Router, Protocol):
+    """A router between nodes that sends through NICs (switched fabrics; not tori or explicit graphs)."""
+
+    def nic_of(self, gpu: int) -> int: ...
+
+
+#: Key of a memo in ``Topology.plan_cache``, owned by :mod:`simcluster.collectives`.
+PlanKey = tuple[object, ...]
+
+
 class Topology:
     """A cluster's links and routes.
 
@@ -108,6 +119,7 @@ class Topology:
         self._links = links
         self._intra = intra
         self._inter = inter
+        self._nic_of: Callable[[int], int] | None = inter.nic_of if isinstance(inter, NicRouter) else None
         self.efficiency: dict[str, float] = {**LINK_EFFICIENCY, **(efficiency or {})}
         self.link_raw_bandwidth: list[float] = links.bandwidth
         self.link_latency: list[float] = links.latency
@@ -119,7 +131,8 @@ class Topology:
             self.link_bandwidth = [b * eff.get(c, 1.0) for b, c in zip(links.bandwidth, links.cls)]
         self._routes: dict[tuple[int, int], tuple[int, ...]] = {}
         self._route_latency: dict[tuple[int, int], float] = {}
-        self.plan_cache: dict = {}  # used by simcluster.collectives.plan
+        # collective plans and ring orders, memoised by simcluster.collectives (which knows their types)
+        self.plan_cache: dict[PlanKey, object] = {}
 
     # ------------------------------------------------------------ structure
     @property
@@ -163,8 +176,7 @@ class Topology:
 
     def nic_of(self, gpu: int) -> int | None:
         """Global index (node * nics_per_node + j) of the NIC ``gpu`` sends through; None without NICs."""
-        nic = getattr(self._inter, "nic_of", None)
-        return None if nic is None else nic(gpu)
+        return None if self._nic_of is None else self._nic_of(gpu)
 
     # --------------------------------------------------------------- routes
     def route(self, src_gpu: int, dst_gpu: int) -> tuple[int, ...]:

@@ -23,8 +23,9 @@ number of dimensions (e.g. 256 chips of a 32x32 pod -> 16x16; 64 chips of a
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
+from simcluster.topology.cluster import Cluster
 from simcluster.topology.topology import LinkTable
 
 
@@ -96,17 +97,13 @@ class TorusRouter:
         return tuple(path)
 
 
-def build_torus(cluster: Any, links: LinkTable) -> TorusRouter:
+def build_torus(cluster: Cluster, links: LinkTable) -> TorusRouter:
     """Build the torus links of all chips; returns the router (its ``shape`` is the chosen shape)."""
     n = cluster.gpus_per_node * cluster.nodes
     net = cluster.inter_node
-    shape = torus_shape(n, getattr(net, "torus", None))
+    shape = torus_shape(n, net.torus)
     D = len(shape)
-    bw = (
-        getattr(net, "link_bandwidth", None)
-        or getattr(net, "nic_bandwidth", None)
-        or cluster.intra_node.bandwidth / (2 * D)
-    )
+    bw = net.link_bandwidth or net.nic_bandwidth or cluster.intra_node.bandwidth / (2 * D)
     lat = net.latency
     strides = [math.prod(shape[:d]) for d in range(D)]
     out = [-1] * (n * D * 2)

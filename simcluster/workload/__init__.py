@@ -1,6 +1,6 @@
-"""The operator graph of a decoder-only transformer (knows nothing of devices or time)."""
+"""The operators of a decoder-only transformer (knows nothing of devices or time)."""
 
-from simcluster.workload.graph import build_operator_graph, layer_ops, ops_in_order
-from simcluster.workload.ops import Op
+from simcluster.workload.graph import ModelOps, model_ops
+from simcluster.workload.ops import DTYPE_BYTES, Op
 
-__all__ = ["Op", "build_operator_graph", "layer_ops", "ops_in_order"]
+__all__ = ["DTYPE_BYTES", "ModelOps", "Op", "model_ops"]

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Bytes of one value of each training precision (the one table; 16-bit formats are 2 bytes).
+DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
+
 OP_KINDS = ("gemm", "attention", "norm", "elementwise", "embedding", "loss")
 TP_SHARDING = ("column", "row", "heads", "vocab", "replicated")
 
@@ -36,8 +39,6 @@ class Op:
     fwd_flops: float
     bwd_flops: float
     fwd_bytes: float  # bytes read + written by the forward kernel(s)
-    params: int  # parameters owned by the op (unsharded)
-    saved_bytes: float  # activation bytes saved for backward (unsharded)
     tp: str
     gemm: tuple[int, int, int] | None = None  # (M, N, K), unsharded
     attn: tuple[int, int, int, int] | None = None  # (batch, heads, seq, head_dim)

@@ -11,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from simcluster.cli import main
-from simcluster.commands.validate_published import load_suite
 from simcluster.spec import load_workload, validate_file
+from simcluster.validation.narayanan2021 import ROWS
 
-SUITE = load_suite()
 CHEAP = ("1.7b", "3.6b", "7.5b", "18.4b", "39.1b", "76.1b", "145.6b")
 
 
@@ -29,11 +33,13 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def test_the_suite_is_found():
-    assert SUITE is not None and len(SUITE.ROWS) == 10
+def test_the_suite_is_package_data():
+    assert len(ROWS) == 10 and all(row.path.is_file() for row in ROWS)
+    assert "simcluster/data/validation/narayanan2021/" in ROWS[0].path.as_posix()
+    assert [row.key for row in ROWS if row.scripted] == ["39.1b", "1008b"]
 
 
-@pytest.mark.parametrize("row", SUITE.ROWS, ids=lambda r: r.key)
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.key)
 def test_workload_files_match_table1(row):
     assert validate_file(str(row.path)) == []
     spec = load_workload(row.path)
@@ -73,3 +79,22 @@ def test_cheap_rows_within_ten_percent(tmp_path):
 def test_unknown_row_is_bad_input():
     rc, out, err = cli("validate-published", "--only", "1.7b,2t")
     assert rc == 2 and "unknown row 2t" in err and "Traceback" not in err
+
+
+def test_runs_from_a_copy_of_the_package_without_benchmarks(tmp_path):
+    """An installed copy has the package (and its package data) but no benchmarks/ folder."""
+    root = Path(__file__).resolve().parents[2]
+    site = tmp_path / "site"
+    shutil.copytree(root / "simcluster", site / "simcluster", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "topologies", site / "topologies")  # the presets, where spec/ looks for them
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = "import simcluster, sys; print(simcluster.__file__); sys.exit(0)"
+    where = subprocess.run([sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True)
+    assert where.stdout.strip() == str(site / "simcluster" / "__init__.py")
+    run = subprocess.run([sys.executable, "-m", "simcluster", "validate-published", "--only", "1.7b"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "| 1.7B | 32 | 1 | 1 | 32 | 1 | 512 | 16 | 137 |" in run.stdout and "PASS" in run.stdout
+    assert not (site / "benchmarks").exists()

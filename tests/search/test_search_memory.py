@@ -7,11 +7,12 @@ import random
 
 import pytest
 
-from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
+from simcluster.plan.schedules import SCHEDULES, peak_in_flight
 from simcluster.run import simulate_workload
 from simcluster.search.estimate import Estimator
 from simcluster.search.layout import Layout
-from simcluster.search.memory import in_flight, peak_stages, stage_layers
+from simcluster.plan.schedules import microbatches_in_flight as in_flight
+from simcluster.search.memory import peak_stages, stage_layers
 from simcluster.search.screen import screen
 from simcluster.search.space import enumerate_layouts, make_space
 from simcluster.spec import load_workload

@@ -6,7 +6,7 @@ import pytest
 
 from sweep_helpers import small_sweep
 from simcluster.errors import SpecError
-from simcluster.sweep.filters import FilterError, compile_filter
+from simcluster.spec.filters import FilterError, compile_filter
 from simcluster.sweep.grid import axes, expand, product_size
 
 GRID_ZIP = """\

@@ -20,7 +20,7 @@ from simcluster.spec import ClusterSpec, list_presets, load_cluster
 from simcluster.spec.cluster import preset_path
 from simcluster.topology import build_topology
 from simcluster.topology.efficiency import NVLINK_BY_DEVICE
-from simcluster.topology.explicit import graph_problems
+from simcluster.spec.graph import graph_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "topologies" / "examples" / "two-nodes-explicit.yaml"
@@ -31,10 +31,13 @@ def link(a, b, bw=100e9, lat=1e-6, **more):
 
 
 def cluster(links, switches=(), gpus_per_node=4, nodes=None, device="h100"):
-    """A duck-typed cluster (as build_topology reads it) around a graph of plain mappings."""
+    """A duck-typed cluster (as build_topology reads it) around a graph of plain mappings.
+
+    ``inter_node`` as a ClusterSpec's default (a graph has no NICs of its own: no line rate)."""
     graph = NS(switches=list(switches), links=list(links))
     m = 1 + max(int(v[3:]) for l in links for v in l["between"] if v.startswith("gpu"))
-    return NS(name="g", device=device, gpus_per_node=gpus_per_node, nodes=nodes or m // gpus_per_node, graph=graph)
+    return NS(name="g", device=device, gpus_per_node=gpus_per_node, nodes=nodes or m // gpus_per_node, graph=graph,
+              inter_node=NS(nic_bandwidth=0.0))
 
 
 def ring_of(n, bw=100e9, lat=1e-6):
@@ -224,7 +227,8 @@ def test_the_example_runs_end_to_end_through_the_cli(capsys, tmp_path):
                         "--max", "1GiB", "--algorithm", "ring")
     assert rc == 0, err
     busbw = float(out.splitlines()[3].split()[5])
-    assert busbw == pytest.approx(450 * NVLINK_BY_DEVICE["h100"], rel=0.02)  # one node's NVSwitch, as dgx-h100
+    # one node's NVSwitch, as dgx-h100: the ring's ~370 GB/s of NVLink4's 450 (NVIDIA/nccl-tests#212)
+    assert busbw == pytest.approx(370, rel=0.02)
 
     workload = tmp_path / "w.yaml"
     workload.write_text(

@@ -56,9 +56,9 @@ def test_preset_keys_and_figures(name):
     assert build_topology(c).num_gpus == c.gpus_per_node
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # per GPU per direction; sources cited at the top of each preset file
     "name, gpus, intra_bw, nics, nic_bw",
-    [
+    [  # NVLink2 6 x 25 GB/s, NVLink3 12 x 25, NVLink4 18 x 25; EDR 100, HDR 200, NDR 400 Gb/s per NIC
         ("dgx1-v100", 8, 150e9, 4, 100e9 / 8),
         ("dgx2-v100", 16, 150e9, 8, 100e9 / 8),
         ("dgx-a100-40gb", 8, 300e9, 8, 200e9 / 8),

@@ -27,12 +27,17 @@ Korthikanti et al. 2022 eq. 7).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from simcluster.costs.compute import ComputeModel
+from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
 
 # GPU-side gap between back-to-back kernels of a training loop (host ahead of the GPU).
 TRAINING_LOOP_KERNEL_GAP_S = 5e-6
+#: Optimizer step bytes per parameter: Adam reads fp32 master, gradient, m and v (16 B) and writes
+#: master, m, v and the 16-bit copy (14 B); SGD with momentum reads 12 B and writes 10 B.
+OPTIMIZER_BYTES = {"adam": 30.0, "sgd": 22.0}
+OPTIMIZER_KERNELS = 8  # multi-tensor kernels of one step, each paying the launch gap
 MEMORY_KIND = {"norm": "normalization", "elementwise": "elementwise", "embedding": "copy",
                "loss": "elementwise"}
 
@@ -57,6 +62,7 @@ def _shard(op: Op, t: int, sp: bool) -> int:
 
 def rank_gemm(op: Op, t: int, c: int) -> tuple[int, int, int]:
     """(M, N, K) of a GEMM on one rank: N/t column-parallel, K/t row-parallel, M/c context."""
+    assert op.gemm is not None
     M, N, K = op.gemm
     M = max(1, M // c)
     if op.tp in ("column", "vocab"):
@@ -66,7 +72,7 @@ def rank_gemm(op: Op, t: int, c: int) -> tuple[int, int, int]:
     return M, N, K
 
 
-def op_time(op: Op, cm: Any, t: int, c: int, sp: bool, flash: bool, backward: bool) -> float:
+def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, backward: bool) -> float:
     """Seconds one rank spends on ``op`` (forward, or backward when ``backward``)."""
     if op.kind == "gemm" and op.gemm is not None:
         M, N, K = rank_gemm(op, t, c)
@@ -86,7 +92,7 @@ def op_time(op: Op, cm: Any, t: int, c: int, sp: bool, flash: bool, backward: bo
     return cm.memory_time(nbytes, kind)
 
 
-def wgrad_time(op: Op, cm: Any, t: int, c: int) -> float:
+def wgrad_time(op: Op, cm: ComputeModel, t: int, c: int) -> float:
     """Seconds of the weight-gradient GEMM dWᵀ = dYᵀ·X inside ``op``'s backward (0 if none)."""
     if op.kind != "gemm" or op.gemm is None:
         return 0.0
@@ -101,7 +107,7 @@ def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
     return op.fwd_flops / (t * c), op.bwd_flops / (t * c)
 
 
-def block_cost(ops: list[Op], cm: Any, t: int, c: int, sp: bool, flash: bool) -> BlockCost:
+def block_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash: bool) -> BlockCost:
     """Sum of :func:`op_time` and :func:`op_flops` over a block's operators."""
     fs = bs = ff = bf = ws = wf = 0.0
     for op in ops:
@@ -116,6 +122,36 @@ def block_cost(ops: list[Op], cm: Any, t: int, c: int, sp: bool, flash: bool) ->
     return BlockCost(fs, bs, ff, bf, ws, wf)
 
 
-def rank_params(ops: list[Op], t: int) -> float:
-    """Parameters one tensor-parallel rank holds for ``ops`` (replicated ones in full)."""
-    return float(sum(op.params if op.tp == "replicated" else op.params / t for op in ops))
+@dataclass(frozen=True)
+class Blocks:
+    """Per-rank costs of one layer's halves, the embedding and the head, for one microbatch."""
+
+    attn: BlockCost
+    mlp: BlockCost
+    emb: BlockCost
+    head: BlockCost
+    core_rc_s: float  # selective recompute: the attention core's forward again
+    core_rc_flops: float
+
+    @property
+    def layer(self) -> BlockCost:
+        """A whole layer (attention and MLP halves)."""
+        a, m = self.attn, self.mlp
+        return BlockCost(a.fwd_s + m.fwd_s, a.bwd_s + m.bwd_s, a.fwd_flops + m.fwd_flops,
+                         a.bwd_flops + m.bwd_flops, a.wgrad_s + m.wgrad_s, a.wgrad_flops + m.wgrad_flops)
+
+
+def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool) -> Blocks:
+    """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout."""
+    attn = ops.block("attn")
+    core = [o for o in attn if o.kind == "attention"]
+    return Blocks(block_cost(list(attn), cm, t, c, sp, flash), block_cost(list(ops.block("mlp")), cm, t, c, sp, flash),
+                  block_cost(list(ops.embedding), cm, t, c, sp, flash), block_cost(list(ops.head), cm, t, c, sp, flash),
+                  sum(op_time(o, cm, t, c, sp, flash, False) for o in core),
+                  sum(o.fwd_flops for o in core) / (t * c))
+
+
+def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1) -> tuple[float, float]:
+    """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters."""
+    nbytes = OPTIMIZER_BYTES[optimizer] * params / shard
+    return cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s, nbytes

@@ -3,8 +3,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from simcluster.lowering.grid import RankGrid
-from simcluster.lowering.partition import partition_layers
+from simcluster.plan.grid import RankGrid
+from simcluster.plan.partition import partition_layers
 
 
 @given(st.integers(1, 200), st.integers(1, 16), st.integers(1, 4))

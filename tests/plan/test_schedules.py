@@ -2,7 +2,7 @@
 
 import pytest
 
-from simcluster.lowering.schedules import SCHEDULES, peak_in_flight
+from simcluster.plan.schedules import SCHEDULES, peak_in_flight
 from simcluster.registry import UnknownName
 
 

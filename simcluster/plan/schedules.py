@@ -142,7 +142,24 @@ def _zb_orders(p: int, m: int, times: tuple[float, float, float]) -> tuple[tuple
     return tuple(tuple(o) for o in orders)
 
 
-def peak_in_flight(order: list[Unit]) -> int:
+def microbatches_in_flight(schedule: str, p: int, m: int, v: int, s: int) -> int:
+    """Microbatches whose activations stage ``s`` holds at its peak: ⌈units in flight / v⌉.
+
+    Forward units in flight (:func:`peak_in_flight` of the schedule's order; a test checks
+    the two agree): GPipe m; 1F1B and ZB-H1 min(p − s, m); interleaved w + 1 (w when there
+    is no steady state) with w = min(2(p − s − 1) + (v − 1)·p, m·v) warm-up units.
+    """
+    if schedule == "gpipe":
+        units = m
+    elif schedule == "interleaved" or (schedule == "1f1b" and v > 1):
+        warm = min(2 * (p - s - 1) + (v - 1) * p, m * v)
+        units = warm + 1 if m * v > warm else warm
+    else:  # 1f1b, zero-bubble (ZB-H1 keeps 1F1B's order of forward and backward passes)
+        units = min(p - s, m)
+    return -(-units // v)
+
+
+def peak_in_flight(order: list[Unit] | tuple[Unit, ...]) -> int:
     """Most forward units whose activations are held at once (forwards not yet backwarded)."""
     held = peak = 0
     for kind, _, _ in order:

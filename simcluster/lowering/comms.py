@@ -1,0 +1,75 @@
+"""Who is simulated and which groups they talk in: the context lowering's builders share.
+
+``full`` fidelity simulates every GPU; ``symmetric`` one representative per pipeline stage
+(tp = cp = dp = 0), whose collectives are planned on the real topology for the real group,
+with the identical groups that run the same collective at the same moment loading the
+shared links through ``mirror_offsets`` (rank symmetry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simcluster.collectives import plan_collective
+from simcluster.collectives.transfer import Transfer
+from simcluster.lowering.chain import Group
+from simcluster.plan.grid import RankGrid
+from simcluster.topology.topology import Topology
+
+
+@dataclass
+class Comms:
+    """Members of each stage, their communication groups and the cached collective plans."""
+
+    grid: RankGrid
+    topo: Topology
+    full: bool
+    algorithms: dict[str, str]
+    ideal_network: bool = False
+    _plans: dict[tuple[str, tuple[int, ...], float, int], tuple[tuple[int, ...], tuple[Transfer, ...]]] = \
+        field(default_factory=dict)
+
+    @property
+    def multiplicity(self) -> int:
+        """Real GPUs a simulated rank stands for."""
+        return 1 if self.full else self.grid.per_stage
+
+    def members(self, s: int) -> list[tuple[int, ...]]:
+        """Chains of stage s: each a tuple of simulated ranks that run one unit together."""
+        g = self.grid
+        if not self.full:
+            return [(g.rank(pp=s),)]
+        return [tuple(g.rank(tp, cp, dp, s) for cp in range(g.c) for tp in range(g.t)) for dp in range(g.d)]
+
+    def stage_members(self, s: int) -> tuple[int, ...]:
+        """Every simulated rank of stage s."""
+        return tuple(r for chain in self.members(s) for r in chain)
+
+    def groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
+        """The collectives of kind ``tp``/``cp``/``dp`` that ``members`` take part in."""
+        g = self.grid
+        of = {"tp": g.tp_group, "cp": g.cp_group, "dp": g.dp_group}[kind]
+        if not self.full:
+            mirrors = {"tp": g.tp_mirror_offsets, "cp": g.cp_mirror_offsets, "dp": g.dp_mirror_offsets}[kind]()
+            return [((members[0],), of(members[0]), mirrors)]
+        seen: dict[tuple[int, ...], None] = {}
+        for r in members:
+            seen.setdefault(of(r))
+        return [(grp, grp, ()) for grp in seen]
+
+    def stage_mirrors(self) -> tuple[int, ...]:
+        """Mirror offsets of point-to-point traffic between stages."""
+        return () if self.full else self.grid.stage_mirror_offsets()
+
+    def plan(self, op: str, group: tuple[int, ...], nbytes: float, mirrors: tuple[int, ...]) -> tuple[Transfer, ...]:
+        """The transfers of one collective (cached; none on an ideal network or a group of one)."""
+        if self.ideal_network or len(group) < 2 or nbytes <= 0 or len(set(group)) < 2:
+            return ()
+        key = (op, group, nbytes, id(mirrors))  # mirror tuples come cached from the grid
+        hit = self._plans.get(key)
+        if hit is not None and hit[0] is mirrors:
+            return hit[1]
+        plan = plan_collective(op, group, nbytes, self.topo, algorithm=self.algorithms.get(op, "auto"),
+                               mirror_offsets=mirrors)
+        self._plans[key] = (mirrors, plan)
+        return plan

@@ -1,0 +1,216 @@
+"""The typed plan of one layout, built once from a workload: what every later stage reads.
+
+A :class:`Plan` holds the rank grid (Megatron-Core order, :mod:`simcluster.plan.grid`), the
+stage partition, each stage's schedule order and microbatches in flight, the per-rank
+block costs of one layer, the embedding and the head, the bytes each communication moves,
+the parameter counts (from :mod:`simcluster.costs.params`, the one source) and the steps
+of every pipeline unit (:mod:`simcluster.plan.steps`). Lowering turns it into tasks,
+metrics and the memory report read its counts, and the analytical screen sums its steps.
+
+Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 §4.2.2):
+
+- tensor-parallel collective buffer: b·(s/c)·h·dtype;
+- pipeline send: the same over t (scatter/gather over the tensor group);
+- K/V exchanged over the context ring per layer: 2·b·s·g·d·dtype / t;
+- gradients per parameter: 4 bytes (Megatron's fp32 ``main_grad``) or 2 under fp16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simcluster.costs import params as P
+from simcluster.costs.compute import ComputeModel
+from simcluster.costs.memory import MemoryBreakdown, stage_memory
+from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
+from simcluster.plan.grid import RankGrid
+from simcluster.plan.partition import partition_layers
+from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
+from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps
+from simcluster.spec.workload import WorkloadSpec
+from simcluster.topology.devices import Device
+from simcluster.workload import DTYPE_BYTES, model_ops
+
+
+def grad_bytes_per_param(precision: str) -> int:
+    """Gradient bytes reduced per parameter: Megatron keeps fp32 ``main_grad`` for bf16."""
+    return 2 if precision == "fp16" else 4
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameters one tensor-parallel rank holds (before ZeRO sharding)."""
+
+    layer: float  # one transformer layer
+    embedding: float  # word (vocab-parallel) and position embedding, first stage
+    head: float  # final layernorm and output projection, last stage
+    word_embedding: float  # the tied word embedding whose gradients the first and last stage sum
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A layout of one workload, ready to lower or to estimate (see the module docstring)."""
+
+    spec: WorkloadSpec
+    grid: RankGrid
+    m: int  # microbatches per pipeline
+    v: int  # model chunks per stage
+    chunks: list[list[int]]  # layers of chunk k = chunk·p + stage
+    schedule: str
+    blocks: Blocks
+    shape: UnitShape
+    params: Params
+    act_bytes: float
+    p2p_bytes: float
+    kv_bytes: float
+    dtype_bytes: int
+    grad_bytes: int
+    cm: ComputeModel = field(repr=False)  # the compute model the block costs came from
+    embedding_and_head: bool = True  # closed-form tests switch them off
+    orders: tuple[tuple[Unit, ...], ...] = field(default=(), repr=False)
+
+    # -- the layout -----------------------------------------------------------------------
+    @property
+    def t(self) -> int:
+        return self.grid.t
+
+    @property
+    def c(self) -> int:
+        return self.grid.c
+
+    @property
+    def d(self) -> int:
+        return self.grid.d
+
+    @property
+    def p(self) -> int:
+        return self.grid.p
+
+    @property
+    def K(self) -> int:
+        """Model chunks over all stages: p·v."""
+        return self.grid.p * self.v
+
+    @property
+    def zero(self) -> int:
+        return self.spec.parallelism.zero_stage
+
+    def stage_layers(self, s: int) -> int:
+        """Layers stage ``s`` holds over all its chunks."""
+        return sum(len(self.chunks[c * self.p + s]) for c in range(self.v))
+
+    def in_flight(self, s: int) -> int:
+        """Microbatches whose activations stage ``s`` holds at its peak."""
+        return microbatches_in_flight(self.schedule, self.p, self.m, self.v, s)
+
+    # -- units ----------------------------------------------------------------------------
+    def unit_steps(self, kind: str, k: int) -> list[tuple[int, Step]]:
+        """(key, step) of pass ``kind`` (F, B, W) of chunk ``k``.
+
+        The key is the step's layer, or :data:`EMBEDDING_GRADS` (−1) / :data:`HEAD_GRADS` (−2)
+        for the embedding's and the head's steps: the gradients' keys of :meth:`grads_produced`.
+        """
+        b, shape = self.blocks, self.shape
+        emb = self.embedding_and_head and k == 0
+        head = self.embedding_and_head and k == self.K - 1
+        out: list[tuple[int, Step]] = []
+        if kind == "F":
+            if emb:
+                out += [(EMBEDDING_GRADS, s) for s in embedding_steps("F", b, shape)]
+            for layer in self.chunks[k]:
+                out += [(layer, s) for s in layer_steps("F", b, shape)]
+            if head:
+                out += [(HEAD_GRADS, s) for s in head_steps("F", b, shape)]
+        elif kind == "B":
+            if head:
+                out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
+            for layer in reversed(self.chunks[k]):
+                out += [(layer, s) for s in layer_steps("B", b, shape)]
+            if emb:
+                out += [(EMBEDDING_GRADS, s) for s in embedding_steps("B", b, shape)]
+        else:
+            for layer in reversed(self.chunks[k]):
+                out += [(layer, s) for s in layer_steps("W", b, shape)]
+        return out
+
+    def grads_produced(self, s: int) -> list[tuple[int, float]]:
+        """(gradient key, parameters per rank) of stage ``s`` in the order backward produces them.
+
+        Keys: a layer's index, :data:`HEAD_GRADS` for the head, :data:`EMBEDDING_GRADS` for
+        the embedding.
+        """
+        out: list[tuple[int, float]] = []
+        for k in sorted((k for k in range(self.K) if k % self.p == s), reverse=True):
+            if k == self.K - 1 and self.embedding_and_head:
+                out.append((HEAD_GRADS, self.params.head))
+            out.extend((layer, self.params.layer) for layer in reversed(self.chunks[k]))
+            if k == 0 and self.embedding_and_head:
+                out.append((EMBEDDING_GRADS, self.params.embedding))
+        return out
+
+    def memory(self, s: int) -> MemoryBreakdown:
+        """Peak bytes one GPU of stage ``s`` holds (:func:`simcluster.costs.memory.stage_memory`)."""
+        sp = self.spec
+        return stage_memory(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
+                            has_embedding=s == 0, has_logits=s == self.p - 1,
+                            microbatches_in_flight=self.in_flight(s))
+
+    def stage_params(self, s: int) -> float:
+        """Parameters one GPU of stage ``s`` holds (tensor-parallel shard, before ZeRO)."""
+        return sum(pc for _, pc in self.grads_produced(s))
+
+
+def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
+    """:class:`Params` of a (tensor t, pipeline p) layout, from :mod:`simcluster.costs.params`."""
+    m = spec.model
+    return Params(P.layer_params(m, t), P.embedding_params(m, t),
+                  P.output_params(m, t, shares_embedding_stage=(p == 1)), m.vocab * m.hidden / t)
+
+
+def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tuple[float, float, float]:
+    """(tensor-parallel buffer, pipeline send, context-ring K/V) bytes per microbatch and layer."""
+    m = spec.model
+    dt = DTYPE_BYTES[spec.training.precision]
+    act = micro_batch * (m.seq_len // c) * m.hidden * dt
+    kv = 2 * micro_batch * m.seq_len * (m.kv_heads or m.heads) * (m.hidden // m.heads) * dt / t
+    return act, act / t, kv
+
+
+def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
+    """The compute model lowering and the screen use: a training loop's kernel gaps."""
+    return ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
+
+
+def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeModel | None = None,
+               embedding_and_head: bool = True) -> Plan:
+    """The plan of ``spec``'s layout (``device``: the cluster's unless given)."""
+    par, tr = spec.parallelism, spec.training
+    t, c, p, v = par.tensor, par.context, par.pipeline, par.virtual_stages
+    d = par.data or 1
+    grid = RankGrid(t, c, d, p)
+    cm = cm or compute_model(spec, device or spec.cluster.device)
+    blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention)
+    shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
+                      gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
+                      split_w=par.schedule == "zero-bubble")
+    act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
+    plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
+                par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
+                DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head)
+    object.__setattr__(plan, "orders", stage_orders(plan))
+    return plan
+
+
+def stage_orders(plan: Plan) -> tuple[tuple[Unit, ...], ...]:
+    """Every stage's order of passes; zero-bubble places its W passes by the passes' durations."""
+    sched = SCHEDULES.get(plan.schedule)
+    out = []
+    for s in range(plan.p):
+        if plan.shape.split_w:
+            layer = plan.blocks.layer
+            times = (layer.fwd_s, layer.bwd_s - layer.wgrad_s, layer.wgrad_s)
+            out.append(tuple(sched(plan.p, plan.m, plan.v, s, times=times)))  # type: ignore[call-arg]
+        else:
+            out.append(tuple(sched(plan.p, plan.m, plan.v, s)))
+    return tuple(out)
+

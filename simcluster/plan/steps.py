@@ -1,0 +1,158 @@
+"""A pipeline unit declared as data: the ordered steps of one forward, backward or W pass.
+
+One layer's forward (F) and backward (B) pass, per rank and microbatch, is a short list
+of :class:`Step` s. Lowering turns each step into tasks (:mod:`simcluster.lowering.lower`);
+the analytical screen sums the same steps in closed form (:mod:`simcluster.search.estimate`).
+Nothing else in the code decides which collectives a layer runs.
+
+Per layer (Shoeybi et al. 2019 §3; Korthikanti et al. 2022 §4.2.2, §5; Narayanan et al.
+2021 §3.5; Liu et al. 2023; Rajbhandari et al. 2020; Qi et al. 2023):
+
+- a *block* (the attention half, the MLP half) is: with sequence parallelism a
+  tensor-parallel all-gather before it; with context parallelism the K/V ring exchange
+  beside the attention block; the compute; then a tensor-parallel all-reduce (a
+  reduce-scatter with sequence parallelism). The tensor-parallel collectives block the
+  compute stream, as Megatron runs them;
+- F: ZeRO-3 gathers the layer's weights, then the attention and MLP blocks;
+- B: ZeRO-3 gathers again; full recompute runs both forward blocks again (``rc.``);
+  the MLP block's backward; selective recompute runs the attention core again; the
+  attention block's backward, which produces the layer's gradients; ZeRO ≥ 2
+  reduce-scatters them;
+- zero-bubble (ZB-H1) moves the weight-gradient GEMMs out of B into a W pass per layer.
+
+The first chunk adds the embedding (F: compute, then the tensor-parallel reduction of its
+vocab-parallel output; B: an all-gather with sequence parallelism, then the compute), the
+last chunk the head (F: an all-gather with sequence parallelism, then the logits and loss;
+B: the compute, then a reduce-scatter with sequence parallelism).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simcluster.plan.costing import BlockCost, Blocks
+
+StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads"]
+
+#: Gradient keys of the embedding and the head (layers use their index).
+EMBEDDING_GRADS, HEAD_GRADS = -1, -2
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a pipeline unit on one rank.
+
+    ``what``: ``compute`` (on the compute stream), ``tp`` (a tensor-parallel collective of
+    the activation buffer, blocking the compute stream), ``ring`` (the context-parallel K/V
+    exchange, beside the next compute), ``gather`` (ZeRO-3's all-gather of the layer's
+    weights, on the data-parallel stream), ``reduce_grads`` (ZeRO ≥ 2's reduce-scatter of
+    the layer's gradients, on the data-parallel stream).
+    """
+
+    what: StepKind
+    name: str  # task name without the layer, e.g. "fwd.attn"
+    phase: str  # forward | backward | recompute | weight_grad (compute steps)
+    seconds: float = 0.0  # compute steps
+    flops: float = 0.0
+    op: str = ""  # collective steps: all_reduce | all_gather | reduce_scatter
+    block: bool = False  # a layer block's compute (ZeRO-3 prefetch counts these)
+    waits_params: bool = False  # starts after this layer's ZeRO-3 gather
+    grads: bool = False  # produces the layer's gradients
+    tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
+
+
+@dataclass(frozen=True)
+class UnitShape:
+    """What decides a unit's steps besides the block costs."""
+
+    tp: bool  # tensor parallel (t > 1)
+    sp: bool  # sequence parallel
+    cp: bool  # context parallel (c > 1)
+    recompute: str  # none | selective | full
+    gather: bool  # ZeRO-3 with data parallelism
+    reduce_grads: bool  # ZeRO >= 2 with data parallelism
+    split_w: bool  # zero-bubble: weight gradients in W passes
+
+
+def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
+           waits: bool = False) -> list[Step]:
+    out: list[Step] = []
+    if shape.tp and shape.sp:
+        out.append(Step("tp", name, phase, op="all_gather", tag=name))
+    if attn and shape.cp:
+        out.append(Step("ring", name, phase, op="all_gather" if fwd else "reduce_scatter"))
+    out.append(Step("compute", name, phase, secs, flops, block=True, waits_params=waits))
+    if shape.tp:
+        out.append(Step("tp", name, phase, op="reduce_scatter" if shape.sp else "all_reduce", tag=name))
+    return out
+
+
+def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
+    """The steps of one layer in a pass of ``kind`` F, B or W."""
+    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather")] if shape.gather else []
+    reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
+        if shape.reduce_grads else []
+    if kind == "F":
+        return tuple(gather + _block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
+                                     waits=shape.gather)
+                     + _block(shape, "fwd.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "forward", False, True))
+    if kind == "W":
+        w = b.layer
+        return (Step("compute", "wgrad", "weight_grad", w.wgrad_s, w.wgrad_flops, grads=True), *reduce)
+    mlp, attn = _backward(b.mlp, shape.split_w), _backward(b.attn, shape.split_w)
+    out = list(gather)
+    waits = shape.gather
+    if shape.recompute == "full":
+        out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
+        out += _block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
+        waits = False
+    out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits)
+    if shape.recompute == "selective":
+        out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
+    attn_steps = _block(shape, "bwd.attn", *attn, "backward", True, False)
+    if not shape.split_w:
+        i = next(i for i, s in enumerate(attn_steps) if s.what == "compute")
+        s = attn_steps[i]
+        attn_steps[i] = Step(s.what, s.name, s.phase, s.seconds, s.flops, block=True, grads=True)
+        attn_steps += reduce  # ZeRO >= 2: reduce-scatter what that compute produced
+    out += attn_steps
+    return tuple(out)
+
+
+def _backward(c: BlockCost, split_w: bool) -> tuple[float, float]:
+    """(seconds, FLOPs) of a block's backward pass; without the weight gradients under ZB-H1."""
+    if split_w:
+        return c.bwd_s - c.wgrad_s, c.bwd_flops - c.wgrad_flops
+    return c.bwd_s, c.bwd_flops
+
+
+def embedding_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
+    """The first chunk's embedding steps, before its layers (F) or after them (B)."""
+    if kind == "F":
+        out = [Step("compute", "fwd.embedding", "forward", b.emb.fwd_s, b.emb.fwd_flops)]
+        if shape.tp:
+            out.append(Step("tp", "fwd.embedding", "forward", op="reduce_scatter" if shape.sp else "all_reduce",
+                            tag="embedding"))
+        return tuple(out)
+    if kind == "B":
+        out = [Step("tp", "bwd.embedding", "backward", op="all_gather", tag="embedding")] \
+            if shape.tp and shape.sp else []
+        out.append(Step("compute", "bwd.embedding", "backward", b.emb.bwd_s, b.emb.bwd_flops, grads=True))
+        return tuple(out)
+    return ()
+
+
+def head_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
+    """The last chunk's head steps (logits and loss), after its layers (F) or before them (B)."""
+    tp_sp = shape.tp and shape.sp
+    if kind == "F":
+        out = [Step("tp", "fwd.head", "forward", op="all_gather", tag="head")] if tp_sp else []
+        out.append(Step("compute", "fwd.head", "forward", b.head.fwd_s, b.head.fwd_flops))
+        return tuple(out)
+    if kind == "B":
+        out = [Step("compute", "bwd.head", "backward", b.head.bwd_s, b.head.bwd_flops, grads=True)]
+        if tp_sp:
+            out.append(Step("tp", "bwd.head", "backward", op="reduce_scatter", tag="head"))
+        return tuple(out)
+    return ()
