@@ -3,7 +3,9 @@
 The list of checked packages lives there alone (add a package once it passes); the settings
 (strict, networkx without stubs) too. tests/typing_interfaces.py is checked with them: the
 spec models and the topology against the Protocols of the packages that receive them.
-Cold, mypy takes ~15 s on two cores; with its cache (``.mypy_cache/``) ~2 s.
+Cold (no ``.mypy_cache/``), mypy takes ~10 s on two cores for the 69 files declared now, and the
+interpreter spends about as long again freeing mypy's objects when the session ends; with the
+cache the test takes about 1 s.
 """
 
 from __future__ import annotations

@@ -32,17 +32,20 @@ SINGLE_CHUNK_SCHEDULES = ("gpipe", "1f1b", "zero-bubble")
 
 def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
     m, t = spec.model, spec.parallelism.tensor
+    # filled in by ModelSpec's validator, so never None here
+    kv = m.kv_heads if m.kv_heads is not None else m.heads
+    ffn = m.ffn_hidden if m.ffn_hidden is not None else 4 * m.hidden
     found: list[Finding] = []
     if m.hidden % m.heads:
         found.append(Finding("model.heads", f"heads {m.heads} does not divide hidden {m.hidden}", ("model.hidden",)))
-    if m.heads % m.kv_heads:
-        found.append(Finding("model.kv_heads", f"kv_heads {m.kv_heads} does not divide heads {m.heads}", ("model.heads",)))
+    if m.heads % kv:
+        found.append(Finding("model.kv_heads", f"kv_heads {kv} does not divide heads {m.heads}", ("model.heads",)))
     if m.heads % t:
         found.append(Finding("parallelism.tensor", f"tensor {t} does not divide heads {m.heads}", ("model.heads",)))
-    if m.kv_heads % t and m.kv_heads != m.heads:
-        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide kv_heads {m.kv_heads}", ("model.kv_heads",)))
-    if m.ffn_hidden % t:
-        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide ffn_hidden {m.ffn_hidden}", ("model.ffn_hidden",)))
+    if kv % t and kv != m.heads:
+        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide kv_heads {kv}", ("model.kv_heads",)))
+    if ffn % t:
+        found.append(Finding("parallelism.tensor", f"tensor {t} does not divide ffn_hidden {ffn}", ("model.ffn_hidden",)))
     return found
 
 

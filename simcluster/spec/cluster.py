@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, Callable, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -35,13 +35,13 @@ class DeviceMapping(BaseModel):
     """A device given by its figures instead of a catalogue name."""
 
     model_config = STRICT
-    name: str = Field("custom", description="Shown in reports.")
+    name: str = Field(default="custom", description="Shown in reports.")
     peak_flops: Annotated[FlopRate, Field(gt=0)] = Field(description="Dense 16-bit tensor peak.")
     peak_flops_fp32: Annotated[FlopRate, Field(gt=0)] | None = Field(
-        None, description="fp32 peak, used for precision fp32.", json_schema_extra={"default_doc": "peak_flops / 16"})
+        default=None, description="fp32 peak, used for precision fp32.", json_schema_extra={"default_doc": "peak_flops / 16"})
     memory: Annotated[Bytes, Field(gt=0)] = Field(description="Memory capacity.")
     memory_bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Memory bandwidth.")
-    vendor: str = Field("nvidia", description="Shown in reports and traces.")
+    vendor: str = Field(default="nvidia", description="Shown in reports and traces.")
 
     def to_device(self) -> Device:
         fp32 = self.peak_flops_fp32 if self.peak_flops_fp32 is not None else self.peak_flops / 16
@@ -68,30 +68,30 @@ class IntraNodeSpec(BaseModel):
     """The fabric between the GPUs of one node; bandwidth per GPU per direction."""
 
     model_config = STRICT
-    fabric: FabricName = Field("nvswitch", description="nvswitch, nvlink-mesh (DGX-1 hybrid cube-mesh), "
+    fabric: FabricName = Field(default="nvswitch", description="nvswitch, nvlink-mesh (DGX-1 hybrid cube-mesh), "
                                "pcie, torus (TPU pods) or none (one GPU per node).")
-    bandwidth: Bandwidth = Field(0.0, description="Per GPU per direction; needed with more than one GPU "
+    bandwidth: Bandwidth = Field(default=0.0, description="Per GPU per direction; needed with more than one GPU "
                                  "per node.")
-    latency: Seconds = Field(0.0, description="GPU to GPU through the fabric.")
+    latency: Seconds = Field(default=0.0, description="GPU to GPU through the fabric.")
 
 
 class InterNodeSpec(BaseModel):
     """The fabric between nodes: NICs into a fat tree / rail-optimized network, or a torus of links."""
 
     model_config = STRICT
-    fabric: FabricName = Field("fat-tree", description="fat-tree (two levels), rail-optimized (NIC j of "
+    fabric: FabricName = Field(default="fat-tree", description="fat-tree (two levels), rail-optimized (NIC j of "
                                "every node on rail j's leaves), torus, or none (one node).")
-    nics_per_node: PositiveInt = Field(1, description="NICs per node; GPU l uses NIC "
+    nics_per_node: PositiveInt = Field(default=1, description="NICs per node; GPU l uses NIC "
                                        "l × nics_per_node // gpus_per_node.")
-    nic_bandwidth: Bandwidth = Field(0.0, description="Per NIC per direction; needed with more than one "
+    nic_bandwidth: Bandwidth = Field(default=0.0, description="Per NIC per direction; needed with more than one "
                                      "node.")
-    latency: Seconds = Field(0.0, description="GPU to GPU across nodes (torus: per hop).")
-    oversubscription: Annotated[float, Field(gt=0)] = Field(1.0, description="Leaf down/up port ratio; "
+    latency: Seconds = Field(default=0.0, description="GPU to GPU across nodes (torus: per hop).")
+    oversubscription: Annotated[float, Field(gt=0)] = Field(default=1.0, description="Leaf down/up port ratio; "
                                                             "1 is non-blocking.")
-    switch_radix: Annotated[int, Field(ge=2)] = Field(64, description="Ports per leaf switch.")
-    torus: list[PositiveInt] | None = Field(None, description="Torus dimensions, e.g. [16, 16, 16]; "
+    switch_radix: Annotated[int, Field(ge=2)] = Field(default=64, description="Ports per leaf switch.")
+    torus: list[PositiveInt] | None = Field(default=None, description="Torus dimensions, e.g. [16, 16, 16]; "
                                             "needed for fabric torus.")
-    link_bandwidth: Bandwidth | None = Field(None, description="Per torus link per direction.",
+    link_bandwidth: Bandwidth | None = Field(default=None, description="Per torus link per direction.",
                                              json_schema_extra={"default_doc": "nic_bandwidth"})
 
 
@@ -105,11 +105,11 @@ class GraphLinkSpec(BaseModel):
     between: list[str] = Field(description="The two vertices: GPUs gpu<k> (k = rank) or names in "
                                "graph.switches.")
     bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Per direction.")
-    latency: Seconds = Field(0.0, description="Per link, per direction.")
+    latency: Seconds = Field(default=0.0, description="Per link, per direction.")
     link_class: Annotated[str, Field(min_length=1, alias="class")] = Field(
-        DEFAULT_CLASS, description="Names the link in the timeline; nvlink, pcie, nic, spine and torus run at "
+        default=DEFAULT_CLASS, description="Names the link in the timeline; nvlink, pcie, nic, spine and torus run at "
         "their calibrated share of bandwidth, any other class at the full figure.")
-    directed: bool = Field(False, description="true: between[0] -> between[1] only.")
+    directed: bool = Field(default=False, description="true: between[0] -> between[1] only.")
 
     @field_validator("between")
     @classmethod
@@ -136,17 +136,17 @@ class ClusterSpec(BaseModel):
     user_sections: ClassVar[dict[str, type[BaseModel]]] = {"device": DeviceMapping}
     hidden_keys: ClassVar[tuple[str, ...]] = ("source",)
 
-    name: str = Field("cluster", description="Shown in reports.",
+    name: str = Field(default="cluster", description="Shown in reports.",
                       json_schema_extra={"default_doc": "the file's stem"})
     source: str = "<inline>"
     device: Annotated[Device, BeforeValidator(_to_device)] = Field(description="The accelerator: a "
                                                                    "catalogue name or its figures.")
     gpus_per_node: PositiveInt = Field(description="Accelerators per node (per host on a TPU pod).")
-    nodes: PositiveInt = Field(1, description="Nodes; a workload's cluster section usually sets it.")
+    nodes: PositiveInt = Field(default=1, description="Nodes; a workload's cluster section usually sets it.")
     intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec, description="Inside a node (below).")
     inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec, description="Between nodes (below).")
     price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = Field(
-        None, description="Dollars per GPU-hour, for `search --objective cost`.")
+        default=None, description="Dollars per GPU-hour, for `search --objective cost`.")
     # heterogeneity (simulated with every rank explicit): GPU rank -> compute slowdown factor,
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
     stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(
@@ -163,7 +163,7 @@ class ClusterSpec(BaseModel):
         Field(default_factory=dict, description="Node index → a device other than `device`; its GPUs compute "
               "in proportion to a layer's time on that device.")
     # an explicit graph instead of intra_node / inter_node (see GraphSpec)
-    graph: GraphSpec | None = Field(None, description="The links written out one by one, instead of "
+    graph: GraphSpec | None = Field(default=None, description="The links written out one by one, instead of "
                                     "intra_node and inter_node (below).")
 
     @model_validator(mode="after")
@@ -287,7 +287,12 @@ def _section_keys(path: tuple[str, ...]) -> list[str] | None:
     return known_keys(ClusterSpec, tuple(p for p in path if not p.isdigit()))
 
 
-def _validate(data: dict[str, Any], locate, known=None, skip=lambda k: False) -> tuple[ClusterSpec | None, list[Problem]]:
+def _validate(
+    data: dict[str, Any],
+    locate: Callable[[str], tuple[str, int | None, str]],
+    known: Callable[[tuple[str, ...]], list[str] | None] | None = None,
+    skip: Callable[[str], bool] = lambda k: False,
+) -> tuple[ClusterSpec | None, list[Problem]]:
     """Validate a merged cluster mapping; problems located by ``locate``."""
     known = known or (lambda loc: _section_keys(loc[:-1]))
     try:

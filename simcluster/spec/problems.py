@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from simcluster.errors import Problem
 from simcluster.spec.overrides import SET_FILE
@@ -92,7 +93,7 @@ def known_keys(model: type[BaseModel], path: tuple[str, ...]) -> list[str] | Non
     return sorted([k for k in current.model_fields if k not in hidden] + extra)
 
 
-def _reason(error: dict[str, Any], known: list[str] | None) -> str:
+def _reason(error: ErrorDetails, known: list[str] | None) -> str:
     kind, msg, value = error["type"], error["msg"], error.get("input")
     if kind == "extra_forbidden":
         return "unknown key" + (f"; known keys: {', '.join(known)}" if known else "")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from annotated_types import Ge, Gt, Le, Lt, MinLen
 from pydantic import BaseModel
@@ -106,7 +107,7 @@ def _optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _type(annotation: Any, metadata: list[Any] = ()) -> tuple[str, str]:
+def _type(annotation: Any, metadata: Sequence[Any] = ()) -> tuple[str, str]:
     """``(type as prose, SI unit or "")`` of an annotation."""
     annotation, nullable = _optional(annotation)
     base, meta = _metadata(annotation, list(metadata))
@@ -175,7 +176,8 @@ def _default(info: FieldInfo, unit: str) -> str:
     if "default_doc" in extra:
         return str(extra["default_doc"])
     if info.default_factory is not None:
-        value = info.default_factory()
+        # no model here uses a factory that takes the validated data
+        value = cast(Callable[[], Any], info.default_factory)()
         if isinstance(value, BaseModel):
             return "see below"
         return _code(value if value else ("{}" if isinstance(value, dict) else "[]"))

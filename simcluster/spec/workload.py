@@ -9,6 +9,7 @@ found are raised together in one :class:`~simcluster.errors.SpecError`.
 from __future__ import annotations
 
 from pathlib import Path
+from types import GenericAlias
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -20,7 +21,7 @@ from simcluster.spec.cluster import ClusterSpec, resolve_cluster
 from simcluster.spec.fields import STRICT, AlgorithmName, Bytes, OpName, PositiveInt, ScheduleName
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
-from simcluster.spec.yamlio import load_yaml
+from simcluster.spec.yamlio import YamlDoc, load_yaml
 
 
 class ModelSpec(BaseModel):
@@ -32,14 +33,14 @@ class ModelSpec(BaseModel):
     heads: PositiveInt = Field(description="Attention heads a; tensor must divide it.")
     seq_len: PositiveInt = Field(description="Sequence length s in tokens.")
     vocab: PositiveInt = Field(description="Vocabulary size V (embedding and logits).")
-    ffn_hidden: PositiveInt | None = Field(None, description="MLP inner size f; tensor must divide it.",
+    ffn_hidden: PositiveInt | None = Field(default=None, description="MLP inner size f; tensor must divide it.",
                                            json_schema_extra={"default_doc": "4 × hidden"})
     kv_heads: PositiveInt | None = Field(
-        None, description="Key/value heads; fewer than heads is grouped-query attention (must divide heads).",
+        default=None, description="Key/value heads; fewer than heads is grouped-query attention (must divide heads).",
         json_schema_extra={"default_doc": "heads"})
-    mlp: Literal["gelu", "swiglu"] = Field("gelu", description="MLP kind: GeLU (two matrices) or SwiGLU "
+    mlp: Literal["gelu", "swiglu"] = Field(default="gelu", description="MLP kind: GeLU (two matrices) or SwiGLU "
                                            "(gate and up projections, then down).")
-    tied_embeddings: bool = Field(True, description="The logits reuse the word embedding (first and last "
+    tied_embeddings: bool = Field(default=True, description="The logits reuse the word embedding (first and last "
                                   "stage then all-reduce its gradient); false adds V·h parameters.")
 
     @model_validator(mode="after")
@@ -56,14 +57,14 @@ class TrainingSpec(BaseModel):
 
     model_config = STRICT
     global_batch: PositiveInt = Field(description="Sequences per iteration; a multiple of micro_batch × data.")
-    micro_batch: PositiveInt = Field(1, description="Sequences per microbatch on one pipeline.")
-    precision: Precision = Field("bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
+    micro_batch: PositiveInt = Field(default=1, description="Sequences per microbatch on one pipeline.")
+    precision: Precision = Field(default="bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
                                  "(fp32 master weights and optimizer states).")
-    optimizer: Optimizer = Field("adam", description="Adam (two fp32 states per parameter) or SGD with "
+    optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
                                  "momentum (one).")
-    recompute: Recompute = Field("none", description="Activation recomputation: selective recomputes the "
+    recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
                                  "attention core, full the whole layer, before its backward.")
-    flash_attention: bool = Field(True, description="Fused attention kernel: the s² attention scores are "
+    flash_attention: bool = Field(default=True, description="Fused attention kernel: the s² attention scores are "
                                   "never stored.")
 
 
@@ -74,26 +75,26 @@ class ParallelismSpec(BaseModel):
     """
 
     model_config = STRICT
-    tensor: PositiveInt = Field(1, description="Tensor-parallel degree t (Megatron column/row split).")
-    pipeline: PositiveInt = Field(1, description="Pipeline stages p; layers need not divide evenly.")
-    data: PositiveInt | None = Field(None, description="Data-parallel degree d.",
+    tensor: PositiveInt = Field(default=1, description="Tensor-parallel degree t (Megatron column/row split).")
+    pipeline: PositiveInt = Field(default=1, description="Pipeline stages p; layers need not divide evenly.")
+    data: PositiveInt | None = Field(default=None, description="Data-parallel degree d.",
                                      json_schema_extra={"default_doc": "GPUs / (tensor × pipeline × context)"})
-    context: PositiveInt = Field(1, description="Context-parallel degree c: the sequence split over c GPUs; "
+    context: PositiveInt = Field(default=1, description="Context-parallel degree c: the sequence split over c GPUs; "
                                  "must divide seq_len.")
-    sequence_parallel: bool = Field(False, description="Megatron sequence parallelism inside the tensor group: "
+    sequence_parallel: bool = Field(default=False, description="Megatron sequence parallelism inside the tensor group: "
                                     "all-gather and reduce-scatter instead of all-reduce.")
-    virtual_stages: PositiveInt = Field(1, description="Model chunks per pipeline rank v; more than 1 selects "
+    virtual_stages: PositiveInt = Field(default=1, description="Model chunks per pipeline rank v; more than 1 selects "
                                         "the interleaved schedule when none is given.")
     stage_layers: list[PositiveInt] | None = Field(
-        None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers.",
+        default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers.",
         json_schema_extra={"default_doc": "as even as possible"})
-    schedule: ScheduleName = Field("1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
+    schedule: ScheduleName = Field(default="1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
                                    "≥ 2 and microbatches a multiple of pipeline.")
-    zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(0, description="ZeRO sharding over data × context: "
+    zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(default=0, description="ZeRO sharding over data × context: "
                                                           "1 optimizer states, 2 also gradients, 3 also weights.")
-    overlap_grad_reduce: bool = Field(True, description="Reduce each gradient bucket as soon as the last "
+    overlap_grad_reduce: bool = Field(default=True, description="Reduce each gradient bucket as soon as the last "
                                       "microbatch's backward fills it; false: after the whole backward.")
-    grad_bucket_bytes: Annotated[Bytes, Field(gt=0)] = Field(25e6, description="Data-parallel gradient "
+    grad_bucket_bytes: Annotated[Bytes, Field(gt=0)] = Field(default=25e6, description="Data-parallel gradient "
                                                              "bucket size.")
 
     @model_validator(mode="after")
@@ -113,14 +114,14 @@ class SearchSpec(BaseModel):
     """Limits for ``python -m simcluster search`` (``run`` ignores this section); flags win over it."""
 
     model_config = STRICT
-    gpus: PositiveInt | None = Field(None, description="Use at most this many GPUs (more than the cluster "
+    gpus: PositiveInt | None = Field(default=None, description="Use at most this many GPUs (more than the cluster "
                                      "has grows it).", json_schema_extra={"default_doc": "the cluster's GPUs"})
-    min_gpus: PositiveInt | None = Field(None, description="Use at least this many GPUs.",
+    min_gpus: PositiveInt | None = Field(default=None, description="Use at least this many GPUs.",
                                          json_schema_extra={"default_doc": "more than half of gpus"})
-    objective: Literal["throughput", "cost"] = Field("throughput", description="Rank by tokens/s, or by "
+    objective: Literal["throughput", "cost"] = Field(default="throughput", description="Rank by tokens/s, or by "
                                                      "tokens per dollar (needs cluster price_per_gpu_hour).")
-    top: PositiveInt = Field(10, description="Layouts to show, and the fewest to simulate.")
-    max_simulations: PositiveInt | None = Field(None, description="Simulate at most this many layouts from "
+    top: PositiveInt = Field(default=10, description="Layouts to show, and the fewest to simulate.")
+    max_simulations: PositiveInt | None = Field(default=None, description="Simulate at most this many layouts from "
                                                 "the analytical ranking.", json_schema_extra={"default_doc": "64"})
     space: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=dict, description="The values to try per searched key (keys listed below).")
@@ -134,7 +135,10 @@ class SearchSpec(BaseModel):
             section, name = key.split(".")
             owner = TrainingSpec if section == "training" else ParallelismSpec
             try:
-                TypeAdapter(list[owner.model_fields[name].rebuild_annotation()]).validate_python(values, strict=True)
+                item = owner.model_fields[name].rebuild_annotation()
+                # list[item], built at runtime: no static type form that TypeAdapter's TypeForm[T]
+                # parameter could check (mypy limitation); pydantic checks it when the adapter is built
+                TypeAdapter(GenericAlias(list, (item,))).validate_python(values, strict=True)  # type: ignore[arg-type]
             except ValidationError as err:
                 msg = err.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ValueError(f"{key}: {msg[:1].lower() + msg[1:]}, got {values!r}") from None
@@ -158,9 +162,9 @@ class WorkloadSpec(BaseModel):
         default_factory=dict, description="Algorithm per collective; auto picks per message size, as "
         "NCCL's tuner does.", json_schema_extra={"default_doc": "`auto` for every collective"})
     fidelity: Literal["auto", "symmetric", "full"] = Field(
-        "auto", description="symmetric simulates one GPU per pipeline stage, full every GPU; auto picks "
+        default="auto", description="symmetric simulates one GPU per pipeline stage, full every GPU; auto picks "
         "symmetric unless the cluster is heterogeneous.")
-    search: SearchSpec | None = Field(None, description="Limits for `search`; `run` ignores them.")
+    search: SearchSpec | None = Field(default=None, description="Limits for `search`; `run` ignores them.")
     cluster: ClusterSpec = Field(description="The cluster (below).")
 
     @model_validator(mode="after")
@@ -209,7 +213,7 @@ def workload_from_data(
     data: dict[str, Any],
     source: str = "<inline>",
     overrides: list[str] | tuple[str, ...] = (),
-    doc=None,
+    doc: YamlDoc | None = None,
     base_dir: Path | None = None,
 ) -> WorkloadSpec:
     """Validate a workload mapping (as read from YAML) after applying ``overrides``; raises SpecError.

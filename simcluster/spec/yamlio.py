@@ -78,7 +78,8 @@ def parse_yaml_text(text: str, file: str) -> YamlDoc:
         raise SpecError([Problem(file, line, "", f"expected a mapping of keys at the top level, got {type(data).__name__}")])
     lines: dict[str, int] = {}
     problems: list[Problem] = []
-    _walk(node, "", lines, problems, file)
+    if node is not None:
+        _walk(node, "", lines, problems, file)
     if problems:
         raise SpecError(problems)
     return YamlDoc({str(k): v for k, v in data.items()}, file, lines)
