@@ -1,75 +1,62 @@
-"""The README's table of shipped workloads: what the simulator predicts, next to what was published.
+"""The README's first table: the systems the field cites, what was published, what simcluster predicts.
 
-Run: ``python benchmarks/readme_figures.py [--only NAME]`` (about a minute; the 1T workload
-takes most of it). Simulates each ``workloads/*.yaml`` (one iteration, no report files) and
-prints one Markdown row per workload, the rows of the README's table: GPUs and layout, the
-published TFLOP/s per GPU (its source as a numbered note below the table), the predicted one
-with its error, the predicted iteration time, MFU (model FLOPs over the dense peak) and peak
-memory per GPU.
-
-Published figures are TFLOP/s per GPU counted as Narayanan et al. 2021 (SC'21,
-"Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM") count
-them: eq. 3, recomputed FLOPs included, which is ``hardware_tflops_per_gpu``.
+Run: ``python benchmarks/readme_figures.py [--only NAME]`` (about a minute and a half on two
+cores; the 1T and Llama 3 405B workloads take most of it). Simulates the first row of every
+system of the validation corpus's ``famous`` group (``simcluster/data/validation/famous.yaml``:
+one row per ``workloads/<name>.yaml`` without overrides; the overridden rows are other points of
+the same runs and stay in ``validate-published --group famous``) and prints one Markdown row per
+system, the rows of the README's table: what it is, the published figure in the unit its
+source gives it, the predicted one with its error, and the publication. Every workload file's
+top comment gives its source, layout and assumptions; ``toy-8gpu`` is a smoke test, not a
+published run, and is left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a source checkout
 
-#: workload stem -> (what it is, published TFLOP/s per GPU or None, source)
-WORKLOADS: dict[str, tuple[str, float | None, str]] = {
-    "toy-8gpu": ("a 4-layer GPT on one DGX A100 node; a smoke test", None, ""),
-    "gpt3-175b": ("GPT-3 175B on 1,024 A100 80GB, fp16, full recompute", 140.0,
-                  "Narayanan et al. 2021 §5.1 (training-time estimate)"),
-    "megatron-1t": ("the 1T-parameter GPT on 3,072 A100 80GB, fp16, full recompute", 163.0,
-                    "Narayanan et al. 2021 Table 1, last row"),
-}
+from simcluster.validation import corpus, runner  # noqa: E402
 
-HEADER = ("| workload | what it is | GPUs (t × p × d) | published TFLOP/s/GPU | predicted TFLOP/s/GPU | "
-          "iteration | MFU | memory/GPU |\n|---|---|---|---|---|---|---|---|")
+#: metric -> the unit printed after the published figure
+UNITS = {"hardware_tflops_per_gpu": "TFLOP/s/GPU", "model_tflops_per_gpu": "model TFLOP/s/GPU", "mfu": "MFU",
+         "tokens_per_s": "tokens/s", "iteration_time_s": "per iteration", "peak_memory_bytes": "per GPU"}
+#: workloads that are not published runs
+NOT_PUBLISHED = {"toy-8gpu"}
 
-
-def _time(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+HEADER = ("| system | what it is | published | simcluster | source |\n"
+          "|---|---|---|---|---|")
 
 
-def row(stem: str, note: int) -> str:
-    """One README row: simulate ``workloads/<stem>.yaml`` and format its figures."""
-    from simcluster.run import simulate_workload
-    from simcluster.spec import load_workload
+def systems() -> list[corpus.Row]:
+    """The famous group's rows without overrides: one per system (= per workload file)."""
+    rows = [r for r in corpus.load_group("famous").rows if not r.overrides]
+    stems = {Path(r.workload).stem for r in rows}
+    missing = sorted(p.stem for p in (ROOT / "workloads").glob("*.yaml") if p.stem not in stems | NOT_PUBLISHED)
+    if missing:
+        raise SystemExit(f"workloads without a row in the famous group: {', '.join(missing)}")
+    return rows
 
-    what, published, _ = WORKLOADS[stem]
-    spec = load_workload(ROOT / "workloads" / f"{stem}.yaml")
-    s = simulate_workload(spec).summary
-    p = spec.parallelism
-    layout = f"{s['num_gpus']:,} ({p.tensor} × {p.pipeline} × {p.data})"
-    hardware = s["hardware_tflops_per_gpu"]
-    if published is None:
-        pub, pred = "—", f"{hardware:.1f}"
-    else:
-        pub, pred = f"{published:g} [{note}]", f"{hardware:.1f} ({hardware / published - 1:+.1%})"
-    return (f"| `{stem}` | {what} | {layout} | {pub} | {pred} | {_time(s['iteration_time_s'])} | "
-            f"{s['mfu']:.1%} | {s['peak_memory_bytes'] / 2**30:.1f} GiB |")
+
+def line(row: corpus.Row) -> str:
+    """One README row: simulate the row's workload and format both figures."""
+    r = runner.run_row(row)
+    return (f"| `{Path(row.workload).stem}` | {row.system} | {row.format(row.published)} {UNITS[row.metric]} | "
+            f"{row.format(r['predicted'])} ({r['error'] * 100:+.1f} %) | {row.paper} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="only the workload whose file stem contains this")
+    ap.add_argument("--only", help="only the systems whose workload stem contains this")
     args = ap.parse_args()
-    missing = sorted(p.stem for p in (ROOT / "workloads").glob("*.yaml") if p.stem not in WORKLOADS)
-    if missing:
-        raise SystemExit(f"workloads without a README entry here: {', '.join(missing)}")
     print(HEADER)
-    notes = [stem for stem, (_, published, _) in WORKLOADS.items() if published is not None]
-    for stem in WORKLOADS:
-        if args.only is None or args.only in stem:
-            print(row(stem, notes.index(stem) + 1 if stem in notes else 0), flush=True)
-    print()
-    for i, stem in enumerate(notes, 1):
-        print(f"[{i}] {WORKLOADS[stem][2]}.")
+    for row in systems():
+        if args.only is None or args.only in Path(row.workload).stem:
+            print(line(row), flush=True)
 
 
 if __name__ == "__main__":

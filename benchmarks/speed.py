@@ -1,16 +1,31 @@
-"""How fast simcluster simulates one iteration, from 8 to 16,384 GPUs.
+"""How fast simcluster simulates one iteration: shipped cases, and full fidelity as GPUs grow.
 
-Run: ``python benchmarks/speed.py [--only NAME]``. Each case runs in a fresh
-process (so peak RSS is its own) and prints: GPUs, simulated ranks, tasks,
-events (tasks + network flows), the wall time of lowering + simulation, the
-wall time of building the timeline DataFrame, events/s and peak RSS. Writing
-the report files is not included (see ``python -m simcluster run``).
+Run: ``python benchmarks/speed.py [--only NAME] [--to GPUS] [--no-series] [--no-cases]``.
+
+Each simulation runs in a fresh process (so its peak RSS is its own) and reports CPU
+seconds (``time.process_time``: the machine may be shared) of its stages:
+
+- ``lower``: spec to plan, topology and task graph (:func:`simcluster.run.lower_workload`);
+- ``engine``: the discrete-event run (``SimResult.stats["engine_cpu_s"]``);
+- ``timeline``: the timeline DataFrame (``stats["timeline_cpu_s"]``);
+- ``metrics``: the summary and breakdown (:func:`simcluster.metrics.summarize`);
+- ``total``: the four together (report files are not written; see ``python -m simcluster run``).
+
+``events`` counts tasks plus network flows; ``µs/ev`` is the engine's CPU time per event and
+``×simpy`` its ratio to a bare simpy loop (one callback timeout per event, the same number
+of events) timed in the same process right after, the floor any simpy engine pays.
+
+The series is the issue-18 layout at full fidelity: GPT 13B, TP 8 × PP 4, data parallel
+growing (8 microbatches per pipeline, 8 DGX A100 GPUs per node) from 128 GPUs to 4,096
+(``--to 16384`` goes on). Its growth exponents are least-squares slopes of log(seconds)
+against log(GPUs) over the points from 1,024 GPUs on: 1.0 is linear.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -18,55 +33,141 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the checkout this file belongs to, not an installed copy
+
 CASES = [
-    ("toy 8 GPUs", "workloads/toy-8gpu.yaml"),
-    ("8B on 128 H100", "benchmarks/cases/llama3-8b-128.yaml"),
-    ("GPT-3 175B on 1024 A100", "workloads/gpt3-175b.yaml"),
-    ("1T on 3072 A100", "workloads/megatron-1t.yaml"),
-    ("405B on 16384 H100", "benchmarks/cases/llama3-405b-16k.yaml"),
-    ("13B on 256 A100, full fidelity", "benchmarks/cases/gpt-13b-256-full.yaml"),
+    ("toy 8 GPUs", "workloads/toy-8gpu.yaml", []),
+    ("8B on 128 H100", "benchmarks/cases/llama3-8b-128.yaml", []),
+    ("GPT-3 175B on 1024 A100", "workloads/gpt3-175b.yaml", []),
+    ("1T on 3072 A100", "workloads/megatron-1t.yaml", []),
+    ("405B on 16384 H100", "benchmarks/cases/llama3-405b-16k.yaml", []),
+    ("13B on 256 A100, full fidelity", "benchmarks/cases/gpt-13b-256-full.yaml", []),
 ]
+SERIES_BASE = "benchmarks/cases/gpt-13b-256-full.yaml"
+SERIES_GPUS = [128, 1024, 2048, 4096, 8192, 16384]
 
 
-def one(path: str) -> dict:
+def series_overrides(gpus: int) -> list[str]:
+    """13B, TP 8 × PP 4 on ``gpus`` GPUs: data parallel ``gpus / 32``, 8 microbatches each."""
+    dp = gpus // 32
+    return [f"parallelism.data={dp}", f"cluster.nodes={gpus // 8}", f"training.global_batch={8 * dp}"]
+
+
+def bare_simpy(events: int, width: int = 64) -> float:
+    """CPU seconds per event of a bare simpy loop: ``events`` callback timeouts, ``width`` in flight."""
+    import simpy
+
+    env = simpy.Environment()
+    left = [max(events - width, 0)]
+
+    def again(_ev: object) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            env.timeout(1.0 + (left[0] % 7) * 0.125).callbacks.append(again)
+
+    for i in range(min(width, events)):
+        env.timeout(i * 0.01).callbacks.append(again)
+    c = time.process_time()
+    env.run()
+    return (time.process_time() - c) / max(events, 1)
+
+
+def one(path: str, overrides: list[str]) -> dict[str, float]:
     """Simulate one workload in this process and measure it."""
     from simcluster.engine import simulate
+    from simcluster.metrics import summarize
     from simcluster.run import lower_workload, recorded_links
     from simcluster.spec import load_workload
 
-    spec = load_workload(str(ROOT / path))
-    t0 = time.perf_counter()
-    _, topo, tg = lower_workload(spec)
+    spec = load_workload(str(ROOT / path), overrides=overrides)
+    c0 = time.process_time()
+    plan, topo, tg = lower_workload(spec)
+    c1 = time.process_time()
     res = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
-    total = time.perf_counter() - t0
+    c2 = time.process_time()
+    summary, _ = summarize(res, tg, plan, topo)
+    c3 = time.process_time()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"gpus": spec.num_gpus, "ranks": len(tg.ranks), "tasks": len(tg.tasks), "events": res.events,
-            "sim_s": total - res.stats["timeline_s"], "timeline_s": res.stats["timeline_s"],
-            "rows": len(res.timeline), "rss": rss, "iteration_s": max(res.end)}
+            "lower_s": c1 - c0, "engine_s": res.stats["engine_cpu_s"],
+            "timeline_s": res.stats["timeline_cpu_s"], "metrics_s": c3 - c2, "total_s": c3 - c0,
+            "simulate_s": c2 - c1, "rss": rss, "bare_s": bare_simpy(res.events),
+            "iteration_s": float(summary["iteration_time_s"])}
+
+
+def run_child(path: str, overrides: list[str]) -> dict[str, float] | str:
+    """:func:`one` in a fresh process: its figures, or the last line of its error."""
+    args = [sys.executable, __file__, "--case", path, *[a for o in overrides for a in ("--set", o)]]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {out.returncode}"
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+HEADER = (f"{'case':32} {'GPUs':>6} {'ranks':>6} {'tasks':>9} {'events':>9} {'lower':>7} {'engine':>7} "
+          f"{'timeline':>8} {'metrics':>7} {'total':>7} {'µs/ev':>6} {'×simpy':>6} {'RSS MB':>7} {'iter s':>8}")
+
+
+def row(name: str, r: dict[str, float]) -> str:
+    ev = max(r["events"], 1)
+    per = r["engine_s"] / ev
+    return (f"{name:32} {r['gpus']:>6.0f} {r['ranks']:>6.0f} {r['tasks']:>9.0f} {r['events']:>9.0f} "
+            f"{r['lower_s']:>7.2f} {r['engine_s']:>7.2f} {r['timeline_s']:>8.2f} {r['metrics_s']:>7.2f} "
+            f"{r['total_s']:>7.2f} {per * 1e6:>6.2f} {per / r['bare_s']:>6.1f} {r['rss'] / 2**20:>7.0f} "
+            f"{r['iteration_s']:>8.3f}")
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log(y) against log(x)."""
+    lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-9)) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    den = sum((a - mx) ** 2 for a in lx)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / den if den else float("nan")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="run only the cases whose name contains this")
+    ap.add_argument("--to", type=int, default=4096, help="largest GPU count of the full-fidelity series")
+    ap.add_argument("--no-series", action="store_true", help="leave out the full-fidelity series")
+    ap.add_argument("--no-cases", action="store_true", help="leave out the shipped cases")
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        print(json.dumps(one(args.case)))
+        print(json.dumps(one(args.case, args.set)))
         return
-    print(f"{'case':34} {'GPUs':>6} {'ranks':>6} {'tasks':>8} {'events':>8} {'sim s':>7} "
-          f"{'timeline s':>10} {'events/s':>9} {'RSS MB':>7} {'iteration s':>11}")
-    for name, path in CASES:
-        if args.only and args.only not in name:
+    print("CPU seconds per stage; µs/ev: engine CPU per event; ×simpy: that over a bare simpy loop")
+    print(HEADER)
+    if not args.no_cases:
+        for name, path, overrides in CASES:
+            if args.only and args.only not in name:
+                continue
+            r = run_child(path, overrides)
+            print(f"{name:32} failed: {r}" if isinstance(r, str) else row(name, r), flush=True)
+    if args.no_series:
+        return
+    print("\nfull fidelity: GPT 13B, TP 8 × PP 4, data parallel growing")
+    done: list[dict[str, float]] = []
+    for gpus in [g for g in SERIES_GPUS if g <= args.to]:
+        r = run_child(SERIES_BASE, series_overrides(gpus))
+        name = f"13B full, {gpus} GPUs"
+        if isinstance(r, str):
+            print(f"{name:32} failed: {r}", flush=True)
             continue
-        out = subprocess.run([sys.executable, __file__, "--case", path], capture_output=True, text=True,
-                             cwd=ROOT)
-        if out.returncode != 0:
-            print(f"{name:34} failed: {out.stderr.strip().splitlines()[-1]}")
-            continue
-        r = json.loads(out.stdout)
-        print(f"{name:34} {r['gpus']:>6} {r['ranks']:>6} {r['tasks']:>8} {r['events']:>8} "
-              f"{r['sim_s']:>7.2f} {r['timeline_s']:>10.2f} {r['events'] / r['sim_s']:>9.0f} "
-              f"{r['rss'] / 2**20:>7.0f} {r['iteration_s']:>11.3f}")
+        print(row(name, r), flush=True)
+        done.append(r)
+    fit = [r for r in done if r["gpus"] >= 1024]
+    if len(fit) >= 2:
+        gpus = [r["gpus"] for r in fit]
+        print(f"growth exponent in GPUs from {gpus[0]:.0f} to {gpus[-1]:.0f}: "
+              + ", ".join(f"{k} {slope(gpus, [r[f'{k}_s'] for r in fit]):.2f}"
+                          for k in ("engine", "lower", "timeline", "metrics", "total"))
+              + f", events {slope(gpus, [r['events'] for r in fit]):.2f}"
+              + f", RSS {slope(gpus, [r['rss'] for r in fit]):.2f}")
 
 
 if __name__ == "__main__":

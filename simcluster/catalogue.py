@@ -46,7 +46,7 @@ SCHEDULES: tuple[str, ...] = ("gpipe", "1f1b", "interleaved", "zero-bubble")
 #: Fabrics (``intra_node.fabric``, ``inter_node.fabric``).
 FABRICS: tuple[str, ...] = ("nvswitch", "nvlink-mesh", "pcie", "fat-tree", "rail-optimized", "torus", "none")
 #: Collective algorithms (the values of a workload's ``collectives:`` section).
-COLLECTIVE_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "hierarchical", "ring", "torus", "tree")
+COLLECTIVE_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "hierarchical", "multipod", "ring", "torus", "tree")
 #: Collectives (the keys of a workload's ``collectives:`` section).
 COLLECTIVE_OPS: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "send")
 

@@ -1,7 +1,8 @@
 """The command line: ``python -m simcluster run|sweep|search|report|validate``.
 
 Exit status: 0 success; 2 bad input (one line per problem: file, line, key,
-reason); 1 anything else.
+reason; at most :data:`MAX_PROBLEMS` lines); 3 ``run --strict`` and the layout does not
+fit in memory; 130 interrupted (Ctrl-C); 1 anything else (a bug).
 """
 
 from __future__ import annotations
@@ -10,9 +11,23 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from simcluster.commands import COMMANDS
-from simcluster.errors import SpecError
+from simcluster.errors import Problem, SpecError
+from simcluster.runfolder import check_out_dir, check_run_folder
+
+
+#: Problems printed for one input; the rest are counted ("... and 19,950 more").
+MAX_PROBLEMS = 50
+
+
+def print_problems(problems: list[Problem]) -> None:
+    """One line per problem on stderr, the first :data:`MAX_PROBLEMS` of them."""
+    for problem in problems[:MAX_PROBLEMS]:
+        print(problem, file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS:
+        print(f"... and {len(problems) - MAX_PROBLEMS:,} more problems", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default reports/<name>/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a dotted key of the workload, e.g. parallelism.tensor=4")
+    run.add_argument("--strict", action="store_true",
+                     help="exit 3 when the layout does not fit in memory (the report is still written)")
     for name in COMMANDS:  # module export_chakra is the command export-chakra (alias export_chakra)
         mod = importlib.import_module(f"simcluster.commands.{name}")
         typed = name.replace("_", "-")
@@ -37,34 +54,65 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(args: argparse.Namespace) -> int:
+def _finish(outcome: Any, out: Path, args: argparse.Namespace) -> int:
+    """Print the summary table, every warning and where the files went; the exit status
+    (3 for ``--strict`` when the layout does not fit in memory)."""
     from simcluster.reporting import print_summary
+
+    print(print_summary(outcome.summary, outcome.spec.resolved_dict(), outcome.details))
+    for warning in outcome.summary.get("warnings", []):
+        print(f"warning: {warning}")
+    print(f"wrote {out}/")
+    if args.strict and outcome.summary.get("fits_in_memory") is False:
+        print(f"{args.workload}: --strict: the layout does not fit in memory", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _guarded(simulate: Callable[[], Any], args: argparse.Namespace, out: Path, errors: type[Exception]) -> Any:
+    """``simulate()``; the simulation ``errors`` and failures to write (disk full) as SpecErrors."""
+    try:
+        return simulate()
+    except errors as e:
+        raise SpecError([Problem(args.workload, None, "", f"cannot be simulated: {e}")]) from None
+    except OSError as e:
+        raise SpecError([Problem("--out", None, "", f"cannot write {out}: {e.strerror or e}")]) from None
+
+
+def _run_traces(args: argparse.Namespace) -> int:
+    """``run DIR``: a folder of Chakra execution traces (.et), one per rank."""
+    from simcluster.chakra import have_chakra, run_traces
+    from simcluster.engine.errors import SimulationError
+    from simcluster.spec.fields import as_file_name
+
+    if not have_chakra():
+        print(f"{args.workload}: running Chakra traces needs the extra: "
+              "pip install --no-deps mlc-chakra protobuf", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("reports") / as_file_name(Path(args.workload).resolve().name)
+    check_out_dir(out)
+    # a deadlock or a runaway the checks before simulating missed is still the input's fault
+    return _finish(_guarded(lambda: run_traces(Path(args.workload), out, args.overrides), args, out,
+                            SimulationError), out, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simcluster.chakra import is_trace_dir
+    from simcluster.engine.errors import RunawayError
     from simcluster.run import run_workload
     from simcluster.spec import load_workload
     from simcluster.sweep.quick import is_quick_sweep, run_quick_sweep
 
     if is_quick_sweep(args.overrides):  # --set key=a,b,c: a quick sweep (simcluster.sweep.quick)
         return run_quick_sweep(args.workload, args.overrides, args.out)
-    from simcluster.chakra import is_trace_dir
-
-    if is_trace_dir(args.workload):  # a folder of Chakra execution traces (.et), one per rank
-        from simcluster.chakra import have_chakra, run_traces
-
-        if not have_chakra():
-            print(f"{args.workload}: running Chakra traces needs the extra: "
-                  "pip install --no-deps mlc-chakra protobuf", file=sys.stderr)
-            return 2
-        out = Path(args.out) if args.out else Path("reports") / Path(args.workload).name
-        outcome = run_traces(Path(args.workload), out, args.overrides)
-        print(print_summary(outcome.summary, outcome.spec.resolved_dict(), outcome.details))
-        print(f"wrote {out}/")
-        return 0
+    if is_trace_dir(args.workload):
+        return _run_traces(args)
     spec = load_workload(args.workload, overrides=args.overrides)
     out = Path(args.out) if args.out else Path("reports") / spec.name
-    outcome = run_workload(spec, out)
-    print(print_summary(outcome.summary, spec.resolved_dict(), outcome.details))
-    print(f"wrote {out}/")
-    return 0
+    check_out_dir(out)  # before simulating: a folder that cannot be written fails now
+    # values in range that still make simulated time stand still are the input's fault (a deadlock
+    # of a lowered workload is a bug: exit 1 with its traceback)
+    return _finish(_guarded(lambda: run_workload(spec, out), args, out, RunawayError), out, args)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -82,24 +130,19 @@ def _report(args: argparse.Namespace) -> int:
     from simcluster.reporting.gantt import parse_window
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "summary.json").is_file():
-        print(f"{run_dir}: not a finished run (no summary.json)", file=sys.stderr)
-        return 2
     window = None
     if args.window is not None:
         try:
             window = parse_window(args.window)
         except ValueError as e:
-            print(f"{run_dir}: --window: {e}", file=sys.stderr)
-            return 2
+            raise SpecError([Problem("--window", None, "", str(e))]) from None
+    check_run_folder(run_dir)  # finished (its marker), and its files are what a run writes
     try:
         redraw(run_dir, window=window)
     except FileNotFoundError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-    except ValueError as e:  # a window outside the iteration
-        print(f"{run_dir}: --window: {e}", file=sys.stderr)
-        return 2
+        raise SpecError([Problem(str(run_dir), None, "", str(e))]) from None
+    except ValueError as e:  # a window outside the iteration, or a file whose values are unusable
+        raise SpecError([Problem(str(run_dir), None, "--window" if window else "", str(e))]) from None
     print(f"re-drew {run_dir}/" + (f" (Gantt window {window[0]:g}–{window[1]:g} s)" if window else ""))
     return 0
 
@@ -112,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except SpecError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
+        print_problems(e.problems)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nsimcluster {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -14,7 +14,9 @@ from simcluster.errors import Problem, SpecError
 from simcluster.lowering.lower import LoweringOptions, lower
 from simcluster.lowering.task import TaskGraph
 from simcluster.metrics import check_invariants, summarize
+from simcluster.metrics.invariants import check_timeline
 from simcluster.plan import Plan, build_plan
+from simcluster.spec.cluster import ClusterSpec
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.build import build_topology
 from simcluster.topology.degrade import degrade_links, fail_links
@@ -50,9 +52,18 @@ def recorded_links(topo: Topology, ranks: tuple[int, ...]) -> set[int]:
     return out
 
 
+def build_cluster(cluster: ClusterSpec) -> Topology:
+    """The topology of a validated cluster. One the builder cannot make (a case validation does
+    not catch yet) is bad input: a SpecError naming ``cluster``, not a crash."""
+    try:
+        return build_topology(cluster)
+    except ValueError as e:
+        raise SpecError([Problem(cluster.source, None, "cluster", str(e))]) from None
+
+
 def cluster_topology(spec: WorkloadSpec) -> Topology:
-    """The cluster of ``spec`` with its degraded and failed links applied."""
-    topo = build_topology(spec.cluster)
+    """The cluster of ``spec`` with its degraded and failed links applied (:func:`build_cluster`)."""
+    topo = build_cluster(spec.cluster)
     for key, apply in (("degraded_links", degrade_links), ("failed_links", fail_links)):
         try:
             apply(topo, getattr(spec.cluster, key))
@@ -76,15 +87,34 @@ def simulate_workload(spec: WorkloadSpec, options: LoweringOptions = LoweringOpt
     result = simulate(tasks, topo, record_links=recorded_links(topo, tasks.ranks))
     if check:
         check_invariants(tasks, result.start, result.end)
+        check_timeline(result.timeline)
     summary, details = summarize(result, tasks, plan, topo)
     return Outcome(spec, topo, tasks, result, summary, details)
 
 
-def run_workload(spec: WorkloadSpec, out_dir: Path) -> Outcome:
-    """Simulate and write every file of the contract into ``out_dir``."""
-    from simcluster.reporting import write_run  # reporting is the last stage of the flow
+def add_warnings(summary: dict, details: dict) -> list[str]:
+    """Put every warning of a run (the report page's list: memory, exposed communication,
+    bubble, the simulation's own) into ``summary["warnings"]``; return them."""
+    from simcluster.reporting.html import collect_warnings
 
+    summary["warnings"] = [message for message, _ in collect_warnings(summary, details)]
+    return list(summary["warnings"])
+
+
+def write_outcome(outcome: Outcome, out_dir: Path) -> None:
+    """Write every file of the contract into ``out_dir``, whole or not at all: into a temporary
+    sibling folder that takes its place, with its completion marker, once every file is written
+    (:func:`simcluster.runfolder.staged`). ``summary.json`` lists the run's warnings."""
+    from simcluster.reporting import write_run  # reporting is the last stage of the flow
+    from simcluster.runfolder import staged
+
+    add_warnings(outcome.summary, outcome.details)
+    with staged(Path(out_dir)) as tmp:
+        write_run(tmp, outcome.result.timeline, outcome.summary, outcome.spec.resolved_dict(), outcome.details)
+
+
+def run_workload(spec: WorkloadSpec, out_dir: Path) -> Outcome:
+    """Simulate and write every file of the contract into ``out_dir`` (:func:`write_outcome`)."""
     outcome = simulate_workload(spec)
-    write_run(Path(out_dir), outcome.result.timeline, outcome.summary, spec.resolved_dict(),
-              outcome.details)
+    write_outcome(outcome, out_dir)
     return outcome

@@ -79,6 +79,12 @@ _PATTERN = re.compile(
 )
 
 
+def _shown(value: object) -> str:
+    """``repr(value)``, shortened to 60 characters for messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def describe(kind: str) -> str:
     """A short example of a valid value, for error messages ("a bandwidth like '300 GB/s'")."""
     return _EXAMPLES[kind]
@@ -96,26 +102,26 @@ def parse_quantity(value: object, kind: str) -> float:
         raise ValueError(f"unknown quantity kind {kind!r}; known: {', '.join(KINDS)}")
     expected = f"expected {_EXAMPLES[kind]}"
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{expected}, got {value!r}")
+        raise ValueError(f"{expected}, got {_shown(value)}")
     if isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None:
-            raise ValueError(f"{expected}, got {value!r}")
+            raise ValueError(f"{expected}, got {_shown(value)}")
         number = float(match["num"].replace("_", ""))
         unit = match["unit"]
         if unit:
             if unit not in _UNITS:
-                raise ValueError(f"{expected}, got {value!r} (unknown unit {unit!r})")
+                raise ValueError(f"{expected}, got {_shown(value)} (unknown unit {unit!r})")
             unit_kind, mul, div = _UNITS[unit]
             if unit_kind != kind:
-                raise ValueError(f"{expected}, got {value!r}, which is {_NAMES[unit_kind]}")
+                raise ValueError(f"{expected}, got {_shown(value)}, which is {_NAMES[unit_kind]}")
             number = number * mul / div
     else:
         number = float(value)
     if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{expected}, got {value!r}")
+        raise ValueError(f"{expected}, got {_shown(value)}")
     if number < 0 and kind != "number":
-        raise ValueError(f"{expected}, got {value!r}: must not be negative")
+        raise ValueError(f"{expected}, got {_shown(value)}: must not be negative")
     return number
 
 

@@ -31,6 +31,7 @@ _CORE: dict[str, frozenset[str]] = {
     "engine": LEAF | {"lowering", "topology", "collectives"},
     "metrics": LEAF | {"engine", "lowering", "plan", "costs", "spec", "topology"},
     "reporting": LEAF | {"metrics", "engine", "lowering", "plan", "spec", "topology", "costs"},
+    "runfolder": LEAF,  # output folders: checked, written whole (a completion marker), refused when partial
 }
 _CORE["run"] = frozenset(_CORE)  # one simulation end to end: everything above
 

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from simcluster.chakra.check import graph_problems
 from simcluster.chakra.protocol import SCHEMA, attrs_of, loads, pb, read_messages
 from simcluster.errors import Problem, SpecError
 from simcluster.lowering.task import TaskGraph
@@ -44,7 +45,18 @@ def _read(path: Path) -> tuple[dict, list[Any]]:
 
 
 def load_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, TaskGraph]:
-    """``(spec, task graph)`` from the ``.et`` files in ``trace_dir`` (see the module docstring)."""
+    """``(spec, task graph)`` from the ``.et`` files in ``trace_dir`` (see the module docstring).
+
+    Raises SpecError for files that are not a complete, consistent export (the graph
+    itself is checked by :func:`simcluster.chakra.check.graph_problems` before simulating).
+    """
+    try:
+        return _load_traces(Path(trace_dir), overrides)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:  # attributes missing or malformed
+        raise _problem(Path(trace_dir), f"not a readable simcluster export ({type(e).__name__}: {e})") from None
+
+
+def _load_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...]) -> tuple[Any, TaskGraph]:
     from simcluster.spec.workload import workload_from_data
 
     trace_dir = Path(trace_dir)
@@ -95,11 +107,13 @@ def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()
     from simcluster.engine import simulate
     from simcluster.metrics import check_invariants, summarize
     from simcluster.plan import build_plan
-    from simcluster.run import Outcome, recorded_links
-    from simcluster.topology.build import build_topology
+    from simcluster.run import Outcome, cluster_topology, recorded_links
 
     spec, tg = load_traces(trace_dir, overrides)
-    topo = build_topology(spec.cluster)
+    topo = cluster_topology(spec)  # a cluster the builder cannot make: SpecError
+    problems = graph_problems(tg.tasks, tg.streams, len(topo.link_bandwidth))
+    if problems:
+        raise SpecError([Problem(str(trace_dir), None, "", reason) for reason in problems])
     result = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
     check_invariants(tg, result.start, result.end)
     summary, details = summarize(result, tg, build_plan(spec, topo.device), topo)
@@ -108,8 +122,8 @@ def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()
 
 def run_traces(trace_dir: Path, out_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     """Simulate the traces in ``trace_dir`` and write every report into ``out_dir`` (like ``run``)."""
-    from simcluster.reporting import write_run
+    from simcluster.run import write_outcome
 
     outcome = simulate_traces(trace_dir, overrides)
-    write_run(Path(out_dir), outcome.result.timeline, outcome.summary, outcome.spec.resolved_dict(), outcome.details)
+    write_outcome(outcome, Path(out_dir))
     return outcome

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from simcluster.collectives.algorithms import hierarchical_applies, node_split
-from simcluster.collectives.torus import box_lines
+from simcluster.collectives.torus import box_lines, multipod_applies
 from simcluster.collectives.transfer import Transfer, byte_time
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ def candidates(op: str, group: Sequence[int], topo: "Topology") -> list[str]:
     if topo.is_torus:
         if box_lines(group, topo):
             out.append("torus")
+        if multipod_applies(op, group, topo):
+            out.append("multipod")
         return out
     if op == "all_reduce" and len(node_split(group, topo)) >= 2:
         out.append("tree")

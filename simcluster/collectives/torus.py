@@ -17,6 +17,13 @@ and first halves. Members may be strided (e.g. every 4th chip along x when
 a tensor-parallel group fills the rest): a ring hop then spans several links.
 
 Groups that are not a box of the torus (or on a switched cluster): the ring.
+
+Groups spanning TPU pods (``multipod``, registered): hierarchical, as PaLM's two-pod
+data parallelism runs (Chowdhery et al. 2022 §4): reduce-scatter inside every pod (the
+torus algorithm on each pod's members, or their ring), then an all-reduce of each chip's
+1/g share across the pods (a ring of the k pods' chips of the same local index, over the
+data-center network), then all-gather inside every pod. With g members per pod the
+cross-pod bytes per chip are 2(k − 1)/k · S/g.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import math
 from typing import TYPE_CHECKING, Sequence
 
 from simcluster.collectives.algorithms import ALGORITHMS, Phase, ring
+from simcluster.collectives.rings import ring_pairs
 
 if TYPE_CHECKING:
     from simcluster.topology.topology import Topology
@@ -83,3 +91,54 @@ def torus(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
         return rs
     ag = list(reversed(rs))
     return ag if op == "all_gather" else rs + ag
+
+
+def pod_split(group: Sequence[int], topo: "Topology") -> list[list[int]]:
+    """Members per pod, pods in order of first appearance, members in group order."""
+    by_pod: dict[int, list[int]] = {}
+    for r in group:
+        by_pod.setdefault(r // topo.chips_per_pod, []).append(r)
+    return list(by_pod.values())
+
+
+def multipod_applies(op: str, group: Sequence[int], topo: "Topology") -> bool:
+    """k >= 2 pods with the same number of members each, and an op with a hierarchical form."""
+    if topo.pods < 2 or op not in ("all_reduce", "all_gather", "reduce_scatter"):
+        return False
+    pods = pod_split(group, topo)
+    return len(pods) >= 2 and all(len(m) == len(pods[0]) for m in pods)
+
+
+def _merged(per_pod: list[list[Phase]]) -> list[Phase]:
+    """The pods' phases run at once: the i-th phases of every pod as one phase."""
+    out = []
+    for phases in zip(*per_pod):
+        pairs = tuple(p for ph in phases for p in ph.pairs)
+        weights = tuple(w for ph in phases for w in (ph.weights or (1.0,) * len(ph.pairs)))
+        lat = [ph.latency for ph in phases if ph.latency is not None]
+        out.append(Phase(pairs, phases[0].factor, phases[0].steps, weights, max(lat) if lat else None))
+    return out
+
+
+@ALGORITHMS.register("multipod")
+def multipod(op: str, group: Sequence[int], topo: "Topology") -> list[Phase]:
+    """Inside every pod, across the pods, inside again (see the module docstring); the ring elsewhere."""
+    if not multipod_applies(op, group, topo):
+        return ring(op, group, topo)
+    pods = pod_split(group, topo)
+    k, g = len(pods), len(pods[0])
+    inter = tuple(p for i in range(g) for p in ring_pairs([m[i] for m in pods]))
+    alpha = max(topo.route_latency(a, b) for a, b in inter)
+    if op == "all_reduce":
+        across = Phase(inter, 2 * (k - 1) / k / g, 2 * (k - 1), None, 2 * (k - 1) * alpha)
+    else:
+        across = Phase(inter, (k - 1) / k / g, k - 1, None, (k - 1) * alpha)
+    if g == 1:
+        return [across]
+    rs = _merged([torus("reduce_scatter", m, topo) for m in pods])
+    ag = _merged([torus("all_gather", m, topo) for m in pods])
+    if op == "reduce_scatter":
+        return rs + [across]
+    if op == "all_gather":
+        return [across] + ag
+    return rs + [across] + ag

@@ -87,10 +87,13 @@ def sizes(lo: float, hi: float, factor: float) -> list[int]:
 
 def _topology(cluster_ref: str, gpus: int):
     from simcluster.spec import load_cluster
+    from simcluster.spec.fields import MAX_DEVICES
     from simcluster.topology import build_topology
 
     cluster = load_cluster(cluster_ref)
     nodes = math.ceil(gpus / cluster.gpus_per_node)
+    if nodes * cluster.gpus_per_node > MAX_DEVICES:
+        raise _bad("--gpus", f"{gpus:,} GPUs; at most {MAX_DEVICES:,}")
     cluster = cluster.model_copy(update={"nodes": nodes})
     try:
         return build_topology(cluster)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "write a workload's task graph as Chakra execution traces (.et per rank; needs simcluster[chakra])"
 
@@ -27,7 +28,15 @@ def main(args: argparse.Namespace) -> int:
     from simcluster.chakra import have_chakra
     from simcluster.spec import load_workload
 
+    from simcluster.errors import Problem, SpecError
+    from simcluster.runfolder import check_out_dir, inside
+    from simcluster.spec.fields import name_problem
+
+    if args.prefix is not None and name_problem(args.prefix):
+        raise SpecError([Problem("--prefix", None, "", str(name_problem(args.prefix)))])
     spec = load_workload(args.workload, overrides=args.overrides)  # SpecError -> exit 2
+    check_out_dir(args.dir, "DIR")
+    inside(Path(args.dir), f"{args.prefix or spec.name}.0.et", "--prefix")  # names are names, not paths
     if not have_chakra():
         print("export-chakra needs the Chakra schema: pip install 'simcluster[chakra]' "
               "(or: pip install --no-deps mlc-chakra protobuf)", file=sys.stderr)

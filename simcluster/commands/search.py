@@ -72,6 +72,8 @@ def main(args: argparse.Namespace) -> int:
         outcome = run_search(opts)  # SpecError: exit 2 with one line per problem (cli.main)
     except (MissingExtra, StoreBusy, SchedulerUnreachable) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # disk full, folder removed or made read-only while running
+        return _fail(f"cannot write {exc.filename or args.out or 'the output folder'}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         where = f"{args.out or 'the output folder'}/{SIMULATIONS_DIR}"
         print(f"\nsimcluster search: interrupted; finished simulations are kept in {where}: run the same "

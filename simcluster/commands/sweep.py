@@ -34,6 +34,7 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    from simcluster.runfolder import check_out_dir
     from simcluster.spec.sweep import load_sweep
     from simcluster.sweep.executors import MissingExtra, SchedulerUnreachable, make_executor
     from simcluster.sweep.report import summary_text
@@ -49,10 +50,13 @@ def main(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     sweep = load_sweep(args.sweep)  # SpecError: exit 2 with one line per problem (cli.main)
     out = Path(args.out) if args.out else Path("reports") / sweep.name
+    check_out_dir(out)  # before any point runs
     try:
         outcome = run_sweep(sweep, out, executor, fresh=args.fresh, reports=args.report)
     except (StoreBusy, SchedulerUnreachable) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # disk full, folder removed or made read-only while running
+        return _fail(f"cannot write {out}: {exc.strerror or exc}; finished points are kept in {out / STORE_NAME}")
     except KeyboardInterrupt:
         print(f"\nsimcluster sweep: interrupted; finished points are kept in {out / STORE_NAME}: "
               "run the same command again to resume", file=sys.stderr)

@@ -26,7 +26,7 @@ SwiGLU (:func:`simcluster.costs.params.layer_matrix_params`).
 
 from __future__ import annotations
 
-from simcluster.costs.params import layer_matrix_params
+from simcluster.costs.params import layer_matrix_params, q_width
 from simcluster.spec.workload import ModelSpec, TrainingSpec
 
 
@@ -37,8 +37,8 @@ def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
 
 
 def attention_core_forward_flops(model: ModelSpec, sequences: float) -> float:
-    """QKᵀ and A·V of one layer, full square: 4·B·s²·h (h = a·d)."""
-    return 4.0 * sequences * model.seq_len**2 * model.hidden
+    """QKᵀ and A·V of one layer, full square: 4·B·s²·a·d (= 4·B·s²·h when a·d = h)."""
+    return 4.0 * sequences * model.seq_len**2 * q_width(model)
 
 
 def logits_forward_flops(model: ModelSpec, sequences: float) -> float:

@@ -116,11 +116,18 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
     g_over_a = (model.kv_heads or model.heads) / model.heads
+    # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
+    qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
     mlp = (4 if P.mlp_matrices(model) == 2 else 6) * P.ffn_width(model) / model.hidden
     replicated = 8 * v + 2
-    split = (4 + 4 * g_over_a + mlp) * v
     keep_scores = recompute == "none" and not training.flash_attention
     scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
+    if P.replicated_kv_params(model, t):  # g < t: each rank stores its replicated K/V head whole
+        split = (4 * qd + mlp) * v
+        kv = 4 * v * P.kv_heads_per_rank(model, t) / model.heads * qd
+        per = ((replicated + split) / t if sp else replicated + split / t) + kv
+        return sbh * (per + scores / t)
+    split = (4 * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (4 + 4 * g_over_a + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
     return sbh * (per + scores / t)
 
@@ -161,7 +168,8 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     zero = parallelism.zero_stage
     if zero not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0..3, not {zero!r}")
-    shard = (parallelism.data or 1) * parallelism.context
+    # ZeRO shards over data × context ranks, or over a hybrid shard group of zero_shard data ranks
+    shard = (parallelism.zero_shard or parallelism.data or 1) * parallelism.context
     weights = n * w_b / (shard if zero >= 3 else 1)
     grads = n * g_b / (shard if zero >= 2 else 1)
     optim = n * o_b / (shard if zero >= 1 else 1)

@@ -31,13 +31,41 @@ from simcluster.spec.workload import ModelSpec
 
 
 def head_dim(model: ModelSpec) -> int:
-    """d = h / a."""
-    return model.hidden // model.heads
+    """d: ``model.head_dim``, by default h / a."""
+    return model.head_dim or model.hidden // model.heads
+
+
+def q_width(model: ModelSpec) -> int:
+    """Width of Q (= of the attention output the projection reads): a·d, h unless head_dim says otherwise."""
+    return model.heads * head_dim(model)
 
 
 def kv_width(model: ModelSpec) -> int:
     """Width of K (= of V): g·d."""
     return (model.kv_heads or model.heads) * head_dim(model)
+
+
+def kv_heads_per_rank(model: ModelSpec, tensor: int = 1) -> float:
+    """K/V heads one tensor-parallel rank holds: g/t, or 1 when g < t.
+
+    With fewer K/V heads than tensor ranks (multi-query attention, PaLM, Chowdhery et al.
+    2022 §2; grouped-query attention, Ainslie et al. 2023) each rank keeps the one K/V head
+    its query heads use: the heads are replicated t/g times across the tensor group, as
+    Megatron-LM does, and their weight gradients are summed over the group.
+    """
+    g = model.kv_heads or model.heads
+    return g / tensor if g >= tensor else 1.0
+
+
+def kv_params(model: ModelSpec) -> int:
+    """K and V projections with their biases: 2·(h + 1)·g·d."""
+    return 2 * (model.hidden + 1) * kv_width(model)
+
+
+def replicated_kv_params(model: ModelSpec, tensor: int = 1) -> float:
+    """K/V parameters a rank holds that other tensor ranks hold too (0 unless g < t)."""
+    g = model.kv_heads or model.heads
+    return kv_params(model) / g if g < tensor else 0.0
 
 
 def ffn_width(model: ModelSpec) -> int:
@@ -53,15 +81,15 @@ def mlp_matrices(model: ModelSpec) -> int:
 
 
 def layer_matrix_params(model: ModelSpec) -> int:
-    """Weights of the layer's matrices (no biases): h·(h + 2·g·d) + h² + n_mlp·h·f; 12h² for GPT."""
-    h, f = model.hidden, ffn_width(model)
-    return h * (h + 2 * kv_width(model)) + h * h + mlp_matrices(model) * h * f
+    """Weights of the layer's matrices (no biases): h·(a·d + 2·g·d) + a·d·h + n_mlp·h·f; 12h² for GPT."""
+    h, f, q = model.hidden, ffn_width(model), q_width(model)
+    return h * (q + 2 * kv_width(model)) + q * h + mlp_matrices(model) * h * f
 
 
 def layer_split_params(model: ModelSpec) -> int:
     """Parameters split by tensor parallelism: matrices + column-parallel biases."""
     h, f = model.hidden, ffn_width(model)
-    column_bias = (h + 2 * kv_width(model)) + (mlp_matrices(model) - 1) * f
+    column_bias = (q_width(model) + 2 * kv_width(model)) + (mlp_matrices(model) - 1) * f
     return layer_matrix_params(model) + column_bias
 
 
@@ -71,7 +99,13 @@ def layer_replicated_params(model: ModelSpec) -> int:
 
 
 def layer_params(model: ModelSpec, tensor: int = 1) -> float:
-    """Parameters of one transformer layer on one tensor-parallel rank (12h² + 13h at t = 1)."""
+    """Parameters of one transformer layer on one tensor-parallel rank (12h² + 13h at t = 1).
+
+    With g < t the K/V projections are not split but replicated (:func:`kv_heads_per_rank`).
+    """
+    if replicated_kv_params(model, tensor):
+        return ((layer_split_params(model) - kv_params(model)) / tensor + replicated_kv_params(model, tensor)
+                + layer_replicated_params(model))
     return layer_split_params(model) / tensor + layer_replicated_params(model)
 
 

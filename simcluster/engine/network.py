@@ -2,13 +2,25 @@
 
 Each active transfer is a fluid flow over a set of links. Rates are max-min
 fair with per-link weights (progressive filling; Bertsekas & Gallager, *Data
-Networks*, §6.5.2): every link ``l`` obeys ``sum_f w[f,l]·r_f <= B_l``. Rates
-change only when a flow starts or ends; then only the flows connected to it
-through shared links are re-rated (a flow alone on its links keeps the rate
-``min_l B_l / w_l`` without any search). So two equal transfers sharing one
-link each get B/2 and take twice as long as one alone, and transfers on
-disjoint links don't slow each other (ASTRA-sim's congestion-aware network
-makes the same choice: delay = latency + bytes / bandwidth, links shared).
+Networks*, §6.5.2; :mod:`simcluster.engine.fairshare`): every link ``l`` obeys
+``sum_f w[f,l]·r_f <= B_l``. So two equal transfers sharing one link each get
+B/2 and take twice as long as one alone, and transfers on disjoint links don't
+slow each other (ASTRA-sim's congestion-aware network makes the same choice:
+delay = latency + bytes / bandwidth, links shared).
+
+Incremental: rates change only when a flow starts or ends, and then only for
+the flows connected to it through shared links that can saturate (a flow alone
+on its links keeps ``m_f = min_l B_l / w_l`` without any search). Nothing scans
+the active flows: a flow keeps ``(t0, rem0, r)``, its remaining bytes being
+``rem0 - r·(t - t0)``, and is touched only when its rate changes, which pushes
+into two heaps
+
+- its finish time ``t0 + rem0 / r``: the earliest one is the single pending
+  wake-up (a change that leaves it where it was schedules nothing; one that
+  moves it replaces it and the old event is skipped when it fires);
+- its due time ``t0 + (rem0 - tol) / r``, ``tol = 1e-9·nbytes + 1e-6`` bytes:
+  a wake-up ends every flow due by then, so flows finishing within rounding
+  of each other end together.
 
 Link statistics are kept without touching links on every rate change: a link
 is busy while at least one flow crosses it, and the bytes it carried are
@@ -18,13 +30,20 @@ interval therefore carries exactly the bytes of the flows that ended in it.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+import math
+from heapq import heapify, heappop, heappush
+from operator import truediv
+from typing import Callable, Protocol, Sequence, cast
 
 import simpy
+from simpy.events import Timeout
 
 from simcluster.collectives.transfer import Transfer
+from simcluster.engine.errors import RunawayError
+from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
-_EPS = 1e-12
+#: Wake-ups in a row at one instant that end no flow before the engine gives up.
+IDLE_WAKEUPS = 64
 
 
 class Links(Protocol):
@@ -42,10 +61,31 @@ class Links(Protocol):
 
 
 class _Flow:
-    __slots__ = ("tr", "remaining", "rate", "done", "seq")
+    """One transfer moving its bytes: ``rem0`` bytes left at ``t0``, rate ``rate`` since."""
 
-    def __init__(self, tr: Transfer, done: Callable[[], None], seq: int):
-        self.tr, self.remaining, self.rate, self.done, self.seq = tr, tr.nbytes, 0.0, done, seq
+    __slots__ = ("links", "weights", "nbytes", "solo", "rate", "t0", "rem0", "ver", "done", "arg",
+                 "seq")
+
+    links: tuple[int, ...]
+    weights: tuple[float, ...]
+    nbytes: float
+    solo: float  # m_f: the rate alone on its links
+    rate: float
+    t0: float
+    rem0: float
+    ver: int  # bumped on every rate change; -1 once ended (heap entries go stale)
+    done: Callable[[int], None]
+    arg: int
+    seq: int  # start order
+
+    def __init__(self, tr: Transfer, done: Callable[[int], None], arg: int):
+        self.links, self.weights, self.nbytes = tr.links, tr.weights, tr.nbytes
+        self.done, self.arg = done, arg
+        self.rate, self.ver = 0.0, 0  # the rest is set when its bytes start to move
+
+
+#: A heap entry: (time, flow seq, flow version, flow).
+_Entry = tuple[float, int, int, _Flow]
 
 
 def _seq(f: _Flow) -> int:
@@ -53,169 +93,210 @@ def _seq(f: _Flow) -> int:
 
 
 class Network:
-    """Active flows on the topology's links, re-rated on every change."""
+    """Active flows on the topology's links, re-rated incrementally on every change.
+
+    ``covered[l]``: link ``l``'s constraint is implied by others (it never couples flows).
+    ``intervals``: (link, start, end, bytes) of every busy interval of a recorded link.
+    """
 
     def __init__(self, env: simpy.Environment, bandwidth: list[float],
-                 on_link_interval: Callable[[int, float, float, float], None] | None = None,
-                 recorded: set[int] | frozenset[int] = frozenset()):
+                 recorded: set[int] | frozenset[int] = frozenset(),
+                 names: Sequence[str] | None = None, covered: Sequence[bool] | None = None):
         self.env = env
         self.bw = bandwidth
         n = len(bandwidth)
-        self.flows_on: dict[int, dict[_Flow, float]] = {}  # link -> {flow: weight}
-        self.count = [0] * n  # active flows per link
+        self.names = names
+        self.flows_on: list[dict[_Flow, float]] = [{} for _ in range(n)]  # link -> {flow: weight}
         self.bytes = [0.0] * n  # bytes carried per link (booked when flows end)
         self.busy = [0.0] * n  # seconds with at least one flow
         self._since = [0.0] * n
-        self._rec_bytes: dict[int, float] = {}
-        self._last = 0.0
-        self._active: set[_Flow] = set()
-        self._seq = 0
-        self._gen = 0
-        self.recorded = recorded
-        self.on_link_interval = on_link_interval
+        self._demand = [0.0] * n  # D_l = sum_f w·m_f over the flows on l
+        self._limit = [(1.0 - SLACK_MARGIN) * b for b in bandwidth]
+        if covered is not None:  # implied by other links (engine/redundant.py): never couples
+            self._limit = [math.inf if c else x for x, c in zip(self._limit, covered)]
+        self._coupled = [False] * n  # D_l >= limit: the link can saturate
+        self._rec = [False] * n
+        for l in recorded:
+            self._rec[l] = True
+        self._rec_bytes = [0.0] * n
+        self.intervals: list[tuple[int, float, float, float]] = []
+        self._fin: list[_Entry] = []  # finish times
+        self._due: list[_Entry] = []  # due times (finish less the tolerance)
+        self._active = 0
+        self._wake: simpy.Event | None = None  # the pending wake-up
+        self._wake_at = math.inf
+        self._idle = 0  # wake-ups in a row that ended nothing
         self.flows_started = 0
 
     # -- public ---------------------------------------------------------------------------
-    def start(self, tr: Transfer, on_done: Callable[[], None]) -> None:
-        """Run ``tr``: wait its latency, then move its bytes at the fair rate; then ``on_done()``."""
-        if tr.latency > 0:
-            self.env.timeout(tr.latency).callbacks.append(lambda _e: self._begin(tr, on_done))
+    def start(self, tr: Transfer, on_done: Callable[[int], None], arg: int) -> None:
+        """Run ``tr``: wait its latency, then move its bytes at the fair rate; then ``on_done(arg)``."""
+        lat = tr.latency
+        if lat > 0:
+            if lat == math.inf or lat != lat:
+                raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
+            Timeout(self.env, lat, _Flow(tr, on_done, arg)).callbacks.append(self._after_latency)
+        elif tr.nbytes <= 0 or not tr.links:
+            on_done(arg)
         else:
-            self._begin(tr, on_done)
+            self._begin(_Flow(tr, on_done, arg))
 
-    def _begin(self, tr: Transfer, on_done: Callable[[], None]) -> None:
-        if tr.nbytes <= 0 or not tr.links:
-            on_done()
-            return
-        f = _Flow(tr, on_done, self._seq)
-        self._seq += 1
-        self.flows_started += 1
-        self._advance()
-        self._active.add(f)
+    # -- internals ------------------------------------------------------------------------
+    def _names(self, links: Sequence[int]) -> str:
+        shown = [self.names[l] if self.names is not None else str(l) for l in links[:3]]
+        return ", ".join(shown) + (", ..." if len(links) > 3 else "")
+
+    def _after_latency(self, ev: simpy.Event) -> None:
+        f = cast(_Flow, ev.value)
+        if f.nbytes <= 0 or not f.links:
+            f.done(f.arg)
+        else:
+            self._begin(f)
+
+    def _begin(self, f: _Flow) -> None:
         now = self.env.now
+        links, weights = f.links, f.weights
+        bw = self.bw
+        solo = math.inf
+        for l, w in zip(links, weights):
+            r = bw[l] / w
+            if r < solo:
+                solo = r
+        f.solo = solo
+        f.t0, f.rem0, f.seq = now, f.nbytes, self.flows_started
+        self.flows_started += 1
+        self._active += 1
         shared = False
-        count, flows_on = self.count, self.flows_on
-        for l, w in zip(tr.links, tr.weights):
-            if count[l] == 0:
+        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
+        for l, w in zip(links, weights):
+            d = flows_on[l]
+            if not d:
                 self._since[l] = now
-                if l in self.recorded:
+                if self._rec[l]:
                     self._rec_bytes[l] = 0.0
             else:
                 shared = True
-            count[l] += 1
-            d = flows_on.get(l)
-            if d is None:
-                flows_on[l] = {f: w}
-            else:
-                d[f] = w
+            d[f] = w
+            dl = demand[l] + w * solo
+            demand[l] = dl
+            coupled[l] = dl >= limit[l]
         if shared:
-            self._rerate(self._component([f]))
+            self._rerate([f], now)
+            self._schedule(now)
+        elif solo > 0.0:  # alone: no search (``_set_rate`` inlined), and no other finish moves
+            f.rate, f.ver = solo, 1
+            fin = now + f.nbytes / solo
+            if not fin < math.inf:
+                raise RunawayError(self._never(f, fin))
+            heappush(self._fin, (fin, f.seq, 1, f))
+            heappush(self._due, (now + (f.nbytes - 1e-9 * f.nbytes - 1e-6) / solo, f.seq, 1, f))
+            if self._wake is None or fin < self._wake_at:
+                self._schedule(now)
         else:
-            f.rate = min(self.bw[l] / w for l, w in zip(tr.links, tr.weights))
-        self._schedule_wakeup()
+            self._schedule(now)
 
-    # -- internals ------------------------------------------------------------------------
-    def _advance(self) -> None:
-        """Move every active flow forward to ``now`` at its current rate."""
-        now = self.env.now
-        dt = now - self._last
-        if dt > 0:
-            for f in self._active:
-                f.remaining -= f.rate * dt
-        self._last = now
-
-    def _component(self, seeds: list[_Flow]) -> list[_Flow]:
-        """Flows connected to ``seeds`` through shared links (those whose rate may change)."""
-        seen = set(seeds)
-        stack = list(seeds)
-        flows_on = self.flows_on
-        while stack:
-            g = stack.pop()
-            for l in g.tr.links:
-                d = flows_on[l]
-                if len(d) > 1:
-                    for h in d:
-                        if h not in seen:
-                            seen.add(h)
-                            stack.append(h)
-        return sorted(seen, key=_seq)
-
-    def _rerate(self, flows: list[_Flow]) -> None:
-        """Max-min fair rates for ``flows`` by weighted progressive filling."""
-        if len(flows) == 1:
-            f = flows[0]
-            f.rate = min(self.bw[l] / w for l, w in zip(f.tr.links, f.tr.weights))
+    def _set_rate(self, f: _Flow, r: float, now: float) -> None:
+        """Give ``f`` the rate ``r`` from ``now`` on and push its finish and due times."""
+        if r == f.rate:
             return
-        cap: dict[int, float] = {}
-        wsum: dict[int, float] = {}
-        for f in flows:
-            for l, w in zip(f.tr.links, f.tr.weights):
-                cap[l] = self.bw[l]
-                wsum[l] = wsum.get(l, 0.0) + w
-        unfrozen = set(flows)
-        while unfrozen:
-            best_share, best_link = None, -1
-            for l, c in cap.items():
-                ws = wsum[l]
-                if ws > _EPS:
-                    share = c / ws
-                    if best_share is None or share < best_share - _EPS * share or (
-                            abs(share - best_share) <= _EPS * share and l < best_link):
-                        best_share, best_link = share, l
-            if best_share is None:
-                break
-            for g in sorted((g for g in self.flows_on[best_link] if g in unfrozen), key=_seq):
-                g.rate = best_share
-                unfrozen.discard(g)
-                for l, w in zip(g.tr.links, g.tr.weights):
-                    cap[l] = max(0.0, cap[l] - w * best_share)
-                    wsum[l] -= w
+        if f.rate > 0.0:
+            f.rem0 -= f.rate * (now - f.t0)
+        f.t0, f.rate = now, r
+        f.ver += 1
+        if r > 0.0:
+            fin = now + f.rem0 / r
+            if not fin < math.inf:
+                raise RunawayError(self._never(f, fin))
+            heappush(self._fin, (fin, f.seq, f.ver, f))
+            # due: ``tol = 1e-9·nbytes + 1e-6`` bytes before the finish
+            heappush(self._due, (now + (f.rem0 - 1e-9 * f.nbytes - 1e-6) / r, f.seq, f.ver, f))
 
-    def _schedule_wakeup(self) -> None:
-        if not self._active:
+    def _never(self, f: _Flow, fin: float) -> str:
+        """Why ``f`` never ends: one line with its bytes, rate and links."""
+        bws = ", ".join(f"{self.bw[l]:.3g}" for l in f.links[:3])
+        return (f"a transfer of {f.nbytes:.6g} bytes at {f.rate:.6g} B/s would end at t = {fin} s "
+                f"(links {self._names(f.links)}: bandwidths {bws} B/s)")
+
+    def _rerate(self, seeds: list[_Flow], now: float) -> None:
+        """Max-min fair rates for the flows connected to ``seeds``."""
+        comp = component(seeds, self.flows_on, self._coupled)
+        if len(comp) == 1:
+            f = comp[0]
+            self._set_rate(f, f.solo, now)
             return
-        t = min(f.remaining / f.rate if f.rate > 0 else float("inf") for f in self._active)
-        if t == float("inf"):
-            raise RuntimeError("a transfer has no bandwidth (zero-capacity link on its route)")
-        self._gen += 1
-        gen = self._gen
-        ev = self.env.timeout(max(t, 0.0))
-        ev.callbacks.append(lambda _e: self._wakeup(gen))
+        for g, r in fill(comp, self.flows_on, self.bw, self._coupled).items():
+            self._set_rate(g, r, now)
 
-    def _wakeup(self, gen: int) -> None:
-        if gen != self._gen:
+    def _schedule(self, now: float) -> None:
+        """Keep one wake-up pending, at the earliest finish time."""
+        fin = self._fin
+        while fin and fin[0][3].ver != fin[0][2]:
+            heappop(fin)
+        if not fin:
+            self._wake = None
+            if self._active:
+                raise RunawayError("a transfer has no bandwidth (a zero-capacity link on its route)")
+            return
+        if len(fin) > 4 * self._active + 256:  # drop stale entries now and then
+            for h in (fin, self._due):
+                h[:] = [e for e in h if e[3].ver == e[2]]
+                heapify(h)
+        t = fin[0][0]
+        if t == self._wake_at and self._wake is not None:
+            return
+        ev = Timeout(self.env, t - now if t > now else 0.0)
+        ev.callbacks.append(self._wakeup)
+        self._wake, self._wake_at = ev, t
+
+    def _wakeup(self, ev: simpy.Event) -> None:
+        if ev is not self._wake:
             return  # superseded by a later change
-        self._advance()
-        finished = sorted((f for f in self._active
-                           if f.remaining <= 1e-9 * f.tr.nbytes + 1e-6), key=_seq)
+        self._wake = None
         now = self.env.now
+        finished: list[_Flow] = []  # due by now (or finished by it), marked ended
+        for h in (self._due, self._fin):
+            while h and h[0][0] <= now:
+                _, _, ver, f = heappop(h)
+                if f.ver == ver:
+                    f.ver = -1
+                    finished.append(f)
+        if not finished:
+            self._idle += 1
+            if self._idle > IDLE_WAKEUPS:
+                raise RunawayError(f"simulated time stalls at t = {now} s: {IDLE_WAKEUPS} network "
+                                   "wake-ups ended no transfer (degenerate bandwidths or latencies)")
+        else:
+            self._idle = 0
+            if len(finished) > 1:
+                finished.sort(key=_seq)
+        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
+        nbytes, rec = self.bytes, self._rec
         neighbours: list[_Flow] = []
+        self._active -= len(finished)
         for f in finished:
-            self._active.discard(f)
-            nb = f.tr.nbytes
-            for l, w in zip(f.tr.links, f.tr.weights):
-                d = self.flows_on[l]
+            nb, solo = f.nbytes, f.solo
+            for l, w in zip(f.links, f.weights):
+                d = flows_on[l]
                 del d[f]
-                self.bytes[l] += w * nb
-                if l in self._rec_bytes:
-                    self._rec_bytes[l] += w * nb
-                self.count[l] -= 1
-                if self.count[l] == 0:
+                nbytes[l] += w * nb
+                if not d:
+                    demand[l] = 0.0
+                    coupled[l] = False
                     self.busy[l] += now - self._since[l]
-                    if l in self._rec_bytes:
-                        nbytes = self._rec_bytes.pop(l)
-                        if self.on_link_interval is not None:
-                            self.on_link_interval(l, self._since[l], now, nbytes)
+                    if rec[l]:
+                        self.intervals.append((l, self._since[l], now, self._rec_bytes[l] + w * nb))
                 else:
-                    neighbours.extend(d)
+                    if rec[l]:
+                        self._rec_bytes[l] += w * nb
+                    if coupled[l]:
+                        neighbours.extend(d)
+                    dl = demand[l] - w * solo
+                    demand[l] = dl
+                    coupled[l] = dl >= limit[l]
         if neighbours:
-            pending = [g for g in dict.fromkeys(neighbours) if g in self._active]
-            done: set[_Flow] = set()
-            for g in sorted(pending, key=_seq):
-                if g not in done:
-                    comp = self._component([g])
-                    done.update(comp)
-                    self._rerate(comp)
-        self._schedule_wakeup()
+            live = [g for g in dict.fromkeys(neighbours) if g.ver >= 0]
+            if live:
+                self._rerate(live, now)
+        self._schedule(now)
         for f in finished:
-            f.done()
+            f.done(f.arg)

@@ -1,4 +1,4 @@
-"""Build the timeline DataFrame from simulated start/end times (vectorised for fused tasks).
+"""Build the timeline DataFrame from simulated start/end times, column by column with numpy.
 
 One row per simulated interval: a plain task gives one row per rank it
 occupies; a fused task gives one row per part, at the part's offsets from the
@@ -6,10 +6,16 @@ task's start (tasks sharing a parts template are expanded together with
 numpy). Links: the busy intervals of recorded links, and the intervals of the
 collectives inside fused tasks, which ran alone on their links (their bytes
 and busy time are booked on the link statistics here).
+
+Nothing is built one row at a time: each attribute of the plain tasks is read
+once into an array (text as category codes, ``pd.factorize``), repeated for
+tasks on several ranks, and the frame is joined from the columns.
 """
 
 from __future__ import annotations
 
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
@@ -26,10 +32,23 @@ _INT = ("rank", "task_id", "stage", "microbatch", "layer")
 _FLOAT = ("start_s", "end_s", "flops", "bytes")
 _PARTS_MAX = 1 << 20  # parts per fused task (orders rows inside a task)
 
-#: One link row, in TIMELINE_COLUMNS order (resource "link:<name>", rank -1, stream = link class, ...).
-LinkRow = tuple[str, int, str, str, int, str, str, int, int, int, float, float, float, float]
+
+class _Coded:
+    """A text column's values as category codes: ``cats[codes[i]]`` is row i's text."""
+
+    __slots__ = ("cats", "codes")
+
+    def __init__(self, cats: list[str], codes: np.ndarray):
+        self.cats, self.codes = cats, codes
+
+
 #: A column's value for the n rows of one ``_Columns.add``: one value for all, or one per row.
-_Value = Union[np.ndarray, str, int, float]
+_Value = Union[np.ndarray, _Coded, str, int, float]
+
+
+def _factorize(values: list[str]) -> _Coded:
+    codes, uniques = pd.factorize(np.array(values, dtype=object))
+    return _Coded([str(u) for u in uniques], codes.astype(np.int32))
 
 
 class _Columns:
@@ -41,13 +60,13 @@ class _Columns:
 
     def __init__(self, with_order: bool):
         self.names = TIMELINE_COLUMNS + (["_ord"] if with_order else [])
-        # per column: arrays, or (text, n) for a constant text value over n rows
-        self.cols: dict[str, list[np.ndarray | tuple[str, int]]] = {c: [] for c in self.names}
+        # per column: arrays; text: coded arrays, or (text, n) for a constant over n rows
+        self.cols: dict[str, list[np.ndarray | _Coded | tuple[str, int]]] = {c: [] for c in self.names}
 
     def add(self, n: int, **values: _Value) -> None:
         for c in self.names:
             v = values[c]
-            if isinstance(v, np.ndarray):
+            if isinstance(v, (np.ndarray, _Coded)):
                 self.cols[c].append(v)
             elif c in _INT or c == "_ord":
                 self.cols[c].append(np.full(n, v, dtype=np.int64))
@@ -70,12 +89,21 @@ class _Columns:
         for p in parts:
             if isinstance(p, tuple):
                 values.add(p[0])
+            elif isinstance(p, _Coded):
+                values.update(p.cats)
             else:
                 values.update(p.tolist())
         cats = sorted(values)
         index = {v: i for i, v in enumerate(cats)}
-        codes = [np.full(p[1], index[p[0]], dtype=np.int32) if isinstance(p, tuple)
-                 else pd.Categorical(p, categories=cats).codes.astype(np.int32) for p in parts]
+        codes: list[np.ndarray] = []
+        for p in parts:
+            if isinstance(p, tuple):
+                codes.append(np.full(p[1], index[p[0]], dtype=np.int32))
+            elif isinstance(p, _Coded):
+                remap = np.array([index[v] for v in p.cats], dtype=np.int32)
+                codes.append(remap[p.codes] if len(remap) else p.codes)
+            else:
+                codes.append(pd.Categorical(p, categories=cats).codes.astype(np.int32))
         return cats, (np.concatenate(codes) if codes else np.array([], dtype=np.int32))
 
 
@@ -96,45 +124,84 @@ def _join(gpu: _Columns, links: _Columns) -> pd.DataFrame:
         a_cats, a_codes = gpu.text(c)
         b_cats, b_codes = (l_cats, l_codes) if c == "resource" else links.text(c)
         cats = sorted(set(a_cats) | set(b_cats))
-        index = np.array([cats.index(v) for v in a_cats], dtype=np.int32)
-        index_b = np.array([cats.index(v) for v in b_cats], dtype=np.int32)
+        at = {v: i for i, v in enumerate(cats)}
+        index = np.array([at[v] for v in a_cats], dtype=np.int32)
+        index_b = np.array([at[v] for v in b_cats], dtype=np.int32)
         codes = np.concatenate([index[a_codes[g_order]] if len(a_cats) else a_codes,
                                 index_b[b_codes[l_order]] if len(b_cats) else b_codes])
         data[c] = pd.Categorical.from_codes(codes, categories=pd.Index(cats))
     return pd.DataFrame(data)
 
 
-#: A plain task's row: LinkRow's columns, then the row's order key (``_ord``).
-_Row = tuple[str, int, str, str, int, str, str, int, int, int, float, float, float, float, int]
+def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndarray) -> None:
+    """The rows of tasks without parts, one per rank they occupy, in task then rank order."""
+    m = len(plain)
+    if not m:
+        return
+    def ints(attr: str) -> np.ndarray:
+        return np.fromiter(map(attrgetter(attr), plain), dtype=np.int64, count=m)
+
+    def floats(attr: str) -> np.ndarray:
+        return np.fromiter(map(attrgetter(attr), plain), dtype=float, count=m)
+
+    nr = np.fromiter(map(len, map(attrgetter("ranks"), plain)), dtype=np.int64, count=m)
+    rows = int(nr.sum())
+    ids = ints("id")
+    ranks = np.fromiter(chain.from_iterable(map(attrgetter("ranks"), plain)), dtype=np.int64, count=rows)
+    every = bool((nr == 1).all())
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return a if every else np.repeat(a, nr)
+
+    def coded(attr: str) -> _Coded:
+        c = _factorize(list(map(attrgetter(attr), plain)))
+        return c if every else _Coded(c.cats, np.repeat(c.codes, nr))
+
+    u, inv = np.unique(ranks, return_inverse=True)
+    gpu.add(rows, resource=_Coded([f"gpu{r}" for r in u.tolist()], inv.astype(np.int32)), rank=ranks,
+            stream=coded("stream"), task=coded("name"), task_id=rep(ids), kind=coded("kind"),
+            phase=coded("phase"), stage=rep(ints("stage")), microbatch=rep(ints("microbatch")),
+            layer=rep(ints("layer")), start_s=rep(start[ids]), end_s=rep(end[ids]),
+            flops=rep(floats("flops")), bytes=rep(floats("nbytes")),
+            _ord=rep(ids * _PARTS_MAX))
+
+
+def _add_intervals(links: _Columns, intervals: list[tuple[int, float, float, float]], topo: Links) -> None:
+    """The engine's link intervals as rows, one block of rows per link (their order kept)."""
+    if not intervals:
+        return
+    a = np.array(intervals, dtype=float)
+    ids = a[:, 0].astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids, a = ids[order], a[order]
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]):
+        l = int(ids[lo])
+        links.add(int(hi - lo), resource=f"link:{topo.link_names[l]}", rank=-1, stream=topo.link_class[l],
+                  task="", task_id=-1, kind="link", phase="", stage=-1, microbatch=-1, layer=-1,
+                  start_s=a[lo:hi, 1], end_s=a[lo:hi, 2], flops=0.0, bytes=a[lo:hi, 3])
 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   link_rows: list[LinkRow]) -> pd.DataFrame:
-    """The timeline; also books fused collectives' bytes and busy time on ``link_*``."""
+                   intervals: list[tuple[int, float, float, float]]) -> pd.DataFrame:
+    """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
+
+    ``intervals``: (link, start, end, bytes) of the recorded links' busy intervals, in
+    the order the engine closed them.
+    """
     start_a = np.asarray(start, dtype=float)
-    plain: list[_Row] = []
+    plain: list[Task] = []
     groups: dict[int, tuple[tuple[Part, ...], list[Task]]] = {}
     for t in tasks:
         if t.parts:
             groups.setdefault(id(t.parts), (t.parts, []))[1].append(t)
-            continue
-        s, e = start[t.id], end[t.id]
-        for r in t.ranks:
-            plain.append((f"gpu{r}", r, t.stream, t.name, t.id, t.kind, t.phase, t.stage,
-                          t.microbatch, t.layer, s, e, t.flops, t.nbytes, t.id * _PARTS_MAX))
+        else:
+            plain.append(t)
     gpu = _Columns(with_order=True)
-    if plain:
-        cols = list(zip(*plain))
-        for i, c in enumerate(gpu.names):
-            dtype = np.int64 if c in _INT or c == "_ord" else float if c in _FLOAT else object
-            gpu.cols[c].append(np.array(cols[i], dtype=dtype))
+    _add_plain(gpu, plain, start_a, np.asarray(end, dtype=float))
     links = _Columns(with_order=False)
-    if link_rows:
-        cols = list(zip(*link_rows))
-        for i, c in enumerate(links.names):
-            dtype = np.int64 if c in _INT else float if c in _FLOAT else object
-            links.cols[c].append(np.array(cols[i], dtype=dtype))
+    _add_intervals(links, intervals, topo)
     for parts, ts in groups.values():
         n = len(ts)
         ids = np.fromiter((t.id for t in ts), dtype=np.int64, count=n)

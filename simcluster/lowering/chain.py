@@ -27,9 +27,12 @@ Group = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 @dataclass
 class Labels:
+    """Where a unit's tasks belong: stage, microbatch, model chunk, and the pass (F, B or W)."""
+
     stage: int
     microbatch: int
     chunk: int
+    kind: str = ""
 
 
 class TaskChain:
@@ -37,8 +40,11 @@ class TaskChain:
 
     def __init__(self, tg: TaskGraph, members: tuple[int, ...], labels: Labels,
                  plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]],
-                 slow: dict[int, float] | None = None):
+                 slow: dict[int, float] | None = None, shared: dict[tuple[object, ...], int] | None = None):
         self.tg, self.members, self.labels, self.plan = tg, members, labels, plan
+        # collectives whose group spans several chains (full fidelity: a data-parallel group joins the
+        # chains of its replicas): one task, made by the first chain, joined by the others
+        self.shared = shared if shared is not None else {}
         self.slow = slow or {}  # straggler GPUs: compute slowdown factor
         self.prev: dict[int, int] = {}
         self.first: dict[int, int] = {}
@@ -82,11 +88,22 @@ class TaskChain:
              layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
         """A collective beside the chain: ordered by its stream (and ``after``), not waited for."""
         ids: dict[int, int] = {}
+        mine = set(self.members)
         for ranks, group, mirrors in groups:
             extra = tuple(after[r] for r in ranks if after and r in after)
+            lb = self.labels
+            key = (name, lb.kind, lb.stage, lb.microbatch, lb.chunk, group)
+            if not mine.issuperset(ranks) and key in self.shared:
+                tid = self.shared[key]
+                task = self.tg.tasks[tid]
+                task.deps = task.deps + extra
+                ids.update((r, tid) for r in ranks)
+                continue
             tid = self._add(ranks, extra=extra, on_chain=False, kind="collective", name=name,
                             stream=stream, transfers=self.plan(op, group, nbytes, mirrors),
                             nbytes=nbytes, op=op, group=group, phase=phase, layer=layer)
+            if not mine.issuperset(ranks):
+                self.shared[key] = tid
             ids.update((r, tid) for r in ranks)
         return ids
 

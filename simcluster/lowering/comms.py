@@ -26,6 +26,7 @@ class Comms:
     full: bool
     algorithms: dict[str, str]
     ideal_network: bool = False
+    zero_shard: int = 0  # hybrid sharding: data-parallel ranks per ZeRO shard group (0: the whole group)
     _plans: dict[tuple[str, tuple[int, ...], float, int], tuple[tuple[int, ...], tuple[Transfer, ...]]] = \
         field(default_factory=dict)
 
@@ -46,16 +47,33 @@ class Comms:
         return tuple(r for chain in self.members(s) for r in chain)
 
     def groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
-        """The collectives of kind ``tp``/``cp``/``dp`` that ``members`` take part in."""
-        g = self.grid
-        of = {"tp": g.tp_group, "cp": g.cp_group, "dp": g.dp_group}[kind]
+        """The collectives of kind ``tp``/``cp``/``dp`` (or, with hybrid sharding, ``zs`` the ZeRO shard
+        group and ``zr`` the replicas of a shard) that ``members`` take part in."""
         if not self.full:
-            mirrors = {"tp": g.tp_mirror_offsets, "cp": g.cp_mirror_offsets, "dp": g.dp_mirror_offsets}[kind]()
-            return [((members[0],), of(members[0]), mirrors)]
+            return [((members[0],), self._group_of(kind, members[0]), self._mirrors(kind))]
         seen: dict[tuple[int, ...], None] = {}
         for r in members:
-            seen.setdefault(of(r))
+            seen.setdefault(self._group_of(kind, r))
         return [(grp, grp, ()) for grp in seen]
+
+    def _group_of(self, kind: str, rank: int) -> tuple[int, ...]:
+        g, z = self.grid, self.zero_shard or self.grid.d
+        if kind == "zs":
+            return g.shard_group(rank, z)
+        if kind == "zr":
+            return g.replica_group(rank, z)
+        return {"tp": g.tp_group, "cp": g.cp_group, "dp": g.dp_group}[kind](rank)
+
+    def _mirrors(self, kind: str) -> tuple[int, ...]:
+        """Offsets of the identical groups that run the same collective at the same moment (symmetric)."""
+        g, z = self.grid, self.zero_shard or self.grid.d
+        if kind == "zs":
+            return g.shard_mirror_offsets(z)
+        if kind == "zr":
+            return g.replica_mirror_offsets(z)
+        if kind == "tp":
+            return g.tp_mirror_offsets()
+        return g.cp_mirror_offsets() if kind == "cp" else g.dp_mirror_offsets()
 
     def stage_mirrors(self) -> tuple[int, ...]:
         """Mirror offsets of point-to-point traffic between stages."""

@@ -50,6 +50,10 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                     comm[r].append(ctx.last_rs[r])
         elif plan.d > 1:
             _buckets(ctx, s, grads, stage_last, comm)
+        if plan.shard_kind == "zs":
+            _replicas(ctx, s, stage_last, comm)
+    if plan.params.kv_replicated and plan.t > 1:
+        _replicated_kv(ctx, stage_last, comm)
     if plan.spec.model.tied_embeddings and plan.p > 1 and plan.embedding_and_head:
         nbytes = plan.params.word_embedding * plan.grad_bytes
         per = plan.grid.per_stage
@@ -63,7 +67,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                 comm[r].append(t.id)
     if not ctx.include_optimizer:
         return
-    shard = plan.d if par.zero_stage >= 1 else 1
+    shard = plan.zero_shard if par.zero_stage >= 1 else 1
     for s in range(plan.p):
         stage_members = comms.stage_members(s)
         params = plan.stage_params(s)
@@ -75,10 +79,41 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                               nbytes=opt_bytes, phase="optimizer", stage=s).id
         if par.zero_stage >= 1 and plan.d > 1:
             nbytes = params * plan.dtype_bytes
-            for ranks, group, mirrors in comms.groups("dp", stage_members):
+            for ranks, group, mirrors in comms.groups(plan.shard_kind, stage_members):
                 tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",
                        deps=tuple(steps[r] for r in ranks), transfers=comms.plan("all_gather", group, nbytes, mirrors),
                        nbytes=nbytes, op="all_gather", group=group, phase="zero_comm", stage=s)
+
+
+def _replicated_kv(ctx: GradSync, stage_last: dict[int, int], comm: dict[int, list[int]]) -> None:
+    """K/V heads replicated over the tensor group (g < t): their weight gradients are summed over
+    the group after the backward pass, one all-reduce per stage (Megatron-LM's reduction of
+    weights shared by tensor ranks)."""
+    plan, comms = ctx.plan, ctx.comms
+    for s in range(plan.p):
+        nbytes = plan.kv_grad_bytes(s)
+        for ranks, group, mirrors in comms.groups("tp", comms.stage_members(s)):
+            t = ctx.tg.add(kind="collective", name="tp.all_reduce replicated K/V grads", ranks=ranks, stream="tp",
+                           deps=tuple(stage_last[r] for r in ranks), transfers=comms.plan("all_reduce", group, nbytes,
+                                                                                          mirrors),
+                           nbytes=nbytes, op="all_reduce", group=group, phase="tp_comm", stage=s)
+            for r in ranks:
+                comm[r].append(t.id)
+
+
+def _replicas(ctx: GradSync, s: int, stage_last: dict[int, int], comm: dict[int, list[int]]) -> None:
+    """Hybrid sharding: after the shard groups' reduce-scatters, each rank all-reduces its gradient
+    shard with the ranks holding the same shard in the other groups (PyTorch HSDP; PaLM §4's
+    pod-level data parallelism), before the optimizer step."""
+    plan, comms = ctx.plan, ctx.comms
+    nbytes = plan.replica_grad_bytes(s)
+    for ranks, group, mirrors in comms.groups("zr", comms.stage_members(s)):
+        deps = tuple(dict.fromkeys([stage_last[r] for r in ranks] + [d for r in ranks for d in comm[r]]))
+        t = ctx.tg.add(kind="collective", name="dp.all_reduce shard replicas", ranks=ranks, stream="dp", deps=deps,
+                       transfers=comms.plan("all_reduce", group, nbytes, mirrors), nbytes=nbytes, op="all_reduce",
+                       group=group, phase="dp_comm", stage=s)
+        for r in ranks:
+            comm[r].append(t.id)
 
 
 def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_last: dict[int, int],
@@ -88,7 +123,7 @@ def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_las
     par = plan.spec.parallelism
     produced = plan.grads_produced(s)
     op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
-    for ranks, group, mirrors in comms.groups("dp", comms.stage_members(s)):
+    for ranks, group, mirrors in comms.groups(plan.shard_kind if par.zero_stage else "dp", comms.stage_members(s)):
         acc, n = 0.0, 0
         for i, (key, pc) in enumerate(produced):
             acc += pc * plan.grad_bytes

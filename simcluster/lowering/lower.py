@@ -74,11 +74,12 @@ class Lowerer:
         spec = plan.spec
         self.plan, self.topo, self.opt = plan, topo, options
         self.comms = Comms(plan.grid, topo, resolve_fidelity(spec, options) == "full",
-                           dict(spec.collectives), options.ideal_network)
+                           dict(spec.collectives), options.ideal_network, plan.zero_shard)
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
         self.slow = compute_slowdowns(plan, topo)
         self._templates: dict[tuple[str, int], Template] = {}
+        self._shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
 
     def build(self) -> TaskGraph:
         tg, plan, comms = self.tg, self.plan, self.comms
@@ -97,11 +98,11 @@ class Lowerer:
             for kind, mb, ck in plan.orders[s]:
                 k = ck * p + s
                 for chain_members in all_members[s]:
-                    lb = Labels(s, mb, ck)
+                    lb = Labels(s, mb, ck, kind)
                     if fusable and mb < tail:
-                        ids = self._fused_unit(kind, k, chain_members, lb)
+                        ids = self._fused_unit(kind, k, chain_members, lb, stage_last)
                     else:
-                        ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow)
+                        ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow, self._shared)
                         # tensor-parallel collectives block the compute stream (Megatron runs
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
@@ -175,7 +176,10 @@ class Lowerer:
                             return False
         return True
 
-    def _fused_unit(self, kind: str, k: int, members: tuple[int, ...], lb: Labels) -> dict[int, tuple[int, int]]:
+    def _fused_unit(self, kind: str, k: int, members: tuple[int, ...], lb: Labels,
+                    stage_last: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """One unit as a single task whose parts restore its rows; like an explicit chain it starts
+        after the previous unit's last task (a tensor-parallel collective may end after its compute)."""
         key = (kind, k)
         tmpl = self._templates.get(key)
         if tmpl is None:
@@ -189,7 +193,8 @@ class Lowerer:
         tag = {"F": "fwd", "B": "bwd", "W": "wgrad"}[kind]
         layers = self.plan.chunks[k]
         name = f"{tag} chunk{lb.chunk} L{layers[0]}-{layers[-1]}" if layers else f"{tag} chunk{lb.chunk}"
-        t = self.tg.add(kind="compute", name=name, ranks=(r,), stream="compute", duration=secs,
+        deps = (stage_last[r],) if r in stage_last else ()
+        t = self.tg.add(kind="compute", name=name, ranks=(r,), stream="compute", duration=secs, deps=deps,
                         flops=flops, phase={"F": "forward", "B": "backward", "W": "weight_grad"}[kind],
                         stage=lb.stage, microbatch=lb.microbatch, chunk=lb.chunk, parts=parts)
         return {r: (t.id, t.id)}
@@ -199,7 +204,8 @@ class Lowerer:
         """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts."""
         plan, comms = self.plan, self.comms
         groups = {kind: comms.groups(kind, members) if n > 1 else []
-                  for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d))}
+                  for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d), ("zs", plan.zero_shard))}
+        zero = groups[plan.shard_kind]  # ZeRO's gathers and reduce-scatters
         computed: list[dict[int, int]] = []  # this unit's layer blocks, for ZeRO-3's prefetch
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
         ring: dict[int, int] | None = None  # the context ring beside the next compute
@@ -230,9 +236,9 @@ class Lowerer:
                                    layer, after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None)
             elif step.what == "gather":
                 after = computed[-2] if len(computed) >= 2 else None
-                params = ch.side(groups["dp"], "all_gather", plan.params.layer * plan.dtype_bytes,
+                params = ch.side(zero, "all_gather", plan.params.layer * plan.dtype_bytes,
                                  f"zero.all_gather L{layer}", "dp", "zero_comm", layer, after)
             elif step.what == "reduce_grads":
-                rs = ch.side(groups["dp"], "reduce_scatter", plan.params.layer * plan.grad_bytes,
+                rs = ch.side(zero, "reduce_scatter", plan.params.layer * plan.grad_bytes,
                              f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, produced)
                 self.last_rs.update(rs)

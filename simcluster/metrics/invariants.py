@@ -4,12 +4,17 @@
 2. no task started before all its dependencies ended;
 3. no two intervals overlap on one (rank, stream);
 4. the makespan is at least the critical path of compute durations through
-   dependencies and stream order.
+   dependencies and stream order;
+5. no two *timeline rows* overlap on one (GPU, stream) — the rows fused units expand
+   into included (:func:`check_timeline`).
 """
 
 from __future__ import annotations
 
 from collections import deque
+
+import numpy as np
+import pandas as pd
 
 from simcluster.lowering.task import TaskGraph
 
@@ -45,6 +50,24 @@ def check_invariants(tg: TaskGraph, start: list[float], end: list[float]) -> Non
     cp = critical_path(tg)
     if makespan < cp * (1 - 1e-9):
         raise InvariantError(f"makespan {makespan} is shorter than the critical path {cp}")
+
+
+def check_timeline(timeline: pd.DataFrame) -> None:
+    """No two GPU rows overlap on one (rank, stream): sorted by start, each starts after the last ends."""
+    gpu = timeline[timeline["rank"] >= 0]
+    if gpu.empty:
+        return
+    rows = gpu[["rank", "stream", "start_s", "end_s", "task"]].sort_values(["rank", "stream", "start_s", "end_s"],
+                                                                        kind="mergesort")
+    rank, stream = rows["rank"].to_numpy(), rows["stream"].astype(str).to_numpy()
+    start, end = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
+    same = (rank[1:] == rank[:-1]) & (stream[1:] == stream[:-1])
+    overlap = same & (start[1:] < end[:-1] - _TOL * np.maximum(1.0, end[:-1]))
+    if overlap.any():
+        i = int(np.flatnonzero(overlap)[0])
+        task = rows["task"].to_numpy()
+        raise InvariantError(f"timeline rows {task[i]!r} and {task[i + 1]!r} overlap on gpu{rank[i]}/{stream[i]} "
+                             f"({start[i + 1]} < {end[i]})")
 
 
 def critical_path(tg: TaskGraph) -> float:

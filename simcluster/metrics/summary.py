@@ -18,6 +18,7 @@ al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from simcluster.engine.simulate import SimResult
@@ -27,7 +28,7 @@ from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.topology.topology import Topology
 
-from simcluster.metrics.intervals import intersect, measure, merge, subtract
+from simcluster.metrics.intervals import attribute
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
 
@@ -38,23 +39,47 @@ Summary = dict[str, float | int | bool]
 Details = dict[str, object]
 
 
-def _rank_breakdown(rows: pd.DataFrame, T: float) -> dict[str, float]:
-    """Where one rank's iteration goes, from its timeline rows."""
-    comp = rows[rows["stream"] == "compute"]
-    dur = comp["end_s"] - comp["start_s"]
-    phase = comp["phase"]
-    out = {"recompute": float(dur[phase == "recompute"].sum()),
-           "optimizer": float(dur[phase == "optimizer"].sum())}
-    out["compute"] = float(dur.sum()) - out["recompute"] - out["optimizer"]
-    busy = merge(zip(comp["start_s"].tolist(), comp["end_s"].tolist()))
-    idle = subtract([(0.0, T)], busy)
-    for name, names in COMM_KINDS:
-        c = rows[rows["stream"].isin(names)]
-        comm = merge(zip(c["start_s"].tolist(), c["end_s"].tolist()))
-        out[f"exposed_{name}_comm"] = measure(intersect(idle, comm))
-        idle = subtract(idle, comm)
-    out["bubble"] = measure(idle)
-    out["compute_busy"] = measure(busy)
+def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
+    """Where each simulated rank's iteration goes (one dict per rank, by rank), from its rows.
+
+    All ranks at once: :func:`simcluster.metrics.intervals.attribute` gives every instant
+    of ``[0, T)`` to the compute stream if it is busy, else to the first communication
+    kind of :data:`COMM_KINDS` that is busy, else to the bubble.
+    """
+    if gpu.empty:
+        return []
+    rank = gpu["rank"].to_numpy(np.int64)
+    ranks, key = np.unique(rank, return_inverse=True)
+    stream = gpu["stream"].astype("category")
+    kinds = {"compute": 0, **{n: i + 1 for i, (_, names) in enumerate(COMM_KINDS) for n in names}}
+    lookup = np.array([kinds.get(str(c), -1) for c in stream.cat.categories], dtype=np.int64)
+    cat = lookup[stream.cat.codes.to_numpy()] if len(lookup) else np.full(len(gpu), -1)
+    start, end = gpu["start_s"].to_numpy(float), gpu["end_s"].to_numpy(float)
+    on = cat >= 0
+    spent = attribute(key[on], start[on], end[on], cat[on], len(ranks), 1 + len(COMM_KINDS), T)
+    comp = cat == 0
+    phase = gpu["phase"].astype("category")
+    names = [str(c) for c in phase.cat.categories]
+    pcode = phase.cat.codes.to_numpy()[comp]
+    dur, k = (end - start)[comp], key[comp]
+
+    def spent_in(p: str) -> np.ndarray:
+        w = np.where(pcode == names.index(p), dur, 0.0) if p in names else np.zeros(len(dur))
+        return np.bincount(k, weights=w, minlength=len(ranks))
+
+    total = np.bincount(k, weights=dur, minlength=len(ranks))
+    recompute, optimizer = spent_in("recompute"), spent_in("optimizer")
+    stage = gpu.groupby(key)["stage"].max().to_numpy()
+    out: list[dict[str, float]] = []
+    for i, r in enumerate(ranks.tolist()):
+        b = {"stage": int(stage[i]), "rank": int(r), "recompute": float(recompute[i]),
+             "optimizer": float(optimizer[i]),
+             "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i])}
+        for j, (name, _) in enumerate(COMM_KINDS):
+            b[f"exposed_{name}_comm"] = float(spent[i, j + 1])
+        b["bubble"] = float(spent[i, -1])
+        b["compute_busy"] = float(spent[i, 0])
+        out.append(b)
     return out
 
 
@@ -89,10 +114,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tupl
     comm_bytes = float((gpu["rank"].map(tg.multiplicity).fillna(1.0) * gpu["bytes"])[is_comm].sum())
     device = topo.device
     peak = _peak_flops(spec, device)
-    breakdown: list[dict[str, float]] = []
-    for _, rows in gpu.groupby("rank", sort=True):
-        b = _rank_breakdown(rows, T)
-        breakdown.append({"stage": int(rows["stage"].max()), "rank": int(rows["rank"].max()), **b})
+    breakdown = _breakdown(gpu, T)
     k = len(breakdown) or 1
     bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
     exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]

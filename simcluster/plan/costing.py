@@ -65,7 +65,10 @@ def rank_gemm(op: Op, t: int, c: int) -> tuple[int, int, int]:
     assert op.gemm is not None
     M, N, K = op.gemm
     M = max(1, M // c)
-    if op.tp in ("column", "vocab"):
+    kv_cols, g = op.kv
+    if kv_cols and g < t:  # K/V heads replicated: each rank computes its query share and one K/V head
+        N = max(1, (N - kv_cols) // t + kv_cols // g)
+    elif op.tp in ("column", "vocab"):
         N = max(1, N // t)
     elif op.tp == "row":
         K = max(1, K // t)

@@ -53,6 +53,28 @@ class RankGrid:
         tp, cp, _, pp = self.coords(rank)
         return tuple(self.rank(tp, cp, k, pp) for k in range(self.d))
 
+    # Hybrid sharding (ZeRO over shard groups of z consecutive data-parallel ranks, replicated across)
+    def shard_group(self, rank: int, z: int) -> tuple[int, ...]:
+        """The z consecutive data-parallel ranks of ``rank``'s shard group."""
+        tp, cp, dp, pp = self.coords(rank)
+        base = dp - dp % z
+        return tuple(self.rank(tp, cp, base + k, pp) for k in range(z))
+
+    def replica_group(self, rank: int, z: int) -> tuple[int, ...]:
+        """The ranks holding the same shard as ``rank`` in the other shard groups (data index mod z)."""
+        tp, cp, dp, pp = self.coords(rank)
+        return tuple(self.rank(tp, cp, k, pp) for k in range(dp % z, self.d, z))
+
+    @cache
+    def shard_mirror_offsets(self, z: int) -> tuple[int, ...]:
+        return tuple(self.rank(tp, cp, b * z) for b in range(self.d // z) for cp in range(self.c)
+                     for tp in range(self.t) if (tp, cp, b) != (0, 0, 0))
+
+    @cache
+    def replica_mirror_offsets(self, z: int) -> tuple[int, ...]:
+        return tuple(self.rank(tp, cp, k) for k in range(z) for cp in range(self.c) for tp in range(self.t)
+                     if (tp, cp, k) != (0, 0, 0))
+
     def stage_ranks(self, pp: int) -> range:
         return range(pp * self.per_stage, (pp + 1) * self.per_stage)
 

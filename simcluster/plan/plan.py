@@ -45,6 +45,7 @@ class Params:
     embedding: float  # word (vocab-parallel) and position embedding, first stage
     head: float  # final layernorm and output projection, last stage
     word_embedding: float  # the tied word embedding whose gradients the first and last stage sum
+    kv_replicated: float = 0.0  # per layer: K/V weights replicated over the tensor group (g < t)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,20 @@ class Plan:
     @property
     def zero(self) -> int:
         return self.spec.parallelism.zero_stage
+
+    @property
+    def zero_shard(self) -> int:
+        """Data-parallel ranks a ZeRO shard group spans: ``zero_shard``, else the whole group (d)."""
+        return self.spec.parallelism.zero_shard or self.d
+
+    @property
+    def shard_kind(self) -> str:
+        """The group ZeRO's collectives run in: ``dp``, or ``zs`` with hybrid sharding (a smaller group)."""
+        return "zs" if self.zero_shard < self.d else "dp"
+
+    def replica_grad_bytes(self, s: int) -> float:
+        """Hybrid sharding: the gradient shard of stage ``s`` one rank all-reduces with its replicas."""
+        return self.stage_params(s) * self.grad_bytes / self.zero_shard if self.shard_kind == "zs" else 0.0
 
     def stage_layers(self, s: int) -> int:
         """Layers stage ``s`` holds over all its chunks."""
@@ -155,6 +170,10 @@ class Plan:
                             has_embedding=s == 0, has_logits=s == self.p - 1,
                             microbatches_in_flight=self.in_flight(s))
 
+    def kv_grad_bytes(self, s: int) -> float:
+        """Gradient bytes of stage ``s``'s K/V weights replicated over the tensor group (0 unless g < t)."""
+        return self.stage_layers(s) * self.params.kv_replicated * self.grad_bytes
+
     def stage_params(self, s: int) -> float:
         """Parameters one GPU of stage ``s`` holds (tensor-parallel shard, before ZeRO)."""
         return sum(pc for _, pc in self.grads_produced(s))
@@ -164,7 +183,8 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
     """:class:`Params` of a (tensor t, pipeline p) layout, from :mod:`simcluster.costs.params`."""
     m = spec.model
     return Params(P.layer_params(m, t), P.embedding_params(m, t),
-                  P.output_params(m, t, shares_embedding_stage=(p == 1)), m.vocab * m.hidden / t)
+                  P.output_params(m, t, shares_embedding_stage=(p == 1)), m.vocab * m.hidden / t,
+                  P.replicated_kv_params(m, t))
 
 
 def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tuple[float, float, float]:
@@ -172,7 +192,11 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tu
     m = spec.model
     dt = DTYPE_BYTES[spec.training.precision]
     act = micro_batch * (m.seq_len // c) * m.hidden * dt
-    kv = 2 * micro_batch * m.seq_len * (m.kv_heads or m.heads) * (m.hidden // m.heads) * dt / t
+    g = m.kv_heads or m.heads
+    if g < t:  # one replicated K/V head per rank (costs.params.kv_heads_per_rank)
+        kv = 2 * micro_batch * m.seq_len * P.head_dim(m) * dt * P.kv_heads_per_rank(m, t)
+    else:
+        kv = 2 * micro_batch * m.seq_len * g * P.head_dim(m) * dt / t
     return act, act / t, kv
 
 

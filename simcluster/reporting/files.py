@@ -1,8 +1,13 @@
 """Everything a run writes to its folder, and re-drawing a finished run from it.
 
-Files (CONTRACT.md, "What a run writes"): ``summary.json``, ``config.json``,
-``details.json``, ``timeline.parquet`` (when pyarrow is importable) or ``timeline.csv``,
-``gantt.png`` and ``gantt.svg``, ``utilization.png``, ``memory.png``, ``trace.json``, ``report.html``.
+Files (CONTRACT.md, "What a run writes" and its additions): ``summary.json``,
+``config.json``, ``details.json``, ``timeline.parquet`` (when pyarrow is importable; CSV on
+request), ``gantt.png`` (:mod:`~simcluster.reporting.gantt`), ``schedule.png``
+(:mod:`~simcluster.reporting.schedule`), ``utilization.png``, ``memory.png``, ``trace.json``
+(the Perfetto overview, bounded to a window by default), ``traces/rank<N>.json[.gz]`` (one
+Kineto trace per simulated rank, :mod:`~simcluster.reporting.kineto`) and ``report.html``.
+Which of them a run writes is chosen by ``outputs`` (:data:`OUTPUTS`); ``report --window``
+writes ``gantt-<start>-<end>.png`` beside the full chart.
 
 Determinism: JSON with sorted keys, indent 2, a trailing newline, non-finite numbers as
 ``null``; the CSV writes floats in their shortest round-trip form (``repr``), so reading it
@@ -14,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -27,8 +34,14 @@ TIMELINE_COLUMNS = (
 STRING_COLUMNS = ("resource", "stream", "task", "kind", "phase")
 INT_COLUMNS = ("rank", "task_id", "stage", "microbatch", "layer")
 FLOAT_COLUMNS = ("start_s", "end_s", "flops", "bytes")
-IMAGE_FILES = ("gantt.png", "utilization.png", "memory.png")
-DRAWN_FILES = ("gantt.png", "gantt.svg", "utilization.png", "memory.png", "trace.json", "report.html")
+IMAGE_FILES = ("gantt.png", "schedule.png", "utilization.png", "memory.png")
+DRAWN_FILES = IMAGE_FILES + ("trace.json", "report.html")
+#: What ``write_run(outputs=...)`` may write (``--outputs`` of the run command).
+OUTPUTS = ("summary", "timeline", "plots", "trace", "html")
+DRAWN_OUTPUTS = ("plots", "trace", "html")
+#: GPU intervals in the per-rank traces over all ranks, when bounded (GPT-3 175B on 1,024 GPUs has
+#: ~115k: its traces hold the whole iteration).
+RANK_TRACE_BUDGET = 150_000
 
 
 def have_pyarrow() -> bool:
@@ -101,33 +114,73 @@ def as_frame(timeline: Any) -> pd.DataFrame:
     return pd.DataFrame(timeline)
 
 
+def _canonical_text(col: pd.Series) -> pd.Series:
+    """A text column as a categorical whose categories are its used values, sorted (returned as
+    is, without a copy, when it already is one: the engine's columns)."""
+    if isinstance(col.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(col.cat.categories.dtype):
+        cats = col.cat.categories
+        codes = col.cat.codes.to_numpy()
+        if (codes < 0).any():
+            col = col.cat.add_categories([""]).fillna("") if "" not in cats else col.fillna("")
+        used = np.bincount(col.cat.codes.to_numpy(), minlength=len(col.cat.categories)) > 0
+        if not used.all():
+            col = col.cat.remove_unused_categories()
+        if not col.cat.categories.is_monotonic_increasing:
+            col = col.cat.reorder_categories(sorted(col.cat.categories))
+        return col
+    values = col.astype(str).where(col.notna(), "") if len(col) else col.astype(str)
+    return pd.Series(pd.Categorical(values, categories=sorted(pd.unique(values.to_numpy()))), index=col.index,
+                     name=col.name)
+
+
 def normalize_timeline(timeline: Any) -> pd.DataFrame:
     """The timeline with the schema's columns first (missing ones filled with defaults), a fresh index
-    and the schema's dtypes; extra columns follow in their order."""
-    df = as_frame(timeline).reset_index(drop=True).copy()
-    for c in TIMELINE_COLUMNS:
-        if c not in df:
-            df[c] = "" if c in STRING_COLUMNS else (-1 if c in INT_COLUMNS else 0.0)
-    for c in STRING_COLUMNS:
-        df[c] = df[c].astype(str)
-    for c in INT_COLUMNS:
-        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(-1).astype("int64")
-    for c in FLOAT_COLUMNS:
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    extra = [c for c in df.columns if c not in TIMELINE_COLUMNS]
-    return df[list(TIMELINE_COLUMNS) + extra]
+    and the schema's dtypes (text columns categorical); extra columns follow in their order.
 
-
-def write_timeline(run_dir: Path, timeline: Any) -> Path:
-    """Write ``timeline.parquet`` (pyarrow importable) or ``timeline.csv``; return its path.
-
-    The other format's stale file, if any, is removed so that :func:`read_timeline` reads this one.
+    A timeline that already has that form (the engine's) comes back without copying its data.
     """
+    df = as_frame(timeline)
+    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
+        df = df.reset_index(drop=True)
+    cols: dict[str, pd.Series] = {}
+    n = len(df)
+    for c in TIMELINE_COLUMNS:
+        if c in df:
+            col = df[c]
+        else:
+            col = pd.Series([""] * n if c in STRING_COLUMNS else ([-1] * n if c in INT_COLUMNS else [0.0] * n),
+                            index=df.index, name=c)
+        if c in STRING_COLUMNS:
+            col = _canonical_text(col)
+        elif c in INT_COLUMNS and col.dtype != np.int64:
+            col = pd.to_numeric(col, errors="coerce").fillna(-1).astype("int64")
+        elif c in FLOAT_COLUMNS and col.dtype != np.float64:
+            col = pd.to_numeric(col, errors="coerce").astype("float64")
+        cols[c] = col
+    for c in df.columns:
+        if c not in cols:
+            cols[str(c)] = df[c]
+    return pd.concat(cols, axis=1) if cols else df  # copy-on-write: no data is copied
+
+
+def write_timeline(run_dir: Path, timeline: Any, fmt: str = "auto") -> Path:
+    """Write the timeline; return its path. ``fmt``: ``auto`` (Parquet when pyarrow is importable,
+    else CSV), ``parquet`` or ``csv``. The other format's stale file, if any, is removed so that
+    :func:`read_timeline` reads this one. Parquet is written in row groups, so that writing
+    a million rows does not hold a second copy of them."""
     run_dir = Path(run_dir)
     df = normalize_timeline(timeline)
-    if have_pyarrow():
+    parquet = fmt == "parquet" or (fmt == "auto" and have_pyarrow())
+    if parquet:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         path, stale = run_dir / "timeline.parquet", run_dir / "timeline.csv"
-        df.to_parquet(path, index=False, engine="pyarrow", compression="snappy")
+        step = 256_000
+        schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+        with pq.ParquetWriter(path, schema, compression="zstd") as w:
+            for a in range(0, max(len(df), 1), step):
+                w.write_table(pa.Table.from_pandas(df.iloc[a : a + step], schema=schema, preserve_index=False))
     else:
         path, stale = run_dir / "timeline.csv", run_dir / "timeline.parquet"
         # float_format=None writes repr(): shortest string that reads back to the same double
@@ -152,53 +205,131 @@ def read_timeline(run_dir: Path) -> pd.DataFrame:
     return normalize_timeline(df)
 
 
-def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict,
-             window: tuple[float, float] | None = None) -> None:
-    """(Re)draw the files of :data:`DRAWN_FILES` in ``run_dir``.
+Progress = Callable[[Path, float], None]
 
-    ``window`` (seconds) limits the Gantt chart (PNG and SVG) to that part of the iteration;
-    the other plots always show the whole iteration.
-    """
+
+def window_name(window: tuple[float, float]) -> str:
+    """``gantt-<start>-<end>.png`` for a window in seconds (6 significant digits)."""
+    return f"gantt-{window[0]:.6g}-{window[1]:.6g}.png"
+
+
+def _timed(path: Path, progress: Progress | None, make: Callable[[], Any]) -> Any:
+    t = time.perf_counter()
+    out = make()
+    if progress is not None:
+        progress(path, time.perf_counter() - t)
+    return out
+
+
+def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, *,
+             outputs: Iterable[str] = OUTPUTS, trace_scope: str = "bounded", progress: Progress | None = None,
+             executor: Executor | None = None) -> list[Path]:
+    """(Re)draw the plots, the traces and the page of ``outputs`` (see :data:`OUTPUTS`) in ``run_dir``;
+    returns the paths written. ``trace_scope``: ``bounded`` (default) or ``full``. Files are
+    complete when this returns (an ``executor`` given for the trace files' compression and
+    writes is waited for by the caller)."""
+    if executor is None:
+        with ThreadPoolExecutor(max_workers=1) as own:
+            return draw_all(run_dir, timeline, summary, config, details, outputs=outputs, trace_scope=trace_scope,
+                            progress=progress, executor=own)
     from simcluster.reporting.gantt import draw_gantt
     from simcluster.reporting.html import write_html
+    from simcluster.reporting.kineto import write_rank_traces
     from simcluster.reporting.memory import draw_memory
+    from simcluster.reporting.schedule import draw_schedule
+    from simcluster.reporting.shares import gpu_arrays
+    from simcluster.reporting.style import iteration_end, rank_infos
     from simcluster.reporting.trace import write_trace
-    from simcluster.reporting.utilization import draw_utilization
+    from simcluster.reporting.tracefmt import choose_window, gpu_table
+    from simcluster.reporting.utilization import draw_utilization, link_capacities
 
     run_dir = Path(run_dir)
-    draw_gantt(run_dir / "gantt.png", timeline, summary, config, details, window=window,
-               svg_path=run_dir / "gantt.svg")
-    draw_utilization(run_dir / "utilization.png", timeline, summary, config, details)
-    draw_memory(run_dir / "memory.png", timeline, summary, config, details)
-    write_trace(run_dir / "trace.json", timeline, summary, config, details)
-    write_html(run_dir / "report.html", summary, config, details, window=window)
+    wanted = _check(outputs)
+    written: list[Path] = []
+    info: dict[str, Any] = {}
+    if "plots" in wanted:
+        gpu = gpu_arrays(timeline)
+        for name, draw in (("gantt.png", lambda p: draw_gantt(p, timeline, summary, config, details, gpu=gpu)),
+                           ("schedule.png", lambda p: draw_schedule(p, timeline, summary, config, details)),
+                           ("utilization.png", lambda p: draw_utilization(p, timeline, summary, config, details, gpu=gpu)),
+                           ("memory.png", lambda p: draw_memory(p, timeline, summary, config, details))):
+            _timed(run_dir / name, progress, lambda: draw(run_dir / name))
+            written.append(run_dir / name)
+    if "trace" in wanted:
+        table = gpu_table(timeline)
+        caps = link_capacities(details, config)
+        t0, t1, bounded = _timed(run_dir / "trace.json", progress, lambda: write_trace(
+            run_dir / "trace.json", timeline, summary, config, details, scope=trace_scope, table=table, caps=caps,
+            executor=executor))
+        info["trace_window"] = (t0, t1, bounded)
+        written.append(run_dir / "trace.json")
+        t_iter = iteration_end(timeline, summary)
+        k0, k1, kb = choose_window(table.start, t_iter, None if trace_scope == "full" else RANK_TRACE_BUDGET)
+        note = (f"the first {k1:.6g} s of the {t_iter:.6g} s iteration ({RANK_TRACE_BUDGET:,} GPU intervals over all "
+                "ranks); write_run(..., trace_scope='full') writes the whole iteration") if kb else None
+        paths = _timed(run_dir / "traces", progress, lambda: write_rank_traces(
+            run_dir / "traces", table, rank_infos(timeline, details), k0, k1,
+            world=int(summary.get("num_gpus") or 1), config=config, bounded_note=note, executor=executor))
+        info["rank_traces"] = (k0, k1, kb, [p.name for p in paths])
+        written += paths
+    if "html" in wanted:
+        _timed(run_dir / "report.html", progress, lambda: write_html(run_dir / "report.html", summary, config, details,
+                                                                      traces=info))
+        written.append(run_dir / "report.html")
+    return written
 
 
-def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details: dict | None = None) -> None:
-    """Write everything a run produces into ``run_dir`` (created if needed).
+def _check(outputs: Iterable[str]) -> set[str]:
+    wanted = {str(o).strip() for o in outputs if str(o).strip()}
+    unknown = wanted - set(OUTPUTS)
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
+    return wanted
 
-    ``summary.json``, ``config.json``, ``details.json``, the timeline, then the drawn files
-    (see :func:`draw_all`). The plots are drawn from the same normalized timeline that is
-    saved, so :func:`redraw` reproduces them.
+
+def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details: dict | None = None, *,
+              outputs: Iterable[str] = OUTPUTS, timeline_format: str = "auto", trace_scope: str = "bounded",
+              progress: Progress | None = None) -> list[Path]:
+    """Write what a run produces into ``run_dir`` (created if needed); returns the paths written.
+
+    ``summary.json``, ``config.json`` and ``details.json`` always (``redraw`` needs them); then
+    the ``outputs`` asked for (default all of :data:`OUTPUTS`): ``timeline`` (``timeline_format``:
+    ``auto`` = Parquet when pyarrow is importable, ``parquet`` or ``csv``), ``plots``, ``trace``
+    (``trace.json`` and ``traces/``; ``trace_scope`` ``bounded`` or ``full``) and ``html``.
+    ``progress(path, seconds)`` is called after each file (the CLI prints it).
     """
+    wanted = _check(outputs)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = to_jsonable(summary or {})
     config = to_jsonable(config or {})
     details = to_jsonable(details or {})
-    write_json(run_dir / "summary.json", summary)
-    write_json(run_dir / "config.json", config)
-    write_json(run_dir / "details.json", details)
+    written = []
+    for name, obj in (("summary.json", summary), ("config.json", config), ("details.json", details)):
+        write_json(run_dir / name, obj)
+        written.append(run_dir / name)
     frame = normalize_timeline(timeline)
-    write_timeline(run_dir, frame)
-    draw_all(run_dir, frame, summary, config, details)
+    # the timeline (pyarrow) and the trace files' compression (zlib) run on a second thread,
+    # beside the drawing: both release the GIL
+    with ThreadPoolExecutor(max_workers=1) as io:
+        table = io.submit(_timed, run_dir / "timeline", progress,
+                          lambda: write_timeline(run_dir, frame, timeline_format)) if "timeline" in wanted else None
+        written += draw_all(run_dir, frame, summary, config, details, outputs=wanted - {"summary", "timeline"},
+                            trace_scope=trace_scope, progress=progress, executor=io)
+        if table is not None:
+            written.insert(3, table.result())
+    return written
 
 
-def redraw(run_dir: Path, window: tuple[float, float] | None = None) -> None:
-    """Re-read a finished run's saved files and regenerate its plots, trace and page (no simulation).
+def redraw(run_dir: Path, window: tuple[float, float] | None = None, *, outputs: Iterable[str] = DRAWN_OUTPUTS,
+           trace_scope: str = "bounded", progress: Progress | None = None) -> list[Path]:
+    """Re-read a finished run's saved files and regenerate its plots, traces and page (no
+    simulation); returns the paths written.
 
-    ``window``: see :func:`draw_all`. Raises ``FileNotFoundError`` when the folder has no
-    timeline or no ``summary.json``.
+    With ``window`` (seconds), only the Gantt chart of that part of the iteration is drawn, as
+    ``gantt-<start>-<end>.png`` beside the full chart (nothing else is touched). Raises
+    ``FileNotFoundError`` when the folder has no timeline or no ``summary.json``, ``ValueError``
+    when the window lies outside the iteration.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -209,4 +340,15 @@ def redraw(run_dir: Path, window: tuple[float, float] | None = None) -> None:
     timeline = read_timeline(run_dir)
     config = read_json(run_dir / "config.json", {}) or {}
     details = read_json(run_dir / "details.json", {}) or {}
-    draw_all(run_dir, timeline, summary, config, details, window=window)
+    if window is not None:
+        from simcluster.reporting.gantt import draw_gantt
+        from simcluster.reporting.style import iteration_end
+
+        a, b = float(window[0]), min(float(window[1]), iteration_end(timeline, summary))
+        if not b > a:
+            raise ValueError(f"window {window} lies outside the iteration (0 to {b:.6g} s)")
+        path = run_dir / window_name((a, b))
+        _timed(path, progress, lambda: draw_gantt(path, timeline, summary, config, details, window=(a, b)))
+        return [path]
+    return draw_all(run_dir, timeline, summary, config, details, outputs=outputs, trace_scope=trace_scope,
+                    progress=progress)

@@ -1,24 +1,31 @@
-"""``gantt.png`` and ``gantt.svg``: what every simulated GPU does during one iteration.
+"""``gantt.png``: what every simulated GPU does during one iteration, true at any scale.
 
-One lane group per simulated GPU, ordered by pipeline stage: a thick lane for the compute
-stream (forward, backward, recompute, weight gradient, optimizer; idle time hatched grey)
-and a thin lane beneath it for each communication stream (tp, cp, dp, pp-fwd, pp-bwd).
-Bars are coloured by phase (see :mod:`simcluster.reporting.style`); runs of compute bars
-belonging to one microbatch carry its number where there is room. Each lane/colour pair is
-one ``broken_barh`` artist, so 100k intervals draw in a few seconds.
+One lane group per drawn GPU, ordered by pipeline stage: a tall lane for the compute
+stream and a thin lane beneath it for each kind of communication it takes part in
+(tensor parallel, context parallel, pipeline, data parallel). Every pixel column of a lane
+is a stack: each state gets the share of the column's pixels that it fills of the
+column's time (:mod:`simcluster.reporting.raster`), so a phase that takes 20 % of a stage's
+time covers 20 % of its lane, however short its intervals are.
 
-With more than :data:`MAX_LANES` simulated GPUs a representative subset is drawn: one GPU
-of every stage when they fit (first and last stage always), evenly spaced otherwise; the
-title says so. Labels name the real ranks each simulated GPU stands for.
+- Compute lane: forward, recompute, backward, weight gradient, optimizer; idle time
+  coloured by what it waits on (a pale tint of that communication's colour: TP, context
+  ring, pipeline, tied-embedding sync, ZeRO, DP reduction) or grey for the pipeline
+  bubble, attributed as the metrics' breakdown does, so the drawn areas are
+  ``details.json``'s breakdown.
+- Communication lanes, drawn by density: the darker part of a column is communication
+  the compute stream waits for (exposed), the lighter part runs beside compute
+  (overlapped); the rest of the column is empty.
 
-``window=(start, end)`` (seconds) draws only that part of the iteration
-(``python -m simcluster report RUN_DIR --window START:END``); bars are clipped to it and
-microbatch numbers appear wherever the zoom makes room. Bars of one phase closer than
-half a pixel are drawn as one, which keeps the SVG small (a few hundred kB for GPT-3).
+With more than :data:`MAX_LANES` simulated GPUs, a representative subset is drawn (first
+and last stage, evenly spaced stages between; the title says so). ``window=(start, end)``
+draws that part of the iteration only (:func:`simcluster.reporting.files.redraw` writes it
+beside the full chart). :func:`draw_gantt` returns where it drew each lane, so a test can
+measure the picture against the timeline.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -29,29 +36,32 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from simcluster.reporting.raster import allocate, hex_rgb, paint_to  # noqa: E402
+from simcluster.reporting.shares import (  # noqa: E402
+    COMPUTE_STATES,
+    binned,
+    LANES,
+    gpu_arrays,
+    lane_states,
+    rank_segments,
+)
 from simcluster.reporting.style import (  # noqa: E402
-    IDLE_EDGE,
-    IDLE_HATCH,
-    PHASE_STYLE,
     RankInfo,
-    gpu_rows,
     iteration_end,
-    phase_colour,
-    phase_label,
     rank_infos,
-    stream_sort_key,
-    text_colour_on,
+    state_style,
+    time_axis,
+    time_unit,
     workload_name,
 )
-from simcluster.reporting.utilization import merge_intervals  # noqa: E402
 
 MAX_LANES = 16
-MAX_LABELS = 1500
-COMPUTE_H = 0.8
-COMM_H = 0.3
-FIG_W = 15.0
-DPI = 110
-COMPUTE_PHASES = ("forward", "backward", "recompute", "weight_grad")
+DPI = 100
+PLOT_W = 1200  # pixel columns of the time axis
+LEFT, RIGHT, TOP, BOTTOM = 200, 300, 78, 62
+COMPUTE_H, COMM_H, LANE_GAP, RANK_GAP, STAGE_GAP = 26, 10, 2, 10, 6
+BACKGROUND = np.array([255, 255, 255], dtype=np.uint8)
+LANE_NAMES = {"tp": "TP", "cp": "CP ring", "pp": "pipeline", "dp": "DP / ZeRO", "other": "other comm"}
 
 
 def _evenly(items: list, k: int) -> list:
@@ -75,115 +85,11 @@ def select_ranks(infos: list[RankInfo], limit: int = MAX_LANES) -> list[RankInfo
     first_of_stage: dict[int, RankInfo] = {}
     for i in infos:
         first_of_stage.setdefault(i.stage, i)
-    reps = list(first_of_stage.values())
-    chosen = _evenly(reps, limit)
+    chosen = _evenly(list(first_of_stage.values()), limit)
     if len(chosen) < limit:
         rest = [i for i in infos if i not in chosen]
         chosen += _evenly(rest, limit - len(chosen))
     return sorted(chosen, key=lambda i: (i.stage, i.rank))
-
-
-def _layout(infos: list[RankInfo], streams: dict[int, list[str]]) -> tuple[dict[tuple[int, str], tuple[float, float]], list, list, list[float]]:
-    """Lane positions: ``{(rank, stream): (y_bottom, height)}``, tick positions/labels, stage separators."""
-    lanes: dict[tuple[int, str], tuple[float, float]] = {}
-    ticks: list[float] = []
-    labels: list[tuple[str, bool]] = []
-    separators: list[float] = []
-    y = 0.0
-    prev_stage: int | None = None
-    for info in infos:
-        if prev_stage is not None and info.stage != prev_stage:
-            separators.append(y + 0.15)
-            y += 0.3
-        prev_stage = info.stage
-        lanes[(info.rank, "compute")] = (y, COMPUTE_H)
-        ticks.append(y + COMPUTE_H / 2)
-        labels.append((info.label, True))
-        y += COMPUTE_H + 0.08
-        for s in streams.get(info.rank, []):
-            if s == "compute":
-                continue
-            lanes[(info.rank, s)] = (y, COMM_H)
-            ticks.append(y + COMM_H / 2)
-            labels.append((s, False))
-            y += COMM_H + 0.05
-        y += 0.3
-    return lanes, ticks, labels, separators + [y]
-
-
-def _microbatch_blocks(rows: pd.DataFrame) -> pd.DataFrame:
-    """Runs of consecutive compute-lane bars with one (phase, microbatch), one row per run.
-
-    Columns: phase, microbatch, and ``start_s``/``end_s`` where its label goes: the whole run
-    when bars cover most of it (the gaps are short waits for TP collectives), else the run's
-    widest bar (so the label does not sit in a gap).
-    """
-    rows = rows[rows["microbatch"] >= 0].sort_values(["start_s", "end_s"], kind="mergesort")
-    cols = ["phase", "microbatch", "start_s", "end_s"]
-    if rows.empty:
-        return rows.iloc[0:0][cols]
-    key = rows["phase"].astype(str) + "#" + rows["microbatch"].astype(str)
-    dur = (rows["end_s"] - rows["start_s"]).to_numpy()
-    # near-equal widths count as equal so that the run's first bar wins ties
-    rel = np.round(dur / dur.max(), 3) if dur.max() > 0 else dur
-    rows = rows.assign(_block=(key != key.shift()).cumsum().to_numpy(), _dur=rel, _len=dur)
-    widest = rows.sort_values(["_block", "_dur", "start_s"], ascending=[True, False, True], kind="mergesort")
-    widest = widest.drop_duplicates("_block").set_index("_block")
-    runs = rows.groupby("_block").agg(s=("start_s", "min"), e=("end_s", "max"), busy=("_len", "sum"))
-    whole = runs["busy"] >= 0.6 * (runs["e"] - runs["s"])
-    out = widest[cols].copy()
-    out.loc[whole, "start_s"] = runs.loc[whole, "s"]
-    out.loc[whole, "end_s"] = runs.loc[whole, "e"]
-    return out.reset_index(drop=True)
-
-
-def _dominant_runs(rows: pd.DataFrame, t0: float, t1: float, n_px: int) -> list[tuple[str, list[tuple[float, float]]]]:
-    """Per pixel column of one lane over ``[t0, t1]``, the phase busy for most of it (if the
-    lane is busy for at least half of it), as runs of (start, width) per phase."""
-    edges = np.linspace(t0, t1, n_px + 1)
-    phases = sorted(set(rows["phase"].astype(str)))
-    cover = np.zeros((len(phases), n_px))
-    for i, ph in enumerate(phases):
-        r = rows[rows["phase"] == ph].sort_values("start_s")
-        st, en = r["start_s"].to_numpy(), r["end_s"].to_numpy()
-        dur = en - st
-        cum = np.concatenate([[0.0], np.cumsum(dur)])
-        idx = np.searchsorted(st, edges, side="right")  # intervals starting at or before each edge
-        last = np.maximum(idx - 1, 0)
-        partial = np.where(idx > 0, np.clip(edges - st[last], 0.0, dur[last]), 0.0)
-        busy_to = cum[np.maximum(idx - 1, 0)] * (idx > 0) + partial
-        cover[i] = np.diff(busy_to)
-    width = edges[1] - edges[0]
-    winner = np.argmax(cover, axis=0)
-    filled = cover.sum(axis=0) >= 0.5 * width
-    out = []
-    for i, ph in enumerate(phases):
-        mask = filled & (winner == i)
-        if not mask.any():
-            continue
-        d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-        out.append((ph, [(float(edges[a]), float(edges[b] - edges[a])) for a, b in zip(starts, ends)]))
-    return out
-
-
-def _coalesce(starts: np.ndarray, ends: np.ndarray, px: float) -> list[tuple[float, float]]:
-    """Bars at least one pixel (``px`` seconds) wide, those less than half a pixel apart merged:
-    ``[(start, width), ...]`` that draw the same picture with fewer shapes."""
-    if len(starts) == 0:
-        return []
-    ends = np.maximum(ends, starts + px)
-    s, e = merge_intervals(starts, ends + 0.5 * px)
-    return list(zip(s.tolist(), (e - 0.5 * px - s).tolist()))
-
-
-def clip_to_window(rows: pd.DataFrame, t0: float, t1: float) -> pd.DataFrame:
-    """The rows overlapping ``[t0, t1]``, their intervals clipped to it."""
-    if rows.empty:
-        return rows
-    keep = (rows["end_s"] > t0) & (rows["start_s"] < t1) | ((rows["start_s"] == rows["end_s"]) & rows["start_s"].between(t0, t1))
-    rows = rows[keep]
-    return rows.assign(start_s=rows["start_s"].clip(lower=t0), end_s=rows["end_s"].clip(upper=t1))
 
 
 def parse_window(text: str) -> tuple[float, float]:
@@ -202,6 +108,50 @@ def parse_window(text: str) -> tuple[float, float]:
     return start, end
 
 
+@dataclass
+class Lane:
+    """Where one lane was drawn: pixel rows ``[top, top + height)`` of the PNG, its states
+    (bottom of the stack first) and the pixels each state got per column."""
+
+    rank: int
+    lane: str  # "compute" or a key of shares.LANES
+    top: int
+    height: int
+    states: tuple[str, ...]
+    pixels: np.ndarray  # (states, columns)
+    seconds: np.ndarray  # (states, columns): the exact time each state fills
+
+
+@dataclass
+class GanttDrawing:
+    """What :func:`draw_gantt` drew: the plot area's columns ``[left, left + columns)``,
+    the time span ``[t0, t1]`` they cover (``t1 - t0`` / columns seconds each) and each lane."""
+
+    left: int
+    columns: int
+    t0: float
+    t1: float
+    lanes: list[Lane] = field(default_factory=list)
+    ranks_drawn: int = 0
+    ranks_total: int = 0
+
+    @property
+    def column_s(self) -> float:
+        return (self.t1 - self.t0) / self.columns
+
+
+def _lanes_of(infos: list[RankInfo], segs: dict) -> list[tuple[int, str, int]]:
+    """``(rank, lane, height)`` top to bottom."""
+    out = []
+    for info in infos:
+        out.append((info.rank, "compute", COMPUTE_H))
+        seg = segs.get(info.rank)
+        for lane in LANES:
+            if seg is not None and lane in seg.lanes:
+                out.append((info.rank, lane, COMM_H))
+    return out
+
+
 def draw_gantt(
     path: Path,
     timeline: pd.DataFrame,
@@ -209,130 +159,130 @@ def draw_gantt(
     config: dict | None = None,
     details: dict | None = None,
     window: tuple[float, float] | None = None,
-    svg_path: Path | None = None,
-) -> list[tuple[int, str, int]]:
-    """Draw the Gantt chart as a PNG at ``path`` (and an SVG at ``svg_path`` when given).
+    gpu: object | None = None,
+) -> GanttDrawing:
+    """Draw the Gantt chart as a PNG at ``path`` (see the module docstring).
 
-    ``window`` limits the time axis to ``(start, end)`` seconds (see the module docstring).
-    Returns the microbatch numbers written on bars as ``(rank, phase, microbatch)``.
+    ``window`` limits the time axis to ``(start, end)`` seconds; ``gpu`` may pass the
+    timeline's :func:`simcluster.reporting.shares.gpu_arrays` when the caller has them.
     """
     t_iter = iteration_end(timeline, summary)
     t0, t1 = (0.0, t_iter) if window is None else (float(window[0]), min(float(window[1]), t_iter))
     if not t1 > t0:
         raise ValueError(f"window {window} lies outside the iteration (0 to {t_iter:.6g} s)")
-    span = t1 - t0
-    all_infos = rank_infos(timeline, details)
+    arrays = gpu if gpu is not None else gpu_arrays(timeline)
+    all_infos = [i for i in rank_infos(timeline, details) if i.rank in arrays.spans] or rank_infos(timeline, details)
     infos = select_ranks(all_infos)
-    g = gpu_rows(timeline)
-    g = g[g["rank"].isin([i.rank for i in infos])] if len(g) else g
-    streams: dict[int, list[str]] = {
-        int(r): sorted(set(rows["stream"].astype(str)), key=stream_sort_key) for r, rows in g.groupby("rank", sort=True)
-    }
-    g = clip_to_window(g, t0, t1)
-    lanes, ticks, labels, seps = _layout(infos, streams)
-    height_units = seps[-1] if seps else 1.0
-    fig_h = float(np.clip(1.6 + 0.42 * height_units, 3.0, 40.0))
-    fig, ax = plt.subplots(figsize=(FIG_W, fig_h))
+    edges = np.linspace(t0, t1, PLOT_W + 1)
+    col = (t1 - t0) / PLOT_W
+    segs = {i.rank: rank_segments(*arrays.of(i.rank), t0, min(t1, t_iter)) for i in infos}
+    drawing = GanttDrawing(LEFT, PLOT_W, t0, t1, ranks_drawn=len(infos), ranks_total=len(all_infos))
 
-    n_px = int(FIG_W * DPI * 0.72)  # the plot area is about 72 % of the figure's width
-    px = span / n_px  # seconds per pixel
-    compute = g[g["stream"] == "compute"] if len(g) else g
-    by_rank = {int(r): rows for r, rows in compute.groupby("rank", sort=True)} if len(compute) else {}
-    dense = {r for r, rows in by_rank.items() if float((rows["end_s"] - rows["start_s"]).mean()) < 2.0 * px}
+    plan = _lanes_of(infos, segs)
+    by_kind: dict[str, list[int]] = {}
+    for k, (_, lane, _) in enumerate(plan):
+        by_kind.setdefault(lane, []).append(k)
+    pixels: dict[int, np.ndarray] = {}
+    seconds: dict[int, np.ndarray] = {}
+    for lane, ks in by_kind.items():
+        states = COMPUTE_STATES if lane == "compute" else lane_states(lane)
+        secs = np.zeros((len(ks), len(states), PLOT_W))
+        for j, k in enumerate(ks):
+            seg = segs[plan[k][0]]
+            st = seg.compute if lane == "compute" else seg.lanes[lane]
+            secs[j] = binned(seg.edges, st, len(states), edges)
+        heights = np.array([plan[k][2] for k in ks])
+        counts = allocate(secs / col, heights)
+        for j, k in enumerate(ks):
+            pixels[k], seconds[k] = counts[j], secs[j]
 
-    # idle time on compute lanes: hatched where a gap is a few pixels wide, light grey below that
-    for info in infos:
-        y0, h = lanes[(info.rank, "compute")]
-        rows = by_rank.get(info.rank, compute.iloc[0:0])
-        s, e = merge_intervals(rows["start_s"].to_numpy(), rows["end_s"].to_numpy())
-        gap_s, gap_e = np.concatenate([[t0], e]), np.concatenate([s, [t1]])
-        width = gap_e - gap_s
-        wide = width >= 3.0 * px  # a hatch in a gap a pixel or two wide only adds noise
-        if info.rank in dense:  # columns less than half busy show as "mostly idle"
-            ax.broken_barh([(t0, span)], (y0, h), facecolors="#e4e4e4", linewidth=0)
-        else:
-            narrow = (width > 0) & ~wide
-            ax.broken_barh(_coalesce(gap_s[narrow], gap_e[narrow], 0.0), (y0, h), facecolors="#e4e4e4", linewidth=0)
-        ax.broken_barh(list(zip(gap_s[wide], width[wide])), (y0, h), facecolors="white",
-                       edgecolors=IDLE_EDGE, hatch=IDLE_HATCH, linewidth=0.0)
+    # vertical layout in pixels, top to bottom
+    tops, y, prev = [], 0, None
+    for rank, lane, h in plan:
+        info = next(i for i in infos if i.rank == rank)
+        if lane == "compute" and prev is not None:
+            y += RANK_GAP + (STAGE_GAP if info.stage != prev else 0)
+        prev = info.stage if lane == "compute" else prev
+        tops.append(y)
+        y += h + LANE_GAP
+    img_h = max(y, 1)
+    img = np.empty((img_h, PLOT_W, 3), dtype=np.uint8)
+    img[:] = BACKGROUND
+    seen: set[str] = set()
+    for k, (rank, lane, h) in enumerate(plan):
+        states = COMPUTE_STATES if lane == "compute" else lane_states(lane)
+        colours = np.array([hex_rgb(state_style(s)[0]) for s in states], dtype=np.uint8)
+        bg = np.array(hex_rgb("#f7f7f7"), dtype=np.uint8) if lane != "compute" else BACKGROUND
+        img[tops[k] : tops[k] + h] = paint_to(pixels[k], colours, bg, h)
+        seen.update(s for s, n in zip(states, pixels[k].sum(axis=1)) if n > 0)
+        drawing.lanes.append(Lane(rank, lane, TOP + tops[k], h, tuple(states), pixels[k], seconds[k]))
 
-    # bars, one artist per (lane, phase); compute lanes whose bars are mostly narrower than
-    # a pixel are drawn per pixel column in the phase that fills most of it, so a long run of
-    # interleaved recompute and backward shows both instead of whichever was drawn last
-    phases_seen: set[str] = set()
-    for rank in sorted(dense):
-        for phase, runs in _dominant_runs(by_rank[rank], t0, t1, n_px):
-            phases_seen.add(phase)
-            ax.broken_barh(runs, lanes[(rank, "compute")], facecolors=phase_colour(phase), edgecolors="none",
-                           linewidth=0)
-    for (rank, stream, phase), rows in g.groupby(["rank", "stream", "phase"], sort=True) if len(g) else []:
-        lane = lanes.get((int(rank), str(stream)))
-        if lane is None or (stream == "compute" and int(rank) in dense):
-            continue
-        phases_seen.add(str(phase))
-        # at least ~1 pixel wide, so that short collectives stay visible on a long iteration
-        bars = _coalesce(rows["start_s"].to_numpy(), rows["end_s"].to_numpy(), px)
-        ax.broken_barh(bars, lane, facecolors=phase_colour(str(phase)), edgecolors="none", linewidth=0)
-
-    placed = _microbatch_labels(ax, compute, lanes, px)
-
-    ax.set_ylim(height_units, -0.2)
+    fig_w = LEFT + PLOT_W + RIGHT
+    legend_h = 14 * (len(seen) + 3) + 10  # entries and group titles at 7.5 pt
+    pad = max(0, legend_h - img_h)  # a short chart grows at the bottom to hold its legend
+    fig_h = TOP + img_h + BOTTOM + pad
+    fig = plt.figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
+    fig.figimage(img, xo=LEFT, yo=BOTTOM + pad, origin="upper", resize=False)
+    ax = fig.add_axes((LEFT / fig_w, (BOTTOM + pad) / fig_h, PLOT_W / fig_w, img_h / fig_h), facecolor="none")
     ax.set_xlim(t0, t1)
-    if t0 < t_iter <= t1:
-        ax.axvline(t_iter, color="black", lw=0.8, ls="--")
-    for y in seps[:-1]:
-        ax.axhline(y, color="#444444", lw=0.6)
+    ax.set_ylim(img_h, 0)
+    ticks, labels, major = [], [], []
+    for k, (rank, lane, h) in enumerate(plan):
+        ticks.append(tops[k] + h / 2)
+        info = next(i for i in infos if i.rank == rank)
+        labels.append(info.label if lane == "compute" else LANE_NAMES[lane])
+        major.append(lane == "compute")
     ax.set_yticks(ticks)
-    ax.set_yticklabels([lab for lab, _ in labels])
-    for tick, (_, major) in zip(ax.get_yticklabels(), labels):
-        tick.set_fontsize(8 if major else 6.5)
-        tick.set_color("black" if major else "#555555")
+    ax.set_yticklabels(labels)
+    for tick, big in zip(ax.get_yticklabels(), major):
+        tick.set_fontsize(8 if big else 6.5)
+        tick.set_color("black" if big else "#555555")
     ax.tick_params(axis="y", length=0)
-    ax.set_xlabel("time since the iteration's start (s)")
-    ax.grid(axis="x", alpha=0.25)
-    ax.set_axisbelow(True)
+    for s in ("top", "right", "left"):
+        ax.spines[s].set_visible(False)
+    unit = time_axis(ax.xaxis, t1 - t0)
+    ax.set_xlabel(f"time since the iteration's start ({unit})")
+    if t0 < t_iter < t1:
+        ax.axvline(t_iter, color="black", lw=0.8, ls="--")
 
-    title = f"{workload_name(config, summary)}: one iteration ({t_iter:.4g} s) on {len(all_infos)} simulated GPUs"
+    title = f"{workload_name(config, summary)}: one iteration ({_fmt(t_iter)}) on {len(all_infos)} simulated GPUs"
     if window is not None:
-        title += f", window {t0:.4g}–{t1:.4g} s"
+        title += f", window {_fmt(t0)} – {_fmt(t1)}"
+    sub = f"each pixel column ({_fmt(col)}) stacked by the share of its time in each state"
     if len(infos) < len(all_infos):
-        title += f"\nshowing {len(infos)} of {len(all_infos)}: first and last stage and evenly spaced GPUs between"
-    ax.set_title(title, fontsize=11)
-
-    order = [p for p in PHASE_STYLE if p in phases_seen] + sorted(phases_seen - set(PHASE_STYLE))
-    handles = [Patch(facecolor=phase_colour(p), label=phase_label(p)) for p in order]
-    handles.append(Patch(facecolor="white", edgecolor=IDLE_EDGE, hatch=IDLE_HATCH, label="idle (compute)"))
-    if dense:
-        handles.append(Patch(facecolor="#e4e4e4", label="mostly idle (< half a pixel busy)"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False,
-              title="phase", title_fontsize=9)
-    ax.text(1.005, 0.0, "numbers on bars:\nmicrobatch", transform=ax.transAxes, fontsize=7.5, color="#555555",
-            va="bottom", ha="left")
-    fig.tight_layout()
+        sub += f"; showing {len(infos)} of {len(all_infos)} GPUs (first and last stage, evenly spaced between)"
+    fig.text(LEFT / fig_w, 1 - 22 / fig_h, title, fontsize=12, ha="left", va="center")
+    fig.text(LEFT / fig_w, 1 - 44 / fig_h, sub, fontsize=8.5, ha="left", va="center", color="#444444")
+    _legend(fig, ax, seen)
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    if svg_path is not None:
-        with plt.rc_context({"svg.hashsalt": "simcluster", "svg.fonttype": "none"}):
-            fig.savefig(svg_path, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
-    return placed
+    return drawing
 
 
-def _microbatch_labels(ax: plt.Axes, compute: pd.DataFrame, lanes: dict, px: float) -> list[tuple[int, str, int]]:
-    """The microbatch number on each run of one (phase, microbatch) where it fits; returns them."""
-    comp = compute[compute["phase"].isin(COMPUTE_PHASES)] if len(compute) else compute
-    blocks = [(r, _microbatch_blocks(rows)) for r, rows in comp.groupby("rank", sort=True)] if len(comp) else []
-    out: list[tuple[int, str, int]] = []
-    if not 0 < sum(len(b) for _, b in blocks) <= MAX_LABELS * 4:
-        return out
-    placed = 0
-    for rank, b in blocks:
-        y0, h = lanes[(int(rank), "compute")]
-        for phase, mb, s0, s1 in b[["phase", "microbatch", "start_s", "end_s"]].itertuples(index=False):
-            text = str(int(mb))
-            if (s1 - s0) / px < 6.5 * len(text) + 4 or placed >= MAX_LABELS:
-                continue
-            ax.text((s0 + s1) / 2, y0 + h / 2, text, ha="center", va="center", fontsize=7,
-                    color=text_colour_on(phase_colour(str(phase))))
-            placed += 1
-            out.append((int(rank), str(phase), int(mb)))
-    return out
+def _fmt(seconds: float) -> str:
+    """A duration in the unit that suits it."""
+    factor, unit = time_unit(seconds)
+    return f"{seconds * factor:.4g} {unit}"
+
+
+def _legend(fig: plt.Figure, ax: plt.Axes, seen: set[str]) -> None:
+    """Grouped legend in the right margin: compute, idle by cause, communication lanes."""
+    groups = (("compute stream", [s for s in COMPUTE_STATES if not s.startswith("wait_") and s != "bubble"]),
+              ("compute idle, waiting on", [s for s in COMPUTE_STATES if s.startswith("wait_") or s == "bubble"]),
+              ("communication lanes", [s for lane in LANES for s in lane_states(lane)]))
+    handles: list[Patch] = []
+    for title, states in groups:
+        present = [s for s in states if s in seen]
+        if not present:
+            continue
+        handles.append(Patch(visible=False, label=title))
+        for s in present:
+            colour, label = state_style(s)
+            if title.startswith("compute idle"):
+                label = label.replace("waiting on ", "")
+            handles.append(Patch(facecolor=colour, edgecolor="#bbbbbb", linewidth=0.4, label=label))
+    leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False,
+                    handlelength=1.4, borderaxespad=0.0)
+    for text, h in zip(leg.get_texts(), handles):
+        if not h.get_visible():
+            text.set_fontweight("bold")

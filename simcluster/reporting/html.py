@@ -1,9 +1,12 @@
 """``report.html``: one self-contained page (no scripts, no external resources).
 
-Title, warnings, the summary figures in human units, the layout at a glance, the plots
-embedded as base64 PNGs (Gantt, utilization, memory), the per-stage time breakdown and
-memory tables, the hottest links and the resolved config (collapsible ``<details>``, which
-needs no JavaScript).
+Title, warnings, the summary figures in human units (with the schedule's theoretical
+bubble beside the simulated one), the layout at a glance, the plots embedded as base64 PNGs
+(Gantt, schedule, utilization, memory), what the traces hold (the window of a bounded
+``trace.json``, the per-rank traces in ``traces/``), the per-stage time breakdown and memory
+tables, the hottest links and the resolved config (collapsible ``<details>``, which needs no
+JavaScript). Past :data:`MANY_ROWS` stages a table shows its lowest, median and highest rows
+and keeps the whole table folded away, so the page stays short at 64 or 512 stages.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 
 from simcluster.reporting.style import BREAKDOWN_STYLE
 from simcluster.reporting.text import fmt_gib, fmt_pct, fmt_seconds, summary_rows
+from simcluster.reporting.theory import theoretical_bubble
 
 WARN_FRACTION = 0.20
+MANY_ROWS = 16
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;
@@ -66,6 +71,18 @@ def _table(header: list[str], rows: list[list[str]], left_cols: int = 1) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _collapsed(header: list[str], body: list[list[str]], key: list[float], what: str) -> str:
+    """A table of ``body``; past :data:`MANY_ROWS` rows, only the rows with the lowest, median and
+    highest ``key`` (labelled), the whole table folded in a ``<details>``."""
+    if len(body) <= MANY_ROWS:
+        return _table(header, body)
+    order = sorted(range(len(body)), key=lambda i: (key[i], i))
+    picks = [("lowest", order[0]), ("median", order[len(order) // 2]), ("highest", order[-1])]
+    short = [[f"{body[i][0]} ({label})"] + body[i][1:] for label, i in picks]
+    return (_table(header, short) + f"<details><summary>all {len(body)} {what}</summary>"
+            + _table(header, body) + "</details>")
+
+
 def _flatten(d: object, prefix: str = "") -> list[tuple[str, str]]:
     """Nested dicts as ``(dotted.key, value)`` pairs, in key order."""
     if isinstance(d, dict):
@@ -83,7 +100,7 @@ def _breakdown_table(breakdown: list[dict]) -> str:
     rows = sorted((b for b in breakdown if isinstance(b, dict)), key=lambda b: int(b.get("stage", 0) or 0))
     keys = [k for k in BREAKDOWN_STYLE if any(float(b.get(k) or 0) > 0 for b in rows)]  # empty columns left out
     header = ["stage"] + [BREAKDOWN_STYLE[k][1] for k in keys] + ["total"]
-    body = []
+    body, bubble = [], []
     for b in rows:
         total = sum(float(b.get(k) or 0) for k in keys)
         cells = [str(b.get("stage", ""))]
@@ -91,7 +108,8 @@ def _breakdown_table(breakdown: list[dict]) -> str:
             v = float(b.get(k) or 0)
             cells.append(f"{fmt_seconds(v)} ({v / total:.1%})" if total > 0 else fmt_seconds(v))
         body.append(cells + [fmt_seconds(total)])
-    return _table(header, body) + ("<p>Each row adds up to the iteration time: compute-stream busy time by phase, "
+        bubble.append(float(b.get("bubble") or 0))
+    return _collapsed(header, body, bubble, "stages (sorted by bubble for the three above)") + ("<p>Each row adds up to the iteration time: compute-stream busy time by phase, "
                                    "then the idle time, attributed to the communication it waits for (tensor/context "
                                    "parallel first, then pipeline, then data parallel) or else to the bubble.</p>")
 
@@ -109,7 +127,7 @@ def _memory_table(memory: list[dict], capacity: object = None) -> str:
         header.append(f"of {fmt_gib(cap)}")
         for cells, m in zip(body, rows):
             cells.append(fmt_pct(float(m.get("total") or 0) / cap))
-    return _table(header, body)
+    return _collapsed(header, body, [float(m.get("total") or 0) for m in rows], "stages (sorted by total)")
 
 
 def _links_table(links: list[dict], top: int = 10) -> str:
@@ -163,9 +181,38 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _traces_text(run_dir: Path, traces: dict | None) -> str:
+    """What trace.json and traces/ hold (their windows), from what the writers returned or, on
+    a page drawn without them, from the files."""
+    traces = traces or {}
+    out = []
+    tw = traces.get("trace_window")
+    if tw is None and (run_dir / "trace.json").exists():
+        out.append("<p><code>trace.json</code>: the overview of every simulated GPU for Perfetto "
+                   "(its <code>otherData</code> says which part of the iteration it holds).</p>")
+    elif tw is not None:
+        t0, t1, bounded = tw
+        held = (f"<strong>bounded</strong> to the first {fmt_seconds(t1)} of the iteration, to stay small; "
+                "<code>write_run(..., trace_scope=\"full\")</code> writes all of it") if bounded \
+            else "the whole iteration"
+        out.append(f"<p><code>trace.json</code>: every simulated GPU in one file for Perfetto "
+                   f"(open it at ui.perfetto.dev), links as utilization counters; {held}.</p>")
+    rt = traces.get("rank_traces")
+    if rt is not None:
+        k0, k1, bounded, names = rt
+        held = f"bounded to the first {fmt_seconds(k1)}" if bounded else "the whole iteration"
+        shown = ", ".join(names[:4]) + (f", … ({len(names)} files)" if len(names) > 4 else "")
+        out.append(f"<p><code>traces/</code>: one Kineto-style trace per simulated rank ({escape(shown)}), "
+                   f"{held}: nested ProfilerStep → microbatch pass → layer → kernel slices and NCCL kernels as "
+                   "PyTorch's profiler writes them. HolisticTraceAnalysis reads the folder: "
+                   "<code>TraceAnalysis(trace_dir=\"traces\")</code>.</p>")
+    return "".join(out)
+
+
 def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None,
-                window: tuple[float, float] | None = None) -> str:
-    """The page's HTML; images are read from ``run_dir``."""
+                traces: dict | None = None) -> str:
+    """The page's HTML; images are read from ``run_dir``; ``traces``: what the trace writers
+    reported (windows, file names)."""
     run_dir = Path(run_dir)
     details = details or {}
     name = str((config or {}).get("name") or "simcluster run")
@@ -191,6 +238,10 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
             rows.append(f'<tr><td class="k">{escape(label)}</td><td class="{cls}">{escape(value)}</td></tr>')
         else:
             rows.append(f'<tr><td class="k">{escape(label)}</td><td>{escape(value)}</td></tr>')
+    theory, formula = theoretical_bubble(config, summary)
+    if theory is not None and "bubble_fraction" in summary:
+        rows.append(f'<tr><td class="k">pipeline bubble in theory</td><td>{escape(fmt_pct(theory))} '
+                    f'({escape(formula)}; equal stages, free communication)</td></tr>')
     parts.append("<h2>Summary</h2><table><tbody>" + "".join(rows) + "</tbody></table>")
     extra = {k: v for k, v in summary.items() if k not in {r[0] for r in summary_rows(summary)}}
     if extra:
@@ -202,12 +253,14 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
         parts.append("<h2>Layout</h2>" + layout)
 
     parts.append("<h2>Timeline</h2>" + _img(run_dir / "gantt.png", "Gantt chart of one iteration"))
-    if window is not None:
-        parts.append(f"<p>The Gantt chart shows the window {window[0]:g}–{window[1]:g} s; "
-                     "<code>python -m simcluster report RUN_DIR</code> draws the whole iteration again.</p>")
-    parts.append("<p>The same chart as a vector image is <code>gantt.svg</code>; the full timeline is in "
-                 "<code>trace.json</code> (Chrome trace format: open it in Perfetto or chrome://tracing) and "
-                 "<code>timeline.csv</code>/<code>timeline.parquet</code>.</p>")
+    parts.append("<p>Each pixel column of a lane is stacked by the share of its time in each state, so the "
+                 "coloured areas are the breakdown below; communication lanes are drawn by density, the "
+                 "darker part exposed (the compute stream waits), the lighter part overlapped. "
+                 "<code>python -m simcluster report RUN_DIR --window START:END</code> draws a part of the "
+                 "iteration as <code>gantt-START-END.png</code> beside this one.</p>")
+    parts.append("<h2>Pipeline schedule</h2>" + _img(run_dir / "schedule.png", "pipeline schedule"))
+    parts.append("<h2>Traces</h2>" + _traces_text(run_dir, traces)
+                 + "<p>The full timeline is <code>timeline.parquet</code> (or <code>timeline.csv</code>).</p>")
     parts.append("<h2>Utilization</h2>" + _img(run_dir / "utilization.png", "utilization over time"))
     if details.get("breakdown"):
         parts.append("<h2>Where the time goes, per stage</h2>" + _breakdown_table(details["breakdown"]))
@@ -229,8 +282,7 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
     return "\n".join(parts)
 
 
-def write_html(path: Path, summary: dict, config: dict, details: dict | None,
-               window: tuple[float, float] | None = None) -> None:
+def write_html(path: Path, summary: dict, config: dict, details: dict | None, traces: dict | None = None) -> None:
     """Write ``report.html`` at ``path`` (images are taken from the same folder)."""
     path = Path(path)
-    path.write_text(render_html(path.parent, summary, config, details, window=window), encoding="utf-8")
+    path.write_text(render_html(path.parent, summary, config, details, traces=traces), encoding="utf-8")

@@ -9,7 +9,9 @@ is green and idle time is a grey hatch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 # phase -> (colour, legend label); the order is the legend order.
@@ -23,6 +25,7 @@ PHASE_STYLE: dict[str, tuple[str, str]] = {
     "dp_comm": ("#882255", "DP collective"),
     "pp_comm": ("#999933", "pipeline send/recv"),
     "zero_comm": ("#44AA99", "ZeRO gather/scatter"),
+    "cp_comm": ("#332288", "context-parallel ring"),
 }
 UNKNOWN_COLOUR = "#777777"
 IDLE_HATCH = "////"
@@ -87,11 +90,20 @@ def gpu_rows(timeline: pd.DataFrame) -> pd.DataFrame:
     return timeline[timeline["rank"] >= 0]
 
 
-def link_rows(timeline: pd.DataFrame) -> pd.DataFrame:
-    """The timeline's link rows (resource ``link:<name>``)."""
+def text_mask(col: pd.Series, test: Callable[[str], bool]) -> np.ndarray:
+    """``test`` applied to a text column, once per distinct value when it is categorical."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        hit = np.array([bool(test(str(c))) for c in col.cat.categories] + [False])
+        return hit[col.cat.codes.to_numpy()]  # code -1 (missing) reads the trailing False
+    return np.array([bool(test(str(v))) for v in col.to_numpy()], dtype=bool)
+
+
+def link_rows(timeline: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """The timeline's link rows (resource ``link:<name>``), all columns or only ``columns``."""
     if timeline.empty or "resource" not in timeline:
         return timeline.iloc[0:0]
-    return timeline[timeline["resource"].astype(str).str.startswith("link:")]
+    mask = text_mask(timeline["resource"], lambda v: v.startswith("link:"))
+    return timeline.loc[mask, columns] if columns is not None else timeline[mask]
 
 
 def rank_infos(timeline: pd.DataFrame, details: dict | None) -> list[RankInfo]:
@@ -110,11 +122,12 @@ def rank_infos(timeline: pd.DataFrame, details: dict | None) -> list[RankInfo]:
         rep = int(r.get("represents") or 1)
         label = str(r.get("label") or _default_label(rank, stage, rep))
         given[rank] = RankInfo(rank, stage, rep, label)
-    g = gpu_rows(timeline)
-    for rank, rows in g.groupby("rank", sort=True):
-        rank = int(rank)
-        if rank in given:
-            continue
+    if timeline.empty or "rank" not in timeline:
+        return sorted(given.values(), key=lambda i: (i.stage, i.rank))
+    ranks = timeline["rank"].to_numpy()
+    missing = [int(r) for r in np.unique(ranks[ranks >= 0]) if int(r) not in given]
+    for rank in missing:
+        rows = timeline[ranks == rank]
         stages = rows["stage"][rows["stage"] >= 0] if "stage" in rows else pd.Series([], dtype=int)
         stage = int(stages.value_counts().sort_index().idxmax()) if len(stages) else -1
         given[rank] = RankInfo(rank, stage, 1, _default_label(rank, stage, 1))
@@ -155,3 +168,127 @@ MEMORY_STYLE: dict[str, tuple[str, str]] = {
 }
 CAPACITY_COLOUR = "#C0392B"
 STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B")
+
+# communication class (simcluster.reporting.shares) -> (colour, label)
+COMM_STYLE: dict[str, tuple[str, str]] = {
+    "tp": ("#AA4499", "TP collective"),
+    "cp": ("#332288", "context-parallel ring"),
+    "pp": ("#999933", "pipeline send/recv"),
+    "embedding": ("#CC6677", "tied-embedding sync"),
+    "zero": ("#44AA99", "ZeRO gather/scatter"),
+    "dp": ("#882255", "DP gradient reduction"),
+    "other": ("#777777", "other communication"),
+}
+BUBBLE_COLOUR = "#e6e6e6"
+OTHER_COMPUTE_COLOUR = "#5a5a5a"
+
+
+def mix(colour: str, towards: str = "#ffffff", amount: float = 0.5) -> str:
+    """``colour`` moved ``amount`` of the way to ``towards`` (both ``#rrggbb``)."""
+    a = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    b = [int(towards[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * amount):02x}" for x, y in zip(a, b))
+
+
+def state_style(state: str) -> tuple[str, str]:
+    """Colour and legend label of a state of :mod:`simcluster.reporting.shares` (every state's
+    colour is distinct, so a drawn chart can be measured by colour)."""
+    if state in PHASE_STYLE:
+        return PHASE_STYLE[state]
+    if state == "other_compute":
+        return OTHER_COMPUTE_COLOUR, "other compute"
+    if state == "bubble":
+        return BUBBLE_COLOUR, "pipeline bubble (nothing to wait for)"
+    if state.startswith("wait_"):
+        colour, label = COMM_STYLE[state[5:]]
+        return mix(colour, amount=0.62), f"waiting on {label}"
+    cls, how = state.rsplit("_", 1)
+    colour, label = COMM_STYLE[cls]
+    if how == "exposed":
+        return colour, f"{label}, exposed"
+    return mix(colour, amount=0.8), f"{label}, overlapped"
+
+
+def time_unit(span_s: float) -> tuple[float, str]:
+    """``(factor, unit)`` to show times of about ``span_s`` seconds: µs, ms or s."""
+    span_s = abs(span_s)
+    if span_s < 2e-3:
+        return 1e6, "µs"
+    if span_s < 2.0:
+        return 1e3, "ms"
+    return 1.0, "s"
+
+
+def time_axis(axis: object, span_s: float) -> str:
+    """Label the ticks of a matplotlib axis holding seconds in the unit :func:`time_unit` picks;
+    returns the unit."""
+    from matplotlib.ticker import FuncFormatter
+
+    factor, unit = time_unit(span_s)
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * factor:g}"))  # type: ignore[attr-defined]
+    return unit
+
+
+
+def add_boxes(ax: object, x0: object, x1: object, y0: object, y1: object, colour: str, edge: str = "none",
+              linewidth: float = 0.0, zorder: float = 2) -> None:
+    """Draw the rectangles ``[x0, x1] × [y0, y1]`` (arrays, or scalars for y) as one compound
+    path: one artist however many boxes (``broken_barh`` makes one path per box)."""
+    import numpy as np
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    xa, xb = np.asarray(x0, float), np.asarray(x1, float)
+    n = len(xa)
+    if n == 0:
+        return
+    ya, yb = np.broadcast_to(np.asarray(y0, float), (n,)), np.broadcast_to(np.asarray(y1, float), (n,))
+    verts = np.empty((n, 5, 2))
+    verts[:, 0] = np.c_[xa, ya]
+    verts[:, 1] = np.c_[xb, ya]
+    verts[:, 2] = np.c_[xb, yb]
+    verts[:, 3] = np.c_[xa, yb]
+    verts[:, 4] = verts[:, 0]
+    codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO, MplPath.LINETO, MplPath.LINETO, MplPath.CLOSEPOLY],
+                             dtype=MplPath.code_type), n)
+    patch = PathPatch(MplPath(verts.reshape(-1, 2), codes), facecolor=colour, edgecolor=edge, linewidth=linewidth,
+                      zorder=zorder)
+    # add_artist, not add_patch: the caller sets the limits, and updating them walks every box
+    ax.add_artist(patch)  # type: ignore[attr-defined]
+    patch.set_clip_path(ax.patch)  # type: ignore[attr-defined]
+
+
+def panel_grid(heights: list[float], width: float = 13.0, left: float = 1.9, side: float = 2.4,
+               gap: float = 0.85, top: float = 0.55, bottom: float = 0.15, dpi: float = 110) -> tuple:
+    """A figure of stacked panels with fixed margins (inches): ``(fig, axes, sides)``, a main
+    axes and a side axes (for legends and colour bars, axis off) per panel.
+
+    Fixed margins instead of constrained layout: laying out a tall figure of several panels
+    that way measures every text twice and costs about half a second.
+    """
+    import matplotlib.pyplot as plt
+
+    total = top + bottom + sum(heights) + gap * len(heights)
+    fig = plt.figure(figsize=(width, total), dpi=dpi)
+    axes, sides = [], []
+    y = total - top
+    main_w = width - left - side - 0.25
+    for h in heights:
+        y -= h
+        axes.append(fig.add_axes((left / width, y / total, main_w / width, h / total)))
+        sd = fig.add_axes(((left + main_w + 0.2) / width, y / total, (side - 0.1) / width, h / total))
+        sd.axis("off")
+        sides.append(sd)
+        y -= gap
+    return fig, axes, sides
+
+
+def hbar_axes(ax: object, labels: list[str], xlabel: str, title: str, fontsize: float = 8) -> None:
+    """The look of a chart of horizontal bars, one per label, top to bottom: ticks, grid, title."""
+    ax.set_yticks(range(len(labels)))  # type: ignore[attr-defined]
+    ax.set_yticklabels(labels, fontsize=fontsize)  # type: ignore[attr-defined]
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # type: ignore[attr-defined]
+    ax.set_xlabel(xlabel)  # type: ignore[attr-defined]
+    ax.grid(axis="x", alpha=0.3)  # type: ignore[attr-defined]
+    ax.set_axisbelow(True)  # type: ignore[attr-defined]
+    ax.set_title(title, loc="left", fontsize=10)  # type: ignore[attr-defined]

@@ -1,149 +1,61 @@
-"""``trace.json``: the timeline in Chrome's trace event format (opens in Perfetto / chrome://tracing).
+"""``trace.json``: an overview of the run in Chrome's trace event format, for Perfetto.
 
-Layout, as PyTorch's profiler writes it (``{"traceEvents": [...], "displayTimeUnit": "ms"}``):
+Every simulated GPU in one file (the per-rank Kineto traces for analysis tools are in
+``traces/``, :mod:`simcluster.reporting.kineto`):
 
-- one process per simulated GPU, ``pid`` = the rank, named by its label; one more process
-  named ``network`` (``pid`` = largest rank + 1) holding one thread per link;
-- one thread per stream (``tid`` = a small integer, ``thread_name`` = the stream name); when
-  intervals on one stream overlap (links shared by several transfers), the extra ones go to
-  overflow threads ``<stream> #2``, ``#3``..., so no two complete events on a thread overlap;
-- complete events (``ph: "X"``) with ``ts``/``dur`` in microseconds (rounded to the
-  nanosecond), ``name`` = task, ``cat`` = phase, ``args`` = {layer, microbatch, stage, flops,
-  bytes, kind, task_id} and, on communication streams, ``group``: the real ranks of the
-  collective's group (Megatron's grid: tensor innermost, then context, data, pipeline) or
-  the pipeline peer;
-- link events carry only ``bytes``; when the timeline has more than
-  :data:`LINK_DETAIL_LIMIT` link intervals (GPT-3 175B on 1,024 GPUs has 118k), each
-  transfers close together on a link are coalesced into busy periods, the fewest merges
-  that bring the link events under the limit (``args.transfers`` says how many,
-  ``args.busy_us`` how long the link carried data), which keeps that trace near 25 MB;
-- flow arrows (``ph: "s"``/``"f"``) from each pipeline send to the first compute task of the
-  same microbatch on the receiving stage that starts after the send ends;
-- counter events (``ph: "C"``) with each GPU's compute utilization in 200 bins, and on
-  the network process each link class's mean utilization.
+- one process per simulated GPU, ``pid`` = its rank, named by its label; one thread per
+  stream (``compute``, ``tp``, ``cp``, ``pp-fwd``, ``pp-bwd``, ``dp``), intervals that overlap
+  on a stream going to overflow threads (``dp #2``); complete events (``ph: "X"``, ``ts``/``dur``
+  in microseconds to the nanosecond), ``name`` = task, ``cat`` = phase, ``args`` = kind, layer,
+  microbatch, stage, flops, bytes, task_id and, on communication streams, the group;
+- flow arrows from each pipeline send to the first pass of its microbatch on the
+  receiving stage that starts after it;
+- counter tracks: each GPU's compute utilization, and on the ``network`` process
+  (``pid`` = the world size + 1, so it never collides with a rank) each recorded link's
+  utilization (% of its capacity, GB/s where unknown): links are counters, not slices;
+- bounded by default: from the iteration's start until :data:`BUDGET` GPU intervals have
+  begun (the whole iteration when they fit); ``otherData.window_s`` and ``otherData.bounded``
+  say what the file holds, and ``trace_scope="full"`` writes the whole iteration.
 
-Top-level ``schemaVersion``, ``deviceProperties`` and ``distributedInfo`` follow PyTorch's
-Kineto traces so that tools reading those (e.g. Holistic Trace Analysis) find them.
-Events come in a fixed order and keys are sorted, so the same timeline gives the same bytes.
+Events come in a fixed order with fixed number formats: the same timeline gives the same bytes.
 Reference: "Trace Event Format", Google (Duncan, Sahel), docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from simcluster.plan.grid import RankGrid
-from simcluster.reporting.style import (
-    gpu_rows,
-    iteration_end,
-    link_rows,
-    rank_infos,
-    stream_sort_key,
+from simcluster.reporting.bins import busy_fraction_per_bin, bytes_per_bin
+from simcluster.reporting.style import iteration_end, link_rows, rank_infos, stream_sort_key
+from simcluster.reporting.tracefmt import (
+    GpuTable,
+    choose_window,
+    gpu_table,
+    ints,
+    num,
+    overflow_tracks,
+    rank_groups,
+    us,
+    write_json_text,
 )
-from simcluster.reporting.utilization import (
-    compute_utilization_matrix,
-    link_class_series,
-    merge_intervals,
-    time_bins,
-)
 
-US = 1e6
-LINK_DETAIL_LIMIT = 20_000
-
-
-def _us(x: np.ndarray) -> np.ndarray:
-    """Seconds to microseconds rounded to the nanosecond."""
-    return np.round(np.asarray(x, float) * US, 3)
-
-
-def _int(v: object) -> int:
-    """An int from a possibly-float/NaN label (NaN -> -1)."""
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return -1
-    return int(f) if f == f else -1
-
-
-def _num(v: object) -> float | int:
-    """A JSON-safe number (NaN/inf -> 0, integral floats -> int)."""
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
-    if not np.isfinite(f):
-        return 0
-    return int(f) if f.is_integer() and abs(f) < 2**53 else f
-
-
-def _assign_tracks(ts: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Greedy interval partitioning: track index per interval, no overlap on any track.
-
-    ``ts``/``end`` must be sorted by ``ts``. Touching intervals (end == next start) share a track.
-    """
-    track_end: list[float] = []
-    out = np.zeros(len(ts), dtype=int)
-    for i, (s, e) in enumerate(zip(ts, end)):
-        for k, te in enumerate(track_end):
-            if s >= te:
-                track_end[k] = e
-                out[i] = k
-                break
-        else:
-            track_end.append(e)
-            out[i] = len(track_end) - 1
-    return out
-
-
-def _meta(pid: int, tid: int | None, name: str, value: object) -> dict:
-    """A metadata (``ph: "M"``) event."""
-    key = "sort_index" if name.endswith("sort_index") else "name"
-    ev: dict = {"ph": "M", "pid": pid, "name": name, "args": {key: value}}
-    if tid is not None:
-        ev["tid"] = tid
-    return ev
-
-
-def _complete_events(rows: pd.DataFrame, pid: int, tid: int, group: str | None = None) -> list[dict]:
-    """``ph: "X"`` events of rows already sorted by start (link rows: ``args`` = bytes only)."""
-    ts = _us(rows["start_s"].to_numpy())
-    end = _us(rows["end_s"].to_numpy())
-    dur = np.round(np.maximum(end - ts, 0.0), 3)
-    cols = {c: rows[c].to_numpy() if c in rows else np.full(len(rows), -1) for c in
-            ("task", "phase", "kind", "layer", "microbatch", "stage", "flops", "bytes", "task_id", "transfers",
-             "busy_us")}
-    out = []
-    for i in range(len(rows)):
-        if cols["kind"][i] == "link":
-            args: dict = {"bytes": _num(round(float(cols["bytes"][i]), 3))}
-            if _int(cols["transfers"][i]) > 1:
-                args["transfers"] = _int(cols["transfers"][i])
-                args["busy_us"] = _num(cols["busy_us"][i])
-            out.append({"ph": "X", "pid": pid, "tid": tid, "ts": float(ts[i]), "dur": float(dur[i]),
-                        "name": str(cols["task"][i]) or "transfer", "cat": "link", "args": args})
-            continue
-        args = {
-            "kind": str(cols["kind"][i]), "layer": _int(cols["layer"][i]), "microbatch": _int(cols["microbatch"][i]),
-            "stage": _int(cols["stage"][i]), "flops": _num(cols["flops"][i]), "bytes": _num(cols["bytes"][i]),
-            "task_id": _int(cols["task_id"][i]),
-        }
-        if group:
-            args["group"] = group
-        out.append({"ph": "X", "pid": pid, "tid": tid, "ts": float(ts[i]), "dur": float(dur[i]),
-                    "name": str(cols["task"][i]), "cat": str(cols["phase"][i]), "args": args})
-    return out
+BUDGET = 60_000  # GPU intervals in a bounded trace.json
+COUNTER_EVENTS = 40_000  # link counter samples, over all links
 
 
 def _ranks_text(ranks: list[int]) -> str:
     """``0–7`` for a contiguous run, ``0, 8, …, 120 (16 ranks, stride 8)`` otherwise."""
+    if not ranks:
+        return ""
     if len(ranks) == 1:
         return str(ranks[0])
     stride = ranks[1] - ranks[0]
-    if stride == 1:
+    if stride == 1 and ranks[-1] - ranks[0] == len(ranks) - 1:
         return f"{ranks[0]}–{ranks[-1]}"
     if len(ranks) <= 4:
         return ", ".join(map(str, ranks))
@@ -151,204 +63,186 @@ def _ranks_text(ranks: list[int]) -> str:
 
 
 def stream_groups(config: dict | None, rank: int) -> dict[str, str]:
-    """Per communication stream of ``rank``, the real ranks it talks to, from ``config["parallelism"]``
-    (empty when the config does not say); groups from the plan's rank grid."""
-    par = (config or {}).get("parallelism") or {}
-    try:
-        grid = RankGrid(int(par.get("tensor") or 1), int(par.get("context") or 1), int(par.get("data") or 1),
-                        int(par.get("pipeline") or 1))
-    except (TypeError, ValueError):
-        return {}
-    if not 0 <= rank < grid.size:
-        return {}
-    out: dict[str, str] = {}
-    for dim, size, group in (("tp", grid.t, grid.tp_group), ("cp", grid.c, grid.cp_group),
-                             ("dp", grid.d, grid.dp_group)):
-        if size > 1:
-            out[dim] = f"{dim} group: ranks {_ranks_text(list(group(rank)))}"
-    pp, per = grid.coords(rank)[3], grid.per_stage
-    if pp + 1 < grid.p:
-        out["pp-fwd"] = f"pipeline: rank {rank} → {rank + per} (activations)"
-    if pp > 0:
-        out["pp-bwd"] = f"pipeline: rank {rank} → {rank - per} (gradients)"
+    """Per communication stream of ``rank``, the real ranks it talks to, in words."""
+    g = rank_groups(config, rank)
+    out = {k: f"{k} group: ranks {_ranks_text(g[k])}" for k in ("tp", "cp", "dp") if len(g.get(k, [])) > 1}
+    if g:
+        per = g["pp-fwd"][1] - rank
+        stage, p = rank // per, int(((config or {}).get("parallelism") or {}).get("pipeline") or 1)
+        if stage + 1 < p:
+            out["pp-fwd"] = f"pipeline: rank {rank} → {rank + per} (activations)"
+        if stage > 0:
+            out["pp-bwd"] = f"pipeline: rank {rank} → {rank - per} (gradients)"
     return out
 
 
-def coalesce_links(links: pd.DataFrame, limit: int = LINK_DETAIL_LIMIT) -> pd.DataFrame:
-    """At most about ``limit`` link events: per link, transfers that overlap, touch or are
-    separated by less than the shortest gap that brings the count under ``limit`` are merged
-    into one busy period (bytes summed; ``transfers`` = how many, ``busy_us`` = the time
-    the link actually carried data)."""
-    per_link = []
-    for name, rows in links.groupby("resource", sort=True):
-        rows = rows.sort_values(["start_s", "end_s"], kind="mergesort")
-        st, en = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-        run_end = np.maximum.accumulate(en)
-        gap = np.concatenate([[np.inf], st[1:] - run_end[:-1]])  # <= 0: overlapping or touching
-        per_link.append((name, rows, st, run_end, gap))
-    gaps = np.sort(np.concatenate([g[1:] for *_, g in per_link])) if per_link else np.zeros(0)
-    excess = len(gaps) + len(per_link) - limit
-    tol = max(0.0, float(gaps[excess - 1])) if 0 < excess <= len(gaps) else 0.0
-    out = []
-    for name, rows, st, run_end, gap in per_link:
-        block = np.cumsum(gap > tol)
-        s0, e0 = merge_intervals(st, run_end)  # the union, for busy time
-        busy = np.diff(np.concatenate([[0.0], np.cumsum(e0 - s0)]))
-        agg = pd.DataFrame({"start_s": st, "end_s": run_end, "bytes": rows["bytes"].to_numpy(), "block": block})
-        agg = agg.groupby("block").agg(start_s=("start_s", "min"), end_s=("end_s", "max"), bytes=("bytes", "sum"),
-                                       transfers=("bytes", "size"))
-        # the union's pieces all fall inside one block: sum their lengths per block
-        piece_block = block[np.searchsorted(st, s0, side="left")]
-        agg["busy_us"] = np.round(pd.Series(busy).groupby(piece_block).sum().reindex(agg.index).to_numpy() * US, 3)
-        agg["resource"], agg["stream"], agg["kind"] = str(name), str(rows["stream"].iloc[0]), "link"
-        agg["task"] = [f"{n} transfers" if n > 1 else "transfer" for n in agg["transfers"]]
-        agg["task_id"], agg["rank"], agg["phase"] = -1, -1, ""
-        out.append(agg.reset_index(drop=True))
-    return pd.concat(out, ignore_index=True) if out else links
-
-
-def _stream_threads(rows: pd.DataFrame, pid: int, streams: list[str], tid0: int,
-                    groups: dict[str, str] | None = None) -> tuple[list[dict], list[dict], dict, int]:
-    """Metadata and X events for the streams of one process; also ``{(stream, track): tid}``."""
-    meta: list[dict] = []
-    events: list[dict] = []
-    tids: dict[tuple[str, int], int] = {}
-    tid = tid0
-    for stream in streams:
-        srows = rows[rows["stream"].astype(str) == stream].sort_values(["start_s", "end_s", "task_id"], kind="mergesort")
-        tracks = _assign_tracks(_us(srows["start_s"].to_numpy()), _us(srows["end_s"].to_numpy()))
-        for k in range(int(tracks.max()) + 1 if len(tracks) else 1):
-            tids[(stream, k)] = tid
-            meta.append(_meta(pid, tid, "thread_name", stream if k == 0 else f"{stream} #{k + 1}"))
-            meta.append(_meta(pid, tid, "thread_sort_index", tid))
-            events += _complete_events(srows[tracks == k], pid, tid, (groups or {}).get(stream))
+def _gpu_events(table: GpuTable, rank: int, order: int, label: str, t0: float, t1: float,
+                groups: dict[str, str]) -> tuple[list[str], list[tuple]]:
+    """Metadata and X events of one GPU; also ``(stream, tid, start, end, row)`` of its events."""
+    sl = table.spans.get(rank, slice(0, 0))
+    idx = np.arange(sl.start or 0, sl.stop or 0)
+    idx = idx[(table.start[idx] < t1) | ((table.start[idx] == t1) & (table.end[idx] == t1))]
+    lines = [f'{{"ph": "M", "pid": {rank}, "name": "process_name", "args": {{"name": {json.dumps(f"GPU {rank}: {label}")}}}}}',
+             f'{{"ph": "M", "pid": {rank}, "name": "process_sort_index", "args": {{"sort_index": {order}}}}}']
+    where: list[tuple] = []
+    streams = np.array(table.stream.text, dtype=object)[table.stream.codes[idx]] if len(idx) else np.zeros(0, object)
+    tid = 0
+    for stream in sorted(set(streams.tolist()), key=stream_sort_key):
+        rows = idx[streams == stream]
+        s, e = table.start[rows], np.minimum(table.end[rows], t1)
+        tracks = overflow_tracks(s, e)
+        group = groups.get(stream)
+        g = f', "group": {json.dumps(group)}' if group else ""
+        for k in range(int(tracks.max(initial=0)) + 1):
+            name = stream if k == 0 else f"{stream} #{k + 1}"
+            lines.append(f'{{"ph": "M", "pid": {rank}, "tid": {tid}, "name": "thread_name", "args": {{"name": "{name}"}}}}')
+            lines.append(f'{{"ph": "M", "pid": {rank}, "tid": {tid}, "name": "thread_sort_index", "args": {{"sort_index": {tid}}}}}')
+            on = tracks == k
+            rk, a, b = rows[on], s[on], e[on]
+            ts = [f"{v:.3f}" for v in (a * 1e6).tolist()]
+            du = [f"{v:.3f}" for v in (np.maximum(b - a, 0.0) * 1e6).tolist()]
+            tj, pj, kj = table.task.json, table.phase.json, table.kind.json
+            lines += [
+                f'{{"ph": "X", "pid": {rank}, "tid": {tid}, "ts": {t}, "dur": {d}, "name": {tj[tc]}, "cat": {pj[pc]}, '
+                f'"args": {{"kind": {kj[kc]}, "layer": {ly}, "microbatch": {m}, "stage": {st}, "flops": {fl}, '
+                f'"bytes": {nb}, "task_id": {ti}{g}}}}}'
+                for t, d, tc, pc, kc, ly, m, st, fl, nb, ti in zip(
+                    ts, du, table.task.codes[rk].tolist(), table.phase.codes[rk].tolist(),
+                    table.kind.codes[rk].tolist(), table.layer[rk].tolist(), table.microbatch[rk].tolist(),
+                    table.stage[rk].tolist(), ints(table.flops[rk]), ints(table.nbytes[rk]),
+                    table.task_id[rk].tolist())]
+            where += [(stream, tid, x, y, r) for x, y, r in zip(a.tolist(), b.tolist(), rk.tolist())]
             tid += 1
-    return meta, events, tids, tid
+    return lines, where
+
+
+def _flows(table: GpuTable, where: dict[int, list[tuple]], stage_of: dict[int, int]) -> list[str]:
+    """Arrows from each pipeline send to the first pass of its microbatch on the receiving stage."""
+    rank_of_stage: dict[int, int] = {}
+    for r, st in sorted(stage_of.items()):
+        rank_of_stage.setdefault(st, r)
+    targets: dict[tuple[int, int, bool], tuple[np.ndarray, list[tuple]]] = {}
+    for r, evs in where.items():
+        comp = [ev for ev in evs if ev[0] == "compute" and table.microbatch[ev[4]] >= 0]
+        for bwd in (False, True):
+            want = ("backward", "recompute", "weight_grad") if bwd else ("forward",)
+            by_mb: dict[int, list[tuple]] = {}
+            for ev in comp:
+                if table.phase.text[table.phase.codes[ev[4]]] in want:
+                    by_mb.setdefault(int(table.microbatch[ev[4]]), []).append(ev)
+            for mb, evs_mb in by_mb.items():
+                evs_mb.sort(key=lambda ev: ev[2])
+                targets[(r, mb, bwd)] = (np.array([ev[2] for ev in evs_mb]), evs_mb)
+    out, fid = [], 0
+    for r, evs in sorted(where.items()):
+        for stream, tid, a, b, row in evs:
+            if stream not in ("pp-fwd", "pp-bwd"):
+                continue
+            bwd = stream == "pp-bwd"
+            dst = rank_of_stage.get(stage_of.get(r, -1) + (-1 if bwd else 1))
+            hit = targets.get((dst, int(table.microbatch[row]), bwd)) if dst is not None else None
+            if hit is None:
+                continue
+            k = int(np.searchsorted(hit[0], b - 1e-9))
+            if k >= len(hit[1]):
+                continue
+            tgt = hit[1][k]
+            fid += 1
+            out.append(f'{{"ph": "s", "id": {fid}, "pid": {r}, "tid": {tid}, "ts": {us(a)}, "name": "pipeline p2p", "cat": "pp_flow"}}')
+            out.append(f'{{"ph": "f", "bp": "e", "id": {fid}, "pid": {dst}, "tid": {tgt[1]}, "ts": {us(tgt[2])}, '
+                       f'"name": "pipeline p2p", "cat": "pp_flow"}}')
+    return out
+
+
+def _counters(table: GpuTable, ranks: list[int], links: pd.DataFrame, caps: dict[str, float], t0: float, t1: float,
+              net_pid: int) -> list[str]:
+    """Compute utilization per GPU; utilization (or GB/s) per link."""
+    out: list[str] = []
+    edges = np.linspace(t0, t1, int(np.clip(COUNTER_EVENTS // max(len(ranks), 1), 10, 200)) + 1)
+    for r in ranks:
+        sl = table.spans.get(r, slice(0, 0))
+        comp = np.array(table.stream.text, dtype=object)[table.stream.codes[sl]] == "compute"
+        frac = busy_fraction_per_bin(table.start[sl][comp], table.end[sl][comp], edges) * 100
+        for k in range(len(frac)):
+            out.append(f'{{"ph": "C", "pid": {r}, "ts": {us(edges[k])}, "name": "compute utilization", '
+                       f'"args": {{"busy %": {round(float(frac[k]), 3)}}}}}')
+        out.append(f'{{"ph": "C", "pid": {r}, "ts": {us(edges[-1])}, "name": "compute utilization", "args": {{"busy %": 0.0}}}}')
+    if links.empty:
+        return out
+    names = sorted(links["resource"].astype(str).unique())
+    n_bins = int(np.clip(COUNTER_EVENTS // max(len(names), 1), 10, 200))
+    edges = np.linspace(t0, t1, n_bins + 1)
+    width = np.diff(edges)
+    res = links["resource"].astype(str).to_numpy()
+    cls = links["stream"].astype(str).to_numpy()
+    st, en, nb = (links[c].to_numpy(dtype=float) for c in ("start_s", "end_s", "bytes"))
+    order = np.argsort(res, kind="stable")
+    res, cls, st, en, nb = res[order], cls[order], st[order], en[order], nb[order]
+    bounds = np.searchsorted(res, names + [chr(0x10FFFF)])
+    for i, name in enumerate(names):
+        a, b = bounds[i], bounds[i + 1]
+        rate = bytes_per_bin(st[a:b], en[a:b], nb[a:b], edges) / width
+        cap = caps.get(name)
+        key, val = ("% of capacity", rate / cap * 100) if cap else ("GB/s", rate / 1e9)
+        label = json.dumps(f"{name[len('link:'):]} ({cls[a]})")
+        for k in range(len(val)):
+            out.append(f'{{"ph": "C", "pid": {net_pid}, "ts": {us(edges[k])}, "name": {label}, '
+                       f'"args": {{"{key}": {round(float(val[k]), 3)}}}}}')
+    return out
+
+
+def build_trace_text(timeline: pd.DataFrame, summary: dict | None = None, config: dict | None = None,
+                     details: dict | None = None, *, scope: str = "bounded", table: GpuTable | None = None,
+                     caps: dict[str, float] | None = None) -> tuple[dict, list[str], tuple[float, float, bool]]:
+    """``(head, event lines, (t0, t1, bounded))`` of the trace (see the module docstring)."""
+    from simcluster.reporting.utilization import link_capacities
+
+    table = table if table is not None else gpu_table(timeline)
+    infos = rank_infos(timeline, details)
+    t_iter = iteration_end(timeline, summary)
+    t0, t1, bounded = choose_window(table.start, t_iter, None if scope == "full" else BUDGET)
+    world = int((summary or {}).get("num_gpus") or len(infos) or 1)
+    lines: list[str] = []
+    where: dict[int, list[tuple]] = {}
+    for order, info in enumerate(infos):
+        m, w = _gpu_events(table, info.rank, order, info.label, t0, t1, stream_groups(config, info.rank))
+        lines += m
+        where[info.rank] = w
+    net_pid = max(world, max((i.rank for i in infos), default=0)) + 1
+    links = link_rows(timeline)
+    if len(links):
+        links = links[(links["start_s"] < t1) & (links["end_s"] > t0)]
+        lines.append(f'{{"ph": "M", "pid": {net_pid}, "name": "process_name", "args": {{"name": "network (link utilization)"}}}}')
+        lines.append(f'{{"ph": "M", "pid": {net_pid}, "name": "process_sort_index", "args": {{"sort_index": {len(infos)}}}}}')
+    lines += _flows(table, where, {i.rank: i.stage for i in infos})
+    caps = link_capacities(details, config) if caps is None else caps
+    lines += _counters(table, [i.rank for i in infos], links, caps, t0, t1, net_pid)
+    other = {"generator": "simcluster", "time_unit": "us", "workload": str((config or {}).get("name", "")),
+             "window_s": [t0, t1], "iteration_s": t_iter,
+             "bounded": (f"the first {t1:.6g} s of the {t_iter:.6g} s iteration ({BUDGET:,} GPU intervals); "
+                         "write_run(..., trace_scope='full') writes the whole iteration") if bounded
+             else "the whole iteration",
+             "per_rank_traces": "traces/rank<N>.json[.gz]: Kineto-style, for HolisticTraceAnalysis"}
+    head = {"schemaVersion": 1, "displayTimeUnit": "ms", "otherData": other,
+            "distributedInfo": {"backend": "simulated", "world_size": world}}
+    device = ((config or {}).get("cluster") or {}).get("device")
+    if isinstance(device, dict):
+        head["deviceProperties"] = [{"id": i.rank, "name": str(device.get("name", "")),
+                                     "totalGlobalMem": num(device.get("memory_bytes") or 0)} for i in infos]
+    return head, lines, (t0, t1, bounded)
 
 
 def build_trace(timeline: pd.DataFrame, summary: dict | None = None, config: dict | None = None,
-                details: dict | None = None, bins: int = 200) -> dict:
-    """The trace as a JSON-ready dict (see the module docstring)."""
-    infos = rank_infos(timeline, details)
-    g = gpu_rows(timeline)
-    meta: list[dict] = []
-    events: list[dict] = []
-    where: dict[tuple[int, str], list[tuple[float, float, int]]] = {}
-    for order, info in enumerate(infos):
-        rows = g[g["rank"] == info.rank]
-        meta.append(_meta(info.rank, None, "process_name", f"GPU {info.rank}: {info.label}"))
-        meta.append(_meta(info.rank, None, "process_sort_index", order))
-        streams = sorted(set(rows["stream"].astype(str)), key=stream_sort_key)
-        m, ev, _, _ = _stream_threads(rows, info.rank, streams, 0, stream_groups(config, info.rank))
-        meta += m
-        events += ev
-    net_pid = (max(i.rank for i in infos) + 1) if infos else 0
-    links = link_rows(timeline)
-    coalesced = len(links) > LINK_DETAIL_LIMIT
-    if coalesced:
-        links = coalesce_links(links)
-    if len(links):
-        meta.append(_meta(net_pid, None, "process_name", "network"))
-        meta.append(_meta(net_pid, None, "process_sort_index", len(infos)))
-        tid = 0
-        for name, lrows in links.groupby("resource", sort=True):
-            lrows = lrows.assign(stream=str(name)[len("link:"):] + f" ({lrows['stream'].iloc[0]})")
-            m, ev, _, tid = _stream_threads(lrows, net_pid, [str(lrows["stream"].iloc[0])], tid)
-            meta += m
-            events += ev
-
-    flows = _flow_events(events, infos, meta)
-    counters = _counter_events(timeline, summary, infos, bins)
-    if len(links):
-        counters += _link_counters(timeline, summary, config, details, net_pid, bins)
-    other = {"generator": "simcluster", "time_unit": "us", "workload": str((config or {}).get("name", ""))}
-    if coalesced:
-        other["links"] = "overlapping or touching transfers on a link coalesced into busy periods"
-    trace = {"schemaVersion": 1, "traceEvents": meta + events + flows + counters, "displayTimeUnit": "ms",
-             "otherData": other, "distributedInfo": {"backend": "simulated", "rank": 0,
-                                                       "world_size": int((summary or {}).get("num_gpus") or len(infos))}}
-    device = ((config or {}).get("cluster") or {}).get("device")
-    if isinstance(device, dict):
-        trace["deviceProperties"] = [{"id": i.rank, "name": str(device.get("name", "")),
-                                      "totalGlobalMem": _num(device.get("memory_bytes"))} for i in infos]
-    return trace
-
-
-def _flow_events(events: list[dict], infos: list, meta: list[dict]) -> list[dict]:
-    """Arrows from each pipeline send to the next compute task of its microbatch on the receiving stage."""
-    stage_of = {i.rank: i.stage for i in infos}
-    thread = {(m["pid"], m["tid"]): m["args"]["name"] for m in meta if m["name"] == "thread_name"}
-    stages = sorted({s for s in stage_of.values() if s >= 0})
-    if len(stages) < 2:
-        return []
-    compute_by_stage: dict[tuple[int, int], list[dict]] = {}
-    for ev in events:
-        if ev["pid"] in stage_of and ev["cat"] in ("forward", "backward", "recompute", "weight_grad") and ev["args"]["microbatch"] >= 0:
-            compute_by_stage.setdefault((stage_of[ev["pid"]], ev["args"]["microbatch"]), []).append(ev)
-    out: list[dict] = []
-    fid = 0
-    for ev in events:
-        a = ev["args"]
-        if ev["cat"] != "pp_comm" or a["kind"] != "send" or ev["pid"] not in stage_of:
-            continue
-        src = stage_of[ev["pid"]] if a["stage"] < 0 else a["stage"]
-        if src not in stages:
-            continue
-        stream = thread.get((ev["pid"], ev["tid"]), "").split(" #")[0]
-        backward = stream == "pp-bwd" or (stream != "pp-fwd" and "bwd" in ev["name"].lower())
-        dst = stages[(stages.index(src) + (-1 if backward else 1)) % len(stages)]
-        want = ("backward", "recompute", "weight_grad") if backward else ("forward",)
-        send_end = ev["ts"] + ev["dur"]
-        cands = [c for c in compute_by_stage.get((dst, a["microbatch"]), []) if c["cat"] in want and c["ts"] >= send_end - 1e-3]
-        if not cands:
-            continue
-        tgt = min(cands, key=lambda c: (c["ts"], c["pid"], c["tid"]))
-        fid += 1
-        out.append({"ph": "s", "id": fid, "pid": ev["pid"], "tid": ev["tid"], "ts": ev["ts"], "name": "pipeline p2p",
-                    "cat": "pp_flow"})
-        out.append({"ph": "f", "bp": "e", "id": fid, "pid": tgt["pid"], "tid": tgt["tid"], "ts": tgt["ts"],
-                    "name": "pipeline p2p", "cat": "pp_flow"})
-    return out
-
-
-def _counter_events(timeline: pd.DataFrame, summary: dict | None, infos: list, bins: int) -> list[dict]:
-    """Per GPU, a ``compute utilization`` counter sampled at each bin's start (and 0 at the end)."""
-    if not infos:
-        return []
-    t_end = iteration_end(timeline, summary)
-    edges = time_bins(t_end, bins)
-    mat = compute_utilization_matrix(timeline, [i.rank for i in infos], edges)
-    ts = _us(edges)
-    out = []
-    for i, info in enumerate(infos):
-        for k in range(len(edges) - 1):
-            out.append({"ph": "C", "pid": info.rank, "ts": float(ts[k]), "name": "compute utilization",
-                        "args": {"busy %": round(float(mat[i, k]) * 100.0, 3)}})
-        out.append({"ph": "C", "pid": info.rank, "ts": float(ts[-1]), "name": "compute utilization",
-                    "args": {"busy %": 0.0}})
-    return out
-
-
-def _link_counters(timeline: pd.DataFrame, summary: dict | None, config: dict | None, details: dict | None,
-                   pid: int, bins: int) -> list[dict]:
-    """On the network process, one counter per link class: its mean utilization (% of capacity,
-    or GB/s per link when a capacity is unknown), as in utilization.png panel (b)."""
-    edges = time_bins(iteration_end(timeline, summary), bins)
-    series, as_fraction = link_class_series(timeline, details, edges, config)
-    ts = _us(edges)
-    unit = "busy %" if as_fraction else "GB/s per link"
-    out = []
-    for cls, values in series.items():
-        y = values * 100.0 if as_fraction else values / 1e9
-        name = f"{cls} link utilization"
-        out += [{"ph": "C", "pid": pid, "ts": float(ts[k]), "name": name, "args": {unit: round(float(y[k]), 3)}}
-                for k in range(len(y))]
-        out.append({"ph": "C", "pid": pid, "ts": float(ts[-1]), "name": name, "args": {unit: 0.0}})
-    return out
+                details: dict | None = None, scope: str = "bounded") -> dict:
+    """The trace as a JSON-ready dict (parsed from the text the writer writes)."""
+    head, lines, _ = build_trace_text(timeline, summary, config, details, scope=scope)
+    return {**head, "traceEvents": [json.loads(x) for x in lines]}
 
 
 def write_trace(path: Path, timeline: pd.DataFrame, summary: dict | None = None, config: dict | None = None,
-                details: dict | None = None) -> None:
-    """Write ``trace.json`` at ``path`` (compact, sorted keys, deterministic)."""
-    trace = build_trace(timeline, summary, config, details)
-    Path(path).write_text(json.dumps(trace, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+                details: dict | None = None, *, scope: str = "bounded", table: GpuTable | None = None,
+                caps: dict[str, float] | None = None, executor: Executor | None = None) -> tuple[float, float, bool]:
+    """Write ``trace.json`` at ``path``; returns the window it holds ``(t0, t1, bounded)``."""
+    head, lines, window = build_trace_text(timeline, summary, config, details, scope=scope, table=table, caps=caps)
+    write_json_text(Path(path), head, lines, gzip_it=False, executor=executor)
+    return window

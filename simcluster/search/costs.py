@@ -88,11 +88,25 @@ class Costs:
             return grid.cp_group(0), grid.cp_mirror_offsets()
         if kind == "dp":
             return grid.dp_group(0), grid.dp_mirror_offsets()
+        z = self.shard(grid.d)
+        if kind == "zs":  # hybrid sharding: a ZeRO shard group, and the replicas of a shard
+            return grid.shard_group(0, z), grid.shard_mirror_offsets(z)
+        if kind == "zr":
+            return grid.replica_group(0, z), grid.replica_mirror_offsets(z)
         if kind == "send":  # stage 0 to stage 1
             return (0, grid.per_stage), grid.stage_mirror_offsets()
         if kind == "tied":  # first and last stage: the tied word embedding's gradient
             return (0, (grid.p - 1) * grid.per_stage), grid.stage_mirror_offsets()
         raise ValueError(f"unknown group kind {kind!r}")
+
+    def shard(self, d: int) -> int:
+        """ZeRO shard group size for ``d`` data-parallel ranks: ``zero_shard`` where it divides d, else d."""
+        z = self.spec.parallelism.zero_shard
+        return z if z and d % z == 0 else d
+
+    def shard_kind(self, d: int) -> str:
+        """``zs`` (hybrid sharding) or ``dp``: where ZeRO's collectives run (as the plan decides)."""
+        return "zs" if self.shard(d) < d else "dp"
 
     def lines(self, kind: str, op: str, t: int, c: int, d: int, p: int) -> tuple[tuple[float, float], ...]:
         """(L, K) of every algorithm the collective may run: t(S) = min over them of L + K·S."""

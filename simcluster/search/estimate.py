@@ -143,7 +143,7 @@ class Group:
         if st.what == "ring":
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         nbytes = b.params.layer * (costs.dt if st.what == "gather" else costs.grad_bytes)
-        return costs.time("dp", st.op, t, c, d, p, nbytes)
+        return costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes)
 
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
         """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer) seconds, stage 0's view."""
@@ -206,16 +206,22 @@ class Group:
                 layer = params.layer * gb
                 per_bucket = max(1, -(-est.bucket // layer))  # layers per bucket
                 buckets, rest = divmod(self.n0, per_bucket)
-                sync = buckets * costs.time("dp", op, t, c, d, p, per_bucket * layer)
-                tail = costs.time("dp", op, t, c, d, p,
+                kind = costs.shard_kind(d) if zero else "dp"
+                sync = buckets * costs.time(kind, op, t, c, d, p, per_bucket * layer)
+                tail = costs.time(kind, op, t, c, d, p,
                                   rest * layer + (params.embedding + (params.head if p == 1 else 0.0)) * gb)
                 sync += tail
                 dp = max(sync - (x0 - f_layer * self.n0), tail) if est.overlap else sync
             if zero >= 1:
-                dp += costs.time("dp", "all_gather", t, c, d, p, stage * costs.dt)
+                z = costs.shard(d)
+                if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
+                    dp += costs.time("zr", "all_reduce", t, c, d, p, stage * costs.grad_bytes / z)
+                dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
+        if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
+            dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
         if p > 1 and est.tied:
             dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
-        opt = costs.optimizer_s(stage, d if zero >= 1 else 1)
+        opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1)
         return dp, opt
 
 

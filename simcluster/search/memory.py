@@ -72,12 +72,15 @@ class MemoryModel:
     def _line(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
               layers: int, emb: bool, logits: bool) -> tuple[float, float]:
         """(bytes with nothing in flight, bytes per microbatch in flight) of one stage."""
-        key = (t, c, d * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits)
+        z = self.parallelism.zero_shard
+        z = z if z and d % z == 0 else None  # hybrid sharding where it divides d (as the screen's costs)
+        key = (t, c, (z or d) * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits)
         hit = self._lines.get(key)
         if hit is None:
             tr = self.training.model_copy(update={"micro_batch": mb, "recompute": rc})
             par = self.parallelism.model_copy(update={"tensor": t, "context": c, "data": d, "pipeline": p,
-                                                      "sequence_parallel": sp, "zero_stage": zero})
+                                                      "sequence_parallel": sp, "zero_stage": zero,
+                                                      "zero_shard": z})
             m0, m1 = (stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
                                    has_logits=logits, microbatches_in_flight=k).total for k in (0, 1))
             hit = (m0, m1 - m0)

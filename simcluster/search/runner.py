@@ -20,6 +20,8 @@ import pandas as pd
 from pydantic import ValidationError
 
 from simcluster.errors import Problem, SpecError
+from simcluster.run import build_cluster
+from simcluster.runfolder import check_out_dir
 from simcluster.search.estimate import Estimator
 from simcluster.search.layout import Layout, layout_from_values, layout_of
 from simcluster.search.results import OBJECTIVES, Agreement, Entry, agreement, objective_value, ranking_table
@@ -27,11 +29,12 @@ from simcluster.search.screen import Screening, screen
 from simcluster.search.simulate import layout_sweep, make_executor, simulate
 from simcluster.search.space import Space, make_space
 from simcluster.spec import load_workload, parse_override
+from simcluster.spec.fields import MAX_DEVICES
 from simcluster.spec.sweep import split_list
 from simcluster.spec.workload import SEARCH_KEYS, SearchSpec
 from simcluster.spec.yamlio import parse_scalar
-from simcluster.topology.build import build_topology
 
+MAX_SEARCH_GPUS = MAX_DEVICES  # the largest cluster a workload may give (spec.fields)
 SHARE = 0.05  # tier 2 simulates the best 5 % of the layouts that fit ...
 DEFAULT_MAX_SIMULATIONS = 64  # ... but at most this many (at least --top)
 PARETO_POINTS = 12  # with a range of GPU counts: the best layout of up to this many counts too
@@ -129,6 +132,8 @@ def _bounds(opts: SearchOptions, section: SearchSpec, cluster_gpus: int) -> tupl
     lo = lo if lo is not None else hi // 2 + 1
     if lo > hi:
         raise SpecError([Problem("--gpus", None, "", f"the range {lo}-{hi} is empty")])
+    if hi > MAX_SEARCH_GPUS:
+        raise SpecError([Problem("--gpus", None, "", f"{hi:,} GPUs: a search covers at most {MAX_SEARCH_GPUS:,}")])
     return lo, hi
 
 
@@ -162,6 +167,8 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     if hi > spec.cluster.num_gpus:  # more GPUs than the cluster has: grow it by whole nodes
         fixed.append(f"cluster.nodes={-(-hi // spec.cluster.gpus_per_node)}")
         spec, baseline = _load(opts.workload, fixed)
+    out = Path(opts.out) if opts.out else Path("reports") / f"{spec.name}-search"
+    check_out_dir(out)  # before screening and simulating
     objective = opts.objective or section.objective
     top = opts.top or section.top
     price = spec.cluster.price_per_gpu_hour
@@ -173,7 +180,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     space = make_space(spec, hi, lo, {**section.space, **limits})
     tokens = spec.training.global_batch * spec.model.seq_len
     score = _score(objective, tokens, price)
-    estimator = Estimator(spec, build_topology(spec.cluster))
+    estimator = Estimator(spec, build_cluster(spec.cluster))  # SpecError for a cluster it cannot build
     watch = {(baseline.tensor, baseline.pipeline, baseline.data, baseline.context)} if baseline else set()
     from simcluster.search.progress import screening_bar
 
@@ -198,7 +205,6 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
             seen.add(lay)
             est = estimator.estimate(lay)
             entries.append(Entry(lay, role, est, score(est.iteration_time_s, lay.gpus), None))
-    out = Path(opts.out) if opts.out else Path("reports") / f"{spec.name}-search"
     budget = {"fitting": screening.fitting, "share": SHARE, "share_count": share, "max_simulations": max_sims,
               "top": top, "candidates": n_sim, "simulated": len(entries)}
     table = pd.DataFrame()

@@ -51,7 +51,7 @@ class Space:
 
 class _Parallelism:
     __slots__ = ("tensor", "pipeline", "data", "context", "sequence_parallel", "virtual_stages",
-                 "stage_layers", "schedule", "zero_stage")
+                 "stage_layers", "schedule", "zero_stage", "zero_shard")
 
 
 class _Training:
@@ -72,6 +72,7 @@ class _Candidate:
         self.training, self.parallelism = _Training(), _Parallelism()
         self.training.global_batch = spec.training.global_batch
         self.parallelism.stage_layers = None
+        self.parallelism.zero_shard = spec.parallelism.zero_shard  # a workload's hybrid sharding is kept
         self.set(Layout(1, 1, 1, 1, 1, 1, "1f1b", False, "none", 0))
 
     def __getattr__(self, name: str) -> Any:  # keys no layout changes (fidelity, collectives, ...)

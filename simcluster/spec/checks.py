@@ -36,14 +36,17 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
     kv = m.kv_heads if m.kv_heads is not None else m.heads
     ffn = m.ffn_hidden if m.ffn_hidden is not None else 4 * m.hidden
     found: list[Finding] = []
-    if m.hidden % m.heads:
+    if m.head_dim is None and m.hidden % m.heads:
         found.append(Finding("model.heads", f"heads {m.heads} does not divide hidden {m.hidden}", ("model.hidden",)))
     if m.heads % kv:
         found.append(Finding("model.kv_heads", f"kv_heads {kv} does not divide heads {m.heads}", ("model.heads",)))
     if m.heads % t:
         found.append(Finding("parallelism.tensor", f"tensor {t} does not divide heads {m.heads}", ("model.heads",)))
-    if kv % t and kv != m.heads:
+    if kv >= t and kv % t and kv != m.heads:  # (kv == heads: the heads message says it)
         found.append(Finding("parallelism.tensor", f"tensor {t} does not divide kv_heads {kv}", ("model.kv_heads",)))
+    elif kv < t and t % kv:  # fewer K/V heads than ranks: each is replicated t/kv times
+        found.append(Finding("parallelism.tensor", f"kv_heads {kv} does not divide tensor {t} (fewer K/V heads "
+                                                   "than tensor ranks are replicated evenly)", ("model.kv_heads",)))
     if ffn % t:
         found.append(Finding("parallelism.tensor", f"tensor {t} does not divide ffn_hidden {ffn}", ("model.ffn_hidden",)))
     return found
@@ -144,7 +147,21 @@ def _fidelity_checks(spec: "WorkloadSpec") -> list[Finding]:
                                                     "cluster.graph"))]
 
 
+def _shard_checks(spec: "WorkloadSpec") -> list[Finding]:
+    p = spec.parallelism
+    if p.zero_shard is None:
+        return []
+    if p.zero_stage == 0:
+        return [Finding("parallelism.zero_shard", "needs zero_stage 1, 2 or 3 (it sizes the ZeRO shard groups)",
+                        ("parallelism.zero_stage",))]
+    d = p.data or 1
+    if d % p.zero_shard:
+        return [Finding("parallelism.zero_shard", f"zero_shard {p.zero_shard} does not divide data {d}",
+                        ("parallelism.data",))]
+    return []
+
+
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
-            + _fidelity_checks(spec))
+            + _fidelity_checks(spec) + _shard_checks(spec))

@@ -13,6 +13,7 @@ Instead of ``intra_node`` / ``inter_node`` a cluster may give every link itself 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar
 
@@ -22,10 +23,12 @@ import simcluster
 from simcluster.catalogue import DEVICES, Device
 from simcluster.errors import Problem, SpecError
 from simcluster.registry import UnknownName
-from simcluster.spec.fields import STRICT, Bandwidth, Bytes, FabricName, FlopRate, PositiveInt, Seconds
-from simcluster.spec.graph import DEFAULT_CLASS, graph_gpu_count, graph_problems
+from simcluster.spec.fields import (STRICT, Capacity, FabricName, Latency, LinkBandwidth, MaybeBandwidth, PeakRate,
+                                    PositiveInt)
+from simcluster.spec.cluster_checks import check_cluster
+from simcluster.spec.graph import DEFAULT_CLASS, graph_gpu_count
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
-from simcluster.spec.yamlio import YamlDoc, load_yaml
+from simcluster.spec.yamlio import YamlDoc, is_file, load_yaml
 
 #: Where preset cluster files live: ``topologies/`` next to the ``simcluster`` package.
 PRESETS_DIR = Path(simcluster.__file__).resolve().parent.parent / "topologies"
@@ -36,11 +39,11 @@ class DeviceMapping(BaseModel):
 
     model_config = STRICT
     name: str = Field(default="custom", description="Shown in reports.")
-    peak_flops: Annotated[FlopRate, Field(gt=0)] = Field(description="Dense 16-bit tensor peak.")
-    peak_flops_fp32: Annotated[FlopRate, Field(gt=0)] | None = Field(
+    peak_flops: PeakRate = Field(description="Dense 16-bit tensor peak.")
+    peak_flops_fp32: PeakRate | None = Field(
         default=None, description="fp32 peak, used for precision fp32.", json_schema_extra={"default_doc": "peak_flops / 16"})
-    memory: Annotated[Bytes, Field(gt=0)] = Field(description="Memory capacity.")
-    memory_bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Memory bandwidth.")
+    memory: Capacity = Field(description="Memory capacity.")
+    memory_bandwidth: LinkBandwidth = Field(description="Memory bandwidth.")
     vendor: str = Field(default="nvidia", description="Shown in reports and traces.")
 
     def to_device(self) -> Device:
@@ -70,9 +73,9 @@ class IntraNodeSpec(BaseModel):
     model_config = STRICT
     fabric: FabricName = Field(default="nvswitch", description="nvswitch, nvlink-mesh (DGX-1 hybrid cube-mesh), "
                                "pcie, torus (TPU pods) or none (one GPU per node).")
-    bandwidth: Bandwidth = Field(default=0.0, description="Per GPU per direction; needed with more than one GPU "
+    bandwidth: MaybeBandwidth = Field(default=0.0, description="Per GPU per direction; needed with more than one GPU "
                                  "per node.")
-    latency: Seconds = Field(default=0.0, description="GPU to GPU through the fabric.")
+    latency: Latency = Field(default=0.0, description="GPU to GPU through the fabric.")
 
 
 class InterNodeSpec(BaseModel):
@@ -81,18 +84,22 @@ class InterNodeSpec(BaseModel):
     model_config = STRICT
     fabric: FabricName = Field(default="fat-tree", description="fat-tree (two levels), rail-optimized (NIC j of "
                                "every node on rail j's leaves), torus, or none (one node).")
-    nics_per_node: PositiveInt = Field(default=1, description="NICs per node; GPU l uses NIC "
+    nics_per_node: PositiveInt = Field(default=1, le=1024, description="NICs per node; GPU l uses NIC "
                                        "l × nics_per_node // gpus_per_node.")
-    nic_bandwidth: Bandwidth = Field(default=0.0, description="Per NIC per direction; needed with more than one "
+    nic_bandwidth: MaybeBandwidth = Field(default=0.0, description="Per NIC per direction; needed with more than one "
                                      "node.")
-    latency: Seconds = Field(default=0.0, description="GPU to GPU across nodes (torus: per hop).")
-    oversubscription: Annotated[float, Field(gt=0)] = Field(default=1.0, description="Leaf down/up port ratio; "
+    latency: Latency = Field(default=0.0, description="GPU to GPU across nodes (torus: per hop).")
+    oversubscription: Annotated[float, Field(ge=1, le=1000)] = Field(default=1.0, description="Leaf down/up port ratio; "
                                                             "1 is non-blocking.")
-    switch_radix: Annotated[int, Field(ge=2)] = Field(default=64, description="Ports per leaf switch.")
-    torus: list[PositiveInt] | None = Field(default=None, description="Torus dimensions, e.g. [16, 16, 16]; "
+    switch_radix: Annotated[int, Field(ge=2, le=65_536)] = Field(default=64, description="Ports per leaf switch.")
+    torus: list[Annotated[int, Field(gt=0, le=4096)]] | None = Field(default=None, description="Torus dimensions, e.g. [16, 16, 16]; "
                                             "needed for fabric torus.")
-    link_bandwidth: Bandwidth | None = Field(default=None, description="Per torus link per direction.",
+    link_bandwidth: LinkBandwidth | None = Field(default=None, description="Per torus link per direction.",
                                              json_schema_extra={"default_doc": "nic_bandwidth"})
+    dcn_bandwidth: MaybeBandwidth = Field(default=0.0, description="TPU pods: per host, per direction, into the "
+                                     "data-center network that joins the pods; needed with more than one pod.")
+    dcn_latency: Latency = Field(default=0.0, description="TPU pods: host to host across the data-center "
+                                 "network.")
 
 
 class GraphLinkSpec(BaseModel):
@@ -104,8 +111,8 @@ class GraphLinkSpec(BaseModel):
 
     between: list[str] = Field(description="The two vertices: GPUs gpu<k> (k = rank) or names in "
                                "graph.switches.")
-    bandwidth: Annotated[Bandwidth, Field(gt=0)] = Field(description="Per direction.")
-    latency: Seconds = Field(default=0.0, description="Per link, per direction.")
+    bandwidth: LinkBandwidth = Field(description="Per direction.")
+    latency: Latency = Field(default=0.0, description="Per link, per direction.")
     link_class: Annotated[str, Field(min_length=1, alias="class")] = Field(
         default=DEFAULT_CLASS, description="Names the link in the timeline; nvlink, pcie, nic, spine and torus run at "
         "their calibrated share of bandwidth, any other class at the full figure.")
@@ -141,18 +148,22 @@ class ClusterSpec(BaseModel):
     source: str = "<inline>"
     device: Annotated[Device, BeforeValidator(_to_device)] = Field(description="The accelerator: a "
                                                                    "catalogue name or its figures.")
-    gpus_per_node: PositiveInt = Field(description="Accelerators per node (per host on a TPU pod).")
-    nodes: PositiveInt = Field(default=1, description="Nodes; a workload's cluster section usually sets it.")
+    gpus_per_node: PositiveInt = Field(le=4096, description="Accelerators per node (per host on a TPU pod).")
+    nodes: PositiveInt = Field(default=1, le=1_000_000, description="Nodes; a workload's cluster section usually sets it.")
+    pods: PositiveInt | None = Field(default=None, le=100_000, description="TPU pods (fabric torus) joined by the "
+                                     "data-center network, each holding an equal share of the chips; "
+                                     "default: as few as hold them.",
+                                     json_schema_extra={"default_doc": "⌈chips / chips of the torus⌉"})
     intra_node: IntraNodeSpec = Field(default_factory=IntraNodeSpec, description="Inside a node (below).")
     inter_node: InterNodeSpec = Field(default_factory=InterNodeSpec, description="Between nodes (below).")
-    price_per_gpu_hour: Annotated[float, Field(ge=0)] | None = Field(
+    price_per_gpu_hour: Annotated[float, Field(ge=0, le=10_000)] | None = Field(
         default=None, description="Dollars per GPU-hour, for `search --objective cost`.")
     # heterogeneity (simulated with every rank explicit): GPU rank -> compute slowdown factor,
     # and link name (as the timeline names it, e.g. "gpu3->nvsw0") -> fraction of bandwidth left
-    stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]] = Field(
+    stragglers: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(ge=0.01, le=1000)]] = Field(
         default_factory=dict, description="GPU rank → compute slowdown factor (1.5: 1.5× slower); "
         "simulated with every GPU explicit.")
-    degraded_links: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+    degraded_links: dict[str, Annotated[float, Field(ge=0.001, le=1)]] = Field(
         default_factory=dict, description="Link name as the timeline names it (gpu3->nvsw0) → share of its "
         "bandwidth left.")
     # links out of service (explicit graphs only: routes go around them)
@@ -187,6 +198,13 @@ class ClusterSpec(BaseModel):
         return bool(self.stragglers or self.degraded_links or self.failed_links or self.node_devices
                     or self.graph is not None)
 
+    def num_pods(self) -> int:
+        """Pods of a torus cluster: ``pods``, or as few full-size pods as hold the chips (1 otherwise)."""
+        torus = self.inter_node.torus
+        if self.inter_node.fabric != "torus" or not torus:
+            return 1
+        return self.pods if self.pods is not None else -(-self.num_gpus // math.prod(torus))
+
     def device_of_node(self, node: int) -> Device:
         """The device of a node (``node_devices`` overrides ``device``)."""
         return self.node_devices.get(node, self.device)
@@ -199,54 +217,20 @@ class ClusterSpec(BaseModel):
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict with defaults filled and the device's figures.
 
-        ``graph`` appears only when given, so the resolved form (config.json, sweep store
-        keys) of a cluster without one is what it was before graphs existed.
+        ``graph``, ``pods`` and the data-center network appear only when given, so the resolved
+        form (config.json, sweep store keys) of a cluster without them is what it was before
+        they existed.
         """
-        out = self.model_dump(mode="json", exclude={"graph"} if self.graph is None else None)
+        exclude: dict[str, Any] = {}
+        if self.graph is None:
+            exclude["graph"] = True
+        if self.pods is None:
+            exclude["pods"] = True
+        if not self.inter_node.dcn_bandwidth and not self.inter_node.dcn_latency:
+            exclude["inter_node"] = {"dcn_bandwidth", "dcn_latency"}
+        out = self.model_dump(mode="json", exclude=exclude or None)
         out["num_gpus"] = self.num_gpus
         return out
-
-
-def check_cluster(spec: ClusterSpec) -> list[tuple[str, str]]:
-    """Cross-field problems of a cluster as (dotted key, reason)."""
-    found: list[tuple[str, str]] = []
-    intra, inter = spec.intra_node, spec.inter_node
-    if spec.graph is not None:
-        found += _graph_checks(spec)
-    else:
-        if spec.gpus_per_node > 1 and intra.fabric not in ("none", "torus") and intra.bandwidth <= 0:
-            found.append(("intra_node.bandwidth", f"needed (> 0) with {spec.gpus_per_node} GPUs per node"))
-        if inter.fabric == "torus":
-            if not inter.torus:
-                found.append(("inter_node.torus", "needed for fabric torus, e.g. [16, 16, 16]"))
-            if not inter.link_bandwidth and not inter.nic_bandwidth:
-                found.append(("inter_node.link_bandwidth", "needed (> 0) for fabric torus"))
-        elif spec.nodes > 1 and inter.fabric != "none" and inter.nic_bandwidth <= 0 and not inter.link_bandwidth:
-            found.append(("inter_node.nic_bandwidth", f"needed (> 0) with {spec.nodes} nodes"))
-    for node in spec.node_devices:
-        if node >= spec.nodes:
-            found.append(("node_devices", f"node {node} does not exist: the cluster has {spec.nodes} nodes"))
-    for rank in spec.stragglers:
-        if rank >= spec.num_gpus:
-            found.append(("stragglers", f"GPU {rank} does not exist: the cluster has {spec.num_gpus} GPUs"))
-    return found
-
-
-def _graph_checks(spec: ClusterSpec) -> list[tuple[str, str]]:
-    """Problems of a cluster given as a graph: the graph's own, and GPUs the graph does not have."""
-    found = graph_problems(spec.graph)
-    for key, model in (("intra_node", IntraNodeSpec), ("inter_node", InterNodeSpec)):
-        if getattr(spec, key) != model():
-            found.append((key, "not used: the cluster's graph gives every link; remove it"))
-    M, gpn = graph_gpu_count(spec.graph), spec.gpus_per_node
-    have = f"the graph's links connect {M} GPUs (gpu0 .. gpu{M - 1})" if M else "the graph's links name no GPU"
-    if spec.num_gpus > M:
-        key = "gpus_per_node" if "nodes" not in spec.model_fields_set else "nodes"
-        found.append((key, f"{spec.nodes} node{'s' if spec.nodes != 1 else ''} × {gpn} GPUs = {spec.num_gpus} GPUs, "
-                           f"but {have}"))
-    elif "nodes" not in spec.model_fields_set and M % gpn:
-        found.append(("gpus_per_node", f"{have}, not whole nodes of {gpn}; give nodes to use fewer"))
-    return found
 
 
 def list_presets() -> list[str]:
@@ -257,7 +241,7 @@ def list_presets() -> list[str]:
 def preset_path(name: str) -> Path:
     """The file of preset ``name``; raises ValueError listing the known presets."""
     path = PRESETS_DIR / f"{name}.yaml"
-    if "/" in name or "\\" in name or not path.is_file():
+    if "/" in name or "\\" in name or not is_file(path):
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(list_presets()) or '(none)'}")
     return path
 
@@ -323,7 +307,7 @@ def load_cluster(ref: str | Path | ClusterSpec) -> ClusterSpec:
         return ref
     text = str(ref)
     path = Path(text)
-    if not path.exists() and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+    if not is_file(path) and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
         try:
             path = preset_path(text)
         except ValueError as exc:
@@ -338,6 +322,7 @@ def _in_section(section: dict[str, Any], key: str) -> bool:
     for part in key.split("."):
         if not isinstance(node, dict):
             return True
+        node = {str(k): v for k, v in node.items()}  # keys written as numbers (stragglers: {0: 1.5})
         if part not in node:
             return False
         node = node[part]
@@ -377,7 +362,7 @@ def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec
         if not isinstance(path, str):
             raise fail("path", f"expected a file path, got {path!r}")
         file = Path(path) if Path(path).is_absolute() else base_dir / path
-        if not file.is_file():
+        if not is_file(file):
             raise fail("path", f"cluster file not found: {file}")
         source = str(file)
         base = load_yaml(file)

@@ -15,8 +15,19 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
+#: A filter's length: enough for any condition on a few keys, too short to nest without bound.
+MAX_FILTER_CHARS = 1000
+
+
+def _multiply(a: Any, b: Any) -> Any:
+    """``a * b`` for numbers only: ``"x" * 10**9`` would build a gigabyte string."""
+    if not all(isinstance(v, (int, float)) for v in (a, b)):
+        raise TypeError(f"only numbers can be multiplied, got {type(a).__name__} * {type(b).__name__}")
+    return a * b
+
+
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _multiply,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
@@ -49,7 +60,7 @@ class Filter:
             raise
         except KeyError as exc:
             raise FilterError(f"{exc.args[0]} has no value at this point") from None
-        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError, RecursionError, MemoryError) as exc:
             raise FilterError(f"cannot evaluate {self.text!r}: {exc}") from None
 
 
@@ -109,12 +120,16 @@ def compile_filter(text: str) -> Filter:
     """Parse and check a filter; raises ValueError with a one-line reason."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("expected a non-empty expression")
+    if len(text) > MAX_FILTER_CHARS:
+        raise ValueError(f"{len(text):,} characters; a filter has at most {MAX_FILTER_CHARS:,}")
+    names: list[str] = []
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        _check(tree, names)
     except SyntaxError as exc:
         raise ValueError(f"not an expression: {exc.msg}") from None
-    names: list[str] = []
-    _check(tree, names)
+    except (RecursionError, MemoryError):
+        raise ValueError("nested too deeply") from None
     return Filter(text.strip(), tree, tuple(names))
 
 

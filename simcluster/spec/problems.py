@@ -117,7 +117,8 @@ def _reason(error: ErrorDetails, known: list[str] | None) -> str:
         reason = msg[:1].lower() + msg[1:]
         reason = reason.replace("input should be", "must be")
     if not isinstance(value, (dict, list)):
-        reason += f", got {value!r}"
+        shown = repr(value)
+        reason += f", got {shown if len(shown) <= 80 else shown[:79] + '…'}"
     return reason
 
 
@@ -135,6 +136,7 @@ def problems_from_error(
     """
     known = known or (lambda path: known_keys(model, path[:-1]))
     problems: list[Problem] = []
+    seen: set[Problem] = set()
     for error in err.errors():
         loc = tuple(str(p) for p in error["loc"] if p != "[key]")
         key = ".".join(loc)
@@ -143,6 +145,7 @@ def problems_from_error(
         allowed = known(loc) if error["type"] == "extra_forbidden" else None
         file, line, shown = locate(key)
         problem = Problem(file, line, shown, _reason(error, allowed))
-        if problem not in problems:
+        if problem not in seen:
+            seen.add(problem)
             problems.append(problem)
     return problems

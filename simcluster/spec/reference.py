@@ -82,20 +82,28 @@ def _metadata(annotation: Any, metadata: list[Any]) -> tuple[Any, list[Any]]:
     return annotation, meta
 
 
+def _number(value: Any) -> str:
+    """A bound as the reference prints it: integers with thousands separated (``100,000``)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{value:g}"
+
+
 def _bounds(meta: list[Any]) -> str:
-    parts = []
+    """Bounds as prose, lower bounds first: ``> 0, ≤ 3``."""
+    lower, upper, length = [], [], []
     for m in meta:
-        if isinstance(m, Gt):
-            parts.append(f"> {m.gt}")
+        if isinstance(m, fields.Range):
+            lower.append(m.describe())
+        elif isinstance(m, Gt):
+            lower.append(f"> {_number(m.gt)}")
         elif isinstance(m, Ge):
-            parts.append(f"≥ {m.ge}")
+            lower.append(f"≥ {_number(m.ge)}")
         elif isinstance(m, Lt):
-            parts.append(f"< {m.lt}")
+            upper.append(f"< {_number(m.lt)}")
         elif isinstance(m, Le):
-            parts.append(f"≤ {m.le}")
+            upper.append(f"≤ {_number(m.le)}")
         elif isinstance(m, MinLen):
-            parts.append(f"at least {m.min_length} item{'s' if m.min_length != 1 else ''}")
-    return ", ".join(parts)
+            length.append(f"at least {m.min_length} item{'s' if m.min_length != 1 else ''}")
+    return ", ".join(lower + upper + length)
 
 
 def _optional(annotation: Any) -> tuple[Any, bool]:
@@ -140,6 +148,8 @@ def _type(annotation: Any, metadata: Sequence[Any] = ()) -> tuple[str, str]:
         text = "integer"
     elif base is float:
         text = "number"
+    elif base is str and fields.FILE_NAME_CHECK in meta:
+        text = "file name (letters, digits, `.` `-` `_`; at most 100)"
     elif base is str:
         text = "string"
     elif base is Any:

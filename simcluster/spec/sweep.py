@@ -35,11 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticUndefined
 
 from simcluster.errors import Problem, SpecError
+from simcluster.spec.fields import FileName, as_file_name
 from simcluster.spec.filters import Filter, compile_filter
 from simcluster.spec.overrides import SET_FILE, apply_overrides, parse_override
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
 from simcluster.spec.workload import WorkloadSpec, workload_from_data
-from simcluster.spec.yamlio import YamlDoc, load_yaml, parse_scalar
+from simcluster.spec.yamlio import YamlDoc, is_file, load_yaml, parse_scalar
 
 #: Summary figures a sweep may rank by, and whether larger is better.
 RANK_METRICS: dict[str, bool] = {
@@ -50,6 +51,8 @@ RANK_METRICS: dict[str, bool] = {
 }
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _CLUSTER_SECTION_KEYS = ("devices", "path", "preset")
+#: Points a sweep may expand to before its filters (each is validated, most simulated).
+MAX_POINTS = 50_000
 SWEEP_KEYS = ("base", "grid", "zip")  # a YAML file with any of these (and no `model`) is a sweep
 
 NonEmptyList = Annotated[list[Any], Field(min_length=1)]
@@ -59,7 +62,7 @@ class SweepSpec(BaseModel):
     """The sweep file as written (keys checked, values not yet applied to the workload)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(description="Output in reports/<name>/.", json_schema_extra={"default_doc": "the file's stem"})
+    name: FileName = Field(description="Output in reports/<name>/.", json_schema_extra={"default_doc": "the file's stem"})
     base: str = Field(description="The workload file every point starts from, relative to this file.")
     set: dict[str, Any] = Field(default_factory=dict, description="Dotted workload keys fixed for every point "
                                 "(null: the schema default).")
@@ -217,6 +220,20 @@ def _key_checks(data: dict[str, Any], file: str, doc: YamlDoc | None) -> list[Pr
     return problems
 
 
+def _size_checks(spec: SweepSpec, doc: YamlDoc) -> list[Problem]:
+    """A grid too large to expand: more than :data:`MAX_POINTS` combinations before filters."""
+    sizes = [len(values) for values in spec.grid.values()]
+    sizes += [min((len(v) for v in group.values()), default=1) for group in spec.zip]
+    total = 1
+    for n in sizes:
+        total *= n
+    if total <= MAX_POINTS:
+        return []
+    key = "grid" if spec.grid else "zip"
+    return [Problem(doc.file, doc.line_of(key), key, f"{' × '.join(map(str, sizes))} = {total:,} points before "
+                    f"filters; at most {MAX_POINTS:,} (split the sweep, or sweep fewer values per key)")]
+
+
 def _filter_checks(sweep: Sweep) -> list[Problem]:
     """Compile the filters; every key they read must have a value at every point."""
     problems: list[Problem] = []
@@ -242,17 +259,18 @@ def sweep_from_doc(doc: YamlDoc, base_dir: Path | None = None) -> Sweep:
     """Validate a sweep file read by :func:`~simcluster.spec.yamlio.load_yaml`; raises SpecError."""
     base_dir = base_dir if base_dir is not None else Path(doc.file).parent
     data = dict(doc.data)
-    data.setdefault("name", Path(doc.file).stem)
+    data.setdefault("name", as_file_name(Path(doc.file).stem))
     where = Locator(doc)
     problems = _key_checks(data, doc.file, doc)
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(problems_from_error(err, SweepSpec, where) + problems) from None
+    problems += _size_checks(spec, doc)
     if problems:
         raise SpecError(problems)
     base_file = Path(os.path.normpath(Path(spec.base) if Path(spec.base).is_absolute() else base_dir / spec.base))
-    if not base_file.is_file():
+    if not is_file(base_file):
         raise SpecError([Problem(doc.file, doc.line_of("base"), "base", f"workload file not found: {base_file}")])
     base_doc = load_yaml(base_file)
     if "model" not in base_doc.data:
@@ -319,7 +337,7 @@ def quick_sweep(workload: str | Path, overrides: list[str]) -> Sweep | None:
         return None
     base_doc = load_yaml(workload)
     name = base_doc.data.get("name") if isinstance(base_doc.data.get("name"), str) else Path(workload).stem
-    spec_data = {"name": f"{name}-sweep", "base": str(Path(workload).resolve()), "set": fixed, "grid": grid}
+    spec_data = {"name": as_file_name(f"{name}-sweep"), "base": str(Path(workload).resolve()), "set": fixed, "grid": grid}
     try:
         return sweep_from_doc(YamlDoc(spec_data, SET_FILE), base_dir=Path.cwd())
     except SpecError as exc:  # name the key as given to --set, not its place in the sweep

@@ -18,7 +18,18 @@ from simcluster.catalogue import COLLECTIVE_OPS, Optimizer, Precision, Recompute
 from simcluster.errors import Problem, SpecError
 from simcluster.spec.checks import check_workload
 from simcluster.spec.cluster import ClusterSpec, resolve_cluster
-from simcluster.spec.fields import STRICT, AlgorithmName, Bytes, OpName, PositiveInt, ScheduleName
+from simcluster.spec.fields import (
+    MAX_DEVICES,
+    STRICT,
+    AlgorithmName,
+    BucketBytes,
+    FileName,
+    OpName,
+    PositiveInt,
+    ScheduleName,
+    as_file_name,
+)
+from simcluster.spec.limits import workload_limits
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, load_yaml
@@ -28,16 +39,20 @@ class ModelSpec(BaseModel):
     """A decoder-only transformer. ``ffn_hidden`` and ``kv_heads`` are filled in when omitted."""
 
     model_config = STRICT
-    layers: PositiveInt = Field(description="Transformer layers (decoder blocks).")
-    hidden: PositiveInt = Field(description="Hidden size h; heads must divide it.")
-    heads: PositiveInt = Field(description="Attention heads a; tensor must divide it.")
-    seq_len: PositiveInt = Field(description="Sequence length s in tokens.")
-    vocab: PositiveInt = Field(description="Vocabulary size V (embedding and logits).")
-    ffn_hidden: PositiveInt | None = Field(default=None, description="MLP inner size f; tensor must divide it.",
+    layers: PositiveInt = Field(le=100_000, description="Transformer layers (decoder blocks).")
+    hidden: PositiveInt = Field(le=1_000_000, description="Hidden size h; heads must divide it.")
+    heads: PositiveInt = Field(le=100_000, description="Attention heads a; tensor must divide it.")
+    seq_len: PositiveInt = Field(le=100_000_000, description="Sequence length s in tokens.")
+    vocab: PositiveInt = Field(le=100_000_000, description="Vocabulary size V (embedding and logits).")
+    ffn_hidden: PositiveInt | None = Field(default=None, le=10_000_000, description="MLP inner size f; tensor must divide it.",
                                            json_schema_extra={"default_doc": "4 × hidden"})
     kv_heads: PositiveInt | None = Field(
-        default=None, description="Key/value heads; fewer than heads is grouped-query attention (must divide heads).",
+        default=None, le=100_000, description="Key/value heads; fewer than heads is grouped-query attention (must divide heads).",
         json_schema_extra={"default_doc": "heads"})
+    head_dim: PositiveInt | None = Field(
+        default=None, le=100_000, description="Size of one attention head d; heads × head_dim may differ from "
+        "hidden (PaLM 540B: 48 × 256 = 12288 against hidden 18432).",
+        json_schema_extra={"default_doc": "hidden / heads"})
     mlp: Literal["gelu", "swiglu"] = Field(default="gelu", description="MLP kind: GeLU (two matrices) or SwiGLU "
                                            "(gate and up projections, then down).")
     tied_embeddings: bool = Field(default=True, description="The logits reuse the word embedding (first and last "
@@ -56,8 +71,8 @@ class TrainingSpec(BaseModel):
     """One training iteration: batch sizes, numeric precision, optimizer, recomputation."""
 
     model_config = STRICT
-    global_batch: PositiveInt = Field(description="Sequences per iteration; a multiple of micro_batch × data.")
-    micro_batch: PositiveInt = Field(default=1, description="Sequences per microbatch on one pipeline.")
+    global_batch: PositiveInt = Field(le=100_000_000, description="Sequences per iteration; a multiple of micro_batch × data.")
+    micro_batch: PositiveInt = Field(default=1, le=1_000_000, description="Sequences per microbatch on one pipeline.")
     precision: Precision = Field(default="bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
                                  "(fp32 master weights and optimizer states).")
     optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
@@ -75,26 +90,31 @@ class ParallelismSpec(BaseModel):
     """
 
     model_config = STRICT
-    tensor: PositiveInt = Field(default=1, description="Tensor-parallel degree t (Megatron column/row split).")
-    pipeline: PositiveInt = Field(default=1, description="Pipeline stages p; layers need not divide evenly.")
-    data: PositiveInt | None = Field(default=None, description="Data-parallel degree d.",
+    tensor: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Tensor-parallel degree t (Megatron column/row split).")
+    pipeline: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Pipeline stages p; layers need not divide evenly.")
+    data: PositiveInt | None = Field(default=None, le=MAX_DEVICES, description="Data-parallel degree d.",
                                      json_schema_extra={"default_doc": "GPUs / (tensor × pipeline × context)"})
-    context: PositiveInt = Field(default=1, description="Context-parallel degree c: the sequence split over c GPUs; "
+    context: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Context-parallel degree c: the sequence split over c GPUs; "
                                  "must divide seq_len.")
     sequence_parallel: bool = Field(default=False, description="Megatron sequence parallelism inside the tensor group: "
                                     "all-gather and reduce-scatter instead of all-reduce.")
-    virtual_stages: PositiveInt = Field(default=1, description="Model chunks per pipeline rank v; more than 1 selects "
+    virtual_stages: PositiveInt = Field(default=1, le=100_000, description="Model chunks per pipeline rank v; more than 1 selects "
                                         "the interleaved schedule when none is given.")
-    stage_layers: list[PositiveInt] | None = Field(
+    stage_layers: list[Annotated[int, Field(gt=0, le=100_000)]] | None = Field(
         default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers.",
         json_schema_extra={"default_doc": "as even as possible"})
     schedule: ScheduleName = Field(default="1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
                                    "≥ 2 and microbatches a multiple of pipeline.")
     zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(default=0, description="ZeRO sharding over data × context: "
                                                           "1 optimizer states, 2 also gradients, 3 also weights.")
+    zero_shard: PositiveInt | None = Field(
+        default=None, le=1_000_000, description="Hybrid sharding: ZeRO shards over groups of this many data-parallel "
+        "ranks (consecutive, e.g. one TPU pod or node group) and replicates across the groups, whose gradient "
+        "shards are then all-reduced (PaLM: 256-way within a pod, 2-way across; PyTorch HSDP). Must divide data.",
+        json_schema_extra={"default_doc": "data (the whole group)"})
     overlap_grad_reduce: bool = Field(default=True, description="Reduce each gradient bucket as soon as the last "
                                       "microbatch's backward fills it; false: after the whole backward.")
-    grad_bucket_bytes: Annotated[Bytes, Field(gt=0)] = Field(default=25e6, description="Data-parallel gradient "
+    grad_bucket_bytes: BucketBytes = Field(default=25e6, description="Data-parallel gradient "
                                                              "bucket size.")
 
     @model_validator(mode="after")
@@ -114,14 +134,14 @@ class SearchSpec(BaseModel):
     """Limits for ``python -m simcluster search`` (``run`` ignores this section); flags win over it."""
 
     model_config = STRICT
-    gpus: PositiveInt | None = Field(default=None, description="Use at most this many GPUs (more than the cluster "
+    gpus: PositiveInt | None = Field(default=None, le=MAX_DEVICES, description="Use at most this many GPUs (more than the cluster "
                                      "has grows it).", json_schema_extra={"default_doc": "the cluster's GPUs"})
-    min_gpus: PositiveInt | None = Field(default=None, description="Use at least this many GPUs.",
+    min_gpus: PositiveInt | None = Field(default=None, le=MAX_DEVICES, description="Use at least this many GPUs.",
                                          json_schema_extra={"default_doc": "more than half of gpus"})
     objective: Literal["throughput", "cost"] = Field(default="throughput", description="Rank by tokens/s, or by "
                                                      "tokens per dollar (needs cluster price_per_gpu_hour).")
-    top: PositiveInt = Field(default=10, description="Layouts to show, and the fewest to simulate.")
-    max_simulations: PositiveInt | None = Field(default=None, description="Simulate at most this many layouts from "
+    top: PositiveInt = Field(default=10, le=10_000, description="Layouts to show, and the fewest to simulate.")
+    max_simulations: PositiveInt | None = Field(default=None, le=100_000, description="Simulate at most this many layouts from "
                                                 "the analytical ranking.", json_schema_extra={"default_doc": "64"})
     space: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=dict, description="The values to try per searched key (keys listed below).")
@@ -151,7 +171,7 @@ class WorkloadSpec(BaseModel):
     model_config = STRICT
     hidden_keys: ClassVar[tuple[str, ...]] = ("source",)
 
-    name: str = Field(description="The run's name (reports/<name>/).",
+    name: FileName = Field(description="The run's name (reports/<name>/).",
                       json_schema_extra={"default_doc": "the file's stem"})
     source: str = "<inline>"
     model: ModelSpec = Field(description="The model (below).")
@@ -226,7 +246,7 @@ def workload_from_data(
         data["cluster"] = {"preset": data["cluster"]}
     set_keys, problems = apply_overrides(data, list(overrides))
     where = Locator(doc, set_keys=set_keys, file=source)
-    data.setdefault("name", Path(source).stem)
+    data.setdefault("name", as_file_name(Path(source).stem))
     data["source"] = source
     cluster: ClusterSpec | None = None
     try:
@@ -244,7 +264,7 @@ def workload_from_data(
     except ValidationError as err:
         problems.extend(problems_from_error(err, WorkloadSpec, where, skip=lambda key: key == "cluster" or key.startswith("cluster.")))
     if spec is not None:
-        for finding in check_workload(spec):
+        for finding in check_workload(spec) + workload_limits(spec):
             file, line, _ = where(_written(where, (finding.key, *finding.near)))
             problems.append(Problem(file, line, finding.key, finding.reason))
     if problems or spec is None:

@@ -56,9 +56,13 @@ def error_record(reason: str) -> dict[str, Any]:
 
 def _exit_with(parent: int, interval_s: float = 1.0) -> None:
     """Worker initializer: end this worker soon after the sweep's process ``parent`` is gone
-    (killed with SIGKILL, say), instead of lingering as an orphan."""
+    (killed with SIGKILL, say), instead of lingering as an orphan. Ctrl-C is the parent's to
+    handle (it ends the workers): a worker ignores SIGINT, so it prints no traceback."""
+    import signal
     import threading
     import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -105,6 +109,9 @@ class LocalExecutor:
                                        initializer=_exit_with, initargs=(os.getpid(),))
             try:
                 yield from self._drain(pool, queue, workers + (0 if alone else 1), lost)
+            except BaseException:  # Ctrl-C, or the caller stopped early: end the workers now
+                _terminate(pool)
+                raise
             finally:
                 pool.shutdown(wait=not lost, cancel_futures=True)
             if not lost:
@@ -159,6 +166,14 @@ class LocalExecutor:
         finally:
             for fut in inflight:
                 fut.cancel()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's worker processes at once (their points are lost; finished ones are stored)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public API before 3.14
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 class DaskExecutor:

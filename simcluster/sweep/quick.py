@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simcluster.runfolder import check_out_dir
 from simcluster.spec.sweep import quick_sweep, split_list
 from simcluster.sweep.executors import LocalExecutor
 from simcluster.sweep.report import summary_text
@@ -27,6 +28,7 @@ def run_quick_sweep(workload: str, overrides: list[str], out: str | None = None,
     sweep = quick_sweep(workload, overrides)
     assert sweep is not None
     out_dir = Path(out) if out else Path("reports") / sweep.name
+    check_out_dir(out_dir)  # before any point runs
     outcome = run_sweep(sweep, out_dir, LocalExecutor(jobs))
     print(summary_text(outcome.table, outcome.info))
     print(f"wrote {out_dir}/")

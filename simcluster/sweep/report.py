@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from simcluster.reporting.html import CSS
+from simcluster.reporting.schedule_compare import plot_schedule_comparison
 from simcluster.reporting.sweep_plots import format_metric, metric_label, plot_heatmap, plot_throughput
 from simcluster.reporting.text import fmt_gib, fmt_pct, fmt_seconds
 from simcluster.sweep.export import fits, ranked
@@ -129,8 +130,9 @@ def write_sweep_report(out_dir: Path, table: pd.DataFrame, info: dict[str, Any])
     plots = [p for p in (
         plot_throughput(table, info["keys"], info["rank_by"], out_dir / "throughput.png", title, info["larger_is_better"]),
         plot_heatmap(table, info["keys"], info["rank_by"], out_dir / "heatmap.png", title, info["larger_is_better"]),
+        plot_schedule_comparison(table, info, out_dir / "schedules.png"),  # when the sweep varies the schedule
     ) if p is not None]
-    for stale in ("throughput.png", "heatmap.png"):
+    for stale in ("throughput.png", "heatmap.png", "schedules.png"):
         if out_dir / stale not in plots and (out_dir / stale).exists():
             (out_dir / stale).unlink()
     html = out_dir / "report.html"

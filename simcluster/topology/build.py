@@ -28,7 +28,7 @@ from simcluster.topology.efficiency import cluster_efficiency
 from simcluster.topology.explicit import build_explicit
 from simcluster.topology.fabrics import FABRICS, INTER_FABRICS, INTRA_FABRICS
 from simcluster.topology.topology import LinkTable, Router, Topology
-from simcluster.topology.torus import build_torus
+from simcluster.topology.torus import PodsRouter, build_torus
 
 
 def _device(dev: object) -> Device:
@@ -69,6 +69,7 @@ def build_topology(cluster: Cluster, efficiency: Mapping[str, float] | None = No
     G, N, device, eff = _sizes_device_efficiency(cluster, efficiency)
     links = LinkTable()
     shape: tuple[int, ...] = ()
+    pods = 1
     intra: Router | None
     inter: Router | None
     if "torus" in (intra_name, inter_name):
@@ -79,6 +80,7 @@ def build_topology(cluster: Cluster, efficiency: Mapping[str, float] | None = No
             )
         router = build_torus(cluster, links)
         shape = router.shape
+        pods = (G * N) // router.chips_per_pod if isinstance(router, PodsRouter) else 1
         intra, inter = None, router
     else:
         if inter_name == "none" and N > 1:
@@ -86,7 +88,9 @@ def build_topology(cluster: Cluster, efficiency: Mapping[str, float] | None = No
         if intra_name == "none" and G > 1:
             raise ValueError(f"intra_node.fabric 'none' cannot connect {G} GPUs per node")
         intra = intra_fab.build(cluster, links) if intra_fab.build is not None else None
-        inter = inter_fab.build(cluster, links) if inter_fab.build is not None else None
+        # one node without NICs (no nic_bandwidth): nothing to build between nodes
+        wired = N > 1 or cluster.inter_node.nic_bandwidth > 0
+        inter = inter_fab.build(cluster, links) if inter_fab.build is not None and wired else None
     return Topology(
         name=cluster.name,
         device=device,
@@ -99,6 +103,7 @@ def build_topology(cluster: Cluster, efficiency: Mapping[str, float] | None = No
         inter_fabric=inter_name,
         efficiency=eff,
         shape=shape,
+        pods=pods,
     )
 
 

@@ -107,6 +107,7 @@ class Topology:
         inter_fabric: str,
         efficiency: Mapping[str, float] | None = None,
         shape: tuple[int, ...] = (),
+        pods: int = 1,
     ) -> None:
         self.name = name
         self.device = device
@@ -115,7 +116,9 @@ class Topology:
         self.num_gpus = self.gpus_per_node * self.num_nodes
         self.intra_fabric = intra_fabric
         self.inter_fabric = inter_fabric
-        self.shape = shape  # torus shape, () for switched fabrics
+        self.shape = shape  # torus shape (of one pod), () for switched fabrics
+        self.pods = int(pods)  # TPU pods joined by the data-center network (1 otherwise)
+        self.chips_per_pod = self.num_gpus // self.pods
         self._links = links
         self._intra = intra
         self._inter = inter

@@ -13,8 +13,16 @@ way round the ring, ``+`` on ties: the deterministic minimal routing of
 torus networks (Dally & Towles, "Principles and Practices of Interconnection
 Networks", 2004, sec. 14.2).
 
-Shape: ``inter_node.torus`` when its product equals the number of chips
-(nodes x gpus_per_node). When a workload uses fewer chips than the pod the
+Pods: a cluster of more chips than one torus holds (or with ``pods: N``) is N pods of
+equal size, each its own torus (TPU v3: Rae et al. 2021, Gopher, on 4 pods of 1,024
+chips; TPU v4: Chowdhery et al. 2022, PaLM §4, on 2 pods of 3,072 chips), joined by the
+data-center network (DCN): every host has a link of ``inter_node.dcn_bandwidth`` per
+direction to one non-blocking DCN switch (``dcn_latency`` split over the two host links),
+and each chip reaches its host at that rate. Traffic inside a pod stays on its torus;
+traffic between pods goes chip → host → DCN → host → chip.
+
+Shape: ``inter_node.torus`` when its product equals the number of chips of a pod
+(nodes x gpus_per_node / pods). When a workload uses fewer chips than the pod the
 shape is the most balanced factorisation of the chip count into the same
 number of dimensions (e.g. 256 chips of a 32x32 pod -> 16x16; 64 chips of a
 16x16x16 pod -> 4x4x4), see :func:`torus_shape`.
@@ -66,6 +74,14 @@ def torus_shape(num_chips: int, torus: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(sorted(shape))
 
 
+def pod_count(num_chips: int, torus: Sequence[int] | None, pods: int | None) -> int:
+    """Pods: as given, else as few full-size pods as hold ``num_chips`` (the spec validates both)."""
+    if pods:
+        return int(pods)
+    full = math.prod(torus) if torus else num_chips
+    return max(1, -(-num_chips // full))
+
+
 class TorusRouter:
     """Dimension-order routing on a torus; link ids from a flat table."""
 
@@ -97,11 +113,31 @@ class TorusRouter:
         return tuple(path)
 
 
-def build_torus(cluster: Cluster, links: LinkTable) -> TorusRouter:
-    """Build the torus links of all chips; returns the router (its ``shape`` is the chosen shape)."""
+class PodsRouter:
+    """Routes of pods joined by the data-center network (see the module docstring)."""
+
+    def __init__(self, torus: TorusRouter, chips_per_pod: int, gpus_per_node: int, chip_up: list[int],
+                 chip_down: list[int], host_up: list[int], host_down: list[int]):
+        self.torus, self.shape, self.chips_per_pod, self.G = torus, torus.shape, chips_per_pod, gpus_per_node
+        self.chip_up, self.chip_down, self.host_up, self.host_down = chip_up, chip_down, host_up, host_down
+
+    def route(self, src: int, dst: int) -> tuple[int, ...]:
+        if src // self.chips_per_pod == dst // self.chips_per_pod:
+            return self.torus.route(src, dst)
+        return (self.chip_up[src], self.host_up[src // self.G], self.host_down[dst // self.G], self.chip_down[dst])
+
+
+def build_torus(cluster: Cluster, links: LinkTable) -> TorusRouter | PodsRouter:
+    """Build the torus links of all chips (and the DCN between pods); returns the router.
+
+    Chip ids are global; each pod's chips are consecutive, so a chip's coordinates in its
+    pod's torus, (c // stride) mod size, need no offset.
+    """
     n = cluster.gpus_per_node * cluster.nodes
     net = cluster.inter_node
-    shape = torus_shape(n, net.torus)
+    # a cluster read back from a run's config.json leaves out pods and the DCN when unused
+    pods = pod_count(n, net.torus, getattr(cluster, "pods", None))
+    shape = torus_shape(n // pods, net.torus)
     D = len(shape)
     bw = net.link_bandwidth or net.nic_bandwidth or cluster.intra_node.bandwidth / (2 * D)
     lat = net.latency
@@ -119,4 +155,15 @@ def build_torus(cluster: Cluster, links: LinkTable) -> TorusRouter:
             else:
                 minus = c + (((a - 1) % size) - a) * stride
                 out[(c * D + d) * 2 + 1] = links.add(f"gpu{c}", f"gpu{minus}", bw, lat, "torus")
-    return TorusRouter(shape, out)
+    router = TorusRouter(shape, out)
+    if pods == 1:
+        return router
+    dcn_bw, dcn_lat = float(getattr(net, "dcn_bandwidth", 0.0)), float(getattr(net, "dcn_latency", 0.0))
+    if dcn_bw <= 0:
+        raise ValueError(f"{pods} pods need inter_node.dcn_bandwidth > 0 (the data-center network between them)")
+    G = cluster.gpus_per_node
+    host_up = [links.add(f"host{h}", "dcn", dcn_bw, dcn_lat / 2, "dcn") for h in range(cluster.nodes)]
+    host_down = [links.add("dcn", f"host{h}", dcn_bw, dcn_lat / 2, "dcn") for h in range(cluster.nodes)]
+    chip_up = [links.add(f"gpu{c}", f"host{c // G}", dcn_bw, 0.0, "dcn") for c in range(n)]
+    chip_down = [links.add(f"host{c // G}", f"gpu{c}", dcn_bw, 0.0, "dcn") for c in range(n)]
+    return PodsRouter(router, n // pods, G, chip_up, chip_down, host_up, host_down)

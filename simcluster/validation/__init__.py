@@ -1,17 +1,21 @@
-"""Validation against published training runs: the corpus ships with the package.
+"""Validation against published training runs: a corpus of groups, shipped with the package.
 
 ```python
-from simcluster.validation import narayanan2021
+from simcluster.validation import corpus, runner
 
-results = narayanan2021.run_suite(narayanan2021.select("1.7b,39.1b"))
-print(narayanan2021.report(results, wall_s=0.0, scripted=False))
+groups = corpus.select(corpus.load_corpus(), "1.7b,llama3-8b")
+results = {g.name: runner.run_group(g) for g in groups}
+print(runner.summary(groups, results))
 ```
 
-| module | suite |
+| module | what |
 |---|---|
-| `narayanan2021.py` | Narayanan et al. 2021 (SC'21) Table 1, ten GPT rows from 1.7B to 1T |
+| `corpus.py` | the group files' format, loading, row selection, tolerance and acceptance |
+| `runner.py` | the `validate-published` command: runs groups, prints and writes the results |
+| `narayanan2021.py` | group `table1`: Narayanan et al. 2021 (SC'21) Table 1, its eq. 3 check, breakdown, `--scripted` |
 
-The rows and their workload files are package data in ``simcluster/data/validation/``
-(``narayanan2021.yaml`` and ``narayanan2021/gpt-<row>.yaml``), so an installed copy runs
-``python -m simcluster validate-published`` without a source checkout.
+The groups are package data in ``simcluster/data/validation/``: ``table1.yaml`` (its workloads
+in ``narayanan2021/gpt-<row>.yaml``, so an installed copy runs ``python -m simcluster
+validate-published --group table1`` without a source checkout) and ``famous.yaml``, whose rows
+run the repository's ``workloads/<name>.yaml`` (a source checkout is needed for those).
 """

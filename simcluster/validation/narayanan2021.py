@@ -1,6 +1,6 @@
-"""Validation: Narayanan et al. 2021 (SC'21), Table 1, all ten rows, predicted vs published.
+"""Validation group ``table1``: Narayanan et al. 2021 (SC'21), Table 1, ten rows, predicted vs published.
 
-    python -m simcluster validate-published [--only 1.7b,39.1b] [--scripted] [--json FILE]
+    python -m simcluster validate-published --group table1 [--only 1.7b,39.1b] [--scripted] [--json FILE]
 
 Source: D. Narayanan, M. Shoeybi, J. Casper, P. LeGresley, M. Patwary, V. Korthikanti,
 D. Vainbrand, P. Kashinkunti, J. Bernauer, B. Catanzaro, A. Phanishayee, M. Zaharia,
@@ -10,8 +10,9 @@ NVSwitch, 8 × 200 Gb/s HDR InfiniBand per node). Published figure: TFLOP/s per 
 with the paper's eq. (3), full activation recomputation included, which is simcluster's
 ``hardware_tflops_per_gpu`` (the suite checks the simulated FLOPs equal eq. 3 exactly).
 
-The rows are package data, ``simcluster/data/validation/narayanan2021.yaml``, and so are the
-workloads, plain files, one per row, in ``simcluster/data/validation/narayanan2021/``
+The rows are the corpus group ``simcluster/data/validation/table1.yaml`` (package data, the
+format is :mod:`simcluster.validation.corpus`), and so are the workloads, plain files, one per
+row, in ``simcluster/data/validation/narayanan2021/``
 (``python -m simcluster run simcluster/data/validation/narayanan2021/gpt-145.6b.yaml`` runs one).
 Every row: seq 2048, vocab 51200, fp16 mixed precision with Adam, full recompute, no flash
 attention (2021), data parallel = GPUs / (t·p). What the table does not give, taken from
@@ -36,12 +37,8 @@ fitted to this table: see :func:`constants` for what the predictions rest on.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,15 +47,16 @@ from simcluster.costs.flops import narayanan_flops
 from simcluster.plan import costing
 from simcluster.run import simulate_workload
 from simcluster.spec import load_workload
-from simcluster.spec.yamlio import load_yaml
 from simcluster.topology.devices import DEVICES
 from simcluster.topology.efficiency import NIC_BY_RATE, NVLINK_BY_DEVICE
+from simcluster.validation import corpus
 
-#: The suite's package data: ``narayanan2021.yaml`` (the rows) and ``narayanan2021/`` (the workloads).
-DATA = Path(str(resources.files("simcluster").joinpath("data", "validation")))
+#: The suite's package data: the corpus group ``table1.yaml`` (the rows) and ``narayanan2021/`` (the workloads).
+DATA = corpus.DATA
 HERE = DATA / "narayanan2021"
-TOLERANCE = 0.10  # every row within ±10 %
-MAPE_LIMIT = 0.05  # mean absolute percentage error
+GROUP = corpus.load_group("table1")
+TOLERANCE = GROUP.rows[0].tolerance  # every row within ±10 % (the group's default)
+MAPE_LIMIT = GROUP.mape_limit  # mean absolute percentage error
 
 
 @dataclass(frozen=True)
@@ -80,32 +78,22 @@ class Row:
         return HERE / f"gpt-{self.key}.yaml"
 
 
-def load_rows(path: Path = DATA / "narayanan2021.yaml") -> tuple[Row, ...]:
-    """The rows of Table 1 as the package data file gives them."""
-    data = load_yaml(path).data
-    scripted = tuple(data["scripted"])
-    return tuple(Row(r["key"], r["params"], r["gpus"], r["tensor"], r["pipeline"], r["batch"],
-                     r["published_tflops"], scripted if r.get("scripted") else ())
-                 for r in data["rows"])
+def load_rows(group: corpus.Group = GROUP) -> tuple[Row, ...]:
+    """The rows of Table 1 as the corpus group gives them."""
+    scripted = tuple(group.data["scripted"])
+    return tuple(Row(r.key, str(r.extra["params"]), int(r.extra["gpus"]), int(r.extra["tensor"]),
+                     int(r.extra["pipeline"]), int(r.extra["batch"]), r.published,
+                     scripted if r.extra.get("scripted") else ())
+                 for r in group.rows)
 
 
 ROWS: tuple[Row, ...] = load_rows()
+#: The corpus rows by key (device, framework, source of each Table 1 row).
+CORPUS_ROWS = {r.key: r for r in GROUP.rows}
 
 #: Where each row's iteration goes (shares of the iteration, averaged over pipeline stages).
 SHARES = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble",
           "optimizer")
-
-
-def select(only: str | None) -> list[Row]:
-    """The rows named in ``only`` ("1.7b,39.1b"; None: all); ValueError names unknown ones."""
-    if not only:
-        return list(ROWS)
-    keys = [k.strip().lower() for k in only.split(",") if k.strip()]
-    known = {r.key: r for r in ROWS}
-    bad = [k for k in keys if k not in known]
-    if bad:
-        raise ValueError(f"unknown row {', '.join(bad)}; known: {', '.join(known)}")
-    return [known[k] for k in keys]
 
 
 def run_row(row: Row, scripted: bool = False) -> dict[str, Any]:
@@ -121,12 +109,12 @@ def run_row(row: Row, scripted: bool = False) -> dict[str, Any]:
     shares = {k: sum(b[k] for b in stages) / len(stages) / T for k in SHARES}
     predicted = s["hardware_tflops_per_gpu"]
     return {
-        "row": row.key, "params": row.params, "gpus": s["num_gpus"], "tensor": par.tensor,
+        **CORPUS_ROWS[row.key].result(predicted),
+        "params": row.params, "gpus": s["num_gpus"], "tensor": par.tensor,
         "pipeline": par.pipeline, "data": par.data, "virtual_stages": par.virtual_stages,
         "schedule": par.schedule, "global_batch": tr.global_batch, "micro_batch": tr.micro_batch,
         "microbatches": spec.num_microbatches,
         "published_tflops": row.published_tflops, "predicted_tflops": predicted,
-        "error": predicted / row.published_tflops - 1.0,
         "eq3_tflops": eq3 / (T * s["num_gpus"]) / 1e12,
         "iteration_time_s": T, "mfu": s["mfu"], "hfu": s["hfu"],
         "peak_memory_gib": s["peak_memory_bytes"] / 2**30, "fits_in_memory": s["fits_in_memory"],
@@ -147,12 +135,12 @@ def run_suite(rows: list[Row] | None = None, scripted: bool = False,
 
 def mape(results: list[dict[str, Any]]) -> float:
     """Mean absolute percentage error, as a fraction."""
-    return statistics.fmean(abs(r["error"]) for r in results)
+    return corpus.mape(results)
 
 
 def passed(results: list[dict[str, Any]]) -> bool:
     """Every row within :data:`TOLERANCE` and the MAPE within :data:`MAPE_LIMIT`."""
-    return all(abs(r["error"]) <= TOLERANCE for r in results) and mape(results) <= MAPE_LIMIT
+    return corpus.accepted(results, MAPE_LIMIT)
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -225,23 +213,9 @@ def report(results: list[dict[str, Any]], wall_s: float, scripted: bool) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """The ``validate-published`` command: 0 pass, 1 a row or the MAPE out of tolerance, 2 bad input."""
-    try:
-        rows = select(args.only)
-    except ValueError as e:
-        print(f"validate-published: --only: {e}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
+    """``validate-published`` on this group alone (``args.group`` unset: table1)."""
+    from simcluster.validation import runner
 
-    def progress(r: dict[str, Any]) -> None:
-        print(f"  {r['params']:>7}: {r['predicted_tflops']:6.1f} TFLOP/s (published {r['published_tflops']:.0f}, "
-              f"{r['error'] * 100:+.1f} %) in {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
-
-    results = run_suite(rows, scripted=args.scripted, progress=progress)
-    wall = time.perf_counter() - t0
-    print(report(results, wall, args.scripted))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"mape": mape(results), "passed": passed(results),
-                                               "wall_s": wall, "rows": results}, indent=2))
-    return 0 if passed(results) else 1
-
+    if getattr(args, "group", None) is None:
+        args.group = "table1"
+    return runner.main(args)

@@ -34,7 +34,8 @@ from simcluster.workload.ops import DTYPE_BYTES, Op
 
 def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     s, h, a, g, f = m.seq_len, m.hidden, m.heads, m.kv_heads or m.heads, m.ffn_hidden or 4 * m.hidden
-    d = h // a
+    d = m.head_dim or h // a
+    q = a * d  # h unless head_dim says otherwise
     bs = b * s
     qkv_n = (a + 2 * g) * d
     up_n = 2 * f if m.mlp == "swiglu" else f
@@ -51,10 +52,11 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
 
     return [
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
-        gemm("qkv", "attn", qkv_n, h, "column"),
-        Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * h, 8.0 * b * s * s * h,
-           dt * 4 * sbh, "heads", attn=(b, a, s, d)),
-        gemm("proj", "attn", h, h, "row"),
+        Op("qkv", "gemm", "attn", layer, 2.0 * bs * qkv_n * h, 4.0 * bs * qkv_n * h,
+           dt * (bs * h + h * qkv_n + bs * qkv_n), "column", gemm=(bs, qkv_n, h), kv=(2 * g * d, g)),
+        Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q,
+           dt * 4 * bs * q, "heads", attn=(b, a, s, d)),
+        gemm("proj", "attn", h, q, "row"),
         mem("residual1", "elementwise", "attn", sbh, rw=3.0),
         mem("ln2", "norm", "mlp", sbh, flops_per=5.0),
         gemm("fc1", "mlp", up_n, h, "column"),

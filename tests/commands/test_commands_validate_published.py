@@ -1,4 +1,4 @@
-"""``validate-published``: Narayanan et al. 2021 Table 1 against the simulator.
+"""``validate-published``: Narayanan et al. 2021 Table 1 (corpus group ``table1``) against the simulator.
 
 The full suite (ten rows, ~40 s on two cores) is the documented command
 ``python -m simcluster validate-published``; here the seven cheap rows (up to 145.6B on
@@ -98,3 +98,8 @@ def test_runs_from_a_copy_of_the_package_without_benchmarks(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "| 1.7B | 32 | 1 | 1 | 32 | 1 | 512 | 16 | 137 |" in run.stdout and "PASS" in run.stdout
     assert not (site / "benchmarks").exists()
+    # the famous group runs the repository's workloads/, which an installed copy does not have
+    famous = subprocess.run([sys.executable, "-m", "simcluster", "validate-published", "--group", "famous",
+                             "--only", "llama3-8b"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert famous.returncode == 2 and "Traceback" not in famous.stderr, famous.stderr
+    assert f"there is no {site / 'workloads'}" in famous.stderr and "--group table1" in famous.stderr

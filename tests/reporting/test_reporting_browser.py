@@ -93,3 +93,36 @@ def test_screenshot(report_dir, tmp_path):
     ink = (px < 0.9).any(axis=-1).mean()  # share of pixels that are not (near) white
     colours = len(np.unique((px[::4, ::4] * 255).astype(np.uint8).reshape(-1, 3), axis=0))
     assert ink > 0.05 and colours > 100, (ink, colours)  # text, tables and plots, not a blank page
+
+
+HEIGHT_PROBE = """<script>
+window.addEventListener('load', function () {
+  document.body.setAttribute('data-height', document.documentElement.scrollHeight);
+  var imgs = Array.prototype.slice.call(document.images);
+  document.body.setAttribute('data-loaded', imgs.filter(function (i) { return i.naturalWidth > 0; }).length);
+});
+</script>"""
+
+
+def test_64_stages_page_stays_short(tmp_path_factory, tmp_path):
+    """At 64 stages the page keeps its length (the issue measured 14,800 px): tables fold, plots
+    summarise; every image still loads."""
+    spec = load_workload(ROOT / "workloads" / "toy-8gpu.yaml", overrides=[
+        "model.layers=64", "parallelism.pipeline=64", "parallelism.tensor=1", "parallelism.data=1",
+        "cluster.nodes=8", "training.global_batch=128", "training.micro_batch=1"])
+    out = simulate_workload(spec)
+    d = tmp_path_factory.mktemp("browser-64")
+    write_run(d, out.result.timeline, out.summary, spec.resolved_dict(), out.details)
+    html = (d / "report.html").read_text(encoding="utf-8")
+    probe = d / "probe.html"
+    probe.write_text(html.replace("</body>", HEIGHT_PROBE + "</body>"), encoding="utf-8")
+    res = _chromium(tmp_path, "--virtual-time-budget=10000", "--window-size=1300,1000", "--dump-dom", probe.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', re.search(r"<body([^>]*)>", res.stdout).group(1)))
+    assert int(attrs["loaded"]) == len(re.findall(r"<img ", html)) >= 4
+    assert int(attrs["height"]) < 10_000, attrs
+    shot = tmp_path / "report-64.png"
+    res = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1300,9000", (d / "report.html").as_uri())
+    assert res.returncode == 0 and shot.exists()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / "report-html-64-stages.png")

@@ -11,8 +11,11 @@ import pytest
 from simcluster.reporting import read_timeline, redraw, write_run
 from simcluster.reporting.files import DRAWN_FILES, normalize_timeline, write_timeline
 
-EXPECTED = ("summary.json", "config.json", "details.json", "gantt.png", "gantt.svg", "utilization.png", "memory.png",
-            "trace.json", "report.html")
+from reporting_synthetic import make_timeline
+
+EXPECTED = ("summary.json", "config.json", "details.json", "gantt.png", "schedule.png", "utilization.png",
+            "memory.png", "trace.json", "report.html")
+RANK_TRACES = ("traces/rank0.json", "traces/rank1.json", "traces/rank2.json", "traces/rank3.json")
 
 
 def _timeline_file(d):
@@ -21,7 +24,7 @@ def _timeline_file(d):
 
 def test_every_file_is_written(tmp_path, run_inputs):
     write_run(tmp_path / "run", *run_inputs)
-    for name in EXPECTED:
+    for name in EXPECTED + RANK_TRACES:
         assert (tmp_path / "run" / name).stat().st_size > 0, name
     assert _timeline_file(tmp_path / "run").exists()
     png = (tmp_path / "run" / "gantt.png").read_bytes()
@@ -32,11 +35,11 @@ def test_outputs_are_deterministic(tmp_path, run_inputs):
     a, b = tmp_path / "a", tmp_path / "b"
     write_run(a, *run_inputs)
     write_run(b, *run_inputs)
-    for name in ("summary.json", "config.json", "details.json", "trace.json"):
+    for name in ("summary.json", "config.json", "details.json", "trace.json") + RANK_TRACES:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert _timeline_file(a).read_bytes() == _timeline_file(b).read_bytes()
     # the same matplotlib draws the same pixels and no timestamps: the whole folder repeats
-    for name in ("gantt.png", "gantt.svg", "utilization.png", "memory.png", "report.html"):
+    for name in ("gantt.png", "schedule.png", "utilization.png", "memory.png", "report.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
@@ -64,13 +67,53 @@ def test_timeline_round_trips_exactly(tmp_path, run_inputs):
 
 def test_redraw_regenerates_drawn_files(tmp_path, run_inputs):
     write_run(tmp_path, *run_inputs)
-    before = {n: (tmp_path / n).read_bytes() for n in ("trace.json",)}
-    for name in DRAWN_FILES:
+    before = {n: (tmp_path / n).read_bytes() for n in ("trace.json", "gantt.png") + RANK_TRACES}
+    for name in DRAWN_FILES + RANK_TRACES:
         (tmp_path / name).unlink()
     redraw(tmp_path)
-    for name in DRAWN_FILES:
+    for name in DRAWN_FILES + RANK_TRACES:
         assert (tmp_path / name).stat().st_size > 0, name
-    assert (tmp_path / "trace.json").read_bytes() == before["trace.json"]
+    for name, data in before.items():
+        assert (tmp_path / name).read_bytes() == data, name
+
+
+def test_outputs_selection(tmp_path, run_inputs):
+    """``outputs`` picks what is written (the JSON files always are); unknown names are refused."""
+    written = write_run(tmp_path / "a", *run_inputs, outputs=["summary", "plots"])
+    names = sorted(p.name for p in written)
+    assert names == sorted(["summary.json", "config.json", "details.json", "gantt.png", "schedule.png",
+                            "utilization.png", "memory.png"])
+    assert not (tmp_path / "a" / "trace.json").exists() and not (tmp_path / "a" / "traces").exists()
+    assert not list((tmp_path / "a").glob("timeline.*"))
+    write_run(tmp_path / "b", *run_inputs, outputs=["timeline"], timeline_format="csv")
+    assert (tmp_path / "b" / "timeline.csv").exists() and not (tmp_path / "b" / "gantt.png").exists()
+    with pytest.raises(ValueError, match="unknown outputs"):
+        write_run(tmp_path / "c", *run_inputs, outputs=["plots", "movies"])
+
+
+def test_window_writes_beside_the_full_chart(tmp_path, run_inputs):
+    """``redraw(window=...)`` writes gantt-<start>-<end>.png and touches nothing else."""
+    write_run(tmp_path, *run_inputs)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    T = run_inputs[1]["iteration_time_s"]
+    paths = redraw(tmp_path, window=(T / 4, T / 2))
+    assert [p.name for p in paths] == [f"gantt-{T / 4:.6g}-{T / 2:.6g}.png"]
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert set(after) == set(before) | {paths[0].name}
+    assert all(after[n] == before[n] for n in before)
+    assert redraw(tmp_path, window=(0, float("inf")))[0].name == f"gantt-0-{T:.6g}.png"  # the end clipped
+    with pytest.raises(ValueError, match="outside the iteration"):
+        redraw(tmp_path, window=(2 * T, 3 * T))
+
+
+def test_engine_timeline_is_not_copied():
+    """A timeline already in the schema's form (categorical text, the engine's) is used as is."""
+    tl = normalize_timeline(make_timeline())
+    again = normalize_timeline(tl)
+    for c in tl.columns:
+        assert np.shares_memory(np.asarray(tl[c].array.codes if hasattr(tl[c].array, "codes") else tl[c].to_numpy()),
+                                np.asarray(again[c].array.codes if hasattr(again[c].array, "codes")
+                                           else again[c].to_numpy())), c
 
 
 def test_redraw_without_a_run_fails_cleanly(tmp_path):

@@ -21,7 +21,7 @@ def test_html_has_every_figure_and_images(written_run):
         assert label in html and value in html, key
     for value in ("16.2 ms", "123.5 TFLOP/s", "39.57 %", "73.00 GiB", "80.00 GiB"):
         assert value in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 3  # gantt, utilization, memory
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4  # gantt, schedule, utilization, memory
     assert "tiny-gpt" in html and "<details>" in html
     assert "optimizer states" in html and "pipeline bubble (idle)" in html  # memory and breakdown tables
 
@@ -62,7 +62,8 @@ def test_html_layout_memory_and_links(written_run):
     assert "<h2>Layout</h2>" in html and "tensor 2 · pipeline 2 · data 64" in html
     assert "<h2>Memory</h2>" in html and "of 80.00 GiB" in html and "91.25 %" in html  # 73 of 80 GiB
     assert "<h2>Busiest links</h2>" in html and "nvsw0" in html
-    assert "gantt.svg" in html
+    assert "gantt-START-END.png" in html and "traces/" in html and "TraceAnalysis" in html
+    assert "pipeline bubble in theory" in html and "(p−1)/(m+p−1)" in html
 
 
 def test_html_does_not_repeat_a_warning(tmp_path, run_inputs):
@@ -71,3 +72,16 @@ def test_html_does_not_repeat_a_warning(tmp_path, run_inputs):
     html = _html(tmp_path, (tl, summary, config, details))
     assert "Pipeline bubble is 23.45 %" in html and "pipeline bubble is 23%" not in html
     assert "something else" in html
+
+
+def test_many_stages_fold_their_tables(tmp_path, run_inputs):
+    """Past 16 stages the breakdown and memory tables show their lowest, median and highest
+    rows and fold the whole table away."""
+    tl, summary, config, details = run_inputs
+    gib = 1024**3
+    memory = [dict(stage=s, weights=gib, gradients=gib, optimizer_states=gib, activations=(s % 7) * gib, buffers=0,
+                   total=(3 + s % 7) * gib) for s in range(64)]
+    breakdown = [dict(stage=s, compute=0.01, bubble=0.001 * (s % 5)) for s in range(64)]
+    html = _html(tmp_path, (tl, summary, config, dict(details, memory=memory, breakdown=breakdown)))
+    assert html.count("(highest)") == 2 and html.count("(median)") == 2 and html.count("(lowest)") == 2
+    assert "all 64 stages" in html

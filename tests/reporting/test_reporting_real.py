@@ -1,5 +1,5 @@
-"""Reports of real simulated runs: the breakdown adds up, the trace's structure and size,
-microbatch numbers on the 1F1B Gantt chart, the Gantt window, the memory curve.
+"""Reports of real simulated runs: the breakdown adds up, the trace's structure and bounds,
+the Gantt window beside the full chart, the memory curve.
 
 Simulations are shared per module; GPT-3 175B on 1,024 GPUs takes ~20 s on 2 cores and is
 simulated once for the breakdown and the trace-size checks.
@@ -18,7 +18,7 @@ import pytest
 
 from simcluster.reporting import write_run
 from simcluster.reporting.files import normalize_timeline, read_json
-from simcluster.reporting.gantt import draw_gantt, parse_window
+from simcluster.reporting.gantt import parse_window
 from simcluster.reporting.memory import STATIC, memory_over_time, stage_memory
 from simcluster.reporting.trace import build_trace, write_trace
 from simcluster.run import simulate_workload
@@ -78,77 +78,76 @@ def test_toy_trace_structure():
     trace = json.loads(json.dumps(build_trace(tl, summary, config, details)))
     events = trace["traceEvents"]
     assert trace["displayTimeUnit"] == "ms" and trace["schemaVersion"] == 1
+    assert trace["otherData"]["bounded"] == "the whole iteration" and "rank" not in trace["distributedInfo"]
     procs = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     xs = [e for e in events if e["ph"] == "X"]
-    assert len(xs) == len(tl)
+    assert len(xs) == int((tl["rank"] >= 0).sum())  # every GPU interval; links are counters
     by_thread = defaultdict(list)
     for e in xs:
         for key in ("name", "cat", "ph", "ts", "dur", "pid", "tid", "args"):
             assert key in e
         assert isinstance(e["ts"], float) and e["ts"] >= 0 and e["dur"] >= 0
         assert e["pid"] in procs and (e["pid"], e["tid"]) in threads
-        if e["cat"] != "link":
-            for key in ("layer", "microbatch", "flops", "bytes", "kind", "stage"):
-                assert key in e["args"]
-            if threads[(e["pid"], e["tid"])] in ("tp", "dp"):
-                assert e["args"]["group"].startswith(threads[(e["pid"], e["tid"])] + " group: ranks ")
+        for key in ("layer", "microbatch", "flops", "bytes", "kind", "stage"):
+            assert key in e["args"]
+        if threads[(e["pid"], e["tid"])] in ("tp", "dp"):
+            assert e["args"]["group"].startswith(threads[(e["pid"], e["tid"])] + " group: ranks ")
         by_thread[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
-    # microseconds: the last event ends at the iteration's end
+    # microseconds: the last GPU interval ends at the iteration's end
     assert abs(max(e["ts"] + e["dur"] for e in xs) - summary["iteration_time_s"] * 1e6) < 1e-2
     for spans in by_thread.values():  # no partial overlap within one thread
         spans.sort()
         for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
             assert s1 >= e0 - TOL_US or e1 <= e0 + TOL_US, (s0, e0, s1, e1)
-    # processes are GPUs named by the ranks they stand for, threads are streams
-    assert any("ranks 0–3" in n for n in procs.values()) and "network" in procs.values()
+    # processes are GPUs named by the ranks they stand for, threads are streams; no pid collides
+    assert any("ranks 0–3" in n for n in procs.values()) and "network (link utilization)" in procs.values()
+    net = next(pid for pid, n in procs.items() if n.startswith("network"))
+    assert net > summary["num_gpus"] - 1 and net not in {e["pid"] for e in xs}
     assert {"compute", "tp", "dp", "pp-fwd", "pp-bwd"} <= set(threads.values())
     tp = next(e for e in xs if threads[(e["pid"], e["tid"])] == "tp" and e["pid"] == 0)
     assert tp["args"]["group"] == "tp group: ranks 0–1"
-    # flow arrows send -> compute on the neighbour stage, counters in percent
+    # flow arrows send -> compute on the neighbour stage, counters in percent of capacity
     starts = {e["id"]: e for e in events if e["ph"] == "s"}
     ends = {e["id"]: e for e in events if e["ph"] == "f"}
     assert starts and starts.keys() == ends.keys()
     assert all(ends[i]["ts"] >= s["ts"] and ends[i]["pid"] != s["pid"] for i, s in starts.items())
     counters = [e for e in events if e["ph"] == "C"]
-    assert {e["pid"] for e in counters} == set(procs)  # every GPU, and the link classes on "network"
-    assert all(set(e["args"]) == {"busy %"} for e in counters)  # link capacities known: percentages
+    assert {e["pid"] for e in counters} == set(procs)  # every GPU, and the links on "network"
+    gpu = [e for e in counters if e["pid"] != net]
+    assert all(set(e["args"]) == {"busy %"} for e in gpu)
+    links = [e for e in counters if e["pid"] == net]
+    assert links and all(set(e["args"]) == {"% of capacity"} for e in links)  # capacities known
     assert all(0 <= v <= 100 + 1e-6 for e in counters for v in e["args"].values())
-    assert any(e["name"] == "nvlink link utilization" for e in counters)
+    assert any(e["name"].endswith("(nvlink)") for e in links)
 
 
-def test_gpt3_trace_stays_under_50_mb(tmp_path):
+def test_gpt3_trace_is_bounded_and_says_so(tmp_path):
     tl, summary, config, details = _run("gpt3")
     path = tmp_path / "trace.json"
-    write_trace(path, tl, summary, config, details)
+    t0, t1, bounded = write_trace(path, tl, summary, config, details)
     size = path.stat().st_size
-    assert size < 50e6, f"trace.json is {size / 1e6:.1f} MB"
+    assert size < 30e6, f"trace.json is {size / 1e6:.1f} MB"
     trace = json.loads(path.read_text())
-    links = [e for e in trace["traceEvents"] if e.get("cat") == "link"]
-    assert links and sum(e["args"]["bytes"] for e in links) == pytest.approx(tl.loc[tl["rank"] < 0, "bytes"].sum())
-    assert len([e for e in trace["traceEvents"] if e.get("cat") == "forward"]) == int(
-        ((tl["phase"] == "forward") & (tl["rank"] >= 0)).sum())
-
-
-def test_1f1b_gantt_numbers_every_microbatch(tmp_path):
-    tl, summary, config, details = _run("pp4-1f1b")
-    labels = draw_gantt(tmp_path / "g.png", tl, summary, config, details, svg_path=tmp_path / "g.svg")
-    m = summary["microbatches"]
-    ranks = sorted({r for r, _, _ in labels})
-    assert len(ranks) == 4
-    for r in ranks:  # warm-up, steady state and cool-down all carry their numbers
-        for phase in ("forward", "backward"):
-            assert sorted(mb for rr, ph, mb in labels if rr == r and ph == phase) == list(range(m)), (r, phase)
-    svg = (tmp_path / "g.svg").read_text()
-    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "backward" in svg
+    other = trace["otherData"]
+    assert bounded and other["window_s"] == [t0, t1] and t1 < summary["iteration_time_s"]
+    assert "first" in other["bounded"] and "trace_scope='full'" in other["bounded"]
+    xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    gpu = tl[tl["rank"] >= 0]
+    assert len(xs) == int((gpu["start_s"] < t1).sum())
+    assert not [e for e in trace["traceEvents"] if e.get("cat") == "link"]  # links are counters now
+    assert [e for e in trace["traceEvents"] if e["ph"] == "C" and "% of capacity" in e["args"]]
 
 
 def test_gantt_window_from_the_command_line(tmp_path):
     from simcluster.cli import main
+    from simcluster.runfolder import mark_complete
 
     tl, summary, config, details = _run("toy")
     write_run(tmp_path, tl, summary, config, details)
+    mark_complete(tmp_path)
     full = (tmp_path / "gantt.png").read_bytes()
+    page = (tmp_path / "report.html").read_bytes()
     T = summary["iteration_time_s"]
 
     def cli(*argv):
@@ -156,10 +155,11 @@ def test_gantt_window_from_the_command_line(tmp_path):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             return main([str(a) for a in argv]), err.getvalue()
 
-    rc, _ = cli("report", tmp_path, "--window", f"{T / 4}:{T / 2}")
-    assert rc == 0
-    assert (tmp_path / "gantt.png").read_bytes() != full and (tmp_path / "gantt.svg").stat().st_size > 0
-    assert "window" in (tmp_path / "report.html").read_text()
+    rc, err = cli("report", tmp_path, "--window", f"{T / 4}:{T / 2}")
+    assert rc == 0, err
+    window = tmp_path / f"gantt-{T / 4:.6g}-{T / 2:.6g}.png"
+    assert window.read_bytes()[:4] == b"\x89PNG" and window.read_bytes() != full
+    assert (tmp_path / "gantt.png").read_bytes() == full and (tmp_path / "report.html").read_bytes() == page
     for bad in ("abc", "2:1", f"{2 * T}:{3 * T}"):
         rc, err = cli("report", tmp_path, "--window", bad)
         assert rc == 2 and "--window" in err and "Traceback" not in err, (bad, err)
@@ -184,6 +184,6 @@ def test_memory_curve_peaks_at_the_memory_model(name):
 
 def test_real_run_writes_every_report(tmp_path):
     write_run(tmp_path, *_run("pp4-1f1b"))
-    for name in ("gantt.png", "gantt.svg", "utilization.png", "memory.png", "trace.json", "report.html"):
+    for name in ("gantt.png", "schedule.png", "utilization.png", "memory.png", "trace.json", "report.html"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert read_json(tmp_path / "details.json")["memory"]

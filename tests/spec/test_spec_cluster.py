@@ -91,7 +91,7 @@ def test_device_mapping_errors_point_inside(write):
 
 
 def test_unknown_device_lists_known(write):
-    path = write("c.yaml", "device: b200\ngpus_per_node: 8\nintra_node: {bandwidth: 1}\n")
+    path = write("c.yaml", "device: b200\ngpus_per_node: 8\nintra_node: {bandwidth: 300e9}\n")
     with pytest.raises(SpecError) as exc:
         load_cluster(path)
     (problem,) = exc.value.problems

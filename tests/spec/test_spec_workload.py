@@ -139,7 +139,7 @@ def test_workload_from_data():
         "cluster": {"preset": "dgx-a100-80gb"},
     }
     spec = workload_from_data(data, overrides=["parallelism.tensor=2"])
-    assert spec.name == "<inline>"
+    assert spec.name == "inline"  # a name is a file name (issue 19): the source "<inline>" made one
     assert spec.parallelism.data == 4
 
 
@@ -216,16 +216,21 @@ def test_tensor_must_divide_heads(workload):
 
 
 def test_problem_caused_by_set_names_set(workload):
-    # tensor is written in the file, but the offending kv_heads came from --set
-    assert lines(workload, ["model.kv_heads=1"]) == ["--set: parallelism.tensor: tensor 2 does not divide kv_heads 1"]
-    # and from the file when nothing came from --set
-    edit(workload, "  heads: 16\n", "  heads: 16\n  kv_heads: 1\n")
-    assert lines(workload) == [f"{workload}:13: parallelism.tensor: tensor 2 does not divide kv_heads 1"]
+    # tensor is written in the file, but the offending kv_heads came from --set (fewer K/V heads
+    # than tensor ranks are replicated, so they must divide tensor evenly)
+    assert lines(workload, ["model.kv_heads=8", "model.heads=24", "model.hidden=1536", "parallelism.tensor=3",
+                            "parallelism.data=1"]) == ["--set: parallelism.tensor: tensor 3 does not divide kv_heads 8"]
 
 
 def test_tensor_must_divide_kv_heads(workload):
+    # kv_heads 1 with tensor 2 is multi-query attention, the K/V head replicated: valid
     edit(workload, "  heads: 16\n", "  heads: 16\n  kv_heads: 1\n")
-    assert lines(workload) == [f"{workload}:13: parallelism.tensor: tensor 2 does not divide kv_heads 1"]
+    assert load_workload(workload).model.kv_heads == 1
+    # 4 K/V heads cannot be replicated evenly over 6 ranks (heads 24, hidden 1536: d = 64)
+    assert lines(workload, ["model.heads=24", "model.hidden=1536", "model.kv_heads=4", "parallelism.tensor=6",
+                            "parallelism.data=1"]) == [
+        "--set: parallelism.tensor: kv_heads 4 does not divide tensor 6 (fewer K/V heads than tensor ranks "
+        "are replicated evenly)"]
 
 
 def test_kv_heads_must_divide_heads(workload):

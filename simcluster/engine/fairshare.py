@@ -1,0 +1,135 @@
+"""Weighted max-min fair rates by progressive filling with a priority queue of links.
+
+Flows ``f`` cross links ``l`` with weights ``w[f,l]``; link ``l`` carries at most
+``B_l``: ``sum_f w[f,l]·r_f <= B_l``. Progressive filling (Bertsekas & Gallager,
+*Data Networks*, 2nd ed., §6.5.2) raises every unfrozen rate together; the first
+link to saturate is the one with the smallest fair share
+
+    share_l = (B_l - sum_{f frozen} w[f,l]·r_f) / sum_{f unfrozen} w[f,l],
+
+and its unfrozen flows freeze at that share. Here the shares sit in a binary
+heap keyed by (share, link id): freezing a flow updates only the links it
+crosses and pushes their new shares (older entries are skipped when popped, a
+lazy deletion), so one fill costs O(E log E) for E (flow, link) pairs instead
+of one scan of every link per frozen level.
+
+**Slack links.** A flow never runs faster than alone, ``r_f <= m_f =
+min_l B_l / w[f,l]``, so a link whose *demand* ``D_l = sum_f w[f,l]·m_f`` stays
+below ``B_l`` can never saturate: its constraint is implied by the others (each
+flow's own tightest link has ``D_l >= w·m_f = B_l``, so it is never slack) and
+the max-min rates are the same without it. Such links neither couple flows nor
+enter the fill. ``D_l < (1 - SLACK_MARGIN)·B_l`` is the test, the margin far
+above the rounding of a running sum.
+"""
+
+from __future__ import annotations
+
+import math
+from heapq import heapify, heappop, heappush
+from typing import Hashable, Iterable, Mapping, Protocol, Sequence, TypeVar
+
+_EPS = 1e-12  # a link whose unfrozen weight is below this carries no unfrozen flow
+SLACK_MARGIN = 1e-6
+
+
+class Route(Hashable, Protocol):
+    """A flow as the fill sees it: the links it crosses and its weight on each."""
+
+    @property
+    def links(self) -> tuple[int, ...]: ...
+    @property
+    def weights(self) -> tuple[float, ...]: ...
+
+
+F = TypeVar("F", bound=Route)
+
+
+def component(seeds: Iterable[F], flows_on: Sequence[Mapping[F, float]],
+              coupled: Sequence[bool] | None = None) -> list[F]:
+    """``seeds`` and every flow connected to them through links they share.
+
+    ``coupled[l]`` false: link ``l`` does not connect its flows (a slack link).
+    """
+    seen = dict.fromkeys(seeds)
+    stack = list(seen)
+    while stack:
+        g = stack.pop()
+        for l in g.links:
+            d = flows_on[l]
+            if len(d) > 1 and (coupled is None or coupled[l]):
+                for h in d:
+                    if h not in seen:
+                        seen[h] = None
+                        stack.append(h)
+    return list(seen)
+
+
+def fill(flows: Sequence[F], flows_on: Sequence[Mapping[F, float]], bw: Sequence[float],
+         coupled: Sequence[bool] | None = None) -> dict[F, float]:
+    """Max-min fair rates of ``flows`` (a union of connected components), by weighted
+    progressive filling; links with ``coupled[l]`` false are left out (slack).
+
+    ``flows_on[l]``: the flows on link ``l`` (each of them in ``flows``) in start
+    order, which is the order the flows of a saturated link freeze in. The links a
+    flow has to itself enter as one bound, their tightest ``B_l / w_l`` (its share
+    there never changes), so a ring over hundreds of links costs one heap entry. A
+    flow on no link that can saturate gets no rate (absent from the answer).
+    """
+    cap: dict[int, float] = {}
+    wsum: dict[int, float] = {}
+    shared: list[list[tuple[int, float]]] = []  # per flow: its links shared with others
+    heap: list[tuple[float, int]] = []  # (share, link), or (own bound, -1 - flow index)
+    for i, f in enumerate(flows):
+        mine: list[tuple[int, float]] = []
+        own = math.inf
+        for l, w in zip(f.links, f.weights):
+            if coupled is not None and not coupled[l]:
+                continue
+            if len(flows_on[l]) == 1:
+                r = bw[l] / w
+                if r < own:
+                    own = r
+                continue
+            mine.append((l, w))
+            if l in wsum:
+                wsum[l] += w
+            else:
+                cap[l] = bw[l]
+                wsum[l] = w
+        shared.append(mine)
+        if own < math.inf:
+            heap.append((own, -1 - i))
+    heap.extend((cap[l] / ws, l) for l, ws in wsum.items() if ws > _EPS)
+    heapify(heap)
+    rates: dict[F, float] = {}
+    left = len(flows)
+    index = {f: i for i, f in enumerate(flows)}
+    while heap and left:
+        share, l = heappop(heap)
+        if l < 0:
+            g = flows[-1 - l]
+            if g not in rates:
+                left -= 1
+                _freeze(g, share, shared[-1 - l], l, rates, cap, wsum, heap)
+            continue
+        ws = wsum[l]
+        if ws <= _EPS or cap[l] / ws != share:
+            continue  # an older entry of this link
+        for g in flows_on[l]:
+            if g not in rates:
+                left -= 1
+                _freeze(g, share, shared[index[g]], l, rates, cap, wsum, heap)
+    return rates
+
+
+def _freeze(g: F, share: float, links: list[tuple[int, float]], at: int, rates: dict[F, float],
+            cap: dict[int, float], wsum: dict[int, float], heap: list[tuple[float, int]]) -> None:
+    """Fix ``g``'s rate at ``share`` and take it off its shared links (pushing their new shares)."""
+    rates[g] = share
+    for l2, w2 in links:
+        c = cap[l2] - w2 * share
+        cap[l2] = c if c > 0.0 else 0.0
+        ws2 = wsum[l2] - w2
+        wsum[l2] = ws2
+        if l2 != at and ws2 > _EPS:
+            heappush(heap, (cap[l2] / ws2, l2))

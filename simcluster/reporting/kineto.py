@@ -1,0 +1,246 @@
+"""``traces/rank<N>.json`` (``.json.gz`` past a size): one Kineto-style trace per simulated rank.
+
+Written as PyTorch's profiler writes a rank's trace, so that tools reading those traces
+(HolisticTraceAnalysis: ``TraceAnalysis(trace_dir=RUN_DIR/traces)``, Perfetto) read them:
+
+- top level: ``distributedInfo`` (``backend``, ``rank``: the real rank the simulated one
+  stands for, ``world_size``: every GPU of the layout) first, ``deviceProperties``,
+  ``schemaVersion``, ``displayTimeUnit``, ``simcluster`` (what the file holds: window, the
+  ranks this one stands for), then ``traceEvents``, one per line;
+- a host process (pid 1,000,000 + rank) whose main thread holds ``ProfilerStep#0``
+  (``cat: user_annotation``) over the profiled window, and a GPU process (pid = the local
+  device index, as Kineto) with one thread per CUDA stream: compute (stream 7), then
+  tensor-parallel, context-parallel, pipeline and data-parallel NCCL streams;
+- on the compute stream, nested slices: ``ProfilerStep#0`` → microbatch pass
+  (``forward mb3``, ``backward mb3`` with its recompute, ``weight_grad mb3``, ``chunk c`` when
+  interleaved) → layer (``layer 12``) as ``gpu_user_annotation``, → kernels (``cat: kernel``,
+  the simulated task's name; args ``device``, ``stream``, ``correlation``, ``External id``,
+  phase, microbatch, layer, flops);
+- communication as NCCL kernels (``ncclDevKernel_AllReduce (tp.all_reduce fwd.attn L3)``),
+  args as PyTorch writes them: ``Collective name``, ``In msg nelems``, ``Out msg nelems``,
+  ``Group size``, ``dtype``, ``Process Group Name``, ``Process Group Description``,
+  ``Process Group Ranks``, plus ``bytes``;
+- two zero-length kernels mark the window's ends on the compute stream, so a tool that
+  measures a rank from its first to its last kernel measures the iteration (every rank's
+  iteration starts at 0 and ends with the slowest rank's last task).
+
+HolisticTraceAnalysis then finds the summary's figures: its temporal breakdown's idle,
+compute and non-compute shares are ``bubble_fraction``, ``compute_utilization`` and
+``exposed_comm_fraction`` per rank (within its rounding to whole microseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import Executor
+from pathlib import Path
+
+import numpy as np
+
+from simcluster.reporting.schedule import _chunks
+from simcluster.reporting.tracefmt import GpuTable, collective_of, ints, overflow_tracks, rank_groups, us, write_json_text
+
+HOST_PID = 1_000_000
+STREAM_TID = {"compute": 7, "tp": 100, "cp": 200, "pp-fwd": 300, "pp-bwd": 400, "dp": 500}
+PASS = {"forward": "forward", "recompute": "backward", "backward": "backward", "weight_grad": "weight_grad"}
+DTYPE = {"bf16": ("BFloat16", 2), "fp16": ("Half", 2), "fp32": ("Float", 4), "fp8": ("BFloat16", 2)}
+GROUP_DESC = {"tp": "tensor parallel", "cp": "context parallel", "dp": "data parallel", "pp": "pipeline peer",
+              "embedding": "first and last pipeline stage (tied embedding)"}
+GZIP_TOTAL = 16e6  # gzip every rank's file when the folder would pass this many bytes
+EVENT_BYTES = 330  # about what one interval costs in the file (kernel, its share of annotations)
+FILE_RE = re.compile(r"^rank\d+\.json(\.gz)?$")
+
+
+def _f3(values: np.ndarray) -> list[str]:
+    """Seconds as microsecond strings with nanosecond precision."""
+    return [f"{v:.3f}" for v in (np.asarray(values, float) * 1e6).tolist()]
+
+
+class _Writer:
+    """Events of one rank, as JSON lines."""
+
+    def __init__(self, pid: int, device: int) -> None:
+        self.pid, self.device, self.lines, self.corr = pid, device, [], 0
+
+    def x(self, tid: int, cat: str, name_json: str, s: float, e: float, args: str = "") -> None:
+        """One complete event."""
+        self.xs(tid, cat, [name_json], np.array([s]), np.array([e]), [args] if args else None)
+
+    def xs(self, tid: int, cat: str, names: list[str], s: np.ndarray, e: np.ndarray,
+           args: list[str] | None = None) -> None:
+        """Complete events, one per element (``args``: the text inside each ``args`` object)."""
+        ts, dur = _f3(s), _f3(np.maximum(np.asarray(e, float) - np.asarray(s, float), 0.0))
+        head = f'{{"ph": "X", "cat": "{cat}", "name": '
+        mid = f', "pid": {self.pid}, "tid": {tid}, "ts": '
+        if args is None:
+            self.lines += [f'{head}{n}{mid}{a}, "dur": {d}}}' for n, a, d in zip(names, ts, dur)]
+        else:
+            self.lines += [f'{head}{n}{mid}{a}, "dur": {d}, "args": {{{g}}}}}' for n, a, d, g in zip(names, ts, dur, args)]
+
+    def kernels(self, tids: list[int] | int, names: list[str], s: np.ndarray, e: np.ndarray, extra: list[str]) -> None:
+        """Kernels with the device, stream and correlation args Kineto writes, then ``extra``."""
+        n = len(names)
+        tid_list = tids if isinstance(tids, list) else [tids] * n
+        corr = range(self.corr + 1, self.corr + n + 1)
+        self.corr += n
+        dur = np.maximum(np.asarray(e, float) - np.asarray(s, float), 0.0)
+        ts, du = _f3(s), _f3(dur)
+        self.lines += [f'{{"ph": "X", "cat": "kernel", "name": {nm}, "pid": {self.pid}, "tid": {t}, "ts": {a}, '
+                       f'"dur": {d}, "args": {{"device": {self.device}, "stream": {t}, "correlation": {c}, '
+                       f'"External id": {c}{x}}}}}'
+                       for nm, t, a, d, c, x in zip(names, tid_list, ts, du, corr, extra)]
+
+
+def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, represents: str,
+               config: dict | None, device: dict | None, bounded_note: str | None) -> tuple[dict, list[str]]:
+    """``(head, event lines)`` of one rank's trace over ``[t0, t1]``."""
+    gpn = int(((config or {}).get("cluster") or {}).get("gpus_per_node") or 8)
+    dev = rank % max(gpn, 1)
+    sl = table.spans.get(rank, slice(0, 0))
+    s, e = table.start[sl], np.minimum(table.end[sl], t1)
+    keep = (s < t1) & (table.end[sl] > t0) | ((s == table.end[sl]) & (s >= t0) & (s <= t1))
+    idx = np.flatnonzero(keep) + (sl.start or 0)
+    s, e = np.maximum(table.start[idx], t0), np.minimum(table.end[idx], t1)
+    stream = np.array(table.stream.text, dtype=object)[table.stream.codes[idx]] if len(idx) else np.zeros(0, object)
+    prec = str(((config or {}).get("training") or {}).get("precision") or "bf16")
+    dtype, size = DTYPE.get(prec, ("BFloat16", 2))
+    groups = rank_groups(config, rank)
+    w = _Writer(dev, dev)
+    host = HOST_PID + rank
+    meta = [f'{{"ph": "M", "name": "process_name", "pid": {host}, "tid": 0, "args": {{"name": "python (simulated rank {rank})"}}}}',
+            f'{{"ph": "M", "name": "process_name", "pid": {dev}, "tid": 0, "args": {{"name": "GPU {dev}"}}}}',
+            f'{{"ph": "M", "name": "process_labels", "pid": {dev}, "tid": 0, "args": {{"labels": {json.dumps(represents)}}}}}',
+            f'{{"ph": "M", "name": "thread_name", "pid": {host}, "tid": 1, "args": {{"name": "python main thread"}}}}']
+    step = '"ProfilerStep#0"'
+    w.lines.append(f'{{"ph": "X", "cat": "user_annotation", "name": {step}, "pid": {host}, "tid": 1, '
+                   f'"ts": {us(t0)}, "dur": {us(t1 - t0)}, "args": {{"External id": 0}}}}')
+    tid_of: dict[str, int] = {}
+    for name in sorted(set(stream.tolist()), key=lambda x: (x != "compute", STREAM_TID.get(x, 10_000), x)):
+        tid_of[name] = STREAM_TID.get(name, 600 + 100 * len([k for k in tid_of if k not in STREAM_TID]))
+    tid_of.setdefault("compute", 7)
+    _compute(w, table, idx[stream == "compute"], s[stream == "compute"], e[stream == "compute"], t0, t1, step)
+    labels = {7: "stream 7 (compute)"}
+    for name, tid in tid_of.items():
+        if name == "compute":
+            continue
+        on = stream == name
+        tracks = _comm(w, table, idx[on], s[on], e[on], tid, name, groups, dtype, size)
+        labels.update({tid + k: f"stream {tid + k} ({name}{f' #{k + 1}' if k else ''})" for k in range(tracks)})
+    for tid, label in sorted(labels.items()):
+        meta.append(f'{{"ph": "M", "name": "thread_name", "pid": {dev}, "tid": {tid}, "args": {{"name": {json.dumps(label)}}}}}')
+    head = {
+        "schemaVersion": 1,
+        "distributedInfo": {"backend": "nccl", "rank": int(rank), "world_size": int(world)},
+        "deviceProperties": [{"id": dev, "name": str((device or {}).get("name", "")),
+                              "totalGlobalMem": int(float((device or {}).get("memory_bytes") or 0))}],
+        "displayTimeUnit": "ms",
+        "traceName": f"simcluster rank {rank}",
+        "simcluster": {"simulated": True, "stands_for": represents, "window_s": [t0, t1],
+                       "bounded": bounded_note or "the whole iteration"},
+    }
+    return head, meta + w.lines
+
+
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Start index of every run of equal ``keys`` (rows in order)."""
+    n = len(keys[0])
+    new = np.zeros(n, dtype=bool)
+    new[:1] = True
+    for k in keys:
+        new[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(new)
+
+
+def _compute(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.ndarray, t0: float, t1: float,
+             step: str) -> None:
+    """The compute stream: ProfilerStep → microbatch pass → layer → kernel, boundary markers."""
+    tid = 7
+    marker = '"simcluster: iteration window boundary (zero length)"'
+    lo, hi = np.floor(t0 * 1e6) / 1e6, np.ceil(t1 * 1e6) / 1e6
+    w.x(tid, "gpu_user_annotation", step, lo, hi)
+    w.kernels(tid, [marker, marker], np.array([lo, hi]), np.array([lo, hi]), ["", ""])
+    if not len(idx):
+        return
+    pcode = table.phase.codes[idx]
+    kind_of = np.array([{"forward": 1, "recompute": 2, "backward": 2, "weight_grad": 3}.get(p, 0)
+                        for p in table.phase.text] + [0])
+    kind = kind_of[pcode]
+    mb, layer = table.microbatch[idx], table.layer[idx]
+    in_pass = (mb >= 0) & (kind > 0)
+    chunk = _chunks(np.zeros(len(idx), dtype=np.int64), layer, mb * 4 + kind)
+    multi = len(np.unique(chunk[in_pass])) > 1 if in_pass.any() else False
+    pk = np.where(in_pass, kind, -np.arange(1, len(idx) + 1))  # rows outside a pass each their own run
+    passes = _runs(pk, mb, chunk)
+    ends = np.maximum.reduceat(e, passes)
+    names = ("", "forward", "backward", "weight_grad")
+    sel = in_pass[passes]
+    w.xs(tid, "gpu_user_annotation",
+         [f'"{names[k]} mb{m}' + (f' chunk{c}"' if multi else '"') for k, m, c in
+          zip(kind[passes][sel].tolist(), mb[passes][sel].tolist(), chunk[passes][sel].tolist())],
+         s[passes][sel], ends[sel])
+    layers = _runs(pk, mb, chunk, layer)
+    lends = np.maximum.reduceat(e, layers)
+    sel = in_pass[layers]
+    w.xs(tid, "gpu_user_annotation",
+         [f'"layer {v}"' if v >= 0 else '"embedding and head"' for v in layer[layers][sel].tolist()],
+         s[layers][sel], lends[sel])
+    tj = table.task.json
+    names_k = [tj[c] for c in table.task.codes[idx].tolist()]
+    pt = [table.phase.text[c] for c in pcode.tolist()]
+    extra = [f', "phase": "{p}", "microbatch": {m}, "layer": {ly}, "flops": {f}, "task_id": {t}'
+             for p, m, ly, f, t in zip(pt, mb.tolist(), layer.tolist(), ints(table.flops[idx]),
+                                       table.task_id[idx].tolist())]
+    w.kernels(tid, names_k, s, e, extra)
+
+
+def _comm(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.ndarray, tid: int, stream: str,
+          groups: dict[str, list[int]], dtype: str, size: int) -> int:
+    """NCCL kernels of one communication stream (overlapping ones on overflow streams ``tid + k``);
+    returns how many streams it took."""
+    if not len(idx):
+        return 1
+    codes = table.task.codes[idx]
+    static: dict[int, tuple[str, str]] = {}  # per task: (kernel name, args that do not change)
+    for code in np.unique(codes).tolist():
+        row = idx[codes == code][0]
+        task = table.task.text[code]
+        suffix, coll = collective_of(task, table.kind.value(row))
+        key = "embedding" if stream == "dp" and "embedding" in task else (
+            "zero" if table.phase.value(row) == "zero_comm" else stream)
+        ranks = groups.get(key, [])
+        pg = {"pp-fwd": "pp", "pp-bwd": "pp"}.get(key, key)
+        static[code] = (json.dumps(f"ncclDevKernel_{suffix} ({task})"),
+                        f', "Collective name": "{coll}", "Group size": {len(ranks) or 1}, "dtype": "{dtype}", '
+                        f'"Process Group Name": "{pg}", "Process Group Description": "{GROUP_DESC.get(pg, pg)}", '
+                        f'"Process Group Ranks": {json.dumps(ranks)}')
+    nbytes = table.nbytes[idx]
+    nel = (np.nan_to_num(nbytes) // size).astype(np.int64).tolist()
+    extra = [f'{static[c][1]}, "In msg nelems": {n}, "Out msg nelems": {n}, "bytes": {b}, "microbatch": {m}, '
+             f'"layer": {ly}' for c, n, b, m, ly in zip(codes.tolist(), nel, ints(nbytes), table.microbatch[idx].tolist(),
+                                                       table.layer[idx].tolist())]
+    names = [static[c][0] for c in codes.tolist()]
+    tracks = overflow_tracks(s, e)
+    w.kernels([tid + t for t in tracks.tolist()], names, s, e, extra)
+    return int(tracks.max()) + 1
+
+
+def write_rank_traces(out_dir: Path, table: GpuTable, infos: list, t0: float, t1: float, *, world: int,
+                      config: dict | None, bounded_note: str | None, executor: Executor | None = None) -> list[Path]:
+    """Write every simulated rank's trace into ``out_dir`` (stale ``rank*.json[.gz]`` removed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.iterdir():
+        if FILE_RE.match(old.name):
+            old.unlink()
+    device = ((config or {}).get("cluster") or {}).get("device")
+    device = device if isinstance(device, dict) else {"name": str(device or "")}
+    rows = sum(int(np.count_nonzero(table.start[table.spans[i.rank]] < t1)) for i in infos if i.rank in table.spans)
+    gz = rows * EVENT_BYTES > GZIP_TOTAL
+    out = []
+    for info in infos:
+        if info.rank not in table.spans:
+            continue
+        head, lines = rank_trace(table, info.rank, t0, t1, world=world, represents=info.label, config=config,
+                                 device=device, bounded_note=bounded_note)
+        out.append(write_json_text(out_dir / f"rank{info.rank}.json", head, lines, gzip_it=gz, executor=executor))
+    return out

@@ -1,0 +1,251 @@
+"""What each simulated GPU does at every instant, and how much of each pixel column it fills.
+
+A rank's time is cut at every interval boundary into elementary segments; each segment
+gets one *compute state* (what the compute stream runs, or why it idles) and, per
+communication lane, one *lane state* (which collective the lane carries and whether the
+compute stream is busy meanwhile: overlapped, or idle: exposed). The states follow the
+metrics' breakdown (:mod:`simcluster.metrics.summary`): the compute stream's busy time by
+phase, then its idle time attributed to the communication it waits for, tensor/context
+parallel first, then pipeline, then data parallel (its ZeRO gathers and the tied-embedding
+sync told apart), and what remains is the pipeline bubble. So the totals per rank are the
+breakdown of ``details.json`` and the summary's fractions.
+
+:func:`binned` turns segments into seconds per state per time bin exactly (prefix sums:
+no sampling), which is what the Gantt chart draws as stacked shares of a pixel column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Compute-stream states while busy, in drawing order (bottom of a lane up).
+BUSY = ("forward", "recompute", "backward", "weight_grad", "optimizer", "other_compute")
+#: Idle states by cause, in attribution order (the metrics' order); "bubble" last.
+WAITS = ("wait_tp", "wait_cp", "wait_pp", "wait_embedding", "wait_zero", "wait_dp", "wait_other", "bubble")
+COMPUTE_STATES = BUSY + WAITS
+#: Communication classes, by the lane they are drawn on.
+LANES: dict[str, tuple[str, ...]] = {"tp": ("tp",), "cp": ("cp",), "pp": ("pp",),
+                                     "dp": ("embedding", "zero", "dp"), "other": ("other",)}
+COMM_CLASSES = tuple(c for cs in LANES.values() for c in cs)
+#: Summary buckets (metrics' ``exposed_*_comm``) of each wait state.
+BUCKET = {"wait_tp": "tp", "wait_cp": "tp", "wait_pp": "pp", "wait_embedding": "dp", "wait_zero": "dp",
+          "wait_dp": "dp", "wait_other": "other", "bubble": "bubble"}
+
+
+def comm_class(stream: str, phase: str, task: str) -> str:
+    """The communication class of a GPU row on a non-compute stream."""
+    if stream in ("tp", "cp"):
+        return stream
+    if stream in ("pp-fwd", "pp-bwd") or phase == "pp_comm":
+        return "pp"
+    if stream == "dp":
+        if phase == "zero_comm" or task.startswith("zero."):
+            return "zero"
+        return "embedding" if "embedding" in task else "dp"
+    return "other"
+
+
+def lane_of(cls: str) -> str:
+    """The communication lane a class is drawn on."""
+    return next(lane for lane, classes in LANES.items() if cls in classes)
+
+
+def lane_states(lane: str) -> tuple[str, ...]:
+    """A lane's states, drawing order: each class exposed, then each class overlapped."""
+    classes = LANES[lane]
+    return tuple(f"{c}_exposed" for c in classes) + tuple(f"{c}_overlapped" for c in classes)
+
+
+def _union(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted disjoint union of intervals (empty ones dropped)."""
+    keep = e > s
+    s, e = s[keep], e[keep]
+    if len(s) == 0:
+        return s, e
+    order = np.argsort(s, kind="stable")
+    s, e = s[order], e[order]
+    run_end = np.maximum.accumulate(e)
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] > run_end[:-1]
+    idx = np.flatnonzero(new)
+    return s[idx], np.maximum.reduceat(e, idx)
+
+
+def _covered(points: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Whether each point lies inside the sorted disjoint intervals ``[s, e)``."""
+    if len(s) == 0:
+        return np.zeros(len(points), dtype=bool)
+    i = np.searchsorted(s, points, side="right") - 1
+    ok = i >= 0
+    out = np.zeros(len(points), dtype=bool)
+    out[ok] = points[ok] < e[i[ok]]
+    return out
+
+
+def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and the text of each code of a text column (categorical or not)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
+    codes, uniques = pd.factorize(col.astype(str), sort=False)
+    return codes, [str(u) for u in uniques]
+
+
+#: Row classes: the busy compute states, then the communication classes.
+ROW_CLASSES = BUSY + COMM_CLASSES
+
+
+@dataclass
+class GpuRows:
+    """The timeline's GPU rows as arrays sorted by rank: ``cls`` indexes :data:`ROW_CLASSES`;
+    ``spans[rank]`` is that rank's slice."""
+
+    start: np.ndarray
+    end: np.ndarray
+    cls: np.ndarray
+    spans: dict[int, slice]
+
+    def of(self, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sl = self.spans.get(rank, slice(0, 0))
+        return self.start[sl], self.end[sl], self.cls[sl]
+
+
+def gpu_arrays(timeline: pd.DataFrame) -> GpuRows:
+    """Classify every GPU row of ``timeline`` once (text columns through their categories)."""
+    if timeline.empty or "rank" not in timeline:
+        z = np.zeros(0)
+        return GpuRows(z, z, np.zeros(0, dtype=np.int16), {})
+    rank_all = timeline["rank"].to_numpy()
+    idx = np.flatnonzero(rank_all >= 0)
+    rank = rank_all[idx]
+    order = np.argsort(rank, kind="stable")
+    idx, rank = idx[order], rank[order]
+    sub = {c: timeline[c].iloc[idx] for c in ("stream", "phase", "task")}
+    s_codes, s_text = _codes(sub["stream"])
+    p_codes, p_text = _codes(sub["phase"])
+    t_codes, t_text = _codes(sub["task"])
+    busy = {name: k for k, name in enumerate(BUSY)}
+    cls = np.empty(len(idx), dtype=np.int16)
+    for sc, stream in enumerate(s_text):
+        on = s_codes == sc
+        if not on.any():
+            continue
+        if stream == "compute":
+            table = np.array([busy.get(p, busy["other_compute"]) for p in p_text] or [0], dtype=np.int16)
+            cls[on] = table[p_codes[on]]
+        elif stream == "dp":
+            table = np.array([len(BUSY) + COMM_CLASSES.index(comm_class("dp", "", t)) for t in t_text] or [0],
+                             dtype=np.int16)
+            zero = np.array([p == "zero_comm" for p in p_text] or [False])
+            cls[on] = np.where(zero[p_codes[on]], len(BUSY) + COMM_CLASSES.index("zero"), table[t_codes[on]])
+        else:
+            table = np.array([len(BUSY) + COMM_CLASSES.index(comm_class(stream, p, "")) for p in p_text] or [0],
+                             dtype=np.int16)
+            cls[on] = table[p_codes[on]]
+    start = timeline["start_s"].to_numpy(dtype=float)[idx]
+    end = timeline["end_s"].to_numpy(dtype=float)[idx]
+    cuts = np.flatnonzero(np.diff(rank)) + 1
+    bounds = np.concatenate([[0], cuts, [len(rank)]])
+    spans = {int(rank[a]): slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
+    return GpuRows(start, end, cls, spans)
+
+
+@dataclass
+class Segments:
+    """One rank's time cut into segments ``[edges[i], edges[i + 1])`` with their states.
+
+    ``compute[i]`` indexes :data:`COMPUTE_STATES`; ``lanes[lane][i]`` indexes
+    ``lane_states(lane)``, or is -1 where the lane carries nothing.
+    """
+
+    edges: np.ndarray
+    compute: np.ndarray
+    lanes: dict[str, np.ndarray]
+
+    @property
+    def length(self) -> np.ndarray:
+        return np.diff(self.edges)
+
+
+def rank_segments(start: np.ndarray, end: np.ndarray, cls: np.ndarray, t0: float, t1: float) -> Segments:
+    """The segments over ``[t0, t1]`` of one rank's GPU rows (arrays of :meth:`GpuRows.of`)."""
+    edges = np.unique(np.concatenate([[t0, t1], np.clip(start, t0, t1), np.clip(end, t0, t1)]))
+    if len(edges) < 2:
+        edges = np.array([t0, max(t0, t1)])
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    n = len(mid)
+    state = np.full(n, -1, dtype=np.int16)
+    present = set(np.unique(cls).tolist())
+    for k in range(len(BUSY)):
+        if k in present:
+            sel = cls == k
+            hit = _covered(mid, *_union(start[sel], end[sel])) & (state < 0)
+            state[hit] = k
+    busy = state >= 0
+    lanes: dict[str, np.ndarray] = {}
+    for j, c in enumerate(COMM_CLASSES):
+        if len(BUSY) + j not in present:
+            continue
+        sel = cls == len(BUSY) + j
+        cov = _covered(mid, *_union(start[sel], end[sel]))
+        if not cov.any():  # all of it outside [t0, t1]: no lane
+            continue
+        state[cov & (state < 0)] = COMPUTE_STATES.index(f"wait_{c}")  # attribution order = COMM_CLASSES order
+        lane = lane_of(c)
+        names = lane_states(lane)
+        ls = lanes.setdefault(lane, np.full(n, -1, dtype=np.int16))
+        free = cov & (ls < 0)
+        ls[free & ~busy] = names.index(f"{c}_exposed")
+        ls[free & busy] = names.index(f"{c}_overlapped")
+    state[state < 0] = COMPUTE_STATES.index("bubble")
+    return Segments(edges, state, lanes)
+
+
+def binned(seg_edges: np.ndarray, states: np.ndarray, n_states: int, bins: np.ndarray) -> np.ndarray:
+    """Seconds of each state in each bin ``[bins[j], bins[j + 1])``: shape ``(n_states, len(bins) - 1)``.
+
+    Exact: the cumulative time of each state is evaluated at the bin edges (states < 0 count
+    for nothing). Bins outside the segments' span get nothing.
+    """
+    length = np.diff(seg_edges)
+    n_seg = len(length)
+    out = np.zeros((n_states, len(bins) - 1))
+    if n_seg == 0:
+        return out
+    x = np.clip(bins, seg_edges[0], seg_edges[-1])
+    i = np.clip(np.searchsorted(seg_edges, x, side="right") - 1, 0, n_seg - 1)
+    part = x - seg_edges[i]
+    for k in range(n_states):
+        mine = states == k
+        if not mine.any():
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(np.where(mine, length, 0.0))])
+        c = cum[i] + np.where(mine[i], part, 0.0)
+        out[k] = np.diff(c)
+    return np.maximum(out, 0.0)
+
+
+def totals(seg: Segments) -> dict[str, float]:
+    """Seconds per compute state and per lane state of one rank (non-zero ones)."""
+    length = seg.length
+    out = {name: float(length[seg.compute == k].sum()) for k, name in enumerate(COMPUTE_STATES)}
+    for lane, ls in seg.lanes.items():
+        for k, name in enumerate(lane_states(lane)):
+            out[name] = float(length[ls == k].sum())
+    return {k: v for k, v in out.items() if v > 0}
+
+
+def summary_buckets(tot: dict[str, float]) -> dict[str, float]:
+    """A rank's totals in the metrics' breakdown keys (compute includes every busy phase but
+    recompute and optimizer; ``exposed_<tp|pp|dp>_comm``; bubble)."""
+    out = {"compute": sum(tot.get(k, 0.0) for k in ("forward", "backward", "weight_grad", "other_compute")),
+           "recompute": tot.get("recompute", 0.0), "optimizer": tot.get("optimizer", 0.0),
+           "exposed_tp_comm": 0.0, "exposed_pp_comm": 0.0, "exposed_dp_comm": 0.0, "exposed_other_comm": 0.0,
+           "bubble": 0.0}
+    for w in WAITS:
+        b = BUCKET[w]
+        out["bubble" if b == "bubble" else f"exposed_{b}_comm"] += tot.get(w, 0.0)
+    return out

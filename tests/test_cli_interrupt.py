@@ -1,0 +1,105 @@
+"""Issue 19: Ctrl-C (SIGINT to the process group) in ``run`` and ``sweep``: exit 130 with one
+line, no traceback from the parent or its workers, nothing partial that looks whole, and a
+sweep that resumes without losing a finished point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MEGATRON = ROOT / "workloads" / "megatron-1t.yaml"
+TOY = ROOT / "workloads" / "toy-8gpu.yaml"
+
+
+def _interrupt(args: list[str], after_s: float, cwd: Path, until=lambda: True) -> tuple[int, str]:
+    """Run ``python -m simcluster ARGS`` in its own process group; SIGINT the group after ``after_s``
+    once ``until()`` holds."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "simcluster", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(after_s)
+    while proc.poll() is None and not until():
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc.returncode, err
+
+
+def _cli(*argv: object) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from simcluster.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("workload, after_s", [(MEGATRON, 0.3), (MEGATRON, 2.0), (TOY, 2.2), (TOY, 2.9), (TOY, 3.6)])
+def test_ctrl_c_during_run(tmp_path, workload, after_s):
+    """Early (importing), while simulating, and (the toy run) around the moment its files are written."""
+    out = tmp_path / "run"
+    rc, err = _interrupt(["run", str(workload), "--out", str(out)], after_s, tmp_path)
+    if rc == 0:
+        assert _cli("report", out)[0] == 0  # finished first: then it is whole
+        return
+    assert rc == 130, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "interrupted" in err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.partial-")]  # cleaned up
+    rc, _, err = _cli("report", out)
+    assert rc == 2 and ("no such run folder" in err or "not a finished run" in err)
+
+
+SWEEP = """\
+name: interrupted
+base: {base}
+grid:
+  parallelism.tensor: [1, 2, 4]
+  parallelism.pipeline: [1, 2]
+  training.micro_batch: [1, 2, 4]
+set:
+  parallelism.data: null
+"""
+
+
+def test_ctrl_c_during_sweep_then_resume(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(SWEEP.format(base=TOY))
+    out = tmp_path / "out"
+    store = out / "points.jsonl"
+
+    def some_points_done() -> bool:
+        return store.exists() and store.read_text().count("\n") >= 4  # the invalid point and 3 simulated
+
+    rc, err = _interrupt(["sweep", str(sweep), "--out", str(out), "--jobs", "2", "--no-report"], 1.0, tmp_path,
+                         until=some_points_done)
+    if rc == 0:
+        pytest.skip("the sweep finished before it was interrupted")
+    assert rc == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "run the same command again to resume" in err
+    finished = {json.loads(line)["key"] for line in store.read_text().splitlines()} if store.exists() else set()
+    rc, stdout, err = _cli("sweep", sweep, "--out", out, "--jobs", "2", "--no-report")
+    assert rc == 0, err
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 18 and set(table["status"]) <= {"ok", "invalid"}
+    assert finished <= set(table["config_hash"])  # no finished point lost
+    assert f"{len(finished)} taken from the store" in stdout or not finished
