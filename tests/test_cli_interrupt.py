@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -51,9 +52,14 @@ def _cli(*argv: object) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-@pytest.mark.parametrize("workload, after_s", [(MEGATRON, 0.3), (MEGATRON, 2.0), (TOY, 2.2), (TOY, 2.9), (TOY, 3.6)])
+#: Five random moments (seeded: a failure can be replayed) from importing to writing the files.
+MOMENTS = [round(random.Random(f"interrupt-run-{i}").uniform(0.2, 4.0), 2) for i in range(5)]
+
+
+@pytest.mark.parametrize("after_s", MOMENTS)
+@pytest.mark.parametrize("workload", [MEGATRON, TOY], ids=["1t", "toy"])
 def test_ctrl_c_during_run(tmp_path, workload, after_s):
-    """Early (importing), while simulating, and (the toy run) around the moment its files are written."""
+    """Ctrl-C at a random moment: importing, simulating, or while the files are written."""
     out = tmp_path / "run"
     rc, err = _interrupt(["run", str(workload), "--out", str(out)], after_s, tmp_path)
     if rc == 0:
@@ -75,19 +81,25 @@ grid:
   parallelism.tensor: [1, 2, 4]
   parallelism.pipeline: [1, 2]
   training.micro_batch: [1, 2, 4]
+  training.recompute: [none, full]
 set:
   parallelism.data: null
 """
 
 
-def test_ctrl_c_during_sweep_then_resume(tmp_path):
+@pytest.mark.parametrize("extra_s", [round(random.Random(f"interrupt-sweep-{i}").uniform(0.0, 0.8), 2)
+                                     for i in range(5)])
+def test_ctrl_c_during_sweep_then_resume(tmp_path, extra_s):
     sweep = tmp_path / "s.yaml"
     sweep.write_text(SWEEP.format(base=TOY))
     out = tmp_path / "out"
     store = out / "points.jsonl"
 
     def some_points_done() -> bool:
-        return store.exists() and store.read_text().count("\n") >= 4  # the invalid point and 3 simulated
+        if not (store.exists() and store.read_text().count("\n") >= 4):  # the invalid point and 3 simulated
+            return False
+        time.sleep(extra_s)  # then a random moment later
+        return True
 
     rc, err = _interrupt(["sweep", str(sweep), "--out", str(out), "--jobs", "2", "--no-report"], 1.0, tmp_path,
                          until=some_points_done)
@@ -100,6 +112,6 @@ def test_ctrl_c_during_sweep_then_resume(tmp_path):
     rc, stdout, err = _cli("sweep", sweep, "--out", out, "--jobs", "2", "--no-report")
     assert rc == 0, err
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 18 and set(table["status"]) <= {"ok", "invalid"}
+    assert len(table) == 36 and set(table["status"]) <= {"ok", "invalid"}
     assert finished <= set(table["config_hash"])  # no finished point lost
     assert f"{len(finished)} taken from the store" in stdout or not finished
