@@ -8,12 +8,18 @@ fit in memory; 130 interrupted (Ctrl-C); 1 anything else (a bug).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import simcluster
 from simcluster.commands import COMMANDS
+from simcluster.commands.options import print_json
 from simcluster.errors import Problem, SpecError
 from simcluster.runfolder import check_out_dir, check_run_folder
 
@@ -30,9 +36,22 @@ def print_problems(problems: list[Problem]) -> None:
         print(f"... and {len(problems) - MAX_PROBLEMS:,} more problems", file=sys.stderr)
 
 
+def _verbosity(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q/--quiet and -v/--verbose, before or after the command (a command's own copy does not
+    reset what was given before it)."""
+    default = False if top else argparse.SUPPRESS
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print nothing but problems (and the JSON of --json)")
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="say more: the simulation's statistics, the log of each step")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m simcluster",
-                                description="Discrete-event simulator of large-model training clusters.")
+    p = argparse.ArgumentParser(prog="simcluster",
+                                description="Discrete-event simulator of large-model training clusters "
+                                            "(also: python -m simcluster).")
+    p.add_argument("--version", action="version", version=f"simcluster {simcluster.__version__}")
+    _verbosity(p, top=True)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate one training iteration of a workload")
     run.add_argument("workload", help="workload YAML file")
@@ -41,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a dotted key of the workload, e.g. parallelism.tensor=4")
     run.add_argument("--strict", action="store_true",
                      help="exit 3 when the layout does not fit in memory (the report is still written)")
+    run.add_argument("--json", action="store_true",
+                     help="print summary.json on stdout (the summary table and messages go to stderr)")
     for name in COMMANDS:  # module export_chakra is the command export-chakra (alias export_chakra)
         mod = importlib.import_module(f"simcluster.commands.{name}")
         typed = name.replace("_", "-")
@@ -51,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="draw the Gantt chart of this part of the iteration only (seconds, e.g. 0.5:1.25)")
     val = sub.add_parser("validate", help="check a workload, cluster or sweep file")
     val.add_argument("file")
+    for command in {id(c): c for c in sub.choices.values()}.values():  # aliases share their parser
+        _verbosity(command)
     return p
 
 
@@ -62,7 +85,13 @@ def _finish(outcome: Any, out: Path, args: argparse.Namespace) -> int:
     print(print_summary(outcome.summary, outcome.spec.resolved_dict(), outcome.details))
     for warning in outcome.summary.get("warnings", []):
         print(f"warning: {warning}")
+    if getattr(args, "verbose", False):
+        sim = outcome.details.get("simulation", {})
+        print(f"simulated {sim.get('tasks', '?'):,} tasks, {sim.get('events', '?'):,} events in "
+              f"{sim.get('wall_s', float('nan')):.3f} s ({outcome.summary.get('simulated_ranks', '?')} simulated ranks)")
     print(f"wrote {out}/")
+    if getattr(args, "json", False):
+        print_json(args, outcome.summary)
     if args.strict and outcome.summary.get("fits_in_memory") is False:
         print(f"{args.workload}: --strict: the layout does not fit in memory", file=sys.stderr)
         return 3
@@ -147,16 +176,34 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _human_output(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
+    """Where the commands' human-readable output goes: nowhere with --quiet, stderr with --json
+    (stdout carries the JSON alone: :func:`simcluster.commands.options.print_json`), else stdout."""
+    if args.quiet:
+        stack = contextlib.ExitStack()
+        sink = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
+        stack.enter_context(contextlib.redirect_stdout(sink))
+        return stack
+    if getattr(args, "json", None) is True:  # validate-published's --json [FILE] sends its report itself
+        return contextlib.redirect_stdout(sys.stderr)
+    return contextlib.nullcontext()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.stdout = sys.stdout  # the JSON of --json goes here, past the redirection of the rest
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="simcluster: %(message)s", stream=sys.stderr)
     handlers = {"run": _run, "validate": _validate, "report": _report}
     handler = handlers.get(args.command) or importlib.import_module(
         f"simcluster.commands.{args.command.replace('-', '_')}").main
     try:
-        return handler(args)
+        with _human_output(args):
+            return handler(args)
     except SpecError as e:
         print_problems(e.problems)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
         print(f"\nsimcluster {args.command}: interrupted", file=sys.stderr)
         return 130

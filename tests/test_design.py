@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from layering import ALLOWED, allowed, cycles, part_of
+from layering import ALLOWED, LAZY, allowed, cycles, part_of
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simcluster"
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -203,3 +203,17 @@ def test_imports_follow_the_edges_table():
                 how = " (TYPE_CHECKING)" if imp.type_only else " (in a function)" if imp.in_function else ""
                 bad.append(f"{where}:{imp.lineno} {source} -> {target}: imports {imp.module}{how}")
     assert not bad, "imports outside the edges of tests/layering.py:\n" + "\n".join(sorted(set(bad)))
+
+
+def test_lazy_edges_are_taken_in_functions_only():
+    """The edges of layering.LAZY (the root's re-export of the public API) are imports made
+    inside functions, never at module level: they run after every part is loaded."""
+    bad = []
+    for path in MODULES:
+        source = part_of(module_name(path))
+        for imp in IMPORTS[path]:
+            target = part_of(imp.module)
+            if target in LAZY.get(source or "", frozenset()) and target not in ALLOWED.get(source or "", frozenset()) \
+                    and not imp.in_function:
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{imp.lineno} imports {imp.module} at module level")
+    assert not bad, "\n".join(bad)

@@ -75,6 +75,8 @@ def _load_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...]) -> tup
             first = meta
         elif any(meta.get(k) != first.get(k) for k in ("sc.workload", "sc.ranks", "sc.tasks")):
             raise _problem(path, "belongs to another export than the other files in this folder")
+        if "sc.mirror_of" in meta:  # another GPU of a simulated rank's stage: the same tasks, renamed
+            continue
         for (stream, order) in loads(meta["sc.streams"]).items():
             streams[(int(meta["sc.rank"]), stream)] = list(order)
         for n in nodes:

@@ -7,4 +7,4 @@ modules named in :data:`COMMANDS`, typed with hyphens (``export_chakra`` is
 :class:`simcluster.errors.SpecError` for bad input (exit status 2).
 """
 
-COMMANDS = ("sweep", "search", "collective", "export_chakra", "validate_published")
+COMMANDS = ("sweep", "search", "collective", "export_chakra", "validate_published", "import_megatron")

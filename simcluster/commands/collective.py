@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", default="8", help="GPUs taking part, 0..gpus-1 (default 8)")
     p.add_argument("--cluster", default="dgx-a100-80gb", help="a preset name or a cluster file (default dgx-a100-80gb)")
     p.add_argument("--algorithm", default="auto", help="collective algorithm (default auto: chosen per size)")
+    p.add_argument("--json", action="store_true",
+                   help="print the rows as JSON on stdout (op, gpus, cluster, rows: size, time_s, algbw, busbw, "
+                        "algorithm; bandwidths in bytes/s)")
 
 
 @dataclass(frozen=True)
@@ -167,4 +170,11 @@ def main(args: argparse.Namespace) -> int:
     title = (f"simcluster collective: {op} on {gpus} GPUs ({nodes} node{'s' if nodes > 1 else ''} x "
              f"{topo.gpus_per_node}) of {topo.name}, algorithm {args.algorithm}")
     print(format_table(rows, title))
+    if args.json:
+        from dataclasses import asdict
+
+        from simcluster.commands.options import print_json
+
+        print_json(args, {"op": op, "gpus": gpus, "nodes": nodes, "cluster": topo.name, "algorithm": args.algorithm,
+                          "rows": [asdict(r) for r in rows]})
     return 0

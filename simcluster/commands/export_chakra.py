@@ -1,7 +1,8 @@
 """``python -m simcluster export-chakra WORKLOAD.yaml DIR [--set KEY=VALUE ...] [--prefix NAME]``
 
 Writes the lowered task graph of a workload as MLCommons Chakra execution traces, one
-``<prefix>.<rank>.et`` per simulated rank (see :mod:`simcluster.chakra.export`);
+``<prefix>.<rank>.et`` per GPU (``--per-simulated-rank``: per simulated rank only; see
+:mod:`simcluster.chakra.export`);
 ``python -m simcluster run DIR`` simulates them again.
 
 Exit status: 0 written; 2 bad input, or the ``simcluster[chakra]`` extra is not installed.
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "write a workload's task graph as Chakra execution traces (.et per rank; needs simcluster[chakra])"
+HELP = "write a workload's task graph as Chakra execution traces (.et per GPU; needs simcluster[chakra])"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted key of the workload, e.g. parallelism.tensor=4")
     p.add_argument("--prefix", help="file name prefix (default: the workload's name)")
+    p.add_argument("--per-simulated-rank", dest="per_gpu", action="store_false",
+                   help="one file per simulated rank (one per pipeline stage in symmetric fidelity) instead of "
+                        "one per GPU")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,11 +42,11 @@ def main(args: argparse.Namespace) -> int:
     check_out_dir(args.dir, "DIR")
     inside(Path(args.dir), f"{args.prefix or spec.name}.0.et", "--prefix")  # names are names, not paths
     if not have_chakra():
-        print("export-chakra needs the Chakra schema: pip install 'simcluster[chakra]' "
-              "(or: pip install --no-deps mlc-chakra protobuf)", file=sys.stderr)
+        print("export-chakra needs the Chakra schema (the extra simcluster[chakra]): "
+              "pip install --no-deps mlc-chakra protobuf", file=sys.stderr)
         return 2
     from simcluster.chakra import export_chakra
 
-    paths = export_chakra(spec, args.dir, prefix=args.prefix)
+    paths = export_chakra(spec, args.dir, prefix=args.prefix, per_gpu=args.per_gpu)
     print(f"wrote {len(paths)} Chakra traces to {args.dir}/ ({paths[0].name} ... {paths[-1].name})")
     return 0

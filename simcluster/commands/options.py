@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
+from typing import Any
 
 
 def positive(text: str) -> int:
@@ -33,3 +37,29 @@ def executor_kind(args: argparse.Namespace) -> tuple[str, str | None]:
     if args.scheduler and kind != "dask":
         return kind, "--scheduler needs --executor dask"
     return kind, None
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as null, numpy scalars as Python numbers, tuples as lists."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (TypeError, ValueError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def print_json(args: argparse.Namespace, obj: Any) -> None:
+    """``--json``: ``obj`` as one JSON document on the real stdout (the command's other output is
+    sent to stderr meanwhile, by :mod:`simcluster.cli`)."""
+    out = getattr(args, "stdout", None) or sys.stdout
+    out.write(json.dumps(_jsonable(obj), indent=1) + "\n")
+    out.flush()

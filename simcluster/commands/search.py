@@ -1,5 +1,8 @@
 """``python -m simcluster search WORKLOAD.yaml [--out DIR] [--gpus N | --gpus A-B] [--top K]
-[--objective throughput|cost] [--jobs N] [--executor local|dask] [--fix KEY=VALUE ...]``
+[--objective throughput|cost] [--jobs N] [--executor local|dask] [--set KEY=VALUE ...] [--json]``
+
+``--set`` (alias ``--fix``, its first name) holds a search key or sets any other workload key;
+``--json`` prints the ranking (and where the files went) as JSON on stdout.
 
 Finds the best parallel layout of the workload's model, global batch and cluster: tier 1
 estimates every valid layout analytically, prunes those that do not fit in memory and ranks
@@ -20,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-from simcluster.commands.options import add_execution_arguments, executor_kind, positive
+from simcluster.commands.options import add_execution_arguments, executor_kind, positive, print_json
 
 HELP = "find the best parallel layout of a workload's model on its cluster (analytical screening + simulation)"
 
@@ -41,9 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=positive, metavar="K", help="layouts to show, and the fewest to simulate (default 10)")
     p.add_argument("--objective", choices=("throughput", "cost"),
                    help="tokens/s (default) or tokens per dollar (needs price_per_gpu_hour in the cluster)")
-    p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", "--fix", dest="fix", action="append", default=[], metavar="KEY=VALUE",
                    help="hold a key (e.g. parallelism.tensor=8, or a list parallelism.pipeline=4,8) or set any "
-                        "other workload key")
+                        "other workload key (--fix: the same)")
+    p.add_argument("--json", action="store_true",
+                   help="print the ranking as JSON on stdout (the summary text goes to stderr)")
     p.add_argument("--max-simulations", type=positive, metavar="N",
                    help="simulate at most N layouts from the analytical ranking (default 64)")
     add_execution_arguments(p, "simulations")
@@ -67,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     opts = SearchOptions(workload=args.workload, out=Path(args.out) if args.out else None, gpus=args.gpus,
                          top=args.top, objective=args.objective, fix=list(args.fix),
                          max_simulations=args.max_simulations, executor=kind, jobs=args.jobs,
-                         scheduler=args.scheduler, fresh=args.fresh, reports=args.report)
+                         scheduler=args.scheduler, fresh=args.fresh, reports=args.report,
+                         progress=False if getattr(args, "quiet", False) or args.json else None)
     try:
         outcome = run_search(opts)  # SpecError: exit 2 with one line per problem (cli.main)
     except (MissingExtra, StoreBusy, SchedulerUnreachable) as exc:
@@ -81,4 +87,9 @@ def main(args: argparse.Namespace) -> int:
         return 130
     print(summary_text(outcome))
     print(f"wrote {outcome.out_dir}/")
+    if args.json:
+        table = outcome.table
+        print_json(args, {"name": outcome.name, "objective": outcome.objective, "out_dir": str(outcome.out_dir),
+                          "simulated": outcome.simulated, "baseline": outcome.baseline,
+                          "ranking": table.to_dict(orient="records") if not table.empty else []})
     return 0

@@ -1,4 +1,4 @@
-"""``python -m simcluster sweep SWEEP.yaml [--out DIR] [--jobs N] [--executor local|dask] [--scheduler ADDRESS]``
+"""``python -m simcluster sweep SWEEP.yaml [--out DIR] [--set KEY=VALUE ...] [--jobs N] [--executor local|dask] [--scheduler ADDRESS]``
 
 Runs every point of a sweep file (see :mod:`simcluster.spec.sweep`), resuming from the
 store in ``DIR`` (default ``reports/<sweep name>/``), and writes ``results.csv`` (and
@@ -25,6 +25,9 @@ HELP = "run a batch of workload variants from a sweep file (resumable; local pro
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", help="sweep YAML file (base workload, grid, zip groups, filters)")
     p.add_argument("--out", help="output folder (default reports/<sweep name>/); finished points there are reused")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a dotted workload key for every point, as the sweep file's set: section does "
+                        "(a swept key keeps its values)")
     add_execution_arguments(p, "points")
 
 
@@ -34,7 +37,9 @@ def _fail(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    from simcluster.errors import Problem, SpecError
     from simcluster.runfolder import check_out_dir
+    from simcluster.spec import parse_override
     from simcluster.spec.sweep import load_sweep
     from simcluster.sweep.executors import MissingExtra, SchedulerUnreachable, make_executor
     from simcluster.sweep.report import summary_text
@@ -49,10 +54,17 @@ def main(args: argparse.Namespace) -> int:
     except MissingExtra as exc:
         return _fail(str(exc))
     sweep = load_sweep(args.sweep)  # SpecError: exit 2 with one line per problem (cli.main)
+    for text in args.overrides:  # --set: the sweep's set: section, extended
+        try:
+            override = parse_override(text)
+        except ValueError as exc:
+            raise SpecError([Problem("--set", None, text.partition("=")[0].strip(), str(exc))]) from None
+        sweep.spec.set[override.key] = override.value
     out = Path(args.out) if args.out else Path("reports") / sweep.name
     check_out_dir(out)  # before any point runs
     try:
-        outcome = run_sweep(sweep, out, executor, fresh=args.fresh, reports=args.report)
+        outcome = run_sweep(sweep, out, executor, fresh=args.fresh, reports=args.report,
+                            progress=False if getattr(args, "quiet", False) else None)
     except (StoreBusy, SchedulerUnreachable) as exc:
         return _fail(str(exc))
     except OSError as exc:  # disk full, folder removed or made read-only while running

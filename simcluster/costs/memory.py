@@ -111,15 +111,16 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     sbh = s * training.micro_batch * model.hidden
     v = DTYPE_BYTES[training.precision] / 2  # 1 for 16-bit values, 2 for fp32
     sp = _sp(parallelism)
-    if recompute == "full":
-        return 2 * v * sbh / (t if sp else 1)
+    if recompute == "full":  # the layer's input, split over t with sequence parallelism or when distributed
+        return 2 * v * sbh / (t if sp or training.distribute_saved_activations else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
     mlp = (4 if P.mlp_matrices(model) == 2 else 6) * P.ffn_width(model) / model.hidden
-    replicated = 8 * v + 2
+    # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block), 2 masks
+    replicated = (4 if model.parallel_block else 8) * v + 2
     keep_scores = recompute == "none" and not training.flash_attention
     scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
     if P.replicated_kv_params(model, t):  # g < t: each rank stores its replicated K/V head whole

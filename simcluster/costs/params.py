@@ -94,8 +94,9 @@ def layer_split_params(model: ModelSpec) -> int:
 
 
 def layer_replicated_params(model: ModelSpec) -> int:
-    """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h."""
-    return 6 * model.hidden
+    """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h
+    (a parallel block has one layernorm: 4h)."""
+    return (4 if model.parallel_block else 6) * model.hidden
 
 
 def layer_params(model: ModelSpec, tensor: int = 1) -> float:

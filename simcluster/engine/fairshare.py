@@ -13,13 +13,18 @@ crosses and pushes their new shares (older entries are skipped when popped, a
 lazy deletion), so one fill costs O(E log E) for E (flow, link) pairs instead
 of one scan of every link per frozen level.
 
-**Slack links.** A flow never runs faster than alone, ``r_f <= m_f =
-min_l B_l / w[f,l]``, so a link whose *demand* ``D_l = sum_f w[f,l]·m_f`` stays
-below ``B_l`` can never saturate: its constraint is implied by the others (each
-flow's own tightest link has ``D_l >= w·m_f = B_l``, so it is never slack) and
-the max-min rates are the same without it. Such links neither couple flows nor
-enter the fill. ``D_l < (1 - SLACK_MARGIN)·B_l`` is the test, the margin far
-above the rounding of a running sum.
+A link only one flow of the fill crosses keeps its share ``B_l / w[f,l]`` until that
+flow freezes, so each flow's own links enter the heap as one entry, their tightest
+share: a ring over hundreds of links costs one entry and a walk of its links.
+
+**Slack links.** Let ``m_f = min_l B_l / w[f,l]`` be a flow's rate alone. A link
+whose *demand* ``D_l = sum_f w[f,l]·m_f`` stays below ``B_l`` can never saturate:
+each flow's tightest link has ``D_l >= w·m_f = B_l``, so it is not slack and is kept;
+the kept constraints then give ``r_f <= m_f`` for every flow, hence
+``sum_f w[f,l]·r_f <= D_l < B_l``. The slack constraint is implied, the feasible set
+and so the max-min rates are the same without it, and such links neither couple
+flows nor enter the fill. ``D_l < (1 - SLACK_MARGIN)·B_l`` is the test, the margin
+far above the rounding of a running sum.
 """
 
 from __future__ import annotations

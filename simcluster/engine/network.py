@@ -31,8 +31,8 @@ interval therefore carries exactly the bytes of the flows that ended in it.
 from __future__ import annotations
 
 import math
+from array import array
 from heapq import heapify, heappop, heappush
-from operator import truediv
 from typing import Callable, Protocol, Sequence, cast
 
 import simpy
@@ -42,7 +42,7 @@ from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
-#: Wake-ups in a row at one instant that end no flow before the engine gives up.
+#: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
 
 
@@ -96,7 +96,8 @@ class Network:
     """Active flows on the topology's links, re-rated incrementally on every change.
 
     ``covered[l]``: link ``l``'s constraint is implied by others (it never couples flows).
-    ``intervals``: (link, start, end, bytes) of every busy interval of a recorded link.
+    ``intervals``: link, start, end, bytes of every busy interval of a recorded link, one
+    after another (a flat array of doubles: no object per interval).
     """
 
     def __init__(self, env: simpy.Environment, bandwidth: list[float],
@@ -119,7 +120,7 @@ class Network:
         for l in recorded:
             self._rec[l] = True
         self._rec_bytes = [0.0] * n
-        self.intervals: list[tuple[int, float, float, float]] = []
+        self.intervals = array("d")
         self._fin: list[_Entry] = []  # finish times
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
         self._active = 0
@@ -127,15 +128,19 @@ class Network:
         self._wake_at = math.inf
         self._idle = 0  # wake-ups in a row that ended nothing
         self.flows_started = 0
+        self.wakeups = 0  # wake-up timeouts scheduled
+        self.superseded = 0  # of which skipped: a later change moved the earliest finish
 
     # -- public ---------------------------------------------------------------------------
     def start(self, tr: Transfer, on_done: Callable[[int], None], arg: int) -> None:
         """Run ``tr``: wait its latency, then move its bytes at the fair rate; then ``on_done(arg)``."""
         lat = tr.latency
         if lat > 0:
-            if lat == math.inf or lat != lat:
+            if lat == math.inf:
                 raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
             Timeout(self.env, lat, _Flow(tr, on_done, arg)).callbacks.append(self._after_latency)
+        elif lat != lat:
+            raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
         elif tr.nbytes <= 0 or not tr.links:
             on_done(arg)
         else:
@@ -246,10 +251,12 @@ class Network:
             return
         ev = Timeout(self.env, t - now if t > now else 0.0)
         ev.callbacks.append(self._wakeup)
+        self.wakeups += 1
         self._wake, self._wake_at = ev, t
 
     def _wakeup(self, ev: simpy.Event) -> None:
         if ev is not self._wake:
+            self.superseded += 1
             return  # superseded by a later change
         self._wake = None
         now = self.env.now
@@ -284,7 +291,7 @@ class Network:
                     coupled[l] = False
                     self.busy[l] += now - self._since[l]
                     if rec[l]:
-                        self.intervals.append((l, self._since[l], now, self._rec_bytes[l] + w * nb))
+                        self.intervals.extend((l, self._since[l], now, self._rec_bytes[l] + w * nb))
                 else:
                     if rec[l]:
                         self._rec_bytes[l] += w * nb

@@ -7,8 +7,8 @@ the task graph, its weight on ``S`` is at least its weight on ``U``, and
     sum_f w[f,U]·r_f  <=  sum_f sum_{n in S} w[f,n]·r_f  <=  sum_{n in S} B_n  <=  B_U,
 
 so ``U``'s constraint follows from those of ``S``: leaving it out of max-min fair
-sharing changes no rate (the feasible set is the same; Bertsekas & Gallager, *Data
-Networks*, §6.5.2, define the allocation on that set alone). The candidates for
+sharing changes no rate (the feasible set is the same, and the max-min fair allocation,
+Bertsekas & Gallager, *Data Networks*, §6.5.2, is a function of that set alone). The candidates for
 ``S`` are the links into ``a`` (but ``b -> a``) and the links out of ``b`` (but
 ``b -> a``): whatever crosses ``U`` came in through one or leaves through the other.
 
@@ -17,14 +17,17 @@ its NICs can inject (``used · nic_bandwidth``; :mod:`simcluster.topology.networ
 Left in, every uplink ties with its NICs and joins all the flows leaving a leaf into one
 component that is re-rated on every change; left out, flows couple only through the
 links that can actually hold them back. Covered links are chosen greedily, widest first,
-and a chosen link's cover is kept, so no constraint is dropped on the strength of
-another dropped one. Bandwidth sums are compared with a relative slack of 1e-12 (the
+and a chosen link's cover (of its two, the one of narrower links) is kept, so no
+constraint is dropped on the strength of another dropped one. Bandwidth sums are compared with a relative slack of 1e-12 (the
 same capacity summed in another order).
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
 
 from simcluster.collectives.transfer import Transfer
 
@@ -38,31 +41,17 @@ def covered_links(transfers: Iterable[Transfer], bandwidth: Sequence[float], src
     routes: dict[tuple[int, ...], set[tuple[float, ...]]] = {}
     for tr in transfers:
         routes.setdefault(tr.links, set()).add(tr.weights)
-    used = {l for links in routes for l in links}
-    into: dict[str, list[int]] = {}
-    out_of: dict[str, list[int]] = {}
-    for l in range(n):
-        into.setdefault(dst[l], []).append(l)
-        out_of.setdefault(src[l], []).append(l)
-    # candidate covers whose bandwidth fits: the in-links of a, the out-links of b
-    covers: dict[int, list[frozenset[int]]] = {}
-    for u in used:
-        a, b = src[u], dst[u]
-        for s in ([m for m in into[a] if src[m] != b] if a in into else [],
-                  [m for m in out_of[b] if dst[m] != a] if b in out_of else []):
-            if s and sum(bandwidth[m] for m in s) <= bandwidth[u] * (1 + _REL):
-                covers.setdefault(u, []).append(frozenset(s))
+    covers = _candidates(sorted({l for links in routes for l in links}), bandwidth, src, dst)
     for links, weight_sets in routes.items():
         on = [u for u in links if u in covers]
         for weights in weight_sets:
             if not on:
                 break
-            pairs = list(zip(links, weights))
             w: dict[int, float] = {}
-            for m, x in pairs:
+            for m, x in zip(links, weights):
                 w[m] = w.get(m, 0.0) + x
             for u in on:
-                ok = [s for s in covers[u] if sum(x for m, x in pairs if m in s) >= w[u]]
+                ok = [s for s in covers[u] if sum(w.get(m, 0.0) for m in s) >= w[u]]
                 if ok:
                     covers[u] = ok
                 else:
@@ -74,6 +63,43 @@ def covered_links(transfers: Iterable[Transfer], bandwidth: Sequence[float], src
         if keep[u]:
             continue
         out[u] = True
-        for m in covers[u][0]:
+        # the cover of the narrowest links (NICs rather than the other side's uplinks) is kept
+        for m in min(covers[u], key=lambda c: (max(bandwidth[m] for m in c), sorted(c))):
             keep[m] = True
     return out
+
+
+def _candidates(used: list[int], bandwidth: Sequence[float], src: Sequence[str],
+                dst: Sequence[str]) -> dict[int, list[frozenset[int]]]:
+    """Per used link ``a -> b``, the covers whose bandwidth fits: the links into ``a`` and the
+    links out of ``b``, each without ``b -> a`` (bandwidth sums per vertex with numpy)."""
+    if not used:
+        return {}
+    codes, _ = pd.factorize(np.array(list(src) + list(dst), dtype=object))
+    n = len(bandwidth)
+    s, d = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
+    bw = np.asarray(bandwidth, dtype=float)
+    m = int(codes.max()) + 1
+    into_bw, out_bw = np.bincount(d, bw, minlength=m), np.bincount(s, bw, minlength=m)
+    pair = s * m + d
+    by_pair = np.argsort(pair, kind="stable")
+    u = np.asarray(used, dtype=np.int64)
+    at = np.searchsorted(pair[by_pair], d[u] * m + s[u])  # the reverse link b -> a, if any
+    found = (at < n) & (pair[by_pair][np.minimum(at, n - 1)] == d[u] * m + s[u])
+    rev = np.where(found, bw[by_pair[np.minimum(at, n - 1)]], 0.0)
+    limit = bw[u] * (1 + _REL)
+    fit_in = (into_bw[s[u]] - rev <= limit) & (into_bw[s[u]] - rev > 0)
+    fit_out = (out_bw[d[u]] - rev <= limit) & (out_bw[d[u]] - rev > 0)
+    by_dst, by_src = np.argsort(d, kind="stable"), np.argsort(s, kind="stable")
+    dst_at = np.searchsorted(d[by_dst], np.arange(m + 1))
+    src_at = np.searchsorted(s[by_src], np.arange(m + 1))
+    covers: dict[int, list[frozenset[int]]] = {}
+    for i in np.flatnonzero(fit_in | fit_out).tolist():
+        l, a, b = int(u[i]), int(s[u[i]]), int(d[u[i]])
+        found_covers = []
+        if fit_in[i]:
+            found_covers.append(frozenset(int(x) for x in by_dst[dst_at[a]:dst_at[a + 1]] if s[x] != b))
+        if fit_out[i]:
+            found_covers.append(frozenset(int(x) for x in by_src[src_at[b]:src_at[b + 1]] if d[x] != a))
+        covers[l] = found_covers
+    return covers

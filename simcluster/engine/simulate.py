@@ -47,7 +47,8 @@ class SimResult:
     link_busy_s: list[float]
     events: int
     wall_s: float
-    #: tasks, flows; engine_s, timeline_s (wall) and engine_cpu_s, timeline_cpu_s (CPU)
+    #: tasks, flows, wakeups (network wake-up timeouts), superseded_wakeups (of them, skipped);
+    #: engine_s, timeline_s (wall) and engine_cpu_s, timeline_cpu_s (CPU)
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -63,10 +64,11 @@ def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -
     :class:`RunawayError` on a duration, latency or rate that would not let
     simulated time advance to a finite end.
 
-    The cyclic garbage collector is off while it runs: the run makes no reference
-    cycles (reference counting frees every event and flow), and with millions of task
-    objects alive each full collection would scan them all again for nothing (a
-    quarter of the engine's time at 2,048 GPUs).
+    The cyclic garbage collector is off while it runs: events and flows make no
+    reference cycles (reference counting frees them; the one cycle, the nested
+    functions below, is emptied at the end), and with millions of task objects alive
+    each full collection would scan them all again for nothing (a quarter of the
+    engine's time at 2,048 GPUs).
     """
     t0, c0 = _time.perf_counter(), _time.process_time()
     collecting = gc.isenabled()
@@ -109,6 +111,8 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             u = unblocks[a]
             if u is none:
                 unblocks[a] = [b]
+            elif b in u:
+                continue  # next after a on two of its ranks: one count-down, at its first place
             else:
                 u.append(b)
             blockers[b] += 1
@@ -127,7 +131,6 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             else:
                 u.append(j)
             blockers[j] += 1
-    started = [False] * n
     step = [0] * n  # per communication task: its transfers started so far
     pending: list[int] = []  # tasks that ended now, to be propagated (no recursion)
     draining = False
@@ -145,17 +148,18 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         finish(cast(int, ev.value))
 
     def drain() -> None:
-        # a launch only queues what ends at once (``pending``), so counting down and
-        # launching in one pass starts the same tasks in the same order as two passes
+        # each task is listed once per task it waits for, so its count reaches zero once,
+        # at the last of them; a launch only queues what ends at once (``pending``), so
+        # counting down and launching in one pass starts the same tasks in the same order
+        # as counting all down first
         while pending:
             for c in unblocks[pending.pop()]:
                 k = blockers[c] - 1
                 blockers[c] = k
-                if not k and not started[c]:
+                if not k:
                     launch(c)
 
     def launch(tid: int) -> None:
-        started[tid] = True
         start[tid] = env.now
         if transfers[tid]:
             next_transfer(tid)
@@ -173,8 +177,8 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         step[tid] = i + 1
         net.start(trs[i], next_transfer, tid)
 
-    for tid in firsts:
-        if not blockers[tid] and not started[tid]:
+    for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
+        if not blockers[tid]:
             launch(tid)
     env.run()
     if any(map(math.isnan, end)):
@@ -182,13 +186,15 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         names = ", ".join(tasks[i].name for i in missing[:5])
         raise DeadlockError(f"{len(missing)} of {n} tasks never ran (first: {names})")
 
+    for state in (unblocks, blockers, step, dur, transfers):
+        state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()
     timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.intervals)
     t2, c2 = _time.perf_counter(), _time.process_time()
-    unblocks.clear()  # the nested functions above form a cycle: free what they hold now
-    net.intervals.clear()
+    del net.intervals[:]
     return SimResult(timeline, start, end, list(net.bytes), list(net.busy),
                      events=n + net.flows_started, wall_s=t2 - t0,
-                     stats={"tasks": n, "flows": net.flows_started, "engine_s": t1 - t0,
+                     stats={"tasks": n, "flows": net.flows_started, "wakeups": net.wakeups,
+                            "superseded_wakeups": net.superseded, "engine_s": t1 - t0,
                             "timeline_s": t2 - t1, "engine_cpu_s": c1 - c0,
                             "timeline_cpu_s": c2 - c1})

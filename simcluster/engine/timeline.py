@@ -130,7 +130,7 @@ def _join(gpu: _Columns, links: _Columns) -> pd.DataFrame:
         codes = np.concatenate([index[a_codes[g_order]] if len(a_cats) else a_codes,
                                 index_b[b_codes[l_order]] if len(b_cats) else b_codes])
         data[c] = pd.Categorical.from_codes(codes, categories=pd.Index(cats))
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)  # the columns as they are: no second copy of the frame
 
 
 def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndarray) -> None:
@@ -166,11 +166,11 @@ def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndar
             _ord=rep(ids * _PARTS_MAX))
 
 
-def _add_intervals(links: _Columns, intervals: list[tuple[int, float, float, float]], topo: Links) -> None:
+def _add_intervals(links: _Columns, intervals: Sequence[float], topo: Links) -> None:
     """The engine's link intervals as rows, one block of rows per link (their order kept)."""
-    if not intervals:
+    if not len(intervals):
         return
-    a = np.array(intervals, dtype=float)
+    a = np.asarray(intervals, dtype=float).reshape(-1, 4)
     ids = a[:, 0].astype(np.int64)
     order = np.argsort(ids, kind="stable")
     ids, a = ids[order], a[order]
@@ -184,11 +184,11 @@ def _add_intervals(links: _Columns, intervals: list[tuple[int, float, float, flo
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   intervals: list[tuple[int, float, float, float]]) -> pd.DataFrame:
+                   intervals: Sequence[float]) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 
-    ``intervals``: (link, start, end, bytes) of the recorded links' busy intervals, in
-    the order the engine closed them.
+    ``intervals``: link, start, end, bytes of each of the recorded links' busy intervals
+    one after another, in the order the engine closed them.
     """
     start_a = np.asarray(start, dtype=float)
     plain: list[Task] = []

@@ -11,7 +11,8 @@
 - The optimizer step is memory-bound: Adam reads fp32 master weights, gradient,
   m and v (16 B/param) and writes master, m, v and the 16-bit copy (14 B);
   SGD with momentum reads 12 B and writes 10 B. ZeRO ≥ 1 steps 1/d of the
-  parameters, then all-gathers the updated 16-bit weights.
+  parameters (1/zero_shard with hybrid sharding); ZeRO 1 and 2 then all-gather the updated
+  16-bit weights, ZeRO-3 leaves them sharded for the next forward's per-layer gathers.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
             steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
                               deps=tuple([stage_last[r]] + comm[r]), duration=secs * ctx.slow.get(r, 1.0),
                               nbytes=opt_bytes, phase="optimizer", stage=s).id
-        if par.zero_stage >= 1 and plan.d > 1:
+        # ZeRO 1 and 2 gather the updated 16-bit weights every rank holds in full; ZeRO-3 keeps them
+        # sharded and gathers each layer when the next forward needs it (Rajbhandari et al. 2020 §5)
+        if par.zero_stage in (1, 2) and plan.d > 1:
             nbytes = params * plan.dtype_bytes
             for ranks, group, mirrors in comms.groups(plan.shard_kind, stage_members):
                 tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",

@@ -65,7 +65,7 @@ def subtract(a: list[Interval], b: list[Interval]) -> list[Interval]:
 
 
 #: Rows per chunk of :func:`attribute` (its arrays are a few times this many events).
-_CHUNK_ROWS = 1 << 21
+_CHUNK_ROWS = 1 << 19
 
 
 def attribute(key: np.ndarray, start: np.ndarray, end: np.ndarray, cat: np.ndarray, nkeys: int,

@@ -83,6 +83,13 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
     return out
 
 
+def _gpu_rows(tl: pd.DataFrame) -> pd.DataFrame:
+    """The GPU rows (rank >= 0): the engine writes them first, so usually a slice, not a copy."""
+    gpu = tl["rank"].to_numpy() >= 0
+    k = int(gpu.sum())
+    return tl.iloc[:k] if gpu[:k].all() else tl[gpu]
+
+
 def _devices(spec: WorkloadSpec, device: Device) -> list[Device]:
     """The device of every GPU the layout uses (mixed clusters: ``node_devices``)."""
     c = spec.cluster
@@ -103,8 +110,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tupl
     """(summary.json figures, details for the report) of the simulation of ``plan``."""
     spec = plan.spec
     T = max(res.end) if res.end else 0.0
-    tl = res.timeline
-    gpu = tl[tl["rank"] >= 0]
+    gpu = _gpu_rows(res.timeline)
     ranks = list(tg.ranks)
     n_gpus = spec.num_gpus
     weight = gpu["rank"].map(tg.multiplicity).fillna(1.0) * gpu["flops"]

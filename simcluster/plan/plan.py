@@ -139,8 +139,8 @@ class Plan:
         elif kind == "B":
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
-            for layer in reversed(self.chunks[k]):
-                out += [(layer, s) for s in layer_steps("B", b, shape)]
+            out += _backward_prefetch([[(layer, s) for s in layer_steps("B", b, shape)]
+                                       for layer in reversed(self.chunks[k])])
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("B", b, shape)]
         else:
@@ -177,6 +177,24 @@ class Plan:
     def stage_params(self, s: int) -> float:
         """Parameters one GPU of stage ``s`` holds (tensor-parallel shard, before ZeRO)."""
         return sum(pc for _, pc in self.grads_produced(s))
+
+
+def _backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, Step]]:
+    """ZeRO-3's backward prefetch: each layer's weight gather is issued before the reduce-scatter
+    of the layer after it, so that on the data-parallel stream (one queue: collectives of one
+    communicator run in issue order) the gather is not held up by that reduce-scatter (PyTorch
+    FSDP's ``BACKWARD_PRE``, Zhao et al. 2023 §3.3; DeepSpeed ZeRO-3 prefetches alike)."""
+    out: list[tuple[int, Step]] = []
+    for i, steps in enumerate(layers):
+        nxt = layers[i + 1] if i + 1 < len(layers) else []
+        gather = [st for st in nxt[:1] if st[1].what == "gather"]
+        body = steps[1:] if i and steps and steps[0][1].what == "gather" else steps
+        if gather and body and body[-1][1].what == "reduce_grads":
+            body = body[:-1] + gather + body[-1:]
+        elif gather:
+            body = body + gather
+        out += body
+    return out
 
 
 def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
@@ -216,7 +234,8 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
-                      split_w=par.schedule == "zero-bubble")
+                      split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
+                      distribute=tr.distribute_saved_activations)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,

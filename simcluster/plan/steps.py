@@ -73,6 +73,8 @@ class UnitShape:
     gather: bool  # ZeRO-3 with data parallelism
     reduce_grads: bool  # ZeRO >= 2 with data parallelism
     split_w: bool  # zero-bubble: weight gradients in W passes
+    parallel: bool = False  # parallel attention and MLP: one block (all in ``Blocks.attn``), one reduction
+    distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
@@ -93,6 +95,8 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     gather = [Step("gather", "zero.all_gather", "forward", op="all_gather")] if shape.gather else []
     reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
         if shape.reduce_grads else []
+    if shape.parallel:
+        return _parallel_layer_steps(kind, b, shape, gather, reduce)
     if kind == "F":
         return tuple(gather + _block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
                                      waits=shape.gather)
@@ -104,6 +108,7 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     out = list(gather)
     waits = shape.gather
     if shape.recompute == "full":
+        out += _checkpoint_gather(shape)
         out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
         out += _block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
         waits = False
@@ -118,6 +123,43 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         attn_steps += reduce  # ZeRO >= 2: reduce-scatter what that compute produced
     out += attn_steps
     return tuple(out)
+
+
+def _checkpoint_gather(shape: UnitShape) -> list[Step]:
+    """Full recompute with the saved input distributed over the tensor ranks (and no sequence
+    parallelism, which splits it anyway): all-gather it before recomputing (Megatron-LM's
+    ``CheckpointFunction`` with ``distribute_saved_activations``)."""
+    if shape.distribute and shape.tp and not shape.sp:
+        return [Step("tp", "rc.checkpoint", "recompute", op="all_gather", tag="rc.checkpoint")]
+    return []
+
+
+def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[Step],
+                          reduce: list[Step]) -> tuple[Step, ...]:
+    """A parallel block (GPT-J; Chowdhery et al. 2022 §2): y = x + Attn(LN(x)) + MLP(LN(x)), so one
+    block per pass with one tensor-parallel reduction of the summed outputs (with sequence
+    parallelism one all-gather before it and one reduce-scatter after)."""
+    if kind == "F":
+        return tuple(gather + _block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
+                                     waits=shape.gather))
+    if kind == "W":
+        return (Step("compute", "wgrad", "weight_grad", b.attn.wgrad_s, b.attn.wgrad_flops, grads=True), *reduce)
+    out = list(gather)
+    waits = shape.gather
+    if shape.recompute == "full":
+        out += _checkpoint_gather(shape)
+        out += _block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
+        waits = False
+    if shape.recompute == "selective":
+        out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
+    steps = _block(shape, "bwd.layer", *_backward(b.attn, shape.split_w), "backward", True, False, waits=waits)
+    if not shape.split_w:
+        i = next(i for i, s in enumerate(steps) if s.what == "compute")
+        s = steps[i]
+        steps[i] = Step(s.what, s.name, s.phase, s.seconds, s.flops, block=True, waits_params=s.waits_params,
+                        grads=True)
+        steps += reduce
+    return tuple(out + steps)
 
 
 def _backward(c: BlockCost, split_w: bool) -> tuple[float, float]:

@@ -41,7 +41,7 @@ OUTPUTS = ("summary", "timeline", "plots", "trace", "html")
 DRAWN_OUTPUTS = ("plots", "trace", "html")
 #: GPU intervals in the per-rank traces over all ranks, when bounded (GPT-3 175B on 1,024 GPUs has
 #: ~115k: its traces hold the whole iteration).
-RANK_TRACE_BUDGET = 150_000
+RANK_TRACE_BUDGET = 120_000
 
 
 def have_pyarrow() -> bool:
@@ -221,39 +221,81 @@ def _timed(path: Path, progress: Progress | None, make: Callable[[], Any]) -> An
     return out
 
 
+def _side_plots(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, gpu: Any
+                ) -> list[tuple[str, float]]:
+    """The plots drawn on the second core: schedule and utilization (``(path, seconds)`` each)."""
+    from simcluster.reporting.schedule import draw_schedule
+    from simcluster.reporting.utilization import draw_utilization
+
+    out = []
+    for name, draw in (("schedule.png", draw_schedule),
+                       ("utilization.png", lambda *a: draw_utilization(*a, gpu=gpu))):
+        t = time.perf_counter()
+        draw(run_dir / name, timeline, summary, config, details)
+        out.append((str(run_dir / name), time.perf_counter() - t))
+    return out
+
+
 def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, *,
              outputs: Iterable[str] = OUTPUTS, trace_scope: str = "bounded", progress: Progress | None = None,
-             executor: Executor | None = None) -> list[Path]:
+             write_table: Callable[[], Path] | None = None) -> list[Path]:
     """(Re)draw the plots, the traces and the page of ``outputs`` (see :data:`OUTPUTS`) in ``run_dir``;
-    returns the paths written. ``trace_scope``: ``bounded`` (default) or ``full``. Files are
-    complete when this returns (an ``executor`` given for the trace files' compression and
-    writes is waited for by the caller)."""
-    if executor is None:
-        with ThreadPoolExecutor(max_workers=1) as own:
-            return draw_all(run_dir, timeline, summary, config, details, outputs=outputs, trace_scope=trace_scope,
-                            progress=progress, executor=own)
-    from simcluster.reporting.gantt import draw_gantt
-    from simcluster.reporting.html import write_html
-    from simcluster.reporting.kineto import write_rank_traces
-    from simcluster.reporting.memory import draw_memory
-    from simcluster.reporting.schedule import draw_schedule
+    returns the paths written (all complete). ``trace_scope``: ``bounded`` (default) or ``full``.
+
+    Two cores at work: the schedule and utilization plots are drawn by a forked child
+    (:mod:`simcluster.reporting.parallel`) while this process draws the Gantt chart and writes the
+    traces; ``write_table`` (the timeline file) and the trace files' compression run on a thread
+    (pyarrow and zlib release the GIL). The page comes last: it embeds the plots.
+    """
+    from simcluster.reporting import gantt, parallel, schedule, utilization  # noqa: F401 (imported once, before forking)
     from simcluster.reporting.shares import gpu_arrays
-    from simcluster.reporting.style import iteration_end, rank_infos
-    from simcluster.reporting.trace import write_trace
-    from simcluster.reporting.tracefmt import choose_window, gpu_table
-    from simcluster.reporting.utilization import draw_utilization, link_capacities
 
     run_dir = Path(run_dir)
     wanted = _check(outputs)
+    gpu = gpu_arrays(timeline) if "plots" in wanted else None  # both processes draw from these arrays
+    side = parallel.start(lambda: _side_plots(run_dir, timeline, summary, config, details, gpu)) \
+        if "plots" in wanted else None  # forked before any thread starts
+    try:
+        with ThreadPoolExecutor(max_workers=1) as io:
+            table = io.submit(_timed, run_dir / "timeline", progress, write_table) if write_table else None
+            written, info = _draw_here(run_dir, timeline, summary, config, details, wanted, trace_scope, progress, io,
+                                       gpu)
+            if table is not None:
+                written.insert(0, table.result())
+        for path, seconds in side.join() if side is not None else []:
+            written.append(Path(path))
+            if progress is not None:
+                progress(Path(path), seconds)
+    except BaseException:
+        if side is not None:
+            side.cancel()
+        raise
+    if "html" in wanted:
+        from simcluster.reporting.html import write_html
+
+        _timed(run_dir / "report.html", progress, lambda: write_html(run_dir / "report.html", summary, config, details,
+                                                                      traces=info))
+        written.append(run_dir / "report.html")
+    return written
+
+
+def _draw_here(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, wanted: set[str],
+               trace_scope: str, progress: Progress | None, executor: Executor, gpu: Any
+               ) -> tuple[list[Path], dict[str, Any]]:
+    """This process's share of :func:`draw_all`: the Gantt chart, the memory plot, ``trace.json``, ``traces/``."""
+    from simcluster.reporting.gantt import draw_gantt
+    from simcluster.reporting.memory import draw_memory
+    from simcluster.reporting.kineto import write_rank_traces
+    from simcluster.reporting.style import iteration_end, rank_infos
+    from simcluster.reporting.trace import write_trace
+    from simcluster.reporting.tracefmt import choose_window, gpu_table
+    from simcluster.reporting.utilization import link_capacities
+
     written: list[Path] = []
     info: dict[str, Any] = {}
     if "plots" in wanted:
-        gpu = gpu_arrays(timeline)
-        for name, draw in (("gantt.png", lambda p: draw_gantt(p, timeline, summary, config, details, gpu=gpu)),
-                           ("schedule.png", lambda p: draw_schedule(p, timeline, summary, config, details)),
-                           ("utilization.png", lambda p: draw_utilization(p, timeline, summary, config, details, gpu=gpu)),
-                           ("memory.png", lambda p: draw_memory(p, timeline, summary, config, details))):
-            _timed(run_dir / name, progress, lambda: draw(run_dir / name))
+        for name, draw in (("gantt.png", lambda *a: draw_gantt(*a, gpu=gpu)), ("memory.png", draw_memory)):
+            _timed(run_dir / name, progress, lambda: draw(run_dir / name, timeline, summary, config, details))
             written.append(run_dir / name)
     if "trace" in wanted:
         table = gpu_table(timeline)
@@ -272,11 +314,7 @@ def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict,
             world=int(summary.get("num_gpus") or 1), config=config, bounded_note=note, executor=executor))
         info["rank_traces"] = (k0, k1, kb, [p.name for p in paths])
         written += paths
-    if "html" in wanted:
-        _timed(run_dir / "report.html", progress, lambda: write_html(run_dir / "report.html", summary, config, details,
-                                                                      traces=info))
-        written.append(run_dir / "report.html")
-    return written
+    return written, info
 
 
 def _check(outputs: Iterable[str]) -> set[str]:
@@ -309,16 +347,9 @@ def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details
         write_json(run_dir / name, obj)
         written.append(run_dir / name)
     frame = normalize_timeline(timeline)
-    # the timeline (pyarrow) and the trace files' compression (zlib) run on a second thread,
-    # beside the drawing: both release the GIL
-    with ThreadPoolExecutor(max_workers=1) as io:
-        table = io.submit(_timed, run_dir / "timeline", progress,
-                          lambda: write_timeline(run_dir, frame, timeline_format)) if "timeline" in wanted else None
-        written += draw_all(run_dir, frame, summary, config, details, outputs=wanted - {"summary", "timeline"},
-                            trace_scope=trace_scope, progress=progress, executor=io)
-        if table is not None:
-            written.insert(3, table.result())
-    return written
+    table = (lambda: write_timeline(run_dir, frame, timeline_format)) if "timeline" in wanted else None
+    return written + draw_all(run_dir, frame, summary, config, details, outputs=wanted - {"summary", "timeline"},
+                              trace_scope=trace_scope, progress=progress, write_table=table)
 
 
 def redraw(run_dir: Path, window: tuple[float, float] | None = None, *, outputs: Iterable[str] = DRAWN_OUTPUTS,

@@ -38,7 +38,7 @@ from simcluster.reporting.style import (  # noqa: E402
 from simcluster.reporting.theory import theoretical_bubble  # noqa: E402
 
 MAX_ROWS = 64
-MAX_LABELS = 300  # per panel: each label costs ~1.5 ms to draw
+MAX_LABELS = 220  # per panel: each label costs ~1.5 ms to draw
 ZOOM_UNITS = 28  # passes of the first (last) stage a zoom panel shows
 KINDS = {"forward": "F", "recompute": "B", "backward": "B", "weight_grad": "W"}
 COLOURS = {"F": PHASE_STYLE["forward"][0], "B": PHASE_STYLE["backward"][0], "W": PHASE_STYLE["weight_grad"][0]}

@@ -44,7 +44,7 @@ from simcluster.reporting.tracefmt import (
     write_json_text,
 )
 
-BUDGET = 60_000  # GPU intervals in a bounded trace.json
+BUDGET = 40_000  # GPU intervals in a bounded trace.json
 COUNTER_EVENTS = 40_000  # link counter samples, over all links
 
 

@@ -32,3 +32,21 @@ Plots are drawn by :mod:`simcluster.reporting.search_plots`.
 from simcluster.search.runner import SearchOptions, SearchOutcome, run_search
 
 __all__ = ["SearchOptions", "SearchOutcome", "run_search"]
+
+
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+
+class _CallablePackage(_types.ModuleType):
+    """This package is also the public API's ``simcluster.search(...)`` (:func:`simcluster.api.search`):
+    the attribute ``simcluster.search`` is this package once imported, so the package is callable."""
+
+    def __call__(self, *args: _Any, **kwargs: _Any) -> _Any:
+        from simcluster.api import search
+
+        return search(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

@@ -8,10 +8,10 @@ and the tensor-parallel collectives that block the compute stream add up (Shoeyb
 attention block, which costs max(compute, exchange) (Liu et al. 2023), and recompute
 (Narayanan et al. 2021 §3.5; Korthikanti et al. 2022 §5) comes with its own collectives.
 ZeRO-2's per-layer, per-microbatch reduce-scatter runs beside the compute on the
-data-parallel stream, so a layer costs at least what that stream moves; under ZeRO-3 a
-layer's all-gather waits, in that stream's order, behind the previous layer's
-reduce-scatter, which waits for its backward: F gains a gather, B a gather and a
-reduce-scatter (Rajbhandari et al. 2020 as lowering schedules it). A stage's unit
+data-parallel stream, so a layer costs at least what that stream moves; under ZeRO-3 the
+weight gathers are prefetched (in backward issued ahead of the previous layer's
+reduce-scatter: FSDP's backward prefetch, Zhao et al. 2023 §3.3), so F costs at least its
+gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). A stage's unit
 X_s = F_s + B_s sums its layers, plus the embedding on the first stage and the logits on the
 last, and the pipeline takes
 
@@ -150,16 +150,18 @@ class Group:
         est, blocks = self.est, self.b.blocks
         p, m, v, d = self.p, self.m, self.v, self.d
         shape = UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
-                          reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble")
+                          reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
+                          parallel=est.spec.model.parallel_block,
+                          distribute=est.spec.training.distribute_saved_activations)
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
-        if shape.gather:  # in the data-parallel stream's order a layer's gather waits behind the
-            # previous layer's reduce-scatter, which waits for its backward: all in series
-            f_layer += f.gather
-            b_layer += bw.gather + dp_rs
+        if shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
+            # backward, the plan's backward prefetch) run beside the compute: hidden unless the stream lags
+            f_layer = max(f_layer, f.gather)
+            b_layer = max(b_layer, bw.gather + dp_rs)
         elif shape.reduce_grads:  # the reduce-scatters run beside the compute: hidden unless the stream lags
             b_layer = max(b_layer, dp_rs - f_layer)
         x_layer = f_layer + b_layer
@@ -216,7 +218,8 @@ class Group:
                 z = costs.shard(d)
                 if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
                     dp += costs.time("zr", "all_reduce", t, c, d, p, stage * costs.grad_bytes / z)
-                dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
+                if zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
+                    dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
         if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
             dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
         if p > 1 and est.tied:

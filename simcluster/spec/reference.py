@@ -324,6 +324,21 @@ _CLUSTER_IN_WORKLOAD = [
 ]
 
 
+def _model_sources() -> list[str]:
+    from simcluster.spec.models import list_model_presets
+
+    return [
+        "| key | type | default | unit | description |",
+        "|---|---|---|---|---|",
+        "| `model.from` | string | | | A Hugging Face `config.json` (or its folder), relative to the workload file: "
+        "layers, hidden, heads, kv_heads, ffn_hidden, vocab, seq_len (max_position_embeddings), head_dim, "
+        "tied_embeddings and mlp (`silu` → swiglu) are read from it; keys it cannot map are errors. |",
+        "| `model.preset` | preset name | | | A shipped architecture (`simcluster/data/models/NAME.yaml`, each "
+        f"with its source): {_names(list_model_presets())}. |",
+        "| `model.<key>` | | | | Any model key beside `from` or `preset` overrides what was read. |",
+    ]
+
+
 def render_reference() -> str:
     """``docs/reference.md``: every key of the workload, cluster and sweep files, as Markdown."""
     out = [
@@ -348,6 +363,9 @@ def render_reference() -> str:
     ]
     out += _sections(WorkloadSpec, "The model, how it is trained, how it is split over the GPUs, and the cluster "
                                    "(examples: `workloads/*.yaml`).")
+    out += ["", "### `model.from`, `model.preset`", "",
+            "The model may be read from a file instead of written out (docs/api.md, Models from files).", ""]
+    out += _model_sources()
     out += ["", "### `cluster`", "",
             "The cluster the workload runs on: a cluster file named by `preset` or `path`, "
             "with any of its keys overridden.", ""]

@@ -140,6 +140,9 @@ class Sweep:
         cluster = data.get("cluster")
         if isinstance(cluster, dict) and isinstance(cluster.get("path"), str) and not Path(cluster["path"]).is_absolute():
             cluster["path"] = str((self.base_file.parent / cluster["path"]).resolve())
+        model = data.get("model")
+        if isinstance(model, dict) and isinstance(model.get("from"), str) and not Path(model["from"]).is_absolute():
+            model["from"] = str((self.base_file.parent / model["from"]).resolve())  # best.yaml lives elsewhere
         comment = "".join(f"# {line}\n" for line in header.splitlines())
         return comment + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
 

@@ -30,6 +30,7 @@ from simcluster.spec.fields import (
     as_file_name,
 )
 from simcluster.spec.limits import workload_limits
+from simcluster.spec.models import resolve_model
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, load_yaml
@@ -57,6 +58,9 @@ class ModelSpec(BaseModel):
                                            "(gate and up projections, then down).")
     tied_embeddings: bool = Field(default=True, description="The logits reuse the word embedding (first and last "
                                   "stage then all-reduce its gradient); false adds V·h parameters.")
+    parallel_block: bool = Field(default=False, description="Attention and MLP computed in parallel from one "
+                                 "LayerNorm (GPT-J; PaLM §2 'Parallel Layers'): their input GEMMs fused into one and "
+                                 "one tensor-parallel reduction per layer and pass instead of two.")
 
     @model_validator(mode="after")
     def _fill(self) -> "ModelSpec":
@@ -79,6 +83,10 @@ class TrainingSpec(BaseModel):
                                  "momentum (one).")
     recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
                                  "attention core, full the whole layer, before its backward.")
+    distribute_saved_activations: bool = Field(
+        default=False, description="Full recompute: each layer's saved input split over the tensor-parallel ranks "
+        "and all-gathered before it is recomputed (Megatron-LM --distribute-saved-activations; PaLM §4 saves one "
+        "fully sharded activation a layer). Sequence parallelism already splits it.")
     flash_attention: bool = Field(default=True, description="Fused attention kernel: the s² attention scores are "
                                   "never stored.")
 
@@ -245,6 +253,9 @@ def workload_from_data(
     if isinstance(data.get("cluster"), str):
         data["cluster"] = {"preset": data["cluster"]}
     set_keys, problems = apply_overrides(data, list(overrides))
+    model_problems = resolve_model(data, base_dir or Path.cwd(), source)  # model.from / model.preset
+    if model_problems:  # the model could not be read: its keys' problems would only repeat this
+        raise SpecError(problems + model_problems)
     where = Locator(doc, set_keys=set_keys, file=source)
     data.setdefault("name", as_file_name(Path(source).stem))
     data["source"] = source

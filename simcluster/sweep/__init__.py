@@ -27,3 +27,21 @@ from simcluster.sweep.executors import DaskExecutor, LocalExecutor, MissingExtra
 from simcluster.sweep.runner import SweepOutcome, run_sweep
 
 __all__ = ["DaskExecutor", "LocalExecutor", "MissingExtra", "SweepOutcome", "make_executor", "run_sweep"]
+
+
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+
+class _CallablePackage(_types.ModuleType):
+    """This package is also the public API's ``simcluster.sweep(...)`` (:func:`simcluster.api.sweep`):
+    the attribute ``simcluster.sweep`` is this package once imported, so the package is callable."""
+
+    def __call__(self, *args: _Any, **kwargs: _Any) -> _Any:
+        from simcluster.api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

@@ -25,7 +25,7 @@ from simcluster.sweep.worker import one_line, simulate_point
 Job = tuple[str, Any]  # (store key, validated WorkloadSpec)
 Result = tuple[str, dict[str, Any]]
 MAX_ATTEMPTS = 3
-EXTRA = "pip install 'simcluster[dask]'  (the packages dask and distributed)"
+EXTRA = "pip install -e '.[dask]'  (the packages dask and distributed; as the README installs them)"
 
 
 class MissingExtra(RuntimeError):

@@ -203,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
         if loso is not None:
             out["leave_one_source_out"] = loso
         if to_stdout:
-            print(json.dumps(out, indent=2))
+            print(json.dumps(out, indent=2), file=getattr(args, "stdout", None) or sys.stdout)  # kept under -q
         else:
             Path(args.json).write_text(json.dumps(out, indent=2))
     return 0 if passed else 1

@@ -50,6 +50,21 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
         return Op(name, kind, block, layer, flops_per * elems, 2 * flops_per * elems, rw * dt * elems,
                   "replicated", elements=elems)
 
+    if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")
+        fused = Op("qkv_fc1", "gemm", "attn", layer, 2.0 * bs * (qkv_n + up_n) * h, 4.0 * bs * (qkv_n + up_n) * h,
+                   dt * (bs * h + h * (qkv_n + up_n) + bs * (qkv_n + up_n)), "column",
+                   gemm=(bs, qkv_n + up_n, h), kv=(2 * g * d, g))
+        return [
+            mem("ln1", "norm", "attn", sbh, flops_per=5.0),
+            fused,
+            Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q,
+               dt * 4 * bs * q, "heads", attn=(b, a, s, d)),
+            gemm("proj", "attn", h, q, "row"),
+            Op("act", "elementwise", "attn", layer, 8.0 * bs * f, 16.0 * bs * f, dt * bs * (up_n + f),
+               "column", elements=bs * up_n),
+            gemm("fc2", "attn", h, f, "row"),
+            mem("residual", "elementwise", "attn", sbh, rw=4.0),  # x + attention + MLP
+        ]
     return [
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
         Op("qkv", "gemm", "attn", layer, 2.0 * bs * qkv_n * h, 4.0 * bs * qkv_n * h,

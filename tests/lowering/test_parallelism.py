@@ -66,4 +66,6 @@ def test_zero3_gathers_every_layer_forward_and_backward(tmp_path):
     assert len(rs) == m * layers
     z1 = simulate_workload(make_spec(tmp_path, "parallelism.data=8", "parallelism.zero_stage=1",
                                      "training.global_batch=16"))
-    assert out.summary["iteration_time_s"] > z1.summary["iteration_time_s"]
+    # ZeRO-3 moves more than ZeRO-1 (Rajbhandari et al. 2020 §7: 3Ψ against 2Ψ a step, here per
+    # microbatch); whether it takes longer depends on how much of it the compute hides
+    assert out.summary["comm_bytes_per_iteration"] > 1.5 * z1.summary["comm_bytes_per_iteration"]

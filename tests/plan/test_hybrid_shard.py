@@ -52,3 +52,12 @@ def test_the_shard_must_divide_data_and_needs_zero():
         _spec(3, 3)
     with pytest.raises(SpecError, match="needs zero_stage"):
         _spec(0, 2)
+
+
+@pytest.mark.parametrize("zero, gathered", [(1, True), (2, True), (3, False)])
+def test_only_zero_1_and_2_gather_the_weights_after_the_step(zero, gathered):
+    """ZeRO 1 and 2 keep full 16-bit weights on every rank, so the updated shards are all-gathered
+    after the step; ZeRO-3 keeps them sharded and gathers layer by layer in the next forward
+    (Rajbhandari et al. 2020 §5)."""
+    _, _, tg = lower_workload(_spec(zero, None))
+    assert any(t.name == "zero.all_gather params" for t in tg.tasks) == gathered

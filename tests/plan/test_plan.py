@@ -83,3 +83,59 @@ def test_in_flight_is_the_schedules_peak(schedule, v):
         for s in range(p):
             order = SCHEDULES.get(schedule)(p, m, v, s)
             assert microbatches_in_flight(schedule, p, m, v, s) == -(-peak_in_flight(order) // v)
+
+
+def test_parallel_block_has_one_reduction_per_layer_and_pass():
+    """PaLM's parallel layers (Chowdhery et al. 2022 §2): y = x + Attn(LN(x)) + MLP(LN(x)), the two
+    outputs summed before one tensor-parallel all-reduce (sequence parallel: one all-gather and one
+    reduce-scatter); one LayerNorm fewer: 12h² + 11h parameters a layer."""
+    spec = _spec("parallelism.tensor=2", "parallelism.pipeline=1", "parallelism.data=4", "model.parallel_block=true")
+    plan = build_plan(spec, embedding_and_head=False)
+    layers = len(plan.chunks[0])
+    assert Counter(_ops(plan.unit_steps("F", 0), "tp")) == {"all_reduce": layers}
+    assert Counter(_ops(plan.unit_steps("B", 0), "tp")) == {"all_reduce": layers}
+    h = spec.model.hidden
+    t1 = build_plan(_spec("parallelism.tensor=1", "parallelism.pipeline=1", "parallelism.data=8",
+                          "model.parallel_block=true"))
+    assert t1.params.layer == 12 * h * h + 11 * h
+
+
+def test_parallel_block_is_about_as_much_faster_as_palm_reports():
+    """PaLM §2: parallel layers give "roughly 15% faster training speed at large scales"; on the
+    PaLM 540B layout the simulator gives 1.05–1.25× (the fused input GEMM and half the exposed
+    model-parallel reductions)."""
+    from simcluster.run import simulate_workload
+
+    serial = simulate_workload(load_workload("workloads/palm-540b.yaml", ["model.parallel_block=false"]), check=False)
+    parallel = simulate_workload(load_workload("workloads/palm-540b.yaml"), check=False)
+    speedup = serial.summary["iteration_time_s"] / parallel.summary["iteration_time_s"]
+    assert 1.05 < speedup < 1.25
+
+
+def test_parallel_block_stores_one_layernorm_input_and_one_shared_gemm_input():
+    """Korthikanti et al. 2022 Table 2 with tensor parallelism, s·b·h·(10 + 24/t): the 10 holds two
+    LayerNorm inputs (4), the QKV and fc1 inputs (4) and two dropout masks (2); a parallel block
+    has one LayerNorm whose output feeds both GEMMs: s·b·h·(6 + 24/t)."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+
+    spec = _spec("parallelism.tensor=2", "parallelism.data=2", "model.parallel_block=true")
+    s, b, h, t = 1024, 2, 1024, 2
+    got = activation_bytes_per_layer(spec.model, spec.training, spec.parallelism)
+    assert got == pytest.approx(s * b * h * (6 + 24 / t), rel=1e-12)
+
+
+def test_distributed_checkpoints_split_memory_and_gather_before_recompute():
+    """Megatron-LM --distribute-saved-activations: full recompute keeps 2·s·b·h bytes a layer
+    (Korthikanti et al. 2022 Table 2) split over the t tensor ranks, and all-gathers it before
+    the layer is recomputed."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+
+    base = ["parallelism.tensor=2", "parallelism.data=2", "training.recompute=full"]
+    kept = _spec(*base)
+    split = _spec(*base, "training.distribute_saved_activations=true")
+    m = activation_bytes_per_layer(split.model, split.training, split.parallelism)
+    assert m == pytest.approx(activation_bytes_per_layer(kept.model, kept.training, kept.parallelism) / 2)
+    plan = build_plan(split, embedding_and_head=False)
+    layers = len(plan.chunks[0])
+    gathers = [s for _, s in plan.unit_steps("B", 0) if s.what == "tp" and s.name == "rc.checkpoint"]
+    assert len(gathers) == layers and all(s.op == "all_gather" for s in gathers)

@@ -160,3 +160,25 @@ def test_timeline_may_be_records_or_wrapped(tmp_path, run_inputs):
     pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(tl), check_exact=True)
     write_timeline(tmp_path, tl.to_dict("records"))
     pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(tl), check_exact=True)
+
+
+def test_the_second_core_reports_back_or_fails_loudly(monkeypatch):
+    """A forked drawing child returns its result; its errors are raised here; without fork the
+    work runs in this process."""
+    from simcluster.reporting import parallel
+
+    assert parallel.start(lambda: [("a.png", 0.5)]).join() == [("a.png", 0.5)]
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        parallel.start(lambda: [("x", 1 / 0)]).join()
+    monkeypatch.setenv("SIMCLUSTER_NO_FORK", "1")
+    assert not parallel.can_fork()
+    job = parallel.start(lambda: [("b.png", float(len("here")))])
+    assert job.pid == 0 and job.join() == [("b.png", 4.0)]
+
+
+def test_same_files_with_and_without_fork(tmp_path, run_inputs, monkeypatch):
+    write_run(tmp_path / "a", *run_inputs)
+    monkeypatch.setenv("SIMCLUSTER_NO_FORK", "1")
+    write_run(tmp_path / "b", *run_inputs)
+    for name in EXPECTED + RANK_TRACES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -45,7 +45,7 @@ def test_bad_sweep_file_exit_2_with_line(tmp_path):
 def test_dask_missing_is_a_clear_exit_2(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     rc, _, err = cli("sweep", EXAMPLES / "toy-layouts.yaml", "--out", tmp_path / "o", "--executor", "dask")
-    assert rc == 2 and "pip install 'simcluster[dask]'" in err and "Traceback" not in err
+    assert rc == 2 and "pip install -e '.[dask]'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

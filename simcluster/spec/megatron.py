@@ -1,0 +1,203 @@
+"""A Megatron-LM command line as a workload: ``simcluster import-megatron ARGS.txt``.
+
+The text holds ``pretrain_gpt.py``'s arguments (a launch line or a script's argument block:
+backslash line ends, ``#`` comments and the launcher's own words are fine). What is mapped:
+
+=========================================================  ===========================================
+Megatron-LM                                                workload
+=========================================================  ===========================================
+--num-layers, --hidden-size, --num-attention-heads         model.layers, hidden, heads
+--num-query-groups (with --group-query-attention)          model.kv_heads
+--ffn-hidden-size, --kv-channels                           model.ffn_hidden, head_dim
+--seq-length (else --max-position-embeddings)              model.seq_len
+--padded-vocab-size / --vocab-size                         model.vocab (--vocab-size padded as Megatron
+                                                           does: to --make-vocab-size-divisible-by ×
+                                                           tensor); neither: GPT-2's 50257, padded
+--swiglu, --untie-embeddings-and-output-weights            model.mlp swiglu, tied_embeddings false
+--tensor-/--pipeline-model-parallel-size,                  parallelism.tensor, pipeline, context
+--context-parallel-size
+--num-layers-per-virtual-pipeline-stage N                  virtual_stages = layers / (pipeline × N),
+                                                           schedule interleaved
+--sequence-parallel, --use-distributed-optimizer           sequence_parallel, zero_stage 1
+--DDP-impl torch|local, --overlap-grad-reduce              overlap_grad_reduce (local, or neither: false)
+--recompute-granularity full|selective,                    training.recompute (--recompute-method alone
+--recompute-activations (selective),                       and the 2021 --checkpoint-activations: full)
+--checkpoint-activations (full)
+--micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
+--bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
+--use-flash-attn                                           training.flash_attention (else false)
+=========================================================  ===========================================
+
+The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
+:func:`megatron_workload`, or from a ``torchrun``/``srun`` line in the text (``--nnodes``,
+``--nproc_per_node``). Arguments that change the cost but cannot be mapped (mixture of experts,
+FP8) are problems that name them; the rest (learning rate, data paths, logging, ...) are
+listed in the file's header as ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simcluster.errors import Problem, SpecError
+
+#: Arguments that change what would be simulated but have no workload key yet.
+UNSUPPORTED_PREFIXES = ("--num-experts", "--moe-", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
+                        "--fp8", "--multi-latent-attention", "--kv-lora-rank", "--q-lora-rank")
+#: Megatron's default --make-vocab-size-divisible-by; GPT-2's BPE vocabulary (the 2021 scripts' --vocab-file).
+DIVISIBLE_BY = 128
+GPT2_VOCAB = 50257
+
+_FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16", "--fp16", "--swiglu",
+                    "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
+                    "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention"})
+
+
+def parse_args(text: str) -> dict[str, str | bool]:
+    """``--key value`` and ``--flag`` pairs of a command line (the last occurrence wins);
+    ``--key=value`` accepted; words that are not options (the program, paths) skipped."""
+    text = re.sub(r"\\\r?\n", " ", text)
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError as exc:
+        raise SpecError([Problem("import-megatron", None, "", f"cannot split the command line: {exc}")]) from None
+    out: dict[str, str | bool] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--"):
+            key, eq, value = word.partition("=")
+            key = key.replace("_", "-") if not key.startswith("--DDP") else key
+            if eq:
+                out[key] = value
+            elif key in _FLAGS or i + 1 >= len(words) or words[i + 1].startswith("--"):
+                out[key] = True
+            else:
+                out[key] = words[i + 1]
+                i += 1
+        i += 1
+    return out
+
+
+def _int(args: dict[str, str | bool], key: str, file: str, problems: list[Problem]) -> int | None:
+    value = args.get(key)
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        problems.append(Problem(file, None, key, f"expected an integer, got {value!r}"))
+        return None
+
+
+def megatron_workload(text: str, *, file: str = "<args>", name: str | None = None, gpus: int | None = None,
+                      nodes: int | None = None, cluster: str = "dgx-a100-80gb") -> tuple[dict[str, Any], list[str]]:
+    """The workload mapping of a Megatron-LM command line, and the arguments it ignored;
+    raises SpecError naming what cannot be mapped or is missing."""
+    args = parse_args(text)
+    problems: list[Problem] = []
+    unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES))
+    if unsupported:
+        problems.append(Problem(file, None, "", "Megatron-LM arguments that cannot be mapped onto a workload: "
+                                + ", ".join(unsupported) + " (dense models only)"))
+    ints = {k: _int(args, k, file, problems) for k in (
+        "--num-layers", "--hidden-size", "--num-attention-heads", "--num-query-groups", "--ffn-hidden-size",
+        "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",
+        "--make-vocab-size-divisible-by", "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
+        "--context-parallel-size", "--num-layers-per-virtual-pipeline-stage", "--micro-batch-size",
+        "--global-batch-size", "--nnodes", "--nproc-per-node")}
+    for key in ("--num-layers", "--hidden-size", "--num-attention-heads", "--global-batch-size"):
+        if ints[key] is None and key not in args:
+            problems.append(Problem(file, None, key, "missing: needed to describe the workload"))
+    seq = ints["--seq-length"] or ints["--max-position-embeddings"]
+    if seq is None:
+        problems.append(Problem(file, None, "--seq-length", "missing (and no --max-position-embeddings)"))
+    if problems:
+        raise SpecError(problems)
+    t = ints["--tensor-model-parallel-size"] or 1
+    p = ints["--pipeline-model-parallel-size"] or 1
+    cp = ints["--context-parallel-size"] or 1
+    layers = int(ints["--num-layers"] or 0)
+    vocab = ints["--padded-vocab-size"]
+    if vocab is None:
+        raw = ints["--vocab-size"] or GPT2_VOCAB
+        multiple = (ints["--make-vocab-size-divisible-by"] or DIVISIBLE_BY) * t
+        vocab = -(-raw // multiple) * multiple
+    model: dict[str, Any] = {"layers": layers, "hidden": ints["--hidden-size"], "heads": ints["--num-attention-heads"],
+                             "seq_len": seq, "vocab": vocab}
+    if ints["--num-query-groups"] is not None and args.get("--group-query-attention", True):
+        model["kv_heads"] = ints["--num-query-groups"]
+    if ints["--ffn-hidden-size"] is not None:
+        model["ffn_hidden"] = ints["--ffn-hidden-size"]
+    if ints["--kv-channels"] is not None:
+        model["head_dim"] = ints["--kv-channels"]
+    model["mlp"] = "swiglu" if args.get("--swiglu") else "gelu"
+    model["tied_embeddings"] = not args.get("--untie-embeddings-and-output-weights")
+    granularity = args.get("--recompute-granularity")
+    if granularity in ("full", "selective"):
+        recompute = granularity
+    elif args.get("--checkpoint-activations") or "--recompute-method" in args or "--recompute-num-layers" in args:
+        recompute = "full"
+    elif args.get("--recompute-activations"):
+        recompute = "selective"
+    else:
+        recompute = "none"
+    training: dict[str, Any] = {
+        "global_batch": ints["--global-batch-size"], "micro_batch": ints["--micro-batch-size"] or 1,
+        "precision": "bf16" if args.get("--bf16") else "fp16" if args.get("--fp16") else "fp32",
+        "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
+        "flash_attention": bool(args.get("--use-flash-attn"))}
+    ddp = args.get("--DDP-impl")
+    overlap = ddp == "torch" if isinstance(ddp, str) else bool(args.get("--overlap-grad-reduce"))
+    parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}
+    if cp > 1:
+        parallelism["context"] = cp
+    per_chunk = ints["--num-layers-per-virtual-pipeline-stage"]
+    if per_chunk:
+        if layers % (p * per_chunk):
+            raise SpecError([Problem(file, None, "--num-layers-per-virtual-pipeline-stage",
+                                     f"{layers} layers do not split into {p} stages of chunks of {per_chunk}")])
+        parallelism["schedule"] = "interleaved"
+        parallelism["virtual_stages"] = layers // (p * per_chunk)
+    else:
+        parallelism["schedule"] = "1f1b"
+    parallelism["sequence_parallel"] = bool(args.get("--sequence-parallel"))
+    parallelism["zero_stage"] = 1 if args.get("--use-distributed-optimizer") else 0
+    parallelism["overlap_grad_reduce"] = overlap
+    if gpus is None and nodes is None and ints["--nnodes"]:
+        nodes = ints["--nnodes"]
+        if ints["--nproc-per-node"]:
+            gpus = nodes * ints["--nproc-per-node"]
+    if gpus is not None:
+        if gpus % (t * p * cp):
+            raise SpecError([Problem(file, None, "--gpus", f"{gpus} GPUs do not split into tensor {t} × pipeline "
+                                     f"{p} × context {cp}")])
+        parallelism["data"] = gpus // (t * p * cp)
+    cluster_section: dict[str, Any] = {"preset": cluster}
+    if gpus is not None:
+        from simcluster.spec.cluster import load_cluster
+
+        per_node = load_cluster(cluster).gpus_per_node  # SpecError for an unknown preset
+        if gpus % per_node == 0:
+            cluster_section["nodes"] = gpus // per_node
+        else:
+            cluster_section["devices"] = gpus
+    elif nodes is not None:
+        cluster_section["nodes"] = nodes
+    data: dict[str, Any] = {"name": name or Path(file).stem, "model": model, "training": training,
+                            "parallelism": parallelism, "cluster": cluster_section}
+    known = set(ints) | _FLAGS | {"--recompute-granularity", "--recompute-method", "--recompute-num-layers",
+                                  "--DDP-impl", "--optimizer"}
+    ignored = sorted(k for k in args if k not in known)
+    return data, ignored
+
+
+def workload_yaml(data: dict[str, Any], header: str = "") -> str:
+    """A workload mapping as a YAML file, ``header`` as comment lines on top."""
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comment + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)

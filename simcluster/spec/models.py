@@ -1,0 +1,160 @@
+"""Models from files: ``model: {from: config.json}`` and ``model: {preset: NAME}``.
+
+``from`` reads a Hugging Face ``config.json`` (Llama, Mistral, Qwen2, Gemma, GPT-2, GPT-NeoX,
+DeepSeek dense) and maps its keys onto the model section; ``preset`` reads an architecture of
+the shipped catalogue (``simcluster/data/models/NAME.yaml``, each with its ``source``). Keys
+written beside ``from``/``preset`` override what was read. Offline: files only, nothing is
+downloaded. A key of ``config.json`` that changes the model's cost but cannot be mapped
+(mixture of experts, latent attention, ...) is a problem that names it.
+
+```python
+data = {"model": {"from": "config.json", "seq_len": 4096}, ...}
+problems = resolve_model(data, base_dir=Path("."), source="workload.yaml")  # data["model"] resolved
+```
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from simcluster.errors import Problem
+from simcluster.spec.yamlio import load_yaml
+
+#: The catalogue of architectures: one YAML file per preset.
+MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+
+#: Hugging Face key -> model key; the first key present wins (GPT-2 spells them n_layer, ...).
+_MAP: dict[str, tuple[str, ...]] = {
+    "layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "hidden": ("hidden_size", "n_embd", "d_model"),
+    "heads": ("num_attention_heads", "n_head"),
+    "kv_heads": ("num_key_value_heads",),
+    "ffn_hidden": ("intermediate_size", "n_inner", "ffn_dim"),
+    "vocab": ("vocab_size",),
+    "seq_len": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"),
+    "head_dim": ("head_dim",),
+    "tied_embeddings": ("tie_word_embeddings",),
+}
+_ACTIVATION_KEYS = ("hidden_act", "hidden_activation", "activation_function")
+
+#: Keys that do not change what the simulator costs (norms, dropout, ids, rotary embeddings, ...).
+_IGNORED = frozenset({
+    "architectures", "model_type", "torch_dtype", "transformers_version", "_name_or_path", "use_cache",
+    "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id",
+    "initializer_range", "initializer_factor", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon",
+    "rope_theta", "rope_scaling", "rotary_pct", "rotary_emb_base", "rotary_dim", "partial_rotary_factor",
+    "attention_bias", "attention_dropout", "hidden_dropout", "mlp_bias", "qkv_bias", "bias",
+    "pretraining_tp", "resid_pdrop", "embd_pdrop", "attn_pdrop", "classifier_dropout", "dropout",
+    "sliding_window", "use_sliding_window", "max_window_layers", "use_parallel_residual",
+    "scale_attn_weights", "reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx",
+    "task_specific_params", "tokenizer_class", "id2label", "label2id", "is_decoder",
+    "output_attentions", "output_hidden_states", "return_dict", "tie_encoder_decoder",
+    "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar", "quantization_config",
+    "bos_token", "eos_token", "use_flash_attn", "gradient_checkpointing", "num_labels", "problem_type",
+})
+_IGNORED_PREFIXES = ("summary_",)
+
+#: Gated MLPs (three matrices: gate, up, down): SwiGLU, and GeGLU (Gemma) which costs the same.
+_GATED_TYPES = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2", "deepseek", "internlm2", "yi"})
+#: Untied unless the file says otherwise (transformers' defaults for these model types).
+_UNTIED_TYPES = frozenset({"llama", "mistral", "qwen2", "deepseek", "gpt_neox"})
+
+
+def list_model_presets() -> list[str]:
+    """Names of the shipped architectures (``llama3-70b``, ...)."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def _mlp(config: dict[str, Any], model_type: str) -> str | None:
+    act = next((config[k] for k in _ACTIVATION_KEYS if config.get(k) is not None), None)
+    if model_type in _GATED_TYPES or act == "silu" or act == "swiglu":
+        return "swiglu"
+    if act is None or str(act).startswith("gelu"):
+        return "gelu"
+    return None
+
+
+def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Problem]]:
+    """The model keys of a Hugging Face ``config.json`` mapping, and the problems: keys that change
+    the cost but cannot be mapped, named one by one."""
+    where = "model.from"
+    model_type = str(config.get("model_type", ""))
+    out: dict[str, Any] = {}
+    used: set[str] = {"model_type", *_ACTIVATION_KEYS}
+    for key, names in _MAP.items():
+        for name in names:
+            if name in config:
+                used.add(name)
+                if config[name] is not None and key not in out:
+                    out[key] = config[name]
+    if "tied_embeddings" not in out:
+        out["tied_embeddings"] = model_type not in _UNTIED_TYPES
+    mlp = _mlp(config, model_type)
+    problems: list[Problem] = []
+    if mlp is None:
+        act = next(config[k] for k in _ACTIVATION_KEYS if config.get(k) is not None)
+        problems.append(Problem(file, None, where, f"activation {act!r} cannot be mapped (known: silu -> swiglu, gelu)"))
+    else:
+        out["mlp"] = mlp
+    unmapped = sorted(k for k, v in config.items()
+                      if k not in used and k not in _IGNORED and not k.startswith(_IGNORED_PREFIXES)
+                      and v is not None and v is not False and v != 0)
+    if unmapped:
+        problems.append(Problem(file, None, where, "config.json keys that cannot be mapped onto the model: "
+                                + ", ".join(unmapped) + " (dense decoder-only transformers only)"))
+    return out, problems
+
+
+def _read_json(path: Path, where: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [Problem(where, None, "model.from", f"cannot read {path}: {exc.strerror or exc}")]
+    except UnicodeDecodeError:
+        return None, [Problem(str(path), None, "model.from", "not UTF-8 text")]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [Problem(str(path), exc.lineno, "model.from", f"not JSON: {exc.msg}")]
+    if not isinstance(data, dict):
+        return None, [Problem(str(path), None, "model.from", "expected a JSON object (a config.json)")]
+    return data, []
+
+
+def resolve_model(data: dict[str, Any], base_dir: Path, source: str) -> list[Problem]:
+    """Replace ``data["model"]``'s ``from``/``preset`` by the keys they name (keys beside them win);
+    the problems found (none: ``data`` changed in place)."""
+    model = data.get("model")
+    if not isinstance(model, dict) or not ({"from", "preset"} & model.keys()):
+        return []
+    model = dict(model)
+    origin, preset = model.pop("from", None), model.pop("preset", None)
+    if origin is not None and preset is not None:
+        return [Problem(source, None, "model", "give `from` or `preset`, not both")]
+    base: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if preset is not None:
+        names = list_model_presets()
+        if not isinstance(preset, str) or preset not in names:
+            return [Problem(source, None, "model.preset", f"unknown model preset {preset!r}; known: {', '.join(names)}")]
+        base = dict(load_yaml(MODELS_DIR / f"{preset}.yaml").data)
+        base.pop("source", None)
+    else:
+        if not isinstance(origin, str) or not origin:
+            return [Problem(source, None, "model.from", "expected the path of a Hugging Face config.json")]
+        path = Path(origin).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        if path.is_dir():
+            path = path / "config.json"
+        config, problems = _read_json(path, source)
+        if config is None:
+            return problems
+        base, problems = hf_model(config, str(path))
+        if "seq_len" in model:  # the file's max_position_embeddings only when seq_len is not given
+            base.pop("seq_len", None)
+    base.update(model)
+    data["model"] = base
+    return problems

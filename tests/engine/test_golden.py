@@ -1,0 +1,38 @@
+"""Three shipped workloads' summary.json against the figures of the engine before issue 18.
+
+tests/data/engine_golden.json holds what the previous engine (a full re-rate of the
+connected flows on every change, one wake-up timeout per change) and the per-rank
+pure-Python interval metrics computed. The incremental network, the single pending
+wake-up and the numpy interval sweep must reproduce them up to floating-point noise
+(rel 1e-9). The full-fidelity 13B case is the one whose flows contend on shared links.
+
+A deliberate modelling change (costs, lowering, topology) that moves these figures
+needs new golden values: check first that the engine is not the cause (simulate the
+same task graph with the old and the new engine), then rewrite the file from
+``python -m simcluster run <workload>``'s summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simcluster.run import simulate_workload
+from simcluster.spec import load_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = json.loads((ROOT / "tests" / "data" / "engine_golden.json").read_text(encoding="utf-8"))["summaries"]
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN))
+def test_summary_matches_the_engine_before_issue_18(path: str) -> None:
+    want = GOLDEN[path]
+    got = simulate_workload(load_workload(str(ROOT / path))).summary
+    assert set(got) == set(want)
+    for key, value in want.items():
+        if isinstance(value, bool) or isinstance(value, int):
+            assert got[key] == value, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key

@@ -1,0 +1,155 @@
+"""Model import (issue 16): ``model.from`` (a Hugging Face config.json), ``model.preset`` (the
+shipped catalogue) and ``simcluster import-megatron`` (a Megatron-LM command line)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simcluster.cli import main
+from simcluster.errors import SpecError
+from simcluster.spec import load_workload, workload_from_data
+from simcluster.spec.models import MODELS_DIR, hf_model, list_model_presets
+from simcluster.spec.yamlio import load_yaml
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+HF = DATA / "hf"
+VALIDATION = Path(__file__).resolve().parent.parent.parent / "simcluster" / "data" / "validation"
+BASE = {"training": {"global_batch": 16, "micro_batch": 2}, "parallelism": {"tensor": 2, "pipeline": 2},
+        "cluster": {"preset": "dgx-a100-80gb", "nodes": 1}}
+
+
+def test_from_llama3_config_matches_the_preset():
+    imported = workload_from_data({**BASE, "model": {"from": str(HF / "llama3-8b" / "config.json")}}).model
+    preset = workload_from_data({**BASE, "model": {"preset": "llama3-8b"}}).model
+    assert imported == preset
+    assert (imported.layers, imported.kv_heads, imported.ffn_hidden, imported.vocab) == (32, 8, 14336, 128256)
+    assert imported.mlp == "swiglu" and imported.tied_embeddings is False and imported.seq_len == 8192
+
+
+def test_from_gpt2_names_and_a_folder():
+    m = workload_from_data({**BASE, "model": {"from": str(HF / "gpt2"), "layers": 4}}).model  # the folder's config.json
+    assert (m.layers, m.hidden, m.heads, m.vocab, m.seq_len, m.ffn_hidden) == (4, 768, 12, 50257, 1024, 3072)
+    assert m.mlp == "gelu" and m.tied_embeddings is True
+
+
+def test_from_is_relative_to_the_workload_file(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text((HF / "tiny-llama" / "config.json").read_text())
+    (tmp_path / "w.yaml").write_text("model: {from: cfg/config.json, seq_len: 256}\n"
+                                     "training: {global_batch: 16, micro_batch: 2}\n"
+                                     "parallelism: {tensor: 2, pipeline: 2}\n"
+                                     "cluster: {preset: dgx-a100-80gb, nodes: 1}\n")
+    spec = load_workload(tmp_path / "w.yaml", overrides=["model.layers=2"])
+    assert (spec.model.layers, spec.model.seq_len, spec.model.kv_heads) == (2, 256, 4)
+
+
+def test_unmappable_keys_are_named_exit_2(tmp_path, capsys):
+    with pytest.raises(SpecError) as info:
+        workload_from_data({**BASE, "model": {"from": str(HF / "deepseek-v3-moe" / "config.json")}})
+    text = str(info.value)
+    assert "n_routed_experts" in text and "kv_lora_rank" in text and "model.from" in text
+    w = tmp_path / "w.yaml"
+    w.write_text(f"model: {{from: {HF / 'deepseek-v3-moe'}}}\ntraining: {{global_batch: 8}}\ncluster: dgx-a100-80gb\n")
+    assert main(["validate", str(w)]) == 2
+    err = capsys.readouterr().err
+    assert "n_routed_experts" in err and "Traceback" not in err
+
+
+def test_missing_file_and_unknown_preset():
+    with pytest.raises(SpecError, match="cannot read"):
+        workload_from_data({**BASE, "model": {"from": "no/such/config.json"}})
+    with pytest.raises(SpecError, match="unknown model preset 'nope'.*llama3-70b"):
+        workload_from_data({**BASE, "model": {"preset": "nope"}})
+
+
+def test_hf_activation_and_defaults():
+    model, problems = hf_model({"model_type": "gpt_neox", "num_hidden_layers": 2, "hidden_size": 64,
+                                "num_attention_heads": 4, "intermediate_size": 256, "vocab_size": 100,
+                                "max_position_embeddings": 128, "hidden_act": "gelu", "rotary_pct": 0.25}, "c.json")
+    assert not problems and model["mlp"] == "gelu" and model["tied_embeddings"] is False
+    _, problems = hf_model({"num_hidden_layers": 2, "hidden_act": "relu2"}, "c.json")
+    assert problems and "relu2" in problems[0].reason
+
+
+@pytest.mark.parametrize("name", list_model_presets())
+def test_every_preset_validates_and_names_its_source(name):
+    assert "source" in load_yaml(MODELS_DIR / f"{name}.yaml").data
+    spec = workload_from_data({"model": {"preset": name}, "training": {"global_batch": 64},
+                               "cluster": {"preset": "dgx-h100", "nodes": 1}})
+    assert spec.model.layers > 0
+
+
+def test_the_catalogue_has_the_well_known_models():
+    assert {"llama3-8b", "llama3-70b", "llama3-405b", "gpt3-175b", "mistral-7b", "qwen2-72b"} <= set(list_model_presets())
+
+
+@pytest.mark.parametrize("row, gpus", [("145.6b", 1536), ("18.4b", 256)])
+def test_import_megatron_gives_the_table1_rows(row, gpus, tmp_path):
+    """run_table_1.sh's arguments of two Table 1 rows give the suite's workloads: the same resolved
+    model, training and layout, hence the same simulated figures (checked by simulating 18.4B)."""
+    out = tmp_path / f"{row}.yaml"
+    assert main(["import-megatron", str(DATA / "megatron" / f"table1-{row}.txt"), "--gpus", str(gpus),
+                 "--out", str(out)]) == 0
+    imported = load_workload(out).resolved_dict()
+    suite = load_workload(VALIDATION / "narayanan2021" / f"gpt-{row}.yaml").resolved_dict()
+    for d in (imported, suite):
+        d.pop("name"), d.pop("source", None)
+    assert imported == suite
+    if row == "18.4b":
+        from simcluster.run import simulate_workload
+
+        a = simulate_workload(load_workload(out)).summary
+        b = simulate_workload(load_workload(VALIDATION / "narayanan2021" / f"gpt-{row}.yaml")).summary
+        assert a["hardware_tflops_per_gpu"] == b["hardware_tflops_per_gpu"]
+        assert a["iteration_time_s"] == b["iteration_time_s"]
+
+
+def test_import_megatron_maps_the_modern_flags(tmp_path, capsys):
+    args = tmp_path / "args.txt"
+    args.write_text("torchrun --nnodes 2 --nproc_per_node 8 pretrain_gpt.py --num-layers 8 --hidden-size 1024 "
+                    "--num-attention-heads 16 --group-query-attention --num-query-groups 4 --ffn-hidden-size 2816 "
+                    "--seq-length 4096 --max-position-embeddings 8192 --vocab-size 32000 "
+                    "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 "
+                    "--num-layers-per-virtual-pipeline-stage 2 --sequence-parallel --recompute-activations "
+                    "--micro-batch-size 1 --global-batch-size 64 --use-distributed-optimizer --bf16 --swiglu "
+                    "--untie-embeddings-and-output-weights --use-flash-attn --overlap-grad-reduce\n")
+    assert main(["import-megatron", str(args)]) == 0
+    out = tmp_path / "w.yaml"
+    out.write_text(capsys.readouterr().out)
+    spec = load_workload(out)
+    m, t, p = spec.model, spec.training, spec.parallelism
+    assert (m.kv_heads, m.ffn_hidden, m.seq_len, m.vocab, m.mlp, m.tied_embeddings) == (4, 2816, 4096, 32000, "swiglu", False)  # 32000 = 125 x 128 x 2
+    assert (t.precision, t.recompute, t.flash_attention, t.micro_batch) == ("bf16", "selective", True, 1)
+    assert (p.tensor, p.pipeline, p.data, p.virtual_stages, p.schedule) == (2, 2, 4, 2, "interleaved")
+    assert p.sequence_parallel and p.zero_stage == 1 and p.overlap_grad_reduce and spec.num_gpus == 16
+
+
+def test_import_megatron_refuses_moe(tmp_path, capsys):
+    args = tmp_path / "args.txt"
+    args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                    "--global-batch-size 64 --num-experts 8 --moe-router-topk 2\n")
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--num-experts" in err and "--moe-router-topk" in err and "Traceback" not in err
+
+
+def test_a_sweeps_best_yaml_keeps_the_config_reachable(tmp_path):
+    from simcluster.spec.sweep import load_sweep
+    from simcluster.spec.yamlio import parse_yaml_text
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text((HF / "tiny-llama" / "config.json").read_text())
+    (tmp_path / "w.yaml").write_text("model: {from: cfg/config.json}\ntraining: {global_batch: 16, micro_batch: 2}\n"
+                                     "parallelism: {tensor: 2, pipeline: 2}\ncluster: {preset: dgx-a100-80gb, nodes: 1}\n")
+    (tmp_path / "s.yaml").write_text("name: s\nbase: w.yaml\ngrid:\n  training.micro_batch: [1, 2]\n")
+    sweep = load_sweep(tmp_path / "s.yaml")
+    assert sweep.workload({"training.micro_batch": 1}).model.kv_heads == 4
+    elsewhere = tmp_path / "out"
+    elsewhere.mkdir()
+    (elsewhere / "best.yaml").write_text(sweep.workload_yaml({"training.micro_batch": 1}))
+    data = parse_yaml_text((elsewhere / "best.yaml").read_text(), "best.yaml").data
+    assert Path(data["model"]["from"]).is_absolute()
+    assert load_workload(elsewhere / "best.yaml").model.ffn_hidden == 2816
