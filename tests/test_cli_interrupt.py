@@ -82,6 +82,7 @@ grid:
   parallelism.pipeline: [1, 2]
   training.micro_batch: [1, 2, 4]
   training.recompute: [none, full]
+  training.global_batch: [16, 32, 64]
 set:
   parallelism.data: null
 """
@@ -112,6 +113,6 @@ def test_ctrl_c_during_sweep_then_resume(tmp_path, extra_s):
     rc, stdout, err = _cli("sweep", sweep, "--out", out, "--jobs", "2", "--no-report")
     assert rc == 0, err
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 36 and set(table["status"]) <= {"ok", "invalid"}
+    assert len(table) == 108 and set(table["status"]) <= {"ok", "invalid"}
     assert finished <= set(table["config_hash"])  # no finished point lost
     assert f"{len(finished)} taken from the store" in stdout or not finished
