@@ -38,12 +38,17 @@ SLACK_MARGIN = 1e-6
 
 
 class Route(Hashable, Protocol):
-    """A flow as the fill sees it: the links it crosses and its weight on each."""
+    """A flow as the fill sees it: its links and weights, the links it shares with other
+    flows now (``shared``), and ``bounds``: (B_l / w_l, l) over its links, ascending, or
+    None until a fill first needs it."""
 
     @property
     def links(self) -> tuple[int, ...]: ...
     @property
     def weights(self) -> tuple[float, ...]: ...
+    @property
+    def shared(self) -> dict[int, None]: ...
+    bounds: list[tuple[float, int]] | None
 
 
 F = TypeVar("F", bound=Route)
@@ -53,16 +58,17 @@ def component(seeds: Iterable[F], flows_on: Sequence[Mapping[F, float]],
               coupled: Sequence[bool] | None = None) -> list[F]:
     """``seeds`` and every flow connected to them through links they share.
 
-    ``coupled[l]`` false: link ``l`` does not connect its flows (a slack link).
+    ``coupled[l]`` false: link ``l`` does not connect its flows (a slack link). Only each
+    flow's shared links are walked, so a ring over hundreds of links costs its few
+    shared ones.
     """
     seen = dict.fromkeys(seeds)
     stack = list(seen)
     while stack:
         g = stack.pop()
-        for l in g.links:
-            d = flows_on[l]
-            if len(d) > 1 and (coupled is None or coupled[l]):
-                for h in d:
+        for l in g.shared:
+            if coupled is None or coupled[l]:
+                for h in flows_on[l]:
                     if h not in seen:
                         seen[h] = None
                         stack.append(h)
@@ -72,38 +78,39 @@ def component(seeds: Iterable[F], flows_on: Sequence[Mapping[F, float]],
 def fill(flows: Sequence[F], flows_on: Sequence[Mapping[F, float]], bw: Sequence[float],
          coupled: Sequence[bool] | None = None) -> dict[F, float]:
     """Max-min fair rates of ``flows`` (a union of connected components), by weighted
-    progressive filling; links with ``coupled[l]`` false are left out (slack).
+    progressive filling; shared links with ``coupled[l]`` false are left out (slack).
 
-    ``flows_on[l]``: the flows on link ``l`` (each of them in ``flows``) in start
-    order, which is the order the flows of a saturated link freeze in. The links a
-    flow has to itself enter as one bound, their tightest ``B_l / w_l`` (its share
-    there never changes), so a ring over hundreds of links costs one heap entry. A
-    flow on no link that can saturate gets no rate (absent from the answer).
+    ``flows_on[l]``: the flows on link ``l`` (each of them in ``flows`` when ``l`` is
+    shared and coupled) in start order, which is the order the flows of a saturated
+    link freeze in. A flow's links that no other flow crosses enter as one bound, the
+    smallest ``B_l / w_l`` among them (the first of ``bounds`` not shared; leaving in a
+    slack one changes nothing, it is above the flow's rate alone).
     """
     cap: dict[int, float] = {}
     wsum: dict[int, float] = {}
-    shared: list[list[tuple[int, float]]] = []  # per flow: its links shared with others
+    mine: list[list[tuple[int, float]]] = []  # per flow: its shared coupled links, weights
     heap: list[tuple[float, int]] = []  # (share, link), or (own bound, -1 - flow index)
     for i, f in enumerate(flows):
-        mine: list[tuple[int, float]] = []
-        own = math.inf
-        for l, w in zip(f.links, f.weights):
+        own: list[tuple[int, float]] = []
+        sh = f.shared
+        for l in sh:
             if coupled is not None and not coupled[l]:
                 continue
-            if len(flows_on[l]) == 1:
-                r = bw[l] / w
-                if r < own:
-                    own = r
-                continue
-            mine.append((l, w))
+            w = flows_on[l][f]
+            own.append((l, w))
             if l in wsum:
                 wsum[l] += w
             else:
                 cap[l] = bw[l]
                 wsum[l] = w
-        shared.append(mine)
-        if own < math.inf:
-            heap.append((own, -1 - i))
+        mine.append(own)
+        bounds = f.bounds
+        if bounds is None:
+            bounds = f.bounds = sorted((bw[l] / w, l) for l, w in zip(f.links, f.weights))
+        for b, l in bounds:
+            if l not in sh:
+                heap.append((b, -1 - i))
+                break
     heap.extend((cap[l] / ws, l) for l, ws in wsum.items() if ws > _EPS)
     heapify(heap)
     rates: dict[F, float] = {}
@@ -115,7 +122,7 @@ def fill(flows: Sequence[F], flows_on: Sequence[Mapping[F, float]], bw: Sequence
             g = flows[-1 - l]
             if g not in rates:
                 left -= 1
-                _freeze(g, share, shared[-1 - l], l, rates, cap, wsum, heap)
+                _freeze(g, share, mine[-1 - l], l, rates, cap, wsum, heap)
             continue
         ws = wsum[l]
         if ws <= _EPS or cap[l] / ws != share:
@@ -123,7 +130,7 @@ def fill(flows: Sequence[F], flows_on: Sequence[Mapping[F, float]], bw: Sequence
         for g in flows_on[l]:
             if g not in rates:
                 left -= 1
-                _freeze(g, share, shared[index[g]], l, rates, cap, wsum, heap)
+                _freeze(g, share, mine[index[g]], l, rates, cap, wsum, heap)
     return rates
 
 

@@ -64,7 +64,7 @@ class _Flow:
     """One transfer moving its bytes: ``rem0`` bytes left at ``t0``, rate ``rate`` since."""
 
     __slots__ = ("links", "weights", "nbytes", "solo", "rate", "t0", "rem0", "ver", "done", "arg",
-                 "seq")
+                 "seq", "shared", "bounds")
 
     links: tuple[int, ...]
     weights: tuple[float, ...]
@@ -77,11 +77,14 @@ class _Flow:
     done: Callable[[int], None]
     arg: int
     seq: int  # start order
+    shared: dict[int, None]  # its links that other flows cross too, now
+    bounds: list[tuple[float, int]] | None  # (B_l / w_l, l) over its links, ascending (for fills)
 
     def __init__(self, tr: Transfer, done: Callable[[int], None], arg: int):
         self.links, self.weights, self.nbytes = tr.links, tr.weights, tr.nbytes
         self.done, self.arg = done, arg
         self.rate, self.ver = 0.0, 0  # the rest is set when its bytes start to move
+        self.shared, self.bounds = {}, None
 
 
 #: A heap entry: (time, flow seq, flow version, flow).
@@ -181,6 +184,10 @@ class Network:
                     self._rec_bytes[l] = 0.0
             else:
                 shared = True
+                f.shared[l] = None
+                if len(d) == 1:  # the flow that had l to itself shares it now
+                    for g in d:
+                        g.shared[l] = None
             d[f] = w
             dl = demand[l] + w * solo
             demand[l] = dl
@@ -293,6 +300,9 @@ class Network:
                     if rec[l]:
                         self.intervals.extend((l, self._since[l], now, self._rec_bytes[l] + w * nb))
                 else:
+                    if len(d) == 1:  # the one flow left has l to itself now
+                        for g in d:
+                            del g.shared[l]
                     if rec[l]:
                         self._rec_bytes[l] += w * nb
                     if coupled[l]:

@@ -65,10 +65,10 @@ def reference_finish(starts, routes, nbytes, bw):
 
 
 class _Flow:
-    __slots__ = ("links", "weights")
+    __slots__ = ("links", "weights", "shared", "bounds")
 
     def __init__(self, links, weights):
-        self.links, self.weights = links, weights
+        self.links, self.weights, self.shared, self.bounds = links, weights, {}, None
 
 
 def _flows_on(flows, n):
@@ -76,6 +76,8 @@ def _flows_on(flows, n):
     for f in flows:
         for l, w in zip(f.links, f.weights):
             on[l][f] = w
+    for f in flows:
+        f.shared = {l: None for l in f.links if len(on[l]) > 1}
     return on
 
 
