@@ -65,7 +65,9 @@ def test_ctrl_c_during_run(tmp_path, workload, after_s):
     if rc == 0:
         assert _cli("report", out)[0] == 0  # finished first: then it is whole
         return
-    assert rc == 130, err
+    # 130 from the command's handler; rarely (seen in CI, under load, early in the run) the process
+    # ends by the signal itself, which a shell reports as 130 too ($? = 128 + SIGINT)
+    assert rc in (130, -signal.SIGINT), err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert "interrupted" in err
