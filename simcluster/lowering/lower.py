@@ -32,7 +32,6 @@ from simcluster.lowering.grad_sync import GradSync, add_grad_sync
 from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
-from simcluster.plan.schedules import peak_in_flight
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -116,10 +115,8 @@ class Lowerer:
         ctx = GradSync(tg, plan, comms, self.slow, self.last_rs, self.opt.include_optimizer)
         add_grad_sync(ctx, grads, stage_last)
         tg.meta.update(stages=p, microbatches=m, chunk_layers=plan.chunks,
-                       in_flight=[peak_in_flight(o) for o in plan.orders],
                        representatives=[ms[0][0] for ms in all_members], multiplicity=comms.multiplicity,
-                       fidelity="full" if comms.full else "symmetric", stage_size=plan.grid.per_stage,
-                       params_per_rank=[plan.stage_params(s) for s in range(p)])
+                       fidelity="full" if comms.full else "symmetric", stage_size=plan.grid.per_stage)
         return tg
 
     def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:

@@ -13,9 +13,11 @@ durations are multiplied by its slowdown factor.
 
 from __future__ import annotations
 
-from simcluster.plan import Plan, build_plan
+from simcluster.plan import Plan, compute_model
+from simcluster.plan.costing import model_blocks
 from simcluster.topology.devices import Device
 from simcluster.topology.topology import Topology
+from simcluster.workload import model_ops
 
 
 def compute_slowdowns(plan: Plan, topo: Topology) -> dict[int, float]:
@@ -25,8 +27,11 @@ def compute_slowdowns(plan: Plan, topo: Topology) -> dict[int, float]:
     if not cluster.node_devices:
         return slow
 
-    def layer_time(device: Device) -> float:
-        b = build_plan(plan.spec, device).blocks.layer
+    spec, ops = plan.spec, model_ops(plan.spec.model, plan.spec.training)
+
+    def layer_time(device: Device) -> float:  # the plan's block costs on another device
+        b = model_blocks(ops, compute_model(spec, device), plan.t, plan.c, spec.parallelism.sequence_parallel,
+                         spec.training.flash_attention).layer
         return b.fwd_s + b.bwd_s
 
     base = plan.blocks.layer.fwd_s + plan.blocks.layer.bwd_s

@@ -41,42 +41,41 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     up_n = 2 * f if m.mlp == "swiglu" else f
     sbh = bs * h
 
-    def gemm(name: str, block: str, n: int, k: int, tp: str) -> Op:
+    def gemm(name: str, block: str, n: int, k: int, tp: str, kv: tuple[int, int] = (0, 0)) -> Op:
         flops = 2.0 * bs * n * k
         return Op(name, "gemm", block, layer, flops, 2 * flops, dt * (bs * k + k * n + bs * n), tp,
-                  gemm=(bs, n, k))
+                  gemm=(bs, n, k), kv=kv)
 
     def mem(name: str, kind: str, block: str, elems: int, rw: float = 2.0, flops_per: float = 1.0) -> Op:
         return Op(name, kind, block, layer, flops_per * elems, 2 * flops_per * elems, rw * dt * elems,
                   "replicated", elements=elems)
 
+    def act(block: str) -> Op:
+        return Op("act", "elementwise", block, layer, 8.0 * bs * f, 16.0 * bs * f, dt * bs * (up_n + f), "column",
+                  elements=bs * up_n)
+
+    kv = (2 * g * d, g)  # the K and V columns of the QKV product (replicated when g < t)
+    core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q, dt * 4 * bs * q,
+              "heads", attn=(b, a, s, d))
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")
-        fused = Op("qkv_fc1", "gemm", "attn", layer, 2.0 * bs * (qkv_n + up_n) * h, 4.0 * bs * (qkv_n + up_n) * h,
-                   dt * (bs * h + h * (qkv_n + up_n) + bs * (qkv_n + up_n)), "column",
-                   gemm=(bs, qkv_n + up_n, h), kv=(2 * g * d, g))
         return [
             mem("ln1", "norm", "attn", sbh, flops_per=5.0),
-            fused,
-            Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q,
-               dt * 4 * bs * q, "heads", attn=(b, a, s, d)),
+            gemm("qkv_fc1", "attn", qkv_n + up_n, h, "column", kv),
+            core,
             gemm("proj", "attn", h, q, "row"),
-            Op("act", "elementwise", "attn", layer, 8.0 * bs * f, 16.0 * bs * f, dt * bs * (up_n + f),
-               "column", elements=bs * up_n),
+            act("attn"),
             gemm("fc2", "attn", h, f, "row"),
             mem("residual", "elementwise", "attn", sbh, rw=4.0),  # x + attention + MLP
         ]
     return [
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
-        Op("qkv", "gemm", "attn", layer, 2.0 * bs * qkv_n * h, 4.0 * bs * qkv_n * h,
-           dt * (bs * h + h * qkv_n + bs * qkv_n), "column", gemm=(bs, qkv_n, h), kv=(2 * g * d, g)),
-        Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q,
-           dt * 4 * bs * q, "heads", attn=(b, a, s, d)),
+        gemm("qkv", "attn", qkv_n, h, "column", kv),
+        core,
         gemm("proj", "attn", h, q, "row"),
         mem("residual1", "elementwise", "attn", sbh, rw=3.0),
         mem("ln2", "norm", "mlp", sbh, flops_per=5.0),
         gemm("fc1", "mlp", up_n, h, "column"),
-        Op("act", "elementwise", "mlp", layer, 8.0 * bs * f, 16.0 * bs * f, dt * bs * (up_n + f),
-           "column", elements=bs * up_n),
+        act("mlp"),
         gemm("fc2", "mlp", h, f, "row"),
         mem("residual2", "elementwise", "mlp", sbh, rw=3.0),
     ]
