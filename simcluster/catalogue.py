@@ -53,10 +53,13 @@ COLLECTIVE_OPS: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter",
 Precision = Literal["bf16", "fp16", "fp32"]
 Optimizer = Literal["adam", "sgd"]
 Recompute = Literal["none", "selective", "full"]
+Framework = Literal["megatron", "deepspeed", "pytorch", "jax"]
 #: ``training.precision``, ``training.optimizer``, ``training.recompute``.
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 RECOMPUTE: tuple[str, ...] = get_args(Recompute)
+#: ``training.framework``: the software stacks (``simcluster.costs.frameworks.FRAMEWORKS``).
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from simcluster.catalogue import COLLECTIVE_OPS, Optimizer, Precision, Recompute
+from simcluster.catalogue import COLLECTIVE_OPS, Framework, Optimizer, Precision, Recompute
 from simcluster.errors import Problem, SpecError
 from simcluster.spec.checks import check_workload
 from simcluster.spec.cluster import ClusterSpec, resolve_cluster
@@ -89,6 +89,8 @@ class TrainingSpec(BaseModel):
         "fully sharded activation a layer). Sequence parallelism already splits it.")
     flash_attention: bool = Field(default=True, description="Fused attention kernel: the s² attention scores are "
                                   "never stored.")
+    framework: Framework = Field(default="megatron", description="The software stack whose kernels, optimizer, "
+                                 "ZeRO and pipeline behaviour are simulated (docs/model.md, 'Software stacks').")
 
 
 class ParallelismSpec(BaseModel):
