@@ -38,7 +38,10 @@ while that layer is recomputed (added once, not per microbatch).
 Stage extras per microbatch (Korthikanti §4.3, "4·s·b·h/t·(1 + V/h)"):
 first stage, the embedding dropout mask s·b·h; last stage, the final
 layernorm and output-projection inputs 4·s·b·h (÷ t with sequence parallel)
-and the logits kept in fp32 for the vocab-parallel cross entropy, 4·s·b·V/t.
+and what the stack's cross entropy saves per logit (Megatron's fp32 softmax, 4·s·b·V/t;
+:mod:`simcluster.costs.frameworks`), plus, once, what is alive only inside its backward.
+PyTorch autocast (``training.framework: pytorch``) keeps fp32 weights and gradients (4 + 4 B),
+Adam's m and v (8 B) and 16-bit copies of the weights (2 B, counted with the weights).
 
 The caller gives ``microbatches_in_flight`` (1F1B: stage i of p holds p − i;
 GPipe: all m; interleaved schedules: the caller's count) and
@@ -50,6 +53,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from simcluster.costs import params as P
+from simcluster.costs.frameworks import framework
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
 from simcluster.workload.ops import DTYPE_BYTES
 
@@ -144,8 +148,14 @@ def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, paral
     if has_embedding:
         out += sb * model.hidden / h_split
     if has_logits:
-        out += 4 * v * sb * model.hidden / h_split + 4 * sb * model.vocab / t
+        out += 4 * v * sb * model.hidden / h_split + framework(training.framework).loss_saved_bytes * sb * model.vocab / t
     return out
+
+
+def loss_transient_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """Bytes alive only inside the cross-entropy's backward, on top of what it saved (once, last stage)."""
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    return framework(training.framework).loss_transient_bytes * sb * model.vocab / parallelism.tensor
 
 
 def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_stage: int, has_embedding: bool,
@@ -166,12 +176,16 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
                      has_embedding=has_embedding, has_logits=has_logits)
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
+    cast = 0
+    if framework(training.framework).autocast and training.precision != "fp32":
+        # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
+        w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
     zero = parallelism.zero_stage
     if zero not in (0, 1, 2, 3):
         raise ValueError(f"zero_stage must be 0..3, not {zero!r}")
     # ZeRO shards over data × context ranks, or over a hybrid shard group of zero_shard data ranks
     shard = (parallelism.zero_shard or parallelism.data or 1) * parallelism.context
-    weights = n * w_b / (shard if zero >= 3 else 1)
+    weights = n * w_b / (shard if zero >= 3 else 1) + n * cast / (shard if zero >= 3 else 1)
     grads = n * g_b / (shard if zero >= 2 else 1)
     optim = n * o_b / (shard if zero >= 1 else 1)
 
@@ -179,6 +193,8 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     extra = stage_extra_activation_bytes(model, training, parallelism,
                                          has_embedding=has_embedding, has_logits=has_logits)
     acts = (layers_on_stage * per_layer + extra) * microbatches_in_flight
+    if has_logits:
+        acts += loss_transient_bytes(model, training, parallelism)
     if training.recompute == "full" and layers_on_stage > 0:
         acts += activation_bytes_per_layer(model, training, parallelism, recompute="none")
 

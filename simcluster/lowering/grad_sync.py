@@ -72,7 +72,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
     for s in range(plan.p):
         stage_members = comms.stage_members(s)
         params = plan.stage_params(s)
-        secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, params, shard)
+        secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, params, shard, plan.stack)
         steps = {}
         for r in stage_members:
             steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
@@ -132,7 +132,7 @@ def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_las
             acc += pc * plan.grad_bytes
             if acc < par.grad_bucket_bytes and i < len(produced) - 1:
                 continue
-            deps = tuple(grads[(r, key)] if par.overlap_grad_reduce else stage_last[r] for r in ranks)
+            deps = tuple(grads[(r, key)] if par.overlap_grad_reduce and plan.stack.overlap_grad_reduce else stage_last[r] for r in ranks)
             t = ctx.tg.add(kind="collective", name=f"dp.{op} bucket{n}", ranks=ranks, stream="dp", deps=deps,
                            transfers=comms.plan(op, group, acc, mirrors), nbytes=acc, op=op, group=group,
                            phase="dp_comm", stage=s)

@@ -111,6 +111,8 @@ class Lowerer:
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
                         stage_last[r] = z
                         send[(kind, k, mb, r)] = self._send(kind, k, mb, r, z, lb)
+                        if plan.stack.blocking_p2p:  # the stage's next unit waits for its send
+                            stage_last[r] = send[(kind, k, mb, r)]
         self._cross_stage_deps(first, last, send)
         ctx = GradSync(tg, plan, comms, self.slow, self.last_rs, self.opt.include_optimizer)
         add_grad_sync(ctx, grads, stage_last)
@@ -233,8 +235,10 @@ class Lowerer:
                                    layer, after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None)
             elif step.what == "gather":
                 after = computed[-2] if len(computed) >= 2 else None
-                params = ch.side(zero, "all_gather", plan.params.layer * plan.dtype_bytes,
-                                 f"zero.all_gather L{layer}", "dp", "zero_comm", layer, after)
+                for i in range(step.parts):  # one after another on the data-parallel stream
+                    name = f"zero.all_gather L{layer}" + (f".{i}" if step.parts > 1 else "")
+                    params = ch.side(zero, "all_gather", plan.params.layer * plan.dtype_bytes / step.parts,
+                                     name, "dp", "zero_comm", layer, after if i == 0 else params)
             elif step.what == "reduce_grads":
                 rs = ch.side(zero, "reduce_scatter", plan.params.layer * plan.grad_bytes,
                              f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, produced)

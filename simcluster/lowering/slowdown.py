@@ -31,7 +31,7 @@ def compute_slowdowns(plan: Plan, topo: Topology) -> dict[int, float]:
 
     def layer_time(device: Device) -> float:  # the plan's block costs on another device
         b = model_blocks(ops, compute_model(spec, device), plan.t, plan.c, spec.parallelism.sequence_parallel,
-                         spec.training.flash_attention).layer
+                         spec.training.flash_attention, plan.stack).layer
         return b.fwd_s + b.bwd_s
 
     base = plan.blocks.layer.fwd_s + plan.blocks.layer.bwd_s

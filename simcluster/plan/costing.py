@@ -19,6 +19,11 @@ timed kernel costs; in a training loop the host runs ahead of the GPU and the
 gap between kernels is a few µs, so lowering builds the model with
 :data:`TRAINING_LOOP_KERNEL_GAP_S`.
 
+The software stack (:mod:`simcluster.costs.frameworks`) adds what it runs besides the
+operators: the cross-entropy's passes over the logits, autocast's weight casts and fp32
+gradient accumulation, and the host's dispatch time — a block takes
+``max(GPU time, host ops · host_op_s)`` (the GPU idles when the host cannot keep up).
+
 FLOPs are the matrix-multiply FLOPs only (GEMMs and attention), the
 convention behind model FLOPs utilisation (Narayanan et al. 2021 eq. 3;
 Korthikanti et al. 2022 eq. 7).
@@ -29,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
 
@@ -75,24 +81,49 @@ def rank_gemm(op: Op, t: int, c: int) -> tuple[int, int, int]:
     return M, N, K
 
 
-def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, backward: bool) -> float:
-    """Seconds one rank spends on ``op`` (forward, or backward when ``backward``)."""
+def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, backward: bool,
+            stack: Stack = MEGATRON) -> float:
+    """Seconds one rank spends on ``op`` (forward, or backward when ``backward``) under ``stack``."""
     if op.kind == "gemm" and op.gemm is not None:
         M, N, K = rank_gemm(op, t, c)
         if not backward:
-            return cm.gemm_time(M, N, K)
-        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M)
+            return cm.gemm_time(M, N, K) + (_cast_time(cm, N * K, False) if stack.autocast else 0.0)
+        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M) + (_cast_time(cm, N * K, True) if stack.autocast else 0.0)
     if op.kind == "attention" and op.attn is not None:
         b, a, s, d = op.attn
         heads = max(1, a // t)
         return cm.attention_time(b, heads, s, d, causal=True, flash=flash, backward=backward) / c
+    if op.kind == "loss":  # the stack's cross-entropy passes over the vocabulary-parallel logits
+        elements = op.elements / (t * c)
+        return sum(cm.memory_time(per * elements, kind) for kind, per in (stack.loss_bwd if backward else stack.loss_fwd))
     nbytes = op.fwd_bytes / (_shard(op, t, sp) * c)
-    if op.kind in ("embedding", "loss"):
-        nbytes = op.fwd_bytes / c / (t if op.kind == "loss" else 1)
+    if op.kind == "embedding":
+        nbytes = op.fwd_bytes / c
     kind = MEMORY_KIND.get(op.kind, "elementwise")
     if backward:  # the gradient kernel reads the output gradient and saved input, writes one
         return 2 * cm.memory_time(nbytes, kind)
     return cm.memory_time(nbytes, kind)
+
+
+#: Autocast (PyTorch AMP): bytes per weight element of the forward's cast (read fp32, write 16-bit)
+#: and of the backward's cast-and-accumulate into the fp32 ``.grad`` (2 + 4, then 4 + 4 + 4).
+CAST_FWD_BYTES, CAST_BWD_BYTES = 6.0, 18.0
+
+
+def _cast_time(cm: ComputeModel, weights: int, backward: bool) -> float:
+    """Autocast's extra kernels for one weight matrix of ``weights`` elements (frameworks docstring)."""
+    if backward:
+        return cm.memory_time(6.0 * weights, "copy") + cm.memory_time((CAST_BWD_BYTES - 6.0) * weights, "elementwise")
+    return cm.memory_time(CAST_FWD_BYTES * weights, "copy")
+
+
+def host_ops(op: Op, stack: Stack, backward: bool) -> int:
+    """Eager ops the host dispatches for ``op`` in one pass (casts and loss passes included)."""
+    if op.kind == "loss":
+        return len(stack.loss_bwd if backward else stack.loss_fwd)
+    if op.kind == "gemm":
+        return (2 if backward else 1) + ((2 if backward else 1) if stack.autocast else 0)
+    return 1
 
 
 def wgrad_time(op: Op, cm: ComputeModel, t: int, c: int) -> float:
@@ -110,18 +141,24 @@ def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
     return op.fwd_flops / (t * c), op.bwd_flops / (t * c)
 
 
-def block_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash: bool) -> BlockCost:
-    """Sum of :func:`op_time` and :func:`op_flops` over a block's operators."""
+def block_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,
+               stack: Stack = MEGATRON) -> BlockCost:
+    """Sum of :func:`op_time` and :func:`op_flops` over a block's operators; each pass at least the
+    host's dispatch time of its ops (``max(GPU, host)``, :mod:`simcluster.costs.frameworks`)."""
     fs = bs = ff = bf = ws = wf = 0.0
+    host_f = host_b = 0
     for op in ops:
-        fs += op_time(op, cm, t, c, sp, flash, False)
-        bs += op_time(op, cm, t, c, sp, flash, True)
+        fs += op_time(op, cm, t, c, sp, flash, False, stack)
+        bs += op_time(op, cm, t, c, sp, flash, True, stack)
+        host_f += host_ops(op, stack, False)
+        host_b += host_ops(op, stack, True)
         f, b = op_flops(op, t, c)
         ff += f
         bf += b
         if op.kind == "gemm":
             ws += wgrad_time(op, cm, t, c)
             wf += b / 2  # dgrad and wgrad cost 2MNK each
+    fs, bs = max(fs, host_f * stack.host_op_s), max(bs, host_b * stack.host_op_s)
     return BlockCost(fs, bs, ff, bf, ws, wf)
 
 
@@ -144,17 +181,28 @@ class Blocks:
                          a.bwd_flops + m.bwd_flops, a.wgrad_s + m.wgrad_s, a.wgrad_flops + m.wgrad_flops)
 
 
-def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool) -> Blocks:
-    """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout."""
+def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,
+                 stack: Stack = MEGATRON) -> Blocks:
+    """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention"]
-    return Blocks(block_cost(list(attn), cm, t, c, sp, flash), block_cost(list(ops.block("mlp")), cm, t, c, sp, flash),
-                  block_cost(list(ops.embedding), cm, t, c, sp, flash), block_cost(list(ops.head), cm, t, c, sp, flash),
+    return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack),
+                  block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack),
+                  block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
+                  block_cost(list(ops.head), cm, t, c, sp, flash, stack),
                   sum(op_time(o, cm, t, c, sp, flash, False) for o in core),
                   sum(o.fwd_flops for o in core) / (t * c))
 
 
-def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1) -> tuple[float, float]:
-    """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters."""
+def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1,
+                   stack: Stack = MEGATRON) -> tuple[float, float]:
+    """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters.
+
+    Fused: :data:`OPTIMIZER_BYTES` in one pass; PyTorch's multi-tensor (foreach) Adam: eight passes,
+    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`.
+    """
+    if stack.optimizer == "foreach" and optimizer == "adam":
+        nbytes = FOREACH_ADAM_BYTES * params / shard
+        return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
     nbytes = OPTIMIZER_BYTES[optimizer] * params / shard
     return cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s, nbytes

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.frameworks import Stack, framework
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
 from simcluster.plan.grid import RankGrid
@@ -91,6 +92,11 @@ class Plan:
     def K(self) -> int:
         """Model chunks over all stages: p·v."""
         return self.grid.p * self.v
+
+    @property
+    def stack(self) -> Stack:
+        """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
+        return framework(self.spec.training.framework)
 
     @property
     def zero(self) -> int:
@@ -218,6 +224,13 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tu
     return act, act / t, kv
 
 
+def gather_parts(spec: WorkloadSpec) -> int:
+    """ZeRO-3 all-gathers per layer: one, or one per linear layer under DeepSpeed's per-module fetch."""
+    if framework(spec.training.framework).zero3_fetch == "module":
+        return sum(op.kind == "gemm" for op in model_ops(spec.model, spec.training).layer)
+    return 1
+
+
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
     return ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
@@ -231,11 +244,13 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     d = par.data or 1
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
-    blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention)
+    blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention,
+                          framework(tr.framework))
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
-                      distribute=tr.distribute_saved_activations)
+                      distribute=tr.distribute_saved_activations,
+                      gather_parts=gather_parts(spec))
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,

@@ -60,6 +60,7 @@ class Step:
     waits_params: bool = False  # starts after this layer's ZeRO-3 gather
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
+    parts: int = 1  # gather steps: all-gathers the layer's weights are fetched in, one after another
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class UnitShape:
     split_w: bool  # zero-bubble: weight gradients in W passes
     parallel: bool = False  # parallel attention and MLP: one block (all in ``Blocks.attn``), one reduction
     distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
+    gather_parts: int = 1  # ZeRO-3 all-gathers per layer (DeepSpeed fetches each linear layer's weights)
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
@@ -92,7 +94,8 @@ def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, a
 
 def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     """The steps of one layer in a pass of ``kind`` F, B or W."""
-    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather")] if shape.gather else []
+    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts)] \
+        if shape.gather else []
     reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
         if shape.reduce_grads else []
     if shape.parallel:

@@ -99,8 +99,9 @@ def _gpu_events(table: GpuTable, rank: int, order: int, label: str, t0: float, t
             lines.append(f'{{"ph": "M", "pid": {rank}, "tid": {tid}, "name": "thread_sort_index", "args": {{"sort_index": {tid}}}}}')
             on = tracks == k
             rk, a, b = rows[on], s[on], e[on]
-            ts = [f"{v:.3f}" for v in (a * 1e6).tolist()]
-            du = [f"{v:.3f}" for v in (np.maximum(b - a, 0.0) * 1e6).tolist()]
+            a_us, b_us = np.round(a * 1e6, 3), np.round(b * 1e6, 3)  # round the ends, so slices that
+            ts = [f"{v:.3f}" for v in a_us.tolist()]  # touch in the timeline touch in the trace
+            du = [f"{v:.3f}" for v in np.maximum(b_us - a_us, 0.0).tolist()]
             tj, pj, kj = table.task.json, table.phase.json, table.kind.json
             lines += [
                 f'{{"ph": "X", "pid": {rank}, "tid": {tid}, "ts": {t}, "dur": {d}, "name": {tj[tc]}, "cat": {pj[pc]}, '

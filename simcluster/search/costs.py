@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simcluster.costs.frameworks import framework
 from simcluster.collectives.plan import auto_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan import grad_bytes_per_param
@@ -66,7 +67,8 @@ class Costs:
         key = (t, c, mb, sp)
         hit = self._blocks.get(key)
         if hit is None:
-            blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention)
+            blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention,
+                                  framework(self.training.framework))
             hit = LayoutCosts(blocks, layer_params(self.spec, t, 2), layer_params(self.spec, t, 1),
                               *activation_bytes(self.spec, t, c, mb))
             self._blocks[key] = hit
@@ -77,7 +79,8 @@ class Costs:
         key = (params, shard)
         hit = self._opt.get(key)
         if hit is None:
-            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard)[0]
+            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard,
+                                                        framework(self.training.framework))[0]
         return hit
 
     # -- communication --------------------------------------------------------------------

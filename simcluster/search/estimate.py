@@ -34,6 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from simcluster.costs.frameworks import framework
+from simcluster.plan.plan import gather_parts
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
@@ -143,7 +145,7 @@ class Group:
         if st.what == "ring":
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         nbytes = b.params.layer * (costs.dt if st.what == "gather" else costs.grad_bytes)
-        return costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes)
+        return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
         """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer) seconds, stage 0's view."""
@@ -152,7 +154,7 @@ class Group:
         shape = UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
                           reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
                           parallel=est.spec.model.parallel_block,
-                          distribute=est.spec.training.distribute_saved_activations)
+                          distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts)
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -181,7 +183,7 @@ class Group:
         fill /= v
         if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
-        pipe = m * x_max + fill
+        pipe = m * (x_max + (2 * v * self.send if est.blocking_p2p else 0.0)) + fill
         pp = (p * v - 1 if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
         total = pipe + pp + dp + opt
@@ -238,7 +240,10 @@ class Estimator:
         self.layers = spec.model.layers
         self.global_batch = spec.training.global_batch
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
-        self.overlap = spec.parallelism.overlap_grad_reduce
+        stack = framework(spec.training.framework)
+        self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
+        self.blocking_p2p = stack.blocking_p2p  # DeepSpeed's pipeline engine: a send holds its stage
+        self.gather_parts = gather_parts(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
 

@@ -14,7 +14,7 @@ from simcluster.spec import load_workload
 ROOT = Path(__file__).resolve().parents[2]
 TOY = ROOT / "workloads" / "toy-8gpu.yaml"
 BASE = ["parallelism.pipeline=4", "parallelism.tensor=1", "parallelism.data=2", "training.global_batch=16",
-        "training.micro_batch=1"]
+        "training.micro_batch=1", "model.vocab=8000"]  # small head: stages balanced
 CASES = {
     "1f1b": BASE,
     "gpipe": BASE + ["parallelism.schedule=gpipe"],

@@ -1,0 +1,126 @@
+"""Software stacks (``training.framework``): what each one actually runs, as costs and memory.
+
+The same model and layout cost different time and memory under different stacks, because the
+stacks launch different kernels, keep different copies and schedule communication differently.
+Each :class:`Stack` is a documented bundle of those mechanisms; the cost model reads them where
+they act (block costs in :mod:`simcluster.plan.costing`, memory in :mod:`simcluster.costs.memory`,
+ZeRO-3 gathers in :mod:`simcluster.plan.steps`, pipeline sends and gradient reduction in
+:mod:`simcluster.lowering`). Nothing here is a scalar correction: every field is a kernel, a copy
+or a dependency the stack's source code has.
+
+Host dispatch (all eager stacks)
+    Every eager PyTorch op costs the host ~5–25 µs before its kernel is queued (Python, autograd
+    node, ATen dispatcher, launch; PyTorch's "Accelerating PyTorch with CUDA Graphs", 2021, and
+    its performance-tuning guide). The GPU runs ahead only while kernels are longer than that; a
+    block's time is ``max(GPU time, ops · host_op_s)`` with ``host_op_s`` = 10 µs, the middle of
+    that range. XLA (jax) launches one compiled program per step: no per-op host cost.
+
+Cross-entropy over the vocabulary (time: bandwidth-bound passes over the [tokens, V/t] logits)
+    megatron, deepspeed (Megatron's ``VocabParallelCrossEntropy``, megatron/core/tensor_parallel/
+    cross_entropy.py): forward ``logits.float()`` (read 2, write 4 B), max (read 4), subtract
+    (4 + 4), exp in place (4 + 4), sum (4), divide in place (4 + 4): the softmax is saved in fp32
+    (4 B per logit, per microbatch in flight); backward subtracts 1 at the targets and scales in
+    place (4 + 4), then the cast's backward writes bf16 (4 + 2).
+    pytorch (``F.cross_entropy`` under autocast, which runs it in fp32): forward cast (2 + 4),
+    log-softmax (4 + 4, a normalisation kernel) and a gather; the caller keeps its bf16 logits
+    (2 B) and autograd the fp32 log-softmax output (4 B). Backward: NLL's dense fp32 gradient
+    (write 4), log-softmax backward (4 + 4 read, 4 write), cast back (4 + 2). Inside the
+    log-softmax backward the output, its gradient and the input gradient are alive together:
+    8 B per logit more than what is saved, the "memory spike" of large vocabularies.
+    jax (XLA fuses the softmax cross-entropy into the logits' consumers): one fp32 pass each way;
+    what it saves is taken as Megatron's 4 B (no measurement: stated assumption).
+
+Mixed precision (pytorch)
+    ``torch.autocast`` keeps fp32 parameters (4 B), fp32 gradients (4 B) and Adam's m, v (8 B);
+    every forward casts each weight to bf16 (read 4, write 2 B per parameter, one kernel per
+    weight; the copies stay alive until the weight's backward, 2 B per parameter), and every
+    backward casts the bf16 weight gradient to fp32 (2 + 4) and accumulates it into ``.grad``
+    (4 + 4 read, 4 write). Megatron instead keeps bf16 weights and accumulates the weight
+    gradient straight into an fp32 buffer inside the GEMM (``gradient_accumulation_fusion``).
+
+Optimizer
+    fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
+    optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
+    foreach (``torch.optim.AdamW``'s default on CUDA, ``_multi_tensor_adamw``): eight separate
+    multi-tensor passes over fp32 tensors — weight decay ``p.mul_`` (4 + 4), ``m.lerp_(g)``
+    (8 + 4), ``v.mul_`` (4 + 4), ``v.addcmul_(g, g)`` (8 + 4), ``sqrt`` (4 + 4), ``div_`` (4 + 4),
+    ``add_(eps)`` (4 + 4), ``p.addcdiv_(m, denom)`` (12 + 4) = 80 B per parameter.
+
+ZeRO-3 parameter fetches
+    PyTorch FSDP and Megatron gather one flat parameter per wrapped layer. DeepSpeed ZeRO-3
+    fetches per submodule (``PartitionedParameterCoordinator.fetch_sub_module``): one
+    all-gather per linear layer of the block (LayerNorm weights fall under
+    ``stage3_param_persistence_threshold`` = 1e5 and stay resident), each paying the
+    collective's full latency — at hundreds of ranks the ring's (N − 1) steps dominate.
+
+DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
+    Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
+    stream (``_exec_send_activations`` / ``_exec_send_grads`` wait for the transfer), and reduces
+    the data-parallel gradients in a ``ReduceGrads`` instruction after the last backward
+    (no overlap with backward). It has no interleaved schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simcluster.catalogue import FRAMEWORKS as NAMES
+from simcluster.registry import Registry
+
+#: Host time to dispatch one eager PyTorch op (middle of the 5–25 µs range, see the module docstring).
+HOST_OP_S = 10e-6
+
+#: (kernel kind, bytes per logit element) of each pass of a cross-entropy implementation.
+Passes = tuple[tuple[str, float], ...]
+
+MEGATRON_LOSS_FWD: Passes = (("copy", 6.0), ("normalization", 4.0), ("elementwise", 8.0), ("elementwise", 8.0),
+                             ("normalization", 4.0), ("elementwise", 8.0))
+MEGATRON_LOSS_BWD: Passes = (("elementwise", 8.0), ("copy", 6.0))
+TORCH_LOSS_FWD: Passes = (("copy", 6.0), ("normalization", 8.0))
+TORCH_LOSS_BWD: Passes = (("elementwise", 4.0), ("normalization", 12.0), ("copy", 6.0))
+XLA_LOSS_FWD: Passes = (("normalization", 6.0),)
+XLA_LOSS_BWD: Passes = (("elementwise", 6.0),)
+
+#: Bytes per parameter and step of the two optimizer implementations (Adam; see the docstring).
+FOREACH_ADAM_BYTES = 80.0
+FOREACH_ADAM_KERNELS = 8  # one multi-tensor launch per elementwise op
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One software stack's mechanisms (see the module docstring for each field's source)."""
+
+    name: str
+    host_op_s: float  # host time per eager op; 0 for a compiled program
+    loss_fwd: Passes
+    loss_bwd: Passes
+    loss_saved_bytes: float  # per logit element, per microbatch in flight
+    loss_transient_bytes: float  # per logit element, once, inside the loss backward
+    autocast: bool  # fp32 parameters cast to 16-bit every forward; fp32 .grad accumulation
+    optimizer: str  # fused | foreach
+    zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
+    blocking_p2p: bool  # pipeline sends hold the compute stream until delivered
+    overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
+
+
+FRAMEWORKS: Registry[Stack] = Registry("framework")
+FRAMEWORKS.add("megatron", Stack("megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
+                                 autocast=False, optimizer="fused", zero3_fetch="layer", blocking_p2p=False,
+                                 overlap_grad_reduce=True))
+FRAMEWORKS.add("deepspeed", Stack("deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
+                                  autocast=False, optimizer="fused", zero3_fetch="module", blocking_p2p=True,
+                                  overlap_grad_reduce=False))
+FRAMEWORKS.add("pytorch", Stack("pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, 6.0, 8.0,
+                                autocast=True, optimizer="foreach", zero3_fetch="layer", blocking_p2p=False,
+                                overlap_grad_reduce=True))
+FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, autocast=False, optimizer="fused",
+                            zero3_fetch="layer", blocking_p2p=False, overlap_grad_reduce=True))
+assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
+
+
+def framework(name: str) -> Stack:
+    """The :class:`Stack` of ``training.framework`` ``name``."""
+    return FRAMEWORKS.get(name)
+
+
+MEGATRON = framework("megatron")

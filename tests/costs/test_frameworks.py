@@ -1,0 +1,128 @@
+"""The software stacks (``training.framework``): each mechanism against its closed form."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers_spec import make_spec
+from simcluster.catalogue import FRAMEWORKS as NAMES
+from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FRAMEWORKS, HOST_OP_S, framework
+from simcluster.costs.memory import stage_memory
+from simcluster.plan import build_plan
+from simcluster.plan.costing import CAST_FWD_BYTES, block_cost, op_time, optimizer_time
+from simcluster.plan.plan import compute_model
+from simcluster.run import simulate_workload
+from simcluster.workload import model_ops
+
+
+def test_registry_is_the_catalogue():
+    assert FRAMEWORKS.names() == sorted(NAMES)
+
+
+def _ops(tmp_path, *overrides):
+    spec = make_spec(tmp_path, *overrides)
+    return spec, model_ops(spec.model, spec.training), compute_model(spec, spec.cluster.device)
+
+
+def test_loss_passes_are_the_stacks_kernels(tmp_path):
+    """Cross entropy over [b·s, V]: bytes per logit of each stack's passes (frameworks docstring)."""
+    spec, ops, cm = _ops(tmp_path)
+    loss = next(o for o in ops.head if o.kind == "loss")
+    n = loss.elements
+    torch_fwd = cm.memory_time(6 * n, "copy") + cm.memory_time(8 * n, "normalization")
+    assert op_time(loss, cm, 1, 1, False, True, False, framework("pytorch")) == pytest.approx(torch_fwd, rel=1e-12)
+    torch_bwd = cm.memory_time(4 * n, "elementwise") + cm.memory_time(12 * n, "normalization") \
+        + cm.memory_time(6 * n, "copy")
+    assert op_time(loss, cm, 1, 1, False, True, True, framework("pytorch")) == pytest.approx(torch_bwd, rel=1e-12)
+    # Megatron's vocab-parallel cross entropy: 38 B forward in six kernels, 14 B backward in two; split by t
+    fwd_bytes = sum(b for _, b in framework("megatron").loss_fwd)
+    assert fwd_bytes == 38 and sum(b for _, b in framework("megatron").loss_bwd) == 14
+    t8 = op_time(loss, cm, 8, 1, False, True, False, framework("megatron"))
+    assert t8 < op_time(loss, cm, 1, 1, False, True, False, framework("megatron")) / 4
+
+
+def test_autocast_adds_the_weight_cast(tmp_path):
+    """PyTorch AMP: each GEMM's forward also reads its fp32 weight and writes a bf16 copy (6 B per weight)."""
+    spec, ops, cm = _ops(tmp_path)
+    qkv = next(o for o in ops.layer if o.name == "qkv")
+    _, n, k = qkv.gemm
+    extra = op_time(qkv, cm, 2, 1, False, True, False, framework("pytorch")) \
+        - op_time(qkv, cm, 2, 1, False, True, False, framework("megatron"))
+    assert extra == pytest.approx(cm.memory_time(CAST_FWD_BYTES * n * k / 2, "copy"), rel=1e-9)
+
+
+def test_host_bound_block_takes_the_dispatch_time(tmp_path):
+    """A block too small to keep the GPU busy takes ops × host_op_s; jax (one compiled program) does not."""
+    spec, ops, cm = _ops(tmp_path, "model.hidden=64", "model.heads=1", "model.seq_len=8", "model.vocab=64")
+    attn = list(ops.block("attn"))
+    eager = block_cost(attn, cm, 1, 1, False, True, framework("megatron"))
+    host_fwd = len(attn) * HOST_OP_S  # ln, qkv, core, proj, residual: one op each
+    assert eager.fwd_s == pytest.approx(host_fwd, rel=1e-12)
+    xla = block_cost(attn, cm, 1, 1, False, True, framework("jax"))
+    assert xla.fwd_s < host_fwd and xla.fwd_s == pytest.approx(
+        sum(op_time(o, cm, 1, 1, False, True, False) for o in attn), rel=1e-12)
+
+
+def test_large_blocks_are_not_host_bound(tmp_path):
+    spec, ops, cm = _ops(tmp_path, "model.hidden=8192", "model.heads=64", "model.seq_len=4096")
+    attn = list(ops.block("attn"))
+    gpu = sum(op_time(o, cm, 1, 1, False, True, False) for o in attn)
+    assert block_cost(attn, cm, 1, 1, False, True, framework("megatron")).fwd_s == gpu
+
+
+def test_foreach_adam_reads_and_writes_80_bytes(tmp_path):
+    spec, ops, cm = _ops(tmp_path)
+    secs, nbytes = optimizer_time(cm, "adam", 1e9, 1, framework("pytorch"))
+    assert nbytes == FOREACH_ADAM_BYTES * 1e9 == 80e9
+    fused_s, fused_b = optimizer_time(cm, "adam", 1e9, 1, framework("megatron"))
+    assert fused_b == 30e9 and secs > 2 * fused_s
+
+
+def test_pytorch_memory_holds_fp32_states_casts_and_the_loss_spike(tmp_path):
+    """Llama-style 128k vocabulary on one GPU: what PyTorch holds beyond Megatron, term by term."""
+    kw = dict(layers_on_stage=8, has_embedding=True, has_logits=True, microbatches_in_flight=1)
+    spec = make_spec(tmp_path, "model.vocab=128256", "model.seq_len=8192")
+    torch_spec = make_spec(tmp_path, "model.vocab=128256", "model.seq_len=8192", "training.framework=pytorch")
+    meg = stage_memory(spec.model, spec.training, spec.parallelism, **kw)
+    pt = stage_memory(torch_spec.model, torch_spec.training, torch_spec.parallelism, **kw)
+    n = meg.weights / 2  # parameters (16-bit weights under Megatron)
+    assert pt.weights == pytest.approx(n * (4 + 2))  # fp32 parameters and their bf16 copies
+    assert pt.gradients == pytest.approx(n * 4) and pt.optimizer_states == pytest.approx(n * 8)
+    logits = 8192 * 128256
+    # saved: 6 B (bf16 logits + fp32 log-softmax) vs Megatron's 4; alive inside the backward: 8 B more
+    assert pt.activations - meg.activations == pytest.approx((6 - 4) * logits + 8 * logits)
+    assert pt.total - meg.total > 8e9  # the 128k-vocabulary spike is gigabytes
+
+
+def test_deepspeed_zero3_fetches_each_linear_layer(tmp_path):
+    """DeepSpeed ZeRO-3: one all-gather per linear layer (4 for a GeLU block) instead of one per layer,
+    each paying the collective's latency: never faster than FSDP's per-layer gather."""
+    common = ("parallelism.data=8", "parallelism.zero_stage=3", "model.layers=2", "training.global_batch=8")
+    fsdp = simulate_workload(make_spec(tmp_path, *common, "training.framework=pytorch"))
+    ds = simulate_workload(make_spec(tmp_path, *common, "training.framework=deepspeed"))
+
+    def gathers(out):
+        return sum(1 for t in out.tasks.tasks if t.name.startswith("zero.all_gather L0"))
+    assert gathers(ds) == 4 * gathers(fsdp)
+    assert build_plan(ds.spec).shape.gather_parts == 4
+
+
+def test_deepspeed_pipeline_sends_block_and_reduce_after_the_flush(tmp_path):
+    common = ("parallelism.pipeline=2", "parallelism.data=4", "training.global_batch=32", "model.layers=4")
+    meg = simulate_workload(make_spec(tmp_path, *common))
+    ds = simulate_workload(make_spec(tmp_path, *common, "training.framework=deepspeed"))
+    tasks = ds.tasks.tasks
+    start, end = ds.result.start, ds.result.end
+    sends = [t for t in tasks if t.kind == "send"]
+    assert sends
+    for s in sends:  # every later compute task of the sender's rank starts after the send ends
+        r = s.ranks[0]
+        later = [t for t in tasks if t.kind == "compute" and r in t.ranks and start[t.id] >= start[s.id]]
+        assert all(start[t.id] >= end[s.id] - 1e-12 for t in later)
+    last_bwd = max(end[t.id] for t in tasks if t.kind == "compute")
+    reduce = [t for t in tasks if t.kind == "collective" and t.phase == "dp_comm"]
+    assert reduce and min(start[t.id] for t in reduce) >= min(
+        end[t.id] for t in tasks if t.kind == "compute" and t.phase == "backward"
+        and t.microbatch == ds.tasks.meta["microbatches"] - 1) - 1e-12
+    assert ds.summary["iteration_time_s"] > meg.summary["iteration_time_s"]
+    assert last_bwd > 0
