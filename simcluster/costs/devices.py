@@ -256,7 +256,8 @@ CALIBRATIONS: dict[str, Calibration] = {
     "v100": Calibration(
         "v100",
         _gemm_vs_h100((MARKIDIS_V100_TFLOPS * 1e12 / _peak("v100"),),
-                      "[MARK] cuBLAS 83 of 125 TFLOP/s on V100 vs [MAMF] H100 80.2 %", sigma_ratio=0.10),
+                      "[MARK] cuBLAS 83 of 125 TFLOP/s on V100 vs [MAMF] H100 80.2 %",
+                      sigma_ratio=0.10),  # one source, CUDA 9 (2018) against a 2023-25 tool: wider
         _memory_vs_h100((COPY_V100,), "v100", "[BABEL] copy 811.7 GB/s of 900 (V100 16 GB)"),
         _no_data(SIGMA_H100_ATTENTION), _no_data(SIGMA_H100_ATTENTION),
         ("no flash-attention kernel targets Volta (FlashAttention needs Turing or newer)",)),
