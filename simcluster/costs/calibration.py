@@ -162,6 +162,28 @@ def flash_errors(model: ComputeModel) -> tuple[FloatArray, FloatArray]:
     return relative_errors(fwd, d.fwd_s), relative_errors(bwd, d.bwd_s)
 
 
+def log_sigma(predicted: npt.ArrayLike, measured: npt.ArrayLike) -> float:
+    """RMS of log(predicted / measured): the log-space sigma of a fit's residuals."""
+    r = np.log(np.asarray(predicted, dtype=np.float64) / np.asarray(measured, dtype=np.float64))
+    return float(np.sqrt(np.mean(r**2)))
+
+
+def residual_sigmas(model: ComputeModel) -> dict[str, float]:
+    """Log-space residual sigma of each curve on the H100 tables: gemm, memory, attention.
+
+    These are ``SIGMA_H100_*`` of :mod:`simcluster.costs.devices` (what error bars start from).
+    """
+    g = gemm_table()
+    gemm = [model.gemm_time(m, n, k) for m, n, k in zip(*(g[c].to_numpy(int).tolist() for c in ("m", "n", "k")))]
+    mem = load_csv(MEMORY_CSV)
+    memory = [model.memory_time(b, k) for b, k in zip(mem.bytes_moved.tolist(), mem.kernel.tolist())]
+    f = flash_table()
+    shapes = list(zip(*(f[c].to_numpy(int).tolist() for c in ("batch", "heads", "seq", "head_dim"))))
+    attn = [model.attention_time(b, a, s, d, backward=bw) for bw in (False, True) for b, a, s, d in shapes]
+    return {"gemm": log_sigma(gemm, g.time_s), "memory": log_sigma(memory, mem.ms_median * 1e-3),
+            "attention": log_sigma(attn, np.concatenate([f.fwd_s, f.bwd_s]))}
+
+
 def main() -> None:  # pragma: no cover - a report for humans
     g = fit_gemm()
     print("gemm fit:", {k: round(float(v) * (1e6 if k == "floor_s" else 1), 4) for k, v in g.items()})
@@ -174,6 +196,7 @@ def main() -> None:  # pragma: no cover - a report for humans
           f"p90 {np.percentile(e, 90):.2%} max {e.max():.2%}")
     f, b = flash_errors(model)
     print(f"flash fwd errors {np.round(f * 100, 1)} %; bwd {np.round(b * 100, 1)} %")
+    print("log-space residual sigmas:", {k: round(v, 3) for k, v in residual_sigmas(model).items()})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,13 +24,15 @@ Launch overhead
     the GPU-side gap between kernels is a few µs. Pass
     ``kernel_overhead_s=5e-6`` (say) to model that regime; 0 disables it.
 
-Other devices (no measurements)
-    Assumption: efficiency is a function of shape only, as a fraction of the
-    device's *own* datasheet peak and bandwidth. So an A100 is charged
-    e(shape) · 312 TFLOP/s and f_kind · 2.04 TB/s; the ceiling is e_max of
-    that device's peak, and the ridge point (peak / bandwidth) and hence the
-    shapes that turn bandwidth-bound move with the device. The launch floor
-    is kept as measured (it is mostly host-side).
+Other devices (per-device calibration, :mod:`simcluster.costs.devices`)
+    Each device's curves are the H100 fit rescaled by like-for-like published
+    measurements (best GEMM fraction of peak, achieved copy bandwidth, flash
+    attention), as fractions of the device's *own* datasheet peak and
+    bandwidth: an A100 is charged e(shape) · r_gemm · 312 TFLOP/s and
+    f_kind · r_mem · 2.04 TB/s. Curves without data keep ratio 1 (the H100
+    curve at the device's peak) and say so in ``self.calibration``. The
+    ridge point (peak / bandwidth) and the shapes that turn bandwidth-bound
+    move with the device; the launch floor is kept as measured (host-side).
 
 Precision
     bf16 and fp16 use ``device.peak_flops`` and 2-byte elements; fp32 uses
@@ -41,6 +43,7 @@ Precision
 from __future__ import annotations
 
 from simcluster.costs import efficiency as eff
+from simcluster.costs.devices import Calibration, device_calibration
 from simcluster.topology.devices import Device
 from simcluster.workload.ops import DTYPE_BYTES
 
@@ -64,6 +67,7 @@ class ComputeModel:
         self.peak_flops: float = device.peak_flops_fp32 if precision == "fp32" else device.peak_flops
         self.memory_bandwidth: float = device.memory_bandwidth
         self.element_bytes: int = DTYPE_BYTES[precision]
+        self.calibration: Calibration = device_calibration(device.name)
         self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
         if self.kernel_overhead_s < 0:
             raise ValueError("kernel_overhead_s must be >= 0")
@@ -102,8 +106,9 @@ class ComputeModel:
         body = self.roofline_time(
             2.0 * batch * m * n * k,
             self.gemm_bytes(m, n, k, batch),
-            eff.gemm_body_efficiency(batch * m, n, k),
-            eff.bandwidth_fraction("copy"),
+            eff.gemm_body_efficiency(batch * m, n, k, self.calibration.gemm_eff_max,
+                                     self.calibration.gemm_size_half),
+            self.calibration.bandwidth_fraction("copy"),
         )
         return self.kernel_time(body)
 
@@ -120,11 +125,12 @@ class ComputeModel:
         """A bandwidth-bound kernel moving ``nbytes`` (reads + writes).
 
         body = nbytes / (bandwidth · f_kind) with f_kind from the copy / gelu /
-        layernorm measurements (``copy`` 0.88, ``elementwise`` 0.84,
-        ``normalization`` 0.54; aliases gelu, dropout, layernorm, softmax, ...).
+        layernorm measurements (H100: ``copy`` 0.88, ``elementwise`` 0.84,
+        ``normalization`` 0.54; aliases gelu, dropout, layernorm, softmax, ...),
+        times the device's bandwidth ratio (``self.calibration``).
         The body is linear in bytes; the launch floor is added as everywhere.
         """
-        return self.kernel_time(nbytes / (self.memory_bandwidth * eff.bandwidth_fraction(kind)))
+        return self.kernel_time(nbytes / (self.memory_bandwidth * self.calibration.bandwidth_fraction(kind)))
 
     # --- attention -----------------------------------------------------------------
     def attention_flops(self, batch: int, heads: int, seq: int, head_dim: int, *,
@@ -158,8 +164,8 @@ class ComputeModel:
         if flash:
             flops = self.attention_flops(b, a, s, d, causal=causal, flash=True, backward=backward)
             io = (8 if backward else 4) * b * a * s * d * e
-            body = self.roofline_time(flops, io, eff.flash_efficiency(b, a, s, d, backward=backward),
-                                      eff.bandwidth_fraction("copy"))
+            body = self.roofline_time(flops, io, self.calibration.flash_efficiency(b, a, s, d, backward=backward),
+                                      self.calibration.bandwidth_fraction("copy"))
             return self.kernel_time(body)
         ba, scores = b * a, b * a * s * s
         if not backward:

@@ -4,9 +4,10 @@ Every constant here was fitted to the H100 calibration tables in
 ``simcluster/data/calibration`` (see that folder's README) by
 ``python -m simcluster.costs.calibration``, which refits them and prints the
 errors; ``tests/costs/test_calibration.py`` checks that a refit still lands on
-these numbers. The curves are *fractions of a device's own datasheet figures*
-and depend only on shape, so :class:`simcluster.costs.compute.ComputeModel`
-reuses them on devices that were never measured (the stated assumption there).
+these numbers. The curves are *fractions of a device's own datasheet figures*;
+other devices rescale them by published like-for-like measurements
+(:mod:`simcluster.costs.devices`), which :class:`simcluster.costs.compute.ComputeModel`
+applies.
 
 Launch floor
     Every timed kernel, however small, took about 28–31 µs in the calibration

@@ -10,6 +10,7 @@ the sources are those modules' documented ones.
 from __future__ import annotations
 
 from simcluster.catalogue import DEVICES
+from simcluster.costs import devices as dev
 from simcluster.costs import efficiency as eff
 from simcluster.costs import memory as mem
 from simcluster.plan import costing
@@ -67,10 +68,31 @@ def _devices() -> list[str]:
            "|---|---|---|---|---|---|"]
     for name in DEVICES.names():
         d = DEVICES.get(name)
-        curves = "measured (H100 calibration)" if name == "h100" else \
-            "H100's, at this device's datasheet peak and bandwidth (no measurements of its own)"
+        cal = dev.device_calibration(name)
+        curves = "measured (H100 calibration)" if name == "h100" else (
+            "own calibration (below)" if cal.measured else
+            "partly calibrated (below)" if any(c.measured for c in cal.curves().values()) else
+            "H100's, at this device's datasheet peak and bandwidth (no data of its own)")
         out.append(f"| `{name}` | {d.peak_flops / 1e12:g} TFLOP/s | {d.peak_flops_fp32 / 1e12:g} TFLOP/s | "
                    f"{round(d.memory_bytes / 2**30, 1):g} GiB | {d.memory_bandwidth / 1e9:g} GB/s | {curves} |")
+    return out
+
+
+def _calibrations() -> list[str]:
+    """One row per device and curve: ratio to the H100 fit, the resulting constant, sigma, source."""
+    out = ["| device | curve | ratio to H100 | resulting constant | log-sigma | data? | source |",
+           "|---|---|---|---|---|---|---|"]
+    for name in DEVICES.names():
+        cal = dev.device_calibration(name)
+        value = {"gemm": f"e_max {cal.gemm_eff_max:.4f}, x_half {cal.gemm_size_half:g}",
+                 "memory": f"copy {cal.bandwidth_fraction('copy'):.3f}, elementwise "
+                           f"{cal.bandwidth_fraction('elementwise'):.3f}, normalization "
+                           f"{cal.bandwidth_fraction('normalization'):.3f}",
+                 "attention_fwd": f"cap {cal.flash_efficiency(*dev.FA2_BEST_SHAPE):.3f}",
+                 "attention_bwd": f"cap {cal.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=True):.3f}"}
+        for curve, c in cal.curves().items():
+            out.append(f"| `{name}` | {curve} | {c.ratio:.4g} | {value[curve]} | {c.sigma:g} | "
+                       f"{'yes' if c.measured else 'no'} | {c.source} |")
     return out
 
 
@@ -83,11 +105,18 @@ def render_constants() -> str:
              "| constant | value | where (simcluster/) | source |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | `{c}` | {d} |" for a, b, c, d in _rows()]
     lines += ["", "## Devices", "",
-              "Datasheet figures (sources in `simcluster/catalogue.py`). Devices other than the H100 have no",
-              "kernel measurements in the repository: their kernel times apply the H100's efficiency curves",
-              "to their own peaks, an assumption their predictions carry (issue 12 asks for per-device data).",
-              ""]
+              "Datasheet figures (sources in `simcluster/catalogue.py`). Kernel times on a device are the",
+              "H100 fit rescaled per curve by like-for-like published measurements (`simcluster/costs/devices.py`,",
+              "whose docstring cites each figure); a curve with no data keeps the H100 curve at the device's own",
+              "peak and says so.", ""]
     lines += _devices()
+    lines += ["", "## Per-device calibration", "",
+              "Ratio to the H100 fit, the constant it gives, the log-space sigma of kernel times that error bars",
+              f"read (`device_calibration(name).sigma_*`; uncalibrated curves add {dev.UNCALIBRATED_SIGMA:g} in",
+              "quadrature) and the source. Attention caps are the efficiencies at head dim 128, seq 16k, 16 heads.",
+              ""]
+    lines += _calibrations()
+    lines += ["", "Sources:", ""] + [f"- [{tag}] {text}" for tag, text in dev.SOURCES.items()]
     return "\n".join(lines) + "\n"
 
 

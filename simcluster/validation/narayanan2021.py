@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from simcluster.costs import efficiency as eff
+from simcluster.costs.devices import device_calibration
 from simcluster.costs.flops import narayanan_flops
 from simcluster.plan import costing
 from simcluster.run import simulate_workload
@@ -169,6 +170,7 @@ def breakdown(results: list[dict[str, Any]]) -> str:
 def constants() -> str:
     """What the predictions rest on, read from the modules (none is fitted to Table 1)."""
     a100 = DEVICES.get("a100-80gb")
+    cal = device_calibration("a100-80gb")
     bw = ", ".join(f"{k} {v:.3f}" for k, v in eff.BANDWIDTH_FRACTION.items())
     hdr = dict(NIC_BY_RATE)[200e9 / 8]
     return "\n".join([
@@ -178,9 +180,9 @@ def constants() -> str:
         "GEMMs of simcluster/data/calibration (python -m simcluster.costs.calibration).",
         f"- memory-bound kernels at a fraction of datasheet bandwidth ({bw}): fitted to the H100 "
         "memory-bound kernels of the same calibration.",
-        f"- A100-80GB: the H100 curves applied to its datasheet {a100.peak_flops / 1e12:.0f} TFLOP/s fp16 and "
-        f"{a100.memory_bandwidth / 1e9:.0f} GB/s (assumption: efficiency depends on shape only; no A100 "
-        "measurements).",
+        f"- A100-80GB: the H100 curves at its datasheet {a100.peak_flops / 1e12:.0f} TFLOP/s fp16 and "
+        f"{a100.memory_bandwidth / 1e9:.0f} GB/s, rescaled by published A100/H100 measurements (GEMM ceiling "
+        f"x{cal.gemm.ratio:.3f}, bandwidth x{cal.memory.ratio:.3f}; simcluster/costs/devices.py).",
         f"- kernel gap inside a training loop {costing.TRAINING_LOOP_KERNEL_GAP_S * 1e6:.0f} µs "
         f"({costing.__name__.replace('.', '/')}.py; set, not fitted).",
         f"- link efficiency NVLink3 {NVLINK_BY_DEVICE['a100-80gb']:.3f}, HDR InfiniBand {hdr:.2f}: fitted to "

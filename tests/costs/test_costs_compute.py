@@ -82,11 +82,13 @@ def test_memory_time_is_linear_in_bytes():
         h100.memory_time(1e6, "nonsense")
 
 
-def test_other_devices_scale_with_their_own_peak_and_bandwidth():
+def test_other_devices_scale_with_their_own_peak_bandwidth_and_calibration():
     h, a = ComputeModel(H100, kernel_overhead_s=0.0), ComputeModel(A100, kernel_overhead_s=0.0)
-    assert a.gemm_time(8192, 8192, 8192) / h.gemm_time(8192, 8192, 8192) == pytest.approx(H100_PEAK / A100_PEAK)
-    assert a.memory_time(1e9) / h.memory_time(1e9) == pytest.approx(H100_HBM / A100_HBM)
-    assert a.gemm_efficiency(8192, 8192, 8192) == pytest.approx(h.gemm_efficiency(8192, 8192, 8192))
+    r_gemm, r_mem = a.calibration.gemm.ratio, a.calibration.memory.ratio  # simcluster/costs/devices.py
+    assert a.gemm_time(8192, 8192, 8192) / h.gemm_time(8192, 8192, 8192) == pytest.approx(
+        H100_PEAK / A100_PEAK / r_gemm)
+    assert a.memory_time(1e9) / h.memory_time(1e9) == pytest.approx(H100_HBM / A100_HBM / r_mem)
+    assert a.gemm_efficiency(8192, 8192, 8192) == pytest.approx(r_gemm * h.gemm_efficiency(8192, 8192, 8192))
     # the ridge point (FLOP per byte where compute and bandwidth balance) is each device's own
     assert a.peak_flops / a.memory_bandwidth < h.peak_flops / h.memory_bandwidth
 

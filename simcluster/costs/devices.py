@@ -1,0 +1,271 @@
+"""Per-device calibration: each device's own kernel-efficiency curves, with sources and uncertainty.
+
+The curves of :mod:`simcluster.costs.efficiency` were fitted to one H100. Every other device
+gets them *rescaled by published measurements that were taken the same way on both devices*
+(a like-for-like ratio), so the H100 fit's shape is kept and only the level moves:
+
+    e_max(dev)        = e_max(H100) · r_gemm,    r_gemm = (best GEMM / peak)_dev / (best GEMM / peak)_H100
+    f_kind(dev)       = f_kind(H100) · r_mem,    r_mem  = (copy / datasheet bandwidth)_dev / (same)_H100
+    e_flash(dev, ...) = r_flash · e_flash(H100, ...)   (cap scaled alike), forward and backward apart
+
+x_half (the GEMM half-efficiency size), the launch floor and the kernel-kind pattern of the
+bandwidth fractions are the H100's on every device (no like-for-like data on shape dependence;
+with it, the A100 cuBLASLt sizes of [AZURE] are reproduced within 7 % for harmonic-mean size
+x ≥ 2048 and for a skinny 802816×192×768 product; 1024³-class products run 40 % below any such
+curve on both devices: too few output tiles to fill the SMs). Where a device has no data for a curve its ratio is 1 — the H100 curve
+at that device's own datasheet peak, the assumption the model made everywhere before — and the
+record says so (``Curve.measured`` False, source ``NO_DATA``).
+
+Sources: :data:`SOURCES` (tag → citation; the figures used are restated beside each constant).
+
+Uncertainty (for error bars)
+----------------------------
+Each curve carries ``sigma``: the standard deviation of log(predicted / measured) kernel time.
+H100: the RMS log residual of its own fit (GEMM 720 rows, memory-bound 7, flash 12).
+Calibrated devices: sqrt(sigma_H100² + sigma_ratio²), sigma_ratio from the spread of the
+ratio's inputs (stated per device). Uncalibrated curves: sigma_ratio = ``UNCALIBRATED_SIGMA``
+= ln(0.869 / 0.664) = 0.27, the spread of best-GEMM fractions of peak across the NVIDIA
+generations above (V100 0.664 [MARK] to A100 0.869 [MAMF]): how far a curve carried over
+from another device can plausibly be off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from simcluster.catalogue import DEVICES
+from simcluster.costs import efficiency as eff
+
+#: The published measurements behind the ratios, by the tag the records cite.
+SOURCES: dict[str, str] = {
+    "MAMF": "S. Bekman, Machine Learning Engineering, compute/accelerator/README.md, 'Maximum Achievable Matmul "
+            "FLOPS comparison table' (mamf-finder.py: brute-force shape search, mean of 100 iterations), BF16: "
+            "A100 SXM 271.2 TFLOP/s (torch 2.6) and 267.9 (CUDA 12.1); H100 SXM 794.5 (torch 2.7) and 792.1 "
+            "(CUDA 12.1), noted 'H200 is the same'",
+    "MARK": "Markidis et al., 'NVIDIA Tensor Core Programmability, Performance & Precision', IPDPSW 2018, "
+            "abstract: cuBLAS GEMM on Tesla V100 tensor cores up to 83 Tflops/s (of 125) in mixed precision",
+    "AZURE": "Azure/AI-benchmarking-guide, Azure_Results/ND_A100_v4, ND_H100_v5, ND_H200_v5 results: HBM copy "
+             "(BabelStream kernels) A100-SXM4-80GB 1.61 TB/s, H100 SXM 2.90, H200 4.01; FlashAttention-2 "
+             "(head dim 128, batch 2, seq 8192) H100 327.9, H200 329.3 TFLOP/s; A100 fp16 cuBLASLt TFLOP/s "
+             "1024^3 119.4, 2048^3 221.8, 4096^3 228.0, 8192^3 253.7, 16384^3 256.5, 6144x12288x12288 250.8, "
+             "802816x192x768 157.8, 1024x2145x1024 132.8",
+    "BABEL": "BabelStream (Deakin et al.) CUDA runs posted publicly, copy kernel, fp64, 268 MB arrays: "
+             "A100-SXM4-80GB 1709.4 GB/s (Tursa, NERSC-10 BabelStream benchmark README); A100-SXM4-40GB "
+             "1400.3 and 1394.6 GB/s (ALCF Polaris, ALCF Beginners Guide, BabelStream 5.0 and 4.0); Tesla "
+             "V100 16 GB 811.7 GB/s (Isambard, BabelStream 4.0; same 900 GB/s HBM2 as the SXM2 part)",
+    "FA2": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 1: 'up to 73% of the theoretical max "
+           "throughput in the forward pass, and up to 63% ... in the backward pass' on A100 80GB SXM4; the "
+           "benchmark grid (section 4.1): sequence 512-16k, batch x sequence = 16k tokens, hidden 2048, head "
+           "dim 64 or 128, with and without causal mask",
+}
+
+NO_DATA = "no data: H100 curve at this device's datasheet peak"
+H100_FIT = "fitted to the H100 calibration (simcluster/data/calibration)"
+
+# --- H100's own fit residuals: RMS of log(predicted / measured) (python -m simcluster.costs.calibration)
+SIGMA_H100_GEMM: float = 0.096  # 720 GEMM rows
+SIGMA_H100_MEMORY: float = 0.042  # 7 memory-bound rows
+SIGMA_H100_ATTENTION: float = 0.060  # 6 forward + 6 backward flash rows
+#: Extra log-sigma of a curve carried over with no data of its own (see module docstring).
+UNCALIBRATED_SIGMA: float = round(math.log(0.869 / 0.664), 2)
+#: Least log-sigma of a ratio from one source (run-to-run spread of one benchmark is ~3 %).
+MIN_SIGMA_RATIO: float = 0.03
+
+# --- [MAMF] best BF16 matmul, TFLOP/s (two table versions each) ---------------------------------
+MAMF_A100_TFLOPS: tuple[float, float] = (271.2, 267.9)
+MAMF_H100_TFLOPS: tuple[float, float] = (794.5, 792.1)
+# --- [MARK] best cuBLAS mixed-precision GEMM on V100, TFLOP/s -------------------------------------
+MARKIDIS_V100_TFLOPS: float = 83.0
+# --- [AZURE]/[BABEL] achieved copy bandwidth, bytes/s ---------------------------------------------
+COPY_H100_AZURE: float = 2.90e12
+COPY_H200_AZURE: float = 4.01e12
+COPY_A100_80GB: tuple[float, float] = (1.61e12, 1709.4e9)  # [AZURE], [BABEL] Tursa
+COPY_A100_40GB: tuple[float, float] = (1400.3e9, 1394.6e9)  # [BABEL] Polaris
+COPY_V100: float = 811.7e9  # [BABEL] Isambard
+# --- [AZURE] FlashAttention-2, head dim 128, batch 2, seq 8192, TFLOP/s --------------------------
+FA2_H100_AZURE: float = 327.9
+FA2_H200_AZURE: float = 329.3
+# --- [FA2] best fraction of A100 peak over the paper's grid, forward and backward -----------------
+FA2_A100_FWD_BEST: float = 0.73
+FA2_A100_BWD_BEST: float = 0.63
+#: Where the ratio is taken: the grid's longest sequence (batch, heads, seq, head_dim). The paper
+#: does not say at which grid point the maxima fell; the H100 curve sits at its caps for every
+#: grid point with seq >= 8192 (either head dim), so the ratio is the same for any of them.
+FA2_BEST_SHAPE: tuple[int, int, int, int] = (1, 16, 16384, 128)
+
+
+def _peak(name: str) -> float:
+    return DEVICES.get(name).peak_flops
+
+
+def _bw(name: str) -> float:
+    return DEVICES.get(name).memory_bandwidth
+
+
+def _geomean(xs: tuple[float, ...]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def _half_log_spread(xs: tuple[float, ...]) -> float:
+    """Half the log range of equivalent estimates: the sigma contributed by their disagreement."""
+    return 0.5 * math.log(max(xs) / min(xs))
+
+
+def _combine(sigma_h100: float, sigma_ratio: float) -> float:
+    return round(math.hypot(sigma_h100, sigma_ratio), 3)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One curve's scale against the H100 fit, whether it rests on data, its source and log-sigma."""
+
+    ratio: float
+    measured: bool
+    source: str
+    sigma: float
+
+
+def _no_data(sigma_h100: float) -> Curve:
+    return Curve(1.0, False, NO_DATA, _combine(sigma_h100, UNCALIBRATED_SIGMA))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A device's kernel-efficiency curves: the H100 fit scaled per curve (see module docstring)."""
+
+    device: str
+    gemm: Curve
+    memory: Curve
+    attention_fwd: Curve
+    attention_bwd: Curve
+    notes: tuple[str, ...] = field(default=())
+
+    # --- the curves' constants -----------------------------------------------------------
+    @property
+    def gemm_eff_max(self) -> float:
+        """GEMM efficiency ceiling e_max = e_max(H100) · r_gemm."""
+        return eff.GEMM_EFF_MAX if self.gemm.ratio == 1.0 else eff.GEMM_EFF_MAX * self.gemm.ratio
+
+    @property
+    def gemm_size_half(self) -> float:
+        """GEMM half-efficiency size x_half (the H100's on every device)."""
+        return eff.GEMM_SIZE_HALF
+
+    def bandwidth_fraction(self, kind: str) -> float:
+        """Achieved fraction of datasheet bandwidth for a kernel kind: f_kind(H100) · r_mem."""
+        f = eff.bandwidth_fraction(kind)
+        return f if self.memory.ratio == 1.0 else f * self.memory.ratio
+
+    def flash_efficiency(self, batch: float, heads: float, seq: float, head_dim: float, *,
+                         backward: bool = False) -> float:
+        """Flash-attention body efficiency: r_flash · e_flash(H100) (the cap scales alike)."""
+        e = eff.flash_efficiency(batch, heads, seq, head_dim, backward=backward)
+        r = (self.attention_bwd if backward else self.attention_fwd).ratio
+        return e if r == 1.0 else min(1.0, e * r)
+
+    # --- what error bars read ----------------------------------------------------------------
+    @property
+    def sigma_gemm(self) -> float:
+        """Log-space sigma of GEMM kernel times."""
+        return self.gemm.sigma
+
+    @property
+    def sigma_memory(self) -> float:
+        """Log-space sigma of bandwidth-bound kernel times."""
+        return self.memory.sigma
+
+    @property
+    def sigma_attention(self) -> float:
+        """Log-space sigma of flash-attention kernel times (the wider of forward and backward)."""
+        return max(self.attention_fwd.sigma, self.attention_bwd.sigma)
+
+    @property
+    def measured(self) -> bool:
+        """True when every curve rests on data for this device."""
+        return all(c.measured for c in self.curves().values())
+
+    def curves(self) -> dict[str, Curve]:
+        """The curves by name: gemm, memory, attention_fwd, attention_bwd."""
+        return {"gemm": self.gemm, "memory": self.memory,
+                "attention_fwd": self.attention_fwd, "attention_bwd": self.attention_bwd}
+
+
+# --- the ratios, from the figures above ------------------------------------------------------------
+H100_MAMF_FRACTION: float = _geomean(MAMF_H100_TFLOPS) * 1e12 / _peak("h100")
+H100_COPY_FRACTION: float = COPY_H100_AZURE / _bw("h100")
+
+
+def _gemm_vs_h100(fractions: tuple[float, ...], source: str, sigma_ratio: float) -> Curve:
+    ratio = _geomean(fractions) / H100_MAMF_FRACTION
+    return Curve(ratio, True, source, _combine(SIGMA_H100_GEMM, sigma_ratio))
+
+
+def _memory_vs_h100(copies: tuple[float, ...], device: str, source: str) -> Curve:
+    fractions = tuple(c / _bw(device) for c in copies)
+    ratio = _geomean(fractions) / H100_COPY_FRACTION
+    spread = max(_half_log_spread(fractions), MIN_SIGMA_RATIO)
+    return Curve(ratio, True, source, _combine(SIGMA_H100_MEMORY, spread))
+
+
+def _flash_a100(best: float, backward: bool) -> Curve:
+    ratio = best / eff.flash_efficiency(*FA2_BEST_SHAPE, backward=backward)
+    which = "backward" if backward else "forward"
+    # sigma_ratio: the FA2 paper's range (50–73 % of peak) against its best, a wide band
+    return Curve(ratio, True, f"[FA2] A100 {which} best {best:.0%} of peak over the H100 "
+                 f"curve at that shape", _combine(SIGMA_H100_ATTENTION, math.log(0.73 / 0.50) / 2))
+
+
+_A100_GEMM = _gemm_vs_h100(tuple(t * 1e12 / _peak("a100-80gb") for t in MAMF_A100_TFLOPS),
+                           "[MAMF] A100 SXM 86.9 %/85.9 % of peak vs H100 SXM 80.3 %/80.1 % (same tool)",
+                           sigma_ratio=0.04)  # ln(1.077/1.037): vs [AZURE] A100 8192³ over H100's 750–800
+_A100_ATTN = (_flash_a100(FA2_A100_FWD_BEST, False), _flash_a100(FA2_A100_BWD_BEST, True))
+_SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200_AZURE} vs H100 "
+                            f"{FA2_H100_AZURE} TFLOP/s: same SMs, same curve", SIGMA_H100_ATTENTION)
+
+
+def _h100() -> Calibration:
+    return Calibration("h100", Curve(1.0, True, H100_FIT, SIGMA_H100_GEMM),
+                       Curve(1.0, True, H100_FIT, SIGMA_H100_MEMORY),
+                       Curve(1.0, True, H100_FIT, SIGMA_H100_ATTENTION),
+                       Curve(1.0, True, H100_FIT, SIGMA_H100_ATTENTION))
+
+
+def _uncalibrated(name: str, note: str = "") -> Calibration:
+    return Calibration(name, _no_data(SIGMA_H100_GEMM), _no_data(SIGMA_H100_MEMORY),
+                       _no_data(SIGMA_H100_ATTENTION), _no_data(SIGMA_H100_ATTENTION),
+                       (note,) if note else ())
+
+
+#: Every catalogue device's calibration record.
+CALIBRATIONS: dict[str, Calibration] = {
+    "h100": _h100(),
+    "h200": Calibration(
+        "h200",
+        Curve(1.0, True, "[MAMF] H100 SXM row: \"H200 is the same\" (same GH100 die and clocks)", SIGMA_H100_GEMM),
+        _memory_vs_h100((COPY_H200_AZURE,), "h200", "[AZURE] copy 4.01 TB/s of 4.8 vs H100 2.90 of 3.35"),
+        _SAME_AS_H100_FLASH, _SAME_AS_H100_FLASH),
+    "a100-80gb": Calibration(
+        "a100-80gb", _A100_GEMM,
+        _memory_vs_h100(COPY_A100_80GB, "a100-80gb", "[AZURE] copy 1.61 TB/s, [BABEL] 1709 GB/s, of 2039"),
+        *_A100_ATTN),
+    "a100-40gb": Calibration(
+        "a100-40gb", _A100_GEMM,
+        _memory_vs_h100(COPY_A100_40GB, "a100-40gb", "[BABEL] copy 1400/1395 GB/s of 1555 (Polaris)"),
+        *_A100_ATTN, ("GEMM and attention: A100 SXM figures (same GA100 chip and clocks as the 80 GB part)",)),
+    "v100": Calibration(
+        "v100",
+        _gemm_vs_h100((MARKIDIS_V100_TFLOPS * 1e12 / _peak("v100"),),
+                      "[MARK] cuBLAS 83 of 125 TFLOP/s on V100 vs [MAMF] H100 80.2 %",
+                      sigma_ratio=0.10),  # one source, CUDA 9 (2018) against a 2023-25 tool: wider
+        _memory_vs_h100((COPY_V100,), "v100", "[BABEL] copy 811.7 GB/s of 900 (V100 16 GB)"),
+        _no_data(SIGMA_H100_ATTENTION), _no_data(SIGMA_H100_ATTENTION),
+        ("no flash-attention kernel targets Volta (FlashAttention needs Turing or newer)",)),
+    "tpu-v3": _uncalibrated("tpu-v3", "XLA on a systolic array: no kernel microbenchmarks found"),
+    "tpu-v4": _uncalibrated("tpu-v4", "XLA on a systolic array: no kernel microbenchmarks found"),
+}
+
+
+def device_calibration(name: str) -> Calibration:
+    """The calibration record of a device by name; a device with no record (a custom one) is uncalibrated."""
+    return CALIBRATIONS.get(name) or _uncalibrated(name, "not in the catalogue")
