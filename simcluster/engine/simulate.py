@@ -8,7 +8,10 @@ Semantics (like CUDA streams and NCCL communicators):
   head of every stream it occupies (a collective among several simulated
   ranks starts when the last participant reaches it);
 - compute and optimizer tasks take their ``duration``; communication tasks run
-  their transfers one after another through the shared :class:`Network`.
+  their transfers one after another through the shared :class:`Network`;
+- while a collective runs on a GPU, the compute task running there
+  progresses at ``1 − s`` of its speed, ``s = tg.meta["overlap_slowdown"]``
+  (:mod:`simcluster.costs.contention`; :class:`Contention` below).
 
 Determinism: the streams' first tasks start in sorted (rank, stream) order and
 simpy orders simultaneous events by (time, priority, insertion id), so the same
@@ -21,7 +24,7 @@ import gc
 import math
 import time as _time
 from dataclasses import dataclass, field
-from typing import Sequence, cast
+from typing import Callable, Sequence, cast
 
 import pandas as pd
 import simpy
@@ -50,6 +53,78 @@ class SimResult:
     #: tasks, flows, wakeups (network wake-up timeouts), superseded_wakeups (of them, skipped);
     #: engine_s, timeline_s (wall) and engine_cpu_s, timeline_cpu_s (CPU)
     stats: dict[str, float] = field(default_factory=dict)
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+class Contention:
+    """Compute tasks whose speed drops while communication runs on their GPU.
+
+    A compute task keeps its remaining work (seconds at full speed) and its rate; when the
+    number of communication tasks on one of its ranks changes between zero and non-zero, its
+    rate becomes ``slow`` or 1 and a new end is scheduled (the old wake-up, now stale, is
+    skipped when it fires). Rank order and simpy's event order keep it deterministic.
+    """
+
+    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "state")
+
+    def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
+                 done: Callable[[int], None]):
+        self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
+        self.active: dict[int, int] = {}  # rank -> communication tasks running there
+        self.running: dict[int, int] = {}  # rank -> the compute task running there
+        self.state: dict[int, list[float]] = {}  # compute task -> [remaining s, rate, since, version]
+
+    def release(self) -> None:
+        """Drop the reference to the engine's callback (a reference cycle the GC would not see)."""
+        self.done = _noop
+        self.state.clear()
+
+    def _rate(self, tid: int) -> float:
+        return self.slow if any(self.active.get(r, 0) for r in self.ranks[tid]) else 1.0
+
+    def start(self, tid: int, seconds: float) -> None:
+        """Compute task ``tid`` of ``seconds`` at full speed starts now."""
+        rate = self._rate(tid)
+        self.state[tid] = [seconds, rate, self.env.now, 0.0]
+        for r in self.ranks[tid]:
+            self.running[r] = tid
+        self._wake(tid, seconds / rate, 0.0)
+
+    def _wake(self, tid: int, after: float, version: float) -> None:
+        def fire(_: simpy.Event) -> None:
+            st = self.state.get(tid)
+            if st is None or st[3] != version:
+                return  # superseded by a change of rate
+            del self.state[tid]
+            for r in self.ranks[tid]:
+                if self.running.get(r) == tid:
+                    del self.running[r]
+            self.done(tid)
+
+        Timeout(self.env, after).callbacks.append(fire)
+
+    def comm(self, tid: int, delta: int) -> None:
+        """A communication task starts (+1) or ends (−1): re-rate the compute it shares GPUs with."""
+        for r in self.ranks[tid]:
+            k = self.active.get(r, 0) + delta
+            self.active[r] = k
+            if (k == 1 and delta > 0) or (k == 0 and delta < 0):
+                c = self.running.get(r)
+                if c is not None:
+                    self._rerate(c)
+
+    def _rerate(self, tid: int) -> None:
+        st = self.state[tid]
+        rate = self._rate(tid)
+        if rate == st[1]:
+            return
+        now = self.env.now
+        st[0] = max(st[0] - (now - st[2]) * st[1], 0.0)
+        st[1], st[2], st[3] = rate, now, st[3] + 1.0
+        self._wake(tid, st[0] / rate, st[3])
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
@@ -132,6 +207,9 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                 u.append(j)
             blockers[j] += 1
     step = [0] * n  # per communication task: its transfers started so far
+    slowdown = float(tg.meta.get("overlap_slowdown", 0.0))
+    share: Contention | None = None
+    collective = [t.kind == "collective" for t in tasks]  # NCCL collectives: SM-hungry (not p2p sends)
     pending: list[int] = []  # tasks that ended now, to be propagated (no recursion)
     draining = False
 
@@ -162,9 +240,14 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     def launch(tid: int) -> None:
         start[tid] = env.now
         if transfers[tid]:
+            if share is not None and collective[tid]:
+                share.comm(tid, +1)
             next_transfer(tid)
         elif dur[tid] > 0:
-            Timeout(env, dur[tid], tid).callbacks.append(on_timer)
+            if share is not None:
+                share.start(tid, dur[tid])
+            else:
+                Timeout(env, dur[tid], tid).callbacks.append(on_timer)
         else:
             finish(tid)
 
@@ -172,11 +255,15 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         trs = transfers[tid]
         i = step[tid]
         if i == len(trs):
+            if share is not None and collective[tid]:
+                share.comm(tid, -1)
             finish(tid)
             return
         step[tid] = i + 1
         net.start(trs[i], next_transfer, tid)
 
+    if slowdown > 0:
+        share = Contention(env, [t.ranks for t in tasks], 1.0 - slowdown, finish)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid]:
             launch(tid)
@@ -186,6 +273,8 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         names = ", ".join(tasks[i].name for i in missing[:5])
         raise DeadlockError(f"{len(missing)} of {n} tasks never ran (first: {names})")
 
+    if share is not None:
+        share.release()
     for state in (unblocks, blockers, step, dur, transfers):
         state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()

@@ -191,6 +191,7 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
     one after another, in the order the engine closed them.
     """
     start_a = np.asarray(start, dtype=float)
+    end_a = np.asarray(end, dtype=float)
     plain: list[Task] = []
     groups: dict[int, tuple[tuple[Part, ...], list[Task]]] = {}
     for t in tasks:
@@ -199,28 +200,31 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
         else:
             plain.append(t)
     gpu = _Columns(with_order=True)
-    _add_plain(gpu, plain, start_a, np.asarray(end, dtype=float))
+    _add_plain(gpu, plain, start_a, end_a)
     links = _Columns(with_order=False)
     _add_intervals(links, intervals, topo)
     for parts, ts in groups.values():
         n = len(ts)
         ids = np.fromiter((t.id for t in ts), dtype=np.int64, count=n)
         st = start_a[ids]
+        # a fused task slowed by contention (engine.simulate.Contention) stretches its parts alike
+        full = ts[0].duration
+        k = (end_a[ids] - st) / full if full > 0 else np.ones(n)
         ranks = np.fromiter((t.ranks[0] for t in ts), dtype=np.int64, count=n)
         first = int(ranks[0])  # a template belongs to one stage: usually one simulated rank
         res: str | np.ndarray = f"gpu{first}" if (ranks == first).all() else np.array([f"gpu{r}" for r in ranks], dtype=object)
         stage = np.fromiter((t.stage for t in ts), dtype=np.int64, count=n)
         mb = np.fromiter((t.microbatch for t in ts), dtype=np.int64, count=n)
         for j, p in enumerate(parts):
-            s0, s1 = st + p.start, st + p.end
+            s0, s1 = st + p.start * k, st + p.end * k
             gpu.add(n, resource=res, rank=ranks, stream=p.stream, task=p.name, task_id=ids, kind=p.kind,
                     phase=p.phase, stage=stage, microbatch=mb, layer=p.layer, start_s=s0, end_s=s1,
                     flops=p.flops, bytes=p.nbytes, _ord=ids * _PARTS_MAX + j)
-            span = p.end - p.start
+            span = (p.end - p.start) * k
             for tr in p.transfers:
                 for l, w in zip(tr.links, tr.weights):
                     link_bytes[l] += n * w * tr.nbytes
-                    link_busy[l] += n * span
+                    link_busy[l] += float(span.sum())
                     if l in recorded:
                         links.add(n, resource=f"link:{topo.link_names[l]}", rank=-1,
                                   stream=topo.link_class[l], task="", task_id=-1, kind="link", phase="",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.lowering.chain import Labels, PartsChain, TaskChain
 from simcluster.lowering.comms import Comms
 from simcluster.lowering.grad_sync import GradSync, add_grad_sync
@@ -49,6 +50,7 @@ class LoweringOptions:
     include_embedding_head: bool = True
     fidelity: str | None = None  # None: the spec's ``fidelity`` (auto | symmetric | full)
     fuse: bool = True  # fuse units whose timing nothing can disturb (symmetric only)
+    contention: bool = True  # compute slows while communication shares its GPU (costs/contention.py)
 
 
 def resolve_fidelity(spec: WorkloadSpec, options: LoweringOptions) -> str:
@@ -118,7 +120,8 @@ class Lowerer:
         add_grad_sync(ctx, grads, stage_last)
         tg.meta.update(stages=p, microbatches=m, chunk_layers=plan.chunks,
                        representatives=[ms[0][0] for ms in all_members], multiplicity=comms.multiplicity,
-                       fidelity="full" if comms.full else "symmetric", stage_size=plan.grid.per_stage)
+                       fidelity="full" if comms.full else "symmetric", stage_size=plan.grid.per_stage,
+                       overlap_slowdown=OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
         return tg
 
     def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:

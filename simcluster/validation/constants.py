@@ -12,6 +12,8 @@ from __future__ import annotations
 from simcluster.catalogue import DEVICES
 from simcluster.costs import devices as dev
 from simcluster.costs import efficiency as eff
+from simcluster.costs import contention as cont
+from simcluster.costs import frameworks as fw
 from simcluster.costs import memory as mem
 from simcluster.plan import costing
 from simcluster.topology import efficiency as links
@@ -45,6 +47,15 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "Adam reads master, gradient, m, v (16 B), writes master, m, v, 16-bit copy (14 B)"),
         ("optimizer kernels a step", f"{costing.OPTIMIZER_KERNELS}", "plan/costing.py",
          "multi-tensor apply: one launch per tensor group (set)"),
+        ("host dispatch per eager op", f"{fw.HOST_OP_S * 1e6:g} µs", "costs/frameworks.py",
+         "the 5–25 µs per-op host path of eager PyTorch (Python, autograd, dispatcher, launch); jax: 0"),
+        ("foreach Adam bytes per parameter", f"{fw.FOREACH_ADAM_BYTES:g}", "costs/frameworks.py",
+         "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),
+        ("autocast cast bytes per weight (forward, backward)",
+         f"{costing.CAST_FWD_BYTES:g}, {costing.CAST_BWD_BYTES:g}", "plan/costing.py",
+         "read fp32 / write bf16; cast the bf16 gradient to fp32 and accumulate it into .grad"),
+        ("compute slowdown beside communication", f"{cont.OVERLAP_COMPUTE_SLOWDOWN:g}", "costs/contention.py",
+         "Lee et al. 2025 (arXiv:2507.03114): mean compute slowdown under overlapped collectives, A100/H100/MI250/MI210"),
         ("CUDA context", f"{mem.CUDA_CONTEXT_BYTES / 2**20:g} MiB", "costs/memory.py",
          "a PyTorch process's context and kernel images (~0.5 GiB on H100)"),
         ("cuBLAS workspace", f"{mem.CUBLAS_WORKSPACE_BYTES / 2**20:g} MiB", "costs/memory.py",
