@@ -112,8 +112,8 @@ def _peak_flops(spec: WorkloadSpec, device: Device) -> float:
     return sum(d.peak_flops_fp32 if fp32 else d.peak_flops for d in devs) / len(devs)
 
 
-def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], spec: WorkloadSpec, devices: list[Device],
-                 topo: Topology, level: float) -> tuple[Summary, dict[str, object]]:
+def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], spec: WorkloadSpec,
+                 devices: list[Device], level: float) -> tuple[Summary, dict[str, object]]:
     """The intervals of iteration time, tokens/s, MFU and peak memory (summary keys) and where
     their σ come from (details), by :mod:`simcluster.metrics.uncertainty`'s model."""
     devices = list({d.name: d for d in devices}.values())
@@ -122,7 +122,10 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
             for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
                         "exposed_dp_comm")}
     compute = max(unc.compute_sigma(d.name, d.vendor) for d in devices)
-    linked = all(d.name in unc.CALIBRATED_LINK_DEVICES for d in devices) and "torus" not in set(topo.link_class)
+    c = spec.cluster
+    linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
+                                  float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),
+                                  explicit=c.graph is not None)
     comm = unc.link_sigma(linked)
     stack = unc.stack_sigma(spec.training.framework)
     parts = unc.iteration_parts(mean, compute, comm)
@@ -196,7 +199,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     }
     figures = {"iteration_time_s": T, "tokens_per_s": tokens / T if T else 0.0, "mfu": mtf * 1e12 / peak,
                "peak_memory_bytes": float(peak_mem)}
-    intervals, sources = _uncertainty(figures, breakdown, spec, _devices(spec, device), topo, level)
+    intervals, sources = _uncertainty(figures, breakdown, spec, _devices(spec, device), level)
     summary.update(intervals)
     details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],

@@ -54,7 +54,8 @@ and checked by tests/metrics/test_uncertainty.py):
   RMS 0.0037) and the precision of the quoted figures (NDR quoted as 46–48 of 50 GB/s: a
   uniform range, σ = ln(48/46)/√12 = 0.0123), in quadrature: 0.0128. Other links (V100
   NVLink2, PCIe, TPU torus: set, not calibrated): the scatter of ln(efficiency) over the
-  calibrated classes (0.767, 0.822, 0.96, 0.94), 0.108.
+  calibrated classes (0.767, 0.822, 0.96, 0.94), 0.108. :func:`links_calibrated` says which
+  applies to a run.
 - software stack: Megatron-LM is the stack whose kernels the cost model times (the
   calibration ran the same cuBLAS/flash kernels); what remains is the kernel-library version,
   the spread of the MAMF table's repeated measurements of the same accelerator under two
@@ -119,6 +120,8 @@ NCCL_QUOTE_RANGE = (46.0, 48.0)
 CALIBRATED_LINK_EFFICIENCY = (230 / 300, 370 / 450, 0.96, 0.94)
 #: Devices whose NVLink efficiency was calibrated to a published NCCL figure.
 CALIBRATED_LINK_DEVICES = frozenset({"a100-40gb", "a100-80gb", "h100", "h200"})
+#: NIC line rates (bytes/s per direction) with a published NCCL figure: EDR, HDR, NDR.
+CALIBRATED_NIC_RATES = (100e9 / 8, 200e9 / 8, 400e9 / 8)
 
 # --- software stack ---------------------------------------------------------------------------
 #: Stacks the mechanisms were never timed for: an estimate, not a measurement (module docstring).
@@ -158,6 +161,20 @@ def link_sigma(calibrated: bool) -> float:
     logs = [math.log(e) for e in CALIBRATED_LINK_EFFICIENCY]
     mean = sum(logs) / len(logs)
     return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+def links_calibrated(devices: Iterable[str], intra: str, inter: str, nic_bandwidth: float, nodes: int,
+                     explicit: bool = False) -> bool:
+    """Whether every link a run uses had its efficiency calibrated to a published NCCL figure: the
+    devices' NVLink (:data:`CALIBRATED_LINK_DEVICES`) behind NVSwitch, and across nodes a fat tree
+    or rail-optimized network of EDR, HDR or NDR NICs. An explicit graph, a PCIe, NVLink-mesh or
+    torus fabric counts as not calibrated."""
+    if explicit or not all(d in CALIBRATED_LINK_DEVICES for d in devices) or intra not in ("nvswitch", "none"):
+        return False
+    if nodes <= 1:
+        return True
+    return inter in ("fat-tree", "rail-optimized") and any(
+        abs(nic_bandwidth - r) <= 1e-3 * r for r in CALIBRATED_NIC_RATES)
 
 
 @dataclass(frozen=True)
