@@ -69,17 +69,19 @@ and checked by tests/metrics/test_uncertainty.py):
   LLMs on A100-80GB (Guo et al. 2024, GMLake, ASPLOS, abstract): σ_M = ln(1.15) = 0.140
   (33 % is then ≈ 2σ).
 
-Interface for per-device calibrations (another part of issue 12 adds them): pass a
-:class:`DeviceCalibration` (``measured`` and per-curve sigmas) to :func:`compute_sigma`;
-without one, a device counts as calibrated when :data:`CALIBRATED_DEVICES` lists it.
+Interface for per-device calibrations (issue 12 item 2): pass any :class:`CurveSigmas`
+(``measured``, ``sigma_gemm``, ``sigma_attention``, ``sigma_memory``; e.g. the record of
+``simcluster.costs.devices.device_calibration``) to :func:`compute_sigma`; its σ then replace
+the H100 ones and the transfer term. Without one, a device counts as calibrated when
+:data:`CALIBRATED_DEVICES` lists it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 #: The default interval level (the contract's 80 %).
 LEVEL = 0.8
@@ -177,23 +179,41 @@ def links_calibrated(devices: Iterable[str], intra: str, inter: str, nic_bandwid
         abs(nic_bandwidth - r) <= 1e-3 * r for r in CALIBRATED_NIC_RATES)
 
 
+class CurveSigmas(Protocol):
+    """What a per-device calibration says about its curves: whether they rest on measurements of
+    that device, and each curve's σ of ln(predicted / measured) kernel time *including* the
+    uncertainty of carrying a curve over where it was not measured (the shape of
+    ``simcluster.costs.devices.Calibration``, issue 12 item 2)."""
+
+    @property
+    def measured(self) -> bool: ...
+    @property
+    def sigma_gemm(self) -> float: ...
+    @property
+    def sigma_attention(self) -> float: ...
+    @property
+    def sigma_memory(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class DeviceCalibration:
-    """What a per-device calibration says about its own curves: whether they were measured on
-    the device, and the σ of each curve (``gemm``, ``attention``, ``memory``) from its residuals."""
+    """A :class:`CurveSigmas` written out (tests, and callers without a calibration module)."""
 
     measured: bool
-    sigmas: Mapping[str, float] = field(default_factory=dict)
+    sigma_gemm: float
+    sigma_attention: float
+    sigma_memory: float
 
 
-def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: DeviceCalibration | None = None) -> float:
-    """σ of a compute part on ``device_name``: the largest curve σ (the share-weighted mean of fully
-    correlated curves is at most that), widened in quadrature by :func:`transfer_sigma` when the
-    device has no calibration of its own."""
-    if calibration is None:
-        calibration = DeviceCalibration(device_name in CALIBRATED_DEVICES, CURVE_SIGMAS)
-    kernels = max(calibration.sigmas.values(), default=max(CURVE_SIGMAS.values()))
-    return kernels if calibration.measured else math.hypot(kernels, transfer_sigma(vendor))
+def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None) -> float:
+    """σ of a compute part on ``device_name``: the largest curve σ (the share-weighted mean of
+    fully correlated curves is at most that). Without ``calibration``: the H100 curve σ, widened in
+    quadrature by :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES` lists the device. With
+    one: its own curve σ, which already carry any transfer."""
+    if calibration is not None:
+        return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
+    kernels = max(CURVE_SIGMAS.values())
+    return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
 
 
 def stack_sigma(framework: str) -> float:

@@ -90,11 +90,21 @@ def test_a_device_without_its_own_calibration_gets_a_wider_sigma():
     assert own == pytest.approx(max(unc.CURVE_SIGMAS.values()))
     assert unc.compute_sigma("a100-80gb") == pytest.approx(math.hypot(own, unc.transfer_sigma("nvidia")))
     assert unc.compute_sigma("tpu-v4", "google") > unc.compute_sigma("a100-80gb") > own
-    # a per-device calibration (another part of issue 12) plugs in through DeviceCalibration
-    measured = unc.DeviceCalibration(True, {"gemm": 0.04, "attention": 0.03, "memory": 0.02})
-    assert unc.compute_sigma("a100-80gb", calibration=measured) == pytest.approx(0.04)
-    guessed = unc.DeviceCalibration(False, {"gemm": 0.04})
-    assert unc.compute_sigma("a100-80gb", calibration=guessed) == pytest.approx(math.hypot(0.04, 0.0565), abs=1e-3)
+    # a per-device calibration (issue 12 item 2) plugs in with its own σ, transfer included
+    record = unc.DeviceCalibration(measured=False, sigma_gemm=0.1, sigma_attention=0.3, sigma_memory=0.05)
+    assert unc.compute_sigma("a100-80gb", calibration=record) == pytest.approx(0.3)
+
+
+def test_links_count_as_calibrated_only_where_every_link_was():
+    a100 = ["a100-80gb"] * 2
+    assert unc.links_calibrated(a100, "nvswitch", "fat-tree", 25e9, 16)  # HDR
+    assert unc.links_calibrated(["h100"], "nvswitch", "rail-optimized", 50e9, 2)  # NDR
+    assert unc.links_calibrated(["h100"], "nvswitch", "none", 0.0, 1)  # one node: no NIC
+    assert not unc.links_calibrated(["v100"], "nvswitch", "fat-tree", 12.5e9, 4)  # NVLink2: set, not fitted
+    assert not unc.links_calibrated(a100, "pcie", "fat-tree", 25e9, 4)
+    assert not unc.links_calibrated(a100, "nvswitch", "fat-tree", 10e9, 4)  # an 80 Gb/s NIC: no NCCL figure
+    assert not unc.links_calibrated(["tpu-v4"], "torus", "torus", 0.0, 64)
+    assert not unc.links_calibrated(a100, "nvswitch", "fat-tree", 25e9, 4, explicit=True)
 
 
 def test_summary_has_the_four_intervals_around_their_figures(toy, tmp_path):
