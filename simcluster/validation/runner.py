@@ -110,7 +110,7 @@ def coverage_line(results: list[dict[str, Any]]) -> str:
     """One line: how many published figures lie inside their row's interval."""
     n = sum(1 for r in results if r["inside"])
     return (f"Interval coverage {unc.coverage(results) * 100:.0f} % ({n} of {len(results)} published figures inside "
-            f"their row's {unc.LEVEL:.0%} interval; the acceptance asks 70–95 %)")
+            f"their row's {unc.LEVEL * 100:.0f} % interval; the acceptance asks 70–95 %)")
 
 
 def interval_table(group: Group, results: list[dict[str, Any]]) -> str:
