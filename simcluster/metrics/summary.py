@@ -14,6 +14,10 @@ These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
 for the same number of GPUs. Model FLOPs count the matrix multiplies without
 recompute (Narayanan et al. 2021 eq. 3 with 72 instead of 96; Korthikanti et
 al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
+
+Every headline figure carries an interval (``*_interval``, ``[low, high]`` at
+``interval_level``, 80 % by default) propagated from the uncertainty of the constants it
+used: :mod:`simcluster.metrics.uncertainty` says how.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.topology.topology import Topology
 
+from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
 
-#: summary.json: counts, times, rates, fractions and bytes, and whether the peak fits.
-Summary = dict[str, float | int | bool]
+#: summary.json: counts, times, rates, fractions and bytes, whether the peak fits, and the
+#: ``[low, high]`` intervals of the headline figures.
+Summary = dict[str, float | int | bool | list[float]]
 #: details.json: rank labels, per-stage memory and time breakdown, warnings, busiest links,
 #: simulation counts (each key its own shape, see :func:`summarize`).
 Details = dict[str, object]
@@ -106,8 +112,47 @@ def _peak_flops(spec: WorkloadSpec, device: Device) -> float:
     return sum(d.peak_flops_fp32 if fp32 else d.peak_flops for d in devs) / len(devs)
 
 
-def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tuple[Summary, Details]:
-    """(summary.json figures, details for the report) of the simulation of ``plan``."""
+def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], spec: WorkloadSpec,
+                 devices: list[Device], level: float) -> tuple[Summary, dict[str, object]]:
+    """The intervals of iteration time, tokens/s, MFU and peak memory (summary keys) and where
+    their σ come from (details), by :mod:`simcluster.metrics.uncertainty`'s model."""
+    devices = list({d.name: d for d in devices}.values())
+    k = len(breakdown) or 1
+    mean = {key: sum(b.get(key, 0.0) for b in breakdown) / k
+            for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
+                        "exposed_dp_comm")}
+    compute = max(unc.compute_sigma(d.name, d.vendor) for d in devices)
+    c = spec.cluster
+    linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
+                                  float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),
+                                  explicit=c.graph is not None)
+    comm = unc.link_sigma(linked)
+    stack = unc.stack_sigma(spec.training.framework)
+    parts = unc.iteration_parts(mean, compute, comm)
+    sigma_t = unc.combined_sigma(parts, stack)
+    sigma_m = unc.memory_sigma()
+    T = figures["iteration_time_s"]
+    t_int = unc.interval(T, sigma_t, level)
+    intervals: Summary = {
+        "iteration_time_s_interval": t_int,
+        "tokens_per_s_interval": unc.inverted(figures["tokens_per_s"], T, t_int),
+        "mfu_interval": unc.inverted(figures["mfu"], T, t_int),
+        "peak_memory_bytes_interval": unc.interval(figures["peak_memory_bytes"], sigma_m, level),
+        "interval_level": level,
+    }
+    sources: dict[str, object] = {
+        "level": level, "z": unc.z_score(level), "iteration_time_sigma": sigma_t, "peak_memory_sigma": sigma_m,
+        "stack_sigma": stack, "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
+        "calibrated_links": linked,
+        "parts": [{"part": p.name, "seconds": p.seconds, "sigma": p.sigma, "group": p.group} for p in parts],
+    }
+    return intervals, sources
+
+
+def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
+              level: float = unc.LEVEL) -> tuple[Summary, Details]:
+    """(summary.json figures, details for the report) of the simulation of ``plan``; the
+    intervals at ``level`` (80 % by default)."""
     spec = plan.spec
     T = max(res.end) if res.end else 0.0
     gpu = _gpu_rows(res.timeline)
@@ -152,12 +197,17 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tupl
         "simulated_ranks": len(ranks),
         "microbatches": spec.num_microbatches,
     }
+    figures = {"iteration_time_s": T, "tokens_per_s": tokens / T if T else 0.0, "mfu": mtf * 1e12 / peak,
+               "peak_memory_bytes": float(peak_mem)}
+    intervals, sources = _uncertainty(figures, breakdown, spec, _devices(spec, device), level)
+    summary.update(intervals)
     details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],
         "memory": memory,
         "breakdown": _per_stage(breakdown),
         "warnings": _warnings(summary),
         "link_utilization": _links(res, topo, T),
+        "uncertainty": sources,
         "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
     }
     return summary, details
@@ -183,13 +233,14 @@ def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
 
 def _warnings(s: Summary) -> list[str]:
     w: list[str] = []
+    f = {k: float(v) for k, v in s.items() if isinstance(v, (int, float))}
     if not s["fits_in_memory"]:
-        w.append(f"does not fit in memory: peak {s['peak_memory_bytes'] / 2**30:.1f} GiB per GPU "
-                 f"> {s['memory_capacity_bytes'] / 2**30:.1f} GiB")
-    if s["exposed_comm_fraction"] > 0.2:
-        w.append(f"exposed communication is {s['exposed_comm_fraction']:.0%} of the iteration")
-    if s["bubble_fraction"] > 0.2:
-        w.append(f"pipeline bubble is {s['bubble_fraction']:.0%} of the iteration")
+        w.append(f"does not fit in memory: peak {f['peak_memory_bytes'] / 2**30:.1f} GiB per GPU "
+                 f"> {f['memory_capacity_bytes'] / 2**30:.1f} GiB")
+    if f["exposed_comm_fraction"] > 0.2:
+        w.append(f"exposed communication is {f['exposed_comm_fraction']:.0%} of the iteration")
+    if f["bubble_fraction"] > 0.2:
+        w.append(f"pipeline bubble is {f['bubble_fraction']:.0%} of the iteration")
     return w
 
 

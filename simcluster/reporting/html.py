@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page (no scripts, no external resources).
 
 Title, warnings, the summary figures in human units (with the schedule's theoretical
-bubble beside the simulated one), the layout at a glance, the plots embedded as base64 PNGs
+bubble beside the simulated one; each headline figure with its interval, drawn as an error bar,
+and where the interval's σ come from), the layout at a glance, the plots embedded as base64 PNGs
 (Gantt, schedule, utilization, memory), what the traces hold (the window of a bounded
 ``trace.json``, the per-rank traces in ``traces/``), the per-stage time breakdown and memory
 tables, the hottest links and the resolved config (collapsible ``<details>``, which needs no
@@ -18,7 +19,7 @@ from html import escape
 from pathlib import Path
 
 from simcluster.reporting.style import BREAKDOWN_STYLE
-from simcluster.reporting.text import fmt_gib, fmt_pct, fmt_seconds, summary_rows
+from simcluster.reporting.text import INTERVAL_KEYS, fmt_gib, fmt_pct, fmt_seconds, summary_rows
 from simcluster.reporting.theory import theoretical_bubble
 
 WARN_FRACTION = 0.20
@@ -158,6 +159,44 @@ LAYOUT_KEYS = (("model", ("layers", "hidden", "heads", "seq_len", "vocab")),
                ("cluster", ("name", "nodes", "gpus_per_node")))
 
 
+def _error_bar(summary: dict, key: str, width: int = 120, height: int = 12) -> str:
+    """An inline SVG error bar of ``KEY_interval`` around ``KEY`` (the point a dot, the interval a
+    capped line), on an axis from 0.6 to 1.4 times the figure, so that widths compare across
+    figures; empty without an interval."""
+    iv, v = summary.get(f"{key}_interval"), summary.get(key)
+    if not isinstance(iv, (list, tuple)) or len(iv) != 2 or not isinstance(v, (int, float)):
+        return ""
+    lo, hi = float(iv[0]), float(iv[1])
+    a, b = 0.6 * float(v), 1.4 * float(v)
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
+        return ""
+
+    def x(u: float) -> float:
+        return round(4 + (width - 8) * min(max((u - a) / (b - a), 0.0), 1.0), 1)
+
+    m = height / 2
+    return (f' <svg width="{width}" height="{height}" role="img" aria-label="interval" style="vertical-align:middle">'
+            f'<line x1="{x(lo)}" y1="{m}" x2="{x(hi)}" y2="{m}" stroke="#555"/>'
+            f'<line x1="{x(lo)}" y1="2" x2="{x(lo)}" y2="{height - 2}" stroke="#555"/>'
+            f'<line x1="{x(hi)}" y1="2" x2="{x(hi)}" y2="{height - 2}" stroke="#555"/>'
+            f'<circle cx="{x(float(v))}" cy="{m}" r="3" fill="#1f6feb"/></svg>')
+
+
+def _uncertainty_table(u: dict) -> str:
+    """Where the iteration time's interval comes from: each part's share of the iteration, its σ
+    and its correlation group (:mod:`simcluster.metrics.uncertainty`)."""
+    parts = [p for p in u.get("parts") or [] if isinstance(p, dict)]
+    total = sum(float(p.get("seconds", 0.0)) for p in parts) or 1.0
+    rows = [[str(p.get("part", "")), fmt_pct(float(p.get("seconds", 0.0)) / total), f"{float(p.get('sigma', 0.0)):.3f}",
+             str(p.get("group", ""))] for p in parts]
+    rows.append(["software stack (all of it)", "100.00 %", f"{float(u.get('stack_sigma', 0.0)):.3f}", "stack"])
+    head = (f"<p>σ of the iteration time {float(u.get('iteration_time_sigma', 0.0)):.3f}, of peak memory "
+            f"{float(u.get('peak_memory_sigma', 0.0)):.3f} (log-normal; z = {float(u.get('z', 0.0)):.4f} at "
+            f"{float(u.get('level', 0.0)) * 100:.0f} %). Parts of a group add their weighted σ, groups add in "
+            f"quadrature; the device has {'its own' if u.get('calibrated_device') else 'no'} calibration.</p>")
+    return head + _table(["part", "share of the iteration", "σ", "group"], rows)
+
+
 def _layout_table(config: dict) -> str:
     """The resolved configuration's headline keys, one row per section."""
     body = []
@@ -237,13 +276,13 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
             cls = "ok" if summary.get(key) else "no"
             rows.append(f'<tr><td class="k">{escape(label)}</td><td class="{cls}">{escape(value)}</td></tr>')
         else:
-            rows.append(f'<tr><td class="k">{escape(label)}</td><td>{escape(value)}</td></tr>')
+            rows.append(f'<tr><td class="k">{escape(label)}</td><td>{escape(value)}{_error_bar(summary, key)}</td></tr>')
     theory, formula = theoretical_bubble(config, summary)
     if theory is not None and "bubble_fraction" in summary:
         rows.append(f'<tr><td class="k">pipeline bubble in theory</td><td>{escape(fmt_pct(theory))} '
                     f'({escape(formula)}; equal stages, free communication)</td></tr>')
     parts.append("<h2>Summary</h2><table><tbody>" + "".join(rows) + "</tbody></table>")
-    extra = {k: v for k, v in summary.items() if k not in {r[0] for r in summary_rows(summary)}}
+    extra = {k: v for k, v in summary.items() if k not in {r[0] for r in summary_rows(summary)} | INTERVAL_KEYS}
     if extra:
         parts.append("<details><summary>other figures</summary>"
                      + _table(["key", "value"], [[k, v] for k, v in _flatten(extra)]) + "</details>")
@@ -264,6 +303,8 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
     parts.append("<h2>Utilization</h2>" + _img(run_dir / "utilization.png", "utilization over time"))
     if details.get("breakdown"):
         parts.append("<h2>Where the time goes, per stage</h2>" + _breakdown_table(details["breakdown"]))
+    if isinstance(details.get("uncertainty"), dict):
+        parts.append("<h2>Error bars</h2>" + _uncertainty_table(details["uncertainty"]))
     parts.append("<h2>Memory</h2>" + _img(run_dir / "memory.png", "memory per GPU"))
     if details.get("memory"):
         parts.append(_memory_table(details["memory"], summary.get("memory_capacity_bytes")))

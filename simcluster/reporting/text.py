@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 GiB = 1024**3
 
@@ -63,21 +64,54 @@ def fmt_bool(v: object) -> str:
     return "—" if v is None else ("yes" if v else "no")
 
 
+def fmt_range(summary: dict, key: str, fmt: Callable[[object], str]) -> str:
+    """`` (80 %: 27.9–31.9 s)``: the ``KEY_interval`` of ``summary`` in ``fmt``'s units, the unit
+    written once when both ends share it; empty when the summary has no such interval."""
+    iv = summary.get(f"{key}_interval")
+    if not isinstance(iv, (list, tuple)) or len(iv) != 2:
+        return ""
+    lo, hi = fmt(iv[0]), fmt(iv[1])
+    if "—" in (lo, hi):
+        return ""
+    lo_num, _, lo_unit = lo.rpartition(" ")
+    hi_num, _, hi_unit = hi.rpartition(" ")
+    span = f"{lo_num}–{hi_num} {hi_unit}" if lo_num and lo_unit == hi_unit else f"{lo}–{hi}"
+    level = _finite(summary.get("interval_level"))
+    return f" ({level * 100:.0f} %: {span})" if level is not None else f" ({span})"
+
+
+def with_range(summary: dict, key: str, fmt: Callable[[object], str]) -> str:
+    """A figure in ``fmt``'s units followed by its interval (:func:`fmt_range`)."""
+    return fmt(summary.get(key)) + fmt_range(summary, key, fmt)
+
+
+def _per_s(v: object) -> str:
+    return fmt_count(v, "tokens/s")
+
+
+#: The figures that carry an interval (``KEY_interval``) and the formatter of each.
+RANGED: dict[str, Callable[[object], str]] = {
+    "iteration_time_s": fmt_seconds, "tokens_per_s": _per_s, "mfu": fmt_pct, "peak_memory_bytes": fmt_gib}
+#: Summary keys the rows below show beside their figure.
+INTERVAL_KEYS = frozenset({f"{k}_interval" for k in RANGED} | {"interval_level"})
+
+
 def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
-    """``(key, label, value in human units)`` for the contract's summary figures present in ``summary``."""
+    """``(key, label, value in human units)`` for the contract's summary figures present in ``summary``,
+    each with its interval where the summary has one."""
     s = summary
     rows = [
         ("num_gpus", "GPUs", fmt_count(s.get("num_gpus"))),
-        ("iteration_time_s", "iteration time", fmt_seconds(s.get("iteration_time_s"))),
-        ("tokens_per_s", "throughput", fmt_count(s.get("tokens_per_s"), "tokens/s")),
+        ("iteration_time_s", "iteration time", with_range(s, "iteration_time_s", fmt_seconds)),
+        ("tokens_per_s", "throughput", with_range(s, "tokens_per_s", _per_s)),
         ("model_tflops_per_gpu", "model TFLOP/s per GPU", fmt_tflops(s.get("model_tflops_per_gpu"))),
         ("hardware_tflops_per_gpu", "hardware TFLOP/s per GPU", fmt_tflops(s.get("hardware_tflops_per_gpu"))),
-        ("mfu", "MFU", fmt_pct(s.get("mfu"))),
+        ("mfu", "MFU", with_range(s, "mfu", fmt_pct)),
         ("hfu", "HFU", fmt_pct(s.get("hfu"))),
         ("bubble_fraction", "pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
         ("exposed_comm_fraction", "exposed communication", fmt_pct(s.get("exposed_comm_fraction"))),
         ("compute_utilization", "compute utilization", fmt_pct(s.get("compute_utilization"))),
-        ("peak_memory_bytes", "peak memory per GPU", fmt_gib(s.get("peak_memory_bytes"))),
+        ("peak_memory_bytes", "peak memory per GPU", with_range(s, "peak_memory_bytes", fmt_gib)),
         ("memory_capacity_bytes", "memory capacity", fmt_gib(s.get("memory_capacity_bytes"))),
         ("fits_in_memory", "fits in memory", fmt_bool(s.get("fits_in_memory"))),
     ]
@@ -109,7 +143,8 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
     """A short aligned text table of a run's headline figures (returned, not printed).
 
     Iteration time, tokens/s, TFLOP/s per GPU, MFU, bubble, exposed communication, peak
-    memory against capacity and whether it fits; a layout that does not fit says so in
+    memory against capacity and whether it fits, each headline figure with its interval
+    (``29.8 s (80 %: 27.9–31.9 s)``); a layout that does not fit says so in
     capitals, with the peak stage's memory by category when ``details`` are given.
     """
     s = summary or {}
@@ -123,14 +158,16 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
     head = str(cfg.get("name") or "run")
     where = ", ".join(str(x) for x in (layout and f"{layout}", device) if x)
     rows = [
-        ("iteration time", fmt_seconds(s.get("iteration_time_s"))),
-        ("throughput", fmt_count(s.get("tokens_per_s"), "tokens/s")),
+        ("iteration time", with_range(s, "iteration_time_s", fmt_seconds)),
+        ("throughput", with_range(s, "tokens_per_s", _per_s)),
         ("TFLOP/s per GPU", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
                             f"{fmt_tflops(s.get('hardware_tflops_per_gpu'))} hardware"),
-        ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}"),
+        ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}" + fmt_range(s, "mfu", fmt_pct)
+         .replace(": ", ": MFU ", 1)),
         ("pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
         ("exposed comm", fmt_pct(s.get("exposed_comm_fraction"))),
-        ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"),
+        ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"
+                        + fmt_range(s, "peak_memory_bytes", fmt_gib)),
         ("fits in memory", fmt_bool(s.get("fits_in_memory"))),
     ] + memory_verdict(s, details)
     width = max(len(k) for k, _ in rows)

@@ -117,7 +117,8 @@ def run_row(row: Row, scripted: bool = False) -> dict[str, Any]:
         "microbatches": spec.num_microbatches,
         "published_tflops": row.published_tflops, "predicted_tflops": predicted,
         "eq3_tflops": eq3 / (T * s["num_gpus"]) / 1e12,
-        "iteration_time_s": T, "mfu": s["mfu"], "hfu": s["hfu"],
+        "iteration_time_s": T, "iteration_time_s_interval": s["iteration_time_s_interval"],
+        "mfu": s["mfu"], "hfu": s["hfu"],
         "peak_memory_gib": s["peak_memory_bytes"] / 2**30, "fits_in_memory": s["fits_in_memory"],
         "shares": shares, "wall_s": wall,
     }

@@ -9,9 +9,12 @@ row's iteration goes, the constants behind it; ``--scripted`` runs two of its ro
 paper's launch script does); every other group prints the generic table below. The JSON has
 ``mape`` (over every row run), ``passed`` (every group's acceptance), ``groups`` and ``rows``,
 each row with ``group``, ``row``, ``device``, ``framework``, ``source``, ``metric``,
-``published``, ``predicted``, ``error`` (predicted / published − 1), ``tolerance`` and
-``within``, and for table1 rows the suite's own fields (``--json`` without a file: the JSON on
-stdout, the report on stderr). Exit status: 0 every group selected
+``published``, ``predicted``, ``error`` (predicted / published − 1), ``tolerance``,
+``within``, ``interval`` (the prediction's ``[low, high]`` at the summary's level, 80 %:
+:mod:`simcluster.metrics.uncertainty`) and ``inside`` (the published figure lies in it), and for
+table1 rows the suite's own fields; ``coverage`` (overall and per group) is the share of rows
+whose published figure is inside its interval (``--json`` without a file: the JSON on stdout,
+the report on stderr). Exit status: 0 every group selected
 passes, 1 not, 2 bad input (an unknown group or row, a workload that is not there).
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from simcluster.errors import SpecError
+from simcluster.metrics import uncertainty as unc
 from simcluster.run import simulate_workload
 from simcluster.spec import load_workload
 from simcluster.validation import corpus, narayanan2021
@@ -36,15 +40,22 @@ Progress = Callable[[dict[str, Any]], None]
 TABLE1 = {r.key: r for r in narayanan2021.ROWS}
 
 
+def with_interval(result: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the predicted figure's ``interval`` (from the run's ``summary``) and whether
+    the published figure is ``inside`` it."""
+    interval = unc.metric_interval(result["metric"], float(result["predicted"]), summary)
+    return {**result, "interval": interval, "inside": unc.inside(float(result["published"]), interval)}
+
+
 def run_row(row: Row) -> dict[str, Any]:
-    """Simulate one corpus row: its predicted figure, the error and what explains it."""
+    """Simulate one corpus row: its predicted figure and interval, the error and what explains it."""
     t0 = time.perf_counter()
     spec = load_workload(row.path, overrides=list(row.overrides) or None)
     s = simulate_workload(spec).summary
     par = spec.parallelism
     layout = f"{par.tensor}×{par.pipeline}×{par.data}" + (f"×{par.context} cp" if par.context > 1 else "")
     return {
-        **row.result(float(s[row.metric])),
+        **with_interval(row.result(float(s[row.metric])), s),
         "workload": row.workload, "overrides": list(row.overrides), "gpus": s["num_gpus"], "layout": layout,
         "iteration_time_s": s["iteration_time_s"], "tokens_per_s": s["tokens_per_s"], "mfu": s["mfu"],
         "hfu": s["hfu"], "peak_memory_gib": s["peak_memory_bytes"] / 2**30,
@@ -58,7 +69,8 @@ def run_group(group: Group, scripted: bool = False, progress: Progress | None = 
     results = []
     for row in group.rows:
         if group.name == "table1":
-            results.append(narayanan2021.run_row(TABLE1[row.key], scripted))
+            r = narayanan2021.run_row(TABLE1[row.key], scripted)
+            results.append(with_interval(r, r))  # the suite's row carries T and its interval
         else:
             results.append(run_row(row))
         if progress is not None:
@@ -73,9 +85,9 @@ def _pct(x: float) -> str:
 def table(group: Group, results: list[dict[str, Any]]) -> str:
     """The predicted-vs-published table of a generic group (Markdown)."""
     rows = {r.key: r for r in group.rows}
-    head = ("| row | device | framework | GPUs (t×p×d) | metric | published | predicted | error | tolerance | "
-            "memory/GPU | wall |")
-    lines = [head, "|" + "---|" * 11]
+    head = ("| row | device | framework | GPUs (t×p×d) | metric | published | predicted | 80 % interval | error | "
+            "tolerance | memory/GPU | wall |")
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         row = rows[r["row"]]
         mark = "" if r["within"] else " ✗"
@@ -83,8 +95,32 @@ def table(group: Group, results: list[dict[str, Any]]) -> str:
                                                       f" > {r['memory_capacity_gib']:.0f} (does not fit)")
         lines.append(
             f"| {r['row']} | {r['device']} | {r['framework']} | {r['gpus']:,} ({r['layout']}) | {r['metric']} | "
-            f"{row.format(r['published'])} | {row.format(r['predicted'])} | {_pct(r['error'])}{mark} | "
+            f"{row.format(r['published'])} | {row.format(r['predicted'])} | {_span(row, r)} | {_pct(r['error'])}{mark} | "
             f"±{r['tolerance']:.0%} | {memory} | {r['wall_s']:.1f} s |")
+    return "\n".join(lines)
+
+
+def _span(row: Row, r: dict[str, Any]) -> str:
+    """``low–high`` of a row's interval in the row's units, ``✗`` when the published figure is outside."""
+    lo, hi = r["interval"]
+    return f"{row.format(lo)}–{row.format(hi)}" + ("" if r["inside"] else " ✗")
+
+
+def coverage_line(results: list[dict[str, Any]]) -> str:
+    """One line: how many published figures lie inside their row's interval."""
+    n = sum(1 for r in results if r["inside"])
+    return (f"Interval coverage {unc.coverage(results) * 100:.0f} % ({n} of {len(results)} published figures inside "
+            f"their row's {unc.LEVEL * 100:.0f} % interval; the acceptance asks 70–95 %)")
+
+
+def interval_table(group: Group, results: list[dict[str, Any]]) -> str:
+    """Each row's published figure against its predicted interval (Markdown)."""
+    rows = {r.key: r for r in group.rows}
+    lines = ["| row | published | predicted | 80 % interval | inside |", "|---|---|---|---|---|"]
+    for r in results:
+        row = rows[r["row"]]
+        lines.append(f"| {r['row']} | {row.format(r['published'])} | {row.format(r['predicted'])} | "
+                     f"{_span(row, r).removesuffix(' ✗')} | {'yes' if r['inside'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -100,7 +136,8 @@ def verdict(group: Group, results: list[dict[str, Any]]) -> str:
 def report(group: Group, results: list[dict[str, Any]], wall_s: float, scripted: bool) -> str:
     """What the command prints for one group after its rows have run."""
     if group.name == "table1":
-        return narayanan2021.report(results, wall_s, scripted)
+        return "\n".join([narayanan2021.report(results, wall_s, scripted), "", "Error bars:", "",
+                          interval_table(group, results), "", coverage_line(results)])
     missed = [r for r in results if not r["within"]]
     return "\n".join([
         f"Group {group.name}: {group.title}",
@@ -108,6 +145,7 @@ def report(group: Group, results: list[dict[str, Any]], wall_s: float, scripted:
         table(group, results),
         "",
         f"{verdict(group, results)}; group wall time {wall_s:.1f} s",
+        coverage_line(results),
         *([f"Outside tolerance: {', '.join(r['row'] for r in missed)}."] if missed else []),
         "",
         "Sources:",
@@ -117,13 +155,13 @@ def report(group: Group, results: list[dict[str, Any]], wall_s: float, scripted:
 
 def summary(groups: list[Group], results: dict[str, list[dict[str, Any]]]) -> str:
     """The corpus table: one line per group run (Markdown)."""
-    lines = ["| group | rows | MAPE | worst row | acceptance |", "|---|---|---|---|---|"]
+    lines = ["| group | rows | MAPE | worst row | coverage (80 %) | acceptance |", "|---|---|---|---|---|---|"]
     for g in groups:
         rs = results[g.name]
         worst = max(rs, key=lambda r: abs(r["error"]))
         ok = "PASS" if corpus.accepted(rs, g.mape_limit) else "FAIL"
         lines.append(f"| {g.name} | {len(rs)} | {corpus.mape(rs) * 100:.2f} % | {worst['row']} "
-                     f"{_pct(worst['error'])} | {ok} (MAPE ≤ {g.mape_limit:.0%}, every row within tolerance) |")
+                     f"{_pct(worst['error'])} | {unc.coverage(rs) * 100:.0f} % | {ok} (MAPE ≤ {g.mape_limit:.0%}, every row within tolerance) |")
     return "\n".join(lines)
 
 
@@ -187,7 +225,7 @@ def main(args: argparse.Namespace) -> int:
     rows = [r for g in groups for r in results[g.name]]
     passed = all(corpus.accepted(results[g.name], g.mape_limit) for g in groups)
     if len(groups) > 1:
-        texts.append("Corpus:\n\n" + summary(groups, results))
+        texts.append("Corpus:\n\n" + summary(groups, results) + "\n\n" + coverage_line(rows))
     loso = leave_one_source_out(rows) if getattr(args, "leave_one_source_out", False) else None
     if loso is not None:
         texts.append(loso_text(loso))
@@ -195,8 +233,10 @@ def main(args: argparse.Namespace) -> int:
     print("\n\n".join(texts), file=sys.stderr if to_stdout else sys.stdout)
     if getattr(args, "json", None):
         out: dict[str, Any] = {
-            "mape": corpus.mape(rows), "passed": passed, "wall_s": time.perf_counter() - t0,
+            "mape": corpus.mape(rows), "coverage": unc.coverage(rows), "interval_level": unc.LEVEL,
+            "passed": passed, "wall_s": time.perf_counter() - t0,
             "groups": [{"group": g.name, "rows": len(results[g.name]), "mape": corpus.mape(results[g.name]),
+                        "coverage": unc.coverage(results[g.name]),
                         "mape_limit": g.mape_limit, "passed": corpus.accepted(results[g.name], g.mape_limit)}
                        for g in groups],
             "rows": rows}

@@ -40,10 +40,16 @@ def check_result(result: dict, rc: int, groups: list[str]) -> None:
         assert r["error"] == pytest.approx(r["predicted"] / r["published"] - 1, rel=1e-12)
         assert r["within"] == (abs(r["error"]) <= r["tolerance"])
     assert result["mape"] == pytest.approx(corpus.mape(rows))
+    for r in rows:  # error bars: the prediction inside its interval, inside = the published figure in it
+        low, high = r["interval"]
+        assert low <= r["predicted"] <= high
+        assert r["inside"] == (low <= r["published"] <= high)
+    assert result["coverage"] == pytest.approx(sum(r["inside"] for r in rows) / len(rows))
     assert [g["group"] for g in result["groups"]] == groups
     for g in result["groups"]:
         mine = [r for r in rows if r["group"] == g["group"]]
         assert g["passed"] == corpus.accepted(mine, g["mape_limit"])
+        assert g["coverage"] == pytest.approx(sum(r["inside"] for r in mine) / len(mine))
     assert result["passed"] == all(g["passed"] for g in result["groups"])
     assert rc == (0 if result["passed"] else 1)
 
@@ -58,7 +64,7 @@ def test_cheap_famous_rows_print_their_errors_and_write_the_contract_json(tmp_pa
     assert [r["metric"] for r in result["rows"]] == ["tokens_per_s", "hardware_tflops_per_gpu"]
     for text in ("Group famous", "| llama3-8b | h100 | megatron | 8 (1×1×4×2 cp) | tokens_per_s | 81,222 |",
                  "| megatron-8.3b | v100 | megatron | 512 (8×1×64) |", "MAPE", "≤ 8%", "Sources:",
-                 "dgxc-benchmarking"):
+                 "dgxc-benchmarking", "80 % interval", "Interval coverage"):
         assert text in out, text
     assert "llama3-8b" in err  # progress, one line a row
     assert "Corpus:" not in out  # one group: no corpus table

@@ -1,0 +1,361 @@
+"""Error bars: an interval around each headline prediction, from the uncertainty of what it used.
+
+Model (docs/validation.md, "Error bars"). The iteration time T of the average simulated rank
+splits into parts the summary already separates (:func:`simcluster.metrics.summary._breakdown`):
+compute (forward, backward), recompute, optimizer, bubble, and exposed communication by kind
+(tp, pp, dp). Each part i of duration t_i carries a relative log-normal uncertainty σ_i: the
+true duration is t_i · exp(σ_i · ε_i), ε_i standard normal. To first order in σ (the
+delta method; Fenton 1960 for sums of log-normals),
+
+    ln T_true − ln T ≈ Σ_i w_i σ_i ε_i,      w_i = t_i / T,
+
+so with parts in correlation groups G (ε the same inside a group, independent across groups)
+
+    σ_T² = Σ_G (Σ_{i∈G} w_i σ_i)²  +  σ_stack²,
+
+and the interval at level L is [T·e^(−zσ_T), T·e^(+zσ_T)], z = Φ⁻¹((1+L)/2) (1.2816 at 80 %).
+
+Correlation groups, and why:
+
+- compute, recompute, optimizer and bubble form one group: they come from the same fitted
+  curves of the same device (a curve that is 5 % slow for one GEMM is slow for the next of a
+  similar shape), and the bubble is idle time waiting for other stages' compute
+  ((p − 1) microbatch slots in 1F1B, Narayanan et al. 2021 §2.2.1), so it scales with it.
+  Full correlation is the conservative choice (it adds σ linearly).
+- exposed communication of each kind is its own group: tensor-parallel traffic runs on NVLink,
+  data-parallel and pipeline traffic mostly on InfiniBand, each with its own calibrated link
+  efficiency, and none of them shares a constant with the compute curves. To first order only
+  the exposed share moves T; communication hidden under compute does not.
+- the software stack (``training.framework``) is one independent factor on all of T.
+
+Derived figures scale as 1/T (tokens/s = tokens / T, MFU and TFLOP/s = FLOPs / T), so their
+intervals are the time interval inverted: [x·T/T_high, x·T/T_low]. Peak memory has its own
+σ_M (formula and allocator terms, below) and the same interval form.
+
+Where each σ comes from (every figure is recomputed by ``python -m simcluster.metrics.uncertainty``
+and checked by tests/metrics/test_uncertainty.py):
+
+- kernels on a calibrated device (H100; H200 has the same compute die): the H100 calibration
+  residuals r = ln(predicted / measured) of :mod:`simcluster.costs.calibration`: GEMM (720
+  rows) RMS weighted by measured time, 0.0533 (an iteration is a time-weighted sum, and the
+  ~30 µs launch-bound rows with noisy medians carry little time); flash attention (12 rows,
+  forward and backward) RMS 0.0599; memory-bound kernels (7 rows) RMS 0.0416. A compute part
+  mixes the three curves with shares that sum to 1; under full correlation its σ is the
+  share-weighted mean, at most the largest, 0.0599, which is used.
+- devices without a calibration of their own: the H100 curves are reused as fractions of the
+  device's datasheet peak (:mod:`simcluster.costs.compute`), so the error of that transfer is
+  added in quadrature. Its size is the scatter of ln(MAMF efficiency / H100's) over the other
+  accelerators of the Maximum Achievable Matmul FLOPS table (BF16, Bekman, *Machine Learning
+  Engineering Open Book*, compute/accelerator/README.md): NVIDIA rows 0.0565; every vendor
+  (for TPUs: another architecture, none in the table) 0.183.
+- communication: links whose efficiency was calibrated to NCCL's published bus bandwidths
+  (A100/H100/H200 NVLink, EDR/HDR/NDR InfiniBand): the model's residual against those four
+  figures (docs/model.md, large messages: 229.9/230, 369.8/370, 190.6/192, 48.0/48 GB/s;
+  RMS 0.0037) and the precision of the quoted figures (NDR quoted as 46–48 of 50 GB/s: a
+  uniform range, σ = ln(48/46)/√12 = 0.0123), in quadrature: 0.0128. Other links (V100
+  NVLink2, PCIe, TPU torus: set, not calibrated): the scatter of ln(efficiency) over the
+  calibrated classes (0.767, 0.822, 0.96, 0.94), 0.108. :func:`links_calibrated` says which
+  applies to a run.
+- software stack: Megatron-LM is the stack whose kernels the cost model times (the
+  calibration ran the same cuBLAS/flash kernels); what remains is the kernel-library version,
+  the spread of the MAMF table's repeated measurements of the same accelerator under two
+  torch/CUDA releases (A100 SXM 267.9/271.2, GH200 821.0/828.6, A100 PCIe 256.4/252.9, H100
+  792.1/794.5 TFLOP/s; RMS 0.0104). DeepSpeed, plain PyTorch and JAX: their mechanisms are
+  simulated from their documentation and were never timed here; 0.05 is an *estimate* (no
+  source), to be replaced when those mechanisms bring measurements.
+- peak memory: the activation formulas reproduce Korthikanti et al. 2022 Table 2 exactly
+  (tests/costs/test_costs_memory_closed_forms.py), so the formula term is 0; the allocator
+  term is PyTorch's caching-allocator fragmentation, 15 % on average (up to 33 %) over eight
+  LLMs on A100-80GB (Guo et al. 2024, GMLake, ASPLOS, abstract): σ_M = ln(1.15) = 0.140
+  (33 % is then ≈ 2σ).
+
+Interface for per-device calibrations (issue 12 item 2): pass any :class:`CurveSigmas`
+(``measured``, ``sigma_gemm``, ``sigma_attention``, ``sigma_memory``; e.g. the record of
+``simcluster.costs.devices.device_calibration``) to :func:`compute_sigma`; its σ then replace
+the H100 ones and the transfer term. Without one, a device counts as calibrated when
+:data:`CALIBRATED_DEVICES` lists it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Iterable, Mapping, Protocol, Sequence
+
+#: The default interval level (the contract's 80 %).
+LEVEL = 0.8
+
+# --- kernel curves (H100 calibration residuals; recomputed by calibration_sigmas) ---------------
+GEMM_SIGMA = 0.0533  # time-weighted RMS of ln(pred/meas), 720 GEMM rows
+ATTENTION_SIGMA = 0.0599  # RMS over the 6 flash rows, forward and backward
+MEMORY_BOUND_SIGMA = 0.0416  # RMS over the 7 copy / gelu / layernorm rows
+CURVE_SIGMAS: dict[str, float] = {"gemm": GEMM_SIGMA, "attention": ATTENTION_SIGMA, "memory": MEMORY_BOUND_SIGMA}
+
+#: Devices whose compute curves were measured (H100) or share the measured die (H200: the MAMF
+#: table notes "H200 is the same" as H100 SXM for BF16 matmul).
+CALIBRATED_DEVICES = frozenset({"h100", "h200"})
+
+#: Maximum Achievable Matmul FLOPS, BF16, efficiency = MAMF / datasheet peak (Bekman, Machine
+#: Learning Engineering Open Book, compute/accelerator/README.md, "Maximum Achievable Matmul
+#: FLOPS comparison table"): (accelerator, vendor, efficiency).
+MAMF_BF16: tuple[tuple[str, str, float], ...] = (
+    ("Intel Gaudi 2", "intel", 0.969), ("NVIDIA A100 SXM", "nvidia", 0.869),
+    ("NVIDIA GH200 SXM", "nvidia", 0.838), ("NVIDIA A100 PCIe", "nvidia", 0.811),
+    ("NVIDIA H100 SXM", "nvidia", 0.803), ("NVIDIA B300 SXM", "nvidia", 0.786),
+    ("NVIDIA B200 SXM", "nvidia", 0.776), ("Intel Gaudi 3", "intel", 0.741),
+    ("NVIDIA GB200 SXM", "nvidia", 0.729), ("AMD MI355X", "amd", 0.680),
+    ("AMD MI325X", "amd", 0.604), ("AMD MI300X", "amd", 0.514),
+)
+#: The same table's earlier edition against its current one (TFLOP/s, two torch/CUDA releases).
+MAMF_REPEATS: tuple[tuple[str, float, float], ...] = (
+    ("NVIDIA A100 SXM", 267.9, 271.2), ("NVIDIA GH200 SXM", 821.0, 828.6),
+    ("NVIDIA A100 PCIe", 256.4, 252.9), ("NVIDIA H100 SXM", 792.1, 794.5),
+)
+
+# --- communication ----------------------------------------------------------------------------
+#: (simulated, NCCL) large-message all-reduce busbw in GB/s, docs/model.md "Collectives".
+NCCL_BUSBW: tuple[tuple[float, float], ...] = ((229.9, 230.0), (369.8, 370.0), (190.6, 192.0), (48.0, 48.0))
+#: NDR per-NIC busbw as quoted, 46–48 of 50 GB/s (simcluster/topology/efficiency.py).
+NCCL_QUOTE_RANGE = (46.0, 48.0)
+#: Calibrated link efficiencies (A100 NVLink3, H100 NVLink4, EDR/HDR, NDR).
+CALIBRATED_LINK_EFFICIENCY = (230 / 300, 370 / 450, 0.96, 0.94)
+#: Devices whose NVLink efficiency was calibrated to a published NCCL figure.
+CALIBRATED_LINK_DEVICES = frozenset({"a100-40gb", "a100-80gb", "h100", "h200"})
+#: NIC line rates (bytes/s per direction) with a published NCCL figure: EDR, HDR, NDR.
+CALIBRATED_NIC_RATES = (100e9 / 8, 200e9 / 8, 400e9 / 8)
+
+# --- software stack ---------------------------------------------------------------------------
+#: Stacks the mechanisms were never timed for: an estimate, not a measurement (module docstring).
+UNTIMED_STACK_SIGMA = 0.05
+
+# --- memory -----------------------------------------------------------------------------------
+MEMORY_FORMULA_SIGMA = 0.0  # Korthikanti et al. 2022 Table 2 reproduced exactly
+ALLOCATOR_FRAGMENTATION = 0.15  # GMLake (Guo et al. 2024): 15 % on average over eight LLMs
+
+
+def rms(values: Iterable[float]) -> float:
+    """sqrt(mean(v²)) (0 for no values)."""
+    v = list(values)
+    return math.sqrt(sum(x * x for x in v) / len(v)) if v else 0.0
+
+
+def transfer_sigma(vendor: str) -> float:
+    """σ of reusing the H100 curves on another device: RMS of ln(e / e_H100) over the MAMF table's
+    other rows, the same vendor's for NVIDIA devices, every row for any other vendor."""
+    h100 = next(e for name, _, e in MAMF_BF16 if name == "NVIDIA H100 SXM")
+    rows = [e for name, v, e in MAMF_BF16 if name != "NVIDIA H100 SXM" and (vendor != "nvidia" or v == "nvidia")]
+    return rms(math.log(e / h100) for e in rows)
+
+
+def version_sigma() -> float:
+    """σ of the kernel-library version: RMS of ln(new / old) over the MAMF table's repeats."""
+    return rms(math.log(new / old) for _, old, new in MAMF_REPEATS)
+
+
+def link_sigma(calibrated: bool) -> float:
+    """σ of a collective's time: fit residual and quote precision in quadrature where the link
+    efficiency was calibrated; the scatter of the calibrated efficiencies elsewhere."""
+    if calibrated:
+        lo, hi = NCCL_QUOTE_RANGE
+        quote = math.log(hi / lo) / math.sqrt(12.0)
+        return math.hypot(rms(math.log(s / n) for s, n in NCCL_BUSBW), quote)
+    logs = [math.log(e) for e in CALIBRATED_LINK_EFFICIENCY]
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+
+
+def links_calibrated(devices: Iterable[str], intra: str, inter: str, nic_bandwidth: float, nodes: int,
+                     explicit: bool = False) -> bool:
+    """Whether every link a run uses had its efficiency calibrated to a published NCCL figure: the
+    devices' NVLink (:data:`CALIBRATED_LINK_DEVICES`) behind NVSwitch, and across nodes a fat tree
+    or rail-optimized network of EDR, HDR or NDR NICs. An explicit graph, a PCIe, NVLink-mesh or
+    torus fabric counts as not calibrated."""
+    if explicit or not all(d in CALIBRATED_LINK_DEVICES for d in devices) or intra not in ("nvswitch", "none"):
+        return False
+    if nodes <= 1:
+        return True
+    return inter in ("fat-tree", "rail-optimized") and any(
+        abs(nic_bandwidth - r) <= 1e-3 * r for r in CALIBRATED_NIC_RATES)
+
+
+class CurveSigmas(Protocol):
+    """What a per-device calibration says about its curves: whether they rest on measurements of
+    that device, and each curve's σ of ln(predicted / measured) kernel time *including* the
+    uncertainty of carrying a curve over where it was not measured (the shape of
+    ``simcluster.costs.devices.Calibration``, issue 12 item 2)."""
+
+    @property
+    def measured(self) -> bool: ...
+    @property
+    def sigma_gemm(self) -> float: ...
+    @property
+    def sigma_attention(self) -> float: ...
+    @property
+    def sigma_memory(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class DeviceCalibration:
+    """A :class:`CurveSigmas` written out (tests, and callers without a calibration module)."""
+
+    measured: bool
+    sigma_gemm: float
+    sigma_attention: float
+    sigma_memory: float
+
+
+def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None) -> float:
+    """σ of a compute part on ``device_name``: the largest curve σ (the share-weighted mean of
+    fully correlated curves is at most that). Without ``calibration``: the H100 curve σ, widened in
+    quadrature by :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES` lists the device. With
+    one: its own curve σ, which already carry any transfer."""
+    if calibration is not None:
+        return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
+    kernels = max(CURVE_SIGMAS.values())
+    return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
+
+
+def stack_sigma(framework: str) -> float:
+    """σ of the software stack: the kernel-library version for Megatron-LM, the cost model's own
+    stack; :data:`UNTIMED_STACK_SIGMA` in quadrature for the others."""
+    v = version_sigma()
+    return v if framework == "megatron" else math.hypot(v, UNTIMED_STACK_SIGMA)
+
+
+def memory_sigma() -> float:
+    """σ of peak memory: the formula's (0: Table 2 exact) and the allocator's, in quadrature."""
+    return math.hypot(MEMORY_FORMULA_SIGMA, math.log(1.0 + ALLOCATOR_FRAGMENTATION))
+
+
+def z_score(level: float = LEVEL) -> float:
+    """The standard normal quantile of a two-sided interval at ``level``: Φ⁻¹((1 + level)/2)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the iteration: its seconds, its σ and its correlation group."""
+
+    name: str
+    seconds: float
+    sigma: float
+    group: str
+
+
+def combined_sigma(parts: Sequence[Part], common: float = 0.0) -> float:
+    """σ_T of the sum of ``parts`` (module docstring): within a group the weighted σ add, groups
+    and the ``common`` factor (the stack's) add in quadrature. 0 when the parts take no time."""
+    total = sum(p.seconds for p in parts)
+    if total <= 0.0:
+        return 0.0
+    groups: dict[str, float] = {}
+    for p in parts:
+        groups[p.group] = groups.get(p.group, 0.0) + p.seconds / total * p.sigma
+    return math.sqrt(sum(s * s for s in groups.values()) + common * common)
+
+
+def interval(value: float, sigma: float, level: float = LEVEL) -> list[float]:
+    """[value·e^(−zσ), value·e^(+zσ)]: the log-normal interval at ``level`` (σ = 0: [value, value])."""
+    k = math.exp(z_score(level) * sigma)
+    return [value / k, value * k]
+
+
+def inverted(value: float, time: float, time_interval: Sequence[float]) -> list[float]:
+    """The interval of a figure proportional to 1/T (tokens/s, MFU, TFLOP/s): [v·T/T_high, v·T/T_low]."""
+    lo, hi = time_interval
+    if time <= 0.0 or lo <= 0.0:
+        return [value, value]
+    return [value * time / hi, value * time / lo]
+
+
+#: Figures proportional to 1/T: their interval is the time interval inverted.
+PER_TIME = ("tokens_per_s", "mfu", "hfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu")
+
+
+def metric_interval(metric: str, predicted: float, summary: Mapping[str, object]) -> list[float]:
+    """The interval of summary figure ``metric`` (value ``predicted``) from a summary's intervals:
+    its own ``METRIC_interval`` where the summary has one, else the inverted time interval for the
+    figures of :data:`PER_TIME`."""
+    own = summary.get(f"{metric}_interval")
+    if isinstance(own, (list, tuple)) and len(own) == 2:
+        return [float(own[0]), float(own[1])]
+    if metric not in PER_TIME:
+        raise KeyError(f"no interval for summary figure {metric!r}")
+    T, t_int = summary.get("iteration_time_s"), summary.get("iteration_time_s_interval")
+    if not isinstance(T, (int, float)) or not isinstance(t_int, (list, tuple)):
+        raise KeyError("the summary has no iteration time interval")
+    return inverted(predicted, float(T), [float(t_int[0]), float(t_int[1])])
+
+
+def inside(value: float, bounds: Sequence[float]) -> bool:
+    """Whether ``value`` lies in the closed interval ``bounds`` = [low, high]."""
+    return bounds[0] <= value <= bounds[1]
+
+
+def coverage(rows: Iterable[Mapping[str, object]]) -> float:
+    """The share of ``rows`` whose ``inside`` is true (rows without one are left out; 0 for none):
+    for intervals at level L, about L when the σ are right."""
+    flags = [bool(r["inside"]) for r in rows if "inside" in r]
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def iteration_parts(breakdown: Mapping[str, float], compute: float, comm: float) -> list[Part]:
+    """The parts of one (averaged) rank's breakdown with their σ and groups (module docstring)."""
+    parts = [Part(k, breakdown.get(k, 0.0), compute, "compute")
+             for k in ("compute", "recompute", "optimizer", "bubble")]
+    parts += [Part(f"exposed_{k}_comm", breakdown.get(f"exposed_{k}_comm", 0.0), comm, f"comm-{k}")
+              for k in ("tp", "pp", "dp")]
+    return parts
+
+
+def calibration_sigmas() -> dict[str, float]:
+    """The kernel σ recomputed from the H100 calibration tables (what the constants above hold)."""
+    import numpy as np
+
+    from simcluster.costs import calibration as cal
+    from simcluster.costs.compute import ComputeModel
+
+    model = ComputeModel(cal.H100)
+    g = cal.gemm_table()
+    pred = np.array([model.gemm_time(m, n, k) for m, n, k in zip(*(g[c].to_numpy(int).tolist() for c in "mnk"))])
+    t = g.time_s.to_numpy(float)
+    gemm = float(np.sqrt(np.average(np.log(pred / t) ** 2, weights=t)))
+    f = cal.flash_table()
+    shapes = list(zip(*(f[c].to_numpy(int).tolist() for c in ("batch", "heads", "seq", "head_dim"))))
+    r = [math.log(model.attention_time(*s, backward=bwd) / m)
+         for bwd, col in ((False, "fwd_s"), (True, "bwd_s")) for s, m in zip(shapes, f[col])]
+    mb = cal.load_csv(cal.MEMORY_CSV)
+    rm = [math.log(model.memory_time(b, k) / (ms * 1e-3)) for b, k, ms in zip(mb.bytes_moved, mb.kernel, mb.ms_median)]
+    return {"gemm": gemm, "attention": rms(r), "memory": rms(rm)}
+
+
+def table() -> list[tuple[str, float, str]]:
+    """(term, σ, source) of every σ the intervals use, for the docs and the command below."""
+    return [
+        ("GEMM (H100 calibration)", GEMM_SIGMA, "time-weighted RMS of ln(pred/meas), 720 rows"),
+        ("flash attention (H100)", ATTENTION_SIGMA, "RMS of ln(pred/meas), 6 shapes fwd + bwd"),
+        ("memory-bound (H100)", MEMORY_BOUND_SIGMA, "RMS of ln(pred/meas), 7 rows"),
+        ("compute, calibrated device", compute_sigma("h100"), "largest curve σ (full correlation)"),
+        ("compute, other NVIDIA", compute_sigma("a100-80gb"), "⊕ MAMF scatter, NVIDIA rows"),
+        ("compute, other vendor (TPU)", compute_sigma("tpu-v4", "google"), "⊕ MAMF scatter, every row"),
+        ("communication, calibrated links", link_sigma(True), "NCCL busbw residual ⊕ quote range"),
+        ("communication, other links", link_sigma(False), "scatter of calibrated link efficiencies"),
+        ("stack: megatron", stack_sigma("megatron"), "MAMF repeats across torch/CUDA releases"),
+        ("stack: deepspeed/pytorch/jax", stack_sigma("pytorch"), "⊕ 0.05 estimate (untimed mechanisms)"),
+        ("peak memory", memory_sigma(), "ln(1.15): GMLake's mean fragmentation"),
+    ]
+
+
+def main() -> None:  # pragma: no cover - a report for humans
+    print("recomputed from simcluster/data/calibration:",
+          {k: round(v, 4) for k, v in calibration_sigmas().items()})
+    print(f"z at {LEVEL:.0%}: {z_score():.4f}")
+    for term, sigma, source in table():
+        print(f"{term:<34} σ = {sigma:.4f}  (±{math.expm1(z_score() * sigma):.1%} at 80 %)  {source}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
