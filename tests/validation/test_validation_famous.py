@@ -21,7 +21,7 @@ from simcluster.validation import corpus
 CHEAP = ("llama3-8b", "megatron-8.3b")
 CONTRACT = ("device", "framework", "source", "metric", "published", "predicted", "error")
 #: published layouts that do not fit simcluster's memory model (reported to the lead, not changed)
-OVER_MEMORY = {"palm-540b", "llama3-405b-8k"}
+OVER_MEMORY = {"llama3-405b-8k"}  # PaLM fits since its saved activations are distributed (10.2 of 32 GiB)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
