@@ -38,6 +38,13 @@ Mixed precision (pytorch)
     (4 + 4 read, 4 write). Megatron instead keeps bf16 weights and accumulates the weight
     gradient straight into an fp32 buffer inside the GEMM (``gradient_accumulation_fusion``).
 
+Gradient accumulation (deepspeed)
+    DeepSpeed keeps 16-bit weights, and after every micro-step's backward adds each 16-bit
+    gradient into its fp32 copy: the pipeline engine's ``_exec_backward_pass`` calls the bf16
+    optimizer's ``update_hp_grads`` (``hp_grad.add_(lp.grad.to(fp32))``: the same 18 B per weight
+    as autocast's), and the ZeRO optimizers copy gradients into their fp32 partitions per
+    micro-step alike. XLA accumulates inside the compiled step (no separate pass).
+
 Optimizer
     fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
     optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
@@ -81,6 +88,10 @@ TORCH_LOSS_BWD: Passes = (("elementwise", 4.0), ("normalization", 12.0), ("copy"
 XLA_LOSS_FWD: Passes = (("normalization", 6.0),)
 XLA_LOSS_BWD: Passes = (("elementwise", 6.0),)
 
+#: Per weight and microbatch: a 16-bit gradient cast to fp32 (read 2, write 4) and added into the
+#: fp32 accumulator (read 4 + 4, write 4) — autocast's ``.grad``, DeepSpeed's ``update_hp_grads``.
+GRAD_ACCUM_BYTES = 18.0
+
 #: Bytes per parameter and step of the two optimizer implementations (Adam; see the docstring).
 FOREACH_ADAM_BYTES = 80.0
 FOREACH_ADAM_KERNELS = 8  # one multi-tensor launch per elementwise op
@@ -96,7 +107,8 @@ class Stack:
     loss_bwd: Passes
     loss_saved_bytes: float  # per logit element, per microbatch in flight
     loss_transient_bytes: float  # per logit element, once, inside the loss backward
-    autocast: bool  # fp32 parameters cast to 16-bit every forward; fp32 .grad accumulation
+    autocast: bool  # fp32 parameters cast to 16-bit every forward (and 16-bit copies held)
+    grad_accum_bytes: float  # per weight and microbatch: the 16-bit gradient cast and added into fp32
     optimizer: str  # fused | foreach
     zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
     blocking_p2p: bool  # pipeline sends hold the compute stream until delivered
@@ -105,15 +117,16 @@ class Stack:
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
 FRAMEWORKS.add("megatron", Stack("megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
-                                 autocast=False, optimizer="fused", zero3_fetch="layer", blocking_p2p=False,
+                                 autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", blocking_p2p=False,
                                  overlap_grad_reduce=True))
 FRAMEWORKS.add("deepspeed", Stack("deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
-                                  autocast=False, optimizer="fused", zero3_fetch="module", blocking_p2p=True,
+                                  autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module", blocking_p2p=True,
                                   overlap_grad_reduce=False))
 FRAMEWORKS.add("pytorch", Stack("pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, 6.0, 8.0,
-                                autocast=True, optimizer="foreach", zero3_fetch="layer", blocking_p2p=False,
+                                autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer", blocking_p2p=False,
                                 overlap_grad_reduce=True))
-FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, autocast=False, optimizer="fused",
+FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, autocast=False, grad_accum_bytes=0.0,
+                            optimizer="fused",
                             zero3_fetch="layer", blocking_p2p=False, overlap_grad_reduce=True))
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 

@@ -87,8 +87,8 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     if op.kind == "gemm" and op.gemm is not None:
         M, N, K = rank_gemm(op, t, c)
         if not backward:
-            return cm.gemm_time(M, N, K) + (_cast_time(cm, N * K, False) if stack.autocast else 0.0)
-        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M) + (_cast_time(cm, N * K, True) if stack.autocast else 0.0)
+            return cm.gemm_time(M, N, K) + (cm.memory_time(CAST_FWD_BYTES * N * K, "copy") if stack.autocast else 0.0)
+        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M) + _accumulate_time(cm, N * K, stack)
     if op.kind == "attention" and op.attn is not None:
         b, a, s, d = op.attn
         heads = max(1, a // t)
@@ -105,16 +105,17 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     return cm.memory_time(nbytes, kind)
 
 
-#: Autocast (PyTorch AMP): bytes per weight element of the forward's cast (read fp32, write 16-bit)
-#: and of the backward's cast-and-accumulate into the fp32 ``.grad`` (2 + 4, then 4 + 4 + 4).
-CAST_FWD_BYTES, CAST_BWD_BYTES = 6.0, 18.0
+#: Autocast (PyTorch AMP): bytes per weight element of the forward's cast (read fp32, write 16-bit).
+CAST_FWD_BYTES = 6.0
 
 
-def _cast_time(cm: ComputeModel, weights: int, backward: bool) -> float:
-    """Autocast's extra kernels for one weight matrix of ``weights`` elements (frameworks docstring)."""
-    if backward:
-        return cm.memory_time(6.0 * weights, "copy") + cm.memory_time((CAST_BWD_BYTES - 6.0) * weights, "elementwise")
-    return cm.memory_time(CAST_FWD_BYTES * weights, "copy")
+def _accumulate_time(cm: ComputeModel, weights: int, stack: Stack) -> float:
+    """The stack's per-microbatch gradient accumulation for one weight matrix: cast the 16-bit gradient
+    to fp32 (6 B) and add it into the fp32 accumulator (the rest of ``grad_accum_bytes``); two kernels."""
+    if not stack.grad_accum_bytes:
+        return 0.0
+    return cm.memory_time(6.0 * weights, "copy") + cm.memory_time((stack.grad_accum_bytes - 6.0) * weights,
+                                                                   "elementwise")
 
 
 def host_ops(op: Op, stack: Stack, backward: bool) -> int:
@@ -122,7 +123,9 @@ def host_ops(op: Op, stack: Stack, backward: bool) -> int:
     if op.kind == "loss":
         return len(stack.loss_bwd if backward else stack.loss_fwd)
     if op.kind == "gemm":
-        return (2 if backward else 1) + ((2 if backward else 1) if stack.autocast else 0)
+        if backward:
+            return 2 + (2 if stack.grad_accum_bytes else 0)
+        return 1 + (1 if stack.autocast else 0)
     return 1
 
 
