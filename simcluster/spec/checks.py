@@ -56,7 +56,7 @@ def _stage_checks(spec: "WorkloadSpec") -> list[Finding]:
     p, layers = spec.parallelism, spec.model.layers
     stages = p.pipeline * p.virtual_stages
     found: list[Finding] = []
-    if stages > layers:
+    if stages > layers and p.stage_layers is None:
         what = f"pipeline {p.pipeline}" + (f" × virtual_stages {p.virtual_stages}" if p.virtual_stages > 1 else "")
         found.append(Finding("parallelism.pipeline", f"{what} = {stages} stages, more than the model's {layers} layer{'s' if layers != 1 else ''}",
                              ("parallelism.virtual_stages", "model.layers")))
@@ -70,6 +70,13 @@ def _stage_checks(spec: "WorkloadSpec") -> list[Finding]:
         if sum(p.stage_layers) != layers:
             found.append(Finding("parallelism.stage_layers", f"sums to {sum(p.stage_layers)}; needs model.layers = {layers}",
                                  ("model.layers",)))
+        inner = [k for k, n in enumerate(p.stage_layers) if n == 0 and 0 < k < len(p.stage_layers) - 1]
+        if inner:
+            found.append(Finding("parallelism.stage_layers", f"entry {inner[0]} is 0; only the first chunk (the "
+                                 "embedding's) and the last (the output's) may hold no layer"))
+        held = [sum(p.stage_layers[c * p.pipeline + s] for c in range(p.virtual_stages)) for s in range(p.pipeline)]
+        if len(p.stage_layers) == stages and 0 in held:
+            found.append(Finding("parallelism.stage_layers", f"pipeline stage {held.index(0)} holds no layer"))
     if spec.model.seq_len % p.context:
         found.append(Finding("parallelism.context", f"context {p.context} does not divide seq_len {spec.model.seq_len}",
                              ("model.seq_len",)))

@@ -110,8 +110,9 @@ class ParallelismSpec(BaseModel):
                                     "all-gather and reduce-scatter instead of all-reduce.")
     virtual_stages: PositiveInt = Field(default=1, le=100_000, description="Model chunks per pipeline rank v; more than 1 selects "
                                         "the interleaved schedule when none is given.")
-    stage_layers: list[Annotated[int, Field(gt=0, le=100_000)]] | None = Field(
-        default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers.",
+    stage_layers: list[Annotated[int, Field(ge=0, le=100_000)]] | None = Field(
+        default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers; "
+        "the first and last chunk may hold none (they hold the embedding and the output; Llama 3 405B §3.3.2).",
         json_schema_extra={"default_doc": "as even as possible"})
     schedule: ScheduleName = Field(default="1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
                                    "≥ 2 and microbatches a multiple of pipeline.")
