@@ -269,9 +269,11 @@ def test_stage_layers_length_and_sum(workload):
     ]
 
 
-def test_stage_layers_positive(workload):
+def test_stage_layers_every_stage_holds_a_layer(workload):
     (line,) = lines(workload, ["parallelism.stage_layers=[8, 0]"])
-    assert line == "--set: parallelism.stage_layers.1: must be greater than 0, got 0"
+    assert line == "--set: parallelism.stage_layers: pipeline stage 1 holds no layer"
+    (line,) = lines(workload, ["parallelism.stage_layers=[9, -1]"])
+    assert line == "--set: parallelism.stage_layers.1: must be greater than or equal to 0, got -1"
 
 
 def test_interleaved_needs_virtual_stages(workload):
