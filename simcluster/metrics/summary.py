@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from simcluster.costs.devices import device_calibration
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
 from simcluster.plan import Plan
@@ -121,7 +122,8 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     mean = {key: sum(b.get(key, 0.0) for b in breakdown) / k
             for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
                         "exposed_dp_comm")}
-    compute = max(unc.compute_sigma(d.name, d.vendor) for d in devices)
+    h100 = device_calibration("h100")
+    compute = max(unc.compute_sigma(d.name, d.vendor, device_calibration(d.name), h100) for d in devices)
     c = spec.cluster
     linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
                                   float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),

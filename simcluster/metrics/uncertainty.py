@@ -205,14 +205,21 @@ class DeviceCalibration:
     sigma_memory: float
 
 
-def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None) -> float:
-    """σ of a compute part on ``device_name``: the largest curve σ (the share-weighted mean of
-    fully correlated curves is at most that). Without ``calibration``: the H100 curve σ, widened in
-    quadrature by :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES` lists the device. With
-    one: its own curve σ, which already carry any transfer."""
-    if calibration is not None:
-        return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
+def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None,
+                  reference: CurveSigmas | None = None) -> float:
+    """σ of a compute part on ``device_name``: the largest curve σ of the H100 fit (the share-weighted
+    mean of fully correlated curves is at most that), widened in quadrature by the uncertainty of
+    carrying the fit to this device. With ``calibration`` (this device's record of
+    :func:`simcluster.costs.devices.device_calibration`) and ``reference`` (the H100's), that is
+    the GEMM σ the device's rescaling adds to the H100's, √(σ_dev² − σ_H100²) (GEMMs dominate a
+    training step's compute); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
+    lists the device."""
     kernels = max(CURVE_SIGMAS.values())
+    if calibration is not None:
+        if reference is None:
+            return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
+        extra = math.sqrt(max(calibration.sigma_gemm ** 2 - reference.sigma_gemm ** 2, 0.0))
+        return math.hypot(kernels, extra)
     return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
 
 
