@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import signal
+import threading
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -105,7 +106,30 @@ def _guarded(simulate: Callable[[], Any], args: argparse.Namespace, out: Path, e
     except errors as e:
         raise SpecError([Problem(args.workload, None, "", f"cannot be simulated: {e}")]) from None
     except OSError as e:
+        if _SIGINT["seen"] or _interrupted(e):  # a write torn by Ctrl-C (e.g. a closed file: EBADF)
+            raise KeyboardInterrupt from None
         raise SpecError([Problem("--out", None, "", f"cannot write {out}: {e.strerror or e}")]) from None
+
+
+#: Whether this command received SIGINT (a failure to write after it is the interrupt's doing).
+_SIGINT = {"seen": False}
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _SIGINT["seen"] = True
+    raise KeyboardInterrupt
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a KeyboardInterrupt was being handled (its context chain)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__context__
+    return False
 
 
 def _run_traces(args: argparse.Namespace) -> int:
@@ -195,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="simcluster: %(message)s", stream=sys.stderr)
     handlers = {"run": _run, "validate": _validate, "report": _report}
+    _SIGINT["seen"] = False
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+            signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)  # Python's own behaviour, and remembers it
     handler = handlers.get(args.command) or importlib.import_module(
         f"simcluster.commands.{args.command.replace('-', '_')}").main
     try:
