@@ -201,13 +201,14 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     }
     figures = {"iteration_time_s": T, "tokens_per_s": tokens / T if T else 0.0, "mfu": mtf * 1e12 / peak,
                "peak_memory_bytes": float(peak_mem)}
-    intervals, sources = _uncertainty(figures, breakdown, spec, _devices(spec, device), level)
+    devices = _devices(spec, device)
+    intervals, sources = _uncertainty(figures, breakdown, spec, devices, level)
     summary.update(intervals)
     details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],
         "memory": memory,
         "breakdown": _per_stage(breakdown),
-        "warnings": _warnings(summary),
+        "warnings": _warnings(summary) + calibration_warnings([d.name for d in devices]),
         "link_utilization": _links(res, topo, T),
         "uncertainty": sources,
         "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
@@ -231,6 +232,18 @@ def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
         stages.setdefault(int(b["stage"]), []).append(b)
     return [{"stage": s, **{k: sum(b[k] for b in bs) / len(bs) for k in keys}}
             for s, bs in sorted(stages.items())]
+
+
+def calibration_warnings(devices: list[str]) -> list[str]:
+    """One line per device whose kernel curves rest partly or wholly on no data of its own."""
+    out = []
+    for name in dict.fromkeys(devices):
+        cal = device_calibration(name)
+        missing = [curve for curve, c in cal.curves().items() if not c.measured]
+        if missing:
+            out.append(f"calibration: {name} has no kernel measurements of its own for {', '.join(missing)} "
+                       "(the H100 curves at its datasheet peak); its error band is wider")
+    return out
 
 
 def _warnings(s: Summary) -> list[str]:
