@@ -1,0 +1,69 @@
+"""The corpus groups of issue 12 (megatron, stacks, memory) and the corpus as a whole (no simulation).
+
+Each row's workload is package data (``simcluster/data/validation/<folder>/<key>.yaml``) whose top
+comment names its source, layout and assumptions; these tests check that every row loads, its
+workload validates and agrees with the row (stack, device), and that the corpus spans what
+issue 12 asks: ≥ 30 rows, ≥ 4 device generations, ≥ 3 software stacks, ≥ 3 peak-memory rows,
+sizes from ~100M to ~1T parameters. Running the rows: ``python -m simcluster validate-published
+--group stacks`` (and megatron, memory), a few seconds each.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from simcluster.costs.params import total_params
+from simcluster.spec import load_workload, validate_file
+from simcluster.validation import corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL = corpus.load_corpus()
+NEW = [r for g in ALL if g.name in ("megatron", "stacks", "memory") for r in g.rows]
+ROWS = [r for g in ALL for r in g.rows]
+#: catalogue device -> generation (issue 12: "V100, A100, H100/H200, TPU v3/v4")
+GENERATION = {"v100": "volta", "a100-40gb": "ampere", "a100-80gb": "ampere", "h100": "hopper",
+              "h200": "hopper", "tpu-v3": "tpu", "tpu-v4": "tpu"}
+
+
+@pytest.mark.parametrize("row", NEW, ids=lambda r: r.key)
+def test_new_rows_are_package_data_that_validate_and_agree_with_their_row(row):
+    assert not row.in_repository and row.path.is_file()
+    assert validate_file(str(row.path)) == []
+    spec = load_workload(row.path, overrides=list(row.overrides) or None)
+    assert spec.training.framework == row.framework
+    assert spec.cluster.device.name == row.device
+    comment = "".join(line for line in row.path.read_text().splitlines(keepends=True) if line.startswith("#"))
+    assert "Source" in comment and "Assumed" in comment, "the top comment gives the source and the assumptions"
+    assert row.source and row.paper and row.system
+    if row.metric == "peak_memory_bytes":  # a published peak is a real GPU's: it fits the device
+        assert 2**30 < row.published <= spec.cluster.device.memory_bytes
+
+
+def test_package_data_ships_every_corpus_workload():
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["simcluster"]
+    for row in ROWS:
+        if not row.in_repository:
+            rel = f"data/validation/{row.workload}"
+            assert any(fnmatch.fnmatch(rel, g) for g in globs), f"{rel} is not package data"
+
+
+def test_the_corpus_spans_what_issue_12_asks():
+    assert len(ROWS) >= 30
+    assert len({GENERATION[r.device] for r in ROWS}) >= 4
+    assert {"megatron", "deepspeed", "pytorch", "jax"} <= {r.framework for r in ROWS}
+    assert sum(r.metric == "peak_memory_bytes" for r in ROWS) >= 3
+    kinds = {"time": {"iteration_time_s", "tokens_per_s", "hardware_tflops_per_gpu", "model_tflops_per_gpu"},
+             "mfu": {"mfu"}, "memory": {"peak_memory_bytes"}}
+    assert all(any(r.metric in m for r in ROWS) for m in kinds.values())
+    sizes = [total_params(load_workload(r.path, overrides=list(r.overrides) or None).model)
+             for r in ROWS if not r.in_repository or (ROOT / "workloads").is_dir()]
+    assert min(sizes) < 0.2e9 and max(sizes) > 0.9e12
+
+
+def test_memory_rows_reuse_the_throughput_rows_workloads():
+    throughput = {r.workload for r in corpus.load_group("stacks").rows}
+    assert all(r.workload in throughput for r in corpus.load_group("memory").rows)
