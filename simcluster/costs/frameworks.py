@@ -69,7 +69,7 @@ DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.registry import Registry
@@ -131,9 +131,24 @@ FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, au
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 
 
-def framework(name: str) -> Stack:
-    """The :class:`Stack` of ``training.framework`` ``name``."""
-    return FRAMEWORKS.get(name)
+#: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): cast the bf16 gradient to fp32
+#: before its reduce-scatter (read 2, write 4 B per weight and microbatch).
+FSDP_GRAD_CAST_BYTES = 6.0
+
+
+def framework(name: str, zero_stage: int = 0) -> Stack:
+    """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
+
+    PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
+    casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
+    per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
+    for the reduce-scatter (:data:`FSDP_GRAD_CAST_BYTES`; PyTorch FSDP2 ``MixedPrecisionPolicy``,
+    torchtitan's default).
+    """
+    stack = FRAMEWORKS.get(name)
+    if stack.autocast and zero_stage >= 3:
+        return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES)
+    return stack
 
 
 MEGATRON = framework("megatron")

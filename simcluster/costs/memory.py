@@ -177,7 +177,7 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
                      has_embedding=has_embedding, has_logits=has_logits)
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
     cast = 0
-    if framework(training.framework).autocast and training.precision != "fp32":
+    if framework(training.framework, parallelism.zero_stage).autocast and training.precision != "fp32":
         # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
         w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
     zero = parallelism.zero_stage

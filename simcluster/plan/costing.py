@@ -114,8 +114,9 @@ def _accumulate_time(cm: ComputeModel, weights: int, stack: Stack) -> float:
     to fp32 (6 B) and add it into the fp32 accumulator (the rest of ``grad_accum_bytes``); two kernels."""
     if not stack.grad_accum_bytes:
         return 0.0
-    return cm.memory_time(6.0 * weights, "copy") + cm.memory_time((stack.grad_accum_bytes - 6.0) * weights,
-                                                                   "elementwise")
+    cast = cm.memory_time(6.0 * weights, "copy")
+    rest = stack.grad_accum_bytes - 6.0
+    return cast + cm.memory_time(rest * weights, "elementwise") if rest > 0 else cast
 
 
 def host_ops(op: Op, stack: Stack, backward: bool) -> int:
@@ -124,7 +125,7 @@ def host_ops(op: Op, stack: Stack, backward: bool) -> int:
         return len(stack.loss_bwd if backward else stack.loss_fwd)
     if op.kind == "gemm":
         if backward:
-            return 2 + (2 if stack.grad_accum_bytes else 0)
+            return 2 + (0 if not stack.grad_accum_bytes else 1 if stack.grad_accum_bytes <= 6.0 else 2)
         return 1 + (1 if stack.autocast else 0)
     return 1
 

@@ -96,7 +96,7 @@ class Plan:
     @property
     def stack(self) -> Stack:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
-        return framework(self.spec.training.framework)
+        return framework(self.spec.training.framework, self.spec.parallelism.zero_stage)
 
     @property
     def zero(self) -> int:
@@ -245,7 +245,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
     blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention,
-                          framework(tr.framework))
+                          framework(tr.framework, par.zero_stage))
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,

@@ -45,6 +45,8 @@ class Costs:
     def __init__(self, spec: WorkloadSpec, topo: Topology):
         self.spec, self.topo = spec, topo
         self.training = spec.training
+        # the spec's ZeRO stage decides the stack's mechanisms (PyTorch: autocast, or FSDP at stage 3)
+        self.stack = framework(spec.training.framework, spec.parallelism.zero_stage)
         self.cm = compute_model(spec, topo.device)
         self.dt = DTYPE_BYTES[spec.training.precision]
         self.grad_bytes = grad_bytes_per_param(spec.training.precision)
@@ -67,8 +69,7 @@ class Costs:
         key = (t, c, mb, sp)
         hit = self._blocks.get(key)
         if hit is None:
-            blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention,
-                                  framework(self.training.framework))
+            blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention, self.stack)
             hit = LayoutCosts(blocks, layer_params(self.spec, t, 2), layer_params(self.spec, t, 1),
                               *activation_bytes(self.spec, t, c, mb))
             self._blocks[key] = hit
@@ -79,8 +80,7 @@ class Costs:
         key = (params, shard)
         hit = self._opt.get(key)
         if hit is None:
-            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard,
-                                                        framework(self.training.framework))[0]
+            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard, self.stack)[0]
         return hit
 
     # -- communication --------------------------------------------------------------------

@@ -240,7 +240,7 @@ class Estimator:
         self.layers = spec.model.layers
         self.global_batch = spec.training.global_batch
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
-        stack = framework(spec.training.framework)
+        stack = framework(spec.training.framework, spec.parallelism.zero_stage)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.blocking_p2p = stack.blocking_p2p  # DeepSpeed's pipeline engine: a send holds its stage
         self.gather_parts = gather_parts(spec)

@@ -140,3 +140,17 @@ def test_gradient_accumulation_pass_per_microbatch(tmp_path):
     assert extra == pytest.approx(cm.memory_time(6 * w, "copy") + cm.memory_time(12 * w, "elementwise"), rel=1e-9)
     assert op_time(fc1, cm, 1, 1, False, True, True, framework("jax")) == \
         op_time(fc1, cm, 1, 1, False, True, True, framework("megatron"))
+
+
+def test_pytorch_with_zero3_is_fsdp_not_autocast(tmp_path):
+    """FSDP casts shards before the all-gather (no per-weight cast in the forward) and casts each
+    microbatch's bf16 gradient to fp32 for the reduce-scatter (6 B per weight)."""
+    from simcluster.costs.frameworks import FSDP_GRAD_CAST_BYTES
+    fsdp, amp = framework("pytorch", 3), framework("pytorch", 0)
+    assert amp.autocast and not fsdp.autocast and fsdp.grad_accum_bytes == FSDP_GRAD_CAST_BYTES == 6
+    spec, ops, cm = _ops(tmp_path)
+    fc2 = next(o for o in ops.layer if o.name == "fc2")
+    _, n, k = fc2.gemm
+    assert op_time(fc2, cm, 1, 1, False, True, False, fsdp) == op_time(fc2, cm, 1, 1, False, True, False)
+    extra = op_time(fc2, cm, 1, 1, False, True, True, fsdp) - op_time(fc2, cm, 1, 1, False, True, True)
+    assert extra == pytest.approx(cm.memory_time(6 * n * k, "copy"), rel=1e-9)
