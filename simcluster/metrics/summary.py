@@ -6,7 +6,7 @@ Per simulated rank, with T the iteration time (the last task's end):
   recompute, optimizer);
 - exposed communication of a kind: time its compute stream idles while a
   communication stream of that kind is busy, attributed in the order
-  tensor/context-parallel, pipeline, data-parallel/ZeRO;
+  tensor/context-parallel, expert all-to-all (MoE), pipeline, data-parallel/ZeRO;
 - bubble: what remains of T, idle with nothing to wait for.
 
 These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
@@ -30,7 +30,7 @@ from simcluster.topology.topology import Topology
 
 from simcluster.metrics.intervals import attribute
 
-COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
+COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
 
 #: summary.json: counts, times, rates, fractions and bytes, and whether the peak fits.
 Summary = dict[str, float | int | bool]
@@ -123,7 +123,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tupl
     breakdown = _breakdown(gpu, T)
     k = len(breakdown) or 1
     bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
-    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]
+    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"] + b["exposed_ep_comm"]
                   for b in breakdown) / k / T if T else 0.0
     util = sum(b["compute_busy"] for b in breakdown) / k / T if T else 0.0
 
@@ -172,7 +172,7 @@ def _rank_label(tg: TaskGraph, r: int) -> dict[str, int | str]:
 
 def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
     """The breakdown averaged over the simulated ranks of each stage."""
-    keys = ("compute", "recompute", "exposed_tp_comm", "exposed_dp_comm", "exposed_pp_comm",
+    keys = ("compute", "recompute", "exposed_tp_comm", "exposed_ep_comm", "exposed_dp_comm", "exposed_pp_comm",
             "bubble", "optimizer")
     stages: dict[int, list[dict[str, float]]] = {}
     for b in breakdown:
