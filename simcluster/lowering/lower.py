@@ -210,9 +210,13 @@ class Lowerer:
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
         ring: dict[int, int] | None = None  # the context ring beside the next compute
         produced: dict[int, int] = {}
+        a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
         for key, step in plan.unit_steps(kind, k, mb):
             layer = max(key, -1)  # the embedding's and the head's tasks are labelled layer -1
             if step.what == "compute":
+                if step.overlap and a2a:
+                    ch.join(a2a)
+                    a2a = {}
                 ids = ch.compute(f"{step.name} L{layer}", step.seconds, step.flops, step.phase, layer,
                                  after=params if step.waits_params else None)
                 if ring:
@@ -231,9 +235,12 @@ class Lowerer:
                     ch.collective(groups["tp"], step.op, plan.act_bytes, f"tp.{step.op} {tag}", "tp", "tp_comm",
                                   layer)
             elif step.what == "a2a":  # MoE dispatch / combine over the expert group (simcluster.plan.moe)
-                if groups["ep"]:
-                    ch.collective(groups["ep"], "all_to_all", step.nbytes, f"ep.all_to_all {step.tag} L{layer}", "ep",
-                                  "ep_comm", layer)
+                name = f"ep.all_to_all {step.tag} L{layer}"
+                if groups["ep"] and step.overlap:
+                    a2a.update(ch.side(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer,
+                                       after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
+                elif groups["ep"]:
+                    ch.collective(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer)
             elif step.what == "ring":
                 if groups["cp"]:
                     ring = ch.side(groups["cp"], step.op, plan.kv_bytes, f"cp.{step.op} L{layer}", "cp", "cp_comm",

@@ -31,6 +31,12 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
 
 With a uniform router and capacity factor 1 (or dropless), R_max = R̄ = A/ep: the
 balanced closed form.
+
+DualPipe (``parallelism.schedule: dualpipe``, DeepSeek-V3 §3.2.1, Fig. 4) hides a chunk's
+all-to-all under the compute of a paired chunk of another microbatch. Approximated per layer:
+its dispatch and combine are issued on the expert stream when the layer starts and its last
+compute step waits for them, so a layer takes max(its compute but the last step, its
+all-to-all) + the last step, with the all-to-all still contending for the links.
 """
 
 from __future__ import annotations
@@ -170,6 +176,8 @@ class MoePlan:
                 out += _split(st, parts, nbytes, shape.split_w)
             else:
                 out.append(st)
+        if self.spec.parallelism.schedule == "dualpipe":
+            out = _overlapped(out)
         steps = tuple(out)
         self._steps[key] = steps
         return steps
@@ -195,6 +203,17 @@ def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: floa
             out.append(Step("a2a", f"{pfx}.{a2a[n]}", st.phase, op="all_to_all", tag=f"{pfx}.{a2a[n]}",
                             nbytes=nbytes))
     return out
+
+
+def _overlapped(steps: list[Step]) -> list[Step]:
+    """DualPipe: the layer's all-to-alls first, beside the compute; its last compute waits for them."""
+    a2a = [replace(s, overlap=True) for s in steps if s.what == "a2a"]
+    rest = [s for s in steps if s.what != "a2a"]
+    if not a2a:
+        return steps
+    last = max(i for i, s in enumerate(rest) if s.what == "compute")
+    rest[last] = replace(rest[last], overlap=True)
+    return a2a + rest
 
 
 def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:

@@ -63,6 +63,7 @@ class Step:
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
+    overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,25 @@ def test_expert_grid_is_megatron_cores():
     assert expert_group(grid, 2, 4, 21) == tuple(range(16, 24))
     assert expert_data_group(grid, 2, 4, 21) == (21, 29)
     assert expert_data_group(grid, 1, 8, 3) == (3, 11)
+
+
+def test_dualpipe_overlaps_each_layers_all_to_all_with_its_compute():
+    spec = moe_spec(schedule="dualpipe")
+    plan = build_plan(spec)
+    f = plan.layer_unit_steps("F", 0, 0)
+    assert [s.what for s in f[:2]] == ["a2a", "a2a"] and all(s.overlap for s in f[:2])
+    computes = [s for s in f if s.what == "compute"]
+    assert computes[-1].overlap and not any(s.overlap for s in computes[:-1])
+    out = simulate_workload(spec, LoweringOptions(include_optimizer=False, include_embedding_head=False))
+    tl = out.result.timeline
+    rows = tl[(tl["rank"] == 0) & (tl["microbatch"] == 0) & (tl["layer"] == 0)]
+    fwd = rows[rows["task"].str.startswith("fwd.")].sort_values("start_s")
+    a2a = rows[rows["task"].str.startswith("ep.all_to_all fwd.")]
+    body = fwd.iloc[:-1]
+    # the layer: max(compute before its last step, the two all-to-alls) + its last step
+    start = fwd["start_s"].min()
+    expect = max(body["end_s"].max(), a2a["end_s"].max()) - start + (fwd["end_s"].iloc[-1] - fwd["start_s"].iloc[-1])
+    assert fwd["end_s"].max() - start == pytest.approx(expect, rel=1e-9)
+    assert a2a["start_s"].min() == pytest.approx(start)
+    blocking = simulate_workload(moe_spec(), LoweringOptions(include_optimizer=False, include_embedding_head=False))
+    assert out.summary["iteration_time_s"] < blocking.summary["iteration_time_s"]
