@@ -7,7 +7,9 @@ Per simulated rank, with T the iteration time (the last task's end):
 - exposed communication of a kind: time its compute stream idles while a
   communication stream of that kind is busy, attributed in the order
   tensor/context-parallel, expert all-to-all (MoE), pipeline, data-parallel/ZeRO;
-- bubble: what remains of T, idle with nothing to wait for.
+- bubble: what remains of T, idle with nothing to wait for;
+- moe_imbalance: compute-stream time a mixture of experts loses waiting for its slowest
+  expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute.
 
 These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
 ``compute_utilization`` average them over the simulated ranks, each standing
@@ -68,13 +70,14 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
         return np.bincount(k, weights=w, minlength=len(ranks))
 
     total = np.bincount(k, weights=dur, minlength=len(ranks))
-    recompute, optimizer = spent_in("recompute"), spent_in("optimizer")
+    recompute, optimizer, imbalance = spent_in("recompute"), spent_in("optimizer"), spent_in("imbalance")
     stage = gpu.groupby(key)["stage"].max().to_numpy()
     out: list[dict[str, float]] = []
     for i, r in enumerate(ranks.tolist()):
         b = {"stage": int(stage[i]), "rank": int(r), "recompute": float(recompute[i]),
              "optimizer": float(optimizer[i]),
-             "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i])}
+             "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i]) - float(imbalance[i]),
+             "moe_imbalance": float(imbalance[i])}
         for j, (name, _) in enumerate(COMM_KINDS):
             b[f"exposed_{name}_comm"] = float(spent[i, j + 1])
         b["bubble"] = float(spent[i, -1])
@@ -160,6 +163,8 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology) -> tupl
         "link_utilization": _links(res, topo, T),
         "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
     }
+    if plan.moe is not None:  # router loads per MoE layer, each expert's share (simcluster.plan.moe)
+        details["moe"] = plan.moe.report(plan.m)
     return summary, details
 
 
@@ -173,7 +178,7 @@ def _rank_label(tg: TaskGraph, r: int) -> dict[str, int | str]:
 def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
     """The breakdown averaged over the simulated ranks of each stage."""
     keys = ("compute", "recompute", "exposed_tp_comm", "exposed_ep_comm", "exposed_dp_comm", "exposed_pp_comm",
-            "bubble", "optimizer")
+            "bubble", "optimizer", "moe_imbalance")
     stages: dict[int, list[dict[str, float]]] = {}
     for b in breakdown:
         stages.setdefault(int(b["stage"]), []).append(b)

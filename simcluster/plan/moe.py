@@ -25,7 +25,9 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
   efficiency curve of :mod:`simcluster.costs.efficiency` *at that per-expert shape* (which
   carries the small-M inefficiency measured on H100), times E/ep, plus one launch. The
   slowest rank's R_max sets the time of every rank (the combine waits for it); FLOPs count
-  the mean R̄ (active FLOPs, the MoE papers' MFU).
+  the mean R̄ (active FLOPs, the MoE papers' MFU). The step is split in two: the experts at
+  the mean load, then what the slowest rank adds (phase ``imbalance``: the time lost to
+  imbalance, no FLOPs), so reports show it apart.
 - before dispatch: ln2, router GEMM, softmax/top-k, permute and the shared experts; after
   combine: unpermute, the weighted sum and the residual (:mod:`simcluster.workload.moe`).
 
@@ -43,6 +45,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from simcluster.costs import efficiency as eff
 from simcluster.costs import moe as M
@@ -130,6 +134,28 @@ class MoePlan:
         ranks = M.rank_loads(loads, self.ep, self.capacity)
         return Load(float(ranks.max()), float(ranks.mean()))
 
+    def report(self, microbatches: int) -> dict[str, object]:
+        """details.json's ``moe``: the layout, and per MoE layer the router's load over the microbatches
+        (busiest over mean expert-parallel rank, dropped share) and each expert's mean share of it."""
+        model = self.spec.model
+        moe = M.moe_of(model)
+        rows: list[dict[str, object]] = []
+        share = np.zeros(moe.experts)
+        for layer in (i for i in range(model.layers) if self.is_moe(i)):
+            ratio, dropped = [], []
+            for mb in range(microbatches):
+                loads = M.expert_loads(moe.load_imbalance, moe.experts, self.assignments, layer, mb)
+                ranks = M.rank_loads(loads, self.ep, self.capacity)
+                ratio.append(float(ranks.max() / ranks.mean()))
+                dropped.append(1.0 - float(ranks.sum()) / self.assignments)
+                share += loads / self.assignments
+            rows.append({"layer": layer, "busiest_over_mean": max(ratio), "mean_busiest_over_mean": float(np.mean(ratio)),
+                         "dropped_fraction": float(np.mean(dropped))})
+        total = share.sum()
+        return {"experts": moe.experts, "top_k": moe.top_k, "expert": self.ep, "expert_tensor": self.etp,
+                "expert_data": self.edp, "experts_per_rank": self.local, "capacity_tokens": self.capacity,
+                "expert_load_share": [float(x) for x in (share / total if total else share)], "layers": rows}
+
     def experts(self, load: Load) -> BlockCost:
         """The routed experts' grouped GEMMs and activation on one rank (the busiest rank's time)."""
         key = (round(load.r_max, 6), round(load.r_mean, 6))
@@ -167,13 +193,16 @@ class MoePlan:
         if hit is not None:
             return hit
         exp, nbytes = self.experts(load), self.a2a(load)
+        mean = self.experts(Load(load.r_mean, load.r_mean))
+        lost = BlockCost(exp.fwd_s - mean.fwd_s, exp.bwd_s - mean.bwd_s, 0.0, 0.0, exp.wgrad_s - mean.wgrad_s, 0.0)
         parts = (self.pre, exp, self.post)
         mlp = BlockCost(*(sum(getattr(c, a) for c in parts) for a in ("fwd_s", "bwd_s", "fwd_flops", "bwd_flops",
                                                                          "wgrad_s", "wgrad_flops")))
         out: list[Step] = []
         for st in layer_steps(kind, replace(blocks, mlp=mlp), shape):
             if st.what == "compute" and st.name in ("fwd.mlp", "rc.mlp", "bwd.mlp"):
-                out += _split(st, parts, nbytes, shape.split_w)
+                out += _split(st, (self.pre, replace(exp, fwd_s=mean.fwd_s, bwd_s=mean.bwd_s, wgrad_s=mean.wgrad_s),
+                                   self.post), nbytes, shape.split_w, lost)
             else:
                 out.append(st)
         if self.spec.parallelism.schedule == "dualpipe":
@@ -183,8 +212,9 @@ class MoePlan:
         return steps
 
 
-def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: float, split_w: bool) -> list[Step]:
-    """An MLP block's compute step as pre, dispatch, experts, combine, post (backward: reversed)."""
+def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: float, split_w: bool,
+           lost: BlockCost) -> list[Step]:
+    """An MLP block's compute step as pre, dispatch, experts (+ imbalance), combine, post (backward: reversed)."""
     pfx, _ = st.name.split(".")
     back = pfx == "bwd"
     names = ("moe_in", "experts", "moe_out")
@@ -199,6 +229,10 @@ def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: floa
             secs, flops = c.fwd_s, c.fwd_flops
         out.append(Step("compute", f"{pfx}.{names[i]}", st.phase, secs, flops, block=st.block and n == 0,
                         waits_params=st.waits_params and n == 0, grads=st.grads and n == 2))
+        if i == 1:
+            wait = (lost.bwd_s - (lost.wgrad_s if split_w else 0.0)) if back else lost.fwd_s
+            if wait > 1e-12:
+                out.append(Step("compute", f"{pfx}.imbalance", "imbalance", wait))
         if n < 2:
             out.append(Step("a2a", f"{pfx}.{a2a[n]}", st.phase, op="all_to_all", tag=f"{pfx}.{a2a[n]}",
                             nbytes=nbytes))

@@ -27,6 +27,7 @@ PHASE_STYLE: dict[str, tuple[str, str]] = {
     "zero_comm": ("#44AA99", "ZeRO gather/scatter"),
     "cp_comm": ("#332288", "context-parallel ring"),
     "ep_comm": ("#117733", "expert all-to-all"),  # Tol muted green: MoE dispatch and combine
+    "imbalance": ("#DDCC77", "waiting for the slowest expert (MoE imbalance)"),  # Tol muted sand
 }
 UNKNOWN_COLOUR = "#777777"
 IDLE_HATCH = "////"
@@ -40,6 +41,7 @@ BREAKDOWN_STYLE: dict[str, tuple[str, str, str]] = {
     "exposed_dp_comm": ("#882255", "exposed DP comm", ""),
     "exposed_pp_comm": ("#999933", "exposed pipeline comm", ""),
     "exposed_ep_comm": ("#117733", "exposed expert all-to-all", ""),
+    "moe_imbalance": ("#DDCC77", "MoE imbalance (slowest expert)", ""),
     "bubble": ("#ffffff", "pipeline bubble (idle)", IDLE_HATCH),
     "optimizer": ("#009E73", "optimizer", ""),
 }

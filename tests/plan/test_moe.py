@@ -103,8 +103,14 @@ def test_with_skew_the_slowest_rank_sets_the_pace():
         busiest = loads.reshape(8, 2).sum(axis=1).max()  # ranks hold two consecutive experts each
         assert busiest == pytest.approx(M.rank_loads(M.expert_loads(imb, 16, 16384, int(row["layer"]),
                                                                     int(row["microbatch"])), 8, None).max())
-        assert row["end_s"] - row["start_s"] == pytest.approx(_experts_fwd(plan, math.ceil(busiest / 2)), rel=1e-12)
-        assert row["end_s"] - row["start_s"] > balanced
+        lost = tl[(tl["rank"] == 0) & (tl["task"] == f"fwd.imbalance L{int(row['layer'])}")
+                  & (tl["microbatch"] == row["microbatch"])]
+        assert len(lost) == 1 and lost["phase"].iloc[0] == "imbalance" and lost["flops"].iloc[0] == 0
+        assert lost["start_s"].iloc[0] == pytest.approx(row["end_s"])  # right after the experts at the mean load
+        secs = row["end_s"] - row["start_s"] + lost["end_s"].iloc[0] - lost["start_s"].iloc[0]
+        assert secs == pytest.approx(_experts_fwd(plan, math.ceil(busiest / 2)), rel=1e-12)
+        assert secs > balanced
+    assert out.details["breakdown"][0]["moe_imbalance"] > 0
     # the draws are deterministic and differ per layer and microbatch
     assert plan.moe.load(0, 0) == build_plan(skewed).moe.load(0, 0) != plan.moe.load(1, 0)
 
