@@ -146,7 +146,8 @@ class ParallelismSpec(BaseModel):
 #: Keys ``python -m simcluster search`` varies; ``search.space`` limits the values of each.
 SEARCH_KEYS = ("parallelism.tensor", "parallelism.pipeline", "parallelism.data", "parallelism.context",
                "training.micro_batch", "parallelism.virtual_stages", "parallelism.schedule",
-               "parallelism.sequence_parallel", "training.recompute", "parallelism.zero_stage")
+               "parallelism.sequence_parallel", "training.recompute", "parallelism.zero_stage",
+               "parallelism.expert", "parallelism.expert_tensor")
 
 
 class SearchSpec(BaseModel):
