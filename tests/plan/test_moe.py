@@ -149,3 +149,39 @@ def test_dualpipe_overlaps_each_layers_all_to_all_with_its_compute():
     assert a2a["start_s"].min() == pytest.approx(start)
     blocking = simulate_workload(moe_spec(), LoweringOptions(include_optimizer=False, include_embedding_head=False))
     assert out.summary["iteration_time_s"] < blocking.summary["iteration_time_s"]
+
+
+def test_node_limited_routing_sends_one_copy_per_node_at_most_m_nodes():
+    # 16 ranks on two nodes, top-8: a token crosses InfiniBand once per node, at most node_limit nodes
+    base = {"top_k": 8, "experts": 16}
+    plain = build_plan(moe_spec(base, nodes=2, expert=16)).moe
+    limited = build_plan(moe_spec({**base, "router": "node_limited", "node_limit": 1}, nodes=2, expert=16)).moe
+    assert plain.a2a_bytes == 1024 * 8 * 1024 * 2  # τ·k·h·2 bytes
+    assert limited.a2a_bytes == pytest.approx(plain.a2a_bytes * 1 / 8)
+    both = build_plan(moe_spec({**base, "router": "node_limited", "node_limit": 4}, nodes=2, expert=16)).moe
+    assert both.a2a_bytes == pytest.approx(plain.a2a_bytes * 2 / 8)  # only two nodes to reach
+
+
+def test_expert_memory_is_sharded_over_expert_parallel_and_expert_data_ranks():
+    # 16 GPUs, expert 4: 16 experts, 4 per rank, expert-data 4; ZeRO-1 shards expert states 4 ways
+    spec = moe_spec({"expert_ffn_hidden": 704}, nodes=2, expert=4, zero_stage=1)
+    plan = build_plan(spec)
+    mp = plan.moe
+    assert (mp.ep, mp.etp, mp.edp, mp.local) == (4, 1, 4, 4)
+    assert mp.routed_params == 4 * 3 * 1024 * 704
+    again = build_plan(moe_spec({"expert_ffn_hidden": 704}, nodes=2, expert=4, zero_stage=1)).memory(0)
+    one = plan.memory(0)
+    assert one == again  # deterministic
+    # two MoE layers on the stage: weights 2 B, gradients 2 B, optimizer 12 B / edp per routed parameter
+    routed = 2 * mp.routed_params
+    no_experts = one.weights - routed * 2
+    assert no_experts > 0 and one.gradients - routed * 2 == pytest.approx(no_experts)
+    assert plan.expert_params(0) == routed
+
+
+def test_expert_tensor_parallelism_runs_and_counts_the_same_flops():
+    t1 = simulate_workload(moe_spec(nodes=2, expert=8))
+    t2 = simulate_workload(moe_spec(nodes=2, tensor=2, expert=4, sequence_parallel=True))
+    assert t2.tasks.meta["fidelity"] == "symmetric"
+    f1, f2 = (o.summary["model_flops_per_iteration"] for o in (t1, t2))
+    assert f2 == pytest.approx(f1, rel=0.01)  # the same model and batch: the same active FLOPs
