@@ -43,6 +43,7 @@ CASES = [
     ("1T on 3072 A100", "workloads/megatron-1t.yaml", []),
     ("405B on 16384 H100", "benchmarks/cases/llama3-405b-16k.yaml", []),
     ("13B on 256 A100, full fidelity", "benchmarks/cases/gpt-13b-256-full.yaml", []),
+    ("DeepSeek-V3 MoE on 2048 H800", "workloads/deepseek-v3.yaml", []),  # issue 17: <= 30 s on 2 cores
 ]
 SERIES_BASE = "benchmarks/cases/gpt-13b-256-full.yaml"
 SERIES_GPUS = [128, 1024, 2048, 4096, 8192, 16384]

@@ -42,7 +42,7 @@ from simcluster.registry import Registry
 GiB = 1024**3
 
 #: Pipeline schedules (``parallelism.schedule``).
-SCHEDULES: tuple[str, ...] = ("gpipe", "1f1b", "interleaved", "zero-bubble")
+SCHEDULES: tuple[str, ...] = ("gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe")
 #: Fabrics (``intra_node.fabric``, ``inter_node.fabric``).
 FABRICS: tuple[str, ...] = ("nvswitch", "nvlink-mesh", "pcie", "fat-tree", "rail-optimized", "torus", "none")
 #: Collective algorithms (the values of a workload's ``collectives:`` section).

@@ -133,6 +133,11 @@ def output_params(model: ModelSpec, tensor: int = 1, *, shares_embedding_stage: 
 
 
 def total_params(model: ModelSpec) -> float:
-    """Unsharded parameter count: l·layer + embedding + output (tied counted once)."""
+    """Unsharded parameter count: l·layer + embedding + output (tied counted once); a mixture of
+    experts counts every expert (:func:`simcluster.costs.moe.total_params`)."""
+    if model.moe is not None:
+        from simcluster.costs import moe
+
+        return moe.total_params(model)
     return model.layers * layer_params(model) + embedding_params(model) + output_params(
         model, shares_embedding_stage=True)

@@ -74,10 +74,30 @@ class TaskChain:
 
     def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
                    phase: str, layer: int) -> None:
+        mine = set(self.members)
         for ranks, group, mirrors in groups:
-            self._add(ranks, kind="collective", name=name, stream=stream,
-                      transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes, op=op,
-                      group=group, phase=phase, layer=layer)
+            if mine.issuperset(ranks):
+                self._add(ranks, kind="collective", name=name, stream=stream,
+                          transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes, op=op,
+                          group=group, phase=phase, layer=layer)
+                continue
+            # a group spanning several chains (full fidelity: an expert group over data-parallel
+            # replicas): one task, made by the first chain, that every chain's members wait for
+            lb = self.labels
+            key = (name, lb.kind, lb.stage, lb.microbatch, lb.chunk, group)
+            own = tuple(r for r in ranks if r in mine)
+            tid = self.shared.get(key)
+            if tid is None:
+                tid = self.shared[key] = self._add(ranks, kind="collective", name=name, stream=stream,
+                                                   transfers=self.plan(op, group, nbytes, mirrors), nbytes=nbytes,
+                                                   op=op, group=group, phase=phase, layer=layer)
+                continue
+            task = self.tg.tasks[tid]
+            task.deps = task.deps + tuple(self.prev[r] for r in own if r in self.prev) \
+                + tuple(j for r in own for j in self.joins.pop(r, ()))
+            for r in own:
+                self.prev[r] = tid
+                self.first.setdefault(r, tid)
 
     def join(self, ids: dict[int, int]) -> None:
         """Make each member's next chain task also wait for ``ids[member]`` (a side task)."""

@@ -14,6 +14,7 @@ from simcluster.collectives import plan_collective
 from simcluster.collectives.transfer import Transfer
 from simcluster.lowering.chain import Group
 from simcluster.plan.grid import RankGrid
+from simcluster.plan.moe import expert_data_group, expert_data_mirrors, expert_group, expert_mirrors
 from simcluster.topology.topology import Topology
 
 
@@ -27,8 +28,10 @@ class Comms:
     algorithms: dict[str, str]
     ideal_network: bool = False
     zero_shard: int = 0  # hybrid sharding: data-parallel ranks per ZeRO shard group (0: the whole group)
+    expert: tuple[int, int] = (1, 1)  # mixture of experts: (expert_tensor, expert) degrees
     _plans: dict[tuple[str, tuple[int, ...], float, int], tuple[tuple[int, ...], tuple[Transfer, ...]]] = \
         field(default_factory=dict)
+    _mirror_cache: dict[tuple[str, str, tuple[int, int]], tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def multiplicity(self) -> int:
@@ -48,7 +51,8 @@ class Comms:
 
     def groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
         """The collectives of kind ``tp``/``cp``/``dp`` (or, with hybrid sharding, ``zs`` the ZeRO shard
-        group and ``zr`` the replicas of a shard) that ``members`` take part in."""
+        group and ``zr`` the replicas of a shard; ``ep`` the expert-model-parallel group that exchanges
+        tokens, ``edp`` the expert-data group: :mod:`simcluster.plan.moe`) that ``members`` take part in."""
         if not self.full:
             return [((members[0],), self._group_of(kind, members[0]), self._mirrors(kind))]
         seen: dict[tuple[int, ...], None] = {}
@@ -58,6 +62,10 @@ class Comms:
 
     def _group_of(self, kind: str, rank: int) -> tuple[int, ...]:
         g, z = self.grid, self.zero_shard or self.grid.d
+        if kind == "ep":
+            return expert_group(g, *self.expert, rank)
+        if kind == "edp":
+            return expert_data_group(g, *self.expert, rank)
         if kind == "zs":
             return g.shard_group(rank, z)
         if kind == "zr":
@@ -67,6 +75,8 @@ class Comms:
     def _mirrors(self, kind: str) -> tuple[int, ...]:
         """Offsets of the identical groups that run the same collective at the same moment (symmetric)."""
         g, z = self.grid, self.zero_shard or self.grid.d
+        if kind in ("ep", "edp"):
+            return self._expert_mirrors(kind)
         if kind == "zs":
             return g.shard_mirror_offsets(z)
         if kind == "zr":
@@ -74,6 +84,14 @@ class Comms:
         if kind == "tp":
             return g.tp_mirror_offsets()
         return g.cp_mirror_offsets() if kind == "cp" else g.dp_mirror_offsets()
+
+    def _expert_mirrors(self, kind: str) -> tuple[int, ...]:
+        key = ("mirrors", kind, self.expert)  # one tuple per kind: plan caches compare it by identity
+        hit = self._mirror_cache.get(key)
+        if hit is None:
+            fn = expert_mirrors if kind == "ep" else expert_data_mirrors
+            hit = self._mirror_cache[key] = fn(self.grid, *self.expert)
+        return hit
 
     def stage_mirrors(self) -> tuple[int, ...]:
         """Mirror offsets of point-to-point traffic between stages."""

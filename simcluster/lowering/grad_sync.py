@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.lowering.comms import Comms
+from simcluster.lowering.moe import expert_grads, expert_param_gather, optimizer_params
 from simcluster.lowering.task import TaskGraph
 from simcluster.plan import Plan
 from simcluster.plan.costing import optimizer_time
@@ -51,6 +52,8 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                     comm[r].append(ctx.last_rs[r])
         elif plan.d > 1:
             _buckets(ctx, s, grads, stage_last, comm)
+        if plan.moe is not None and plan.moe.edp > 1:  # routed experts: over their expert-data group
+            _buckets(ctx, s, grads, stage_last, comm, expert_grads(plan, s), "edp", "edp")
         if plan.shard_kind == "zs":
             _replicas(ctx, s, stage_last, comm)
     if plan.params.kv_replicated and plan.t > 1:
@@ -72,7 +75,8 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
     for s in range(plan.p):
         stage_members = comms.stage_members(s)
         params = plan.stage_params(s)
-        secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, params, shard, plan.stack)
+        secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, optimizer_params(ctx, s, shard), shard,
+                                         plan.stack)
         steps = {}
         for r in stage_members:
             steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
@@ -86,6 +90,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                 tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",
                        deps=tuple(steps[r] for r in ranks), transfers=comms.plan("all_gather", group, nbytes, mirrors),
                        nbytes=nbytes, op="all_gather", group=group, phase="zero_comm", stage=s)
+        expert_param_gather(ctx, s, steps)
 
 
 def _replicated_kv(ctx: GradSync, stage_last: dict[int, int], comm: dict[int, list[int]]) -> None:
@@ -120,20 +125,24 @@ def _replicas(ctx: GradSync, s: int, stage_last: dict[int, int], comm: dict[int,
 
 
 def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_last: dict[int, int],
-             comm: dict[int, list[int]]) -> None:
-    """Stage s's data-parallel gradient buckets, filled in the order backward produces them."""
+             comm: dict[int, list[int]], produced: list[tuple[int, float]] | None = None, kind: str = "",
+             label: str = "dp") -> None:
+    """Stage s's data-parallel gradient buckets, filled in the order backward produces them
+    (``produced``, ``kind``: other gradients and their group, e.g. MoE experts' over ``edp``)."""
     plan, comms = ctx.plan, ctx.comms
     par = plan.spec.parallelism
-    produced = plan.grads_produced(s)
+    produced = plan.grads_produced(s) if produced is None else produced
     op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
-    for ranks, group, mirrors in comms.groups(plan.shard_kind if par.zero_stage else "dp", comms.stage_members(s)):
+    kind = kind or (plan.shard_kind if par.zero_stage else "dp")
+    for ranks, group, mirrors in comms.groups(kind, comms.stage_members(s)):
         acc, n = 0.0, 0
         for i, (key, pc) in enumerate(produced):
             acc += pc * plan.grad_bytes
             if acc < par.grad_bucket_bytes and i < len(produced) - 1:
                 continue
-            deps = tuple(grads[(r, key)] if par.overlap_grad_reduce and plan.stack.overlap_grad_reduce else stage_last[r] for r in ranks)
-            t = ctx.tg.add(kind="collective", name=f"dp.{op} bucket{n}", ranks=ranks, stream="dp", deps=deps,
+            deps = tuple(grads[(r, key)] if par.overlap_grad_reduce and plan.stack.overlap_grad_reduce else stage_last[r]
+                         for r in ranks)
+            t = ctx.tg.add(kind="collective", name=f"{label}.{op} bucket{n}", ranks=ranks, stream="dp", deps=deps,
                            transfers=comms.plan(op, group, acc, mirrors), nbytes=acc, op=op, group=group,
                            phase="dp_comm", stage=s)
             for r in ranks:

@@ -75,7 +75,8 @@ class Lowerer:
         spec = plan.spec
         self.plan, self.topo, self.opt = plan, topo, options
         self.comms = Comms(plan.grid, topo, resolve_fidelity(spec, options) == "full",
-                           dict(spec.collectives), options.ideal_network, plan.zero_shard)
+                           dict(spec.collectives), options.ideal_network, plan.zero_shard,
+                           (plan.moe.etp, plan.moe.ep) if plan.moe else (1, 1))
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
         self.slow = compute_slowdowns(plan, topo)
@@ -107,7 +108,7 @@ class Lowerer:
                         # tensor-parallel collectives block the compute stream (Megatron runs
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
-                        self._unit(ch, kind, k, chain_members, grads if mb == m - 1 else None)
+                        self._unit(ch, kind, k, chain_members, grads if mb == m - 1 else None, mb)
                         ids = {r: (ch.first[r], ch.prev[r]) for r in chain_members}
                     for r, (a, z) in ids.items():
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
@@ -159,8 +160,9 @@ class Lowerer:
     def _fusable(self, s: int) -> bool:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
         plan, comms = self.plan, self.comms
-        if comms.full or not self.opt.fuse or plan.zero >= 2 or plan.c > 1:
-            return False  # ZeRO >= 2 and context rings put traffic beside every unit's compute
+        if comms.full or not self.opt.fuse or plan.zero >= 2 or plan.c > 1 or plan.moe is not None:
+            return False  # ZeRO >= 2 and context rings put traffic beside every unit's compute; MoE
+            # units differ per microbatch (the router's draws) and their all-to-alls share every link
         rep = plan.grid.rank(pp=s)
         coll: set[int] = set()
         for kind in ("tp", "cp"):
@@ -202,19 +204,24 @@ class Lowerer:
         return {r: (t.id, t.id)}
 
     def _unit(self, ch: Chain, kind: str, k: int, members: tuple[int, ...],
-              grads: dict[tuple[int, int], int] | None) -> None:
+              grads: dict[tuple[int, int], int] | None, mb: int = 0) -> None:
         """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts."""
         plan, comms = self.plan, self.comms
         groups = {kind: comms.groups(kind, members) if n > 1 else []
-                  for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d), ("zs", plan.zero_shard))}
+                  for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d), ("zs", plan.zero_shard),
+                                  ("ep", plan.moe.etp * plan.moe.ep if plan.moe else 1))}
         zero = groups[plan.shard_kind]  # ZeRO's gathers and reduce-scatters
         computed: list[dict[int, int]] = []  # this unit's layer blocks, for ZeRO-3's prefetch
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
         ring: dict[int, int] | None = None  # the context ring beside the next compute
         produced: dict[int, int] = {}
-        for key, step in plan.unit_steps(kind, k):
+        a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
+        for key, step in plan.unit_steps(kind, k, mb):
             layer = max(key, -1)  # the embedding's and the head's tasks are labelled layer -1
             if step.what == "compute":
+                if step.overlap and a2a:
+                    ch.join(a2a)
+                    a2a = {}
                 ids = ch.compute(f"{step.name} L{layer}", step.seconds, step.flops, step.phase, layer,
                                  after=params if step.waits_params else None)
                 if ring:
@@ -232,6 +239,13 @@ class Lowerer:
                     tag = f"{step.tag} L{layer}" if layer >= 0 else step.tag
                     ch.collective(groups["tp"], step.op, plan.act_bytes, f"tp.{step.op} {tag}", "tp", "tp_comm",
                                   layer)
+            elif step.what == "a2a":  # MoE dispatch / combine over the expert group (simcluster.plan.moe)
+                name = f"ep.all_to_all {step.tag} L{layer}"
+                if groups["ep"] and step.overlap:
+                    a2a.update(ch.side(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer,
+                                       after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
+                elif groups["ep"]:
+                    ch.collective(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer)
             elif step.what == "ring":
                 if groups["cp"]:
                     ring = ch.side(groups["cp"], step.op, plan.kv_bytes, f"cp.{step.op} L{layer}", "cp", "cp_comm",

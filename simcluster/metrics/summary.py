@@ -6,8 +6,10 @@ Per simulated rank, with T the iteration time (the last task's end):
   recompute, optimizer);
 - exposed communication of a kind: time its compute stream idles while a
   communication stream of that kind is busy, attributed in the order
-  tensor/context-parallel, pipeline, data-parallel/ZeRO;
-- bubble: what remains of T, idle with nothing to wait for.
+  tensor/context-parallel, expert all-to-all (MoE), pipeline, data-parallel/ZeRO;
+- bubble: what remains of T, idle with nothing to wait for;
+- moe_imbalance: compute-stream time a mixture of experts loses waiting for its slowest
+  expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute.
 
 These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
 ``compute_utilization`` average them over the simulated ranks, each standing
@@ -36,7 +38,7 @@ from simcluster.topology.topology import Topology
 from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
 
-COMM_KINDS = (("tp", ("tp", "cp")), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
+COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
 
 #: summary.json: counts, times, rates, fractions and bytes, whether the peak fits, and the
 #: ``[low, high]`` intervals of the headline figures.
@@ -75,13 +77,14 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
         return np.bincount(k, weights=w, minlength=len(ranks))
 
     total = np.bincount(k, weights=dur, minlength=len(ranks))
-    recompute, optimizer = spent_in("recompute"), spent_in("optimizer")
+    recompute, optimizer, imbalance = spent_in("recompute"), spent_in("optimizer"), spent_in("imbalance")
     stage = gpu.groupby(key)["stage"].max().to_numpy()
     out: list[dict[str, float]] = []
     for i, r in enumerate(ranks.tolist()):
         b = {"stage": int(stage[i]), "rank": int(r), "recompute": float(recompute[i]),
              "optimizer": float(optimizer[i]),
-             "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i])}
+             "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i]) - float(imbalance[i]),
+             "moe_imbalance": float(imbalance[i])}
         for j, (name, _) in enumerate(COMM_KINDS):
             b[f"exposed_{name}_comm"] = float(spent[i, j + 1])
         b["bubble"] = float(spent[i, -1])
@@ -170,7 +173,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     breakdown = _breakdown(gpu, T)
     k = len(breakdown) or 1
     bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
-    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"]
+    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"] + b["exposed_ep_comm"]
                   for b in breakdown) / k / T if T else 0.0
     util = sum(b["compute_busy"] for b in breakdown) / k / T if T else 0.0
 
@@ -213,6 +216,8 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         "uncertainty": sources,
         "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
     }
+    if plan.moe is not None:  # router loads per MoE layer, each expert's share (simcluster.plan.moe)
+        details["moe"] = plan.moe.report(plan.m)
     return summary, details
 
 
@@ -225,8 +230,8 @@ def _rank_label(tg: TaskGraph, r: int) -> dict[str, int | str]:
 
 def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
     """The breakdown averaged over the simulated ranks of each stage."""
-    keys = ("compute", "recompute", "exposed_tp_comm", "exposed_dp_comm", "exposed_pp_comm",
-            "bubble", "optimizer")
+    keys = ("compute", "recompute", "exposed_tp_comm", "exposed_ep_comm", "exposed_dp_comm", "exposed_pp_comm",
+            "bubble", "optimizer", "moe_imbalance")
     stages: dict[int, list[dict[str, float]]] = {}
     for b in breakdown:
         stages.setdefault(int(b["stage"]), []).append(b)

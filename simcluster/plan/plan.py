@@ -25,6 +25,7 @@ from simcluster.costs.frameworks import Stack, framework
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
 from simcluster.plan.grid import RankGrid
+from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import partition_layers
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -70,6 +71,7 @@ class Plan:
     cm: ComputeModel = field(repr=False)  # the compute model the block costs came from
     embedding_and_head: bool = True  # closed-form tests switch them off
     orders: tuple[tuple[Unit, ...], ...] = field(default=(), repr=False)
+    moe: MoePlan | None = field(default=None, repr=False)  # mixture of experts (simcluster.plan.moe)
 
     # -- the layout -----------------------------------------------------------------------
     @property
@@ -125,8 +127,15 @@ class Plan:
         return microbatches_in_flight(self.schedule, self.p, self.m, self.v, s)
 
     # -- units ----------------------------------------------------------------------------
-    def unit_steps(self, kind: str, k: int) -> list[tuple[int, Step]]:
-        """(key, step) of pass ``kind`` (F, B, W) of chunk ``k``.
+    def layer_unit_steps(self, kind: str, layer: int, mb: int = 0) -> tuple[Step, ...]:
+        """The steps of ``layer`` in pass ``kind`` for microbatch ``mb`` (an MoE layer's depend on its
+        router's draws for that microbatch)."""
+        if self.moe is not None and self.moe.is_moe(layer):
+            return self.moe.steps(kind, layer, mb, self.blocks, self.shape)
+        return layer_steps(kind, self.blocks, self.shape)
+
+    def unit_steps(self, kind: str, k: int, mb: int = 0) -> list[tuple[int, Step]]:
+        """(key, step) of pass ``kind`` (F, B, W) of chunk ``k`` for microbatch ``mb``.
 
         The key is the step's layer, or :data:`EMBEDDING_GRADS` (−1) / :data:`HEAD_GRADS` (−2)
         for the embedding's and the head's steps: the gradients' keys of :meth:`grads_produced`.
@@ -139,19 +148,19 @@ class Plan:
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("F", b, shape)]
             for layer in self.chunks[k]:
-                out += [(layer, s) for s in layer_steps("F", b, shape)]
+                out += [(layer, s) for s in self.layer_unit_steps("F", layer, mb)]
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("F", b, shape)]
         elif kind == "B":
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
-            out += _backward_prefetch([[(layer, s) for s in layer_steps("B", b, shape)]
+            out += _backward_prefetch([[(layer, s) for s in self.layer_unit_steps("B", layer, mb)]
                                        for layer in reversed(self.chunks[k])])
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("B", b, shape)]
         else:
             for layer in reversed(self.chunks[k]):
-                out += [(layer, s) for s in layer_steps("W", b, shape)]
+                out += [(layer, s) for s in self.layer_unit_steps("W", layer, mb)]
         return out
 
     def grads_produced(self, s: int) -> list[tuple[int, float]]:
@@ -164,14 +173,34 @@ class Plan:
         for k in sorted((k for k in range(self.K) if k % self.p == s), reverse=True):
             if k == self.K - 1 and self.embedding_and_head:
                 out.append((HEAD_GRADS, self.params.head))
-            out.extend((layer, self.params.layer) for layer in reversed(self.chunks[k]))
+            out.extend((layer, self.layer_grad_params(layer)) for layer in reversed(self.chunks[k]))
             if k == 0 and self.embedding_and_head:
                 out.append((EMBEDDING_GRADS, self.params.embedding))
         return out
 
+    def layer_grad_params(self, layer: int) -> float:
+        """Parameters of ``layer`` per rank whose gradients the data-parallel group reduces (an MoE
+        layer's routed experts are reduced over the expert-data group instead)."""
+        if self.moe is not None and self.moe.is_moe(layer):
+            return self.moe.dense_params
+        return self.params.layer
+
+    def expert_params(self, s: int) -> float:
+        """Routed-expert parameters one GPU of stage ``s`` holds (0 for a dense model)."""
+        if self.moe is None:
+            return 0.0
+        return self.moe.routed_params * sum(self.moe.is_moe(i) for i in self.layers_of(s))
+
+    def layers_of(self, s: int) -> list[int]:
+        """The layers of stage ``s`` over all its chunks."""
+        return [i for c in range(self.v) for i in self.chunks[c * self.p + s]]
+
     def memory(self, s: int) -> MemoryBreakdown:
         """Peak bytes one GPU of stage ``s`` holds (:func:`simcluster.costs.memory.stage_memory`)."""
         sp = self.spec
+        if self.moe is not None:
+            return moe_stage_memory(self.moe, self.layers_of(s), has_embedding=s == 0, has_logits=s == self.p - 1,
+                                    in_flight=self.in_flight(s))
         return stage_memory(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
                             has_embedding=s == 0, has_logits=s == self.p - 1,
                             microbatches_in_flight=self.in_flight(s))
@@ -254,9 +283,14 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
-                DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head)
+                DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head,
+                moe=_moe_plan(spec, cm))
     object.__setattr__(plan, "orders", stage_orders(plan))
     return plan
+
+
+def _moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan | None:
+    return None if spec.model.moe is None else build_moe_plan(spec, cm)
 
 
 def stage_orders(plan: Plan) -> tuple[tuple[Unit, ...], ...]:

@@ -12,6 +12,11 @@ with pass ``"F"`` or ``"B"``. Registered by name (``parallelism.schedule``).
   each stage holds v model chunks; units are taken in groups of p
   microbatches per chunk; warm-up of (p−s−1)·2 + (v−1)·p forward units.
 
+- ``dualpipe`` (DeepSeek-V3 §3.2.1): here 1F1B's order of passes; what it adds is the MoE
+  all-to-all overlapped with compute (:mod:`simcluster.plan.moe`). Its bidirectional
+  pipeline's smaller bubble, (p/2 − 1)·(F&B + B − 3W), and its two copies of the
+  parameters are not modelled.
+
 With equal stage times and free communication the bubble is (p−1)/(m+p−1) for
 the first two and (p−1)/(v·m+p−1) for the interleaved one (ibid., eqs. 1–2).
 """
@@ -46,6 +51,14 @@ def one_f_one_b(p: int, m: int, v: int, s: int) -> list[Unit]:
         order += [("F", warm + i, 0), ("B", i, 0)]
     order += [("B", i, 0) for i in range(m - warm, m)]
     return order
+
+
+@SCHEDULES.register("dualpipe")
+def dualpipe(p: int, m: int, v: int, s: int) -> list[Unit]:
+    """DualPipe's passes in 1F1B's order (see the module docstring)."""
+    if v != 1:
+        raise ValueError("dualpipe runs one model chunk per stage (virtual_stages: 1)")
+    return one_f_one_b(p, m, v, s)
 
 
 @SCHEDULES.register("interleaved")

@@ -33,7 +33,7 @@ from typing import Literal
 
 from simcluster.plan.costing import BlockCost, Blocks
 
-StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads"]
+StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
 #: Gradient keys of the embedding and the head (layers use their index).
 EMBEDDING_GRADS, HEAD_GRADS = -1, -2
@@ -47,7 +47,9 @@ class Step:
     the activation buffer, blocking the compute stream), ``ring`` (the context-parallel K/V
     exchange, beside the next compute), ``gather`` (ZeRO-3's all-gather of the layer's
     weights, on the data-parallel stream), ``reduce_grads`` (ZeRO ≥ 2's reduce-scatter of
-    the layer's gradients, on the data-parallel stream).
+    the layer's gradients, on the data-parallel stream), ``a2a`` (a mixture of experts' dispatch or
+    combine all-to-all over the expert-parallel group, blocking the compute stream:
+    :mod:`simcluster.plan.moe`).
     """
 
     what: StepKind
@@ -61,6 +63,8 @@ class Step:
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
     parts: int = 1  # gather steps: all-gathers the layer's weights are fetched in, one after another
+    nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
+    overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ PLOT_W = 1200  # pixel columns of the time axis
 LEFT, RIGHT, TOP, BOTTOM = 200, 300, 78, 62
 COMPUTE_H, COMM_H, LANE_GAP, RANK_GAP, STAGE_GAP = 26, 10, 2, 10, 6
 BACKGROUND = np.array([255, 255, 255], dtype=np.uint8)
-LANE_NAMES = {"tp": "TP", "cp": "CP ring", "pp": "pipeline", "dp": "DP / ZeRO", "other": "other comm"}
+LANE_NAMES = {"tp": "TP", "cp": "CP ring", "ep": "expert A2A", "pp": "pipeline", "dp": "DP / ZeRO", "other": "other comm"}
 
 
 def _evenly(items: list, k: int) -> list:

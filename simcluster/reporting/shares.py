@@ -6,7 +6,7 @@ communication lane, one *lane state* (which collective the lane carries and whet
 compute stream is busy meanwhile: overlapped, or idle: exposed). The states follow the
 metrics' breakdown (:mod:`simcluster.metrics.summary`): the compute stream's busy time by
 phase, then its idle time attributed to the communication it waits for, tensor/context
-parallel first, then pipeline, then data parallel (its ZeRO gathers and the tied-embedding
+parallel first, then the experts' all-to-all, then pipeline, then data parallel (its ZeRO gathers and the tied-embedding
 sync told apart), and what remains is the pipeline bubble. So the totals per rank are the
 breakdown of ``details.json`` and the summary's fractions.
 
@@ -22,22 +22,22 @@ import numpy as np
 import pandas as pd
 
 #: Compute-stream states while busy, in drawing order (bottom of a lane up).
-BUSY = ("forward", "recompute", "backward", "weight_grad", "optimizer", "other_compute")
+BUSY = ("forward", "recompute", "backward", "weight_grad", "imbalance", "optimizer", "other_compute")
 #: Idle states by cause, in attribution order (the metrics' order); "bubble" last.
-WAITS = ("wait_tp", "wait_cp", "wait_pp", "wait_embedding", "wait_zero", "wait_dp", "wait_other", "bubble")
+WAITS = ("wait_tp", "wait_cp", "wait_ep", "wait_pp", "wait_embedding", "wait_zero", "wait_dp", "wait_other", "bubble")
 COMPUTE_STATES = BUSY + WAITS
 #: Communication classes, by the lane they are drawn on.
-LANES: dict[str, tuple[str, ...]] = {"tp": ("tp",), "cp": ("cp",), "pp": ("pp",),
+LANES: dict[str, tuple[str, ...]] = {"tp": ("tp",), "cp": ("cp",), "ep": ("ep",), "pp": ("pp",),
                                      "dp": ("embedding", "zero", "dp"), "other": ("other",)}
 COMM_CLASSES = tuple(c for cs in LANES.values() for c in cs)
 #: Summary buckets (metrics' ``exposed_*_comm``) of each wait state.
-BUCKET = {"wait_tp": "tp", "wait_cp": "tp", "wait_pp": "pp", "wait_embedding": "dp", "wait_zero": "dp",
+BUCKET = {"wait_tp": "tp", "wait_cp": "tp", "wait_ep": "ep", "wait_pp": "pp", "wait_embedding": "dp", "wait_zero": "dp",
           "wait_dp": "dp", "wait_other": "other", "bubble": "bubble"}
 
 
 def comm_class(stream: str, phase: str, task: str) -> str:
     """The communication class of a GPU row on a non-compute stream."""
-    if stream in ("tp", "cp"):
+    if stream in ("tp", "cp", "ep"):
         return stream
     if stream in ("pp-fwd", "pp-bwd") or phase == "pp_comm":
         return "pp"
@@ -243,7 +243,8 @@ def summary_buckets(tot: dict[str, float]) -> dict[str, float]:
     recompute and optimizer; ``exposed_<tp|pp|dp>_comm``; bubble)."""
     out = {"compute": sum(tot.get(k, 0.0) for k in ("forward", "backward", "weight_grad", "other_compute")),
            "recompute": tot.get("recompute", 0.0), "optimizer": tot.get("optimizer", 0.0),
-           "exposed_tp_comm": 0.0, "exposed_pp_comm": 0.0, "exposed_dp_comm": 0.0, "exposed_other_comm": 0.0,
+           "moe_imbalance": tot.get("imbalance", 0.0),
+           "exposed_tp_comm": 0.0, "exposed_ep_comm": 0.0, "exposed_pp_comm": 0.0, "exposed_dp_comm": 0.0, "exposed_other_comm": 0.0,
            "bubble": 0.0}
     for w in WAITS:
         b = BUCKET[w]

@@ -26,6 +26,8 @@ PHASE_STYLE: dict[str, tuple[str, str]] = {
     "pp_comm": ("#999933", "pipeline send/recv"),
     "zero_comm": ("#44AA99", "ZeRO gather/scatter"),
     "cp_comm": ("#332288", "context-parallel ring"),
+    "ep_comm": ("#117733", "expert all-to-all"),  # Tol muted green: MoE dispatch and combine
+    "imbalance": ("#DDCC77", "waiting for the slowest expert (MoE imbalance)"),  # Tol muted sand
 }
 UNKNOWN_COLOUR = "#777777"
 IDLE_HATCH = "////"
@@ -38,12 +40,14 @@ BREAKDOWN_STYLE: dict[str, tuple[str, str, str]] = {
     "exposed_tp_comm": ("#AA4499", "exposed TP comm", ""),
     "exposed_dp_comm": ("#882255", "exposed DP comm", ""),
     "exposed_pp_comm": ("#999933", "exposed pipeline comm", ""),
+    "exposed_ep_comm": ("#117733", "exposed expert all-to-all", ""),
+    "moe_imbalance": ("#DDCC77", "MoE imbalance (slowest expert)", ""),
     "bubble": ("#ffffff", "pipeline bubble (idle)", IDLE_HATCH),
     "optimizer": ("#009E73", "optimizer", ""),
 }
 
 # GPU streams in lane order; unknown streams follow, sorted by name.
-STREAM_ORDER = ("compute", "tp", "cp", "dp", "pp-fwd", "pp-bwd")
+STREAM_ORDER = ("compute", "tp", "cp", "ep", "dp", "pp-fwd", "pp-bwd")
 
 # Colours for link classes (utilization plot).
 LINK_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -173,6 +177,7 @@ STAGE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9
 COMM_STYLE: dict[str, tuple[str, str]] = {
     "tp": ("#AA4499", "TP collective"),
     "cp": ("#332288", "context-parallel ring"),
+    "ep": ("#117733", "expert all-to-all (MoE dispatch/combine)"),
     "pp": ("#999933", "pipeline send/recv"),
     "embedding": ("#CC6677", "tied-embedding sync"),
     "zero": ("#44AA99", "ZeRO gather/scatter"),

@@ -21,6 +21,7 @@ from simcluster.collectives.select import cost
 from simcluster.plan import grad_bytes_per_param
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
+from simcluster.plan.moe import expert_group, expert_mirrors
 from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
@@ -127,6 +128,23 @@ class Costs:
                 hit = (cost(unit, self.topo),)
             self._coll[key] = hit
         return hit
+
+    def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float) -> float:
+        """Seconds of one MoE all-to-all of ``nbytes`` per rank over stage 0's expert group, uncontended
+        but for the stage's other expert groups (:mod:`simcluster.plan.moe`)."""
+        if nbytes <= 0 or etp * ep < 2:
+            return 0.0
+        key = ("ep", "all_to_all", t * c * d, etp, ep, -1)
+        hit = self._coll.get(key)
+        if hit is None:
+            grid = RankGrid(t, c, d, 1)
+            group, mirrors = expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)
+            hit = tuple((L, K) for _, L, K, _ in auto_options("all_to_all", group, self.topo, mirrors)) \
+                if self.algorithms.get("all_to_all", "auto") == "auto" else \
+                (cost(plan_collective("all_to_all", group, 1.0, self.topo, algorithm=self.algorithms["all_to_all"],
+                                      mirror_offsets=mirrors), self.topo),)
+            self._coll[key] = hit
+        return min(L + K * nbytes for L, K in hit)
 
     def time(self, kind: str, op: str, t: int, c: int, d: int, p: int, nbytes: float) -> float:
         """Seconds of one collective of ``nbytes`` on stage 0's ``kind`` group, uncontended."""

@@ -36,10 +36,12 @@ from typing import Callable
 
 from simcluster.costs.frameworks import framework
 from simcluster.plan.plan import gather_parts
+from simcluster.costs.moe import moe_layers
+from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
-from simcluster.search.memory import MemoryModel, chunk_spread, stage_layers
+from simcluster.search.memory import MemoryModel, chunk_spread, layout_spec, stage_layers
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -58,10 +60,15 @@ class PassTime:
     reduce: float = 0.0  # ZeRO >= 2 gradient reduce-scatters (data-parallel stream)
 
     def add(self, steps: tuple[Step, ...], coll: Callable[[Step], float]) -> "PassTime":
-        """Add ``steps``: compute and blocking collectives in series, a ring beside its compute."""
-        ring = 0.0
+        """Add ``steps``: compute and blocking collectives in series, a ring beside its compute; MoE
+        all-to-alls block (counted with the tensor-parallel ones) or, under DualPipe, run beside the
+        layer's compute until its last step, which waits for them (:mod:`simcluster.plan.moe`)."""
+        ring = a2a = mark = 0.0
         for st in steps:
             if st.what == "compute":
+                if st.overlap and a2a:
+                    self.tp += max(0.0, a2a - (self.compute + self.recompute - mark))
+                    a2a = 0.0
                 secs = max(st.seconds, ring)
                 ring = 0.0
                 if st.phase == "recompute":
@@ -70,13 +77,22 @@ class PassTime:
                     self.compute += secs
             elif st.what == "ring":
                 ring = coll(st)
-            elif st.what == "tp":
+            elif st.what == "tp" or (st.what == "a2a" and not st.overlap):
                 self.tp += coll(st)
+            elif st.what == "a2a":
+                if not a2a:
+                    mark = self.compute + self.recompute
+                a2a += coll(st)
             elif st.what == "gather":
                 self.gather += coll(st)
             else:
                 self.reduce += coll(st)
         return self
+
+    def blend(self, other: "PassTime", w: float) -> "PassTime":
+        """(1 − w)·self + w·other, field by field: a layer averaged over dense and MoE layers."""
+        return PassTime(*((1 - w) * getattr(self, f) + w * getattr(other, f)
+                          for f in ("compute", "recompute", "tp", "gather", "reduce")))
 
     @property
     def serial(self) -> float:
@@ -107,10 +123,13 @@ class Group:
     """Everything about a layout but its recompute and ZeRO stage, computed once for all of them."""
 
     __slots__ = ("est", "t", "c", "p", "d", "mb", "v", "schedule", "sp", "m", "b", "counts", "n0", "nl",
-                 "nmid", "chunk", "spread", "send")
+                 "nmid", "chunk", "spread", "send", "e", "et", "moe")
 
-    def __init__(self, est: "Estimator", t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool):
+    def __init__(self, est: "Estimator", t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool,
+                 e: int = 1, et: int | None = None):
         self.est = est
+        self.e, self.et = e, et
+        self.moe = est.moe_plan(t, c, d, mb, sp, e, et, schedule) if est.spec.model.moe is not None else None
         self.t, self.c, self.p, self.d, self.mb, self.v, self.schedule, self.sp = t, c, p, d, mb, v, schedule, sp
         self.m = est.global_batch // (mb * d)
         self.b = est.costs.blocks(t, c, mb, sp)
@@ -122,7 +141,7 @@ class Group:
 
     def peak_memory(self, rc: str, zero: int) -> float:
         return self.est.memory.peak(self.t, self.c, self.d, self.p, self.v, self.m, self.schedule, self.mb,
-                                    self.sp, rc, zero)
+                                    self.sp, rc, zero, self.e, self.et)
 
     def _steps(self, shape: UnitShape) -> tuple[tuple[Step, ...], ...]:
         """(F, B and W, embedding F and B, head F and B) steps of one layer (cached per shape)."""
@@ -144,6 +163,8 @@ class Group:
             return costs.time("tp", st.op, t, c, d, p, b.act_bytes)
         if st.what == "ring":
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
+        if st.what == "a2a" and self.moe is not None:
+            return costs.ep_time(t, c, d, self.moe.etp, self.moe.ep, st.nbytes)
         nbytes = b.params.layer * (costs.dt if st.what == "gather" else costs.grad_bytes)
         return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 
@@ -158,6 +179,13 @@ class Group:
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
+        if self.moe is not None:  # every layer as the layers' mean: dense and MoE weighted by their count
+            first = next(i for i in range(est.layers) if self.moe.is_moe(i))
+            back = self.moe.steps("B", first, 0, blocks, shape) \
+                + (self.moe.steps("W", first, 0, blocks, shape) if shape.split_w else ())
+            w = est.moe_layers / est.layers
+            f = f.blend(PassTime().add(self.moe.steps("F", first, 0, blocks, shape), self._coll), w)
+            bw = bw.blend(PassTime().add(back, self._coll), w)
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
         if shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
@@ -246,14 +274,27 @@ class Estimator:
         self.gather_parts = gather_parts(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
+        self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
+        self._moe: dict[tuple[int, int, int, int, bool, int, int | None, str], MoePlan] = {}
 
-    def group(self, t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool) -> Group:
-        return Group(self, t, c, p, d, mb, v, schedule, sp)
+    def group(self, t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool, e: int = 1,
+              et: int | None = None) -> Group:
+        return Group(self, t, c, p, d, mb, v, schedule, sp, e, et)
+
+    def moe_plan(self, t: int, c: int, d: int, mb: int, sp: bool, e: int, et: int | None, schedule: str) -> MoePlan:
+        """The plan's MoE costs for one layout (cached): the same steps lowering runs."""
+        key = (t, c, d, mb, sp, e, et, schedule)
+        hit = self._moe.get(key)
+        if hit is None:
+            hit = self._moe[key] = build_moe_plan(layout_spec(self.spec, t=t, c=c, d=d, mb=mb, sp=sp, e=e, et=et,
+                                                              schedule=schedule), self.costs.cm)
+        return hit
 
     def estimate(self, layout: Layout) -> Estimate:
         """Every figure of one layout (the screening loop uses :class:`Group` directly)."""
         g = self.group(layout.tensor, layout.context, layout.pipeline, layout.data, layout.micro_batch,
-                       layout.virtual_stages, layout.schedule, layout.sequence_parallel)
+                       layout.virtual_stages, layout.schedule, layout.sequence_parallel, layout.expert,
+                       layout.expert_tensor)
         peak = g.peak_memory(layout.recompute, layout.zero_stage)
         total, *parts = g.time(layout.recompute, layout.zero_stage)
         return Estimate(total, peak, self.memory.fits(peak), *parts)

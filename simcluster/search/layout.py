@@ -16,7 +16,8 @@ FIELD_KEYS: dict[str, str] = {key.split(".")[1]: key for key in SEARCH_KEYS}
 
 class Layout(NamedTuple):
     """Tensor, pipeline, data and context degrees, micro batch, virtual stages, schedule,
-    sequence parallelism, recompute and ZeRO stage."""
+    sequence parallelism, recompute, ZeRO stage, and a mixture of experts' expert and
+    expert-tensor degrees (None: the tensor degree, Megatron-Core's default)."""
 
     tensor: int
     pipeline: int
@@ -28,6 +29,8 @@ class Layout(NamedTuple):
     sequence_parallel: bool
     recompute: str
     zero_stage: int
+    expert: int = 1
+    expert_tensor: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -51,6 +54,10 @@ class Layout(NamedTuple):
         parts.append(f"rc={self.recompute}")
         if self.zero_stage:
             parts.append(f"zero{self.zero_stage}")
+        if self.expert > 1:
+            parts.append(f"ep{self.expert}")
+        if self.expert_tensor is not None:
+            parts.append(f"etp{self.expert_tensor}")
         return " ".join(parts)
 
 
@@ -58,9 +65,12 @@ def layout_of(spec: Any) -> Layout:
     """The layout a validated workload runs."""
     p, tr = spec.parallelism, spec.training
     return Layout(p.tensor, p.pipeline, p.data, p.context, tr.micro_batch, p.virtual_stages, p.schedule,
-                  bool(p.sequence_parallel), tr.recompute, p.zero_stage)
+                  bool(p.sequence_parallel), tr.recompute, p.zero_stage, p.expert, p.expert_tensor)
 
 
 def layout_from_values(values: dict[str, Any]) -> Layout:
     """The layout of a row with dotted keys (inverse of :meth:`Layout.values`)."""
-    return Layout(*(values[FIELD_KEYS[name]] for name in Layout._fields))
+    out = Layout(*(values[FIELD_KEYS[name]] for name in Layout._fields))
+    et = out.expert_tensor  # a table read back (CSV) holds a missing expert_tensor as NaN
+    return out._replace(expert=int(out.expert),
+                        expert_tensor=None if et is None or et != et else int(et))

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
+from simcluster.plan.moe import build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
 from simcluster.spec.workload import WorkloadSpec
@@ -59,11 +61,25 @@ def peak_stages(layers: int, p: int, v: int) -> tuple[tuple[int, int, bool, bool
     return tuple(out)
 
 
+def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool, e: int, et: int | None,
+                schedule: str, p: int | None = None, v: int | None = None, rc: str | None = None,
+                zero: int | None = None) -> WorkloadSpec:
+    """``spec`` with one layout's keys swapped in (no validation: the space checked the layout)."""
+    par: dict[str, object] = {"tensor": t, "context": c, "data": d, "sequence_parallel": sp, "expert": e,
+                              "expert_tensor": et, "schedule": schedule}
+    par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
+    tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
+    return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
+                                   "training": spec.training.model_copy(update=tr)})
+
+
 class MemoryModel:
     """Peak bytes per GPU of layouts of one workload."""
 
     def __init__(self, spec: WorkloadSpec):
+        self.spec = spec
         self.model = spec.model
+        self._moe: dict[tuple[object, ...], float] = {}
         self.training = spec.training
         self.parallelism = spec.parallelism
         self.capacity = spec.cluster.device.memory_bytes
@@ -88,13 +104,33 @@ class MemoryModel:
         return hit
 
     def peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
-             rc: str, zero: int) -> float:
+             rc: str, zero: int, e: int = 1, et: int | None = None) -> float:
         """The largest per-GPU footprint over the pipeline stages."""
+        if self.model.moe is not None:
+            return self._moe_peak(t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
         best = 0.0
         for s, layers, emb, logits in peak_stages(self.model.layers, p, v):
             base, per = self._line(t, c, d, p, mb, sp, rc, zero, layers, emb, logits)
             best = max(best, base + microbatches_in_flight(schedule, p, m, v, s) * per)
         return best
+
+    def _moe_peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
+                  rc: str, zero: int, e: int, et: int | None) -> float:
+        """A mixture of experts: :func:`simcluster.plan.moe.moe_stage_memory` of every stage (what the
+        simulator's summary takes), each stage's MoE layers counted."""
+        key = (t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
+        hit = self._moe.get(key)
+        if hit is None:
+            spec = layout_spec(self.spec, t=t, c=c, d=d, mb=mb, sp=sp, e=e, et=et, schedule=schedule, p=p, v=v,
+                               rc=rc, zero=zero)
+            mp = build_moe_plan(spec, ComputeModel(spec.cluster.device, spec.training.precision))
+            chunks = partition_layers(self.model.layers, p, v)
+            hit = max(moe_stage_memory(mp, [i for k in range(v) for i in chunks[k * p + s]], has_embedding=s == 0,
+                                       has_logits=s == p - 1,
+                                       in_flight=microbatches_in_flight(schedule, p, m, v, s)).total
+                      for s in range(p))
+            self._moe[key] = hit
+        return hit
 
     def fits(self, peak: float) -> bool:
         """Whether a peak may fit (kept when within the rounding margin of the capacity)."""

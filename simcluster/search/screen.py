@@ -67,7 +67,8 @@ def screen(spec: Any, space: Space, estimator: Estimator, score: Callable[[float
     n = reported = 0
     for group in enumerate_groups(spec, space):
         g = estimator.group(group.tensor, group.context, group.pipeline, group.data, group.micro_batch,
-                            group.virtual_stages, group.schedule, group.sequence_parallel)
+                            group.virtual_stages, group.schedule, group.sequence_parallel, group.expert,
+                            group.expert_tensor)
         gpus = group.gpus
         degrees = (group.tensor, group.pipeline, group.data, group.context)
         watched = degrees in watch

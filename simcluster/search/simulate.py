@@ -22,7 +22,8 @@ from simcluster.spec.workload import SEARCH_KEYS
 from simcluster.spec.yamlio import YamlDoc
 
 SIMULATIONS_DIR = "simulations"
-BREAKDOWN = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer")
+BREAKDOWN = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer",
+             "exposed_ep_comm", "moe_imbalance")  # the last two: mixtures of experts only
 
 
 def simulate_layout(spec: Any) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def simulate_layout(spec: Any) -> dict[str, Any]:
     summary = plain(outcome.summary)
     stages = outcome.details.get("breakdown") or []
     for part in BREAKDOWN:
-        summary[f"breakdown_{part}_s"] = sum(float(s[part]) for s in stages) / len(stages) if stages else 0.0
+        summary[f"breakdown_{part}_s"] = sum(float(s.get(part, 0.0)) for s in stages) / len(stages) if stages else 0.0
     return {"status": "ok", "message": memory_message(summary), "summary": summary,
             "wall_s": time.perf_counter() - start}
 

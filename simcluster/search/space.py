@@ -13,14 +13,16 @@ Candidate values of each key (before any check):
 | schedule | gpipe, 1f1b, zero-bubble, interleaved |
 | sequence_parallel | false, true (true only with tensor > 1: without it, it changes nothing) |
 | recompute | none, selective, full |
-| zero_stage | 0 .. 3 (> 0 only when data × context > 1: without it, it changes nothing) |
+| zero_stage | 0 .. 3 (> 0 only when data × context > 1: without it, it changes nothing; 0 and 1 with model.moe) |
+| expert | the divisors of model.moe.experts (1 for a dense model) |
+| expert_tensor | the tensor degree (Megatron-Core's default; ``search.space`` may list others) |
 
 GPUs used (tensor × pipeline × data × context) must lie in [min_gpus, max_gpus]: by
 default max_gpus is the cluster's GPUs and min_gpus more than half of them (a layout that
 leaves half the cluster idle is not what a throughput search is for; ``--gpus A-B`` sets
 both). ``search.space`` (and ``--fix``) replace a key's candidates with the values given.
 
-Validity is :func:`simcluster.spec.check_workload`, the check ``load_workload`` runs,
+Validity is :func:`simcluster.spec.check_workload` and :func:`simcluster.spec.moe.moe_checks`, the checks ``load_workload`` runs,
 applied to every layout through a light stand-in for the workload (:class:`_Candidate`);
 partial layouts are checked on the way down with the keys not chosen yet at their
 defaults, which only skips subtrees in which no layout can pass.
@@ -33,6 +35,7 @@ from typing import Any, Iterator
 
 from simcluster.search.layout import FIELD_KEYS, Layout
 from simcluster.spec import check_workload
+from simcluster.spec.moe import moe_checks
 from simcluster.spec.workload import WorkloadSpec
 
 SCHEDULES = ("gpipe", "1f1b", "zero-bubble", "interleaved")
@@ -51,7 +54,7 @@ class Space:
 
 class _Parallelism:
     __slots__ = ("tensor", "pipeline", "data", "context", "sequence_parallel", "virtual_stages",
-                 "stage_layers", "schedule", "zero_stage", "zero_shard")
+                 "stage_layers", "schedule", "zero_stage", "zero_shard", "expert", "expert_tensor")
 
 
 class _Training:
@@ -84,7 +87,8 @@ class _Candidate:
         return self
 
     def ok(self, layout: Layout) -> bool:
-        return not check_workload(self.set(layout))
+        cand = self.set(layout)
+        return not check_workload(cand) and not moe_checks(cand)  # type: ignore[arg-type]
 
 
 def default_values(spec: Any, max_gpus: int) -> dict[str, list[Any]]:
@@ -101,7 +105,9 @@ def default_values(spec: Any, max_gpus: int) -> dict[str, list[Any]]:
         "schedule": list(SCHEDULES),
         "sequence_parallel": [False, True],
         "recompute": list(RECOMPUTE),
-        "zero_stage": [0, 1, 2, 3],
+        "zero_stage": [0, 1] if m.moe is not None else [0, 1, 2, 3],  # ZeRO 2/3 not modelled with MoE
+        "expert": [e for e in range(1, m.moe.experts + 1) if m.moe.experts % e == 0] if m.moe is not None else [1],
+        "expert_tensor": [None],
     }
 
 
@@ -153,9 +159,11 @@ def _inner(cand: _Candidate, t: int, p: int, d: int, c: int, mb: int, V: dict[st
             for sp in V["sequence_parallel"]:
                 if sp and t == 1:
                     continue
-                layout = Layout(t, p, d, c, mb, v, sched, sp, "none", 0)
-                if cand.ok(layout):
-                    yield layout
+                for e in V["expert"]:
+                    for et in V["expert_tensor"]:
+                        layout = Layout(t, p, d, c, mb, v, sched, sp, "none", 0, e, et)
+                        if cand.ok(layout):
+                            yield layout
 
 
 def leaf_options(space: Space, layout: Layout) -> list[tuple[str, int]]:

@@ -27,7 +27,7 @@ class Finding(NamedTuple):
     near: tuple[str, ...] = ()
 
 #: Schedules that run one model chunk per pipeline rank.
-SINGLE_CHUNK_SCHEDULES = ("gpipe", "1f1b", "zero-bubble")
+SINGLE_CHUNK_SCHEDULES = ("gpipe", "1f1b", "zero-bubble", "dualpipe")
 
 
 def _model_checks(spec: "WorkloadSpec") -> list[Finding]:

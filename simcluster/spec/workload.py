@@ -31,6 +31,7 @@ from simcluster.spec.fields import (
 )
 from simcluster.spec.limits import workload_limits
 from simcluster.spec.models import resolve_model
+from simcluster.spec.moe import MoeSpec, moe_checks
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, load_yaml
@@ -61,6 +62,8 @@ class ModelSpec(BaseModel):
     parallel_block: bool = Field(default=False, description="Attention and MLP computed in parallel from one "
                                  "LayerNorm (GPT-J; PaLM §2 'Parallel Layers'): their input GEMMs fused into one and "
                                  "one tensor-parallel reduction per layer and pass instead of two.")
+    moe: MoeSpec | None = Field(default=None, description="Mixture of experts: the MLP of some layers replaced by "
+                                "routed experts (model.moe, below).", json_schema_extra={"default_doc": "dense"})
 
     @model_validator(mode="after")
     def _fill(self) -> "ModelSpec":
@@ -123,6 +126,12 @@ class ParallelismSpec(BaseModel):
         "ranks (consecutive, e.g. one TPU pod or node group) and replicates across the groups, whose gradient "
         "shards are then all-reduced (PaLM: 256-way within a pod, 2-way across; PyTorch HSDP). Must divide data.",
         json_schema_extra={"default_doc": "data (the whole group)"})
+    expert: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Expert-parallel degree: the routed experts "
+                                "split over this many ranks of a pipeline stage (must divide model.moe.experts).")
+    expert_tensor: PositiveInt | None = Field(
+        default=None, le=MAX_DEVICES, description="Tensor parallelism inside an expert; expert_tensor × expert must "
+        "divide tensor × context × data, the rest is expert-data parallelism (Megatron-Core).",
+        json_schema_extra={"default_doc": "tensor"})
     overlap_grad_reduce: bool = Field(default=True, description="Reduce each gradient bucket as soon as the last "
                                       "microbatch's backward fills it; false: after the whole backward.")
     grad_bucket_bytes: BucketBytes = Field(default=25e6, description="Data-parallel gradient "
@@ -138,7 +147,8 @@ class ParallelismSpec(BaseModel):
 #: Keys ``python -m simcluster search`` varies; ``search.space`` limits the values of each.
 SEARCH_KEYS = ("parallelism.tensor", "parallelism.pipeline", "parallelism.data", "parallelism.context",
                "training.micro_batch", "parallelism.virtual_stages", "parallelism.schedule",
-               "parallelism.sequence_parallel", "training.recompute", "parallelism.zero_stage")
+               "parallelism.sequence_parallel", "training.recompute", "parallelism.zero_stage",
+               "parallelism.expert", "parallelism.expert_tensor")
 
 
 class SearchSpec(BaseModel):
@@ -278,7 +288,7 @@ def workload_from_data(
     except ValidationError as err:
         problems.extend(problems_from_error(err, WorkloadSpec, where, skip=lambda key: key == "cluster" or key.startswith("cluster.")))
     if spec is not None:
-        for finding in check_workload(spec) + workload_limits(spec):
+        for finding in check_workload(spec) + moe_checks(spec) + workload_limits(spec):
             file, line, _ = where(_written(where, (finding.key, *finding.near)))
             problems.append(Problem(file, line, finding.key, finding.reason))
     if problems or spec is None:

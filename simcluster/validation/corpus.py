@@ -46,7 +46,7 @@ DATA = Path(str(resources.files("simcluster").joinpath("data", "validation")))
 #: The repository root a source checkout puts beside the package (holds ``workloads/``).
 ROOT = Path(str(resources.files("simcluster"))).parent
 #: Groups in the order they run.
-GROUPS = ("table1", "famous", "megatron", "stacks", "memory")
+GROUPS = ("table1", "famous", "megatron", "stacks", "memory", "moe")
 
 #: metric -> (what it is, default tolerance, how to print a value)
 METRICS: dict[str, tuple[str, float, str]] = {

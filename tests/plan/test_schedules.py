@@ -41,5 +41,5 @@ def test_zero_bubble_keeps_1f1b_memory():
 
 
 def test_unknown_schedule_lists_known():
-    with pytest.raises(UnknownName, match="known: 1f1b, gpipe, interleaved, zero-bubble"):
+    with pytest.raises(UnknownName, match="known: 1f1b, dualpipe, gpipe, interleaved, zero-bubble"):
         SCHEDULES.get("zigzag")

@@ -32,7 +32,7 @@ def test_enumeration_equals_what_load_workload_accepts(toy):
         if lay.gpus > 8 or _redundant(lay):
             continue
         try:
-            load_workload(toy, [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in lay.values().items()])
+            load_workload(toy, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}" for k, v in lay.values().items()])
         except SpecError:
             continue
         expected.add(lay)

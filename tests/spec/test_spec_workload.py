@@ -301,7 +301,7 @@ def test_one_chunk_schedule_with_virtual_stages(workload):
 def test_unknown_schedule(workload):
     edit(workload, "  pipeline: 2\n", "  pipeline: 2\n  schedule: zigzag\n")
     (line,) = lines(workload)
-    assert line.startswith(f"{workload}:14: parallelism.schedule: unknown schedule 'zigzag'; known: 1f1b, gpipe, ")
+    assert line.startswith(f"{workload}:14: parallelism.schedule: unknown schedule 'zigzag'; known: 1f1b, dualpipe, gpipe, ")
 
 
 def test_unknown_collective(workload):

@@ -10,7 +10,7 @@ from simcluster.topology import DEVICES, FABRICS, build_topology
 from simcluster.units import parse_quantity
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
-PRESETS = ["dgx1-v100", "dgx2-v100", "dgx-a100-40gb", "dgx-a100-80gb", "dgx-h100", "dgx-h200", "tpu-v3-pod", "tpu-v4-pod"]
+PRESETS = ["dgx1-v100", "dgx2-v100", "dgx-a100-40gb", "dgx-a100-80gb", "dgx-h100", "dgx-h200", "hgx-h800", "tpu-v3-pod", "tpu-v4-pod"]
 TOP_KEYS = {"name", "device", "gpus_per_node", "nodes", "intra_node", "inter_node"}
 INTRA_KEYS = {"fabric", "bandwidth", "latency"}
 INTER_KEYS = {"fabric", "nics_per_node", "nic_bandwidth", "latency", "oversubscription", "switch_radix", "torus", "link_bandwidth"}
@@ -67,6 +67,7 @@ def test_preset_keys_and_figures(name):
         ("dgx-a100-80gb", 8, 300e9, 8, 200e9 / 8),
         ("dgx-h100", 8, 450e9, 8, 400e9 / 8),
         ("dgx-h200", 8, 450e9, 8, 400e9 / 8),
+        ("hgx-h800", 8, 200e9, 8, 400e9 / 8),  # NVLink 400 GB/s bidirectional
     ],
 )
 def test_dgx_figures(name, gpus, intra_bw, nics, nic_bw):

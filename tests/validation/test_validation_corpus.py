@@ -24,7 +24,7 @@ SYSTEMS = ("megatron-8.3b", "gpt3-175b", "mt-nlg-530b", "megatron-1t", "gopher-2
 
 
 def test_the_groups_load_with_unique_keys_and_the_acceptance_of_the_issues():
-    assert list(GROUPS) == ["table1", "famous", "megatron", "stacks", "memory"]
+    assert list(GROUPS) == ["table1", "famous", "megatron", "stacks", "memory", "moe"]
     keys = [r.key for g in GROUPS.values() for r in g.rows]
     assert len(keys) == len(set(keys))
     assert len(GROUPS["table1"].rows) == 10 and GROUPS["table1"].mape_limit == 0.05
@@ -47,7 +47,8 @@ def test_every_row_names_its_figure_its_source_and_its_stack(row):
 def test_famous_has_one_workload_per_system_of_the_issue():
     first = [Path(r.workload).stem for r in FAMOUS if not r.overrides]
     assert sorted(first) == sorted(SYSTEMS)
-    shipped = {p.stem for p in (ROOT / "workloads").glob("*.yaml")} - {"toy-8gpu"}
+    moe = {Path(r.workload).stem for r in GROUPS["moe"].rows}  # mixtures of experts: group moe
+    shipped = {p.stem for p in (ROOT / "workloads").glob("*.yaml")} - {"toy-8gpu"} - moe
     assert shipped == set(SYSTEMS), "every shipped workload but the toy is a published run with a famous row"
     assert all(r.in_repository and r.path == ROOT / r.workload for r in FAMOUS)
 
@@ -114,3 +115,15 @@ def test_acceptance_needs_every_row_within_and_the_mape():
     assert corpus.mape(rows) == pytest.approx(0.07)
     assert corpus.accepted(rows, 0.08) and not corpus.accepted(rows, 0.05)
     assert not corpus.accepted([*rows, {"error": 0.0, "within": False}], 1.0)
+
+
+def test_moe_group_runs_the_mixture_of_experts_workloads_within_the_issues_tolerance():
+    # issue 17: DeepSeek-V3 within 20 % of its published GPU hours per trillion tokens
+    moe = GROUPS["moe"]
+    assert moe.mape_limit == 0.20 and all(r.tolerance == 0.20 for r in moe.rows)
+    assert [r.key for r in moe.rows] == ["deepseek-v3", "mixtral-8x7b"]
+    for row in moe.rows:
+        assert validate_file(str(row.path)) == []
+        spec = load_workload(row.path)
+        assert spec.model.moe is not None and spec.parallelism.expert > 1
+        assert "Published" in row.path.read_text()

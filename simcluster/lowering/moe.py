@@ -1,0 +1,50 @@
+"""A mixture of experts after the backward pass: the routed experts' gradients and weights.
+
+The routed experts of a rank are replicated only over its expert-data group (etp·ep-strided
+ranks of its stage, :mod:`simcluster.plan.moe`), so their gradients are reduced there, not over
+the whole data-parallel group (Megatron-Core's ``expert_data_parallel_group``): per stage, in
+buckets of ``grad_bucket_bytes`` filled as backward produces each MoE layer's expert gradients
+(all-reduce, or reduce-scatter under ZeRO-1), and after the optimizer step ZeRO-1 all-gathers
+the updated 16-bit expert weights over the same group.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simcluster.lowering.grad_sync import GradSync
+    from simcluster.plan import Plan
+
+
+def expert_grads(plan: "Plan", s: int) -> list[tuple[int, float]]:
+    """(layer, routed-expert parameters per rank) of stage ``s``'s MoE layers, in backward order."""
+    moe = plan.moe
+    if moe is None:
+        return []
+    return [(key, moe.routed_params) for key, _ in plan.grads_produced(s) if key >= 0 and moe.is_moe(key)]
+
+
+def expert_param_gather(ctx: "GradSync", s: int, steps: dict[int, int]) -> None:
+    """ZeRO-1: all-gather stage ``s``'s updated expert weights over the expert-data group."""
+    plan, comms = ctx.plan, ctx.comms
+    moe = plan.moe
+    nbytes = plan.expert_params(s) * plan.dtype_bytes
+    if moe is None or moe.edp < 2 or plan.spec.parallelism.zero_stage < 1 or nbytes <= 0:
+        return
+    for ranks, group, mirrors in comms.groups("edp", comms.stage_members(s)):
+        ctx.tg.add(kind="collective", name="zero.all_gather expert params", ranks=ranks, stream="dp",
+                   deps=tuple(steps[r] for r in ranks if r in steps),
+                   transfers=comms.plan("all_gather", group, nbytes, mirrors), nbytes=nbytes, op="all_gather",
+                   group=group, phase="zero_comm", stage=s)
+
+
+def optimizer_params(ctx: "GradSync", s: int, shard: int) -> float:
+    """Parameters of stage ``s`` in dense-shard units: the optimizer steps stage_params/shard dense and
+    expert_params/edp expert parameters under ZeRO-1, so it is given stage_params + expert·shard/edp."""
+    plan = ctx.plan
+    moe = plan.moe
+    if moe is None:
+        return plan.stage_params(s)
+    eshard = moe.edp if plan.spec.parallelism.zero_stage >= 1 else 1
+    return plan.stage_params(s) + plan.expert_params(s) * shard / eshard

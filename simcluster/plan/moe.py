@@ -1,0 +1,319 @@
+"""Mixture of experts in the plan: the expert grid, an MoE layer's steps and their costs.
+
+Expert grid (Megatron-Core ``parallel_state``, expert ``RankGenerator``): the t·c·d ranks of
+a pipeline stage are regrouped, expert-tensor (etp) innermost, then expert (ep), then
+expert-data (edp = t·c·d / (etp·ep))::
+
+    local rank = etp_i + etp·(ep_i + ep·edp_i)
+
+so an expert-model-parallel group (the etp·ep ranks that exchange tokens) is consecutive, and
+the expert-data group (the ranks holding the same experts, which reduce their gradients) is
+strided by etp·ep. Dense weights are reduced over the whole data-parallel group.
+
+Per rank and microbatch, τ = b·s/(c·t) tokens enter the dispatch (the tensor group's tokens
+split over its ranks, as Megatron-Core's all-to-all dispatcher does), so the group routes
+N = etp·ep·τ tokens, A = N·k copies. Expert-parallel rank j computes the R_j copies routed to
+its E/ep experts (capped at the capacity) with each expert's weights split etp ways:
+
+- dispatch and combine: all-to-all over the etp·ep ranks, S = τ·k·etp·h·dtype bytes per rank
+  (NCCL's convention: the send buffer; a direct all-to-all puts S/n on each pair), scaled by
+  R_max/R̄ when the router is skewed, so that the busiest rank's receive sets the time; with
+  ``node_limited`` routing (DeepSeek-V3 §2.1.2 and §3.2.2: a token crosses InfiniBand once per
+  node, at most M nodes, then NVLink forwards it) S is scaled by min(1, min(M, nodes)/k);
+- experts: one grouped GEMM per matrix over the E/ep local experts, each at the per-expert
+  shape M = R_max/(E/ep), N = n_up/etp or h, K = h or f_e/etp, its body time from the GEMM
+  efficiency curve of :mod:`simcluster.costs.efficiency` *at that per-expert shape* (which
+  carries the small-M inefficiency measured on H100), times E/ep, plus one launch. The
+  slowest rank's R_max sets the time of every rank (the combine waits for it); FLOPs count
+  the mean R̄ (active FLOPs, the MoE papers' MFU). The step is split in two: the experts at
+  the mean load, then what the slowest rank adds (phase ``imbalance``: the time lost to
+  imbalance, no FLOPs), so reports show it apart.
+- before dispatch: ln2, router GEMM, softmax/top-k, permute and the shared experts; after
+  combine: unpermute, the weighted sum and the residual (:mod:`simcluster.workload.moe`).
+
+With a uniform router and capacity factor 1 (or dropless), R_max = R̄ = A/ep: the
+balanced closed form.
+
+DualPipe (``parallelism.schedule: dualpipe``, DeepSeek-V3 §3.2.1, Fig. 4) hides a chunk's
+all-to-all under the compute of a paired chunk of another microbatch. Approximated per layer:
+its dispatch and combine are issued on the expert stream when the layer starts and its last
+compute step waits for them, so a layer takes max(its compute but the last step, its
+all-to-all) + the last step, with the all-to-all still contending for the links.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from simcluster.costs import efficiency as eff
+from simcluster.costs import moe as M
+from simcluster.costs.compute import ComputeModel
+from simcluster.costs.memory import MemoryBreakdown, stage_memory, state_bytes_per_param
+from simcluster.costs.memory import activation_bytes_per_layer
+from simcluster.plan.costing import BlockCost, Blocks, block_cost
+from simcluster.plan.grid import RankGrid
+from simcluster.plan.steps import Step, UnitShape, layer_steps
+from simcluster.spec.workload import WorkloadSpec
+from simcluster.workload.moe import moe_ops
+from simcluster.workload.ops import DTYPE_BYTES
+
+
+# -- the expert grid --------------------------------------------------------------------------
+def expert_group(grid: RankGrid, etp: int, ep: int, rank: int) -> tuple[int, ...]:
+    """The etp·ep consecutive ranks that exchange tokens with ``rank`` (dispatch and combine)."""
+    n = etp * ep
+    base = rank - (rank % grid.per_stage) % n
+    return tuple(range(base, base + n))
+
+
+def expert_data_group(grid: RankGrid, etp: int, ep: int, rank: int) -> tuple[int, ...]:
+    """The ranks holding the same experts as ``rank`` (strided by etp·ep): its expert gradients' group."""
+    n = etp * ep
+    stage0 = rank - rank % grid.per_stage
+    return tuple(stage0 + (rank - stage0) % n + n * k for k in range(grid.per_stage // n))
+
+
+def expert_mirrors(grid: RankGrid, etp: int, ep: int) -> tuple[int, ...]:
+    """Offsets of the other expert groups of a stage (rank symmetry)."""
+    n = etp * ep
+    return tuple(n * k for k in range(1, grid.per_stage // n))
+
+
+def expert_data_mirrors(grid: RankGrid, etp: int, ep: int) -> tuple[int, ...]:
+    """Offsets of the other expert-data groups of a stage (rank symmetry)."""
+    return tuple(range(1, etp * ep))
+
+
+# -- one MoE layer ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Load:
+    """One layer and microbatch: copies the busiest and the mean expert-parallel rank compute."""
+
+    r_max: float
+    r_mean: float
+
+
+@dataclass(frozen=True)
+class MoePlan:
+    """What the plan knows of the mixture of experts (see the module docstring)."""
+
+    spec: WorkloadSpec = field(repr=False)
+    cm: ComputeModel = field(repr=False)
+    etp: int
+    ep: int
+    edp: int
+    local: int  # experts per rank: E/ep
+    assignments: float  # A = etp·ep·τ·k copies routed in a group per microbatch
+    capacity: float | None  # copies per expert at most (None: dropless)
+    pre: BlockCost
+    post: BlockCost
+    a2a_bytes: float  # S of the balanced dispatch, per rank
+    dense_params: float  # per MoE layer and rank: attention, norms, router, shared experts (t-split)
+    routed_params: float  # per MoE layer and rank: its E/ep experts over etp
+    up: int  # fc1 columns of one expert (2·f_e for SwiGLU)
+    width: int  # f_e
+    _cost: dict[tuple[float, float], BlockCost] = field(default_factory=dict, repr=False, compare=False)
+    _steps: dict[tuple[str, float, float, UnitShape], tuple[Step, ...]] = field(default_factory=dict, repr=False,
+                                                                                compare=False)
+
+    def is_moe(self, layer: int) -> bool:
+        return M.is_moe_layer(self.spec.model, layer)
+
+    @property
+    def balanced(self) -> float:
+        """R̄ of a balanced router: A/ep."""
+        return self.assignments / self.ep
+
+    def load(self, layer: int, microbatch: int) -> Load:
+        """The copies the busiest and the mean rank compute in ``layer`` for ``microbatch``."""
+        moe = M.moe_of(self.spec.model)
+        loads = M.expert_loads(moe.load_imbalance, moe.experts, self.assignments, layer, microbatch)
+        ranks = M.rank_loads(loads, self.ep, self.capacity)
+        return Load(float(ranks.max()), float(ranks.mean()))
+
+    def report(self, microbatches: int) -> dict[str, object]:
+        """details.json's ``moe``: the layout, and per MoE layer the router's load over the microbatches
+        (busiest over mean expert-parallel rank, dropped share) and each expert's mean share of it."""
+        model = self.spec.model
+        moe = M.moe_of(model)
+        rows: list[dict[str, object]] = []
+        share = np.zeros(moe.experts)
+        for layer in (i for i in range(model.layers) if self.is_moe(i)):
+            ratio, dropped = [], []
+            for mb in range(microbatches):
+                loads = M.expert_loads(moe.load_imbalance, moe.experts, self.assignments, layer, mb)
+                ranks = M.rank_loads(loads, self.ep, self.capacity)
+                ratio.append(float(ranks.max() / ranks.mean()))
+                dropped.append(1.0 - float(ranks.sum()) / self.assignments)
+                share += loads / self.assignments
+            rows.append({"layer": layer, "busiest_over_mean": max(ratio), "mean_busiest_over_mean": float(np.mean(ratio)),
+                         "dropped_fraction": float(np.mean(dropped))})
+        total = share.sum()
+        return {"experts": moe.experts, "top_k": moe.top_k, "expert": self.ep, "expert_tensor": self.etp,
+                "expert_data": self.edp, "experts_per_rank": self.local, "capacity_tokens": self.capacity,
+                "expert_load_share": [float(x) for x in (share / total if total else share)], "layers": rows}
+
+    def experts(self, load: Load) -> BlockCost:
+        """The routed experts' grouped GEMMs and activation on one rank (the busiest rank's time)."""
+        key = (round(load.r_max, 6), round(load.r_mean, 6))
+        hit = self._cost.get(key)
+        if hit is not None:
+            return hit
+        cm, n, h, dt = self.cm, self.local, self.spec.model.hidden, DTYPE_BYTES[self.spec.training.precision]
+        m = max(1, math.ceil(load.r_max / n))
+        up, f = max(1, self.up // self.etp), max(1, self.width // self.etp)
+
+        def grouped(mm: int, nn: int, kk: int) -> float:  # E/ep GEMMs of one shape in one kernel
+            body = cm.roofline_time(2.0 * mm * nn * kk, cm.gemm_bytes(mm, nn, kk), eff.gemm_body_efficiency(mm, nn, kk),
+                                    eff.bandwidth_fraction("copy"))
+            return cm.kernel_time(n * body)
+
+        act = cm.memory_time(dt * n * m * (up + f), "elementwise")
+        fwd = grouped(m, up, h) + grouped(m, h, f) + act
+        wgrad = grouped(up, h, m) + grouped(h, f, m)
+        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + 2 * act
+        flops = 2.0 * load.r_mean * h * (up + f)
+        cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
+        self._cost[key] = cost
+        return cost
+
+    def a2a(self, load: Load) -> float:
+        """Dispatch (= combine) bytes per rank: S scaled by the busiest rank's share."""
+        return self.a2a_bytes * load.r_max / self.balanced
+
+    def steps(self, kind: str, layer: int, microbatch: int, blocks: Blocks, shape: UnitShape) -> tuple[Step, ...]:
+        """The steps of MoE layer ``layer`` in pass ``kind`` for ``microbatch``: the dense layer's steps
+        with the MLP block's compute replaced by pre, dispatch, experts, combine, post."""
+        load = self.load(layer, microbatch)
+        key = (kind, round(load.r_max, 6), round(load.r_mean, 6), shape)
+        hit = self._steps.get(key)
+        if hit is not None:
+            return hit
+        exp, nbytes = self.experts(load), self.a2a(load)
+        mean = self.experts(Load(load.r_mean, load.r_mean))
+        lost = BlockCost(exp.fwd_s - mean.fwd_s, exp.bwd_s - mean.bwd_s, 0.0, 0.0, exp.wgrad_s - mean.wgrad_s, 0.0)
+        parts = (self.pre, exp, self.post)
+        mlp = BlockCost(*(sum(getattr(c, a) for c in parts) for a in ("fwd_s", "bwd_s", "fwd_flops", "bwd_flops",
+                                                                         "wgrad_s", "wgrad_flops")))
+        out: list[Step] = []
+        for st in layer_steps(kind, replace(blocks, mlp=mlp), shape):
+            if st.what == "compute" and st.name in ("fwd.mlp", "rc.mlp", "bwd.mlp"):
+                out += _split(st, (self.pre, replace(exp, fwd_s=mean.fwd_s, bwd_s=mean.bwd_s, wgrad_s=mean.wgrad_s),
+                                   self.post), nbytes, shape.split_w, lost)
+            else:
+                out.append(st)
+        if self.spec.parallelism.schedule == "dualpipe":
+            out = _overlapped(out)
+        steps = tuple(out)
+        self._steps[key] = steps
+        return steps
+
+
+def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: float, split_w: bool,
+           lost: BlockCost) -> list[Step]:
+    """An MLP block's compute step as pre, dispatch, experts (+ imbalance), combine, post (backward: reversed)."""
+    pfx, _ = st.name.split(".")
+    back = pfx == "bwd"
+    names = ("moe_in", "experts", "moe_out")
+    order = (2, 1, 0) if back else (0, 1, 2)
+    a2a = ("combine", "dispatch") if back else ("dispatch", "combine")
+    out: list[Step] = []
+    for n, i in enumerate(order):
+        c = parts[i]
+        if back:
+            secs, flops = (c.bwd_s - c.wgrad_s, c.bwd_flops - c.wgrad_flops) if split_w else (c.bwd_s, c.bwd_flops)
+        else:
+            secs, flops = c.fwd_s, c.fwd_flops
+        out.append(Step("compute", f"{pfx}.{names[i]}", st.phase, secs, flops, block=st.block and n == 0,
+                        waits_params=st.waits_params and n == 0, grads=st.grads and n == 2))
+        if i == 1:
+            wait = (lost.bwd_s - (lost.wgrad_s if split_w else 0.0)) if back else lost.fwd_s
+            if wait > 1e-12:
+                out.append(Step("compute", f"{pfx}.imbalance", "imbalance", wait))
+        if n < 2:
+            out.append(Step("a2a", f"{pfx}.{a2a[n]}", st.phase, op="all_to_all", tag=f"{pfx}.{a2a[n]}",
+                            nbytes=nbytes))
+    return out
+
+
+def _overlapped(steps: list[Step]) -> list[Step]:
+    """DualPipe: the layer's all-to-alls first, beside the compute; its last compute waits for them."""
+    a2a = [replace(s, overlap=True) for s in steps if s.what == "a2a"]
+    rest = [s for s in steps if s.what != "a2a"]
+    if not a2a:
+        return steps
+    last = max(i for i, s in enumerate(rest) if s.what == "compute")
+    rest[last] = replace(rest[last], overlap=True)
+    return a2a + rest
+
+
+def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
+    """The :class:`MoePlan` of ``spec`` (a model with ``model.moe``)."""
+    m, par, tr = spec.model, spec.parallelism, spec.training
+    moe = M.moe_of(m)
+    t, c, d = par.tensor, par.context, par.data or 1
+    etp, ep = par.expert_tensor or t, par.expert
+    edp = t * c * d // (etp * ep)
+    ops = moe_ops(m, tr)
+    sp = par.sequence_parallel and t > 1
+    pre = block_cost(list(ops.pre), cm, t, c, sp, tr.flash_attention)
+    post = block_cost(list(ops.post), cm, t, c, sp, tr.flash_attention)
+    tau = ops.tokens / (c * t)
+    assignments = etp * ep * tau * moe.top_k
+    capacity = None if moe.capacity_factor is None else moe.capacity_factor * assignments / moe.experts
+    dt = DTYPE_BYTES[tr.precision]
+    nbytes = tau * moe.top_k * etp * m.hidden * dt
+    if moe.router == "node_limited":
+        nodes = -(-etp * ep // spec.cluster.gpus_per_node)
+        nbytes *= min(1.0, min(moe.node_limit, nodes) / moe.top_k)
+    return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, nbytes,
+                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width)
+
+
+# -- memory ----------------------------------------------------------------------------------
+def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has_logits: bool,
+                     in_flight: int) -> MemoryBreakdown:
+    """Peak bytes on one GPU of a stage holding ``layers`` of an MoE model.
+
+    The dense layers, embedding, head, workspace and pipeline buffers as
+    :func:`simcluster.costs.memory.stage_memory`; each MoE layer adds its non-expert weights
+    (ZeRO-1 shards their optimizer states over data × context) and its E/ep routed experts over
+    etp (ZeRO-1 shards their states over the expert-data group), the activations of the dense
+    layer with the MLP's replaced by the shared experts' and, per routed copy the busiest rank
+    receives (skew included, microbatch 0's draws), its input and output (2·h each) and the
+    expert MLP's (4 or 6)·f_e/etp bytes (Korthikanti et al. 2022 Table 2's MLP terms); the
+    dispatch's send and receive buffers add 2·S.
+    """
+    spec = mp.spec
+    model, tr, par = spec.model, spec.training, spec.parallelism
+    moe_layers = [i for i in layers if mp.is_moe(i)]
+    dense = stage_memory(model, tr, par, layers_on_stage=len(layers) - len(moe_layers), has_embedding=has_embedding,
+                         has_logits=has_logits, microbatches_in_flight=in_flight)
+    if not moe_layers:
+        return dense
+    n = len(moe_layers)
+    w_b, g_b, o_b = state_bytes_per_param(tr.precision, tr.optimizer)
+    z = par.zero_stage >= 1
+    shard, eshard = ((par.data or 1) * par.context, mp.edp) if z else (1, 1)
+    weights = n * (mp.dense_params + mp.routed_params) * w_b
+    grads = n * (mp.dense_params + mp.routed_params) * g_b
+    optim = n * (mp.dense_params * o_b / shard + mp.routed_params * o_b / eshard)
+    v = DTYPE_BYTES[tr.precision] / 2
+    h, f, t = model.hidden, mp.width, par.tensor
+    moe = M.moe_of(model)
+    per_f = (6 if model.mlp == "swiglu" else 4) * v
+    sbh = model.seq_len / par.context * tr.micro_batch * h
+    dense_act = activation_bytes_per_layer(model, tr, par)
+    if tr.recompute == "full":
+        layer_act = dense_act
+    else:  # the dense MLP's bytes out, the shared experts' and the routed copies' in
+        shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
+        r_max = max(mp.load(i, 0).r_max for i in moe_layers)
+        layer_act = dense_act + shared + r_max * (4 * v * h + per_f * f / mp.etp)
+    acts = n * layer_act * in_flight
+    buffers = 2 * mp.a2a_bytes
+    return MemoryBreakdown(dense.weights + weights, dense.gradients + grads, dense.optimizer_states + optim,
+                           dense.activations + acts, dense.buffers + buffers)

@@ -1,0 +1,62 @@
+"""Search over a mixture of experts: parallelism.expert in the space, layouts that load, the
+analytical tier's MoE estimates against the simulator."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import pytest
+
+from simcluster.run import simulate_workload
+from simcluster.search.estimate import Estimator
+from simcluster.search.space import enumerate_layouts, make_space
+from simcluster.spec import load_workload
+from simcluster.topology.build import build_topology
+
+MOE = """\
+name: moe-search
+model: {layers: 4, hidden: 1024, heads: 16, seq_len: 1024, vocab: 32000, ffn_hidden: 2816, mlp: swiglu,
+        moe: {experts: 8, top_k: 2, expert_ffn_hidden: 1408, shared_experts: 1, dense_layers: 1}}
+training: {global_batch: 32, micro_batch: 2}
+parallelism: {tensor: 1, pipeline: 2, expert: 4}
+cluster: {preset: dgx-h100, nodes: 1}
+"""
+
+
+@pytest.fixture
+def moe(tmp_path):
+    path = tmp_path / "moe.yaml"
+    path.write_text(MOE)
+    return path
+
+
+def _load(path, lay):
+    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
+                                for k, v in lay.values().items()])
+
+
+def test_the_space_varies_the_expert_degree(moe):
+    spec = load_workload(moe)
+    space = make_space(spec, 8, 8, {"parallelism.schedule": ["1f1b"], "training.recompute": ["none"]})
+    assert space.values["expert"] == [1, 2, 4, 8] and space.values["zero_stage"] == [0, 1]
+    layouts = list(enumerate_layouts(spec, space))
+    assert {lay.expert for lay in layouts} == {1, 2, 4, 8}
+    for lay in random.Random(1).sample(layouts, 10):
+        spec_l = _load(moe, lay)  # every enumerated layout is a valid workload
+        assert spec_l.parallelism.expert == lay.expert
+        assert (spec_l.parallelism.tensor * spec_l.parallelism.data) % lay.expert == 0
+        assert "ep" in lay.label() or lay.expert == 1
+
+
+def test_moe_estimates_track_the_simulator(moe):
+    spec = load_workload(moe)
+    est = Estimator(spec, build_topology(spec.cluster))
+    space = make_space(spec, 8, 8, {"training.recompute": ["none"], "parallelism.zero_stage": [0]})
+    layouts = [lay for lay in enumerate_layouts(spec, space) if lay.expert > 1]
+    errors = []
+    for lay in random.Random(3).sample(layouts, 12):
+        sim = simulate_workload(_load(moe, lay))
+        errors.append(abs(est.estimate(lay).iteration_time_s / sim.summary["iteration_time_s"] - 1))
+        assert est.estimate(lay).peak_memory_bytes == pytest.approx(sim.summary["peak_memory_bytes"], rel=1e-9)
+    assert statistics.median(errors) < 0.15
