@@ -49,6 +49,7 @@ class Comms:
         field(default_factory=dict)
     _partial_mirrors: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _spread_ids: set[int] = field(default_factory=set)
+    _groups: dict[tuple[str, tuple[int, ...]], list[Group]] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -90,7 +91,15 @@ class Comms:
 
     def groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
         """The collectives of kind ``tp``/``cp``/``dp`` (or, with hybrid sharding, ``zs`` the ZeRO shard
-        group and ``zr`` the replicas of a shard) that ``members`` take part in."""
+        group and ``zr`` the replicas of a shard) that ``members`` take part in (cached: a chain asks
+        once per unit)."""
+        key = (kind, members)
+        hit = self._groups.get(key)
+        if hit is None:
+            hit = self._groups[key] = self._find_groups(kind, members)
+        return hit
+
+    def _find_groups(self, kind: str, members: tuple[int, ...]) -> list[Group]:
         if not self.full and not self.explicit:
             return [((members[0],), self._group_of(kind, members[0]), self._mirrors(kind))]
         if self.partial and kind in DP_KINDS:
