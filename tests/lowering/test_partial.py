@@ -84,3 +84,11 @@ def test_touched_gpus_are_the_nodes_at_the_link_ends(tmp_path):
     leaf0 = {int(n[3:].split(".")[0]) for n in big.link_names if n.startswith("nic") and n.endswith("->leaf0")}
     assert 0 < len(leaf0) < 64
     assert touched_gpus(big, ["leaf0->spine"]) == frozenset(r for n in leaf0 for r in node(n))
+
+
+def test_partial_on_a_homogeneous_cluster_is_symmetric(tmp_path):
+    spec = make_spec(tmp_path, *T2P2D4, "fidelity=partial")
+    part = simulate_workload(spec)
+    sym = simulate_workload(spec, LoweringOptions(fidelity="symmetric"))
+    assert part.tasks.meta["fidelity"] == "symmetric"
+    assert part.summary == sym.summary
