@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simcluster.collectives import plan_collective
-from simcluster.collectives.select import choose
-from simcluster.collectives.transfer import Transfer
+from simcluster.collectives.plan import auto_options
+from simcluster.collectives.transfer import Transfer, uncontended_time
 from simcluster.lowering.chain import Group
 from simcluster.plan.grid import RankGrid
 from simcluster.topology.topology import Topology
@@ -182,16 +182,36 @@ class Comms:
 
     def _spread_plan(self, op: str, group: tuple[int, ...], nbytes: float,
                      mirrors: tuple[int, ...]) -> tuple[Transfer, ...]:
-        """``group`` and its mirrors each planned on their own links with the algorithm the mirrored
-        plan picks, phase by phase summed into one transfer: per link the hops of every group
-        crossing it, the largest latency (every group runs the collective at once)."""
+        """``group`` and its mirrors each planned on their own links with one algorithm, phase by
+        phase summed into one transfer: per link the hops of every group crossing it, the largest
+        latency (every group runs the collective at once). With ``auto`` the algorithm is the one
+        whose summed plan takes least time alone (:func:`uncontended_time`): where a degraded link
+        makes one group's own choice differ (full fidelity plans each group apart), the common
+        algorithm that lets that group finish soonest is the one the iteration waits for."""
         algo = self.algorithms.get(op, "auto")
-        if algo == "auto":
-            algo = choose(op, group, nbytes, self.topo, mirrors)
-        plans = [plan_collective(op, tuple(r + off for r in group), nbytes, self.topo, algorithm=algo)
-                 for off in (0, *mirrors)]
-        if len({len(p) for p in plans}) != 1:  # not the same phases: keep the mirrored plan
+        names = [o[0] for o in auto_options(op, group, self.topo, mirrors)] if algo == "auto" else [algo]
+        best: tuple[float, tuple[Transfer, ...]] | None = None
+        for name in names:
+            merged = self._merged(op, group, nbytes, mirrors, name)
+            if merged is None:
+                continue
+            t = uncontended_time(merged, self.topo.link_bandwidth)
+            if best is None or t < best[0]:
+                best = (t, merged)
+        if best is None:  # no algorithm gives every group the same phases: the mirrored plan
             return plan_collective(op, group, nbytes, self.topo, algorithm=algo, mirror_offsets=mirrors)
+        return best[1]
+
+    def _merged(self, op: str, group: tuple[int, ...], nbytes: float, mirrors: tuple[int, ...],
+                algo: str) -> tuple[Transfer, ...] | None:
+        """Every group's plan with ``algo``, phase by phase summed (None: phases differ)."""
+        try:
+            plans = [plan_collective(op, tuple(r + off for r in group), nbytes, self.topo, algorithm=algo)
+                     for off in (0, *mirrors)]
+        except ValueError:
+            return None
+        if len({len(p) for p in plans}) != 1:
+            return None
         out = []
         for i, tr in enumerate(plans[0]):
             loads: dict[int, float] = {}

@@ -35,6 +35,10 @@ CASES = {
     "degraded GPU-NIC link, ZeRO-2, and a straggler": (
         *T2P2D4, "parallelism.zero_stage=2", "cluster.degraded_links={'gpu10->nic1.2': 0.2}",
         "cluster.stragglers={1: 1.2}"),
+    # full fidelity gives the degraded group its own algorithm (a ring, not the others' hierarchical one)
+    "degraded NVLink on a data-parallel hop, context parallel": (
+        "parallelism.tensor=2", "parallelism.context=2", "parallelism.pipeline=1", "parallelism.data=8",
+        "cluster.nodes=4", "training.global_batch=64", "cluster.degraded_links={'gpu19->nvsw2': 0.5}"),
     "a V100 node among A100s": (
         "parallelism.tensor=8", "parallelism.pipeline=1", "parallelism.data=2", *TWO_NODES,
         "cluster.node_devices={1: v100}"),
