@@ -39,12 +39,13 @@ def recorded_links(topo: Topology, ranks: tuple[int, ...]) -> set[int]:
     """Links whose busy intervals go into the timeline: a simulated GPU's own links and
     the links of its way out of the node (to the next node's GPU and back)."""
     out: set[int] = set()
-    g = topo.graph
+    names = {f"gpu{r}" for r in ranks}
+    own: dict[tuple[str, str], int] = {}  # the link of each (src, dst) pair (the last, as topo.graph keeps)
+    for i, (a, b) in enumerate(zip(*topo.link_endpoints)):
+        if a in names or b in names:
+            own[(a, b)] = i
+    out.update(own.values())  # without building the whole graph (1.3 of 3.4 CPU s at 65,536 GPUs)
     for r in ranks:
-        node = f"gpu{r}"
-        if node in g:
-            out.update(d["link"] for _, _, d in g.out_edges(node, data=True))
-            out.update(d["link"] for _, _, d in g.in_edges(node, data=True))
         other = r + topo.gpus_per_node
         if topo.num_nodes > 1 and other < topo.num_gpus:
             out.update(topo.route(r, other))

@@ -178,5 +178,7 @@ def export_chakra(spec: Any, out_dir: Path, prefix: str | None = None, per_gpu: 
     """Lower ``spec`` (a validated WorkloadSpec) and write its ``.et`` files into ``out_dir``: one
     per GPU (``per_gpu``), or one per simulated rank."""
     tg, _ = lower_workload(spec)
+    if per_gpu and tg.meta.get("fidelity") == "partial":  # the touched replicas' GPUs differ from the
+        tg, _ = lower_workload(spec.model_copy(update={"fidelity": "full"}))  # rest: every GPU its own trace
     gpus = gpu_ranks(spec, tg) if per_gpu else None
     return write_traces(tg, spec.resolved_dict(), out_dir, prefix or spec.name, gpus)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from simcluster.collectives.transfer import Transfer, uncontended_time
-from simcluster.lowering.task import Part, TaskGraph
+from simcluster.lowering.task import Part, Task, TaskGraph
 
 # A collective in a chain: (ranks of the task, real group, mirror offsets)
 Group = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
@@ -66,11 +66,28 @@ class TaskChain:
 
     def compute(self, name: str, secs: float, flops: float, phase: str, layer: int,
                 after: dict[int, int] | None = None) -> dict[int, int]:
-        """A compute block per member, after the chain (and ``after[member]`` if given)."""
-        return {r: self._add((r,), extra=(after[r],) if after and r in after else (), kind="compute",
-                             name=name, stream="compute", duration=secs * self.slow.get(r, 1.0),
-                             flops=flops, phase=phase,
-                             layer=layer) for r in self.members}
+        """A compute block per member, after the chain (and ``after[member]`` if given).
+
+        The bulk of a full-fidelity graph (six tasks in seven): :meth:`_add`'s work written out
+        with positional fields, same ids and dependencies in the same order."""
+        tasks, streams, lb, slow = self.tg.tasks, self.tg.streams, self.labels, self.slow
+        prev, joins, first = self.prev, self.joins, self.first
+        out: dict[int, int] = {}
+        for r in self.members:
+            p = prev.get(r)
+            deps: tuple[int, ...] = () if p is None else (p,)
+            if joins:
+                deps += tuple(joins.pop(r, ()))
+            if after and r in after:
+                deps += (after[r],)
+            tid = len(tasks)
+            tasks.append(Task(tid, "compute", name, (r,), "compute", deps, secs * slow.get(r, 1.0), flops, 0.0,
+                              (), "", (), phase, lb.stage, lb.microbatch, layer, lb.chunk))
+            streams.setdefault((r, "compute"), []).append(tid)
+            prev[r] = tid
+            first.setdefault(r, tid)
+            out[r] = tid
+        return out
 
     def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
                    phase: str, layer: int) -> None:

@@ -65,7 +65,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
             pair = (r0, r0 + (plan.p - 1) * per)
             t = tg.add(kind="collective", name="dp.all_reduce tied-embedding", ranks=pair,
                        stream="dp", deps=(grads[(pair[0], EMBEDDING_GRADS)], grads[(pair[1], HEAD_GRADS)]),
-                       transfers=comms.plan("all_reduce", pair, nbytes, comms.stage_mirrors()), nbytes=nbytes,
+                       transfers=comms.plan("all_reduce", pair, nbytes, comms.stage_mirrors(r0)), nbytes=nbytes,
                        op="all_reduce", group=pair, phase="dp_comm", stage=0)
             for r in pair:
                 comm[r].append(t.id)

@@ -5,8 +5,11 @@ a homogeneous cluster) simulates one representative per pipeline stage
 (tp = cp = dp = 0): the stage's tensor-, context- and data-parallel ranks do
 identical work, so its collectives are planned on the real topology for the
 real group, and the identical groups that run the same collective at the same
-moment load the shared links through ``mirror_offsets``. Every simulated rank
-stands for ``TaskGraph.multiplicity[rank]`` GPUs. In symmetric mode a unit whose
+moment load the shared links through ``mirror_offsets``. ``partial`` (what
+``auto`` picks for stragglers, mixed-device nodes and degraded node links)
+simulates the data-parallel replicas they touch GPU by GPU and one
+representative per stage for the rest (:mod:`simcluster.lowering.partial`).
+Every simulated rank stands for ``TaskGraph.multiplicity[rank]`` GPUs. In symmetric mode a unit whose
 tensor-parallel traffic no other transfer can meet (every microbatch but the
 last, whose backward feeds the data-parallel buckets, when the tensor group's
 links carry no pipeline traffic) is fused into one task whose parts restore
@@ -30,6 +33,7 @@ from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.lowering.chain import Labels, PartsChain, TaskChain
 from simcluster.lowering.comms import Comms
 from simcluster.lowering.grad_sync import GradSync, add_grad_sync
+from simcluster.lowering.partial import explicit_replicas
 from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
@@ -48,16 +52,17 @@ class LoweringOptions:
     ideal_network: bool = False  # every transfer is free
     include_optimizer: bool = True
     include_embedding_head: bool = True
-    fidelity: str | None = None  # None: the spec's ``fidelity`` (auto | symmetric | full)
+    fidelity: str | None = None  # None: the spec's ``fidelity`` (auto | symmetric | partial | full)
     fuse: bool = True  # fuse units whose timing nothing can disturb (symmetric only)
     contention: bool = True  # compute slows while communication shares its GPU (costs/contention.py)
 
 
 def resolve_fidelity(spec: WorkloadSpec, options: LoweringOptions) -> str:
-    """``symmetric`` or ``full``; ``auto`` is symmetric while every rank is identical."""
+    """``symmetric``, ``partial`` or ``full`` as asked; ``auto`` is symmetric while every rank is
+    identical, partial otherwise (which :class:`Lowerer` turns into full where it does not apply)."""
     f = options.fidelity or spec.fidelity
     if f == "auto":
-        return "full" if spec.cluster.heterogeneous else "symmetric"
+        return "partial" if spec.cluster.heterogeneous else "symmetric"
     if f == "symmetric" and spec.cluster.heterogeneous:
         raise ValueError("fidelity symmetric cannot simulate stragglers or degraded links")
     return f
@@ -74,12 +79,18 @@ class Lowerer:
     def __init__(self, plan: Plan, topo: Topology, options: LoweringOptions):
         spec = plan.spec
         self.plan, self.topo, self.opt = plan, topo, options
-        self.comms = Comms(plan.grid, topo, resolve_fidelity(spec, options) == "full",
-                           dict(spec.collectives), options.ideal_network, plan.zero_shard,
-                           (plan.moe.etp, plan.moe.ep) if plan.moe else (1, 1))
+        self.slow = compute_slowdowns(plan, topo)
+        fidelity = resolve_fidelity(spec, options)
+        if fidelity == "partial" and plan.moe is not None:
+            fidelity = "full"  # partial symmetry does not place the expert groups: every GPU explicit
+        explicit = explicit_replicas(plan, topo, self.slow) if fidelity == "partial" else frozenset()
+        self.comms = Comms(plan.grid, topo, explicit is None or fidelity == "full", dict(spec.collectives),
+                           options.ideal_network, plan.zero_shard,
+                           (plan.moe.etp, plan.moe.ep) if plan.moe else (1, 1), explicit=explicit or frozenset(),
+                           spread=bool(explicit and spec.cluster.degraded_links))
+        self.fidelity = "full" if self.comms.full else "partial" if self.comms.partial else "symmetric"
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
-        self.slow = compute_slowdowns(plan, topo)
         self._templates: dict[tuple[str, int], Template] = {}
         self._shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
 
@@ -88,7 +99,7 @@ class Lowerer:
         p, m = plan.p, plan.m
         all_members = [comms.members(s) for s in range(p)]
         tg.ranks = tuple(r for ms in all_members for chain in ms for r in chain)
-        tg.multiplicity = {r: comms.multiplicity for r in tg.ranks}
+        tg.multiplicity = {r: comms.multiplicity_of(r) for r in tg.ranks}
         first: dict[UnitKey, int] = {}
         last: dict[UnitKey, int] = {}
         send: dict[UnitKey, int] = {}
@@ -121,7 +132,8 @@ class Lowerer:
         add_grad_sync(ctx, grads, stage_last)
         tg.meta.update(stages=p, microbatches=m, chunk_layers=plan.chunks,
                        representatives=[ms[0][0] for ms in all_members], multiplicity=comms.multiplicity,
-                       fidelity="full" if comms.full else "symmetric", stage_size=plan.grid.per_stage,
+                       fidelity=self.fidelity, stage_size=plan.grid.per_stage,
+                       explicit_replicas=sorted(comms.explicit) if comms.partial else [],
                        overlap_slowdown=OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
         return tg
 
@@ -134,7 +146,7 @@ class Lowerer:
         if not 0 <= nxt < plan.K or nxt % plan.p == k % plan.p:
             return after
         to = r + (nxt % plan.p - k % plan.p) * plan.grid.per_stage
-        tr = self.comms.plan("send", (r, to), plan.p2p_bytes, self.comms.stage_mirrors())
+        tr = self.comms.plan("send", (r, to), plan.p2p_bytes, self.comms.stage_mirrors(r))
         task = self.tg.add(kind="send", name=f"send.{'fwd' if kind == 'F' else 'bwd'} mb{mb}",
                            ranks=(r,), stream="pp-fwd" if kind == "F" else "pp-bwd", deps=(after,),
                            transfers=tr, nbytes=plan.p2p_bytes, op="send", group=(r, to),
@@ -160,9 +172,11 @@ class Lowerer:
     def _fusable(self, s: int) -> bool:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
         plan, comms = self.plan, self.comms
-        if comms.full or not self.opt.fuse or plan.zero >= 2 or plan.c > 1 or plan.moe is not None:
+        if comms.full or comms.partial or not self.opt.fuse or plan.zero >= 2 or plan.c > 1 \
+                or plan.moe is not None:
             return False  # ZeRO >= 2 and context rings put traffic beside every unit's compute; MoE
-            # units differ per microbatch (the router's draws) and their all-to-alls share every link
+            # units differ per microbatch (the router's draws) and their all-to-alls share every link;
+            # partial: the explicit replicas' traffic may meet the representative's
         rep = plan.grid.rank(pp=s)
         coll: set[int] = set()
         for kind in ("tp", "cp"):

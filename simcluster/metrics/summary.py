@@ -12,8 +12,8 @@ Per simulated rank, with T the iteration time (the last task's end):
   expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute.
 
 These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
-``compute_utilization`` average them over the simulated ranks, each standing
-for the same number of GPUs. Model FLOPs count the matrix multiplies without
+``compute_utilization`` average them over the GPUs: over the simulated ranks,
+each weighted by the GPUs it stands for (all alike but in partial fidelity). Model FLOPs count the matrix multiplies without
 recompute (Narayanan et al. 2021 eq. 3 with 72 instead of 96; Korthikanti et
 al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
 
@@ -171,11 +171,14 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     device = topo.device
     peak = _peak_flops(spec, device)
     breakdown = _breakdown(gpu, T)
-    k = len(breakdown) or 1
-    bubble = sum(b["bubble"] for b in breakdown) / k / T if T else 0.0
-    exposed = sum(b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"] + b["exposed_ep_comm"]
-                  for b in breakdown) / k / T if T else 0.0
-    util = sum(b["compute_busy"] for b in breakdown) / k / T if T else 0.0
+    for b in breakdown:
+        b["exposed"] = b["exposed_tp_comm"] + b["exposed_pp_comm"] + b["exposed_dp_comm"] + b["exposed_ep_comm"]
+    weights = _weights(tg, breakdown)
+    bubble = _mean(breakdown, "bubble", weights) / T if T else 0.0
+    exposed = _mean(breakdown, "exposed", weights) / T if T else 0.0
+    util = _mean(breakdown, "compute_busy", weights) / T if T else 0.0
+    for b in breakdown:
+        del b["exposed"]
 
     memory = [{"stage": s, **plan.memory(s).to_dict()} for s in range(plan.p)]
     peak_mem = max(m["total"] for m in memory)
@@ -210,7 +213,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],
         "memory": memory,
-        "breakdown": _per_stage(breakdown),
+        "breakdown": _per_stage(breakdown, weights),
         "warnings": _warnings(summary) + calibration_warnings([d.name for d in devices]),
         "link_utilization": _links(res, topo, T),
         "uncertainty": sources,
@@ -224,19 +227,39 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
 def _rank_label(tg: TaskGraph, r: int) -> dict[str, int | str]:
     n = tg.multiplicity.get(r, 1)
     stage = r // tg.meta["stage_size"]
-    return {"rank": r, "stage": stage, "represents": n,
-            "label": f"stage {stage} (ranks {r}–{r + n - 1})" if n > 1 else f"stage {stage} (rank {r})"}
+    if n > 1 and tg.meta.get("fidelity") == "partial":  # the untouched replicas: not consecutive ranks
+        label = f"stage {stage} (rank {r} and {n - 1} alike)"
+    else:
+        label = f"stage {stage} (ranks {r}–{r + n - 1})" if n > 1 else f"stage {stage} (rank {r})"
+    return {"rank": r, "stage": stage, "represents": n, "label": label}
 
 
-def _per_stage(breakdown: list[dict[str, float]]) -> list[dict[str, float]]:
-    """The breakdown averaged over the simulated ranks of each stage."""
+def _weights(tg: TaskGraph, breakdown: list[dict[str, float]]) -> list[int] | None:
+    """GPUs each simulated rank stands for, where they differ (partial fidelity); else None."""
+    w = [tg.multiplicity.get(int(b["rank"]), 1) for b in breakdown]
+    return w if len(set(w)) > 1 else None
+
+
+def _mean(rows: list[dict[str, float]], key: str, weights: list[int] | None) -> float:
+    """Mean of ``key`` over the GPUs: over the rows, each weighted by the GPUs it stands for."""
+    if weights is None:
+        return sum(b[key] for b in rows) / (len(rows) or 1)
+    return sum(w * b[key] for w, b in zip(weights, rows)) / sum(weights)
+
+
+def _per_stage(breakdown: list[dict[str, float]], weights: list[int] | None = None) -> list[dict[str, float]]:
+    """The breakdown averaged over the GPUs of each stage (simulated ranks weighted by what they stand for)."""
     keys = ("compute", "recompute", "exposed_tp_comm", "exposed_ep_comm", "exposed_dp_comm", "exposed_pp_comm",
             "bubble", "optimizer", "moe_imbalance")
-    stages: dict[int, list[dict[str, float]]] = {}
-    for b in breakdown:
-        stages.setdefault(int(b["stage"]), []).append(b)
-    return [{"stage": s, **{k: sum(b[k] for b in bs) / len(bs) for k in keys}}
-            for s, bs in sorted(stages.items())]
+    stages: dict[int, list[tuple[dict[str, float], int]]] = {}
+    for i, b in enumerate(breakdown):
+        stages.setdefault(int(b["stage"]), []).append((b, weights[i] if weights else 1))
+    out = []
+    for s, rows in sorted(stages.items()):
+        bs = [b for b, _ in rows]
+        w = [m for _, m in rows] if weights else None
+        out.append({"stage": s, **{k: _mean(bs, k, w) for k in keys}})
+    return out
 
 
 def calibration_warnings(devices: list[str]) -> list[str]:

@@ -202,9 +202,12 @@ class WorkloadSpec(BaseModel):
     collectives: dict[OpName, AlgorithmName] = Field(
         default_factory=dict, description="Algorithm per collective; auto picks per message size, as "
         "NCCL's tuner does.", json_schema_extra={"default_doc": "`auto` for every collective"})
-    fidelity: Literal["auto", "symmetric", "full"] = Field(
-        default="auto", description="symmetric simulates one GPU per pipeline stage, full every GPU; auto picks "
-        "symmetric unless the cluster is heterogeneous.")
+    fidelity: Literal["auto", "symmetric", "partial", "full"] = Field(
+        default="auto", description="symmetric simulates one GPU per pipeline stage, full every GPU; partial "
+        "simulates the data-parallel replicas that stragglers, mixed-device nodes or degraded links touch GPU by "
+        "GPU and one GPU per stage for the others (full where it cannot: failed links, explicit graphs, spine "
+        "or torus links, hybrid sharding, every replica touched); auto picks symmetric for a homogeneous "
+        "cluster, partial otherwise.")
     search: SearchSpec | None = Field(default=None, description="Limits for `search`; `run` ignores them.")
     cluster: ClusterSpec = Field(description="The cluster (below).")
 

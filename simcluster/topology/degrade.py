@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import re
+from typing import Any, Iterable, Mapping, Sequence
 
 from simcluster.topology.topology import Topology
 
@@ -62,3 +63,68 @@ def fail_links(topo: Topology, names: Sequence[str]) -> None:
                 topo.route(a, b)
             except ValueError:
                 raise ValueError(f"with {', '.join(sorted(names))} failed, gpu{a} cannot reach gpu{b}") from None
+
+
+_NODE_VERTEX = re.compile(r"^(?:nvsw|pcie|host)(\d+)$|^nic(\d+)\.\d+$")
+
+
+def touched_gpus(topo: Topology, names: Iterable[str]) -> frozenset[int] | None:
+    """The GPUs whose traffic can cross the named links, or None when that is not a few nodes.
+
+    On the closed-form switched fabrics (NVSwitch or PCIe inside a node, fat tree or rails
+    between nodes) every route starts and ends on its GPUs' own links: ``gpu<g>``, its
+    node's switch ``nvsw<n>``/``pcie<n>`` and NICs ``nic<n>.<j>`` carry only traffic to or
+    from node n's GPUs, a leaf only that of the nodes whose NICs hang on it. A link touches
+    the nodes both its ends serve (a NIC's link to its leaf only the NIC's node, a leaf's
+    link to the spine the leaf's nodes), but a GPU's own link to its switch or NIC only that
+    GPU (a link between two GPUs, as in an NVLink mesh, may relay: its node). None for anything else: a torus (routes pass through
+    other chips), an explicit graph (named by the user), an unknown name.
+    """
+    from simcluster.topology.explicit import ExplicitRouter
+
+    if topo.is_torus or any(isinstance(r, ExplicitRouter) for r in (topo._intra, topo._inter)):
+        return None
+    G, g = topo.gpus_per_node, topo.graph
+    index = {name: i for i, name in enumerate(topo.link_names)}
+    nodes: set[int] = set()
+    gpus: set[int] = set()
+    for name in names:
+        if name not in index:
+            return None
+        src, dst = name.partition("->")[::2]
+        own = [v for v in (src, dst) if v.startswith("gpu") and v[3:].isdigit()]
+        if len(own) == 1:  # a GPU's own link to its switch or NIC carries its traffic only
+            gpus.add(int(own[0][3:]))
+            continue
+        ends = [_nodes_of(v, g, G) for v in (src, dst)]
+        if None in ends:
+            return None
+        known = [e for e in ends if e is not None and e != ALL]
+        if not known:
+            return None
+        nodes.update(set.intersection(*known))  # a NIC's uplink to its leaf: that NIC's node only
+    return frozenset(gpus | {r for n in nodes for r in range(n * G, min((n + 1) * G, topo.num_gpus))})
+
+
+ALL: set[int] = {-1}  # the spine: every node's traffic may cross it
+
+
+def _nodes_of(vertex: str, graph: Any, G: int) -> set[int] | None:
+    """Nodes whose GPUs' routes may use ``vertex`` (see :func:`touched_gpus`)."""
+    if vertex.startswith("gpu") and vertex[3:].isdigit():
+        return {int(vertex[3:]) // G}
+    m = _NODE_VERTEX.match(vertex)
+    if m:
+        return {int(m.group(1) or m.group(2))}
+    if vertex == "spine":
+        return ALL
+    if vertex.startswith("leaf") and vertex[4:].isdigit() and vertex in graph:
+        out: set[int] = set()
+        for nb in set(graph.successors(vertex)) | set(graph.predecessors(vertex)):
+            m = _NODE_VERTEX.match(nb)
+            if nb != "spine" and not (m and m.group(2)):
+                return None
+            if m:
+                out.add(int(m.group(2)))
+        return out
+    return None

@@ -459,7 +459,7 @@ def test_zero_stage_range(workload):
 
 
 def test_fidelity_choice(workload):
-    assert lines(workload, ["fidelity=fast"]) == ["--set: fidelity: expected 'auto', 'symmetric' or 'full', got 'fast'"]
+    assert lines(workload, ["fidelity=fast"]) == ["--set: fidelity: expected 'auto', 'symmetric', 'partial' or 'full', got 'fast'"]
 
 
 def test_model_dump_round_trip_and_pickle(workload):
