@@ -58,7 +58,11 @@ ZeRO-3 parameter fetches
     fetches per submodule (``PartitionedParameterCoordinator.fetch_sub_module``): one
     all-gather per linear layer of the block (LayerNorm weights fall under
     ``stage3_param_persistence_threshold`` = 1e5 and stay resident), each paying the
-    collective's full latency — at hundreds of ranks the ring's (N − 1) steps dominate.
+    collective's full latency — at hundreds of ranks the ring's (N − 1) steps dominate. It
+    prefetches the next modules only up to ``stage3_prefetch_bucket_size`` parameters (default
+    5e7): a module larger than that is fetched when its forward (or backward) reaches it, so
+    its gather is exposed, not overlapped. FSDP prefetches the next unit whatever its size
+    (``forward_prefetch``/``BACKWARD_PRE``).
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
@@ -73,6 +77,10 @@ from dataclasses import dataclass, replace
 
 from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.registry import Registry
+
+#: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
+DEEPSPEED_PREFETCH_BUCKET = 5e7
+NO_LIMIT = float("inf")
 
 #: Host time to dispatch one eager PyTorch op (middle of the 5–25 µs range, see the module docstring).
 HOST_OP_S = 10e-6
@@ -111,23 +119,28 @@ class Stack:
     grad_accum_bytes: float  # per weight and microbatch: the 16-bit gradient cast and added into fp32
     optimizer: str  # fused | foreach
     zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
+    zero3_prefetch_params: float  # a ZeRO-3 gather is prefetched only when its weights fit this many
     blocking_p2p: bool  # pipeline sends hold the compute stream until delivered
     overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
-FRAMEWORKS.add("megatron", Stack("megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
-                                 autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", blocking_p2p=False,
-                                 overlap_grad_reduce=True))
-FRAMEWORKS.add("deepspeed", Stack("deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, 4.0, 0.0,
-                                  autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module", blocking_p2p=True,
-                                  overlap_grad_reduce=False))
-FRAMEWORKS.add("pytorch", Stack("pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, 6.0, 8.0,
-                                autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer", blocking_p2p=False,
-                                overlap_grad_reduce=True))
-FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, autocast=False, grad_accum_bytes=0.0,
-                            optimizer="fused",
-                            zero3_fetch="layer", blocking_p2p=False, overlap_grad_reduce=True))
+FRAMEWORKS.add("megatron", Stack(
+    "megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
+    autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
+    blocking_p2p=False, overlap_grad_reduce=True))
+FRAMEWORKS.add("deepspeed", Stack(
+    "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
+    autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
+    zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, blocking_p2p=True, overlap_grad_reduce=False))
+FRAMEWORKS.add("pytorch", Stack(
+    "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
+    autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
+    zero3_prefetch_params=NO_LIMIT, blocking_p2p=False, overlap_grad_reduce=True))
+FRAMEWORKS.add("jax", Stack(
+    "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
+    autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
+    blocking_p2p=False, overlap_grad_reduce=True))
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 
 

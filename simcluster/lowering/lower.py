@@ -265,7 +265,10 @@ class Lowerer:
                     ring = ch.side(groups["cp"], step.op, plan.kv_bytes, f"cp.{step.op} L{layer}", "cp", "cp_comm",
                                    layer, after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None)
             elif step.what == "gather":
-                after = computed[-2] if len(computed) >= 2 else None
+                if step.prefetch:  # issued a block ahead of need
+                    after = computed[-2] if len(computed) >= 2 else None
+                else:  # fetched when the compute reaches the layer (DeepSpeed, modules past its bucket)
+                    after = computed[-1] if computed else None
                 for i in range(step.parts):  # one after another on the data-parallel stream
                     name = f"zero.all_gather L{layer}" + (f".{i}" if step.parts > 1 else "")
                     params = ch.side(zero, "all_gather", plan.params.layer * plan.dtype_bytes / step.parts,

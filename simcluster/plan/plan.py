@@ -154,8 +154,8 @@ class Plan:
         elif kind == "B":
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
-            out += _backward_prefetch([[(layer, s) for s in self.layer_unit_steps("B", layer, mb)]
-                                       for layer in reversed(self.chunks[k])])
+            layers = [[(layer, s) for s in self.layer_unit_steps("B", layer, mb)] for layer in reversed(self.chunks[k])]
+            out += _backward_prefetch(layers) if shape.gather_prefetch else [st for steps in layers for st in steps]
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("B", b, shape)]
         else:
@@ -260,6 +260,16 @@ def gather_parts(spec: WorkloadSpec) -> int:
     return 1
 
 
+def gather_prefetch(spec: WorkloadSpec) -> bool:
+    """Whether ZeRO-3's gathers are prefetched: always under FSDP; under DeepSpeed only when each fetched
+    module's weights (per tensor rank) fit its prefetch bucket (``frameworks.DEEPSPEED_PREFETCH_BUCKET``)."""
+    limit = framework(spec.training.framework).zero3_prefetch_params
+    t = spec.parallelism.tensor
+    gemms = [op.gemm for op in model_ops(spec.model, spec.training).layer if op.kind == "gemm" and op.gemm]
+    biggest = max((n * k / t for _, n, k in gemms), default=0.0)
+    return biggest <= limit
+
+
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
     return ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
@@ -279,7 +289,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       distribute=tr.distribute_saved_activations,
-                      gather_parts=gather_parts(spec))
+                      gather_parts=gather_parts(spec), gather_prefetch=gather_prefetch(spec))
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,

@@ -63,6 +63,7 @@ class Step:
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
     parts: int = 1  # gather steps: all-gathers the layer's weights are fetched in, one after another
+    prefetch: bool = True  # gather steps: issued a block ahead of need (False: after the previous block)
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
     overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
 
@@ -81,6 +82,7 @@ class UnitShape:
     parallel: bool = False  # parallel attention and MLP: one block (all in ``Blocks.attn``), one reduction
     distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
     gather_parts: int = 1  # ZeRO-3 all-gathers per layer (DeepSpeed fetches each linear layer's weights)
+    gather_prefetch: bool = True  # ZeRO-3 gathers issued ahead of need (else: when the compute reaches them)
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
@@ -98,8 +100,8 @@ def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, a
 
 def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     """The steps of one layer in a pass of ``kind`` F, B or W."""
-    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts)] \
-        if shape.gather else []
+    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts,
+                   prefetch=shape.gather_prefetch)] if shape.gather else []
     reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
         if shape.reduce_grads else []
     if shape.parallel:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simcluster.costs.frameworks import framework
-from simcluster.plan.plan import gather_parts
+from simcluster.plan.plan import gather_parts, gather_prefetch
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -175,7 +175,8 @@ class Group:
         shape = UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
                           reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
                           parallel=est.spec.model.parallel_block,
-                          distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts)
+                          distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts,
+                          gather_prefetch=est.gather_prefetch)
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -188,7 +189,10 @@ class Group:
             bw = bw.blend(PassTime().add(back, self._coll), w)
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
-        if shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
+        if shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
+            f_layer += f.gather
+            b_layer = max(b_layer + bw.gather, bw.gather + dp_rs)
+        elif shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
             # backward, the plan's backward prefetch) run beside the compute: hidden unless the stream lags
             f_layer = max(f_layer, f.gather)
             b_layer = max(b_layer, bw.gather + dp_rs)
@@ -272,6 +276,7 @@ class Estimator:
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.blocking_p2p = stack.blocking_p2p  # DeepSpeed's pipeline engine: a send holds its stage
         self.gather_parts = gather_parts(spec)
+        self.gather_prefetch = gather_prefetch(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
