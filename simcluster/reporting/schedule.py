@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from simcluster.reporting.gantt import _evenly  # noqa: E402
+from simcluster.reporting.shares import text_codes  # noqa: E402
 from simcluster.reporting.style import (  # noqa: E402
     PHASE_STYLE,
     add_boxes,
@@ -61,16 +62,17 @@ def passes(timeline: pd.DataFrame) -> pd.DataFrame:
     rows = rows.sort_values(["rank", "start_s", "end_s"], kind="stable")
     rank = rows["rank"].to_numpy()
     layer = rows["layer"].to_numpy()
-    phase = rows["phase"].astype(str).to_numpy()
-    kind = np.array([KINDS[p] for p in phase]) if len(phase) < 64 else pd.Series(phase).map(KINDS).to_numpy()
-    chunk = _chunks(rank, layer, rows["microbatch"].to_numpy() * 4 + pd.Series(kind).map({"F": 0, "B": 1, "W": 2})
-                    .to_numpy())
+    codes, texts = text_codes(rows["phase"])  # through the categories: no per-row strings
+    kind = np.array([KINDS.get(t, "F") for t in texts] or ["F"])[codes]
+    kind_no = np.array(["FBW".index(KINDS.get(t, "F")) for t in texts] or [0])[codes]
+    recompute = np.array([t == "recompute" for t in texts] or [False])[codes]
+    chunk = _chunks(rank, layer, rows["microbatch"].to_numpy() * 4 + kind_no)
     mb = rows["microbatch"].to_numpy()
     start, end = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
     new = np.ones(len(rows), dtype=bool)
     new[1:] = (rank[1:] != rank[:-1]) | (kind[1:] != kind[:-1]) | (mb[1:] != mb[:-1]) | (chunk[1:] != chunk[:-1])
     idx = np.flatnonzero(new)
-    rc = np.where(phase == "recompute", end - start, 0.0)
+    rc = np.where(recompute, end - start, 0.0)
     out = pd.DataFrame({
         "rank": rank[idx], "kind": kind[idx], "microbatch": mb[idx], "chunk": chunk[idx],
         "start_s": start[idx], "end_s": np.maximum.reduceat(end, idx),
@@ -129,6 +131,7 @@ def _draw_panel(ax: plt.Axes, units: pd.DataFrame, rows: list, t0: float, t1: fl
     ys = u["rank"].map(y_of).to_numpy(dtype=float)
     kind = u["kind"].to_numpy()
     start, end = u["start_s"].to_numpy(), u["end_s"].to_numpy()
+    tint: dict[str, list[tuple[float, float, float]]] = {WARM: [], COOL: []}  # (x0, x1, y): one artist each
     for y in np.unique(ys):  # warm-up: before the row's first B; cool-down: after its last F
         on = ys == y
         b, f = on & (kind == "B"), on & (kind == "F")
@@ -136,10 +139,14 @@ def _draw_panel(ax: plt.Axes, units: pd.DataFrame, rows: list, t0: float, t1: fl
         last_f = end[f].max() if f.any() else np.nan
         last = end[on].max()
         if np.isfinite(first_b) and first_b > t0:
-            add_boxes(ax, [t0], [first_b], y - 0.5, y + 0.5, WARM, zorder=0)
+            tint[WARM].append((t0, first_b, y))
         cool = max(last_f, first_b) if np.isfinite(first_b) else last_f  # after the warm-up, always
         if np.isfinite(cool) and cool < last:
-            add_boxes(ax, [cool], [last], y - 0.5, y + 0.5, COOL, zorder=0)
+            tint[COOL].append((cool, last, y))
+    for colour, boxes in tint.items():
+        if boxes:
+            x0, x1, yy = np.array(boxes, dtype=float).T
+            add_boxes(ax, x0, x1, yy - 0.5, yy + 0.5, colour, zorder=0)
     placed: list[tuple[int, str, int]] = []
     wide = len(u) > 0 and float(np.median(end - start)) > 3 * px
     chunk = u["chunk"].to_numpy()
