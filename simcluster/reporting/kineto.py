@@ -202,8 +202,8 @@ def _comm(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.nda
         return 1
     codes = table.task.codes[idx]
     static: dict[int, tuple[str, str]] = {}  # per task: (kernel name, args that do not change)
-    for code in np.unique(codes).tolist():
-        row = idx[codes == code][0]
+    uniq, first = np.unique(codes, return_index=True)
+    for code, row in zip(uniq.tolist(), idx[first].tolist()):  # each task's first row
         task = table.task.text[code]
         suffix, coll = collective_of(task, table.kind.value(row))
         key = "embedding" if stream == "dp" and "embedding" in task else (
