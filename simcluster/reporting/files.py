@@ -227,16 +227,19 @@ def _timed(path: Path, progress: Progress | None, make: Callable[[], Any]) -> An
     return out
 
 
-#: The plots, in the groups the drawing children draw, about equal work each (1T run: schedule
-#: 0.9, utilization 0.9, Gantt 0.7 + memory 0.45 CPU-s), while this process writes the traces
-#: (~1 CPU-s) and, on a thread, the timeline file. On two idle cores they share the cores; on
-#: a busy machine, four processes get more of it than two.
-PLOT_GROUPS = (("schedule.png",), ("utilization.png",), ("gantt.png", "memory.png"))
+#: The plots a forked drawing child draws, while this process draws :data:`HERE` and writes the
+#: traces (and, on a thread, the timeline file): about half the work each on the 1T run
+#: (schedule 0.9 + utilization 0.75 + memory 0.4 CPU-s there; Gantt 0.65 + traces 1.3 here).
+#: One child, not one per plot: the machine has two cores, and with the scheduler's
+#: autogroups a busy machine gives a run's processes one share however many there are, so
+#: more children would only add their overhead.
+CHILD = ("schedule.png", "utilization.png", "memory.png")
+HERE = ("gantt.png",)
 
 
 def _plots(run_dir: Path, names: tuple[str, ...], timeline: pd.DataFrame, summary: dict, config: dict,
            details: dict, gpu: Any) -> list[tuple[str, float]]:
-    """Draw the plots ``names`` (``(path, seconds)`` each); run by a drawing child."""
+    """Draw the plots ``names`` (``(path, seconds)`` each)."""
     from simcluster.reporting.gantt import draw_gantt
     from simcluster.reporting.memory import draw_memory
     from simcluster.reporting.schedule import draw_schedule
@@ -259,9 +262,9 @@ def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict,
     """(Re)draw the plots, the traces and the page of ``outputs`` (see :data:`OUTPUTS`) in ``run_dir``;
     returns the paths written (all complete). ``trace_scope``: ``bounded`` (default) or ``full``.
 
-    Every core at work: the plots are drawn by forked children, one per group of
-    :data:`PLOT_GROUPS` (:mod:`simcluster.reporting.parallel`; in this process, one after the
-    other, where forking is not possible), while this process writes the traces;
+    Two cores at work: the plots of :data:`CHILD` are drawn by a forked child
+    (:mod:`simcluster.reporting.parallel`; in this process, at the end, where forking is not
+    possible) while this process draws those of :data:`HERE` and writes the traces;
     ``write_table`` (the timeline file) and the trace files' compression run on a thread
     (pyarrow and zlib release the GIL). The page comes last: it embeds the plots.
     """
@@ -271,26 +274,23 @@ def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict,
     run_dir = Path(run_dir)
     wanted = _check(outputs)
     gpu = gpu_arrays(timeline) if "plots" in wanted else None  # the children draw from these arrays
-    jobs = []
+    plots = "plots" in wanted
+    side = parallel.start(lambda: _plots(run_dir, CHILD, timeline, summary, config, details, gpu)) \
+        if plots else None  # forked before any thread starts
     try:
-        if "plots" in wanted:  # forked before any thread starts
-            for names in PLOT_GROUPS:
-                jobs.append(parallel.start(lambda names=names: _plots(run_dir, names, timeline, summary, config,
-                                                                      details, gpu)))
         with ThreadPoolExecutor(max_workers=1) as io:
             table = io.submit(_timed, run_dir / "timeline", progress, write_table) if write_table else None
+            here = _plots(run_dir, HERE, timeline, summary, config, details, gpu) if plots else []
             written, info = _traces(run_dir, timeline, summary, config, details, wanted, trace_scope, progress, io)
             if table is not None:
                 written.insert(0, table.result())
-        while jobs:
-            for path, seconds in jobs[0].join():
-                written.append(Path(path))
-                if progress is not None:
-                    progress(Path(path), seconds)
-            jobs.pop(0)
+        for path, seconds in here + (side.join() if side is not None else []):
+            written.append(Path(path))
+            if progress is not None:
+                progress(Path(path), seconds)
     except BaseException:
-        for job in jobs:
-            job.cancel()
+        if side is not None:
+            side.cancel()
         raise
     if "html" in wanted:
         from simcluster.reporting.html import write_html

@@ -54,27 +54,33 @@ def passes(timeline: pd.DataFrame) -> pd.DataFrame:
     cols = ["rank", "kind", "microbatch", "chunk", "start_s", "end_s", "recompute_end_s"]
     if timeline.empty:
         return pd.DataFrame(columns=cols)
-    sel = (timeline["rank"] >= 0) & (timeline["microbatch"] >= 0) & (timeline["stream"] == "compute")
-    sel &= timeline["phase"].isin(list(KINDS))
-    rows = timeline.loc[sel, ["rank", "phase", "microbatch", "layer", "start_s", "end_s"]]
-    if rows.empty:
+    codes, texts = text_codes(timeline["phase"])  # through the categories: no per-row strings
+    s_codes, s_texts = text_codes(timeline["stream"])
+    sel = (timeline["rank"].to_numpy() >= 0) & (timeline["microbatch"].to_numpy() >= 0)
+    sel &= np.array([t == "compute" for t in s_texts] + [False])[s_codes]
+    sel &= np.array([t in KINDS for t in texts] + [False])[codes]
+    idx = np.flatnonzero(sel)
+    if not len(idx):
         return pd.DataFrame(columns=cols)
-    rows = rows.sort_values(["rank", "start_s", "end_s"], kind="stable")
-    rank = rows["rank"].to_numpy()
-    layer = rows["layer"].to_numpy()
-    codes, texts = text_codes(rows["phase"])  # through the categories: no per-row strings
+    col = {c: timeline[c].to_numpy()[idx] for c in ("rank", "microbatch", "layer", "start_s", "end_s")}
+    order = np.lexsort((col["end_s"], col["start_s"], col["rank"]))  # stable: ties keep the timeline's order
+    rows = {c: v[order] for c, v in col.items()}
+    codes = codes[idx][order]
+    rank = rows["rank"]
+    layer = rows["layer"]
     kind = np.array([KINDS.get(t, "F") for t in texts] or ["F"])[codes]
     kind_no = np.array(["FBW".index(KINDS.get(t, "F")) for t in texts] or [0])[codes]
     recompute = np.array([t == "recompute" for t in texts] or [False])[codes]
-    chunk = _chunks(rank, layer, rows["microbatch"].to_numpy() * 4 + kind_no)
-    mb = rows["microbatch"].to_numpy()
-    start, end = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-    new = np.ones(len(rows), dtype=bool)
+    chunk = _chunks(rank, layer, rows["microbatch"] * 4 + kind_no)
+    mb = rows["microbatch"]
+    start, end = rows["start_s"], rows["end_s"]
+    new = np.ones(len(rank), dtype=bool)
     new[1:] = (rank[1:] != rank[:-1]) | (kind[1:] != kind[:-1]) | (mb[1:] != mb[:-1]) | (chunk[1:] != chunk[:-1])
     idx = np.flatnonzero(new)
     rc = np.where(recompute, end - start, 0.0)
     out = pd.DataFrame({
-        "rank": rank[idx], "kind": kind[idx], "microbatch": mb[idx], "chunk": chunk[idx],
+        "rank": rank[idx], "kind": pd.Series(kind[idx], dtype=object),  # object: no arrow strings to iterate
+        "microbatch": mb[idx], "chunk": chunk[idx],
         "start_s": start[idx], "end_s": np.maximum.reduceat(end, idx),
         "recompute_end_s": start[idx] + np.add.reduceat(rc, idx),
     })
