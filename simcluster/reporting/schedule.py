@@ -138,12 +138,18 @@ def _draw_panel(ax: plt.Axes, units: pd.DataFrame, rows: list, t0: float, t1: fl
     kind = u["kind"].to_numpy()
     start, end = u["start_s"].to_numpy(), u["end_s"].to_numpy()
     tint: dict[str, list[tuple[float, float, float]]] = {WARM: [], COOL: []}  # (x0, x1, y): one artist each
-    for y in np.unique(ys):  # warm-up: before the row's first B; cool-down: after its last F
-        on = ys == y
-        b, f = on & (kind == "B"), on & (kind == "F")
-        first_b = start[b].min() if b.any() else np.nan
-        last_f = end[f].max() if f.any() else np.nan
-        last = end[on].max()
+    yi = ys.astype(np.int64)
+    row_first_b, row_last_f, row_last = np.full(len(rows), np.inf), np.full(len(rows), -np.inf), \
+        np.full(len(rows), -np.inf)
+    b, f = kind == "B", kind == "F"
+    np.minimum.at(row_first_b, yi[b], start[b])
+    np.maximum.at(row_last_f, yi[f], end[f])
+    np.maximum.at(row_last, yi, end)
+    for y in np.unique(yi).tolist():  # warm-up: before the row's first B; cool-down: after its last F
+        first_b = row_first_b[y] if np.isfinite(row_first_b[y]) else np.nan
+        last_f = row_last_f[y] if np.isfinite(row_last_f[y]) else np.nan
+        last = row_last[y]
+        y = float(y)
         if np.isfinite(first_b) and first_b > t0:
             tint[WARM].append((t0, first_b, y))
         cool = max(last_f, first_b) if np.isfinite(first_b) else last_f  # after the warm-up, always
