@@ -17,10 +17,13 @@ back gives the same values bit for bit and the same DataFrame gives the same byt
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -178,7 +181,14 @@ def write_timeline(run_dir: Path, timeline: Any, fmt: str = "auto") -> Path:
         path, stale = run_dir / "timeline.parquet", run_dir / "timeline.csv"
         step = 256_000
         schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
-        with pq.ParquetWriter(path, schema, compression="zstd") as w:
+        # dictionary pages only where values repeat (text, small integers, flops and bytes per task):
+        # trying them on the unique times and ids costs half the writing and makes the file bigger
+        repeat = [c for c in df.columns if c not in ("start_s", "end_s", "task_id")]
+        # min/max statistics for the numbers (what readers filter on); those of the text columns
+        # cost a quarter of the writing
+        numeric = [c for c in df.columns if c not in STRING_COLUMNS]
+        with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=repeat,
+                              write_statistics=numeric) as w:
             for a in range(0, max(len(df), 1), step):
                 w.write_table(pa.Table.from_pandas(df.iloc[a : a + step], schema=schema, preserve_index=False))
     else:
@@ -221,17 +231,31 @@ def _timed(path: Path, progress: Progress | None, make: Callable[[], Any]) -> An
     return out
 
 
-def _side_plots(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, gpu: Any
-                ) -> list[tuple[str, float]]:
-    """The plots drawn on the second core: schedule and utilization (``(path, seconds)`` each)."""
+#: The plots a forked drawing child draws, while this process draws :data:`HERE` and writes the
+#: traces (and, on a thread, the timeline file): about half the work each on the 1T run
+#: (schedule 0.9 + utilization 0.75 + memory 0.4 CPU-s there; Gantt 0.65 + traces 1.3 here).
+#: One child, not one per plot: the machine has two cores, and with the scheduler's
+#: autogroups a busy machine gives a run's processes one share however many there are, so
+#: more children would only add their overhead.
+CHILD = ("schedule.png", "utilization.png", "memory.png")
+HERE = ("gantt.png",)
+
+
+def _plots(run_dir: Path, names: tuple[str, ...], timeline: pd.DataFrame, summary: dict, config: dict,
+           details: dict, gpu: Any) -> list[tuple[str, float]]:
+    """Draw the plots ``names`` (``(path, seconds)`` each)."""
+    from simcluster.reporting.gantt import draw_gantt
+    from simcluster.reporting.memory import draw_memory
     from simcluster.reporting.schedule import draw_schedule
     from simcluster.reporting.utilization import draw_utilization
 
+    draws: dict[str, Callable[..., Any]] = {
+        "gantt.png": lambda *a: draw_gantt(*a, gpu=gpu), "memory.png": draw_memory, "schedule.png": draw_schedule,
+        "utilization.png": lambda *a: draw_utilization(*a, gpu=gpu)}
     out = []
-    for name, draw in (("schedule.png", draw_schedule),
-                       ("utilization.png", lambda *a: draw_utilization(*a, gpu=gpu))):
+    for name in names:
         t = time.perf_counter()
-        draw(run_dir / name, timeline, summary, config, details)
+        draws[name](run_dir / name, timeline, summary, config, details)
         out.append((str(run_dir / name), time.perf_counter() - t))
     return out
 
@@ -242,27 +266,29 @@ def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict,
     """(Re)draw the plots, the traces and the page of ``outputs`` (see :data:`OUTPUTS`) in ``run_dir``;
     returns the paths written (all complete). ``trace_scope``: ``bounded`` (default) or ``full``.
 
-    Two cores at work: the schedule and utilization plots are drawn by a forked child
-    (:mod:`simcluster.reporting.parallel`) while this process draws the Gantt chart and writes the
-    traces; ``write_table`` (the timeline file) and the trace files' compression run on a thread
+    Two cores at work: the plots of :data:`CHILD` are drawn by a forked child
+    (:mod:`simcluster.reporting.parallel`; in this process, at the end, where forking is not
+    possible) while this process draws those of :data:`HERE` and writes the traces;
+    ``write_table`` (the timeline file) and the trace files' compression run on a thread
     (pyarrow and zlib release the GIL). The page comes last: it embeds the plots.
     """
-    from simcluster.reporting import gantt, parallel, schedule, utilization  # noqa: F401 (imported once, before forking)
+    from simcluster.reporting import gantt, memory, parallel, schedule, utilization  # noqa: F401 (imported once, before forking)
     from simcluster.reporting.shares import gpu_arrays
 
     run_dir = Path(run_dir)
     wanted = _check(outputs)
-    gpu = gpu_arrays(timeline) if "plots" in wanted else None  # both processes draw from these arrays
-    side = parallel.start(lambda: _side_plots(run_dir, timeline, summary, config, details, gpu)) \
-        if "plots" in wanted else None  # forked before any thread starts
+    gpu = gpu_arrays(timeline) if "plots" in wanted else None  # the children draw from these arrays
+    plots = "plots" in wanted
+    side = parallel.start(lambda: _plots(run_dir, CHILD, timeline, summary, config, details, gpu)) \
+        if plots else None  # forked before any thread starts
     try:
         with ThreadPoolExecutor(max_workers=1) as io:
             table = io.submit(_timed, run_dir / "timeline", progress, write_table) if write_table else None
-            written, info = _draw_here(run_dir, timeline, summary, config, details, wanted, trace_scope, progress, io,
-                                       gpu)
+            here = _plots(run_dir, HERE, timeline, summary, config, details, gpu) if plots else []
+            written, info = _traces(run_dir, timeline, summary, config, details, wanted, trace_scope, progress, io)
             if table is not None:
                 written.insert(0, table.result())
-        for path, seconds in side.join() if side is not None else []:
+        for path, seconds in here + (side.join() if side is not None else []):
             written.append(Path(path))
             if progress is not None:
                 progress(Path(path), seconds)
@@ -279,12 +305,9 @@ def draw_all(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict,
     return written
 
 
-def _draw_here(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, wanted: set[str],
-               trace_scope: str, progress: Progress | None, executor: Executor, gpu: Any
-               ) -> tuple[list[Path], dict[str, Any]]:
-    """This process's share of :func:`draw_all`: the Gantt chart, the memory plot, ``trace.json``, ``traces/``."""
-    from simcluster.reporting.gantt import draw_gantt
-    from simcluster.reporting.memory import draw_memory
+def _traces(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dict, details: dict, wanted: set[str],
+            trace_scope: str, progress: Progress | None, executor: Executor) -> tuple[list[Path], dict[str, Any]]:
+    """This process's share of :func:`draw_all`: ``trace.json`` and ``traces/``."""
     from simcluster.reporting.kineto import write_rank_traces
     from simcluster.reporting.style import iteration_end, rank_infos
     from simcluster.reporting.trace import write_trace
@@ -293,10 +316,6 @@ def _draw_here(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dic
 
     written: list[Path] = []
     info: dict[str, Any] = {}
-    if "plots" in wanted:
-        for name, draw in (("gantt.png", lambda *a: draw_gantt(*a, gpu=gpu)), ("memory.png", draw_memory)):
-            _timed(run_dir / name, progress, lambda: draw(run_dir / name, timeline, summary, config, details))
-            written.append(run_dir / name)
     if "trace" in wanted:
         table = gpu_table(timeline)
         caps = link_capacities(details, config)
@@ -315,6 +334,27 @@ def _draw_here(run_dir: Path, timeline: pd.DataFrame, summary: dict, config: dic
         info["rank_traces"] = (k0, k1, kb, [p.name for p in paths])
         written += paths
     return written, info
+
+
+@contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that exist now (the simulation's task
+    graph, topology, timeline) while the reports are written, then hand them back.
+
+    Writing the reports allocates millions of short-lived objects; every collection of the
+    oldest generation would otherwise walk the whole simulation again (~0.2 CPU-s on the
+    1T run), and a forked drawing child (:mod:`simcluster.reporting.parallel`) would copy
+    every page whose objects it walks. New objects are still collected. Nothing happens
+    when something else has frozen objects already (``gc.get_freeze_count()``).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _check(outputs: Iterable[str]) -> set[str]:
@@ -336,8 +376,16 @@ def write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details
     (``trace.json`` and ``traces/``; ``trace_scope`` ``bounded`` or ``full``) and ``html``.
     ``progress(path, seconds)`` is called after each file (the CLI prints it).
     """
-    wanted = _check(outputs)
-    run_dir = Path(run_dir)
+    with older_objects_frozen():
+        return _write_run(Path(run_dir), timeline, summary, config, details, outputs=_check(outputs),
+                          timeline_format=timeline_format, trace_scope=trace_scope, progress=progress)
+
+
+def _write_run(run_dir: Path, timeline: Any, summary: dict, config: dict, details: dict | None, *,
+               outputs: set[str], timeline_format: str, trace_scope: str, progress: Progress | None
+               ) -> list[Path]:
+    """:func:`write_run`'s work."""
+    wanted = outputs
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = to_jsonable(summary or {})
     config = to_jsonable(config or {})
@@ -381,5 +429,6 @@ def redraw(run_dir: Path, window: tuple[float, float] | None = None, *, outputs:
         path = run_dir / window_name((a, b))
         _timed(path, progress, lambda: draw_gantt(path, timeline, summary, config, details, window=(a, b)))
         return [path]
-    return draw_all(run_dir, timeline, summary, config, details, outputs=outputs, trace_scope=trace_scope,
-                    progress=progress)
+    with older_objects_frozen():
+        return draw_all(run_dir, timeline, summary, config, details, outputs=outputs, trace_scope=trace_scope,
+                        progress=progress)

@@ -206,14 +206,15 @@ def draw_gantt(
         tops.append(y)
         y += h + LANE_GAP
     img_h = max(y, 1)
-    img = np.empty((img_h, PLOT_W, 3), dtype=np.uint8)
-    img[:] = BACKGROUND
+    img = np.empty((img_h, PLOT_W, 4), dtype=np.uint8)  # opaque RGBA: figimage draws it without converting
+    img[:, :, :3] = BACKGROUND
+    img[:, :, 3] = 255
     seen: set[str] = set()
     for k, (rank, lane, h) in enumerate(plan):
         states = COMPUTE_STATES if lane == "compute" else lane_states(lane)
         colours = np.array([hex_rgb(state_style(s)[0]) for s in states], dtype=np.uint8)
         bg = np.array(hex_rgb("#f7f7f7"), dtype=np.uint8) if lane != "compute" else BACKGROUND
-        img[tops[k] : tops[k] + h] = paint_to(pixels[k], colours, bg, h)
+        img[tops[k] : tops[k] + h, :, :3] = paint_to(pixels[k], colours, bg, h)
         seen.update(s for s, n in zip(states, pixels[k].sum(axis=1)) if n > 0)
         drawing.lanes.append(Lane(rank, lane, TOP + tops[k], h, tuple(states), pixels[k], seconds[k]))
 

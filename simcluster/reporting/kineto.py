@@ -202,18 +202,21 @@ def _comm(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.nda
         return 1
     codes = table.task.codes[idx]
     static: dict[int, tuple[str, str]] = {}  # per task: (kernel name, args that do not change)
-    for code in np.unique(codes).tolist():
-        row = idx[codes == code][0]
+    uniq, first = np.unique(codes, return_index=True)
+    ranks_json: dict[str, str] = {}  # per group, its ranks as JSON (written once, not once per task)
+    for code, row in zip(uniq.tolist(), idx[first].tolist()):  # each task's first row
         task = table.task.text[code]
         suffix, coll = collective_of(task, table.kind.value(row))
         key = "embedding" if stream == "dp" and "embedding" in task else (
             "zero" if table.phase.value(row) == "zero_comm" else stream)
         ranks = groups.get(key, [])
+        if key not in ranks_json:
+            ranks_json[key] = json.dumps(ranks)
         pg = {"pp-fwd": "pp", "pp-bwd": "pp"}.get(key, key)
         static[code] = (json.dumps(f"ncclDevKernel_{suffix} ({task})"),
                         f', "Collective name": "{coll}", "Group size": {len(ranks) or 1}, "dtype": "{dtype}", '
                         f'"Process Group Name": "{pg}", "Process Group Description": "{GROUP_DESC.get(pg, pg)}", '
-                        f'"Process Group Ranks": {json.dumps(ranks)}')
+                        f'"Process Group Ranks": {ranks_json[key]}')
     nbytes = table.nbytes[idx]
     nel = (np.nan_to_num(nbytes) // size).astype(np.int64).tolist()
     extra = [f'{static[c][1]}, "In msg nelems": {n}, "Out msg nelems": {n}, "bytes": {b}, "microbatch": {m}, '

@@ -78,7 +78,7 @@ def activation_curves(timeline: pd.DataFrame, ranks: list[int]) -> dict[int, tup
     r, mb = rank[sel], timeline["microbatch"].to_numpy()[sel]
     grow = timeline["phase"].isin(GROW).to_numpy()[sel]
     ends = timeline["end_s"].to_numpy()[sel]
-    key = np.unique(np.c_[r, mb], axis=0, return_inverse=True)[1].ravel()
+    key = np.unique(r * (int(mb.max()) + 1) + mb, return_inverse=True)[1].ravel()  # one key per (rank, microbatch)
     n_grow = np.bincount(key, weights=grow.astype(float))[key]
     n_shrink = np.bincount(key, weights=(~grow).astype(float))[key]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -59,7 +59,8 @@ class Job:
         """The work's result (files written and seconds each); raises RuntimeError when the child failed."""
         if not self.pid:
             return self.work()
-        with os.fdopen(self.fd, "rb") as fh:
+        fd, self.fd = self.fd, -1  # closed by the reader below, even when Ctrl-C interrupts the read
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read()
         _, status = os.waitpid(self.pid, 0)
         self.pid = 0
@@ -80,7 +81,9 @@ class Job:
                 os.waitpid(self.pid, 0)
             except OSError:
                 pass
-            os.close(self.fd)
+            if self.fd >= 0:  # not yet handed to join's reader
+                os.close(self.fd)
+                self.fd = -1
             self.pid = 0
 
 

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from simcluster.reporting.gantt import _evenly  # noqa: E402
+from simcluster.reporting.shares import text_codes  # noqa: E402
 from simcluster.reporting.style import (  # noqa: E402
     PHASE_STYLE,
     add_boxes,
@@ -53,26 +54,33 @@ def passes(timeline: pd.DataFrame) -> pd.DataFrame:
     cols = ["rank", "kind", "microbatch", "chunk", "start_s", "end_s", "recompute_end_s"]
     if timeline.empty:
         return pd.DataFrame(columns=cols)
-    sel = (timeline["rank"] >= 0) & (timeline["microbatch"] >= 0) & (timeline["stream"] == "compute")
-    sel &= timeline["phase"].isin(list(KINDS))
-    rows = timeline.loc[sel, ["rank", "phase", "microbatch", "layer", "start_s", "end_s"]]
-    if rows.empty:
+    codes, texts = text_codes(timeline["phase"])  # through the categories: no per-row strings
+    s_codes, s_texts = text_codes(timeline["stream"])
+    sel = (timeline["rank"].to_numpy() >= 0) & (timeline["microbatch"].to_numpy() >= 0)
+    sel &= np.array([t == "compute" for t in s_texts] + [False])[s_codes]
+    sel &= np.array([t in KINDS for t in texts] + [False])[codes]
+    idx = np.flatnonzero(sel)
+    if not len(idx):
         return pd.DataFrame(columns=cols)
-    rows = rows.sort_values(["rank", "start_s", "end_s"], kind="stable")
-    rank = rows["rank"].to_numpy()
-    layer = rows["layer"].to_numpy()
-    phase = rows["phase"].astype(str).to_numpy()
-    kind = np.array([KINDS[p] for p in phase]) if len(phase) < 64 else pd.Series(phase).map(KINDS).to_numpy()
-    chunk = _chunks(rank, layer, rows["microbatch"].to_numpy() * 4 + pd.Series(kind).map({"F": 0, "B": 1, "W": 2})
-                    .to_numpy())
-    mb = rows["microbatch"].to_numpy()
-    start, end = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-    new = np.ones(len(rows), dtype=bool)
+    col = {c: timeline[c].to_numpy()[idx] for c in ("rank", "microbatch", "layer", "start_s", "end_s")}
+    order = np.lexsort((col["end_s"], col["start_s"], col["rank"]))  # stable: ties keep the timeline's order
+    rows = {c: v[order] for c, v in col.items()}
+    codes = codes[idx][order]
+    rank = rows["rank"]
+    layer = rows["layer"]
+    kind = np.array([KINDS.get(t, "F") for t in texts] or ["F"])[codes]
+    kind_no = np.array(["FBW".index(KINDS.get(t, "F")) for t in texts] or [0])[codes]
+    recompute = np.array([t == "recompute" for t in texts] or [False])[codes]
+    chunk = _chunks(rank, layer, rows["microbatch"] * 4 + kind_no)
+    mb = rows["microbatch"]
+    start, end = rows["start_s"], rows["end_s"]
+    new = np.ones(len(rank), dtype=bool)
     new[1:] = (rank[1:] != rank[:-1]) | (kind[1:] != kind[:-1]) | (mb[1:] != mb[:-1]) | (chunk[1:] != chunk[:-1])
     idx = np.flatnonzero(new)
-    rc = np.where(phase == "recompute", end - start, 0.0)
+    rc = np.where(recompute, end - start, 0.0)
     out = pd.DataFrame({
-        "rank": rank[idx], "kind": kind[idx], "microbatch": mb[idx], "chunk": chunk[idx],
+        "rank": rank[idx], "kind": pd.Series(kind[idx], dtype=object),  # object: no arrow strings to iterate
+        "microbatch": mb[idx], "chunk": chunk[idx],
         "start_s": start[idx], "end_s": np.maximum.reduceat(end, idx),
         "recompute_end_s": start[idx] + np.add.reduceat(rc, idx),
     })
@@ -129,17 +137,28 @@ def _draw_panel(ax: plt.Axes, units: pd.DataFrame, rows: list, t0: float, t1: fl
     ys = u["rank"].map(y_of).to_numpy(dtype=float)
     kind = u["kind"].to_numpy()
     start, end = u["start_s"].to_numpy(), u["end_s"].to_numpy()
-    for y in np.unique(ys):  # warm-up: before the row's first B; cool-down: after its last F
-        on = ys == y
-        b, f = on & (kind == "B"), on & (kind == "F")
-        first_b = start[b].min() if b.any() else np.nan
-        last_f = end[f].max() if f.any() else np.nan
-        last = end[on].max()
+    tint: dict[str, list[tuple[float, float, float]]] = {WARM: [], COOL: []}  # (x0, x1, y): one artist each
+    yi = ys.astype(np.int64)
+    row_first_b, row_last_f, row_last = np.full(len(rows), np.inf), np.full(len(rows), -np.inf), \
+        np.full(len(rows), -np.inf)
+    b, f = kind == "B", kind == "F"
+    np.minimum.at(row_first_b, yi[b], start[b])
+    np.maximum.at(row_last_f, yi[f], end[f])
+    np.maximum.at(row_last, yi, end)
+    for y in np.unique(yi).tolist():  # warm-up: before the row's first B; cool-down: after its last F
+        first_b = row_first_b[y] if np.isfinite(row_first_b[y]) else np.nan
+        last_f = row_last_f[y] if np.isfinite(row_last_f[y]) else np.nan
+        last = row_last[y]
+        y = float(y)
         if np.isfinite(first_b) and first_b > t0:
-            add_boxes(ax, [t0], [first_b], y - 0.5, y + 0.5, WARM, zorder=0)
+            tint[WARM].append((t0, first_b, y))
         cool = max(last_f, first_b) if np.isfinite(first_b) else last_f  # after the warm-up, always
         if np.isfinite(cool) and cool < last:
-            add_boxes(ax, [cool], [last], y - 0.5, y + 0.5, COOL, zorder=0)
+            tint[COOL].append((cool, last, y))
+    for colour, boxes in tint.items():
+        if boxes:
+            x0, x1, yy = np.array(boxes, dtype=float).T
+            add_boxes(ax, x0, x1, yy - 0.5, yy + 0.5, colour, zorder=0)
     placed: list[tuple[int, str, int]] = []
     wide = len(u) > 0 and float(np.median(end - start)) > 3 * px
     chunk = u["chunk"].to_numpy()

@@ -86,7 +86,7 @@ def _covered(points: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+def text_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes and the text of each code of a text column (categorical or not)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
@@ -124,9 +124,9 @@ def gpu_arrays(timeline: pd.DataFrame) -> GpuRows:
     order = np.argsort(rank, kind="stable")
     idx, rank = idx[order], rank[order]
     sub = {c: timeline[c].iloc[idx] for c in ("stream", "phase", "task")}
-    s_codes, s_text = _codes(sub["stream"])
-    p_codes, p_text = _codes(sub["phase"])
-    t_codes, t_text = _codes(sub["task"])
+    s_codes, s_text = text_codes(sub["stream"])
+    p_codes, p_text = text_codes(sub["phase"])
+    t_codes, t_text = text_codes(sub["task"])
     busy = {name: k for k, name in enumerate(BUSY)}
     cls = np.empty(len(idx), dtype=np.int16)
     for sc, stream in enumerate(s_text):

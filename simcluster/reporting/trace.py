@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from simcluster.reporting.bins import busy_fraction_per_bin, bytes_per_bin
+from simcluster.reporting.shares import text_codes
 from simcluster.reporting.style import iteration_end, link_rows, rank_infos, stream_sort_key
 from simcluster.reporting.tracefmt import (
     GpuTable,
@@ -160,35 +161,36 @@ def _counters(table: GpuTable, ranks: list[int], links: pd.DataFrame, caps: dict
     """Compute utilization per GPU; utilization (or GB/s) per link."""
     out: list[str] = []
     edges = np.linspace(t0, t1, int(np.clip(COUNTER_EVENTS // max(len(ranks), 1), 10, 200)) + 1)
+    ts = [us(x) for x in edges.tolist()]
+    is_compute = np.array([t == "compute" for t in table.stream.text] + [False])
     for r in ranks:
         sl = table.spans.get(r, slice(0, 0))
-        comp = np.array(table.stream.text, dtype=object)[table.stream.codes[sl]] == "compute"
+        comp = is_compute[table.stream.codes[sl]]
         frac = busy_fraction_per_bin(table.start[sl][comp], table.end[sl][comp], edges) * 100
-        for k in range(len(frac)):
-            out.append(f'{{"ph": "C", "pid": {r}, "ts": {us(edges[k])}, "name": "compute utilization", '
-                       f'"args": {{"busy %": {round(float(frac[k]), 3)}}}}}')
-        out.append(f'{{"ph": "C", "pid": {r}, "ts": {us(edges[-1])}, "name": "compute utilization", "args": {{"busy %": 0.0}}}}')
+        head = f'{{"ph": "C", "pid": {r}, "ts": '
+        out += [f'{head}{t}, "name": "compute utilization", "args": {{"busy %": {round(v, 3)}}}}}'
+                for t, v in zip(ts, frac.tolist() + [0.0])]
     if links.empty:
         return out
-    names = sorted(links["resource"].astype(str).unique())
+    codes, texts = text_codes(links["resource"])  # through the categories: no per-row strings
+    s_codes, s_text = text_codes(links["stream"])
+    present = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(texts)))
+    names = sorted((texts[c], int(c)) for c in present)
     n_bins = int(np.clip(COUNTER_EVENTS // max(len(names), 1), 10, 200))
     edges = np.linspace(t0, t1, n_bins + 1)
     width = np.diff(edges)
-    res = links["resource"].astype(str).to_numpy()
-    cls = links["stream"].astype(str).to_numpy()
+    ts = [us(x) for x in edges[:-1].tolist()]
     st, en, nb = (links[c].to_numpy(dtype=float) for c in ("start_s", "end_s", "bytes"))
-    order = np.argsort(res, kind="stable")
-    res, cls, st, en, nb = res[order], cls[order], st[order], en[order], nb[order]
-    bounds = np.searchsorted(res, names + [chr(0x10FFFF)])
-    for i, name in enumerate(names):
-        a, b = bounds[i], bounds[i + 1]
-        rate = bytes_per_bin(st[a:b], en[a:b], nb[a:b], edges) / width
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(texts) + 1))
+    for name, c in names:
+        sel = order[bounds[c]:bounds[c + 1]]
+        rate = bytes_per_bin(st[sel], en[sel], nb[sel], edges) / width
         cap = caps.get(name)
         key, val = ("% of capacity", rate / cap * 100) if cap else ("GB/s", rate / 1e9)
-        label = json.dumps(f"{name[len('link:'):]} ({cls[a]})")
-        for k in range(len(val)):
-            out.append(f'{{"ph": "C", "pid": {net_pid}, "ts": {us(edges[k])}, "name": {label}, '
-                       f'"args": {{"{key}": {round(float(val[k]), 3)}}}}}')
+        label = json.dumps(f"{name[len('link:'):]} ({s_text[s_codes[sel[0]]]})")
+        head, mid = f'{{"ph": "C", "pid": {net_pid}, "ts": ', f', "name": {label}, "args": {{"{key}": '
+        out += [f"{head}{t}{mid}{round(v, 3)}}}}}" for t, v in zip(ts, val.tolist())]
     return out
 
 

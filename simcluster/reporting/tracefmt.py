@@ -80,10 +80,16 @@ def gpu_table(timeline: pd.DataFrame) -> GpuTable:
         keys = (timeline["task_id"].to_numpy()[idx], timeline["end_s"].to_numpy()[idx],
                 timeline["start_s"].to_numpy()[idx], rank[idx])
         idx = idx[np.lexsort(keys)]
-    sub = timeline.iloc[idx] if len(timeline) else timeline
 
-    def num(c: str, dtype: type) -> np.ndarray:
-        return sub[c].to_numpy(dtype=dtype) if len(sub) else np.zeros(0, dtype=dtype)
+    def num(c: str, dtype: type) -> np.ndarray:  # only the columns the writers read, rows taken once
+        return timeline[c].to_numpy(dtype=dtype)[idx] if len(idx) else np.zeros(0, dtype=dtype)
+
+    def text(c: str) -> TextColumn:
+        col = timeline[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            whole = text_column(col)
+            return TextColumn(whole.codes[idx], whole.text, whole.json)
+        return text_column(col.iloc[idx])
 
     rank = num("rank", np.int64)
     cuts = np.flatnonzero(np.diff(rank)) + 1
@@ -91,8 +97,8 @@ def gpu_table(timeline: pd.DataFrame) -> GpuTable:
     spans = {int(rank[a]): slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
     return GpuTable(rank, num("start_s", float), num("end_s", float), num("layer", np.int64),
                     num("microbatch", np.int64), num("stage", np.int64), num("task_id", np.int64),
-                    num("flops", float), num("bytes", float), text_column(sub["stream"]), text_column(sub["task"]),
-                    text_column(sub["phase"]), text_column(sub["kind"]), spans)
+                    num("flops", float), num("bytes", float), text("stream"), text("task"), text("phase"), text("kind"),
+                    spans)
 
 
 def choose_window(starts: np.ndarray, t_end: float, budget: int | None) -> tuple[float, float, bool]:

@@ -39,7 +39,7 @@ from simcluster.reporting.bins import (  # noqa: E402, F401 (re-exported: the te
     merge_intervals,
     time_bins,
 )
-from simcluster.reporting.shares import BUSY, GpuRows, gpu_arrays  # noqa: E402
+from simcluster.reporting.shares import BUSY, GpuRows, gpu_arrays, text_codes  # noqa: E402
 from simcluster.reporting.breakdown import MANY, draw_bubble, draw_breakdown  # noqa: E402
 from simcluster.reporting.style import (  # noqa: E402
     LINK_COLOURS,
@@ -109,17 +109,16 @@ def link_bins(timeline: pd.DataFrame, edges: np.ndarray) -> dict[str, tuple[str,
     links = link_rows(timeline, ["resource", "stream", "start_s", "end_s", "bytes"])
     if links.empty:
         return {}
-    res = links["resource"].astype("category")
-    codes, names = res.cat.codes.to_numpy(), [str(c) for c in res.cat.categories]
-    cls = links["stream"].astype(str).to_numpy() if len(links) < 1000 else links["stream"].to_numpy()
+    codes, names = text_codes(links["resource"])
+    s_codes, s_text = text_codes(links["stream"])  # through the categories: no per-row strings
     st, en, nb = (links[c].to_numpy(dtype=float) for c in ("start_s", "end_s", "bytes"))
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     out: dict[str, tuple[str, float, np.ndarray]] = {}
-    for i, name in enumerate(names):
-        sel = order[bounds[i]:bounds[i + 1]]
+    for i in sorted(range(len(names)), key=names.__getitem__):
+        name, sel = names[i], order[bounds[i]:bounds[i + 1]]
         if len(sel):
-            out[name] = (str(cls[sel[0]]), float(nb[sel].sum()), bytes_per_bin(st[sel], en[sel], nb[sel], edges))
+            out[name] = (s_text[s_codes[sel[0]]], float(nb[sel].sum()), bytes_per_bin(st[sel], en[sel], nb[sel], edges))
     return out
 
 

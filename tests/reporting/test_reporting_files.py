@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,40 @@ def test_the_second_core_reports_back_or_fails_loudly(monkeypatch):
     assert not parallel.can_fork()
     job = parallel.start(lambda: [("b.png", float(len("here")))])
     assert job.pid == 0 and job.join() == [("b.png", 4.0)]
+
+
+def test_ctrl_c_while_waiting_for_the_child_stays_a_ctrl_c():
+    """Ctrl-C while this process reads the child's report: cancelling the job stops and reaps the
+    child and lets the KeyboardInterrupt through (it once closed the pipe twice: an OSError
+    that the CLI reported as "cannot write --out")."""
+    import signal
+    import time
+
+    from simcluster.reporting import parallel
+
+    if not parallel.can_fork():
+        pytest.skip("forking a drawing child is not possible here (one core, threads, or SIMCLUSTER_NO_FORK)")
+    job = parallel.start(lambda: [("slow.png", time.sleep(30) or 30.0)])
+    pid = job.pid
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                job.join()
+            except BaseException:
+                job.cancel()  # what draw_all does
+                raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert job.pid == 0 and job.fd == -1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
 
 
 def test_same_files_with_and_without_fork(tmp_path, run_inputs, monkeypatch):
