@@ -41,6 +41,9 @@ class Job:
             r, w = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: do the work, report, leave without running the parent's cleanup
+                import signal
+
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
                 os.close(r)
                 code = 0
                 try:

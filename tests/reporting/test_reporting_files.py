@@ -169,7 +169,8 @@ def test_the_second_core_reports_back_or_fails_loudly(monkeypatch):
     from simcluster.reporting import parallel
 
     assert parallel.start(lambda: [("a.png", 0.5)]).join() == [("a.png", 0.5)]
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+    forked = parallel.can_fork()  # not while another thread is alive (an earlier test's, say)
+    with pytest.raises(RuntimeError if forked else ZeroDivisionError, match="ZeroDivisionError|division"):
         parallel.start(lambda: [("x", 1 / 0)]).join()
     monkeypatch.setenv("SIMCLUSTER_NO_FORK", "1")
     assert not parallel.can_fork()
