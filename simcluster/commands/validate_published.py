@@ -25,8 +25,10 @@ HELP = "check predictions against published training runs (a corpus of groups): 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", metavar="G",
-                   help="one group of the corpus: table1 (Narayanan et al. 2021 Table 1) or famous (the systems "
-                        "the field cites; needs the repository's workloads/ folder); default: every group")
+                   help="one group of the corpus: table1 (Narayanan et al. 2021 Table 1), famous (the systems "
+                        "the field cites), megatron (Megatron/NeMo runs), stacks (PyTorch FSDP, DeepSpeed, JAX), "
+                        "memory (peak memory per GPU) or moe (mixture of experts); famous and moe need the "
+                        "repository's workloads/ folder; default: every group")
     p.add_argument("--only", metavar="ROWS",
                    help="comma-separated rows of any group, e.g. 1.7b,39.1b or llama3-8b,gpt3-175b "
                         "(default: every row of the groups run)")
