@@ -74,9 +74,10 @@ def _stage_checks(spec: "WorkloadSpec") -> list[Finding]:
         if inner:
             found.append(Finding("parallelism.stage_layers", f"entry {inner[0]} is 0; only the first chunk (the "
                                  "embedding's) and the last (the output's) may hold no layer"))
-        held = [sum(p.stage_layers[c * p.pipeline + s] for c in range(p.virtual_stages)) for s in range(p.pipeline)]
-        if len(p.stage_layers) == stages and 0 in held:
-            found.append(Finding("parallelism.stage_layers", f"pipeline stage {held.index(0)} holds no layer"))
+        if len(p.stage_layers) == stages:
+            held = [sum(p.stage_layers[c * p.pipeline + s] for c in range(p.virtual_stages)) for s in range(p.pipeline)]
+            if 0 in held:
+                found.append(Finding("parallelism.stage_layers", f"pipeline stage {held.index(0)} holds no layer"))
     if spec.model.seq_len % p.context:
         found.append(Finding("parallelism.context", f"context {p.context} does not divide seq_len {spec.model.seq_len}",
                              ("model.seq_len",)))
