@@ -77,6 +77,16 @@ pytorch/pytorch commit 01d66d21)
     (no copy-out); the spec cannot say which FSDP a run used, so ``pytorch`` is FSDP2 (about 1–2 %
     slow for FSDP1 runs).
 
+Selective recompute (pytorch: torchtitan's per-op selective activation checkpointing)
+    Megatron's selective recompute reruns the attention core (Korthikanti et al. 2022 §4.2). PyTorch
+    has no such module; torchtitan's ``selective_ac_option = "op"`` (the default of its train
+    configs; ``torchtitan/parallelisms/parallelize_llama.py`` ``_save_list`` and ``_custom_policy``,
+    commit 9dec370) saves the outputs of ``aten.mm`` — except every second mm of the layer, counted in
+    forward order — and of the flash/efficient SDPA kernels, and recomputes everything else at the
+    start of the layer's backward: with Llama's wq, wk, wv, wo, w1, w3, w2 that is wk, wo and w3 and
+    every memory-bound kernel (norms, RoPE, silu, products, residual adds). Memory: the layer's input
+    and the saved outputs (``simcluster.costs.memory``).
+
 torch.compile
     The spec has no key for it; ``pytorch`` is eager. Compiled runs (Inductor fuses the norm, RoPE and
     SwiGLU chains into a few Triton kernels) are predicted too slow by the eager kernels' share.
@@ -143,6 +153,7 @@ class Stack:
     overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
+    selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -154,7 +165,7 @@ FRAMEWORKS.add("deepspeed", Stack("deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEG
                                   overlap_grad_reduce=False))
 FRAMEWORKS.add("pytorch", Stack("pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, 6.0, 8.0,
                                 autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer", blocking_p2p=False,
-                                overlap_grad_reduce=True, eager_layer=True))
+                                overlap_grad_reduce=True, eager_layer=True, selective="op"))
 FRAMEWORKS.add("jax", Stack("jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, 4.0, 0.0, autocast=False, grad_accum_bytes=0.0,
                             optimizer="fused",
                             zero3_fetch="layer", blocking_p2p=False, overlap_grad_reduce=True))

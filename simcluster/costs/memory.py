@@ -25,7 +25,8 @@ in bytes, 16-bit values, s the per-rank sequence s/c:
   no parallelism              s·b·h·(34 + 5·a·s/h)
   tensor parallel             s·b·h·(10 + 24/t + 5·a·s/(h·t))
   tensor + sequence parallel  s·b·h·(34/t + 5·a·s/(h·t))
-  selective recompute         the 5·a·s/h term is dropped (so does flash attention)
+  selective recompute         the 5·a·s/h term is dropped (so does flash attention); under
+                              ``pytorch`` torchtitan's op SAC instead (:func:`op_sac_activation_bytes`)
   full recompute              2·s·b·h (÷ t with sequence parallel)
 Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
 inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
@@ -119,6 +120,8 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
         return 2 * v * sbh / (t if sp or training.distribute_saved_activations else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
+    if recompute == "selective" and framework(training.framework).selective == "op":
+        return op_sac_activation_bytes(model, training, parallelism)
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
@@ -135,6 +138,25 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     split = (4 * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (4 + 4 * g_over_a + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
     return sbh * (per + scores / t)
+
+
+def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """One layer's saved tensors under torchtitan's per-op selective checkpointing (``pytorch``'s selective,
+    :mod:`simcluster.costs.frameworks`): the layer's input (h), the outputs of the mms it keeps — every
+    odd one in forward order: Llama code wq (a·d), wv (g·d), w1 (f), w2 (h, whole before a row-parallel
+    reduction); fused-Wqkv code Wqkv ((a + 2g)·d) and the MLP up projection (f) — and SDPA's output (a·d,
+    16-bit) and log-sum-exp (fp32, one per head and token)."""
+    t = parallelism.tensor
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    v = DTYPE_BYTES[training.precision]
+    q, f = P.q_width(model) / t, P.ffn_width(model) / t
+    kv = P.kv_heads_per_rank(model, t) * P.head_dim(model)
+    x = model.hidden / (t if _sp(parallelism) else 1)
+    if model.mlp == "swiglu":
+        saved = q + kv + f + model.hidden
+    else:
+        saved = q + 2 * kv + f
+    return sb * (v * (x + saved + q) + 4 * model.heads / t)
 
 
 def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,

@@ -198,9 +198,45 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.head), cm, t, c, sp, flash, stack),
-                  sum(op_time(o, cm, t, c, sp, flash, False) for o in core),
-                  sum(o.fwd_flops for o in core) / (t * c),
+                  *(op_sac_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "op" else
+                    (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
                   gather_copy_time(ops, cm, t, stack))
+
+
+def mm_parts(ops: ModelOps) -> list[tuple[Op, float]]:
+    """The layer's matrix multiplies in forward order as (GEMM operator, share of its N): Llama-style code
+    (SwiGLU, torchtitan) runs wq, wk, wv and w1, w3 as separate mms; GPT/MPT code fuses Wqkv."""
+    out: list[tuple[Op, float]] = []
+    for o in ops.layer:
+        if o.kind != "gemm" or o.gemm is None:
+            continue
+        n = o.gemm[1]
+        if ops.mlp == "swiglu" and o.name == "qkv":
+            kv = o.kv[0] / n
+            out += [(o, 1 - kv), (o, kv / 2), (o, kv / 2)]
+        elif ops.mlp == "swiglu" and o.name == "fc1":
+            out += [(o, 0.5), (o, 0.5)]
+        else:
+            out.append((o, 1.0))
+    return out
+
+
+def op_sac_recompute(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, stack: Stack,
+                     extra: dict[str, EagerCost]) -> tuple[float, float]:
+    """(seconds, matmul FLOPs) torchtitan's op SAC recomputes per layer (:mod:`simcluster.costs.frameworks`):
+    every second mm in forward order (:func:`mm_parts`) and every memory-bound kernel, the stack's extra
+    eager kernels included; the SDPA output is saved."""
+    secs = extra["attn"].fwd_s + extra["mlp"].fwd_s
+    secs += sum(op_time(o, cm, t, c, sp, flash, False, stack) for o in ops.layer if o.kind not in ("gemm", "attention"))
+    flops = 0.0
+    for i, (o, share) in enumerate(mm_parts(ops), start=1):
+        if i % 2:
+            continue
+        M, N, K = rank_gemm(o, t, c)
+        n = max(1, round(N * share))
+        secs += cm.gemm_time(M, n, K)
+        flops += 2.0 * M * n * K
+    return secs, flops
 
 
 def gather_copy_time(ops: ModelOps, cm: ComputeModel, t: int, stack: Stack) -> float:

@@ -239,3 +239,35 @@ def test_fsdp2_copies_out_every_gathered_weight(tmp_path):
     assert min(start[c.id] for c in copies) >= min(end[g.id] for g in gathers) - 1e-12
     meg = simulate_workload(make_spec(tmp_path, *common))
     assert not [t for t in meg.tasks.tasks if t.name.startswith("zero.copy_out")]
+
+
+def test_op_sac_recomputes_every_second_mm_and_the_memory_bound_kernels(tmp_path):
+    """torchtitan's op SAC on a Llama layer: mms wq, wk, wv, wo, w1, w3, w2 — wk, wo, w3 rerun — plus every
+    memory-bound kernel; the SDPA output is kept (no attention FLOPs recomputed)."""
+    from simcluster.costs.eager import block_extra
+    from simcluster.plan.costing import model_blocks
+    spec, ops, cm = _ops(tmp_path, *LLAMA, "training.recompute=selective")
+    b, s, h, f, kv = spec.training.micro_batch, spec.model.seq_len, 1024, 2816, 2 * 128
+    M = b * s
+    blocks = model_blocks(ops, cm, 1, 1, False, True, framework("pytorch"))
+    assert blocks.core_rc_flops == pytest.approx(2.0 * M * (kv * h + h * h + f * h))
+    memory_bound = sum(op_time(o, cm, 1, 1, False, True, False, framework("pytorch")) for o in ops.layer
+                       if o.kind not in ("gemm", "attention"))
+    extra = sum(block_extra(ops, k, cm, 1, 1, False).fwd_s for k in ("attn", "mlp"))
+    gemms = cm.gemm_time(M, kv, h) + cm.gemm_time(M, h, h) + cm.gemm_time(M, f, h)
+    assert blocks.core_rc_s == pytest.approx(memory_bound + extra + gemms, rel=1e-12)
+    # Megatron's selective recompute stays the attention core
+    meg = model_blocks(ops, cm, 1, 1, False, True, framework("megatron"))
+    core = next(o for o in ops.layer if o.kind == "attention")
+    assert meg.core_rc_flops == core.fwd_flops
+
+
+def test_op_sac_memory_is_the_saved_outputs(tmp_path):
+    """Per token and layer (16-bit): input h, wq a·d, wv g·d, w1 f, w2 h, SDPA output a·d; fp32 LSE per head."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+    spec = make_spec(tmp_path, *LLAMA, "training.recompute=selective")
+    sb = spec.model.seq_len * spec.training.micro_batch
+    want = sb * (2 * (1024 + 1024 + 256 + 2816 + 1024 + 1024) + 4 * 8)
+    assert activation_bytes_per_layer(spec.model, spec.training, spec.parallelism) == pytest.approx(want)
+    meg = make_spec(tmp_path, *LLAMA[:-1], "training.recompute=selective")
+    assert activation_bytes_per_layer(meg.model, meg.training, meg.parallelism) > want  # Korthikanti's 34·sbh-like
