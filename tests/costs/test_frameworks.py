@@ -271,3 +271,14 @@ def test_op_sac_memory_is_the_saved_outputs(tmp_path):
     assert activation_bytes_per_layer(spec.model, spec.training, spec.parallelism) == pytest.approx(want)
     meg = make_spec(tmp_path, *LLAMA[:-1], "training.recompute=selective")
     assert activation_bytes_per_layer(meg.model, meg.training, meg.parallelism) > want  # Korthikanti's 34·sbh-like
+
+
+def test_eager_llama_saves_fp32_norm_inputs_and_repeated_kv(tmp_path):
+    """Without recompute, eager Llama code keeps x.float() for each RMSNorm (+2 B per element of x, twice)
+    and the a-head K and V repeat_kv hands SDPA (+2·2·(a − g)·d B per token) over what Megatron keeps."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+    torch_spec, meg = make_spec(tmp_path, *LLAMA), make_spec(tmp_path, *LLAMA[:-1])
+    sb = torch_spec.model.seq_len * torch_spec.training.micro_batch
+    extra = activation_bytes_per_layer(torch_spec.model, torch_spec.training, torch_spec.parallelism) \
+        - activation_bytes_per_layer(meg.model, meg.training, meg.parallelism)
+    assert extra == pytest.approx(sb * (4 * 1024 + 4 * (8 - 2) * 128))
