@@ -53,6 +53,44 @@ Optimizer
     (8 + 4), ``v.mul_`` (4 + 4), ``v.addcmul_(g, g)`` (8 + 4), ``sqrt`` (4 + 4), ``div_`` (4 + 4),
     ``add_(eps)`` (4 + 4), ``p.addcdiv_(m, denom)`` (12 + 4) = 80 B per parameter.
 
+Eager model code (pytorch)
+    Eager PyTorch launches every ``torch`` call of the model's ``forward`` and its autograd derivative
+    as kernels of their own: for Llama-style models (torchtitan's code) RMSNorm is a chain of eight
+    fp32 kernels, rotary embeddings cast q and k to fp32 and back around a complex multiply, GQA's
+    ``repeat_kv`` copies K and V to every head, SwiGLU's ``silu`` and the three separate Q/K/V
+    projections' gradient sums add passes; LayerNorm/GeLU models (MPT, GPT) launch one kernel each.
+    The inventory, bytes and sources: :mod:`simcluster.costs.eager` (``eager_layer``).
+
+PyTorch FSDP2 (pytorch with ZeRO-3; ``torch/distributed/_composable/fsdp/_fsdp_collectives.py``,
+pytorch/pytorch commit 01d66d21)
+    All-gather copy-in: ``torch._foreach_copy_`` of this rank's bf16 shards into the flat all-gather
+    input, on the all-gather copy-in stream (P/N elements: left out). Copy-out:
+    ``foreach_all_gather_copy_out`` waits for the all-gather on the *compute* stream and runs
+    ``torch.split_with_sizes_copy`` from the flat [N, P/N] buffer into each parameter's unsharded
+    tensor: read 2, write 2 B per gathered weight (:data:`FSDP_COPY_OUT_BYTES`), one kernel per gather
+    (forward and the backward's re-gather) — a compute task after each ZeRO-3 gather
+    (``zero.copy_out``, :mod:`simcluster.plan.steps`). Reduce-scatter copy-in:
+    ``foreach_reduce_scatter_copy_in``'s ``torch.cat`` of the bf16 gradients into the fp32
+    (``reduce_dtype``) input buffer: 6 B per weight (:data:`FSDP_GRAD_CAST_BYTES`), on the
+    reduce-scatter stream, modelled on the compute stream (it shares HBM bandwidth with the backward).
+    Composer/llm-foundry's FSDP1 gathers straight into the flat parameter the weights are views of
+    (no copy-out); the spec cannot say which FSDP a run used, so ``pytorch`` is FSDP2 (about 1–2 %
+    slow for FSDP1 runs).
+
+Selective recompute (pytorch: torchtitan's per-op selective activation checkpointing)
+    Megatron's selective recompute reruns the attention core (Korthikanti et al. 2022 §4.2). PyTorch
+    has no such module; torchtitan's ``selective_ac_option = "op"`` (the default of its train
+    configs; ``torchtitan/parallelisms/parallelize_llama.py`` ``_save_list`` and ``_custom_policy``,
+    commit 9dec370) saves the outputs of ``aten.mm`` — except every second mm of the layer, counted in
+    forward order — and of the flash/efficient SDPA kernels, and recomputes everything else at the
+    start of the layer's backward: with Llama's wq, wk, wv, wo, w1, w3, w2 that is wk, wo and w3 and
+    every memory-bound kernel (norms, RoPE, silu, products, residual adds). Memory: the layer's input
+    and the saved outputs (``simcluster.costs.memory``).
+
+torch.compile
+    The spec has no key for it; ``pytorch`` is eager. Compiled runs (Inductor fuses the norm, RoPE and
+    SwiGLU chains into a few Triton kernels) are predicted too slow by the eager kernels' share.
+
 ZeRO-3 parameter fetches
     PyTorch FSDP and Megatron gather one flat parameter per wrapped layer. DeepSpeed ZeRO-3
     fetches per submodule (``PartitionedParameterCoordinator.fetch_sub_module``): one
@@ -122,6 +160,9 @@ class Stack:
     zero3_prefetch_params: float  # a ZeRO-3 gather is prefetched only when its weights fit this many
     blocking_p2p: bool  # pipeline sends hold the compute stream until delivered
     overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
+    eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
+    gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
+    selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -136,7 +177,7 @@ FRAMEWORKS.add("deepspeed", Stack(
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
-    zero3_prefetch_params=NO_LIMIT, blocking_p2p=False, overlap_grad_reduce=True))
+    zero3_prefetch_params=NO_LIMIT, blocking_p2p=False, overlap_grad_reduce=True, eager_layer=True, selective="op"))
 FRAMEWORKS.add("jax", Stack(
     "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
@@ -144,8 +185,13 @@ FRAMEWORKS.add("jax", Stack(
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 
 
-#: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): cast the bf16 gradient to fp32
-#: before its reduce-scatter (read 2, write 4 B per weight and microbatch).
+#: FSDP2's all-gather copy-out (``foreach_all_gather_copy_out``: ``torch.split_with_sizes_copy`` of the
+#: gathered flat bf16 buffer into each parameter's unsharded tensor, on the compute stream after the wait):
+#: read 2, write 2 B per gathered weight, one kernel per gather (module docstring).
+FSDP_COPY_OUT_BYTES = 4.0
+
+#: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): the reduce-scatter copy-in
+#: concatenates the bf16 gradients into the fp32 input buffer (read 2, write 4 B per weight and microbatch).
 FSDP_GRAD_CAST_BYTES = 6.0
 
 
@@ -160,7 +206,8 @@ def framework(name: str, zero_stage: int = 0) -> Stack:
     """
     stack = FRAMEWORKS.get(name)
     if stack.autocast and zero_stage >= 3:
-        return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES)
+        return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
+                       gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
     return stack
 
 

@@ -25,7 +25,9 @@ in bytes, 16-bit values, s the per-rank sequence s/c:
   no parallelism              s·b·h·(34 + 5·a·s/h)
   tensor parallel             s·b·h·(10 + 24/t + 5·a·s/(h·t))
   tensor + sequence parallel  s·b·h·(34/t + 5·a·s/(h·t))
-  selective recompute         the 5·a·s/h term is dropped (so does flash attention)
+  selective recompute         the 5·a·s/h term is dropped (so does flash attention); under
+                              ``pytorch`` torchtitan's op SAC instead (:func:`op_sac_activation_bytes`)
+  eager Llama code, no recompute  + what :func:`eager_saved_bytes` adds (``pytorch``)
   full recompute              2·s·b·h (÷ t with sequence parallel)
 Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
 inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
@@ -119,6 +121,9 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
         return 2 * v * sbh / (t if sp or training.distribute_saved_activations else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
+    if recompute == "selective" and framework(training.framework).selective == "op":
+        return op_sac_activation_bytes(model, training, parallelism)
+    eager = eager_saved_bytes(model, training, parallelism) if recompute == "none" else 0.0
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
@@ -131,10 +136,44 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
         split = (4 * qd + mlp) * v
         kv = 4 * v * P.kv_heads_per_rank(model, t) / model.heads * qd
         per = ((replicated + split) / t if sp else replicated + split / t) + kv
-        return sbh * (per + scores / t)
+        return sbh * (per + scores / t) + eager
     split = (4 * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (4 + 4 * g_over_a + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
-    return sbh * (per + scores / t)
+    return sbh * (per + scores / t) + eager
+
+
+def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """What eager Llama code (``pytorch``, SwiGLU; :mod:`simcluster.costs.eager`) saves beyond the count above,
+    per layer and microbatch without recompute: each RMSNorm keeps ``x.float()`` (4 B, for ``pow`` and
+    ``x * r``) where a fused norm keeps its 16-bit input (2 B): +2 B per element of x, twice; and SDPA
+    keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token."""
+    if not framework(training.framework).eager_layer or model.mlp != "swiglu":
+        return 0.0
+    t = parallelism.tensor
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    x = model.hidden / (t if _sp(parallelism) else 1)
+    g = model.kv_heads or model.heads
+    rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
+    return sb * (2 * 2 * x + rep)
+
+
+def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """One layer's saved tensors under torchtitan's per-op selective checkpointing (``pytorch``'s selective,
+    :mod:`simcluster.costs.frameworks`): the layer's input (h), the outputs of the mms it keeps — every
+    odd one in forward order: Llama code wq (a·d), wv (g·d), w1 (f), w2 (h, whole before a row-parallel
+    reduction); fused-Wqkv code Wqkv ((a + 2g)·d) and the MLP up projection (f) — and SDPA's output (a·d,
+    16-bit) and log-sum-exp (fp32, one per head and token)."""
+    t = parallelism.tensor
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    v = DTYPE_BYTES[training.precision]
+    q, f = P.q_width(model) / t, P.ffn_width(model) / t
+    kv = P.kv_heads_per_rank(model, t) * P.head_dim(model)
+    x = model.hidden / (t if _sp(parallelism) else 1)
+    if model.mlp == "swiglu":
+        saved = q + kv + f + model.hidden
+    else:
+        saved = q + 2 * kv + f
+    return sb * (v * (x + saved + q) + 4 * model.heads / t)
 
 
 def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.eager import EagerCost, block_extra
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
@@ -146,11 +147,12 @@ def op_flops(op: Op, t: int, c: int) -> tuple[float, float]:
 
 
 def block_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,
-               stack: Stack = MEGATRON) -> BlockCost:
-    """Sum of :func:`op_time` and :func:`op_flops` over a block's operators; each pass at least the
-    host's dispatch time of its ops (``max(GPU, host)``, :mod:`simcluster.costs.frameworks`)."""
-    fs = bs = ff = bf = ws = wf = 0.0
-    host_f = host_b = 0
+               stack: Stack = MEGATRON, extra: EagerCost = EagerCost()) -> BlockCost:
+    """Sum of :func:`op_time` and :func:`op_flops` over a block's operators, plus the stack's ``extra``
+    eager kernels (:mod:`simcluster.costs.eager`); each pass at least the host's dispatch time of its
+    ops (``max(GPU, host)``, :mod:`simcluster.costs.frameworks`)."""
+    fs, bs, ff, bf, ws, wf = extra.fwd_s, extra.bwd_s, 0.0, 0.0, 0.0, 0.0
+    host_f, host_b = extra.host_fwd, extra.host_bwd
     for op in ops:
         fs += op_time(op, cm, t, c, sp, flash, False, stack)
         bs += op_time(op, cm, t, c, sp, flash, True, stack)
@@ -176,6 +178,7 @@ class Blocks:
     head: BlockCost
     core_rc_s: float  # selective recompute: the attention core's forward again
     core_rc_flops: float
+    gather_copy_s: float = 0.0  # after each ZeRO-3 all-gather, on the compute stream (FSDP2's copy-out)
 
     @property
     def layer(self) -> BlockCost:
@@ -190,12 +193,60 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention"]
-    return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack),
-                  block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack),
+    extra = {k: block_extra(ops, k, cm, t, c, sp) if stack.eager_layer else EagerCost() for k in ("attn", "mlp")}
+    return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"]),
+                  block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.head), cm, t, c, sp, flash, stack),
-                  sum(op_time(o, cm, t, c, sp, flash, False) for o in core),
-                  sum(o.fwd_flops for o in core) / (t * c))
+                  *(op_sac_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "op" else
+                    (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
+                  gather_copy_time(ops, cm, t, stack))
+
+
+def mm_parts(ops: ModelOps) -> list[tuple[Op, float]]:
+    """The layer's matrix multiplies in forward order as (GEMM operator, share of its N): Llama-style code
+    (SwiGLU, torchtitan) runs wq, wk, wv and w1, w3 as separate mms; GPT/MPT code fuses Wqkv."""
+    out: list[tuple[Op, float]] = []
+    for o in ops.layer:
+        if o.kind != "gemm" or o.gemm is None:
+            continue
+        n = o.gemm[1]
+        if ops.mlp == "swiglu" and o.name == "qkv":
+            kv = o.kv[0] / n
+            out += [(o, 1 - kv), (o, kv / 2), (o, kv / 2)]
+        elif ops.mlp == "swiglu" and o.name == "fc1":
+            out += [(o, 0.5), (o, 0.5)]
+        else:
+            out.append((o, 1.0))
+    return out
+
+
+def op_sac_recompute(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, stack: Stack,
+                     extra: dict[str, EagerCost]) -> tuple[float, float]:
+    """(seconds, matmul FLOPs) torchtitan's op SAC recomputes per layer (:mod:`simcluster.costs.frameworks`):
+    every second mm in forward order (:func:`mm_parts`) and every memory-bound kernel, the stack's extra
+    eager kernels included; the SDPA output is saved."""
+    secs = extra["attn"].fwd_s + extra["mlp"].fwd_s
+    secs += sum(op_time(o, cm, t, c, sp, flash, False, stack) for o in ops.layer if o.kind not in ("gemm", "attention"))
+    flops = 0.0
+    for i, (o, share) in enumerate(mm_parts(ops), start=1):
+        if i % 2:
+            continue
+        M, N, K = rank_gemm(o, t, c)
+        n = max(1, round(N * share))
+        secs += cm.gemm_time(M, n, K)
+        flops += 2.0 * M * n * K
+    return secs, flops
+
+
+def gather_copy_time(ops: ModelOps, cm: ComputeModel, t: int, stack: Stack) -> float:
+    """Seconds of the copy-out after one ZeRO-3 all-gather of a layer's weights on one rank: one kernel
+    moving ``stack.gather_copy_out_bytes`` per weight (FSDP2's ``split_with_sizes_copy``; 0 otherwise).
+    The GEMM weights only: a layer's biases and norm weights (13·h of 12·h² + 13·h) are left out."""
+    if not stack.gather_copy_out_bytes:
+        return 0.0
+    weights = sum(rank_gemm(o, t, 1)[1] * rank_gemm(o, t, 1)[2] for o in ops.layer if o.kind == "gemm")
+    return cm.memory_time(stack.gather_copy_out_bytes * weights, "copy")
 
 
 def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1,

@@ -13,7 +13,8 @@ Per layer (Shoeybi et al. 2019 §3; Korthikanti et al. 2022 §4.2.2, §5; Naraya
   beside the attention block; the compute; then a tensor-parallel all-reduce (a
   reduce-scatter with sequence parallelism). The tensor-parallel collectives block the
   compute stream, as Megatron runs them;
-- F: ZeRO-3 gathers the layer's weights, then the attention and MLP blocks;
+- F: ZeRO-3 gathers the layer's weights (PyTorch FSDP2 then copies them out of the flat gather
+  buffer on the compute stream, ``zero.copy_out``), then the attention and MLP blocks;
 - B: ZeRO-3 gathers again; full recompute runs both forward blocks again (``rc.``);
   the MLP block's backward; selective recompute runs the attention core again; the
   attention block's backward, which produces the layer's gradients; ZeRO ≥ 2
@@ -104,18 +105,22 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
                    prefetch=shape.gather_prefetch)] if shape.gather else []
     reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
         if shape.reduce_grads else []
+    copied = shape.gather and b.gather_copy_s > 0
+    if copied:  # FSDP2's copy-out of the gathered weights, on the compute stream once the gather is done
+        gather.append(Step("compute", "zero.copy_out", "forward" if kind == "F" else "backward",
+                           b.gather_copy_s, waits_params=True))
     if shape.parallel:
-        return _parallel_layer_steps(kind, b, shape, gather, reduce)
+        return _parallel_layer_steps(kind, b, shape, gather, reduce, copied)
     if kind == "F":
         return tuple(gather + _block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
-                                     waits=shape.gather)
+                                     waits=shape.gather and not copied)
                      + _block(shape, "fwd.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "forward", False, True))
     if kind == "W":
         w = b.layer
         return (Step("compute", "wgrad", "weight_grad", w.wgrad_s, w.wgrad_flops, grads=True), *reduce)
     mlp, attn = _backward(b.mlp, shape.split_w), _backward(b.attn, shape.split_w)
     out = list(gather)
-    waits = shape.gather
+    waits = shape.gather and not copied
     if shape.recompute == "full":
         out += _checkpoint_gather(shape)
         out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
@@ -144,17 +149,17 @@ def _checkpoint_gather(shape: UnitShape) -> list[Step]:
 
 
 def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[Step],
-                          reduce: list[Step]) -> tuple[Step, ...]:
+                          reduce: list[Step], copied: bool) -> tuple[Step, ...]:
     """A parallel block (GPT-J; Chowdhery et al. 2022 §2): y = x + Attn(LN(x)) + MLP(LN(x)), so one
     block per pass with one tensor-parallel reduction of the summed outputs (with sequence
     parallelism one all-gather before it and one reduce-scatter after)."""
     if kind == "F":
         return tuple(gather + _block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
-                                     waits=shape.gather))
+                                     waits=shape.gather and not copied))
     if kind == "W":
         return (Step("compute", "wgrad", "weight_grad", b.attn.wgrad_s, b.attn.wgrad_flops, grads=True), *reduce)
     out = list(gather)
-    waits = shape.gather
+    waits = shape.gather and not copied
     if shape.recompute == "full":
         out += _checkpoint_gather(shape)
         out += _block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)

@@ -13,6 +13,7 @@ from simcluster.catalogue import DEVICES
 from simcluster.costs import devices as dev
 from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
+from simcluster.costs import eager
 from simcluster.costs import frameworks as fw
 from simcluster.costs import memory as mem
 from simcluster.plan import costing
@@ -53,6 +54,14 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),
         ("autocast cast bytes per weight and forward", f"{costing.CAST_FWD_BYTES:g}", "plan/costing.py",
          "read the fp32 weight, write its bf16 copy (torch.autocast)"),
+        ("FSDP2 all-gather copy-out bytes per weight", f"{fw.FSDP_COPY_OUT_BYTES:g}", "costs/frameworks.py",
+         "split_with_sizes_copy of the bf16 gather buffer on the compute stream (torch FSDP2 _fsdp_collectives.py)"),
+        ("eager RMSNorm extra bytes per element of x (forward, backward)",
+         f"{eager.inventory_bytes('rmsnorm', False, 'x'):g}, {eager.inventory_bytes('rmsnorm', True, 'x'):g}",
+         "costs/eager.py", "torchtitan RMSNorm's fp32 chain and its autograd derivatives, beyond a fused norm"),
+        ("eager RoPE bytes per element of q or k (forward, backward)",
+         f"{eager.inventory_bytes('rope.q', False, 'q'):g}, {eager.inventory_bytes('rope.q', True, 'q'):g}",
+         "costs/eager.py", "torchtitan apply_rotary_emb: cast to fp32, complex multiply, cast back"),
         ("gradient accumulation bytes per weight and microbatch", f"{fw.GRAD_ACCUM_BYTES:g}", "costs/frameworks.py",
          "cast the 16-bit gradient to fp32 and add it (autocast's .grad; DeepSpeed's update_hp_grads)"),
         ("compute slowdown beside communication", f"{cont.OVERLAP_COMPUTE_SLOWDOWN:g}", "costs/contention.py",

@@ -114,6 +114,7 @@ class ModelOps:
     layer: tuple[Op, ...]
     embedding: tuple[Op, ...]
     head: tuple[Op, ...]
+    mlp: str = "gelu"  # model.mlp: which eager model code a stack runs (simcluster.costs.eager)
 
     def block(self, name: str) -> tuple[Op, ...]:
         """The operators of block ``attn``, ``mlp``, ``embedding`` or ``head``."""
@@ -133,4 +134,4 @@ def model_ops(model: ModelSpec, training: TrainingSpec) -> ModelOps:
     dt = DTYPE_BYTES[training.precision]
     b = training.micro_batch
     return ModelOps(tuple(_layer(0, model, b, dt)),
-                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt)))
+                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt)), model.mlp)

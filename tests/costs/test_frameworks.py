@@ -154,3 +154,131 @@ def test_pytorch_with_zero3_is_fsdp_not_autocast(tmp_path):
     assert op_time(fc2, cm, 1, 1, False, True, False, fsdp) == op_time(fc2, cm, 1, 1, False, True, False)
     extra = op_time(fc2, cm, 1, 1, False, True, True, fsdp) - op_time(fc2, cm, 1, 1, False, True, True)
     assert extra == pytest.approx(cm.memory_time(6 * n * k, "copy"), rel=1e-9)
+
+
+# --- eager PyTorch's extra kernels (simcluster.costs.eager) and FSDP2's copy-out ---------------------------
+
+LLAMA = ("model.mlp=swiglu", "model.kv_heads=2", "model.heads=8", "model.hidden=1024", "model.ffn_hidden=2816",
+         "model.seq_len=2048", "training.framework=pytorch")
+
+
+def _bytes(kernels, backward, basis):
+    return sum(per for k in kernels if k.backward == backward for b, per in k.terms if b == basis)
+
+
+def test_rmsnorm_and_rope_inventory_is_the_eager_chain():
+    """torchtitan RMSNorm: 36 B per element of x in eight kernels forward (a fused norm: 4 B, which the graph
+    keeps), so 32 B in seven extra launches; autograd's backward 82 B in fourteen. RoPE on q: cast 6, complex
+    multiply 8, cast back 6 each way, three kernels and three views forward."""
+    from simcluster.costs.eager import TORCHTITAN_LLAMA, inventory_bytes, launches
+    assert (inventory_bytes("rmsnorm", False, "x"), inventory_bytes("rmsnorm", True, "x")) == (32, 82)
+    norm = [k for k in TORCHTITAN_LLAMA if k.name.startswith("rmsnorm") and k.block == "attn"]
+    assert _bytes(norm, False, "x") == 32 and sum(launches(k, True) for k in norm if not k.backward) == 7
+    assert _bytes(norm, True, "x") == 82 and sum(launches(k, True) for k in norm if k.backward) == 14
+    rope_q = [k for k in TORCHTITAN_LLAMA if k.name.startswith("rope.q")]
+    assert _bytes(rope_q, False, "q") == _bytes(rope_q, True, "q") == 20
+    assert sum(launches(k, True) for k in rope_q if not k.backward) == 3
+    assert sum(k.kind == "view" for k in rope_q) == 3
+    # SwiGLU: silu on its own (read 2, write 2 B per element of b·s·f) and its backward (4 + 2)
+    assert _bytes(TORCHTITAN_LLAMA, False, "f") == 4 and _bytes(TORCHTITAN_LLAMA, True, "f") == 6
+
+
+def test_llama_attention_block_extra_time_is_the_kernels_closed_form(tmp_path):
+    """The attention half's extra forward: RMSNorm's chain over x, RoPE over q and k, repeat_kv's copies of
+    k and v (GQA), each kernel one bandwidth-bound launch."""
+    from simcluster.costs.eager import block_extra
+    spec, ops, cm = _ops(tmp_path, *LLAMA)
+    b, s = spec.training.micro_batch, spec.model.seq_len
+    x, q, k = b * s * 1024, b * s * 1024, b * s * 2 * 128
+    mt = cm.memory_time
+    want = (mt(6 * x, "copy") + mt(8 * x) + mt(4 * x, "normalization") + 2 * mt(0) + mt(8 * x) + mt(6 * x, "copy")
+            + mt(6 * q, "copy") + mt(8 * q) + mt(6 * q, "copy") + mt(6 * k, "copy") + mt(8 * k) + mt(6 * k, "copy")
+            + 2 * mt(2 * k + 2 * q, "copy"))
+    extra = block_extra(ops, "attn", cm, 1, 1, False)
+    assert extra.fwd_s == pytest.approx(want, rel=1e-12)
+    # host ops: 7 norm + 3 views + 2×(3 rope kernels + 3 views) + 2 repeat_kv + 5 views forward
+    assert extra.host_fwd == 7 + 3 + 12 + 2 + 5
+    mha = block_extra(model_ops(*(lambda s_: (s_.model, s_.training))(make_spec(tmp_path, *LLAMA, "model.kv_heads=8"))),
+                      "attn", cm, 1, 1, False)
+    assert mha.host_fwd == extra.host_fwd - 2 and mha.host_bwd == extra.host_bwd - 2  # n_rep == 1: no repeat_kv
+
+
+def test_only_pytorch_runs_the_eager_kernels(tmp_path):
+    """The eager kernels belong to the pytorch stack and to Llama-style (SwiGLU) model code; LayerNorm/GeLU
+    models (MPT's LPLayerNorm, nn.GELU) launch what the graph lists."""
+    from simcluster.plan.costing import model_blocks
+    spec, ops, cm = _ops(tmp_path, *LLAMA)
+    blocks = {n: model_blocks(ops, cm, 1, 1, False, True, framework(n)) for n in ("megatron", "pytorch")}
+    assert blocks["pytorch"].attn.fwd_s > blocks["megatron"].attn.fwd_s
+    assert blocks["pytorch"].mlp.bwd_s > blocks["megatron"].mlp.bwd_s
+    gelu_spec, gelu_ops, _ = _ops(tmp_path, "training.framework=pytorch")
+    plain = model_blocks(gelu_ops, cm, 1, 1, False, True, framework("pytorch"))
+    from dataclasses import replace
+    assert plain == model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch"), eager_layer=False))
+    for name in ("megatron", "deepspeed", "jax"):
+        assert not framework(name, 3).eager_layer and framework(name, 3).gather_copy_out_bytes == 0
+
+
+def test_fsdp2_copies_out_every_gathered_weight(tmp_path):
+    """FSDP2 (``foreach_all_gather_copy_out``): split_with_sizes_copy of the bf16 gather buffer into the
+    parameters, 4 B per weight of the layer, after the forward gather and the backward re-gather."""
+    from simcluster.plan.costing import gather_copy_time
+    common = ("parallelism.data=8", "parallelism.zero_stage=3", "model.layers=2", "training.global_batch=8")
+    spec, ops, cm = _ops(tmp_path, *common, "training.framework=pytorch")
+    h = spec.model.hidden
+    weights = 12 * h * h  # a GeLU layer's GEMM weights (QKV 3h², projection h², MLP 8h²); biases, norms left out
+    assert spec.model.ffn_hidden in (None, 4 * h)
+    assert gather_copy_time(ops, cm, 1, framework("pytorch", 3)) == pytest.approx(
+        cm.memory_time(4 * weights, "copy"), rel=1e-12)
+    assert gather_copy_time(ops, cm, 1, framework("pytorch", 0)) == 0.0
+    out = simulate_workload(spec)
+    copies = [t for t in out.tasks.tasks if t.name.startswith("zero.copy_out L0")]
+    gathers = [t for t in out.tasks.tasks if t.name.startswith("zero.all_gather L0")]
+    assert copies and len(copies) == len(gathers)
+    start, end = out.result.start, out.result.end
+    assert min(start[c.id] for c in copies) >= min(end[g.id] for g in gathers) - 1e-12
+    meg = simulate_workload(make_spec(tmp_path, *common))
+    assert not [t for t in meg.tasks.tasks if t.name.startswith("zero.copy_out")]
+
+
+def test_op_sac_recomputes_every_second_mm_and_the_memory_bound_kernels(tmp_path):
+    """torchtitan's op SAC on a Llama layer: mms wq, wk, wv, wo, w1, w3, w2 — wk, wo, w3 rerun — plus every
+    memory-bound kernel; the SDPA output is kept (no attention FLOPs recomputed)."""
+    from simcluster.costs.eager import block_extra
+    from simcluster.plan.costing import model_blocks
+    spec, ops, cm = _ops(tmp_path, *LLAMA, "training.recompute=selective")
+    b, s, h, f, kv = spec.training.micro_batch, spec.model.seq_len, 1024, 2816, 2 * 128
+    M = b * s
+    blocks = model_blocks(ops, cm, 1, 1, False, True, framework("pytorch"))
+    assert blocks.core_rc_flops == pytest.approx(2.0 * M * (kv * h + h * h + f * h))
+    memory_bound = sum(op_time(o, cm, 1, 1, False, True, False, framework("pytorch")) for o in ops.layer
+                       if o.kind not in ("gemm", "attention"))
+    extra = sum(block_extra(ops, k, cm, 1, 1, False).fwd_s for k in ("attn", "mlp"))
+    gemms = cm.gemm_time(M, kv, h) + cm.gemm_time(M, h, h) + cm.gemm_time(M, f, h)
+    assert blocks.core_rc_s == pytest.approx(memory_bound + extra + gemms, rel=1e-12)
+    # Megatron's selective recompute stays the attention core
+    meg = model_blocks(ops, cm, 1, 1, False, True, framework("megatron"))
+    core = next(o for o in ops.layer if o.kind == "attention")
+    assert meg.core_rc_flops == core.fwd_flops
+
+
+def test_op_sac_memory_is_the_saved_outputs(tmp_path):
+    """Per token and layer (16-bit): input h, wq a·d, wv g·d, w1 f, w2 h, SDPA output a·d; fp32 LSE per head."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+    spec = make_spec(tmp_path, *LLAMA, "training.recompute=selective")
+    sb = spec.model.seq_len * spec.training.micro_batch
+    want = sb * (2 * (1024 + 1024 + 256 + 2816 + 1024 + 1024) + 4 * 8)
+    assert activation_bytes_per_layer(spec.model, spec.training, spec.parallelism) == pytest.approx(want)
+    meg = make_spec(tmp_path, *LLAMA[:-1], "training.recompute=selective")
+    assert activation_bytes_per_layer(meg.model, meg.training, meg.parallelism) > want  # Korthikanti's 34·sbh-like
+
+
+def test_eager_llama_saves_fp32_norm_inputs_and_repeated_kv(tmp_path):
+    """Without recompute, eager Llama code keeps x.float() for each RMSNorm (+2 B per element of x, twice)
+    and the a-head K and V repeat_kv hands SDPA (+2·2·(a − g)·d B per token) over what Megatron keeps."""
+    from simcluster.costs.memory import activation_bytes_per_layer
+    torch_spec, meg = make_spec(tmp_path, *LLAMA), make_spec(tmp_path, *LLAMA[:-1])
+    sb = torch_spec.model.seq_len * torch_spec.training.micro_batch
+    extra = activation_bytes_per_layer(torch_spec.model, torch_spec.training, torch_spec.parallelism) \
+        - activation_bytes_per_layer(meg.model, meg.training, meg.parallelism)
+    assert extra == pytest.approx(sb * (4 * 1024 + 4 * (8 - 2) * 128))

@@ -1,0 +1,233 @@
+"""Eager PyTorch's extra kernels per decoder layer: what a stack launches beyond the graph's fused operators.
+
+:mod:`simcluster.workload.graph` lists one kernel per operator (a fused norm reading and writing the
+16-bit activation, one activation kernel, one QKV GEMM). Eager PyTorch model code launches more: every
+``torch`` call in ``forward`` is at least one ATen op, and autograd runs each op's derivative
+(``tools/autograd/derivatives.yaml``) in the backward. This module lists those extra kernels for the
+model code the ``pytorch`` stack stands for, each with its bytes per element of the tensor it sweeps:
+
+==========  ======================================================================================
+basis       elements (one microbatch, before tensor/context sharding)
+==========  ======================================================================================
+``x``       b·s·h, the residual stream
+``q``       b·s·a·d, the queries (and the K/V after ``repeat_kv``)
+``k``       b·s·g·d, the keys (or the values) before ``repeat_kv``
+``f``       b·s·f, the MLP's inner activation
+==========  ======================================================================================
+
+Llama-style models (``model.mlp: swiglu``): torchtitan's model code
+(pytorch/torchtitan commit 9dec370, 2024-12-26, the commit of its H100 benchmark;
+``torchtitan/models/norms.py`` ``RMSNorm``, ``torchtitan/models/llama/model.py`` l. 108–124, 201–212,
+253, 323–324). The graph's norm operator stands for the final ``output * self.weight`` (read 2, write
+2 B) and its backward; the graph's activation operator for the ``*`` of ``silu(w1 x) * w3 x``.
+
+RMSNorm, twice per layer (``self._norm(x.float()).type_as(x)``, ``x * torch.rsqrt(x.pow(2).mean(-1,
+keepdim=True) + eps)``); forward: ``x.float()`` (read 2, write 4), ``pow(2)`` (4 + 4), ``mean`` (read 4;
+a reduction), ``+ eps`` and ``rsqrt`` (b·s elements: launches, no bytes), ``x * rsqrt`` (4 + 4),
+``type_as`` (4 + 2): 36 B per element of x in eight kernels against a fused kernel's 4 B. Backward
+(autograd, derivatives.yaml): the weight-gradient reduction of ``* weight`` (read 2), the cast back to
+fp32 (2 + 4), ``MulBackward`` of ``x * r`` (``g·r``: 4 + 4; ``g·x``: 8 + 4 and its row sum, read 4),
+``RsqrtBackward``/``AddBackward`` (three b·s-element launches), ``MeanBackward`` (expand / N: write 4),
+``PowBackward`` (``grad * (2 * x.pow(1))``: 4 + 4, 4 + 4, 8 + 4), the two gradients of ``x.float()``
+added (8 + 4) and ``ToCopyBackward`` to bf16 (4 + 2).
+
+Rotary embeddings (``apply_rotary_emb``), on q and on k: ``xq.float()`` (2 + 4), ``view_as_complex``
+(a view), the complex multiply by ``freqs_cis`` (read 4, write 4 B per real element; the [s, d/2]
+frequencies are cached), ``view_as_real``/``flatten`` (views), ``type_as`` (4 + 2). Backward: the cast
+to fp32 (2 + 4), the complex multiply by the conjugate (4 + 4), the cast to bf16 (4 + 2).
+
+``repeat_kv`` (only when g < a; ``n_rep == 1`` returns its input): ``expand(...).reshape(...)`` copies
+k and v to a heads (read 2 B per k element, write 2 B per q element); its backward sums the n_rep
+copies (read 2 per q element, write 2 per k element).
+
+``F.scaled_dot_product_attention`` on ``transpose(1, 2)`` views and ``.transpose(1, 2).contiguous()``
+of its output: no copies (the flash kernel takes strided inputs and returns a transposed view of a
+[b, s, a, d] buffer, ATen ``_scaled_dot_product_flash_attention``): host ops only.
+
+Three projections ``wq``, ``wk``, ``wv`` and two ``w1``, ``w3`` instead of the graph's fused QKV and
+up GEMMs: their input gradients are added by autograd (2 + 2 read, 2 write per element of x: two adds
+in the attention half, one in the MLP half). ``silu`` is its own kernel (2 + 2) and so is its backward
+(4 + 2).
+
+GPT/MPT-style models (``model.mlp: gelu``): llm-foundry's MPT (mosaicml/llm-foundry commit 8c8dd48,
+``llmfoundry/models/layers/norm.py`` ``LPLayerNorm``: the input and weight cast to the autocast dtype —
+no kernel when FSDP already keeps bf16 parameters — then one ``F.layer_norm`` kernel with autocast off;
+``llmfoundry/models/layers/ffn.py``: one ``nn.GELU`` kernel; one fused ``Wqkv``; residual dropout at
+p = 0 returns its input) and ``nn.LayerNorm`` GPT code launch what the graph lists: no extra kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simcluster.costs.compute import ComputeModel
+from simcluster.workload.graph import ModelOps
+
+Basis = Literal["x", "q", "k", "f"]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One extra eager kernel of a layer (or a host-only view op when ``terms`` is empty)."""
+
+    name: str
+    block: str  # attn | mlp: the block whose pass launches it
+    backward: bool
+    kind: str  # the compute model's memory kind (copy | elementwise | normalization)
+    terms: tuple[tuple[Basis, float], ...]  # (basis, bytes per element of it) read and written
+    gqa_only: bool = False  # launched only when kv heads < heads (``repeat_kv``)
+
+
+def _k(name: str, block: str, backward: bool, kind: str, *terms: tuple[Basis, float], gqa: bool = False) -> Kernel:
+    return Kernel(name, block, backward, kind, tuple(terms), gqa)
+
+
+def _view(name: str, block: str, backward: bool = False) -> Kernel:
+    return Kernel(name, block, backward, "view", ())
+
+
+def _rmsnorm(block: str) -> tuple[Kernel, ...]:
+    """torchtitan ``RMSNorm``'s kernels beyond the graph's fused norm (module docstring)."""
+    f, b = False, True
+    return (
+        _k("rmsnorm.float", block, f, "copy", ("x", 6.0)),
+        _k("rmsnorm.pow", block, f, "elementwise", ("x", 8.0)),
+        _k("rmsnorm.mean", block, f, "normalization", ("x", 4.0)),
+        _k("rmsnorm.add_eps", block, f, "elementwise"),
+        _k("rmsnorm.rsqrt", block, f, "elementwise"),
+        _k("rmsnorm.mul_rsqrt", block, f, "elementwise", ("x", 8.0)),
+        _k("rmsnorm.type_as", block, f, "copy", ("x", 6.0)),
+        _k("rmsnorm.bwd.weight_sum", block, b, "normalization", ("x", 2.0)),
+        _k("rmsnorm.bwd.type_as", block, b, "copy", ("x", 6.0)),
+        _k("rmsnorm.bwd.mul_x", block, b, "elementwise", ("x", 8.0)),
+        _k("rmsnorm.bwd.mul_r", block, b, "elementwise", ("x", 12.0)),
+        _k("rmsnorm.bwd.sum_r", block, b, "normalization", ("x", 4.0)),
+        _k("rmsnorm.bwd.rsqrt", block, b, "elementwise"),
+        _k("rmsnorm.bwd.rsqrt_pow", block, b, "elementwise"),
+        _k("rmsnorm.bwd.rsqrt_mul", block, b, "elementwise"),
+        _k("rmsnorm.bwd.mean", block, b, "elementwise", ("x", 4.0)),
+        _k("rmsnorm.bwd.pow1", block, b, "copy", ("x", 8.0)),
+        _k("rmsnorm.bwd.pow_scale", block, b, "elementwise", ("x", 8.0)),
+        _k("rmsnorm.bwd.pow_mul", block, b, "elementwise", ("x", 12.0)),
+        _k("rmsnorm.bwd.accumulate", block, b, "elementwise", ("x", 12.0)),
+        _k("rmsnorm.bwd.float", block, b, "copy", ("x", 6.0)),
+    )
+
+
+def _rope(t: Basis) -> tuple[Kernel, ...]:
+    """torchtitan ``apply_rotary_emb`` on q (``t`` = "q") or k ("k")."""
+    return (
+        _k(f"rope.{t}.float", "attn", False, "copy", (t, 6.0)),
+        _view(f"rope.{t}.view_as_complex", "attn"),
+        _k(f"rope.{t}.mul", "attn", False, "elementwise", (t, 8.0)),
+        _view(f"rope.{t}.view_as_real", "attn"),
+        _view(f"rope.{t}.flatten", "attn"),
+        _k(f"rope.{t}.type_as", "attn", False, "copy", (t, 6.0)),
+        _k(f"rope.{t}.bwd.type_as", "attn", True, "copy", (t, 6.0)),
+        _k(f"rope.{t}.bwd.mul", "attn", True, "elementwise", (t, 8.0)),
+        _k(f"rope.{t}.bwd.float", "attn", True, "copy", (t, 6.0)),
+    )
+
+
+def _repeat_kv(name: str) -> tuple[Kernel, ...]:
+    return (_k(f"repeat_kv.{name}", "attn", False, "copy", ("k", 2.0), ("q", 2.0), gqa=True),
+            _k(f"repeat_kv.{name}.bwd.sum", "attn", True, "normalization", ("q", 2.0), ("k", 2.0), gqa=True))
+
+
+#: torchtitan's Llama layer (9dec370): every kernel and view beyond the graph's operators.
+TORCHTITAN_LLAMA: tuple[Kernel, ...] = (
+    *_rmsnorm("attn"),
+    _view("q.view", "attn"), _view("k.view", "attn"), _view("v.view", "attn"),
+    *_rope("q"), *_rope("k"),
+    *_repeat_kv("k"), *_repeat_kv("v"),
+    _view("q.transpose", "attn"), _view("k.transpose", "attn"), _view("v.transpose", "attn"),
+    _view("out.transpose_contiguous", "attn"), _view("out.view", "attn"),
+    _k("qkv.bwd.add_dgrad_k", "attn", True, "elementwise", ("x", 6.0)),
+    _k("qkv.bwd.add_dgrad_v", "attn", True, "elementwise", ("x", 6.0)),
+    *_rmsnorm("mlp"),
+    _k("swiglu.silu", "mlp", False, "elementwise", ("f", 4.0)),
+    _k("swiglu.bwd.silu", "mlp", True, "elementwise", ("f", 6.0)),
+    _k("w1_w3.bwd.add_dgrad", "mlp", True, "elementwise", ("x", 6.0)),
+)
+
+#: GPT/MPT layers: ``nn.LayerNorm``/llm-foundry ``LPLayerNorm`` and ``nn.GELU`` are one kernel each.
+GPT_EAGER: tuple[Kernel, ...] = ()
+
+
+def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "attn") -> float:
+    """Bytes per element of ``basis`` of the :data:`TORCHTITAN_LLAMA` kernels named ``prefix``… in one
+    direction (RMSNorm: 32 forward, 82 backward; RoPE on q: 20 and 20)."""
+    return sum(per for k in TORCHTITAN_LLAMA if k.name.startswith(prefix) and k.block == block
+               and k.backward == backward for b, per in k.terms if b == basis)
+
+
+def layer_kernels(mlp: str) -> tuple[Kernel, ...]:
+    """The extra eager kernels of one layer of a model whose MLP is ``mlp`` (swiglu: Llama-style code)."""
+    return TORCHTITAN_LLAMA if mlp == "swiglu" else GPT_EAGER
+
+
+def kernel_bytes(k: Kernel, sizes: dict[str, float]) -> float:
+    """Bytes ``k`` moves, with ``sizes`` the elements of each basis on one rank."""
+    return sum(per * sizes[basis] for basis, per in k.terms)
+
+
+def launches(k: Kernel, gqa: bool) -> bool:
+    """Whether ``k`` launches a GPU kernel (views do not; ``repeat_kv`` only under GQA)."""
+    return k.kind != "view" and (gqa or not k.gqa_only)
+
+
+def dispatched(k: Kernel, gqa: bool) -> bool:
+    """Whether the host dispatches ``k`` at all (``repeat_kv`` returns its input without GQA)."""
+    return gqa or not k.gqa_only
+
+
+def basis_sizes(ops: ModelOps, t: int, c: int, sp: bool) -> tuple[dict[str, float], bool]:
+    """({basis: elements on one rank}, whether K/V heads g < a) of a layer's operators under (t, c, sp).
+
+    x is split by t only under sequence parallelism (as the graph's replicated norms); q, k and f are
+    split by t (heads, columns), all by c.
+    """
+    by = {op.name: op for op in ops.layer}
+    core = next(op for op in ops.layer if op.kind == "attention")
+    assert core.attn is not None
+    b, a, s, d = core.attn
+    qkv = next(op for op in ops.layer if op.kind == "gemm" and op.kv != (0, 0))
+    fc2 = by["fc2"]
+    assert qkv.gemm is not None and fc2.gemm is not None
+    bs = qkv.gemm[0]
+    g = qkv.kv[1]
+    x = next(op for op in ops.layer if op.kind == "norm").elements
+    sizes = {"x": x / ((t if sp else 1) * c), "q": b * s * a * d / (t * c),
+             "k": bs * (qkv.kv[0] // (2 * g)) * max(1, g // t) / c,  # g < t: one replicated K/V head per rank
+             "f": fc2.gemm[0] * fc2.gemm[2] / (t * c)}
+    return sizes, g < a
+
+
+@dataclass(frozen=True)
+class EagerCost:
+    """Seconds and host ops of one block's extra eager kernels, forward and backward."""
+
+    fwd_s: float = 0.0
+    bwd_s: float = 0.0
+    host_fwd: int = 0
+    host_bwd: int = 0
+
+
+def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp: bool) -> EagerCost:
+    """:class:`EagerCost` of ``block``'s extra kernels (:func:`layer_kernels`): each launched kernel one
+    bandwidth-bound ``memory_time`` of its bytes (the launch floor included), each dispatched op one host op.
+    A parallel block (no MLP block) takes the MLP half's kernels too."""
+    kernels = layer_kernels(ops.mlp)
+    if not kernels:
+        return EagerCost()
+    parallel = not ops.block("mlp")
+    sizes, gqa = basis_sizes(ops, t, c, sp)
+    secs, host = [0.0, 0.0], [0, 0]
+    for k in kernels:
+        if not (k.block == block or (parallel and block == "attn")) or not dispatched(k, gqa):
+            continue
+        host[k.backward] += 1
+        if launches(k, gqa):
+            secs[k.backward] += cm.memory_time(kernel_bytes(k, sizes), k.kind)
+    return EagerCost(secs[0], secs[1], host[0], host[1])
