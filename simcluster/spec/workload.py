@@ -81,7 +81,9 @@ class TrainingSpec(BaseModel):
     global_batch: PositiveInt = Field(le=100_000_000, description="Sequences per iteration; a multiple of micro_batch × data.")
     micro_batch: PositiveInt = Field(default=1, le=1_000_000, description="Sequences per microbatch on one pipeline.")
     precision: Precision = Field(default="bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
-                                 "(fp32 master weights and optimizer states).")
+                                 "(fp32 master weights and optimizer states); fp8 (H100, H200, H800) runs the GEMMs "
+                                 "in FP8 with fine-grained scaling and everything else in bf16, caches the GEMM "
+                                 "inputs in FP8 and keeps Adam's moments in bf16 (DeepSeek-V3 §3.3).")
     optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
                                  "momentum (one).")
     recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
