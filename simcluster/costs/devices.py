@@ -58,9 +58,9 @@ SOURCES: dict[str, str] = {
            "throughput in the forward pass, and up to 63% ... in the backward pass' on A100 80GB SXM4; the "
            "benchmark grid (section 4.1): sequence 512-16k, batch x sequence = 16k tokens, hidden 2048, head "
            "dim 64 or 128, with and without causal mask",
-    "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): tile-ai/tilelang "
-               "benchmark/matmul_fp8/README.md, M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
-               "deepseek-ai/DeepGEMM README (2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
+    "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
+               "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
+               "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
                "(1x128 / 128x128) scaling",
 }
 

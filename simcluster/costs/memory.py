@@ -32,7 +32,8 @@ in bytes, 16-bit values, s the per-rank sequence s/c:
 Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
 inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
 K, V 4·g/a + projection input 2 + MLP 4·f/h (gelu: fc1 output and fc2 input;
-swiglu 6·f/h: gate, up and product) (split by t); 5·a·s/h = softmax input 2
+swiglu 6·f/h: gate, up and product) (split by t); multi-head latent attention replaces the
+attention's terms by :func:`simcluster.costs.mla.activation_bytes_per_token`; 5·a·s/h = softmax input 2
 + output 2 + dropout mask 1 per score. fp32 training doubles every value
 but not the 1-byte masks. Full recompute also holds one layer's activations
 while that layer is recomputed (added once, not per microbatch).
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs.frameworks import framework
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
@@ -142,6 +144,11 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     keep_scores = recompute == "none" and not training.flash_attention
     scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
+    if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
+        rest = 4 * v + gemm_in + 2
+        per = (rest + mlp * v) / t if sp else rest + mlp * v / t
+        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, recompute == "selective")
+                     / model.hidden + scores / t)
     if P.replicated_kv_params(model, t):  # g < t: each rank stores its replicated K/V head whole
         split = (qp * qd + mlp) * v
         kv = 4 * v * P.kv_heads_per_rank(model, t) / model.heads * qd

@@ -37,6 +37,7 @@ from simcluster.costs.compute import ComputeModel
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
+from simcluster.workload.mla import SELECTIVE_RECOMPUTE
 
 # GPU-side gap between back-to-back kernels of a training loop (host ahead of the GPU).
 TRAINING_LOOP_KERNEL_GAP_S = 5e-6
@@ -189,7 +190,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                  stack: Stack = MEGATRON) -> Blocks:
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
-    core = [o for o in attn if o.kind == "attention"]
+    core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
     return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
