@@ -177,7 +177,8 @@ class MoePlan:
         act = cm.memory_time(dt * n * m * (up + f), "elementwise")
         fwd = grouped(m, up, h) + grouped(m, h, f) + act
         wgrad = grouped(up, h, m) + grouped(h, f, m)
-        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + 2 * act
+        # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
+        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + (3 if cm.fp8 else 2) * act
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
         self._cost[key] = cost
