@@ -30,6 +30,11 @@ accumulation, HBM capacity and bandwidth, each from the vendor's datasheet:
   32 GiB HBM per chip, 900 GB/s.
 - TPU v4: Jouppi et al., ISCA 2023, Table 2: 275 TFLOP/s bf16, 32 GiB HBM2,
   1,200 GB/s.
+
+FP8 tensor cores (:data:`FP8_PEAK_FLOPS`, ``training.precision: fp8``): Hopper only. NVIDIA H100
+datasheet (2023): H100 SXM 3,958 TFLOP/s FP8 *with sparsity*, 1,979 dense; H200 datasheet
+(2024): the same 1,979 dense (same GH100 die and clocks); the H800 (preset ``hgx-h800``) is an
+H100 with a slower NVLink, same tensor cores. V100, A100 and TPU v3/v4 have no FP8 tensor cores.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ COLLECTIVE_ALGORITHMS: tuple[str, ...] = ("auto", "direct", "hierarchical", "mul
 #: Collectives (the keys of a workload's ``collectives:`` section).
 COLLECTIVE_OPS: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "send")
 
-Precision = Literal["bf16", "fp16", "fp32"]
+Precision = Literal["bf16", "fp16", "fp32", "fp8"]
 Optimizer = Literal["adam", "sgd"]
 Recompute = Literal["none", "selective", "full"]
 Framework = Literal["megatron", "deepspeed", "pytorch", "jax"]
@@ -91,3 +96,7 @@ for _d in (
     Device("tpu-v4", 275e12, 275e12 / 8, 32 * GiB, 1200e9, vendor="google"),
 ):
     DEVICES.add(_d.name, _d)
+
+#: Dense FP8 tensor-core peaks, FLOP/s, of the devices that have FP8 (module docstring); a device
+#: not listed has none, and ``training.precision: fp8`` on it is an error.
+FP8_PEAK_FLOPS: dict[str, float] = {"h100": 1979e12, "h200": 1979e12}

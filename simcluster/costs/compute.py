@@ -38,14 +38,35 @@ Precision
     bf16 and fp16 use ``device.peak_flops`` and 2-byte elements; fp32 uses
     ``device.peak_flops_fp32`` and 4-byte elements with the same efficiency
     curves (untested assumption: no fp32 measurements exist).
+
+FP8 (``precision="fp8"``, Transformer Engine's and DeepSeek-V3 §3.3's recipe)
+    Only the GEMMs run in FP8: at the device's dense FP8 peak
+    (:data:`simcluster.catalogue.FP8_PEAK_FLOPS`, 1,979 TFLOP/s on H100/H200/H800) with the
+    BF16 curve's shape and its ceiling scaled by the measured FP8/BF16 ratio r_fp8 = 0.96
+    (:func:`simcluster.costs.devices.fp8_gemm_curve`); operands are 1 byte, the output bf16.
+    Each FP8 GEMM first quantizes both operands: one memory-bound kernel per operand that reads
+    the bf16 tensor and writes FP8 values and one fp32 scale per 128 elements (DeepSeek-V3
+    §3.3.2: 1×128 activation tiles; its 128×128 weight blocks need fewer scales, counted alike):
+
+        t_gemm,fp8(m, n, k) = floor(body_fp8) + t_mem((2 + 1 + 4/128)·m·k) + t_mem((2 + 1 + 4/128)·k·n)
+
+    Weights are re-quantized in every GEMM (an upper bound where a stack caches the FP8 weights
+    across microbatches, as Transformer Engine's ``is_first_microbatch`` does). Attention,
+    norms, activations and everything else stay bf16 (2-byte values, the 16-bit peak).
+    A device without FP8 tensor cores raises ``ValueError``.
 """
 
 from __future__ import annotations
 
 from simcluster.costs import efficiency as eff
-from simcluster.costs.devices import Calibration, device_calibration
+from simcluster.catalogue import FP8_PEAK_FLOPS
+from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve
 from simcluster.topology.devices import Device
-from simcluster.workload.ops import DTYPE_BYTES
+from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
+
+#: Bytes an FP8 quantize kernel moves per element: read bf16 (2), write FP8 (1) and one fp32 scale
+#: per 128 elements (DeepSeek-V3 §3.3.2, 1×128 tiles).
+QUANTIZE_BYTES_PER_ELEMENT: float = 2 + FP8_OPERAND_BYTES + 4 / 128
 
 
 # Unfused attention (Korthikanti et al. 2022 §4.1): bytes per score element.
@@ -57,7 +78,7 @@ from simcluster.workload.ops import DTYPE_BYTES
 
 
 class ComputeModel:
-    """Kernel times on ``device`` at ``precision`` ("bf16", "fp16" or "fp32"), SI units."""
+    """Kernel times on ``device`` at ``precision`` ("bf16", "fp16", "fp32" or "fp8"), SI units."""
 
     def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None):
         if precision not in DTYPE_BYTES:
@@ -71,6 +92,17 @@ class ComputeModel:
         self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
         if self.kernel_overhead_s < 0:
             raise ValueError("kernel_overhead_s must be >= 0")
+        self.fp8: bool = precision == "fp8"
+        #: The GEMMs' peak and efficiency ceiling (the FP8 ones at fp8, else the precision's).
+        self.gemm_peak_flops: float = self.peak_flops
+        self.gemm_eff_max: float = self.calibration.gemm_eff_max
+        if self.fp8:
+            curve = fp8_gemm_curve(device.name)
+            if curve is None:
+                raise ValueError(f"device {device.name} has no FP8 tensor cores (fp8 needs one of "
+                                 f"{', '.join(sorted(FP8_PEAK_FLOPS))})")
+            self.gemm_peak_flops = FP8_PEAK_FLOPS[device.name]
+            self.gemm_eff_max = self.calibration.gemm_eff_max * curve.ratio
 
     # --- contracts ---------------------------------------------------------------
     def roofline_time(self, flops: float, nbytes: float, efficiency: float = 1.0,
@@ -91,21 +123,42 @@ class ComputeModel:
 
     # --- GEMM --------------------------------------------------------------------
     def gemm_bytes(self, m: int, n: int, k: int, batch: int = 1) -> float:
-        """Bytes a GEMM must move at least once: read X and W, write Y."""
+        """Bytes a GEMM must move at least once: read X and W, write Y (FP8 X and W, bf16 Y at fp8)."""
+        if self.fp8:
+            return float(batch * ((m * k + k * n) * FP8_OPERAND_BYTES + m * n * self.element_bytes))
         return float(batch * (m * k + k * n + m * n) * self.element_bytes)
 
-    def gemm_time(self, m: int, n: int, k: int, batch: int = 1) -> float:
+    def gemm_body_time(self, m: int, n: int, k: int) -> float:
+        """One FP8-or-16-bit GEMM's body at the GEMM peak (no launch floor, no quantization):
+        max(2mnk / (peak_gemm · e(m, n, k)), bytes / (bandwidth · f_copy))."""
+        e = eff.gemm_body_efficiency(m, n, k, self.gemm_eff_max, self.calibration.gemm_size_half)
+        return max(2.0 * m * n * k / (self.gemm_peak_flops * e),
+                   self.gemm_bytes(m, n, k) / (self.memory_bandwidth * self.calibration.bandwidth_fraction("copy")))
+
+    def quantize_time(self, elements: float) -> float:
+        """One FP8 quantize kernel over ``elements`` bf16 values (0 unless fp8): amax, scale, cast,
+        QUANTIZE_BYTES_PER_ELEMENT bytes each, at the elementwise bandwidth fraction."""
+        if not self.fp8 or elements <= 0:
+            return 0.0
+        return self.memory_time(QUANTIZE_BYTES_PER_ELEMENT * elements, "elementwise")
+
+    def gemm_time(self, m: int, n: int, k: int, batch: int = 1, *, fp8: bool | None = None) -> float:
         """Time of Y[m,n] = X[m,k]·W[k,n] (``batch`` independent products in one kernel).
 
         FLOPs 2·batch·m·n·k; body efficiency e(batch·m, n, k) from
         :func:`efficiency.gemm_body_efficiency` (a batched product fills the
         GPU like one with batch·m rows); bandwidth term at the copy fraction.
+        At fp8 (unless ``fp8=False``: attention's products stay bf16) the body runs at the FP8
+        peak and ceiling and both operands are quantized first (module docstring).
         """
         if min(m, n, k, batch) <= 0:
             return 0.0
+        if self.fp8 and fp8 is not False:
+            return (self.kernel_time(self.gemm_body_time(batch * m, n, k))
+                    + self.quantize_time(batch * m * k) + self.quantize_time(batch * k * n))
         body = self.roofline_time(
             2.0 * batch * m * n * k,
-            self.gemm_bytes(m, n, k, batch),
+            float(batch * (m * k + k * n + m * n) * self.element_bytes),  # 16-bit operands here
             eff.gemm_body_efficiency(batch * m, n, k, self.calibration.gemm_eff_max,
                                      self.calibration.gemm_size_half),
             self.calibration.bandwidth_fraction("copy"),
@@ -118,7 +171,7 @@ class ComputeModel:
         So ``roofline_time(2mnk, 0, gemm_efficiency(m, n, k)) == gemm_time(m, n, k)``.
         """
         t = self.gemm_time(m, n, k, batch)
-        return 2.0 * batch * m * n * k / (t * self.peak_flops) if t > 0 else 0.0
+        return 2.0 * batch * m * n * k / (t * self.gemm_peak_flops) if t > 0 else 0.0
 
     # --- bandwidth-bound kernels ---------------------------------------------------
     def memory_time(self, nbytes: float, kind: str = "elementwise") -> float:
@@ -169,11 +222,11 @@ class ComputeModel:
             return self.kernel_time(body)
         ba, scores = b * a, b * a * s * s
         if not backward:
-            gemms = self.gemm_time(s, s, d, ba) + self.gemm_time(s, d, s, ba)
+            gemms = self.gemm_time(s, s, d, ba, fp8=False) + self.gemm_time(s, d, s, ba, fp8=False)
             mem = self.memory_time(2 * e * scores, "softmax") + self.memory_time((2 * e + 1) * scores, "dropout")
             return gemms + mem
         # dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q
-        gemms = self.gemm_time(s, s, d, ba) + 3 * self.gemm_time(s, d, s, ba)
+        gemms = self.gemm_time(s, s, d, ba, fp8=False) + 3 * self.gemm_time(s, d, s, ba, fp8=False)
         mem = self.memory_time((2 * e + 1) * scores, "dropout") + self.memory_time(3 * e * scores, "softmax")
         return gemms + mem
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simcluster.catalogue import DEVICES
+from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS
 from simcluster.costs import efficiency as eff
 
 #: The published measurements behind the ratios, by the tag the records cite.
@@ -58,6 +58,10 @@ SOURCES: dict[str, str] = {
            "throughput in the forward pass, and up to 63% ... in the backward pass' on A100 80GB SXM4; the "
            "benchmark grid (section 4.1): sequence 512-16k, batch x sequence = 16k tokens, hidden 2048, head "
            "dim 64 or 128, with and without causal mask",
+    "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
+               "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
+               "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
+               "(1x128 / 128x128) scaling",
 }
 
 NO_DATA = "no data: H100 curve at this device's datasheet peak"
@@ -264,6 +268,24 @@ CALIBRATIONS: dict[str, Calibration] = {
     "tpu-v3": _uncalibrated("tpu-v3", "XLA on a systolic array: no kernel microbenchmarks found"),
     "tpu-v4": _uncalibrated("tpu-v4", "XLA on a systolic array: no kernel microbenchmarks found"),
 }
+
+
+# --- [FP8GEMM] best FP8 GEMM, TFLOP/s: the best large shape, and DeepGEMM's headline ------------------
+FP8_GEMM_BEST_TFLOPS: tuple[float, float] = (1523.0, 1350.0)
+
+
+def fp8_gemm_curve(name: str) -> Curve | None:
+    """The FP8 GEMM curve of a device with FP8 tensor cores (None without): the BF16 curve's shape at
+    the FP8 peak, its ceiling scaled by r_fp8 = (best FP8 GEMM / FP8 peak) / (best BF16 / BF16 peak)
+    = (1523 / 1979) / 0.802 = 0.96 ([FP8GEMM] against [MAMF]); sigma adds half the log spread of the
+    two FP8 figures, ln(1523 / 1350) / 2 = 0.06. The half-efficiency size is the BF16 fit's (no
+    FP8 shape sweep with the same tool: an assumption)."""
+    peak = FP8_PEAK_FLOPS.get(name)
+    if peak is None:
+        return None
+    ratio = max(FP8_GEMM_BEST_TFLOPS) * 1e12 / peak / H100_MAMF_FRACTION
+    return Curve(ratio, True, f"[FP8GEMM] {max(FP8_GEMM_BEST_TFLOPS):.0f} of {peak / 1e12:.0f} TFLOP/s FP8 vs "
+                 f"[MAMF] BF16 {H100_MAMF_FRACTION:.1%}", _combine(SIGMA_H100_GEMM, _half_log_spread(FP8_GEMM_BEST_TFLOPS)))
 
 
 def device_calibration(name: str) -> Calibration:

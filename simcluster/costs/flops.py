@@ -19,13 +19,15 @@ Hardware FLOPs add what recomputation re-executes:
   full       one more forward of every layer (not of the logits), giving
              Narayanan eq. (3): 96·B·s·l·h²·(1 + s/(6h) + V/(16·l·h));
   selective  one more forward of the attention core, 4·B·s²·h per layer
-             (Korthikanti App. A: the s² terms are the ones recomputed).
+             (Korthikanti App. A: the s² terms are the ones recomputed); under
+             multi-head latent attention also the up-projections (DeepSeek-V3 §3.2.3).
 The per-layer weight count generalises the closed form to ffn_hidden, GQA and
 SwiGLU (:func:`simcluster.costs.params.layer_matrix_params`).
 """
 
 from __future__ import annotations
 
+from simcluster.costs import mla
 from simcluster.costs.params import layer_matrix_params, q_width
 from simcluster.spec.workload import ModelSpec, TrainingSpec
 
@@ -38,6 +40,8 @@ def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
 
 def attention_core_forward_flops(model: ModelSpec, sequences: float) -> float:
     """QKᵀ and A·V of one layer, full square: 4·B·s²·a·d (= 4·B·s²·h when a·d = h)."""
+    if model.attention == "mla":  # 2·B·s²·a·(d + d_R + d_v) (simcluster.costs.mla)
+        return mla.core_forward_flops(model, sequences)
     return 4.0 * sequences * model.seq_len**2 * q_width(model)
 
 
@@ -63,7 +67,8 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> fl
     extra = {
         "none": 0.0,
         "full": model.layers * layer_forward_flops(model, b),
-        "selective": model.layers * attention_core_forward_flops(model, b),
+        "selective": model.layers * (attention_core_forward_flops(model, b) + (
+            mla.up_projection_forward_flops(model, b) if model.attention == "mla" else 0.0)),
     }
     if recompute not in extra:
         raise ValueError(f"unknown recompute {recompute!r}; known: {', '.join(extra)}")

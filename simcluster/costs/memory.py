@@ -13,7 +13,9 @@ Model states (Rajbhandari et al. 2020, ZeRO, §3.1): mixed-precision Adam
 keeps 2 B of 16-bit weights + 2 B of 16-bit gradients + 12 B of fp32 master
 weights, momentum and variance = 16 B/param. Gradients are counted at 2 B
 (the ZeRO paper's accounting), not at Megatron's 4 B fp32 ``main_grad``.
-SGD with momentum: 2 + 2 + 8 (master + momentum). fp32 training: 4 + 4 + 8
+SGD with momentum: 2 + 2 + 8 (master + momentum). fp8 (DeepSeek-V3 §3.3.4): Adam's moments in
+BF16, 2 + 2 + 8 (SGD 2 + 2 + 6); its GEMM inputs (QKV, projection, fc1, fc2) are stored in FP8,
+one byte each instead of two (§3.3.1; Transformer Engine saves the quantized input alike). fp32 training: 4 + 4 + 8
 (Adam m, v; no master copy) or 4 + 4 + 4 (SGD momentum).
 ZeRO shards over the d·c ranks that hold the same weights (Megatron's
 data-parallel-with-context group): stage ≥ 1 the optimizer states,
@@ -32,7 +34,8 @@ in bytes, 16-bit values, s the per-rank sequence s/c:
 Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
 inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
 K, V 4·g/a + projection input 2 + MLP 4·f/h (gelu: fc1 output and fc2 input;
-swiglu 6·f/h: gate, up and product) (split by t); 5·a·s/h = softmax input 2
+swiglu 6·f/h: gate, up and product) (split by t); multi-head latent attention replaces the
+attention's terms by :func:`simcluster.costs.mla.activation_bytes_per_token`; 5·a·s/h = softmax input 2
 + output 2 + dropout mask 1 per score. fp32 training doubles every value
 but not the 1-byte masks. Full recompute also holds one layer's activations
 while that layer is recomputed (added once, not per microbatch).
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs.frameworks import framework
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
@@ -72,6 +76,10 @@ STATE_BYTES: dict[tuple[str, str], tuple[int, int, int]] = {
     ("mixed", "sgd"): (2, 2, 8),
     ("fp32", "adam"): (4, 4, 8),
     ("fp32", "sgd"): (4, 4, 4),
+    # fp8 (DeepSeek-V3 §3.3.4, "Low-Precision Optimizer States"): fp32 master weights, Adam's first and
+    # second moments in BF16 (4 + 2 + 2); SGD's momentum alike (4 + 2)
+    ("fp8", "adam"): (2, 2, 8),
+    ("fp8", "sgd"): (2, 2, 6),
 }
 
 
@@ -95,10 +103,16 @@ class MemoryBreakdown:
 
 def state_bytes_per_param(precision: str, optimizer: str) -> tuple[int, int, int]:
     """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding."""
-    kind = "fp32" if precision == "fp32" else "mixed"
+    kind = precision if precision in ("fp32", "fp8") else "mixed"
     if precision not in DTYPE_BYTES or (kind, optimizer) not in STATE_BYTES:
         raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
     return STATE_BYTES[(kind, optimizer)]
+
+
+def mlp_bytes_per_f(model: ModelSpec, precision: str) -> float:
+    """Stored MLP activation bytes per element of f (16-bit values): gelu 4 (fc1 output, fc2 input), swiglu 6
+    (gate, up, product); fp8 caches fc2's input in FP8, one byte less."""
+    return (4.0 if P.mlp_matrices(model) == 2 else 6.0) - (1.0 if precision == "fp8" else 0.0)
 
 
 def _sp(parallelism: ParallelismSpec) -> bool:
@@ -127,17 +141,25 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
-    mlp = (4 if P.mlp_matrices(model) == 2 else 6) * P.ffn_width(model) / model.hidden
-    # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block), 2 masks
-    replicated = (4 if model.parallel_block else 8) * v + 2
+    mlp = mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
+    # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block), 2 masks;
+    # fp8 caches the GEMM inputs in FP8 (1 byte each; DeepSeek-V3 §3.3.1, Transformer Engine)
+    gemm_in = 1.0 if training.precision == "fp8" else 2 * v
+    replicated = (1 if model.parallel_block else 2) * (2 * v + gemm_in) + 2
+    qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     keep_scores = recompute == "none" and not training.flash_attention
     scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
+    if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
+        rest = 4 * v + gemm_in + 2
+        per = (rest + mlp * v) / t if sp else rest + mlp * v / t
+        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, recompute == "selective")
+                     / model.hidden + scores / t)
     if P.replicated_kv_params(model, t):  # g < t: each rank stores its replicated K/V head whole
-        split = (4 * qd + mlp) * v
+        split = (qp * qd + mlp) * v
         kv = 4 * v * P.kv_heads_per_rank(model, t) / model.heads * qd
         per = ((replicated + split) / t if sp else replicated + split / t) + kv
         return sbh * (per + scores / t) + eager
-    split = (4 * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (4 + 4 * g_over_a + mlp) * v
+    split = (qp * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (qp + 4 * g_over_a + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
     return sbh * (per + scores / t) + eager
 

@@ -27,6 +27,7 @@ layernorms (6h per layer) and the position embedding are replicated.
 
 from __future__ import annotations
 
+from simcluster.costs import mla
 from simcluster.spec.workload import ModelSpec
 
 
@@ -65,7 +66,7 @@ def kv_params(model: ModelSpec) -> int:
 def replicated_kv_params(model: ModelSpec, tensor: int = 1) -> float:
     """K/V parameters a rank holds that other tensor ranks hold too (0 unless g < t)."""
     g = model.kv_heads or model.heads
-    return kv_params(model) / g if g < tensor else 0.0
+    return kv_params(model) / g if g < tensor and model.attention != "mla" else 0.0
 
 
 def ffn_width(model: ModelSpec) -> int:
@@ -83,20 +84,25 @@ def mlp_matrices(model: ModelSpec) -> int:
 def layer_matrix_params(model: ModelSpec) -> int:
     """Weights of the layer's matrices (no biases): h·(a·d + 2·g·d) + a·d·h + n_mlp·h·f; 12h² for GPT."""
     h, f, q = model.hidden, ffn_width(model), q_width(model)
+    if model.attention == "mla":  # multi-head latent attention (simcluster.costs.mla)
+        return mla.matrix_params(model) + mlp_matrices(model) * h * f
     return h * (q + 2 * kv_width(model)) + q * h + mlp_matrices(model) * h * f
 
 
 def layer_split_params(model: ModelSpec) -> int:
     """Parameters split by tensor parallelism: matrices + column-parallel biases."""
     h, f = model.hidden, ffn_width(model)
+    if model.attention == "mla":  # the up- and out-projections (no biases), the MLP's matrices and column biases
+        return mla.split_params(model) + mlp_matrices(model) * h * f + (mlp_matrices(model) - 1) * f
     column_bias = (q_width(model) + 2 * kv_width(model)) + (mlp_matrices(model) - 1) * f
     return layer_matrix_params(model) + column_bias
 
 
 def layer_replicated_params(model: ModelSpec) -> int:
     """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h
-    (a parallel block has one layernorm: 4h)."""
-    return (4 if model.parallel_block else 6) * model.hidden
+    (a parallel block has one layernorm: 4h); with MLA also its down-projections and latent norms."""
+    own = mla.replicated_params(model) if model.attention == "mla" else 0  # MLA's down-projections, latent norms
+    return (4 if model.parallel_block else 6) * model.hidden + own
 
 
 def layer_params(model: ModelSpec, tensor: int = 1) -> float:

@@ -38,6 +38,7 @@ from simcluster.costs.eager import EagerCost, block_extra
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
+from simcluster.workload.mla import SELECTIVE_RECOMPUTE
 
 # GPU-side gap between back-to-back kernels of a training loop (host ahead of the GPU).
 TRAINING_LOOP_KERNEL_GAP_S = 5e-6
@@ -192,7 +193,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                  stack: Stack = MEGATRON) -> Blocks:
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
-    core = [o for o in attn if o.kind == "attention"]
+    core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
     extra = {k: block_extra(ops, k, cm, t, c, sp) if stack.eager_layer else EagerCost() for k in ("attn", "mlp")}
     return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"]),
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),

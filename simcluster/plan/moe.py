@@ -52,7 +52,7 @@ from simcluster.costs import efficiency as eff
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory, state_bytes_per_param
-from simcluster.costs.memory import activation_bytes_per_layer
+from simcluster.costs.memory import activation_bytes_per_layer, mlp_bytes_per_f
 from simcluster.plan.costing import BlockCost, Blocks, block_cost
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.steps import Step, UnitShape, layer_steps
@@ -167,6 +167,9 @@ class MoePlan:
         up, f = max(1, self.up // self.etp), max(1, self.width // self.etp)
 
         def grouped(mm: int, nn: int, kk: int) -> float:  # E/ep GEMMs of one shape in one kernel
+            if cm.fp8:  # FP8 grouped GEMM (DeepGEMM) after quantizing both operands of every expert
+                return cm.kernel_time(n * cm.gemm_body_time(mm, nn, kk)) + cm.quantize_time(n * mm * kk) \
+                    + cm.quantize_time(n * kk * nn)
             body = cm.roofline_time(2.0 * mm * nn * kk, cm.gemm_bytes(mm, nn, kk), eff.gemm_body_efficiency(mm, nn, kk),
                                     eff.bandwidth_fraction("copy"))
             return cm.kernel_time(n * body)
@@ -174,7 +177,8 @@ class MoePlan:
         act = cm.memory_time(dt * n * m * (up + f), "elementwise")
         fwd = grouped(m, up, h) + grouped(m, h, f) + act
         wgrad = grouped(up, h, m) + grouped(h, f, m)
-        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + 2 * act
+        # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
+        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + (3 if cm.fp8 else 2) * act
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
         self._cost[key] = cost
@@ -285,7 +289,9 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     layer with the MLP's replaced by the shared experts' and, per routed copy the busiest rank
     receives (skew included, microbatch 0's draws), its input and output (2·h each) and the
     expert MLP's (4 or 6)·f_e/etp bytes (Korthikanti et al. 2022 Table 2's MLP terms); the
-    dispatch's send and receive buffers add 2·S.
+    dispatch's send and receive buffers add 2·S. fp8 (DeepSeek-V3 §3.3.4): a routed copy's input
+    is held in FP8 (1·h + 2·h) and the expert stores its SwiGLU's two inputs in FP8 (2·f_e/etp; GeLU: fc1
+    output 2 + fc2 input 1), the product recomputed in the backward.
     """
     spec = mp.spec
     model, tr, par = spec.model, spec.training, spec.parallelism
@@ -304,7 +310,11 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     v = DTYPE_BYTES[tr.precision] / 2
     h, f, t = model.hidden, mp.width, par.tensor
     moe = M.moe_of(model)
-    per_f = (6 if model.mlp == "swiglu" else 4) * v
+    per_f = mlp_bytes_per_f(model, tr.precision) * v
+    fp8 = tr.precision == "fp8"
+    # fp8, DeepSeek-V3 §3.3.4: the expert's input arrives in FP8 and the SwiGLU's inputs are cached in FP8 with
+    # its output recomputed (2 bytes per f_e); its output stays 16-bit
+    copy_h, routed_f = ((1.0 + 2 * v) * h, 2.0 if model.mlp == "swiglu" else 3.0) if fp8 else (4 * v * h, per_f)
     sbh = model.seq_len / par.context * tr.micro_batch * h
     dense_act = activation_bytes_per_layer(model, tr, par)
     if tr.recompute == "full":
@@ -312,7 +322,7 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     else:  # the dense MLP's bytes out, the shared experts' and the routed copies' in
         shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
         r_max = max(mp.load(i, 0).r_max for i in moe_layers)
-        layer_act = dense_act + shared + r_max * (4 * v * h + per_f * f / mp.etp)
+        layer_act = dense_act + shared + r_max * (copy_h + routed_f * f / mp.etp)
     acts = n * layer_act * in_flight
     buffers = 2 * mp.a2a_bytes
     return MemoryBreakdown(dense.weights + weights, dense.gradients + grads, dense.optimizer_states + optim,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from simcluster.catalogue import FP8_PEAK_FLOPS
+
 if TYPE_CHECKING:
     from simcluster.spec.workload import WorkloadSpec
 
@@ -169,7 +171,20 @@ def _shard_checks(spec: "WorkloadSpec") -> list[Finding]:
     return []
 
 
+def _precision_checks(spec: "WorkloadSpec") -> list[Finding]:
+    """``training.precision: fp8`` needs FP8 tensor cores on every device (H100, H200, H800)."""
+    if getattr(spec.training, "precision", None) != "fp8":  # (the layout search passes partial stand-ins)
+        return []
+    c = spec.cluster
+    devices = (c.device, *getattr(c, "node_devices", {}).values())
+    lacking = sorted({d.name for d in devices if d.name not in FP8_PEAK_FLOPS})
+    if not lacking:
+        return []
+    return [Finding("training.precision", f"fp8 needs FP8 tensor cores ({', '.join(sorted(FP8_PEAK_FLOPS))}); "
+                                          f"{', '.join(lacking)} has none: use bf16", ("cluster.device",))]
+
+
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
-            + _fidelity_checks(spec) + _shard_checks(spec))
+            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec))

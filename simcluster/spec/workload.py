@@ -31,6 +31,7 @@ from simcluster.spec.fields import (
 )
 from simcluster.spec.limits import workload_limits
 from simcluster.spec.models import resolve_model
+from simcluster.spec.mla import MlaSpec, mla_checks
 from simcluster.spec.moe import MoeSpec, moe_checks
 from simcluster.spec.overrides import apply_overrides
 from simcluster.spec.problems import Locator, problems_from_error
@@ -62,6 +63,11 @@ class ModelSpec(BaseModel):
     parallel_block: bool = Field(default=False, description="Attention and MLP computed in parallel from one "
                                  "LayerNorm (GPT-J; PaLM §2 'Parallel Layers'): their input GEMMs fused into one and "
                                  "one tensor-parallel reduction per layer and pass instead of two.")
+    attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
+                                             "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
+                                             "(model.mla, below).")
+    mla: MlaSpec | None = Field(default=None, description="Multi-head latent attention's ranks and head sizes "
+                                "(with attention: mla).", json_schema_extra={"default_doc": "none"})
     moe: MoeSpec | None = Field(default=None, description="Mixture of experts: the MLP of some layers replaced by "
                                 "routed experts (model.moe, below).", json_schema_extra={"default_doc": "dense"})
 
@@ -81,7 +87,9 @@ class TrainingSpec(BaseModel):
     global_batch: PositiveInt = Field(le=100_000_000, description="Sequences per iteration; a multiple of micro_batch × data.")
     micro_batch: PositiveInt = Field(default=1, le=1_000_000, description="Sequences per microbatch on one pipeline.")
     precision: Precision = Field(default="bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
-                                 "(fp32 master weights and optimizer states).")
+                                 "(fp32 master weights and optimizer states); fp8 (H100, H200, H800) runs the GEMMs "
+                                 "in FP8 with fine-grained scaling and everything else in bf16, caches the GEMM "
+                                 "inputs in FP8 and keeps Adam's moments in bf16 (DeepSeek-V3 §3.3).")
     optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
                                  "momentum (one).")
     recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
@@ -291,7 +299,7 @@ def workload_from_data(
     except ValidationError as err:
         problems.extend(problems_from_error(err, WorkloadSpec, where, skip=lambda key: key == "cluster" or key.startswith("cluster.")))
     if spec is not None:
-        for finding in check_workload(spec) + moe_checks(spec) + workload_limits(spec):
+        for finding in check_workload(spec) + moe_checks(spec) + mla_checks(spec) + workload_limits(spec):
             file, line, _ = where(_written(where, (finding.key, *finding.near)))
             problems.append(Problem(file, line, finding.key, finding.reason))
     if problems or spec is None:

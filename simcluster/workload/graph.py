@@ -20,6 +20,9 @@ d = h / a, f = ffn hidden (SwiGLU doubles the up projection), V = vocab:
 With a = g and f = 4h the layer costs 24·bs·h² + 4·b·s²·h forward, which is
 Korthikanti et al. 2022 eq. 7 divided by 3·l (forward only).
 
+Multi-head latent attention (``model.attention: mla``) replaces the attention block's
+operators with those of :mod:`simcluster.workload.mla`.
+
 Parameter counts live in :mod:`simcluster.costs.params` and activation memory in
 :mod:`simcluster.costs.memory` (Korthikanti et al. 2022 Table 2): one source each.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.spec.workload import ModelSpec, TrainingSpec
+from simcluster.workload.mla import mla_attention_ops
 from simcluster.workload.ops import DTYPE_BYTES, Op
 
 
@@ -67,12 +71,14 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
             gemm("fc2", "attn", h, f, "row"),
             mem("residual", "elementwise", "attn", sbh, rw=4.0),  # x + attention + MLP
         ]
-    return [
+    attn = mla_attention_ops(layer, m, b, dt) if m.attention == "mla" else [
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
         gemm("qkv", "attn", qkv_n, h, "column", kv),
         core,
         gemm("proj", "attn", h, q, "row"),
         mem("residual1", "elementwise", "attn", sbh, rw=3.0),
+    ]
+    return attn + [
         mem("ln2", "norm", "mlp", sbh, flops_per=5.0),
         gemm("fc1", "mlp", up_n, h, "column"),
         act("mlp"),

@@ -22,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Bytes of one value of each training precision (the one table; 16-bit formats are 2 bytes).
-DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
+#: fp8 trains the GEMMs in FP8 and everything else in bf16 (Transformer Engine; DeepSeek-V3 §3.3),
+#: so its activations, gradients and messages are 2-byte values; the GEMM operands are
+#: :data:`FP8_OPERAND_BYTES` (:mod:`simcluster.costs.compute`).
+DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 2}
+#: Bytes of one FP8 value (E4M3 or E5M2): the GEMM operands and the activations cached in FP8.
+FP8_OPERAND_BYTES: int = 1
 
 OP_KINDS = ("gemm", "attention", "norm", "elementwise", "embedding", "loss")
 TP_SHARDING = ("column", "row", "heads", "vocab", "replicated")

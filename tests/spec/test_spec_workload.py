@@ -186,8 +186,8 @@ def test_missing_required_key(workload):
 
 
 def test_bad_choice(workload):
-    edit(workload, "  micro_batch: 2\n", "  micro_batch: 2\n  precision: fp8\n")
-    assert lines(workload) == [f"{workload}:11: training.precision: expected 'bf16', 'fp16' or 'fp32', got 'fp8'"]
+    edit(workload, "  micro_batch: 2\n", "  micro_batch: 2\n  precision: fp4\n")
+    assert lines(workload) == [f"{workload}:11: training.precision: expected 'bf16', 'fp16', 'fp32' or 'fp8', got 'fp4'"]
 
 
 def test_bad_unit_string(workload):
