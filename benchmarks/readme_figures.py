@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/readme_figures.py [--only NAME]`` (about a minute and a half on two
 cores; the 1T and Llama 3 405B workloads take most of it). Simulates the first row of every
-system of the validation corpus's ``famous`` group (``simcluster/data/validation/famous.yaml``:
+system of the validation corpus's ``famous`` and ``moe`` groups (``simcluster/data/validation/famous.yaml``:
 one row per ``workloads/<name>.yaml`` without overrides; the overridden rows are other points of
 the same runs and stay in ``validate-published --group famous``) and prints one Markdown row per
 system, the rows of the README's table: what it is, the published figure in the unit its
@@ -33,8 +33,8 @@ HEADER = ("| system | what it is | published | simcluster | source |\n"
 
 
 def systems() -> list[corpus.Row]:
-    """The famous group's rows without overrides: one per system (= per workload file)."""
-    rows = [r for r in corpus.load_group("famous").rows if not r.overrides]
+    """The famous and moe groups' rows without overrides: one per system (= per workload file)."""
+    rows = [r for g in ("famous", "moe") for r in corpus.load_group(g).rows if not r.overrides]
     stems = {Path(r.workload).stem for r in rows}
     missing = sorted(p.stem for p in (ROOT / "workloads").glob("*.yaml") if p.stem not in stems | NOT_PUBLISHED)
     if missing:
