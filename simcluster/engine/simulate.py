@@ -59,72 +59,90 @@ def _noop(_: int) -> None:
     return None
 
 
+def _noop_event(_: simpy.Event) -> None:
+    return None
+
+
 class Contention:
     """Compute tasks whose speed drops while communication runs on their GPU.
 
     A compute task keeps its remaining work (seconds at full speed) and its rate; when the
     number of communication tasks on one of its ranks changes between zero and non-zero, its
-    rate becomes ``slow`` or 1 and a new end is scheduled (the old wake-up, now stale, is
-    skipped when it fires). Rank order and simpy's event order keep it deterministic.
+    rate becomes ``slow`` or 1 and a new end is scheduled. A wake-up whose time is not the
+    task's planned end (it was re-planned since) is skipped. State lives in lists indexed by
+    task and rank (no per-event closures). Rank order and simpy's event order keep it
+    deterministic.
     """
 
-    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "state")
+    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "rem", "rate", "since", "end", "fire")
 
     def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
                  done: Callable[[int], None]):
         self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
-        self.active: dict[int, int] = {}  # rank -> communication tasks running there
-        self.running: dict[int, int] = {}  # rank -> the compute task running there
-        self.state: dict[int, list[float]] = {}  # compute task -> [remaining s, rate, since, version]
+        size = 1 + max((max(r) for r in ranks if r), default=0)
+        n = len(ranks)
+        self.active = [0] * size  # rank -> communication tasks running there
+        self.running = [-1] * size  # rank -> the compute task running there
+        self.rem = [0.0] * n  # compute task -> remaining seconds at full speed (as of ``since``)
+        self.rate = [1.0] * n
+        self.since = [0.0] * n
+        self.end = [math.nan] * n  # planned end; NaN once finished
+        self.fire: Callable[[simpy.Event], None] = self._fire
 
     def release(self) -> None:
-        """Drop the reference to the engine's callback (a reference cycle the GC would not see)."""
+        """Drop the references to the engine's callbacks (a reference cycle the GC would not see)."""
         self.done = _noop
-        self.state.clear()
+        self.fire = _noop_event
 
     def _rate(self, tid: int) -> float:
-        return self.slow if any(self.active.get(r, 0) for r in self.ranks[tid]) else 1.0
+        rk = self.ranks[tid]
+        if len(rk) == 1:
+            return self.slow if self.active[rk[0]] else 1.0
+        return self.slow if any(self.active[r] for r in rk) else 1.0
 
     def start(self, tid: int, seconds: float) -> None:
         """Compute task ``tid`` of ``seconds`` at full speed starts now."""
         rate = self._rate(tid)
-        self.state[tid] = [seconds, rate, self.env.now, 0.0]
+        now = self.env.now
+        self.rem[tid], self.rate[tid], self.since[tid] = seconds, rate, now
         for r in self.ranks[tid]:
             self.running[r] = tid
-        self._wake(tid, seconds / rate, 0.0)
+        after = seconds / rate
+        self.end[tid] = now + after
+        Timeout(self.env, after, tid).callbacks.append(self.fire)
 
-    def _wake(self, tid: int, after: float, version: float) -> None:
-        def fire(_: simpy.Event) -> None:
-            st = self.state.get(tid)
-            if st is None or st[3] != version:
-                return  # superseded by a change of rate
-            del self.state[tid]
-            for r in self.ranks[tid]:
-                if self.running.get(r) == tid:
-                    del self.running[r]
-            self.done(tid)
-
-        Timeout(self.env, after).callbacks.append(fire)
+    def _fire(self, ev: simpy.Event) -> None:
+        tid = cast(int, ev.value)
+        if self.env.now != self.end[tid]:
+            return  # superseded by a change of rate (or already finished)
+        self.end[tid] = math.nan
+        for r in self.ranks[tid]:
+            if self.running[r] == tid:
+                self.running[r] = -1
+        self.done(tid)
 
     def comm(self, tid: int, delta: int) -> None:
         """A communication task starts (+1) or ends (−1): re-rate the compute it shares GPUs with."""
+        active, running = self.active, self.running
         for r in self.ranks[tid]:
-            k = self.active.get(r, 0) + delta
-            self.active[r] = k
+            k = active[r] + delta
+            active[r] = k
             if (k == 1 and delta > 0) or (k == 0 and delta < 0):
-                c = self.running.get(r)
-                if c is not None:
+                c = running[r]
+                if c >= 0:
                     self._rerate(c)
 
     def _rerate(self, tid: int) -> None:
-        st = self.state[tid]
         rate = self._rate(tid)
-        if rate == st[1]:
+        old = self.rate[tid]
+        if rate == old:
             return
         now = self.env.now
-        st[0] = max(st[0] - (now - st[2]) * st[1], 0.0)
-        st[1], st[2], st[3] = rate, now, st[3] + 1.0
-        self._wake(tid, st[0] / rate, st[3])
+        rem = max(self.rem[tid] - (now - self.since[tid]) * old, 0.0)
+        self.rem[tid], self.rate[tid], self.since[tid] = rem, rate, now
+        after = rem / rate
+        self.end[tid] = now + after
+        Timeout(self.env, after, tid).callbacks.append(self.fire)
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
