@@ -31,7 +31,7 @@ from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
-from simcluster.workload import DTYPE_BYTES, model_ops
+from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
 
 
 def grad_bytes_per_param(precision: str) -> int:
@@ -253,21 +253,18 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tu
     return act, act / t, kv
 
 
-def gather_parts(spec: WorkloadSpec) -> int:
-    """ZeRO-3 all-gathers per layer: one, or one per linear layer under DeepSpeed's per-module fetch."""
-    if framework(spec.training.framework).zero3_fetch == "module":
-        return sum(op.kind == "gemm" for op in model_ops(spec.model, spec.training).layer)
-    return 1
+def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, bool]:
+    """(all-gathers per layer, prefetched) of ZeRO-3 under the spec's stack.
 
-
-def gather_prefetch(spec: WorkloadSpec) -> bool:
-    """Whether ZeRO-3's gathers are prefetched: always under FSDP; under DeepSpeed only when each fetched
-    module's weights (per tensor rank) fit its prefetch bucket (``frameworks.DEEPSPEED_PREFETCH_BUCKET``)."""
-    limit = framework(spec.training.framework).zero3_prefetch_params
-    t = spec.parallelism.tensor
-    gemms = [op.gemm for op in model_ops(spec.model, spec.training).layer if op.kind == "gemm" and op.gemm]
-    biggest = max((n * k / t for _, n, k in gemms), default=0.0)
-    return biggest <= limit
+    One gather per layer, or one per linear layer under DeepSpeed's per-module fetch. Prefetched
+    always under FSDP; under DeepSpeed only when each fetched module's weights (per tensor rank) fit
+    its prefetch bucket (``frameworks.DEEPSPEED_PREFETCH_BUCKET``).
+    """
+    stack = framework(spec.training.framework)
+    gemms = [op.gemm for op in (ops or model_ops(spec.model, spec.training)).layer if op.kind == "gemm" and op.gemm]
+    parts = len(gemms) if stack.zero3_fetch == "module" else 1
+    biggest = max((n * k / spec.parallelism.tensor for _, n, k in gemms), default=0.0)
+    return parts, biggest <= stack.zero3_prefetch_params
 
 
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
@@ -283,13 +280,14 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     d = par.data or 1
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
-    blocks = model_blocks(model_ops(spec.model, tr), cm, t, c, par.sequence_parallel, tr.flash_attention,
-                          framework(tr.framework, par.zero_stage))
+    ops = model_ops(spec.model, tr)
+    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage))
+    parts, prefetch = zero3_gathers(spec, ops)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       distribute=tr.distribute_saved_activations,
-                      gather_parts=gather_parts(spec), gather_prefetch=gather_prefetch(spec))
+                      gather_parts=parts, gather_prefetch=prefetch)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,

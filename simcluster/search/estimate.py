@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simcluster.costs.frameworks import framework
-from simcluster.plan.plan import gather_parts, gather_prefetch
+from simcluster.plan.plan import zero3_gathers
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -275,8 +275,7 @@ class Estimator:
         stack = framework(spec.training.framework, spec.parallelism.zero_stage)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.blocking_p2p = stack.blocking_p2p  # DeepSpeed's pipeline engine: a send holds its stage
-        self.gather_parts = gather_parts(spec)
-        self.gather_prefetch = gather_prefetch(spec)
+        self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
