@@ -105,6 +105,7 @@ class Lowerer:
         send: dict[UnitKey, int] = {}
         grads: dict[tuple[int, int], int] = {}  # (rank, gradient key) -> task (last mb)
         stage_last: dict[int, int] = {}
+        blocking = plan.stack.blocking_p2p  # DeepSpeed's pipeline engine
         for s in range(p):
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
@@ -125,7 +126,7 @@ class Lowerer:
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
                         stage_last[r] = z
                         send[(kind, k, mb, r)] = self._send(kind, k, mb, r, z, lb)
-                        if plan.stack.blocking_p2p:  # the stage's next unit waits for its send
+                        if blocking:  # the stage's next unit waits for its send
                             stage_last[r] = send[(kind, k, mb, r)]
         self._cross_stage_deps(first, last, send)
         ctx = GradSync(tg, plan, comms, self.slow, self.last_rs, self.opt.include_optimizer)

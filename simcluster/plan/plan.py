@@ -18,6 +18,7 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
@@ -95,7 +96,7 @@ class Plan:
         """Model chunks over all stages: p·v."""
         return self.grid.p * self.v
 
-    @property
+    @cached_property
     def stack(self) -> Stack:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
         return framework(self.spec.training.framework, self.spec.parallelism.zero_stage)
