@@ -106,7 +106,25 @@ DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
     stream (``_exec_send_activations`` / ``_exec_send_grads`` wait for the transfer), and reduces
     the data-parallel gradients in a ``ReduceGrads`` instruction after the last backward
-    (no overlap with backward). It has no interleaved schedule.
+    (no overlap with backward). It has no interleaved schedule. With model parallelism it
+    partitions what it sends (``is_pipe_partitioned = is_model_parallel``: each tensor rank
+    sends 1/t of the activation, the receiver rebuilds it with ``PartitionedTensor.full()``, an
+    all-gather over the tensor group).
+
+Pipeline sends (``parallelism.overlap_p2p_comm``, ``parallelism.p2p_scatter_gather``)
+    Megatron-LM's ``_communicate`` issues ``batch_isend_irecv``, waits on every request and then
+    calls ``torch.cuda.synchronize()`` ("to protect against race condition"): a send holds its
+    stage until delivered. So did every Megatron-LM up to May 2023 (``p2p_communication.py`` of
+    the SC'21 scripts' commit de7dc40, Aug 2021); since Oct 2023 (commit 4eeff55, "Make
+    overlap_p2p_comm the default") the interleaved schedule overlaps its sends with the next
+    chunk's compute, and ``arguments.py`` turns the overlap off for every other schedule. Until
+    Megatron-Core (Jan 2023, commit 39b83c7) the sends were also scatter-gathered
+    (``--scatter-gather-tensors-in-pipeline``, on by default; Narayanan et al. 2021 §4.1): each
+    tensor rank sends 1/t of the activation and the receiver all-gathers it over NVLink;
+    Megatron-Core sends the whole activation from every tensor rank (1/t of it only under
+    sequence parallelism, where the activation is already split). JAX/XLA pipelines move the
+    sharded activation (collective-permute), PyTorch's ``torch.distributed.pipelining`` posts
+    its sends asynchronously.
 """
 
 from __future__ import annotations
@@ -158,8 +176,10 @@ class Stack:
     optimizer: str  # fused | foreach
     zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
     zero3_prefetch_params: float  # a ZeRO-3 gather is prefetched only when its weights fit this many
-    blocking_p2p: bool  # pipeline sends hold the compute stream until delivered
+    p2p_overlap: str  # pipeline sends beside the next unit: always | interleaved (that schedule only) | never
+    p2p_scatter_gather: bool  # tensor ranks send 1/t of the activation, the receiver all-gathers it
     overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
+    p2p_sharded: bool = False  # the activation moves as sharded over the tensor ranks (XLA): 1/t, no gather
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
@@ -169,19 +189,21 @@ FRAMEWORKS: Registry[Stack] = Registry("framework")
 FRAMEWORKS.add("megatron", Stack(
     "megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
-    blocking_p2p=False, overlap_grad_reduce=True))
+    p2p_overlap="interleaved", p2p_scatter_gather=False, overlap_grad_reduce=True))
 FRAMEWORKS.add("deepspeed", Stack(
     "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
-    zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, blocking_p2p=True, overlap_grad_reduce=False))
+    zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
+    overlap_grad_reduce=False))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
-    zero3_prefetch_params=NO_LIMIT, blocking_p2p=False, overlap_grad_reduce=True, eager_layer=True, selective="op"))
+    zero3_prefetch_params=NO_LIMIT, p2p_overlap="always", p2p_scatter_gather=False, overlap_grad_reduce=True,
+    eager_layer=True, selective="op"))
 FRAMEWORKS.add("jax", Stack(
     "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
-    blocking_p2p=False, overlap_grad_reduce=True))
+    p2p_overlap="always", p2p_scatter_gather=False, p2p_sharded=True, overlap_grad_reduce=True))
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 
 
@@ -209,6 +231,26 @@ def framework(name: str, zero_stage: int = 0) -> Stack:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
     return stack
+
+
+@dataclass(frozen=True)
+class PipelineSends:
+    """How a pipeline send between two stages runs (module docstring, "Pipeline sends")."""
+
+    blocking: bool  # the sending stage's next unit waits for the delivery
+    split: bool  # each tensor rank sends 1/t of the activation (else all of it)
+    gather: bool  # the receiving tensor group all-gathers the pieces before its unit
+
+
+def pipeline_sends(stack: Stack, schedule: str, sequence_parallel: bool, overlap: bool | None = None,
+                   scatter_gather: bool | None = None) -> PipelineSends:
+    """The sends of ``stack`` under ``schedule``; ``overlap`` / ``scatter_gather`` override its defaults
+    (``parallelism.overlap_p2p_comm`` / ``p2p_scatter_gather``; checked in :mod:`simcluster.spec.checks`)."""
+    if overlap is None:
+        overlap = stack.p2p_overlap == "always" or (stack.p2p_overlap == "interleaved" and schedule == "interleaved")
+    sg = stack.p2p_scatter_gather if scatter_gather is None else scatter_gather
+    return PipelineSends(blocking=not overlap, split=sequence_parallel or stack.p2p_sharded or sg,
+                         gather=sg and not sequence_parallel)
 
 
 MEGATRON = framework("megatron")

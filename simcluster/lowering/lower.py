@@ -105,7 +105,7 @@ class Lowerer:
         send: dict[UnitKey, int] = {}
         grads: dict[tuple[int, int], int] = {}  # (rank, gradient key) -> task (last mb)
         stage_last: dict[int, int] = {}
-        blocking = plan.stack.blocking_p2p  # DeepSpeed's pipeline engine
+        blocking = plan.sends.blocking  # DeepSpeed's pipeline engine, Megatron-LM's 1F1B
         for s in range(p):
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets

@@ -10,7 +10,8 @@ metrics and the memory report read its counts, and the analytical screen sums it
 Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 §4.2.2):
 
 - tensor-parallel collective buffer: b·(s/c)·h·dtype;
-- pipeline send: the same over t (scatter/gather over the tensor group);
+- pipeline send: the same, or the same over t where the stack splits it (sequence parallel,
+  scatter/gather, XLA's sharded activation: :func:`simcluster.costs.frameworks.pipeline_sends`);
 - K/V exchanged over the context ring per layer: 2·b·s·g·d·dtype / t;
 - gradients per parameter: 4 bytes (Megatron's fp32 ``main_grad``) or 2 under fp16.
 """
@@ -22,14 +23,15 @@ from functools import cached_property
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.frameworks import Stack, framework
+from simcluster.costs.frameworks import PipelineSends, Stack, framework, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import partition_layers
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
-from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps
+from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
+                                   recv_gather_step)
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
@@ -101,6 +103,11 @@ class Plan:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
         return framework(self.spec.training.framework, self.spec.parallelism.zero_stage)
 
+    @cached_property
+    def sends(self) -> PipelineSends:
+        """How pipeline sends run: blocking or beside the next unit, split over the tensor ranks, gathered."""
+        return plan_sends(self.spec, self.schedule, self.spec.parallelism.sequence_parallel)
+
     @property
     def zero(self) -> int:
         return self.spec.parallelism.zero_stage
@@ -145,6 +152,8 @@ class Plan:
         emb = self.embedding_and_head and k == 0
         head = self.embedding_and_head and k == self.K - 1
         out: list[tuple[int, Step]] = []
+        if self.shape.recv_gather and (k > 0 if kind == "F" else kind == "B" and k < self.K - 1):
+            out.append((-1, recv_gather_step(kind)))  # the received activation (gradient), gathered first
         if kind == "F":
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("F", b, shape)]
@@ -241,7 +250,14 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
                   P.replicated_kv_params(m, t))
 
 
-def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tuple[float, float, float]:
+def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
+    """The pipeline sends of ``spec``'s stack under ``schedule`` and sequence parallelism ``sp``."""
+    par = spec.parallelism
+    return pipeline_sends(framework(spec.training.framework), schedule, sp, par.overlap_p2p_comm,
+                          par.p2p_scatter_gather)
+
+
+def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: bool) -> tuple[float, float, float]:
     """(tensor-parallel buffer, pipeline send, context-ring K/V) bytes per microbatch and layer."""
     m = spec.model
     dt = DTYPE_BYTES[spec.training.precision]
@@ -251,7 +267,8 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int) -> tu
         kv = 2 * micro_batch * m.seq_len * P.head_dim(m) * dt * P.kv_heads_per_rank(m, t)
     else:
         kv = 2 * micro_batch * m.seq_len * g * P.head_dim(m) * dt / t
-    return act, act / t, kv
+    split = plan_sends(spec, spec.parallelism.schedule, sp).split
+    return act, act / t if split else act, kv
 
 
 def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, bool]:
@@ -288,8 +305,9 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       distribute=tr.distribute_saved_activations,
-                      gather_parts=parts, gather_prefetch=prefetch)
-    act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch)
+                      gather_parts=parts, gather_prefetch=prefetch,
+                      recv_gather=t > 1 and p > 1 and plan_sends(spec, par.schedule, par.sequence_parallel).gather)
+    act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
                 DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head,

@@ -84,6 +84,14 @@ class UnitShape:
     distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
     gather_parts: int = 1  # ZeRO-3 all-gathers per layer (DeepSpeed fetches each linear layer's weights)
     gather_prefetch: bool = True  # ZeRO-3 gathers issued ahead of need (else: when the compute reaches them)
+    recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
+
+
+def recv_gather_step(kind: str) -> Step:
+    """The tensor-group all-gather of a scatter-gathered pipeline send (Narayanan et al. 2021 §4.1),
+    on the compute stream before the receiving unit (Megatron-LM's ``gather_split_1d_tensor``)."""
+    return Step("tp", "pp.recv_gather", "forward" if kind == "F" else "backward", op="all_gather",
+                tag="pp.recv_gather")
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,

@@ -36,7 +36,7 @@ class LayoutCosts:
     params: Params  # the head's parameters as a pipeline of more than one stage holds them
     params_one_stage: Params  # ... and as one stage holding the embedding too
     act_bytes: float  # the tensor-parallel collective buffer b·(s/c)·h
-    p2p_bytes: float  # a pipeline send: act_bytes / t
+    p2p_bytes: float  # a pipeline send: act_bytes, or act_bytes / t where the stack splits it
     kv_bytes: float  # keys and values exchanged over the context ring per layer
 
 
@@ -72,7 +72,7 @@ class Costs:
         if hit is None:
             blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention, self.stack)
             hit = LayoutCosts(blocks, layer_params(self.spec, t, 2), layer_params(self.spec, t, 1),
-                              *activation_bytes(self.spec, t, c, mb))
+                              *activation_bytes(self.spec, t, c, mb, sp))
             self._blocks[key] = hit
         return hit
 

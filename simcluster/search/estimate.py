@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simcluster.costs.frameworks import framework
-from simcluster.plan.plan import zero3_gathers
+from simcluster.plan.plan import plan_sends, zero3_gathers
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -123,7 +123,7 @@ class Group:
     """Everything about a layout but its recompute and ZeRO stage, computed once for all of them."""
 
     __slots__ = ("est", "t", "c", "p", "d", "mb", "v", "schedule", "sp", "m", "b", "counts", "n0", "nl",
-                 "nmid", "chunk", "spread", "send", "e", "et", "moe")
+                 "nmid", "chunk", "spread", "send", "blocking", "recv_gather", "e", "et", "moe")
 
     def __init__(self, est: "Estimator", t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool,
                  e: int = 1, et: int | None = None):
@@ -138,6 +138,11 @@ class Group:
         self.nmid = max(counts[1:-1], default=0)
         self.chunk, self.spread = chunk_spread(est.layers, p, v) if v > 1 else (0, 0.0)
         self.send = est.costs.time("send", "send", t, c, d, p, self.b.p2p_bytes) if p > 1 else 0.0
+        sends = plan_sends(est.spec, schedule, sp)
+        self.blocking = sends.blocking  # a send holds its stage (DeepSpeed's engine, Megatron's 1F1B)
+        # scatter-gathered sends: the receiving unit first all-gathers the activation over the tensor group
+        self.recv_gather = est.costs.time("tp", "all_gather", t, c, d, p, self.b.act_bytes) \
+            if p > 1 and t > 1 and sends.gather else 0.0
 
     def peak_memory(self, rc: str, zero: int) -> float:
         return self.est.memory.peak(self.t, self.c, self.d, self.p, self.v, self.m, self.schedule, self.mb,
@@ -215,7 +220,7 @@ class Group:
         fill /= v
         if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
-        pipe = m * (x_max + (2 * v * self.send if est.blocking_p2p else 0.0)) + fill
+        pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (p * v - 1 if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
         total = pipe + pp + dp + opt
@@ -274,7 +279,6 @@ class Estimator:
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
         stack = framework(spec.training.framework, spec.parallelism.zero_stage)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
-        self.blocking_p2p = stack.blocking_p2p  # DeepSpeed's pipeline engine: a send holds its stage
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}

@@ -184,7 +184,23 @@ def _precision_checks(spec: "WorkloadSpec") -> list[Finding]:
                                           f"{', '.join(lacking)} has none: use bf16", ("cluster.device",))]
 
 
+def _p2p_checks(spec: "WorkloadSpec") -> list[Finding]:
+    """``parallelism.overlap_p2p_comm: true`` where the stack cannot overlap its pipeline sends."""
+    p = spec.parallelism
+    if getattr(p, "overlap_p2p_comm", None) is not True:  # (the layout search passes partial stand-ins)
+        return []
+    fw = spec.training.framework
+    if fw == "deepspeed":
+        return [Finding("parallelism.overlap_p2p_comm", "DeepSpeed's pipeline engine sends blocking; use false "
+                                                        "or leave it out", ("training.framework",))]
+    if fw == "megatron" and p.schedule != "interleaved":
+        return [Finding("parallelism.overlap_p2p_comm", f"Megatron-LM overlaps pipeline sends only in the "
+                                                        f"interleaved schedule, not {p.schedule}",
+                        ("parallelism.schedule",))]
+    return []
+
+
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
-            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec))
+            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _p2p_checks(spec))

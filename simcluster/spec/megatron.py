@@ -20,6 +20,8 @@ Megatron-LM                                                workload
                                                            schedule interleaved
 --sequence-parallel, --use-distributed-optimizer           sequence_parallel, zero_stage 1
 --DDP-impl torch|local, --overlap-grad-reduce              overlap_grad_reduce (local, or neither: false)
+--no-overlap-p2p-communication                             parallelism.overlap_p2p_comm false (else the
+                                                           default: overlapped in the interleaved schedule)
 --recompute-granularity full|selective,                    training.recompute (--recompute-method alone
 --recompute-activations (selective),                       and the 2021 --checkpoint-activations: full)
 --checkpoint-activations (full)
@@ -55,7 +57,8 @@ GPT2_VOCAB = 50257
 
 _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16", "--fp16", "--swiglu",
                     "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
-                    "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention"})
+                    "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
+                    "--no-overlap-p2p-communication", "--overlap-p2p-communication"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -169,6 +172,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     parallelism["sequence_parallel"] = bool(args.get("--sequence-parallel"))
     parallelism["zero_stage"] = 1 if args.get("--use-distributed-optimizer") else 0
     parallelism["overlap_grad_reduce"] = overlap
+    if args.get("--no-overlap-p2p-communication"):
+        parallelism["overlap_p2p_comm"] = False
     if gpus is None and nodes is None and ints["--nnodes"]:
         nodes = ints["--nnodes"]
         if ints["--nproc-per-node"]:

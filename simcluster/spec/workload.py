@@ -144,6 +144,17 @@ class ParallelismSpec(BaseModel):
                                       "microbatch's backward fills it; false: after the whole backward.")
     grad_bucket_bytes: BucketBytes = Field(default=25e6, description="Data-parallel gradient "
                                                              "bucket size.")
+    overlap_p2p_comm: bool | None = Field(
+        default=None, description="Pipeline sends run beside the next unit's compute (Megatron-LM's "
+        "--overlap-p2p-communication, interleaved schedule only); false: a send holds its stage until delivered "
+        "(Megatron-LM before Oct 2023, DeepSpeed's pipeline engine).",
+        json_schema_extra={"default_doc": "the framework's: megatron on for interleaved, off otherwise; deepspeed "
+                           "off; pytorch and jax on"})
+    p2p_scatter_gather: bool | None = Field(
+        default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
+        "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "
+        "engine); false: every tensor rank sends all of it. Sequence parallelism sends 1/tensor either way.",
+        json_schema_extra={"default_doc": "the framework's: deepspeed on, others off"})
 
     @model_validator(mode="after")
     def _interleave(self) -> "ParallelismSpec":

@@ -97,6 +97,8 @@ def test_import_megatron_gives_the_table1_rows(row, gpus, tmp_path):
     suite = load_workload(VALIDATION / "narayanan2021" / f"gpt-{row}.yaml").resolved_dict()
     for d in (imported, suite):
         d.pop("name"), d.pop("source", None)
+        # the Megatron-LM version (2021: blocking, scatter-gathered sends) is not among its arguments
+        d["parallelism"].pop("overlap_p2p_comm"), d["parallelism"].pop("p2p_scatter_gather")
     assert imported == suite
     if row == "18.4b":
         from simcluster.run import simulate_workload
