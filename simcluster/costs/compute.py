@@ -34,6 +34,11 @@ Other devices (per-device calibration, :mod:`simcluster.costs.devices`)
     ridge point (peak / bandwidth) and the shapes that turn bandwidth-bound
     move with the device; the launch floor is kept as measured (host-side).
 
+TPU MXU padding (:meth:`simcluster.costs.devices.Calibration.mxu_fill`)
+    On a TPU every GEMM body efficiency is multiplied by the share of the 128×128 systolic array
+    that is not padding, m/⌈m⌉₈ · k/⌈k⌉₁₂₈ · n/⌈n⌉₁₂₈ (per product of a batched GEMM), and the
+    flash curve by d/⌈d⌉₁₂₈ ("How to Scale Your Model", tpus.md). GPUs: 1.
+
 Precision
     bf16 and fp16 use ``device.peak_flops`` and 2-byte elements; fp32 uses
     ``device.peak_flops_fp32`` and 4-byte elements with the same efficiency
@@ -132,6 +137,7 @@ class ComputeModel:
         """One FP8-or-16-bit GEMM's body at the GEMM peak (no launch floor, no quantization):
         max(2mnk / (peak_gemm · e(m, n, k)), bytes / (bandwidth · f_copy))."""
         e = eff.gemm_body_efficiency(m, n, k, self.gemm_eff_max, self.calibration.gemm_size_half)
+        e *= self.calibration.mxu_fill(m, n, k)
         return max(2.0 * m * n * k / (self.gemm_peak_flops * e),
                    self.gemm_bytes(m, n, k) / (self.memory_bandwidth * self.calibration.bandwidth_fraction("copy")))
 
@@ -160,7 +166,7 @@ class ComputeModel:
             2.0 * batch * m * n * k,
             float(batch * (m * k + k * n + m * n) * self.element_bytes),  # 16-bit operands here
             eff.gemm_body_efficiency(batch * m, n, k, self.calibration.gemm_eff_max,
-                                     self.calibration.gemm_size_half),
+                                     self.calibration.gemm_size_half) * self.calibration.mxu_fill(m, n, k),
             self.calibration.bandwidth_fraction("copy"),
         )
         return self.kernel_time(body)

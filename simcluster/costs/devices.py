@@ -16,6 +16,16 @@ curve on both devices: too few output tiles to fill the SMs). Where a device has
 at that device's own datasheet peak, the assumption the model made everywhere before — and the
 record says so (``Curve.measured`` False, source ``NO_DATA``).
 
+TPU v3 and v4 (128×128 MXUs, XLA)
+    No matmul benchmark of v3 or v4 was found. Their GEMM ratio comes from XLA matmuls on the
+    generations either side with the same 128×128 MXU and compiler: TPU v2 (a profiled per-core
+    bf16[8192,8192]·[8192,16384] at 99.6 % of peak [SCALEBOOK]) and TPU v5e (jnp.matmul 8192³ at
+    92.3 % [PALLAS]); r_gemm = 0.959 / 0.802 = 1.195, e_max = 0.871, sigma_ratio their full log
+    spread 0.076. A systolic array also pays for padding: every GEMM efficiency is multiplied by
+    :meth:`Calibration.mxu_fill` (operands padded to (8, 128) and (128, 128) tiles [SCALEBOOK]),
+    the flash curve by d/⌈d⌉₁₂₈. No HBM-copy or attention-kernel measurement on a TPU was found:
+    those curves stay the H100's (``measured`` False, a run warns).
+
 Sources: :data:`SOURCES` (tag → citation; the figures used are restated beside each constant).
 
 Uncertainty (for error bars)
@@ -58,6 +68,16 @@ SOURCES: dict[str, str] = {
            "throughput in the forward pass, and up to 63% ... in the backward pass' on A100 80GB SXM4; the "
            "benchmark grid (section 4.1): sequence 512-16k, batch x sequence = 16k tokens, hidden 2048, head "
            "dim 64 or 128, with and without causal mask",
+    "PALLAS": "JAX documentation, Pallas TPU guide 'Matrix Multiplication' (docs/pallas/tpu/matmul.ipynb, "
+              "jax-ml/jax), cell 'XLA matmul': jnp.matmul bf16 on TPU v5e (197 TFLOP/s, four 128x128 MXUs per "
+              "core), mean of 100 timeit calls including host dispatch: 8192^3 6.047 ms = 181.8 TFLOP/s = "
+              "92.30 % of peak; 4096^3 84.33 %; 1024^3 9.13 % (dispatch-bound)",
+    "SCALEBOOK": "J. Austin et al., 'How to Scale Your Model' (jax-ml/scaling-book, 2025): tpus.md, 'Weight "
+                 "matrices need to be padded to at least size 128 ... smaller axes are padded to 128' and the MXU "
+                 "op bf16[8,128] @ bf16[128,128] (128x128 MXU on every generation before v6e); profiling.md, "
+                 "'Looking at a real(ish) example profile': on TPU v2 the per-core product bf16[8192,8192] x "
+                 "[8192,16384] (a 4-way data, 2-way model sharding of [32x1024, 8192] x [8192, 32768]) takes 96 ms "
+                 "in the profile against 95.6 ms at the book's 23 TFLOP/s per core",
     "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
                "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
                "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
@@ -93,6 +113,14 @@ FA2_H200_AZURE: float = 329.3
 # --- [FA2] best fraction of A100 peak over the paper's grid, forward and backward -----------------
 FA2_A100_FWD_BEST: float = 0.73
 FA2_A100_BWD_BEST: float = 0.63
+# --- [PALLAS]/[SCALEBOOK] XLA matmuls on 128x128-MXU TPUs: best fraction of the bf16 peak --------
+#: [PALLAS] TPU v5e, jnp.matmul 8192^3 bf16: 181.8 of 197 TFLOP/s (timed with host dispatch: a lower bound).
+XLA_V5E_MATMUL_FRACTION: float = 0.9230
+#: [SCALEBOOK] TPU v2, per-core bf16[8192,8192] x [8192,16384]: 95.6 ms at 23 TFLOP/s/core, 96 ms measured.
+XLA_V2_MATMUL_FRACTION: float = round(95.6 / 96.0, 4)
+#: [SCALEBOOK] MXU operand tile: bf16[8,128] (LHS rows x contraction) @ bf16[128,128] (contraction x output).
+MXU_TILE: int = 128
+MXU_ROWS: int = 8
 #: Where the ratio is taken: the grid's longest sequence (batch, heads, seq, head_dim). The paper
 #: does not say at which grid point the maxima fell; the H100 curve sits at its caps for every
 #: grid point with seq >= 8192 (either head dim), so the ratio is the same for any of them.
@@ -114,6 +142,11 @@ def _geomean(xs: tuple[float, ...]) -> float:
 def _half_log_spread(xs: tuple[float, ...]) -> float:
     """Half the log range of equivalent estimates: the sigma contributed by their disagreement."""
     return 0.5 * math.log(max(xs) / min(xs))
+
+
+def _fill(x: float, tile: int) -> float:
+    """x over x rounded up to a whole number of tiles (1 for x <= 0: nothing to pad)."""
+    return x / (math.ceil(x / tile) * tile) if x > 0 else 1.0
 
 
 def _combine(sigma_h100: float, sigma_ratio: float) -> float:
@@ -144,6 +177,8 @@ class Calibration:
     attention_fwd: Curve
     attention_bwd: Curve
     notes: tuple[str, ...] = field(default=())
+    #: Systolic-array tile of a TPU's MXU (0: no padding model, the GPUs); see :meth:`mxu_fill`.
+    mxu_tile: int = 0
 
     # --- the curves' constants -----------------------------------------------------------
     @property
@@ -166,7 +201,21 @@ class Calibration:
         """Flash-attention body efficiency: r_flash · e_flash(H100) (the cap scales alike)."""
         e = eff.flash_efficiency(batch, heads, seq, head_dim, backward=backward)
         r = (self.attention_bwd if backward else self.attention_fwd).ratio
-        return e if r == 1.0 else min(1.0, e * r)
+        e = e if r == 1.0 else min(1.0, e * r)
+        return e * _fill(head_dim, self.mxu_tile) if self.mxu_tile else e  # QKᵀ contracts d, A·V outputs d
+
+    def mxu_fill(self, m: float, n: float, k: float) -> float:
+        """Fraction of MXU work that is not padding, for Y[m,n] = X[m,k]·W[k,n] on a TPU (1 elsewhere).
+
+        XLA pads the MXU operands to whole tiles [SCALEBOOK]: X to (8, 128) blocks, W to (128, 128):
+
+            fill = m/⌈m⌉₈ · k/⌈k⌉₁₂₈ · n/⌈n⌉₁₂₈        (⌈x⌉_t: x rounded up to a multiple of t)
+
+        e.g. a head dimension of 64 in QKᵀ (k = 64) fills half the array; multiples of 128 fill it all.
+        """
+        if not self.mxu_tile:
+            return 1.0
+        return _fill(m, MXU_ROWS) * _fill(k, self.mxu_tile) * _fill(n, self.mxu_tile)
 
     # --- what error bars read ----------------------------------------------------------------
     @property
@@ -241,6 +290,25 @@ def _uncalibrated(name: str, note: str = "") -> Calibration:
                        (note,) if note else ())
 
 
+#: TPU GEMM: XLA matmuls on the 128x128-MXU generations either side of v3/v4 (v2 [SCALEBOOK], v5e
+#: [PALLAS]); sigma_ratio is their full log spread, ln(0.9958 / 0.9230) = 0.076, not half of it: neither
+#: is a v3 or v4 measurement.
+_TPU_GEMM = _gemm_vs_h100(
+    (XLA_V5E_MATMUL_FRACTION, XLA_V2_MATMUL_FRACTION),
+    f"[PALLAS] XLA 8192^3 on TPU v5e {XLA_V5E_MATMUL_FRACTION:.1%}, [SCALEBOOK] TPU v2 profile "
+    f"{XLA_V2_MATMUL_FRACTION:.1%} of peak (same 128x128 MXU and compiler as v3/v4) vs [MAMF] H100 80.2 %",
+    sigma_ratio=math.log(XLA_V2_MATMUL_FRACTION / XLA_V5E_MATMUL_FRACTION))
+
+
+def _tpu(name: str) -> Calibration:
+    """A 128x128-MXU TPU: the XLA GEMM curve and MXU padding; no HBM-copy or attention-kernel data."""
+    return Calibration(name, _TPU_GEMM, _no_data(SIGMA_H100_MEMORY), _no_data(SIGMA_H100_ATTENTION),
+                       _no_data(SIGMA_H100_ATTENTION),
+                       ("GEMM from TPU v2 and v5e XLA matmuls (no v3/v4 matmul benchmark found); no published "
+                        "HBM-copy or attention-kernel measurement on TPU found: those curves are the H100's",),
+                       mxu_tile=MXU_TILE)
+
+
 #: Every catalogue device's calibration record.
 CALIBRATIONS: dict[str, Calibration] = {
     "h100": _h100(),
@@ -265,8 +333,8 @@ CALIBRATIONS: dict[str, Calibration] = {
         _memory_vs_h100((COPY_V100,), "v100", "[BABEL] copy 811.7 GB/s of 900 (V100 16 GB)"),
         _no_data(SIGMA_H100_ATTENTION), _no_data(SIGMA_H100_ATTENTION),
         ("no flash-attention kernel targets Volta (FlashAttention needs Turing or newer)",)),
-    "tpu-v3": _uncalibrated("tpu-v3", "XLA on a systolic array: no kernel microbenchmarks found"),
-    "tpu-v4": _uncalibrated("tpu-v4", "XLA on a systolic array: no kernel microbenchmarks found"),
+    "tpu-v3": _tpu("tpu-v3"),
+    "tpu-v4": _tpu("tpu-v4"),
 }
 
 

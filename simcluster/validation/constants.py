@@ -39,6 +39,9 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("flash attention backward coefficients", bwd, "costs/efficiency.py", MEASURED),
         ("flash attention caps (forward, backward)", f"{eff.FLASH_FWD_CAP:g}, {eff.FLASH_BWD_CAP:g}",
          "costs/efficiency.py", "1.1 × the best measured efficiency (stops extrapolation)"),
+        ("TPU MXU padding tiles (rows, contraction and output)", f"{dev.MXU_ROWS}, {dev.MXU_TILE}",
+         "costs/devices.py", "How to Scale Your Model, tpus.md: bf16[8,128] @ bf16[128,128] MXU op; axes "
+         "padded to 128 (tpu-v3, tpu-v4)"),
         ("flash backward / forward FLOPs", f"{eff.FLASH_BWD_FLOP_RATIO:g}", "costs/efficiency.py",
          "Dao 2023 (FlashAttention-2): two GEMM pairs for dQ/dK/dV plus recomputed scores"),
         ("kernel gap in a training loop", f"{costing.TRAINING_LOOP_KERNEL_GAP_S * 1e6:g} µs", "plan/costing.py",
