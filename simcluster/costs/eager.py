@@ -13,6 +13,7 @@ basis       elements (one microbatch, before tensor/context sharding)
 ``q``       b·s·a·d, the queries (and the K/V after ``repeat_kv``)
 ``k``       b·s·g·d, the keys (or the values) before ``repeat_kv``
 ``f``       b·s·f, the MLP's inner activation
+``p``       b·a·s², the attention scores (unfused attention only)
 ==========  ======================================================================================
 
 Llama-style models (``model.mlp: swiglu``): torchtitan's model code
@@ -54,6 +55,20 @@ GPT/MPT-style models (``model.mlp: gelu``): llm-foundry's MPT (mosaicml/llm-foun
 no kernel when FSDP already keeps bf16 parameters — then one ``F.layer_norm`` kernel with autocast off;
 ``llmfoundry/models/layers/ffn.py``: one ``nn.GELU`` kernel; one fused ``Wqkv``; residual dropout at
 p = 0 returns its input) and ``nn.LayerNorm`` GPT code launch what the graph lists: no extra kernels.
+
+Megatron-LM before its fused kernels (``training.fused_kernels: false``; Megatron-LM of Oct 2019,
+commit ebbe40c, ``megatron/mpu/transformer.py``, the code of Shoeybi et al. 2019; the scale-mask-softmax
+and bias-GeLU / bias-dropout-add fusions came in 2020): the graph's operators stand for the fused
+kernels, and the 2019 layer adds, forward: ``query_layer / norm_factor`` and ``key_layer / norm_factor``
+(read 2, write 2 B per q and per k element), the QKV bias added after the GEMM (``F.linear`` on a 3-D
+input: ``matmul`` then ``+= bias``; 2 + 2 B per q, k and v element), the causal mask as
+``torch.mul(scores, ltor_mask) - 10000.0 * (1.0 - ltor_mask)`` (two passes over the scores, 2 + 2 B per
+score each, and two [s, s] launches), the context's ``permute(0, 2, 1, 3).contiguous()`` (2 + 2 per q
+element), and after each row-parallel GEMM the bias add (2 + 2 per x element) and the dropout (2 + 2 B
+and a 1-byte mask) before the residual add the graph counts; the fc1 bias add (2 + 2 per f element;
+``gelu_impl`` is one ``torch.jit.script`` kernel, the graph's). Backward: ``MulBackward`` of the mask
+(2 + 2 per score), the two scalings' and the permute's backward (2 + 2 per q, k and q element) and the
+two dropouts' (2 + 1 + 2 per x element).
 """
 
 from __future__ import annotations
@@ -64,7 +79,7 @@ from typing import Literal
 from simcluster.costs.compute import ComputeModel
 from simcluster.workload.graph import ModelOps
 
-Basis = Literal["x", "q", "k", "f"]
+Basis = Literal["x", "q", "k", "f", "p"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,29 @@ TORCHTITAN_LLAMA: tuple[Kernel, ...] = (
 #: GPT/MPT layers: ``nn.LayerNorm``/llm-foundry ``LPLayerNorm`` and ``nn.GELU`` are one kernel each.
 GPT_EAGER: tuple[Kernel, ...] = ()
 
+#: Megatron-LM 2019's layer without fused kernels (module docstring): every kernel beyond the graph's.
+MEGATRON_2019: tuple[Kernel, ...] = (
+    _k("qkv.bias", "attn", False, "elementwise", ("q", 4.0), ("k", 8.0)),
+    _k("q.scale", "attn", False, "elementwise", ("q", 4.0)),
+    _k("k.scale", "attn", False, "elementwise", ("k", 4.0)),
+    _k("scores.mask_mul", "attn", False, "elementwise", ("p", 4.0)),
+    _k("mask.one_minus", "attn", False, "elementwise"),
+    _k("mask.times_10000", "attn", False, "elementwise"),
+    _k("scores.mask_sub", "attn", False, "elementwise", ("p", 4.0)),
+    _k("context.permute", "attn", False, "copy", ("q", 4.0)),
+    _k("proj.bias", "attn", False, "elementwise", ("x", 4.0)),
+    _k("proj.dropout", "attn", False, "elementwise", ("x", 5.0)),
+    _k("fc1.bias", "mlp", False, "elementwise", ("f", 4.0)),
+    _k("fc2.bias", "mlp", False, "elementwise", ("x", 4.0)),
+    _k("fc2.dropout", "mlp", False, "elementwise", ("x", 5.0)),
+    _k("scores.bwd.mask_mul", "attn", True, "elementwise", ("p", 4.0)),
+    _k("q.bwd.scale", "attn", True, "elementwise", ("q", 4.0)),
+    _k("k.bwd.scale", "attn", True, "elementwise", ("k", 4.0)),
+    _k("context.bwd.permute", "attn", True, "copy", ("q", 4.0)),
+    _k("proj.bwd.dropout", "attn", True, "elementwise", ("x", 5.0)),
+    _k("fc2.bwd.dropout", "mlp", True, "elementwise", ("x", 5.0)),
+)
+
 
 def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "attn") -> float:
     """Bytes per element of ``basis`` of the :data:`TORCHTITAN_LLAMA` kernels named ``prefix``… in one
@@ -165,6 +203,16 @@ def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "att
 def layer_kernels(mlp: str) -> tuple[Kernel, ...]:
     """The extra eager kernels of one layer of a model whose MLP is ``mlp`` (swiglu: Llama-style code)."""
     return TORCHTITAN_LLAMA if mlp == "swiglu" else GPT_EAGER
+
+
+def stack_kernels(mlp: str, eager_layer: bool, fused: bool, flash: bool) -> tuple[Kernel, ...]:
+    """The extra kernels of one layer: eager PyTorch's (``eager_layer``), Megatron-LM 2019's when its
+    kernels are not ``fused`` (the score passes only where the scores exist: not with ``flash``), or none."""
+    if eager_layer:
+        return layer_kernels(mlp)
+    if not fused:
+        return tuple(k for k in MEGATRON_2019 if not (flash and any(b == "p" for b, _ in k.terms)))
+    return ()
 
 
 def kernel_bytes(k: Kernel, sizes: dict[str, float]) -> float:
@@ -198,7 +246,7 @@ def basis_sizes(ops: ModelOps, t: int, c: int, sp: bool) -> tuple[dict[str, floa
     bs = qkv.gemm[0]
     g = qkv.kv[1]
     x = next(op for op in ops.layer if op.kind == "norm").elements
-    sizes = {"x": x / ((t if sp else 1) * c), "q": b * s * a * d / (t * c),
+    sizes = {"x": x / ((t if sp else 1) * c), "q": b * s * a * d / (t * c), "p": b * a * s * s / (t * c),
              "k": bs * (qkv.kv[0] // (2 * g)) * max(1, g // t) / c,  # g < t: one replicated K/V head per rank
              "f": fc2.gemm[0] * fc2.gemm[2] / (t * c)}
     return sizes, g < a
@@ -214,11 +262,12 @@ class EagerCost:
     host_bwd: int = 0
 
 
-def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp: bool) -> EagerCost:
-    """:class:`EagerCost` of ``block``'s extra kernels (:func:`layer_kernels`): each launched kernel one
-    bandwidth-bound ``memory_time`` of its bytes (the launch floor included), each dispatched op one host op.
-    A parallel block (no MLP block) takes the MLP half's kernels too."""
-    kernels = layer_kernels(ops.mlp)
+def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp: bool,
+                kernels: tuple[Kernel, ...] | None = None) -> EagerCost:
+    """:class:`EagerCost` of ``block``'s extra ``kernels`` (default :func:`layer_kernels`): each launched kernel
+    one bandwidth-bound ``memory_time`` of its bytes (the launch floor included), each dispatched op one host
+    op. A parallel block (no MLP block) takes the MLP half's kernels too."""
+    kernels = layer_kernels(ops.mlp) if kernels is None else kernels
     if not kernels:
         return EagerCost()
     parallel = not ops.block("mlp")

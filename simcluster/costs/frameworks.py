@@ -180,6 +180,7 @@ class Stack:
     p2p_scatter_gather: bool  # tensor ranks send 1/t of the activation, the receiver all-gathers it
     overlap_grad_reduce: bool  # data-parallel reduction may overlap the backward
     p2p_sharded: bool = False  # the activation moves as sharded over the tensor ranks (XLA): 1/t, no gather
+    fused_kernels: bool = True  # Megatron's fused kernels; False: Megatron-LM 2019's separate ops (costs.eager)
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
@@ -217,9 +218,10 @@ FSDP_COPY_OUT_BYTES = 4.0
 FSDP_GRAD_CAST_BYTES = 6.0
 
 
-def framework(name: str, zero_stage: int = 0) -> Stack:
+def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
+    ``fused_kernels`` False: Megatron-LM's layer before its fused kernels (``training.fused_kernels``).
     PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
@@ -227,6 +229,8 @@ def framework(name: str, zero_stage: int = 0) -> Stack:
     torchtitan's default).
     """
     stack = FRAMEWORKS.get(name)
+    if not fused_kernels:  # training.fused_kernels: false (simcluster.costs.eager, MEGATRON_2019)
+        stack = replace(stack, fused_kernels=False)
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.eager import EagerCost, block_extra
+from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
@@ -194,7 +194,8 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
-    extra = {k: block_extra(ops, k, cm, t, c, sp) if stack.eager_layer else EagerCost() for k in ("attn", "mlp")}
+    kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash)
+    extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
     return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"]),
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),

@@ -101,7 +101,8 @@ class Plan:
     @cached_property
     def stack(self) -> Stack:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
-        return framework(self.spec.training.framework, self.spec.parallelism.zero_stage)
+        tr = self.spec.training
+        return framework(tr.framework, self.spec.parallelism.zero_stage, tr.fused_kernels)
 
     @cached_property
     def sends(self) -> PipelineSends:
@@ -299,7 +300,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
     ops = model_ops(spec.model, tr)
-    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage))
+    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage, tr.fused_kernels))
     parts, prefetch = zero3_gathers(spec, ops)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,

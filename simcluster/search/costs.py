@@ -47,7 +47,7 @@ class Costs:
         self.spec, self.topo = spec, topo
         self.training = spec.training
         # the spec's ZeRO stage decides the stack's mechanisms (PyTorch: autocast, or FSDP at stage 3)
-        self.stack = framework(spec.training.framework, spec.parallelism.zero_stage)
+        self.stack = framework(spec.training.framework, spec.parallelism.zero_stage, spec.training.fused_kernels)
         self.cm = compute_model(spec, topo.device)
         self.dt = DTYPE_BYTES[spec.training.precision]
         self.grad_bytes = grad_bytes_per_param(spec.training.precision)

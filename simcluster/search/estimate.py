@@ -277,7 +277,7 @@ class Estimator:
         self.layers = spec.model.layers
         self.global_batch = spec.training.global_batch
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
-        stack = framework(spec.training.framework, spec.parallelism.zero_stage)
+        stack = framework(spec.training.framework, spec.parallelism.zero_stage, spec.training.fused_kernels)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.tied = bool(spec.model.tied_embeddings)

@@ -184,12 +184,16 @@ def _precision_checks(spec: "WorkloadSpec") -> list[Finding]:
                                           f"{', '.join(lacking)} has none: use bf16", ("cluster.device",))]
 
 
-def _p2p_checks(spec: "WorkloadSpec") -> list[Finding]:
-    """``parallelism.overlap_p2p_comm: true`` where the stack cannot overlap its pipeline sends."""
+def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
+    """``parallelism.overlap_p2p_comm: true`` where the stack cannot overlap its pipeline sends;
+    ``training.fused_kernels: false`` outside Megatron's model code."""
     p = spec.parallelism
+    fw = getattr(spec.training, "framework", "megatron")
+    if getattr(spec.training, "fused_kernels", True) is False and fw not in ("megatron", "deepspeed"):
+        return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
+                                                  "own kernels", ("training.framework",))]
     if getattr(p, "overlap_p2p_comm", None) is not True:  # (the layout search passes partial stand-ins)
         return []
-    fw = spec.training.framework
     if fw == "deepspeed":
         return [Finding("parallelism.overlap_p2p_comm", "DeepSpeed's pipeline engine sends blocking; use false "
                                                         "or leave it out", ("training.framework",))]
@@ -203,4 +207,4 @@ def _p2p_checks(spec: "WorkloadSpec") -> list[Finding]:
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
-            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _p2p_checks(spec))
+            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _stack_checks(spec))

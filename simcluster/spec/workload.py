@@ -102,6 +102,9 @@ class TrainingSpec(BaseModel):
                                   "never stored.")
     framework: Framework = Field(default="megatron", description="The software stack whose kernels, optimizer, "
                                  "ZeRO and pipeline behaviour are simulated (docs/model.md, 'Software stacks').")
+    fused_kernels: bool = Field(default=True, description="Megatron's fused kernels (scale-mask-softmax, "
+                                "bias-GeLU, bias-dropout-add; Megatron-LM 2020 on); false: Megatron-LM 2019's layer "
+                                "of separate PyTorch ops (megatron and deepspeed only).")
 
 
 class ParallelismSpec(BaseModel):

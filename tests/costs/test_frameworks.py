@@ -282,3 +282,33 @@ def test_eager_llama_saves_fp32_norm_inputs_and_repeated_kv(tmp_path):
     extra = activation_bytes_per_layer(torch_spec.model, torch_spec.training, torch_spec.parallelism) \
         - activation_bytes_per_layer(meg.model, meg.training, meg.parallelism)
     assert extra == pytest.approx(sb * (4 * 1024 + 4 * (8 - 2) * 128))
+
+
+def test_megatron_2019_layer_adds_the_unfused_kernels_closed_form(tmp_path):
+    """training.fused_kernels: false — Megatron-LM 2019's separate ops (simcluster.costs.eager, MEGATRON_2019):
+    the attention half's extra forward over the scores p = b·a·s² (mask multiply and subtract), q and k
+    (scalings, QKV bias, context permute) and x (bias, dropout)."""
+    from simcluster.costs.eager import MEGATRON_2019, block_extra, stack_kernels
+    spec, ops, cm = _ops(tmp_path, "training.flash_attention=false", "training.fused_kernels=false")
+    b, s, h, a = spec.training.micro_batch, spec.model.seq_len, spec.model.hidden, spec.model.heads
+    x = q = k = b * s * h
+    p = b * a * s * s
+    mt = cm.memory_time
+    want = (mt(4 * q + 8 * k) + mt(4 * q) + mt(4 * k) + mt(4 * p) + 2 * mt(0) + mt(4 * p) + mt(4 * q, "copy")
+            + mt(4 * x) + mt(5 * x))
+    kernels = stack_kernels(ops.mlp, False, False, False)
+    assert kernels == MEGATRON_2019
+    assert block_extra(ops, "attn", cm, 1, 1, False, kernels).fwd_s == pytest.approx(want, rel=1e-12)
+    flash = stack_kernels(ops.mlp, False, False, True)  # no score tensor under flash attention
+    assert len(flash) == len(MEGATRON_2019) - 3 and not any(b_ == "p" for k_ in flash for b_, _ in k_.terms)
+    assert stack_kernels(ops.mlp, False, True, False) == ()
+    fused = build_plan(make_spec(tmp_path, "training.flash_attention=false")).blocks.attn
+    legacy = build_plan(spec).blocks.attn
+    assert legacy.fwd_s - fused.fwd_s == pytest.approx(want, rel=1e-9)
+
+
+def test_fused_kernels_false_outside_megatron_is_an_error(tmp_path):
+    from simcluster.errors import SpecError
+    with pytest.raises(SpecError) as err:
+        make_spec(tmp_path, "training.framework=pytorch", "training.fused_kernels=false")
+    assert "training.fused_kernels" in str(err.value)
