@@ -100,7 +100,38 @@ ZeRO-3 parameter fetches
     prefetches the next modules only up to ``stage3_prefetch_bucket_size`` parameters (default
     5e7): a module larger than that is fetched when its forward (or backward) reaches it, so
     its gather is exposed, not overlapped. FSDP prefetches the next unit whatever its size
-    (``forward_prefetch``/``BACKWARD_PRE``).
+    (``forward_prefetch``/``BACKWARD_PRE``). (DeepSpeed v0.3.13's ``get_params_to_prefetch``
+    appends a parameter before comparing the running total with the bucket, so the next module
+    is prefetched alone even past 5e7 — but only after ``fetch_sub_module``'s
+    ``torch.cuda.synchronize()`` has drained the GPU at every module; the plan's exposed gathers
+    stand for that serialisation.)
+
+DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py`` and
+``partition_parameters.py`` at tags v0.3.13, 2021-03-16, to v0.4.5; the version Narayanan et al.
+2021 compared PTD-P with)
+    Per-rank host work of every collective. ``Init._allgather_param`` builds the all-gather's
+    output as a Python list of N views (``for i in range(world_size): partitions.append(
+    flat_tensor.narrow(...))``, after a ``torch.cuda.synchronize()``) and calls
+    ``torch.distributed.all_gather(partitions, ...)``; ``_reduce_scatter_gradient`` likewise
+    builds N input views of each weight's gradient (``param.grad.view(-1).narrow(...)``) for
+    ``torch.distributed.reduce_scatter``, one call per weight. PyTorch's NCCL process group
+    (``torch/lib/c10d/ProcessGroupNCCL.cpp``, ``allgather``/``reduce_scatter`` with tensor lists)
+    flattens the list into a new buffer and issues one ``copy_`` per rank (after the all-gather,
+    before the reduce-scatter). So each collective costs the host N view ops (Python) and N copy
+    launches (C++): about one eager op's host path per rank, 4–7 µs for the Python view and 2–5 µs
+    for the copy's dispatch and launch (the per-layer costs of the 5–25 µs eager-op path), i.e.
+    :data:`DEEPSPEED_HOST_OPS_PER_RANK` × :data:`HOST_OP_S` per rank. The GPU waits through it:
+    the fetch has just synchronised the device, and the backward's gradient hooks hold the host
+    that launches the next kernels. Simulated as a compute-stream task ``zero.prep`` of
+    N × ops × ``HOST_OP_S`` before each all-gather and before each weight's reduce-scatter: a
+    latency growing linearly with the ranks, per gather and per reduce-scatter.
+    Re-fetch after recompute. A module's weights gathered for the recompute are kept for its
+    backward only when the parameters fetched between the two uses (``_keep_for_later``:
+    ``get_reuse_distance_in_numel`` < ``stage3_max_reuse_distance``, default 1e9) are fewer than
+    the limit. With full recompute the trace runs rc(m1..mk), bwd(mk..m1): module i is released and
+    gathered again for its backward when 2·Σ_{j>i} |m_j| ≥ 1e9 (:data:`DEEPSPEED_MAX_REUSE_DISTANCE`)
+    — for h = 12,288 every linear layer but the last (fc1, dense, qkv: 2/3 of the layer), a third
+    all-gather of those weights per step (``zero3_refetch`` in :mod:`simcluster.plan.plan`).
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
@@ -118,6 +149,13 @@ from simcluster.registry import Registry
 
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
 DEEPSPEED_PREFETCH_BUCKET = 5e7
+#: DeepSpeed ZeRO-3's ``stage3_max_reuse_distance`` default (``ZERO_OPTIMIZATION_MAX_REUSE_DISTANCE_DEFAULT``,
+#: deepspeed/runtime/zero/constants.py, v0.3.13–v0.4.x): parameters fetched before a module's reuse above
+#: which its weights are released and gathered again.
+DEEPSPEED_MAX_REUSE_DISTANCE = 1e9
+#: Host ops per rank of DeepSpeed ≤ 0.4's list-based all-gather / reduce-scatter: one view (``narrow``, from
+#: Python) and one ``copy_`` (c10d, from C++) per rank, together about one eager op's host path (docstring).
+DEEPSPEED_HOST_OPS_PER_RANK = 1.0
 NO_LIMIT = float("inf")
 
 #: Host time to dispatch one eager PyTorch op (middle of the 5–25 µs range, see the module docstring).
@@ -163,6 +201,8 @@ class Stack:
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
+    zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
+    zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -173,7 +213,8 @@ FRAMEWORKS.add("megatron", Stack(
 FRAMEWORKS.add("deepspeed", Stack(
     "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
-    zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, blocking_p2p=True, overlap_grad_reduce=False))
+    zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, blocking_p2p=True, overlap_grad_reduce=False,
+    zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE, zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",

@@ -50,6 +50,11 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "multi-tensor apply: one launch per tensor group (set)"),
         ("host dispatch per eager op", f"{fw.HOST_OP_S * 1e6:g} µs", "costs/frameworks.py",
          "the 5–25 µs per-op host path of eager PyTorch (Python, autograd, dispatcher, launch); jax: 0"),
+        ("DeepSpeed ZeRO-3 stage3_max_reuse_distance", f"{fw.DEEPSPEED_MAX_REUSE_DISTANCE:g} parameters",
+         "costs/frameworks.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: kept weights past it are fetched again"),
+        ("DeepSpeed ZeRO-3 host ops per rank of a collective", f"{fw.DEEPSPEED_HOST_OPS_PER_RANK:g}",
+         "costs/frameworks.py", "v0.3.13 partition_parameters.py: a narrow view per rank, c10d's copy_ per rank "
+         "(ProcessGroupNCCL list all_gather/reduce_scatter), each × the host dispatch per eager op"),
         ("foreach Adam bytes per parameter", f"{fw.FOREACH_ADAM_BYTES:g}", "costs/frameworks.py",
          "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),
         ("autocast cast bytes per weight and forward", f"{costing.CAST_FWD_BYTES:g}", "plan/costing.py",
