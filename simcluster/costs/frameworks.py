@@ -132,6 +132,15 @@ DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py``
     gathered again for its backward when 2·Σ_{j>i} |m_j| ≥ 1e9 (:data:`DEEPSPEED_MAX_REUSE_DISTANCE`)
     — for h = 12,288 every linear layer but the last (fc1, dense, qkv: 2/3 of the layer), a third
     all-gather of those weights per step (``zero3_refetch`` in :mod:`simcluster.plan.plan`).
+    Memory passes around each collective. ``_allgather_param`` allocates the gathered weight with
+    ``torch.zeros`` (write 2 B per element) and c10d copies the flat NCCL output into the N views
+    (read 2, write 2): :data:`DEEPSPEED_ZERO3_GATHER_BYTES` per gathered weight after each
+    all-gather (``zero.copy_out``). Gradients: stage 3 reduce-scatters the 16-bit gradient before
+    any fp32 accumulation (the fp32 partition is touched on 1/N of it), after copying it into the
+    contiguous bucket (``reduce_independent_p_g_buckets_and_remove_grads``: read 2, write 2), dividing
+    the bucket by N in place (``average_tensor``'s ``div_``: 2 + 2) and c10d's flattening copy of the N
+    input views (2 + 2): :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight instead of the 18 B of
+    ZeRO-1/2's fp32 accumulation.
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
@@ -156,6 +165,12 @@ DEEPSPEED_MAX_REUSE_DISTANCE = 1e9
 #: Host ops per rank of DeepSpeed ≤ 0.4's list-based all-gather / reduce-scatter: one view (``narrow``, from
 #: Python) and one ``copy_`` (c10d, from C++) per rank, together about one eager op's host path (docstring).
 DEEPSPEED_HOST_OPS_PER_RANK = 1.0
+#: DeepSpeed ZeRO-3 bytes per gathered weight element: ``torch.zeros`` of the full weight (2) and c10d's copy
+#: of the flat all-gather output into the N views (2 + 2).
+DEEPSPEED_ZERO3_GATHER_BYTES = 6.0
+#: DeepSpeed ZeRO-3 bytes per weight and microbatch before the reduce-scatter: bucket copy, ``div_`` by N and
+#: c10d's flattening copy, 4 B each (module docstring).
+DEEPSPEED_ZERO3_GRAD_BYTES = 12.0
 NO_LIMIT = float("inf")
 
 #: Host time to dispatch one eager PyTorch op (middle of the 5–25 µs range, see the module docstring).
@@ -243,12 +258,16 @@ def framework(name: str, zero_stage: int = 0) -> Stack:
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
     for the reduce-scatter (:data:`FSDP_GRAD_CAST_BYTES`; PyTorch FSDP2 ``MixedPrecisionPolicy``,
-    torchtitan's default).
+    torchtitan's default). DeepSpeed with ZeRO-3 moves :data:`DEEPSPEED_ZERO3_GATHER_BYTES` per gathered
+    weight and :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight before the reduce-scatter (module docstring).
     """
     stack = FRAMEWORKS.get(name)
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
+    if stack.zero3_host_ops_per_rank and zero_stage >= 3:  # DeepSpeed ZeRO-3 of 2021 (module docstring)
+        return replace(stack, grad_accum_bytes=DEEPSPEED_ZERO3_GRAD_BYTES,
+                       gather_copy_out_bytes=DEEPSPEED_ZERO3_GATHER_BYTES)
     return stack
 
 

@@ -143,7 +143,10 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
             out += _prep(shape, shape.refetch_parts, "backward") + [
                 Step("gather", "zero.all_gather", "backward", op="all_gather", parts=shape.refetch_parts,
                      prefetch=False, share=shape.refetch_share)]
-            waits = True
+            if copied:
+                out.append(Step("compute", "zero.copy_out", "backward", shape.refetch_share * b.gather_copy_s,
+                                waits_params=True))
+            waits = not copied
     out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits)
     if shape.recompute == "selective":
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))

@@ -55,6 +55,11 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("DeepSpeed ZeRO-3 host ops per rank of a collective", f"{fw.DEEPSPEED_HOST_OPS_PER_RANK:g}",
          "costs/frameworks.py", "v0.3.13 partition_parameters.py: a narrow view per rank, c10d's copy_ per rank "
          "(ProcessGroupNCCL list all_gather/reduce_scatter), each × the host dispatch per eager op"),
+        ("DeepSpeed ZeRO-3 bytes per gathered weight", f"{fw.DEEPSPEED_ZERO3_GATHER_BYTES:g}", "costs/frameworks.py",
+         "torch.zeros of the weight (2) and c10d's copy of the flat all-gather output into N views (2 + 2)"),
+        ("DeepSpeed ZeRO-3 gradient bytes per weight before the reduce-scatter",
+         f"{fw.DEEPSPEED_ZERO3_GRAD_BYTES:g}", "costs/frameworks.py",
+         "bucket copy, div_ by N, c10d's flattening copy of the N views (4 B each; stage3.py v0.3.13)"),
         ("foreach Adam bytes per parameter", f"{fw.FOREACH_ADAM_BYTES:g}", "costs/frameworks.py",
          "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),
         ("autocast cast bytes per weight and forward", f"{costing.CAST_FWD_BYTES:g}", "plan/costing.py",

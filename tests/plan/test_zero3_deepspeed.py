@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from helpers_spec import make_spec
-from simcluster.costs.frameworks import DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE, HOST_OP_S
+from simcluster.costs.frameworks import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
+                                         GRAD_ACCUM_BYTES, HOST_OP_S, framework)
+from simcluster.plan.costing import gather_copy_time
+from simcluster.plan.plan import compute_model
+from simcluster.workload import model_ops
 from simcluster.plan import build_plan
 from simcluster.plan.plan import collective_prep_s, zero3_refetch
 from simcluster.run import simulate_workload
@@ -72,3 +76,20 @@ def test_gathers_wait_for_their_host_preparation(tmp_path):
     for g in gathers:
         before = [p for p in preps if p.id < g.id]
         assert before and start[g.id] >= end[before[-1].id] - 1e-12
+
+
+def test_memory_passes_around_the_collectives(tmp_path):
+    """torch.zeros (2 B) and c10d's copy into the N views (2 + 2) per gathered weight; before the
+    reduce-scatter bucket copy, div_ and c10d's flattening copy (4 B each) instead of ZeRO-1/2's
+    18 B fp32 accumulation; the re-fetch copies its share of the layer."""
+    spec = _wide(tmp_path, 12288, "model.layers=2", "training.global_batch=8")
+    ops, cm = model_ops(spec.model, spec.training), compute_model(spec, spec.cluster.device)
+    h = spec.model.hidden
+    assert gather_copy_time(ops, cm, 1, framework("deepspeed", 3)) == pytest.approx(
+        cm.memory_time(6 * 12 * h * h, "copy"), rel=1e-12)
+    assert framework("deepspeed", 3).grad_accum_bytes == 12.0
+    assert framework("deepspeed", 1).grad_accum_bytes == GRAD_ACCUM_BYTES
+    assert framework("deepspeed", 1).gather_copy_out_bytes == 0.0
+    plan = build_plan(spec)
+    copies = [s.seconds for s in plan.layer_unit_steps("B", 0) if s.name == "zero.copy_out"]
+    assert copies == pytest.approx([plan.blocks.gather_copy_s, plan.blocks.gather_copy_s * 8 / 12])
