@@ -100,11 +100,12 @@ ZeRO-3 parameter fetches
     prefetches the next modules only up to ``stage3_prefetch_bucket_size`` parameters (default
     5e7): a module larger than that is fetched when its forward (or backward) reaches it, so
     its gather is exposed, not overlapped. FSDP prefetches the next unit whatever its size
-    (``forward_prefetch``/``BACKWARD_PRE``). (DeepSpeed v0.3.13's ``get_params_to_prefetch``
-    appends a parameter before comparing the running total with the bucket, so the next module
-    is prefetched alone even past 5e7 — but only after ``fetch_sub_module``'s
-    ``torch.cuda.synchronize()`` has drained the GPU at every module; the plan's exposed gathers
-    stand for that serialisation.)
+    (``forward_prefetch``/``BACKWARD_PRE``). Known approximation: DeepSpeed v0.3.13's
+    ``get_params_to_prefetch`` appends a parameter before comparing the running total with the
+    bucket, so the next module is prefetched alone even past 5e7, after ``fetch_sub_module``'s
+    ``torch.cuda.synchronize()`` has drained the GPU: the next module's gather overlaps the
+    current module's compute. The plan exposes those gathers instead, overstating each one's
+    exposure by up to the preceding module's compute.
 
 DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py`` and
 ``partition_parameters.py`` at tags v0.3.13, 2021-03-16, to v0.4.5; the version Narayanan et al.
@@ -122,7 +123,8 @@ DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py``
     for the copy's dispatch and launch (the per-layer costs of the 5–25 µs eager-op path), i.e.
     :data:`DEEPSPEED_HOST_OPS_PER_RANK` × :data:`HOST_OP_S` per rank. The GPU waits through it:
     the fetch has just synchronised the device, and the backward's gradient hooks hold the host
-    that launches the next kernels. Simulated as a compute-stream task ``zero.prep`` of
+    that launches the next kernels (an upper bound for the reduce-scatter's: its hook may run while
+    the module's backward kernels are still queued). Simulated as a compute-stream task ``zero.prep`` of
     N × ops × ``HOST_OP_S`` before each all-gather and before each weight's reduce-scatter: a
     latency growing linearly with the ranks, per gather and per reduce-scatter.
     Re-fetch after recompute. A module's weights gathered for the recompute are kept for its
