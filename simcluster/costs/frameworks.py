@@ -100,7 +100,49 @@ ZeRO-3 parameter fetches
     prefetches the next modules only up to ``stage3_prefetch_bucket_size`` parameters (default
     5e7): a module larger than that is fetched when its forward (or backward) reaches it, so
     its gather is exposed, not overlapped. FSDP prefetches the next unit whatever its size
-    (``forward_prefetch``/``BACKWARD_PRE``).
+    (``forward_prefetch``/``BACKWARD_PRE``). Known approximation: DeepSpeed v0.3.13's
+    ``get_params_to_prefetch`` appends a parameter before comparing the running total with the
+    bucket, so the next module is prefetched alone even past 5e7, after ``fetch_sub_module``'s
+    ``torch.cuda.synchronize()`` has drained the GPU: the next module's gather overlaps the
+    current module's compute. The plan exposes those gathers instead, overstating each one's
+    exposure by up to the preceding module's compute.
+
+DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py`` and
+``partition_parameters.py`` at tags v0.3.13, 2021-03-16, to v0.4.5; the version Narayanan et al.
+2021 compared PTD-P with)
+    Per-rank host work of every collective. ``Init._allgather_param`` builds the all-gather's
+    output as a Python list of N views (``for i in range(world_size): partitions.append(
+    flat_tensor.narrow(...))``, after a ``torch.cuda.synchronize()``) and calls
+    ``torch.distributed.all_gather(partitions, ...)``; ``_reduce_scatter_gradient`` likewise
+    builds N input views of each weight's gradient (``param.grad.view(-1).narrow(...)``) for
+    ``torch.distributed.reduce_scatter``, one call per weight. PyTorch's NCCL process group
+    (``torch/lib/c10d/ProcessGroupNCCL.cpp``, ``allgather``/``reduce_scatter`` with tensor lists)
+    flattens the list into a new buffer and issues one ``copy_`` per rank (after the all-gather,
+    before the reduce-scatter). So each collective costs the host N view ops (Python) and N copy
+    launches (C++): about one eager op's host path per rank, 4–7 µs for the Python view and 2–5 µs
+    for the copy's dispatch and launch (the per-layer costs of the 5–25 µs eager-op path), i.e.
+    :data:`DEEPSPEED_HOST_OPS_PER_RANK` × :data:`HOST_OP_S` per rank. The GPU waits through it:
+    the fetch has just synchronised the device, and the backward's gradient hooks hold the host
+    that launches the next kernels (an upper bound for the reduce-scatter's: its hook may run while
+    the module's backward kernels are still queued). Simulated as a compute-stream task ``zero.prep`` of
+    N × ops × ``HOST_OP_S`` before each all-gather and before each weight's reduce-scatter: a
+    latency growing linearly with the ranks, per gather and per reduce-scatter.
+    Re-fetch after recompute. A module's weights gathered for the recompute are kept for its
+    backward only when the parameters fetched between the two uses (``_keep_for_later``:
+    ``get_reuse_distance_in_numel`` < ``stage3_max_reuse_distance``, default 1e9) are fewer than
+    the limit. With full recompute the trace runs rc(m1..mk), bwd(mk..m1): module i is released and
+    gathered again for its backward when 2·Σ_{j>i} |m_j| ≥ 1e9 (:data:`DEEPSPEED_MAX_REUSE_DISTANCE`)
+    — for h = 12,288 every linear layer but the last (fc1, dense, qkv: 2/3 of the layer), a third
+    all-gather of those weights per step (``zero3_refetch`` in :mod:`simcluster.plan.plan`).
+    Memory passes around each collective. ``_allgather_param`` allocates the gathered weight with
+    ``torch.zeros`` (write 2 B per element) and c10d copies the flat NCCL output into the N views
+    (read 2, write 2): :data:`DEEPSPEED_ZERO3_GATHER_BYTES` per gathered weight after each
+    all-gather (``zero.copy_out``). Gradients: stage 3 reduce-scatters the 16-bit gradient before
+    any fp32 accumulation (the fp32 partition is touched on 1/N of it), after copying it into the
+    contiguous bucket (``reduce_independent_p_g_buckets_and_remove_grads``: read 2, write 2), dividing
+    the bucket by N in place (``average_tensor``'s ``div_``: 2 + 2) and c10d's flattening copy of the N
+    input views (2 + 2): :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight instead of the 18 B of
+    ZeRO-1/2's fp32 accumulation.
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
@@ -136,6 +178,19 @@ from simcluster.registry import Registry
 
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
 DEEPSPEED_PREFETCH_BUCKET = 5e7
+#: DeepSpeed ZeRO-3's ``stage3_max_reuse_distance`` default (``ZERO_OPTIMIZATION_MAX_REUSE_DISTANCE_DEFAULT``,
+#: deepspeed/runtime/zero/constants.py, v0.3.13–v0.4.x): parameters fetched before a module's reuse above
+#: which its weights are released and gathered again.
+DEEPSPEED_MAX_REUSE_DISTANCE = 1e9
+#: Host ops per rank of DeepSpeed ≤ 0.4's list-based all-gather / reduce-scatter: one view (``narrow``, from
+#: Python) and one ``copy_`` (c10d, from C++) per rank, together about one eager op's host path (docstring).
+DEEPSPEED_HOST_OPS_PER_RANK = 1.0
+#: DeepSpeed ZeRO-3 bytes per gathered weight element: ``torch.zeros`` of the full weight (2) and c10d's copy
+#: of the flat all-gather output into the N views (2 + 2).
+DEEPSPEED_ZERO3_GATHER_BYTES = 6.0
+#: DeepSpeed ZeRO-3 bytes per weight and microbatch before the reduce-scatter: bucket copy, ``div_`` by N and
+#: c10d's flattening copy, 4 B each (module docstring).
+DEEPSPEED_ZERO3_GRAD_BYTES = 12.0
 NO_LIMIT = float("inf")
 
 #: Host time to dispatch one eager PyTorch op (middle of the 5–25 µs range, see the module docstring).
@@ -184,6 +239,8 @@ class Stack:
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
+    zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
+    zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -195,7 +252,8 @@ FRAMEWORKS.add("deepspeed", Stack(
     "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
     zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
-    overlap_grad_reduce=False))
+    overlap_grad_reduce=False, zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE,
+    zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
@@ -226,7 +284,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Sta
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
     for the reduce-scatter (:data:`FSDP_GRAD_CAST_BYTES`; PyTorch FSDP2 ``MixedPrecisionPolicy``,
-    torchtitan's default).
+    torchtitan's default). DeepSpeed with ZeRO-3 moves :data:`DEEPSPEED_ZERO3_GATHER_BYTES` per gathered
+    weight and :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight before the reduce-scatter (module docstring).
     """
     stack = FRAMEWORKS.get(name)
     if not fused_kernels:  # training.fused_kernels: false (simcluster.costs.eager, MEGATRON_2019)
@@ -234,6 +293,9 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Sta
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
+    if stack.zero3_host_ops_per_rank and zero_stage >= 3:  # DeepSpeed ZeRO-3 of 2021 (module docstring)
+        return replace(stack, grad_accum_bytes=DEEPSPEED_ZERO3_GRAD_BYTES,
+                       gather_copy_out_bytes=DEEPSPEED_ZERO3_GATHER_BYTES)
     return stack
 
 

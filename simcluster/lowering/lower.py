@@ -228,6 +228,7 @@ class Lowerer:
         zero = groups[plan.shard_kind]  # ZeRO's gathers and reduce-scatters
         computed: list[dict[int, int]] = []  # this unit's layer blocks, for ZeRO-3's prefetch
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
+        prep: dict[int, int] | None = None  # DeepSpeed's host work before the next ZeRO-3 collective
         ring: dict[int, int] | None = None  # the context ring beside the next compute
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
@@ -239,6 +240,8 @@ class Lowerer:
                     a2a = {}
                 ids = ch.compute(f"{step.name} L{layer}", step.seconds, step.flops, step.phase, layer,
                                  after=params if step.waits_params else None)
+                if step.name == "zero.prep":  # the collective it prepares is issued after it
+                    prep = ids
                 if ring:
                     ch.join(ring)
                     ring = None
@@ -270,11 +273,14 @@ class Lowerer:
                     after = computed[-2] if len(computed) >= 2 else None
                 else:  # fetched when the compute reaches the layer (DeepSpeed, modules past its bucket)
                     after = computed[-1] if computed else None
+                after, prep = prep or after, None
+                nbytes = plan.params.layer * plan.dtype_bytes * step.share / step.parts
                 for i in range(step.parts):  # one after another on the data-parallel stream
                     name = f"zero.all_gather L{layer}" + (f".{i}" if step.parts > 1 else "")
-                    params = ch.side(zero, "all_gather", plan.params.layer * plan.dtype_bytes / step.parts,
-                                     name, "dp", "zero_comm", layer, after if i == 0 else params)
+                    params = ch.side(zero, "all_gather", nbytes, name, "dp", "zero_comm", layer,
+                                     after if i == 0 else params)
             elif step.what == "reduce_grads":
+                after, prep = prep or produced, None
                 rs = ch.side(zero, "reduce_scatter", plan.params.layer * plan.grad_bytes,
-                             f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, produced)
+                             f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, after)
                 self.last_rs.update(rs)

@@ -225,6 +225,12 @@ class Plan:
         return sum(pc for _, pc in self.grads_produced(s))
 
 
+def _lead(steps: list[tuple[int, Step]]) -> int:
+    """Steps a layer's backward opens with to fetch its weights: DeepSpeed's host preparation, the gather."""
+    n = 1 if steps and steps[0][1].name == "zero.prep" else 0
+    return n + 1 if len(steps) > n and steps[n][1].what == "gather" else 0
+
+
 def _backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, Step]]:
     """ZeRO-3's backward prefetch: each layer's weight gather is issued before the reduce-scatter
     of the layer after it, so that on the data-parallel stream (one queue: collectives of one
@@ -233,8 +239,8 @@ def _backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, 
     out: list[tuple[int, Step]] = []
     for i, steps in enumerate(layers):
         nxt = layers[i + 1] if i + 1 < len(layers) else []
-        gather = [st for st in nxt[:1] if st[1].what == "gather"]
-        body = steps[1:] if i and steps and steps[0][1].what == "gather" else steps
+        gather = nxt[:_lead(nxt)]
+        body = steps[_lead(steps):] if i else steps
         if gather and body and body[-1][1].what == "reduce_grads":
             body = body[:-1] + gather + body[-1:]
         elif gather:
@@ -286,6 +292,31 @@ def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int,
     return parts, biggest <= stack.zero3_prefetch_params
 
 
+def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, float]:
+    """(modules, share of the layer's weights) ZeRO-3 gathers again between recompute and backward.
+
+    DeepSpeed keeps a module's weights after its use only while the parameters fetched before its
+    next use stay under ``stage3_max_reuse_distance``. Under full recompute the trace runs
+    rc(m1..mk) then bwd(mk..m1), so module i waits 2·Σ_{j>i} |m_j| parameters: released (and
+    fetched again) when that reaches the limit (frameworks docstring, "DeepSpeed ZeRO-3 of 2021").
+    Stacks that gather one unit per layer keep it through recompute and backward: (0, 0).
+    """
+    stack = framework(spec.training.framework)
+    if stack.zero3_fetch != "module" or spec.training.recompute != "full":
+        return 0, 0.0
+    sizes = [n * k / spec.parallelism.tensor for op in (ops or model_ops(spec.model, spec.training)).layer
+             if op.kind == "gemm" and op.gemm for _, n, k in [op.gemm]]
+    again = [s for i, s in enumerate(sizes) if 2 * sum(sizes[i + 1:]) >= stack.zero3_reuse_distance]
+    return len(again), (sum(again) / sum(sizes) if sizes else 0.0)
+
+
+def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
+    """Host seconds before each ZeRO-3 gather or reduce-scatter over ``ranks`` ranks: DeepSpeed's
+    per-rank list views and copies (``zero3_host_ops_per_rank`` × ``HOST_OP_S`` per rank), 0 elsewhere."""
+    stack = framework(spec.training.framework)
+    return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if spec.parallelism.zero_stage >= 3 else 0.0
+
+
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
     return ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
@@ -302,11 +333,13 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     ops = model_ops(spec.model, tr)
     blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage, tr.fused_kernels))
     parts, prefetch = zero3_gathers(spec, ops)
+    refetch, share = zero3_refetch(spec, ops)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       distribute=tr.distribute_saved_activations,
-                      gather_parts=parts, gather_prefetch=prefetch,
+                      gather_parts=parts, gather_prefetch=prefetch, refetch_parts=refetch, refetch_share=share,
+                      collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
                       recv_gather=t > 1 and p > 1 and plan_sends(spec, par.schedule, par.sequence_parallel).gather)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),

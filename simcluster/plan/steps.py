@@ -67,6 +67,7 @@ class Step:
     prefetch: bool = True  # gather steps: issued a block ahead of need (False: after the previous block)
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
     overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
+    share: float = 1.0  # gather steps: the share of the layer's weights fetched (DeepSpeed's re-fetch after recompute)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class UnitShape:
     distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
     gather_parts: int = 1  # ZeRO-3 all-gathers per layer (DeepSpeed fetches each linear layer's weights)
     gather_prefetch: bool = True  # ZeRO-3 gathers issued ahead of need (else: when the compute reaches them)
+    refetch_parts: int = 0  # ZeRO-3 under full recompute: modules gathered again between recompute and backward
+    refetch_share: float = 0.0  # ... and their share of the layer's weights (DeepSpeed's reuse distance)
+    collective_prep_s: float = 0.0  # host seconds before each ZeRO-3 gather / reduce-scatter, the GPU waiting
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
 
 
@@ -92,6 +96,13 @@ def recv_gather_step(kind: str) -> Step:
     on the compute stream before the receiving unit (Megatron-LM's ``gather_split_1d_tensor``)."""
     return Step("tp", "pp.recv_gather", "forward" if kind == "F" else "backward", op="all_gather",
                 tag="pp.recv_gather")
+
+
+def _prep(shape: UnitShape, count: int, phase: str) -> list[Step]:
+    """DeepSpeed's per-rank host work before ``count`` list-based collectives (frameworks docstring)."""
+    if shape.collective_prep_s <= 0 or count <= 0:
+        return []
+    return [Step("compute", "zero.prep", phase, count * shape.collective_prep_s)]
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
@@ -109,10 +120,12 @@ def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, a
 
 def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     """The steps of one layer in a pass of ``kind`` F, B or W."""
-    gather = [Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts,
-                   prefetch=shape.gather_prefetch)] if shape.gather else []
-    reduce = [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] \
-        if shape.reduce_grads else []
+    phase = "forward" if kind == "F" else "backward"
+    gather = _prep(shape, shape.gather_parts, phase) + [
+        Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts,
+             prefetch=shape.gather_prefetch)] if shape.gather else []
+    reduce = _prep(shape, shape.gather_parts if shape.gather else 0, "backward") + [
+        Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] if shape.reduce_grads else []
     copied = shape.gather and b.gather_copy_s > 0
     if copied:  # FSDP2's copy-out of the gathered weights, on the compute stream once the gather is done
         gather.append(Step("compute", "zero.copy_out", "forward" if kind == "F" else "backward",
@@ -134,6 +147,14 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
         out += _block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
         waits = False
+        if shape.gather and shape.refetch_parts:  # DeepSpeed: weights released after their recompute, fetched again
+            out += _prep(shape, shape.refetch_parts, "backward") + [
+                Step("gather", "zero.all_gather", "backward", op="all_gather", parts=shape.refetch_parts,
+                     prefetch=False, share=shape.refetch_share)]
+            if copied:
+                out.append(Step("compute", "zero.copy_out", "backward", shape.refetch_share * b.gather_copy_s,
+                                waits_params=True))
+            waits = not copied
     out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits)
     if shape.recompute == "selective":
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))

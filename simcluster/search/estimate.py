@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simcluster.costs.frameworks import framework
-from simcluster.plan.plan import plan_sends, zero3_gathers
+from simcluster.plan.plan import collective_prep_s, plan_sends, zero3_gathers, zero3_refetch
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -170,7 +170,7 @@ class Group:
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         if st.what == "a2a" and self.moe is not None:
             return costs.ep_time(t, c, d, self.moe.etp, self.moe.ep, st.nbytes)
-        nbytes = b.params.layer * (costs.dt if st.what == "gather" else costs.grad_bytes)
+        nbytes = b.params.layer * (costs.dt * st.share if st.what == "gather" else costs.grad_bytes)
         return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
@@ -181,7 +181,9 @@ class Group:
                           reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
                           parallel=est.spec.model.parallel_block,
                           distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts,
-                          gather_prefetch=est.gather_prefetch)
+                          gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
+                          refetch_share=est.refetch[1],
+                          collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d))
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -280,6 +282,7 @@ class Estimator:
         stack = framework(spec.training.framework, spec.parallelism.zero_stage, spec.training.fused_kernels)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
+        self.refetch = zero3_refetch(spec)
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0

@@ -216,7 +216,9 @@ def test_only_pytorch_runs_the_eager_kernels(tmp_path):
     from dataclasses import replace
     assert plain == model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch"), eager_layer=False))
     for name in ("megatron", "deepspeed", "jax"):
-        assert not framework(name, 3).eager_layer and framework(name, 3).gather_copy_out_bytes == 0
+        assert not framework(name, 3).eager_layer
+    for name in ("megatron", "jax"):
+        assert framework(name, 3).gather_copy_out_bytes == 0
 
 
 def test_fsdp2_copies_out_every_gathered_weight(tmp_path):

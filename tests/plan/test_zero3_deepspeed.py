@@ -1,0 +1,95 @@
+"""DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x): the re-fetch after recompute and the per-rank host work
+of its list-based collectives, against their closed forms (simcluster.costs.frameworks docstring)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers_spec import make_spec
+from simcluster.costs.frameworks import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
+                                         GRAD_ACCUM_BYTES, HOST_OP_S, framework)
+from simcluster.plan.costing import gather_copy_time
+from simcluster.plan.plan import compute_model
+from simcluster.workload import model_ops
+from simcluster.plan import build_plan
+from simcluster.plan.plan import collective_prep_s, zero3_refetch
+from simcluster.run import simulate_workload
+
+ZERO3 = ("parallelism.data=8", "parallelism.zero_stage=3", "training.recompute=full",
+         "training.framework=deepspeed")
+
+
+def _wide(tmp_path, h: int, *extra: str):
+    return make_spec(tmp_path, *ZERO3, f"model.hidden={h}", f"model.heads={h // 128}", *extra)
+
+
+@pytest.mark.parametrize("h, modules, share", [
+    (12288, 3, 8 / 12),  # 2·|fc2| = 8h² ≥ 1e9: fc1, dense and qkv (3h² + h² + 4h² of 12h²) fetched again
+    (8192, 2, 4 / 12),   # 2·|fc2| < 1e9 ≤ 2·(|fc1| + |fc2|): dense and qkv
+    (4096, 0, 0.0),      # every reuse distance under 1e9: nothing fetched twice
+])
+def test_refetch_is_the_reuse_distance_rule(tmp_path, h, modules, share):
+    """Module i of rc(m1..mk), bwd(mk..m1) is released when 2·Σ_{j>i}|m_j| ≥ stage3_max_reuse_distance."""
+    assert DEEPSPEED_MAX_REUSE_DISTANCE == 1e9
+    n, s = zero3_refetch(_wide(tmp_path, h))
+    assert n == modules and s == pytest.approx(share)
+
+
+def test_refetch_needs_module_fetches_and_full_recompute(tmp_path):
+    assert zero3_refetch(_wide(tmp_path, 12288, "training.framework=pytorch")) == (0, 0.0)
+    assert zero3_refetch(_wide(tmp_path, 12288, "training.recompute=none")) == (0, 0.0)
+
+
+def test_prep_is_linear_in_the_ranks(tmp_path):
+    """N views and N copies per collective: N × ops × HOST_OP_S, 0 for FSDP and below ZeRO-3."""
+    spec = make_spec(tmp_path, *ZERO3)
+    for n in (8, 384, 1536):
+        assert collective_prep_s(spec, n) == pytest.approx(n * DEEPSPEED_HOST_OPS_PER_RANK * HOST_OP_S)
+    assert collective_prep_s(spec, 1536) == pytest.approx(4 * collective_prep_s(spec, 384))
+    assert collective_prep_s(make_spec(tmp_path, *ZERO3, "training.framework=pytorch"), 1536) == 0.0
+    assert collective_prep_s(make_spec(tmp_path, *ZERO3, "parallelism.zero_stage=2"), 1536) == 0.0
+
+
+def test_plan_prepares_every_gather_and_reduce_scatter(tmp_path):
+    """Per layer: one prep per linear layer's gather (forward, recompute, re-fetch) and reduce-scatter."""
+    spec = _wide(tmp_path, 12288, "model.layers=2", "training.global_batch=8")
+    plan = build_plan(spec)
+    prep = plan.shape.collective_prep_s
+    assert prep == pytest.approx(8 * HOST_OP_S)
+    fwd = [s for s in plan.layer_unit_steps("F", 0) if s.name == "zero.prep"]
+    bwd = [s for s in plan.layer_unit_steps("B", 0) if s.name == "zero.prep"]
+    assert sum(s.seconds for s in fwd) == pytest.approx(4 * prep)
+    assert sum(s.seconds for s in bwd) == pytest.approx((4 + 3 + 4) * prep)
+    again = [s for s in plan.layer_unit_steps("B", 0) if s.what == "gather"][1]
+    assert (again.parts, again.share) == (3, pytest.approx(8 / 12))
+
+
+def test_gathers_wait_for_their_host_preparation(tmp_path):
+    """Each all-gather is issued after its zero.prep task; the re-fetch's bytes are its share of the layer."""
+    spec = make_spec(tmp_path, *ZERO3, "model.layers=2", "training.global_batch=8")
+    out = simulate_workload(spec)
+    tasks = out.tasks.tasks
+    start, end = out.result.start, out.result.end
+    gathers = [t for t in tasks if t.name.startswith("zero.all_gather L0")]
+    preps = [t for t in tasks if t.name.startswith("zero.prep L0")]
+    assert preps and len(preps) <= len(gathers)
+    for g in gathers:
+        before = [p for p in preps if p.id < g.id]
+        assert before and start[g.id] >= end[before[-1].id] - 1e-12
+
+
+def test_memory_passes_around_the_collectives(tmp_path):
+    """torch.zeros (2 B) and c10d's copy into the N views (2 + 2) per gathered weight; before the
+    reduce-scatter bucket copy, div_ and c10d's flattening copy (4 B each) instead of ZeRO-1/2's
+    18 B fp32 accumulation; the re-fetch copies its share of the layer."""
+    spec = _wide(tmp_path, 12288, "model.layers=2", "training.global_batch=8")
+    ops, cm = model_ops(spec.model, spec.training), compute_model(spec, spec.cluster.device)
+    h = spec.model.hidden
+    assert gather_copy_time(ops, cm, 1, framework("deepspeed", 3)) == pytest.approx(
+        cm.memory_time(6 * 12 * h * h, "copy"), rel=1e-12)
+    assert framework("deepspeed", 3).grad_accum_bytes == 12.0
+    assert framework("deepspeed", 1).grad_accum_bytes == GRAD_ACCUM_BYTES
+    assert framework("deepspeed", 1).gather_copy_out_bytes == 0.0
+    plan = build_plan(spec)
+    copies = [s.seconds for s in plan.layer_unit_steps("B", 0) if s.name == "zero.copy_out"]
+    assert copies == pytest.approx([plan.blocks.gather_copy_s, plan.blocks.gather_copy_s * 8 / 12])
