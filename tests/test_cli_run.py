@@ -31,7 +31,7 @@ TOY = ROOT / "workloads" / "toy-8gpu.yaml"
 REDUCED = {
     "gpt3-175b.yaml": ["training.global_batch=128"],  # 16 × 8 microbatches (was 96)
     "megatron-1t.yaml": ["training.global_batch=48"],  # 6 × 8 microbatches (was 512)
-    "mt-nlg-530b.yaml": ["training.global_batch=280"],  # 8 × 35 microbatches (was 240)
+    "mt-nlg-530b.yaml": ["training.global_batch=560"],  # 8 × 35 microbatches of 2 (was 120)
     "gopher-280b.yaml": ["training.global_batch=768"],  # 64 × 12 microbatches (was 48)
     # interleaved needs a multiple of 16 microbatches (16 already): 8 data-parallel replicas instead of 128
     "llama3-405b.yaml": ["parallelism.data=8", "cluster.nodes=128", "training.global_batch=128"],
