@@ -5,6 +5,8 @@
   refit with ``python -m simcluster.costs.calibration``).
 - :func:`stage_memory` (``memory.py``): bytes held by one GPU of a pipeline
   stage (ZeRO model states, Korthikanti activations, workspace).
+- :func:`allocator_reserve` (``reserve.py``): what PyTorch's CUDA caching allocator
+  (modelled in ``allocator.py``) reserves beyond those tensors, by replaying a step.
 - ``flops.py``: closed-form FLOPs per iteration (Narayanan 2021, Korthikanti 2022).
 - ``params.py``: parameter counts.
 """

@@ -48,6 +48,15 @@ and what the stack's cross entropy saves per logit (Megatron's fp32 softmax, 4·
 PyTorch autocast (``training.framework: pytorch``) keeps fp32 weights and gradients (4 + 4 B),
 Adam's m and v (8 B) and 16-bit copies of the weights (2 B, counted with the weights).
 
+The peak is the larger of two moments of the backward (:func:`stage_memory`): the loss's backward
+(last stage) and, with full recompute, the first layer's recompute after it; not their sum.
+PyTorch FSDP2 (``pytorch`` with ZeRO-3, torchtitan): fp32 sharded weights and gradients
+(``MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)``, 4 + 4 + Adam's 8 B), gradients
+created by the backward (:func:`lazy_gradients`), the root module's weights unsharded from its
+forward to the end of the backward. Workspaces (``buffers``): the CUDA context, cuBLAS's
+workspace and NCCL's buffers (constants below; docs/model.md gives NCCL's per-channel sizes).
+What the caching allocator reserves beyond all this: :mod:`simcluster.costs.reserve`.
+
 The caller gives ``microbatches_in_flight`` (1F1B: stage i of p holds p − i;
 GPipe: all m; interleaved schedules: the caller's count) and
 ``layers_on_stage`` (all model chunks on this GPU).
@@ -67,6 +76,8 @@ MiB = 1024**2
 # Named workspace, justified from the libraries' defaults:
 CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context + loaded kernel images of a PyTorch process (~0.5 GiB on H100)
 CUBLAS_WORKSPACE_BYTES = 32 * MiB  # PyTorch's default cuBLAS workspace on Hopper (":4096:8" = 8 × 4 MiB)
+# NCCL: per channel and connected peer 4 MiB (Simple, DEFAULT_BUFFSIZE) + 4.69 MiB (LL128) + 0.5 MiB (LL), NCCL
+# src/init.cc; measured 544-688 MB per communicator on 4 A100 (NVIDIA/nccl issue #964): an estimate below that
 NCCL_BUFFER_BYTES = 256 * MiB  # NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators
 WORKSPACE_BYTES = CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES + NCCL_BUFFER_BYTES
 
@@ -231,21 +242,58 @@ def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_st
     return n
 
 
-def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
-                 has_embedding: bool, has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
-    """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring)."""
-    n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
-                     has_embedding=has_embedding, has_logits=has_logits)
+def fsdp2(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
+    """PyTorch with ZeRO-3 is FSDP2 (:func:`simcluster.costs.frameworks.framework`)."""
+    return training.framework == "pytorch" and parallelism.zero_stage >= 3
+
+
+def lazy_gradients(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
+    """Whether the gradients do not exist yet while the loss's backward runs: FSDP2 assigns each sharded
+    gradient after its reduce-scatter (``FSDPParam``'s post-backward) and ``optimizer.zero_grad()`` sets them
+    to None (``set_to_none=True``, PyTorch ≥ 2.0's default), so with one microbatch per step (no gradient
+    accumulation) none exists before the backward of the last layer."""
+    m = training.global_batch // (training.micro_batch * (parallelism.data or 1))
+    return fsdp2(training, parallelism) and m <= 1
+
+
+def zero_shard(parallelism: ParallelismSpec) -> int:
+    """Ranks ZeRO shards over: data × context, or a hybrid shard group of ``zero_shard`` data ranks."""
+    if parallelism.zero_stage not in (0, 1, 2, 3):
+        raise ValueError(f"zero_stage must be 0..3, not {parallelism.zero_stage!r}")
+    return (parallelism.zero_shard or parallelism.data or 1) * parallelism.context
+
+
+def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -> tuple[int, int, int, int, int]:
+    """(weights, gradients, optimizer states, 16-bit weight copies, gathered weight) bytes per parameter
+    before ZeRO sharding, as the stack keeps them (module docstring)."""
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
+    gathered = w_b  # bytes of a weight ZeRO-3 gathers
     cast = 0
     if framework(training.framework, parallelism.zero_stage).autocast and training.precision != "fp32":
         # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
         w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
+    elif fsdp2(training, parallelism) and training.precision != "fp32":
+        # FSDP2's MixedPrecisionPolicy keeps the sharded parameters in fp32 and reduces gradients in fp32
+        # (torchtitan: param_dtype bf16, reduce_dtype fp32): 4 + 4 + Adam's m, v (the same 16 B in all)
+        w_b, g_b, o_b = 4, 4, w_b + g_b + o_b - 8
+    return w_b, g_b, o_b, cast, gathered
+
+
+def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
+                 has_embedding: bool, has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
+    """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring).
+
+    The peak is the larger of two moments of the backward (each breakdown is that moment's):
+    the loss's backward (last stage: every microbatch's saved activations and logits, plus what is
+    alive only inside it, :func:`loss_transient_bytes`) and, with full recompute, the recompute of
+    the first layer the backward reaches (the loss's tensors of that microbatch freed, one layer's
+    activations recomputed). Without the loss (other stages) the two are one.
+    """
+    n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
+                     has_embedding=has_embedding, has_logits=has_logits)
+    w_b, g_b, o_b, cast, gathered = held_bytes_per_param(training, parallelism)
     zero = parallelism.zero_stage
-    if zero not in (0, 1, 2, 3):
-        raise ValueError(f"zero_stage must be 0..3, not {zero!r}")
-    # ZeRO shards over data × context ranks, or over a hybrid shard group of zero_shard data ranks
-    shard = (parallelism.zero_shard or parallelism.data or 1) * parallelism.context
+    shard = zero_shard(parallelism)
     weights = n * w_b / (shard if zero >= 3 else 1) + n * cast / (shard if zero >= 3 else 1)
     grads = n * g_b / (shard if zero >= 2 else 1)
     optim = n * o_b / (shard if zero >= 1 else 1)
@@ -254,17 +302,30 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     extra = stage_extra_activation_bytes(model, training, parallelism,
                                          has_embedding=has_embedding, has_logits=has_logits)
     acts = (layers_on_stage * per_layer + extra) * microbatches_in_flight
-    if has_logits:
-        acts += loss_transient_bytes(model, training, parallelism)
+    recompute = 0.0
     if training.recompute == "full" and layers_on_stage > 0:
-        acts += activation_bytes_per_layer(model, training, parallelism, recompute="none")
+        recompute = activation_bytes_per_layer(model, training, parallelism, recompute="none")
+    loss, after_loss = 0.0, recompute
+    if has_logits:  # the loss's backward, then (full recompute) the last layer's recompute without the logits
+        loss = loss_transient_bytes(model, training, parallelism)
+        logits = extra - stage_extra_activation_bytes(model, training, parallelism, has_embedding=has_embedding,
+                                                      has_logits=False)
+        after_loss = recompute - logits if microbatches_in_flight > 0 else recompute
+    acts += max(loss, after_loss)
+    if lazy_gradients(training, parallelism):  # the activations peak before the first reduce-scatter, the
+        # gradients after the last (lazy_gradients): the larger of the two moments
+        grads, acts = (0.0, acts) if acts >= grads else (grads, 0.0)
 
     buffers = float(WORKSPACE_BYTES)
     if parallelism.pipeline > 1:  # one send and one receive buffer of the stage boundary tensor
         buffers += 2 * DTYPE_BYTES[training.precision] * model.seq_len / parallelism.context \
             * training.micro_batch * model.hidden / (parallelism.tensor if _sp(parallelism) else 1)
     if zero >= 3 and layers_on_stage > 0:
-        buffers += 2 * P.layer_params(model, parallelism.tensor) * w_b
+        buffers += 2 * P.layer_params(model, parallelism.tensor) * gathered
+    if fsdp2(training, parallelism):  # FSDP2 keeps the root module's (embedding, final norm, output) unsharded
+        # from its forward to the end of the backward (_fsdp_state.py, _lazy_init: "For the root, do not reshard
+        # after forward"); the layers are the buffers above
+        buffers += (n - layers_on_stage * P.layer_params(model, parallelism.tensor)) * gathered
     return MemoryBreakdown(float(weights), float(grads), float(optim), float(acts), float(buffers))
 
 

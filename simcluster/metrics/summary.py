@@ -181,7 +181,10 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         del b["exposed"]
 
     memory = [{"stage": s, **plan.memory(s).to_dict()} for s in range(plan.p)]
+    for m in memory:  # what the process holds: the tensors' peak and the caching allocator's reserve
+        m["reserved"] = m["total"] + plan.allocator_reserve(int(m["stage"]))
     peak_mem = max(m["total"] for m in memory)
+    peak_reserved = max(m["reserved"] for m in memory)
     cap = min(d.memory_bytes for d in _devices(spec, device))  # the smallest device must fit
     mtf = model_flops / T / n_gpus / 1e12 if T else 0.0
     htf = hw_flops / T / n_gpus / 1e12 if T else 0.0
@@ -198,6 +201,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         "exposed_comm_fraction": exposed,
         "compute_utilization": util,
         "peak_memory_bytes": peak_mem,
+        "peak_memory_reserved_bytes": peak_reserved,
         "memory_capacity_bytes": cap,
         "fits_in_memory": bool(peak_mem <= cap),
         "model_flops_per_iteration": model_flops,
@@ -280,6 +284,11 @@ def _warnings(s: Summary) -> list[str]:
     if not s["fits_in_memory"]:
         w.append(f"does not fit in memory: peak {f['peak_memory_bytes'] / 2**30:.1f} GiB per GPU "
                  f"> {f['memory_capacity_bytes'] / 2**30:.1f} GiB")
+    elif "peak_memory_reserved_bytes" in f and f["peak_memory_reserved_bytes"] > f["memory_capacity_bytes"]:
+        w.append(f"the tensors fit but the caching allocator's reserve may not: peak reserved "
+                 f"{f['peak_memory_reserved_bytes'] / 2**30:.1f} GiB per GPU > "
+                 f"{f['memory_capacity_bytes'] / 2**30:.1f} GiB (it frees its cache and retries before failing; "
+                 "expandable_segments reduces the reserve)")
     if f["exposed_comm_fraction"] > 0.2:
         w.append(f"exposed communication is {f['exposed_comm_fraction']:.0%} of the iteration")
     if f["bubble_fraction"] > 0.2:

@@ -285,10 +285,15 @@ PER_TIME = ("tokens_per_s", "mfu", "hfu", "model_tflops_per_gpu", "hardware_tflo
 def metric_interval(metric: str, predicted: float, summary: Mapping[str, object]) -> list[float]:
     """The interval of summary figure ``metric`` (value ``predicted``) from a summary's intervals:
     its own ``METRIC_interval`` where the summary has one, else the inverted time interval for the
-    figures of :data:`PER_TIME`."""
+    figures of :data:`PER_TIME`; the allocator's reserved peak takes the peak memory's relative interval
+    (the same log-normal σ, :func:`memory_sigma`; the reserve's own spread is not quantified apart)."""
     own = summary.get(f"{metric}_interval")
     if isinstance(own, (list, tuple)) and len(own) == 2:
         return [float(own[0]), float(own[1])]
+    mem, mem_int = summary.get("peak_memory_bytes"), summary.get("peak_memory_bytes_interval")
+    if metric == "peak_memory_reserved_bytes" and isinstance(mem, (int, float)) and mem > 0 \
+            and isinstance(mem_int, (list, tuple)):
+        return [float(mem_int[0]) * predicted / mem, float(mem_int[1]) * predicted / mem]
     if metric not in PER_TIME:
         raise KeyError(f"no interval for summary figure {metric!r}")
     T, t_int = summary.get("iteration_time_s"), summary.get("iteration_time_s_interval")

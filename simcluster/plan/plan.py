@@ -25,6 +25,7 @@ from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.frameworks import PipelineSends, Stack, framework, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
+from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
@@ -215,6 +216,15 @@ class Plan:
         return stage_memory(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
                             has_embedding=s == 0, has_logits=s == self.p - 1,
                             microbatches_in_flight=self.in_flight(s))
+
+    def allocator_reserve(self, s: int) -> float:
+        """Bytes the caching allocator reserves on one GPU of stage ``s`` beyond its tensors' peak
+        (:func:`simcluster.costs.reserve.allocator_reserve`; a mixture of experts' stage is replayed as
+        its dense layers)."""
+        sp = self.spec
+        return allocator_reserve(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
+                                 has_embedding=s == 0, has_logits=s == self.p - 1,
+                                 microbatches_in_flight=self.in_flight(s))
 
     def kv_grad_bytes(self, s: int) -> float:
         """Gradient bytes of stage ``s``'s K/V weights replicated over the tensor group (0 unless g < t)."""

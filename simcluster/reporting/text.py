@@ -112,6 +112,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
         ("exposed_comm_fraction", "exposed communication", fmt_pct(s.get("exposed_comm_fraction"))),
         ("compute_utilization", "compute utilization", fmt_pct(s.get("compute_utilization"))),
         ("peak_memory_bytes", "peak memory per GPU", with_range(s, "peak_memory_bytes", fmt_gib)),
+        ("peak_memory_reserved_bytes", "peak reserved per GPU (allocator)", fmt_gib(s.get("peak_memory_reserved_bytes"))),
         ("memory_capacity_bytes", "memory capacity", fmt_gib(s.get("memory_capacity_bytes"))),
         ("fits_in_memory", "fits in memory", fmt_bool(s.get("fits_in_memory"))),
     ]
@@ -168,6 +169,8 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
         ("exposed comm", fmt_pct(s.get("exposed_comm_fraction"))),
         ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"
                         + fmt_range(s, "peak_memory_bytes", fmt_gib)),
+    ] + ([("peak reserved", f"{fmt_gib(s.get('peak_memory_reserved_bytes'))} (tensors + the caching allocator's "
+                             "reserve)")] if "peak_memory_reserved_bytes" in s else []) + [
         ("fits in memory", fmt_bool(s.get("fits_in_memory"))),
     ] + memory_verdict(s, details)
     width = max(len(k) for k, _ in rows)

@@ -10,9 +10,9 @@ layers (all its model chunks), the embedding on the first stage, the logits on t
 - only the stages that can hold the peak: the first, the last, and among the others the
   first stage of each distinct layer count (microbatches in flight never grow with s, and
   memory grows with both);
-- ``stage_memory`` is affine in the microbatches in flight, so it is evaluated at 0 and 1 in
-  flight once per combination and extended (a relative rounding error of ~1e-16; pruning
-  keeps a margin of :data:`MARGIN` so that it can only keep a layout, never drop one).
+- ``stage_memory`` is evaluated once per combination and count in flight (it is the larger of
+  moments of the step, :func:`simcluster.costs.memory.stage_memory`, so not affine in the count;
+  pruning keeps a margin of :data:`MARGIN` so that it can only keep a layout, never drop one).
 """
 
 from __future__ import annotations
@@ -83,24 +83,23 @@ class MemoryModel:
         self.training = spec.training
         self.parallelism = spec.parallelism
         self.capacity = spec.cluster.device.memory_bytes
-        self._lines: dict[tuple[int, int, int, bool, int, bool, str, int, int, bool, bool], tuple[float, float]] = {}
+        self._stages: dict[tuple[object, ...], float] = {}
 
-    def _line(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
-              layers: int, emb: bool, logits: bool) -> tuple[float, float]:
-        """(bytes with nothing in flight, bytes per microbatch in flight) of one stage."""
+    def _stage(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
+               layers: int, emb: bool, logits: bool, in_flight: int) -> float:
+        """Peak bytes of one stage with ``in_flight`` microbatches in flight."""
         z = self.parallelism.zero_shard
         z = z if z and d % z == 0 else None  # hybrid sharding where it divides d (as the screen's costs)
-        key = (t, c, (z or d) * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits)
-        hit = self._lines.get(key)
+        one_step = self.training.global_batch // (mb * d) <= 1  # FSDP2's lazy gradients (costs.memory)
+        key = (t, c, (z or d) * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits, in_flight, one_step)
+        hit = self._stages.get(key)
         if hit is None:
             tr = self.training.model_copy(update={"micro_batch": mb, "recompute": rc})
             par = self.parallelism.model_copy(update={"tensor": t, "context": c, "data": d, "pipeline": p,
                                                       "sequence_parallel": sp, "zero_stage": zero,
                                                       "zero_shard": z})
-            m0, m1 = (stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
-                                   has_logits=logits, microbatches_in_flight=k).total for k in (0, 1))
-            hit = (m0, m1 - m0)
-            self._lines[key] = hit
+            hit = self._stages[key] = stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
+                                                   has_logits=logits, microbatches_in_flight=in_flight).total
         return hit
 
     def peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
@@ -110,8 +109,8 @@ class MemoryModel:
             return self._moe_peak(t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
         best = 0.0
         for s, layers, emb, logits in peak_stages(self.model.layers, p, v):
-            base, per = self._line(t, c, d, p, mb, sp, rc, zero, layers, emb, logits)
-            best = max(best, base + microbatches_in_flight(schedule, p, m, v, s) * per)
+            best = max(best, self._stage(t, c, d, p, mb, sp, rc, zero, layers, emb, logits,
+                                         microbatches_in_flight(schedule, p, m, v, s)))
         return best
 
     def _moe_peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,

@@ -15,7 +15,9 @@ from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
 from simcluster.costs import eager
 from simcluster.costs import frameworks as fw
+from simcluster.costs import allocator as alloc
 from simcluster.costs import memory as mem
+from simcluster.costs import reserve
 from simcluster.plan import costing
 from simcluster.topology import efficiency as links
 
@@ -85,6 +87,15 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "PyTorch's default on Hopper (:4096:8 = 8 × 4 MiB)"),
         ("NCCL buffers", f"{mem.NCCL_BUFFER_BYTES / 2**20:g} MiB", "costs/memory.py",
          "NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators"),
+        ("caching allocator: block rounding, small-request limit, small segment",
+         f"{alloc.MIN_BLOCK} B, {alloc.SMALL_SIZE / 2**20:g} MiB, {alloc.SMALL_BUFFER / 2**20:g} MiB",
+         "costs/allocator.py", "PyTorch c10/cuda/CUDACachingAllocator.cpp: kMinBlockSize, kSmallSize, kSmallBuffer"),
+        ("caching allocator: 1–10 MiB segment, large threshold, large rounding",
+         f"{alloc.LARGE_BUFFER / 2**20:g} MiB, {alloc.MIN_LARGE_ALLOC / 2**20:g} MiB, {alloc.ROUND_LARGE / 2**20:g} MiB",
+         "costs/allocator.py", "PyTorch c10/cuda/CUDACachingAllocator.cpp: kLargeBuffer, kMinLargeAlloc, kRoundLarge"),
+        ("allocator replay: steps, most tensors of a layer's transients", f"{reserve.STEPS}, {reserve.PIECES}",
+         "costs/reserve.py", "set, not fitted: the first step allocates the optimizer states, later ones reuse "
+         "their fragments; a layer's transients as [s, b, h] tensors"),
     ]
     rows += [(f"link efficiency, {cls} (generic)", f"{v:g}", "topology/efficiency.py",
               "fitted to NCCL's published bus bandwidths where known; a generic factor otherwise")

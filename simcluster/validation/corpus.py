@@ -56,6 +56,7 @@ METRICS: dict[str, tuple[str, float, str]] = {
     "tokens_per_s": ("tokens per second", 0.10, "{:,.0f}"),
     "iteration_time_s": ("seconds per iteration", 0.10, "{:.2f} s"),
     "peak_memory_bytes": ("peak memory per GPU", 0.15, "{:.1f} GiB"),
+    "peak_memory_reserved_bytes": ("peak memory per GPU the caching allocator reserves", 0.15, "{:.1f} GiB"),
 }
 #: The keys of a row that every group understands; the rest go to Row.extra.
 ROW_KEYS = ("key", "workload", "overrides", "metric", "published", "tolerance", "source", "device",
@@ -112,7 +113,7 @@ class Row:
 
     def format(self, value: float) -> str:
         """``value`` of this row's metric, printed (memory in GiB)."""
-        if self.metric == "peak_memory_bytes":
+        if self.metric in ("peak_memory_bytes", "peak_memory_reserved_bytes"):
             value /= 2**30
         return METRICS[self.metric][2].format(value)
 
