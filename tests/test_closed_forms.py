@@ -18,6 +18,20 @@ from simcluster.topology.build import build_topology
 from simcluster.workload import model_ops
 
 
+US = 1e-6
+#: NCCL's ring latency per protocol (src/graph/tuning.cc v2.8-v2.12): (baseLat, NVLink step, network step)
+#: and the protocol's share of the bus bandwidth for all-reduce (LL 1/4, LL128 0.92, Simple 1).
+NCCL_RING = {"LL": (3.6 * US, 0.47 * US, 2.7 * US, 1 / 4), "LL128": (10.0 * US, 1.9 * US, 4.0 * US, 0.92),
+             "Simple": (8.4 * US, 3.4 * US, 9.6 * US, 1.0)}
+
+
+def nccl_ring_all_reduce(n: int, k: int, S: float, B: float) -> float:
+    """NCCL's ring all-reduce time on n ranks over k nodes, its fastest protocol:
+    min_p base_p + (2(n-1) - 2(k-1)) nvl_p + 2(k-1) net_p + 2(n-1)/n S / (B f_p) (LL's NVLink step x1.8 if k > 1)."""
+    return min(base + (2 * (n - 1) - 2 * (k - 1)) * nvl * (1.8 if p == "LL" and k > 1 else 1) + 2 * (k - 1) * net
+               + 2 * (n - 1) / n * S / (B * f) for p, (base, nvl, net, f) in NCCL_RING.items())
+
+
 def _run_collective(topo, op, group, nbytes, algorithm="ring", mirrors=()):
     tg = TaskGraph()
     tr = plan_collective(op, group, nbytes, topo, algorithm=algorithm, mirror_offsets=mirrors)
@@ -33,9 +47,8 @@ def test_ring_all_reduce_in_a_node_matches_closed_form(tmp_path, n, S):
     spec = make_spec(tmp_path)
     topo = build_topology(spec.cluster)
     group = tuple(range(n))
-    alpha = max(topo.route_latency(a, b) for a, b in zip(group, group[1:] + group[:1]))
     B = min(topo.link_bandwidth[l] for l in topo.route(0, 1))
-    expected = 2 * (n - 1) * alpha + 2 * (n - 1) / n * S / B
+    expected = nccl_ring_all_reduce(n, 1, S, B)
     assert _run_collective(topo, "all_reduce", group, S) == pytest.approx(expected, rel=1e-9)
 
 
@@ -46,9 +59,8 @@ def test_ring_all_reduce_across_nodes_matches_closed_form(tmp_path):
     group = (0, 8, 16, 24)
     n, S = 4, 64e6
     hops = list(zip(group, group[1:] + group[:1]))
-    alpha = max(topo.route_latency(a, b) for a, b in hops)
     B = min(topo.link_bandwidth[l] for a, b in hops for l in topo.route(a, b))
-    expected = 2 * (n - 1) * alpha + 2 * (n - 1) / n * S / B
+    expected = nccl_ring_all_reduce(n, n, S, B)
     assert _run_collective(topo, "all_reduce", group, S) == pytest.approx(expected, rel=0.01)
 
 

@@ -38,7 +38,9 @@ def test_a_degraded_link_slows_the_collectives_that_cross_it(tmp_path):
     bad = simulate_workload(make_spec(tmp_path, *layout, f"cluster.degraded_links={{'{names[0]}': 0.25}}"))
     assert bad.tasks.meta["fidelity"] == "partial"  # node 0 = replica 0 explicit, replica 1 representative
     tp = lambda o: float(o.result.timeline.query("rank == 0 and stream == 'tp'").eval("end_s - start_s").sum())
-    assert tp(bad) > 2 * tp(base)
+    # the link moves bytes at a quarter of its rate; NCCL's latency term (base + 14 NVLink steps, about
+    # 56 us per all-reduce, src/graph/tuning.cc) does not change, and is ~2/3 of this small model's TP time
+    assert tp(bad) > 1.5 * tp(base)
 
 
 def test_unknown_degraded_link_and_missing_straggler_are_input_errors(tmp_path, capsys):

@@ -26,8 +26,13 @@ latency alpha and bandwidth B,
 Hierarchical (2D ring, as Horovod's hierarchical all-reduce): k nodes with g group members each;
 intra-node reduce-scatter ((g-1)/g S), g concurrent inter-node all-reduce
 rings over ranks with the same local index (2(k-1)/k * S/g each), intra-node
-all-gather ((g-1)/g S), one after another (not pipelined, so the ring or
-tree usually beats it; ``auto`` weighs it like the others).
+all-gather ((g-1)/g S), one after another (not pipelined). NCCL has no such
+algorithm, so ``auto`` never picks it on GPU clusters; it runs when named in
+``collectives:``.
+
+Latencies here are steps x route latency; on switched GPU clusters the planner
+replaces a ring's or tree's with NCCL's model per protocol
+(:mod:`simcluster.collectives.nccl`, :func:`simcluster.collectives.plan.variants`).
 
 Tree: NCCL's double binary tree (:mod:`simcluster.collectives.tree`,
 Sanders, Speck & Traeff 2009). Torus: dimension by dimension

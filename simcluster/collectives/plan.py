@@ -21,6 +21,14 @@ the largest hop latency.
 every candidate's plan and its cost t(S) = L + K*S are cached once, so each
 call only compares a few numbers.
 
+NCCL's latency model (:mod:`simcluster.collectives.nccl`): on switched GPU
+clusters a ring or tree plan has one variant per protocol NCCL enables; a
+variant's latency is NCCL's (base + per-step latencies by link class, on the
+first phase; the other phases' latencies are 0) and its bytes are divided by
+the protocol's bandwidth factor. The variant with the smallest L + K*S at the
+collective's size runs, for ``auto`` and for an explicit ``ring``/``tree``
+alike, as NCCL picks the protocol by size.
+
 Plans are cached on the topology by (op, algorithm, group, mirror_offsets)
 for S = 1 byte and scaled with ``Transfer.scaled``.
 """
@@ -29,8 +37,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence, cast
 
-from simcluster.collectives.algorithms import ALGORITHMS, OPS, Phase
-from simcluster.collectives.select import Option, options, pick
+from simcluster.collectives import nccl
+from simcluster.collectives.algorithms import ALGORITHMS, OPS, Phase, node_split
+from simcluster.collectives.select import Option, cost, options, pick
 from simcluster.collectives.transfer import Transfer
 
 if TYPE_CHECKING:
@@ -100,8 +109,8 @@ def plan_collective(
     if op not in OPS:
         raise ValueError(f"unknown collective {op!r}; known: {', '.join(OPS)}")
     group_t, mirrors = tuple(int(r) for r in group), tuple(int(o) for o in mirror_offsets)
-    if algorithm == "auto" and op != "send" and len(group_t) >= 2:
-        unit = pick(auto_options(op, group_t, topo, mirrors), nbytes)[3]
+    if op != "send" and len(group_t) >= 2:
+        unit = pick(algorithm_options(op, group_t, topo, algorithm, mirrors), nbytes)[3]
     else:
         unit = _unit(op, group_t, topo, algorithm, mirrors)
     return tuple(t.scaled(nbytes) for t in unit)
@@ -118,12 +127,42 @@ def _unit(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str, mir
     return unit
 
 
+def variants(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str,
+             mirrors: tuple[int, ...]) -> list[tuple[Transfer, ...]]:
+    """The plans (S = 1) ``algorithm`` may run as: one per NCCL protocol where NCCL's model applies.
+
+    Where it applies (ring or tree, a switched GPU cluster: :func:`nccl.applies`), each
+    enabled protocol p gives the plan with latency ``nccl.latency(...)`` on its first phase,
+    0 on the others, and bytes / ``nccl.bandwidth_factor(...)``; else the plan as it is.
+    """
+    unit = _unit(op, group, topo, algorithm, mirrors)
+    if algorithm not in ("ring", "tree") or not unit or not nccl.applies(topo.intra_fabric, topo.inter_fabric):
+        return [unit]
+    k = len(node_split(group, topo))
+    algo = "tree" if algorithm == "tree" and k > 1 else "ring"  # tree on one node is the ring
+    out = []
+    for p in nccl.protocols(topo.intra_fabric):
+        lat = nccl.latency(algo, p, op, len(group), k, topo.intra_fabric)
+        f = nccl.bandwidth_factor(algo, p, op, k)
+        out.append(tuple(Transfer(t.links, t.weights, t.nbytes / f, lat if i == 0 else 0.0)
+                         for i, t in enumerate(unit)))
+    return out
+
+
+def algorithm_options(op: str, group: tuple[int, ...], topo: "Topology", algorithm: str,
+                      mirrors: tuple[int, ...]) -> list[Option]:
+    """What ``algorithm`` may run as, with its cost: ``auto``'s options, or the named one's variants."""
+    if algorithm == "auto":
+        return auto_options(op, group, topo, mirrors)
+    return [(algorithm, *cost(u, topo), u) for u in variants(op, group, topo, algorithm, mirrors)]
+
+
 def auto_options(op: str, group: tuple[int, ...], topo: "Topology", mirrors: tuple[int, ...]) -> list[Option]:
     """``auto``'s candidates with their cost (cached): see :func:`simcluster.collectives.select.options`."""
     key = (op, "auto", group, mirrors)
     cache = topo.plan_cache
     opts = cast("list[Option] | None", cache.get(key))
     if opts is None:
-        opts = options(op, group, topo, lambda name: _unit(op, group, topo, name, mirrors))
+        opts = options(op, group, topo, lambda name: variants(op, group, topo, name, mirrors))
         cache[key] = opts
     return opts

@@ -12,9 +12,16 @@ byte (with the mirrored groups' load), predict
 wins, the first candidate on ties. Candidates:
 
 - all_to_all: direct;  send: the route;  broadcast: ring;
-- every other op: ring; hierarchical where it applies (several nodes, the
-  same >= 2 members on each); tree for all_reduce across >= 2 nodes; on a
-  torus, torus when the group is a box of the torus.
+- GPU clusters (switched fabrics), as NCCL (src/graph/tuning.cc, v2.8-v2.12:
+  ``if (coll != ncclFuncAllReduce && a != NCCL_ALGO_RING) continue;``):
+  all_reduce: ring, and tree across >= 2 nodes; all_gather, reduce_scatter: ring.
+  Each in one variant per NCCL protocol (LL, LL128, Simple) with NCCL's latency
+  and bandwidth factor (:mod:`simcluster.collectives.nccl`), so ``auto`` also
+  picks the protocol by size. ``hierarchical`` (a 2D ring NCCL does not have)
+  runs only when named in ``collectives:``. Not modelled: CollNet (SHARP
+  switches and a plugin), NVLS (2.17+, NVLink SHARP on Hopper NVSwitch
+  systems), PAT (2.23+, one GPU per node all-gather/reduce-scatter).
+- tori (TPU): ring; torus when the group is a box of the torus; multipod.
 
 So tree wins for small messages across many nodes (log k latency against
 2(n-1) ring steps) and ring for large ones (tree's bus bandwidth is 0.92 of
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from simcluster.collectives.algorithms import hierarchical_applies, node_split
+from simcluster.collectives.algorithms import node_split
 from simcluster.collectives.torus import box_lines, multipod_applies
 from simcluster.collectives.transfer import Transfer, byte_time
 
@@ -48,8 +55,6 @@ def candidates(op: str, group: Sequence[int], topo: "Topology") -> list[str]:
         return out
     if op == "all_reduce" and len(node_split(group, topo)) >= 2:
         out.append("tree")
-    if hierarchical_applies(op, group, topo):
-        out.append("hierarchical")
     return out
 
 
@@ -63,17 +68,17 @@ def cost(unit: Sequence[Transfer], topo: "Topology") -> tuple[float, float]:
     return L, K
 
 
-Planner = Callable[[str], tuple[Transfer, ...]]
+Planner = Callable[[str], list[tuple[Transfer, ...]]]
 #: A candidate of ``auto``: (algorithm name, latency L, seconds per byte K, its plan for S = 1).
 Option = tuple[str, float, float, tuple[Transfer, ...]]
 
 
 def options(op: str, group: tuple[int, ...], topo: "Topology", plan_unit: Planner) -> list[Option]:
-    """Every candidate with its cost: [(name, L, K, unit plan)], in candidate order."""
+    """Every candidate's variants (one per NCCL protocol) with their cost: [(name, L, K, unit plan)]."""
     out: list[Option] = []
     for name in candidates(op, group, topo):
-        unit = plan_unit(name)
-        out.append((name, *cost(unit, topo), unit))
+        for unit in plan_unit(name):
+            out.append((name, *cost(unit, topo), unit))
     return out
 
 

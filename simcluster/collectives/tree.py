@@ -23,7 +23,9 @@ bus bandwidth (src/graph/tuning.cc: ``busBw * .92``), applied here as
 TREE_BW_FACTOR, so ring wins for large messages. Latency (tuning.cc for
 tree all-reduce): 2 x ((g-1) alpha_intra + depth x alpha_inter), depth the
 deeper tree's height in hops, ~log2 k against the ring's 2(n-1) steps, so
-tree wins for small messages across many nodes.
+tree wins for small messages across many nodes. On switched GPU clusters the
+planner replaces it with NCCL's own (per protocol, log2 k network steps;
+:mod:`simcluster.collectives.nccl`).
 
 Within a single node NCCL does not use trees; ``tree`` is then the ring.
 """

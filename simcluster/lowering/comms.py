@@ -207,7 +207,7 @@ class Comms:
         makes one group's own choice differ (full fidelity plans each group apart), the common
         algorithm that lets that group finish soonest is the one the iteration waits for."""
         algo = self.algorithms.get(op, "auto")
-        names = [o[0] for o in auto_options(op, group, self.topo, mirrors)] if algo == "auto" else [algo]
+        names = list(dict.fromkeys(o[0] for o in auto_options(op, group, self.topo, mirrors))) if algo == "auto" else [algo]
         best: tuple[float, tuple[Transfer, ...]] | None = None
         for name in names:
             merged = self._merged(op, group, nbytes, mirrors, name)

@@ -52,9 +52,12 @@ EVENT_BYTES = 330  # about what one interval costs in the file (kernel, its shar
 FILE_RE = re.compile(r"^rank\d+\.json(\.gz)?$")
 
 
-def _f3(values: np.ndarray) -> list[str]:
-    """Seconds as microsecond strings with nanosecond precision."""
-    return [f"{v:.3f}" for v in (np.asarray(values, float) * 1e6).tolist()]
+def _span(s: np.ndarray, e: np.ndarray) -> tuple[list[str], list[str]]:
+    """``ts`` and ``dur`` strings of events from s to e: both ends rounded to the nanosecond first, so an
+    event ending with its parent ends at the same printed time (rounding ts and dur apart can differ by 1 ns)."""
+    s_ns = np.rint(np.asarray(s, float) * 1e9)
+    d_ns = np.maximum(np.rint(np.asarray(e, float) * 1e9) - s_ns, 0.0)
+    return [f"{v / 1e3:.3f}" for v in s_ns.tolist()], [f"{v / 1e3:.3f}" for v in d_ns.tolist()]
 
 
 class _Writer:
@@ -70,7 +73,7 @@ class _Writer:
     def xs(self, tid: int, cat: str, names: list[str], s: np.ndarray, e: np.ndarray,
            args: list[str] | None = None) -> None:
         """Complete events, one per element (``args``: the text inside each ``args`` object)."""
-        ts, dur = _f3(s), _f3(np.maximum(np.asarray(e, float) - np.asarray(s, float), 0.0))
+        ts, dur = _span(s, e)
         head = f'{{"ph": "X", "cat": "{cat}", "name": '
         mid = f', "pid": {self.pid}, "tid": {tid}, "ts": '
         if args is None:
@@ -84,8 +87,7 @@ class _Writer:
         tid_list = tids if isinstance(tids, list) else [tids] * n
         corr = range(self.corr + 1, self.corr + n + 1)
         self.corr += n
-        dur = np.maximum(np.asarray(e, float) - np.asarray(s, float), 0.0)
-        ts, du = _f3(s), _f3(dur)
+        ts, du = _span(s, e)
         self.lines += [f'{{"ph": "X", "cat": "kernel", "name": {nm}, "pid": {self.pid}, "tid": {t}, "ts": {a}, '
                        f'"dur": {d}, "args": {{"device": {self.device}, "stream": {t}, "correlation": {c}, '
                        f'"External id": {c}{x}}}}}'

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simcluster.costs.frameworks import framework
-from simcluster.collectives.plan import auto_options, plan_collective
+from simcluster.collectives.plan import algorithm_options, auto_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan import grad_bytes_per_param
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
@@ -121,8 +121,8 @@ class Costs:
             algorithm = self.algorithms.get(op, "auto")
             if len(group) < 2 or len(set(group)) < 2:
                 hit = ((0.0, 0.0),)
-            elif algorithm == "auto" and op != "send":
-                hit = tuple((L, K) for _, L, K, _ in auto_options(op, group, self.topo, mirrors))
+            elif op != "send":
+                hit = tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
             else:
                 unit = plan_collective(op, group, 1.0, self.topo, algorithm=algorithm, mirror_offsets=mirrors)
                 hit = (cost(unit, self.topo),)

@@ -10,6 +10,7 @@ the sources are those modules' documented ones.
 from __future__ import annotations
 
 from simcluster.catalogue import DEVICES
+from simcluster.collectives import nccl
 from simcluster.costs import devices as dev
 from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
@@ -97,6 +98,13 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "costs/reserve.py", "set, not fitted: the first step allocates the optimizer states, later ones reuse "
          "their fragments; a layer's transients as [s, b, h] tensors"),
     ]
+    src = "NCCL v2.8–v2.12 src/graph/tuning.cc (baseLat, hwLat)"
+    rows += [(f"NCCL base latency, {algo}/{p}", f"{v * 1e6:g} µs", "collectives/nccl.py", src)
+             for algo, by in nccl.BASE_LATENCY.items() for p, v in by.items()]
+    rows += [(f"NCCL step latency, {cls} {algo}/{p}", f"{v * 1e6:g} µs", "collectives/nccl.py", src)
+             for cls, by_algo in nccl.STEP_LATENCY.items() for algo, by in by_algo.items() for p, v in by.items()]
+    rows += [("NCCL LL intra-node step factor across nodes", f"{nccl.LL_INTRA_FACTOR_MULTINODE:g}",
+              "collectives/nccl.py", "NCCL v2.8–v2.12 src/graph/tuning.cc (intraLat *= 1.8)")]
     rows += [(f"link efficiency, {cls} (generic)", f"{v:g}", "topology/efficiency.py",
               "fitted to NCCL's published bus bandwidths where known; a generic factor otherwise")
              for cls, v in links.GENERIC.items()]

@@ -110,17 +110,22 @@ def test_dgx1_rings_use_every_nvlink_both_ways(make_cluster):
 
 def test_tree_plan_latency_and_bytes(make_cluster):
     topo = build_topology(make_cluster(nodes=16, radix=128))  # one leaf
-    (t,) = plan_collective("all_reduce", range(128), S, topo, algorithm="tree")
+    big = 1e11  # large enough for NCCL's Simple protocol
+    (t,) = plan_collective("all_reduce", range(128), big, topo, algorithm="tree")
     t1, t2 = double_binary_tree(16)
     assert depth(t1) == 4 and depth(t2) == 4
-    # NCCL's tree latency (src/graph/tuning.cc): 2 x ((g-1) intra-node hops + depth inter-node hops),
-    # with make_cluster's 2 us GPU-GPU and 5 us NIC-NIC latencies
-    assert t.latency == pytest.approx(2 * (7 * 2e-6 + 4 * 5e-6))
+    # NCCL's tree latency (src/graph/tuning.cc v2.8-v2.12), tree/Simple: baseLat 0 +
+    # 2 x ((g-1) NVLink steps + log2(k) network steps) x 28 us
+    assert t.latency == pytest.approx(2 * (7 + 4) * 28e-6)
     # half the buffer per tree, at NCCL's tree bandwidth factor 0.92 (tuning.cc: busBw * .92)
-    assert t.nbytes == pytest.approx(S / 2 / 0.92)
-    # one member per node: a tree over the members themselves
-    (t,) = plan_collective("all_reduce", [8 * n for n in range(16)], S, topo, algorithm="tree")
-    assert t.latency == pytest.approx(2 * 4 * 5e-6)
+    assert t.nbytes == pytest.approx(big / 2 / 0.92)
+    # one member per node: a tree over the members themselves, no intra-node steps
+    (t,) = plan_collective("all_reduce", [8 * n for n in range(16)], big, topo, algorithm="tree")
+    assert t.latency == pytest.approx(2 * 4 * 28e-6)
+    # a small message runs LL: baseLat 4.4 us, NVLink step 0.52 us x 1.8 across nodes, network step 5 us
+    (t,) = plan_collective("all_reduce", range(128), 1e3, topo, algorithm="tree")
+    assert t.latency == pytest.approx(4.4e-6 + 2 * (7 * 0.52e-6 * 1.8 + 4 * 5.0e-6))
+    assert t.nbytes == pytest.approx(1e3 / 2 / 0.92 * 3.8)
     # inside a node the tree is the ring (NCCL uses trees across nodes only)
     assert plan_collective("all_reduce", range(8), S, topo, algorithm="tree") == \
         plan_collective("all_reduce", range(8), S, topo, algorithm="ring")
@@ -151,8 +156,10 @@ def test_auto_candidates_and_size_choice(make_cluster):
     one = build_topology(make_cluster(nodes=1, inter="none"))
     assert candidates("all_reduce", range(8), one) == ["ring"]
     many = build_topology(make_cluster(nodes=16, radix=128))
-    assert candidates("all_reduce", range(128), many) == ["ring", "tree", "hierarchical"]
-    assert candidates("all_gather", range(128), many) == ["ring", "hierarchical"]
+    # NCCL's algorithms (tuning.cc: only all-reduce has more than the ring); no 2D ring
+    assert candidates("all_reduce", range(128), many) == ["ring", "tree"]
+    assert candidates("all_gather", range(128), many) == ["ring"]
+    assert candidates("reduce_scatter", range(128), many) == ["ring"]
     assert candidates("all_to_all", range(128), many) == ["direct"]
     assert candidates("broadcast", range(128), many) == ["ring"]
     small, large = choose("all_reduce", range(128), 8e3, many), choose("all_reduce", range(128), 8e9, many)
