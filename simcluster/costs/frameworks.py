@@ -299,6 +299,11 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Sta
     return stack
 
 
+#: Schedules that hide their pipeline sends by design, whatever the stack: DualPipe ("both all-to-all
+#: and PP communication can be fully hidden during execution", DeepSeek-AI 2024, DeepSeek-V3 §3.2.1).
+OVERLAPPED_SCHEDULES: frozenset[str] = frozenset({"dualpipe"})
+
+
 @dataclass(frozen=True)
 class PipelineSends:
     """How a pipeline send between two stages runs (module docstring, "Pipeline sends")."""
@@ -313,7 +318,8 @@ def pipeline_sends(stack: Stack, schedule: str, sequence_parallel: bool, overlap
     """The sends of ``stack`` under ``schedule``; ``overlap`` / ``scatter_gather`` override its defaults
     (``parallelism.overlap_p2p_comm`` / ``p2p_scatter_gather``; checked in :mod:`simcluster.spec.checks`)."""
     if overlap is None:
-        overlap = stack.p2p_overlap == "always" or (stack.p2p_overlap == "interleaved" and schedule == "interleaved")
+        overlap = (stack.p2p_overlap == "always" or schedule in OVERLAPPED_SCHEDULES
+                   or (stack.p2p_overlap == "interleaved" and schedule == "interleaved"))
     sg = stack.p2p_scatter_gather if scatter_gather is None else scatter_gather
     return PipelineSends(blocking=not overlap, split=sequence_parallel or stack.p2p_sharded or sg,
                          gather=sg and not sequence_parallel)

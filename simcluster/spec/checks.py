@@ -197,7 +197,7 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if fw == "deepspeed":
         return [Finding("parallelism.overlap_p2p_comm", "DeepSpeed's pipeline engine sends blocking; use false "
                                                         "or leave it out", ("training.framework",))]
-    if fw == "megatron" and p.schedule != "interleaved":
+    if fw == "megatron" and p.schedule not in ("interleaved", "dualpipe"):
         return [Finding("parallelism.overlap_p2p_comm", f"Megatron-LM overlaps pipeline sends only in the "
                                                         f"interleaved schedule, not {p.schedule}",
                         ("parallelism.schedule",))]

@@ -22,6 +22,8 @@ PIPE = ("parallelism.tensor=2", "parallelism.pipeline=2", "parallelism.data=2", 
     ("deepspeed", "1f1b", False, (True, True, True)),  # is_pipe_partitioned: PartitionedTensor.full()
     ("pytorch", "1f1b", False, (False, False, False)),
     ("jax", "1f1b", False, (False, True, False)),  # XLA moves the sharded activation
+    ("megatron", "dualpipe", False, (False, False, False)),  # DualPipe hides its sends (DeepSeek-V3 §3.2.1)
+    ("deepspeed", "dualpipe", False, (False, True, True)),
 ])
 def test_stack_defaults(name, schedule, sp, want):
     s = pipeline_sends(framework(name), schedule, sp)
