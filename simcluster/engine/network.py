@@ -22,6 +22,14 @@ into two heaps
   a wake-up ends every flow due by then, so flows finishing within rounding
   of each other end together.
 
+Changes at one instant are re-rated together: a flow that starts sharing a link, and
+the coupled neighbours of flows that end, are collected and re-rated in one fill by an
+event at the end of the instant (simpy priority :data:`LAST`, after every other event at
+that time). The replicas of a full-fidelity run start and end their flows at the same
+instants, so one fill replaces one per flow (a component growing flow by flow, refilled
+each time, cost O(replicas²) per collective). No time passes in between, so no bytes
+move at a skipped rate.
+
 Link statistics are kept without touching links on every rate change: a link
 is busy while at least one flow crosses it, and the bytes it carried are
 booked when each flow ends (``weight · nbytes``). A recorded link's busy
@@ -36,7 +44,7 @@ from heapq import heapify, heappop, heappush
 from typing import Callable, Protocol, Sequence, cast
 
 import simpy
-from simpy.events import Timeout
+from simpy.events import Event, EventPriority, Timeout
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import RunawayError
@@ -44,6 +52,9 @@ from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
 #: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
+#: simpy priority of the re-rate at the end of an instant: after every event of that instant
+#: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
+LAST = EventPriority(2)
 
 
 class Links(Protocol):
@@ -128,6 +139,8 @@ class Network:
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
         self._active = 0
         self._wake: simpy.Event | None = None  # the pending wake-up
+        self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
+        self._flush_pending = False
         self._wake_at = math.inf
         self._idle = 0  # wake-ups in a row that ended nothing
         self.flows_started = 0
@@ -193,8 +206,7 @@ class Network:
             demand[l] = dl
             coupled[l] = dl >= limit[l]
         if shared:
-            self._rerate([f], now)
-            self._schedule(now)
+            self._defer(f)
         elif solo > 0.0:  # alone: no search (``_set_rate`` inlined), and no other finish moves
             f.rate, f.ver = solo, 1
             fin = now + f.nbytes / solo
@@ -229,6 +241,30 @@ class Network:
         return (f"a transfer of {f.nbytes:.6g} bytes at {f.rate:.6g} B/s would end at t = {fin} s "
                 f"(links {self._names(f.links)}: bandwidths {bws} B/s)")
 
+    def _defer(self, *flows: _Flow) -> None:
+        """Re-rate ``flows`` (and their components) once, after every other event of this instant.
+
+        Flows that start or end at one instant (the replicas of a full-fidelity run do the
+        same thing at the same time) are re-rated together in one fill, not one fill per
+        change; no time passes in between, so no bytes move at the rates skipped.
+        """
+        self._dirty.extend(flows)
+        if not self._flush_pending:
+            self._flush_pending = True
+            ev = Event(self.env)
+            ev._ok, ev._value = True, None
+            ev.callbacks.append(self._flush)  # type: ignore[union-attr]
+            self.env.schedule(ev, LAST)
+
+    def _flush(self, _ev: simpy.Event) -> None:
+        self._flush_pending = False
+        now = self.env.now
+        live = [g for g in dict.fromkeys(self._dirty) if g.ver >= 0]
+        self._dirty.clear()
+        if live:
+            self._rerate(live, now)
+        self._schedule(now)
+
     def _rerate(self, seeds: list[_Flow], now: float) -> None:
         """Max-min fair rates for the flows connected to ``seeds``."""
         comp = component(seeds, self.flows_on, self._coupled)
@@ -240,7 +276,9 @@ class Network:
             self._set_rate(g, r, now)
 
     def _schedule(self, now: float) -> None:
-        """Keep one wake-up pending, at the earliest finish time."""
+        """Keep one wake-up pending, at the earliest finish time (after the re-rate, if one is due now)."""
+        if self._flush_pending:
+            return
         fin = self._fin
         while fin and fin[0][3].ver != fin[0][2]:
             heappop(fin)
@@ -311,9 +349,7 @@ class Network:
                     demand[l] = dl
                     coupled[l] = dl >= limit[l]
         if neighbours:
-            live = [g for g in dict.fromkeys(neighbours) if g.ver >= 0]
-            if live:
-                self._rerate(live, now)
+            self._defer(*neighbours)
         self._schedule(now)
         for f in finished:
             f.done(f.arg)
