@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import gc
 import math
+from itertools import chain
+from operator import attrgetter
 import time as _time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, cast
@@ -79,7 +81,7 @@ class Contention:
     def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
                  done: Callable[[int], None]):
         self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
-        size = 1 + max((max(r) for r in ranks if r), default=0)
+        size = 1 + max(chain.from_iterable(ranks), default=0)
         n = len(ranks)
         self.active = [0] * size  # rank -> communication tasks running there
         self.running = [-1] * size  # rank -> the compute task running there
@@ -100,25 +102,32 @@ class Contention:
             return self.slow if self.active[rk[0]] else 1.0
         return self.slow if any(self.active[r] for r in rk) else 1.0
 
-    def start(self, tid: int, seconds: float) -> None:
-        """Compute task ``tid`` of ``seconds`` at full speed starts now."""
-        rate = self._rate(tid)
-        now = self.env.now
-        self.rem[tid], self.rate[tid], self.since[tid] = seconds, rate, now
-        for r in self.ranks[tid]:
+    def start(self, tid: int, seconds: float, now: float) -> None:
+        """Compute task ``tid`` of ``seconds`` at full speed starts ``now``."""
+        rk = self.ranks[tid]
+        if len(rk) == 1:
+            r = rk[0]
+            rate = self.slow if self.active[r] else 1.0
             self.running[r] = tid
+        else:
+            rate = self._rate(tid)
+            for r in rk:
+                self.running[r] = tid
+        self.rem[tid], self.rate[tid], self.since[tid] = seconds, rate, now
         after = seconds / rate
         self.end[tid] = now + after
         Timeout(self.env, after, tid).callbacks.append(self.fire)
 
     def _fire(self, ev: simpy.Event) -> None:
-        tid = cast(int, ev.value)
-        if self.env.now != self.end[tid]:
+        tid = cast(int, ev._value)
+        end = self.end
+        if self.env._now != end[tid]:
             return  # superseded by a change of rate (or already finished)
-        self.end[tid] = math.nan
+        end[tid] = math.nan
+        running = self.running
         for r in self.ranks[tid]:
-            if self.running[r] == tid:
-                self.running[r] = -1
+            if running[r] == tid:
+                running[r] = -1
         self.done(tid)
 
     def comm(self, tid: int, delta: int) -> None:
@@ -137,7 +146,7 @@ class Contention:
         old = self.rate[tid]
         if rate == old:
             return
-        now = self.env.now
+        now = self.env._now
         rem = max(self.rem[tid] - (now - self.since[tid]) * old, 0.0)
         self.rem[tid], self.rate[tid], self.since[tid] = rem, rate, now
         after = rem / rate
@@ -181,17 +190,18 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     end = [math.nan] * n
     bw = list(topo.link_bandwidth)
     ends: tuple[Sequence[str], Sequence[str]] | None = getattr(topo, "link_endpoints", None)
+    transfers = list(map(attrgetter("transfers"), tasks))
     covered = None
-    if ends is not None:
-        covered = covered_links((tr for t in tasks for tr in t.transfers), bw, ends[0], ends[1])
+    if ends is not None:  # the transfer objects, each once (the lowering shares them between tasks)
+        once = {id(tr): tr for tr in chain.from_iterable(transfers)}
+        covered = covered_links(once.values(), bw, ends[0], ends[1])
     net = Network(env, bw, recorded, topo.link_names, covered)
 
     # static structure: what each task unblocks, and how many blockers it has
-    dur = [t.duration for t in tasks]
+    dur = list(map(attrgetter("duration"), tasks))
     if not all(map(math.isfinite, dur)):
         bad = next(t for t in tasks if not math.isfinite(t.duration))
         raise RunawayError(f"task {bad.name} (id {bad.id}) has duration {bad.duration} s")
-    transfers = [t.transfers for t in tasks]
     none: list[int] = []  # shared by the tasks that unblock nothing (never appended to)
     unblocks = [none] * n  # the next task on each of its streams, then its dependents
     blockers = [0] * n
@@ -233,17 +243,11 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
 
     def finish(tid: int) -> None:
         nonlocal draining
-        end[tid] = env.now
+        end[tid] = env._now
         pending.append(tid)
-        if not draining:
-            draining = True
-            drain()
-            draining = False
-
-    def on_timer(ev: simpy.Event) -> None:
-        finish(cast(int, ev.value))
-
-    def drain() -> None:
+        if draining:
+            return
+        draining = True
         # each task is listed once per task it waits for, so its count reaches zero once,
         # at the last of them; a launch only queues what ends at once (``pending``), so
         # counting down and launching in one pass starts the same tasks in the same order
@@ -254,18 +258,25 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                 blockers[c] = k
                 if not k:
                     launch(c)
+        draining = False
+
+    def on_timer(ev: simpy.Event) -> None:
+        finish(cast(int, ev._value))
 
     def launch(tid: int) -> None:
-        start[tid] = env.now
+        now = env._now
+        start[tid] = now
         if transfers[tid]:
             if share is not None and collective[tid]:
                 share.comm(tid, +1)
             next_transfer(tid)
-        elif dur[tid] > 0:
+            return
+        d = dur[tid]
+        if d > 0:
             if share is not None:
-                share.start(tid, dur[tid])
+                share.start(tid, d, now)
             else:
-                Timeout(env, dur[tid], tid).callbacks.append(on_timer)
+                Timeout(env, d, tid).callbacks.append(on_timer)
         else:
             finish(tid)
 
@@ -281,7 +292,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         net.start(trs[i], next_transfer, tid)
 
     if slowdown > 0:
-        share = Contention(env, [t.ranks for t in tasks], 1.0 - slowdown, finish)
+        share = Contention(env, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid]:
             launch(tid)
