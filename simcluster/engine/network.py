@@ -50,7 +50,7 @@ from heapq import heapify, heappop, heappush
 from typing import Callable, Protocol, Sequence, cast
 
 import simpy
-from simpy.events import Event, EventPriority, Timeout
+from simpy.events import NORMAL, Event, EventPriority
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import RunawayError
@@ -61,6 +61,17 @@ IDLE_WAKEUPS = 64
 #: simpy priority of the re-rate at the end of an instant: after every event of that instant
 #: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
 LAST = EventPriority(2)
+
+
+class Call(Event):
+    """``fn(event)`` at a simulated time: a simpy ``Timeout`` with ``fn`` its one callback
+    and ``value`` its value, scheduled by the caller with ``env.schedule(event, NORMAL, delay)``
+    (for delays known to be non-negative: no check, no second call to add the callback)."""
+
+    _ok = True
+
+    def __init__(self, env: simpy.Environment, fn: Callable[[Event], None], value: object):
+        self.env, self.callbacks, self._value = env, [fn], value
 
 
 class Links(Protocol):
@@ -199,7 +210,7 @@ class Network:
             r = self._route(tr)
         lat = r.latency
         if lat > 0:
-            Timeout(self.env, lat, _Flow(r, on_done, arg)).callbacks.append(self._after_latency)
+            self.env.schedule(Call(self.env, self._after_latency, _Flow(r, on_done, arg)), NORMAL, lat)
         elif r.nbytes <= 0 or not r.links:
             on_done(arg)
         else:
@@ -301,10 +312,7 @@ class Network:
         self._dirty.extend(flows)
         if not self._flush_pending:
             self._flush_pending = True
-            ev = Event(self.env)
-            ev._ok, ev._value = True, None
-            ev.callbacks.append(self._flush)
-            self.env.schedule(ev, LAST)
+            self.env.schedule(Call(self.env, self._flush, None), LAST)
 
     def _flush(self, _ev: simpy.Event) -> None:
         self._flush_pending = False
@@ -344,8 +352,8 @@ class Network:
         t = fin[0][0]
         if t == self._wake_at and self._wake is not None:
             return
-        ev = Timeout(self.env, t - now if t > now else 0.0)
-        ev.callbacks.append(self._wakeup)
+        ev = Call(self.env, self._wakeup, None)
+        self.env.schedule(ev, NORMAL, t - now if t > now else 0.0)
         self.wakeups += 1
         self._wake, self._wake_at = ev, t
 

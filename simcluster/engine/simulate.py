@@ -30,11 +30,11 @@ from typing import Callable, Sequence, cast
 
 import pandas as pd
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import DeadlockError, RunawayError
-from simcluster.engine.network import Links, Network
+from simcluster.engine.network import Call, Links, Network
 from simcluster.engine.redundant import covered_links
 from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
@@ -116,18 +116,14 @@ class Contention:
         self.rem[tid], self.rate[tid], self.since[tid] = seconds, rate, now
         after = seconds / rate
         self.end[tid] = now + after
-        Timeout(self.env, after, tid).callbacks.append(self.fire)
+        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
 
     def _fire(self, ev: simpy.Event) -> None:
         tid = cast(int, ev._value)
         end = self.end
         if self.env._now != end[tid]:
             return  # superseded by a change of rate (or already finished)
-        end[tid] = math.nan
-        running = self.running
-        for r in self.ranks[tid]:
-            if running[r] == tid:
-                running[r] = -1
+        end[tid] = math.nan  # (``running`` may keep it: :meth:`comm` skips a finished task)
         self.done(tid)
 
     def comm(self, tid: int, delta: int) -> None:
@@ -138,7 +134,7 @@ class Contention:
             active[r] = k
             if (k == 1 and delta > 0) or (k == 0 and delta < 0):
                 c = running[r]
-                if c >= 0:
+                if c >= 0 and self.end[c] == self.end[c]:  # running still (its end not NaN)
                     self._rerate(c)
 
     def _rerate(self, tid: int) -> None:
@@ -151,7 +147,7 @@ class Contention:
         self.rem[tid], self.rate[tid], self.since[tid] = rem, rate, now
         after = rem / rate
         self.end[tid] = now + after
-        Timeout(self.env, after, tid).callbacks.append(self.fire)
+        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
@@ -276,7 +272,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             if share is not None:
                 share.start(tid, d, now)
             else:
-                Timeout(env, d, tid).callbacks.append(on_timer)
+                env.schedule(Call(env, on_timer, tid), NORMAL, d)
         else:
             finish(tid)
 
