@@ -39,7 +39,9 @@ What a transfer's flows share is computed once per :class:`Transfer` object (the
 lowering reuses them across microbatches: 257 objects for 65,412 flows on the 1T run),
 as a :class:`_Route`: the rate alone, the links that can couple flows (``uncovered``,
 tracked in ``flows_on`` for the fill) and the covered ones (a flow count, for the busy
-time alone, :mod:`simcluster.engine.redundant`).
+time alone, :mod:`simcluster.engine.redundant`). Of links that always carry the same flows
+with the same weights (:func:`~simcluster.engine.redundant.twin_links`) only the narrowest
+is tracked; :meth:`Network.settle` gives the others its figures after the run.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from array import array
 from heapq import heapify, heappop, heappush
 from typing import Callable, Protocol, Sequence, cast
 
+import numpy as np
 import simpy
 from simpy.events import NORMAL, Event, EventPriority
 
@@ -94,14 +97,16 @@ class _Route:
     __slots__ = ("tr", "links", "weights", "nbytes", "latency", "solo", "uncovered", "covered", "bounds",
                  "due_bytes")
 
-    def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool]):
+    def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool], twin: Sequence[int]):
         self.tr = tr  # kept alive: routes are found by ``id(tr)``
         self.links, self.weights, self.nbytes, self.latency = tr.links, tr.weights, tr.nbytes, tr.latency
         self.solo = min((bw[l] / w for l, w in zip(tr.links, tr.weights)), default=math.inf)
         nb = tr.nbytes
-        #: (link, weight, weight · nbytes) of the links that can couple flows / of the covered ones
-        self.uncovered = tuple((l, w, w * nb) for l, w in zip(tr.links, tr.weights) if not covered[l])
-        self.covered = tuple((l, w * nb) for l, w in zip(tr.links, tr.weights) if covered[l])
+        #: (link, weight, weight · nbytes) of the links that can couple flows / of the covered ones,
+        #: each group of twin links by its representative (the others follow it)
+        mine = [(l, w) for l, w in zip(tr.links, tr.weights) if twin[l] == l]
+        self.uncovered = tuple((l, w, w * nb) for l, w in mine if not covered[l])
+        self.covered = tuple((l, w * nb) for l, w in mine if covered[l])
         #: (B_l / w_l, l) over its links, ascending (for fills)
         self.bounds = sorted((bw[l] / w, l) for l, w in zip(tr.links, tr.weights))
         self.due_bytes = nb - 1e-9 * nb - 1e-6  # nbytes less the tolerance (see the module)
@@ -168,7 +173,8 @@ class Network:
 
     def __init__(self, env: simpy.Environment, bandwidth: list[float],
                  recorded: set[int] | frozenset[int] = frozenset(),
-                 names: Sequence[str] | None = None, covered: Sequence[bool] | None = None):
+                 names: Sequence[str] | None = None, covered: Sequence[bool] | None = None,
+                 twins: Sequence[int] | None = None):
         self.env = env
         self.bw = bandwidth
         n = len(bandwidth)
@@ -182,12 +188,16 @@ class Network:
         self._demand = [0.0] * n  # D_l = sum_f w·m_f over the flows on l
         self._limit = [(1.0 - SLACK_MARGIN) * b for b in bandwidth]
         self._covered = list(covered) if covered is not None else [False] * n
+        self._twin = list(twins) if twins is not None else list(range(n))
         if covered is not None:  # implied by other links (engine/redundant.py): never couples
             self._limit = [math.inf if c else x for x, c in zip(self._limit, covered)]
         self._coupled = [False] * n  # D_l >= limit: the link can saturate
         self._rec = [False] * n
-        for l in recorded:
-            self._rec[l] = True
+        self._rec_twins: dict[int, list[int]] = {}  # representative -> its recorded twins
+        for l in sorted(recorded):
+            t = self._twin[l]
+            self._rec[t] = True
+            self._rec_twins.setdefault(t, []).append(l)
         self._rec_bytes = [0.0] * n
         self.intervals = array("d")
         self._fin: list[_Entry] = []  # finish times
@@ -220,8 +230,29 @@ class Network:
         lat = tr.latency
         if lat == math.inf or lat != lat:
             raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
-        r = self._routes[id(tr)] = _Route(tr, self.bw, self._covered)
+        r = self._routes[id(tr)] = _Route(tr, self.bw, self._covered, self._twin)
         return r
+
+    def settle(self) -> None:
+        """After the run: each twin link's bytes, busy time and recorded intervals are its
+        representative's (see :func:`simcluster.engine.redundant.twin_links`)."""
+        for l, t in enumerate(self._twin):
+            if t != l:
+                self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
+        if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(self.intervals):
+            return
+        a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
+        ids = a[:, 0].astype(np.int64)
+        order = np.argsort(ids, kind="stable")  # each link's intervals in the order they closed
+        a, ids = a[order], ids[order]
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        blocks = []
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(ids)].tolist()):
+            for m in self._rec_twins.get(int(ids[lo]), ()):
+                b = a[lo:hi].copy()
+                b[:, 0] = m
+                blocks.append(b)
+        self.intervals = array("d", np.concatenate(blocks).ravel().tobytes()) if blocks else array("d")
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:
