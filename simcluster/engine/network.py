@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 from array import array
 from heapq import heapify, heappop, heappush
-from typing import Callable, Protocol, Sequence, cast
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import simpy
@@ -260,7 +260,7 @@ class Network:
         return ", ".join(shown) + (", ..." if len(links) > 3 else "")
 
     def _after_latency(self, ev: simpy.Event) -> None:
-        f = cast(_Flow, ev._value)
+        f: _Flow = ev._value  # (Any: no cast call)
         r = f.route
         if r.nbytes <= 0 or not r.links:
             f.done(f.arg)

@@ -125,7 +125,7 @@ class Contention:
         self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
 
     def _fire(self, ev: simpy.Event) -> None:
-        tid = cast(int, ev._value)
+        tid: int = ev._value
         plan = self.plan
         if plan.get(tid) != self.env._now:
             return  # superseded by a change of rate (or already finished)
@@ -271,7 +271,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         draining = False
 
     def on_timer(ev: simpy.Event) -> None:
-        finish(cast(int, ev._value))
+        finish(ev._value)
 
     def launch(tid: int) -> None:
         now = env._now
@@ -280,7 +280,11 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         if isinstance(d, tuple):
             if share is not None and collective[tid]:
                 share.comm(tid, +1)
-            next_transfer(tid)
+                next_transfer(tid)
+            elif len(d) == 1:  # one transfer, no contention to tell: it ends the task
+                net.start(d[0], finish, tid)
+            else:
+                next_transfer(tid)
             return
         if d > 0:
             if share is not None:
@@ -304,7 +308,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     if slowdown > 0:
         share = Contention(env, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
-        if not blockers[tid]:
+        if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)
     env.run()
     net.settle()

@@ -107,3 +107,17 @@ def test_twin_links_share_one_representative_and_its_figures():
     assert res.end == pytest.approx([0.02, 0.02, 0.02], rel=1e-9)
     assert res.link_bytes[1] == res.link_bytes[0] == pytest.approx(2e9, rel=1e-12)
     assert res.link_busy_s[1] == res.link_busy_s[0] == pytest.approx(0.02, rel=1e-9)
+
+
+def test_a_first_task_started_by_an_earlier_first_runs_once():
+    # the send is first on its stream but waits for an instant task first on another: that
+    # task's end starts it, and it must not start (and end at once) a second time
+    tg = TaskGraph()
+    c = tg.add(kind="compute", name="c", ranks=(0,), stream="compute", duration=0.0)
+    s = tg.add(kind="send", name="s", ranks=(0,), stream="pp-fwd", deps=(c.id,),
+               transfers=(Transfer((0,), (1.0,), 1e9, 0.0),))
+    t = tg.add(kind="compute", name="t", ranks=(0,), stream="pp-fwd", duration=1.0)
+    res = simulate(tg, _topo([100e9]))
+    assert res.end[s.id] == pytest.approx(0.01, rel=1e-12)
+    assert res.end[t.id] == pytest.approx(1.01, rel=1e-12)
+    assert res.events == 3 + 1  # three tasks, one flow
