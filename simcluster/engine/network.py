@@ -22,10 +22,26 @@ into two heaps
   a wake-up ends every flow due by then, so flows finishing within rounding
   of each other end together.
 
+Changes at one instant are re-rated together: a flow that starts sharing a link, and
+the coupled neighbours of flows that end, are collected and re-rated in one fill by an
+event at the end of the instant (simpy priority :data:`LAST`, after every other event at
+that time). The replicas of a full-fidelity run start and end their flows at the same
+instants, so one fill replaces one per flow (a component growing flow by flow, refilled
+each time, cost O(replicas²) per collective). No time passes in between, so no bytes
+move at a skipped rate.
+
 Link statistics are kept without touching links on every rate change: a link
 is busy while at least one flow crosses it, and the bytes it carried are
 booked when each flow ends (``weight · nbytes``). A recorded link's busy
 interval therefore carries exactly the bytes of the flows that ended in it.
+
+What a transfer's flows share is computed once per :class:`Transfer` object (the
+lowering reuses them across microbatches: 257 objects for 65,412 flows on the 1T run),
+as a :class:`_Route`: the rate alone, the links that can couple flows (``uncovered``,
+tracked in ``flows_on`` for the fill) and the covered ones (a flow count, for the busy
+time alone, :mod:`simcluster.engine.redundant`). Of links that always carry the same flows
+with the same weights (:func:`~simcluster.engine.redundant.twin_links`) only the narrowest
+is tracked; :meth:`Network.settle` gives the others its figures after the run.
 """
 
 from __future__ import annotations
@@ -33,10 +49,11 @@ from __future__ import annotations
 import math
 from array import array
 from heapq import heapify, heappop, heappush
-from typing import Callable, Protocol, Sequence, cast
+from typing import Callable, Protocol, Sequence
 
+import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL, Event, EventPriority
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import RunawayError
@@ -44,6 +61,20 @@ from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
 #: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
+#: simpy priority of the re-rate at the end of an instant: after every event of that instant
+#: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
+LAST = EventPriority(2)
+
+
+class Call(Event):
+    """``fn(event)`` at a simulated time: a simpy ``Timeout`` with ``fn`` its one callback
+    and ``value`` its value, scheduled by the caller with ``env.schedule(event, NORMAL, delay)``
+    (for delays known to be non-negative: no check, no second call to add the callback)."""
+
+    _ok = True
+
+    def __init__(self, env: simpy.Environment, fn: Callable[[Event], None], value: object):
+        self.env, self.callbacks, self._value = env, [fn], value
 
 
 class Links(Protocol):
@@ -60,15 +91,33 @@ class Links(Protocol):
     def link_class(self) -> Sequence[str]: ...
 
 
+class _Route:
+    """What every flow of one transfer shares: its links split by kind, its rate alone."""
+
+    __slots__ = ("tr", "links", "weights", "nbytes", "latency", "solo", "uncovered", "covered", "bounds",
+                 "due_bytes")
+
+    def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool], twin: Sequence[int]):
+        self.tr = tr  # kept alive: routes are found by ``id(tr)``
+        self.links, self.weights, self.nbytes, self.latency = tr.links, tr.weights, tr.nbytes, tr.latency
+        self.solo = min((bw[l] / w for l, w in zip(tr.links, tr.weights)), default=math.inf)
+        nb = tr.nbytes
+        #: (link, weight, weight · nbytes) of the links that can couple flows / of the covered ones,
+        #: each group of twin links by its representative (the others follow it)
+        mine = [(l, w) for l, w in zip(tr.links, tr.weights) if twin[l] == l]
+        self.uncovered = tuple((l, w, w * nb) for l, w in mine if not covered[l])
+        self.covered = tuple((l, w * nb) for l, w in mine if covered[l])
+        #: (B_l / w_l, l) over its links, ascending (for fills)
+        self.bounds = sorted((bw[l] / w, l) for l, w in zip(tr.links, tr.weights))
+        self.due_bytes = nb - 1e-9 * nb - 1e-6  # nbytes less the tolerance (see the module)
+
+
 class _Flow:
     """One transfer moving its bytes: ``rem0`` bytes left at ``t0``, rate ``rate`` since."""
 
-    __slots__ = ("links", "weights", "nbytes", "solo", "rate", "t0", "rem0", "ver", "done", "arg",
-                 "seq", "shared", "bounds")
+    __slots__ = ("route", "solo", "rate", "t0", "rem0", "ver", "done", "arg", "seq", "shared")
 
-    links: tuple[int, ...]
-    weights: tuple[float, ...]
-    nbytes: float
+    route: _Route
     solo: float  # m_f: the rate alone on its links
     rate: float
     t0: float
@@ -77,14 +126,33 @@ class _Flow:
     done: Callable[[int], None]
     arg: int
     seq: int  # start order
-    shared: dict[int, None]  # its links that other flows cross too, now
-    bounds: list[tuple[float, int]] | None  # (B_l / w_l, l) over its links, ascending (for fills)
+    shared: dict[int, None]  # its links that can couple and other flows cross too, now
 
-    def __init__(self, tr: Transfer, done: Callable[[int], None], arg: int):
-        self.links, self.weights, self.nbytes = tr.links, tr.weights, tr.nbytes
-        self.done, self.arg = done, arg
-        self.rate, self.ver = 0.0, 0  # the rest is set when its bytes start to move
-        self.shared, self.bounds = {}, None
+    def __init__(self, r: _Route, done: Callable[[int], None], arg: int):
+        self.route, self.solo, self.done, self.arg = r, r.solo, done, arg
+        self.rate, self.ver, self.shared = 0.0, 0, {}  # the rest is set when its bytes start to move
+
+    # what :func:`simcluster.engine.fairshare.fill` reads of a flow: its route's
+    @property
+    def links(self) -> tuple[int, ...]:
+        return self.route.links
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return self.route.weights
+
+    @property
+    def nbytes(self) -> float:
+        return self.route.nbytes
+
+    @property
+    def bounds(self) -> list[tuple[float, int]] | None:
+        """(B_l / w_l, l) over its links, ascending (computed once per route)."""
+        return self.route.bounds
+
+    @bounds.setter
+    def bounds(self, value: list[tuple[float, int]] | None) -> None:
+        pass  # the route's are always there
 
 
 #: A heap entry: (time, flow seq, flow version, flow).
@@ -105,29 +173,39 @@ class Network:
 
     def __init__(self, env: simpy.Environment, bandwidth: list[float],
                  recorded: set[int] | frozenset[int] = frozenset(),
-                 names: Sequence[str] | None = None, covered: Sequence[bool] | None = None):
+                 names: Sequence[str] | None = None, covered: Sequence[bool] | None = None,
+                 twins: Sequence[int] | None = None):
         self.env = env
         self.bw = bandwidth
         n = len(bandwidth)
         self.names = names
         self.flows_on: list[dict[_Flow, float]] = [{} for _ in range(n)]  # link -> {flow: weight}
+        self._count = [0] * n  # covered link -> flows on it
+        self._routes: dict[int, _Route] = {}  # id(transfer) -> its route
         self.bytes = [0.0] * n  # bytes carried per link (booked when flows end)
         self.busy = [0.0] * n  # seconds with at least one flow
         self._since = [0.0] * n
         self._demand = [0.0] * n  # D_l = sum_f w·m_f over the flows on l
         self._limit = [(1.0 - SLACK_MARGIN) * b for b in bandwidth]
+        self._covered = list(covered) if covered is not None else [False] * n
+        self._twin = list(twins) if twins is not None else list(range(n))
         if covered is not None:  # implied by other links (engine/redundant.py): never couples
             self._limit = [math.inf if c else x for x, c in zip(self._limit, covered)]
         self._coupled = [False] * n  # D_l >= limit: the link can saturate
         self._rec = [False] * n
-        for l in recorded:
-            self._rec[l] = True
+        self._rec_twins: dict[int, list[int]] = {}  # representative -> its recorded twins
+        for l in sorted(recorded):
+            t = self._twin[l]
+            self._rec[t] = True
+            self._rec_twins.setdefault(t, []).append(l)
         self._rec_bytes = [0.0] * n
         self.intervals = array("d")
         self._fin: list[_Entry] = []  # finish times
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
         self._active = 0
         self._wake: simpy.Event | None = None  # the pending wake-up
+        self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
+        self._flush_pending = False
         self._wake_at = math.inf
         self._idle = 0  # wake-ups in a row that ended nothing
         self.flows_started = 0
@@ -137,17 +215,44 @@ class Network:
     # -- public ---------------------------------------------------------------------------
     def start(self, tr: Transfer, on_done: Callable[[int], None], arg: int) -> None:
         """Run ``tr``: wait its latency, then move its bytes at the fair rate; then ``on_done(arg)``."""
-        lat = tr.latency
+        r = self._routes.get(id(tr))
+        if r is None:
+            r = self._route(tr)
+        lat = r.latency
         if lat > 0:
-            if lat == math.inf:
-                raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
-            Timeout(self.env, lat, _Flow(tr, on_done, arg)).callbacks.append(self._after_latency)
-        elif lat != lat:
-            raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
-        elif tr.nbytes <= 0 or not tr.links:
+            self.env.schedule(Call(self.env, self._after_latency, _Flow(r, on_done, arg)), NORMAL, lat)
+        elif r.nbytes <= 0 or not r.links:
             on_done(arg)
         else:
-            self._begin(_Flow(tr, on_done, arg))
+            self._begin(_Flow(r, on_done, arg))
+
+    def _route(self, tr: Transfer) -> _Route:
+        lat = tr.latency
+        if lat == math.inf or lat != lat:
+            raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
+        r = self._routes[id(tr)] = _Route(tr, self.bw, self._covered, self._twin)
+        return r
+
+    def settle(self) -> None:
+        """After the run: each twin link's bytes, busy time and recorded intervals are its
+        representative's (see :func:`simcluster.engine.redundant.twin_links`)."""
+        for l, t in enumerate(self._twin):
+            if t != l:
+                self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
+        if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(self.intervals):
+            return
+        a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
+        ids = a[:, 0].astype(np.int64)
+        order = np.argsort(ids, kind="stable")  # each link's intervals in the order they closed
+        a, ids = a[order], ids[order]
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        blocks = []
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(ids)].tolist()):
+            for m in self._rec_twins.get(int(ids[lo]), ()):
+                b = a[lo:hi].copy()
+                b[:, 0] = m
+                blocks.append(b)
+        self.intervals = array("d", np.concatenate(blocks).ravel().tobytes()) if blocks else array("d")
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:
@@ -155,33 +260,33 @@ class Network:
         return ", ".join(shown) + (", ..." if len(links) > 3 else "")
 
     def _after_latency(self, ev: simpy.Event) -> None:
-        f = cast(_Flow, ev.value)
-        if f.nbytes <= 0 or not f.links:
+        f: _Flow = ev._value  # (Any: no cast call)
+        r = f.route
+        if r.nbytes <= 0 or not r.links:
             f.done(f.arg)
         else:
             self._begin(f)
 
     def _begin(self, f: _Flow) -> None:
-        now = self.env.now
-        links, weights = f.links, f.weights
-        bw = self.bw
-        solo = math.inf
-        for l, w in zip(links, weights):
-            r = bw[l] / w
-            if r < solo:
-                solo = r
-        f.solo = solo
-        f.t0, f.rem0, f.seq = now, f.nbytes, self.flows_started
+        now = self.env._now
+        r = f.route
+        solo = f.solo
+        f.t0, f.rem0, f.seq = now, r.nbytes, self.flows_started
         self.flows_started += 1
         self._active += 1
+        since = self._since
+        count = self._count
+        for l, _ in r.covered:  # busy time only
+            c = count[l]
+            if not c:
+                since[l] = now
+            count[l] = c + 1
         shared = False
         flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
-        for l, w in zip(links, weights):
+        for l, w, _ in r.uncovered:
             d = flows_on[l]
             if not d:
-                self._since[l] = now
-                if self._rec[l]:
-                    self._rec_bytes[l] = 0.0
+                since[l] = now
             else:
                 shared = True
                 f.shared[l] = None
@@ -193,15 +298,14 @@ class Network:
             demand[l] = dl
             coupled[l] = dl >= limit[l]
         if shared:
-            self._rerate([f], now)
-            self._schedule(now)
+            self._defer(f)
         elif solo > 0.0:  # alone: no search (``_set_rate`` inlined), and no other finish moves
             f.rate, f.ver = solo, 1
-            fin = now + f.nbytes / solo
+            fin = now + r.nbytes / solo
             if not fin < math.inf:
                 raise RunawayError(self._never(f, fin))
             heappush(self._fin, (fin, f.seq, 1, f))
-            heappush(self._due, (now + (f.nbytes - 1e-9 * f.nbytes - 1e-6) / solo, f.seq, 1, f))
+            heappush(self._due, (now + r.due_bytes / solo, f.seq, 1, f))
             if self._wake is None or fin < self._wake_at:
                 self._schedule(now)
         else:
@@ -221,13 +325,34 @@ class Network:
                 raise RunawayError(self._never(f, fin))
             heappush(self._fin, (fin, f.seq, f.ver, f))
             # due: ``tol = 1e-9·nbytes + 1e-6`` bytes before the finish
-            heappush(self._due, (now + (f.rem0 - 1e-9 * f.nbytes - 1e-6) / r, f.seq, f.ver, f))
+            heappush(self._due, (now + (f.rem0 - 1e-9 * f.route.nbytes - 1e-6) / r, f.seq, f.ver, f))
 
     def _never(self, f: _Flow, fin: float) -> str:
         """Why ``f`` never ends: one line with its bytes, rate and links."""
         bws = ", ".join(f"{self.bw[l]:.3g}" for l in f.links[:3])
         return (f"a transfer of {f.nbytes:.6g} bytes at {f.rate:.6g} B/s would end at t = {fin} s "
                 f"(links {self._names(f.links)}: bandwidths {bws} B/s)")
+
+    def _defer(self, *flows: _Flow) -> None:
+        """Re-rate ``flows`` (and their components) once, after every other event of this instant.
+
+        Flows that start or end at one instant (the replicas of a full-fidelity run do the
+        same thing at the same time) are re-rated together in one fill, not one fill per
+        change; no time passes in between, so no bytes move at the rates skipped.
+        """
+        self._dirty.extend(flows)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.env.schedule(Call(self.env, self._flush, None), LAST)
+
+    def _flush(self, _ev: simpy.Event) -> None:
+        self._flush_pending = False
+        now = self.env._now
+        live = [g for g in dict.fromkeys(self._dirty) if g.ver >= 0]
+        self._dirty.clear()
+        if live:
+            self._rerate(live, now)
+        self._schedule(now)
 
     def _rerate(self, seeds: list[_Flow], now: float) -> None:
         """Max-min fair rates for the flows connected to ``seeds``."""
@@ -240,7 +365,9 @@ class Network:
             self._set_rate(g, r, now)
 
     def _schedule(self, now: float) -> None:
-        """Keep one wake-up pending, at the earliest finish time."""
+        """Keep one wake-up pending, at the earliest finish time (after the re-rate, if one is due now)."""
+        if self._flush_pending:
+            return
         fin = self._fin
         while fin and fin[0][3].ver != fin[0][2]:
             heappop(fin)
@@ -256,8 +383,8 @@ class Network:
         t = fin[0][0]
         if t == self._wake_at and self._wake is not None:
             return
-        ev = Timeout(self.env, t - now if t > now else 0.0)
-        ev.callbacks.append(self._wakeup)
+        ev = Call(self.env, self._wakeup, None)
+        self.env.schedule(ev, NORMAL, t - now if t > now else 0.0)
         self.wakeups += 1
         self._wake, self._wake_at = ev, t
 
@@ -266,7 +393,7 @@ class Network:
             self.superseded += 1
             return  # superseded by a later change
         self._wake = None
-        now = self.env.now
+        now = self.env._now
         finished: list[_Flow] = []  # due by now (or finished by it), marked ended
         for h in (self._due, self._fin):
             while h and h[0][0] <= now:
@@ -284,36 +411,48 @@ class Network:
             if len(finished) > 1:
                 finished.sort(key=_seq)
         flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
-        nbytes, rec = self.bytes, self._rec
+        nbytes, rec, busy, since, rec_bytes = self.bytes, self._rec, self.busy, self._since, self._rec_bytes
+        count, intervals = self._count, self.intervals
         neighbours: list[_Flow] = []
         self._active -= len(finished)
         for f in finished:
-            nb, solo = f.nbytes, f.solo
-            for l, w in zip(f.links, f.weights):
+            solo = f.solo
+            r = f.route
+            for l, w, wb in r.uncovered:
                 d = flows_on[l]
                 del d[f]
-                nbytes[l] += w * nb
+                nbytes[l] += wb
                 if not d:
                     demand[l] = 0.0
                     coupled[l] = False
-                    self.busy[l] += now - self._since[l]
+                    busy[l] += now - since[l]
                     if rec[l]:
-                        self.intervals.extend((l, self._since[l], now, self._rec_bytes[l] + w * nb))
+                        intervals.extend((l, since[l], now, rec_bytes[l] + wb))
+                        rec_bytes[l] = 0.0
                 else:
                     if len(d) == 1:  # the one flow left has l to itself now
                         for g in d:
                             del g.shared[l]
                     if rec[l]:
-                        self._rec_bytes[l] += w * nb
+                        rec_bytes[l] += wb
                     if coupled[l]:
                         neighbours.extend(d)
                     dl = demand[l] - w * solo
                     demand[l] = dl
                     coupled[l] = dl >= limit[l]
+            for l, wb in r.covered:
+                c = count[l] - 1
+                count[l] = c
+                nbytes[l] += wb
+                if not c:
+                    busy[l] += now - since[l]
+                    if rec[l]:
+                        intervals.extend((l, since[l], now, rec_bytes[l] + wb))
+                        rec_bytes[l] = 0.0
+                elif rec[l]:
+                    rec_bytes[l] += wb
         if neighbours:
-            live = [g for g in dict.fromkeys(neighbours) if g.ver >= 0]
-            if live:
-                self._rerate(live, now)
+            self._defer(*neighbours)
         self._schedule(now)
         for f in finished:
             f.done(f.arg)

@@ -103,3 +103,31 @@ def _candidates(used: list[int], bandwidth: Sequence[float], src: Sequence[str],
             found_covers.append(frozenset(int(x) for x in by_src[src_at[b]:src_at[b + 1]] if d[x] != a))
         covers[l] = found_covers
     return covers
+
+
+def twin_links(transfers: Iterable[Transfer], bandwidth: Sequence[float],
+               covered: Sequence[bool] | None = None) -> list[int]:
+    """Per link id, the link that stands for it: links crossed by exactly the same transfers
+    with the same weights (``covered`` alike) form a group, represented by its narrowest link
+    (the lowest id among equals).
+
+    The links of a group always carry the same flows with the same weights, so their busy
+    intervals and bytes are the same, and the narrowest one's constraint implies the others'
+    (same left-hand side, capacity no larger): max-min fair rates are the same with the
+    representative alone. A node's NVLink ring (16 links GPU <-> NVSwitch, one transfer) is
+    one group; so are a NIC's link in and the leaf port it feeds.
+    """
+    n = len(bandwidth)
+    crossing: dict[int, list[tuple[int, float]]] = {}
+    for i, tr in enumerate(transfers):
+        for l, w in zip(tr.links, tr.weights):
+            crossing.setdefault(l, []).append((i, w))
+    groups: dict[tuple[bool, tuple[tuple[int, float], ...]], list[int]] = {}
+    for l, c in crossing.items():
+        groups.setdefault((bool(covered[l]) if covered is not None else False, tuple(c)), []).append(l)
+    rep = list(range(n))
+    for members in groups.values():
+        r = min(members, key=lambda m: (bandwidth[m], m))
+        for m in members:
+            rep[m] = r
+    return rep

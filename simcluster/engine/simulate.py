@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import gc
 import math
+from itertools import chain
+from operator import attrgetter
 import time as _time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, cast
 
 import pandas as pd
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import DeadlockError, RunawayError
-from simcluster.engine.network import Links, Network
-from simcluster.engine.redundant import covered_links
+from simcluster.engine.network import Call, Links, Network
+from simcluster.engine.redundant import covered_links, twin_links
 from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
 
@@ -69,24 +71,27 @@ class Contention:
     A compute task keeps its remaining work (seconds at full speed) and its rate; when the
     number of communication tasks on one of its ranks changes between zero and non-zero, its
     rate becomes ``slow`` or 1 and a new end is scheduled. A wake-up whose time is not the
-    task's planned end (it was re-planned since) is skipped. State lives in lists indexed by
-    task and rank (no per-event closures). Rank order and simpy's event order keep it
-    deterministic.
+    task's planned end (it was re-planned since) is skipped. Rank order and simpy's event
+    order keep it deterministic.
+
+    State by task lives in dicts of the running tasks only (a few per rank, so they stay in
+    cache however many tasks the graph has): ``plan``, the planned end; ``moved``, (remaining
+    seconds at full speed, rate, since) of a task not at full speed from its start on (any
+    other has its duration left at rate 1 since its start: ``seconds[tid]``, ``starts[tid]``).
     """
 
-    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "rem", "rate", "since", "end", "fire")
+    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "plan", "moved", "seconds", "starts",
+                 "fire")
 
     def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
-                 done: Callable[[int], None]):
+                 done: Callable[[int], None], seconds: Sequence[object], starts: list[float]):
         self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
-        size = 1 + max((max(r) for r in ranks if r), default=0)
-        n = len(ranks)
+        self.seconds, self.starts = seconds, starts  # per task: its duration (of a compute task), start
+        size = 1 + max(chain.from_iterable(ranks), default=0)
         self.active = [0] * size  # rank -> communication tasks running there
-        self.running = [-1] * size  # rank -> the compute task running there
-        self.rem = [0.0] * n  # compute task -> remaining seconds at full speed (as of ``since``)
-        self.rate = [1.0] * n
-        self.since = [0.0] * n
-        self.end = [math.nan] * n  # planned end; NaN once finished
+        self.running = [-1] * size  # rank -> the compute task running there (or that ran last)
+        self.plan: dict[int, float] = {}  # running compute task -> its planned end
+        self.moved: dict[int, tuple[float, float, float]] = {}  # -> (remaining s at full speed, rate, since)
         self.fire: Callable[[simpy.Event], None] = self._fire
 
     def release(self) -> None:
@@ -100,25 +105,33 @@ class Contention:
             return self.slow if self.active[rk[0]] else 1.0
         return self.slow if any(self.active[r] for r in rk) else 1.0
 
-    def start(self, tid: int, seconds: float) -> None:
-        """Compute task ``tid`` of ``seconds`` at full speed starts now."""
-        rate = self._rate(tid)
-        now = self.env.now
-        self.rem[tid], self.rate[tid], self.since[tid] = seconds, rate, now
-        for r in self.ranks[tid]:
+    def start(self, tid: int, seconds: float, now: float) -> None:
+        """Compute task ``tid`` of ``seconds`` at full speed starts ``now`` (``starts[tid]``)."""
+        rk = self.ranks[tid]
+        if len(rk) == 1:
+            r = rk[0]
+            rate = self.slow if self.active[r] else 1.0
             self.running[r] = tid
-        after = seconds / rate
-        self.end[tid] = now + after
-        Timeout(self.env, after, tid).callbacks.append(self.fire)
+        else:
+            rate = self._rate(tid)
+            for r in rk:
+                self.running[r] = tid
+        if rate != 1.0:
+            self.moved[tid] = (seconds, rate, now)
+            after = seconds / rate
+        else:
+            after = seconds  # (= seconds / 1.0)
+        self.plan[tid] = now + after
+        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
 
     def _fire(self, ev: simpy.Event) -> None:
-        tid = cast(int, ev.value)
-        if self.env.now != self.end[tid]:
+        tid: int = ev._value
+        plan = self.plan
+        if plan.get(tid) != self.env._now:
             return  # superseded by a change of rate (or already finished)
-        self.end[tid] = math.nan
-        for r in self.ranks[tid]:
-            if self.running[r] == tid:
-                self.running[r] = -1
+        del plan[tid]  # (``running`` may keep it: :meth:`comm` skips a finished task)
+        if self.moved:
+            self.moved.pop(tid, None)
         self.done(tid)
 
     def comm(self, tid: int, delta: int) -> None:
@@ -129,20 +142,23 @@ class Contention:
             active[r] = k
             if (k == 1 and delta > 0) or (k == 0 and delta < 0):
                 c = running[r]
-                if c >= 0:
+                if c >= 0 and c in self.plan:  # running still
                     self._rerate(c)
 
     def _rerate(self, tid: int) -> None:
         rate = self._rate(tid)
-        old = self.rate[tid]
+        was = self.moved.get(tid)
+        if was is None:
+            was = (cast(float, self.seconds[tid]), 1.0, self.starts[tid])
+        left, old, since = was
         if rate == old:
             return
-        now = self.env.now
-        rem = max(self.rem[tid] - (now - self.since[tid]) * old, 0.0)
-        self.rem[tid], self.rate[tid], self.since[tid] = rem, rate, now
+        now = self.env._now
+        rem = max(left - (now - since) * old, 0.0)
+        self.moved[tid] = (rem, rate, now)
         after = rem / rate
-        self.end[tid] = now + after
-        Timeout(self.env, after, tid).callbacks.append(self.fire)
+        self.plan[tid] = now + after
+        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
@@ -181,17 +197,21 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     end = [math.nan] * n
     bw = list(topo.link_bandwidth)
     ends: tuple[Sequence[str], Sequence[str]] | None = getattr(topo, "link_endpoints", None)
+    transfers = list(map(attrgetter("transfers"), tasks))
     covered = None
+    once = list({id(tr): tr for tr in chain.from_iterable(transfers)}.values())  # each object once
     if ends is not None:
-        covered = covered_links((tr for t in tasks for tr in t.transfers), bw, ends[0], ends[1])
-    net = Network(env, bw, recorded, topo.link_names, covered)
+        covered = covered_links(once, bw, ends[0], ends[1])
+    net = Network(env, bw, recorded, topo.link_names, covered, twin_links(once, bw, covered))
 
     # static structure: what each task unblocks, and how many blockers it has
-    dur = [t.duration for t in tasks]
+    dur = list(map(attrgetter("duration"), tasks))
     if not all(map(math.isfinite, dur)):
         bad = next(t for t in tasks if not math.isfinite(t.duration))
         raise RunawayError(f"task {bad.name} (id {bad.id}) has duration {bad.duration} s")
-    transfers = [t.transfers for t in tasks]
+    # per task: its transfers (a communication task) or its duration, one read when it starts
+    work: list[tuple[Transfer, ...] | float] = [trs or d for trs, d in zip(transfers, dur)]
+    del dur
     none: list[int] = []  # shared by the tasks that unblock nothing (never appended to)
     unblocks = [none] * n  # the next task on each of its streams, then its dependents
     blockers = [0] * n
@@ -233,17 +253,11 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
 
     def finish(tid: int) -> None:
         nonlocal draining
-        end[tid] = env.now
+        end[tid] = env._now
         pending.append(tid)
-        if not draining:
-            draining = True
-            drain()
-            draining = False
-
-    def on_timer(ev: simpy.Event) -> None:
-        finish(cast(int, ev.value))
-
-    def drain() -> None:
+        if draining:
+            return
+        draining = True
         # each task is listed once per task it waits for, so its count reaches zero once,
         # at the last of them; a launch only queues what ends at once (``pending``), so
         # counting down and launching in one pass starts the same tasks in the same order
@@ -254,18 +268,29 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                 blockers[c] = k
                 if not k:
                     launch(c)
+        draining = False
+
+    def on_timer(ev: simpy.Event) -> None:
+        finish(ev._value)
 
     def launch(tid: int) -> None:
-        start[tid] = env.now
-        if transfers[tid]:
+        now = env._now
+        start[tid] = now
+        d = work[tid]
+        if isinstance(d, tuple):
             if share is not None and collective[tid]:
                 share.comm(tid, +1)
-            next_transfer(tid)
-        elif dur[tid] > 0:
-            if share is not None:
-                share.start(tid, dur[tid])
+                next_transfer(tid)
+            elif len(d) == 1:  # one transfer, no contention to tell: it ends the task
+                net.start(d[0], finish, tid)
             else:
-                Timeout(env, dur[tid], tid).callbacks.append(on_timer)
+                next_transfer(tid)
+            return
+        if d > 0:
+            if share is not None:
+                share.start(tid, d, now)
+            else:
+                env.schedule(Call(env, on_timer, tid), NORMAL, d)
         else:
             finish(tid)
 
@@ -281,11 +306,12 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         net.start(trs[i], next_transfer, tid)
 
     if slowdown > 0:
-        share = Contention(env, [t.ranks for t in tasks], 1.0 - slowdown, finish)
+        share = Contention(env, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
-        if not blockers[tid]:
+        if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)
     env.run()
+    net.settle()
     if any(map(math.isnan, end)):
         missing = [t.id for t in tasks if end[t.id] != end[t.id]]
         names = ", ".join(tasks[i].name for i in missing[:5])
@@ -293,7 +319,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
 
     if share is not None:
         share.release()
-    for state in (unblocks, blockers, step, dur, transfers):
+    for state in (unblocks, blockers, step, work, transfers):
         state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()
     timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.intervals)

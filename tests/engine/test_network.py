@@ -91,3 +91,33 @@ def test_collective_among_simulated_ranks_starts_when_the_last_arrives():
     tg.add(kind="compute", name="c", ranks=(0,), stream="compute", deps=(2,), duration=1.0)
     res = simulate(tg, _topo([1e9]))
     assert res.start[2] == 3.0 and res.end[2] == pytest.approx(4.0) and res.end[3] == pytest.approx(5.0)
+
+
+def test_twin_links_share_one_representative_and_its_figures():
+    # links 0 and 1 carry the same two transfers with the same weights: one group, led by
+    # the narrower link 0; link 2 carries another transfer too, so it stands alone
+    from simcluster.engine.redundant import twin_links
+
+    a = Transfer((0, 1, 2), (1.0, 1.0, 1.0), 1e9, 0.0)
+    b = Transfer((0, 1), (1.0, 1.0), 1e9, 0.0)
+    c = Transfer((2,), (1.0,), 1e9, 0.0)
+    assert twin_links([a, b, c], [100e9, 200e9, 100e9, 1e9]) == [0, 0, 2, 3]
+    res = simulate(_graph({0: [a], 1: [b], 2: [c]}), _topo([100e9, 200e9, 100e9, 1e9]))
+    # a and b share link 0 (50 GB/s each); a and c share link 2, where c gets what a leaves (50)
+    assert res.end == pytest.approx([0.02, 0.02, 0.02], rel=1e-9)
+    assert res.link_bytes[1] == res.link_bytes[0] == pytest.approx(2e9, rel=1e-12)
+    assert res.link_busy_s[1] == res.link_busy_s[0] == pytest.approx(0.02, rel=1e-9)
+
+
+def test_a_first_task_started_by_an_earlier_first_runs_once():
+    # the send is first on its stream but waits for an instant task first on another: that
+    # task's end starts it, and it must not start (and end at once) a second time
+    tg = TaskGraph()
+    c = tg.add(kind="compute", name="c", ranks=(0,), stream="compute", duration=0.0)
+    s = tg.add(kind="send", name="s", ranks=(0,), stream="pp-fwd", deps=(c.id,),
+               transfers=(Transfer((0,), (1.0,), 1e9, 0.0),))
+    t = tg.add(kind="compute", name="t", ranks=(0,), stream="pp-fwd", duration=1.0)
+    res = simulate(tg, _topo([100e9]))
+    assert res.end[s.id] == pytest.approx(0.01, rel=1e-12)
+    assert res.end[t.id] == pytest.approx(1.01, rel=1e-12)
+    assert res.events == 3 + 1  # three tasks, one flow
