@@ -100,3 +100,7 @@ for _d in (
 #: Dense FP8 tensor-core peaks, FLOP/s, of the devices that have FP8 (module docstring); a device
 #: not listed has none, and ``training.precision: fp8`` on it is an error.
 FP8_PEAK_FLOPS: dict[str, float] = {"h100": 1979e12, "h200": 1979e12}
+
+#: Devices with Hopper's tensor cores (TMA, wgmma), where FlashAttention-3 and cuDNN's fused attention
+#: run and ``training.attention_kernel`` chooses between them and FlashAttention-2.
+HOPPER_DEVICES: tuple[str, ...] = ("h100", "h200")

@@ -19,3 +19,17 @@ def make_spec(tmp_path: Path, *overrides: str, base: str = BASE):
     f = tmp_path / "w.yaml"
     f.write_text(base)
     return load_workload(str(f), overrides=list(overrides))
+
+
+def run_error_line(tmp_path: Path, workload: Path, override: str) -> str:
+    """``python -m simcluster run WORKLOAD --set OVERRIDE``, which must fail with exit status 2 and one
+    line on stderr (no traceback): that line."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    bad = subprocess.run([sys.executable, "-m", "simcluster", "run", str(workload), "--set", override,
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120, cwd=root)
+    assert bad.returncode == 2, bad.stderr
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in bad.stderr, bad.stderr
+    return lines[0]

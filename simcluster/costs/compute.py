@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from simcluster.costs import efficiency as eff
 from simcluster.catalogue import FP8_PEAK_FLOPS
-from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve
+from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve, with_attention_kernel
 from simcluster.topology.devices import Device
 from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
 
@@ -85,7 +85,8 @@ QUANTIZE_BYTES_PER_ELEMENT: float = 2 + FP8_OPERAND_BYTES + 4 / 128
 class ComputeModel:
     """Kernel times on ``device`` at ``precision`` ("bf16", "fp16", "fp32" or "fp8"), SI units."""
 
-    def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None):
+    def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None,
+                 attention_kernel: str | None = None):
         if precision not in DTYPE_BYTES:
             raise ValueError(f"unknown precision {precision!r}; known: {', '.join(DTYPE_BYTES)}")
         self.device = device
@@ -93,7 +94,9 @@ class ComputeModel:
         self.peak_flops: float = device.peak_flops_fp32 if precision == "fp32" else device.peak_flops
         self.memory_bandwidth: float = device.memory_bandwidth
         self.element_bytes: int = DTYPE_BYTES[precision]
-        self.calibration: Calibration = device_calibration(device.name)
+        #: The device's curves, its flash curves those of ``attention_kernel`` (None: as calibrated;
+        #: ``fa2`` on Hopper: FlashAttention-2's, :func:`simcluster.costs.devices.with_attention_kernel`).
+        self.calibration: Calibration = with_attention_kernel(device_calibration(device.name), attention_kernel)
         self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
         if self.kernel_overhead_s < 0:
             raise ValueError("kernel_overhead_s must be >= 0")

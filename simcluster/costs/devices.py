@@ -42,9 +42,9 @@ from another device can plausibly be off.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS
+from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS, HOPPER_DEVICES
 from simcluster.costs import efficiency as eff
 
 #: The published measurements behind the ratios, by the tag the records cite.
@@ -78,6 +78,16 @@ SOURCES: dict[str, str] = {
                  "'Looking at a real(ish) example profile': on TPU v2 the per-core product bf16[8192,8192] x "
                  "[8192,16384] (a 4-way data, 2-way model sharding of [32x1024, 8192] x [8192, 32768]) takes 96 ms "
                  "in the profile against 95.6 ms at the book's 23 TFLOP/s per core",
+    "SDPA": "pytorch/pytorch issue #142132 (2024-12-05, torch 2.6.0.dev20241204+cu124, H100): tritonbench "
+            "flash_attention (batch 1, 24 heads, seq 4608, head dim 128), TFLOP/s: torch SDPA as dispatched "
+            "329.483, cuDNN 9.1 631.338, FlashAttention-3 631.827; 'This is expected' (maintainer, pointing to "
+            "#141133: the cuDNN backend deprioritized). pytorch/pytorch issue #138907 (2024-10-25) quotes the "
+            "fixed priority order flash_attention, efficient_attention, math, cudnn_attention; huggingface/"
+            "transformers PR #48163 (2026-08-20): SDPA 'picks its backend by a fixed priority that puts "
+            "FlashAttention first', cuDNN '1.7-2.3x faster' on Hopper for training shapes",
+    "FA2H100": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 4.1: 'running the same implementation on "
+               "H100 GPUs (using no special instructions ...) we obtain up to 335 TFLOPs/s' (forward + backward, "
+               "Fig. 7)",
     "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
                "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
                "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
@@ -110,6 +120,13 @@ COPY_V100: float = 811.7e9  # [BABEL] Isambard
 # --- [AZURE] FlashAttention-2, head dim 128, batch 2, seq 8192, TFLOP/s --------------------------
 FA2_H100_AZURE: float = 327.9
 FA2_H200_AZURE: float = 329.3
+#: [AZURE] where the FlashAttention-2 figure was taken: flash-attention's benchmark_flash_attention.py,
+#: causal, head dim 128, batch 2, seq 8192, model dim 2048 (16 heads), forward + backward (3.5x the
+#: causal forward FLOPs, as :meth:`ComputeModel.attention_flops` counts).
+FA2_AZURE_SHAPE: tuple[int, int, int, int] = (2, 16, 8192, 128)
+# --- [SDPA] torch SDPA as dispatched (FlashAttention-2) and cuDNN on one H100, same shape, TFLOP/s ---------
+SDPA_FA2_H100_TFLOPS: float = 329.483
+SDPA_CUDNN_H100_TFLOPS: float = 631.338
 # --- [FA2] best fraction of A100 peak over the paper's grid, forward and backward -----------------
 FA2_A100_FWD_BEST: float = 0.73
 FA2_A100_BWD_BEST: float = 0.63
@@ -277,6 +294,54 @@ _SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200
                             f"{FA2_H100_AZURE} TFLOP/s: same SMs, same curve", SIGMA_H100_ATTENTION)
 
 
+#: Attention kernels a run can name (``training.attention_kernel``): ``fa2`` FlashAttention-2 (Dao's
+#: package, or PyTorch SDPA's flash backend, which dispatches it); ``fa3`` the Hopper-native kernels —
+#: FlashAttention-3 and cuDNN's fused attention (Transformer Engine, SDPA's cuDNN backend), within 0.1 %
+#: of each other in [SDPA] — at the speed the H100 calibration measured.
+ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3")
+
+
+def _flash2_hopper() -> Curve:
+    """FlashAttention-2 on Hopper: the calibrated (FA3-class) curve scaled so that forward + backward at
+    [AZURE]'s shape takes what FlashAttention-2 took there::
+
+        r_fa2 = (1/e_fwd + 2.5/e_bwd) · 327.9 TFLOP/s / (3.5 · 989 TFLOP/s)
+
+    with e_fwd, e_bwd the H100 curve's body efficiencies at (2, 16, 8192, 128): 0.633. One ratio for both
+    passes ([AZURE] times them together). [SDPA]'s like-for-like forward (SDPA as dispatched over cuDNN on
+    one H100) gives 0.522; sigma_ratio is half the log range of the two, ln(0.633 / 0.522) / 2 = 0.10.
+    [FA2H100]'s 'up to 335 TFLOP/s' agrees with [AZURE] within 2 %."""
+    ef = eff.flash_efficiency(*FA2_AZURE_SHAPE)
+    eb = eff.flash_efficiency(*FA2_AZURE_SHAPE, backward=True)
+    ratio = (1 / ef + eff.FLASH_BWD_FLOP_RATIO / eb) * FA2_H100_AZURE * 1e12 / (
+        (1 + eff.FLASH_BWD_FLOP_RATIO) * _peak("h100"))
+    like_for_like = SDPA_FA2_H100_TFLOPS / SDPA_CUDNN_H100_TFLOPS
+    return Curve(ratio, True, f"[AZURE] FlashAttention-2 forward + backward {FA2_H100_AZURE} TFLOP/s on H100 at "
+                 f"{FA2_AZURE_SHAPE} over the calibrated curve there; [SDPA] SDPA/cuDNN {like_for_like:.3f}",
+                 _combine(SIGMA_H100_ATTENTION, _half_log_spread((ratio, like_for_like))))
+
+
+def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
+    """``cal`` with the flash curves of ``kernel`` (None: the device's own, as calibrated).
+
+    On Hopper (:data:`HOPPER_DEVICES`) ``fa2`` swaps in :func:`_flash2_hopper`'s curve for both passes;
+    ``fa3`` keeps the calibrated one. Elsewhere ``fa2`` is the device's own curve (the A100's is
+    FlashAttention-2's [FA2]) and ``fa3`` raises ``ValueError``: FlashAttention-3 and cuDNN's fast
+    attention need Hopper.
+    """
+    if kernel is None or (kernel == "fa3" and cal.device in HOPPER_DEVICES):
+        return cal
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; known: {', '.join(ATTENTION_KERNELS)}")
+    if kernel == "fa3":
+        raise ValueError(f"attention kernel fa3 (FlashAttention-3, cuDNN fused attention) needs Hopper "
+                         f"({', '.join(HOPPER_DEVICES)}), not {cal.device}")
+    if cal.device not in HOPPER_DEVICES:
+        return cal
+    fa2 = _FLASH2_HOPPER
+    return replace(cal, attention_fwd=fa2, attention_bwd=fa2)
+
+
 def _h100() -> Calibration:
     return Calibration("h100", Curve(1.0, True, H100_FIT, SIGMA_H100_GEMM),
                        Curve(1.0, True, H100_FIT, SIGMA_H100_MEMORY),
@@ -308,6 +373,8 @@ def _tpu(name: str) -> Calibration:
                         "HBM-copy or attention-kernel measurement on TPU found: those curves are the H100's",),
                        mxu_tile=MXU_TILE)
 
+
+_FLASH2_HOPPER = _flash2_hopper()
 
 #: Every catalogue device's calibration record.
 CALIBRATIONS: dict[str, Calibration] = {

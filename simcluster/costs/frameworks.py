@@ -45,6 +45,17 @@ Gradient accumulation (deepspeed)
     as autocast's), and the ZeRO optimizers copy gradients into their fp32 partitions per
     micro-step alike. XLA accumulates inside the compiled step (no separate pass).
 
+Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs.devices`)
+    On H100/H200 the flash kernel a stack dispatches sets attention's speed: FlashAttention-2 reaches
+    327.9 TFLOP/s forward + backward at (2, 16, 8192, 128) (Azure AI-benchmarking-guide), the Hopper
+    kernels (FlashAttention-3, cuDNN's fused attention) about 1.6× that (the H100 calibration; pytorch
+    issue #142132: SDPA as dispatched 329 TFLOP/s, cuDNN 631, FA3 632). megatron: Megatron-Core's
+    Transformer Engine ``DotProductAttention`` runs cuDNN's fused attention on Hopper (fa3); jax:
+    MaxText's ``cudnn_flash_te`` alike (fa3); pytorch: ``F.scaled_dot_product_attention`` picks its
+    backend by a fixed priority, flash (FlashAttention-2) before cuDNN (pytorch issue #138907, 2024;
+    huggingface/transformers PR #48163, 2026) (fa2); deepspeed: Megatron-DeepSpeed and the DeepSpeed
+    examples call the ``flash_attn`` package (fa2). Off Hopper every stack runs the device's curve.
+
 Optimizer
     fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
     optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
@@ -174,6 +185,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simcluster.catalogue import FRAMEWORKS as NAMES
+from simcluster.catalogue import HOPPER_DEVICES
 from simcluster.registry import Registry
 
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
@@ -241,6 +253,7 @@ class Stack:
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
+    attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -253,12 +266,12 @@ FRAMEWORKS.add("deepspeed", Stack(
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
     zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
     overlap_grad_reduce=False, zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE,
-    zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK))
+    zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK, attention="fa2"))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
     zero3_prefetch_params=NO_LIMIT, p2p_overlap="always", p2p_scatter_gather=False, overlap_grad_reduce=True,
-    eager_layer=True, selective="op"))
+    eager_layer=True, selective="op", attention="fa2"))
 FRAMEWORKS.add("jax", Stack(
     "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
@@ -274,6 +287,20 @@ FSDP_COPY_OUT_BYTES = 4.0
 #: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): the reduce-scatter copy-in
 #: concatenates the bf16 gradients into the fp32 input buffer (read 2, write 4 B per weight and microbatch).
 FSDP_GRAD_CAST_BYTES = 6.0
+
+
+def attention_kernel(setting: str, stack: Stack, device: str) -> str | None:
+    """The flash kernel a run uses (``training.attention_kernel``): ``fa2`` or ``fa3`` as named; ``auto``
+    is the stack's (:attr:`Stack.attention`) on Hopper and the device's own curve (None) elsewhere.
+
+    Each stack's kernel on Hopper (module docstring, "Attention kernels"): Megatron-Core runs Transformer
+    Engine's ``DotProductAttention``, cuDNN's fused attention on Hopper; MaxText's ``cudnn_flash_te``
+    alike (fa3); PyTorch's SDPA dispatches by a fixed priority that puts its FlashAttention-2 backend
+    before cuDNN's, and DeepSpeed's models call the ``flash_attn`` package (fa2).
+    """
+    if setting != "auto":
+        return setting
+    return stack.attention if device in HOPPER_DEVICES else None
 
 
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Stack:

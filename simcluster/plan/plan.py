@@ -23,7 +23,7 @@ from functools import cached_property
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.frameworks import PipelineSends, Stack, framework, pipeline_sends
+from simcluster.costs.frameworks import PipelineSends, Stack, attention_kernel, framework, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
@@ -329,7 +329,9 @@ def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
 
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
-    return ComputeModel(device, spec.training.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S)
+    tr = spec.training
+    kernel = attention_kernel(tr.attention_kernel, framework(tr.framework), device.name)
+    return ComputeModel(device, tr.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S, attention_kernel=kernel)
 
 
 def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeModel | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from simcluster.catalogue import FP8_PEAK_FLOPS
+from simcluster.catalogue import FP8_PEAK_FLOPS, HOPPER_DEVICES
 
 if TYPE_CHECKING:
     from simcluster.spec.workload import WorkloadSpec
@@ -186,12 +186,21 @@ def _precision_checks(spec: "WorkloadSpec") -> list[Finding]:
 
 def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     """``parallelism.overlap_p2p_comm: true`` where the stack cannot overlap its pipeline sends;
-    ``training.fused_kernels: false`` outside Megatron's model code."""
+    ``training.fused_kernels: false`` outside Megatron's model code; ``training.attention_kernel: fa3``
+    off Hopper."""
     p = spec.parallelism
     fw = getattr(spec.training, "framework", "megatron")
     if getattr(spec.training, "fused_kernels", True) is False and fw not in ("megatron", "deepspeed"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
+    if getattr(spec.training, "attention_kernel", "auto") == "fa3":
+        c = spec.cluster
+        lacking = sorted({d.name for d in (c.device, *getattr(c, "node_devices", {}).values())
+                          if d.name not in HOPPER_DEVICES})
+        if lacking:
+            return [Finding("training.attention_kernel", f"fa3 (FlashAttention-3, cuDNN fused attention) needs "
+                                                         f"Hopper ({', '.join(HOPPER_DEVICES)}); {', '.join(lacking)} "
+                                                         "is not: use fa2 or auto", ("cluster.device",))]
     if getattr(p, "overlap_p2p_comm", None) is not True:  # (the layout search passes partial stand-ins)
         return []
     if fw == "deepspeed":

@@ -9,7 +9,7 @@ the sources are those modules' documented ones.
 
 from __future__ import annotations
 
-from simcluster.catalogue import DEVICES
+from simcluster.catalogue import DEVICES, HOPPER_DEVICES
 from simcluster.collectives import nccl
 from simcluster.costs import devices as dev
 from simcluster.costs import efficiency as eff
@@ -146,6 +146,13 @@ def _calibrations() -> list[str]:
         for curve, c in cal.curves().items():
             out.append(f"| `{name}` | {curve} | {c.ratio:.4g} | {value[curve]} | {c.sigma:g} | "
                        f"{'yes' if c.measured else 'no'} | {c.source} |")
+        if name in HOPPER_DEVICES:  # training.attention_kernel: fa2 swaps both flash curves
+            fa2 = dev.with_attention_kernel(cal, "fa2")
+            c = fa2.attention_fwd
+            out.append(f"| `{name}` | attention, fa2 (both passes) | {c.ratio:.4g} | cap "
+                       f"{fa2.flash_efficiency(*dev.FA2_BEST_SHAPE):.3f} / "
+                       f"{fa2.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=True):.3f} | {c.sigma:g} | yes | "
+                       f"{c.source} |")
     return out
 
 
