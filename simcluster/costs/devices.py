@@ -88,6 +88,10 @@ SOURCES: dict[str, str] = {
     "FA2H100": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 4.1: 'running the same implementation on "
                "H100 GPUs (using no special instructions ...) we obtain up to 335 TFLOPs/s' (forward + backward, "
                "Fig. 7)",
+    "FA2TRITON": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 4.1, A100 80GB SXM4: 'FlashAttention-2 "
+                 "is around 1.3-1.5x faster than FlashAttention in Triton in the forward pass and around 2x faster in "
+                 "the backward pass' (FlashAttention in Triton: flash_attn/flash_attn_triton.py of the same repository, "
+                 "which llm-foundry's attn_impl: triton copies)",
     "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
                "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
                "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
@@ -127,6 +131,9 @@ FA2_AZURE_SHAPE: tuple[int, int, int, int] = (2, 16, 8192, 128)
 # --- [SDPA] torch SDPA as dispatched (FlashAttention-2) and cuDNN on one H100, same shape, TFLOP/s ---------
 SDPA_FA2_H100_TFLOPS: float = 329.483
 SDPA_CUDNN_H100_TFLOPS: float = 631.338
+# --- [FA2TRITON] FlashAttention-2 over FlashAttention in Triton: forward range, backward ------------------
+FA2_OVER_TRITON_FWD: tuple[float, float] = (1.3, 1.5)
+FA2_OVER_TRITON_BWD: float = 2.0
 # --- [FA2] best fraction of A100 peak over the paper's grid, forward and backward -----------------
 FA2_A100_FWD_BEST: float = 0.73
 FA2_A100_BWD_BEST: float = 0.63
@@ -297,8 +304,9 @@ _SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200
 #: Attention kernels a run can name (``training.attention_kernel``): ``fa2`` FlashAttention-2 (Dao's
 #: package, or PyTorch SDPA's flash backend, which dispatches it); ``fa3`` the Hopper-native kernels —
 #: FlashAttention-3 and cuDNN's fused attention (Transformer Engine, SDPA's cuDNN backend), within 0.1 %
-#: of each other in [SDPA] — at the speed the H100 calibration measured.
-ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3")
+#: of each other in [SDPA] — at the speed the H100 calibration measured; ``triton`` FlashAttention in Triton
+#: (``flash_attn_triton.py``, 2022; llm-foundry's ``attn_impl: triton``), :func:`_triton_curves`.
+ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3", "triton")
 
 
 def _flash2_hopper() -> Curve:
@@ -321,11 +329,30 @@ def _flash2_hopper() -> Curve:
                  _combine(SIGMA_H100_ATTENTION, _half_log_spread((ratio, like_for_like))))
 
 
+def _triton_curves(fa2: Calibration) -> tuple[Curve, Curve]:
+    """FlashAttention in Triton: the device's FlashAttention-2 curves over [FA2TRITON]'s speed-ups,
+
+        r_triton,fwd = r_fa2,fwd / 1.396  (the geometric middle of "1.3-1.5x"; sigma_ratio ln(1.5/1.3)/2 = 0.07)
+        r_triton,bwd = r_fa2,bwd / 2.0    ("around 2x"; sigma_ratio ln(2.5/2.0) = 0.22, the paper's 1.3-2.5x
+                                            overall range above it)
+
+    measured on an A100 and taken alike on Hopper (the 2022 Triton kernel uses none of Hopper's features,
+    as FlashAttention-2 does not: an assumption)."""
+    lo, hi = FA2_OVER_TRITON_FWD
+    fwd, bwd = fa2.attention_fwd, fa2.attention_bwd
+    src = "[FA2TRITON] FlashAttention in Triton: the FlashAttention-2 curve over {:g} ({})"
+    return (Curve(fwd.ratio / _geomean((lo, hi)), True, src.format(round(_geomean((lo, hi)), 3), "forward"),
+                  _combine(fwd.sigma, _half_log_spread((lo, hi)))),
+            Curve(bwd.ratio / FA2_OVER_TRITON_BWD, True, src.format(FA2_OVER_TRITON_BWD, "backward"),
+                  _combine(bwd.sigma, math.log(2.5 / FA2_OVER_TRITON_BWD))))
+
+
 def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
     """``cal`` with the flash curves of ``kernel`` (None: the device's own, as calibrated).
 
     On Hopper (:data:`HOPPER_DEVICES`) ``fa2`` swaps in :func:`_flash2_hopper`'s curve for both passes;
-    ``fa3`` keeps the calibrated one. Elsewhere ``fa2`` is the device's own curve (the A100's is
+    ``fa3`` keeps the calibrated one; ``triton`` is ``fa2``'s over :func:`_triton_curves`' speed-ups on any
+    device. Elsewhere ``fa2`` is the device's own curve (the A100's is
     FlashAttention-2's [FA2]) and ``fa3`` raises ``ValueError``: FlashAttention-3 and cuDNN's fast
     attention need Hopper.
     """
@@ -333,6 +360,9 @@ def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
         return cal
     if kernel not in ATTENTION_KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}; known: {', '.join(ATTENTION_KERNELS)}")
+    if kernel == "triton":
+        fwd, bwd = _triton_curves(with_attention_kernel(cal, "fa2"))
+        return replace(cal, attention_fwd=fwd, attention_bwd=bwd)
     if kernel == "fa3":
         raise ValueError(f"attention kernel fa3 (FlashAttention-3, cuDNN fused attention) needs Hopper "
                          f"({', '.join(HOPPER_DEVICES)}), not {cal.device}")

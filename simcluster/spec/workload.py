@@ -102,11 +102,12 @@ class TrainingSpec(BaseModel):
                                   "never stored.")
     framework: Framework = Field(default="megatron", description="The software stack whose kernels, optimizer, "
                                  "ZeRO and pipeline behaviour are simulated (docs/model.md, 'Software stacks').")
-    attention_kernel: Literal["auto", "fa2", "fa3"] = Field(
-        default="auto", description="The flash-attention kernel on Hopper (H100, H200): fa2 is FlashAttention-2 "
-        "(the flash_attn package, PyTorch SDPA's flash backend), fa3 FlashAttention-3 or cuDNN's fused attention "
-        "(Transformer Engine, SDPA's cuDNN backend), about 1.6x faster; auto is the framework's (megatron, jax: "
-        "fa3; pytorch, deepspeed: fa2). Other devices have one curve; fa3 needs Hopper.")
+    attention_kernel: Literal["auto", "fa2", "fa3", "triton"] = Field(
+        default="auto", description="The flash-attention kernel: fa2 is FlashAttention-2 (the flash_attn package, "
+        "PyTorch SDPA's flash backend), fa3 FlashAttention-3 or cuDNN's fused attention (Transformer Engine, SDPA's "
+        "cuDNN backend; Hopper only), about 1.6x faster than fa2 on H100/H200; triton the 2022 FlashAttention in "
+        "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; auto is the "
+        "framework's on Hopper (megatron, jax: fa3; pytorch, deepspeed: fa2) and the device's own curve elsewhere.")
     fused_kernels: bool = Field(default=True, description="Megatron's fused kernels (scale-mask-softmax, "
                                 "bias-GeLU, bias-dropout-add; Megatron-LM 2020 on); false: Megatron-LM 2019's layer "
                                 "of separate PyTorch ops (megatron and deepspeed only).")

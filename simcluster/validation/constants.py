@@ -146,13 +146,13 @@ def _calibrations() -> list[str]:
         for curve, c in cal.curves().items():
             out.append(f"| `{name}` | {curve} | {c.ratio:.4g} | {value[curve]} | {c.sigma:g} | "
                        f"{'yes' if c.measured else 'no'} | {c.source} |")
-        if name in HOPPER_DEVICES:  # training.attention_kernel: fa2 swaps both flash curves
-            fa2 = dev.with_attention_kernel(cal, "fa2")
-            c = fa2.attention_fwd
-            out.append(f"| `{name}` | attention, fa2 (both passes) | {c.ratio:.4g} | cap "
-                       f"{fa2.flash_efficiency(*dev.FA2_BEST_SHAPE):.3f} / "
-                       f"{fa2.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=True):.3f} | {c.sigma:g} | yes | "
-                       f"{c.source} |")
+        kernels = ("fa2", "triton") if name in HOPPER_DEVICES else ("triton",) if name.startswith("a100") else ()
+        for kernel in kernels:  # training.attention_kernel: the flash curves it swaps in
+            k = dev.with_attention_kernel(cal, kernel)
+            for backward, c in ((False, k.attention_fwd), (True, k.attention_bwd)):
+                out.append(f"| `{name}` | attention_{'bwd' if backward else 'fwd'}, {kernel} | {c.ratio:.4g} | cap "
+                           f"{k.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=backward):.3f} | {c.sigma:g} | yes | "
+                           f"{c.source} |")
     return out
 
 
