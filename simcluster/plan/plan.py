@@ -274,8 +274,10 @@ def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
                           par.p2p_scatter_gather)
 
 
-def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: bool) -> tuple[float, float, float]:
-    """(tensor-parallel buffer, pipeline send, context-ring K/V) bytes per microbatch and layer."""
+def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: bool,
+                     sends: PipelineSends | None = None) -> tuple[float, float, float]:
+    """(tensor-parallel buffer, pipeline send, context-ring K/V) bytes per microbatch and layer
+    (``sends``: the layout's :func:`plan_sends`, computed here when not given)."""
     m = spec.model
     dt = DTYPE_BYTES[spec.training.precision]
     act = micro_batch * (m.seq_len // c) * m.hidden * dt
@@ -284,7 +286,7 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: b
         kv = 2 * micro_batch * m.seq_len * P.head_dim(m) * dt * P.kv_heads_per_rank(m, t)
     else:
         kv = 2 * micro_batch * m.seq_len * g * P.head_dim(m) * dt / t
-    split = plan_sends(spec, spec.parallelism.schedule, sp).split
+    split = (sends or plan_sends(spec, spec.parallelism.schedule, sp)).split
     return act, act / t if split else act, kv
 
 
@@ -344,6 +346,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     cm = cm or compute_model(spec, device or spec.cluster.device)
     ops = model_ops(spec.model, tr)
     blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage, tr.fused_kernels))
+    sends = plan_sends(spec, par.schedule, par.sequence_parallel)
     parts, prefetch = zero3_gathers(spec, ops)
     refetch, share = zero3_refetch(spec, ops)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
@@ -352,12 +355,13 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       distribute=tr.distribute_saved_activations,
                       gather_parts=parts, gather_prefetch=prefetch, refetch_parts=refetch, refetch_share=share,
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
-                      recv_gather=t > 1 and p > 1 and plan_sends(spec, par.schedule, par.sequence_parallel).gather)
-    act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel)
+                      recv_gather=t > 1 and p > 1 and sends.gather)
+    act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
                 DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head,
                 moe=_moe_plan(spec, cm))
+    object.__setattr__(plan, "sends", sends)  # the cached property, computed once above
     object.__setattr__(plan, "orders", stage_orders(plan))
     return plan
 
