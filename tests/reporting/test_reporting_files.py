@@ -143,9 +143,9 @@ def test_parquet_when_pyarrow(tmp_path, run_inputs, monkeypatch):
 
 
 def test_csv_without_pyarrow(tmp_path, run_inputs, monkeypatch):
-    import simcluster.reporting.files as files
+    import simcluster.reporting.tables as tables
 
-    monkeypatch.setattr(files, "have_pyarrow", lambda: False)
+    monkeypatch.setattr(tables, "have_pyarrow", lambda: False)
     write_run(tmp_path, *run_inputs)
     assert (tmp_path / "timeline.csv").exists() and not (tmp_path / "timeline.parquet").exists()
     pd.testing.assert_frame_equal(read_timeline(tmp_path), normalize_timeline(run_inputs[0]), check_exact=True)
