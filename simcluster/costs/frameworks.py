@@ -56,6 +56,18 @@ Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs
     huggingface/transformers PR #48163, 2026) (fa2); deepspeed: Megatron-DeepSpeed and the DeepSpeed
     examples call the ``flash_attn`` package (fa2). Off Hopper every stack runs the device's curve.
 
+Gradient accumulation (megatron, ``training.gradient_accumulation_fusion``)
+    Since Feb 2022 (Megatron-LM commit 83b1e42, "gradient accumulation fusion", on unless
+    ``--no-gradient-accumulation-fusion``) the weight-gradient GEMM accumulates into the fp32
+    ``main_grad`` itself (``fused_weight_gradient_mlp_cuda``): no pass of its own. Before it
+    (Narayanan et al. 2021's runs, ``examples/sc21``), every microbatch's ``.grad`` was added in a
+    separate kernel: with contiguous fp32 buffers (bf16; ``--accumulate-allreduce-grads-in-fp32``)
+    ``LocalDDP``'s hook ``param.main_grad.add_(param.grad.data)`` after every microbatch (read 2 + 4,
+    write 4 B); otherwise (fp16, the sc21 scripts) autograd's ``AccumulateGrad`` adds each microbatch's
+    16-bit gradient into ``.grad`` in place (2 + 2 read, 2 write) from the second microbatch on, the
+    first being stolen after ``zero_grad(set_to_none=True)`` (megatron/model/distributed.py and
+    megatron/optimizer/optimizer.py at de7dc40, 2021-08-10). :func:`unfused_accumulation_bytes`.
+
 Optimizer
     fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
     optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
@@ -254,6 +266,7 @@ class Stack:
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
     attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
+    grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -303,10 +316,38 @@ def attention_kernel(setting: str, stack: Stack, device: str) -> str | None:
     return stack.attention if device in HOPPER_DEVICES else None
 
 
-def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Stack:
+#: Megatron-LM before gradient-accumulation fusion: bytes per weight element of the separate accumulation
+#: after each microbatch's weight-gradient GEMM (module docstring, "Gradient accumulation (megatron)"):
+#: the main_grad hook's fp32 add of a 16-bit gradient (read 2 + 4, write 4) with fp32 buffers (bf16, and
+#: fp16 under --accumulate-allreduce-grads-in-fp32); autograd's in-place add into a 16-bit .grad otherwise.
+MEGATRON_HOOK_ACCUM_BYTES = 10.0
+AUTOGRAD_ACCUM_BYTES_PER_ELEMENT = 3  # read .grad, read the new gradient, write .grad
+
+
+def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
+    """Per weight and microbatch, averaged over the step, of Megatron-LM's gradient accumulation before
+    its fusion (Feb 2022):
+
+        bf16:        10 B every microbatch (the main_grad hook: ``param.main_grad.add_(param.grad.data)``)
+        fp16 / fp32: 3·e B after every microbatch but the first (autograd's ``AccumulateGrad`` adds into
+                     ``.grad``; the first microbatch's gradient is stolen, ``zero_grad(set_to_none=True)``),
+                     i.e. 3·e·(m − 1)/m on average (e = 2 or 4 bytes)
+    """
+    if precision == "bf16":
+        return MEGATRON_HOOK_ACCUM_BYTES
+    e = 4 if precision == "fp32" else 2
+    m = max(int(microbatches), 1)
+    return AUTOGRAD_ACCUM_BYTES_PER_ELEMENT * e * (m - 1) / m
+
+
+def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True, accumulation_fusion: bool = True,
+              precision: str = "bf16", microbatches: int = 1) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` False: Megatron-LM's layer before its fused kernels (``training.fused_kernels``).
+    ``accumulation_fusion`` False: Megatron-LM's gradient accumulation before its fusion
+    (``training.gradient_accumulation_fusion``, :func:`unfused_accumulation_bytes` of ``precision`` and the
+    step's ``microbatches``).
     PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
@@ -317,6 +358,9 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True) -> Sta
     stack = FRAMEWORKS.get(name)
     if not fused_kernels:  # training.fused_kernels: false (simcluster.costs.eager, MEGATRON_2019)
         stack = replace(stack, fused_kernels=False)
+    if not accumulation_fusion:  # training.gradient_accumulation_fusion: false (Megatron-LM before Feb 2022)
+        stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
+                        grad_accum_cast=False)
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)

@@ -113,9 +113,12 @@ CAST_FWD_BYTES = 6.0
 
 def _accumulate_time(cm: ComputeModel, weights: int, stack: Stack) -> float:
     """The stack's per-microbatch gradient accumulation for one weight matrix: cast the 16-bit gradient
-    to fp32 (6 B) and add it into the fp32 accumulator (the rest of ``grad_accum_bytes``); two kernels."""
+    to fp32 (6 B) and add it into the fp32 accumulator (the rest of ``grad_accum_bytes``); two kernels
+    (one add of ``grad_accum_bytes`` when the stack has no separate cast, ``Stack.grad_accum_cast``)."""
     if not stack.grad_accum_bytes:
         return 0.0
+    if not stack.grad_accum_cast:  # one add kernel (Megatron-LM before gradient-accumulation fusion)
+        return cm.memory_time(stack.grad_accum_bytes * weights, "elementwise")
     cast = cm.memory_time(6.0 * weights, "copy")
     rest = stack.grad_accum_bytes - 6.0
     return cast + cm.memory_time(rest * weights, "elementwise") if rest > 0 else cast
@@ -127,7 +130,9 @@ def host_ops(op: Op, stack: Stack, backward: bool) -> int:
         return len(stack.loss_bwd if backward else stack.loss_fwd)
     if op.kind == "gemm":
         if backward:
-            return 2 + (0 if not stack.grad_accum_bytes else 1 if stack.grad_accum_bytes <= 6.0 else 2)
+            accum = (0 if not stack.grad_accum_bytes else 1 if stack.grad_accum_bytes <= 6.0
+                     or not stack.grad_accum_cast else 2)
+            return 2 + accum
         return 1 + (1 if stack.autocast else 0)
     return 1
 

@@ -102,8 +102,7 @@ class Plan:
     @cached_property
     def stack(self) -> Stack:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
-        tr = self.spec.training
-        return framework(tr.framework, self.spec.parallelism.zero_stage, tr.fused_kernels)
+        return spec_stack(self.spec)
 
     @cached_property
     def sends(self) -> PipelineSends:
@@ -267,6 +266,14 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
                   P.replicated_kv_params(m, t))
 
 
+def spec_stack(spec: WorkloadSpec) -> Stack:
+    """The stack of ``spec``'s ``training.framework`` with the spec's ZeRO stage, fused kernels and gradient
+    accumulation (:func:`simcluster.costs.frameworks.framework`)."""
+    tr = spec.training
+    return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
+                     tr.precision, spec.num_microbatches)
+
+
 def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
     """The pipeline sends of ``spec``'s stack under ``schedule`` and sequence parallelism ``sp``."""
     par = spec.parallelism
@@ -345,7 +352,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
     ops = model_ops(spec.model, tr)
-    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, framework(tr.framework, par.zero_stage, tr.fused_kernels))
+    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, spec_stack(spec))
     sends = plan_sends(spec, par.schedule, par.sequence_parallel)
     parts, prefetch = zero3_gathers(spec, ops)
     refetch, share = zero3_refetch(spec, ops)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcluster.costs.frameworks import framework
 from simcluster.collectives.plan import algorithm_options, auto_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan import grad_bytes_per_param
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import expert_group, expert_mirrors
-from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params
+from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params, spec_stack
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
@@ -47,7 +46,7 @@ class Costs:
         self.spec, self.topo = spec, topo
         self.training = spec.training
         # the spec's ZeRO stage decides the stack's mechanisms (PyTorch: autocast, or FSDP at stage 3)
-        self.stack = framework(spec.training.framework, spec.parallelism.zero_stage, spec.training.fused_kernels)
+        self.stack = spec_stack(spec)
         self.cm = compute_model(spec, topo.device)
         self.dt = DTYPE_BYTES[spec.training.precision]
         self.grad_bytes = grad_bytes_per_param(spec.training.precision)

@@ -34,8 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from simcluster.costs.frameworks import framework
-from simcluster.plan.plan import collective_prep_s, plan_sends, zero3_gathers, zero3_refetch
+from simcluster.plan.plan import collective_prep_s, plan_sends, spec_stack, zero3_gathers, zero3_refetch
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -279,7 +278,7 @@ class Estimator:
         self.layers = spec.model.layers
         self.global_batch = spec.training.global_batch
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
-        stack = framework(spec.training.framework, spec.parallelism.zero_stage, spec.training.fused_kernels)
+        stack = spec_stack(spec)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.refetch = zero3_refetch(spec)

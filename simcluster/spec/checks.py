@@ -193,6 +193,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fused_kernels", True) is False and fw not in ("megatron", "deepspeed"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
+    if getattr(spec.training, "gradient_accumulation_fusion", True) is False and fw != "megatron":
+        return [Finding("training.gradient_accumulation_fusion", f"false describes Megatron-LM before Feb 2022; "
+                                                                 f"{fw} accumulates gradients its own way",
+                        ("training.framework",))]
     if getattr(spec.training, "attention_kernel", "auto") == "fa3":
         c = spec.cluster
         lacking = sorted({d.name for d in (c.device, *getattr(c, "node_devices", {}).values())

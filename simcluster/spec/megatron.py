@@ -28,6 +28,7 @@ Megatron-LM                                                workload
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn                                           training.flash_attention (else false)
+--no-gradient-accumulation-fusion                          training.gradient_accumulation_fusion false
 =========================================================  ===========================================
 
 The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
@@ -58,7 +59,8 @@ GPT2_VOCAB = 50257
 _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16", "--fp16", "--swiglu",
                     "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
-                    "--no-overlap-p2p-communication", "--overlap-p2p-communication"})
+                    "--no-overlap-p2p-communication", "--overlap-p2p-communication",
+                    "--no-gradient-accumulation-fusion"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -155,6 +157,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "precision": "bf16" if args.get("--bf16") else "fp16" if args.get("--fp16") else "fp32",
         "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
         "flash_attention": bool(args.get("--use-flash-attn"))}
+    if args.get("--no-gradient-accumulation-fusion"):
+        training["gradient_accumulation_fusion"] = False
     ddp = args.get("--DDP-impl")
     overlap = ddp == "torch" if isinstance(ddp, str) else bool(args.get("--overlap-grad-reduce"))
     parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}

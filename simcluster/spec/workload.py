@@ -108,6 +108,11 @@ class TrainingSpec(BaseModel):
         "cuDNN backend; Hopper only), about 1.6x faster than fa2 on H100/H200; triton the 2022 FlashAttention in "
         "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; auto is the "
         "framework's on Hopper (megatron, jax: fa3; pytorch, deepspeed: fa2) and the device's own curve elsewhere.")
+    gradient_accumulation_fusion: bool = Field(
+        default=True, description="Megatron's weight-gradient GEMM accumulates into the fp32 main gradient "
+        "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "
+        "(bf16: the main_grad hook, 10 B per weight; fp16: autograd's in-place add, 6 B after the first "
+        "microbatch). megatron only: the other stacks' accumulation is their own.")
     fused_kernels: bool = Field(default=True, description="Megatron's fused kernels (scale-mask-softmax, "
                                 "bias-GeLU, bias-dropout-add; Megatron-LM 2020 on); false: Megatron-LM 2019's layer "
                                 "of separate PyTorch ops (megatron and deepspeed only).")

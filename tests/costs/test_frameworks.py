@@ -314,3 +314,29 @@ def test_fused_kernels_false_outside_megatron_is_an_error(tmp_path):
     with pytest.raises(SpecError) as err:
         make_spec(tmp_path, "training.framework=pytorch", "training.fused_kernels=false")
     assert "training.fused_kernels" in str(err.value)
+
+
+@pytest.mark.parametrize("precision, microbatches, per_weight", [
+    ("bf16", 1, 10.0), ("bf16", 8, 10.0),          # the main_grad hook after every microbatch: 2 + 4 + 4
+    ("fp16", 1, 0.0), ("fp16", 4, 6.0 * 3 / 4),    # autograd's in-place add from the second microbatch on
+    ("fp32", 2, 12.0 / 2)])
+def test_megatron_without_accumulation_fusion_adds_one_pass_per_weight(tmp_path, precision, microbatches, per_weight):
+    """Megatron-LM before Feb 2022 (commit 83b1e42): a separate accumulation add after each weight-gradient
+    GEMM, one kernel (megatron/model/distributed.py at de7dc40); fused since, no pass."""
+    spec, ops, cm = _ops(tmp_path)
+    fc1 = next(o for o in ops.layer if o.name == "fc1")
+    _, n, k = fc1.gemm
+    unfused = framework("megatron", accumulation_fusion=False, precision=precision, microbatches=microbatches)
+    extra = op_time(fc1, cm, 1, 1, False, True, True, unfused) - op_time(fc1, cm, 1, 1, False, True, True,
+                                                                          framework("megatron"))
+    expected = cm.memory_time(per_weight * n * k, "elementwise") if per_weight else 0.0
+    assert extra == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_accumulation_fusion_false_is_megatron_only(tmp_path):
+    from simcluster.errors import SpecError
+    with pytest.raises(SpecError, match="training.gradient_accumulation_fusion"):
+        make_spec(tmp_path, "training.gradient_accumulation_fusion=false", "training.framework=pytorch")
+    spec = make_spec(tmp_path, "training.gradient_accumulation_fusion=false", "training.precision=fp16")
+    assert build_plan(spec).stack.grad_accum_bytes == pytest.approx(6.0 * (spec.num_microbatches - 1)
+                                                                    / spec.num_microbatches)
