@@ -29,6 +29,11 @@ Cross-entropy over the vocabulary (time: bandwidth-bound passes over the [tokens
     8 B per logit more than what is saved, the "memory spike" of large vocabularies.
     jax (XLA fuses the softmax cross-entropy into the logits' consumers): one fp32 pass each way;
     what it saves is taken as Megatron's 4 B (no measurement: stated assumption).
+    fused (``training.cross_entropy: fused``, any stack): flash-attn's Triton kernel
+    (``flash_attn/ops/triton/cross_entropy.py``; llm-foundry's default ``loss_fn: fused_crossentropy``,
+    TinyLlama's fused loss): forward one online-softmax read of the 16-bit logits (2 B), backward
+    read 2 and write the 16-bit gradient 2; it saves the logits themselves (2 B) and adds only the
+    gradient (2 B) inside its backward.
 
 Mixed precision (pytorch)
     ``torch.autocast`` keeps fp32 parameters (4 B), fp32 gradients (4 B) and Adam's m, v (8 B);
@@ -231,6 +236,15 @@ TORCH_LOSS_BWD: Passes = (("elementwise", 4.0), ("normalization", 12.0), ("copy"
 XLA_LOSS_FWD: Passes = (("normalization", 6.0),)
 XLA_LOSS_BWD: Passes = (("elementwise", 6.0),)
 
+#: ``training.cross_entropy: fused`` (flash-attn ``flash_attn/ops/triton/cross_entropy.py``, the kernel behind
+#: ``flash_attn.losses.cross_entropy.CrossEntropyLoss``): forward one online-softmax pass reading the 16-bit
+#: logits (2 B) and saving them with one fp32 log-sum-exp per row; backward reads them and writes the
+#: 16-bit gradient into a new buffer (2 + 2 B), the only tensor it adds (2 B per logit).
+FUSED_LOSS_FWD: Passes = (("normalization", 2.0),)
+FUSED_LOSS_BWD: Passes = (("elementwise", 4.0),)
+FUSED_LOSS_SAVED_BYTES = 2.0
+FUSED_LOSS_TRANSIENT_BYTES = 2.0
+
 #: Per weight and microbatch: a 16-bit gradient cast to fp32 (read 2, write 4) and added into the
 #: fp32 accumulator (read 4 + 4, write 4) — autocast's ``.grad``, DeepSpeed's ``update_hp_grads``.
 GRAD_ACCUM_BYTES = 18.0
@@ -341,13 +355,14 @@ def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
 
 
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True, accumulation_fusion: bool = True,
-              precision: str = "bf16", microbatches: int = 1) -> Stack:
+              precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto") -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` False: Megatron-LM's layer before its fused kernels (``training.fused_kernels``).
     ``accumulation_fusion`` False: Megatron-LM's gradient accumulation before its fusion
     (``training.gradient_accumulation_fusion``, :func:`unfused_accumulation_bytes` of ``precision`` and the
-    step's ``microbatches``).
+    step's ``microbatches``). ``cross_entropy`` "fused": flash-attn's one-kernel cross-entropy over the 16-bit
+    logits instead of the stack's own (``training.cross_entropy``, :data:`FUSED_LOSS_FWD`).
     PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
@@ -358,6 +373,9 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True, accumu
     stack = FRAMEWORKS.get(name)
     if not fused_kernels:  # training.fused_kernels: false (simcluster.costs.eager, MEGATRON_2019)
         stack = replace(stack, fused_kernels=False)
+    if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)
+        stack = replace(stack, loss_fwd=FUSED_LOSS_FWD, loss_bwd=FUSED_LOSS_BWD, loss_saved_bytes=FUSED_LOSS_SAVED_BYTES,
+                        loss_transient_bytes=FUSED_LOSS_TRANSIENT_BYTES)
     if not accumulation_fusion:  # training.gradient_accumulation_fusion: false (Megatron-LM before Feb 2022)
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
                         grad_accum_cast=False)

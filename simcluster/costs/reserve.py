@@ -99,7 +99,7 @@ class _Step:
         logits = stage_extra_activation_bytes(model, training, parallelism, has_embedding=False,
                                               has_logits=has_logits) if has_logits else 0.0
         sbv = model.seq_len / parallelism.context * training.micro_batch * model.vocab / t
-        per_logit = framework(training.framework).loss_saved_bytes
+        per_logit = framework(training.framework, cross_entropy=training.cross_entropy).loss_saved_bytes
         self.loss_saved = _split(logits, 4 * sbv, most=64) if has_logits else []
         self.loss_transient = _split(loss_transient_bytes(model, training, parallelism), 4 * sbv, most=64) \
             if has_logits and per_logit else []

@@ -271,7 +271,7 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
     accumulation (:func:`simcluster.costs.frameworks.framework`)."""
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
-                     tr.precision, spec.num_microbatches)
+                     tr.precision, spec.num_microbatches, tr.cross_entropy)
 
 
 def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:

@@ -108,6 +108,11 @@ class TrainingSpec(BaseModel):
         "cuDNN backend; Hopper only), about 1.6x faster than fa2 on H100/H200; triton the 2022 FlashAttention in "
         "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; auto is the "
         "framework's on Hopper (megatron, jax: fa3; pytorch, deepspeed: fa2) and the device's own curve elsewhere.")
+    cross_entropy: Literal["auto", "fused"] = Field(
+        default="auto", description="The loss kernel: auto is the framework's (Megatron's vocab-parallel fp32 "
+        "softmax, PyTorch's F.cross_entropy under autocast in fp32, XLA's fused one); fused is flash-attn's "
+        "one-kernel cross-entropy over the 16-bit logits (llm-foundry's default loss_fn, TinyLlama): 2 B per "
+        "logit read forward, 4 B backward, only the logits saved.")
     gradient_accumulation_fusion: bool = Field(
         default=True, description="Megatron's weight-gradient GEMM accumulates into the fp32 main gradient "
         "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "

@@ -340,3 +340,23 @@ def test_accumulation_fusion_false_is_megatron_only(tmp_path):
     spec = make_spec(tmp_path, "training.gradient_accumulation_fusion=false", "training.precision=fp16")
     assert build_plan(spec).stack.grad_accum_bytes == pytest.approx(6.0 * (spec.num_microbatches - 1)
                                                                     / spec.num_microbatches)
+
+
+def test_fused_cross_entropy_is_one_kernel_each_way_over_the_16_bit_logits(tmp_path):
+    """flash-attn's cross-entropy (flash_attn/ops/triton/cross_entropy.py): forward one online-softmax read
+    (2 B per logit), backward read 2 + write 2; it keeps only the logits (2 B) and adds the gradient (2 B)."""
+    spec, ops, cm = _ops(tmp_path)
+    loss = next(o for o in ops.head if o.kind == "loss")
+    n = loss.elements
+    fused = framework("pytorch", cross_entropy="fused")
+    assert op_time(loss, cm, 1, 1, False, True, False, fused) == pytest.approx(cm.memory_time(2 * n, "normalization"))
+    assert op_time(loss, cm, 1, 1, False, True, True, fused) == pytest.approx(cm.memory_time(4 * n, "elementwise"))
+    from simcluster.costs.memory import loss_transient_bytes, stage_extra_activation_bytes
+    big = make_spec(tmp_path, "model.vocab=128000", "training.framework=pytorch")
+    fspec = make_spec(tmp_path, "model.vocab=128000", "training.framework=pytorch", "training.cross_entropy=fused")
+    sbv = big.model.seq_len * big.training.micro_batch * big.model.vocab
+
+    def logits(s):
+        return stage_extra_activation_bytes(s.model, s.training, s.parallelism, has_embedding=False, has_logits=True)
+    assert logits(big) - logits(fspec) == pytest.approx((6.0 - 2.0) * sbv)
+    assert loss_transient_bytes(fspec.model, fspec.training, fspec.parallelism) == pytest.approx(2.0 * sbv)
