@@ -124,6 +124,12 @@ COPY_V100: float = 811.7e9  # [BABEL] Isambard
 # --- [AZURE] FlashAttention-2, head dim 128, batch 2, seq 8192, TFLOP/s --------------------------
 FA2_H100_AZURE: float = 327.9
 FA2_H200_AZURE: float = 329.3
+#: [AZURE] FlashAttention-2 on A100-SXM4-80GB, head dim 64, batch 2, seq 8192 (model dim 2048: 32 heads),
+#: causal, forward + backward, TFLOP/s (the A100 run of the same benchmark used head dim 64, not 128).
+FA2_A100_AZURE_D64: float = 179.5
+FA2_A100_AZURE_SHAPE: tuple[int, int, int, int] = (2, 32, 8192, 64)
+#: The head dimension the FA2 paper's best figures (and the A100 ratio) refer to; the curve is scaled below it.
+FLASH_FULL_HEAD_DIM: int = 128
 #: [AZURE] where the FlashAttention-2 figure was taken: flash-attention's benchmark_flash_attention.py,
 #: causal, head dim 128, batch 2, seq 8192, model dim 2048 (16 heads), forward + backward (3.5x the
 #: causal forward FLOPs, as :meth:`ComputeModel.attention_flops` counts).
@@ -203,6 +209,9 @@ class Calibration:
     notes: tuple[str, ...] = field(default=())
     #: Systolic-array tile of a TPU's MXU (0: no padding model, the GPUs); see :meth:`mxu_fill`.
     mxu_tile: int = 0
+    #: Head-dimension exponent of the flash curve below d = 128: efficiency × (d/128)^exponent (0: none;
+    #: the A100's from [AZURE]'s head-dim-64 FlashAttention-2 figure, :func:`_a100_head_dim_exponent`).
+    flash_head_dim_exponent: float = 0.0
 
     # --- the curves' constants -----------------------------------------------------------
     @property
@@ -226,6 +235,8 @@ class Calibration:
         e = eff.flash_efficiency(batch, heads, seq, head_dim, backward=backward)
         r = (self.attention_bwd if backward else self.attention_fwd).ratio
         e = e if r == 1.0 else min(1.0, e * r)
+        if self.flash_head_dim_exponent and head_dim < FLASH_FULL_HEAD_DIM:
+            e *= (head_dim / FLASH_FULL_HEAD_DIM) ** self.flash_head_dim_exponent
         return e * _fill(head_dim, self.mxu_tile) if self.mxu_tile else e  # QKᵀ contracts d, A·V outputs d
 
     def mxu_fill(self, m: float, n: float, k: float) -> float:
@@ -293,10 +304,26 @@ def _flash_a100(best: float, backward: bool) -> Curve:
                  f"curve at that shape", _combine(SIGMA_H100_ATTENTION, math.log(0.73 / 0.50) / 2))
 
 
+def _a100_head_dim_exponent() -> float:
+    """α with e(d) = e(128) · (d/128)^α for d < 128 on the A100: [AZURE]'s FlashAttention-2 at head dim 64
+    against the A100 curve there (which, capped at [FA2]'s best, is the same at 64 and 128):
+
+        α = ln(r64) / ln(64/128),  r64 = 179.5 TFLOP/s / (the curve's forward + backward at (2, 32, 8192, 64))
+
+    = 0.19 (r64 = 0.878); one point, so the power law between 64 and 128 is an assumption."""
+    fwd, bwd = _A100_ATTN
+    ef = min(1.0, eff.flash_efficiency(*FA2_A100_AZURE_SHAPE) * fwd.ratio)
+    eb = min(1.0, eff.flash_efficiency(*FA2_A100_AZURE_SHAPE, backward=True) * bwd.ratio)
+    curve = (1 + eff.FLASH_BWD_FLOP_RATIO) * _peak("a100-80gb") / (1 / ef + eff.FLASH_BWD_FLOP_RATIO / eb)
+    r64 = FA2_A100_AZURE_D64 * 1e12 / curve
+    return math.log(r64) / math.log(FA2_A100_AZURE_SHAPE[3] / FLASH_FULL_HEAD_DIM)
+
+
 _A100_GEMM = _gemm_vs_h100(tuple(t * 1e12 / _peak("a100-80gb") for t in MAMF_A100_TFLOPS),
                            "[MAMF] A100 SXM 86.9 %/85.9 % of peak vs H100 SXM 80.3 %/80.1 % (same tool)",
                            sigma_ratio=0.04)  # ln(1.077/1.037): vs [AZURE] A100 8192³ over H100's 750–800
 _A100_ATTN = (_flash_a100(FA2_A100_FWD_BEST, False), _flash_a100(FA2_A100_BWD_BEST, True))
+A100_HEAD_DIM_EXPONENT: float = _a100_head_dim_exponent()
 _SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200_AZURE} vs H100 "
                             f"{FA2_H100_AZURE} TFLOP/s: same SMs, same curve", SIGMA_H100_ATTENTION)
 
@@ -417,11 +444,12 @@ CALIBRATIONS: dict[str, Calibration] = {
     "a100-80gb": Calibration(
         "a100-80gb", _A100_GEMM,
         _memory_vs_h100(COPY_A100_80GB, "a100-80gb", "[AZURE] copy 1.61 TB/s, [BABEL] 1709 GB/s, of 2039"),
-        *_A100_ATTN),
+        *_A100_ATTN, flash_head_dim_exponent=A100_HEAD_DIM_EXPONENT),
     "a100-40gb": Calibration(
         "a100-40gb", _A100_GEMM,
         _memory_vs_h100(COPY_A100_40GB, "a100-40gb", "[BABEL] copy 1400/1395 GB/s of 1555 (Polaris)"),
-        *_A100_ATTN, ("GEMM and attention: A100 SXM figures (same GA100 chip and clocks as the 80 GB part)",)),
+        *_A100_ATTN, ("GEMM and attention: A100 SXM figures (same GA100 chip and clocks as the 80 GB part)",),
+        flash_head_dim_exponent=A100_HEAD_DIM_EXPONENT),
     "v100": Calibration(
         "v100",
         _gemm_vs_h100((MARKIDIS_V100_TFLOPS * 1e12 / _peak("v100"),),

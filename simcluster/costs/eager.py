@@ -56,6 +56,13 @@ no kernel when FSDP already keeps bf16 parameters — then one ``F.layer_norm`` 
 ``llmfoundry/models/layers/ffn.py``: one ``nn.GELU`` kernel; one fused ``Wqkv``; residual dropout at
 p = 0 returns its input) and ``nn.LayerNorm`` GPT code launch what the graph lists: no extra kernels.
 
+Fused model code (``training.fused_kernels: true`` with ``pytorch``; lit-gpt as TinyLlama runs it, whose
+README lists "fused layernorm, fused swiglu, fused cross entropy loss, fused rotary positional
+embedding" from flash-attn and xformers): RMSNorm is one kernel (the graph's norm), SwiGLU one (the
+graph's activation, xformers' ``swiglu`` with w1 and w3 packed), flash-attn takes grouped K/V heads as
+they are (no ``repeat_kv``), and the rotary embedding is one in-place kernel on q and one on k
+(``flash_attn.layers.rotary``: read 2, write 2 B per element each way): :data:`FUSED_LLAMA`.
+
 Megatron-LM before its fused kernels (``training.fused_kernels: false``; Megatron-LM of Oct 2019,
 commit ebbe40c, ``megatron/mpu/transformer.py``, the code of Shoeybi et al. 2019; the scale-mask-softmax
 and bias-GeLU / bias-dropout-add fusions came in 2020): the graph's operators stand for the fused
@@ -166,6 +173,15 @@ TORCHTITAN_LLAMA: tuple[Kernel, ...] = (
     _k("w1_w3.bwd.add_dgrad", "mlp", True, "elementwise", ("x", 6.0)),
 )
 
+#: Llama-style layers with fused model kernels (``training.fused_kernels: true`` with pytorch; module
+#: docstring, "Fused model code"): flash-attn's rotary kernel on q and on k, in place, each way.
+FUSED_LLAMA: tuple[Kernel, ...] = (
+    _k("rotary.q", "attn", False, "elementwise", ("q", 4.0)),
+    _k("rotary.k", "attn", False, "elementwise", ("k", 4.0)),
+    _k("rotary.q.bwd", "attn", True, "elementwise", ("q", 4.0)),
+    _k("rotary.k.bwd", "attn", True, "elementwise", ("k", 4.0)),
+)
+
 #: GPT/MPT layers: ``nn.LayerNorm``/llm-foundry ``LPLayerNorm`` and ``nn.GELU`` are one kernel each.
 GPT_EAGER: tuple[Kernel, ...] = ()
 
@@ -205,11 +221,15 @@ def layer_kernels(mlp: str) -> tuple[Kernel, ...]:
     return TORCHTITAN_LLAMA if mlp == "swiglu" else GPT_EAGER
 
 
-def stack_kernels(mlp: str, eager_layer: bool, fused: bool, flash: bool) -> tuple[Kernel, ...]:
+def stack_kernels(mlp: str, eager_layer: bool, fused: bool, flash: bool,
+                  fused_model: bool = False) -> tuple[Kernel, ...]:
     """The extra kernels of one layer: eager PyTorch's (``eager_layer``), Megatron-LM 2019's when its
-    kernels are not ``fused`` (the score passes only where the scores exist: not with ``flash``), or none."""
+    kernels are not ``fused`` (the score passes only where the scores exist: not with ``flash``), fused
+    PyTorch model code's (``fused_model``: :data:`FUSED_LLAMA` for Llama-style models), or none."""
     if eager_layer:
         return layer_kernels(mlp)
+    if fused_model:
+        return FUSED_LLAMA if mlp == "swiglu" else ()
     if not fused:
         return tuple(k for k in MEGATRON_2019 if not (flash and any(b == "p" for b, _ in k.terms)))
     return ()

@@ -275,6 +275,7 @@ class Stack:
     p2p_sharded: bool = False  # the activation moves as sharded over the tensor ranks (XLA): 1/t, no gather
     fused_kernels: bool = True  # Megatron's fused kernels; False: Megatron-LM 2019's separate ops (costs.eager)
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
+    fused_model: bool = False  # eager PyTorch with fused model kernels (fused_kernels: true): costs.eager FUSED_LLAMA
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
@@ -354,11 +355,12 @@ def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
     return AUTOGRAD_ACCUM_BYTES_PER_ELEMENT * e * (m - 1) / m
 
 
-def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True, accumulation_fusion: bool = True,
+def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto") -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
-    ``fused_kernels`` False: Megatron-LM's layer before its fused kernels (``training.fused_kernels``).
+    ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
+    fused kernels; True with PyTorch: fused model kernels instead of the eager chains (``Stack.fused_model``).
     ``accumulation_fusion`` False: Megatron-LM's gradient accumulation before its fusion
     (``training.gradient_accumulation_fusion``, :func:`unfused_accumulation_bytes` of ``precision`` and the
     step's ``microbatches``). ``cross_entropy`` "fused": flash-attn's one-kernel cross-entropy over the 16-bit
@@ -371,8 +373,10 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool = True, accumu
     weight and :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight before the reduce-scatter (module docstring).
     """
     stack = FRAMEWORKS.get(name)
-    if not fused_kernels:  # training.fused_kernels: false (simcluster.costs.eager, MEGATRON_2019)
+    if fused_kernels is False and not stack.eager_layer:  # Megatron-LM 2019's layer (costs.eager, MEGATRON_2019)
         stack = replace(stack, fused_kernels=False)
+    if fused_kernels is True and stack.eager_layer:  # eager PyTorch with fused model kernels (costs.eager, FUSED_LLAMA)
+        stack = replace(stack, eager_layer=False, fused_model=True)
     if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)
         stack = replace(stack, loss_fwd=FUSED_LOSS_FWD, loss_bwd=FUSED_LOSS_BWD, loss_saved_bytes=FUSED_LOSS_SAVED_BYTES,
                         loss_transient_bytes=FUSED_LOSS_TRANSIENT_BYTES)

@@ -180,7 +180,7 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
     per layer and microbatch without recompute: each RMSNorm keeps ``x.float()`` (4 B, for ``pow`` and
     ``x * r``) where a fused norm keeps its 16-bit input (2 B): +2 B per element of x, twice; and SDPA
     keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token."""
-    if not framework(training.framework).eager_layer or model.mlp != "swiglu":
+    if not framework(training.framework, fused_kernels=training.fused_kernels).eager_layer or model.mlp != "swiglu":
         return 0.0
     t = parallelism.tensor
     sb = model.seq_len / parallelism.context * training.micro_batch

@@ -199,7 +199,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
-    kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash)
+    kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
     return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"]),
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),

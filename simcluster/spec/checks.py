@@ -190,7 +190,7 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     off Hopper."""
     p = spec.parallelism
     fw = getattr(spec.training, "framework", "megatron")
-    if getattr(spec.training, "fused_kernels", True) is False and fw not in ("megatron", "deepspeed"):
+    if getattr(spec.training, "fused_kernels", None) is False and fw not in ("megatron", "deepspeed", "pytorch"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
     if getattr(spec.training, "gradient_accumulation_fusion", True) is False and fw != "megatron":

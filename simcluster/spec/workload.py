@@ -118,9 +118,13 @@ class TrainingSpec(BaseModel):
         "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "
         "(bf16: the main_grad hook, 10 B per weight; fp16: autograd's in-place add, 6 B after the first "
         "microbatch). megatron only: the other stacks' accumulation is their own.")
-    fused_kernels: bool = Field(default=True, description="Megatron's fused kernels (scale-mask-softmax, "
-                                "bias-GeLU, bias-dropout-add; Megatron-LM 2020 on); false: Megatron-LM 2019's layer "
-                                "of separate PyTorch ops (megatron and deepspeed only).")
+    fused_kernels: bool | None = Field(
+        default=None, description="Whether the model code runs fused kernels; unset is the framework's: megatron and "
+        "deepspeed run Megatron's fused kernels (scale-mask-softmax, bias-GeLU, bias-dropout-add; Megatron-LM 2020 "
+        "on), pytorch torchtitan-style eager code, jax XLA's fusions. false with megatron or deepspeed: Megatron-LM "
+        "2019's layer of separate PyTorch ops; true with pytorch: fused model kernels as lit-gpt/TinyLlama run them "
+        "(flash-attn's RMSNorm and rotary, xformers' SwiGLU; no repeat_kv).",
+        json_schema_extra={"default_doc": "the framework's"})
 
 
 class ParallelismSpec(BaseModel):

@@ -45,6 +45,9 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("TPU MXU padding tiles (rows, contraction and output)", f"{dev.MXU_ROWS}, {dev.MXU_TILE}",
          "costs/devices.py", "How to Scale Your Model, tpus.md: bf16[8,128] @ bf16[128,128] MXU op; axes "
          "padded to 128 (tpu-v3, tpu-v4)"),
+        ("A100 flash efficiency below head dim 128: × (d/128)^α, α", f"{dev.A100_HEAD_DIM_EXPONENT:.3f}",
+         "costs/devices.py", f"[AZURE] FlashAttention-2 on A100 at head dim 64, (2, 32, 8192, 64): "
+         f"{dev.FA2_A100_AZURE_D64:g} TFLOP/s forward + backward, against the A100 curve there"),
         ("flash backward / forward FLOPs", f"{eff.FLASH_BWD_FLOP_RATIO:g}", "costs/efficiency.py",
          "Dao 2023 (FlashAttention-2): two GEMM pairs for dQ/dK/dV plus recomputed scores"),
         ("kernel gap in a training loop", f"{costing.TRAINING_LOOP_KERNEL_GAP_S * 1e6:g} µs", "plan/costing.py",

@@ -312,8 +312,27 @@ def test_megatron_2019_layer_adds_the_unfused_kernels_closed_form(tmp_path):
 def test_fused_kernels_false_outside_megatron_is_an_error(tmp_path):
     from simcluster.errors import SpecError
     with pytest.raises(SpecError) as err:
-        make_spec(tmp_path, "training.framework=pytorch", "training.fused_kernels=false")
+        make_spec(tmp_path, "training.framework=jax", "training.fused_kernels=false")
     assert "training.fused_kernels" in str(err.value)
+    eager = make_spec(tmp_path, "training.framework=pytorch", "training.fused_kernels=false")  # pytorch's own
+    assert build_plan(eager).stack == build_plan(make_spec(tmp_path, "training.framework=pytorch")).stack
+
+
+def test_pytorch_with_fused_kernels_launches_only_the_rotary_kernels(tmp_path):
+    """training.fused_kernels: true with pytorch (lit-gpt/TinyLlama: flash-attn RMSNorm and rotary, xformers
+    SwiGLU): no eager chains, no repeat_kv; flash-attn's in-place rotary on q and on k, 4 B per element each way."""
+    from simcluster.costs.eager import FUSED_LLAMA, basis_sizes, block_extra
+    spec, ops, cm = _ops(tmp_path, *LLAMA, "training.fused_kernels=true")
+    stack = build_plan(spec).stack
+    assert stack.fused_model and not stack.eager_layer
+    sizes, _ = basis_sizes(ops, 1, 1, False)
+    extra = block_extra(ops, "attn", cm, 1, 1, False, FUSED_LLAMA)
+    assert extra.fwd_s == pytest.approx(cm.memory_time(4 * sizes["q"], "elementwise")
+                                        + cm.memory_time(4 * sizes["k"], "elementwise"))
+    assert block_extra(ops, "mlp", cm, 1, 1, False, FUSED_LLAMA).fwd_s == 0.0
+    eager = build_plan(make_spec(tmp_path, *LLAMA, "training.framework=pytorch")).blocks
+    fused = build_plan(spec).blocks
+    assert fused.attn.fwd_s < eager.attn.fwd_s and fused.mlp.bwd_s < eager.mlp.bwd_s
 
 
 @pytest.mark.parametrize("precision, microbatches, per_weight", [
