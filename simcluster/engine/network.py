@@ -53,9 +53,10 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL, Event, EventPriority
+from simpy.events import EventPriority
 
 from simcluster.collectives.transfer import Transfer
+from simcluster.engine.agenda import Agenda, Call
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
@@ -64,17 +65,6 @@ IDLE_WAKEUPS = 64
 #: simpy priority of the re-rate at the end of an instant: after every event of that instant
 #: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
 LAST = EventPriority(2)
-
-
-class Call(Event):
-    """``fn(event)`` at a simulated time: a simpy ``Timeout`` with ``fn`` its one callback
-    and ``value`` its value, scheduled by the caller with ``env.schedule(event, NORMAL, delay)``
-    (for delays known to be non-negative: no check, no second call to add the callback)."""
-
-    _ok = True
-
-    def __init__(self, env: simpy.Environment, fn: Callable[[Event], None], value: object):
-        self.env, self.callbacks, self._value = env, [fn], value
 
 
 class Links(Protocol):
@@ -176,6 +166,8 @@ class Network:
                  names: Sequence[str] | None = None, covered: Sequence[bool] | None = None,
                  twins: Sequence[int] | None = None):
         self.env = env
+        #: every NORMAL event on ``env`` is scheduled through it (the engine's too: one batch per instant)
+        self.agenda = Agenda(env)
         self.bw = bandwidth
         n = len(bandwidth)
         self.names = names
@@ -203,7 +195,7 @@ class Network:
         self._fin: list[_Entry] = []  # finish times
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
         self._active = 0
-        self._wake: simpy.Event | None = None  # the pending wake-up
+        self._wake: int | None = None  # the pending wake-up's number (its event's value)
         self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
         self._flush_pending = False
         self._wake_at = math.inf
@@ -220,7 +212,7 @@ class Network:
             r = self._route(tr)
         lat = r.latency
         if lat > 0:
-            self.env.schedule(Call(self.env, self._after_latency, _Flow(r, on_done, arg)), NORMAL, lat)
+            self.agenda.at(lat, self._after_latency, _Flow(r, on_done, arg))
         elif r.nbytes <= 0 or not r.links:
             on_done(arg)
         else:
@@ -383,13 +375,12 @@ class Network:
         t = fin[0][0]
         if t == self._wake_at and self._wake is not None:
             return
-        ev = Call(self.env, self._wakeup, None)
-        self.env.schedule(ev, NORMAL, t - now if t > now else 0.0)
         self.wakeups += 1
-        self._wake, self._wake_at = ev, t
+        self.agenda.at(t - now if t > now else 0.0, self._wakeup, self.wakeups)
+        self._wake, self._wake_at = self.wakeups, t
 
     def _wakeup(self, ev: simpy.Event) -> None:
-        if ev is not self._wake:
+        if ev._value != self._wake:
             self.superseded += 1
             return  # superseded by a later change
         self._wake = None

@@ -30,11 +30,11 @@ from typing import Callable, Sequence, cast
 
 import pandas as pd
 import simpy
-from simpy.events import NORMAL
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import DeadlockError, RunawayError
-from simcluster.engine.network import Call, Links, Network
+from simcluster.engine.agenda import Agenda
+from simcluster.engine.network import Links, Network
 from simcluster.engine.redundant import covered_links, twin_links
 from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
@@ -80,12 +80,13 @@ class Contention:
     other has its duration left at rate 1 since its start: ``seconds[tid]``, ``starts[tid]``).
     """
 
-    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "plan", "moved", "seconds", "starts",
-                 "fire")
+    __slots__ = ("env", "at", "ranks", "slow", "done", "active", "running", "plan", "moved", "seconds",
+                 "starts", "fire")
 
-    def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
+    def __init__(self, agenda: Agenda, ranks: list[tuple[int, ...]], slow: float,
                  done: Callable[[int], None], seconds: Sequence[object], starts: list[float]):
-        self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
+        self.env, self.at = agenda.env, agenda.at
+        self.ranks, self.slow, self.done = ranks, slow, done
         self.seconds, self.starts = seconds, starts  # per task: its duration (of a compute task), start
         size = 1 + max(chain.from_iterable(ranks), default=0)
         self.active = [0] * size  # rank -> communication tasks running there
@@ -122,7 +123,7 @@ class Contention:
         else:
             after = seconds  # (= seconds / 1.0)
         self.plan[tid] = now + after
-        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
+        self.at(after, self.fire, tid)
 
     def _fire(self, ev: simpy.Event) -> None:
         tid: int = ev._value
@@ -158,7 +159,7 @@ class Contention:
         self.moved[tid] = (rem, rate, now)
         after = rem / rate
         self.plan[tid] = now + after
-        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
+        self.at(after, self.fire, tid)
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
@@ -244,6 +245,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             else:
                 u.append(j)
             blockers[j] += 1
+    at = net.agenda.at
     step = [0] * n  # per communication task: its transfers started so far
     slowdown = float(tg.meta.get("overlap_slowdown", 0.0))
     share: Contention | None = None
@@ -290,7 +292,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             if share is not None:
                 share.start(tid, d, now)
             else:
-                env.schedule(Call(env, on_timer, tid), NORMAL, d)
+                at(d, on_timer, tid)
         else:
             finish(tid)
 
@@ -306,11 +308,12 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         net.start(trs[i], next_transfer, tid)
 
     if slowdown > 0:
-        share = Contention(env, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
+        share = Contention(net.agenda, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)
     env.run()
+    net.agenda.release()
     net.settle()
     if any(map(math.isnan, end)):
         missing = [t.id for t in tasks if end[t.id] != end[t.id]]
