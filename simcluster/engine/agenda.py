@@ -19,6 +19,7 @@ agenda (one that bypassed it could land between a batch's callbacks).
 from __future__ import annotations
 
 import math
+from heapq import heappop, heappush
 from typing import Callable
 
 import simpy
@@ -53,12 +54,23 @@ class Agenda:
     """Schedules ``fn(event)`` (value in ``event._value``) ``delay`` seconds from now, joining the
     previous call's event when that is for the same time and still to run (see the module)."""
 
-    __slots__ = ("env", "_t", "_ev")
+    __slots__ = ("env", "_t", "_ev", "_queue", "_eid")
 
     def __init__(self, env: simpy.Environment):
         self.env = env
+        self._queue, self._eid = env._queue, env._eid  # what ``env.schedule`` pushes onto (inlined)
         self._t = math.nan  # the time of the last event scheduled (nan: none yet)
         self._ev: Call | None = None
+
+    def run(self) -> None:
+        """Run the events until none is left: ``env.run()`` for events that cannot fail
+        (every event here is a :class:`Call`), without simpy's per-step checks and call."""
+        env, queue = self.env, self._queue
+        while queue:
+            env._now, _, _, ev = heappop(queue)
+            fn = ev.callbacks[0]
+            ev.callbacks = None  # (it has run: nothing may join it)
+            fn(ev)
 
     def release(self) -> None:
         """Forget the last event (its value and callbacks may refer back to the engine)."""
@@ -79,5 +91,5 @@ class Agenda:
                     cbs[0] = _run_batch
                 return
         ev = Call(env, fn, value)
-        env.schedule(ev, NORMAL, delay)
+        heappush(self._queue, (t, NORMAL, next(self._eid), ev))  # = env.schedule(ev, NORMAL, delay)
         self._t, self._ev = t, ev

@@ -191,6 +191,9 @@ class Network:
             self._rec[t] = True
             self._rec_twins.setdefault(t, []).append(l)
         self._rec_bytes = [0.0] * n
+        #: the per-link lists the hot paths read, in one tuple (one attribute lookup for all)
+        self._links = (self.flows_on, self._demand, self._coupled, self._limit, self._since, self._count,
+                       self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
         self._fin: list[_Entry] = []  # finish times
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
@@ -233,18 +236,20 @@ class Network:
                 self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
         if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(self.intervals):
             return
+        # each interval of a representative, once per recorded twin (in place: no sort by link)
         a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
         ids = a[:, 0].astype(np.int64)
-        order = np.argsort(ids, kind="stable")  # each link's intervals in the order they closed
-        a, ids = a[order], ids[order]
-        cuts = np.flatnonzero(np.diff(ids)) + 1
-        blocks = []
-        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(ids)].tolist()):
-            for m in self._rec_twins.get(int(ids[lo]), ()):
-                b = a[lo:hi].copy()
-                b[:, 0] = m
-                blocks.append(b)
-        self.intervals = array("d", np.concatenate(blocks).ravel().tobytes()) if blocks else array("d")
+        first = np.zeros(len(self._twin), dtype=np.int64)  # representative -> its twins: flat[first:+count]
+        count = np.zeros(len(self._twin), dtype=np.int64)
+        flat: list[int] = []
+        for t, ms in self._rec_twins.items():
+            first[t], count[t] = len(flat), len(ms)
+            flat.extend(ms)
+        k = count[ids]
+        out = np.repeat(a, k, axis=0)
+        copy = np.arange(len(out)) - np.repeat(np.cumsum(k) - k, k)  # 0, 1, ... within each row's copies
+        out[:, 0] = np.asarray(flat, dtype=float)[np.repeat(first[ids], k) + copy]
+        self.intervals = array("d", out.ravel().tobytes())
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:
@@ -266,15 +271,13 @@ class Network:
         f.t0, f.rem0, f.seq = now, r.nbytes, self.flows_started
         self.flows_started += 1
         self._active += 1
-        since = self._since
-        count = self._count
+        flows_on, demand, coupled, limit, since, count = self._links[:6]
         for l, _ in r.covered:  # busy time only
             c = count[l]
             if not c:
                 since[l] = now
             count[l] = c + 1
         shared = False
-        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
         for l, w, _ in r.uncovered:
             d = flows_on[l]
             if not d:
@@ -401,9 +404,8 @@ class Network:
             self._idle = 0
             if len(finished) > 1:
                 finished.sort(key=_seq)
-        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
-        nbytes, rec, busy, since, rec_bytes = self.bytes, self._rec, self.busy, self._since, self._rec_bytes
-        count, intervals = self._count, self.intervals
+        flows_on, demand, coupled, limit, since, count, nbytes, busy, rec, rec_bytes = self._links
+        intervals = self.intervals
         neighbours: list[_Flow] = []
         self._active -= len(finished)
         for f in finished:

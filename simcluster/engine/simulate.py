@@ -312,7 +312,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)
-    env.run()
+    net.agenda.run()
     net.agenda.release()
     net.settle()
     if any(map(math.isnan, end)):
