@@ -24,8 +24,8 @@ into two heaps
 
 Changes at one instant are re-rated together: a flow that starts sharing a link, and
 the coupled neighbours of flows that end, are collected and re-rated in one fill by an
-event at the end of the instant (simpy priority :data:`LAST`, after every other event at
-that time). The replicas of a full-fidelity run start and end their flows at the same
+event at the end of the instant (priority :data:`~simcluster.engine.agenda.LAST`, after
+every other event at that time). The replicas of a full-fidelity run start and end their flows at the same
 instants, so one fill replaces one per flow (a component growing flow by flow, refilled
 each time, cost O(replicas²) per collective). No time passes in between, so no bytes
 move at a skipped rate.
@@ -53,18 +53,14 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import simpy
-from simpy.events import EventPriority
 
 from simcluster.collectives.transfer import Transfer
-from simcluster.engine.agenda import Agenda, Call
+from simcluster.engine.agenda import Agenda
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
 #: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
-#: simpy priority of the re-rate at the end of an instant: after every event of that instant
-#: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
-LAST = EventPriority(2)
 
 
 class Links(Protocol):
@@ -85,7 +81,7 @@ class _Route:
     """What every flow of one transfer shares: its links split by kind, its rate alone."""
 
     __slots__ = ("tr", "links", "weights", "nbytes", "latency", "solo", "uncovered", "covered", "bounds",
-                 "due_bytes")
+                 "due_bytes", "moves")
 
     def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool], twin: Sequence[int]):
         self.tr = tr  # kept alive: routes are found by ``id(tr)``
@@ -100,6 +96,7 @@ class _Route:
         #: (B_l / w_l, l) over its links, ascending (for fills)
         self.bounds = sorted((bw[l] / w, l) for l, w in zip(tr.links, tr.weights))
         self.due_bytes = nb - 1e-9 * nb - 1e-6  # nbytes less the tolerance (see the module)
+        self.moves = not nb <= 0 and bool(tr.links)  # bytes to move over links (else it ends after its latency)
 
 
 class _Flow:
@@ -120,7 +117,7 @@ class _Flow:
 
     def __init__(self, r: _Route, done: Callable[[int], None], arg: int):
         self.route, self.solo, self.done, self.arg = r, r.solo, done, arg
-        self.rate, self.ver, self.shared = 0.0, 0, {}  # the rest is set when its bytes start to move
+        self.rate, self.ver, self.shared = 0.0, 0, _ALONE  # the rest is set when its bytes start to move
 
     # what :func:`simcluster.engine.fairshare.fill` reads of a flow: its route's
     @property
@@ -144,6 +141,9 @@ class _Flow:
     def bounds(self, value: list[tuple[float, int]] | None) -> None:
         pass  # the route's are always there
 
+
+#: The links a flow shares while it shares none (one empty dict for all: never written to).
+_ALONE: dict[int, None] = {}
 
 #: A heap entry: (time, flow seq, flow version, flow).
 _Entry = tuple[float, int, int, _Flow]
@@ -214,12 +214,12 @@ class Network:
         if r is None:
             r = self._route(tr)
         lat = r.latency
-        if lat > 0:
-            self.agenda.at(lat, self._after_latency, _Flow(r, on_done, arg))
-        elif r.nbytes <= 0 or not r.links:
-            on_done(arg)
-        else:
+        if lat > 0:  # (a transfer with no bytes to move ends after its latency)
+            self.agenda.at(lat, self._begin if r.moves else self._no_bytes, _Flow(r, on_done, arg))
+        elif r.moves:
             self._begin(_Flow(r, on_done, arg))
+        else:
+            on_done(arg)
 
     def _route(self, tr: Transfer) -> _Route:
         lat = tr.latency
@@ -256,13 +256,9 @@ class Network:
         shown = [self.names[l] if self.names is not None else str(l) for l in links[:3]]
         return ", ".join(shown) + (", ..." if len(links) > 3 else "")
 
-    def _after_latency(self, ev: simpy.Event) -> None:
-        f: _Flow = ev._value  # (Any: no cast call)
-        r = f.route
-        if r.nbytes <= 0 or not r.links:
-            f.done(f.arg)
-        else:
-            self._begin(f)
+    @staticmethod
+    def _no_bytes(f: _Flow) -> None:
+        f.done(f.arg)
 
     def _begin(self, f: _Flow) -> None:
         now = self.env._now
@@ -283,10 +279,14 @@ class Network:
             if not d:
                 since[l] = now
             else:
-                shared = True
+                if not shared:
+                    shared = True
+                    f.shared = {}
                 f.shared[l] = None
                 if len(d) == 1:  # the flow that had l to itself shares it now
                     for g in d:
+                        if g.shared is _ALONE:
+                            g.shared = {}
                         g.shared[l] = None
             d[f] = w
             dl = demand[l] + w * solo
@@ -338,9 +338,9 @@ class Network:
         self._dirty.extend(flows)
         if not self._flush_pending:
             self._flush_pending = True
-            self.env.schedule(Call(self.env, self._flush, None), LAST)
+            self.agenda.at_end(self._flush, None)
 
-    def _flush(self, _ev: simpy.Event) -> None:
+    def _flush(self, _: None) -> None:
         self._flush_pending = False
         now = self.env._now
         live = [g for g in dict.fromkeys(self._dirty) if g.ver >= 0]
@@ -382,8 +382,8 @@ class Network:
         self.agenda.at(t - now if t > now else 0.0, self._wakeup, self.wakeups)
         self._wake, self._wake_at = self.wakeups, t
 
-    def _wakeup(self, ev: simpy.Event) -> None:
-        if ev._value != self._wake:
+    def _wakeup(self, token: int) -> None:
+        if token != self._wake:
             self.superseded += 1
             return  # superseded by a later change
         self._wake = None

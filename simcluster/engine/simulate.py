@@ -61,10 +61,6 @@ def _noop(_: int) -> None:
     return None
 
 
-def _noop_event(_: simpy.Event) -> None:
-    return None
-
-
 class Contention:
     """Compute tasks whose speed drops while communication runs on their GPU.
 
@@ -93,12 +89,12 @@ class Contention:
         self.running = [-1] * size  # rank -> the compute task running there (or that ran last)
         self.plan: dict[int, float] = {}  # running compute task -> its planned end
         self.moved: dict[int, tuple[float, float, float]] = {}  # -> (remaining s at full speed, rate, since)
-        self.fire: Callable[[simpy.Event], None] = self._fire
+        self.fire: Callable[[int], None] = self._fire
 
     def release(self) -> None:
         """Drop the references to the engine's callbacks (a reference cycle the GC would not see)."""
         self.done = _noop
-        self.fire = _noop_event
+        self.fire = _noop
 
     def _rate(self, tid: int) -> float:
         rk = self.ranks[tid]
@@ -125,8 +121,7 @@ class Contention:
         self.plan[tid] = now + after
         self.at(after, self.fire, tid)
 
-    def _fire(self, ev: simpy.Event) -> None:
-        tid: int = ev._value
+    def _fire(self, tid: int) -> None:
         plan = self.plan
         if plan.get(tid) != self.env._now:
             return  # superseded by a change of rate (or already finished)
@@ -272,9 +267,6 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                     launch(c)
         draining = False
 
-    def on_timer(ev: simpy.Event) -> None:
-        finish(ev._value)
-
     def launch(tid: int) -> None:
         now = env._now
         start[tid] = now
@@ -292,7 +284,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             if share is not None:
                 share.start(tid, d, now)
             else:
-                at(d, on_timer, tid)
+                at(d, finish, tid)
         else:
             finish(tid)
 
