@@ -244,7 +244,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     step = [0] * n  # per communication task: its transfers started so far
     slowdown = float(tg.meta.get("overlap_slowdown", 0.0))
     share: Contention | None = None
-    collective = [t.kind == "collective" for t in tasks]  # NCCL collectives: SM-hungry (not p2p sends)
+    collective = list(map("collective".__eq__, map(attrgetter("kind"), tasks)))  # NCCL: SM-hungry (not p2p)
     pending: list[int] = []  # tasks that ended now, to be propagated (no recursion)
     draining = False
 
