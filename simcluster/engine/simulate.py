@@ -164,8 +164,8 @@ def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -
     it (its unfinished dependencies and the unfinished task before it on each of its
     streams); when a task ends, the next task of each stream it held and the tasks
     depending on it are counted down, and each that reaches zero starts at once (a
-    compute task as one simpy timeout, a communication task as its transfers on the
-    :class:`Network`). Raises :class:`DeadlockError` when some tasks never run and
+    compute task as one timed callback, :mod:`~simcluster.engine.agenda`; a communication
+    task as its transfers on the :class:`Network`). Raises :class:`DeadlockError` when some tasks never run and
     :class:`RunawayError` on a duration, latency or rate that would not let
     simulated time advance to a finite end.
 
