@@ -24,8 +24,8 @@ into two heaps
 
 Changes at one instant are re-rated together: a flow that starts sharing a link, and
 the coupled neighbours of flows that end, are collected and re-rated in one fill by an
-event at the end of the instant (simpy priority :data:`LAST`, after every other event at
-that time). The replicas of a full-fidelity run start and end their flows at the same
+event at the end of the instant (priority :data:`~simcluster.engine.agenda.LAST`, after
+every other event at that time). The replicas of a full-fidelity run start and end their flows at the same
 instants, so one fill replaces one per flow (a component growing flow by flow, refilled
 each time, cost O(replicas²) per collective). No time passes in between, so no bytes
 move at a skipped rate.
@@ -53,28 +53,14 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import simpy
-from simpy.events import NORMAL, Event, EventPriority
 
 from simcluster.collectives.transfer import Transfer
+from simcluster.engine.agenda import Agenda
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
 #: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
-#: simpy priority of the re-rate at the end of an instant: after every event of that instant
-#: (simpy orders events by time, then priority: URGENT 0, NORMAL 1).
-LAST = EventPriority(2)
-
-
-class Call(Event):
-    """``fn(event)`` at a simulated time: a simpy ``Timeout`` with ``fn`` its one callback
-    and ``value`` its value, scheduled by the caller with ``env.schedule(event, NORMAL, delay)``
-    (for delays known to be non-negative: no check, no second call to add the callback)."""
-
-    _ok = True
-
-    def __init__(self, env: simpy.Environment, fn: Callable[[Event], None], value: object):
-        self.env, self.callbacks, self._value = env, [fn], value
 
 
 class Links(Protocol):
@@ -95,7 +81,7 @@ class _Route:
     """What every flow of one transfer shares: its links split by kind, its rate alone."""
 
     __slots__ = ("tr", "links", "weights", "nbytes", "latency", "solo", "uncovered", "covered", "bounds",
-                 "due_bytes")
+                 "due_bytes", "moves")
 
     def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool], twin: Sequence[int]):
         self.tr = tr  # kept alive: routes are found by ``id(tr)``
@@ -110,6 +96,7 @@ class _Route:
         #: (B_l / w_l, l) over its links, ascending (for fills)
         self.bounds = sorted((bw[l] / w, l) for l, w in zip(tr.links, tr.weights))
         self.due_bytes = nb - 1e-9 * nb - 1e-6  # nbytes less the tolerance (see the module)
+        self.moves = not nb <= 0 and bool(tr.links)  # bytes to move over links (else it ends after its latency)
 
 
 class _Flow:
@@ -130,7 +117,7 @@ class _Flow:
 
     def __init__(self, r: _Route, done: Callable[[int], None], arg: int):
         self.route, self.solo, self.done, self.arg = r, r.solo, done, arg
-        self.rate, self.ver, self.shared = 0.0, 0, {}  # the rest is set when its bytes start to move
+        self.rate, self.ver, self.shared = 0.0, 0, _ALONE  # the rest is set when its bytes start to move
 
     # what :func:`simcluster.engine.fairshare.fill` reads of a flow: its route's
     @property
@@ -155,6 +142,9 @@ class _Flow:
         pass  # the route's are always there
 
 
+#: The links a flow shares while it shares none (one empty dict for all: never written to).
+_ALONE: dict[int, None] = {}
+
 #: A heap entry: (time, flow seq, flow version, flow).
 _Entry = tuple[float, int, int, _Flow]
 
@@ -176,6 +166,8 @@ class Network:
                  names: Sequence[str] | None = None, covered: Sequence[bool] | None = None,
                  twins: Sequence[int] | None = None):
         self.env = env
+        #: every NORMAL event on ``env`` is scheduled through it (the engine's too: one batch per instant)
+        self.agenda = Agenda(env)
         self.bw = bandwidth
         n = len(bandwidth)
         self.names = names
@@ -199,11 +191,14 @@ class Network:
             self._rec[t] = True
             self._rec_twins.setdefault(t, []).append(l)
         self._rec_bytes = [0.0] * n
+        #: the per-link lists the hot paths read, in one tuple (one attribute lookup for all)
+        self._links = (self.flows_on, self._demand, self._coupled, self._limit, self._since, self._count,
+                       self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
         self._fin: list[_Entry] = []  # finish times
         self._due: list[_Entry] = []  # due times (finish less the tolerance)
         self._active = 0
-        self._wake: simpy.Event | None = None  # the pending wake-up
+        self._wake: int | None = None  # the pending wake-up's number (its event's value)
         self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
         self._flush_pending = False
         self._wake_at = math.inf
@@ -219,12 +214,12 @@ class Network:
         if r is None:
             r = self._route(tr)
         lat = r.latency
-        if lat > 0:
-            self.env.schedule(Call(self.env, self._after_latency, _Flow(r, on_done, arg)), NORMAL, lat)
-        elif r.nbytes <= 0 or not r.links:
-            on_done(arg)
-        else:
+        if lat > 0:  # (a transfer with no bytes to move ends after its latency)
+            self.agenda.at(lat, self._begin if r.moves else self._no_bytes, _Flow(r, on_done, arg))
+        elif r.moves:
             self._begin(_Flow(r, on_done, arg))
+        else:
+            on_done(arg)
 
     def _route(self, tr: Transfer) -> _Route:
         lat = tr.latency
@@ -241,31 +236,29 @@ class Network:
                 self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
         if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(self.intervals):
             return
+        # each interval of a representative, once per recorded twin (in place: no sort by link)
         a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
         ids = a[:, 0].astype(np.int64)
-        order = np.argsort(ids, kind="stable")  # each link's intervals in the order they closed
-        a, ids = a[order], ids[order]
-        cuts = np.flatnonzero(np.diff(ids)) + 1
-        blocks = []
-        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(ids)].tolist()):
-            for m in self._rec_twins.get(int(ids[lo]), ()):
-                b = a[lo:hi].copy()
-                b[:, 0] = m
-                blocks.append(b)
-        self.intervals = array("d", np.concatenate(blocks).ravel().tobytes()) if blocks else array("d")
+        first = np.zeros(len(self._twin), dtype=np.int64)  # representative -> its twins: flat[first:+count]
+        count = np.zeros(len(self._twin), dtype=np.int64)
+        flat: list[int] = []
+        for t, ms in self._rec_twins.items():
+            first[t], count[t] = len(flat), len(ms)
+            flat.extend(ms)
+        k = count[ids]
+        out = np.repeat(a, k, axis=0)
+        copy = np.arange(len(out)) - np.repeat(np.cumsum(k) - k, k)  # 0, 1, ... within each row's copies
+        out[:, 0] = np.asarray(flat, dtype=float)[np.repeat(first[ids], k) + copy]
+        self.intervals = array("d", out.ravel().tobytes())
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:
         shown = [self.names[l] if self.names is not None else str(l) for l in links[:3]]
         return ", ".join(shown) + (", ..." if len(links) > 3 else "")
 
-    def _after_latency(self, ev: simpy.Event) -> None:
-        f: _Flow = ev._value  # (Any: no cast call)
-        r = f.route
-        if r.nbytes <= 0 or not r.links:
-            f.done(f.arg)
-        else:
-            self._begin(f)
+    @staticmethod
+    def _no_bytes(f: _Flow) -> None:
+        f.done(f.arg)
 
     def _begin(self, f: _Flow) -> None:
         now = self.env._now
@@ -274,24 +267,26 @@ class Network:
         f.t0, f.rem0, f.seq = now, r.nbytes, self.flows_started
         self.flows_started += 1
         self._active += 1
-        since = self._since
-        count = self._count
+        flows_on, demand, coupled, limit, since, count = self._links[:6]
         for l, _ in r.covered:  # busy time only
             c = count[l]
             if not c:
                 since[l] = now
             count[l] = c + 1
         shared = False
-        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
         for l, w, _ in r.uncovered:
             d = flows_on[l]
             if not d:
                 since[l] = now
             else:
-                shared = True
+                if not shared:
+                    shared = True
+                    f.shared = {}
                 f.shared[l] = None
                 if len(d) == 1:  # the flow that had l to itself shares it now
                     for g in d:
+                        if g.shared is _ALONE:
+                            g.shared = {}
                         g.shared[l] = None
             d[f] = w
             dl = demand[l] + w * solo
@@ -343,9 +338,9 @@ class Network:
         self._dirty.extend(flows)
         if not self._flush_pending:
             self._flush_pending = True
-            self.env.schedule(Call(self.env, self._flush, None), LAST)
+            self.agenda.at_end(self._flush, None)
 
-    def _flush(self, _ev: simpy.Event) -> None:
+    def _flush(self, _: None) -> None:
         self._flush_pending = False
         now = self.env._now
         live = [g for g in dict.fromkeys(self._dirty) if g.ver >= 0]
@@ -383,13 +378,12 @@ class Network:
         t = fin[0][0]
         if t == self._wake_at and self._wake is not None:
             return
-        ev = Call(self.env, self._wakeup, None)
-        self.env.schedule(ev, NORMAL, t - now if t > now else 0.0)
         self.wakeups += 1
-        self._wake, self._wake_at = ev, t
+        self.agenda.at(t - now if t > now else 0.0, self._wakeup, self.wakeups)
+        self._wake, self._wake_at = self.wakeups, t
 
-    def _wakeup(self, ev: simpy.Event) -> None:
-        if ev is not self._wake:
+    def _wakeup(self, token: int) -> None:
+        if token != self._wake:
             self.superseded += 1
             return  # superseded by a later change
         self._wake = None
@@ -410,9 +404,8 @@ class Network:
             self._idle = 0
             if len(finished) > 1:
                 finished.sort(key=_seq)
-        flows_on, demand, coupled, limit = self.flows_on, self._demand, self._coupled, self._limit
-        nbytes, rec, busy, since, rec_bytes = self.bytes, self._rec, self.busy, self._since, self._rec_bytes
-        count, intervals = self._count, self.intervals
+        flows_on, demand, coupled, limit, since, count, nbytes, busy, rec, rec_bytes = self._links
+        intervals = self.intervals
         neighbours: list[_Flow] = []
         self._active -= len(finished)
         for f in finished:
@@ -427,7 +420,7 @@ class Network:
                     coupled[l] = False
                     busy[l] += now - since[l]
                     if rec[l]:
-                        intervals.extend((l, since[l], now, rec_bytes[l] + wb))
+                        intervals.fromlist([l, since[l], now, rec_bytes[l] + wb])  # (faster than extend)
                         rec_bytes[l] = 0.0
                 else:
                     if len(d) == 1:  # the one flow left has l to itself now
@@ -447,7 +440,7 @@ class Network:
                 if not c:
                     busy[l] += now - since[l]
                     if rec[l]:
-                        intervals.extend((l, since[l], now, rec_bytes[l] + wb))
+                        intervals.fromlist([l, since[l], now, rec_bytes[l] + wb])  # (faster than extend)
                         rec_bytes[l] = 0.0
                 elif rec[l]:
                     rec_bytes[l] += wb

@@ -94,13 +94,18 @@ def _candidates(used: list[int], bandwidth: Sequence[float], src: Sequence[str],
     dst_at = np.searchsorted(d[by_dst], np.arange(m + 1))
     src_at = np.searchsorted(s[by_src], np.arange(m + 1))
     covers: dict[int, list[frozenset[int]]] = {}
+    # (Python lists for the loop: indexing numpy arrays element by element is slow)
+    sl, dl, ul = s.tolist(), d.tolist(), u.tolist()
+    into, out = by_dst.tolist(), by_src.tolist()
+    dst_al, src_al, fin, fout = dst_at.tolist(), src_at.tolist(), fit_in.tolist(), fit_out.tolist()
     for i in np.flatnonzero(fit_in | fit_out).tolist():
-        l, a, b = int(u[i]), int(s[u[i]]), int(d[u[i]])
+        l = ul[i]
+        a, b = sl[l], dl[l]
         found_covers = []
-        if fit_in[i]:
-            found_covers.append(frozenset(int(x) for x in by_dst[dst_at[a]:dst_at[a + 1]] if s[x] != b))
-        if fit_out[i]:
-            found_covers.append(frozenset(int(x) for x in by_src[src_at[b]:src_at[b + 1]] if d[x] != a))
+        if fin[i]:
+            found_covers.append(frozenset(x for x in into[dst_al[a]:dst_al[a + 1]] if sl[x] != b))
+        if fout[i]:
+            found_covers.append(frozenset(x for x in out[src_al[b]:src_al[b + 1]] if dl[x] != a))
         covers[l] = found_covers
     return covers
 

@@ -30,11 +30,11 @@ from typing import Callable, Sequence, cast
 
 import pandas as pd
 import simpy
-from simpy.events import NORMAL
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import DeadlockError, RunawayError
-from simcluster.engine.network import Call, Links, Network
+from simcluster.engine.agenda import Agenda
+from simcluster.engine.network import Links, Network
 from simcluster.engine.redundant import covered_links, twin_links
 from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa: F401
 from simcluster.lowering.task import TaskGraph
@@ -61,10 +61,6 @@ def _noop(_: int) -> None:
     return None
 
 
-def _noop_event(_: simpy.Event) -> None:
-    return None
-
-
 class Contention:
     """Compute tasks whose speed drops while communication runs on their GPU.
 
@@ -80,24 +76,25 @@ class Contention:
     other has its duration left at rate 1 since its start: ``seconds[tid]``, ``starts[tid]``).
     """
 
-    __slots__ = ("env", "ranks", "slow", "done", "active", "running", "plan", "moved", "seconds", "starts",
-                 "fire")
+    __slots__ = ("env", "at", "ranks", "slow", "done", "active", "running", "plan", "moved", "seconds",
+                 "starts", "fire")
 
-    def __init__(self, env: simpy.Environment, ranks: list[tuple[int, ...]], slow: float,
+    def __init__(self, agenda: Agenda, ranks: list[tuple[int, ...]], slow: float,
                  done: Callable[[int], None], seconds: Sequence[object], starts: list[float]):
-        self.env, self.ranks, self.slow, self.done = env, ranks, slow, done
+        self.env, self.at = agenda.env, agenda.at
+        self.ranks, self.slow, self.done = ranks, slow, done
         self.seconds, self.starts = seconds, starts  # per task: its duration (of a compute task), start
         size = 1 + max(chain.from_iterable(ranks), default=0)
         self.active = [0] * size  # rank -> communication tasks running there
         self.running = [-1] * size  # rank -> the compute task running there (or that ran last)
         self.plan: dict[int, float] = {}  # running compute task -> its planned end
         self.moved: dict[int, tuple[float, float, float]] = {}  # -> (remaining s at full speed, rate, since)
-        self.fire: Callable[[simpy.Event], None] = self._fire
+        self.fire: Callable[[int], None] = self._fire
 
     def release(self) -> None:
         """Drop the references to the engine's callbacks (a reference cycle the GC would not see)."""
         self.done = _noop
-        self.fire = _noop_event
+        self.fire = _noop
 
     def _rate(self, tid: int) -> float:
         rk = self.ranks[tid]
@@ -122,10 +119,9 @@ class Contention:
         else:
             after = seconds  # (= seconds / 1.0)
         self.plan[tid] = now + after
-        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
+        self.at(after, self.fire, tid)
 
-    def _fire(self, ev: simpy.Event) -> None:
-        tid: int = ev._value
+    def _fire(self, tid: int) -> None:
         plan = self.plan
         if plan.get(tid) != self.env._now:
             return  # superseded by a change of rate (or already finished)
@@ -158,7 +154,7 @@ class Contention:
         self.moved[tid] = (rem, rate, now)
         after = rem / rate
         self.plan[tid] = now + after
-        self.env.schedule(Call(self.env, self.fire, tid), NORMAL, after)
+        self.at(after, self.fire, tid)
 
 
 def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -> SimResult:
@@ -168,8 +164,8 @@ def simulate(tg: TaskGraph, topo: Links, record_links: set[int] | None = None) -
     it (its unfinished dependencies and the unfinished task before it on each of its
     streams); when a task ends, the next task of each stream it held and the tasks
     depending on it are counted down, and each that reaches zero starts at once (a
-    compute task as one simpy timeout, a communication task as its transfers on the
-    :class:`Network`). Raises :class:`DeadlockError` when some tasks never run and
+    compute task as one timed callback, :mod:`~simcluster.engine.agenda`; a communication
+    task as its transfers on the :class:`Network`). Raises :class:`DeadlockError` when some tasks never run and
     :class:`RunawayError` on a duration, latency or rate that would not let
     simulated time advance to a finite end.
 
@@ -244,10 +240,11 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             else:
                 u.append(j)
             blockers[j] += 1
+    at = net.agenda.at
     step = [0] * n  # per communication task: its transfers started so far
     slowdown = float(tg.meta.get("overlap_slowdown", 0.0))
     share: Contention | None = None
-    collective = [t.kind == "collective" for t in tasks]  # NCCL collectives: SM-hungry (not p2p sends)
+    collective = list(map("collective".__eq__, map(attrgetter("kind"), tasks)))  # NCCL: SM-hungry (not p2p)
     pending: list[int] = []  # tasks that ended now, to be propagated (no recursion)
     draining = False
 
@@ -270,9 +267,6 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                     launch(c)
         draining = False
 
-    def on_timer(ev: simpy.Event) -> None:
-        finish(ev._value)
-
     def launch(tid: int) -> None:
         now = env._now
         start[tid] = now
@@ -290,7 +284,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
             if share is not None:
                 share.start(tid, d, now)
             else:
-                env.schedule(Call(env, on_timer, tid), NORMAL, d)
+                at(d, finish, tid)
         else:
             finish(tid)
 
@@ -306,11 +300,12 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         net.start(trs[i], next_transfer, tid)
 
     if slowdown > 0:
-        share = Contention(env, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
+        share = Contention(net.agenda, list(map(attrgetter("ranks"), tasks)), 1.0 - slowdown, finish, work, start)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)
-    env.run()
+    net.agenda.run()
+    net.agenda.release()
     net.settle()
     if any(map(math.isnan, end)):
         missing = [t.id for t in tasks if end[t.id] != end[t.id]]

@@ -3,7 +3,6 @@
 from types import SimpleNamespace
 
 import pytest
-from simpy.events import NORMAL
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine import RunawayError, SimulationError, simulate
@@ -65,9 +64,9 @@ def test_runaway_is_an_engine_error():
 def test_wakeups_that_end_nothing_stop_after_a_bound(monkeypatch):
     # a broken schedule (a wake-up at the same instant again and again) is caught
     def stuck(self, now):
-        ev = network.Call(self.env, self._wakeup, None)
-        self.env.schedule(ev, NORMAL, 0.0)
-        self._wake, self._wake_at = ev, now
+        self.wakeups += 1
+        self.agenda.at(0.0, self._wakeup, self.wakeups)
+        self._wake, self._wake_at = self.wakeups, now
 
     monkeypatch.setattr(network.Network, "_schedule", stuck)
     with pytest.raises(RunawayError, match="stalls"):
