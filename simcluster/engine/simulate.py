@@ -228,7 +228,11 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     nsucc = [len(u) for u in unblocks]  # each list starts with the task's stream successors
     for t in tasks:
         j, deps = t.id, t.deps
-        if len(deps) > 1 and len(set(deps)) < len(deps):
+        nd = len(deps)
+        if nd == 2:  # (most tasks: one comparison instead of a set)
+            if deps[0] == deps[1]:
+                deps = deps[:1]
+        elif nd > 2 and len(set(deps)) < nd:
             deps = tuple(dict.fromkeys(deps))
         for d in deps:
             u = unblocks[d]
