@@ -84,7 +84,9 @@ SOURCES: dict[str, str] = {
             "#141133: the cuDNN backend deprioritized). pytorch/pytorch issue #138907 (2024-10-25) quotes the "
             "fixed priority order flash_attention, efficient_attention, math, cudnn_attention; huggingface/"
             "transformers PR #48163 (2026-08-20): SDPA 'picks its backend by a fixed priority that puts "
-            "FlashAttention first', cuDNN '1.7-2.3x faster' on Hopper for training shapes",
+            "FlashAttention first', cuDNN '1.7-2.3x faster' on Hopper for training shapes; KempnerInstitute/"
+            "KempnerForge issue #41 (2026-04-19): 'SDPA currently dispatches to FA2, not FA3' (FA3 is opt-in, "
+            "torch.nn.attention.activate_flash_attention_impl, pytorch issue #131309)",
     "FA2H100": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 4.1: 'running the same implementation on "
                "H100 GPUs (using no special instructions ...) we obtain up to 335 TFLOPs/s' (forward + backward, "
                "Fig. 7)",
