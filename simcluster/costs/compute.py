@@ -65,7 +65,8 @@ from __future__ import annotations
 
 from simcluster.costs import efficiency as eff
 from simcluster.catalogue import FP8_PEAK_FLOPS
-from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve, with_attention_kernel
+from simcluster.costs.attention_kernels import with_attention_kernel
+from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve
 from simcluster.topology.devices import Device
 from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
 
@@ -95,7 +96,7 @@ class ComputeModel:
         self.memory_bandwidth: float = device.memory_bandwidth
         self.element_bytes: int = DTYPE_BYTES[precision]
         #: The device's curves, its flash curves those of ``attention_kernel`` (None: as calibrated;
-        #: ``fa2`` on Hopper: FlashAttention-2's, :func:`simcluster.costs.devices.with_attention_kernel`).
+        #: ``fa2`` on Hopper: FlashAttention-2's, :func:`simcluster.costs.attention_kernels.with_attention_kernel`).
         self.calibration: Calibration = with_attention_kernel(device_calibration(device.name), attention_kernel)
         self.kernel_overhead_s: float = eff.LAUNCH_FLOOR_S if kernel_overhead_s is None else kernel_overhead_s
         if self.kernel_overhead_s < 0:

@@ -42,9 +42,9 @@ from another device can plausibly be off.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS, HOPPER_DEVICES
+from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS
 from simcluster.costs import efficiency as eff
 
 #: The published measurements behind the ratios, by the tag the records cite.
@@ -132,16 +132,6 @@ FA2_A100_AZURE_D64: float = 179.5
 FA2_A100_AZURE_SHAPE: tuple[int, int, int, int] = (2, 32, 8192, 64)
 #: The head dimension the FA2 paper's best figures (and the A100 ratio) refer to; the curve is scaled below it.
 FLASH_FULL_HEAD_DIM: int = 128
-#: [AZURE] where the FlashAttention-2 figure was taken: flash-attention's benchmark_flash_attention.py,
-#: causal, head dim 128, batch 2, seq 8192, model dim 2048 (16 heads), forward + backward (3.5x the
-#: causal forward FLOPs, as :meth:`ComputeModel.attention_flops` counts).
-FA2_AZURE_SHAPE: tuple[int, int, int, int] = (2, 16, 8192, 128)
-# --- [SDPA] torch SDPA as dispatched (FlashAttention-2) and cuDNN on one H100, same shape, TFLOP/s ---------
-SDPA_FA2_H100_TFLOPS: float = 329.483
-SDPA_CUDNN_H100_TFLOPS: float = 631.338
-# --- [FA2TRITON] FlashAttention-2 over FlashAttention in Triton: forward range, backward ------------------
-FA2_OVER_TRITON_FWD: tuple[float, float] = (1.3, 1.5)
-FA2_OVER_TRITON_BWD: float = 2.0
 # --- [FA2] best fraction of A100 peak over the paper's grid, forward and backward -----------------
 FA2_A100_FWD_BEST: float = 0.73
 FA2_A100_BWD_BEST: float = 0.63
@@ -167,11 +157,11 @@ def _bw(name: str) -> float:
     return DEVICES.get(name).memory_bandwidth
 
 
-def _geomean(xs: tuple[float, ...]) -> float:
+def geomean(xs: tuple[float, ...]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def _half_log_spread(xs: tuple[float, ...]) -> float:
+def half_log_spread(xs: tuple[float, ...]) -> float:
     """Half the log range of equivalent estimates: the sigma contributed by their disagreement."""
     return 0.5 * math.log(max(xs) / min(xs))
 
@@ -181,7 +171,7 @@ def _fill(x: float, tile: int) -> float:
     return x / (math.ceil(x / tile) * tile) if x > 0 else 1.0
 
 
-def _combine(sigma_h100: float, sigma_ratio: float) -> float:
+def combine_sigmas(sigma_h100: float, sigma_ratio: float) -> float:
     return round(math.hypot(sigma_h100, sigma_ratio), 3)
 
 
@@ -196,7 +186,7 @@ class Curve:
 
 
 def _no_data(sigma_h100: float) -> Curve:
-    return Curve(1.0, False, NO_DATA, _combine(sigma_h100, UNCALIBRATED_SIGMA))
+    return Curve(1.0, False, NO_DATA, combine_sigmas(sigma_h100, UNCALIBRATED_SIGMA))
 
 
 @dataclass(frozen=True)
@@ -282,20 +272,20 @@ class Calibration:
 
 
 # --- the ratios, from the figures above ------------------------------------------------------------
-H100_MAMF_FRACTION: float = _geomean(MAMF_H100_TFLOPS) * 1e12 / _peak("h100")
+H100_MAMF_FRACTION: float = geomean(MAMF_H100_TFLOPS) * 1e12 / _peak("h100")
 H100_COPY_FRACTION: float = COPY_H100_AZURE / _bw("h100")
 
 
 def _gemm_vs_h100(fractions: tuple[float, ...], source: str, sigma_ratio: float) -> Curve:
-    ratio = _geomean(fractions) / H100_MAMF_FRACTION
-    return Curve(ratio, True, source, _combine(SIGMA_H100_GEMM, sigma_ratio))
+    ratio = geomean(fractions) / H100_MAMF_FRACTION
+    return Curve(ratio, True, source, combine_sigmas(SIGMA_H100_GEMM, sigma_ratio))
 
 
 def _memory_vs_h100(copies: tuple[float, ...], device: str, source: str) -> Curve:
     fractions = tuple(c / _bw(device) for c in copies)
-    ratio = _geomean(fractions) / H100_COPY_FRACTION
-    spread = max(_half_log_spread(fractions), MIN_SIGMA_RATIO)
-    return Curve(ratio, True, source, _combine(SIGMA_H100_MEMORY, spread))
+    ratio = geomean(fractions) / H100_COPY_FRACTION
+    spread = max(half_log_spread(fractions), MIN_SIGMA_RATIO)
+    return Curve(ratio, True, source, combine_sigmas(SIGMA_H100_MEMORY, spread))
 
 
 def _flash_a100(best: float, backward: bool) -> Curve:
@@ -303,7 +293,20 @@ def _flash_a100(best: float, backward: bool) -> Curve:
     which = "backward" if backward else "forward"
     # sigma_ratio: the FA2 paper's range (50–73 % of peak) against its best, a wide band
     return Curve(ratio, True, f"[FA2] A100 {which} best {best:.0%} of peak over the H100 "
-                 f"curve at that shape", _combine(SIGMA_H100_ATTENTION, math.log(0.73 / 0.50) / 2))
+                 f"curve at that shape", combine_sigmas(SIGMA_H100_ATTENTION, math.log(0.73 / 0.50) / 2))
+
+
+def flash_fwd_bwd_flops(device: str, shape: tuple[int, int, int, int], fwd_ratio: float = 1.0,
+                        bwd_ratio: float = 1.0) -> float:
+    """FLOP/s of one forward + backward flash pass at ``shape`` (batch, heads, seq, head dim) on the H100 curve
+    scaled by the ratios, at ``device``'s peak, bodies only (no launch floor, no bandwidth term):
+
+        (1 + 2.5) · peak / (1/e_fwd + 2.5/e_bwd),   e = min(1, r · e_H100(shape))
+
+    how the published forward + backward figures of [AZURE] are compared with a curve."""
+    ef = min(1.0, eff.flash_efficiency(*shape) * fwd_ratio)
+    eb = min(1.0, eff.flash_efficiency(*shape, backward=True) * bwd_ratio)
+    return (1 + eff.FLASH_BWD_FLOP_RATIO) * _peak(device) / (1 / ef + eff.FLASH_BWD_FLOP_RATIO / eb)
 
 
 def _a100_head_dim_exponent() -> float:
@@ -314,10 +317,7 @@ def _a100_head_dim_exponent() -> float:
 
     = 0.19 (r64 = 0.878); one point, so the power law between 64 and 128 is an assumption."""
     fwd, bwd = _A100_ATTN
-    ef = min(1.0, eff.flash_efficiency(*FA2_A100_AZURE_SHAPE) * fwd.ratio)
-    eb = min(1.0, eff.flash_efficiency(*FA2_A100_AZURE_SHAPE, backward=True) * bwd.ratio)
-    curve = (1 + eff.FLASH_BWD_FLOP_RATIO) * _peak("a100-80gb") / (1 / ef + eff.FLASH_BWD_FLOP_RATIO / eb)
-    r64 = FA2_A100_AZURE_D64 * 1e12 / curve
+    r64 = FA2_A100_AZURE_D64 * 1e12 / flash_fwd_bwd_flops("a100-80gb", FA2_A100_AZURE_SHAPE, fwd.ratio, bwd.ratio)
     return math.log(r64) / math.log(FA2_A100_AZURE_SHAPE[3] / FLASH_FULL_HEAD_DIM)
 
 
@@ -328,77 +328,6 @@ _A100_ATTN = (_flash_a100(FA2_A100_FWD_BEST, False), _flash_a100(FA2_A100_BWD_BE
 A100_HEAD_DIM_EXPONENT: float = _a100_head_dim_exponent()
 _SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200_AZURE} vs H100 "
                             f"{FA2_H100_AZURE} TFLOP/s: same SMs, same curve", SIGMA_H100_ATTENTION)
-
-
-#: Attention kernels a run can name (``training.attention_kernel``): ``fa2`` FlashAttention-2 (Dao's
-#: package, or PyTorch SDPA's flash backend, which dispatches it); ``fa3`` the Hopper-native kernels —
-#: FlashAttention-3 and cuDNN's fused attention (Transformer Engine, SDPA's cuDNN backend), within 0.1 %
-#: of each other in [SDPA] — at the speed the H100 calibration measured; ``triton`` FlashAttention in Triton
-#: (``flash_attn_triton.py``, 2022; llm-foundry's ``attn_impl: triton``), :func:`_triton_curves`.
-ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3", "triton")
-
-
-def _flash2_hopper() -> Curve:
-    """FlashAttention-2 on Hopper: the calibrated (FA3-class) curve scaled so that forward + backward at
-    [AZURE]'s shape takes what FlashAttention-2 took there::
-
-        r_fa2 = (1/e_fwd + 2.5/e_bwd) · 327.9 TFLOP/s / (3.5 · 989 TFLOP/s)
-
-    with e_fwd, e_bwd the H100 curve's body efficiencies at (2, 16, 8192, 128): 0.633. One ratio for both
-    passes ([AZURE] times them together). [SDPA]'s like-for-like forward (SDPA as dispatched over cuDNN on
-    one H100) gives 0.522; sigma_ratio is half the log range of the two, ln(0.633 / 0.522) / 2 = 0.10.
-    [FA2H100]'s 'up to 335 TFLOP/s' agrees with [AZURE] within 2 %."""
-    ef = eff.flash_efficiency(*FA2_AZURE_SHAPE)
-    eb = eff.flash_efficiency(*FA2_AZURE_SHAPE, backward=True)
-    ratio = (1 / ef + eff.FLASH_BWD_FLOP_RATIO / eb) * FA2_H100_AZURE * 1e12 / (
-        (1 + eff.FLASH_BWD_FLOP_RATIO) * _peak("h100"))
-    like_for_like = SDPA_FA2_H100_TFLOPS / SDPA_CUDNN_H100_TFLOPS
-    return Curve(ratio, True, f"[AZURE] FlashAttention-2 forward + backward {FA2_H100_AZURE} TFLOP/s on H100 at "
-                 f"{FA2_AZURE_SHAPE} over the calibrated curve there; [SDPA] SDPA/cuDNN {like_for_like:.3f}",
-                 _combine(SIGMA_H100_ATTENTION, _half_log_spread((ratio, like_for_like))))
-
-
-def _triton_curves(fa2: Calibration) -> tuple[Curve, Curve]:
-    """FlashAttention in Triton: the device's FlashAttention-2 curves over [FA2TRITON]'s speed-ups,
-
-        r_triton,fwd = r_fa2,fwd / 1.396  (the geometric middle of "1.3-1.5x"; sigma_ratio ln(1.5/1.3)/2 = 0.07)
-        r_triton,bwd = r_fa2,bwd / 2.0    ("around 2x"; sigma_ratio ln(2.5/2.0) = 0.22, the paper's 1.3-2.5x
-                                            overall range above it)
-
-    measured on an A100 and taken alike on Hopper (the 2022 Triton kernel uses none of Hopper's features,
-    as FlashAttention-2 does not: an assumption)."""
-    lo, hi = FA2_OVER_TRITON_FWD
-    fwd, bwd = fa2.attention_fwd, fa2.attention_bwd
-    src = "[FA2TRITON] FlashAttention in Triton: the FlashAttention-2 curve over {:g} ({})"
-    return (Curve(fwd.ratio / _geomean((lo, hi)), True, src.format(round(_geomean((lo, hi)), 3), "forward"),
-                  _combine(fwd.sigma, _half_log_spread((lo, hi)))),
-            Curve(bwd.ratio / FA2_OVER_TRITON_BWD, True, src.format(FA2_OVER_TRITON_BWD, "backward"),
-                  _combine(bwd.sigma, math.log(2.5 / FA2_OVER_TRITON_BWD))))
-
-
-def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
-    """``cal`` with the flash curves of ``kernel`` (None: the device's own, as calibrated).
-
-    On Hopper (:data:`HOPPER_DEVICES`) ``fa2`` swaps in :func:`_flash2_hopper`'s curve for both passes;
-    ``fa3`` keeps the calibrated one; ``triton`` is ``fa2``'s over :func:`_triton_curves`' speed-ups on any
-    device. Elsewhere ``fa2`` is the device's own curve (the A100's is
-    FlashAttention-2's [FA2]) and ``fa3`` raises ``ValueError``: FlashAttention-3 and cuDNN's fast
-    attention need Hopper.
-    """
-    if kernel is None or (kernel == "fa3" and cal.device in HOPPER_DEVICES):
-        return cal
-    if kernel not in ATTENTION_KERNELS:
-        raise ValueError(f"unknown attention kernel {kernel!r}; known: {', '.join(ATTENTION_KERNELS)}")
-    if kernel == "triton":
-        fwd, bwd = _triton_curves(with_attention_kernel(cal, "fa2"))
-        return replace(cal, attention_fwd=fwd, attention_bwd=bwd)
-    if kernel == "fa3":
-        raise ValueError(f"attention kernel fa3 (FlashAttention-3, cuDNN fused attention) needs Hopper "
-                         f"({', '.join(HOPPER_DEVICES)}), not {cal.device}")
-    if cal.device not in HOPPER_DEVICES:
-        return cal
-    fa2 = _FLASH2_HOPPER
-    return replace(cal, attention_fwd=fa2, attention_bwd=fa2)
 
 
 def _h100() -> Calibration:
@@ -432,8 +361,6 @@ def _tpu(name: str) -> Calibration:
                         "HBM-copy or attention-kernel measurement on TPU found: those curves are the H100's",),
                        mxu_tile=MXU_TILE)
 
-
-_FLASH2_HOPPER = _flash2_hopper()
 
 #: Every catalogue device's calibration record.
 CALIBRATIONS: dict[str, Calibration] = {
@@ -480,7 +407,7 @@ def fp8_gemm_curve(name: str) -> Curve | None:
         return None
     ratio = max(FP8_GEMM_BEST_TFLOPS) * 1e12 / peak / H100_MAMF_FRACTION
     return Curve(ratio, True, f"[FP8GEMM] {max(FP8_GEMM_BEST_TFLOPS):.0f} of {peak / 1e12:.0f} TFLOP/s FP8 vs "
-                 f"[MAMF] BF16 {H100_MAMF_FRACTION:.1%}", _combine(SIGMA_H100_GEMM, _half_log_spread(FP8_GEMM_BEST_TFLOPS)))
+                 f"[MAMF] BF16 {H100_MAMF_FRACTION:.1%}", combine_sigmas(SIGMA_H100_GEMM, half_log_spread(FP8_GEMM_BEST_TFLOPS)))
 
 
 def device_calibration(name: str) -> Calibration:

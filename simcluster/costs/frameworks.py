@@ -50,7 +50,7 @@ Gradient accumulation (deepspeed)
     as autocast's), and the ZeRO optimizers copy gradients into their fp32 partitions per
     micro-step alike. XLA accumulates inside the compiled step (no separate pass).
 
-Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs.devices`)
+Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs.attention_kernels`)
     On H100/H200 the flash kernel a stack dispatches sets attention's speed: FlashAttention-2 reaches
     327.9 TFLOP/s forward + backward at (2, 16, 8192, 128) (Azure AI-benchmarking-guide), the Hopper
     kernels (FlashAttention-3, cuDNN's fused attention) about 1.6× that (the H100 calibration; pytorch
@@ -202,7 +202,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simcluster.catalogue import FRAMEWORKS as NAMES
-from simcluster.catalogue import HOPPER_DEVICES
 from simcluster.registry import Registry
 
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
@@ -315,20 +314,6 @@ FSDP_COPY_OUT_BYTES = 4.0
 #: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): the reduce-scatter copy-in
 #: concatenates the bf16 gradients into the fp32 input buffer (read 2, write 4 B per weight and microbatch).
 FSDP_GRAD_CAST_BYTES = 6.0
-
-
-def attention_kernel(setting: str, stack: Stack, device: str) -> str | None:
-    """The flash kernel a run uses (``training.attention_kernel``): ``fa2`` or ``fa3`` as named; ``auto``
-    is the stack's (:attr:`Stack.attention`) on Hopper and the device's own curve (None) elsewhere.
-
-    Each stack's kernel on Hopper (module docstring, "Attention kernels"): Megatron-Core runs Transformer
-    Engine's ``DotProductAttention``, cuDNN's fused attention on Hopper; MaxText's ``cudnn_flash_te``
-    alike (fa3); PyTorch's SDPA dispatches by a fixed priority that puts its FlashAttention-2 backend
-    before cuDNN's, and DeepSpeed's models call the ``flash_attn`` package (fa2).
-    """
-    if setting != "auto":
-        return setting
-    return stack.attention if device in HOPPER_DEVICES else None
 
 
 #: Megatron-LM before gradient-accumulation fusion: bytes per weight element of the separate accumulation

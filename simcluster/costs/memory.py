@@ -220,17 +220,17 @@ def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, paral
     if has_embedding:
         out += sb * model.hidden / h_split
     if has_logits:
-        out += 4 * v * sb * model.hidden / h_split + _loss_stack(training).loss_saved_bytes * sb * model.vocab / t
+        out += 4 * v * sb * model.hidden / h_split + loss_stack(training).loss_saved_bytes * sb * model.vocab / t
     return out
 
 
 def loss_transient_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
     """Bytes alive only inside the cross-entropy's backward, on top of what it saved (once, last stage)."""
     sb = model.seq_len / parallelism.context * training.micro_batch
-    return _loss_stack(training).loss_transient_bytes * sb * model.vocab / parallelism.tensor
+    return loss_stack(training).loss_transient_bytes * sb * model.vocab / parallelism.tensor
 
 
-def _loss_stack(training: TrainingSpec) -> Stack:
+def loss_stack(training: TrainingSpec) -> Stack:
     """The stack whose cross-entropy the run uses (``training.cross_entropy``)."""
     return framework(training.framework, cross_entropy=training.cross_entropy)
 

@@ -39,7 +39,8 @@ from __future__ import annotations
 from simcluster.costs import params as P
 from simcluster.costs.allocator import CachingAllocator
 from simcluster.costs.frameworks import framework
-from simcluster.costs.memory import (activation_bytes_per_layer, fsdp2, held_bytes_per_param, loss_transient_bytes,
+from simcluster.costs.memory import (activation_bytes_per_layer, fsdp2, held_bytes_per_param, loss_stack,
+                                     loss_transient_bytes,
                                      stage_extra_activation_bytes, zero_shard)
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
 from simcluster.workload.ops import DTYPE_BYTES
@@ -99,7 +100,7 @@ class _Step:
         logits = stage_extra_activation_bytes(model, training, parallelism, has_embedding=False,
                                               has_logits=has_logits) if has_logits else 0.0
         sbv = model.seq_len / parallelism.context * training.micro_batch * model.vocab / t
-        per_logit = framework(training.framework, cross_entropy=training.cross_entropy).loss_saved_bytes
+        per_logit = loss_stack(training).loss_saved_bytes
         self.loss_saved = _split(logits, 4 * sbv, most=64) if has_logits else []
         self.loss_transient = _split(loss_transient_bytes(model, training, parallelism), 4 * sbv, most=64) \
             if has_logits and per_logit else []

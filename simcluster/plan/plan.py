@@ -23,7 +23,8 @@ from functools import cached_property
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.frameworks import PipelineSends, Stack, attention_kernel, framework, pipeline_sends
+from simcluster.costs.attention_kernels import attention_kernel
+from simcluster.costs.frameworks import PipelineSends, Stack, framework, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks

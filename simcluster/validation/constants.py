@@ -12,6 +12,7 @@ from __future__ import annotations
 from simcluster.catalogue import DEVICES, HOPPER_DEVICES
 from simcluster.collectives import nccl
 from simcluster.costs import devices as dev
+from simcluster.costs.attention_kernels import with_attention_kernel
 from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
 from simcluster.costs import eager
@@ -151,7 +152,7 @@ def _calibrations() -> list[str]:
                        f"{'yes' if c.measured else 'no'} | {c.source} |")
         kernels = ("fa2", "triton") if name in HOPPER_DEVICES else ("triton",) if name.startswith("a100") else ()
         for kernel in kernels:  # training.attention_kernel: the flash curves it swaps in
-            k = dev.with_attention_kernel(cal, kernel)
+            k = with_attention_kernel(cal, kernel)
             for backward, c in ((False, k.attention_fwd), (True, k.attention_bwd)):
                 out.append(f"| `{name}` | attention_{'bwd' if backward else 'fwd'}, {kernel} | {c.ratio:.4g} | cap "
                            f"{k.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=backward):.3f} | {c.sigma:g} | yes | "

@@ -13,7 +13,8 @@ import pytest
 
 from simcluster.api import load, simulate
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.frameworks import attention_kernel, framework
+from simcluster.costs.attention_kernels import attention_kernel
+from simcluster.costs.frameworks import framework
 from simcluster.topology.devices import DEVICES
 from helpers_spec import run_error_line
 
