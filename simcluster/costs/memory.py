@@ -211,7 +211,8 @@ def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelis
 
 def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,
                                  has_embedding: bool, has_logits: bool) -> float:
-    """Per-microbatch activations outside the layers: embedding dropout mask, output layer, fp32 logits."""
+    """Per-microbatch activations outside the layers: embedding dropout mask, output layer, fp32 logits
+    (and those of each multi-token-prediction module's head, with its norms' and projection's inputs)."""
     t = parallelism.tensor
     sb = model.seq_len / parallelism.context * training.micro_batch
     v = DTYPE_BYTES[training.precision] / 2
@@ -219,8 +220,10 @@ def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, paral
     out = 0.0
     if has_embedding:
         out += sb * model.hidden / h_split
-    if has_logits:
-        out += 4 * v * sb * model.hidden / h_split + loss_stack(training).loss_saved_bytes * sb * model.vocab / t
+    if has_logits:  # the head's, and each multi-token-prediction module's (its two norms' and projection's
+        # inputs, 2 + 2 + 4 bytes per element of h at 16 bits, then its own pass through the head)
+        head = 4 * v * sb * model.hidden / h_split + loss_stack(training).loss_saved_bytes * sb * model.vocab / t
+        out += head + model.mtp_layers * (head + 4 * v * sb * model.hidden / h_split)
     return out
 
 
@@ -243,7 +246,8 @@ def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_st
     if has_embedding:
         n += P.embedding_params(model, t)
     if has_logits:
-        n += P.output_params(model, t, shares_embedding_stage=has_embedding)
+        n += P.output_params(model, t, shares_embedding_stage=has_embedding) \
+            + P.mtp_params(model, t, shares_embedding_stage=has_embedding)
     return n
 
 

@@ -83,11 +83,13 @@ def routed_params_per_rank(model: ModelSpec, expert: int, expert_tensor: int) ->
 
 
 def _layer_sum(model: ModelSpec, routed: int) -> float:
-    """All layers' parameters with ``routed`` experts counted per MoE layer."""
-    n_moe = moe_layers(model)
+    """All layers' parameters (the multi-token-prediction modules' included: layer indices ``layers`` on)
+    with ``routed`` experts counted per MoE layer."""
+    every = model.layers + model.mtp_layers
+    n_moe = sum(is_moe_layer(model, i) for i in range(every))
     moe = attention_layer_params(model) + router_params(model) \
         + (routed + moe_of(model).shared_experts) * expert_params(model)
-    return (model.layers - n_moe) * P.layer_params(model) + n_moe * moe
+    return (every - n_moe) * P.layer_params(model) + n_moe * moe + P.mtp_params(model, shares_embedding_stage=True)
 
 
 def total_params(model: ModelSpec) -> float:

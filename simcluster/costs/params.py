@@ -138,12 +138,31 @@ def output_params(model: ModelSpec, tensor: int = 1, *, shares_embedding_stage: 
     return 2 * model.hidden + proj
 
 
+def mtp_params(model: ModelSpec, tensor: int = 1, *, shares_embedding_stage: bool = False) -> float:
+    """Parameters of the multi-token-prediction modules outside their layers, on the last stage.
+
+    Each module (DeepSeek-V3 §2.2, eq. 21) has its projection M_k of 2h·h (column-parallel: /t) and
+    three norms (of the previous depth's output, of the embedding, and its own final norm before the
+    shared head: 4h, counted as the final LayerNorm's 2h each but one). The modules embed the shifted
+    tokens with the shared word embedding: an untied model whose first stage is another keeps a copy
+    of it, V·h/t, on the last stage (Megatron-Core's ``GPTModel`` builds the embedding where
+    ``mtp_process``), as tied models already do for their output projection.
+    """
+    d = model.mtp_layers
+    if not d:
+        return 0.0
+    h = model.hidden
+    copy = 0.0 if (shares_embedding_stage or model.tied_embeddings) else model.vocab * h / tensor
+    return d * (2 * h * h / tensor + 4 * h) + copy
+
+
 def total_params(model: ModelSpec) -> float:
-    """Unsharded parameter count: l·layer + embedding + output (tied counted once); a mixture of
-    experts counts every expert (:func:`simcluster.costs.moe.total_params`)."""
+    """Unsharded parameter count: l·layer + embedding + output (tied counted once), and each
+    multi-token-prediction module's layer and :func:`mtp_params`; a mixture of experts counts every
+    expert (:func:`simcluster.costs.moe.total_params`)."""
     if model.moe is not None:
         from simcluster.costs import moe
 
         return moe.total_params(model)
-    return model.layers * layer_params(model) + embedding_params(model) + output_params(
-        model, shares_embedding_stage=True)
+    return (model.layers + model.mtp_layers) * layer_params(model) + embedding_params(model) + output_params(
+        model, shares_embedding_stage=True) + mtp_params(model, shares_embedding_stage=True)

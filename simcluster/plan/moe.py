@@ -141,7 +141,7 @@ class MoePlan:
         moe = M.moe_of(model)
         rows: list[dict[str, object]] = []
         share = np.zeros(moe.experts)
-        for layer in (i for i in range(model.layers) if self.is_moe(i)):
+        for layer in (i for i in range(model.layers + model.mtp_layers) if self.is_moe(i)):
             ratio, dropped = [], []
             for mb in range(microbatches):
                 loads = M.expert_loads(moe.load_imbalance, moe.experts, self.assignments, layer, mb)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from simcluster.spec.workload import ModelSpec
+
 
 def partition_layers(layers: int, stages: int, virtual: int = 1,
                      stage_layers: list[int] | None = None) -> list[list[int]]:
@@ -30,3 +32,15 @@ def partition_layers(layers: int, stages: int, virtual: int = 1,
         out.append(list(range(first, first + c)))
         first += c
     return out
+
+
+def model_chunks(model: ModelSpec, stages: int, virtual: int = 1,
+                 stage_layers: list[int] | None = None) -> list[list[int]]:
+    """:func:`partition_layers` of the model's layers, then each multi-token-prediction module's layer
+    (indices ``layers`` … ``layers + mtp_layers − 1``) on the last chunk, after the main layers: the
+    modules run on the last stage, beside the output head they share (DeepSeek-V3 §3.2.1 keeps the
+    deepest layers and the output head together; Megatron-Core places its MTP block on the last
+    pipeline stage)."""
+    chunks = partition_layers(model.layers, stages, virtual, stage_layers)
+    chunks[-1] = chunks[-1] + list(range(model.layers, model.layers + model.mtp_layers))
+    return chunks

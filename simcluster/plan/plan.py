@@ -30,7 +30,7 @@ from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
-from simcluster.plan.partition import partition_layers
+from simcluster.plan.partition import model_chunks
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
@@ -50,7 +50,7 @@ class Params:
 
     layer: float  # one transformer layer
     embedding: float  # word (vocab-parallel) and position embedding, first stage
-    head: float  # final layernorm and output projection, last stage
+    head: float  # final layernorm and output projection (and the MTP modules' own weights), last stage
     word_embedding: float  # the tied word embedding whose gradients the first and last stage sum
     kv_replicated: float = 0.0  # per layer: K/V weights replicated over the tensor group (g < t)
 
@@ -263,7 +263,8 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
     """:class:`Params` of a (tensor t, pipeline p) layout, from :mod:`simcluster.costs.params`."""
     m = spec.model
     return Params(P.layer_params(m, t), P.embedding_params(m, t),
-                  P.output_params(m, t, shares_embedding_stage=(p == 1)), m.vocab * m.hidden / t,
+                  P.output_params(m, t, shares_embedding_stage=(p == 1)) + P.mtp_params(m, t, shares_embedding_stage=(p == 1)),
+                  m.vocab * m.hidden / t,
                   P.replicated_kv_params(m, t))
 
 
@@ -365,7 +366,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
                       recv_gather=t > 1 and p > 1 and sends.gather)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
-    plan = Plan(spec, grid, spec.num_microbatches, v, partition_layers(spec.model.layers, p, v, par.stage_layers),
+    plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
                 DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head,
                 moe=_moe_plan(spec, cm))

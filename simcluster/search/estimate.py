@@ -132,7 +132,7 @@ class Group:
         self.t, self.c, self.p, self.d, self.mb, self.v, self.schedule, self.sp = t, c, p, d, mb, v, schedule, sp
         self.m = est.global_batch // (mb * d)
         self.b = est.costs.blocks(t, c, mb, sp)
-        counts = self.counts = stage_layers(est.layers, p, v)
+        counts = self.counts = stage_layers(est.layers, p, v, est.spec.model.mtp_layers)
         self.n0, self.nl = counts[0], counts[-1]
         self.nmid = max(counts[1:-1], default=0)
         self.chunk, self.spread = chunk_spread(est.layers, p, v) if v > 1 else (0, 0.0)

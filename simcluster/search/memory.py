@@ -22,7 +22,7 @@ from functools import lru_cache
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
 from simcluster.plan.moe import build_moe_plan, moe_stage_memory
-from simcluster.plan.partition import partition_layers
+from simcluster.plan.partition import model_chunks, partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
 from simcluster.spec.workload import WorkloadSpec
 
@@ -30,10 +30,13 @@ MARGIN = 1e-9  # relative: prune only above capacity × (1 + MARGIN)
 
 
 @lru_cache(maxsize=4096)
-def stage_layers(layers: int, p: int, v: int) -> tuple[int, ...]:
-    """Layers each pipeline stage holds over all its model chunks (the default, even split)."""
+def stage_layers(layers: int, p: int, v: int, mtp: int = 0) -> tuple[int, ...]:
+    """Layers each pipeline stage holds over all its model chunks (the default, even split), the last
+    stage's ``mtp`` multi-token-prediction layers included (:func:`simcluster.plan.partition.model_chunks`)."""
     chunks = partition_layers(layers, p, v)
-    return tuple(sum(len(chunks[c * p + s]) for c in range(v)) for s in range(p))
+    counts = [sum(len(chunks[c * p + s]) for c in range(v)) for s in range(p)]
+    counts[-1] += mtp
+    return tuple(counts)
 
 
 @lru_cache(maxsize=4096)
@@ -47,9 +50,9 @@ def chunk_spread(layers: int, p: int, v: int) -> tuple[int, float]:
 
 
 @lru_cache(maxsize=4096)
-def peak_stages(layers: int, p: int, v: int) -> tuple[tuple[int, int, bool, bool], ...]:
+def peak_stages(layers: int, p: int, v: int, mtp: int = 0) -> tuple[tuple[int, int, bool, bool], ...]:
     """(stage, layers, has embedding, has logits) of the stages that can hold the peak."""
-    counts = stage_layers(layers, p, v)
+    counts = stage_layers(layers, p, v, mtp)
     out = [(0, counts[0], True, p == 1)]
     if p > 1:
         out.append((p - 1, counts[p - 1], False, True))
@@ -108,7 +111,7 @@ class MemoryModel:
         if self.model.moe is not None:
             return self._moe_peak(t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
         best = 0.0
-        for s, layers, emb, logits in peak_stages(self.model.layers, p, v):
+        for s, layers, emb, logits in peak_stages(self.model.layers, p, v, self.model.mtp_layers):
             best = max(best, self._stage(t, c, d, p, mb, sp, rc, zero, layers, emb, logits,
                                          microbatches_in_flight(schedule, p, m, v, s)))
         return best
@@ -123,7 +126,7 @@ class MemoryModel:
             spec = layout_spec(self.spec, t=t, c=c, d=d, mb=mb, sp=sp, e=e, et=et, schedule=schedule, p=p, v=v,
                                rc=rc, zero=zero)
             mp = build_moe_plan(spec, ComputeModel(spec.cluster.device, spec.training.precision))
-            chunks = partition_layers(self.model.layers, p, v)
+            chunks = model_chunks(self.model, p, v)
             hit = max(moe_stage_memory(mp, [i for k in range(v) for i in chunks[k * p + s]], has_embedding=s == 0,
                                        has_logits=s == p - 1,
                                        in_flight=microbatches_in_flight(schedule, p, m, v, s)).total

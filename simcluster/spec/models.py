@@ -36,6 +36,7 @@ _MAP: dict[str, tuple[str, ...]] = {
     "seq_len": ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"),
     "head_dim": ("head_dim",),
     "tied_embeddings": ("tie_word_embeddings",),
+    "mtp_layers": ("num_nextn_predict_layers",),
 }
 _ACTIVATION_KEYS = ("hidden_act", "hidden_activation", "activation_function")
 

@@ -70,6 +70,12 @@ class ModelSpec(BaseModel):
                                 "(with attention: mla).", json_schema_extra={"default_doc": "none"})
     moe: MoeSpec | None = Field(default=None, description="Mixture of experts: the MLP of some layers replaced by "
                                 "routed experts (model.moe, below).", json_schema_extra={"default_doc": "dense"})
+    mtp_layers: int = Field(
+        default=0, ge=0, le=64, description="Multi-token prediction modules (DeepSeek-V3 §2.2, D; config.json's "
+        "num_nextn_predict_layers; Megatron-Core --mtp-num-layers), on the last pipeline stage: each predicts one "
+        "more future token with its own RMSNorms of the previous depth's output and of the shifted tokens' "
+        "embedding, a projection 2h → h, one transformer layer (an MoE layer where the model's layer rule makes "
+        "layer index layers + i one) and a pass through the shared output head and cross-entropy.")
 
     @model_validator(mode="after")
     def _fill(self) -> "ModelSpec":

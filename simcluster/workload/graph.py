@@ -5,7 +5,9 @@ Per layer (Shoeybi et al. 2019, Fig. 2; Narayanan et al. 2021, §5.1)::
     ln1 → qkv → attn_core → proj → residual1 → ln2 → fc1 → act → fc2 → residual2
 
 preceded by the token/position embedding and followed by the final LayerNorm,
-the logits projection and the cross-entropy loss.
+the logits projection and the cross-entropy loss (then, with ``model.mtp_layers``, each
+multi-token-prediction module's embedding, norms, projection and pass through the head:
+:func:`_mtp`, costed in the head's task).
 
 With b = micro batch, s = sequence, h = hidden, a = heads, g = kv heads,
 d = h / a, f = ffn hidden (SwiGLU doubles the up projection), V = vocab:
@@ -93,18 +95,39 @@ def _embedding(m: ModelSpec, b: int, dt: int) -> list[Op]:
                2.0 * dt * bs * h, "vocab", elements=bs * h)]
 
 
-def _head(m: ModelSpec, b: int, dt: int) -> list[Op]:
+def _head(m: ModelSpec, b: int, dt: int, prefix: str = "") -> list[Op]:
     bs, h, V = b * m.seq_len, m.hidden, m.vocab
     flops = 2.0 * bs * V * h
     return [
-        Op("final_ln", "norm", "head", -1, 5.0 * bs * h, 10.0 * bs * h, 2.0 * dt * bs * h, "replicated",
+        Op(prefix + "final_ln", "norm", "head", -1, 5.0 * bs * h, 10.0 * bs * h, 2.0 * dt * bs * h, "replicated",
            elements=bs * h),
-        Op("logits", "gemm", "head", -1, flops, 2 * flops, dt * (bs * h + h * V + bs * V), "vocab",
+        Op(prefix + "logits", "gemm", "head", -1, flops, 2 * flops, dt * (bs * h + h * V + bs * V), "vocab",
            gemm=(bs, V, h)),
         # fp32 softmax cross-entropy over the vocabulary-parallel logits
-        Op("loss", "loss", "head", -1, 5.0 * bs * V, 5.0 * bs * V, (dt + 4.0) * bs * V, "vocab",
+        Op(prefix + "loss", "loss", "head", -1, 5.0 * bs * V, 5.0 * bs * V, (dt + 4.0) * bs * V, "vocab",
            elements=bs * V),
     ]
+
+
+def _mtp(m: ModelSpec, b: int, dt: int) -> list[Op]:
+    """What each multi-token-prediction module adds to the last stage besides its transformer layer
+    (DeepSeek-V3 §2.2, eqs. 21–23): the shifted tokens' embedding, RMSNorms of it and of the previous
+    depth's output, the projection M_k [2h → h] of their concatenation, and a pass through the shared
+    output head and the cross-entropy (its own final norm, as the released checkpoint's
+    ``shared_head.norm``). The module's layer is a layer of the last chunk (:mod:`simcluster.plan.partition`)."""
+    bs, h = b * m.seq_len, m.hidden
+    out: list[Op] = []
+    for k in range(1, m.mtp_layers + 1):
+        pre = f"mtp{k}."
+        proj = 2.0 * bs * (2 * h) * h
+        out += [Op(pre + "embedding", "embedding", "head", -1, 1.0 * bs * h, 1.0 * bs * h, 2.0 * dt * bs * h, "vocab",
+                   elements=bs * h),
+                Op(pre + "norms", "norm", "head", -1, 10.0 * bs * h, 20.0 * bs * h, 4.0 * dt * bs * h, "replicated",
+                   elements=2 * bs * h),
+                Op(pre + "eh_proj", "gemm", "head", -1, proj, 2 * proj, dt * (3 * bs * h + 2 * h * h), "column",
+                   gemm=(bs, h, 2 * h))]
+        out += _head(m, b, dt, pre)
+    return out
 
 
 @dataclass(frozen=True)
@@ -140,4 +163,4 @@ def model_ops(model: ModelSpec, training: TrainingSpec) -> ModelOps:
     dt = DTYPE_BYTES[training.precision]
     b = training.micro_batch
     return ModelOps(tuple(_layer(0, model, b, dt)),
-                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt)), model.mlp)
+                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt) + _mtp(model, b, dt)), model.mlp)

@@ -28,11 +28,25 @@ def ds():
 
 
 def test_deepseek_v3_parameters_are_the_published_671b_and_37b(ds):
-    # "671B" is rounded to the billion (± 0.07 %); the model adds learned positions (29M) and LayerNorm
-    # biases DeepSeek's RMSNorms do not have: 0.5 % covers them. "37B" activated: whether the input
-    # embedding's 0.93B (a lookup, 2.5 % of 37B) counts is a convention, hence 3 %.
-    assert M.total_params(ds.model) == pytest.approx(671e9, rel=0.005)
-    assert M.active_params(ds.model) == pytest.approx(37e9, rel=0.03)
+    # "671B" (the main model, without the multi-token-prediction module) is rounded to the billion
+    # (± 0.07 %); the model adds learned positions (29M) and LayerNorm biases DeepSeek's RMSNorms do not
+    # have: 0.5 % covers them. "37B" activated: whether the input embedding's 0.93B (a lookup, 2.5 % of
+    # 37B) counts is a convention, hence 3 %.
+    main = ds.model.model_copy(update={"mtp_layers": 0})
+    assert M.total_params(main) == pytest.approx(671e9, rel=0.005)
+    assert M.active_params(main) == pytest.approx(37e9, rel=0.03)
+
+
+def test_deepseek_v3_with_its_mtp_module_is_the_published_685b(ds):
+    # DeepSeek-V3's README: "685B, which includes 671B of the Main Model weights and 14B of the Multi-Token
+    # Prediction (MTP) Module weights". The checkpoint stores the module's copies of the shared embedding
+    # and output head (model.layers.61.embed_tokens, shared_head.head: 2·V·h), which the model counts once.
+    assert ds.model.mtp_layers == 1
+    stored_copies = 2 * ds.model.vocab * ds.model.hidden
+    assert M.total_params(ds.model) + stored_copies == pytest.approx(685e9, rel=0.005)
+    # the module beyond its layer: the projection M_1 (2h·h) and its norms (P.mtp_params)
+    h = ds.model.hidden
+    assert P.mtp_params(ds.model, shares_embedding_stage=True) == 2 * h * h + 4 * h
 
 
 def test_mla_weights_per_layer_closed_form(ds):
