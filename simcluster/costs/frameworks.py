@@ -190,6 +190,9 @@ DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py``
     optimizer step (the flat all-gather's ring latency, milliseconds, runs under that loop). Same code
     from v0.3.13 through v0.4.5 (``partition_parameters.py``, ``stage3.py``). Left out: the final
     layernorm's two tensors, and the per-module gather of a bias over the threshold (h > 25,000).
+    Assumed: ``contiguous_gradients: true``, as the ZeRO-3 example of v0.3.13's tutorial
+    (``docs/_tutorials/zero.md``) sets it; v0.3.13–v0.4.0's own default is false, under which
+    ``reduce_ipg_grads`` all-reduces each flattened bucket (``buffered_reduce_fallback``) instead.
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
