@@ -171,6 +171,28 @@ DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x: ``deepspeed/runtime/zero/stage3.py``
     the bucket by N in place (``average_tensor``'s ``div_``: 2 + 2) and c10d's flattening copy of the N
     input views (2 + 2): :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight instead of the 18 B of
     ZeRO-1/2's fp32 accumulation.
+    Persistent parameters. Tensors under ``stage3_param_persistence_threshold``
+    (:data:`DEEPSPEED_PERSISTENCE_THRESHOLD`, 1e5 elements: every bias and layernorm γ, β of a GPT
+    layer up to h ≈ 25,000) are not fetched per module but they are partitioned like the rest, and
+    two per-rank loops run over each of them every step. (1) Gradients: ``create_reduce_and_remove_grad_hooks``
+    hooks every parameter of ``fp16_groups``, and ``average_tensor`` → ``reduce_gradients_at_owner`` →
+    ``_reduce_scatter_gradients`` issues one list-based ``reduce_scatter`` per parameter, persistent or
+    not: a GPT layer's 12 tensors (4 weights, 4 biases, 2 × (γ, β)) are 12 reduce-scatters over all
+    N ranks, each with its N views, c10d's N copies and the ring's latency (``zero.prep`` and ``parts``
+    of the layer's ``zero.reduce_scatter``). (2) Re-gather at the step: ``backward`` ends with
+    ``_partition_all_parameters`` (the persistent tensors too), and ``step``'s ``_post_step`` calls
+    ``persistent_parameters[0].all_gather(persistent_parameters)`` → ``Init._allgather_params``: one
+    flat all-gather, then for each persistent tensor ``for i in range(world_size)``: two ``narrow``,
+    a ``view`` and a ``copy_`` of that rank's piece into the full tensor (every rank whose piece holds
+    elements: ⌈n / ⌈n/N⌉⌉ of them for a tensor of n elements), counted as
+    :data:`DEEPSPEED_HOST_OPS_PER_RANK` host ops each, the list collectives' count (a lower bound:
+    three views and a Python ``copy_``). Simulated as a compute task ``zero.persist_gather`` after the
+    optimizer step (the flat all-gather's ring latency, milliseconds, runs under that loop). Same code
+    from v0.3.13 through v0.4.5 (``partition_parameters.py``, ``stage3.py``). Left out: the final
+    layernorm's two tensors, and the per-module gather of a bias over the threshold (h > 25,000).
+    Assumed: ``contiguous_gradients: true``, as the ZeRO-3 example of v0.3.13's tutorial
+    (``docs/_tutorials/zero.md``) sets it; v0.3.13–v0.4.0's own default is false, under which
+    ``reduce_ipg_grads`` all-reduces each flattened bucket (``buffered_reduce_fallback``) instead.
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
@@ -210,6 +232,10 @@ DEEPSPEED_PREFETCH_BUCKET = 5e7
 #: deepspeed/runtime/zero/constants.py, v0.3.13–v0.4.x): parameters fetched before a module's reuse above
 #: which its weights are released and gathered again.
 DEEPSPEED_MAX_REUSE_DISTANCE = 1e9
+#: DeepSpeed ZeRO-3's ``stage3_param_persistence_threshold`` default (``ZERO_OPTIMIZATION_PARAM_PERSISTENCE_THRESHOLD_
+#: DEFAULT``, deepspeed/runtime/zero/constants.py, v0.3.13–v0.4.x): tensors with fewer elements stay gathered
+#: between uses, are reduce-scattered one by one and re-gathered after every optimizer step (module docstring).
+DEEPSPEED_PERSISTENCE_THRESHOLD = 1e5
 #: Host ops per rank of DeepSpeed ≤ 0.4's list-based all-gather / reduce-scatter: one view (``narrow``, from
 #: Python) and one ``copy_`` (c10d, from C++) per rank, together about one eager op's host path (docstring).
 DEEPSPEED_HOST_OPS_PER_RANK = 1.0
@@ -279,6 +305,7 @@ class Stack:
     selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
+    zero3_persistence_threshold: float = 0.0  # ZeRO-3: smaller tensors persist, reduced one by one, re-gathered per step
     attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
     grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
 
@@ -293,7 +320,8 @@ FRAMEWORKS.add("deepspeed", Stack(
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",
     zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
     overlap_grad_reduce=False, zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE,
-    zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK, attention="fa2"))
+    zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK, zero3_persistence_threshold=DEEPSPEED_PERSISTENCE_THRESHOLD,
+    attention="fa2"))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",

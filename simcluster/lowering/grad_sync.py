@@ -12,7 +12,9 @@
   m and v (16 B/param) and writes master, m, v and the 16-bit copy (14 B);
   SGD with momentum reads 12 B and writes 10 B. ZeRO ≥ 1 steps 1/d of the
   parameters (1/zero_shard with hybrid sharding); ZeRO 1 and 2 then all-gather the updated
-  16-bit weights, ZeRO-3 leaves them sharded for the next forward's per-layer gathers.
+  16-bit weights, ZeRO-3 leaves them sharded for the next forward's per-layer gathers, except
+  DeepSpeed's persistent tensors, re-gathered rank by rank on the host (``zero.persist_gather``,
+  :func:`simcluster.plan.plan.zero3_persistent_gather_s`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
             steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",
                               deps=tuple([stage_last[r]] + comm[r]), duration=secs * ctx.slow.get(r, 1.0),
                               nbytes=opt_bytes, phase="optimizer", stage=s).id
+        if plan.shape.persist_gather_s > 0 and plan.d > 1:  # DeepSpeed ZeRO-3 re-gathers its persistent tensors
+            secs = plan.stage_layers(s) * plan.shape.persist_gather_s
+            for r in stage_members:
+                tg.add(kind="compute", name="zero.persist_gather", ranks=(r,), stream="compute", deps=(steps[r],),
+                       duration=secs, phase="optimizer", stage=s)
         # ZeRO 1 and 2 gather the updated 16-bit weights every rank holds in full; ZeRO-3 keeps them
         # sharded and gathers each layer when the next forward needs it (Rajbhandari et al. 2020 §5)
         if par.zero_stage in (1, 2) and plan.d > 1:

@@ -281,6 +281,9 @@ class Lowerer:
                                      after if i == 0 else params)
             elif step.what == "reduce_grads":
                 after, prep = prep or produced, None
-                rs = ch.side(zero, "reduce_scatter", plan.params.layer * plan.grad_bytes,
-                             f"zero.reduce_scatter L{layer}", "dp", "dp_comm", layer, after)
+                nbytes = plan.params.layer * plan.grad_bytes / step.parts
+                rs: dict[int, int] = {}
+                for i in range(step.parts):  # DeepSpeed: one per tensor, one after another
+                    name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")
+                    rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after)
                 self.last_rs.update(rs)

@@ -18,6 +18,7 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -338,6 +339,43 @@ def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
     return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if spec.parallelism.zero_stage >= 3 else 0.0
 
 
+def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[float, ...]:
+    """Elements of each tensor of one layer on one tensor rank, as :mod:`simcluster.costs.params` counts
+    them: each GEMM's weight (n·k/t) and bias (n/t column-parallel, n row-parallel), each norm's γ and β (h)."""
+    t, h = spec.parallelism.tensor, spec.model.hidden
+    out: list[float] = []
+    for op in (ops or model_ops(spec.model, spec.training)).layer:
+        if op.kind == "gemm" and op.gemm:
+            _, n, k = op.gemm
+            out += [n * k / t, n / t if op.tp == "column" else float(n)]
+        elif op.kind == "norm":
+            out += [float(h), float(h)]
+    return tuple(out)
+
+
+def zero3_grad_parts(spec: WorkloadSpec, ops: ModelOps | None = None) -> int:
+    """Reduce-scatters per layer and microbatch of ZeRO-3's gradients: one per tensor under DeepSpeed
+    (``_reduce_scatter_gradients``, persistent tensors included: frameworks docstring), else one."""
+    if not framework(spec.training.framework).zero3_persistence_threshold or spec.parallelism.zero_stage < 3:
+        return 1
+    return len(zero3_layer_tensors(spec, ops))
+
+
+def zero3_persistent_gather_s(spec: WorkloadSpec, ranks: int, ops: ModelOps | None = None) -> float:
+    """Host seconds per layer of DeepSpeed's re-gather of its persistent tensors after each optimizer step:
+    ``Init._allgather_params`` copies each tensor of n < ``stage3_param_persistence_threshold`` elements
+    rank by rank, ⌈n / ⌈n/N⌉⌉ pieces, each ``zero3_host_ops_per_rank`` × ``host_op_s`` (0 elsewhere)."""
+    stack = framework(spec.training.framework)
+    limit = stack.zero3_persistence_threshold
+    if not limit or spec.parallelism.zero_stage < 3 or ranks <= 1:
+        return 0.0
+    pieces = 0
+    for n in zero3_layer_tensors(spec, ops):
+        if n < limit:
+            pieces += math.ceil(n / math.ceil(n / ranks))
+    return pieces * stack.zero3_host_ops_per_rank * stack.host_op_s
+
+
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
     tr = spec.training
@@ -364,6 +402,8 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       distribute=tr.distribute_saved_activations,
                       gather_parts=parts, gather_prefetch=prefetch, refetch_parts=refetch, refetch_share=share,
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
+                      grad_parts=zero3_grad_parts(spec, ops),
+                      persist_gather_s=zero3_persistent_gather_s(spec, par.zero_shard or d, ops),
                       recv_gather=t > 1 and p > 1 and sends.gather)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),

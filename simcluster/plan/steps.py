@@ -63,7 +63,7 @@ class Step:
     waits_params: bool = False  # starts after this layer's ZeRO-3 gather
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
-    parts: int = 1  # gather steps: all-gathers the layer's weights are fetched in, one after another
+    parts: int = 1  # gather / reduce_grads steps: collectives the layer's weights (gradients) move in, one after another
     prefetch: bool = True  # gather steps: issued a block ahead of need (False: after the previous block)
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
     overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
@@ -88,6 +88,8 @@ class UnitShape:
     refetch_parts: int = 0  # ZeRO-3 under full recompute: modules gathered again between recompute and backward
     refetch_share: float = 0.0  # ... and their share of the layer's weights (DeepSpeed's reuse distance)
     collective_prep_s: float = 0.0  # host seconds before each ZeRO-3 gather / reduce-scatter, the GPU waiting
+    grad_parts: int = 1  # ZeRO >= 2: reduce-scatters per layer (DeepSpeed ZeRO-3: one per tensor, one after another)
+    persist_gather_s: float = 0.0  # DeepSpeed ZeRO-3: host seconds per layer re-gathering its persistent tensors per step
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
 
 
@@ -124,8 +126,9 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     gather = _prep(shape, shape.gather_parts, phase) + [
         Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts,
              prefetch=shape.gather_prefetch)] if shape.gather else []
-    reduce = _prep(shape, shape.gather_parts if shape.gather else 0, "backward") + [
-        Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter")] if shape.reduce_grads else []
+    reduce = _prep(shape, shape.grad_parts if shape.gather else 0, "backward") + [
+        Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter", parts=shape.grad_parts)
+    ] if shape.reduce_grads else []
     copied = shape.gather and b.gather_copy_s > 0
     if copied:  # FSDP2's copy-out of the gathered weights, on the compute stream once the gather is done
         gather.append(Step("compute", "zero.copy_out", "forward" if kind == "F" else "backward",

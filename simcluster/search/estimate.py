@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from simcluster.plan.plan import collective_prep_s, plan_sends, spec_stack, zero3_gathers, zero3_refetch
+from simcluster.plan.plan import (collective_prep_s, plan_sends, spec_stack, zero3_gathers, zero3_grad_parts,
+                                  zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
@@ -182,7 +183,8 @@ class Group:
                           distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts,
                           gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
                           refetch_share=est.refetch[1],
-                          collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d))
+                          collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d),
+                          grad_parts=est.grad_parts if zero >= 3 else 1)
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -265,6 +267,8 @@ class Group:
         if p > 1 and est.tied:
             dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
         opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1)
+        if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
+            opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d)
         return dp, opt
 
 
@@ -282,10 +286,18 @@ class Estimator:
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.refetch = zero3_refetch(spec)
+        self.grad_parts = zero3_grad_parts(spec)
+        self._persist: dict[int, float] = {}
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
         self._moe: dict[tuple[int, int, int, int, bool, int, int | None, str], MoePlan] = {}
+
+    def persist_gather_s(self, ranks: int) -> float:
+        """Host seconds per layer of DeepSpeed's per-step persistent-tensor gather over ``ranks`` (cached)."""
+        if ranks not in self._persist:
+            self._persist[ranks] = zero3_persistent_gather_s(self.spec, ranks)
+        return self._persist[ranks]
 
     def group(self, t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool, e: int = 1,
               et: int | None = None) -> Group:

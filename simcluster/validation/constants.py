@@ -62,6 +62,9 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "the 5–25 µs per-op host path of eager PyTorch (Python, autograd, dispatcher, launch); jax: 0"),
         ("DeepSpeed ZeRO-3 stage3_max_reuse_distance", f"{fw.DEEPSPEED_MAX_REUSE_DISTANCE:g} parameters",
          "costs/frameworks.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: kept weights past it are fetched again"),
+        ("DeepSpeed ZeRO-3 stage3_param_persistence_threshold", f"{fw.DEEPSPEED_PERSISTENCE_THRESHOLD:g} elements",
+         "costs/frameworks.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: smaller tensors (biases, "
+         "layernorms) reduce-scattered one by one and re-gathered rank by rank after every step (_allgather_params)"),
         ("DeepSpeed ZeRO-3 host ops per rank of a collective", f"{fw.DEEPSPEED_HOST_OPS_PER_RANK:g}",
          "costs/frameworks.py", "v0.3.13 partition_parameters.py: a narrow view per rank, c10d's copy_ per rank "
          "(ProcessGroupNCCL list all_gather/reduce_scatter), each × the host dispatch per eager op"),

@@ -7,12 +7,13 @@ import pytest
 
 from helpers_spec import make_spec
 from simcluster.costs.frameworks import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
-                                         GRAD_ACCUM_BYTES, HOST_OP_S, framework)
+                                         DEEPSPEED_PERSISTENCE_THRESHOLD, GRAD_ACCUM_BYTES, HOST_OP_S, framework)
 from simcluster.plan.costing import gather_copy_time
 from simcluster.plan.plan import compute_model
 from simcluster.workload import model_ops
 from simcluster.plan import build_plan
-from simcluster.plan.plan import collective_prep_s, zero3_refetch
+from simcluster.plan.plan import (collective_prep_s, zero3_grad_parts, zero3_layer_tensors, zero3_persistent_gather_s,
+                                  zero3_refetch)
 from simcluster.run import simulate_workload
 
 ZERO3 = ("parallelism.data=8", "parallelism.zero_stage=3", "training.recompute=full",
@@ -51,7 +52,8 @@ def test_prep_is_linear_in_the_ranks(tmp_path):
 
 
 def test_plan_prepares_every_gather_and_reduce_scatter(tmp_path):
-    """Per layer: one prep per linear layer's gather (forward, recompute, re-fetch) and reduce-scatter."""
+    """Per layer: one prep per linear layer's gather (forward, recompute, re-fetch) and one per tensor's
+    reduce-scatter (4 weights, 4 biases, 2 × (γ, β))."""
     spec = _wide(tmp_path, 12288, "model.layers=2", "training.global_batch=8")
     plan = build_plan(spec)
     prep = plan.shape.collective_prep_s
@@ -59,7 +61,7 @@ def test_plan_prepares_every_gather_and_reduce_scatter(tmp_path):
     fwd = [s for s in plan.layer_unit_steps("F", 0) if s.name == "zero.prep"]
     bwd = [s for s in plan.layer_unit_steps("B", 0) if s.name == "zero.prep"]
     assert sum(s.seconds for s in fwd) == pytest.approx(4 * prep)
-    assert sum(s.seconds for s in bwd) == pytest.approx((4 + 3 + 4) * prep)
+    assert sum(s.seconds for s in bwd) == pytest.approx((4 + 3 + 12) * prep)
     again = [s for s in plan.layer_unit_steps("B", 0) if s.what == "gather"][1]
     assert (again.parts, again.share) == (3, pytest.approx(8 / 12))
 
@@ -93,3 +95,50 @@ def test_memory_passes_around_the_collectives(tmp_path):
     plan = build_plan(spec)
     copies = [s.seconds for s in plan.layer_unit_steps("B", 0) if s.name == "zero.copy_out"]
     assert copies == pytest.approx([plan.blocks.gather_copy_s, plan.blocks.gather_copy_s * 8 / 12])
+
+
+def test_layer_tensors_and_one_reduce_scatter_each(tmp_path):
+    """A GPT layer's 12 tensors (weights 3h², h², 4h², 4h²; biases 3h, h, 4h, h; γ, β twice): DeepSpeed
+    reduce-scatters each on its own (``_reduce_scatter_gradients``); FSDP and ZeRO-2 one per layer."""
+    h = 12288
+    spec = _wide(tmp_path, h)
+    assert sorted(zero3_layer_tensors(spec)) == sorted([3 * h * h, h * h, 4 * h * h, 4 * h * h,
+                                                         3 * h, h, 4 * h, h, h, h, h, h])
+    assert zero3_grad_parts(spec) == 12
+    assert zero3_grad_parts(_wide(tmp_path, h, "training.framework=pytorch")) == 1
+    assert zero3_grad_parts(_wide(tmp_path, h, "parallelism.zero_stage=2")) == 1
+
+
+@pytest.mark.parametrize("h, ranks, pieces", [
+    (12288, 1536, 8 * 1536),  # every small tensor a multiple of N: N pieces each
+    # N = 5000: ⌈n/⌈n/N⌉⌉ = 4096 for n = h (six of them), 4608 for 3h, 4916 for 4h
+    (12288, 5000, 6 * 4096 + 4608 + 4916),
+    # 4h = 102,400 ≥ 1e5: fc1's bias is not persistent; h = 25,600 in pieces of 17: 1506, 3h of 50: 1536
+    (25600, 1536, 6 * 1506 + 1536),
+])
+def test_persistent_gather_is_one_copy_per_rank_piece(tmp_path, h, ranks, pieces):
+    """``_allgather_params`` copies each persistent tensor rank by rank: pieces × ops × HOST_OP_S per layer."""
+    assert DEEPSPEED_PERSISTENCE_THRESHOLD == 1e5
+    got = zero3_persistent_gather_s(_wide(tmp_path, h), ranks)
+    assert got == pytest.approx(pieces * DEEPSPEED_HOST_OPS_PER_RANK * HOST_OP_S)
+    assert zero3_persistent_gather_s(_wide(tmp_path, h, "training.framework=pytorch"), ranks) == 0.0
+
+
+def test_lowering_reduces_each_tensor_and_regathers_after_the_step(tmp_path):
+    """12 reduce-scatters per layer, one after another on the data-parallel stream, and a
+    zero.persist_gather task of layers × the per-layer host time after each rank's optimizer step."""
+    spec = make_spec(tmp_path, *ZERO3, "model.layers=2", "training.global_batch=8")
+    out = simulate_workload(spec)
+    tasks = out.tasks.tasks
+    start, end = out.result.start, out.result.end
+    rs = [t for t in tasks if t.name.startswith("zero.reduce_scatter L0")]
+    assert len({t.name for t in rs}) == 12
+    ordered = sorted({t.name: t for t in rs}.values(), key=lambda t: int(t.name.rsplit(".", 1)[1]))
+    assert all(start[b.id] >= end[a.id] - 1e-12 for a, b in zip(ordered, ordered[1:]))
+    per_layer = zero3_persistent_gather_s(spec, 8)
+    persist = [t for t in tasks if t.name == "zero.persist_gather"]
+    steps = {t.ranks: t for t in tasks if t.name == "optimizer.step"}
+    assert persist and per_layer > 0
+    for t in persist:
+        assert t.duration == pytest.approx(2 * per_layer)
+        assert start[t.id] >= end[steps[t.ranks].id] - 1e-12
