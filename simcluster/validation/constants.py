@@ -82,6 +82,11 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("eager RoPE bytes per element of q or k (forward, backward)",
          f"{eager.inventory_bytes('rope.q', False, 'q'):g}, {eager.inventory_bytes('rope.q', True, 'q'):g}",
          "costs/eager.py", "torchtitan apply_rotary_emb: cast to fp32, complex multiply, cast back"),
+        ("eager GPT/MPT backward: QKV split cat, bias-gradient sums (B per element of q; of a linear's output)",
+         f"{eager.inventory_bytes('qkv.bwd.split_cat', True, 'q', kernels=eager.GPT_EAGER):g}, "
+         f"{eager.inventory_bytes('qkv.bwd.bias_grad', True, 'q', kernels=eager.GPT_EAGER):g}",
+         "costs/eager.py", "autograd's cat of dq, dk, dv (split_with_sizes_backward); addmm's bias gradient "
+         "summed to [N] (llm-foundry MPT: no_bias false)"),
         ("gradient accumulation bytes per weight and microbatch", f"{fw.GRAD_ACCUM_BYTES:g}", "costs/frameworks.py",
          "cast the 16-bit gradient to fp32 and add it (autocast's .grad; DeepSpeed's update_hp_grads)"),
         ("compute slowdown beside communication", f"{cont.OVERLAP_COMPUTE_SLOWDOWN:g}", "costs/contention.py",
