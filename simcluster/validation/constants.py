@@ -49,6 +49,8 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("A100 flash efficiency below head dim 128: × (d/128)^α, α", f"{dev.A100_HEAD_DIM_EXPONENT:.3f}",
          "costs/devices.py", f"[AZURE] FlashAttention-2 on A100 at head dim 64, (2, 32, 8192, 64): "
          f"{dev.FA2_A100_AZURE_D64:g} TFLOP/s forward + backward, against the A100 curve there"),
+        ("16-bit peak of the 500 W HBM2e H100 (torchtitan's benchmarks)", f"{dev.H100_500W_PEAK_FLOPS / 1e12:.0f} TFLOP/s",
+         "costs/devices.py", "[TTPEAK] 'between SXM and NVL': geometric middle of torchtitan's 989 and 835 TFLOP/s"),
         ("flash backward / forward FLOPs", f"{eff.FLASH_BWD_FLOP_RATIO:g}", "costs/efficiency.py",
          "Dao 2023 (FlashAttention-2): two GEMM pairs for dQ/dK/dV plus recomputed scores"),
         ("kernel gap in a training loop", f"{costing.TRAINING_LOOP_KERNEL_GAP_S * 1e6:g} µs", "plan/costing.py",
