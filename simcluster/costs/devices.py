@@ -94,6 +94,10 @@ SOURCES: dict[str, str] = {
                  "is around 1.3-1.5x faster than FlashAttention in Triton in the forward pass and around 2x faster in "
                  "the backward pass' (FlashAttention in Triton: flash_attn/flash_attn_triton.py of the same repository, "
                  "which llm-foundry's attn_impl: triton copies)",
+    "TTPEAK": "pytorch/torchtitan benchmarks/llama3_h100_202412_torchtitan.md, Hardware: 'H100 GPU ... 96GB HBM2e ... "
+              "the default 500W power limit'; footnote 2: 'HBM2e-based SXM H100 with lower TDP, the actual peak "
+              "TFLOPs number is between SXM and NVL, and we don't know its exact value'; torchtitan/utils.py "
+              "get_peak_flops at 9dec370 (data from NVIDIA's H100 page, dense): SXM 989e12, NVL 835e12, PCIe 756e12",
     "FP8GEMM": "FP8 GEMM on H800 SXM (same tensor cores as H100 SXM, 1,979 TFLOP/s dense FP8): TileLang "
                "benchmark/matmul_fp8/README.md (GitHub xwhzz/tilelang, a copy of tile-ai/tilelang), M = N = 8192, K = 16384: 1,523 TFLOP/s (K = 4096: 1,378); "
                "deepseek-ai/DeepGEMM release (Feb 2025): 'up to 1350+ FP8 TFLOPS' on Hopper with fine-grained "
@@ -390,6 +394,16 @@ CALIBRATIONS: dict[str, Calibration] = {
     "tpu-v3": _tpu("tpu-v3"),
     "tpu-v4": _tpu("tpu-v4"),
 }
+
+
+# --- [TTPEAK] the 16-bit peak of the 500 W, HBM2e H100 of torchtitan's benchmarks ------------------------
+#: Dense BF16 peaks torchtitan uses for the H100 SXM and NVL parts (get_peak_flops), FLOP/s.
+H100_SXM_NVL_PEAKS: tuple[float, float] = (989e12, 835e12)
+#: The 500 W part's peak lies "between SXM and NVL" [TTPEAK]: the geometric middle of that bracket,
+#: sqrt(989 · 835) = 908.7 TFLOP/s, log half-range ln(989/835)/2 = 0.085 (a power limit lowers the clock
+#: the tensor cores run at, so every GEMM and attention kernel scales with it; memory-bound kernels keep
+#: the HBM's 2.4 TB/s). The torchtitan H100 workloads set their device's ``peak_flops`` to it.
+H100_500W_PEAK_FLOPS: float = geomean(H100_SXM_NVL_PEAKS)
 
 
 # --- [FP8GEMM] best FP8 GEMM, TFLOP/s: the best large shape, and DeepGEMM's headline ------------------

@@ -54,7 +54,25 @@ GPT/MPT-style models (``model.mlp: gelu``): llm-foundry's MPT (mosaicml/llm-foun
 ``llmfoundry/models/layers/norm.py`` ``LPLayerNorm``: the input and weight cast to the autocast dtype —
 no kernel when FSDP already keeps bf16 parameters — then one ``F.layer_norm`` kernel with autocast off;
 ``llmfoundry/models/layers/ffn.py``: one ``nn.GELU`` kernel; one fused ``Wqkv``; residual dropout at
-p = 0 returns its input) and ``nn.LayerNorm`` GPT code launch what the graph lists: no extra kernels.
+p = 0 returns its input) and ``nn.LayerNorm`` GPT code launch what the graph lists in the forward. The
+backward launches two things more (:data:`GPT_EAGER`):
+
+- the split of the fused QKV output: ``query, key, value = qkv.split(...)`` (llm-foundry
+  ``llmfoundry/models/layers/attention.py``, ``MultiheadAttention``/``GroupedQueryAttention.forward``, at
+  commit b2a43a147 of its H100 benchmark; nanoGPT-style GPT code alike) is a view, and its derivative
+  (PyTorch ``tools/autograd/derivatives.yaml``, ``split_with_sizes``: ``split_with_sizes_backward``) is
+  ``at::cat`` of dq, dk and dv — the attention kernel returns each as a tensor of its own — into the
+  [b, s, h + 2·g·d] gradient of the QKV output: read 2, write 2 B per element of q, k and v;
+- the bias gradients: MPT's linear layers carry biases unless ``no_bias: true``
+  (``llmfoundry/models/mpt/configuration_mpt.py``, ``no_bias: bool = False``; ``blocks.py`` builds the
+  attention and the FFN with ``bias=not no_bias``; the pretraining yamls of the benchmark tables do not
+  set it, and the tables' NumParams count the biases: 6,658,859,008 for MPT-7B at 2k = 12·h²·L + V·h +
+  s·h + 13·h·L + 2·h with h = 4096, L = 32, V = 50,368). ``F.linear`` with a bias runs ``addmm`` (the bias
+  in the cuBLASLt epilogue: no forward kernel), whose derivative for the bias is the output gradient
+  itself (derivatives.yaml ``addmm``: ``self: maybe_multiply(grad, beta.conj())``), which autograd
+  reduces to the bias's shape (``sum_to``): one column-sum kernel per linear layer reading its [b·s, N]
+  output gradient, 2 B per element of the QKV output (q, k, v), of the projection's and fc2's (x) and
+  of fc1's (f). A reduction, charged at the normalization kernels' bandwidth as RMSNorm's weight sum.
 
 Fused model code (``training.fused_kernels: true`` with ``pytorch``; lit-gpt as TinyLlama runs it, whose
 README lists "fused layernorm, fused swiglu, fused cross entropy loss, fused rotary positional
@@ -182,8 +200,15 @@ FUSED_LLAMA: tuple[Kernel, ...] = (
     _k("rotary.k.bwd", "attn", True, "elementwise", ("k", 4.0)),
 )
 
-#: GPT/MPT layers: ``nn.LayerNorm``/llm-foundry ``LPLayerNorm`` and ``nn.GELU`` are one kernel each.
-GPT_EAGER: tuple[Kernel, ...] = ()
+#: GPT/MPT layers (llm-foundry's MPT; module docstring): ``nn.LayerNorm``/``LPLayerNorm`` and ``nn.GELU`` are one
+#: kernel each; the backward adds the QKV split's ``cat`` and one bias-gradient column sum per linear layer.
+GPT_EAGER: tuple[Kernel, ...] = (
+    _k("qkv.bwd.split_cat", "attn", True, "copy", ("q", 4.0), ("k", 8.0)),
+    _k("qkv.bwd.bias_grad", "attn", True, "normalization", ("q", 2.0), ("k", 4.0)),
+    _k("proj.bwd.bias_grad", "attn", True, "normalization", ("x", 2.0)),
+    _k("fc1.bwd.bias_grad", "mlp", True, "normalization", ("f", 2.0)),
+    _k("fc2.bwd.bias_grad", "mlp", True, "normalization", ("x", 2.0)),
+)
 
 #: Megatron-LM 2019's layer without fused kernels (module docstring): every kernel beyond the graph's.
 MEGATRON_2019: tuple[Kernel, ...] = (
@@ -209,10 +234,12 @@ MEGATRON_2019: tuple[Kernel, ...] = (
 )
 
 
-def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "attn") -> float:
-    """Bytes per element of ``basis`` of the :data:`TORCHTITAN_LLAMA` kernels named ``prefix``… in one
-    direction (RMSNorm: 32 forward, 82 backward; RoPE on q: 20 and 20)."""
-    return sum(per for k in TORCHTITAN_LLAMA if k.name.startswith(prefix) and k.block == block
+def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "attn",
+                    kernels: tuple[Kernel, ...] = TORCHTITAN_LLAMA) -> float:
+    """Bytes per element of ``basis`` of the ``kernels`` (default :data:`TORCHTITAN_LLAMA`) named ``prefix``…
+    in one direction (RMSNorm: 32 forward, 82 backward; RoPE on q: 20 and 20; :data:`GPT_EAGER`'s QKV split
+    cat: 4 per q element)."""
+    return sum(per for k in kernels if k.name.startswith(prefix) and k.block == block
                and k.backward == backward for b, per in k.terms if b == basis)
 
 

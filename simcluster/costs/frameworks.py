@@ -86,7 +86,8 @@ Eager model code (pytorch)
     as kernels of their own: for Llama-style models (torchtitan's code) RMSNorm is a chain of eight
     fp32 kernels, rotary embeddings cast q and k to fp32 and back around a complex multiply, GQA's
     ``repeat_kv`` copies K and V to every head, SwiGLU's ``silu`` and the three separate Q/K/V
-    projections' gradient sums add passes; LayerNorm/GeLU models (MPT, GPT) launch one kernel each.
+    projections' gradient sums add passes; LayerNorm/GeLU models (MPT, GPT) launch one kernel each, and their
+    backward adds the ``cat`` of the QKV split's gradients and one bias-gradient sum per linear layer.
     The inventory, bytes and sources: :mod:`simcluster.costs.eager` (``eager_layer``).
 
 PyTorch FSDP2 (pytorch with ZeRO-3; ``torch/distributed/_composable/fsdp/_fsdp_collectives.py``,

@@ -49,6 +49,8 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("A100 flash efficiency below head dim 128: × (d/128)^α, α", f"{dev.A100_HEAD_DIM_EXPONENT:.3f}",
          "costs/devices.py", f"[AZURE] FlashAttention-2 on A100 at head dim 64, (2, 32, 8192, 64): "
          f"{dev.FA2_A100_AZURE_D64:g} TFLOP/s forward + backward, against the A100 curve there"),
+        ("16-bit peak of the 500 W HBM2e H100 (torchtitan's benchmarks)", f"{dev.H100_500W_PEAK_FLOPS / 1e12:.0f} TFLOP/s",
+         "costs/devices.py", "[TTPEAK] 'between SXM and NVL': geometric middle of torchtitan's 989 and 835 TFLOP/s"),
         ("flash backward / forward FLOPs", f"{eff.FLASH_BWD_FLOP_RATIO:g}", "costs/efficiency.py",
          "Dao 2023 (FlashAttention-2): two GEMM pairs for dQ/dK/dV plus recomputed scores"),
         ("kernel gap in a training loop", f"{costing.TRAINING_LOOP_KERNEL_GAP_S * 1e6:g} µs", "plan/costing.py",
@@ -85,6 +87,11 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("eager RoPE bytes per element of q or k (forward, backward)",
          f"{eager.inventory_bytes('rope.q', False, 'q'):g}, {eager.inventory_bytes('rope.q', True, 'q'):g}",
          "costs/eager.py", "torchtitan apply_rotary_emb: cast to fp32, complex multiply, cast back"),
+        ("eager GPT/MPT backward: QKV split cat, bias-gradient sums (B per element of q; of a linear's output)",
+         f"{eager.inventory_bytes('qkv.bwd.split_cat', True, 'q', kernels=eager.GPT_EAGER):g}, "
+         f"{eager.inventory_bytes('qkv.bwd.bias_grad', True, 'q', kernels=eager.GPT_EAGER):g}",
+         "costs/eager.py", "autograd's cat of dq, dk, dv (split_with_sizes_backward); addmm's bias gradient "
+         "summed to [N] (llm-foundry MPT: no_bias false)"),
         ("gradient accumulation bytes per weight and microbatch", f"{fw.GRAD_ACCUM_BYTES:g}", "costs/frameworks.py",
          "cast the 16-bit gradient to fp32 and add it (autocast's .grad; DeepSpeed's update_hp_grads)"),
         ("compute slowdown beside communication", f"{cont.OVERLAP_COMPUTE_SLOWDOWN:g}", "costs/contention.py",

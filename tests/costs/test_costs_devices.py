@@ -245,3 +245,24 @@ def test_the_tpu_rows_gemms_fill_the_mxu(path):
             m, n, k = op.gemm
             fills = (tpu.mxu_fill(m, n / t, k), tpu.mxu_fill(m, n, k / t))
             assert min(fills) >= (0.97 if op.name == "logits" else 0.99), (op.name, fills)
+
+
+def test_the_500w_h100_peak_is_the_middle_of_the_sources_bracket_and_the_torchtitan_rows_use_it():
+    """[TTPEAK]: torchtitan's H100s (96 GB HBM2e, 500 W) peak "between SXM and NVL" (989 and 835 TFLOP/s
+    in torchtitan's get_peak_flops); the geometric middle, 908.7 TFLOP/s, is what their workloads run at,
+    and a power-limited clock slows every GEMM by the peak's ratio, memory-bound kernels not at all."""
+    from dataclasses import replace
+    from pathlib import Path
+    from simcluster.api import load
+    from simcluster.costs.devices import H100_500W_PEAK_FLOPS, H100_SXM_NVL_PEAKS
+    sxm, nvl = H100_SXM_NVL_PEAKS
+    assert nvl < H100_500W_PEAK_FLOPS < sxm
+    assert H100_500W_PEAK_FLOPS == pytest.approx((sxm * nvl) ** 0.5, rel=1e-12)
+    stacks = Path(__file__).resolve().parents[2] / "simcluster/data/validation/stacks"
+    for name in ("torchtitan-llama3-8b-8", "torchtitan-llama3-8b-128", "torchtitan-llama2-7b-h100"):
+        dev = load(stacks / f"{name}.yaml").cluster.device
+        assert dev.name == "h100" and dev.peak_flops == pytest.approx(H100_500W_PEAK_FLOPS, rel=1e-3)
+        capped, full = ComputeModel(dev), ComputeModel(replace(dev, peak_flops=sxm))
+        big = (16384, 14336, 4096)
+        assert capped.gemm_time(*big) / full.gemm_time(*big) == pytest.approx(sxm / dev.peak_flops, rel=0.01)
+        assert capped.memory_time(1e9) == full.memory_time(1e9)

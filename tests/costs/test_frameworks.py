@@ -204,21 +204,61 @@ def test_llama_attention_block_extra_time_is_the_kernels_closed_form(tmp_path):
 
 
 def test_only_pytorch_runs_the_eager_kernels(tmp_path):
-    """The eager kernels belong to the pytorch stack and to Llama-style (SwiGLU) model code; LayerNorm/GeLU
-    models (MPT's LPLayerNorm, nn.GELU) launch what the graph lists."""
+    """The eager kernels belong to the pytorch stack; Llama-style (SwiGLU) model code adds them both ways,
+    LayerNorm/GeLU models (MPT's LPLayerNorm, nn.GELU) launch what the graph lists in the forward and only
+    the backward's QKV-split cat and bias gradients beyond it."""
     from simcluster.plan.costing import model_blocks
     spec, ops, cm = _ops(tmp_path, *LLAMA)
     blocks = {n: model_blocks(ops, cm, 1, 1, False, True, framework(n)) for n in ("megatron", "pytorch")}
     assert blocks["pytorch"].attn.fwd_s > blocks["megatron"].attn.fwd_s
     assert blocks["pytorch"].mlp.bwd_s > blocks["megatron"].mlp.bwd_s
     gelu_spec, gelu_ops, _ = _ops(tmp_path, "training.framework=pytorch")
-    plain = model_blocks(gelu_ops, cm, 1, 1, False, True, framework("pytorch"))
+    eager = model_blocks(gelu_ops, cm, 1, 1, False, True, framework("pytorch"))
     from dataclasses import replace
-    assert plain == model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch"), eager_layer=False))
+    plain = model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch"), eager_layer=False))
+    assert (eager.attn.fwd_s, eager.mlp.fwd_s) == (plain.attn.fwd_s, plain.mlp.fwd_s)
+    assert eager.attn.bwd_s > plain.attn.bwd_s and eager.mlp.bwd_s > plain.mlp.bwd_s
     for name in ("megatron", "deepspeed", "jax"):
         assert not framework(name, 3).eager_layer
     for name in ("megatron", "jax"):
         assert framework(name, 3).gather_copy_out_bytes == 0
+
+
+#: llm-foundry scripts/train/benchmarking/README.md (commit b2a43a147), table "H100 80GB BF16", row
+#: "7b | 2048 | 8": NumParams 6,658,859,008 — the MPT-7B of the benchmark yamls, biases included.
+MPT7B_NUM_PARAMS = 6_658_859_008
+
+
+def test_gpt_eager_backward_adds_the_qkv_split_cat_and_the_bias_gradients(tmp_path):
+    """MPT/GPT eager code (simcluster.costs.eager, GPT_EAGER): the backward's ``cat`` of dq, dk, dv (split's
+    derivative, 2 + 2 B per element of q, k and v) and one column sum per linear layer's bias (read its
+    output gradient, 2 B per element: QKV 3h, projection h, fc1 f, fc2 h per token); nothing forward."""
+    from simcluster.costs.eager import GPT_EAGER, block_extra, stack_kernels
+    spec, ops, cm = _ops(tmp_path, "training.framework=pytorch")
+    b, s, h = spec.training.micro_batch, spec.model.seq_len, spec.model.hidden
+    x = q = k = b * s * h
+    f = 4 * x
+    mt = cm.memory_time
+    assert stack_kernels(ops.mlp, True, True, True) == GPT_EAGER
+    attn, mlp = (block_extra(ops, n, cm, 1, 1, False, GPT_EAGER) for n in ("attn", "mlp"))
+    assert attn.bwd_s == pytest.approx(mt(4 * q + 8 * k, "copy") + mt(2 * q + 4 * k, "normalization")
+                                       + mt(2 * x, "normalization"), rel=1e-12)
+    assert mlp.bwd_s == pytest.approx(mt(2 * f, "normalization") + mt(2 * x, "normalization"), rel=1e-12)
+    assert attn.fwd_s == mlp.fwd_s == 0.0 and (attn.host_bwd, mlp.host_bwd) == (3, 2)
+    # tensor parallel: q, k and f are split by t, x (no sequence parallelism) is not
+    t2 = block_extra(ops, "mlp", cm, 2, 1, False, GPT_EAGER)
+    assert t2.bwd_s == pytest.approx(mt(f, "normalization") + mt(2 * x, "normalization"), rel=1e-12)
+
+
+def test_the_benchmarked_mpt_has_biases():
+    """The premise of the bias gradients: the table's NumParams of MPT-7B is the count with every bias
+    (12·h²·L + 13·h·L + V·h + s·h + 2·h), 1,179,648 more than without the linear layers' 9·h·L."""
+    from pathlib import Path
+    from simcluster.api import load
+    from simcluster.costs.params import total_params
+    root = Path(__file__).resolve().parents[2]
+    spec = load(root / "simcluster/data/validation/stacks/foundry-mpt-7b-h100.yaml")
+    assert total_params(spec.model) == MPT7B_NUM_PARAMS  # with no_bias: true, 9·h·L fewer
 
 
 def test_fsdp2_copies_out_every_gathered_weight(tmp_path):
