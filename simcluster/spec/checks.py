@@ -78,6 +78,7 @@ def _stage_checks(spec: "WorkloadSpec") -> list[Finding]:
                                  "embedding's) and the last (the output's) may hold no layer"))
         if len(p.stage_layers) == stages:
             held = [sum(p.stage_layers[c * p.pipeline + s] for c in range(p.virtual_stages)) for s in range(p.pipeline)]
+            held[-1] += spec.model.mtp_layers  # the multi-token-prediction modules' layers go on the last stage
             if 0 in held:
                 found.append(Finding("parallelism.stage_layers", f"pipeline stage {held.index(0)} holds no layer"))
     if spec.model.seq_len % p.context:

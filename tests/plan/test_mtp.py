@@ -96,3 +96,16 @@ def test_mtp_layers_must_not_be_negative():
 
     with pytest.raises(SpecError, match="mtp_layers"):
         _spec(-1)
+
+
+def test_a_last_stage_of_mtp_layers_only_is_a_stage_with_layers():
+    from simcluster.errors import SpecError
+
+    base = {"model": {**MODEL, "mtp_layers": 1}, "training": {"global_batch": 8, "micro_batch": 2},
+            "parallelism": {"pipeline": 2, "data": 1, "stage_layers": [8, 0]},
+            "cluster": {"preset": "dgx-h100", "nodes": 1}}
+    plan = build_plan(workload_from_data(base))
+    assert plan.layers_of(1) == [8]
+    base["model"] = {**MODEL, "mtp_layers": 0}
+    with pytest.raises(SpecError, match="holds no layer"):
+        workload_from_data(base)
