@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simcluster.costs import fp16_optimizer
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
@@ -257,14 +258,21 @@ def gather_copy_time(ops: ModelOps, cm: ComputeModel, t: int, stack: Stack) -> f
 
 
 def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1,
-                   stack: Stack = MEGATRON) -> tuple[float, float]:
+                   stack: Stack = MEGATRON, layers: int = 0) -> tuple[float, float]:
     """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters.
 
     Fused: :data:`OPTIMIZER_BYTES` in one pass; PyTorch's multi-tensor (foreach) Adam: eight passes,
-    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`.
+    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
+    pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
+    (:func:`simcluster.costs.fp16_optimizer.extra_time`).
     """
     if stack.optimizer == "foreach" and optimizer == "adam":
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
     nbytes = OPTIMIZER_BYTES[optimizer] * params / shard
-    return cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s, nbytes
+    secs = cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s
+    if stack.optimizer == "fp16_2019":
+        more_s, more_bytes = fp16_optimizer.extra_time(cm, params / shard, fp16_optimizer.tensors(layers),
+                                                       stack.host_op_s)
+        secs, nbytes = secs + more_s, nbytes + more_bytes
+    return secs, nbytes
