@@ -76,6 +76,9 @@ Gradient accumulation (megatron, ``training.gradient_accumulation_fusion``)
 Optimizer
     fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
     optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
+    fp16_2019 (Megatron-LM 2019, ``training.fused_kernels: false`` with fp16): the fused step inside
+    ``FP16_Optimizer``'s per-tensor loops (overflow check, gradient copies, unscale, clip norm, zero_grad),
+    :mod:`simcluster.costs.fp16_optimizer`.
     foreach (``torch.optim.AdamW``'s default on CUDA, ``_multi_tensor_adamw``): eight separate
     multi-tensor passes over fp32 tensors — weight decay ``p.mul_`` (4 + 4), ``m.lerp_(g)``
     (8 + 4), ``v.mul_`` (4 + 4), ``v.addcmul_(g, g)`` (8 + 4), ``sqrt`` (4 + 4), ``div_`` (4 + 4),
@@ -292,7 +295,7 @@ class Stack:
     loss_transient_bytes: float  # per logit element, once, inside the loss backward
     autocast: bool  # fp32 parameters cast to 16-bit every forward (and 16-bit copies held)
     grad_accum_bytes: float  # per weight and microbatch: the 16-bit gradient cast and added into fp32
-    optimizer: str  # fused | foreach
+    optimizer: str  # fused | foreach | fp16_2019 (fused, in Megatron-LM 2019's FP16_Optimizer: costs.fp16_optimizer)
     zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
     zero3_prefetch_params: float  # a ZeRO-3 gather is prefetched only when its weights fit this many
     p2p_overlap: str  # pipeline sends beside the next unit: always | interleaved (that schedule only) | never
@@ -389,6 +392,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     stack = FRAMEWORKS.get(name)
     if fused_kernels is False and not stack.eager_layer:  # Megatron-LM 2019's layer (costs.eager, MEGATRON_2019)
         stack = replace(stack, fused_kernels=False)
+        if name == "megatron" and precision == "fp16":  # and its FP16_Optimizer (costs.fp16_optimizer)
+            stack = replace(stack, optimizer="fp16_2019")
     if fused_kernels is True and stack.eager_layer:  # eager PyTorch with fused model kernels (costs.eager, FUSED_LLAMA)
         stack = replace(stack, eager_layer=False, fused_model=True)
     if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)

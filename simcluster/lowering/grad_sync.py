@@ -78,7 +78,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
         stage_members = comms.stage_members(s)
         params = plan.stage_params(s)
         secs, opt_bytes = optimizer_time(plan.cm, plan.spec.training.optimizer, optimizer_params(ctx, s, shard), shard,
-                                         plan.stack)
+                                         plan.stack, plan.stage_layers(s))
         steps = {}
         for r in stage_members:
             steps[r] = tg.add(kind="optimizer", name="optimizer.step", ranks=(r,), stream="compute",

@@ -31,8 +31,9 @@ Korthikanti et al. 2022 eq. 7).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from simcluster.costs import fp16_optimizer, rng_state
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
@@ -185,6 +186,7 @@ class Blocks:
     core_rc_s: float  # selective recompute: the attention core's forward again
     core_rc_flops: float
     gather_copy_s: float = 0.0  # after each ZeRO-3 all-gather, on the compute stream (FSDP2's copy-out)
+    checkpoint_s: float = 0.0  # full recompute, per layer: Megatron-LM 2019 CheckpointFunction's RNG-state copies
 
     @property
     def layer(self) -> BlockCost:
@@ -201,13 +203,17 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
     kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
-    return Blocks(block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"]),
+    attn_cost = block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"])
+    if not stack.fused_kernels:  # Megatron-LM 2019's layer: RNG-state swaps around its dropout (costs.rng_state)
+        attn_cost = replace(attn_cost, fwd_s=attn_cost.fwd_s + rng_state.fork_s(stack.host_op_s))
+    return Blocks(attn_cost,
                   block_cost(list(ops.block("mlp")), cm, t, c, sp, flash, stack, extra["mlp"]),
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.head), cm, t, c, sp, flash, stack),
                   *(op_sac_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "op" else
                     (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
-                  gather_copy_time(ops, cm, t, stack))
+                  gather_copy_time(ops, cm, t, stack),
+                  0.0 if stack.fused_kernels else rng_state.checkpoint_s(stack.host_op_s))
 
 
 def mm_parts(ops: ModelOps) -> list[tuple[Op, float]]:
@@ -257,14 +263,21 @@ def gather_copy_time(ops: ModelOps, cm: ComputeModel, t: int, stack: Stack) -> f
 
 
 def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int = 1,
-                   stack: Stack = MEGATRON) -> tuple[float, float]:
+                   stack: Stack = MEGATRON, layers: int = 0) -> tuple[float, float]:
     """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters.
 
     Fused: :data:`OPTIMIZER_BYTES` in one pass; PyTorch's multi-tensor (foreach) Adam: eight passes,
-    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`.
+    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
+    pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
+    (:func:`simcluster.costs.fp16_optimizer.extra_time`).
     """
     if stack.optimizer == "foreach" and optimizer == "adam":
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
     nbytes = OPTIMIZER_BYTES[optimizer] * params / shard
-    return cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s, nbytes
+    secs = cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s
+    if stack.optimizer == "fp16_2019":
+        more_s, more_bytes = fp16_optimizer.extra_time(cm, params / shard, fp16_optimizer.tensors(layers),
+                                                       stack.host_op_s)
+        secs, nbytes = secs + more_s, nbytes + more_bytes
+    return secs, nbytes

@@ -149,6 +149,7 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         out += _checkpoint_gather(shape)
         out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
         out += _block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
+        out += _checkpoint_rng(b)
         waits = False
         if shape.gather and shape.refetch_parts:  # DeepSpeed: weights released after their recompute, fetched again
             out += _prep(shape, shape.refetch_parts, "backward") + [
@@ -169,6 +170,12 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         attn_steps += reduce  # ZeRO >= 2: reduce-scatter what that compute produced
     out += attn_steps
     return tuple(out)
+
+
+def _checkpoint_rng(b: Blocks) -> list[Step]:
+    """Full recompute under Megatron-LM 2019: ``CheckpointFunction``'s synchronous RNG-state copies of the layer
+    (:func:`simcluster.costs.rng_state.checkpoint_s`; its one forward copy counted here too)."""
+    return [Step("compute", "rc.rng_state", "recompute", b.checkpoint_s, 0.0)] if b.checkpoint_s > 0 else []
 
 
 def _checkpoint_gather(shape: UnitShape) -> list[Step]:
@@ -195,6 +202,7 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
     if shape.recompute == "full":
         out += _checkpoint_gather(shape)
         out += _block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
+        out += _checkpoint_rng(b)
         waits = False
     if shape.recompute == "selective":
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))

@@ -54,7 +54,7 @@ class Costs:
         self._ops: dict[int, ModelOps] = {}
         self._blocks: dict[tuple[int, int, int, bool], LayoutCosts] = {}
         self._coll: dict[tuple[str, str, int, int, int, int], tuple[tuple[float, float], ...]] = {}
-        self._opt: dict[tuple[float, int], float] = {}
+        self._opt: dict[tuple[float, int, int], float] = {}
 
     # -- compute --------------------------------------------------------------------------
     def ops(self, mb: int) -> ModelOps:
@@ -75,12 +75,14 @@ class Costs:
             self._blocks[key] = hit
         return hit
 
-    def optimizer_s(self, params: float, shard: int) -> float:
-        """The optimizer step over ``params / shard`` parameters (memory-bound, as lowering charges it)."""
-        key = (params, shard)
+    def optimizer_s(self, params: float, shard: int, layers: int = 0) -> float:
+        """The optimizer step over ``params / shard`` parameters of ``layers`` layers (memory-bound, as lowering
+        charges it; the layers count FP16_Optimizer's per-tensor loops, :mod:`simcluster.costs.fp16_optimizer`)."""
+        key = (params, shard, layers)
         hit = self._opt.get(key)
         if hit is None:
-            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard, self.stack)[0]
+            hit = self._opt[key] = optimizer_time(self.cm, self.training.optimizer, params, shard, self.stack,
+                                                  layers)[0]
         return hit
 
     # -- communication --------------------------------------------------------------------

@@ -266,7 +266,7 @@ class Group:
             dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
         if p > 1 and est.tied:
             dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
-        opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1)
+        opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1, self.n0)
         if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
             opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d)
         return dp, opt

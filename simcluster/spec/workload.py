@@ -128,7 +128,9 @@ class TrainingSpec(BaseModel):
         default=None, description="Whether the model code runs fused kernels; unset is the framework's: megatron and "
         "deepspeed run Megatron's fused kernels (scale-mask-softmax, bias-GeLU, bias-dropout-add; Megatron-LM 2020 "
         "on), pytorch torchtitan-style eager code, jax XLA's fusions. false with megatron or deepspeed: Megatron-LM "
-        "2019's layer of separate PyTorch ops; true with pytorch: fused model kernels as lit-gpt/TinyLlama run them "
+        "2019's layer of separate PyTorch ops and its synchronous CUDA RNG-state swaps around the dropout and activation "
+        "checkpoints (with megatron in fp16 also its FP16_Optimizer's per-tensor loops: overflow check, gradient copies, "
+        "unscale, clip norm); true with pytorch: fused model kernels as lit-gpt/TinyLlama run them "
         "(flash-attn's RMSNorm and rotary, xformers' SwiGLU; no repeat_kv).",
         json_schema_extra={"default_doc": "the framework's"})
 

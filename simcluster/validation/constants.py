@@ -17,6 +17,8 @@ from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
 from simcluster.costs import eager
 from simcluster.costs import frameworks as fw
+from simcluster.costs import fp16_optimizer as fp16opt
+from simcluster.costs import rng_state
 from simcluster.costs import allocator as alloc
 from simcluster.costs import memory as mem
 from simcluster.costs import reserve
@@ -92,6 +94,24 @@ def _rows() -> list[tuple[str, str, str, str]]:
          f"{eager.inventory_bytes('qkv.bwd.bias_grad', True, 'q', kernels=eager.GPT_EAGER):g}",
          "costs/eager.py", "autograd's cat of dq, dk, dv (split_with_sizes_backward); addmm's bias gradient "
          "summed to [N] (llm-foundry MPT: no_bias false)"),
+        ("Megatron-LM 2019 FP16_Optimizer per-tensor loops: bytes per parameter (waiting, queued)",
+         f"{fp16opt.SYNC_BYTES:g}, {fp16opt.ASYNC_BYTES:g}", "costs/fp16_optimizer.py",
+         "Megatron-LM abe36e2 (2019) fp16/: overflow check float(x.float().sum()) 2+4+4 and clip norm 4; "
+         "master-grad copy 6, unscale mul_ 8, zero_grad 4+2, master-to-model copy's read 4"),
+        ("Megatron-LM 2019 FP16_Optimizer host ops per tensor (waiting, queued)",
+         f"{fp16opt.SYNC_OPS}, {fp16opt.ASYNC_OPS}", "costs/fp16_optimizer.py",
+         "the per-tensor Python loops of fp16/fp16.py, loss_scaler.py, fp16util.py, mpu/grads.py at abe36e2"),
+        ("Megatron-LM 2019 GPT-2 parameter tensors (per layer, outside the layers)",
+         f"{fp16opt.TENSORS_PER_LAYER}, {fp16opt.OTHER_TENSORS}", "costs/fp16_optimizer.py",
+         "mpu/transformer.py: 2 LayerNorms and 4 linears, weight and bias; word, position embeddings, final LayerNorm"),
+        ("CUDA RNG-state copy (Megatron-LM 2019's fork and CheckpointFunction)", f"{rng_state.STATE_BYTES:,} B",
+         "costs/rng_state.py", "PyTorch THCTensorRandom.cu THCRandom_get/setRNGState: cudaMemcpy of 200 MTGP32 "
+         "states of 4,120 B"),
+        ("RNG-state copies per layer (fork per forward; checkpoint per step)",
+         f"{rng_state.FORK_COPIES}, {rng_state.CHECKPOINT_COPIES}", "costs/rng_state.py",
+         "Megatron-LM abe36e2 mpu/random.py: fork 2 reads + 2 writes; CheckpointFunction 1 + 1 reads, 2 writes"),
+        ("PCIe 3.0 x16 host link, one direction", f"{rng_state.PCIE3_X16_BYTES_PER_S / 1e9:.2f} GB/s",
+         "costs/rng_state.py", "PCIe 3.0: 16 lanes × 8 GT/s × 128b/130b; pageable copies reach less (lower bound)"),
         ("gradient accumulation bytes per weight and microbatch", f"{fw.GRAD_ACCUM_BYTES:g}", "costs/frameworks.py",
          "cast the 16-bit gradient to fp32 and add it (autocast's .grad; DeepSpeed's update_hp_grads)"),
         ("compute slowdown beside communication", f"{cont.OVERLAP_COMPUTE_SLOWDOWN:g}", "costs/contention.py",

@@ -346,7 +346,8 @@ def test_megatron_2019_layer_adds_the_unfused_kernels_closed_form(tmp_path):
     assert stack_kernels(ops.mlp, False, True, False) == ()
     fused = build_plan(make_spec(tmp_path, "training.flash_attention=false")).blocks.attn
     legacy = build_plan(spec).blocks.attn
-    assert legacy.fwd_s - fused.fwd_s == pytest.approx(want, rel=1e-9)
+    from simcluster.costs.rng_state import fork_s  # and the RNG-state swaps around its dropout
+    assert legacy.fwd_s - fused.fwd_s == pytest.approx(want + fork_s(HOST_OP_S), rel=1e-9)
 
 
 def test_fused_kernels_false_outside_megatron_is_an_error(tmp_path):
