@@ -49,6 +49,16 @@ Gradient accumulation (deepspeed)
     optimizer's ``update_hp_grads`` (``hp_grad.add_(lp.grad.to(fp32))``: the same 18 B per weight
     as autocast's), and the ZeRO optimizers copy gradients into their fp32 partitions per
     micro-step alike. XLA accumulates inside the compiled step (no separate pass).
+    fp16 without ZeRO or with ZeRO-1 on DeepSpeed's older optimizers (``FP16_Optimizer``,
+    ``deepspeed/runtime/fp16/fused_optimizer.py``; ``FP16_DeepSpeedZeroOptimizer_Stage1``,
+    ``deepspeed/runtime/zero/stage1.py``, in DeepSpeed ≤ 0.3.15 and EleutherAI's DeeperSpeed eb7f5cff
+    that GPT-NeoX-20B ran): neither registers gradient hooks, the fp16 gradients stay in ``param.grad``
+    where autograd's ``AccumulateGrad`` adds every micro-step's in place, and only the step casts them
+    to fp32 (``get_flat_sub_partitions``; ``zero_grad(set_grads_to_None=True)`` lets the first
+    micro-step's gradient be stolen): :func:`unfused_accumulation_bytes` of fp16, 6 B per weight from
+    the second micro-step on (:data:`Stack.fp16_autograd_accum`). Known approximation: upstream
+    DeepSpeed ≥ 0.4 runs ZeRO-1 on the stage-2 optimizer, whose hooks copy the gradients into its
+    buckets; the spec has no DeepSpeed version.
 
 Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs.attention_kernels`)
     On H100/H200 the flash kernel a stack dispatches sets attention's speed: FlashAttention-2 reaches
@@ -206,6 +216,21 @@ DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     partitions what it sends (``is_pipe_partitioned = is_model_parallel``: each tensor rank
     sends 1/t of the activation, the receiver rebuilds it with ``PartitionedTensor.full()``, an
     all-gather over the tensor group).
+    Under ZeRO-1 its ``ReduceGrads`` all-reduces the gradients over the data-parallel group
+    (``buffered_allreduce_fallback``: flattened buckets of ``MEMORY_OPT_ALLREDUCE_SIZE`` = 5e8
+    elements, ``dist.all_reduce`` each), not a reduce-scatter: the ZeRO-1 optimizer then updates
+    its 1/d and all-gathers the 16-bit weights, so the step moves an all-reduce plus an all-gather
+    (:data:`Stack.pipe_zero1_all_reduce`). bf16: ``PipelineEngine._bf16_reduce_grads`` →
+    ``buffered_allreduce_fallback`` over the ``BF16_Optimizer``'s fp32 gradients (DeepSpeed PR #1801,
+    commit 56c5223, 2022-04-19, "bf16+pipeline parallelism", BLOOM's; still so in later releases).
+    fp16: ``_exec_reduce_grads`` called ``buffered_allreduce_fallback`` whatever the ZeRO stage until
+    DeepSpeed's "ZeRO stage 1 refresh" (cfa63f5d, 2021-05-19), and EleutherAI's DeeperSpeed fork that
+    GPT-NeoX pinned for its 20B run (eb7f5cff, 2021-09-20, version 0.3.15, requirements/requirements.txt
+    up to GPT-NeoX v1.0) kept that path, with the old ``FP16_DeepSpeedZeroOptimizer_Stage1`` that
+    all-gathers the updated partitions in its ``step``. Known approximation: fp16 ZeRO-1 under upstream
+    DeepSpeed ≥ 0.4 reduces through the ZeRO optimizer (``allreduce_gradients`` →
+    ``optimizer.reduce_gradients``); the spec has no DeepSpeed version, and the corpus's fp16 ZeRO-1
+    pipeline run (GPT-NeoX-20B) is on the old path.
 
 Pipeline sends (``parallelism.overlap_p2p_comm``, ``parallelism.p2p_scatter_gather``)
     Megatron-LM's ``_communicate`` issues ``batch_isend_irecv``, waits on every request and then
@@ -312,6 +337,8 @@ class Stack:
     zero3_persistence_threshold: float = 0.0  # ZeRO-3: smaller tensors persist, reduced one by one, re-gathered per step
     attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
     grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
+    pipe_zero1_all_reduce: bool = False  # pipelined ZeRO-1: gradients all-reduced (not reduce-scattered) before the step
+    fp16_autograd_accum: bool = False  # fp16 at ZeRO <= 1: autograd accumulates the 16-bit .grad (no fp32 pass)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -325,7 +352,7 @@ FRAMEWORKS.add("deepspeed", Stack(
     zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
     overlap_grad_reduce=False, zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE,
     zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK, zero3_persistence_threshold=DEEPSPEED_PERSISTENCE_THRESHOLD,
-    attention="fa2"))
+    attention="fa2", pipe_zero1_all_reduce=True, fp16_autograd_accum=True))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
@@ -399,6 +426,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)
         stack = replace(stack, loss_fwd=FUSED_LOSS_FWD, loss_bwd=FUSED_LOSS_BWD, loss_saved_bytes=FUSED_LOSS_SAVED_BYTES,
                         loss_transient_bytes=FUSED_LOSS_TRANSIENT_BYTES)
+    if stack.fp16_autograd_accum and precision == "fp16" and zero_stage <= 1:  # DeepSpeed's FP16_Optimizer / stage1.py
+        stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches), grad_accum_cast=False)
     if not accumulation_fusion:  # training.gradient_accumulation_fusion: false (Megatron-LM before Feb 2022)
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
                         grad_accum_cast=False)

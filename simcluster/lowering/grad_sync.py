@@ -3,7 +3,8 @@
 - Data-parallel gradients are reduced in buckets (Megatron/PyTorch DDP, Li et
   al. 2020 §3.2.3: default 25 MB), filled in the order backward produces them;
   with ``overlap_grad_reduce`` a bucket's all-reduce (reduce-scatter under ZeRO
-  ≥ 1, Rajbhandari et al. 2020) starts as soon as the last microbatch's
+  ≥ 1, Rajbhandari et al. 2020; all-reduce under DeepSpeed's pipeline engine with ZeRO-1,
+  :func:`pipe_all_reduce`) starts as soon as the last microbatch's
   backward has produced its last gradient, otherwise after the whole backward.
   Gradients travel in fp32 for bf16 (Megatron's ``main_grad``), 16-bit for fp16.
 - Tied word embeddings: the first and last stage all-reduce the embedding
@@ -131,6 +132,12 @@ def _replicas(ctx: GradSync, s: int, stage_last: dict[int, int], comm: dict[int,
             comm[r].append(t.id)
 
 
+def pipe_all_reduce(plan: Plan) -> bool:
+    """ZeRO-1 under a pipeline engine that all-reduces the gradients before the ZeRO step (DeepSpeed's
+    ``buffered_allreduce_fallback``, :data:`simcluster.costs.frameworks.Stack.pipe_zero1_all_reduce`)."""
+    return plan.stack.pipe_zero1_all_reduce and plan.p > 1 and plan.spec.parallelism.zero_stage == 1
+
+
 def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_last: dict[int, int],
              comm: dict[int, list[int]], produced: list[tuple[int, float]] | None = None, kind: str = "",
              label: str = "dp") -> None:
@@ -139,7 +146,7 @@ def _buckets(ctx: GradSync, s: int, grads: dict[tuple[int, int], int], stage_las
     plan, comms = ctx.plan, ctx.comms
     par = plan.spec.parallelism
     produced = plan.grads_produced(s) if produced is None else produced
-    op = "all_reduce" if par.zero_stage == 0 else "reduce_scatter"
+    op = "all_reduce" if par.zero_stage == 0 or pipe_all_reduce(plan) else "reduce_scatter"
     kind = kind or (plan.shard_kind if par.zero_stage else "dp")
     for ranks, group, mirrors in comms.groups(kind, comms.stage_members(s)):
         acc, n = 0.0, 0

@@ -142,6 +142,25 @@ def test_gradient_accumulation_pass_per_microbatch(tmp_path):
         op_time(fc1, cm, 1, 1, False, True, True, framework("megatron"))
 
 
+@pytest.mark.parametrize("zero, microbatches, per_weight", [
+    (0, 1, 0.0), (0, 4, 6.0 * 3 / 4), (1, 32, 6.0 * 31 / 32)])
+def test_deepspeed_fp16_accumulates_in_the_16_bit_grad(tmp_path, zero, microbatches, per_weight):
+    """DeepSpeed's FP16_Optimizer and old stage-1 ZeRO (DeeperSpeed eb7f5cff, GPT-NeoX-20B's) hook no
+    gradient: autograd adds each micro-step's fp16 gradient into .grad in place (2 + 2 read, 2 write)
+    from the second micro-step on, one kernel; bf16 keeps the 18 B fp32 pass, ZeRO-3 its own."""
+    spec, ops, cm = _ops(tmp_path)
+    fc1 = next(o for o in ops.layer if o.name == "fc1")
+    _, n, k = fc1.gemm
+    fp16 = framework("deepspeed", zero, precision="fp16", microbatches=microbatches)
+    assert not fp16.grad_accum_cast
+    extra = op_time(fc1, cm, 1, 1, False, True, True, fp16) - op_time(fc1, cm, 1, 1, False, True, True,
+                                                                       framework("megatron"))
+    expected = cm.memory_time(per_weight * n * k, "elementwise") if per_weight else 0.0
+    assert extra == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    assert framework("deepspeed", zero, precision="bf16", microbatches=microbatches).grad_accum_bytes == 18.0
+    assert framework("deepspeed", 3, precision="fp16", microbatches=microbatches).grad_accum_bytes == 12.0
+
+
 def test_pytorch_with_zero3_is_fsdp_not_autocast(tmp_path):
     """FSDP casts shards before the all-gather (no per-weight cast in the forward) and casts each
     microbatch's bf16 gradient to fp32 for the reduce-scatter (6 B per weight)."""

@@ -69,3 +69,22 @@ def test_zero3_gathers_every_layer_forward_and_backward(tmp_path):
     # ZeRO-3 moves more than ZeRO-1 (Rajbhandari et al. 2020 §7: 3Ψ against 2Ψ a step, here per
     # microbatch); whether it takes longer depends on how much of it the compute hides
     assert out.summary["comm_bytes_per_iteration"] > 1.5 * z1.summary["comm_bytes_per_iteration"]
+
+
+def test_deepspeed_pipeline_zero1_all_reduces_its_gradients(tmp_path):
+    """DeepSpeed's pipeline engine under ZeRO-1 all-reduces the data-parallel gradients
+    (``buffered_allreduce_fallback``) and the ZeRO-1 step then all-gathers the weights: per stage it
+    moves the gradients once more than Megatron's reduce-scatter + all-gather (2Ψ against 3Ψ of a ring,
+    Rajbhandari et al. 2020 §7). Without a pipeline (DeepSpeed's plain engine) it reduce-scatters."""
+    base = ("parallelism.data=4", "parallelism.zero_stage=1", "training.global_batch=8", "cluster.nodes=1",
+            "model.tied_embeddings=false")  # no tied-embedding all-reduce beside the buckets
+    pipe = ("parallelism.pipeline=2",)
+    run = lambda *o: simulate_workload(make_spec(tmp_path, *base, *o), LoweringOptions(fuse=False))
+    ops = lambda out, phase: sorted({t.op for t in out.tasks.tasks if t.phase == phase})
+    ds_pipe = run(*pipe, "training.framework=deepspeed")
+    mg_pipe = run(*pipe, "training.framework=megatron")
+    ds_flat = run("training.framework=deepspeed")
+    assert ops(ds_pipe, "dp_comm") == ["all_reduce"] and ops(ds_pipe, "zero_comm") == ["all_gather"]
+    assert ops(mg_pipe, "dp_comm") == ["reduce_scatter"] and ops(ds_flat, "dp_comm") == ["reduce_scatter"]
+    # a ring all-reduce moves twice a reduce-scatter's bytes: 2(d-1)/d of the gradients against (d-1)/d
+    assert _moved(ds_pipe.tasks, "dp_comm", -1) == pytest.approx(2 * _moved(mg_pipe.tasks, "dp_comm", -1), rel=1e-6)

@@ -71,3 +71,23 @@ def test_the_corpus_spans_what_issue_12_asks():
 def test_memory_rows_reuse_the_throughput_rows_workloads():
     throughput = {r.workload for r in corpus.load_group("stacks").rows}
     assert all(r.workload in throughput for r in corpus.load_group("memory").rows)
+
+
+def test_gpt_neox_20b_row_is_117_tflops_through_gpt_neoxs_own_flop_counter():
+    """GPT-NeoX logged TFLOP/s as train_batch · s · (6 · total_params + 60 · s · h · L) / (time · GPUs)
+    (megatron/logging.py ``get_flops``, 2021-04 to 2023-09), ``total_params`` summing the parameters of
+    every tensor and pipeline rank (``utils.get_total_params``: tensor-replicated LayerNorms, row-parallel
+    biases and the final norm counted t times). From the workload's layout that count is the 20B weights'
+    README figure, 20,556,201,984, and the row's published tokens/s is 117 TFLOP/s per GPU through it."""
+    row = next(r for r in ROWS if r.key == "gpt-neox-20b")
+    spec = load_workload(row.path)
+    m, t = spec.model, spec.parallelism.tensor
+    h, L, s, V = m.hidden, m.layers, m.seq_len, m.vocab
+    unique = L * (12 * h * h + 13 * h) + 2 * V * h + 2 * h  # two norms per layer (gpt_j_residual), untied head
+    counted = unique + (t - 1) * (L * 6 * h + 2 * h)  # 4h of norms + 2h of row-parallel biases per layer, final norm
+    assert unique == 20_554_567_680 and counted == 20_556_201_984
+    per_token = 6 * counted + 60 * s * h * L
+    gpus = spec.parallelism.tensor * spec.parallelism.pipeline * spec.parallelism.data
+    assert row.metric == "tokens_per_s"
+    assert row.published == pytest.approx(117e12 * gpus / per_token, abs=1.0)
+    assert total_params(m) == pytest.approx(unique, rel=1e-3)  # the simulator's own count, to its position table
