@@ -35,6 +35,20 @@ Cross-entropy over the vocabulary (time: bandwidth-bound passes over the [tokens
     read 2 and write the 16-bit gradient 2; it saves the logits themselves (2 B) and adds only the
     gradient (2 B) inside its backward.
 
+Training metrics over the logits (``training.train_metrics``; Composer, llm-foundry)
+    Composer's trainer updates the model's train metrics after every microbatch's backward
+    (``Trainer._train_microbatch`` → ``_eval_train_metrics``: ``eval_forward(batch, outputs)`` reuses the
+    logits, then ``update_metric`` under ``torch.no_grad()`` and the run's autocast; composer/trainer/trainer.py,
+    v0.13.4 through v0.19). llm-foundry's MPT (``ComposerMosaicGPT`` in May 2023, ``ComposerMPTCausalLM``
+    after; ``use_train_metrics`` defaults to true, its flag added Oct 2023 and never set by the benchmark
+    yamls) trains with two: ``LanguageCrossEntropy`` and ``LanguagePerplexity`` (its subclass), each of which
+    runs ``torch.nn.CrossEntropyLoss(reduction='sum')`` over the whole [tokens, V] logits
+    (composer/metrics/nlp.py) — PyTorch's ``F.cross_entropy`` under autocast, whatever loss the model trains
+    with: :data:`TORCH_LOSS_FWD` per metric and microbatch (cast 2 + 4, log-softmax 4 + 4 B per logit).
+    Charged with the loss's forward (same stream, no overlap; the metric runs after the backward).
+    Memory left out: its fp32 copy and log-softmax output (8 B per logit) live after the backward has
+    freed the activations.
+
 Mixed precision (pytorch)
     ``torch.autocast`` keeps fp32 parameters (4 B), fp32 gradients (4 B) and Adam's m, v (8 B);
     every forward casts each weight to bf16 (read 4, write 2 B per parameter, one kernel per
@@ -297,6 +311,10 @@ XLA_LOSS_BWD: Passes = (("elementwise", 6.0),)
 FUSED_LOSS_FWD: Passes = (("normalization", 2.0),)
 FUSED_LOSS_BWD: Passes = (("elementwise", 4.0),)
 FUSED_LOSS_SAVED_BYTES = 2.0
+#: One Composer train metric over the logits (``LanguageCrossEntropy``, ``LanguagePerplexity``:
+#: ``torch.nn.CrossEntropyLoss(reduction='sum')`` under autocast, composer/metrics/nlp.py): PyTorch's fp32
+#: cross-entropy forward, the cast (2 + 4 B) and the log-softmax (4 + 4 B) per logit (module docstring).
+TRAIN_METRIC_PASSES: Passes = TORCH_LOSS_FWD
 FUSED_LOSS_TRANSIENT_BYTES = 2.0
 
 #: Per weight and microbatch: a 16-bit gradient cast to fp32 (read 2, write 4) and added into the
@@ -400,7 +418,8 @@ def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
 
 
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
-              precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto") -> Stack:
+              precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
+              train_metrics: int = 0) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -408,7 +427,9 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     ``accumulation_fusion`` False: Megatron-LM's gradient accumulation before its fusion
     (``training.gradient_accumulation_fusion``, :func:`unfused_accumulation_bytes` of ``precision`` and the
     step's ``microbatches``). ``cross_entropy`` "fused": flash-attn's one-kernel cross-entropy over the 16-bit
-    logits instead of the stack's own (``training.cross_entropy``, :data:`FUSED_LOSS_FWD`).
+    logits instead of the stack's own (``training.cross_entropy``, :data:`FUSED_LOSS_FWD`). ``train_metrics``:
+    cross-entropy train metrics computed over the logits after every microbatch (``training.train_metrics``,
+    Composer's), each :data:`TRAIN_METRIC_PASSES` more in the loss's forward (module docstring).
     PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
     casts a shard to bf16 before its all-gather (so the gathered weights are bf16 and no
     per-weight cast runs in the forward), and casts each microbatch's bf16 gradient to fp32
@@ -426,6 +447,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)
         stack = replace(stack, loss_fwd=FUSED_LOSS_FWD, loss_bwd=FUSED_LOSS_BWD, loss_saved_bytes=FUSED_LOSS_SAVED_BYTES,
                         loss_transient_bytes=FUSED_LOSS_TRANSIENT_BYTES)
+    if train_metrics:  # training.train_metrics: Composer's per-microbatch metric cross-entropies (TRAIN_METRIC_PASSES)
+        stack = replace(stack, loss_fwd=stack.loss_fwd + train_metrics * TRAIN_METRIC_PASSES)
     if stack.fp16_autograd_accum and precision == "fp16" and zero_stage <= 1:  # DeepSpeed's FP16_Optimizer / stage1.py
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches), grad_accum_cast=False)
     if not accumulation_fusion:  # training.gradient_accumulation_fusion: false (Megatron-LM before Feb 2022)

@@ -270,11 +270,11 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
 
 
 def spec_stack(spec: WorkloadSpec) -> Stack:
-    """The stack of ``spec``'s ``training.framework`` with the spec's ZeRO stage, fused kernels and gradient
-    accumulation (:func:`simcluster.costs.frameworks.framework`)."""
+    """The stack of ``spec``'s ``training.framework`` with the spec's ZeRO stage, fused kernels, gradient
+    accumulation, loss kernel and train metrics (:func:`simcluster.costs.frameworks.framework`)."""
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
-                     tr.precision, spec.num_microbatches, tr.cross_entropy)
+                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics)
 
 
 def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:

@@ -119,6 +119,11 @@ class TrainingSpec(BaseModel):
         "softmax, PyTorch's F.cross_entropy under autocast in fp32, XLA's fused one); fused is flash-attn's "
         "one-kernel cross-entropy over the 16-bit logits (llm-foundry's default loss_fn, TinyLlama): 2 B per "
         "logit read forward, 4 B backward, only the logits saved.")
+    train_metrics: int = Field(
+        default=0, ge=0, description="Cross-entropy train metrics the trainer computes over the logits after "
+        "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "
+        "metric); llm-foundry's MPT trains with 2 (LanguageCrossEntropy, LanguagePerplexity; use_train_metrics "
+        "defaults to true). 0: none.")
     gradient_accumulation_fusion: bool = Field(
         default=True, description="Megatron's weight-gradient GEMM accumulates into the fp32 main gradient "
         "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "

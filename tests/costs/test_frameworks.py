@@ -439,3 +439,25 @@ def test_fused_cross_entropy_is_one_kernel_each_way_over_the_16_bit_logits(tmp_p
         return stage_extra_activation_bytes(s.model, s.training, s.parallelism, has_embedding=False, has_logits=True)
     assert logits(big) - logits(fspec) == pytest.approx((6.0 - 2.0) * sbv)
     assert loss_transient_bytes(fspec.model, fspec.training, fspec.parallelism) == pytest.approx(2.0 * sbv)
+
+
+def test_train_metrics_add_one_fp32_cross_entropy_forward_each_over_the_logits(tmp_path):
+    """Composer's train metrics (LanguageCrossEntropy, LanguagePerplexity: torch CrossEntropyLoss under
+    autocast, composer/metrics/nlp.py) after every microbatch: per metric the cast (2 + 4 B) and log-softmax
+    (4 + 4 B) over every logit, in the forward only, and nothing saved."""
+    spec, ops, cm = _ops(tmp_path, "training.framework=pytorch", "training.cross_entropy=fused")
+    loss = next(o for o in ops.head if o.kind == "loss")
+    n = loss.elements
+    plain = framework("pytorch", cross_entropy="fused")
+    metered = framework("pytorch", cross_entropy="fused", train_metrics=2)
+    one = cm.memory_time(6 * n, "copy") + cm.memory_time(8 * n, "normalization")
+    assert op_time(loss, cm, 1, 1, False, True, False, metered) == pytest.approx(
+        op_time(loss, cm, 1, 1, False, True, False, plain) + 2 * one)
+    assert op_time(loss, cm, 1, 1, False, True, True, metered) == op_time(loss, cm, 1, 1, False, True, True, plain)
+    mspec = make_spec(tmp_path, "training.framework=pytorch", "training.cross_entropy=fused", "training.train_metrics=2")
+    base, more = build_plan(spec), build_plan(mspec)
+    assert more.blocks.head.fwd_s - base.blocks.head.fwd_s == pytest.approx(2 * one)
+    assert more.blocks.head.bwd_s == base.blocks.head.bwd_s and more.blocks.layer == base.blocks.layer
+    kw = dict(layers_on_stage=spec.model.layers, has_embedding=True, has_logits=True, microbatches_in_flight=1)
+    assert (stage_memory(mspec.model, mspec.training, mspec.parallelism, **kw)
+            == stage_memory(spec.model, spec.training, spec.parallelism, **kw))

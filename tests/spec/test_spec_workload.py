@@ -163,7 +163,7 @@ def test_unknown_key_lists_known(workload):
     assert lines(workload) == [
         f"{workload}:11: training.microbatch: unknown key; known keys: attention_kernel, "
         "cross_entropy, distribute_saved_activations, flash_attention, framework, fused_kernels, global_batch, "
-        "gradient_accumulation_fusion, micro_batch, optimizer, precision, recompute"
+        "gradient_accumulation_fusion, micro_batch, optimizer, precision, recompute, train_metrics"
     ]
 
 
