@@ -120,7 +120,7 @@ class TrainingSpec(BaseModel):
         "one-kernel cross-entropy over the 16-bit logits (llm-foundry's default loss_fn, TinyLlama): 2 B per "
         "logit read forward, 4 B backward, only the logits saved.")
     train_metrics: int = Field(
-        default=0, ge=0, description="Cross-entropy train metrics the trainer computes over the logits after "
+        default=0, ge=0, le=64, description="Cross-entropy train metrics the trainer computes over the logits after "
         "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "
         "metric); llm-foundry's MPT trains with 2 (LanguageCrossEntropy, LanguagePerplexity; use_train_metrics "
         "defaults to true). 0: none.")
