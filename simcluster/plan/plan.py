@@ -18,7 +18,6 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -35,9 +34,11 @@ from simcluster.plan.partition import model_chunks
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
+from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
+                                   zero3_refetch)
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
-from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
+from simcluster.workload import DTYPE_BYTES, model_ops
 
 
 def grad_bytes_per_param(precision: str) -> int:
@@ -298,82 +299,6 @@ def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: b
         kv = 2 * micro_batch * m.seq_len * g * P.head_dim(m) * dt / t
     split = (sends or plan_sends(spec, spec.parallelism.schedule, sp)).split
     return act, act / t if split else act, kv
-
-
-def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, bool]:
-    """(all-gathers per layer, prefetched) of ZeRO-3 under the spec's stack.
-
-    One gather per layer, or one per linear layer under DeepSpeed's per-module fetch. Prefetched
-    always under FSDP; under DeepSpeed only when each fetched module's weights (per tensor rank) fit
-    its prefetch bucket (``frameworks.DEEPSPEED_PREFETCH_BUCKET``).
-    """
-    stack = framework(spec.training.framework)
-    gemms = [op.gemm for op in (ops or model_ops(spec.model, spec.training)).layer if op.kind == "gemm" and op.gemm]
-    parts = len(gemms) if stack.zero3_fetch == "module" else 1
-    biggest = max((n * k / spec.parallelism.tensor for _, n, k in gemms), default=0.0)
-    return parts, biggest <= stack.zero3_prefetch_params
-
-
-def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, float]:
-    """(modules, share of the layer's weights) ZeRO-3 gathers again between recompute and backward.
-
-    DeepSpeed keeps a module's weights after its use only while the parameters fetched before its
-    next use stay under ``stage3_max_reuse_distance``. Under full recompute the trace runs
-    rc(m1..mk) then bwd(mk..m1), so module i waits 2·Σ_{j>i} |m_j| parameters: released (and
-    fetched again) when that reaches the limit (frameworks docstring, "DeepSpeed ZeRO-3 of 2021").
-    Stacks that gather one unit per layer keep it through recompute and backward: (0, 0).
-    """
-    stack = framework(spec.training.framework)
-    if stack.zero3_fetch != "module" or spec.training.recompute != "full":
-        return 0, 0.0
-    sizes = [n * k / spec.parallelism.tensor for op in (ops or model_ops(spec.model, spec.training)).layer
-             if op.kind == "gemm" and op.gemm for _, n, k in [op.gemm]]
-    again = [s for i, s in enumerate(sizes) if 2 * sum(sizes[i + 1:]) >= stack.zero3_reuse_distance]
-    return len(again), (sum(again) / sum(sizes) if sizes else 0.0)
-
-
-def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
-    """Host seconds before each ZeRO-3 gather or reduce-scatter over ``ranks`` ranks: DeepSpeed's
-    per-rank list views and copies (``zero3_host_ops_per_rank`` × ``HOST_OP_S`` per rank), 0 elsewhere."""
-    stack = framework(spec.training.framework)
-    return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if spec.parallelism.zero_stage >= 3 else 0.0
-
-
-def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[float, ...]:
-    """Elements of each tensor of one layer on one tensor rank, as :mod:`simcluster.costs.params` counts
-    them: each GEMM's weight (n·k/t) and bias (n/t column-parallel, n row-parallel), each norm's γ and β (h)."""
-    t, h = spec.parallelism.tensor, spec.model.hidden
-    out: list[float] = []
-    for op in (ops or model_ops(spec.model, spec.training)).layer:
-        if op.kind == "gemm" and op.gemm:
-            _, n, k = op.gemm
-            out += [n * k / t, n / t if op.tp == "column" else float(n)]
-        elif op.kind == "norm":
-            out += [float(h), float(h)]
-    return tuple(out)
-
-
-def zero3_grad_parts(spec: WorkloadSpec, ops: ModelOps | None = None) -> int:
-    """Reduce-scatters per layer and microbatch of ZeRO-3's gradients: one per tensor under DeepSpeed
-    (``_reduce_scatter_gradients``, persistent tensors included: frameworks docstring), else one."""
-    if not framework(spec.training.framework).zero3_persistence_threshold or spec.parallelism.zero_stage < 3:
-        return 1
-    return len(zero3_layer_tensors(spec, ops))
-
-
-def zero3_persistent_gather_s(spec: WorkloadSpec, ranks: int, ops: ModelOps | None = None) -> float:
-    """Host seconds per layer of DeepSpeed's re-gather of its persistent tensors after each optimizer step:
-    ``Init._allgather_params`` copies each tensor of n < ``stage3_param_persistence_threshold`` elements
-    rank by rank, ⌈n / ⌈n/N⌉⌉ pieces, each ``zero3_host_ops_per_rank`` × ``host_op_s`` (0 elsewhere)."""
-    stack = framework(spec.training.framework)
-    limit = stack.zero3_persistence_threshold
-    if not limit or spec.parallelism.zero_stage < 3 or ranks <= 1:
-        return 0.0
-    pieces = 0
-    for n in zero3_layer_tensors(spec, ops):
-        if n < limit:
-            pieces += math.ceil(n / math.ceil(n / ranks))
-    return pieces * stack.zero3_host_ops_per_rank * stack.host_op_s
 
 
 def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:

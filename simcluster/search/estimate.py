@@ -34,8 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from simcluster.plan.plan import (collective_prep_s, plan_sends, spec_stack, zero3_gathers, zero3_grad_parts,
-                                  zero3_persistent_gather_s, zero3_refetch)
+from simcluster.plan.plan import plan_sends, spec_stack
+from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
+                                   zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps

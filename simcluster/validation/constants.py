@@ -16,6 +16,7 @@ from simcluster.costs.attention_kernels import with_attention_kernel
 from simcluster.costs import efficiency as eff
 from simcluster.costs import contention as cont
 from simcluster.costs import eager
+from simcluster.costs import deepspeed_zero3 as dz3
 from simcluster.costs import frameworks as fw
 from simcluster.costs import fp16_optimizer as fp16opt
 from simcluster.costs import rng_state
@@ -64,18 +65,18 @@ def _rows() -> list[tuple[str, str, str, str]]:
          "multi-tensor apply: one launch per tensor group (set)"),
         ("host dispatch per eager op", f"{fw.HOST_OP_S * 1e6:g} µs", "costs/frameworks.py",
          "the 5–25 µs per-op host path of eager PyTorch (Python, autograd, dispatcher, launch); jax: 0"),
-        ("DeepSpeed ZeRO-3 stage3_max_reuse_distance", f"{fw.DEEPSPEED_MAX_REUSE_DISTANCE:g} parameters",
-         "costs/frameworks.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: kept weights past it are fetched again"),
-        ("DeepSpeed ZeRO-3 stage3_param_persistence_threshold", f"{fw.DEEPSPEED_PERSISTENCE_THRESHOLD:g} elements",
-         "costs/frameworks.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: smaller tensors (biases, "
+        ("DeepSpeed ZeRO-3 stage3_max_reuse_distance", f"{dz3.DEEPSPEED_MAX_REUSE_DISTANCE:g} parameters",
+         "costs/deepspeed_zero3.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: kept weights past it are fetched again"),
+        ("DeepSpeed ZeRO-3 stage3_param_persistence_threshold", f"{dz3.DEEPSPEED_PERSISTENCE_THRESHOLD:g} elements",
+         "costs/deepspeed_zero3.py", "DeepSpeed v0.3.13–v0.4.x zero/constants.py default: smaller tensors (biases, "
          "layernorms) reduce-scattered one by one and re-gathered rank by rank after every step (_allgather_params)"),
-        ("DeepSpeed ZeRO-3 host ops per rank of a collective", f"{fw.DEEPSPEED_HOST_OPS_PER_RANK:g}",
-         "costs/frameworks.py", "v0.3.13 partition_parameters.py: a narrow view per rank, c10d's copy_ per rank "
+        ("DeepSpeed ZeRO-3 host ops per rank of a collective", f"{dz3.DEEPSPEED_HOST_OPS_PER_RANK:g}",
+         "costs/deepspeed_zero3.py", "v0.3.13 partition_parameters.py: a narrow view per rank, c10d's copy_ per rank "
          "(ProcessGroupNCCL list all_gather/reduce_scatter), each × the host dispatch per eager op"),
-        ("DeepSpeed ZeRO-3 bytes per gathered weight", f"{fw.DEEPSPEED_ZERO3_GATHER_BYTES:g}", "costs/frameworks.py",
+        ("DeepSpeed ZeRO-3 bytes per gathered weight", f"{dz3.DEEPSPEED_ZERO3_GATHER_BYTES:g}", "costs/deepspeed_zero3.py",
          "torch.zeros of the weight (2) and c10d's copy of the flat all-gather output into N views (2 + 2)"),
         ("DeepSpeed ZeRO-3 gradient bytes per weight before the reduce-scatter",
-         f"{fw.DEEPSPEED_ZERO3_GRAD_BYTES:g}", "costs/frameworks.py",
+         f"{dz3.DEEPSPEED_ZERO3_GRAD_BYTES:g}", "costs/deepspeed_zero3.py",
          "bucket copy, div_ by N, c10d's flattening copy of the N views (4 B each; stage3.py v0.3.13)"),
         ("foreach Adam bytes per parameter", f"{fw.FOREACH_ADAM_BYTES:g}", "costs/frameworks.py",
          "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 
 from helpers_spec import make_spec
-from simcluster.costs.frameworks import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
-                                         DEEPSPEED_PERSISTENCE_THRESHOLD, GRAD_ACCUM_BYTES, HOST_OP_S, framework)
+from simcluster.costs.deepspeed_zero3 import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
+                                              DEEPSPEED_PERSISTENCE_THRESHOLD)
+from simcluster.costs.frameworks import GRAD_ACCUM_BYTES, HOST_OP_S, framework
 from simcluster.plan.costing import gather_copy_time
 from simcluster.plan.plan import compute_model
 from simcluster.workload import model_ops
 from simcluster.plan import build_plan
-from simcluster.plan.plan import (collective_prep_s, zero3_grad_parts, zero3_layer_tensors, zero3_persistent_gather_s,
-                                  zero3_refetch)
+from simcluster.plan.zero3 import (collective_prep_s, zero3_grad_parts, zero3_layer_tensors, zero3_persistent_gather_s,
+                                   zero3_refetch)
 from simcluster.run import simulate_workload
 
 ZERO3 = ("parallelism.data=8", "parallelism.zero_stage=3", "training.recompute=full",
