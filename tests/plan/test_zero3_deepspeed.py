@@ -1,7 +1,9 @@
 """DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x): the re-fetch after recompute and the per-rank host work
-of its list-based collectives, against their closed forms (simcluster.costs.frameworks docstring)."""
+of its list-based collectives, against their closed forms (simcluster.costs.deepspeed_zero3)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +145,14 @@ def test_lowering_reduces_each_tensor_and_regathers_after_the_step(tmp_path):
     for t in persist:
         assert t.duration == pytest.approx(2 * per_layer)
         assert start[t.id] >= end[steps[t.ranks].id] - 1e-12
+
+
+@pytest.mark.parametrize("tensor", [1, 8])
+def test_layer_tensors_add_up_to_the_layers_parameters(tensor):
+    # the per-tensor split the reduce-scatters use and costs.params's count are one layer, two views
+    from simcluster.costs import params as P
+    from simcluster.spec import load_workload
+
+    path = Path(__file__).resolve().parents[2] / "simcluster/data/validation/stacks/narayanan-zero3-175b-384.yaml"
+    spec = load_workload(path, overrides=[f"parallelism.tensor={tensor}", f"parallelism.data={384 // tensor}"])
+    assert sum(zero3_layer_tensors(spec)) == pytest.approx(P.layer_params(spec.model, tensor))
