@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ class InvariantError(AssertionError):
     """A simulated timeline broke an invariant: a bug in the simulator."""
 
 
-def check_invariants(tg: TaskGraph, start: list[float], end: list[float]) -> None:
+def check_invariants(tg: TaskGraph, start: Sequence[float], end: Sequence[float]) -> None:
     tasks = tg.tasks
     n = len(tasks)
     if len(start) != n or len(end) != n:
