@@ -28,38 +28,56 @@ import numpy as np
 from simcluster.lowering.task import TaskGraph
 
 
-def _flat(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The concatenation of ``seqs`` and their lengths, as int64 arrays."""
+def _flat(seqs: Sequence[Sequence[int]], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenation of ``seqs`` and their lengths."""
     lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-    flat = np.fromiter(chain.from_iterable(seqs), dtype=np.int64, count=int(lens.sum()))
+    flat: np.ndarray = np.fromiter(chain.from_iterable(seqs), dtype=dtype, count=int(lens.sum()))
     return flat, lens
 
 
 def unblocking(tg: TaskGraph) -> tuple["array[int]", "array[int]", list[int], list[int]]:
     """``(succ, off, blockers, firsts)`` of ``tg`` (see the module); ``firsts``: the first
-    task of each non-empty stream, in sorted (rank, stream) order."""
+    task of each non-empty stream, in sorted (rank, stream) order.
+
+    Ids are 32-bit while they fit and temporaries are dropped as soon as they are used:
+    at 8,192 GPUs the edges are 11 million, and every 64-bit copy of them is 90 MB of
+    fresh pages for the kernel to map.
+    """
     n = len(tg.tasks)
-    queues = [tg.streams[k] for k in sorted(tg.streams)]
-    queues = [q for q in queues if q]
+    small = n < 2**31 - 1
+    ids: type = np.int32 if small else np.int64
+    queues = [q for q in (tg.streams[k] for k in sorted(tg.streams)) if q]
     firsts = [q[0] for q in queues]
-    flat, lens = _flat(queues)
-    # consecutive pairs inside each queue: every position but a queue's last
+    flat, lens = _flat(queues, ids)
+    del queues
+    # consecutive pairs inside each queue: position i and i + 1 unless i ends its queue
     follows = np.ones(len(flat), dtype=bool)
     follows[np.cumsum(lens) - 1] = False
-    src_stream = flat[follows]
-    dst_stream = flat[np.flatnonzero(follows) + 1]
-    deps, counts = _flat(list(map(attrgetter("deps"), tg.tasks)))
-    src = np.concatenate((src_stream, deps))
-    dst = np.concatenate((dst_stream, np.repeat(np.arange(n, dtype=np.int64), counts)))
+    follows = follows[:-1]
+    deps, counts = _flat(list(map(attrgetter("deps"), tg.tasks)), ids)
+    src = np.concatenate((flat[:-1][follows], deps))
+    dst = np.concatenate((flat[1:][follows], np.repeat(np.arange(n, dtype=ids), counts)))
+    del flat, follows, deps, counts
     # each (a, b) once, at its first place (stream relations come before dependencies)
-    code = src * max(n, 1) + dst
+    code = src.astype(np.int64)
+    code *= max(n, 1)
+    code += dst
     by_code = np.argsort(code, kind="stable")
-    ranked = code[by_code]
-    keep = np.ones(len(code), dtype=bool)
-    keep[by_code[1:][ranked[1:] == ranked[:-1]]] = False  # a repeat of the entry before it
-    src, dst = src[keep], dst[keep]
+    code = code[by_code]
+    repeats = by_code[1:][code[1:] == code[:-1]]  # an entry equal to the one before it
+    del code, by_code
+    if len(repeats):
+        keep = np.ones(len(src), dtype=bool)
+        keep[repeats] = False
+        src, dst = src[keep], dst[keep]
+        del keep
     order = np.argsort(src, kind="stable")
     off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=off[1:])
+    del src
     blockers = np.bincount(dst, minlength=n).tolist()
-    return array("q", dst[order].tobytes()), array("q", off.tobytes()), blockers, firsts
+    succ = array("i" if small else "q")
+    succ.frombytes(dst[order].data.cast("B"))
+    offsets = array("q")
+    offsets.frombytes(off.data.cast("B"))
+    return succ, offsets, blockers, firsts

@@ -12,16 +12,18 @@ Incremental: rates change only when a flow starts or ends, and then only for
 the flows connected to it through shared links that can saturate (a flow alone
 on its links keeps ``m_f = min_l B_l / w_l`` without any search). Nothing scans
 the active flows: a flow keeps ``(t0, rem0, r)``, its remaining bytes being
-``rem0 - r·(t - t0)``, and is touched only when its rate changes, which files it
-under two times (:class:`~simcluster.engine.buckets.TimeBuckets`: a heap of distinct
-times, the flows of the data-parallel replicas sharing each)
+``rem0 - r·(t - t0)``, and is touched only when its rate changes, which pushes its
+finish time ``t0 + rem0 / r`` into one heap and notes its due time
+``t0 + (rem0 - tol) / r``, ``tol = 1e-9·nbytes + 1e-6`` bytes:
 
-- its finish time ``t0 + rem0 / r``: the earliest one is the single pending
-  wake-up (a change that leaves it where it was schedules nothing; one that
-  moves it replaces it and the old event is skipped when it fires);
-- its due time ``t0 + (rem0 - tol) / r``, ``tol = 1e-9·nbytes + 1e-6`` bytes:
-  a wake-up ends every flow due by then, so flows finishing within rounding
-  of each other end together.
+- the earliest finish is the single pending wake-up (a change that leaves it where
+  it was schedules nothing; one that moves it replaces it and the old event is
+  skipped when it fires);
+- a wake-up ends every flow due by then, so flows finishing within rounding of each
+  other end together. A flow due by ``now`` finishes by ``now + slack``, the slack
+  being the largest finish-less-due time pushed so far (a few nanoseconds), so the
+  finish times up to there are popped and the few not yet due pushed back: one heap
+  entry per rate change, not one per time kind.
 
 Changes at one instant are re-rated together: a flow that starts sharing a link, and
 the coupled neighbours of flows that end, are collected and re-rated in one fill by an
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from heapq import heapify, heappop, heappush
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -56,7 +59,6 @@ import simpy
 
 from simcluster.collectives.transfer import Transfer
 from simcluster.engine.agenda import Agenda
-from simcluster.engine.buckets import TimeBuckets
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
 
@@ -103,7 +105,7 @@ class _Route:
 class _Flow:
     """One transfer moving its bytes: ``rem0`` bytes left at ``t0``, rate ``rate`` since."""
 
-    __slots__ = ("route", "solo", "rate", "t0", "rem0", "ver", "done", "arg", "seq", "shared", "fin")
+    __slots__ = ("route", "solo", "rate", "t0", "rem0", "ver", "done", "arg", "seq", "shared", "due")
 
     route: _Route
     solo: float  # m_f: the rate alone on its links
@@ -114,7 +116,7 @@ class _Flow:
     done: Callable[[int], None]
     arg: int
     seq: int  # start order
-    fin: float  # its finish time at its current rate (its entry in the network's finish times)
+    due: float  # its due time at its current rate: its finish less the tolerance
     shared: dict[int, None]  # its links that can couple and other flows cross too, now
 
     def __init__(self, r: _Route, done: Callable[[int], None], arg: int):
@@ -147,6 +149,8 @@ class _Flow:
 #: The links a flow shares while it shares none (one empty dict for all: never written to).
 _ALONE: dict[int, None] = {}
 
+#: A heap entry: (time, flow seq, flow version, flow).
+_Entry = tuple[float, int, int, _Flow]
 
 
 def _seq(f: _Flow) -> int:
@@ -174,17 +178,15 @@ class Network:
         self.flows_on: list[dict[_Flow, float]] = [{} for _ in range(n)]  # link -> {flow: weight}
         self._count = [0] * n  # covered link -> flows on it
         self._routes: dict[int, _Route] = {}  # id(transfer) -> its route
-        # per link: flat doubles, not lists of float objects (at 16,384 GPUs an instant touches
-        # the state of 100,000 links: one cache line per figure, not two)
-        self.bytes = array("d", bytes(8 * n))  # bytes carried per link (booked when flows end)
-        self.busy = array("d", bytes(8 * n))  # seconds with at least one flow
-        self._since = array("d", bytes(8 * n))
-        self._demand = array("d", bytes(8 * n))  # D_l = sum_f w·m_f over the flows on l
-        self._limit = array("d", [(1.0 - SLACK_MARGIN) * b for b in bandwidth])
+        self.bytes = [0.0] * n  # bytes carried per link (booked when flows end)
+        self.busy = [0.0] * n  # seconds with at least one flow
+        self._since = [0.0] * n
+        self._demand = [0.0] * n  # D_l = sum_f w·m_f over the flows on l
+        self._limit = [(1.0 - SLACK_MARGIN) * b for b in bandwidth]
         self._covered = list(covered) if covered is not None else [False] * n
         self._twin = list(twins) if twins is not None else list(range(n))
         if covered is not None:  # implied by other links (engine/redundant.py): never couples
-            self._limit = array("d", [math.inf if c else x for x, c in zip(self._limit, covered)])
+            self._limit = [math.inf if c else x for x, c in zip(self._limit, covered)]
         self._coupled = [False] * n  # D_l >= limit: the link can saturate
         self._rec = [False] * n
         self._rec_twins: dict[int, list[int]] = {}  # representative -> its recorded twins
@@ -192,13 +194,13 @@ class Network:
             t = self._twin[l]
             self._rec[t] = True
             self._rec_twins.setdefault(t, []).append(l)
-        self._rec_bytes = array("d", bytes(8 * n))
+        self._rec_bytes = [0.0] * n
         #: the per-link lists the hot paths read, in one tuple (one attribute lookup for all)
         self._links = (self.flows_on, self._demand, self._coupled, self._limit, self._since, self._count,
                        self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
-        self._fin = TimeBuckets()  # finish times
-        self._due = TimeBuckets()  # due times (finish less the tolerance)
+        self._fin: list[_Entry] = []  # finish times
+        self._slack = 0.0  # at least every flow's finish less its due time (see :meth:`_wakeup`)
         self._active = 0
         self._wake: int | None = None  # the pending wake-up's number (its event's value)
         self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
@@ -301,9 +303,10 @@ class Network:
             fin = now + r.nbytes / solo
             if not fin < math.inf:
                 raise RunawayError(self._never(f, fin))
-            self._fin.push(fin, f, 1)
-            self._due.push(now + r.due_bytes / solo, f, 1)
-            f.fin = fin
+            heappush(self._fin, (fin, f.seq, 1, f))
+            due = f.due = now + r.due_bytes / solo
+            if fin - due > self._slack:
+                self._slack = fin - due
             if self._wake is None or fin < self._wake_at:
                 self._schedule(now)
         else:
@@ -315,17 +318,17 @@ class Network:
             return
         if f.rate > 0.0:
             f.rem0 -= f.rate * (now - f.t0)
-            self._fin.forget(f.fin)  # its entry there is stale now
         f.t0, f.rate = now, r
         f.ver += 1
         if r > 0.0:
             fin = now + f.rem0 / r
             if not fin < math.inf:
                 raise RunawayError(self._never(f, fin))
-            self._fin.push(fin, f, f.ver)
-            f.fin = fin
+            heappush(self._fin, (fin, f.seq, f.ver, f))
             # due: ``tol = 1e-9·nbytes + 1e-6`` bytes before the finish
-            self._due.push(now + (f.rem0 - 1e-9 * f.route.nbytes - 1e-6) / r, f, f.ver)
+            due = f.due = now + (f.rem0 - 1e-9 * f.route.nbytes - 1e-6) / r
+            if fin - due > self._slack:
+                self._slack = fin - due
 
     def _never(self, f: _Flow, fin: float) -> str:
         """Why ``f`` never ends: one line with its bytes, rate and links."""
@@ -368,15 +371,18 @@ class Network:
         """Keep one wake-up pending, at the earliest finish time (after the re-rate, if one is due now)."""
         if self._flush_pending:
             return
-        t = self._fin.earliest()
-        if t is None:
+        fin = self._fin
+        while fin and fin[0][3].ver != fin[0][2]:
+            heappop(fin)
+        if not fin:
             self._wake = None
             if self._active:
                 raise RunawayError("a transfer has no bandwidth (a zero-capacity link on its route)")
             return
-        if self._fin.entries > 4 * self._active + 256:  # drop stale entries now and then
-            self._fin.compact()
-            self._due.compact()
+        if len(fin) > 4 * self._active + 256:  # drop stale entries now and then
+            fin[:] = [e for e in fin if e[3].ver == e[2]]
+            heapify(fin)
+        t = fin[0][0]
         if t == self._wake_at and self._wake is not None:
             return
         self.wakeups += 1
@@ -390,8 +396,22 @@ class Network:
         self._wake = None
         now = self.env._now
         finished: list[_Flow] = []  # due by now (or finished by it), marked ended
-        self._due.take(now, finished)
-        self._fin.take(now, finished)
+        # the flows due by now: each has its finish within the slack of now, so the finish
+        # times up to there are taken out, and those of flows not yet due go back
+        fin = self._fin
+        horizon = now + 2.0 * self._slack
+        later: list[_Entry] = []
+        while fin and fin[0][0] <= horizon:
+            e = heappop(fin)
+            f = e[3]
+            if f.ver == e[2]:
+                if e[0] <= now or f.due <= now:
+                    f.ver = -1
+                    finished.append(f)
+                else:
+                    later.append(e)
+        for e in later:
+            heappush(fin, e)
         if not finished:
             self._idle += 1
             if self._idle > IDLE_WAKEUPS:
@@ -401,9 +421,6 @@ class Network:
             self._idle = 0
             if len(finished) > 1:
                 finished.sort(key=_seq)
-            forget = self._fin.forget
-            for f in finished:
-                forget(f.fin)  # (one found due before its finish time: that entry is stale)
         flows_on, demand, coupled, limit, since, count, nbytes, busy, rec, rec_bytes = self._links
         intervals = self.intervals
         neighbours: list[_Flow] = []

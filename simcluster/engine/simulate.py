@@ -85,16 +85,13 @@ class Contention:
     __slots__ = ("env", "at", "tasks", "one", "slow", "done", "active", "running", "plan", "moved", "was_moved", "seconds",
                  "starts", "fire")
 
-    def __init__(self, agenda: Agenda, tasks: Sequence[Task], slow: float,
+    def __init__(self, agenda: Agenda, tasks: Sequence[Task], size: int, slow: float,
                  done: Callable[[int], None], seconds: Sequence[float], starts: Sequence[float]):
         self.env, self.at = agenda.env, agenda.at
         self.tasks, self.slow, self.done = tasks, slow, done
         self.seconds, self.starts = seconds, starts  # per task: its duration (of a compute task), start
-        ranks = list(map(attrgetter("ranks"), tasks))
         #: per task: its rank when it has one, else -1 (its ranks are then ``tasks[tid].ranks``)
-        self.one = array("q", [rk[0] if len(rk) == 1 else -1 for rk in ranks])
-        size = 1 + max(chain.from_iterable(ranks), default=0)
-        del ranks
+        self.one = array("q", [rk[0] if len(rk) == 1 else -1 for rk in map(attrgetter("ranks"), tasks)])
         self.active = [0] * size  # rank -> communication tasks running there
         self.running = [-1] * size  # rank -> the compute task running there (or that ran last)
         self.plan = array("d", [math.nan]) * len(tasks)  # per task: its planned end while it runs
@@ -283,7 +280,8 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         net.start(trs[i], next_transfer, tid)
 
     if slowdown > 0:
-        share = Contention(net.agenda, tasks, 1.0 - slowdown, finish, dur, start)
+        ranks = 1 + max((r for r, _ in tg.streams), default=-1)  # (every rank a task runs on has a stream)
+        share = Contention(net.agenda, tasks, ranks, 1.0 - slowdown, finish, dur, start)
     for tid in dict.fromkeys(firsts):  # a task first on several streams starts once
         if not blockers[tid] and start[tid] != start[tid]:  # (not started already by one before it)
             launch(tid)

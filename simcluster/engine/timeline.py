@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from itertools import chain
 from operator import attrgetter
-from typing import TYPE_CHECKING, MutableSequence, Sequence, Union
+from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -183,7 +183,7 @@ def _add_intervals(links: _Columns, intervals: Sequence[float], topo: Links) -> 
 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
-                   link_bytes: MutableSequence[float], link_busy: MutableSequence[float], recorded: frozenset[int],
+                   link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
                    intervals: Sequence[float]) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 

@@ -121,3 +121,15 @@ def test_a_first_task_started_by_an_earlier_first_runs_once():
     assert res.end[s.id] == pytest.approx(0.01, rel=1e-12)
     assert res.end[t.id] == pytest.approx(1.01, rel=1e-12)
     assert res.events == 3 + 1  # three tasks, one flow
+
+
+def test_flows_finishing_within_the_tolerance_end_in_one_wakeup():
+    # a second flow with 1e-4 more bytes (below tol = 1e-9·nbytes + 1e-6 bytes) ends with the
+    # first; a third with 1 kB more ends at its own time, after being put back unfinished
+    a = Transfer((0,), (1.0,), 1e9, 0.0)
+    b = Transfer((1,), (1.0,), 1e9 + 1e-4, 0.0)
+    c = Transfer((2,), (1.0,), 1e9 + 1e3, 0.0)
+    res = simulate(_graph({0: [a], 1: [b], 2: [c]}), _topo([100e9] * 3))
+    assert res.end[0] == res.end[1] == pytest.approx(0.01, rel=1e-12)
+    assert res.end[2] == pytest.approx((1e9 + 1e3) / 100e9, rel=1e-12) and res.end[2] > res.end[0]
+    assert res.stats["wakeups"] == 2
