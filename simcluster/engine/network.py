@@ -199,6 +199,7 @@ class Network:
         self._links = (self.flows_on, self._demand, self._coupled, self._limit, self._since, self._count,
                        self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
+        self._table: np.ndarray | None = None  # the intervals, twins' included (:meth:`settle`)
         self._fin: list[_Entry] = []  # finish times
         self._slack = 0.0  # at least every flow's finish less its due time (see :meth:`_wakeup`)
         self._active = 0
@@ -234,26 +235,39 @@ class Network:
 
     def settle(self) -> None:
         """After the run: each twin link's bytes, busy time and recorded intervals are its
-        representative's (see :func:`simcluster.engine.redundant.twin_links`)."""
+        representative's (see :func:`simcluster.engine.redundant.twin_links`); the intervals
+        of every recorded link are then :meth:`interval_table`."""
         for l, t in enumerate(self._twin):
             if t != l:
                 self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
-        if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(self.intervals):
-            return
-        # each interval of a representative, once per recorded twin (in place: no sort by link)
         a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
-        ids = a[:, 0].astype(np.int64)
-        first = np.zeros(len(self._twin), dtype=np.int64)  # representative -> its twins: flat[first:+count]
-        count = np.zeros(len(self._twin), dtype=np.int64)
+        if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(a):
+            self._table = a
+            return
+        # each interval of a representative, once per recorded twin (in place: no sort by link);
+        # at 16,384 GPUs that is 12 million rows, so no temporary beyond the index is made
+        ids = a[:, 0].astype(np.intp)
+        first = np.zeros(len(self._twin), dtype=np.intp)  # representative -> its twins: flat[first:+count]
+        count = np.zeros(len(self._twin), dtype=np.intp)
         flat: list[int] = []
         for t, ms in self._rec_twins.items():
             first[t], count[t] = len(flat), len(ms)
             flat.extend(ms)
         k = count[ids]
         out = np.repeat(a, k, axis=0)
-        copy = np.arange(len(out)) - np.repeat(np.cumsum(k) - k, k)  # 0, 1, ... within each row's copies
-        out[:, 0] = np.asarray(flat, dtype=float)[np.repeat(first[ids], k) + copy]
-        self.intervals = array("d", out.ravel().tobytes())
+        # row i's copies take the links flat[first[i]], flat[first[i] + 1], ...: the index of a
+        # copy is its position less where its row's copies start, plus first[i]
+        at = np.repeat(first[ids] - (np.cumsum(k) - k), k)
+        at += np.arange(len(out), dtype=np.intp)
+        out[:, 0] = np.asarray(flat, dtype=float)[at]
+        self._table = out
+
+    def interval_table(self) -> np.ndarray:
+        """Link, start, end, bytes of every recorded link's busy intervals, a row each (after
+        :meth:`settle`; before it, the representatives' only)."""
+        if self._table is None:
+            return np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
+        return self._table
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:

@@ -299,9 +299,9 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     for state in (blockers, step, transfers):
         state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()
-    timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.intervals)
+    timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.interval_table())
     t2, c2 = _time.perf_counter(), _time.process_time()
-    del net.intervals[:]
+    net.intervals, net._table = array("d"), None  # (free them now: the nested functions hold ``net``)
     return SimResult(timeline, start, end, list(net.bytes), list(net.busy),
                      events=n + net.flows_started, wall_s=t2 - t0,
                      stats={"tasks": n, "flows": net.flows_started, "wakeups": net.wakeups,

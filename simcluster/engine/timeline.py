@@ -166,7 +166,7 @@ def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndar
             _ord=rep(ids * _PARTS_MAX))
 
 
-def _add_intervals(links: _Columns, intervals: Sequence[float], topo: Links) -> None:
+def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links) -> None:
     """The engine's link intervals as rows, one block of rows per link (their order kept)."""
     if not len(intervals):
         return
@@ -184,7 +184,7 @@ def _add_intervals(links: _Columns, intervals: Sequence[float], topo: Links) -> 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   intervals: Sequence[float]) -> pd.DataFrame:
+                   intervals: np.ndarray) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 
     ``intervals``: link, start, end, bytes of each of the recorded links' busy intervals
