@@ -2,7 +2,7 @@
 symmetric and full-fidelity series as GPUs grow.
 
 Run: ``python benchmarks/speed.py [--only NAME] [--to GPUS] [--sym-to GPUS] [--no-series]
-[--no-sym-series] [--no-partial] [--no-cases]``.
+[--no-sym-series] [--no-partial] [--no-cases] [--repeat N]``.
 
 Each simulation runs in a fresh process (so its peak RSS is its own) and reports CPU
 seconds (``time.process_time``: the machine may be shared; ``wall`` is the wall-clock total
@@ -114,6 +114,26 @@ def one(path: str, overrides: list[str]) -> dict[str, float]:
             "iteration_s": float(summary["iteration_time_s"]), "fidelity": tg.meta["fidelity"]}
 
 
+#: The figures :func:`best_of` takes the least of over repeats (CPU and wall seconds).
+TIMES = ("lower_s", "engine_s", "timeline_s", "metrics_s", "total_s", "simulate_s", "bare_s", "wall_s")
+
+
+def best_of(path: str, overrides: list[str], repeat: int) -> dict[str, Any] | str:
+    """:func:`run_child` ``repeat`` times: each time figure the least of the runs (as ``timeit``
+    reports: the machine's noise only ever adds time), the rest from the first run."""
+    first = run_child(path, overrides)
+    for _ in range(repeat - 1):
+        if isinstance(first, str):
+            break
+        again = run_child(path, overrides)
+        if isinstance(again, str):
+            return again
+        for k in TIMES:
+            first[k] = min(first[k], again[k])
+        first["rss"] = max(first["rss"], again["rss"])
+    return first
+
+
 def run_child(path: str, overrides: list[str]) -> dict[str, Any] | str:
     """:func:`one` in a fresh process: its figures, or the last line of its error."""
     args = [sys.executable, __file__, "--case", path, *[a for o in overrides for a in ("--set", o)]]
@@ -156,6 +176,8 @@ def main() -> None:
     ap.add_argument("--no-partial", action="store_true", help="leave out the partial-symmetry cases")
     ap.add_argument("--sym-to", type=int, default=65536, help="largest GPU count of the symmetric series")
     ap.add_argument("--no-sym-series", action="store_true", help="leave out the symmetric series")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each case this many times and report the least time of each stage")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -168,16 +190,17 @@ def main() -> None:
         for name, path, overrides in CASES:
             if args.only and args.only not in name:
                 continue
-            r = run_child(path, overrides)
+            r = best_of(path, overrides, args.repeat)
             print(f"{name:32} failed: {r}" if isinstance(r, str) else row(name, r), flush=True)
     if not args.no_partial and (not args.only or args.only in "partial"):
         partial()
     if not args.no_sym_series:
         print("\nsymmetric: Llama 3 405B, TP 8 × PP 16, data parallel growing")
-        series("405B sym", SYM_BASE, [g for g in SYM_GPUS if g <= args.sym_to], lambda g: series_overrides(g, 128, 16))
+        series("405B sym", SYM_BASE, [g for g in SYM_GPUS if g <= args.sym_to], lambda g: series_overrides(g, 128, 16),
+               args.repeat)
     if not args.no_series:
         print("\nfull fidelity: GPT 13B, TP 8 × PP 4, data parallel growing")
-        series("13B full", SERIES_BASE, [g for g in SERIES_GPUS if g <= args.to], series_overrides)
+        series("13B full", SERIES_BASE, [g for g in SERIES_GPUS if g <= args.to], series_overrides, args.repeat)
 
 
 def partial() -> None:
@@ -200,11 +223,11 @@ def partial() -> None:
               f"relative; simulation {a['total_s']:.1f} against {b['total_s']:.1f} CPU s")
 
 
-def series(label: str, path: str, points: list[int], overrides: Any) -> None:
+def series(label: str, path: str, points: list[int], overrides: Any, repeat: int = 1) -> None:
     """One row per GPU count, then the growth exponents from 1,024 GPUs on."""
     done: list[dict[str, Any]] = []
     for gpus in points:
-        r = run_child(path, overrides(gpus))
+        r = best_of(path, overrides(gpus), repeat)
         name = f"{label}, {gpus} GPUs"
         if isinstance(r, str):
             print(f"{name:32} failed: {r}", flush=True)
