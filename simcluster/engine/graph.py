@@ -10,8 +10,8 @@ tasks it unblocks, in a fixed order, and per task the number of its blockers:
   (it is counted down once, at its first place);
 - ``blockers[b]``: how many distinct tasks ``b`` waits for.
 
-One record per edge in two flat ``array('q')`` (8 bytes each) rather than a Python list
-per task: at 16,384 GPUs the graph has 15 million tasks, and a list object for each, laid
+One record per edge in a flat ``array`` (4-byte ids while they fit) and one offset per
+task, rather than a Python list per task: at 16,384 GPUs the graph has 15 million tasks, and a list object for each, laid
 out wherever the allocator put it, cost as much to build, walk and free as the whole
 run of the engine (``docs/benchmarks.md``, "Where the engine's growth comes from").
 """

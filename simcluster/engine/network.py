@@ -40,7 +40,7 @@ interval therefore carries exactly the bytes of the flows that ended in it.
 
 What a transfer's flows share is computed once per :class:`Transfer` object (the
 lowering reuses them across microbatches: 257 objects for 65,412 flows on the 1T run),
-as a :class:`_Route`: the rate alone, the links that can couple flows (``uncovered``,
+as a :class:`TransferRoute`: the rate alone, the links that can couple flows (``uncovered``,
 tracked in ``flows_on`` for the fill) and the covered ones (a flow count, for the busy
 time alone, :mod:`simcluster.engine.redundant`). Of links that always carry the same flows
 with the same weights (:func:`~simcluster.engine.redundant.twin_links`) only the narrowest
@@ -61,6 +61,7 @@ from simcluster.collectives.transfer import Transfer
 from simcluster.engine.agenda import Agenda
 from simcluster.engine.errors import RunawayError
 from simcluster.engine.fairshare import SLACK_MARGIN, component, fill
+from simcluster.engine.flows import ALONE, Flow, HeapEntry, TransferRoute, start_order
 
 #: Wake-ups in a row that end no flow before the engine gives up (a sound run needs at most two).
 IDLE_WAKEUPS = 64
@@ -78,83 +79,6 @@ class Links(Protocol):
     def link_names(self) -> Sequence[str]: ...
     @property
     def link_class(self) -> Sequence[str]: ...
-
-
-class _Route:
-    """What every flow of one transfer shares: its links split by kind, its rate alone."""
-
-    __slots__ = ("tr", "links", "weights", "nbytes", "latency", "solo", "uncovered", "covered", "bounds",
-                 "due_bytes", "moves")
-
-    def __init__(self, tr: Transfer, bw: Sequence[float], covered: Sequence[bool], twin: Sequence[int]):
-        self.tr = tr  # kept alive: routes are found by ``id(tr)``
-        self.links, self.weights, self.nbytes, self.latency = tr.links, tr.weights, tr.nbytes, tr.latency
-        self.solo = min((bw[l] / w for l, w in zip(tr.links, tr.weights)), default=math.inf)
-        nb = tr.nbytes
-        #: (link, weight, weight · nbytes) of the links that can couple flows / of the covered ones,
-        #: each group of twin links by its representative (the others follow it)
-        mine = [(l, w) for l, w in zip(tr.links, tr.weights) if twin[l] == l]
-        self.uncovered = tuple((l, w, w * nb) for l, w in mine if not covered[l])
-        self.covered = tuple((l, w * nb) for l, w in mine if covered[l])
-        #: (B_l / w_l, l) over its links, ascending (for fills)
-        self.bounds = sorted((bw[l] / w, l) for l, w in zip(tr.links, tr.weights))
-        self.due_bytes = nb - 1e-9 * nb - 1e-6  # nbytes less the tolerance (see the module)
-        self.moves = not nb <= 0 and bool(tr.links)  # bytes to move over links (else it ends after its latency)
-
-
-class _Flow:
-    """One transfer moving its bytes: ``rem0`` bytes left at ``t0``, rate ``rate`` since."""
-
-    __slots__ = ("route", "solo", "rate", "t0", "rem0", "ver", "done", "arg", "seq", "shared", "due")
-
-    route: _Route
-    solo: float  # m_f: the rate alone on its links
-    rate: float
-    t0: float
-    rem0: float
-    ver: int  # bumped on every rate change; -1 once ended (heap entries go stale)
-    done: Callable[[int], None]
-    arg: int
-    seq: int  # start order
-    due: float  # its due time at its current rate: its finish less the tolerance
-    shared: dict[int, None]  # its links that can couple and other flows cross too, now
-
-    def __init__(self, r: _Route, done: Callable[[int], None], arg: int):
-        self.route, self.solo, self.done, self.arg = r, r.solo, done, arg
-        self.rate, self.ver, self.shared = 0.0, 0, _ALONE  # the rest is set when its bytes start to move
-
-    # what :func:`simcluster.engine.fairshare.fill` reads of a flow: its route's
-    @property
-    def links(self) -> tuple[int, ...]:
-        return self.route.links
-
-    @property
-    def weights(self) -> tuple[float, ...]:
-        return self.route.weights
-
-    @property
-    def nbytes(self) -> float:
-        return self.route.nbytes
-
-    @property
-    def bounds(self) -> list[tuple[float, int]] | None:
-        """(B_l / w_l, l) over its links, ascending (computed once per route)."""
-        return self.route.bounds
-
-    @bounds.setter
-    def bounds(self, value: list[tuple[float, int]] | None) -> None:
-        pass  # the route's are always there
-
-
-#: The links a flow shares while it shares none (one empty dict for all: never written to).
-_ALONE: dict[int, None] = {}
-
-#: A heap entry: (time, flow seq, flow version, flow).
-_Entry = tuple[float, int, int, _Flow]
-
-
-def _seq(f: _Flow) -> int:
-    return f.seq
 
 
 class Network:
@@ -175,9 +99,9 @@ class Network:
         self.bw = bandwidth
         n = len(bandwidth)
         self.names = names
-        self.flows_on: list[dict[_Flow, float]] = [{} for _ in range(n)]  # link -> {flow: weight}
+        self.flows_on: list[dict[Flow, float]] = [{} for _ in range(n)]  # link -> {flow: weight}
         self._count = [0] * n  # covered link -> flows on it
-        self._routes: dict[int, _Route] = {}  # id(transfer) -> its route
+        self._routes: dict[int, TransferRoute] = {}  # id(transfer) -> its route
         self.bytes = [0.0] * n  # bytes carried per link (booked when flows end)
         self.busy = [0.0] * n  # seconds with at least one flow
         self._since = [0.0] * n
@@ -200,11 +124,11 @@ class Network:
                        self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
         self._table: np.ndarray | None = None  # the intervals, twins' included (:meth:`settle`)
-        self._fin: list[_Entry] = []  # finish times
+        self._fin: list[HeapEntry] = []  # finish times
         self._slack = 0.0  # at least every flow's finish less its due time (see :meth:`_wakeup`)
         self._active = 0
         self._wake: int | None = None  # the pending wake-up's number (its event's value)
-        self._dirty: list[_Flow] = []  # flows whose rates may change now: re-rated at the instant's end
+        self._dirty: list[Flow] = []  # flows whose rates may change now: re-rated at the instant's end
         self._flush_pending = False
         self._wake_at = math.inf
         self._idle = 0  # wake-ups in a row that ended nothing
@@ -220,17 +144,17 @@ class Network:
             r = self._route(tr)
         lat = r.latency
         if lat > 0:  # (a transfer with no bytes to move ends after its latency)
-            self.agenda.at(lat, self._begin if r.moves else self._no_bytes, _Flow(r, on_done, arg))
+            self.agenda.at(lat, self._begin if r.moves else self._no_bytes, Flow(r, on_done, arg))
         elif r.moves:
-            self._begin(_Flow(r, on_done, arg))
+            self._begin(Flow(r, on_done, arg))
         else:
             on_done(arg)
 
-    def _route(self, tr: Transfer) -> _Route:
+    def _route(self, tr: Transfer) -> TransferRoute:
         lat = tr.latency
         if lat == math.inf or lat != lat:
             raise RunawayError(f"a transfer's latency is {lat} s (links {self._names(tr.links)})")
-        r = self._routes[id(tr)] = _Route(tr, self.bw, self._covered, self._twin)
+        r = self._routes[id(tr)] = TransferRoute(tr, self.bw, self._covered, self._twin)
         return r
 
     def settle(self) -> None:
@@ -275,10 +199,10 @@ class Network:
         return ", ".join(shown) + (", ..." if len(links) > 3 else "")
 
     @staticmethod
-    def _no_bytes(f: _Flow) -> None:
+    def _no_bytes(f: Flow) -> None:
         f.done(f.arg)
 
-    def _begin(self, f: _Flow) -> None:
+    def _begin(self, f: Flow) -> None:
         now = self.env._now
         r = f.route
         solo = f.solo
@@ -303,7 +227,7 @@ class Network:
                 f.shared[l] = None
                 if len(d) == 1:  # the flow that had l to itself shares it now
                     for g in d:
-                        if g.shared is _ALONE:
+                        if g.shared is ALONE:
                             g.shared = {}
                         g.shared[l] = None
             d[f] = w
@@ -326,7 +250,7 @@ class Network:
         else:
             self._schedule(now)
 
-    def _set_rate(self, f: _Flow, r: float, now: float) -> None:
+    def _set_rate(self, f: Flow, r: float, now: float) -> None:
         """Give ``f`` the rate ``r`` from ``now`` on and push its finish and due times."""
         if r == f.rate:
             return
@@ -344,13 +268,13 @@ class Network:
             if fin - due > self._slack:
                 self._slack = fin - due
 
-    def _never(self, f: _Flow, fin: float) -> str:
+    def _never(self, f: Flow, fin: float) -> str:
         """Why ``f`` never ends: one line with its bytes, rate and links."""
         bws = ", ".join(f"{self.bw[l]:.3g}" for l in f.links[:3])
         return (f"a transfer of {f.nbytes:.6g} bytes at {f.rate:.6g} B/s would end at t = {fin} s "
                 f"(links {self._names(f.links)}: bandwidths {bws} B/s)")
 
-    def _defer(self, *flows: _Flow) -> None:
+    def _defer(self, *flows: Flow) -> None:
         """Re-rate ``flows`` (and their components) once, after every other event of this instant.
 
         Flows that start or end at one instant (the replicas of a full-fidelity run do the
@@ -371,7 +295,7 @@ class Network:
             self._rerate(live, now)
         self._schedule(now)
 
-    def _rerate(self, seeds: list[_Flow], now: float) -> None:
+    def _rerate(self, seeds: list[Flow], now: float) -> None:
         """Max-min fair rates for the flows connected to ``seeds``."""
         comp = component(seeds, self.flows_on, self._coupled)
         if len(comp) == 1:
@@ -409,12 +333,12 @@ class Network:
             return  # superseded by a later change
         self._wake = None
         now = self.env._now
-        finished: list[_Flow] = []  # due by now (or finished by it), marked ended
+        finished: list[Flow] = []  # due by now (or finished by it), marked ended
         # the flows due by now: each has its finish within the slack of now, so the finish
         # times up to there are taken out, and those of flows not yet due go back
         fin = self._fin
         horizon = now + 2.0 * self._slack
-        later: list[_Entry] = []
+        later: list[HeapEntry] = []
         while fin and fin[0][0] <= horizon:
             e = heappop(fin)
             f = e[3]
@@ -434,10 +358,10 @@ class Network:
         else:
             self._idle = 0
             if len(finished) > 1:
-                finished.sort(key=_seq)
+                finished.sort(key=start_order)
         flows_on, demand, coupled, limit, since, count, nbytes, busy, rec, rec_bytes = self._links
         intervals = self.intervals
-        neighbours: list[_Flow] = []
+        neighbours: list[Flow] = []
         self._active -= len(finished)
         for f in finished:
             solo = f.solo

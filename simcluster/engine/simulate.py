@@ -27,13 +27,12 @@ from itertools import chain
 from operator import attrgetter
 import time as _time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, cast
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from simcluster.collectives.transfer import Transfer
 from simcluster.engine.errors import DeadlockError, RunawayError
 from simcluster.engine.agenda import Agenda
 from simcluster.engine.graph import unblocking
@@ -82,8 +81,8 @@ class Contention:
     ``seconds[tid]``, ``starts[tid]``).
     """
 
-    __slots__ = ("env", "at", "tasks", "one", "slow", "done", "active", "running", "plan", "moved", "was_moved", "seconds",
-                 "starts", "fire")
+    __slots__ = ("env", "at", "tasks", "one", "slow", "done", "active", "running", "plan", "moved", "was_moved",
+                 "seconds", "starts", "fire")
 
     def __init__(self, agenda: Agenda, tasks: Sequence[Task], size: int, slow: float,
                  done: Callable[[int], None], seconds: Sequence[float], starts: Sequence[float]):
