@@ -123,7 +123,6 @@ class Network:
         self._links = (self.flows_on, self._demand, self._coupled, self._limit, self._since, self._count,
                        self.bytes, self.busy, self._rec, self._rec_bytes)
         self.intervals = array("d")
-        self._table: np.ndarray | None = None  # the intervals, twins' included (:meth:`settle`)
         self._fin: list[HeapEntry] = []  # finish times
         self._slack = 0.0  # at least every flow's finish less its due time (see :meth:`_wakeup`)
         self._active = 0
@@ -158,40 +157,23 @@ class Network:
         return r
 
     def settle(self) -> None:
-        """After the run: each twin link's bytes, busy time and recorded intervals are its
-        representative's (see :func:`simcluster.engine.redundant.twin_links`); the intervals
-        of every recorded link are then :meth:`interval_table`."""
+        """After the run: each twin link's bytes and busy time are its representative's (see
+        :func:`simcluster.engine.redundant.twin_links`). Its recorded intervals are too: they
+        are :meth:`interval_table`'s rows of the representative, :meth:`recorded_twins` says
+        which links each stands for (the timeline reads them there; no copy per twin is made)."""
         for l, t in enumerate(self._twin):
             if t != l:
                 self.bytes[l], self.busy[l] = self.bytes[t], self.busy[t]
-        a = np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
-        if all(ms == [t] for t, ms in self._rec_twins.items()) or not len(a):
-            self._table = a
-            return
-        # each interval of a representative, once per recorded twin (in place: no sort by link);
-        # at 16,384 GPUs that is 12 million rows, so no temporary beyond the index is made
-        ids = a[:, 0].astype(np.intp)
-        first = np.zeros(len(self._twin), dtype=np.intp)  # representative -> its twins: flat[first:+count]
-        count = np.zeros(len(self._twin), dtype=np.intp)
-        flat: list[int] = []
-        for t, ms in self._rec_twins.items():
-            first[t], count[t] = len(flat), len(ms)
-            flat.extend(ms)
-        k = count[ids]
-        out = np.repeat(a, k, axis=0)
-        # row i's copies take the links flat[first[i]], flat[first[i] + 1], ...: the index of a
-        # copy is its position less where its row's copies start, plus first[i]
-        at = np.repeat(first[ids] - (np.cumsum(k) - k), k)
-        at += np.arange(len(out), dtype=np.intp)
-        out[:, 0] = np.asarray(flat, dtype=float)[at]
-        self._table = out
 
     def interval_table(self) -> np.ndarray:
-        """Link, start, end, bytes of every recorded link's busy intervals, a row each (after
-        :meth:`settle`; before it, the representatives' only)."""
-        if self._table is None:
-            return np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
-        return self._table
+        """Link, start, end, bytes of every busy interval of a recorded link's representative,
+        a row each, in the order they closed (the link is the representative's id)."""
+        return np.frombuffer(self.intervals, dtype=float).reshape(-1, 4)
+
+    def recorded_twins(self) -> dict[int, list[int]]:
+        """Per representative in :meth:`interval_table`, the recorded links it stands for,
+        ascending (itself among them when it is recorded)."""
+        return self._rec_twins
 
     # -- internals ------------------------------------------------------------------------
     def _names(self, links: Sequence[int]) -> str:

@@ -140,7 +140,8 @@ class Contention:
     def comm(self, tid: int, delta: int) -> None:
         """A communication task starts (+1) or ends (−1): re-rate the compute it shares GPUs with."""
         active, running, plan = self.active, self.running, self.plan
-        for r in self.tasks[tid].ranks:
+        one = self.one[tid]
+        for r in (one,) if one >= 0 else self.tasks[tid].ranks:  # (no task object read for one rank)
             k = active[r] + delta
             active[r] = k
             if (k == 1 and delta > 0) or (k == 0 and delta < 0):
@@ -298,9 +299,10 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     for state in (blockers, step, transfers):
         state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()
-    timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.interval_table())
+    timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.interval_table(),
+                              net.recorded_twins())
     t2, c2 = _time.perf_counter(), _time.process_time()
-    net.intervals, net._table = array("d"), None  # (free them now: the nested functions hold ``net``)
+    net.intervals = array("d")  # (free them now: the nested functions hold ``net``)
     return SimResult(timeline, start, end, list(net.bytes), list(net.busy),
                      events=n + net.flows_started, wall_s=t2 - t0,
                      stats={"tasks": n, "flows": net.flows_started, "wakeups": net.wakeups,

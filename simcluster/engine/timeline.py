@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from itertools import chain
 from operator import attrgetter
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -166,8 +166,12 @@ def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndar
             _ord=rep(ids * _PARTS_MAX))
 
 
-def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links) -> None:
-    """The engine's link intervals as rows, one block of rows per link (their order kept)."""
+def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links,
+                   twins: Mapping[int, Sequence[int]] | None = None) -> None:
+    """The engine's link intervals as rows, one block of rows per link in id order (the
+    order they closed kept). ``twins``: per link of ``intervals``, the recorded links whose
+    intervals are its own (:meth:`~simcluster.engine.network.Network.recorded_twins`); each
+    gets the block as views of one sorted table, concatenated once in :func:`_join`."""
     if not len(intervals):
         return
     a = np.asarray(intervals, dtype=float).reshape(-1, 4)
@@ -175,20 +179,25 @@ def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links) -> None:
     order = np.argsort(ids, kind="stable")
     ids, a = ids[order], a[order]
     cuts = np.flatnonzero(np.diff(ids)) + 1
-    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]):
-        l = int(ids[lo])
-        links.add(int(hi - lo), resource=f"link:{topo.link_names[l]}", rank=-1, stream=topo.link_class[l],
+    blocks = {int(ids[lo]): (int(lo), int(hi)) for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)])}
+    members = sorted((l, t) for t, ls in twins.items() for l in ls) if twins is not None else [(l, l) for l in blocks]
+    for l, t in members:
+        if t not in blocks:
+            continue
+        lo, hi = blocks[t]
+        links.add(hi - lo, resource=f"link:{topo.link_names[l]}", rank=-1, stream=topo.link_class[l],
                   task="", task_id=-1, kind="link", phase="", stage=-1, microbatch=-1, layer=-1,
                   start_s=a[lo:hi, 1], end_s=a[lo:hi, 2], flops=0.0, bytes=a[lo:hi, 3])
 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   intervals: np.ndarray) -> pd.DataFrame:
+                   intervals: np.ndarray, twins: Mapping[int, Sequence[int]] | None = None) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 
     ``intervals``: link, start, end, bytes of each of the recorded links' busy intervals
-    one after another, in the order the engine closed them.
+    one after another, in the order the engine closed them; ``twins``: the recorded links
+    each link of ``intervals`` stands for (default: itself alone).
     """
     start_a = np.asarray(start, dtype=float)
     end_a = np.asarray(end, dtype=float)
@@ -202,7 +211,7 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
     gpu = _Columns(with_order=True)
     _add_plain(gpu, plain, start_a, end_a)
     links = _Columns(with_order=False)
-    _add_intervals(links, intervals, topo)
+    _add_intervals(links, intervals, topo, twins)
     for parts, ts in groups.values():
         n = len(ts)
         ids = np.fromiter((t.id for t in ts), dtype=np.int64, count=n)

@@ -109,6 +109,26 @@ def test_twin_links_share_one_representative_and_its_figures():
     assert res.link_busy_s[1] == res.link_busy_s[0] == pytest.approx(0.02, rel=1e-9)
 
 
+def test_recorded_twin_links_get_their_representatives_intervals_in_the_timeline():
+    # links 0 and 1 are twins (led by 0), recorded both, or only the follower 1; link 2 is not
+    # a twin: each recorded link's rows are its own busy intervals, start, end and bytes
+    a = Transfer((0, 1, 2), (1.0, 1.0, 1.0), 1e9, 0.0)
+    b = Transfer((0, 1), (1.0, 1.0), 1e9, 0.0)
+    c = Transfer((2,), (1.0,), 1e9, 0.0)
+    tg = _graph({0: [a], 1: [b], 2: [c]})
+    tg.add(kind="send", name="late", ranks=(1,), stream="pp-fwd", transfers=(b,), nbytes=b.nbytes)  # after b
+    topo = _topo([100e9, 200e9, 100e9, 1e9])
+    for recorded in ({0, 1, 2}, {1}):
+        tl = simulate(tg, topo, record_links=recorded).timeline
+        rows = {name: g[["start_s", "end_s", "bytes"]].to_numpy().ravel().tolist()
+                for name, g in tl[tl.kind == "link"].groupby("resource", observed=True)}
+        assert sorted(rows) == sorted(f"link:l{l}" for l in recorded)
+        assert rows["link:l1"] == pytest.approx([0.0, 0.02, 2e9, 0.02, 0.03, 1e9], rel=1e-9)
+        if 0 in recorded:
+            assert rows["link:l0"] == rows["link:l1"]
+            assert rows["link:l2"] == pytest.approx([0.0, 0.02, 2e9], rel=1e-9)
+
+
 def test_a_first_task_started_by_an_earlier_first_runs_once():
     # the send is first on its stream but waits for an instant task first on another: that
     # task's end starts it, and it must not start (and end at once) a second time
