@@ -41,13 +41,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the checkout this file belongs to, not an installed copy
 
-CASES = [
+CASES: list[tuple[str, str, list[str]]] = [
     ("toy 8 GPUs", "workloads/toy-8gpu.yaml", []),
     ("8B on 128 H100", "benchmarks/cases/llama3-8b-128.yaml", []),
     ("GPT-3 175B on 1024 A100", "workloads/gpt3-175b.yaml", []),
@@ -111,7 +111,7 @@ def one(path: str, overrides: list[str]) -> dict[str, float]:
             "lower_s": c1 - c0, "engine_s": res.stats["engine_cpu_s"],
             "timeline_s": res.stats["timeline_cpu_s"], "metrics_s": c3 - c2, "total_s": c3 - c0,
             "simulate_s": c2 - c1, "rss": rss, "bare_s": bare_simpy(res.events), "wall_s": wall,
-            "iteration_s": float(summary["iteration_time_s"]), "fidelity": tg.meta["fidelity"]}
+            "iteration_s": float(cast(float, summary["iteration_time_s"])), "fidelity": tg.meta["fidelity"]}
 
 
 #: The figures :func:`best_of` takes the least of over repeats (CPU and wall seconds).
@@ -226,9 +226,9 @@ def partial() -> None:
 def series(label: str, path: str, points: list[int], overrides: Any, repeat: int = 1) -> None:
     """One row per GPU count, then the growth exponents from 1,024 GPUs on."""
     done: list[dict[str, Any]] = []
-    for gpus in points:
-        r = best_of(path, overrides(gpus), repeat)
-        name = f"{label}, {gpus} GPUs"
+    for point in points:
+        r = best_of(path, overrides(point), repeat)
+        name = f"{label}, {point} GPUs"
         if isinstance(r, str):
             print(f"{name:32} failed: {r}", flush=True)
             continue
@@ -236,12 +236,12 @@ def series(label: str, path: str, points: list[int], overrides: Any, repeat: int
         done.append(r)
     fit = [r for r in done if r["gpus"] >= 1024]
     if len(fit) >= 2:
-        gpus = [r["gpus"] for r in fit]
-        print(f"growth exponent in GPUs from {gpus[0]:.0f} to {gpus[-1]:.0f}: "
-              + ", ".join(f"{k} {slope(gpus, [r[f'{k}_s'] for r in fit]):.2f}"
+        xs: list[float] = [float(r["gpus"]) for r in fit]
+        print(f"growth exponent in GPUs from {xs[0]:.0f} to {xs[-1]:.0f}: "
+              + ", ".join(f"{k} {slope(xs, [r[f'{k}_s'] for r in fit]):.2f}"
                           for k in ("engine", "lower", "timeline", "metrics", "total"))
-              + f", events {slope(gpus, [r['events'] for r in fit]):.2f}"
-              + f", RSS {slope(gpus, [r['rss'] for r in fit]):.2f}")
+              + f", events {slope(xs, [r['events'] for r in fit]):.2f}"
+              + f", RSS {slope(xs, [r['rss'] for r in fit]):.2f}")
 
 
 if __name__ == "__main__":

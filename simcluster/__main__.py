@@ -4,13 +4,32 @@ import signal
 import sys
 
 
+def _by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C or an error raised because of it: Python 3.11 wraps an exception
+    raised in a class body's ``__set_name__`` (a dataclass field, while a module is imported) in a
+    RuntimeError whose cause is the KeyboardInterrupt."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        todo += [cur.__cause__, cur.__context__]
+    return False
+
+
 def entry() -> None:
     """Run the command line and exit with its status (the console script ``simcluster``)."""
     try:
         from simcluster.cli import main
 
         code = main()
-    except KeyboardInterrupt:  # Ctrl-C while importing, before the commands handle it themselves
+    except BaseException as e:  # Ctrl-C while importing, before the commands handle it themselves
+        if not _by_interrupt(e):
+            raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("\nsimcluster: interrupted", file=sys.stderr)
         code = 130

@@ -118,3 +118,46 @@ def test_ctrl_c_during_sweep_then_resume(tmp_path, extra_s):
     assert len(table) == 108 and set(table["status"]) <= {"ok", "invalid"}
     assert finished <= set(table["config_hash"])  # no finished point lost
     assert f"{len(finished)} taken from the store" in stdout or not finished
+
+
+def _entry_with(monkeypatch, exc: BaseException) -> int:
+    """``simcluster.__main__.entry`` with ``cli.main`` raising ``exc``: its exit status."""
+    import simcluster.cli
+    from simcluster.__main__ import entry
+
+    def main() -> int:
+        raise exc
+
+    monkeypatch.setattr(simcluster.cli, "main", main)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as e:
+            entry()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    return int(e.value.code)
+
+
+def test_ctrl_c_wrapped_by_python_while_importing_exits_130(monkeypatch, capsys):
+    # Python 3.11 turns a KeyboardInterrupt raised in a dataclass field's __set_name__ (a module
+    # being imported) into "RuntimeError: Error calling __set_name__ ...", caused by the interrupt
+    def wrapped() -> RuntimeError:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            err = RuntimeError("Error calling __set_name__ on 'Field' instance 'notes' in 'Calibration'")
+            err.__cause__ = ki
+            return err
+
+    assert _entry_with(monkeypatch, wrapped()) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "simcluster: interrupted" and "Traceback" not in err
+
+
+def test_an_error_without_ctrl_c_is_not_taken_for_one(monkeypatch):
+    import simcluster.cli
+    from simcluster.__main__ import entry
+
+    monkeypatch.setattr(simcluster.cli, "main", lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        entry()
