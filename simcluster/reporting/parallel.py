@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import traceback
 from typing import Any, Callable
@@ -39,10 +40,23 @@ class Job:
         self.fd = -1
         if can_fork():
             r, w = os.pipe()
-            pid = os.fork()
+            # Ctrl-C is held back across the fork: a child interrupted before it ignores SIGINT
+            # would run the parent's interrupt path, and a parent interrupted before it knows
+            # the child's pid could not stop it (the child would hold the parent's output open).
+            # A handler that only notes it (not a blocked signal mask: any other thread of the
+            # process, a BLAS pool's, may take a process-directed signal)
+            held: list[int] = []
+            before = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+            if before is None:  # (a handler not set from Python)
+                before = signal.SIG_DFL
+            try:
+                pid = os.fork()
+            except BaseException:
+                signal.signal(signal.SIGINT, before)
+                os.close(r)
+                os.close(w)
+                raise
             if pid == 0:  # the child: do the work, report, leave without running the parent's cleanup
-                import signal
-
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
                 os.close(r)
                 code = 0
@@ -57,6 +71,10 @@ class Job:
                     os._exit(code)
             os.close(w)
             self.pid, self.fd = pid, r
+            signal.signal(signal.SIGINT, before)
+            if held:  # stop the child, then the Ctrl-C takes its course (ignored: join works here)
+                self.cancel()
+                signal.raise_signal(signal.SIGINT)
 
     def join(self) -> Result:
         """The work's result (files written and seconds each); raises RuntimeError when the child failed."""
@@ -77,8 +95,6 @@ class Job:
     def cancel(self) -> None:
         """Stop the child (after an error or Ctrl-C here) and reap it."""
         if self.pid:
-            import signal
-
             try:
                 os.kill(self.pid, signal.SIGTERM)
                 os.waitpid(self.pid, 0)

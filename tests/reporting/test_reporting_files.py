@@ -218,3 +218,41 @@ def test_same_files_with_and_without_fork(tmp_path, run_inputs, monkeypatch):
     write_run(tmp_path / "b", *run_inputs)
     for name in EXPECTED + RANK_TRACES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_ctrl_c_at_the_fork_stops_the_drawing_child(monkeypatch):
+    # SIGINT during the fork is held back: the parent stops and reaps its child, then raises
+    # KeyboardInterrupt from Job(); ignored, the work is done here at join()
+    import os
+    import signal
+
+    from simcluster.reporting import parallel
+
+    if not parallel.can_fork():
+        pytest.skip("no fork here (one core, threads alive, or not POSIX)")
+    fork = os.fork
+    children: list[int] = []
+
+    def interrupted_fork() -> int:
+        signal.raise_signal(signal.SIGINT)  # while the fork is under way: held
+        pid = fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", interrupted_fork)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.Job(lambda: [("a.png", 0.0)])
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert len(children) == 1
+    with pytest.raises(ChildProcessError):  # reaped already
+        os.waitpid(children[0], 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job = parallel.Job(lambda: [("b.png", 0.0)])
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert len(children) == 2 and job.pid == 0 and job.join() == [("b.png", 0.0)]
