@@ -7,7 +7,8 @@ import sys
 def _by_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` is Ctrl-C or an error raised because of it: Python 3.11 wraps an exception
     raised in a class body's ``__set_name__`` (a dataclass field, while a module is imported) in a
-    RuntimeError whose cause is the KeyboardInterrupt."""
+    RuntimeError whose cause is the KeyboardInterrupt. (``cli._interrupted`` asks the same of
+    errors inside a command; this one cannot import ``cli``, whose import may be what was cut.)"""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:

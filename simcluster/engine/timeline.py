@@ -166,8 +166,7 @@ def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndar
             _ord=rep(ids * _PARTS_MAX))
 
 
-def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links,
-                   twins: Mapping[int, Sequence[int]] | None = None) -> None:
+def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links, twins: Mapping[int, Sequence[int]]) -> None:
     """The engine's link intervals as rows, one block of rows per link in id order (the
     order they closed kept). ``twins``: per link of ``intervals``, the recorded links whose
     intervals are its own (:meth:`~simcluster.engine.network.Network.recorded_twins`); each
@@ -180,8 +179,7 @@ def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links,
     ids, a = ids[order], a[order]
     cuts = np.flatnonzero(np.diff(ids)) + 1
     blocks = {int(ids[lo]): (int(lo), int(hi)) for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)])}
-    members = sorted((l, t) for t, ls in twins.items() for l in ls) if twins is not None else [(l, l) for l in blocks]
-    for l, t in members:
+    for l, t in sorted((l, t) for t, ls in twins.items() for l in ls):
         if t not in blocks:
             continue
         lo, hi = blocks[t]
@@ -192,12 +190,12 @@ def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links,
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   intervals: np.ndarray, twins: Mapping[int, Sequence[int]] | None = None) -> pd.DataFrame:
+                   intervals: np.ndarray, twins: Mapping[int, Sequence[int]]) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 
     ``intervals``: link, start, end, bytes of each of the recorded links' busy intervals
     one after another, in the order the engine closed them; ``twins``: the recorded links
-    each link of ``intervals`` stands for (default: itself alone).
+    each link of ``intervals`` stands for.
     """
     start_a = np.asarray(start, dtype=float)
     end_a = np.asarray(end, dtype=float)
