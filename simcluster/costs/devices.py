@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS
 from simcluster.costs import efficiency as eff
-from simcluster.costs.device_sources import SOURCES  # noqa: F401  (re-exported: devices.SOURCES)
+from simcluster.costs.device_sources import SOURCES as SOURCES  # re-exported: devices.SOURCES
 
 
 NO_DATA = "no data: H100 curve at this device's datasheet peak"
