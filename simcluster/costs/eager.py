@@ -117,6 +117,7 @@ class Kernel:
     kind: str  # the compute model's memory kind (copy | elementwise | normalization)
     terms: tuple[tuple[Basis, float], ...]  # (basis, bytes per element of it) read and written
     gqa_only: bool = False  # launched only when kv heads < heads (``repeat_kv``)
+    widens: bool = False  # bytes a kernel counted elsewhere moves beyond its count: no launch, no host op
 
 
 def _k(name: str, block: str, backward: bool, kind: str, *terms: tuple[Basis, float], gqa: bool = False) -> Kernel:
@@ -268,13 +269,14 @@ def kernel_bytes(k: Kernel, sizes: dict[str, float]) -> float:
 
 
 def launches(k: Kernel, gqa: bool) -> bool:
-    """Whether ``k`` launches a GPU kernel (views do not; ``repeat_kv`` only under GQA)."""
-    return k.kind != "view" and (gqa or not k.gqa_only)
+    """Whether ``k`` launches a GPU kernel (views and widenings do not; ``repeat_kv`` only under GQA)."""
+    return k.kind != "view" and not k.widens and (gqa or not k.gqa_only)
 
 
 def dispatched(k: Kernel, gqa: bool) -> bool:
-    """Whether the host dispatches ``k`` at all (``repeat_kv`` returns its input without GQA)."""
-    return gqa or not k.gqa_only
+    """Whether the host dispatches ``k`` at all (``repeat_kv`` returns its input without GQA; a widening is
+    part of another kernel)."""
+    return not k.widens and (gqa or not k.gqa_only)
 
 
 def basis_sizes(ops: ModelOps, t: int, c: int, sp: bool) -> tuple[dict[str, float], bool]:
@@ -313,7 +315,8 @@ def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp:
                 kernels: tuple[Kernel, ...] | None = None) -> EagerCost:
     """:class:`EagerCost` of ``block``'s extra ``kernels`` (default :func:`layer_kernels`): each launched kernel
     one bandwidth-bound ``memory_time`` of its bytes (the launch floor included), each dispatched op one host
-    op. A parallel block (no MLP block) takes the MLP half's kernels too."""
+    op, each widening (``Kernel.widens``) its bytes at the kernel kind's bandwidth (no floor: the kernel it
+    widens pays it). A parallel block (no MLP block) takes the MLP half's kernels too."""
     kernels = layer_kernels(ops.mlp) if kernels is None else kernels
     if not kernels:
         return EagerCost()
@@ -321,7 +324,12 @@ def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp:
     sizes, gqa = basis_sizes(ops, t, c, sp)
     secs, host = [0.0, 0.0], [0, 0]
     for k in kernels:
-        if not (k.block == block or (parallel and block == "attn")) or not dispatched(k, gqa):
+        if not (k.block == block or (parallel and block == "attn")):
+            continue
+        if k.widens:
+            secs[k.backward] += kernel_bytes(k, sizes) / (cm.memory_bandwidth * cm.calibration.bandwidth_fraction(k.kind))
+            continue
+        if not dispatched(k, gqa):
             continue
         host[k.backward] += 1
         if launches(k, gqa):

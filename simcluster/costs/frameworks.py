@@ -343,6 +343,13 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     return stack
 
 
+def fp32_residual_stream(stack: Stack, precision: str) -> bool:
+    """Whether ``stack`` runs eager model code under autocast with fp32 parameters at a 16-bit ``precision``, so
+    that its residual stream is fp32 (:mod:`simcluster.costs.autocast_stream`): ``pytorch`` below ZeRO-3
+    (FSDP's bf16 parameters give a 16-bit stream) without fused model code."""
+    return stack.autocast and stack.eager_layer and precision in ("bf16", "fp16")
+
+
 #: Schedules that hide their pipeline sends by design, whatever the stack: DualPipe ("both all-to-all
 #: and PP communication can be fully hidden during execution", DeepSeek-AI 2024, DeepSeek-V3 §3.2.1).
 OVERLAPPED_SCHEDULES: frozenset[str] = frozenset({"dualpipe"})

@@ -68,7 +68,8 @@ from dataclasses import asdict, dataclass
 
 from simcluster.costs import mla
 from simcluster.costs import params as P
-from simcluster.costs.frameworks import Stack, framework
+from simcluster.costs import autocast_stream
+from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
 from simcluster.workload.ops import DTYPE_BYTES
 
@@ -143,7 +144,8 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     v = DTYPE_BYTES[training.precision] / 2  # 1 for 16-bit values, 2 for fp32
     sp = _sp(parallelism)
     if recompute == "full":  # the layer's input, split over t with sequence parallelism or when distributed
-        return 2 * v * sbh / (t if sp or training.distribute_saved_activations else 1)
+        return (2 * v + stream_input_bytes(training, parallelism)) * sbh / (
+            t if sp or training.distribute_saved_activations else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
     if recompute == "selective" and framework(training.framework).selective == "op":
@@ -176,18 +178,33 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
 
 
 def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
-    """What eager Llama code (``pytorch``, SwiGLU; :mod:`simcluster.costs.eager`) saves beyond the count above,
-    per layer and microbatch without recompute: each RMSNorm keeps ``x.float()`` (4 B, for ``pow`` and
-    ``x * r``) where a fused norm keeps its 16-bit input (2 B): +2 B per element of x, twice; and SDPA
-    keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token."""
-    if not framework(training.framework, fused_kernels=training.fused_kernels).eager_layer or model.mlp != "swiglu":
+    """What eager model code (``pytorch``; :mod:`simcluster.costs.eager`) saves beyond the count above, per layer
+    and microbatch without recompute. Llama code (SwiGLU): each RMSNorm keeps ``x.float()`` (4 B, for ``pow``
+    and ``x * r``) where a fused norm keeps its 16-bit input (2 B): +2 B per element of x, twice; and SDPA
+    keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token. Under autocast
+    with fp32 parameters (:func:`simcluster.costs.frameworks.fp32_residual_stream`) also the fp32 stream's
+    saved tensors, :func:`simcluster.costs.autocast_stream.saved_bytes` per element of x."""
+    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels)
+    if not stack.eager_layer:
         return 0.0
     t = parallelism.tensor
     sb = model.seq_len / parallelism.context * training.micro_batch
     x = model.hidden / (t if _sp(parallelism) else 1)
+    stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block) if fp32_residual_stream(
+        stack, training.precision) else 0.0
+    if model.mlp != "swiglu":
+        return sb * stream * x
     g = model.kv_heads or model.heads
     rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
-    return sb * (2 * 2 * x + rep)
+    return sb * ((2 * 2 + stream) * x + rep)
+
+
+def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """Bytes per element of a layer's input beyond 16 bits when the residual stream is fp32 (autocast with
+    fp32 parameters, :mod:`simcluster.costs.autocast_stream`): 2, else 0. What full recompute and op SAC
+    keep of each layer is that input."""
+    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels)
+    return 2.0 if fp32_residual_stream(stack, training.precision) else 0.0
 
 
 def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
@@ -206,7 +223,7 @@ def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelis
         saved = q + kv + f + model.hidden
     else:
         saved = q + 2 * kv + f
-    return sb * (v * (x + saved + q) + 4 * model.heads / t)
+    return sb * (v * (x + saved + q) + stream_input_bytes(training, parallelism) * x + 4 * model.heads / t)
 
 
 def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,

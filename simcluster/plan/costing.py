@@ -35,8 +35,10 @@ from dataclasses import dataclass, replace
 
 from simcluster.costs import fp16_optimizer, rng_state
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
-from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack
+from simcluster.costs.frameworks import (FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack,
+                                         fp32_residual_stream)
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
 from simcluster.workload.mla import SELECTIVE_RECOMPUTE
@@ -201,7 +203,10 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
-    kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
+    if fp32_residual_stream(stack, cm.precision):  # autocast with fp32 parameters (costs.autocast_stream)
+        kernels = stream_kernels(ops.mlp, parallel=not ops.block("mlp"))
+    else:
+        kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
     attn_cost = block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"])
     if not stack.fused_kernels:  # Megatron-LM 2019's layer: RNG-state swaps around its dropout (costs.rng_state)

@@ -88,9 +88,12 @@ def test_pytorch_memory_holds_fp32_states_casts_and_the_loss_spike(tmp_path):
     n = meg.weights / 2  # parameters (16-bit weights under Megatron)
     assert pt.weights == pytest.approx(n * (4 + 2))  # fp32 parameters and their bf16 copies
     assert pt.gradients == pytest.approx(n * 4) and pt.optimizer_states == pytest.approx(n * 8)
-    logits = 8192 * 128256
+    b, h = spec.training.micro_batch, spec.model.hidden
+    logits = b * 8192 * 128256
+    # autocast with fp32 parameters: an fp32 residual stream, 4 B more per element of x and layer (GPT code)
+    stream = 4 * b * 8192 * h * 8
     # saved: 6 B (bf16 logits + fp32 log-softmax) vs Megatron's 4; alive inside the backward: 8 B more
-    assert pt.activations - meg.activations == pytest.approx((6 - 4) * logits + 8 * logits)
+    assert pt.activations - meg.activations == pytest.approx((6 - 4) * logits + 8 * logits + stream)
     assert pt.total - meg.total > 8e9  # the 128k-vocabulary spike is gigabytes
 
 
@@ -224,17 +227,18 @@ def test_llama_attention_block_extra_time_is_the_kernels_closed_form(tmp_path):
 
 def test_only_pytorch_runs_the_eager_kernels(tmp_path):
     """The eager kernels belong to the pytorch stack; Llama-style (SwiGLU) model code adds them both ways,
-    LayerNorm/GeLU models (MPT's LPLayerNorm, nn.GELU) launch what the graph lists in the forward and only
-    the backward's QKV-split cat and bias gradients beyond it."""
+    LayerNorm/GeLU models (MPT's LPLayerNorm, nn.GELU) with a 16-bit residual stream (FSDP's bf16
+    parameters, ZeRO-3) launch what the graph lists in the forward and only the backward's QKV-split cat
+    and bias gradients beyond it."""
     from simcluster.plan.costing import model_blocks
     spec, ops, cm = _ops(tmp_path, *LLAMA)
     blocks = {n: model_blocks(ops, cm, 1, 1, False, True, framework(n)) for n in ("megatron", "pytorch")}
     assert blocks["pytorch"].attn.fwd_s > blocks["megatron"].attn.fwd_s
     assert blocks["pytorch"].mlp.bwd_s > blocks["megatron"].mlp.bwd_s
     gelu_spec, gelu_ops, _ = _ops(tmp_path, "training.framework=pytorch")
-    eager = model_blocks(gelu_ops, cm, 1, 1, False, True, framework("pytorch"))
+    eager = model_blocks(gelu_ops, cm, 1, 1, False, True, framework("pytorch", 3))
     from dataclasses import replace
-    plain = model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch"), eager_layer=False))
+    plain = model_blocks(gelu_ops, cm, 1, 1, False, True, replace(framework("pytorch", 3), eager_layer=False))
     assert (eager.attn.fwd_s, eager.mlp.fwd_s) == (plain.attn.fwd_s, plain.mlp.fwd_s)
     assert eager.attn.bwd_s > plain.attn.bwd_s and eager.mlp.bwd_s > plain.mlp.bwd_s
     for name in ("megatron", "deepspeed", "jax"):
@@ -310,9 +314,9 @@ def test_op_sac_recomputes_every_second_mm_and_the_memory_bound_kernels(tmp_path
     spec, ops, cm = _ops(tmp_path, *LLAMA, "training.recompute=selective")
     b, s, h, f, kv = spec.training.micro_batch, spec.model.seq_len, 1024, 2816, 2 * 128
     M = b * s
-    blocks = model_blocks(ops, cm, 1, 1, False, True, framework("pytorch"))
+    blocks = model_blocks(ops, cm, 1, 1, False, True, framework("pytorch", 3))
     assert blocks.core_rc_flops == pytest.approx(2.0 * M * (kv * h + h * h + f * h))
-    memory_bound = sum(op_time(o, cm, 1, 1, False, True, False, framework("pytorch")) for o in ops.layer
+    memory_bound = sum(op_time(o, cm, 1, 1, False, True, False, framework("pytorch", 3)) for o in ops.layer
                        if o.kind not in ("gemm", "attention"))
     extra = sum(block_extra(ops, k, cm, 1, 1, False).fwd_s for k in ("attn", "mlp"))
     gemms = cm.gemm_time(M, kv, h) + cm.gemm_time(M, h, h) + cm.gemm_time(M, f, h)
@@ -324,25 +328,28 @@ def test_op_sac_recomputes_every_second_mm_and_the_memory_bound_kernels(tmp_path
 
 
 def test_op_sac_memory_is_the_saved_outputs(tmp_path):
-    """Per token and layer (16-bit): input h, wq a·d, wv g·d, w1 f, w2 h, SDPA output a·d; fp32 LSE per head."""
+    """Per token and layer (16-bit): input h, wq a·d, wv g·d, w1 f, w2 h, SDPA output a·d; fp32 LSE per head.
+    On one GPU (autocast with fp32 parameters) the layer's input is the fp32 residual stream: 2 B more per h."""
     from simcluster.costs.memory import activation_bytes_per_layer
     spec = make_spec(tmp_path, *LLAMA, "training.recompute=selective")
     sb = spec.model.seq_len * spec.training.micro_batch
     want = sb * (2 * (1024 + 1024 + 256 + 2816 + 1024 + 1024) + 4 * 8)
-    assert activation_bytes_per_layer(spec.model, spec.training, spec.parallelism) == pytest.approx(want)
+    assert activation_bytes_per_layer(spec.model, spec.training, spec.parallelism) == pytest.approx(want + sb * 2 * 1024)
     meg = make_spec(tmp_path, *LLAMA[:-1], "training.recompute=selective")
     assert activation_bytes_per_layer(meg.model, meg.training, meg.parallelism) > want  # Korthikanti's 34·sbh-like
 
 
 def test_eager_llama_saves_fp32_norm_inputs_and_repeated_kv(tmp_path):
     """Without recompute, eager Llama code keeps x.float() for each RMSNorm (+2 B per element of x, twice)
-    and the a-head K and V repeat_kv hands SDPA (+2·2·(a − g)·d B per token) over what Megatron keeps."""
+    and the a-head K and V repeat_kv hands SDPA (+2·2·(a − g)·d B per token) over what Megatron keeps; on
+    one GPU (autocast with fp32 parameters) also the fp32 stream's +10 B per element of x
+    (costs.autocast_stream.saved_bytes: x̂ twice, three more 16-bit casts)."""
     from simcluster.costs.memory import activation_bytes_per_layer
     torch_spec, meg = make_spec(tmp_path, *LLAMA), make_spec(tmp_path, *LLAMA[:-1])
     sb = torch_spec.model.seq_len * torch_spec.training.micro_batch
     extra = activation_bytes_per_layer(torch_spec.model, torch_spec.training, torch_spec.parallelism) \
         - activation_bytes_per_layer(meg.model, meg.training, meg.parallelism)
-    assert extra == pytest.approx(sb * (4 * 1024 + 4 * (8 - 2) * 128))
+    assert extra == pytest.approx(sb * (4 * 1024 + 4 * (8 - 2) * 128 + 10 * 1024))
 
 
 def test_megatron_2019_layer_adds_the_unfused_kernels_closed_form(tmp_path):
