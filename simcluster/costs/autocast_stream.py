@@ -41,14 +41,20 @@ x.) Memory (:func:`saved_bytes`): GPT code's norms save their fp32 input (4 B, n
 keeps its fp32 ``x.float()`` anyway, but ``* weight`` saves an fp32 ``x̂`` (4, not 2) and each GEMM its own
 16-bit cast: +4 B per element of x per layer for GPT code, +10 for Llama code.
 
-Left out: the embedding's fp32 output and the final norm's fp32 pass and cast before the head (once per
-model, not per layer). Not modelled for fused model code (``training.fused_kernels: true``), whose kernels
-take the fp32 input themselves.
+Fused model code (``training.fused_kernels: true``: lit-gpt as TinyLlama runs it) takes the fp32 stream into
+its fused norm (read and write 4 B) and casts once per half, for its one QKV GEMM and for xformers' SwiGLU
+with w1 and w3 packed. Left out: the embedding's fp32 output and the final norm's fp32 pass and cast before
+the head (once per model, not per layer).
+
+Where it applies (:func:`simcluster.costs.frameworks.fp32_residual_stream`): ``pytorch`` below ZeRO-3, and
+FSDP with fp32 parameters (``training.fsdp_param_dtype: fp32``: Lightning's ``bf16-mixed``, whose
+``FSDPPrecision`` sets ``MixedPrecision(param_dtype=torch.float32, reduce_dtype=torch.bfloat16)`` and runs the
+forward under ``torch.autocast``, lightning-fabric ≥ 2.0.3).
 """
 
 from __future__ import annotations
 
-from simcluster.costs.eager import Kernel, layer_kernels
+from simcluster.costs.eager import FUSED_LLAMA, Kernel, layer_kernels
 
 #: RMSNorm's kernels that do nothing on an fp32 x (``x.float()``, ``type_as(x)`` and their backward):
 #: dispatched, no kernel (``Tensor.to`` returns its input when the dtype already matches).
@@ -82,10 +88,15 @@ def _half(block: str, casts: int) -> tuple[Kernel, ...]:
     return tuple(out)
 
 
-def stream_kernels(mlp: str, parallel: bool = False) -> tuple[Kernel, ...]:
+def stream_kernels(mlp: str, parallel: bool = False, fused: bool = False) -> tuple[Kernel, ...]:
     """The eager layer's kernels (:func:`simcluster.costs.eager.layer_kernels`) with an fp32 residual stream:
     RMSNorm's casts become dispatched no-ops and each half gains :func:`_half`'s kernels (module docstring).
-    A ``parallel`` block (one norm, one residual add, one fused input GEMM) has one such half."""
+    A ``parallel`` block (one norm, one residual add, one fused input GEMM) has one such half. ``fused`` model
+    code (lit-gpt: flash-attn's RMSNorm takes the fp32 input, one QKV GEMM, xformers' SwiGLU with w1 and w3
+    packed): :data:`simcluster.costs.eager.FUSED_LLAMA` and one cast per half."""
+    if fused:
+        base: tuple[Kernel, ...] = FUSED_LLAMA if mlp == "swiglu" else ()
+        return base + (_half("attn", 1) if parallel else _half("attn", 1) + _half("mlp", 1))
     base = tuple(Kernel(k.name, k.block, k.backward, "view", ()) if k.name in NO_OPS_ON_FP32 else k
                  for k in layer_kernels(mlp))
     casts = CASTS["swiglu" if mlp == "swiglu" else "gelu"]
@@ -94,14 +105,16 @@ def stream_kernels(mlp: str, parallel: bool = False) -> tuple[Kernel, ...]:
     return base + _half("attn", casts["attn"]) + _half("mlp", casts["mlp"])
 
 
-def saved_bytes(mlp: str, parallel: bool = False) -> float:
+def saved_bytes(mlp: str, parallel: bool = False, fused: bool = False) -> float:
     """What an fp32 residual stream adds to one layer's saved activations, bytes per element of x (module
     docstring). GPT code: each norm's fp32 input, +2 twice (once in a ``parallel`` block). Llama code (whose
     RMSNorm already keeps an fp32 ``x.float()``, :func:`simcluster.costs.memory.eager_saved_bytes`): ``x̂``
     in fp32, +2 twice, and one saved 16-bit cast per GEMM reading it instead of one per half (wk, wv and
-    w3: +2 each): 10."""
+    w3: +2 each): 10. ``fused`` model code: each fused norm's fp32 input, as GPT code."""
     if parallel:
         return 2.0
+    if fused:
+        return 2 * 2
     if mlp == "swiglu":
         return 2 * 2 + 2 * (CASTS["swiglu"]["attn"] - 1 + CASTS["swiglu"]["mlp"] - 1)
     return 2 * 2

@@ -236,6 +236,7 @@ class Stack:
     grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
     pipe_zero1_all_reduce: bool = False  # pipelined ZeRO-1: gradients all-reduced (not reduce-scattered) before the step
     fp16_autograd_accum: bool = False  # fp16 at ZeRO <= 1: autograd accumulates the 16-bit .grad (no fp32 pass)
+    fsdp_fp32_params: bool = False  # FSDP gathers fp32 parameters and autocast casts them (training.fsdp_param_dtype)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -266,6 +267,11 @@ assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS 
 #: gathered flat bf16 buffer into each parameter's unsharded tensor, on the compute stream after the wait):
 #: read 2, write 2 B per gathered weight, one kernel per gather (module docstring).
 FSDP_COPY_OUT_BYTES = 4.0
+
+#: Bytes per parameter FSDP gathers and reduce-scatters with fp32 parameters (``training.fsdp_param_dtype: fp32``,
+#: Lightning's bf16-mixed: param_dtype fp32, reduce_dtype bf16): 4 and 2.
+FSDP_FP32_GATHER_BYTES = 4
+FSDP_FP32_REDUCE_BYTES = 2
 
 #: FSDP's mixed precision (``param_dtype`` bf16, ``reduce_dtype`` fp32): the reduce-scatter copy-in
 #: concatenates the bf16 gradients into the fp32 input buffer (read 2, write 4 B per weight and microbatch).
@@ -298,7 +304,7 @@ def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
 
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
-              train_metrics: int = 0) -> Stack:
+              train_metrics: int = 0, fsdp_param_dtype: str = "bf16") -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -315,7 +321,10 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     for the reduce-scatter (:data:`FSDP_GRAD_CAST_BYTES`; PyTorch FSDP2 ``MixedPrecisionPolicy``,
     torchtitan's default). DeepSpeed with ZeRO-3 moves ``DEEPSPEED_ZERO3_GATHER_BYTES`` per gathered
     weight and ``DEEPSPEED_ZERO3_GRAD_BYTES`` per weight before the reduce-scatter
-    (:mod:`simcluster.costs.deepspeed_zero3`).
+    (:mod:`simcluster.costs.deepspeed_zero3`). ``fsdp_param_dtype`` "fp32" (``training.fsdp_param_dtype``):
+    FSDP with fp32 parameters under autocast (Lightning's ``bf16-mixed``: ``FSDPPrecision.mixed_precision_config``
+    param_dtype fp32, reduce_dtype bf16, and ``forward_context`` ``torch.autocast``): the autocast stack's weight
+    casts and 18 B gradient accumulation stay, the gathered weights are fp32 (:data:`FSDP_FP32_GATHER_BYTES`).
     """
     stack = FRAMEWORKS.get(name)
     if fused_kernels is False and not stack.eager_layer:  # Megatron-LM 2019's layer (costs.eager, MEGATRON_2019)
@@ -334,6 +343,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if not accumulation_fusion or (stack.fp16_autograd_accum and precision == "fp16" and zero_stage <= 1):
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
                         grad_accum_cast=False)
+    if stack.autocast and zero_stage >= 3 and fsdp_param_dtype == "fp32":  # FSDP keeps fp32 parameters: autocast
+        return replace(stack, gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_fp32_params=True)
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
                        gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
@@ -344,10 +355,11 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
 
 
 def fp32_residual_stream(stack: Stack, precision: str) -> bool:
-    """Whether ``stack`` runs eager model code under autocast with fp32 parameters at a 16-bit ``precision``, so
-    that its residual stream is fp32 (:mod:`simcluster.costs.autocast_stream`): ``pytorch`` below ZeRO-3
-    (FSDP's bf16 parameters give a 16-bit stream) without fused model code."""
-    return stack.autocast and stack.eager_layer and precision in ("bf16", "fp16")
+    """Whether ``stack`` runs PyTorch model code (eager or fused) under autocast with fp32 parameters at a 16-bit
+    ``precision``, so that its residual stream is fp32 (:mod:`simcluster.costs.autocast_stream`): ``pytorch``
+    below ZeRO-3, or with FSDP's fp32 parameters (``training.fsdp_param_dtype: fp32``; its bf16 parameters give
+    a 16-bit stream)."""
+    return stack.autocast and (stack.eager_layer or stack.fused_model) and precision in ("bf16", "fp16")
 
 
 #: Schedules that hide their pipeline sends by design, whatever the stack: DualPipe ("both all-to-all

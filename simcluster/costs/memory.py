@@ -178,21 +178,20 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
 
 
 def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
-    """What eager model code (``pytorch``; :mod:`simcluster.costs.eager`) saves beyond the count above, per layer
+    """What PyTorch model code (``pytorch``; :mod:`simcluster.costs.eager`) saves beyond the count above, per layer
     and microbatch without recompute. Llama code (SwiGLU): each RMSNorm keeps ``x.float()`` (4 B, for ``pow``
     and ``x * r``) where a fused norm keeps its 16-bit input (2 B): +2 B per element of x, twice; and SDPA
     keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token. Under autocast
     with fp32 parameters (:func:`simcluster.costs.frameworks.fp32_residual_stream`) also the fp32 stream's
     saved tensors, :func:`simcluster.costs.autocast_stream.saved_bytes` per element of x."""
-    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels)
-    if not stack.eager_layer:
-        return 0.0
+    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
+                      fsdp_param_dtype=training.fsdp_param_dtype)
+    stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block, stack.fused_model) if fp32_residual_stream(
+        stack, training.precision) else 0.0
     t = parallelism.tensor
     sb = model.seq_len / parallelism.context * training.micro_batch
     x = model.hidden / (t if _sp(parallelism) else 1)
-    stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block) if fp32_residual_stream(
-        stack, training.precision) else 0.0
-    if model.mlp != "swiglu":
+    if not stack.eager_layer or model.mlp != "swiglu":
         return sb * stream * x
     g = model.kv_heads or model.heads
     rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
@@ -203,7 +202,8 @@ def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> 
     """Bytes per element of a layer's input beyond 16 bits when the residual stream is fp32 (autocast with
     fp32 parameters, :mod:`simcluster.costs.autocast_stream`): 2, else 0. What full recompute and op SAC
     keep of each layer is that input."""
-    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels)
+    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
+                      fsdp_param_dtype=training.fsdp_param_dtype)
     return 2.0 if fp32_residual_stream(stack, training.precision) else 0.0
 
 
@@ -273,6 +273,11 @@ def fsdp2(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
     return training.framework == "pytorch" and parallelism.zero_stage >= 3
 
 
+def fsdp_fp32(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
+    """FSDP with fp32 parameters under autocast (``training.fsdp_param_dtype: fp32``, Lightning's bf16-mixed)."""
+    return fsdp2(training, parallelism) and training.fsdp_param_dtype == "fp32" and training.precision != "fp32"
+
+
 def lazy_gradients(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
     """Whether the gradients do not exist yet while the loss's backward runs: FSDP2 assigns each sharded
     gradient after its reduce-scatter (``FSDPParam``'s post-backward) and ``optimizer.zero_grad()`` sets them
@@ -295,6 +300,10 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
     gathered = w_b  # bytes of a weight ZeRO-3 gathers
     cast = 0
+    if fsdp_fp32(training, parallelism):
+        # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
+        # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)
+        return 4, 4, o_b - 4, 2, 4
     if framework(training.framework, parallelism.zero_stage).autocast and training.precision != "fp32":
         # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
         w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
@@ -320,7 +329,8 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     w_b, g_b, o_b, cast, gathered = held_bytes_per_param(training, parallelism)
     zero = parallelism.zero_stage
     shard = zero_shard(parallelism)
-    weights = n * w_b / (shard if zero >= 3 else 1) + n * cast / (shard if zero >= 3 else 1)
+    weights = n * w_b / (shard if zero >= 3 else 1) + n * cast / (shard if zero >= 3 and not fsdp_fp32(
+        training, parallelism) else 1)
     grads = n * g_b / (shard if zero >= 2 else 1)
     optim = n * o_b / (shard if zero >= 1 else 1)
 

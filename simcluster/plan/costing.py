@@ -204,7 +204,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
     if fp32_residual_stream(stack, cm.precision):  # autocast with fp32 parameters (costs.autocast_stream)
-        kernels = stream_kernels(ops.mlp, parallel=not ops.block("mlp"))
+        kernels = stream_kernels(ops.mlp, parallel=not ops.block("mlp"), fused=stack.fused_model)
     else:
         kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}

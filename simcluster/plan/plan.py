@@ -24,7 +24,8 @@ from functools import cached_property
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.attention_kernels import attention_kernel
-from simcluster.costs.frameworks import PipelineSends, Stack, framework, pipeline_sends
+from simcluster.costs.frameworks import (FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, PipelineSends, Stack,
+                                         framework, pipeline_sends)
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
@@ -73,8 +74,8 @@ class Plan:
     act_bytes: float
     p2p_bytes: float
     kv_bytes: float
-    dtype_bytes: int
-    grad_bytes: int
+    dtype_bytes: int  # bytes per parameter the weight gathers move (:func:`weight_bytes`)
+    grad_bytes: int  # bytes per parameter the gradient reduction moves
     cm: ComputeModel = field(repr=False)  # the compute model the block costs came from
     embedding_and_head: bool = True  # closed-form tests switch them off
     orders: tuple[tuple[Unit, ...], ...] = field(default=(), repr=False)
@@ -272,10 +273,21 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
 
 def spec_stack(spec: WorkloadSpec) -> Stack:
     """The stack of ``spec``'s ``training.framework`` with the spec's ZeRO stage, fused kernels, gradient
-    accumulation, loss kernel and train metrics (:func:`simcluster.costs.frameworks.framework`)."""
+    accumulation, loss kernel, train metrics and FSDP parameter dtype
+    (:func:`simcluster.costs.frameworks.framework`)."""
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
-                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics)
+                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype)
+
+
+def weight_bytes(spec: WorkloadSpec) -> tuple[int, int]:
+    """(bytes per parameter the weight gathers move, bytes per parameter the gradient reduction moves): the
+    precision's element and :func:`grad_bytes_per_param`, or FSDP with fp32 parameters' 4 and 2
+    (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`)."""
+    tr = spec.training
+    if spec_stack(spec).fsdp_fp32_params:
+        return FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES
+    return DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision)
 
 
 def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
@@ -333,7 +345,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
-                DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision), cm, embedding_and_head,
+                *weight_bytes(spec), cm, embedding_and_head,
                 moe=_moe_plan(spec, cm))
     object.__setattr__(plan, "sends", sends)  # the cached property, computed once above
     object.__setattr__(plan, "orders", stage_orders(plan))

@@ -194,6 +194,11 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fused_kernels", None) is False and fw not in ("megatron", "deepspeed", "pytorch"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
+    if getattr(spec.training, "fsdp_param_dtype", "bf16") == "fp32" and (
+            fw != "pytorch" or p.zero_stage < 3 or spec.training.precision not in ("bf16", "fp16")):
+        return [Finding("training.fsdp_param_dtype", "fp32 describes PyTorch FSDP (framework pytorch, zero_stage 3) "
+                                                     "under bf16 or fp16 autocast",
+                        ("training.framework", "parallelism.zero_stage", "training.precision"))]
     if getattr(spec.training, "gradient_accumulation_fusion", True) is False and fw != "megatron":
         return [Finding("training.gradient_accumulation_fusion", f"false describes Megatron-LM before Feb 2022; "
                                                                  f"{fw} accumulates gradients its own way",

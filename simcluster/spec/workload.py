@@ -124,6 +124,14 @@ class TrainingSpec(BaseModel):
         "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "
         "metric); llm-foundry's MPT trains with 2 (LanguageCrossEntropy, LanguagePerplexity; use_train_metrics "
         "defaults to true). 0: none.")
+    fsdp_param_dtype: Literal["bf16", "fp32"] = Field(
+        default="bf16", description="pytorch with ZeRO-3 (FSDP): the dtype FSDP gathers and computes the parameters "
+        "in. bf16: param_dtype bf16 (torchtitan's FSDP2 MixedPrecisionPolicy; Composer's DEFAULT and PURE since "
+        "March 2023): 16-bit all-gathers, no autocast casts, a 16-bit residual stream, fp32 gradient reduction. "
+        "fp32: param_dtype fp32 under autocast (Lightning Fabric's and Trainer's bf16-mixed and 16-mixed since "
+        "2.0.3; Composer's DEFAULT before March 2023): fp32 all-gathers, every GEMM casts its gathered weight each "
+        "microbatch and keeps the cast for its backward, an fp32 residual stream (docs/model.md), gradients "
+        "reduce-scattered in 16 bits.")
     gradient_accumulation_fusion: bool = Field(
         default=True, description="Megatron's weight-gradient GEMM accumulates into the fp32 main gradient "
         "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "

@@ -57,12 +57,15 @@ def test_gpt_block_extra_is_the_closed_form(tmp_path):
 
 
 def test_applies_to_autocast_with_fp32_parameters_only():
-    """pytorch below ZeRO-3 at 16 bits: fp32 parameters under autocast. Not FSDP (ZeRO-3: bf16 parameters),
-    not fp32 training, not fused model code, not the other stacks."""
+    """pytorch below ZeRO-3 at 16 bits, eager or fused model code, and FSDP with fp32 parameters
+    (``training.fsdp_param_dtype: fp32``): fp32 parameters under autocast. Not FSDP with bf16 parameters, not
+    fp32 training, not the other stacks."""
     assert fp32_residual_stream(framework("pytorch"), "bf16") and fp32_residual_stream(framework("pytorch", 2), "fp16")
+    assert fp32_residual_stream(framework("pytorch", fused_kernels=True), "bf16")
+    assert fp32_residual_stream(framework("pytorch", 3, fsdp_param_dtype="fp32"), "bf16")
+    assert framework("pytorch", 3, fsdp_param_dtype="fp32").autocast
     assert not fp32_residual_stream(framework("pytorch", 3), "bf16")
     assert not fp32_residual_stream(framework("pytorch"), "fp32")
-    assert not fp32_residual_stream(framework("pytorch", fused_kernels=True), "bf16")
     for name in ("megatron", "deepspeed", "jax"):
         assert not fp32_residual_stream(framework(name), "bf16")
 
@@ -100,3 +103,40 @@ def test_the_stream_costs_small_models_most(tmp_path):
         step = simulate_workload(spec).summary["iteration_time_s"]
         shares.append(spec.model.layers * spec.num_microbatches * added / step)
     assert shares[0] > shares[1] > shares[2] > 0, shares
+
+
+FSDP = ("training.framework=pytorch", "parallelism.data=8", "parallelism.zero_stage=3", "training.global_batch=8")
+
+
+def test_fsdp_with_fp32_parameters_gathers_fp32_and_reduces_16_bits(tmp_path):
+    """``training.fsdp_param_dtype: fp32`` (Lightning's bf16-mixed: param_dtype fp32, reduce_dtype bf16): the
+    weight all-gathers move 4 B per parameter and the reduce-scatters 2; the default (bf16 parameters,
+    fp32 reduction: torchtitan) 2 and 4. The simulated gather traffic doubles."""
+    from simcluster.plan import build_plan
+    bf16 = build_plan(make_spec(tmp_path, *FSDP))
+    fp32 = build_plan(make_spec(tmp_path, *FSDP, "training.fsdp_param_dtype=fp32"))
+    assert (bf16.dtype_bytes, bf16.grad_bytes) == (2, 4) and (fp32.dtype_bytes, fp32.grad_bytes) == (4, 2)
+    assert fp32.stack.autocast and fp32.stack.fsdp_fp32_params and not bf16.stack.autocast
+    runs = [simulate_workload(make_spec(tmp_path, *FSDP, *x)) for x in ((), ("training.fsdp_param_dtype=fp32",))]
+    gathered = [sum(t.nbytes for t in r.tasks.tasks if t.name.startswith("zero.all_gather")) for r in runs]
+    assert gathered[1] == pytest.approx(2 * gathered[0])
+    assert runs[1].summary["iteration_time_s"] > runs[0].summary["iteration_time_s"]
+
+
+def test_fsdp_with_fp32_parameters_holds_fp32_shards_and_every_layers_bf16_casts(tmp_path):
+    """fp32 shards of weights, gradients and Adam's m, v (16 B / N per parameter) and, at the loss's backward,
+    every GEMM's bf16 cast of its gathered weight, kept by autograd (2 B per parameter, not sharded); the two
+    gathered layers in flight are fp32 (4 B)."""
+    from simcluster.costs.memory import held_bytes_per_param
+    spec = make_spec(tmp_path, *FSDP, "training.fsdp_param_dtype=fp32")
+    assert held_bytes_per_param(spec.training, spec.parallelism) == (4, 4, 8, 2, 4)
+    plain = make_spec(tmp_path, *FSDP)
+    assert held_bytes_per_param(plain.training, plain.parallelism) == (4, 4, 8, 0, 2)
+
+
+def test_fsdp_param_dtype_fp32_outside_pytorch_fsdp_is_exit_2_naming_the_key(tmp_path):
+    from helpers_spec import run_error_line
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    line = run_error_line(tmp_path, root / "workloads/toy-8gpu.yaml", "training.fsdp_param_dtype=fp32")
+    assert "training.fsdp_param_dtype" in line and "zero_stage 3" in line
