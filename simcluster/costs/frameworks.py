@@ -302,6 +302,19 @@ def unfused_accumulation_bytes(precision: str, microbatches: int) -> float:
     return AUTOGRAD_ACCUM_BYTES_PER_ELEMENT * e * (m - 1) / m
 
 
+def autocast_accumulation_bytes(microbatches: int) -> float:
+    """Per weight and microbatch, averaged over the step, of autocast's gradient path into the fp32 ``.grad``:
+    each microbatch casts the 16-bit weight gradient to fp32 (``ToCopyBackward``: read 2, write 4 B); the first
+    one's fp32 gradient is stolen into the empty ``.grad`` (``optimizer.zero_grad()`` sets it to None, PyTorch
+    ≥ 2.0's default; ``torch/csrc/autograd/functions/accumulate_grad.h``: an undefined ``.grad`` takes the new
+    gradient without a copy), every later one is added in fp32 (read 4 + 4, write 4):
+
+        6 + 12 · (m − 1) / m     (m microbatches a step; 18, :data:`GRAD_ACCUM_BYTES`, as m grows)
+    """
+    m = max(int(microbatches), 1)
+    return 6.0 + (GRAD_ACCUM_BYTES - 6.0) * (m - 1) / m
+
+
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
               train_metrics: int = 0, fsdp_param_dtype: str = "bf16") -> Stack:
@@ -343,6 +356,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if not accumulation_fusion or (stack.fp16_autograd_accum and precision == "fp16" and zero_stage <= 1):
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
                         grad_accum_cast=False)
+    if stack.autocast and stack.grad_accum_bytes == GRAD_ACCUM_BYTES:  # autocast's .grad: the first one stolen
+        stack = replace(stack, grad_accum_bytes=autocast_accumulation_bytes(microbatches))
     if stack.autocast and zero_stage >= 3 and fsdp_param_dtype == "fp32":  # FSDP keeps fp32 parameters: autocast
         return replace(stack, gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_fp32_params=True)
     if stack.autocast and zero_stage >= 3:

@@ -140,3 +140,14 @@ def test_fsdp_param_dtype_fp32_outside_pytorch_fsdp_is_exit_2_naming_the_key(tmp
     root = Path(__file__).resolve().parents[2]
     line = run_error_line(tmp_path, root / "workloads/toy-8gpu.yaml", "training.fsdp_param_dtype=fp32")
     assert "training.fsdp_param_dtype" in line and "zero_stage 3" in line
+
+
+def test_autocast_steals_the_first_microbatchs_fp32_gradient():
+    """Autocast's gradient path into the fp32 .grad: every microbatch casts (6 B per weight), the first one's
+    cast is stolen into the empty .grad (zero_grad(set_to_none=True)), the later ones are added (12 B):
+    6 + 12·(m − 1)/m per microbatch. DeepSpeed's update_hp_grads adds every microbatch (18 B)."""
+    from simcluster.costs.frameworks import GRAD_ACCUM_BYTES, autocast_accumulation_bytes
+    assert [framework("pytorch", microbatches=m).grad_accum_bytes for m in (1, 4)] == [6.0, 15.0]
+    assert autocast_accumulation_bytes(10**9) == pytest.approx(GRAD_ACCUM_BYTES)
+    assert framework("pytorch", 3, microbatches=2, fsdp_param_dtype="fp32").grad_accum_bytes == 12.0
+    assert framework("deepspeed", 1, microbatches=1).grad_accum_bytes == GRAD_ACCUM_BYTES
