@@ -101,7 +101,9 @@ pytorch/pytorch commit 01d66d21)
     reduce-scatter stream, modelled on the compute stream (it shares HBM bandwidth with the backward).
     Composer/llm-foundry's FSDP1 gathers straight into the flat parameter the weights are views of
     (no copy-out); the spec cannot say which FSDP a run used, so ``pytorch`` is FSDP2 (about 1–2 %
-    slow for FSDP1 runs).
+    slow for FSDP1 runs). The root unit (embedding, final norm, output: ``fully_shard(model)``) is
+    gathered once before the forward and reduce-scattered after the whole backward, both exposed
+    (:mod:`simcluster.plan.fsdp_root`, ``Stack.fsdp_root``).
 
 Selective recompute (pytorch: torchtitan's per-op selective activation checkpointing)
     Megatron's selective recompute reruns the attention core (Korthikanti et al. 2022 §4.2). PyTorch
@@ -237,6 +239,7 @@ class Stack:
     pipe_zero1_all_reduce: bool = False  # pipelined ZeRO-1: gradients all-reduced (not reduce-scattered) before the step
     fp16_autograd_accum: bool = False  # fp16 at ZeRO <= 1: autograd accumulates the 16-bit .grad (no fp32 pass)
     fsdp_fp32_params: bool = False  # FSDP gathers fp32 parameters and autocast casts them (training.fsdp_param_dtype)
+    fsdp_root: bool = False  # FSDP's root unit (embedding, final norm, output) gathered and reduced once (plan.fsdp_root)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -359,10 +362,10 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if stack.autocast and stack.grad_accum_bytes == GRAD_ACCUM_BYTES:  # autocast's .grad: the first one stolen
         stack = replace(stack, grad_accum_bytes=autocast_accumulation_bytes(microbatches))
     if stack.autocast and zero_stage >= 3 and fsdp_param_dtype == "fp32":  # FSDP keeps fp32 parameters: autocast
-        return replace(stack, gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_fp32_params=True)
+        return replace(stack, gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_fp32_params=True, fsdp_root=True)
     if stack.autocast and zero_stage >= 3:
         return replace(stack, autocast=False, grad_accum_bytes=FSDP_GRAD_CAST_BYTES,
-                       gather_copy_out_bytes=FSDP_COPY_OUT_BYTES)
+                       gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_root=True)
     if stack.zero3_host_ops_per_rank and zero_stage >= 3:  # DeepSpeed ZeRO-3 of 2021 (module docstring)
         return replace(stack, grad_accum_bytes=DEEPSPEED_ZERO3_GRAD_BYTES,
                        gather_copy_out_bytes=DEEPSPEED_ZERO3_GATHER_BYTES)

@@ -274,14 +274,14 @@ class Lowerer:
                 else:  # fetched when the compute reaches the layer (DeepSpeed, modules past its bucket)
                     after = computed[-1] if computed else None
                 after, prep = prep or after, None
-                nbytes = plan.params.layer * plan.dtype_bytes * step.share / step.parts
+                nbytes = (step.params or plan.params.layer) * plan.dtype_bytes * step.share / step.parts
                 for i in range(step.parts):  # one after another on the data-parallel stream
                     name = f"zero.all_gather L{layer}" + (f".{i}" if step.parts > 1 else "")
                     params = ch.side(zero, "all_gather", nbytes, name, "dp", "zero_comm", layer,
                                      after if i == 0 else params)
             elif step.what == "reduce_grads":
                 after, prep = prep or produced, None
-                nbytes = plan.params.layer * plan.grad_bytes / step.parts
+                nbytes = (step.params or plan.params.layer) * plan.grad_bytes / step.parts
                 rs: dict[int, int] = {}
                 for i in range(step.parts):  # DeepSpeed: one per tensor, one after another
                     name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")

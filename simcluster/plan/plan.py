@@ -29,6 +29,7 @@ from simcluster.costs.frameworks import (FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUC
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
+from simcluster.plan.fsdp_root import fsdp_root
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import model_chunks
@@ -333,6 +334,9 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     sends = plan_sends(spec, par.schedule, par.sequence_parallel)
     parts, prefetch = zero3_gathers(spec, ops)
     refetch, share = zero3_refetch(spec, ops)
+    params = layer_params(spec, t, p)
+    stack = spec_stack(spec)
+    root = fsdp_root(stack, cm, params.embedding, params.head, spec.model.tied_embeddings, p, d, par.zero_stage)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
@@ -341,10 +345,10 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
                       grad_parts=zero3_grad_parts(spec, ops),
                       persist_gather_s=zero3_persistent_gather_s(spec, par.zero_shard or d, ops),
-                      recv_gather=t > 1 and p > 1 and sends.gather)
+                      recv_gather=t > 1 and p > 1 and sends.gather, root=root)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
-                par.schedule, blocks, shape, layer_params(spec, t, p), act, p2p, kv,
+                par.schedule, blocks, shape, params, act, p2p, kv,
                 *weight_bytes(spec), cm, embedding_and_head,
                 moe=_moe_plan(spec, cm))
     object.__setattr__(plan, "sends", sends)  # the cached property, computed once above

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simcluster.plan.costing import BlockCost, Blocks
+from simcluster.plan.fsdp_root import RootUnit
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
@@ -68,6 +69,7 @@ class Step:
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
     overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
     share: float = 1.0  # gather steps: the share of the layer's weights fetched (DeepSpeed's re-fetch after recompute)
+    params: float = 0.0  # gather / reduce_grads steps: the weights moved, when not a layer's (FSDP's root unit)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class UnitShape:
     grad_parts: int = 1  # ZeRO >= 2: reduce-scatters per layer (DeepSpeed ZeRO-3: one per tensor, one after another)
     persist_gather_s: float = 0.0  # DeepSpeed ZeRO-3: host seconds per layer re-gathering its persistent tensors per step
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
+    root: RootUnit = RootUnit()  # FSDP's root unit (embedding, final norm, output): simcluster.plan.fsdp_root
 
 
 def recv_gather_step(kind: str) -> Step:
@@ -224,9 +227,10 @@ def _backward(c: BlockCost, split_w: bool) -> tuple[float, float]:
 
 
 def embedding_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
-    """The first chunk's embedding steps, before its layers (F) or after them (B)."""
+    """The first chunk's embedding steps, before its layers (F) or after them (B); under FSDP the root unit's
+    gather and copy-out first (F) and its gradient cast and reduce-scatter last (B), :mod:`simcluster.plan.fsdp_root`."""
     if kind == "F":
-        out = [Step("compute", "fwd.embedding", "forward", b.emb.fwd_s, b.emb.fwd_flops)]
+        out = _root_gather(shape) + [Step("compute", "fwd.embedding", "forward", b.emb.fwd_s, b.emb.fwd_flops)]
         if shape.tp:
             out.append(Step("tp", "fwd.embedding", "forward", op="reduce_scatter" if shape.sp else "all_reduce",
                             tag="embedding"))
@@ -235,8 +239,26 @@ def embedding_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         out = [Step("tp", "bwd.embedding", "backward", op="all_gather", tag="embedding")] \
             if shape.tp and shape.sp else []
         out.append(Step("compute", "bwd.embedding", "backward", b.emb.bwd_s, b.emb.bwd_flops, grads=True))
-        return tuple(out)
+        return tuple(out + _root_reduce(shape))
     return ()
+
+
+def _root_gather(shape: UnitShape) -> list[Step]:
+    """FSDP's root unit before the embedding: its all-gather (nothing to prefetch behind), then the copy-out."""
+    root = shape.root
+    if not (shape.gather and root.params):
+        return []
+    return [Step("gather", "zero.all_gather", "forward", op="all_gather", params=root.params),
+            Step("compute", "zero.copy_out", "forward", root.copy_out_s, waits_params=True)]
+
+
+def _root_reduce(shape: UnitShape) -> list[Step]:
+    """FSDP's root unit after the whole backward: the embedding gradient's fp32 cast, then the reduce-scatter."""
+    root = shape.root
+    if not (shape.reduce_grads and root.params):
+        return []
+    cast = [Step("compute", "zero.copy_in", "backward", root.grad_cast_s, grads=True)] if root.grad_cast_s else []
+    return cast + [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter", params=root.params)]
 
 
 def head_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:

@@ -39,6 +39,7 @@ from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_
                                    zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
+from simcluster.plan.fsdp_root import RootUnit, fsdp_root
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
@@ -171,7 +172,7 @@ class Group:
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         if st.what == "a2a" and self.moe is not None:
             return costs.ep_time(t, c, d, self.moe.etp, self.moe.ep, st.nbytes)
-        nbytes = b.params.layer * (costs.dt * st.share if st.what == "gather" else costs.grad_bytes)
+        nbytes = (st.params or b.params.layer) * (costs.dt * st.share if st.what == "gather" else costs.grad_bytes)
         return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
@@ -185,7 +186,8 @@ class Group:
                           gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
                           refetch_share=est.refetch[1],
                           collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d),
-                          grad_parts=est.grad_parts if zero >= 3 else 1)
+                          grad_parts=est.grad_parts if zero >= 3 else 1,
+                          root=self._root(zero, d))
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -210,7 +212,7 @@ class Group:
         x_layer = f_layer + b_layer
         emb = PassTime().add(steps[2], self._coll)
         head = PassTime().add(steps[3], self._coll)
-        first, last = emb.serial, head.serial
+        first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
         x0 = self.n0 * x_layer + first + (last if p == 1 else 0.0)
         stages = [(x0, self.n0)]
         if p > 1:
@@ -234,6 +236,11 @@ class Group:
         tp = n * (f.tp + bw.tp) + m * emb.tp
         bubble = max(0.0, total - compute - recompute - tp - pp - dp - opt)
         return total, compute, recompute, tp, pp, dp, bubble, opt
+
+    def _root(self, zero: int, d: int) -> RootUnit:
+        """FSDP's root unit of this layout (:mod:`simcluster.plan.fsdp_root`)."""
+        costs, params = self.est.costs, self.b.params_one_stage
+        return fsdp_root(costs.stack, costs.cm, params.embedding, params.head, self.est.tied, self.p, d, zero)
 
     def _after_backward(self, zero: int, x0: float, f_layer: float, dp_rs: float) -> tuple[float, float]:
         """(exposed data-parallel communication, optimizer) of the first stage."""
