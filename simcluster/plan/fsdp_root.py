@@ -29,9 +29,11 @@ Backward
     then one reduce-scatter of all the root's gradients, after the first layer's, before the optimizer step:
     exposed.
 
-Per step and data-parallel rank (r = root weights on a tensor rank, e the gathered element's bytes,
+Per microbatch and data-parallel rank (r = root weights on a tensor rank, e the gathered element's bytes,
 g the reduced gradient's): one all-gather of r·e bytes and one reduce-scatter of r·g bytes over the shard
-group, plus ``FSDP_COPY_OUT_BYTES``·r and ``FSDP_GRAD_CAST_BYTES``·V·h/t bytes of copies. Only for one
+group, plus ``FSDP_COPY_OUT_BYTES``·r and ``FSDP_GRAD_CAST_BYTES``·V·h/t bytes of copies. (FSDP reshards
+the root after each backward and reduce-scatters each microbatch's gradients unless told not to sync; the
+corpus' torchtitan runs have one microbatch a step.) Only for one
 pipeline stage (p = 1): with pipeline stages each stage's model part is its own root (left out).
 """
 
