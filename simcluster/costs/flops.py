@@ -27,8 +27,10 @@ SwiGLU (:func:`simcluster.costs.params.layer_matrix_params`).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from simcluster.costs import mla
-from simcluster.costs.params import layer_matrix_params, q_width
+from simcluster.costs.params import ffn_width, kv_width, layer_matrix_params, mlp_matrices, q_width
 from simcluster.spec.workload import ModelSpec, TrainingSpec
 
 
@@ -61,9 +63,24 @@ def model_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float
     return 3.0 * forward_flops_per_iteration(model, training)
 
 
+def kept_forward_flops(model: ModelSpec, sequences: float, saves: Sequence[str]) -> float:
+    """Forward FLOPs of one layer's outputs that a name-based checkpoint policy keeps (``training.recompute_saves``):
+    2·B·s·(weights) of each kept GEMM — qkv h·(a·d + 2·g·d), proj a·d·h, fc1 (n_mlp − 1)·h·f, fc2 f·h — and
+    the attention core's when kept."""
+    h, f, q = model.hidden, ffn_width(model), q_width(model)
+    weights = {"qkv": h * (q + 2 * kv_width(model)), "proj": q * h, "fc1": (mlp_matrices(model) - 1) * h * f,
+               "fc2": f * h}
+    out = sum(2.0 * sequences * model.seq_len * weights[n] for n in saves if n in weights)
+    return out + (attention_core_forward_flops(model, sequences) if "attention" in saves else 0.0)
+
+
 def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float:
-    """FLOPs actually executed, recomputation included (full: + l layer forwards; selective: + l attention cores)."""
+    """FLOPs actually executed, recomputation included (full: + l layer forwards; selective: + l attention cores;
+    selective with ``recompute_saves``: + l layer forwards less what the policy keeps)."""
     b, recompute = training.global_batch, training.recompute
+    if recompute == "selective" and training.recompute_saves is not None:
+        return model_flops_per_iteration(model, training) + model.layers * (
+            layer_forward_flops(model, b) - kept_forward_flops(model, b, training.recompute_saves))
     extra = {
         "none": 0.0,
         "full": model.layers * layer_forward_flops(model, b),

@@ -182,6 +182,7 @@ Pipeline sends (``parallelism.overlap_p2p_comm``, ``parallelism.p2p_scatter_gath
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.costs.deepspeed_zero3 import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
@@ -230,7 +231,7 @@ class Stack:
     eager_layer: bool = False  # eager model code: the extra kernels of simcluster.costs.eager per layer
     fused_model: bool = False  # eager PyTorch with fused model kernels (fused_kernels: true): costs.eager FUSED_LLAMA
     gather_copy_out_bytes: float = 0.0  # per gathered weight: FSDP2's copy-out after each ZeRO-3 all-gather
-    selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC)
+    selective: str = "core"  # what recompute: selective recomputes: core (attention core) | op (torchtitan's op SAC) | saves
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
     zero3_persistence_threshold: float = 0.0  # ZeRO-3: smaller tensors persist, reduced one by one, re-gathered per step
@@ -240,6 +241,7 @@ class Stack:
     fp16_autograd_accum: bool = False  # fp16 at ZeRO <= 1: autograd accumulates the 16-bit .grad (no fp32 pass)
     fsdp_fp32_params: bool = False  # FSDP gathers fp32 parameters and autocast casts them (training.fsdp_param_dtype)
     fsdp_root: bool = False  # FSDP's root unit (embedding, final norm, output) gathered and reduced once (plan.fsdp_root)
+    selective_saves: tuple[str, ...] = ()  # selective == "saves": the layer outputs kept (training.recompute_saves)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -320,7 +322,8 @@ def autocast_accumulation_bytes(microbatches: int) -> float:
 
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
-              train_metrics: int = 0, fsdp_param_dtype: str = "bf16") -> Stack:
+              train_metrics: int = 0, fsdp_param_dtype: str = "bf16",
+              recompute_saves: Sequence[str] | None = None) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -343,6 +346,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     casts and 18 B gradient accumulation stay, the gathered weights are fp32 (:data:`FSDP_FP32_GATHER_BYTES`).
     """
     stack = FRAMEWORKS.get(name)
+    if recompute_saves is not None:  # training.recompute_saves: a name-based checkpoint policy
+        stack = replace(stack, selective="saves", selective_saves=tuple(recompute_saves))
     if fused_kernels is False and not stack.eager_layer:  # Megatron-LM 2019's layer (costs.eager, MEGATRON_2019)
         stack = replace(stack, fused_kernels=False)
         if name == "megatron" and precision == "fp16":  # and its FP16_Optimizer (costs.fp16_optimizer)

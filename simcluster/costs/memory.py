@@ -148,6 +148,8 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
             t if sp or training.distribute_saved_activations else 1)
     if recompute not in ("none", "selective"):
         raise ValueError(f"unknown recompute {recompute!r}; known: none, selective, full")
+    if recompute == "selective" and training.recompute_saves is not None:
+        return saves_activation_bytes(model, training, parallelism)
     if recompute == "selective" and framework(training.framework).selective == "op":
         return op_sac_activation_bytes(model, training, parallelism)
     eager = eager_saved_bytes(model, training, parallelism) if recompute == "none" else 0.0
@@ -207,23 +209,43 @@ def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> 
     return 2.0 if fp32_residual_stream(stack, training.precision) else 0.0
 
 
+def _rank_widths(model: ModelSpec, training: TrainingSpec,
+                 parallelism: ParallelismSpec) -> tuple[float, int, float, float, float, float]:
+    """(tokens per rank and microbatch, element bytes, q, f, K/V widths on a tensor rank, x on a rank)."""
+    t = parallelism.tensor
+    sb = model.seq_len / parallelism.context * training.micro_batch
+    kv = P.kv_heads_per_rank(model, t) * P.head_dim(model)
+    x = model.hidden / (t if _sp(parallelism) else 1)
+    return sb, DTYPE_BYTES[training.precision], P.q_width(model) / t, P.ffn_width(model) / t, kv, x
+
+
 def op_sac_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
     """One layer's saved tensors under torchtitan's per-op selective checkpointing (``pytorch``'s selective,
     :mod:`simcluster.costs.frameworks`): the layer's input (h), the outputs of the mms it keeps — every
     odd one in forward order: Llama code wq (a·d), wv (g·d), w1 (f), w2 (h, whole before a row-parallel
     reduction); fused-Wqkv code Wqkv ((a + 2g)·d) and the MLP up projection (f) — and SDPA's output (a·d,
     16-bit) and log-sum-exp (fp32, one per head and token)."""
+    sb, v, q, f, kv, x = _rank_widths(model, training, parallelism)
     t = parallelism.tensor
-    sb = model.seq_len / parallelism.context * training.micro_batch
-    v = DTYPE_BYTES[training.precision]
-    q, f = P.q_width(model) / t, P.ffn_width(model) / t
-    kv = P.kv_heads_per_rank(model, t) * P.head_dim(model)
-    x = model.hidden / (t if _sp(parallelism) else 1)
     if model.mlp == "swiglu":
         saved = q + kv + f + model.hidden
     else:
         saved = q + 2 * kv + f
     return sb * (v * (x + saved + q) + stream_input_bytes(training, parallelism) * x + 4 * model.heads / t)
+
+
+def saves_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """One layer's saved tensors under a name-based checkpoint policy (``training.recompute_saves``): the layer's
+    input (h) and each kept output — qkv ((a + 2g)·d / t), proj (h, whole before the row-parallel reduction),
+    fc1 (f / t, 2f / t for SwiGLU's gate and up), fc2 (h, whole), attention (the core's output a·d / t and its
+    fp32 log-sum-exp, one per head and token); everything else is recomputed from them."""
+    sb, v, q, f, kv, x = _rank_widths(model, training, parallelism)
+    t = parallelism.tensor
+    width = {"qkv": q + 2 * kv, "proj": model.hidden, "fc1": (2 if model.mlp == "swiglu" else 1) * f,
+             "fc2": model.hidden, "attention": q}
+    saves = set(training.recompute_saves or ())
+    lse = 4 * model.heads / t if "attention" in saves else 0.0
+    return sb * (v * (x + sum(width[n] for n in saves)) + stream_input_bytes(training, parallelism) * x + lse)
 
 
 def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,

@@ -216,6 +216,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                   block_cost(list(ops.embedding), cm, t, c, sp, flash, stack),
                   block_cost(list(ops.head), cm, t, c, sp, flash, stack),
                   *(op_sac_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "op" else
+                    saves_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "saves" else
                     (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
                   gather_copy_time(ops, cm, t, stack),
                   0.0 if stack.fused_kernels else rng_state.checkpoint_s(stack.host_op_s))
@@ -254,6 +255,26 @@ def op_sac_recompute(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, 
         n = max(1, round(N * share))
         secs += cm.gemm_time(M, n, K)
         flops += 2.0 * M * n * K
+    return secs, flops
+
+
+def saves_recompute(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, stack: Stack,
+                    extra: dict[str, EagerCost]) -> tuple[float, float]:
+    """(seconds, matmul FLOPs) a name-based checkpoint policy recomputes per layer (``training.recompute_saves``,
+    ``Stack.selective_saves``): the layer's whole forward — its operators with the stack's extra kernels —
+    except the GEMMs whose outputs it keeps and, when ``attention`` is kept, the attention core. MaxText's
+    ``save_dot_except_mlpwi`` keeps every projection but the MLP's gate and up (qkv, proj, fc2 here) and reruns
+    the rest: fc1, the attention core (a custom call, not a dot) and every memory-bound kernel
+    (dgxc-benchmarking 35a9aec ``maxtext/configure.sh``)."""
+    saves = set(stack.selective_saves)
+    secs = extra["attn"].fwd_s + extra["mlp"].fwd_s
+    flops = 0.0
+    for o in ops.layer:
+        kept = (o.kind == "gemm" and o.name in saves) or (o.kind == "attention" and "attention" in saves)
+        if kept:
+            continue
+        secs += op_time(o, cm, t, c, sp, flash, False, stack)
+        flops += op_flops(o, t, c)[0]
     return secs, flops
 
 

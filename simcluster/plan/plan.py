@@ -278,7 +278,8 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
     (:func:`simcluster.costs.frameworks.framework`)."""
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
-                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype)
+                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype,
+                     tr.recompute_saves)
 
 
 def weight_bytes(spec: WorkloadSpec) -> tuple[int, int]:

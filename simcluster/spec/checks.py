@@ -194,6 +194,11 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fused_kernels", None) is False and fw not in ("megatron", "deepspeed", "pytorch"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
+    saves = getattr(spec.training, "recompute_saves", None)
+    if saves is not None and (spec.training.recompute != "selective" or spec.model.attention == "mla"):
+        return [Finding("training.recompute_saves", "names what selective recompute keeps: it needs recompute: "
+                                                    "selective and the standard attention (not mla)",
+                        ("training.recompute", "model.attention"))]
     if getattr(spec.training, "fsdp_param_dtype", "bf16") == "fp32" and (
             fw != "pytorch" or p.zero_stage < 3 or spec.training.precision not in ("bf16", "fp16")):
         return [Finding("training.fsdp_param_dtype", "fp32 describes PyTorch FSDP (framework pytorch, zero_stage 3) "

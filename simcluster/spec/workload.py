@@ -100,6 +100,13 @@ class TrainingSpec(BaseModel):
                                  "momentum (one).")
     recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
                                  "attention core, full the whole layer, before its backward.")
+    recompute_saves: list[Literal["qkv", "proj", "fc1", "fc2", "attention"]] | None = Field(
+        default=None, description="With recompute: selective, the layer outputs the checkpoint keeps; the rest of the "
+        "layer's forward (the other GEMMs, the attention core unless listed, every memory-bound kernel) runs again "
+        "before its backward, as a name-based policy does (MaxText's remat_policy save_dot_except_mlpwi or custom "
+        "with query/key/value/out_proj and mlpwo on device: [qkv, proj, fc2]; JAX's save_only_these_names). "
+        "Unset: the framework's selective recompute (Megatron's attention core; pytorch: torchtitan's op SAC).",
+        json_schema_extra={"default_doc": "the framework's"})
     distribute_saved_activations: bool = Field(
         default=False, description="Full recompute: each layer's saved input split over the tensor-parallel ranks "
         "and all-gathered before it is recomputed (Megatron-LM --distribute-saved-activations; PaLM §4 saves one "
