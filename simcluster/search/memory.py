@@ -72,6 +72,8 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
+    if rc is not None and rc != "selective":  # the workload's selective policy names what selective keeps
+        tr["recompute_saves"] = None
     return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
                                    "training": spec.training.model_copy(update=tr)})
 

@@ -76,3 +76,22 @@ def test_pruning_never_drops_a_layout_the_simulator_says_fits(tight):
         assert not simulate_workload(_spec(tight, lay)).summary["fits_in_memory"], lay.label()
     for cand in result.best[:4]:  # and what it keeps does fit
         assert simulate_workload(_spec(tight, cand.layout)).summary["fits_in_memory"]
+
+
+def test_a_layout_without_selective_recompute_drops_the_workloads_saves(tmp_path):
+    """A workload's ``recompute_saves`` names what its selective recompute keeps: a layout the search tries with
+    recompute none or full carries none (its YAML must validate), one with selective keeps them."""
+    from helpers_spec import make_spec
+    from simcluster.search.memory import layout_spec
+    from simcluster.spec import validate_file
+    import yaml
+    spec = make_spec(tmp_path, "parallelism.tensor=1", "parallelism.pipeline=1", "parallelism.data=8",
+                     "training.recompute=selective", "training.recompute_saves=[qkv, proj, fc2]")
+    for rc, want in (("none", None), ("full", None), ("selective", ["qkv", "proj", "fc2"])):
+        cand = layout_spec(spec, t=1, c=1, d=8, mb=1, sp=False, e=1, et=None, schedule="1f1b", p=1, v=1, rc=rc,
+                           zero=0)
+        assert cand.training.recompute_saves == want, rc
+        f = tmp_path / f"{rc}.yaml"
+        doc = cand.model_dump(mode="json", exclude={"source"})
+        f.write_text(yaml.safe_dump(doc))
+        assert validate_file(str(f)) == [], rc
