@@ -194,6 +194,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fused_kernels", None) is False and fw not in ("megatron", "deepspeed", "pytorch"):
         return [Finding("training.fused_kernels", f"false describes Megatron-LM's 2019 layer code; {fw} runs its "
                                                   "own kernels", ("training.framework",))]
+    if fw == "pytorch" and getattr(spec.model, "attention", "mha") == "mla":
+        return [Finding("training.framework", "pytorch's eager kernels (costs/eager.py) are listed for standard "
+                                              "attention; multi-head latent attention runs under megatron",
+                        ("model.attention",))]
     saves = getattr(spec.training, "recompute_saves", None)
     if saves is not None and (spec.training.recompute != "selective" or spec.model.attention == "mla"):
         return [Finding("training.recompute_saves", "names what selective recompute keeps: it needs recompute: "

@@ -79,3 +79,4 @@ def test_recompute_saves_without_selective_is_exit_2_naming_the_key(tmp_path):
     root = Path(__file__).resolve().parents[2]
     line = run_error_line(tmp_path, root / "workloads/toy-8gpu.yaml", "training.recompute_saves=[qkv]")
     assert "training.recompute_saves" in line and "selective" in line
+

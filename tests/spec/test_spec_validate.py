@@ -44,3 +44,14 @@ def test_syntax_error(write):
 def test_neither_kind(write):
     (problem,) = validate_file(write("x.yaml", "foo: 1\n"))
     assert "neither a workload" in problem.reason
+
+
+def test_pytorch_with_mla_is_exit_2_naming_the_key(tmp_path):
+    """pytorch's eager kernel inventory covers standard attention: DeepSeek-V3's MLA under it is refused with one
+    line (it raised StopIteration in the eager kernels' basis before)."""
+    from pathlib import Path
+
+    from helpers_spec import run_error_line
+    root = Path(__file__).resolve().parents[2]
+    line = run_error_line(tmp_path, root / "workloads/deepseek-v3.yaml", "training.framework=pytorch")
+    assert "training.framework" in line and "latent attention" in line
