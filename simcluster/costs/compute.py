@@ -193,7 +193,11 @@ class ComputeModel:
         times the device's bandwidth ratio (``self.calibration``).
         The body is linear in bytes; the launch floor is added as everywhere.
         """
-        return self.kernel_time(nbytes / (self.memory_bandwidth * self.calibration.bandwidth_fraction(kind)))
+        return self.kernel_time(self.memory_body_time(nbytes, kind))
+
+    def memory_body_time(self, nbytes: float, kind: str = "elementwise") -> float:
+        """The body of :meth:`memory_time` without the launch floor: nbytes / (bandwidth · f_kind)."""
+        return nbytes / (self.memory_bandwidth * self.calibration.bandwidth_fraction(kind))
 
     # --- attention -----------------------------------------------------------------
     def attention_flops(self, batch: int, heads: int, seq: int, head_dim: int, *,

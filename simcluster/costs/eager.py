@@ -327,7 +327,7 @@ def block_extra(ops: ModelOps, block: str, cm: ComputeModel, t: int, c: int, sp:
         if not (k.block == block or (parallel and block == "attn")):
             continue
         if k.widens:
-            secs[k.backward] += kernel_bytes(k, sizes) / (cm.memory_bandwidth * cm.calibration.bandwidth_fraction(k.kind))
+            secs[k.backward] += cm.memory_body_time(kernel_bytes(k, sizes), k.kind)
             continue
         if not dispatched(k, gqa):
             continue

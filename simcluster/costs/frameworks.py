@@ -163,20 +163,9 @@ DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     ``optimizer.reduce_gradients``); the spec has no DeepSpeed version, and the corpus's fp16 ZeRO-1
     pipeline run (GPT-NeoX-20B) is on the old path.
 
-Pipeline sends (``parallelism.overlap_p2p_comm``, ``parallelism.p2p_scatter_gather``)
-    Megatron-LM's ``_communicate`` issues ``batch_isend_irecv``, waits on every request and then
-    calls ``torch.cuda.synchronize()`` ("to protect against race condition"): a send holds its
-    stage until delivered. So did every Megatron-LM up to May 2023 (``p2p_communication.py`` of
-    the SC'21 scripts' commit de7dc40, Aug 2021); since Oct 2023 (commit 4eeff55, "Make
-    overlap_p2p_comm the default") the interleaved schedule overlaps its sends with the next
-    chunk's compute, and ``arguments.py`` turns the overlap off for every other schedule. Until
-    Megatron-Core (Jan 2023, commit 39b83c7) the sends were also scatter-gathered
-    (``--scatter-gather-tensors-in-pipeline``, on by default; Narayanan et al. 2021 §4.1): each
-    tensor rank sends 1/t of the activation and the receiver all-gathers it over NVLink;
-    Megatron-Core sends the whole activation from every tensor rank (1/t of it only under
-    sequence parallelism, where the activation is already split). JAX/XLA pipelines move the
-    sharded activation (collective-permute), PyTorch's ``torch.distributed.pipelining`` posts
-    its sends asynchronously.
+Pipeline sends
+    How each stack's pipeline sends run (blocking, split over the tensor ranks, gathered on receipt):
+    :mod:`simcluster.costs.pipeline_sends`.
 """
 
 from __future__ import annotations
@@ -364,7 +353,7 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if not accumulation_fusion or (stack.fp16_autograd_accum and precision == "fp16" and zero_stage <= 1):
         stack = replace(stack, grad_accum_bytes=unfused_accumulation_bytes(precision, microbatches),
                         grad_accum_cast=False)
-    if stack.autocast and stack.grad_accum_bytes == GRAD_ACCUM_BYTES:  # autocast's .grad: the first one stolen
+    if stack.autocast:  # autocast's fp32 .grad: the first microbatch's gradient stolen, the later ones added
         stack = replace(stack, grad_accum_bytes=autocast_accumulation_bytes(microbatches))
     if stack.autocast and zero_stage >= 3 and fsdp_param_dtype == "fp32":  # FSDP keeps fp32 parameters: autocast
         return replace(stack, gather_copy_out_bytes=FSDP_COPY_OUT_BYTES, fsdp_fp32_params=True, fsdp_root=True)
@@ -383,32 +372,6 @@ def fp32_residual_stream(stack: Stack, precision: str) -> bool:
     below ZeRO-3, or with FSDP's fp32 parameters (``training.fsdp_param_dtype: fp32``; its bf16 parameters give
     a 16-bit stream)."""
     return stack.autocast and (stack.eager_layer or stack.fused_model) and precision in ("bf16", "fp16")
-
-
-#: Schedules that hide their pipeline sends by design, whatever the stack: DualPipe ("both all-to-all
-#: and PP communication can be fully hidden during execution", DeepSeek-AI 2024, DeepSeek-V3 §3.2.1).
-OVERLAPPED_SCHEDULES: frozenset[str] = frozenset({"dualpipe"})
-
-
-@dataclass(frozen=True)
-class PipelineSends:
-    """How a pipeline send between two stages runs (module docstring, "Pipeline sends")."""
-
-    blocking: bool  # the sending stage's next unit waits for the delivery
-    split: bool  # each tensor rank sends 1/t of the activation (else all of it)
-    gather: bool  # the receiving tensor group all-gathers the pieces before its unit
-
-
-def pipeline_sends(stack: Stack, schedule: str, sequence_parallel: bool, overlap: bool | None = None,
-                   scatter_gather: bool | None = None) -> PipelineSends:
-    """The sends of ``stack`` under ``schedule``; ``overlap`` / ``scatter_gather`` override its defaults
-    (``parallelism.overlap_p2p_comm`` / ``p2p_scatter_gather``; checked in :mod:`simcluster.spec.checks`)."""
-    if overlap is None:
-        overlap = (stack.p2p_overlap == "always" or schedule in OVERLAPPED_SCHEDULES
-                   or (stack.p2p_overlap == "interleaved" and schedule == "interleaved"))
-    sg = stack.p2p_scatter_gather if scatter_gather is None else scatter_gather
-    return PipelineSends(blocking=not overlap, split=sequence_parallel or stack.p2p_sharded or sg,
-                         gather=sg and not sequence_parallel)
 
 
 MEGATRON = framework("megatron")

@@ -186,8 +186,7 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
     keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token. Under autocast
     with fp32 parameters (:func:`simcluster.costs.frameworks.fp32_residual_stream`) also the fp32 stream's
     saved tensors, :func:`simcluster.costs.autocast_stream.saved_bytes` per element of x."""
-    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
-                      fsdp_param_dtype=training.fsdp_param_dtype)
+    stack = _stack(training, parallelism)
     stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block, stack.fused_model) if fp32_residual_stream(
         stack, training.precision) else 0.0
     t = parallelism.tensor
@@ -204,8 +203,7 @@ def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> 
     """Bytes per element of a layer's input beyond 16 bits when the residual stream is fp32 (autocast with
     fp32 parameters, :mod:`simcluster.costs.autocast_stream`): 2, else 0. What full recompute and op SAC
     keep of each layer is that input."""
-    stack = framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
-                      fsdp_param_dtype=training.fsdp_param_dtype)
+    stack = _stack(training, parallelism)
     return 2.0 if fp32_residual_stream(stack, training.precision) else 0.0
 
 
@@ -295,9 +293,16 @@ def fsdp2(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
     return training.framework == "pytorch" and parallelism.zero_stage >= 3
 
 
+def _stack(training: TrainingSpec, parallelism: ParallelismSpec) -> Stack:
+    """The stack whose model code and parameter dtypes decide what is kept (its ZeRO stage, fused kernels and
+    FSDP parameter dtype; :func:`simcluster.costs.frameworks.framework`)."""
+    return framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
+                     fsdp_param_dtype=training.fsdp_param_dtype)
+
+
 def fsdp_fp32(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
     """FSDP with fp32 parameters under autocast (``training.fsdp_param_dtype: fp32``, Lightning's bf16-mixed)."""
-    return fsdp2(training, parallelism) and training.fsdp_param_dtype == "fp32" and training.precision != "fp32"
+    return _stack(training, parallelism).fsdp_fp32_params and training.precision != "fp32"
 
 
 def lazy_gradients(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
@@ -326,7 +331,7 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
         # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
         # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)
         return 4, 4, o_b - 4, 2, 4
-    if framework(training.framework, parallelism.zero_stage).autocast and training.precision != "fp32":
+    if _stack(training, parallelism).autocast and training.precision != "fp32":
         # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
         w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
     elif fsdp2(training, parallelism) and training.precision != "fp32":

@@ -11,7 +11,7 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 
 - tensor-parallel collective buffer: b·(s/c)·h·dtype;
 - pipeline send: the same, or the same over t where the stack splits it (sequence parallel,
-  scatter/gather, XLA's sharded activation: :func:`simcluster.costs.frameworks.pipeline_sends`);
+  scatter/gather, XLA's sharded activation: :func:`simcluster.costs.pipeline_sends.pipeline_sends`);
 - K/V exchanged over the context ring per layer: 2·b·s·g·d·dtype / t;
 - gradients per parameter: 4 bytes (Megatron's fp32 ``main_grad``) or 2 under fp16.
 """
@@ -24,8 +24,8 @@ from functools import cached_property
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.attention_kernels import attention_kernel
-from simcluster.costs.frameworks import (FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, PipelineSends, Stack,
-                                         framework, pipeline_sends)
+from simcluster.costs.frameworks import FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, Stack, framework
+from simcluster.costs.pipeline_sends import PipelineSends, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
@@ -282,14 +282,13 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
                      tr.recompute_saves)
 
 
-def weight_bytes(spec: WorkloadSpec) -> tuple[int, int]:
+def weight_bytes(precision: str, stack: Stack) -> tuple[int, int]:
     """(bytes per parameter the weight gathers move, bytes per parameter the gradient reduction moves): the
     precision's element and :func:`grad_bytes_per_param`, or FSDP with fp32 parameters' 4 and 2
     (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`)."""
-    tr = spec.training
-    if spec_stack(spec).fsdp_fp32_params:
+    if stack.fsdp_fp32_params:
         return FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES
-    return DTYPE_BYTES[tr.precision], grad_bytes_per_param(tr.precision)
+    return DTYPE_BYTES[precision], grad_bytes_per_param(precision)
 
 
 def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
@@ -331,12 +330,12 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     grid = RankGrid(t, c, d, p)
     cm = cm or compute_model(spec, device or spec.cluster.device)
     ops = model_ops(spec.model, tr)
-    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, spec_stack(spec))
+    stack = spec_stack(spec)
+    blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, stack)
     sends = plan_sends(spec, par.schedule, par.sequence_parallel)
     parts, prefetch = zero3_gathers(spec, ops)
     refetch, share = zero3_refetch(spec, ops)
     params = layer_params(spec, t, p)
-    stack = spec_stack(spec)
     root = fsdp_root(stack, cm, params.embedding, params.head, spec.model.tied_embeddings, p, d, par.zero_stage)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
@@ -350,7 +349,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, params, act, p2p, kv,
-                *weight_bytes(spec), cm, embedding_and_head,
+                *weight_bytes(tr.precision, stack), cm, embedding_and_head,
                 moe=_moe_plan(spec, cm))
     object.__setattr__(plan, "sends", sends)  # the cached property, computed once above
     object.__setattr__(plan, "orders", stage_orders(plan))

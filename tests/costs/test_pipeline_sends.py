@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from helpers_spec import make_spec
-from simcluster.costs.frameworks import framework, pipeline_sends
+from simcluster.costs.frameworks import framework
+from simcluster.costs.pipeline_sends import pipeline_sends
 from simcluster.errors import SpecError
 from simcluster.plan import build_plan
 from simcluster.run import simulate_workload
