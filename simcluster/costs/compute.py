@@ -87,7 +87,7 @@ class ComputeModel:
     """Kernel times on ``device`` at ``precision`` ("bf16", "fp16", "fp32" or "fp8"), SI units."""
 
     def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None,
-                 attention_kernel: str | None = None):
+                 attention_kernel: str | None = None, sustained: bool = True):
         if precision not in DTYPE_BYTES:
             raise ValueError(f"unknown precision {precision!r}; known: {', '.join(DTYPE_BYTES)}")
         self.device = device
@@ -104,14 +104,18 @@ class ComputeModel:
         self.fp8: bool = precision == "fp8"
         #: The GEMMs' peak and efficiency ceiling (the FP8 ones at fp8, else the precision's).
         self.gemm_peak_flops: float = self.peak_flops
-        self.gemm_eff_max: float = self.calibration.gemm_eff_max
+        #: Sustained over measured clock (:attr:`Calibration.clock_ratio`): a training run's compute-bound kernels
+        #: (GEMM, attention) at the clock the device holds under load; ``sustained=False`` gives the measurements'
+        #: own conditions (millisecond bursts), which the calibration checks compare with.
+        self.clock_ratio: float = self.calibration.clock_ratio if sustained else 1.0
+        self.gemm_eff_max: float = self.calibration.gemm_eff_max * self.clock_ratio
         if self.fp8:
             curve = fp8_gemm_curve(device.name)
             if curve is None:
                 raise ValueError(f"device {device.name} has no FP8 tensor cores (fp8 needs one of "
                                  f"{', '.join(sorted(FP8_PEAK_FLOPS))})")
             self.gemm_peak_flops = FP8_PEAK_FLOPS[device.name]
-            self.gemm_eff_max = self.calibration.gemm_eff_max * curve.ratio
+            self.gemm_eff_max = self.calibration.gemm_eff_max * curve.ratio * self.clock_ratio
 
     # --- contracts ---------------------------------------------------------------
     def roofline_time(self, flops: float, nbytes: float, efficiency: float = 1.0,
@@ -169,7 +173,7 @@ class ComputeModel:
         body = self.roofline_time(
             2.0 * batch * m * n * k,
             float(batch * (m * k + k * n + m * n) * self.element_bytes),  # 16-bit operands here
-            eff.gemm_body_efficiency(batch * m, n, k, self.calibration.gemm_eff_max,
+            eff.gemm_body_efficiency(batch * m, n, k, self.calibration.gemm_eff_max * self.clock_ratio,
                                      self.calibration.gemm_size_half) * self.calibration.mxu_fill(m, n, k),
             self.calibration.bandwidth_fraction("copy"),
         )
@@ -231,8 +235,8 @@ class ComputeModel:
         if flash:
             flops = self.attention_flops(b, a, s, d, causal=causal, flash=True, backward=backward)
             io = (8 if backward else 4) * b * a * s * d * e
-            body = self.roofline_time(flops, io, self.calibration.flash_efficiency(b, a, s, d, backward=backward),
-                                      self.calibration.bandwidth_fraction("copy"))
+            body = self.roofline_time(flops, io, self.clock_ratio * self.calibration.flash_efficiency(
+                b, a, s, d, backward=backward), self.calibration.bandwidth_fraction("copy"))
             return self.kernel_time(body)
         ba, scores = b * a, b * a * s * s
         if not backward:

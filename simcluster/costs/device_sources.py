@@ -13,6 +13,11 @@ SOURCES: dict[str, str] = {
             "FLOPS comparison table' (mamf-finder.py: brute-force shape search, mean of 100 iterations), BF16: "
             "A100 SXM 271.2 TFLOP/s (torch 2.6) and 267.9 (CUDA 12.1); H100 SXM 794.5 (torch 2.7) and 792.1 "
             "(CUDA 12.1), noted 'H200 is the same'",
+    "H100CLK": "NVIDIA H100 datasheet: 989.4 TFLOP/s dense BF16 (H100 SXM) = 528 tensor cores x 1,024 FLOP per "
+               "clock x 1,830 MHz, the compute clock it is rated at (S. Bekman, Machine Learning Engineering "
+               "744d01e, compute/accelerator/README.md: '1830MHz is NVIDIA's official compute clock for H200 and "
+               "H100', the 1,980 MHz max boost gives 1,070); the A100's 312 TFLOP/s is rated at its 1,410 MHz boost "
+               "clock (NVIDIA A100 whitepaper)",
     "MARK": "Markidis et al., 'NVIDIA Tensor Core Programmability, Performance & Precision', IPDPSW 2018, "
             "abstract: cuBLAS GEMM on Tesla V100 tensor cores up to 83 Tflops/s (of 125) in mixed precision",
     "AZURE": "Azure/AI-benchmarking-guide, Azure_Results/ND_A100_v4, ND_H100_v5, ND_H200_v5 results: HBM copy "

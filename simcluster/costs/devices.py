@@ -16,6 +16,17 @@ curve on both devices: too few output tiles to fill the SMs). Where a device has
 at that device's own datasheet peak, the assumption the model made everywhere before — and the
 record says so (``Curve.measured`` False, source ``NO_DATA``).
 
+Sustained clock (H100, H200)
+    The H100 calibration timed millisecond bursts at "clocks as found (SM 1980 MHz)"; NVIDIA rates the
+    H100's (and H200's) 989.4 TFLOP/s at a 1,830 MHz compute clock [H100CLK], the clock a part at its
+    power limit is specified to hold. A training run keeps the GPU at its power limit for hours, so a
+    run's compute-bound kernels (GEMM, attention) take the curves at 1830/1980 of their speed
+    (:data:`H100_SUSTAINED_CLOCK_RATIO`, applied by :class:`simcluster.costs.compute.ComputeModel`;
+    the curves themselves, and every comparison with a microbenchmark, stay at the bursts' clock);
+    memory-bound kernels keep the HBM's bandwidth (its clock is separate). The A100 and V100 are rated at
+    their boost clocks, which their measurements ran at: factor 1. The assumption's σ, |ln r|/2 = 0.039
+    (:func:`simcluster.metrics.uncertainty.clock_sigma`), widens a run's compute interval.
+
 TPU v3 and v4 (128×128 MXUs, XLA)
     No matmul benchmark of v3 or v4 was found. Their GEMM ratio comes from XLA matmuls on the
     generations either side with the same 128×128 MXU and compiler: TPU v2 (a profiled per-core
@@ -154,6 +165,10 @@ class Calibration:
     #: Head-dimension exponent of the flash curve below d = 128: efficiency × (d/128)^exponent (0: none;
     #: the A100's from [AZURE]'s head-dim-64 FlashAttention-2 figure, :func:`_a100_head_dim_exponent`).
     flash_head_dim_exponent: float = 0.0
+    #: Sustained over measured SM clock: the factor on the compute-bound curves (GEMM, attention) of a training
+    #: run on a device whose measurements ran above the clock it sustains (:data:`H100_SUSTAINED_CLOCK_RATIO`; 1
+    #: elsewhere). The curves themselves stay at the measurements' clock; :class:`ComputeModel` applies it.
+    clock_ratio: float = 1.0
 
     # --- the curves' constants -----------------------------------------------------------
     @property
@@ -280,11 +295,19 @@ _SAME_AS_H100_FLASH = Curve(1.0, True, f"[AZURE] FlashAttention-2 H200 {FA2_H200
                             f"{FA2_H100_AZURE} TFLOP/s: same SMs, same curve", SIGMA_H100_ATTENTION)
 
 
+#: Sustained over measured SM clock of the H100 (and the H200, same die): NVIDIA's compute clock, the one its
+#: 989.4 TFLOP/s is rated at (528 tensor cores x 1,024 FLOP per clock x 1,830 MHz) [H100CLK], over the
+#: 1,980 MHz the calibration's millisecond bursts ran at ("clocks as found (SM 1980 MHz)", the calibration
+#: README). The A100's and V100's rated clocks are their boost clocks (1,410 and 1,530 MHz), which their
+#: measurements ran at: 1 there.
+H100_SUSTAINED_CLOCK_RATIO: float = 1830.0 / 1980.0
+
+
 def _h100() -> Calibration:
     return Calibration("h100", Curve(1.0, True, H100_FIT, SIGMA_H100_GEMM),
                        Curve(1.0, True, H100_FIT, SIGMA_H100_MEMORY),
                        Curve(1.0, True, H100_FIT, SIGMA_H100_ATTENTION),
-                       Curve(1.0, True, H100_FIT, SIGMA_H100_ATTENTION))
+                       Curve(1.0, True, H100_FIT, SIGMA_H100_ATTENTION), clock_ratio=H100_SUSTAINED_CLOCK_RATIO)
 
 
 def _uncalibrated(name: str, note: str = "") -> Calibration:
@@ -319,7 +342,7 @@ CALIBRATIONS: dict[str, Calibration] = {
         "h200",
         Curve(1.0, True, "[MAMF] H100 SXM row: \"H200 is the same\" (same GH100 die and clocks)", SIGMA_H100_GEMM),
         _memory_vs_h100((COPY_H200_AZURE,), "h200", "[AZURE] copy 4.01 TB/s of 4.8 vs H100 2.90 of 3.35"),
-        _SAME_AS_H100_FLASH, _SAME_AS_H100_FLASH),
+        _SAME_AS_H100_FLASH, _SAME_AS_H100_FLASH, clock_ratio=H100_SUSTAINED_CLOCK_RATIO),
     "a100-80gb": Calibration(
         "a100-80gb", _A100_GEMM,
         _memory_vs_h100(COPY_A100_80GB, "a100-80gb", "[AZURE] copy 1.61 TB/s, [BABEL] 1709 GB/s, of 2039"),

@@ -174,8 +174,8 @@ class Lowerer:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
         plan, comms = self.plan, self.comms
         if comms.full or comms.partial or not self.opt.fuse or plan.zero >= 2 or plan.c > 1 \
-                or plan.moe is not None:
-            return False  # ZeRO >= 2 and context rings put traffic beside every unit's compute; MoE
+                or plan.moe is not None or plan.shape.tp_overlap:
+            return False  # ZeRO >= 2, context rings and userbuffers put traffic beside every unit's compute; MoE
             # units differ per microbatch (the router's draws) and their all-to-alls share every link;
             # partial: the explicit replicas' traffic may meet the representative's
         rep = plan.grid.rank(pp=s)
@@ -230,6 +230,7 @@ class Lowerer:
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
         prep: dict[int, int] | None = None  # DeepSpeed's host work before the next ZeRO-3 collective
         ring: dict[int, int] | None = None  # the context ring beside the next compute
+        beside: list[dict[int, int]] = []  # userbuffers' tensor collectives beside the next compute
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
         for key, step in plan.unit_steps(kind, k, mb):
@@ -245,6 +246,9 @@ class Lowerer:
                 if ring:
                     ch.join(ring)
                     ring = None
+                for ids in beside:
+                    ch.join(ids)
+                beside = []
                 if step.block:
                     computed.append(ids)
                 if step.grads:
@@ -255,8 +259,13 @@ class Lowerer:
             elif step.what == "tp":
                 if groups["tp"]:
                     tag = f"{step.tag} L{layer}" if layer >= 0 else step.tag
-                    ch.collective(groups["tp"], step.op, plan.act_bytes, f"tp.{step.op} {tag}", "tp", "tp_comm",
-                                  layer)
+                    if step.overlap:  # userbuffers (simcluster.plan.tp_overlap): beside the next compute
+                        beside.append(ch.side(groups["tp"], step.op, plan.act_bytes * step.share,
+                                              f"tp.{step.op} {tag}", "tp", "tp_comm", layer,
+                                              after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
+                    else:
+                        ch.collective(groups["tp"], step.op, plan.act_bytes * step.share, f"tp.{step.op} {tag}", "tp",
+                                      "tp_comm", layer)
             elif step.what == "a2a":  # MoE dispatch / combine over the expert group (simcluster.plan.moe)
                 name = f"ep.all_to_all {step.tag} L{layer}"
                 if groups["ep"] and step.overlap:

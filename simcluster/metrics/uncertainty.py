@@ -209,7 +209,7 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
                   reference: CurveSigmas | None = None) -> float:
     """σ of a compute part on ``device_name``: the largest curve σ of the H100 fit (the share-weighted
     mean of fully correlated curves is at most that), widened in quadrature by the uncertainty of
-    carrying the fit to this device. With ``calibration`` (this device's record of
+    carrying the fit to this device and by that of its sustained clock (:func:`clock_sigma`). With ``calibration`` (this device's record of
     :func:`simcluster.costs.devices.device_calibration`) and ``reference`` (the H100's), that is
     the GEMM σ the device's rescaling adds to the H100's, √(σ_dev² − σ_H100²) (GEMMs dominate a
     training step's compute); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
@@ -219,8 +219,15 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
         if reference is None:
             return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
         extra = math.sqrt(max(calibration.sigma_gemm ** 2 - reference.sigma_gemm ** 2, 0.0))
-        return math.hypot(kernels, extra)
+        return math.hypot(kernels, extra, clock_sigma(getattr(calibration, "clock_ratio", 1.0)))
     return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
+
+
+def clock_sigma(clock_ratio: float) -> float:
+    """σ of a sustained-clock factor r (:attr:`simcluster.costs.devices.Calibration.clock_ratio`): half the log
+    distance between the clock assumed sustained and the one measured, |ln r| / 2 (0.039 for the H100's
+    1,830 / 1,980 MHz): a run may hold anything between them."""
+    return abs(math.log(clock_ratio)) / 2.0
 
 
 def stack_sigma(framework: str) -> float:
@@ -330,7 +337,7 @@ def calibration_sigmas() -> dict[str, float]:
     from simcluster.costs import calibration as cal
     from simcluster.costs.compute import ComputeModel
 
-    model = ComputeModel(cal.H100)
+    model = ComputeModel(cal.H100, sustained=False)  # the measurements' own (burst) clock
     g = cal.gemm_table()
     pred = np.array([model.gemm_time(m, n, k) for m, n, k in zip(*(g[c].to_numpy(int).tolist() for c in "mnk"))])
     t = g.time_s.to_numpy(float)

@@ -9,7 +9,10 @@ parallel sharding:
   (the same three products the calibration measured), with N/t for column- and
   K/t for row-parallel layers and M = b·s/c;
 - attention: the flash-attention model for b, a/t heads, sequence s, divided
-  by c (each context rank holds s/c queries);
+  by c (each context rank holds s/c queries); the backward under context
+  parallelism runs Transformer Engine's ring steps one after another (a causal
+  kernel over s/c tokens and c − 1 non-causal halves,
+  :mod:`simcluster.costs.cp_attention`);
 - memory-bound ops: bytes / achievable bandwidth, sharded by t only under
   sequence parallelism (Korthikanti et al. 2022 §4.2.2);
 - every kernel pays the compute model's launch floor (inside its kernel times).
@@ -35,6 +38,7 @@ from dataclasses import dataclass, replace
 
 from simcluster.costs import fp16_optimizer, rng_state
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
 from simcluster.costs.frameworks import (FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack,
@@ -97,7 +101,7 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     if op.kind == "attention" and op.attn is not None:
         b, a, s, d = op.attn
         heads = max(1, a // t)
-        return cm.attention_time(b, heads, s, d, causal=True, flash=flash, backward=backward) / c
+        return cp_attention_time(cm, b, heads, s, d, c, flash=flash, backward=backward)
     if op.kind == "loss":  # the stack's cross-entropy passes over the vocabulary-parallel logits
         elements = op.elements / (t * c)
         return sum(cm.memory_time(per * elements, kind) for kind, per in (stack.loss_bwd if backward else stack.loss_fwd))

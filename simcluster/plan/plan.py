@@ -345,7 +345,8 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
                       grad_parts=zero3_grad_parts(spec, ops),
                       persist_gather_s=zero3_persistent_gather_s(spec, par.zero_shard or d, ops),
-                      recv_gather=t > 1 and p > 1 and sends.gather, root=root)
+                      recv_gather=t > 1 and p > 1 and sends.gather, root=root,
+                      tp_overlap=par.tp_comm_overlap and t > 1)
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, params, act, p2p, kv,

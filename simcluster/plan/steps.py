@@ -12,7 +12,8 @@ Per layer (Shoeybi et al. 2019 §3; Korthikanti et al. 2022 §4.2.2, §5; Naraya
   tensor-parallel all-gather before it; with context parallelism the K/V ring exchange
   beside the attention block; the compute; then a tensor-parallel all-reduce (a
   reduce-scatter with sequence parallelism). The tensor-parallel collectives block the
-  compute stream, as Megatron runs them;
+  compute stream, as Megatron runs them, or run beside the block's compute under Transformer
+  Engine's userbuffers (``parallelism.tp_comm_overlap``, :mod:`simcluster.plan.tp_overlap`);
 - F: ZeRO-3 gathers the layer's weights (PyTorch FSDP2 then copies them out of the flat gather
   buffer on the compute stream, ``zero.copy_out``), then the attention and MLP blocks;
 - B: ZeRO-3 gathers again; full recompute runs both forward blocks again (``rc.``);
@@ -34,6 +35,7 @@ from typing import Literal
 
 from simcluster.plan.costing import BlockCost, Blocks
 from simcluster.plan.fsdp_root import RootUnit
+from simcluster.plan.tp_overlap import block_steps
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
@@ -67,8 +69,10 @@ class Step:
     parts: int = 1  # gather / reduce_grads steps: collectives the layer's weights (gradients) move in, one after another
     prefetch: bool = True  # gather steps: issued a block ahead of need (False: after the previous block)
     nbytes: float = 0.0  # a2a steps (MoE dispatch and combine, simcluster.plan.moe): each rank's send buffer
-    overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it
-    share: float = 1.0  # gather steps: the share of the layer's weights fetched (DeepSpeed's re-fetch after recompute)
+    overlap: bool = False  # DualPipe (simcluster.plan.moe): an a2a beside the compute; a compute that waits for it.
+    # tp steps: beside the next compute, which the chain's next task waits for (simcluster.plan.tp_overlap)
+    share: float = 1.0  # gather steps: the share of the layer's weights fetched (DeepSpeed's re-fetch after recompute);
+    # tp steps: the share of the activation bytes moved (userbuffers' pipelined reduce-scatter chunks)
     params: float = 0.0  # gather / reduce_grads steps: the weights moved, when not a layer's (FSDP's root unit)
 
 
@@ -94,6 +98,7 @@ class UnitShape:
     persist_gather_s: float = 0.0  # DeepSpeed ZeRO-3: host seconds per layer re-gathering its persistent tensors per step
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
     root: RootUnit = RootUnit()  # FSDP's root unit (embedding, final norm, output): simcluster.plan.fsdp_root
+    tp_overlap: bool = False  # tensor collectives beside the blocks' GEMMs (userbuffers): simcluster.plan.tp_overlap
 
 
 def recv_gather_step(kind: str) -> Step:
@@ -112,6 +117,11 @@ def _prep(shape: UnitShape, count: int, phase: str) -> list[Step]:
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
            waits: bool = False) -> list[Step]:
+    if shape.tp_overlap and shape.tp:  # Transformer Engine's userbuffers: simcluster.plan.tp_overlap
+        gather = Step("tp", name, phase, op="all_gather", tag=name) if shape.sp else None
+        ring = [Step("ring", name, phase, op="all_gather" if fwd else "reduce_scatter")] if attn and shape.cp else []
+        return block_steps(gather, ring, Step("compute", name, phase, secs, flops, block=True, waits_params=waits),
+                           Step("tp", name, phase, op="reduce_scatter" if shape.sp else "all_reduce", tag=name), fwd)
     out: list[Step] = []
     if shape.tp and shape.sp:
         out.append(Step("tp", name, phase, op="all_gather", tag=name))

@@ -62,23 +62,25 @@ class PassTime:
     reduce: float = 0.0  # ZeRO >= 2 gradient reduce-scatters (data-parallel stream)
 
     def add(self, steps: tuple[Step, ...], coll: Callable[[Step], float]) -> "PassTime":
-        """Add ``steps``: compute and blocking collectives in series, a ring beside its compute; MoE
+        """Add ``steps``: compute and blocking collectives in series, a ring (and userbuffers' tensor collectives) beside its compute; MoE
         all-to-alls block (counted with the tensor-parallel ones) or, under DualPipe, run beside the
         layer's compute until its last step, which waits for them (:mod:`simcluster.plan.moe`)."""
-        ring = a2a = mark = 0.0
+        ring = side = a2a = mark = 0.0
         for st in steps:
             if st.what == "compute":
                 if st.overlap and a2a:
                     self.tp += max(0.0, a2a - (self.compute + self.recompute - mark))
                     a2a = 0.0
-                secs = max(st.seconds, ring)
-                ring = 0.0
+                secs = max(st.seconds, ring, side)
+                ring = side = 0.0
                 if st.phase == "recompute":
                     self.recompute += secs
                 else:
                     self.compute += secs
             elif st.what == "ring":
                 ring = coll(st)
+            elif st.what == "tp" and st.overlap:  # userbuffers: beside the next compute, one after another
+                side += coll(st)
             elif st.what == "tp" or (st.what == "a2a" and not st.overlap):
                 self.tp += coll(st)
             elif st.what == "a2a":
@@ -167,7 +169,7 @@ class Group:
         """Seconds of one collective step of this layout, uncontended."""
         costs, b, t, c, d, p = self.est.costs, self.b, self.t, self.c, self.d, self.p
         if st.what == "tp":
-            return costs.time("tp", st.op, t, c, d, p, b.act_bytes)
+            return costs.time("tp", st.op, t, c, d, p, b.act_bytes * st.share)
         if st.what == "ring":
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         if st.what == "a2a" and self.moe is not None:

@@ -71,6 +71,8 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
     par: dict[str, object] = {"tensor": t, "context": c, "data": d, "sequence_parallel": sp, "expert": e,
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
+    if t < 2 or not sp:  # userbuffers overlap the sequence-parallel tensor collectives: none to overlap
+        par["tp_comm_overlap"] = False
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
     if rc is not None and rc != "selective":  # the workload's selective policy names what selective keeps
         tr["recompute_saves"] = None

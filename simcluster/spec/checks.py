@@ -187,6 +187,7 @@ def _precision_checks(spec: "WorkloadSpec") -> list[Finding]:
 
 def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     """``parallelism.overlap_p2p_comm: true`` where the stack cannot overlap its pipeline sends;
+    ``parallelism.tp_comm_overlap: true`` outside Megatron's sequence-parallel tensor groups;
     ``training.fused_kernels: false`` outside Megatron's model code; ``training.attention_kernel: fa3``
     off Hopper."""
     p = spec.parallelism
@@ -220,6 +221,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
             return [Finding("training.attention_kernel", f"fa3 (FlashAttention-3, cuDNN fused attention) needs "
                                                          f"Hopper ({', '.join(HOPPER_DEVICES)}); {', '.join(lacking)} "
                                                          "is not: use fa2 or auto", ("cluster.device",))]
+    if getattr(p, "tp_comm_overlap", False) and (fw != "megatron" or p.tensor < 2 or not p.sequence_parallel):
+        return [Finding("parallelism.tp_comm_overlap", "describes Transformer Engine's userbuffers overlap: it needs "
+                                                       "framework megatron, tensor > 1 and sequence_parallel: true",
+                        ("training.framework", "parallelism.tensor", "parallelism.sequence_parallel"))]
     if getattr(p, "overlap_p2p_comm", None) is not True:  # (the layout search passes partial stand-ins)
         return []
     if fw == "deepspeed":

@@ -201,6 +201,12 @@ class ParallelismSpec(BaseModel):
         "(Megatron-LM before Oct 2023, DeepSpeed's pipeline engine).",
         json_schema_extra={"default_doc": "the framework's: megatron on for interleaved, off otherwise; deepspeed "
                            "off; pytorch and jax on"})
+    tp_comm_overlap: bool = Field(
+        default=False, description="Tensor-parallel collectives overlapped with the GEMMs beside them (Transformer "
+        "Engine's userbuffers, Megatron-LM's --tp-comm-overlap, NeMo's ub_tp_comm_overlap): the forward all-gather "
+        "runs under the block's compute, the forward reduce-scatter under it in num_splits chunks with the last "
+        "exposed, the backward's all-gather and reduce-scatter under the backward's GEMMs; needs framework megatron, "
+        "tensor > 1 and sequence_parallel.")
     p2p_scatter_gather: bool | None = Field(
         default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
         "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "

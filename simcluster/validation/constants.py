@@ -24,6 +24,7 @@ from simcluster.costs import allocator as alloc
 from simcluster.costs import memory as mem
 from simcluster.costs import reserve
 from simcluster.plan import costing
+from simcluster.plan import tp_overlap as tpo
 from simcluster.topology import efficiency as links
 
 MEASURED = "fitted to the H100 calibration in simcluster/data/calibration (python -m simcluster.costs.calibration)"
@@ -52,6 +53,12 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("A100 flash efficiency below head dim 128: × (d/128)^α, α", f"{dev.A100_HEAD_DIM_EXPONENT:.3f}",
          "costs/devices.py", f"[AZURE] FlashAttention-2 on A100 at head dim 64, (2, 32, 8192, 64): "
          f"{dev.FA2_A100_AZURE_D64:g} TFLOP/s forward + backward, against the A100 curve there"),
+        ("H100/H200 sustained over measured SM clock (GEMM, attention in a run)", f"{dev.H100_SUSTAINED_CLOCK_RATIO:.4f}",
+         "costs/devices.py", "[H100CLK] 989.4 TFLOP/s rated at 1,830 MHz, over the calibration's 1,980 MHz bursts "
+         "(calibration README)"),
+        ("userbuffers' pipelined reduce-scatter chunks (the last exposed)", f"{tpo.TE_PIPELINE_SPLITS}",
+         "plan/tp_overlap.py", "TransformerEngine v1.12 initialize_ub default num_splits; NeMo recipes' proj_fprop, "
+         "fc2_fprop"),
         ("16-bit peak of the 500 W HBM2e H100 (torchtitan's benchmarks)", f"{dev.H100_500W_PEAK_FLOPS / 1e12:.0f} TFLOP/s",
          "costs/devices.py", "[TTPEAK] 'between SXM and NVL': geometric middle of torchtitan's 989 and 835 TFLOP/s"),
         ("flash backward / forward FLOPs", f"{eff.FLASH_BWD_FLOP_RATIO:g}", "costs/efficiency.py",

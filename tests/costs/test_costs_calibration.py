@@ -26,14 +26,14 @@ def test_pass_shapes_keep_flops():
 
 
 def test_gemm_fit_error_within_bound():
-    e = gemm_errors(ComputeModel(H100))
+    e = gemm_errors(ComputeModel(H100, sustained=False))
     assert np.median(e) <= GEMM_MEDIAN_BOUND
     assert np.percentile(e, 90) <= GEMM_P90_BOUND
 
 
 def test_error_bound_can_fail():
     """The ideal roofline (no launch floor, 100 % of peak) must miss the bound: the test discriminates."""
-    ideal = ComputeModel(H100, kernel_overhead_s=0.0)
+    ideal = ComputeModel(H100, kernel_overhead_s=0.0, sustained=False)
     d = gemm_table()
     pred = [ideal.roofline_time(2 * r.m * r.n * r.k, ideal.gemm_bytes(r.m, r.n, r.k)) for r in d.itertuples()]
     e = np.abs(np.asarray(pred) / d.time_s - 1)
@@ -42,18 +42,18 @@ def test_error_bound_can_fail():
 
 def test_large_gemms_fit_tighter():
     d = gemm_table()
-    e = gemm_errors(ComputeModel(H100))
+    e = gemm_errors(ComputeModel(H100, sustained=False))
     assert np.median(e[d.flops.to_numpy() > 1e11]) <= 0.06
 
 
 def test_flash_attention_within_bound():
-    fwd, bwd = flash_errors(ComputeModel(H100))
+    fwd, bwd = flash_errors(ComputeModel(H100, sustained=False))
     assert fwd.max() <= FLASH_BOUND
     assert bwd.max() <= FLASH_BOUND
 
 
 def test_memory_bound_rows_within_bound():
-    model = ComputeModel(H100)
+    model = ComputeModel(H100, sustained=False)
     d = load_csv("h100_memory_bound_bf16.csv")
     pred = np.array([model.memory_time(r.bytes_moved, r.kernel) for r in d.itertuples()])
     e = np.abs(pred / (d.ms_median.to_numpy() * 1e-3) - 1)

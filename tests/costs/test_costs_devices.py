@@ -18,7 +18,7 @@ from simcluster.costs.compute import ComputeModel
 
 def model(name: str) -> ComputeModel:
     """The device's model without the launch floor (the benchmarks below time kernels in a loop)."""
-    return ComputeModel(DEVICES.get(name), kernel_overhead_s=0.0)
+    return ComputeModel(DEVICES.get(name), kernel_overhead_s=0.0, sustained=False)
 
 
 def test_every_catalogue_device_has_a_record_with_a_source_and_sigma_per_curve():
@@ -62,7 +62,7 @@ def test_calibrated_devices_are_measured():
 
 
 def test_h100_sigmas_are_its_fit_residuals():
-    got = residual_sigmas(ComputeModel(H100))
+    got = residual_sigmas(ComputeModel(H100, sustained=False))
     assert got["gemm"] == pytest.approx(dev.SIGMA_H100_GEMM, abs=0.001)
     assert got["memory"] == pytest.approx(dev.SIGMA_H100_MEMORY, abs=0.001)
     assert got["attention"] == pytest.approx(dev.SIGMA_H100_ATTENTION, abs=0.001)
@@ -266,3 +266,20 @@ def test_the_500w_h100_peak_is_the_middle_of_the_sources_bracket_and_the_torchti
         big = (16384, 14336, 4096)
         assert capped.gemm_time(*big) / full.gemm_time(*big) == pytest.approx(sxm / dev.peak_flops, rel=0.01)
         assert capped.memory_time(1e9) == full.memory_time(1e9)
+
+
+def test_sustained_clock_scales_only_compute_bound_kernels_on_hopper():
+    """A training run's H100/H200 GEMM and attention kernels at NVIDIA's rated 1,830 MHz, not the calibration's
+    1,980 MHz bursts: times × 1980/1830 for compute-bound work; memory-bound kernels and other devices unchanged."""
+    assert dev.H100_SUSTAINED_CLOCK_RATIO == pytest.approx(1830 / 1980)
+    for name in ("h100", "h200"):
+        run, burst = ComputeModel(DEVICES.get(name), kernel_overhead_s=0.0), \
+            ComputeModel(DEVICES.get(name), kernel_overhead_s=0.0, sustained=False)
+        assert run.gemm_time(8192, 8192, 8192) == pytest.approx(burst.gemm_time(8192, 8192, 8192) * 1980 / 1830)
+        assert run.attention_time(1, 32, 8192, 128, backward=True) == pytest.approx(
+            burst.attention_time(1, 32, 8192, 128, backward=True) * 1980 / 1830)
+        assert run.memory_time(1e9, "layernorm") == burst.memory_time(1e9, "layernorm")
+        assert run.gemm_time(1, 12288, 12288) == pytest.approx(burst.gemm_time(1, 12288, 12288))  # bandwidth-bound
+    for name in ("a100-80gb", "v100", "tpu-v4"):
+        run, burst = ComputeModel(DEVICES.get(name)), ComputeModel(DEVICES.get(name), sustained=False)
+        assert run.gemm_time(8192, 8192, 8192) == burst.gemm_time(8192, 8192, 8192)

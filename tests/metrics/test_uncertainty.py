@@ -148,3 +148,17 @@ def test_coverage_on_a_synthetic_set():
     assert unc.coverage([]) == 0.0
     tf = with_interval({"metric": "model_tflops_per_gpu", "published": 100.0, "predicted": 110.0}, summary)
     assert tf["interval"] == pytest.approx([110.0 * 10 / 12, 110.0 * 10 / 8.5]) and tf["inside"]
+
+
+def test_a_sustained_clock_factor_widens_the_compute_sigma():
+    """The H100's sustained clock (1,830 of the calibration's 1,980 MHz) adds |ln r| / 2 in quadrature; the A100's
+    record (r = 1) adds nothing."""
+    from simcluster.costs.devices import H100_SUSTAINED_CLOCK_RATIO, device_calibration
+    h100, a100 = device_calibration("h100"), device_calibration("a100-80gb")
+    r = H100_SUSTAINED_CLOCK_RATIO
+    assert unc.clock_sigma(r) == pytest.approx(math.log(1980 / 1830) / 2)
+    kernels = max(unc.CURVE_SIGMAS.values())
+    assert unc.compute_sigma("h100", calibration=h100, reference=h100) == pytest.approx(
+        math.hypot(kernels, unc.clock_sigma(r)))
+    extra = math.sqrt(a100.sigma_gemm ** 2 - h100.sigma_gemm ** 2)
+    assert unc.compute_sigma("a100-80gb", calibration=a100, reference=h100) == pytest.approx(math.hypot(kernels, extra))

@@ -95,3 +95,21 @@ def test_a_layout_without_selective_recompute_drops_the_workloads_saves(tmp_path
         doc = cand.model_dump(mode="json", exclude={"source"})
         f.write_text(yaml.safe_dump(doc))
         assert validate_file(str(f)) == [], rc
+
+
+def test_a_layout_without_sequence_parallel_tensor_groups_drops_tp_comm_overlap(tmp_path):
+    """Userbuffers overlap the sequence-parallel tensor collectives: a layout the search tries with tensor 1 or
+    without sequence parallelism carries tp_comm_overlap false (its YAML must validate), others keep it."""
+    from helpers_spec import make_spec
+    from simcluster.search.memory import layout_spec
+    from simcluster.spec import validate_file
+    import yaml
+    spec = make_spec(tmp_path, "parallelism.tensor=4", "parallelism.pipeline=1", "parallelism.data=2",
+                     "parallelism.sequence_parallel=true", "parallelism.tp_comm_overlap=true")
+    for t, sp, want in ((1, False, False), (4, False, False), (4, True, True), (2, True, True)):
+        cand = layout_spec(spec, t=t, c=1, d=8 // t, mb=1, sp=sp, e=1, et=None, schedule="1f1b", p=1, v=1,
+                           rc="none", zero=0)
+        assert cand.parallelism.tp_comm_overlap is want, (t, sp)
+        f = tmp_path / f"{t}{sp}.yaml"
+        f.write_text(yaml.safe_dump(cand.model_dump(mode="json", exclude={"source"})))
+        assert validate_file(str(f)) == [], (t, sp)
