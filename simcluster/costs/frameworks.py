@@ -178,7 +178,8 @@ from simcluster.costs.deepspeed_zero3 import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPS
                                              DEEPSPEED_PERSISTENCE_THRESHOLD, DEEPSPEED_PREFETCH_BUCKET,
                                              DEEPSPEED_ZERO3_GATHER_BYTES, DEEPSPEED_ZERO3_GRAD_BYTES)
 from simcluster.costs.loss_kernels import (FUSED_LOSS_BWD, FUSED_LOSS_FWD, FUSED_LOSS_SAVED_BYTES,  # noqa: F401
-                                           FUSED_LOSS_TRANSIENT_BYTES, MEGATRON_LOSS_BWD, MEGATRON_LOSS_FWD,
+                                           FUSED_LOSS_TRANSIENT_BYTES, MEGATRON_FUSED_LOSS_BWD,
+                                           MEGATRON_FUSED_LOSS_FWD, MEGATRON_LOSS_BWD, MEGATRON_LOSS_FWD,
                                            TORCH_LOSS_BWD, TORCH_LOSS_FWD, TRAIN_METRIC_PASSES, XLA_LOSS_BWD,
                                            XLA_LOSS_FWD, Passes)
 from simcluster.registry import Registry
@@ -320,7 +321,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     ``accumulation_fusion`` False: Megatron-LM's gradient accumulation before its fusion
     (``training.gradient_accumulation_fusion``, :func:`unfused_accumulation_bytes` of ``precision`` and the
     step's ``microbatches``). ``cross_entropy`` "fused": flash-attn's one-kernel cross-entropy over the 16-bit
-    logits instead of the stack's own (``training.cross_entropy``, :data:`FUSED_LOSS_FWD`). ``train_metrics``:
+    logits instead of the stack's own (``training.cross_entropy``, :data:`FUSED_LOSS_FWD`); "megatron_fused":
+    Megatron-Core's fused vocab-parallel one (:data:`MEGATRON_FUSED_LOSS_FWD`). ``train_metrics``:
     cross-entropy train metrics computed over the logits after every microbatch (``training.train_metrics``,
     Composer's), each :data:`TRAIN_METRIC_PASSES` more in the loss's forward (module docstring).
     PyTorch with ZeRO-3 is FSDP, whose mixed precision is not autocast: it keeps fp32 shards,
@@ -346,6 +348,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     if cross_entropy == "fused":  # training.cross_entropy: fused (flash-attn's kernel, FUSED_LOSS_*)
         stack = replace(stack, loss_fwd=FUSED_LOSS_FWD, loss_bwd=FUSED_LOSS_BWD, loss_saved_bytes=FUSED_LOSS_SAVED_BYTES,
                         loss_transient_bytes=FUSED_LOSS_TRANSIENT_BYTES)
+    if cross_entropy == "megatron_fused":  # Megatron-Core's cross_entropy_loss_fusion (MEGATRON_FUSED_LOSS_*)
+        stack = replace(stack, loss_fwd=MEGATRON_FUSED_LOSS_FWD, loss_bwd=MEGATRON_FUSED_LOSS_BWD)
     if train_metrics:  # training.train_metrics: Composer's per-microbatch metric cross-entropies (TRAIN_METRIC_PASSES)
         stack = replace(stack, loss_fwd=stack.loss_fwd + train_metrics * TRAIN_METRIC_PASSES)
     # a separate accumulation per weight and microbatch: training.gradient_accumulation_fusion false (Megatron-LM

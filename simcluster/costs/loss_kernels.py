@@ -18,6 +18,14 @@ Cross-entropy over the vocabulary (time: bandwidth-bound passes over the [tokens
     8 B per logit more than what is saved, the "memory spike" of large vocabularies.
     jax (XLA fuses the softmax cross-entropy into the logits' consumers): one fp32 pass each way;
     what it saves is taken as Megatron's 4 B (no measurement: stated assumption).
+    megatron_fused (``training.cross_entropy: megatron_fused``; Megatron-Core's ``--cross-entropy-loss-fusion``,
+    NeMo's ``cross_entropy_loss_fusion``: megatron/core/fusions/fused_cross_entropy.py at core_r0.9.0): the same
+    ``VocabParallelCrossEntropy`` steps grouped into four ``jit_fuser`` functions, ``torch.compile`` from
+    PyTorch 2.2 (megatron/core/jit.py), each one kernel with its row reductions: ``calculate_logits_max``
+    (read 2, write the fp32 copy 4, its max), ``calculate_predicted_logits`` (subtract, exp in place and sum:
+    4 + 4), ``calculate_cross_entropy_loss`` (divide in place: 4 + 4); backward ``calculate_gradients``
+    (the target update, scale and the bf16 cast in one: read 4, write 2). Saves the fp32 softmax as the
+    unfused one does.
     fused (``training.cross_entropy: fused``, any stack): flash-attn's Triton kernel
     (``flash_attn/ops/triton/cross_entropy.py``; llm-foundry's default ``loss_fn: fused_crossentropy``,
     TinyLlama's fused loss): forward one online-softmax read of the 16-bit logits (2 B), backward
@@ -49,6 +57,9 @@ MEGATRON_LOSS_FWD: Passes = (("copy", 6.0), ("normalization", 4.0), ("elementwis
 MEGATRON_LOSS_BWD: Passes = (("elementwise", 8.0), ("copy", 6.0))
 TORCH_LOSS_FWD: Passes = (("copy", 6.0), ("normalization", 8.0))
 TORCH_LOSS_BWD: Passes = (("elementwise", 4.0), ("normalization", 12.0), ("copy", 6.0))
+#: Megatron-Core's fused vocab-parallel cross-entropy (``training.cross_entropy: megatron_fused``, module docstring).
+MEGATRON_FUSED_LOSS_FWD: Passes = (("copy", 6.0), ("normalization", 8.0), ("elementwise", 8.0))
+MEGATRON_FUSED_LOSS_BWD: Passes = (("elementwise", 6.0),)
 XLA_LOSS_FWD: Passes = (("normalization", 6.0),)
 XLA_LOSS_BWD: Passes = (("elementwise", 6.0),)
 

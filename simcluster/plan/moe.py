@@ -21,9 +21,10 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
   ``node_limited`` routing (DeepSeek-V3 §2.1.2 and §3.2.2: a token crosses InfiniBand once per
   node, at most M nodes, then NVLink forwards it) S is scaled by min(1, min(M, nodes)/k);
 - experts: one grouped GEMM per matrix over the E/ep local experts, each at the per-expert
-  shape M = R_max/(E/ep), N = n_up/etp or h, K = h or f_e/etp, its body time from the GEMM
-  efficiency curve of :mod:`simcluster.costs.efficiency` *at that per-expert shape* (which
-  carries the small-M inefficiency measured on H100), times E/ep, plus one launch. The
+  shape M = R_max/(E/ep), N = n_up/etp or h, K = h or f_e/etp, its body time from the device's
+  GEMM curve (:meth:`simcluster.costs.compute.ComputeModel.gemm_body_time`: its calibration and
+  sustained clock) *at that per-expert shape* (which carries the small-M inefficiency measured
+  on H100), times E/ep, plus one launch. The
   slowest rank's R_max sets the time of every rank (the combine waits for it); FLOPs count
   the mean R̄ (active FLOPs, the MoE papers' MFU). The step is split in two: the experts at
   the mean load, then what the slowest rank adds (phase ``imbalance``: the time lost to
@@ -48,7 +49,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simcluster.costs import efficiency as eff
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory, state_bytes_per_param
@@ -167,12 +167,10 @@ class MoePlan:
         up, f = max(1, self.up // self.etp), max(1, self.width // self.etp)
 
         def grouped(mm: int, nn: int, kk: int) -> float:  # E/ep GEMMs of one shape in one kernel
-            if cm.fp8:  # FP8 grouped GEMM (DeepGEMM) after quantizing both operands of every expert
-                return cm.kernel_time(n * cm.gemm_body_time(mm, nn, kk)) + cm.quantize_time(n * mm * kk) \
-                    + cm.quantize_time(n * kk * nn)
-            body = cm.roofline_time(2.0 * mm * nn * kk, cm.gemm_bytes(mm, nn, kk), eff.gemm_body_efficiency(mm, nn, kk),
-                                    eff.bandwidth_fraction("copy"))
-            return cm.kernel_time(n * body)
+            # the device's GEMM curve (its calibration and sustained clock) at the per-expert shape; at FP8 the
+            # FP8 grouped GEMM (DeepGEMM) after quantizing both operands of every expert
+            body = cm.kernel_time(n * cm.gemm_body_time(mm, nn, kk))
+            return body + cm.quantize_time(n * mm * kk) + cm.quantize_time(n * kk * nn) if cm.fp8 else body
 
         act = cm.memory_time(dt * n * m * (up + f), "elementwise")
         fwd = grouped(m, up, h) + grouped(m, h, f) + act

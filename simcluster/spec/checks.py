@@ -221,6 +221,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
             return [Finding("training.attention_kernel", f"fa3 (FlashAttention-3, cuDNN fused attention) needs "
                                                          f"Hopper ({', '.join(HOPPER_DEVICES)}); {', '.join(lacking)} "
                                                          "is not: use fa2 or auto", ("cluster.device",))]
+    if getattr(spec.training, "cross_entropy", "auto") == "megatron_fused" and fw != "megatron":
+        return [Finding("training.cross_entropy", f"megatron_fused is Megatron-Core's fused cross-entropy; {fw} "
+                                                  "computes its loss its own way (auto, or fused for flash-attn's)",
+                        ("training.framework",))]
     if getattr(p, "tp_comm_overlap", False) and (fw != "megatron" or p.tensor < 2 or not p.sequence_parallel):
         return [Finding("parallelism.tp_comm_overlap", "describes Transformer Engine's userbuffers overlap: it needs "
                                                        "framework megatron, tensor > 1 and sequence_parallel: true",

@@ -468,3 +468,26 @@ def test_train_metrics_add_one_fp32_cross_entropy_forward_each_over_the_logits(t
     kw = dict(layers_on_stage=spec.model.layers, has_embedding=True, has_logits=True, microbatches_in_flight=1)
     assert (stage_memory(mspec.model, mspec.training, mspec.parallelism, **kw)
             == stage_memory(spec.model, spec.training, spec.parallelism, **kw))
+
+
+def test_megatron_fused_cross_entropy_is_four_compiled_kernels(tmp_path):
+    """Megatron-Core's fused vocab-parallel cross-entropy (fusions/fused_cross_entropy.py at core_r0.9.0, its
+    jit_fuser functions torch.compile'd): forward cast + max (2 + 4 B per logit), subtract + exp + sum (4 + 4),
+    divide (4 + 4); backward scale + bf16 cast (4 + 2). 22 and 6 B instead of 38 and 14; same saved softmax;
+    megatron only (exit 2 elsewhere)."""
+    spec, ops, cm = _ops(tmp_path)
+    loss = next(o for o in ops.head if o.kind == "loss")
+    n = loss.elements
+    fused = framework("megatron", cross_entropy="megatron_fused")
+    fwd = cm.memory_time(6 * n, "copy") + cm.memory_time(8 * n, "normalization") + cm.memory_time(8 * n, "elementwise")
+    assert op_time(loss, cm, 1, 1, False, True, False, fused) == pytest.approx(fwd)
+    assert op_time(loss, cm, 1, 1, False, True, True, fused) == pytest.approx(cm.memory_time(6 * n, "elementwise"))
+    unfused = framework("megatron")
+    assert sum(b for _, b in fused.loss_fwd) == 22.0 and sum(b for _, b in unfused.loss_fwd) == 38.0
+    assert sum(b for _, b in fused.loss_bwd) == 6.0 and sum(b for _, b in unfused.loss_bwd) == 14.0
+    assert fused.loss_saved_bytes == unfused.loss_saved_bytes == 4.0
+    big = make_spec(tmp_path, "training.cross_entropy=megatron_fused")
+    assert build_plan(big).blocks.head.fwd_s < build_plan(spec).blocks.head.fwd_s
+    from simcluster.errors import SpecError
+    with pytest.raises(SpecError, match="training.cross_entropy: megatron_fused"):
+        make_spec(tmp_path, "training.cross_entropy=megatron_fused", "training.framework=pytorch")

@@ -20,12 +20,12 @@ from simcluster.spec.workload import workload_from_data
 MOE_STEPS = ("moe_in", "experts", "moe_out")
 
 
-def moe_spec(moe: dict | None = None, nodes: int = 1, **par: object):
+def moe_spec(moe: dict | None = None, nodes: int = 1, preset: str = "hgx-h800", **par: object):
     model = {"layers": 2, "hidden": 1024, "heads": 16, "seq_len": 1024, "vocab": 32000, "ffn_hidden": 2816,
              "mlp": "swiglu", "moe": {"experts": 16, "top_k": 2, "expert_ffn_hidden": 704, **(moe or {})}}
     return workload_from_data({"name": "moe", "model": model, "training": {"global_batch": 2 * 8 * nodes},
                                "parallelism": {"pipeline": 1, "expert": 8, **par},
-                               "cluster": {"preset": "hgx-h800", "nodes": nodes}})
+                               "cluster": {"preset": preset, "nodes": nodes}})
 
 
 @pytest.mark.parametrize("tensor, expert", [(1, 8), (2, 4)])
@@ -54,8 +54,11 @@ def test_mixtral_parameter_counts_match_the_published_ones():
 
 
 def _grouped(cm, n, m, nn, kk):
-    body = cm.roofline_time(2.0 * m * nn * kk, cm.gemm_bytes(m, nn, kk), eff.gemm_body_efficiency(m, nn, kk),
-                            eff.bandwidth_fraction("copy"))
+    """E/ep GEMMs in one kernel, each at the device's curve (its calibration, its sustained clock) at the
+    per-expert shape."""
+    cal = cm.calibration
+    e = eff.gemm_body_efficiency(m, nn, kk, cal.gemm_eff_max * cm.clock_ratio, cal.gemm_size_half)
+    body = cm.roofline_time(2.0 * m * nn * kk, cm.gemm_bytes(m, nn, kk), e, cal.bandwidth_fraction("copy"))
     return cm.kernel_time(n * body)
 
 
@@ -83,6 +86,17 @@ def test_uniform_router_is_the_balanced_closed_form(capacity):
     assert len(experts) == 2 * plan.m
     assert (experts["end_s"] - experts["start_s"]).to_numpy() == pytest.approx(_experts_fwd(plan, int(balanced)),
                                                                                rel=1e-12)
+
+
+def test_experts_run_at_the_devices_own_gemm_curve():
+    """On an A100 the grouped GEMMs take the A100's calibrated ceiling (its MAMF ratio over the H100 fit), not the
+    H100 curve at the A100's peak; on an H800 the H100's sustained clock (1830/1980)."""
+    a100 = build_plan(moe_spec(preset="dgx-a100-80gb"))
+    assert a100.cm.calibration.gemm.ratio > 1.0 and a100.cm.clock_ratio == 1.0
+    balanced = 8 * 1024 * 2 // 16
+    assert a100.moe.experts(a100.moe.load(0, 0)).fwd_s == pytest.approx(_experts_fwd(a100, balanced), rel=1e-12)
+    h800 = build_plan(moe_spec())
+    assert h800.cm.clock_ratio == pytest.approx(1830 / 1980)
 
 
 def test_with_skew_the_slowest_rank_sets_the_pace():
