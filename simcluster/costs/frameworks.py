@@ -232,6 +232,7 @@ class Stack:
     fsdp_fp32_params: bool = False  # FSDP gathers fp32 parameters and autocast casts them (training.fsdp_param_dtype)
     fsdp_root: bool = False  # FSDP's root unit (embedding, final norm, output) gathered and reduced once (plan.fsdp_root)
     selective_saves: tuple[str, ...] = ()  # selective == "saves": the layer outputs kept (training.recompute_saves)
+    optimizer_states: str = "fp32"  # bf16: bf16 Adam states, no master copy, bf16 reduction (costs.optimizer_states)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -313,7 +314,7 @@ def autocast_accumulation_bytes(microbatches: int) -> float:
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
               train_metrics: int = 0, fsdp_param_dtype: str = "bf16",
-              recompute_saves: Sequence[str] | None = None) -> Stack:
+              recompute_saves: Sequence[str] | None = None, optimizer_dtype: str = "fp32") -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -335,8 +336,12 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     FSDP with fp32 parameters under autocast (Lightning's ``bf16-mixed``: ``FSDPPrecision.mixed_precision_config``
     param_dtype fp32, reduce_dtype bf16, and ``forward_context`` ``torch.autocast``): the autocast stack's weight
     casts and 18 B gradient accumulation stay, the gathered weights are fp32 (:data:`FSDP_FP32_GATHER_BYTES`).
+    ``optimizer_dtype`` "bf16" (``training.optimizer_dtype``): bf16 optimizer states without a master copy and a
+    bf16 gradient reduction (:mod:`simcluster.costs.optimizer_states`).
     """
     stack = FRAMEWORKS.get(name)
+    if optimizer_dtype == "bf16":  # training.optimizer_dtype: NeMo's bf16 distributed Adam (costs.optimizer_states)
+        stack = replace(stack, optimizer_states="bf16")
     if recompute_saves is not None:  # training.recompute_saves: a name-based checkpoint policy
         stack = replace(stack, selective="saves", selective_saves=tuple(recompute_saves))
     if fused_kernels is False and not stack.eager_layer:  # Megatron-LM 2019's layer (costs.eager, MEGATRON_2019)

@@ -70,6 +70,7 @@ from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
+from simcluster.costs.optimizer_states import BF16_STATE_BYTES
 from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
 from simcluster.workload.ops import DTYPE_BYTES
 
@@ -297,7 +298,7 @@ def _stack(training: TrainingSpec, parallelism: ParallelismSpec) -> Stack:
     """The stack whose model code and parameter dtypes decide what is kept (its ZeRO stage, fused kernels and
     FSDP parameter dtype; :func:`simcluster.costs.frameworks.framework`)."""
     return framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
-                     fsdp_param_dtype=training.fsdp_param_dtype)
+                     fsdp_param_dtype=training.fsdp_param_dtype, optimizer_dtype=training.optimizer_dtype)
 
 
 def fsdp_fp32(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
@@ -327,6 +328,9 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
     gathered = w_b  # bytes of a weight ZeRO-3 gathers
     cast = 0
+    if _stack(training, parallelism).optimizer_states == "bf16":  # bf16 states, no master (costs.optimizer_states)
+        w_b, g_b, o_b = BF16_STATE_BYTES[training.optimizer]
+        return w_b, g_b, o_b, 0, w_b
     if fsdp_fp32(training, parallelism):
         # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
         # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)

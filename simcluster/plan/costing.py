@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 
 from simcluster.costs import fp16_optimizer, rng_state
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
@@ -296,7 +297,8 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
                    stack: Stack = MEGATRON, layers: int = 0) -> tuple[float, float]:
     """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters.
 
-    Fused: :data:`OPTIMIZER_BYTES` in one pass; PyTorch's multi-tensor (foreach) Adam: eight passes,
+    Fused: :data:`OPTIMIZER_BYTES` in one pass (with bf16 states and no master copy,
+    :data:`simcluster.costs.optimizer_states.BF16_STEP_BYTES`); PyTorch's multi-tensor (foreach) Adam: eight passes,
     :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
     pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
     (:func:`simcluster.costs.fp16_optimizer.extra_time`).
@@ -304,7 +306,8 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
     if stack.optimizer == "foreach" and optimizer == "adam":
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
-    nbytes = OPTIMIZER_BYTES[optimizer] * params / shard
+    per = BF16_STEP_BYTES[optimizer] if stack.optimizer_states == "bf16" else OPTIMIZER_BYTES[optimizer]
+    nbytes = per * params / shard
     secs = cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s
     if stack.optimizer == "fp16_2019":
         more_s, more_bytes = fp16_optimizer.extra_time(cm, params / shard, fp16_optimizer.tensors(layers),

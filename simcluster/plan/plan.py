@@ -38,6 +38,7 @@ from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape,
                                    recv_gather_step)
 from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
                                    zero3_refetch)
+from simcluster.costs.optimizer_states import BF16_GRAD_REDUCE_BYTES
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.workload import DTYPE_BYTES, model_ops
@@ -279,15 +280,18 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
                      tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype,
-                     tr.recompute_saves)
+                     tr.recompute_saves, tr.optimizer_dtype)
 
 
 def weight_bytes(precision: str, stack: Stack) -> tuple[int, int]:
     """(bytes per parameter the weight gathers move, bytes per parameter the gradient reduction moves): the
     precision's element and :func:`grad_bytes_per_param`, or FSDP with fp32 parameters' 4 and 2
-    (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`)."""
+    (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`), or a bf16
+    reduction with bf16 optimizer states (``training.optimizer_dtype: bf16``)."""
     if stack.fsdp_fp32_params:
         return FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES
+    if stack.optimizer_states == "bf16":  # grad_sync_dtype bf16 (simcluster.costs.optimizer_states)
+        return DTYPE_BYTES[precision], BF16_GRAD_REDUCE_BYTES
     return DTYPE_BYTES[precision], grad_bytes_per_param(precision)
 
 

@@ -246,7 +246,9 @@ def draw_gantt(
     if t0 < t_iter < t1:
         ax.axvline(t_iter, color="black", lw=0.8, ls="--")
 
-    title = f"{workload_name(config, summary)}: one iteration ({_fmt(t_iter)}) on {len(all_infos)} simulated GPUs"
+    n = len(all_infos)
+    gpus = f"{n} simulated GPU{'' if n == 1 else 's'}"
+    title = f"{workload_name(config, summary)}: one iteration ({_fmt(t_iter)}) on {gpus}"
     if window is not None:
         title += f", window {_fmt(t0)} – {_fmt(t1)}"
     sub = f"each pixel column ({_fmt(col)}) stacked by the share of its time in each state"

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 from simcluster.collectives.plan import algorithm_options, auto_options, plan_collective
 from simcluster.collectives.select import cost
-from simcluster.plan import grad_bytes_per_param
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import expert_group, expert_mirrors
-from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params, spec_stack
+from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params, spec_stack, weight_bytes
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
@@ -49,7 +48,7 @@ class Costs:
         self.stack = spec_stack(spec)
         self.cm = compute_model(spec, topo.device)
         self.dt = DTYPE_BYTES[spec.training.precision]
-        self.grad_bytes = grad_bytes_per_param(spec.training.precision)
+        self.grad_bytes = weight_bytes(spec.training.precision, self.stack)[1]
         self.algorithms = dict(spec.collectives)
         self._ops: dict[int, ModelOps] = {}
         self._blocks: dict[tuple[int, int, int, bool], LayoutCosts] = {}

@@ -221,6 +221,11 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
             return [Finding("training.attention_kernel", f"fa3 (FlashAttention-3, cuDNN fused attention) needs "
                                                          f"Hopper ({', '.join(HOPPER_DEVICES)}); {', '.join(lacking)} "
                                                          "is not: use fa2 or auto", ("cluster.device",))]
+    if getattr(spec.training, "optimizer_dtype", "fp32") == "bf16" and (
+            fw != "megatron" or spec.training.precision != "bf16" or p.zero_stage < 1):
+        return [Finding("training.optimizer_dtype", "bf16 describes NeMo's distributed Adam in bf16: it needs framework "
+                                                    "megatron, precision bf16 and zero_stage >= 1",
+                        ("training.framework", "training.precision", "parallelism.zero_stage"))]
     if getattr(spec.training, "cross_entropy", "auto") == "megatron_fused" and fw != "megatron":
         return [Finding("training.cross_entropy", f"megatron_fused is Megatron-Core's fused cross-entropy; {fw} "
                                                   "computes its loss its own way (auto, or fused for flash-attn's)",

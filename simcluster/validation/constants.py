@@ -22,6 +22,7 @@ from simcluster.costs import fp16_optimizer as fp16opt
 from simcluster.costs import rng_state
 from simcluster.costs import allocator as alloc
 from simcluster.costs import memory as mem
+from simcluster.costs import optimizer_states as ost
 from simcluster.costs import reserve
 from simcluster.plan import costing
 from simcluster.plan import tp_overlap as tpo
@@ -56,6 +57,10 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("H100/H200 sustained over measured SM clock (GEMM, attention in a run)", f"{dev.H100_SUSTAINED_CLOCK_RATIO:.4f}",
          "costs/devices.py", "[H100CLK] 989.4 TFLOP/s rated at 1,830 MHz, over the calibration's 1,980 MHz bursts "
          "(calibration README)"),
+        ("bf16 optimizer states: weights, gradients, Adam states; step bytes (training.optimizer_dtype)",
+         f"{'/'.join(str(x) for x in ost.BF16_STATE_BYTES['adam'])} B, {ost.BF16_STEP_BYTES['adam']:g} B",
+         "costs/optimizer_states.py", "NeMo megatron_base_model.py (24.09): store_params False when the optimizer "
+         "dtype is the model's; Apex DistributedFusedAdam bf16 m, v and gradient buffer"),
         ("userbuffers' pipelined reduce-scatter chunks (the last exposed)", f"{tpo.TE_PIPELINE_SPLITS}",
          "plan/tp_overlap.py", "TransformerEngine v1.12 initialize_ub default num_splits; NeMo recipes' proj_fprop, "
          "fc2_fprop"),

@@ -163,8 +163,8 @@ def test_unknown_key_lists_known(workload):
     assert lines(workload) == [
         f"{workload}:11: training.microbatch: unknown key; known keys: attention_kernel, "
         "cross_entropy, distribute_saved_activations, flash_attention, framework, fsdp_param_dtype, fused_kernels, "
-        "global_batch, gradient_accumulation_fusion, micro_batch, optimizer, precision, recompute, recompute_saves, "
-        "train_metrics"
+        "global_batch, gradient_accumulation_fusion, micro_batch, optimizer, optimizer_dtype, precision, recompute, "
+        "recompute_saves, train_metrics"
     ]
 
 

@@ -1,0 +1,30 @@
+"""16-bit optimizer states (``training.optimizer_dtype: bf16``): NeMo's distributed Adam in bf16.
+
+NeMo's ``distributed_fused_adam`` (``MegatronDistributedFusedAdam``, nemo/core/optim/distributed_adam.py, a
+subclass of Apex's ``DistributedFusedAdam``) takes the optimizer-state dtype from the recipe's ``optim.dtype``
+and the gradient-reduction dtype from ``grad_sync_dtype``. ``MegatronBaseModel.setup_optimization``
+(nemo/collections/nlp/models/language_modeling/megatron_base_model.py at 24.09-alpha.rc0) then decides the
+master weights: with ``dtype`` equal to the model's (bf16 under ``megatron_amp_O2``) ``store_params`` is
+False, no fp32 master copy: the bf16 parameters are updated in place. The Nemotron-4 340B recipe
+(NVIDIA/dgxc-benchmarking 35a9aec, nemotron/nemotron4-340b-synth.yaml) sets ``dtype: bf16`` and
+``grad_sync_dtype: bf16``, with ``contiguous_grad_buffer: True`` (the gradients in one bf16 buffer).
+
+Per parameter, before the distributed optimizer shards the states over the data-parallel (× context) ranks:
+
+    weights 2 B (bf16), gradients 2 B (the bf16 buffer the reduction reads), optimizer states:
+    Adam m and v in bf16, 2 + 2 = 4 B; SGD's momentum 2 B (no master copy)
+
+against mixed precision's 2 + 2 + 12 (the fp32 master copy, m and v). The gradient reduction moves 2 B per
+parameter instead of Megatron's fp32 ``main_grad`` 4. The step is one memory-bound pass over the shard:
+Adam reads the gradient (2), the parameter, m and v (2 each) and writes the three back (2 each): 14 B
+(SGD: 10 B), against 30 (22) with the fp32 master.
+"""
+
+from __future__ import annotations
+
+#: (weights, gradients, optimizer states) bytes per parameter with bf16 optimizer states and no master copy.
+BF16_STATE_BYTES: dict[str, tuple[int, int, int]] = {"adam": (2, 2, 4), "sgd": (2, 2, 2)}
+#: Bytes per parameter the data-parallel gradient reduction moves (``grad_sync_dtype: bf16``).
+BF16_GRAD_REDUCE_BYTES = 2
+#: Bytes per parameter of the optimizer step: Adam reads gradient, parameter, m, v and writes the last three.
+BF16_STEP_BYTES: dict[str, float] = {"adam": 14.0, "sgd": 10.0}
