@@ -71,13 +71,26 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
     par: dict[str, object] = {"tensor": t, "context": c, "data": d, "sequence_parallel": sp, "expert": e,
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
-    if t < 2 or not sp:  # userbuffers overlap the sequence-parallel tensor collectives: none to overlap
-        par["tp_comm_overlap"] = False
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
-    if rc is not None and rc != "selective":  # the workload's selective policy names what selective keeps
-        tr["recompute_saves"] = None
+    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc).items():
+        section, name = key.split(".")
+        (par if section == "parallelism" else tr)[name] = value
     return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
                                    "training": spec.training.model_copy(update=tr)})
+
+
+def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None) -> dict[str, object]:
+    """Workload keys a layout decides besides the searched ones, where the workload sets them: userbuffers'
+    overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the workload's
+    selective policy (``training.recompute_saves``) only with selective recompute. Every candidate's
+    workload then validates (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
+    out: dict[str, object] = {}
+    if spec.parallelism.tp_comm_overlap:
+        out["parallelism.tp_comm_overlap"] = t > 1 and sp
+    if spec.training.recompute_saves is not None:
+        keeps = (rc if rc is not None else spec.training.recompute) == "selective"
+        out["training.recompute_saves"] = list(spec.training.recompute_saves) if keeps else None
+    return out
 
 
 class MemoryModel:

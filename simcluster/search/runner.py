@@ -209,7 +209,8 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
               "top": top, "candidates": n_sim, "simulated": len(entries)}
     table = pd.DataFrame()
     if entries:
-        sweep = layout_sweep(Path(opts.workload), f"{spec.name}-search", _set(fixed), [e.layout for e in entries])
+        sweep = layout_sweep(Path(opts.workload), f"{spec.name}-search", _set(fixed), [e.layout for e in entries],
+                             spec)
         sims, _ = simulate(sweep, out, executor, fresh=opts.fresh,
                            progress=opts.progress)
         table = ranking_table(entries, sims, objective, tokens, price)

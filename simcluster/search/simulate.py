@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from simcluster.search.layout import Layout
+from simcluster.search.memory import dependent_values
 from simcluster.spec.sweep import Sweep, sweep_from_doc
-from simcluster.spec.workload import SEARCH_KEYS
+from simcluster.spec.workload import SEARCH_KEYS, WorkloadSpec
 from simcluster.spec.yamlio import YamlDoc
 
 SIMULATIONS_DIR = "simulations"
@@ -57,10 +58,18 @@ def make_executor(kind: str, jobs: int | None, scheduler: str | None) -> Any:
     return LocalExecutor(jobs, fn=simulate_layout)
 
 
-def layout_sweep(workload: Path, name: str, fixed: dict[str, Any], layouts: list[Layout]) -> Sweep:
-    """A sweep of ``layouts`` over the workload file, with ``fixed`` overrides on every point."""
-    data = {"name": name, "base": str(Path(workload).resolve()), "set": dict(fixed),
-            "zip": [{key: [layout.values()[key] for layout in layouts] for key in SEARCH_KEYS}]}
+def layout_sweep(workload: Path, name: str, fixed: dict[str, Any], layouts: list[Layout],
+                 spec: WorkloadSpec | None = None) -> Sweep:
+    """A sweep of ``layouts`` over the workload file, with ``fixed`` overrides on every point; with ``spec``
+    (the workload as loaded) each point also sets the keys its layout decides
+    (:func:`simcluster.search.memory.dependent_values`)."""
+    zipped: dict[str, list[Any]] = {key: [layout.values()[key] for layout in layouts] for key in SEARCH_KEYS}
+    if spec is not None:
+        derived = [dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute)
+                   for lay in layouts]
+        for key in derived[0] if derived else ():
+            zipped[key] = [d[key] for d in derived]
+    data = {"name": name, "base": str(Path(workload).resolve()), "set": dict(fixed), "zip": [zipped]}
     return sweep_from_doc(YamlDoc(data, f"<search of {workload}>"), base_dir=Path.cwd())
 
 

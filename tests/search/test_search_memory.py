@@ -113,3 +113,31 @@ def test_a_layout_without_sequence_parallel_tensor_groups_drops_tp_comm_overlap(
         f = tmp_path / f"{t}{sp}.yaml"
         f.write_text(yaml.safe_dump(cand.model_dump(mode="json", exclude={"source"})))
         assert validate_file(str(f)) == [], (t, sp)
+
+
+def test_the_search_sweep_sets_what_each_layout_decides(tmp_path):
+    """The simulated candidates come from a sweep over the workload file: each point sets tp_comm_overlap (false
+    without sequence-parallel tensor groups) and recompute_saves (null without selective recompute) as its layout
+    decides, so every point's workload validates (a t=1 candidate of a userbuffers workload once came back invalid)."""
+    import yaml
+    from simcluster.search.layout import Layout
+    from simcluster.search.simulate import layout_sweep
+    from simcluster.spec import load_workload
+    base = {"name": "w", "model": {"layers": 2, "hidden": 1024, "heads": 16, "seq_len": 1024, "vocab": 32000},
+            "training": {"global_batch": 8, "micro_batch": 1, "precision": "bf16", "recompute": "selective",
+                         "recompute_saves": ["qkv", "proj"]},
+            "parallelism": {"tensor": 4, "pipeline": 1, "data": 2, "sequence_parallel": True, "tp_comm_overlap": True},
+            "cluster": {"preset": "dgx-h100", "nodes": 1}}
+    f = tmp_path / "w.yaml"
+    f.write_text(yaml.safe_dump(base))
+    spec = load_workload(str(f))
+    lays = [Layout(4, 1, 2, 1, 1, 1, "1f1b", True, "selective", 0, 1, None),
+            Layout(1, 1, 8, 1, 1, 1, "1f1b", False, "none", 0, 1, None),
+            Layout(4, 1, 2, 1, 1, 1, "1f1b", False, "full", 0, 1, None)]
+    sweep = layout_sweep(f, "w-search", {}, lays, spec)
+    group = sweep.spec.zip[0]
+    assert group["parallelism.tp_comm_overlap"] == [True, False, False]
+    assert group["training.recompute_saves"] == [["qkv", "proj"], None, None]
+    for i in range(len(lays)):
+        point = sweep.workload({key: values[i] for key, values in group.items()})
+        assert point.parallelism.tensor == lays[i].tensor
