@@ -92,7 +92,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
                        duration=secs, phase="optimizer", stage=s)
         # ZeRO 1 and 2 gather the updated 16-bit weights every rank holds in full; ZeRO-3 keeps them
         # sharded and gathers each layer when the next forward needs it (Rajbhandari et al. 2020 §5)
-        if par.zero_stage in (1, 2) and plan.d > 1:
+        if par.zero_stage in (1, 2) and plan.d > 1 and not plan.param_overlap:  # else beside the first forward
             nbytes = params * plan.dtype_bytes
             for ranks, group, mirrors in comms.groups(plan.shard_kind, stage_members):
                 tg.add(kind="collective", name="zero.all_gather params", ranks=ranks, stream="dp",

@@ -113,7 +113,7 @@ class Lowerer:
                 k = ck * p + s
                 for chain_members in all_members[s]:
                     lb = Labels(s, mb, ck, kind)
-                    if fusable and mb < tail:
+                    if fusable and mb < tail and not (plan.param_overlap and kind == "F" and mb == 0):
                         ids = self._fused_unit(kind, k, chain_members, lb, stage_last)
                     else:
                         ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow, self._shared)
@@ -203,7 +203,9 @@ class Lowerer:
         tmpl = self._templates.get(key)
         if tmpl is None:
             ch = PartsChain(self.comms.plan, self.topo.link_bandwidth)
-            self._unit(ch, kind, k, members, None)
+            # microbatch 1's steps: a fused unit is never the first forward, which gathers the weights under
+            # overlap_param_gather (simcluster.plan.param_gather); every other unit's steps are the same
+            self._unit(ch, kind, k, members, None, mb=1)
             flops = sum(p.flops for p in ch.parts)
             tmpl = (tuple(ch.parts), ch.t, flops)
             self._templates[key] = tmpl

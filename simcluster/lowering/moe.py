@@ -26,15 +26,21 @@ def expert_grads(plan: "Plan", s: int) -> list[tuple[int, float]]:
 
 
 def expert_param_gather(ctx: "GradSync", s: int, steps: dict[int, int]) -> None:
-    """ZeRO-1: all-gather stage ``s``'s updated expert weights over the expert-data group."""
+    """ZeRO-1: all-gather stage ``s``'s updated expert weights over the expert-data group, after the optimizer
+    step; under ``overlap_param_gather`` beside the next forward instead (simcluster.plan.param_gather): from
+    the iteration's start on a stream of its own (``dp-edp``, drawn and counted with data parallelism), no
+    compute waiting for it (the experts' first forward comes after the dense layers' first gathers; an
+    optimistic bound)."""
     plan, comms = ctx.plan, ctx.comms
     moe = plan.moe
     nbytes = plan.expert_params(s) * plan.dtype_bytes
     if moe is None or moe.edp < 2 or plan.spec.parallelism.zero_stage < 1 or nbytes <= 0:
         return
+    beside = plan.param_overlap
     for ranks, group, mirrors in comms.groups("edp", comms.stage_members(s)):
-        ctx.tg.add(kind="collective", name="zero.all_gather expert params", ranks=ranks, stream="dp",
-                   deps=tuple(steps[r] for r in ranks if r in steps),
+        ctx.tg.add(kind="collective", name="zero.all_gather expert params", ranks=ranks,
+                   stream="dp-edp" if beside else "dp",
+                   deps=() if beside else tuple(steps[r] for r in ranks if r in steps),
                    transfers=comms.plan("all_gather", group, nbytes, mirrors), nbytes=nbytes, op="all_gather",
                    group=group, phase="zero_comm", stage=s)
 

@@ -38,7 +38,7 @@ from simcluster.topology.topology import Topology
 from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
 
-COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp",)))
+COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp", "dp-edp")))
 
 #: summary.json: counts, times, rates, fractions and bytes, whether the peak fits, and the
 #: ``[low, high]`` intervals of the headline figures.

@@ -32,6 +32,7 @@ from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_bl
 from simcluster.plan.fsdp_root import fsdp_root
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
+from simcluster.plan.param_gather import gather_weights
 from simcluster.plan.partition import model_chunks
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
@@ -120,6 +121,12 @@ class Plan:
         return self.spec.parallelism.zero_stage
 
     @property
+    def param_overlap(self) -> bool:
+        """ZeRO 1/2's weight all-gather beside the next forward (``parallelism.overlap_param_gather``,
+        :mod:`simcluster.plan.param_gather`), not after the optimizer step."""
+        return self.spec.parallelism.overlap_param_gather and self.zero in (1, 2) and self.d > 1
+
+    @property
     def zero_shard(self) -> int:
         """Data-parallel ranks a ZeRO shard group spans: ``zero_shard``, else the whole group (d)."""
         return self.spec.parallelism.zero_shard or self.d
@@ -162,12 +169,17 @@ class Plan:
         if self.shape.recv_gather and (k > 0 if kind == "F" else kind == "B" and k < self.K - 1):
             out.append((-1, recv_gather_step(kind)))  # the received activation (gradient), gathered first
         if kind == "F":
+            gather = self.param_overlap and mb == 0  # the weights' all-gather beside the first forward
             if emb:
-                out += [(EMBEDDING_GRADS, s) for s in embedding_steps("F", b, shape)]
+                steps = list(embedding_steps("F", b, shape))
+                out += [(EMBEDDING_GRADS, s) for s in (gather_weights(steps, self.params.embedding) if gather
+                                                       else steps)]
             for layer in self.chunks[k]:
-                out += [(layer, s) for s in self.layer_unit_steps("F", layer, mb)]
+                steps = list(self.layer_unit_steps("F", layer, mb))
+                out += [(layer, s) for s in (gather_weights(steps) if gather else steps)]
             if head:
-                out += [(HEAD_GRADS, s) for s in head_steps("F", b, shape)]
+                steps = list(head_steps("F", b, shape))
+                out += [(HEAD_GRADS, s) for s in (gather_weights(steps, self.params.head) if gather else steps)]
         elif kind == "B":
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]

@@ -41,7 +41,7 @@ def comm_class(stream: str, phase: str, task: str) -> str:
         return stream
     if stream in ("pp-fwd", "pp-bwd") or phase == "pp_comm":
         return "pp"
-    if stream == "dp":
+    if stream in ("dp", "dp-edp"):  # dp-edp: the expert weights' gather beside the forward (lowering.moe)
         if phase == "zero_comm" or task.startswith("zero."):
             return "zero"
         return "embedding" if "embedding" in task else "dp"

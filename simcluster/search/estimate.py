@@ -270,7 +270,9 @@ class Group:
                 z = costs.shard(d)
                 if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
                     dp += costs.time("zr", "all_reduce", t, c, d, p, stage * costs.grad_bytes / z)
-                if zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
+                if zero < 3 and est.param_overlap:  # beside the next forward: its first layer's gather exposed
+                    dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, params.layer * costs.dt)
+                elif zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
                     dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
         if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
             dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
@@ -294,6 +296,7 @@ class Estimator:
         self.bucket = float(spec.parallelism.grad_bucket_bytes)
         stack = spec_stack(spec)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
+        self.param_overlap = spec.parallelism.overlap_param_gather  # ZeRO 1/2 (simcluster.plan.param_gather)
         self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
         self.refetch = zero3_refetch(spec)
         self.grad_parts = zero3_grad_parts(spec)

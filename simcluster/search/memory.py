@@ -72,21 +72,25 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
-    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc).items():
+    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc, zero=zero).items():
         section, name = key.split(".")
         (par if section == "parallelism" else tr)[name] = value
     return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
                                    "training": spec.training.model_copy(update=tr)})
 
 
-def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None) -> dict[str, object]:
+def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
+                     zero: int | None = None) -> dict[str, object]:
     """Workload keys a layout decides besides the searched ones, where the workload sets them: userbuffers'
-    overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the workload's
-    selective policy (``training.recompute_saves``) only with selective recompute. Every candidate's
-    workload then validates (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
+    overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the overlapped weight
+    gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the workload's selective policy
+    (``training.recompute_saves``) only with selective recompute. Every candidate's workload then validates
+    (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
     out: dict[str, object] = {}
     if spec.parallelism.tp_comm_overlap:
         out["parallelism.tp_comm_overlap"] = t > 1 and sp
+    if spec.parallelism.overlap_param_gather:
+        out["parallelism.overlap_param_gather"] = (zero if zero is not None else spec.parallelism.zero_stage) in (1, 2)
     if spec.training.recompute_saves is not None:
         keeps = (rc if rc is not None else spec.training.recompute) == "selective"
         out["training.recompute_saves"] = list(spec.training.recompute_saves) if keeps else None

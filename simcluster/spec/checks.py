@@ -230,6 +230,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
         return [Finding("training.cross_entropy", f"megatron_fused is Megatron-Core's fused cross-entropy; {fw} "
                                                   "computes its loss its own way (auto, or fused for flash-attn's)",
                         ("training.framework",))]
+    if getattr(p, "overlap_param_gather", False) and p.zero_stage not in (1, 2):
+        return [Finding("parallelism.overlap_param_gather", f"overlaps the weight all-gather after a ZeRO-1/2 "
+                                                            f"optimizer step; zero_stage {p.zero_stage} has none",
+                        ("parallelism.zero_stage",))]
     if getattr(p, "tp_comm_overlap", False) and (fw != "megatron" or p.tensor < 2 or not p.sequence_parallel):
         return [Finding("parallelism.tp_comm_overlap", "describes Transformer Engine's userbuffers overlap: it needs "
                                                        "framework megatron, tensor > 1 and sequence_parallel: true",

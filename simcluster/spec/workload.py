@@ -209,6 +209,10 @@ class ParallelismSpec(BaseModel):
         "(Megatron-LM before Oct 2023, DeepSpeed's pipeline engine).",
         json_schema_extra={"default_doc": "the framework's: megatron on for interleaved, off otherwise; deepspeed "
                            "off; pytorch and jax on"})
+    overlap_param_gather: bool = Field(
+        default=False, description="With zero_stage 1 or 2, the updated weights' all-gather runs beside the next "
+        "forward, each layer waiting for its own (Megatron-LM's --overlap-param-gather, NeMo's overlap_param_sync), "
+        "not after the optimizer step.")
     tp_comm_overlap: bool = Field(
         default=False, description="Tensor-parallel collectives overlapped with the GEMMs beside them (Transformer "
         "Engine's userbuffers, Megatron-LM's --tp-comm-overlap, NeMo's ub_tp_comm_overlap): the forward all-gather "

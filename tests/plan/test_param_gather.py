@@ -1,0 +1,57 @@
+"""The weight all-gather beside the next forward (simcluster.plan.param_gather): Megatron-LM's
+``--overlap-param-gather`` (core_r0.9.0 distributed_data_parallel.py: forward pre-hooks wait per bucket), NeMo's
+``overlap_param_sync``."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers_spec import make_spec
+from simcluster.errors import SpecError
+from simcluster.plan import build_plan
+from simcluster.run import simulate_workload
+
+ZERO1 = ("parallelism.data=4", "parallelism.pipeline=2", "parallelism.zero_stage=1", "model.layers=4",
+         "training.global_batch=16", "model.tied_embeddings=false")
+ON = ZERO1 + ("parallelism.overlap_param_gather=true",)
+
+
+def test_the_first_forward_gathers_each_layer_before_its_compute(tmp_path):
+    plan = build_plan(make_spec(tmp_path, *ON))
+    first = plan.unit_steps("F", 0, 0)
+    gathers = [(key, s) for key, s in first if s.what == "gather"]
+    assert [key for key, _ in gathers] == [-1, 0, 1]  # the embedding, then each layer of the stage
+    assert gathers[0][1].params == plan.params.embedding and gathers[1][1].params == 0.0  # 0: a layer's
+    for key, s in gathers:
+        nxt = next(t for k, t in first[first.index((key, s)) + 1:] if t.what == "compute")
+        assert nxt.waits_params
+    assert not [s for _, s in plan.unit_steps("F", 0, 1) if s.what == "gather"]  # later microbatches: none
+    last = plan.unit_steps("F", 1, 0)
+    assert [key for key, s in last if s.what == "gather"] == [2, 3, -2]  # the head's after the last layer
+    assert not [s for _, s in build_plan(make_spec(tmp_path, *ZERO1)).unit_steps("F", 0, 0) if s.what == "gather"]
+
+
+def test_no_gather_after_the_step_and_the_same_bytes(tmp_path):
+    """Every stage all-gathers its weights once either way: after the optimizer step, or layer by layer beside
+    the first forward; with the layers' weights most of the stage's (a small vocabulary) the iteration is
+    shorter, by at most that gather (the first layer's gather stays exposed)."""
+    small = ("model.vocab=1024",)
+    on, off = simulate_workload(make_spec(tmp_path, *ON, *small)), simulate_workload(make_spec(tmp_path, *ZERO1, *small))
+
+    def gathers(out):
+        return [t for t in out.tasks.tasks if t.name.startswith("zero.all_gather") and 0 in t.ranks]
+    after = gathers(off)
+    assert [t.name for t in after] == ["zero.all_gather params"]
+    beside = gathers(on)
+    assert len(beside) == 3 and sum(t.nbytes for t in beside) == pytest.approx(after[0].nbytes)
+    step = next(t for t in on.tasks.tasks if t.name == "optimizer.step" and 0 in t.ranks)
+    assert all(on.result.end[t.id] <= on.result.start[step.id] for t in beside)
+    t_on, t_off = on.summary["iteration_time_s"], off.summary["iteration_time_s"]
+    gather_s = off.result.end[after[0].id] - off.result.start[after[0].id]
+    assert t_off - gather_s - 1e-12 <= t_on < t_off
+
+
+@pytest.mark.parametrize("zero", [0, 3])
+def test_needs_zero_1_or_2(tmp_path, zero):
+    with pytest.raises(SpecError, match="parallelism.overlap_param_gather: overlaps the weight all-gather"):
+        make_spec(tmp_path, *ON, f"parallelism.zero_stage={zero}")
