@@ -63,6 +63,12 @@ class ModelSpec(BaseModel):
     parallel_block: bool = Field(default=False, description="Attention and MLP computed in parallel from one "
                                  "LayerNorm (GPT-J; PaLM §2 'Parallel Layers'): their input GEMMs fused into one and "
                                  "one tensor-parallel reduction per layer and pass instead of two.")
+    parallel_block_norms: Literal[1, 2] = Field(
+        default=1, description="LayerNorms of a parallel block: 1 (GPT-J, PaLM: one LayerNorm feeds both halves, "
+        "their input GEMMs fused) or 2 (GPT-NeoX's gpt_j_residual: input_layernorm and post_attention_layernorm both "
+        "of x, separate QKV and MLP-up GEMMs, whose inputs' gradients are all-reduced over the tensor ranks one "
+        "by one in the backward: two reductions there, one in the forward; the attention's bias add, the MLP's "
+        "bias-dropout-add onto it and the residual add as three kernels).")
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")
