@@ -69,6 +69,12 @@ class ModelSpec(BaseModel):
         "of x, separate QKV and MLP-up GEMMs, whose inputs' gradients are all-reduced over the tensor ranks one "
         "by one in the backward: two reductions there, one in the forward; the attention's bias add, the MLP's "
         "bias-dropout-add onto it and the residual add as three kernels).")
+    rotary_pct: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Share of each head's query and key dimensions that rotary "
+        "embeddings rotate (GPT-NeoX's rotary_pct; GPT-NeoX-20B: 0.25). Below 1 the model code slices q and k "
+        "into rotated and pass-through parts and concatenates them back: the concatenation forward and each "
+        "slice's zero-filled full-size gradient and their sum backward are costed (docs/model.md); the rotation "
+        "itself is not.")
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")

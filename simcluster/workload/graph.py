@@ -177,6 +177,7 @@ class ModelOps:
     embedding: tuple[Op, ...]
     head: tuple[Op, ...]
     mlp: str = "gelu"  # model.mlp: which eager model code a stack runs (simcluster.costs.eager)
+    rotary_pct: float = 1.0  # model.rotary_pct: below 1, partial rotary's copies (simcluster.costs.partial_rotary)
 
     def block(self, name: str) -> tuple[Op, ...]:
         """The operators of block ``attn``, ``mlp``, ``embedding`` or ``head``."""
@@ -196,4 +197,5 @@ def model_ops(model: ModelSpec, training: TrainingSpec) -> ModelOps:
     dt = DTYPE_BYTES[training.precision]
     b = training.micro_batch
     return ModelOps(tuple(_layer(0, model, b, dt)),
-                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt) + _mtp(model, b, dt)), model.mlp)
+                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt) + _mtp(model, b, dt)), model.mlp,
+                    model.rotary_pct)
