@@ -158,10 +158,12 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
     mlp = mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
-    # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block), 2 masks;
+    # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block; GPT-NeoX's two
+    # layernorms share their input x and feed two GEMM inputs), 2 masks;
     # fp8 caches the GEMM inputs in FP8 (1 byte each; DeepSeek-V3 §3.3.1, Transformer Engine)
     gemm_in = 1.0 if training.precision == "fp8" else 2 * v
-    replicated = (1 if model.parallel_block else 2) * (2 * v + gemm_in) + 2
+    norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (2, 2)
+    replicated = norm_in * 2 * v + gemm_ins * gemm_in + 2
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     keep_scores = recompute == "none" and not training.flash_attention
     scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0

@@ -356,6 +356,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
+                      parallel_inputs=spec.model.parallel_block_norms,
                       distribute=tr.distribute_saved_activations,
                       gather_parts=parts, gather_prefetch=prefetch, refetch_parts=refetch, refetch_share=share,
                       collective_prep_s=collective_prep_s(spec, par.zero_shard or d),

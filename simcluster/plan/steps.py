@@ -88,6 +88,7 @@ class UnitShape:
     reduce_grads: bool  # ZeRO >= 2 with data parallelism
     split_w: bool  # zero-bubble: weight gradients in W passes
     parallel: bool = False  # parallel attention and MLP: one block (all in ``Blocks.attn``), one reduction
+    parallel_inputs: int = 1  # parallel block: column-parallel inputs reduced apart in the backward (GPT-NeoX: 2)
     distribute: bool = False  # full recompute's saved input split over the tensor ranks: gathered first
     gather_parts: int = 1  # ZeRO-3 all-gathers per layer (DeepSpeed fetches each linear layer's weights)
     gather_prefetch: bool = True  # ZeRO-3 gathers issued ahead of need (else: when the compute reaches them)
@@ -204,7 +205,11 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
                           reduce: list[Step], copied: bool) -> tuple[Step, ...]:
     """A parallel block (GPT-J; Chowdhery et al. 2022 §2): y = x + Attn(LN(x)) + MLP(LN(x)), so one
     block per pass with one tensor-parallel reduction of the summed outputs (with sequence
-    parallelism one all-gather before it and one reduce-scatter after)."""
+    parallelism one all-gather before it and one reduce-scatter after). With two LayerNorms
+    (``shape.parallel_inputs`` 2, GPT-NeoX's ``gpt_j_residual``) the QKV and MLP-up GEMMs read
+    different inputs, and the backward of each one's ``copy_to_model_parallel_region`` all-reduces
+    its input gradient: one more reduction per backward, on the compute stream like the first
+    (:func:`simcluster.workload.graph._neox_parallel`)."""
     if kind == "F":
         return tuple(gather + _block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
                                      waits=shape.gather and not copied))
@@ -220,6 +225,9 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
     if shape.recompute == "selective":
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
     steps = _block(shape, "bwd.layer", *_backward(b.attn, shape.split_w), "backward", True, False, waits=waits)
+    if shape.tp and not shape.sp and not shape.tp_overlap:
+        steps += [Step("tp", f"bwd.layer.in{i}", "backward", op="all_reduce", tag=f"bwd.layer.in{i}")
+                  for i in range(2, shape.parallel_inputs + 1)]
     if not shape.split_w:
         i = next(i for i, s in enumerate(steps) if s.what == "compute")
         s = steps[i]

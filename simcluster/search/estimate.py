@@ -184,6 +184,7 @@ class Group:
         shape = UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
                           reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
                           parallel=est.spec.model.parallel_block,
+                          parallel_inputs=est.spec.model.parallel_block_norms,
                           distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts,
                           gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
                           refetch_share=est.refetch[1],

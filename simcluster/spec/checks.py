@@ -51,6 +51,11 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
                                                    "than tensor ranks are replicated evenly)", ("model.kv_heads",)))
     if ffn % t:
         found.append(Finding("parallelism.tensor", f"tensor {t} does not divide ffn_hidden {ffn}", ("model.ffn_hidden",)))
+    if m.parallel_block_norms != 1 and not m.parallel_block:
+        found.append(Finding("model.parallel_block_norms", "needs model.parallel_block: true", ("model.parallel_block",)))
+    if m.parallel_block_norms != 1 and t > 1 and (spec.parallelism.sequence_parallel or spec.parallelism.tp_comm_overlap):
+        found.append(Finding("model.parallel_block_norms", "two LayerNorms are not modelled with sequence_parallel or "
+                             "tp_comm_overlap", ("parallelism.sequence_parallel", "parallelism.tp_comm_overlap")))
     return found
 
 

@@ -48,4 +48,7 @@ def mla_checks(spec: "WorkloadSpec") -> list["Finding"]:
         return [Finding("model.mla", "given but model.attention is not mla", ("model.attention",))]
     if m.attention == "mla" and m.parallel_block:
         return [Finding("model.parallel_block", "not modelled with attention mla", ("model.attention",))]
+    if m.attention == "mla" and m.rotary_pct < 1:
+        return [Finding("model.rotary_pct", "not modelled with attention mla (its decoupled RoPE key: model.mla)",
+                        ("model.attention",))]
     return []

@@ -63,6 +63,18 @@ class ModelSpec(BaseModel):
     parallel_block: bool = Field(default=False, description="Attention and MLP computed in parallel from one "
                                  "LayerNorm (GPT-J; PaLM §2 'Parallel Layers'): their input GEMMs fused into one and "
                                  "one tensor-parallel reduction per layer and pass instead of two.")
+    parallel_block_norms: Literal[1, 2] = Field(
+        default=1, description="LayerNorms of a parallel block: 1 (GPT-J, PaLM: one LayerNorm feeds both halves, "
+        "their input GEMMs fused) or 2 (GPT-NeoX's gpt_j_residual: input_layernorm and post_attention_layernorm both "
+        "of x, separate QKV and MLP-up GEMMs, whose inputs' gradients are all-reduced over the tensor ranks one "
+        "by one in the backward: two reductions there, one in the forward; the attention's bias add, the MLP's "
+        "bias-dropout-add onto it and the residual add as three kernels).")
+    rotary_pct: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Share of each head's query and key dimensions that rotary "
+        "embeddings rotate (GPT-NeoX's rotary_pct; GPT-NeoX-20B: 0.25). Below 1 the model code slices q and k "
+        "into rotated and pass-through parts and concatenates them back: the concatenation forward and each "
+        "slice's zero-filled full-size gradient and their sum backward are costed (docs/model.md); the rotation "
+        "itself is not.")
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")

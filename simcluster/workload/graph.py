@@ -32,6 +32,7 @@ Parameter counts live in :mod:`simcluster.costs.params` and activation memory in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from simcluster.spec.workload import ModelSpec, TrainingSpec
 from simcluster.workload.mla import mla_attention_ops
@@ -63,6 +64,8 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     kv = (2 * g * d, g)  # the K and V columns of the QKV product (replicated when g < t)
     core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q, dt * 4 * bs * q,
               "heads", attn=(b, a, s, d))
+    if m.parallel_block and m.parallel_block_norms == 2:  # GPT-NeoX's gpt_j_residual (:func:`_neox_parallel`)
+        return _neox_parallel(mem, gemm, act, core, sbh, qkv_n, up_n, h, q, f, kv)
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")
         return [
             mem("ln1", "norm", "attn", sbh, flops_per=5.0),
@@ -86,6 +89,36 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
         act("mlp"),
         gemm("fc2", "mlp", h, f, "row"),
         mem("residual2", "elementwise", "mlp", sbh, rw=3.0),
+    ]
+
+
+def _neox_parallel(mem: Callable[..., Op], gemm: Callable[..., Op], act: Callable[[str], Op], core: Op, sbh: int,
+                   qkv_n: int, up_n: int, h: int, q: int, f: int, kv: tuple[int, int]) -> list[Op]:
+    """GPT-NeoX's parallel block (``gpt_j_residual``; EleutherAI/gpt-neox ``megatron/model/transformer.py``
+    ``ParallelTransformerLayer.forward`` at commit c560814b, "20B Release", 2022-02-10, the code of
+    GPT-NeoX-20B)::
+
+        attention_output = bias_dropout_add(attention(input_layernorm(x)), bias, None)      # x·W + b
+        output = bias_dropout_add(mlp(post_attention_layernorm(x)), bias, attention_output)
+        output = x + reduce_from_model_parallel_region(output)
+
+    Two LayerNorms of the same x (2 + 2 B per element each), the QKV and MLP-up GEMMs apart (each its own
+    ``ColumnParallelLinear``, whose input gradient is all-reduced: two backward reductions, in
+    :mod:`simcluster.plan.steps`), and three elementwise kernels: the attention's bias add (read 1, write 1;
+    ``dropout`` at p = 0 returns its input, ATen ``_dropout_impl``), the MLP's bias add onto it (read 2,
+    write 1) and the residual add (read 2, write 1)."""
+    return [
+        mem("ln1", "norm", "attn", sbh, flops_per=5.0),
+        mem("ln2", "norm", "attn", sbh, flops_per=5.0),
+        gemm("qkv", "attn", qkv_n, h, "column", kv),
+        core,
+        gemm("proj", "attn", h, q, "row"),
+        mem("attn_bias", "elementwise", "attn", sbh, rw=2.0),
+        gemm("fc1", "attn", up_n, h, "column"),
+        act("attn"),
+        gemm("fc2", "attn", h, f, "row"),
+        mem("mlp_bias_add", "elementwise", "attn", sbh, rw=3.0),
+        mem("residual", "elementwise", "attn", sbh, rw=3.0),
     ]
 
 
@@ -144,6 +177,7 @@ class ModelOps:
     embedding: tuple[Op, ...]
     head: tuple[Op, ...]
     mlp: str = "gelu"  # model.mlp: which eager model code a stack runs (simcluster.costs.eager)
+    rotary_pct: float = 1.0  # model.rotary_pct: below 1, partial rotary's copies (simcluster.costs.partial_rotary)
 
     def block(self, name: str) -> tuple[Op, ...]:
         """The operators of block ``attn``, ``mlp``, ``embedding`` or ``head``."""
@@ -163,4 +197,5 @@ def model_ops(model: ModelSpec, training: TrainingSpec) -> ModelOps:
     dt = DTYPE_BYTES[training.precision]
     b = training.micro_batch
     return ModelOps(tuple(_layer(0, model, b, dt)),
-                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt) + _mtp(model, b, dt)), model.mlp)
+                    tuple(_embedding(model, b, dt)), tuple(_head(model, b, dt) + _mtp(model, b, dt)), model.mlp,
+                    model.rotary_pct)
