@@ -24,7 +24,7 @@ Sustained clock (H100, H200)
     (:data:`H100_SUSTAINED_CLOCK_RATIO`, applied by :class:`simcluster.costs.compute.ComputeModel`;
     the curves themselves, and every comparison with a microbenchmark, stay at the bursts' clock);
     memory-bound kernels keep the HBM's bandwidth (its clock is separate). The A100 and V100 are rated at
-    their boost clocks, which their measurements ran at: factor 1. The assumption's σ, |ln r|/2 = 0.039
+    their boost clocks, which their measurements ran at: factor 1. The assumption's σ, |ln r|/√12 = 0.023
     (:func:`simcluster.metrics.uncertainty.clock_sigma`), widens a run's compute interval.
 
 TPU v3 and v4 (128×128 MXUs, XLA)

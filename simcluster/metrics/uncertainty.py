@@ -224,10 +224,11 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
 
 
 def clock_sigma(clock_ratio: float) -> float:
-    """σ of a sustained-clock factor r (:attr:`simcluster.costs.devices.Calibration.clock_ratio`): half the log
-    distance between the clock assumed sustained and the one measured, |ln r| / 2 (0.039 for the H100's
-    1,830 / 1,980 MHz): a run may hold anything between them."""
-    return abs(math.log(clock_ratio)) / 2.0
+    """σ of a sustained-clock factor r (:attr:`simcluster.costs.devices.Calibration.clock_ratio`): a run may hold
+    any clock between the one assumed sustained and the one measured, a uniform spread over |ln r| in log time,
+    whose standard deviation is |ln r| / √12 (0.023 for the H100's 1,830 / 1,980 MHz; the convention of
+    :func:`link_sigma` for a quoted range)."""
+    return abs(math.log(clock_ratio)) / math.sqrt(12.0)
 
 
 def stack_sigma(framework: str) -> float:

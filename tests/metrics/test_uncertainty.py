@@ -151,12 +151,12 @@ def test_coverage_on_a_synthetic_set():
 
 
 def test_a_sustained_clock_factor_widens_the_compute_sigma():
-    """The H100's sustained clock (1,830 of the calibration's 1,980 MHz) adds |ln r| / 2 in quadrature; the A100's
-    record (r = 1) adds nothing."""
+    """The H100's sustained clock (1,830 of the calibration's 1,980 MHz) adds |ln r| / √12 in quadrature (a uniform
+    spread between the two clocks); the A100's record (r = 1) adds nothing."""
     from simcluster.costs.devices import H100_SUSTAINED_CLOCK_RATIO, device_calibration
     h100, a100 = device_calibration("h100"), device_calibration("a100-80gb")
     r = H100_SUSTAINED_CLOCK_RATIO
-    assert unc.clock_sigma(r) == pytest.approx(math.log(1980 / 1830) / 2)
+    assert unc.clock_sigma(r) == pytest.approx(math.log(1980 / 1830) / math.sqrt(12))
     kernels = max(unc.CURVE_SIGMAS.values())
     assert unc.compute_sigma("h100", calibration=h100, reference=h100) == pytest.approx(
         math.hypot(kernels, unc.clock_sigma(r)))
