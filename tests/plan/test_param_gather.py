@@ -55,3 +55,21 @@ def test_no_gather_after_the_step_and_the_same_bytes(tmp_path):
 def test_needs_zero_1_or_2(tmp_path, zero):
     with pytest.raises(SpecError, match="parallelism.overlap_param_gather: overlaps the weight all-gather"):
         make_spec(tmp_path, *ON, f"parallelism.zero_stage={zero}")
+
+
+def test_experts_gather_beside_the_forward_on_their_own_dp_stream():
+    """A mixture of experts with expert-data parallelism: the routed experts' gather starts with the iteration
+    on stream dp-edp (counted with data parallelism in the lanes), not after the optimizer step."""
+    from simcluster.reporting.shares import comm_class
+    from simcluster.spec.workload import workload_from_data
+    model = {"layers": 2, "hidden": 1024, "heads": 16, "seq_len": 1024, "vocab": 32000, "ffn_hidden": 2816,
+             "mlp": "swiglu", "moe": {"experts": 16, "top_k": 2, "expert_ffn_hidden": 704}}
+    spec = workload_from_data({"name": "moe", "model": model, "training": {"global_batch": 32},
+                               "parallelism": {"pipeline": 1, "expert": 8, "zero_stage": 1,
+                                               "overlap_param_gather": True},
+                               "cluster": {"preset": "hgx-h800", "nodes": 2}})
+    out = simulate_workload(spec)
+    experts = [t for t in out.tasks.tasks if t.name == "zero.all_gather expert params"]
+    assert experts and all(t.stream == "dp-edp" and not t.deps for t in experts)
+    assert all(out.result.start[t.id] == 0.0 for t in experts)
+    assert comm_class("dp-edp", "zero_comm", experts[0].name) == "zero"
