@@ -103,6 +103,12 @@ def workload(device: str, row: tuple[str, int, int, int, bool, int], base: dict[
     return d
 
 
+def row_error(device: str, row: tuple[str, int, int, int, bool, int], base: dict[str, Any]) -> tuple[float, float]:
+    """(predicted tokens/s, signed error against the published figure) of one table row."""
+    predicted = float(api.simulate(workload(device, row, base)).summary["tokens_per_s"])
+    return predicted, predicted / row[5] - 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="foundry_tables.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=sorted(TABLES), action="append", help="only this table (repeatable)")
@@ -113,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for device in args.device or ["h100", "a100"]:
         errors: list[float] = []
         for row in TABLES[device]:
-            predicted = api.simulate(workload(device, row, base)).summary["tokens_per_s"]
-            error = predicted / row[5] - 1
+            predicted, error = row_error(device, row, base)
             errors.append(error)
             out.append({"device": device, "model": row[0], "seq": row[1], "micro_batch": row[2],
                         "grad_accum": row[3], "checkpointing": row[4], "published": row[5],
