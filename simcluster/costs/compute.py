@@ -219,7 +219,7 @@ class ComputeModel:
         return 2.0 * fwd if backward else fwd
 
     def attention_time(self, batch: int, heads: int, seq: int, head_dim: int, *,
-                       causal: bool = True, flash: bool = True, backward: bool = False) -> float:
+                       causal: bool = True, flash: bool = True, backward: bool = False, dropout: bool = True) -> float:
         """Attention-core time: forward, or backward only when ``backward``.
 
         flash=True: one fused kernel, body efficiency from the fitted power law
@@ -228,7 +228,9 @@ class ComputeModel:
         flash=False (Megatron's unfused path, Korthikanti 2022 §4.1): batched
         GEMMs QKᵀ [s,d]·[d,s] and A·V [s,s]·[s,d] over b·a heads (backward:
         four), plus softmax and dropout over b·a·s² elements, computed in full
-        even when causal (the mask is applied, not skipped).
+        even when causal (the mask is applied, not skipped). ``dropout`` False (an attention dropout of 0,
+        ``model.attention_dropout``): no dropout kernel, as PyTorch's ``dropout`` returns its input at p = 0
+        (ATen ``_dropout_impl``); flash attention fuses its dropout either way.
         """
         b, a, s, d = batch, heads, seq, head_dim
         e = self.element_bytes
@@ -241,11 +243,15 @@ class ComputeModel:
         ba, scores = b * a, b * a * s * s
         if not backward:
             gemms = self.gemm_time(s, s, d, ba, fp8=False) + self.gemm_time(s, d, s, ba, fp8=False)
-            mem = self.memory_time(2 * e * scores, "softmax") + self.memory_time((2 * e + 1) * scores, "dropout")
+            mem = self.memory_time(2 * e * scores, "softmax")
+            if dropout:
+                mem += self.memory_time((2 * e + 1) * scores, "dropout")
             return gemms + mem
         # dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q
         gemms = self.gemm_time(s, s, d, ba, fp8=False) + 3 * self.gemm_time(s, d, s, ba, fp8=False)
-        mem = self.memory_time((2 * e + 1) * scores, "dropout") + self.memory_time(3 * e * scores, "softmax")
+        mem = self.memory_time(3 * e * scores, "softmax")
+        if dropout:
+            mem += self.memory_time((2 * e + 1) * scores, "dropout")
         return gemms + mem
 
     def __repr__(self) -> str:

@@ -166,7 +166,9 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     replicated = norm_in * 2 * v + gemm_ins * gemm_in + 2
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     keep_scores = recompute == "none" and not training.flash_attention
-    scores = (4 * v + 1) * model.heads * s / model.hidden if keep_scores else 0.0
+    # softmax output 2v, and with an attention dropout its output 2v and mask 1 (Korthikanti 2022 §4.1: 5as/h)
+    per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v
+    scores = per_score * model.heads * s / model.hidden if keep_scores else 0.0
     if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
         rest = 4 * v + gemm_in + 2
         per = (rest + mlp * v) / t if sp else rest + mlp * v / t

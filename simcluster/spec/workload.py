@@ -69,6 +69,10 @@ class ModelSpec(BaseModel):
         "of x, separate QKV and MLP-up GEMMs, whose inputs' gradients are all-reduced over the tensor ranks one "
         "by one in the backward: two reductions there, one in the forward; the attention's bias add, the MLP's "
         "bias-dropout-add onto it and the residual add as three kernels).")
+    attention_dropout: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="Dropout probability on the attention probabilities (Megatron-LM's "
+        "--attention-dropout, 0.1 by default). At 0 PyTorch's dropout returns its input: the unfused attention runs "
+        "no dropout kernel and keeps no mask or dropout output (flash attention fuses its dropout either way).")
     rotary_pct: float = Field(
         default=1.0, gt=0.0, le=1.0, description="Share of each head's query and key dimensions that rotary "
         "embeddings rotate (GPT-NeoX's rotary_pct; GPT-NeoX-20B: 0.25). Below 1 the model code slices q and k "

@@ -140,3 +140,31 @@ def test_kernel_overhead_is_configurable():
     assert ComputeModel(H100, kernel_overhead_s=5e-6).kernel_time(0.0) == pytest.approx(5e-6)
     with pytest.raises(ValueError):
         ComputeModel(H100, kernel_overhead_s=-1.0)
+
+
+def test_unfused_attention_without_dropout_runs_no_dropout_kernel(h100):
+    """model.attention_dropout 0: PyTorch's dropout returns its input at p = 0 (ATen _dropout_impl), so the unfused
+    path loses exactly its dropout pass over the b·a·s² scores, (2e + 1) bytes each way; flash is unchanged."""
+    b, a, s, d = 4, 32, 2048, 96
+    e, scores = 2, b * a * s * s
+    for backward in (False, True):
+        with_d = h100.attention_time(b, a, s, d, flash=False, backward=backward)
+        without = h100.attention_time(b, a, s, d, flash=False, backward=backward, dropout=False)
+        assert with_d - without == pytest.approx(h100.memory_time((2 * e + 1) * scores, "dropout"))
+        assert h100.attention_time(b, a, s, d, backward=backward, dropout=False) == \
+            h100.attention_time(b, a, s, d, backward=backward)
+
+
+def test_attention_dropout_zero_keeps_only_the_softmax_output(tmp_path):
+    """Without recompute and flash, each score stores the softmax output (2 B), and with a dropout also its output
+    (2 B) and mask (1 B): Korthikanti et al. 2022's 5as/h becomes 2as/h at p = 0."""
+    from helpers_spec import make_spec
+    from simcluster.costs.memory import activation_bytes_per_layer
+    base = ("training.flash_attention=false", "training.precision=bf16")
+    on = make_spec(tmp_path, *base)
+    off = make_spec(tmp_path, *base, "model.attention_dropout=0")
+    m = on.model
+    sbh = m.seq_len * on.training.micro_batch * m.hidden
+    diff = activation_bytes_per_layer(on.model, on.training, on.parallelism) - \
+        activation_bytes_per_layer(off.model, off.training, off.parallelism)
+    assert diff == pytest.approx(3 * m.heads * m.seq_len / m.hidden * sbh)
