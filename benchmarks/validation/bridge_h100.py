@@ -164,7 +164,9 @@ def workload(row: Row) -> dict[str, Any]:
     p["overlap_param_gather"] = recipe.overlap_param_gather and not recipe.fsdp
     p["tp_comm_overlap"] = recipe.tp_comm_overlap and row.tp > 1
     t = d["training"]
-    t.update(global_batch=row.gbs, micro_batch=row.mbs, precision="fp8", recompute="none", framework="megatron")
+    # fp8_weight_cache: Megatron-Core's TE layers pass is_first_microbatch (transformer_engine.py, core_r0.10.0)
+    t.update(global_batch=row.gbs, micro_batch=row.mbs, precision="fp8", recompute="none", framework="megatron",
+             fp8_weight_cache=True)
     t["cross_entropy"] = "megatron_fused" if recipe.cross_entropy_loss_fusion else "auto"
     d["model"]["seq_len"] = row.seq
     d["cluster"]["nodes"] = row.gpus // 8

@@ -55,8 +55,10 @@ FP8 (``precision="fp8"``, Transformer Engine's and DeepSeek-V3 §3.3's recipe)
 
         t_gemm,fp8(m, n, k) = floor(body_fp8) + t_mem((2 + 1 + 4/128)·m·k) + t_mem((2 + 1 + 4/128)·k·n)
 
-    Weights are re-quantized in every GEMM (an upper bound where a stack caches the FP8 weights
-    across microbatches, as Transformer Engine's ``is_first_microbatch`` does). Attention,
+    Weights are re-quantized in every GEMM, unless ``training.fp8_weight_cache``: Transformer Engine casts a
+    weight once per step and reuses it while ``is_first_microbatch`` is False (Megatron-Core's TE wrappers,
+    megatron/core/extensions/transformer_engine.py at core_r0.10.0, set it True on the first microbatch
+    only), so the forward's and the data gradient's weight quantize count 1/m of a microbatch's. Attention,
     norms, activations and everything else stay bf16 (2-byte values, the 16-bit peak).
     A device without FP8 tensor cores raises ``ValueError``.
 """
@@ -156,20 +158,23 @@ class ComputeModel:
             return 0.0
         return self.memory_time(QUANTIZE_BYTES_PER_ELEMENT * elements, "elementwise")
 
-    def gemm_time(self, m: int, n: int, k: int, batch: int = 1, *, fp8: bool | None = None) -> float:
+    def gemm_time(self, m: int, n: int, k: int, batch: int = 1, *, fp8: bool | None = None,
+                  weight_share: float = 1.0) -> float:
         """Time of Y[m,n] = X[m,k]·W[k,n] (``batch`` independent products in one kernel).
 
         FLOPs 2·batch·m·n·k; body efficiency e(batch·m, n, k) from
         :func:`efficiency.gemm_body_efficiency` (a batched product fills the
         GPU like one with batch·m rows); bandwidth term at the copy fraction.
         At fp8 (unless ``fp8=False``: attention's products stay bf16) the body runs at the FP8
-        peak and ceiling and both operands are quantized first (module docstring).
+        peak and ceiling and both operands are quantized first (module docstring); ``weight_share`` scales the
+        second operand's (W's) quantize, the share of microbatches that cast the weight (1: every one; 1/m
+        under Transformer Engine's ``is_first_microbatch`` cache, ``training.fp8_weight_cache``).
         """
         if min(m, n, k, batch) <= 0:
             return 0.0
         if self.fp8 and fp8 is not False:
             return (self.kernel_time(self.gemm_body_time(batch * m, n, k))
-                    + self.quantize_time(batch * m * k) + self.quantize_time(batch * k * n))
+                    + self.quantize_time(batch * m * k) + weight_share * self.quantize_time(batch * k * n))
         body = self.roofline_time(
             2.0 * batch * m * n * k,
             float(batch * (m * k + k * n + m * n) * self.element_bytes),  # 16-bit operands here

@@ -233,6 +233,7 @@ class Stack:
     fsdp_root: bool = False  # FSDP's root unit (embedding, final norm, output) gathered and reduced once (plan.fsdp_root)
     selective_saves: tuple[str, ...] = ()  # selective == "saves": the layer outputs kept (training.recompute_saves)
     optimizer_states: str = "fp32"  # bf16: bf16 Adam states, no master copy, bf16 reduction (costs.optimizer_states)
+    fp8_weight_share: float = 1.0  # FP8: share of microbatches that quantize each weight (1/m: TE's is_first_microbatch)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -314,7 +315,8 @@ def autocast_accumulation_bytes(microbatches: int) -> float:
 def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None, accumulation_fusion: bool = True,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
               train_metrics: int = 0, fsdp_param_dtype: str = "bf16",
-              recompute_saves: Sequence[str] | None = None, optimizer_dtype: str = "fp32") -> Stack:
+              recompute_saves: Sequence[str] | None = None, optimizer_dtype: str = "fp32",
+              fp8_weight_cache: bool = False) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -340,6 +342,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     bf16 gradient reduction (:mod:`simcluster.costs.optimizer_states`).
     """
     stack = FRAMEWORKS.get(name)
+    if fp8_weight_cache and microbatches > 1:  # training.fp8_weight_cache: one weight cast per step (TE)
+        stack = replace(stack, fp8_weight_share=1.0 / microbatches)
     if optimizer_dtype == "bf16":  # training.optimizer_dtype: NeMo's bf16 distributed Adam (costs.optimizer_states)
         stack = replace(stack, optimizer_states="bf16")
     if recompute_saves is not None:  # training.recompute_saves: a name-based checkpoint policy

@@ -97,9 +97,11 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     """Seconds one rank spends on ``op`` (forward, or backward when ``backward``) under ``stack``."""
     if op.kind == "gemm" and op.gemm is not None:
         M, N, K = rank_gemm(op, t, c)
+        w = stack.fp8_weight_share  # FP8: the weight's quantize, once per step under TE's cache
         if not backward:
-            return cm.gemm_time(M, N, K) + (cm.memory_time(CAST_FWD_BYTES * N * K, "copy") if stack.autocast else 0.0)
-        return cm.gemm_time(M, K, N) + cm.gemm_time(N, K, M) + _accumulate_time(cm, N * K, stack)
+            return cm.gemm_time(M, N, K, weight_share=w) + (cm.memory_time(CAST_FWD_BYTES * N * K, "copy")
+                                                            if stack.autocast else 0.0)
+        return cm.gemm_time(M, K, N, weight_share=w) + cm.gemm_time(N, K, M) + _accumulate_time(cm, N * K, stack)
     if op.kind == "attention" and op.attn is not None:
         b, a, s, d = op.attn
         heads = max(1, a // t)

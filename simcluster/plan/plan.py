@@ -292,7 +292,7 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
                      tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype,
-                     tr.recompute_saves, tr.optimizer_dtype)
+                     tr.recompute_saves, tr.optimizer_dtype, tr.fp8_weight_cache)
 
 
 def weight_bytes(precision: str, stack: Stack) -> tuple[int, int]:

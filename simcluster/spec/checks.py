@@ -226,6 +226,9 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
             return [Finding("training.attention_kernel", f"fa3 (FlashAttention-3, cuDNN fused attention) needs "
                                                          f"Hopper ({', '.join(HOPPER_DEVICES)}); {', '.join(lacking)} "
                                                          "is not: use fa2 or auto", ("cluster.device",))]
+    if getattr(spec.training, "fp8_weight_cache", False) and spec.training.precision != "fp8":
+        return [Finding("training.fp8_weight_cache", "caches FP8 weights: it needs precision fp8",
+                        ("training.precision",))]
     if getattr(spec.training, "optimizer_dtype", "fp32") == "bf16" and (
             fw != "megatron" or spec.training.precision != "bf16" or p.zero_stage < 1):
         return [Finding("training.optimizer_dtype", "bf16 describes NeMo's distributed Adam in bf16: it needs framework "

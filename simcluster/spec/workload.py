@@ -149,6 +149,11 @@ class TrainingSpec(BaseModel):
         "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "
         "metric); llm-foundry's MPT trains with 2 (LanguageCrossEntropy, LanguagePerplexity; use_train_metrics "
         "defaults to true). 0: none.")
+    fp8_weight_cache: bool = Field(
+        default=False, description="With precision fp8, each weight is quantized once per step and its FP8 copy "
+        "reused by the later microbatches (Transformer Engine's is_first_microbatch, which Megatron-Core's TE "
+        "layers pass); false: every FP8 GEMM quantizes its weight (DeepSeek-V3's 128x128 blocks as the "
+        "simulator counts them).")
     optimizer_dtype: Literal["fp32", "bf16"] = Field(
         default="fp32", description="The optimizer states' dtype: bf16 keeps Adam's m and v (SGD's momentum) in bf16 "
         "with no fp32 master copy, the bf16 weights updated in place, and reduces gradients in bf16 (NeMo's "

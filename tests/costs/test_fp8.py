@@ -69,3 +69,29 @@ def test_fp8_optimizer_states_are_deepseek_v3s():
     # DeepSeek-V3 §3.3.4: fp32 master weights (4), BF16 Adam moments (2 + 2)
     assert state_bytes_per_param("fp8", "adam") == (2, 2, 8)
     assert state_bytes_per_param("bf16", "adam") == (2, 2, 12)
+
+
+def test_cached_fp8_weights_are_quantized_once_per_step(tmp_path):
+    """training.fp8_weight_cache (Transformer Engine's is_first_microbatch, passed by Megatron-Core's TE layers):
+    each linear's weight quantize counts 1/m of a microbatch's in the forward and the data gradient; the
+    activations' quantizes and the weight gradient are unchanged."""
+    from helpers_spec import make_spec
+    from simcluster.plan import build_plan
+    from simcluster.plan.costing import op_time, wgrad_time, rank_gemm
+    from simcluster.errors import SpecError
+    base = ("cluster.preset=dgx-h100", "training.precision=fp8", "parallelism.data=8", "training.global_batch=64")
+    off, on = build_plan(make_spec(tmp_path, *base)), build_plan(make_spec(tmp_path, *base, "training.fp8_weight_cache=true"))
+    m = on.spec.num_microbatches
+    assert m == 8 and on.stack.fp8_weight_share == pytest.approx(1 / 8) and off.stack.fp8_weight_share == 1.0
+    from simcluster.workload.graph import model_ops
+    op = next(o for o in model_ops(on.spec.model, on.spec.training).layer if o.kind == "gemm")
+    M, N, K = rank_gemm(op, 1, 1)
+    cm = on.cm
+    saved = (1 - 1 / m) * cm.quantize_time(N * K)
+    for backward, casts in ((False, 1), (True, 1)):
+        a = op_time(op, cm, 1, 1, False, True, backward, off.stack)
+        b = op_time(op, cm, 1, 1, False, True, backward, on.stack)
+        assert a - b == pytest.approx(casts * saved)
+    assert wgrad_time(op, cm, 1, 1) == wgrad_time(op, off.cm, 1, 1)
+    with pytest.raises(SpecError, match="training.fp8_weight_cache: caches FP8 weights"):
+        make_spec(tmp_path, "training.fp8_weight_cache=true")
