@@ -332,14 +332,15 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
     w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
     gathered = w_b  # bytes of a weight ZeRO-3 gathers
     cast = 0
-    if _stack(training, parallelism).optimizer_states == "bf16":  # bf16 states, no master (costs.optimizer_states)
+    stack = _stack(training, parallelism)
+    if stack.optimizer_states == "bf16":  # bf16 states, no master (costs.optimizer_states)
         w_b, g_b, o_b = BF16_STATE_BYTES[training.optimizer]
         return w_b, g_b, o_b, 0, w_b
-    if fsdp_fp32(training, parallelism):
+    if stack.fsdp_fp32_params and training.precision != "fp32":  # fsdp_fp32()
         # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
         # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)
         return 4, 4, o_b - 4, 2, 4
-    if _stack(training, parallelism).autocast and training.precision != "fp32":
+    if stack.autocast and training.precision != "fp32":
         # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
         w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
     elif fsdp2(training, parallelism) and training.precision != "fp32":

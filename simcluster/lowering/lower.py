@@ -231,8 +231,9 @@ class Lowerer:
         computed: list[dict[int, int]] = []  # this unit's layer blocks, for ZeRO-3's prefetch
         params: dict[int, int] | None = None  # the current layer's ZeRO-3 gather
         prep: dict[int, int] | None = None  # DeepSpeed's host work before the next ZeRO-3 collective
-        ring: dict[int, int] | None = None  # the context ring beside the next compute
-        beside: list[dict[int, int]] = []  # userbuffers' tensor collectives beside the next compute
+        # collectives beside the next compute, which the chain's next task waits for: the context ring (first) and
+        # userbuffers' tensor collectives (simcluster.plan.tp_overlap)
+        beside: list[dict[int, int]] = []
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
         for key, step in plan.unit_steps(kind, k, mb):
@@ -245,11 +246,8 @@ class Lowerer:
                                  after=params if step.waits_params else None)
                 if step.name == "zero.prep":  # the collective it prepares is issued after it
                     prep = ids
-                if ring:
-                    ch.join(ring)
-                    ring = None
-                for ids in beside:
-                    ch.join(ids)
+                for side in beside:
+                    ch.join(side)
                 beside = []
                 if step.block:
                     computed.append(ids)
@@ -276,9 +274,10 @@ class Lowerer:
                 elif groups["ep"]:
                     ch.collective(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer)
             elif step.what == "ring":
-                if groups["cp"]:
-                    ring = ch.side(groups["cp"], step.op, plan.kv_bytes, f"cp.{step.op} L{layer}", "cp", "cp_comm",
-                                   layer, after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None)
+                if groups["cp"]:  # joined first, as before userbuffers' collectives
+                    beside.insert(0, ch.side(groups["cp"], step.op, plan.kv_bytes, f"cp.{step.op} L{layer}", "cp",
+                                             "cp_comm", layer,
+                                             after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
             elif step.what == "gather":
                 if step.prefetch:  # issued a block ahead of need
                     after = computed[-2] if len(computed) >= 2 else None

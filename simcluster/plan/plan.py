@@ -170,16 +170,15 @@ class Plan:
             out.append((-1, recv_gather_step(kind)))  # the received activation (gradient), gathered first
         if kind == "F":
             gather = self.param_overlap and mb == 0  # the weights' all-gather beside the first forward
+
+            def forward(key: int, steps: tuple[Step, ...], params: float = 0.0) -> list[tuple[int, Step]]:
+                return [(key, s) for s in (gather_weights(list(steps), params) if gather else steps)]
             if emb:
-                steps = list(embedding_steps("F", b, shape))
-                out += [(EMBEDDING_GRADS, s) for s in (gather_weights(steps, self.params.embedding) if gather
-                                                       else steps)]
+                out += forward(EMBEDDING_GRADS, embedding_steps("F", b, shape), self.params.embedding)
             for layer in self.chunks[k]:
-                steps = list(self.layer_unit_steps("F", layer, mb))
-                out += [(layer, s) for s in (gather_weights(steps) if gather else steps)]
+                out += forward(layer, self.layer_unit_steps("F", layer, mb))
             if head:
-                steps = list(head_steps("F", b, shape))
-                out += [(HEAD_GRADS, s) for s in (gather_weights(steps, self.params.head) if gather else steps)]
+                out += forward(HEAD_GRADS, head_steps("F", b, shape), self.params.head)
         elif kind == "B":
             if head:
                 out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
