@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -105,8 +106,46 @@ def workload(device: str, row: tuple[str, int, int, int, bool, int], base: dict[
 
 def row_error(device: str, row: tuple[str, int, int, int, bool, int], base: dict[str, Any]) -> tuple[float, float]:
     """(predicted tokens/s, signed error against the published figure) of one table row."""
-    predicted = float(api.simulate(workload(device, row, base)).summary["tokens_per_s"])
+    predicted, _, _ = row_prediction(device, row, base)
     return predicted, predicted / row[5] - 1
+
+
+def row_prediction(device: str, row: tuple[str, int, int, int, bool, int],
+                   base: dict[str, Any]) -> tuple[float, list[float], float]:
+    """(predicted tokens/s, its 80 % interval, σ of ln T without the stack term) of one table row: the
+    summary's ``iteration_time_sigma`` with the ``stack_sigma`` it holds taken out in quadrature."""
+    result = api.simulate(workload(device, row, base))
+    s, u = result.summary, result.details["uncertainty"]
+    rest = math.sqrt(max(float(u["iteration_time_sigma"]) ** 2 - float(u["stack_sigma"]) ** 2, 0.0))
+    return float(s["tokens_per_s"]), [float(x) for x in s["tokens_per_s_interval"]], rest
+
+
+def corpus_rows() -> set[tuple[str, str, int, int]]:
+    """(device, model, sequence, micro batch) of the table rows the corpus holds (8-GPU ``foundry-mpt-*`` rows on
+    H100 or A100 80GB): the held-out figures below leave them out."""
+    from simcluster.spec import load_workload
+    from simcluster.validation import corpus
+
+    sizes = {(h, a): name for name, (_, h, a) in MODELS.items()}
+    out: set[tuple[str, str, int, int]] = set()
+    for group in corpus.load_corpus():
+        for r in group.rows:
+            if not r.key.startswith("foundry-mpt-") or r.device not in ("h100", "a100-80gb"):
+                continue
+            spec = load_workload(r.path)
+            if spec.num_gpus == GPUS:
+                out.add(("h100" if r.device == "h100" else "a100", sizes[(spec.model.hidden, spec.model.heads)],
+                         spec.model.seq_len, spec.training.micro_batch))
+    return out
+
+
+def implied_stack_sigma(log_errors: list[float], other_sigmas: list[float]) -> float:
+    """The software stack's σ the rows imply (method of moments): if ln(predicted / published) =
+    Σ_i w_i σ_i ε_i + σ_stack ε_stack with independent standard normal ε, its mean square over the rows is
+    mean(σ_rest²) + σ_stack², so σ_stack = √max(mean(r²) − mean(σ_rest²), 0). The mean square keeps the rows'
+    common bias in (a bias the intervals do not know of is error all the same)."""
+    ms = statistics.fmean(r * r for r in log_errors)
+    return math.sqrt(max(ms - statistics.fmean(s * s for s in other_sigmas), 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,21 +154,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     base = yaml.safe_load(BASE.read_text())
+    shared = corpus_rows()
     out: list[dict[str, Any]] = []
+    held_logs: list[float] = []
+    held_sigmas: list[float] = []
     for device in args.device or ["h100", "a100"]:
         errors: list[float] = []
+        inside = held = 0
         for row in TABLES[device]:
-            predicted, error = row_error(device, row, base)
+            predicted, bounds, rest = row_prediction(device, row, base)
+            error = predicted / row[5] - 1
             errors.append(error)
+            in_corpus = (device, row[0], row[1], row[2]) in shared
+            if not in_corpus:
+                held += 1
+                inside += bounds[0] <= row[5] <= bounds[1]
+                held_logs.append(math.log(predicted / row[5]))
+                held_sigmas.append(rest)
             out.append({"device": device, "model": row[0], "seq": row[1], "micro_batch": row[2],
                         "grad_accum": row[3], "checkpointing": row[4], "published": row[5],
-                        "predicted": predicted, "error": error})
+                        "predicted": predicted, "interval": bounds, "error": error, "in_corpus": in_corpus})
             print(f"{device} {row[0]:>5s} seq {row[1]:6d} mb {row[2]:3d} ga {row[3]:2d} "
                   f"{'AC' if row[4] else '  '}  published {row[5]:9,d}  predicted {predicted:11,.0f}  "
-                  f"{error:+7.1%}", flush=True)
+                  f"{error:+7.1%}{'  (corpus row)' if in_corpus else ''}", flush=True)
         within = sum(abs(e) <= 0.10 for e in errors)
         print(f"{device}: {len(errors)} rows, MAPE {statistics.fmean(abs(e) for e in errors):.2%}, "
-              f"median {statistics.median(errors):+.1%}, within ±10 % {within} of {len(errors)}\n", flush=True)
+              f"median {statistics.median(errors):+.1%}, within ±10 % {within} of {len(errors)}; "
+              f"80 % intervals holding the published figure: {inside} of the {held} rows outside the corpus\n",
+              flush=True)
+    if held_logs:
+        print(f"software stack σ these {len(held_logs)} held-out rows imply (pytorch, method of moments): "
+              f"{implied_stack_sigma(held_logs, held_sigmas):.4f}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
