@@ -24,8 +24,9 @@ megatron), ``overlap_param_gather``, ``tp_comm_overlap`` (70B, 405B), ``cross_en
 ``account_for_{embedding,loss}_in_pipeline_split`` (``parallelism.stage_layers``). Not expressible and
 therefore printed as a caveat on every simulated row: the recipes' ``fp8_param_gather = True`` (FP8
 weights, FP8 parameter all-gather); the simulator keeps bf16 weights, quantizes them in every FP8 GEMM
-and all-gathers them in bf16 (an upper bound on that cost), and it scales FP8 operands per 1x128 tile,
-where the recipes' FP8-CS is Transformer Engine's per-tensor current scaling. Rows whose recipe needs a
+and all-gathers them in bf16 (an upper bound on that cost). The table's FP8-CS is Transformer Engine's
+per-tensor current scaling (``training.fp8_recipe: current``: an amax pass before each cast, cuBLASLt's FP8
+GEMMs). Rows whose recipe needs a
 setting the simulator lacks are printed as skipped with the reason.
 """
 
@@ -141,7 +142,7 @@ def caveats(row: Row) -> list[str]:
     """Recipe settings of a simulated row that the simulator cannot carry (module docstring)."""
     recipe = RECIPES[(row.release, row.model)]
     out = ["fp8_param_gather (bf16 weights simulated)"] if recipe.fp8_param_gather else []
-    return out + ["FP8 per-tensor current scaling (1x128 tiles simulated)"]
+    return out
 
 
 def workload(row: Row) -> dict[str, Any]:
@@ -165,8 +166,9 @@ def workload(row: Row) -> dict[str, Any]:
     p["tp_comm_overlap"] = recipe.tp_comm_overlap and row.tp > 1
     t = d["training"]
     # fp8_weight_cache: Megatron-Core's TE layers pass is_first_microbatch (transformer_engine.py, core_r0.10.0)
+    # fp8_recipe current: the table's FP8-CS, Transformer Engine's per-tensor current scaling
     t.update(global_batch=row.gbs, micro_batch=row.mbs, precision="fp8", recompute="none", framework="megatron",
-             fp8_weight_cache=True)
+             fp8_weight_cache=True, fp8_recipe="current")
     t["cross_entropy"] = "megatron_fused" if recipe.cross_entropy_loss_fusion else "auto"
     d["model"]["seq_len"] = row.seq
     d["cluster"]["nodes"] = row.gpus // 8

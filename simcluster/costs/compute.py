@@ -44,16 +44,30 @@ Precision
     ``device.peak_flops_fp32`` and 4-byte elements with the same efficiency
     curves (untested assumption: no fp32 measurements exist).
 
-FP8 (``precision="fp8"``, Transformer Engine's and DeepSeek-V3 §3.3's recipe)
+FP8 (``precision="fp8"``, Transformer Engine's recipes and DeepSeek-V3 §3.3's; ``training.fp8_recipe``)
     Only the GEMMs run in FP8: at the device's dense FP8 peak
     (:data:`simcluster.catalogue.FP8_PEAK_FLOPS`, 1,979 TFLOP/s on H100/H200/H800) with the
-    BF16 curve's shape and its ceiling scaled by the measured FP8/BF16 ratio r_fp8 = 0.96
-    (:func:`simcluster.costs.devices.fp8_gemm_curve`); operands are 1 byte, the output bf16.
-    Each FP8 GEMM first quantizes both operands: one memory-bound kernel per operand that reads
-    the bf16 tensor and writes FP8 values and one fp32 scale per 128 elements (DeepSeek-V3
-    §3.3.2: 1×128 activation tiles; its 128×128 weight blocks need fewer scales, counted alike):
+    BF16 curve's shape and its ceiling scaled by the measured FP8/BF16 ratio r_fp8
+    (:func:`simcluster.costs.devices.fp8_gemm_curve`: 0.884 for cuBLASLt's per-tensor-scaled GEMMs, 0.96 for
+    DeepSeek-V3's block-scaled ones); operands are 1 byte, the output bf16. Each FP8 GEMM first quantizes both
+    operands, memory-bound kernels whose bytes per element depend on the recipe (Transformer Engine v2.5,
+    ``transformer_engine/pytorch/csrc/extensions/cast.cpp`` ``quantize_impl``):
 
-        t_gemm,fp8(m, n, k) = floor(body_fp8) + t_mem((2 + 1 + 4/128)·m·k) + t_mem((2 + 1 + 4/128)·k·n)
+    - ``delayed`` (TE's default ``DelayedScaling``): one cast with the scale of past steps' amax history, the
+      amax updated inside the same kernel: read bf16, write FP8 once per layout it is needed in;
+    - ``current`` (``Float8CurrentScaling``, NeMo's "FP8-CS"): ``nvte_compute_amax`` reads the tensor first
+      (2 B), ``nvte_compute_scale_from_amax`` (one tiny kernel), then the cast: three kernels;
+    - ``blockwise`` (DeepSeek-V3 §3.3.2: 1×128 activation tiles; its 128×128 weight blocks need fewer scales,
+      counted alike): one kernel writing one fp32 scale per 128 elements, 2 + 1 + 4/128 B, before every
+      GEMM for both of its operands:
+
+        t_gemm,fp8(m, n, k) = floor(body_fp8) + t_quant(m·k) + t_quant(k·n)
+
+    Under the per-tensor recipes a tensor is quantized once for all its GEMMs: Hopper's FP8 GEMMs take
+    only the "TN" layout, so TE's cast writes the row-wise copy and, where the backward needs it, the
+    column-wise (transposed) one in the same kernel (``cast_transpose``; a Linear's input quantizer has both
+    usages in training): X before the forward GEMM and dY before the data gradient, 2 + 1 + 1 B each, and
+    the weight gradient's GEMM quantizes nothing (:func:`simcluster.plan.costing.op_time`).
 
     Weights are re-quantized in every GEMM, unless ``training.fp8_weight_cache``: Transformer Engine casts a
     weight once per step and reuses it while ``is_first_microbatch`` is False (Megatron-Core's TE wrappers,
@@ -75,6 +89,8 @@ from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
 #: Bytes an FP8 quantize kernel moves per element: read bf16 (2), write FP8 (1) and one fp32 scale
 #: per 128 elements (DeepSeek-V3 §3.3.2, 1×128 tiles).
 QUANTIZE_BYTES_PER_ELEMENT: float = 2 + FP8_OPERAND_BYTES + 4 / 128
+#: Bytes per element of current scaling's amax pass (``nvte_compute_amax`` reads the bf16 tensor).
+AMAX_BYTES_PER_ELEMENT: float = 2
 
 
 # Unfused attention (Korthikanti et al. 2022 §4.1): bytes per score element.
@@ -89,7 +105,7 @@ class ComputeModel:
     """Kernel times on ``device`` at ``precision`` ("bf16", "fp16", "fp32" or "fp8"), SI units."""
 
     def __init__(self, device: Device, precision: str = "bf16", *, kernel_overhead_s: float | None = None,
-                 attention_kernel: str | None = None, sustained: bool = True):
+                 attention_kernel: str | None = None, sustained: bool = True, fp8_recipe: str = "delayed"):
         if precision not in DTYPE_BYTES:
             raise ValueError(f"unknown precision {precision!r}; known: {', '.join(DTYPE_BYTES)}")
         self.device = device
@@ -104,6 +120,8 @@ class ComputeModel:
         if self.kernel_overhead_s < 0:
             raise ValueError("kernel_overhead_s must be >= 0")
         self.fp8: bool = precision == "fp8"
+        #: ``training.fp8_recipe`` (module docstring): how FP8 operands are scaled, which GEMMs consume them.
+        self.fp8_recipe: str = fp8_recipe
         #: The GEMMs' peak and efficiency ceiling (the FP8 ones at fp8, else the precision's).
         self.gemm_peak_flops: float = self.peak_flops
         #: Sustained over measured clock (:attr:`Calibration.clock_ratio`): a training run's compute-bound kernels
@@ -112,7 +130,7 @@ class ComputeModel:
         self.clock_ratio: float = self.calibration.clock_ratio if sustained else 1.0
         self.gemm_eff_max: float = self.calibration.gemm_eff_max * self.clock_ratio
         if self.fp8:
-            curve = fp8_gemm_curve(device.name)
+            curve = fp8_gemm_curve(device.name, fp8_recipe)
             if curve is None:
                 raise ValueError(f"device {device.name} has no FP8 tensor cores (fp8 needs one of "
                                  f"{', '.join(sorted(FP8_PEAK_FLOPS))})")
@@ -151,15 +169,27 @@ class ComputeModel:
         return max(2.0 * m * n * k / (self.gemm_peak_flops * e),
                    self.gemm_bytes(m, n, k) / (self.memory_bandwidth * self.calibration.bandwidth_fraction("copy")))
 
-    def quantize_time(self, elements: float) -> float:
-        """One FP8 quantize kernel over ``elements`` bf16 values (0 unless fp8): amax, scale, cast,
-        QUANTIZE_BYTES_PER_ELEMENT bytes each, at the elementwise bandwidth fraction."""
+    @property
+    def fp8_per_tensor(self) -> bool:
+        """Whether FP8 runs a per-tensor recipe (delayed, current): TE's one cast per tensor for all its GEMMs."""
+        return self.fp8 and self.fp8_recipe != "blockwise"
+
+    def quantize_time(self, elements: float, layouts: int = 1) -> float:
+        """Quantizing ``elements`` bf16 values to FP8 (0 unless fp8), at the elementwise bandwidth fraction, by
+        the recipe (module docstring): delayed one cast kernel reading 2 B and writing 1 B per ``layouts``
+        (row-wise, and column-wise for the backward); current an amax pass (2 B), the scale kernel and that
+        cast; blockwise one kernel with its tile scales (QUANTIZE_BYTES_PER_ELEMENT, ``layouts`` ignored)."""
         if not self.fp8 or elements <= 0:
             return 0.0
-        return self.memory_time(QUANTIZE_BYTES_PER_ELEMENT * elements, "elementwise")
+        if self.fp8_recipe == "blockwise":
+            return self.memory_time(QUANTIZE_BYTES_PER_ELEMENT * elements, "elementwise")
+        cast = self.memory_time((2 + FP8_OPERAND_BYTES * layouts) * elements, "elementwise")
+        if self.fp8_recipe == "current":
+            return self.memory_time(AMAX_BYTES_PER_ELEMENT * elements, "elementwise") + self.kernel_time(0.0) + cast
+        return cast
 
     def gemm_time(self, m: int, n: int, k: int, batch: int = 1, *, fp8: bool | None = None,
-                  weight_share: float = 1.0) -> float:
+                  weight_share: float = 1.0, quantize: bool = True) -> float:
         """Time of Y[m,n] = X[m,k]·W[k,n] (``batch`` independent products in one kernel).
 
         FLOPs 2·batch·m·n·k; body efficiency e(batch·m, n, k) from
@@ -168,13 +198,17 @@ class ComputeModel:
         At fp8 (unless ``fp8=False``: attention's products stay bf16) the body runs at the FP8
         peak and ceiling and both operands are quantized first (module docstring); ``weight_share`` scales the
         second operand's (W's) quantize, the share of microbatches that cast the weight (1: every one; 1/m
-        under Transformer Engine's ``is_first_microbatch`` cache, ``training.fp8_weight_cache``).
+        under Transformer Engine's ``is_first_microbatch`` cache, ``training.fp8_weight_cache``);
+        ``quantize=False``: the operands arrive quantized (the per-tensor recipes' one cast per tensor, which
+        the caller charges with :meth:`quantize_time`).
         """
         if min(m, n, k, batch) <= 0:
             return 0.0
         if self.fp8 and fp8 is not False:
-            return (self.kernel_time(self.gemm_body_time(batch * m, n, k))
-                    + self.quantize_time(batch * m * k) + weight_share * self.quantize_time(batch * k * n))
+            body = self.kernel_time(self.gemm_body_time(batch * m, n, k))
+            if not quantize:
+                return body
+            return body + self.quantize_time(batch * m * k) + weight_share * self.quantize_time(batch * k * n)
         body = self.roofline_time(
             2.0 * batch * m * n * k,
             float(batch * (m * k + k * n + m * n) * self.element_bytes),  # 16-bit operands here

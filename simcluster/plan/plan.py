@@ -333,7 +333,8 @@ def compute_model(spec: WorkloadSpec, device: Device) -> ComputeModel:
     """The compute model lowering and the screen use: a training loop's kernel gaps."""
     tr = spec.training
     kernel = attention_kernel(tr.attention_kernel, framework(tr.framework), device.name)
-    return ComputeModel(device, tr.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S, attention_kernel=kernel)
+    return ComputeModel(device, tr.precision, kernel_overhead_s=TRAINING_LOOP_KERNEL_GAP_S, attention_kernel=kernel,
+                        fp8_recipe=tr.fp8_recipe)
 
 
 def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeModel | None = None,

@@ -146,7 +146,8 @@ class MemoryModel:
         if hit is None:
             spec = layout_spec(self.spec, t=t, c=c, d=d, mb=mb, sp=sp, e=e, et=et, schedule=schedule, p=p, v=v,
                                rc=rc, zero=zero)
-            mp = build_moe_plan(spec, ComputeModel(spec.cluster.device, spec.training.precision))
+            mp = build_moe_plan(spec, ComputeModel(spec.cluster.device, spec.training.precision,
+                                                   fp8_recipe=spec.training.fp8_recipe))
             chunks = model_chunks(self.model, p, v)
             hit = max(moe_stage_memory(mp, [i for k in range(v) for i in chunks[k * p + s]], has_embedding=s == 0,
                                        has_logits=s == p - 1,

@@ -229,6 +229,8 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fp8_weight_cache", False) and spec.training.precision != "fp8":
         return [Finding("training.fp8_weight_cache", "caches FP8 weights: it needs precision fp8",
                         ("training.precision",))]
+    if getattr(spec.training, "fp8_recipe", "delayed") != "delayed" and spec.training.precision != "fp8":
+        return [Finding("training.fp8_recipe", "scales FP8 operands: it needs precision fp8", ("training.precision",))]
     if getattr(spec.training, "optimizer_dtype", "fp32") == "bf16" and (
             fw != "megatron" or spec.training.precision != "bf16" or p.zero_stage < 1):
         return [Finding("training.optimizer_dtype", "bf16 describes NeMo's distributed Adam in bf16: it needs framework "

@@ -154,6 +154,12 @@ class TrainingSpec(BaseModel):
         "reused by the later microbatches (Transformer Engine's is_first_microbatch, which Megatron-Core's TE "
         "layers pass); false: every FP8 GEMM quantizes its weight (DeepSeek-V3's 128x128 blocks as the "
         "simulator counts them).")
+    fp8_recipe: Literal["delayed", "current", "blockwise"] = Field(
+        default="delayed", description="With precision fp8, how operands are scaled: delayed is Transformer "
+        "Engine's default DelayedScaling (one scale per tensor from past steps' amax, one cast kernel); current "
+        "its Float8CurrentScaling (NeMo's FP8-CS: an amax pass, then the cast); both run cuBLASLt's FP8 GEMMs. "
+        "blockwise is DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks) with "
+        "its own FP8 GEMM kernels.")
     optimizer_dtype: Literal["fp32", "bf16"] = Field(
         default="fp32", description="The optimizer states' dtype: bf16 keeps Adam's m and v (SGD's momentum) in bf16 "
         "with no fp32 master copy, the bf16 weights updated in place, and reduces gradients in bf16 (NeMo's "
