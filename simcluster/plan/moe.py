@@ -166,17 +166,29 @@ class MoePlan:
         m = max(1, math.ceil(load.r_max / n))
         up, f = max(1, self.up // self.etp), max(1, self.width // self.etp)
 
+        once = cm.fp8_per_tensor  # Transformer Engine: each tensor cast once, both layouts (costs.compute)
+        tr = self.spec.training
+        w = 1.0 / self.spec.num_microbatches if tr.fp8_weight_cache else 1.0
+
         def grouped(mm: int, nn: int, kk: int) -> float:  # E/ep GEMMs of one shape in one kernel
             # the device's GEMM curve (its calibration and sustained clock) at the per-expert shape; at FP8 the
-            # FP8 grouped GEMM (DeepGEMM) after quantizing both operands of every expert
+            # FP8 grouped GEMM (DeepGEMM) after quantizing both operands of every expert (blockwise), or on
+            # operands cast once before (per-tensor recipes, charged below)
             body = cm.kernel_time(n * cm.gemm_body_time(mm, nn, kk))
-            return body + cm.quantize_time(n * mm * kk) + cm.quantize_time(n * kk * nn) if cm.fp8 else body
+            if not cm.fp8 or once:
+                return body
+            return body + cm.quantize_time(n * mm * kk) + cm.quantize_time(n * kk * nn)
+
+        def cast(elements: float) -> float:  # per-tensor FP8: one row- and column-wise cast
+            return cm.quantize_time(n * elements, layouts=2) if once else 0.0
 
         act = cm.memory_time(dt * n * m * (up + f), "elementwise")
-        fwd = grouped(m, up, h) + grouped(m, h, f) + act
+        fwd = (grouped(m, up, h) + grouped(m, h, f) + act
+               + cast(m * h) + cast(m * f) + w * (cast(h * up) + cast(f * h)))  # X, the activation, the weights
         wgrad = grouped(up, h, m) + grouped(h, f, m)
         # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
-        bwd = grouped(m, h, up) + grouped(m, f, h) + wgrad + (3 if cm.fp8 else 2) * act
+        bwd = (grouped(m, h, up) + grouped(m, f, h) + wgrad + (3 if cm.fp8 else 2) * act
+               + cast(m * h) + cast(m * up))  # dY of the down and of the up projection
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
         self._cost[key] = cost

@@ -199,3 +199,33 @@ def test_expert_tensor_parallelism_runs_and_counts_the_same_flops():
     assert t2.tasks.meta["fidelity"] == "symmetric"
     f1, f2 = (o.summary["model_flops_per_iteration"] for o in (t1, t2))
     assert f2 == pytest.approx(f1, rel=0.01)  # the same model and batch: the same active FLOPs
+
+
+@pytest.mark.parametrize("recipe", ["delayed", "current"])
+def test_fp8_experts_cast_each_tensor_once_under_transformer_engines_recipes(recipe):
+    """Per-tensor FP8 (TE's GroupedLinear, as its Linear): the forward casts the experts' input, the activation
+    between the two GEMMs and both weights once, row- and column-wise; the backward casts the two output
+    gradients; no grouped GEMM quantizes its operands (blockwise, DeepSeek-V3's scheme, quantizes both operands
+    of every GEMM instead)."""
+    spec = moe_spec(preset="dgx-h100")
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["training"].update(precision="fp8", fp8_recipe=recipe)
+    plan = build_plan(workload_from_data(data))
+    cm, n, h, f, m = plan.cm, plan.moe.local, 1024, 704, 8 * 1024 * 2 // 16
+    up = 2 * f
+
+    def body(mm, nn, kk):
+        return cm.kernel_time(n * cm.gemm_body_time(mm, nn, kk))
+
+    def cast(el):
+        return cm.quantize_time(n * el, layouts=2)
+
+    act = cm.memory_time(2 * n * m * (up + f), "elementwise")
+    cost = plan.moe.experts(plan.moe.load(0, 0))
+    assert cm.fp8_per_tensor
+    assert cost.fwd_s == pytest.approx(body(m, up, h) + body(m, h, f) + act + cast(m * h) + cast(m * f)
+                                       + cast(h * up) + cast(f * h), rel=1e-12)
+    wgrad = body(up, h, m) + body(h, f, m)
+    assert cost.wgrad_s == pytest.approx(wgrad, rel=1e-12)
+    assert cost.bwd_s == pytest.approx(body(m, h, up) + body(m, f, h) + wgrad + 3 * act + cast(m * h) + cast(m * up),
+                                       rel=1e-12)
