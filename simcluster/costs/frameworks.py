@@ -135,6 +135,18 @@ ZeRO-3 parameter fetches
     current module's compute. The plan exposes those gathers instead, overstating each one's
     exposure by up to the preceding module's compute.
 
+XLA's matmul fusions on TPU (jax)
+    On a TPU, XLA compiles a matmul together with the pointwise ops around it: "a dot or fusion op is a set
+    of operations containing at most 1 matrix multiplication and possibly a bunch of related pointwise
+    VPU-ops" (J. Austin et al., "How to Scale Your Model", jax-ml/scaling-book 0819a7d, profiling.md, "How to
+    read an XLA op"). The pointwise ops run on the vector unit on tiles the matrix unit produces or consumes
+    in VMEM, so the activation function, the residual adds, the biases and their gradients make no pass over
+    HBM of their own: on a device with a matrix unit (``Calibration.mxu_tile``) the graph's ``elementwise``
+    operators cost nothing under ``jax`` (:func:`simcluster.plan.costing.op_time`). Reductions (norms, the
+    softmax of unfused attention, the loss) keep their passes. Not on GPUs: XLA:GPU's GEMM rewriter folds an
+    addend into cuBLAS's beta only when the addend has no other user (``gemm_rewriter.cc``,
+    ``FuseBiasedGemm``: ``bias->user_count() == 1``), which a pre-norm residual stream never has.
+
 DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x)
     Per-rank host work of its list-based collectives, the re-fetch after recompute, the memory
     passes around each collective and its persistent tensors: :mod:`simcluster.costs.deepspeed_zero3`.
@@ -234,6 +246,7 @@ class Stack:
     selective_saves: tuple[str, ...] = ()  # selective == "saves": the layer outputs kept (training.recompute_saves)
     optimizer_states: str = "fp32"  # bf16: bf16 Adam states, no master copy, bf16 reduction (costs.optimizer_states)
     fp8_weight_share: float = 1.0  # FP8: share of microbatches that quantize each weight (1/m: TE's is_first_microbatch)
+    pointwise_in_matmul: bool = False  # XLA on a TPU: pointwise ops run inside their matmul's fusion (module docstring)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -256,7 +269,8 @@ FRAMEWORKS.add("pytorch", Stack(
 FRAMEWORKS.add("jax", Stack(
     "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
-    p2p_overlap="always", p2p_scatter_gather=False, p2p_sharded=True, overlap_grad_reduce=True))
+    p2p_overlap="always", p2p_scatter_gather=False, p2p_sharded=True, overlap_grad_reduce=True,
+    pointwise_in_matmul=True))
 assert tuple(sorted(NAMES)) == tuple(FRAMEWORKS.names()), "catalogue.FRAMEWORKS and the registry differ"
 
 

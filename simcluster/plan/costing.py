@@ -115,6 +115,8 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     if op.kind == "loss":  # the stack's cross-entropy passes over the vocabulary-parallel logits
         elements = op.elements / (t * c)
         return sum(cm.memory_time(per * elements, kind) for kind, per in (stack.loss_bwd if backward else stack.loss_fwd))
+    if op.kind == "elementwise" and stack.pointwise_in_matmul and cm.calibration.mxu_tile:
+        return 0.0  # XLA on a TPU: inside the neighbouring matmul's fusion (costs.frameworks)
     nbytes = op.fwd_bytes / (_shard(op, t, sp) * c)
     if op.kind == "embedding":
         nbytes = op.fwd_bytes / c

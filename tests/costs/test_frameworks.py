@@ -491,3 +491,22 @@ def test_megatron_fused_cross_entropy_is_four_compiled_kernels(tmp_path):
     from simcluster.errors import SpecError
     with pytest.raises(SpecError, match="training.cross_entropy: megatron_fused"):
         make_spec(tmp_path, "training.cross_entropy=megatron_fused", "training.framework=pytorch")
+
+
+@pytest.mark.parametrize("preset, framework_name, fused", [("tpu-v4-pod", "jax", True), ("dgx-h100", "jax", False),
+                                                           ("tpu-v4-pod", "megatron", False)])
+def test_xla_on_a_tpu_runs_pointwise_ops_inside_the_matmul_fusions(tmp_path, preset, framework_name, fused):
+    """jax on a TPU (a matrix unit: Calibration.mxu_tile): the activation and the residual adds cost nothing, norms
+    keep their pass (scaling-book profiling.md: a fusion holds at most one matmul and its pointwise VPU ops); on a
+    GPU, or under another stack, they keep theirs."""
+    spec = make_spec(tmp_path, f"cluster.preset={preset}", f"training.framework={framework_name}",
+                     "cluster.nodes=1" if preset == "dgx-h100" else "cluster.devices=8", "parallelism.data=8")
+    plan = build_plan(spec)
+    ops = model_ops(spec.model, spec.training).layer
+    pointwise = [o for o in ops if o.kind == "elementwise"]
+    norms = [o for o in ops if o.kind == "norm"]
+    assert pointwise and norms and plan.stack.pointwise_in_matmul == (framework_name == "jax")
+    for backward in (False, True):
+        t = [op_time(o, plan.cm, 1, 1, False, True, backward, plan.stack) for o in pointwise]
+        assert (sum(t) == 0.0) == fused and all(x > 0 for x in t) != fused
+        assert all(op_time(o, plan.cm, 1, 1, False, True, backward, plan.stack) > 0 for o in norms)
