@@ -3,8 +3,9 @@ from their recipes, and the 25.09 rows (one of each model, the recipe v0.1.0rc3)
 
 The full script (12 rows, about 1 min) is run by hand; here the three 25.09 rows (about 6 s) guard the
 mechanisms the H100 FP8 rows rest on (sustained clock, TP overlap, overlapped parameter gather, fused
-cross-entropy, Transformer Engine's FP8 weight cache) within the corpus' ±10 % for throughput: 25.09
-predicted +2.8 %, +5.2 %, −1.6 % (+0.1 %, +1.7 %, −2.5 % before the weight cache).
+cross-entropy, Transformer Engine's FP8 weight cache and current scaling) within the corpus' ±10 % for
+throughput: 25.09 predicted −1.8 %, −0.5 %, −6.5 % since session 11's per-tensor FP8 (+2.8 %, +5.2 %, −1.6 % with
+1×128 tiles and DeepGEMM's ceiling; +0.1 %, +1.7 %, −2.5 % before the weight cache).
 """
 
 from __future__ import annotations
