@@ -114,9 +114,11 @@ class MemoryBreakdown:
         return {**asdict(self), "total": self.total}
 
 
-def state_bytes_per_param(precision: str, optimizer: str) -> tuple[int, int, int]:
-    """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding."""
-    kind = precision if precision in ("fp32", "fp8") else "mixed"
+def state_bytes_per_param(precision: str, optimizer: str, fp8_recipe: str = "delayed") -> tuple[int, int, int]:
+    """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding. FP8 keeps DeepSeek-V3's
+    BF16 moments only with its own scheme (``fp8_recipe: blockwise``); under Transformer Engine's per-tensor
+    recipes only the GEMMs change and the optimizer keeps mixed precision's fp32 master, m and v."""
+    kind = precision if precision == "fp32" or (precision == "fp8" and fp8_recipe == "blockwise") else "mixed"
     if precision not in DTYPE_BYTES or (kind, optimizer) not in STATE_BYTES:
         raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
     return STATE_BYTES[(kind, optimizer)]
@@ -329,7 +331,7 @@ def zero_shard(parallelism: ParallelismSpec) -> int:
 def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -> tuple[int, int, int, int, int]:
     """(weights, gradients, optimizer states, 16-bit weight copies, gathered weight) bytes per parameter
     before ZeRO sharding, as the stack keeps them (module docstring)."""
-    w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer)
+    w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer, training.fp8_recipe)
     gathered = w_b  # bytes of a weight ZeRO-3 gathers
     cast = 0
     stack = _stack(training, parallelism)

@@ -311,7 +311,7 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     if not moe_layers:
         return dense
     n = len(moe_layers)
-    w_b, g_b, o_b = state_bytes_per_param(tr.precision, tr.optimizer)
+    w_b, g_b, o_b = state_bytes_per_param(tr.precision, tr.optimizer, tr.fp8_recipe)
     z = par.zero_stage >= 1
     shard, eshard = ((par.data or 1) * par.context, mp.edp) if z else (1, 1)
     weights = n * (mp.dense_params + mp.routed_params) * w_b

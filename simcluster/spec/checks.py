@@ -232,9 +232,9 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fp8_recipe", "delayed") != "delayed" and spec.training.precision != "fp8":
         return [Finding("training.fp8_recipe", "scales FP8 operands: it needs precision fp8", ("training.precision",))]
     if getattr(spec.training, "optimizer_dtype", "fp32") == "bf16" and (
-            fw != "megatron" or spec.training.precision != "bf16" or p.zero_stage < 1):
+            fw != "megatron" or spec.training.precision not in ("bf16", "fp8") or p.zero_stage < 1):
         return [Finding("training.optimizer_dtype", "bf16 describes NeMo's distributed Adam in bf16: it needs framework "
-                                                    "megatron, precision bf16 and zero_stage >= 1",
+                                                    "megatron, precision bf16 or fp8 and zero_stage >= 1",
                         ("training.framework", "training.precision", "parallelism.zero_stage"))]
     if getattr(spec.training, "cross_entropy", "auto") == "megatron_fused" and fw != "megatron":
         return [Finding("training.cross_entropy", f"megatron_fused is Megatron-Core's fused cross-entropy; {fw} "

@@ -122,8 +122,10 @@ def test_fp8_on_a100_is_exit_2_naming_the_key(tmp_path):
 
 
 def test_fp8_optimizer_states_are_deepseek_v3s():
-    # DeepSeek-V3 §3.3.4: fp32 master weights (4), BF16 Adam moments (2 + 2)
-    assert state_bytes_per_param("fp8", "adam") == (2, 2, 8)
+    # DeepSeek-V3 §3.3.4: fp32 master weights (4), BF16 Adam moments (2 + 2), with its own (blockwise) scheme
+    assert state_bytes_per_param("fp8", "adam", "blockwise") == (2, 2, 8)
+    # Transformer Engine's per-tensor recipes change only the GEMMs: mixed precision's fp32 master, m and v
+    assert state_bytes_per_param("fp8", "adam", "delayed") == state_bytes_per_param("fp8", "adam", "current") == (2, 2, 12)
     assert state_bytes_per_param("bf16", "adam") == (2, 2, 12)
 
 

@@ -1,0 +1,88 @@
+"""Held-out check: the FP8 rows of the DGX Cloud Benchmarking tables whose BF16 rows the corpus holds.
+
+    python benchmarks/validation/nemo_fp8_h100.py [--json FILE]
+
+Source: NVIDIA/dgxc-benchmarking v24.11.1 (commit 35a9aec), the READMEs the corpus' NeMo rows come from
+(``llama3.1/README_8b.md``, ``README_70b.md``, ``README_405b.md``, ``nemo_megatron/README_175b.md``,
+``nemotron/README_15b.md``, ``README_340b.md``): each table of BF16 throughput on H100 has an FP8 twin with the
+same layout (TP, PP, CP, VP, micro batch, accumulation) and the same GPU counts. The corpus holds ten BF16
+figures; their ten FP8 twins were looked at only after Transformer Engine's per-tensor FP8 was built
+(``training.fp8_recipe``, session 11), as a check of it.
+
+Each FP8 row is its corpus BF16 row (workload and overrides, ``simcluster/data/validation``) with
+``training.precision: fp8``, ``fp8_recipe: delayed`` and ``fp8_weight_cache: true``: NeMo 24.09/24.11 trains
+FP8 with Transformer Engine's ``DelayedScaling`` (the recipes' ``fp8_hybrid`` format with NeMo's defaults
+``fp8_amax_history_len: 1024``, ``fp8_amax_compute_algo: max``: ``llama3.1/llama3.1_70b.yaml`` and
+``grok1/grok1_314b.yaml`` at 35a9aec) through Megatron-Core's TE layers, which cast each weight once per step.
+Caveat printed on the rows it concerns: the Llama 3.1 and Nemotron-4 scripts set ``+model.fp8_params`` (FP8
+weights, gathered in FP8; ``llama3.1/configure.sh``, ``nemotron/configure.sh``), which the simulator gathers in
+bf16 (an upper bound on that cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run from a source checkout
+
+from simcluster import api  # noqa: E402
+from simcluster.validation import corpus  # noqa: E402
+
+#: (the corpus BF16 row, the FP8 twin's tokens/s, whether its script sets fp8_params), dgxc-benchmarking 35a9aec.
+ROWS: tuple[tuple[str, float, bool], ...] = (
+    ("llama3-8b", 108436, True),             # llama3.1/README_8b.md, 24.09 FP8, 8x H100, 9.67 s/step
+    ("llama3-70b", 95239, True),             # llama3.1/README_70b.md, 24.09 FP8, 64x H100, 11.01 s/step
+    ("nemo-llama31-405b-576", 183664, True),   # llama3.1/README_405b.md, 24.09 FP8, 576x H100, 11.24 s/step
+    ("nemo-llama31-405b-2304", 668626, True),  # the same, 2304x H100, 12.35 s/step
+    ("nemo-gpt3-175b-128", 88562, False),      # nemo_megatron/README_175b.md, 24.11 FP8, 128x H100, 5.92 s/step
+    ("nemo-gpt3-175b-2048", 1344328, False),   # the same, 2048x H100, 6.24 s/step
+    ("nemotron4-15b-16", 126031, True),        # nemotron/README_15b.md, 24.11 FP8, 16x H100, 2.08 s/step
+    ("nemotron4-15b-2048", 15391941, True),    # the same, 2048x H100, 2.18 s/step
+    ("nemotron4-340b-128", 41478, True),       # nemotron/README_340b.md, 24.11 FP8, 128x H100, 3.16 s/step
+    ("nemotron4-340b-2048", 600903, True),     # the same, 2048x H100, 3.49 s/step
+)
+FP8 = ("training.precision=fp8", "training.fp8_recipe=delayed", "training.fp8_weight_cache=true")
+
+
+def corpus_row(key: str) -> corpus.Row:
+    return next(r for g in corpus.load_corpus() for r in g.rows if r.key == key)
+
+
+def predict(row: corpus.Row, fp8: bool) -> float:
+    """Tokens/s of the corpus row's workload, in FP8 as its twin runs (module docstring) or as the corpus has it."""
+    spec = api.load(row.path, tuple(row.overrides) + (FP8 if fp8 else ()))
+    return float(api.simulate(spec).summary["tokens_per_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nemo_fp8_h100.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    out: list[dict[str, Any]] = []
+    for key, published, fp8_params in ROWS:
+        row = corpus_row(key)
+        fp8, bf16 = predict(row, True), predict(row, False)
+        rec = {"row": key, "published_fp8": published, "predicted_fp8": fp8, "error": fp8 / published - 1,
+               "published_speedup": published / row.published, "predicted_speedup": fp8 / bf16,
+               "caveat": "fp8_params (bf16 gathers simulated)" if fp8_params else ""}
+        out.append(rec)
+        print(f"{key:24s} FP8 published {published:12,.0f}  predicted {fp8:12,.0f}  {rec['error']:+6.1%}   "
+              f"FP8/BF16 published {rec['published_speedup']:.3f}  predicted {rec['predicted_speedup']:.3f}"
+              f"{'  [' + rec['caveat'] + ']' if fp8_params else ''}", flush=True)
+    errors = [r["error"] for r in out]
+    print(f"{len(out)} rows, MAPE {statistics.fmean(abs(e) for e in errors):.2%}, "
+          f"median {statistics.median(errors):+.1%}; FP8/BF16 speedup MAPE "
+          f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
