@@ -10,20 +10,13 @@ throughput: 25.09 predicted −1.8 %, −0.5 %, −6.5 % since session 11's per-
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
+from helpers_bench import load_benchmark
 from simcluster import api
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks" / "validation"))  # bridge_h100 imports bridge_recipes beside it
-_spec = importlib.util.spec_from_file_location("bridge_h100", ROOT / "benchmarks" / "validation" / "bridge_h100.py")
-assert _spec is not None and _spec.loader is not None
-BH = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(BH)
+BH = load_benchmark("bridge_h100")
 
 SIMULATED = [r for r in BH.ROWS if BH.skip_reason(r) is None]
 

@@ -8,21 +8,16 @@ same model of the same stack. No simulation here.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers_bench import load_benchmark
 from simcluster import api
 from simcluster.spec import load_workload
 from simcluster.validation import corpus
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("foundry_tables", ROOT / "benchmarks" / "validation" / "foundry_tables.py")
-assert _spec is not None and _spec.loader is not None
-FT = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(FT)
+FT = load_benchmark("foundry_tables")
 
 #: The corpus' rows from these tables: 8 GPUs, A100 80GB or H100 (the MPT-125M/350M rows ran on A100 40GB).
 SHARED = [r for g in corpus.load_corpus() for r in g.rows

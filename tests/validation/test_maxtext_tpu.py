@@ -4,19 +4,14 @@ XLA's matmul fusions on TPU; 4.8 % without them)."""
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-from pathlib import Path
 
 import yaml
 
+from helpers_bench import load_benchmark
 from simcluster import api
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("maxtext_tpu", ROOT / "benchmarks" / "validation" / "maxtext_tpu.py")
-assert _spec is not None and _spec.loader is not None
-MT = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(MT)
+MT = load_benchmark("maxtext_tpu")
 
 
 def test_rows_build_the_configs_layouts():

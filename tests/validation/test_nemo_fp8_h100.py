@@ -5,18 +5,13 @@ FP8/BF16 speedup's 3.00 % at session 11, against 6.40 % and 4.87 % with the 1×1
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
+from helpers_bench import load_benchmark
 from simcluster import api
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("nemo_fp8_h100", ROOT / "benchmarks" / "validation" / "nemo_fp8_h100.py")
-assert _spec is not None and _spec.loader is not None
-NF = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(NF)
+NF = load_benchmark("nemo_fp8_h100")
 
 
 def test_every_row_is_its_bf16_twin_in_fp8():
