@@ -48,7 +48,7 @@ FP8 (``precision="fp8"``, Transformer Engine's recipes and DeepSeek-V3 §3.3's; 
     Only the GEMMs run in FP8: at the device's dense FP8 peak
     (:data:`simcluster.catalogue.FP8_PEAK_FLOPS`, 1,979 TFLOP/s on H100/H200/H800) with the
     BF16 curve's shape and its ceiling scaled by the measured FP8/BF16 ratio r_fp8
-    (:func:`simcluster.costs.devices.fp8_gemm_curve`: 0.884 for cuBLASLt's per-tensor-scaled GEMMs, 0.96 for
+    (:func:`simcluster.costs.fp8_gemm.fp8_gemm_curve`: 0.884 for cuBLASLt's per-tensor-scaled GEMMs, 0.96 for
     DeepSeek-V3's block-scaled ones); operands are 1 byte, the output bf16. Each FP8 GEMM first quantizes both
     operands, memory-bound kernels whose bytes per element depend on the recipe (Transformer Engine v2.5,
     ``transformer_engine/pytorch/csrc/extensions/cast.cpp`` ``quantize_impl``):
@@ -82,7 +82,8 @@ from __future__ import annotations
 from simcluster.costs import efficiency as eff
 from simcluster.catalogue import FP8_PEAK_FLOPS
 from simcluster.costs.attention_kernels import with_attention_kernel
-from simcluster.costs.devices import Calibration, device_calibration, fp8_gemm_curve
+from simcluster.costs.devices import Calibration, device_calibration
+from simcluster.costs.fp8_gemm import fp8_gemm_curve
 from simcluster.topology.devices import Device
 from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simcluster.catalogue import DEVICES, FP8_PEAK_FLOPS
+from simcluster.catalogue import DEVICES
 from simcluster.costs import efficiency as eff
 from simcluster.costs.device_sources import SOURCES as SOURCES  # re-exported: devices.SOURCES
 
@@ -373,44 +373,6 @@ H100_SXM_NVL_PEAKS: tuple[float, float] = (989e12, 835e12)
 #: the tensor cores run at, so every GEMM and attention kernel scales with it; memory-bound kernels keep
 #: the HBM's 2.4 TB/s). The torchtitan H100 workloads set their device's ``peak_flops`` to it.
 H100_500W_PEAK_FLOPS: float = geomean(H100_SXM_NVL_PEAKS)
-
-
-# --- [FP8GEMM] best FP8 GEMM, TFLOP/s: the best large shape, and DeepGEMM's headline ------------------
-FP8_GEMM_BEST_TFLOPS: tuple[float, float] = (1523.0, 1350.0)
-# --- [MAMF8] cuBLASLt FP8 GEMM (torch._scaled_mm, per-tensor scales), MAMF, TFLOP/s -----------------------
-#: [MAMF8] H100 SXM 1402.6 (torch 2.7.0+cu126, the BF16 row's own release), H200 SXM 1453.4 (2.7.1+cu128).
-MAMF_FP8_TFLOPS: dict[str, float] = {"h100": 1402.6, "h200": 1453.4}
-#: Transformer Engine's FP8 recipes (``training.fp8_recipe``): per-tensor scales (delayed, current), whose GEMMs
-#: are cuBLASLt's, and DeepSeek-V3's fine-grained blocks (§3.3.2), whose GEMMs are DeepGEMM-style kernels.
-FP8_RECIPES: tuple[str, ...] = ("delayed", "current", "blockwise")
-
-
-def fp8_gemm_curve(name: str, recipe: str = "delayed") -> Curve | None:
-    """The FP8 GEMM curve of a device with FP8 tensor cores (None without): the BF16 curve's shape at the FP8
-    peak, its ceiling scaled by r_fp8 = (best FP8 GEMM / FP8 peak) / (best BF16 / BF16 peak).
-
-    Per-tensor scaling (``delayed``, ``current``): cuBLASLt's FP8 GEMM, which Transformer Engine calls, measured by
-    the same tool and release as the BF16 ceiling ([MAMF8]: ``torch._scaled_mm``): r_fp8 = (1402.6 / 1979) / 0.802
-    = 0.884 on H100 (H200: its own row, 1453.4, 0.916); sigma adds half the log spread of the two rows'
-    efficiencies, ln(1453.4 / 1402.6) / 2 = 0.018. Fine-grained blocks (``blockwise``, DeepSeek-V3's 1x128 /
-    128x128): r_fp8 = (1523 / 1979) / 0.802 = 0.96 ([FP8GEMM] against [MAMF]); sigma adds half the log spread
-    of its two figures, ln(1523 / 1350) / 2 = 0.06. The half-efficiency size is the BF16 fit's (no FP8 shape
-    sweep with the same tool: an assumption)."""
-    if recipe not in FP8_RECIPES:
-        raise ValueError(f"unknown FP8 recipe {recipe!r}; known: {', '.join(FP8_RECIPES)}")
-    peak = FP8_PEAK_FLOPS.get(name)
-    if peak is None:
-        return None
-    if recipe == "blockwise":
-        ratio = max(FP8_GEMM_BEST_TFLOPS) * 1e12 / peak / H100_MAMF_FRACTION
-        return Curve(ratio, True, f"[FP8GEMM] {max(FP8_GEMM_BEST_TFLOPS):.0f} of {peak / 1e12:.0f} TFLOP/s FP8 vs "
-                     f"[MAMF] BF16 {H100_MAMF_FRACTION:.1%}",
-                     combine_sigmas(SIGMA_H100_GEMM, half_log_spread(FP8_GEMM_BEST_TFLOPS)))
-    best = MAMF_FP8_TFLOPS.get(name, MAMF_FP8_TFLOPS["h100"])
-    ratio = best * 1e12 / peak / H100_MAMF_FRACTION
-    return Curve(ratio, True, f"[MAMF8] cuBLASLt FP8 {best:.1f} of {peak / 1e12:.0f} TFLOP/s vs [MAMF] BF16 "
-                 f"{H100_MAMF_FRACTION:.1%}",
-                 combine_sigmas(SIGMA_H100_GEMM, half_log_spread(tuple(MAMF_FP8_TFLOPS.values()))))
 
 
 def device_calibration(name: str) -> Calibration:

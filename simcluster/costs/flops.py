@@ -31,7 +31,8 @@ from typing import Sequence
 
 from simcluster.costs import mla
 from simcluster.costs.params import ffn_width, kv_width, layer_matrix_params, mlp_matrices, q_width
-from simcluster.spec.workload import ModelSpec, TrainingSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 
 
 def layer_forward_flops(model: ModelSpec, sequences: float) -> float:

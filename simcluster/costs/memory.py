@@ -71,7 +71,9 @@ from simcluster.costs import params as P
 from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
 from simcluster.costs.optimizer_states import BF16_STATE_BYTES
-from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
+from simcluster.spec.parallelism import ParallelismSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 from simcluster.workload.ops import DTYPE_BYTES
 
 MiB = 1024**2

@@ -42,7 +42,9 @@ from simcluster.costs.frameworks import framework
 from simcluster.costs.memory import (activation_bytes_per_layer, fsdp2, held_bytes_per_param, loss_stack,
                                      loss_transient_bytes,
                                      stage_extra_activation_bytes, zero_shard)
-from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
+from simcluster.spec.parallelism import ParallelismSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 from simcluster.workload.ops import DTYPE_BYTES
 
 PIECES = 8  # most tensors a layer's transient activations are allocated as (one [s, b, h] each otherwise)

@@ -21,11 +21,11 @@ from simcluster.spec.cluster import (
     load_cluster,
 )
 from simcluster.spec.overrides import parse_override
+from simcluster.spec.parallelism import ParallelismSpec
+from simcluster.spec.training import TrainingSpec
 from simcluster.spec.validate import validate_file
 from simcluster.spec.workload import (
     ModelSpec,
-    ParallelismSpec,
-    TrainingSpec,
     WorkloadSpec,
     load_workload,
     workload_from_data,

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from simcluster.catalogue import COLLECTIVE_OPS, Framework, Optimizer, Precision, Recompute
+from simcluster.catalogue import COLLECTIVE_OPS
 from simcluster.errors import Problem, SpecError
 from simcluster.spec.checks import check_workload
 from simcluster.spec.cluster import ClusterSpec, resolve_cluster
@@ -22,11 +22,9 @@ from simcluster.spec.fields import (
     MAX_DEVICES,
     STRICT,
     AlgorithmName,
-    BucketBytes,
     FileName,
     OpName,
     PositiveInt,
-    ScheduleName,
     as_file_name,
 )
 from simcluster.spec.limits import workload_limits
@@ -34,7 +32,9 @@ from simcluster.spec.models import resolve_model
 from simcluster.spec.mla import MlaSpec, mla_checks
 from simcluster.spec.moe import MoeSpec, moe_checks
 from simcluster.spec.overrides import apply_overrides
+from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.problems import Locator, problems_from_error
+from simcluster.spec.training import TrainingSpec
 from simcluster.spec.yamlio import YamlDoc, load_yaml
 
 
@@ -99,163 +99,6 @@ class ModelSpec(BaseModel):
             self.ffn_hidden = 4 * self.hidden
         if self.kv_heads is None:
             self.kv_heads = self.heads
-        return self
-
-
-class TrainingSpec(BaseModel):
-    """One training iteration: batch sizes, numeric precision, optimizer, recomputation."""
-
-    model_config = STRICT
-    global_batch: PositiveInt = Field(le=100_000_000, description="Sequences per iteration; a multiple of micro_batch × data.")
-    micro_batch: PositiveInt = Field(default=1, le=1_000_000, description="Sequences per microbatch on one pipeline.")
-    precision: Precision = Field(default="bf16", description="Numeric precision; bf16 and fp16 are mixed precision "
-                                 "(fp32 master weights and optimizer states); fp8 (H100, H200, H800) runs the GEMMs "
-                                 "in FP8 with fine-grained scaling and everything else in bf16, caches the GEMM "
-                                 "inputs in FP8 and keeps Adam's moments in bf16 (DeepSeek-V3 §3.3).")
-    optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
-                                 "momentum (one).")
-    recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
-                                 "attention core, full the whole layer, before its backward.")
-    recompute_saves: list[Literal["qkv", "proj", "fc1", "fc2", "attention"]] | None = Field(
-        default=None, description="With recompute: selective, the layer outputs the checkpoint keeps; the rest of the "
-        "layer's forward (the other GEMMs, the attention core unless listed, every memory-bound kernel) runs again "
-        "before its backward, as a name-based policy does (MaxText's remat_policy save_dot_except_mlpwi or custom "
-        "with query/key/value/out_proj and mlpwo on device: [qkv, proj, fc2]; JAX's save_only_these_names). "
-        "Unset: the framework's selective recompute (Megatron's attention core; pytorch: torchtitan's op SAC).",
-        json_schema_extra={"default_doc": "the framework's"})
-    distribute_saved_activations: bool = Field(
-        default=False, description="Full recompute: each layer's saved input split over the tensor-parallel ranks "
-        "and all-gathered before it is recomputed (Megatron-LM --distribute-saved-activations; PaLM §4 saves one "
-        "fully sharded activation a layer). Sequence parallelism already splits it.")
-    flash_attention: bool = Field(default=True, description="Fused attention kernel: the s² attention scores are "
-                                  "never stored.")
-    framework: Framework = Field(default="megatron", description="The software stack whose kernels, optimizer, "
-                                 "ZeRO and pipeline behaviour are simulated (docs/model.md, 'Software stacks').")
-    attention_kernel: Literal["auto", "fa2", "fa3", "triton"] = Field(
-        default="auto", description="The flash-attention kernel: fa2 is FlashAttention-2 (the flash_attn package, "
-        "PyTorch SDPA's flash backend), fa3 FlashAttention-3 or cuDNN's fused attention (Transformer Engine, SDPA's "
-        "cuDNN backend; Hopper only), about 1.6x faster than fa2 on H100/H200; triton the 2022 FlashAttention in "
-        "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; auto is the "
-        "framework's on Hopper (megatron, jax: fa3; pytorch, deepspeed: fa2) and the device's own curve elsewhere.")
-    cross_entropy: Literal["auto", "fused", "megatron_fused"] = Field(
-        default="auto", description="The loss kernel: auto is the framework's (Megatron's vocab-parallel fp32 "
-        "softmax, PyTorch's F.cross_entropy under autocast in fp32, XLA's fused one); fused is flash-attn's "
-        "one-kernel cross-entropy over the 16-bit logits (llm-foundry's default loss_fn, TinyLlama): 2 B per "
-        "logit read forward, 4 B backward, only the logits saved; megatron_fused is Megatron-Core's "
-        "--cross-entropy-loss-fusion (NeMo's cross_entropy_loss_fusion; framework megatron): the same fp32 "
-        "softmax in torch.compile'd kernels, 22 B per logit forward and 6 B backward instead of 38 and 14.")
-    train_metrics: int = Field(
-        default=0, ge=0, le=64, description="Cross-entropy train metrics the trainer computes over the logits after "
-        "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "
-        "metric); llm-foundry's MPT trains with 2 (LanguageCrossEntropy, LanguagePerplexity; use_train_metrics "
-        "defaults to true). 0: none.")
-    fp8_weight_cache: bool = Field(
-        default=False, description="With precision fp8, each weight is quantized once per step and its FP8 copy "
-        "reused by the later microbatches (Transformer Engine's is_first_microbatch, which Megatron-Core's TE "
-        "layers pass); false: every FP8 GEMM quantizes its weight (DeepSeek-V3's 128x128 blocks as the "
-        "simulator counts them).")
-    fp8_recipe: Literal["delayed", "current", "blockwise"] = Field(
-        default="delayed", description="With precision fp8, how operands are scaled: delayed is Transformer "
-        "Engine's default DelayedScaling (one scale per tensor from past steps' amax, one cast kernel); current "
-        "its Float8CurrentScaling (NeMo's FP8-CS: an amax pass, then the cast); both run cuBLASLt's FP8 GEMMs. "
-        "blockwise is DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks) with "
-        "its own FP8 GEMM kernels.")
-    optimizer_dtype: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="The optimizer states' dtype: bf16 keeps Adam's m and v (SGD's momentum) in bf16 "
-        "with no fp32 master copy, the bf16 weights updated in place, and reduces gradients in bf16 (NeMo's "
-        "distributed_fused_adam with dtype: bf16 and grad_sync_dtype: bf16): 2 + 2 + 4 B per parameter for Adam "
-        "instead of 2 + 2 + 12, states sharded over data parallelism; needs framework megatron, precision bf16 "
-        "or fp8 and zero_stage >= 1.")
-    fsdp_param_dtype: Literal["bf16", "fp32"] = Field(
-        default="bf16", description="pytorch with ZeRO-3 (FSDP): the dtype FSDP gathers and computes the parameters "
-        "in. bf16: param_dtype bf16 (torchtitan's FSDP2 MixedPrecisionPolicy; Composer's DEFAULT and PURE since "
-        "March 2023): 16-bit all-gathers, no autocast casts, a 16-bit residual stream, fp32 gradient reduction. "
-        "fp32: param_dtype fp32 under autocast (Lightning Fabric's and Trainer's bf16-mixed and 16-mixed since "
-        "2.0.3; Composer's DEFAULT before March 2023): fp32 all-gathers, every GEMM casts its gathered weight each "
-        "microbatch and keeps the cast for its backward, an fp32 residual stream (docs/model.md), gradients "
-        "reduce-scattered in 16 bits.")
-    gradient_accumulation_fusion: bool = Field(
-        default=True, description="Megatron's weight-gradient GEMM accumulates into the fp32 main gradient "
-        "(Megatron-LM Feb 2022 on); false: Megatron-LM before it, a separate add per weight and microbatch "
-        "(bf16: the main_grad hook, 10 B per weight; fp16: autograd's in-place add, 6 B after the first "
-        "microbatch). megatron only: the other stacks' accumulation is their own.")
-    fused_kernels: bool | None = Field(
-        default=None, description="Whether the model code runs fused kernels; unset is the framework's: megatron and "
-        "deepspeed run Megatron's fused kernels (scale-mask-softmax, bias-GeLU, bias-dropout-add; Megatron-LM 2020 "
-        "on), pytorch torchtitan-style eager code, jax XLA's fusions. false with megatron or deepspeed: Megatron-LM "
-        "2019's layer of separate PyTorch ops and its synchronous CUDA RNG-state swaps around the dropout and activation "
-        "checkpoints (with megatron in fp16 also its FP16_Optimizer's per-tensor loops: overflow check, gradient copies, "
-        "unscale, clip norm); true with pytorch: fused model kernels as lit-gpt/TinyLlama run them "
-        "(flash-attn's RMSNorm and rotary, xformers' SwiGLU; no repeat_kv).",
-        json_schema_extra={"default_doc": "the framework's"})
-
-
-class ParallelismSpec(BaseModel):
-    """The parallel layout. ``data`` is filled from the cluster when omitted.
-
-    ``virtual_stages > 1`` with no ``schedule`` given selects the interleaved schedule.
-    """
-
-    model_config = STRICT
-    tensor: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Tensor-parallel degree t (Megatron column/row split).")
-    pipeline: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Pipeline stages p; layers need not divide evenly.")
-    data: PositiveInt | None = Field(default=None, le=MAX_DEVICES, description="Data-parallel degree d.",
-                                     json_schema_extra={"default_doc": "GPUs / (tensor × pipeline × context)"})
-    context: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Context-parallel degree c: the sequence split over c GPUs; "
-                                 "must divide seq_len.")
-    sequence_parallel: bool = Field(default=False, description="Megatron sequence parallelism inside the tensor group: "
-                                    "all-gather and reduce-scatter instead of all-reduce.")
-    virtual_stages: PositiveInt = Field(default=1, le=100_000, description="Model chunks per pipeline rank v; more than 1 selects "
-                                        "the interleaved schedule when none is given.")
-    stage_layers: list[Annotated[int, Field(ge=0, le=100_000)]] | None = Field(
-        default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers; "
-        "the first and last chunk may hold none (they hold the embedding and the output; Llama 3 405B §3.3.2).",
-        json_schema_extra={"default_doc": "as even as possible"})
-    schedule: ScheduleName = Field(default="1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
-                                   "≥ 2 and microbatches a multiple of pipeline.")
-    zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(default=0, description="ZeRO sharding over data × context: "
-                                                          "1 optimizer states, 2 also gradients, 3 also weights.")
-    zero_shard: PositiveInt | None = Field(
-        default=None, le=1_000_000, description="Hybrid sharding: ZeRO shards over groups of this many data-parallel "
-        "ranks (consecutive, e.g. one TPU pod or node group) and replicates across the groups, whose gradient "
-        "shards are then all-reduced (PaLM: 256-way within a pod, 2-way across; PyTorch HSDP). Must divide data.",
-        json_schema_extra={"default_doc": "data (the whole group)"})
-    expert: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Expert-parallel degree: the routed experts "
-                                "split over this many ranks of a pipeline stage (must divide model.moe.experts).")
-    expert_tensor: PositiveInt | None = Field(
-        default=None, le=MAX_DEVICES, description="Tensor parallelism inside an expert; expert_tensor × expert must "
-        "divide tensor × context × data, the rest is expert-data parallelism (Megatron-Core).",
-        json_schema_extra={"default_doc": "tensor"})
-    overlap_grad_reduce: bool = Field(default=True, description="Reduce each gradient bucket as soon as the last "
-                                      "microbatch's backward fills it; false: after the whole backward.")
-    grad_bucket_bytes: BucketBytes = Field(default=25e6, description="Data-parallel gradient "
-                                                             "bucket size.")
-    overlap_p2p_comm: bool | None = Field(
-        default=None, description="Pipeline sends run beside the next unit's compute (Megatron-LM's "
-        "--overlap-p2p-communication, interleaved schedule only); false: a send holds its stage until delivered "
-        "(Megatron-LM before Oct 2023, DeepSpeed's pipeline engine).",
-        json_schema_extra={"default_doc": "the framework's: megatron on for interleaved, off otherwise; deepspeed "
-                           "off; pytorch and jax on"})
-    overlap_param_gather: bool = Field(
-        default=False, description="With zero_stage 1 or 2, the updated weights' all-gather runs beside the next "
-        "forward, each layer waiting for its own (Megatron-LM's --overlap-param-gather, NeMo's overlap_param_sync), "
-        "not after the optimizer step.")
-    tp_comm_overlap: bool = Field(
-        default=False, description="Tensor-parallel collectives overlapped with the GEMMs beside them (Transformer "
-        "Engine's userbuffers, Megatron-LM's --tp-comm-overlap, NeMo's ub_tp_comm_overlap): the forward all-gather "
-        "runs under the block's compute, the forward reduce-scatter under it in num_splits chunks with the last "
-        "exposed, the backward's all-gather and reduce-scatter under the backward's GEMMs; needs framework megatron, "
-        "tensor > 1 and sequence_parallel.")
-    p2p_scatter_gather: bool | None = Field(
-        default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
-        "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "
-        "engine); false: every tensor rank sends all of it. Sequence parallelism sends 1/tensor either way.",
-        json_schema_extra={"default_doc": "the framework's: deepspeed on, others off"})
-
-    @model_validator(mode="after")
-    def _interleave(self) -> "ParallelismSpec":
-        if self.virtual_stages > 1 and "schedule" not in self.model_fields_set:
-            self.schedule = "interleaved"
         return self
 
 

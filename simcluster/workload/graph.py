@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from simcluster.spec.workload import ModelSpec, TrainingSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 from simcluster.workload.mla import mla_attention_ops
 from simcluster.workload.ops import DTYPE_BYTES, Op
 

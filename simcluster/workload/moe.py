@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcluster.spec.workload import ModelSpec, TrainingSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 from simcluster.workload.ops import DTYPE_BYTES, Op
 
 

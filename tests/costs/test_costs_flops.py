@@ -3,7 +3,8 @@
 import pytest
 
 from simcluster.costs import flops as F
-from simcluster.spec.workload import ModelSpec, TrainingSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 
 GPT3 = ModelSpec(layers=96, hidden=12288, heads=96, kv_heads=96, ffn_hidden=4 * 12288, vocab=51200,
                  seq_len=2048, mlp="gelu", tied_embeddings=True)

@@ -5,7 +5,9 @@ import pytest
 from simcluster.costs import memory as mem
 from simcluster.costs import params as P
 from simcluster.costs.memory import activation_bytes_per_layer, stage_memory
-from simcluster.spec.workload import ModelSpec, ParallelismSpec, TrainingSpec
+from simcluster.spec.parallelism import ParallelismSpec
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 
 GPT3 = ModelSpec(layers=96, hidden=12288, heads=96, kv_heads=96, ffn_hidden=4 * 12288, vocab=51200,
                  seq_len=2048, mlp="gelu", tied_embeddings=True)

@@ -1,0 +1,80 @@
+"""The ``parallelism`` section of a workload file: the parallel layout (tensor, pipeline, data, context
+and expert degrees, schedule, ZeRO, communication overlaps). Validated by :class:`ParallelismSpec`; the
+workload (:mod:`simcluster.spec.workload`) checks it against the model and the cluster."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, model_validator
+
+from simcluster.spec.fields import MAX_DEVICES, STRICT, BucketBytes, PositiveInt, ScheduleName
+
+
+class ParallelismSpec(BaseModel):
+    """The parallel layout. ``data`` is filled from the cluster when omitted.
+
+    ``virtual_stages > 1`` with no ``schedule`` given selects the interleaved schedule.
+    """
+
+    model_config = STRICT
+    tensor: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Tensor-parallel degree t (Megatron column/row split).")
+    pipeline: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Pipeline stages p; layers need not divide evenly.")
+    data: PositiveInt | None = Field(default=None, le=MAX_DEVICES, description="Data-parallel degree d.",
+                                     json_schema_extra={"default_doc": "GPUs / (tensor × pipeline × context)"})
+    context: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Context-parallel degree c: the sequence split over c GPUs; "
+                                 "must divide seq_len.")
+    sequence_parallel: bool = Field(default=False, description="Megatron sequence parallelism inside the tensor group: "
+                                    "all-gather and reduce-scatter instead of all-reduce.")
+    virtual_stages: PositiveInt = Field(default=1, le=100_000, description="Model chunks per pipeline rank v; more than 1 selects "
+                                        "the interleaved schedule when none is given.")
+    stage_layers: list[Annotated[int, Field(ge=0, le=100_000)]] | None = Field(
+        default=None, description="Layers per chunk, one entry per pipeline × virtual_stages, summing to model.layers; "
+        "the first and last chunk may hold none (they hold the embedding and the output; Llama 3 405B §3.3.2).",
+        json_schema_extra={"default_doc": "as even as possible"})
+    schedule: ScheduleName = Field(default="1f1b", description="Pipeline schedule; interleaved needs virtual_stages "
+                                   "≥ 2 and microbatches a multiple of pipeline.")
+    zero_stage: Annotated[int, Field(ge=0, le=3)] = Field(default=0, description="ZeRO sharding over data × context: "
+                                                          "1 optimizer states, 2 also gradients, 3 also weights.")
+    zero_shard: PositiveInt | None = Field(
+        default=None, le=1_000_000, description="Hybrid sharding: ZeRO shards over groups of this many data-parallel "
+        "ranks (consecutive, e.g. one TPU pod or node group) and replicates across the groups, whose gradient "
+        "shards are then all-reduced (PaLM: 256-way within a pod, 2-way across; PyTorch HSDP). Must divide data.",
+        json_schema_extra={"default_doc": "data (the whole group)"})
+    expert: PositiveInt = Field(default=1, le=MAX_DEVICES, description="Expert-parallel degree: the routed experts "
+                                "split over this many ranks of a pipeline stage (must divide model.moe.experts).")
+    expert_tensor: PositiveInt | None = Field(
+        default=None, le=MAX_DEVICES, description="Tensor parallelism inside an expert; expert_tensor × expert must "
+        "divide tensor × context × data, the rest is expert-data parallelism (Megatron-Core).",
+        json_schema_extra={"default_doc": "tensor"})
+    overlap_grad_reduce: bool = Field(default=True, description="Reduce each gradient bucket as soon as the last "
+                                      "microbatch's backward fills it; false: after the whole backward.")
+    grad_bucket_bytes: BucketBytes = Field(default=25e6, description="Data-parallel gradient "
+                                                             "bucket size.")
+    overlap_p2p_comm: bool | None = Field(
+        default=None, description="Pipeline sends run beside the next unit's compute (Megatron-LM's "
+        "--overlap-p2p-communication, interleaved schedule only); false: a send holds its stage until delivered "
+        "(Megatron-LM before Oct 2023, DeepSpeed's pipeline engine).",
+        json_schema_extra={"default_doc": "the framework's: megatron on for interleaved, off otherwise; deepspeed "
+                           "off; pytorch and jax on"})
+    overlap_param_gather: bool = Field(
+        default=False, description="With zero_stage 1 or 2, the updated weights' all-gather runs beside the next "
+        "forward, each layer waiting for its own (Megatron-LM's --overlap-param-gather, NeMo's overlap_param_sync), "
+        "not after the optimizer step.")
+    tp_comm_overlap: bool = Field(
+        default=False, description="Tensor-parallel collectives overlapped with the GEMMs beside them (Transformer "
+        "Engine's userbuffers, Megatron-LM's --tp-comm-overlap, NeMo's ub_tp_comm_overlap): the forward all-gather "
+        "runs under the block's compute, the forward reduce-scatter under it in num_splits chunks with the last "
+        "exposed, the backward's all-gather and reduce-scatter under the backward's GEMMs; needs framework megatron, "
+        "tensor > 1 and sequence_parallel.")
+    p2p_scatter_gather: bool | None = Field(
+        default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
+        "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "
+        "engine); false: every tensor rank sends all of it. Sequence parallelism sends 1/tensor either way.",
+        json_schema_extra={"default_doc": "the framework's: deepspeed on, others off"})
+
+    @model_validator(mode="after")
+    def _interleave(self) -> "ParallelismSpec":
+        if self.virtual_stages > 1 and "schedule" not in self.model_fields_set:
+            self.schedule = "interleaved"
+        return self
