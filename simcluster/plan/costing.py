@@ -98,15 +98,15 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
     if op.kind == "gemm" and op.gemm is not None:
         M, N, K = rank_gemm(op, t, c)
         w = stack.fp8_weight_share  # FP8: the weight's quantize, once per step under TE's cache
+        cast = cm.memory_time(CAST_FWD_BYTES * N * K, "copy") if stack.autocast and not backward else 0.0
         if cm.fp8_per_tensor:  # TE: X (forward), dY (backward) and W cast once, row- and column-wise
             if not backward:
                 return (cm.gemm_time(M, N, K, quantize=False) + cm.quantize_time(M * K, layouts=2)
-                        + w * cm.quantize_time(N * K, layouts=2))
+                        + w * cm.quantize_time(N * K, layouts=2) + cast)
             return (cm.gemm_time(M, K, N, quantize=False) + cm.gemm_time(N, K, M, quantize=False)
                     + cm.quantize_time(M * N, layouts=2) + _accumulate_time(cm, N * K, stack))
         if not backward:
-            return cm.gemm_time(M, N, K, weight_share=w) + (cm.memory_time(CAST_FWD_BYTES * N * K, "copy")
-                                                            if stack.autocast else 0.0)
+            return cm.gemm_time(M, N, K, weight_share=w) + cast
         return cm.gemm_time(M, K, N, weight_share=w) + cm.gemm_time(N, K, M) + _accumulate_time(cm, N * K, stack)
     if op.kind == "attention" and op.attn is not None:
         b, a, s, d = op.attn
