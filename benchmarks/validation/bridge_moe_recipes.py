@@ -1,0 +1,125 @@
+"""The H100 perf recipes behind Megatron-Bridge's MoE DGX-H100 rows, and which of them the spec can carry.
+
+Read from NVIDIA-NeMo/Megatron-Bridge at the tag each NeMo container ships (:data:`bridge_recipes.TAGS`):
+
+* v0.1.0rc3 (25.09): ``scripts/performance/configs/qwen3/qwen3_{30b_a3b,235b_a22b}_llm_pretrain.yaml``
+  (``perf_matrix.h100``: 30B ``tp 1, pp 2, vp 24, ep 8, etp 1``, ``bf16: mbs 1`` vs ``fp8_cs: mbs 2``;
+  235B ``tp 2, pp 8, vp 4, ep 32, etp 1, mbs 1``, one layout for bf16 and fp8_cs; both: ``cuda_graphs
+  false``, ``recompute_granularity null``), ``scripts/performance/run_script.py`` (Qwen3:
+  ``CommOverlapConfig(tp_comm_overlap=True)`` and ``apply_moe_token_drop``; DeepSeek-V3 on H100:
+  ``enable_deepep``, ``overlap_moe_expert_parallel_comm = True``, ``delay_wgrad_compute = True``,
+  ``recompute_modules = ["mla_up_proj", "mlp"]``, layout ``Et|(tt|)*30mL``),
+  ``src/megatron/bridge/training/utils/moe_token_drop.py`` (``moe_expert_capacity_factor 1.0``,
+  ``moe_pad_expert_input_to_capacity True``), ``src/megatron/bridge/recipes/qwen/qwen3_235b_a22b.py``
+  (``account_for_{embedding,loss}_in_pipeline_split True``), ``src/megatron/bridge/models/qwen/
+  qwen_provider.py`` (``moe_token_dispatcher_type "alltoall"``, ``moe_grouped_gemm True``).
+* v0.2.0 (25.11): ``scripts/performance/configs/qwen3/workload_base_configs.py`` (H100 FP8_CS:
+  ``moe_a2a_overlap=True`` for both models).
+* v0.3.0 (26.02), v0.3.1 (26.02.01), v0.4.0 (26.04), v0.4.1 (26.04.01), v0.5.0 (26.06):
+  ``scripts/performance/configs/qwen/qwen3_workload_base_configs.py`` (``QWEN3_235B_A22B_PRETRAIN_CONFIG_
+  H100_FP8_CS_V1/V2``: ``moe_a2a_overlap=True``; ``QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1``: v0.3.0
+  ``pp 2, vp 12, moe_a2a_overlap=True, deepep``, from v0.3.1 ``ep 16, moe_a2a_overlap=False,
+  hybridep``), ``configs/qwen/qwen3_llm_pretrain.py`` (``set_qwen3_common_configs``: recompute None,
+  ``moe_router_force_load_balancing = True``, dropless; ``moe_token_dispatcher_type "flex"``),
+  ``utils/overrides.py`` (``_set_common_perf_overrides``: ``moe_hybridep_num_sms = 32``),
+  ``utils/precision.py`` (fp8_cs: ``bf16_with_fp8_current_scaling_mixed``), ``src/megatron/bridge/
+  recipes/qwen/qwen3_moe.py`` (``overlap_param_gather``, distributed optimizer, grouped GEMM);
+  GPT-OSS: ``configs/gpt_oss/gpt_oss_workload_base_configs.py`` (H100 BF16: ``recompute_modules
+  ["layernorm", "moe_act"]``), ``src/megatron/bridge/models/gpt_oss/gpt_oss_bridge.py``
+  (``softmax_type "learnable"``, ``window_size (sliding_window - 1, 0)``).
+
+"FP8" in the 26.xx tables and "FP8-CS" in 25.11 are the H100 FP8_CS configs (the only FP8 H100 configs);
+25.09 names no precision: the 30B row's MBS 2 is fp8_cs's (bf16: MBS 1); the 235B row's layout is
+both bf16's and fp8_cs's, so its FP8 is assumed (as every other 25.09 H100 row) and said as a caveat.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from bridge_recipes import TAGS
+
+
+class MoeRecipe(NamedTuple):
+    """The MoE settings of one H100 perf recipe."""
+
+    tag: str
+    etp: int  #: expert_tensor_parallel_size
+    dispatcher: str  #: alltoall | deepep | hybridep (moe_token_dispatcher_type / flex backend)
+    dispatcher_sms: int  #: SMs the flex dispatcher's kernels hold (moe_hybridep_num_sms); 0: NCCL
+    a2a_overlap: bool  #: moe_a2a_overlap / overlap_moe_expert_parallel_comm
+    capacity_factor: float | None  #: apply_moe_token_drop (padded to capacity); None: dropless
+    force_load_balancing: bool  #: moe_router_force_load_balancing
+    tp_comm_overlap: bool
+    account_for_embedding_and_loss: bool
+    layout: tuple[int, int, int]  #: the recipe's (PP, VP, EP)
+    mbs: int
+    notes: tuple[str, ...] = ()
+    lacks: str | None = None  #: a setting the spec cannot carry (the row is skipped)
+
+
+#: Architectures (module docstring of bridge_moe_h100; qwen_provider.py at v0.1.0rc3).
+ARCH: dict[str, dict[str, Any]] = {
+    "Qwen3_30B_a3B": {"layers": 48, "hidden": 2048, "heads": 32, "head_dim": 128, "kv_heads": 4,
+                      "ffn_hidden": 6144, "vocab": 151936,
+                      "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 768}},
+    "Qwen3_235B_a22B": {"layers": 94, "hidden": 4096, "heads": 64, "head_dim": 128, "kv_heads": 4,
+                        "ffn_hidden": 12288, "vocab": 151936,
+                        "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 1536}},
+}
+
+A2A = ("moe_a2a_overlap (Megatron-Core's overlap of one microbatch's EP all-to-all with another's "
+       "compute under the 1F1B/interleaved schedule) is not expressible (parallelism.schedule dualpipe "
+       "overlaps it only with one model chunk a stage)")
+
+
+def _qwen(release: str, model: str) -> MoeRecipe:
+    tag = TAGS[release][0]
+    big = model == "Qwen3_235B_a22B"
+    if tag == "v0.1.0rc3":
+        notes = ("precision FP8-CS assumed: the 25.09 row names none, and bf16 has the same layout",) if big else ()
+        return MoeRecipe(tag, 1, "alltoall", 0, False, 1.0, False, True, big,
+                         (8, 4, 32) if big else (2, 24, 8), 1 if big else 2, notes)
+    if big:
+        return MoeRecipe(tag, 1, "alltoall", 0, True, None, tag != "v0.2.0", True, True, (8, 4, 32), 1,
+                         lacks=A2A)
+    if tag in ("v0.2.0", "v0.3.0"):
+        return MoeRecipe(tag, 1, "alltoall" if tag == "v0.2.0" else "deepep", 0, True, None, tag != "v0.2.0",
+                         True, False, (2, 12, 8), 1, lacks=A2A)
+    return MoeRecipe(tag, 1, "hybridep", 32, False, None, True, True, False, (1, 0, 16), 1)
+
+
+def _lacking(release: str, model: str, lacks: str) -> MoeRecipe:
+    return MoeRecipe(TAGS[release][0], 0, "?", 0, False, None, False, False, False, (0, 0, 0), 0, lacks=lacks)
+
+
+DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher, overlap_moe_expert_parallel_comm with "
+            "delay_wgrad_compute, recompute_modules [mla_up_proj, mlp]; the EP all-to-all overlap under the "
+            "interleaved schedule and the delayed weight-gradient GEMMs are not expressible")
+GPT_OSS = ("GPT-OSS: sliding-window attention (window 128 on alternate layers) and learnable softmax sinks "
+           "(gpt_oss_bridge.py) are not in the spec, nor recompute_modules [layernorm, moe_act] "
+           "(H100 BF16 config)")
+NEMOTRON = "Nemotron 3 Nano: hybrid Mamba-2 / attention / MoE layers; Mamba layers are not in the spec"
+
+#: (release, model) -> recipe, for every MoE DGX-H100 row of the summary pages at 067f987.
+MOE_RECIPES: dict[tuple[str, str], MoeRecipe] = {}
+for _release in TAGS:
+    for _model in ARCH:
+        MOE_RECIPES[(_release, _model)] = _qwen(_release, _model)
+    MOE_RECIPES[(_release, "DeepSeekV3")] = _lacking(_release, "DeepSeekV3", DEEPSEEK)
+    MOE_RECIPES[(_release, "GPT_OSS_120B")] = _lacking(_release, "GPT_OSS_120B", GPT_OSS)
+    MOE_RECIPES[(_release, "Nemotron_3_Nano")] = _lacking(_release, "Nemotron_3_Nano", NEMOTRON)
+
+
+def skip_reason(row: Any, recipe: MoeRecipe | None) -> str | None:
+    """Why ``row`` is not simulated (None: it is): no recipe, a setting the spec lacks, or a layout mismatch."""
+    if recipe is None:
+        return "no recipe read"
+    why = []
+    pp, vp, ep = recipe.layout
+    if ep and (row.pp, row.vp if row.vp > 1 else 0, row.ep, row.mbs) != (pp, vp, ep, recipe.mbs):
+        why.append(f"table layout PP{row.pp} VP{row.vp} EP{row.ep} MBS{row.mbs} differs from recipe "
+                   f"{recipe.tag}'s PP{pp} VP{vp} EP{ep} MBS{recipe.mbs}")
+    if recipe.lacks:
+        why.append(f"recipe {recipe.tag}: {recipe.lacks}" if recipe.etp else recipe.lacks)
+    return "; ".join(why) or None

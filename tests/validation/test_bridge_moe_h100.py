@@ -1,0 +1,50 @@
+"""The held-out Megatron-Bridge MoE check (``benchmarks/validation/bridge_moe_h100.py``): its simulated rows
+build valid workloads whose layout is the table's, the rest are skipped with a reason, and the 26.06
+Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %.
+
+The bound: the row (16 H100, EP 16 over two nodes, dropless, FP8 current scaling) predicts −6.4 % today; its
+caveats (HybridEP simulated as an NCCL all-to-all, q/k RMSNorm left out, bf16 weights gathered) are each a
+few percent of an iteration whose all-to-all is about half exposed, so ±20 % guards the MoE path (expert
+grid, grouped GEMMs, inter-node all-to-all) without holding it to the ±10 % of the dense rows.
+"""
+
+from __future__ import annotations
+
+from helpers_bench import load_benchmark
+from simcluster import api
+
+BM = load_benchmark("bridge_moe_h100")
+
+SIMULATED = [r for r in BM.MOE_ROWS if BM.reason(r) is None]
+
+
+def test_every_moe_row_is_simulated_or_skipped_with_a_reason():
+    assert len(BM.MOE_ROWS) == 23
+    assert {(r.release, r.model) for r in SIMULATED} == {
+        ("25.09", "Qwen3_30B_a3B"), ("25.09", "Qwen3_235B_a22B"), ("26.04", "Qwen3_30B_a3B"),
+        ("26.04.01", "Qwen3_30B_a3B"), ("26.06", "Qwen3_30B_a3B")}
+    for row in BM.MOE_ROWS:
+        assert BM.reason(row) is None or len(BM.reason(row)) > 20
+
+
+def test_every_simulated_row_builds_a_valid_workload_with_the_table_layout():
+    for row in SIMULATED:
+        spec = api.load(BM.workload(row))
+        p, t = spec.parallelism, spec.training
+        assert spec.num_gpus == row.gpus and t.precision == "fp8" and t.fp8_recipe == "current"
+        assert (p.tensor, p.pipeline, p.context, p.expert) == (row.tp, row.pp, row.cp, row.ep)
+        assert (p.virtual_stages or 1) == max(row.vp, 1)
+        assert (t.global_batch, t.micro_batch) == (row.gbs, row.mbs)
+        assert p.expert_tensor == 1 and spec.model.moe is not None and spec.model.moe.top_k == 8
+
+
+def test_the_235b_stages_account_for_embedding_and_loss():
+    row = next(r for r in SIMULATED if r.model == "Qwen3_235B_a22B")
+    layers = BM.workload(row)["parallelism"]["stage_layers"]
+    assert layers == [2] + [3] * 30 + [2] and sum(layers) == 94
+
+
+def test_the_2606_qwen3_30b_row_is_within_twenty_percent():
+    row = next(r for r in SIMULATED if (r.release, r.model) == ("26.06", "Qwen3_30B_a3B"))
+    tokens = float(api.simulate(BM.workload(row)).summary["tokens_per_s"]) / row.gpus
+    assert abs(tokens / row.tokens_per_gpu - 1) <= 0.20
