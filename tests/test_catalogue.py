@@ -10,7 +10,7 @@ import pytest
 
 from simcluster import catalogue
 from simcluster.collectives import ALGORITHMS, OPS
-from simcluster.costs.memory import STATE_BYTES
+from simcluster.costs.optimizer_states import STATE_BYTES
 from simcluster.plan.schedules import SCHEDULES
 from simcluster.spec import load_cluster
 from simcluster.topology.devices import DEVICES

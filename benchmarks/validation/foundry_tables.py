@@ -139,6 +139,24 @@ def corpus_rows() -> set[tuple[str, str, int, int]]:
     return out
 
 
+def held_out(base: dict[str, Any]) -> tuple[list[float], list[float], list[bool]]:
+    """Over every table row the corpus does not hold: ln(predicted / published), σ without the stack term, and
+    whether the 80 % interval holds the published figure."""
+    shared = corpus_rows()
+    logs: list[float] = []
+    rests: list[float] = []
+    inside: list[bool] = []
+    for device, table in TABLES.items():
+        for row in table:
+            if (device, row[0], row[1], row[2]) in shared:
+                continue
+            predicted, bounds, rest = row_prediction(device, row, base)
+            logs.append(math.log(predicted / row[5]))
+            rests.append(rest)
+            inside.append(bounds[0] <= row[5] <= bounds[1])
+    return logs, rests, inside
+
+
 def implied_stack_sigma(log_errors: list[float], other_sigmas: list[float]) -> float:
     """The software stack's σ the rows imply (method of moments): if ln(predicted / published) =
     Σ_i w_i σ_i ε_i + σ_stack ε_stack with independent standard normal ε, its mean square over the rows is

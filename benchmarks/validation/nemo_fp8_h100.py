@@ -22,6 +22,7 @@ bf16 (an upper bound on that cost).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -50,8 +51,14 @@ ROWS: tuple[tuple[str, float, bool], ...] = (
 FP8 = ("training.precision=fp8", "training.fp8_recipe=delayed", "training.fp8_weight_cache=true")
 
 
+@functools.cache
+def _corpus() -> dict[str, corpus.Row]:
+    return {r.key: r for g in corpus.load_corpus() for r in g.rows}
+
+
 def corpus_row(key: str) -> corpus.Row:
-    return next(r for g in corpus.load_corpus() for r in g.rows if r.key == key)
+    """The corpus row ``key`` (the corpus read once)."""
+    return _corpus()[key]
 
 
 def predict(row: corpus.Row, fp8: bool) -> float:

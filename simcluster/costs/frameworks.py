@@ -136,16 +136,12 @@ ZeRO-3 parameter fetches
     exposure by up to the preceding module's compute.
 
 XLA's matmul fusions on TPU (jax)
-    On a TPU, XLA compiles a matmul together with the pointwise ops around it: "a dot or fusion op is a set
-    of operations containing at most 1 matrix multiplication and possibly a bunch of related pointwise
-    VPU-ops" (J. Austin et al., "How to Scale Your Model", jax-ml/scaling-book 0819a7d, profiling.md, "How to
-    read an XLA op"). The pointwise ops run on the vector unit on tiles the matrix unit produces or consumes
-    in VMEM, so the activation function, the residual adds, the biases and their gradients make no pass over
-    HBM of their own: on a device with a matrix unit (``Calibration.mxu_tile``) the graph's ``elementwise``
-    operators cost nothing under ``jax`` (:func:`simcluster.plan.costing.op_time`). Reductions (norms, the
-    softmax of unfused attention, the loss) keep their passes. Not on GPUs: XLA:GPU's GEMM rewriter folds an
-    addend into cuBLAS's beta only when the addend has no other user (``gemm_rewriter.cc``,
-    ``FuseBiasedGemm``: ``bias->user_count() == 1``), which a pre-norm residual stream never has.
+    "A dot or fusion op is a set of operations containing at most 1 matrix multiplication and possibly a bunch
+    of related pointwise VPU-ops" (J. Austin et al., "How to Scale Your Model", jax-ml/scaling-book 0819a7d,
+    profiling.md): on a device with a matrix unit (``Calibration.mxu_tile``) the graph's ``elementwise``
+    operators (activation, residual adds, biases, their gradients) run inside the matmuls' fusions and cost
+    nothing under ``jax`` (:func:`simcluster.plan.costing.op_time`); norms, unfused softmax and the loss keep
+    their HBM passes; GPUs keep them all (docs/validation.md, "Session 11").
 
 DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x)
     Per-rank host work of its list-based collectives, the re-fetch after recompute, the memory

@@ -70,7 +70,7 @@ from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
-from simcluster.costs.optimizer_states import BF16_STATE_BYTES
+from simcluster.costs.optimizer_states import BF16_STATE_BYTES, state_bytes_per_param
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
@@ -84,19 +84,6 @@ CUBLAS_WORKSPACE_BYTES = 32 * MiB  # PyTorch's default cuBLAS workspace on Hoppe
 # src/init.cc; measured 544-688 MB per communicator on 4 A100 (NVIDIA/nccl issue #964): an estimate below that
 NCCL_BUFFER_BYTES = 256 * MiB  # NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators
 WORKSPACE_BYTES = CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES + NCCL_BUFFER_BYTES
-
-# (weights, gradients, optimizer) bytes per parameter
-STATE_BYTES: dict[tuple[str, str], tuple[int, int, int]] = {
-    ("mixed", "adam"): (2, 2, 12),
-    ("mixed", "sgd"): (2, 2, 8),
-    ("fp32", "adam"): (4, 4, 8),
-    ("fp32", "sgd"): (4, 4, 4),
-    # fp8 (DeepSeek-V3 §3.3.4, "Low-Precision Optimizer States"): fp32 master weights, Adam's first and
-    # second moments in BF16 (4 + 2 + 2); SGD's momentum alike (4 + 2)
-    ("fp8", "adam"): (2, 2, 8),
-    ("fp8", "sgd"): (2, 2, 6),
-}
-
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
@@ -114,16 +101,6 @@ class MemoryBreakdown:
 
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "total": self.total}
-
-
-def state_bytes_per_param(precision: str, optimizer: str, fp8_recipe: str = "delayed") -> tuple[int, int, int]:
-    """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding. FP8 keeps DeepSeek-V3's
-    BF16 moments only with its own scheme (``fp8_recipe: blockwise``); under Transformer Engine's per-tensor
-    recipes only the GEMMs change and the optimizer keeps mixed precision's fp32 master, m and v."""
-    kind = precision if precision == "fp32" or (precision == "fp8" and fp8_recipe == "blockwise") else "mixed"
-    if precision not in DTYPE_BYTES or (kind, optimizer) not in STATE_BYTES:
-        raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
-    return STATE_BYTES[(kind, optimizer)]
 
 
 def mlp_bytes_per_f(model: ModelSpec, precision: str) -> float:

@@ -1,4 +1,5 @@
-"""16-bit optimizer states (``training.optimizer_dtype: bf16``): NeMo's distributed Adam in bf16.
+"""Model states per parameter: what the weights, gradients and optimizer keep (:func:`state_bytes_per_param`), and
+16-bit optimizer states (``training.optimizer_dtype: bf16``): NeMo's distributed Adam in bf16.
 
 NeMo's ``distributed_fused_adam`` (``MegatronDistributedFusedAdam``, nemo/core/optim/distributed_adam.py, a
 subclass of Apex's ``DistributedFusedAdam``) takes the optimizer-state dtype from the recipe's ``optim.dtype``
@@ -22,9 +23,33 @@ Adam reads the gradient (2), the parameter, m and v (2 each) and writes the thre
 
 from __future__ import annotations
 
+from simcluster.workload.ops import DTYPE_BYTES
+
 #: (weights, gradients, optimizer states) bytes per parameter with bf16 optimizer states and no master copy.
 BF16_STATE_BYTES: dict[str, tuple[int, int, int]] = {"adam": (2, 2, 4), "sgd": (2, 2, 2)}
 #: Bytes per parameter the data-parallel gradient reduction moves (``grad_sync_dtype: bf16``).
 BF16_GRAD_REDUCE_BYTES = 2
 #: Bytes per parameter of the optimizer step: Adam reads gradient, parameter, m, v and writes the last three.
 BF16_STEP_BYTES: dict[str, float] = {"adam": 14.0, "sgd": 10.0}
+
+# (weights, gradients, optimizer) bytes per parameter
+STATE_BYTES: dict[tuple[str, str], tuple[int, int, int]] = {
+    ("mixed", "adam"): (2, 2, 12),
+    ("mixed", "sgd"): (2, 2, 8),
+    ("fp32", "adam"): (4, 4, 8),
+    ("fp32", "sgd"): (4, 4, 4),
+    # fp8 (DeepSeek-V3 §3.3.4, "Low-Precision Optimizer States"): fp32 master weights, Adam's first and
+    # second moments in BF16 (4 + 2 + 2); SGD's momentum alike (4 + 2)
+    ("fp8", "adam"): (2, 2, 8),
+    ("fp8", "sgd"): (2, 2, 6),
+}
+
+
+def state_bytes_per_param(precision: str, optimizer: str, fp8_recipe: str = "delayed") -> tuple[int, int, int]:
+    """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding. FP8 keeps DeepSeek-V3's
+    BF16 moments only with its own scheme (``fp8_recipe: blockwise``); under Transformer Engine's per-tensor
+    recipes only the GEMMs change and the optimizer keeps mixed precision's fp32 master, m and v."""
+    kind = precision if precision == "fp32" or (precision == "fp8" and fp8_recipe == "blockwise") else "mixed"
+    if precision not in DTYPE_BYTES or (kind, optimizer) not in STATE_BYTES:
+        raise ValueError(f"unsupported precision/optimizer {precision!r}/{optimizer!r}")
+    return STATE_BYTES[(kind, optimizer)]

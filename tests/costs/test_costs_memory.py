@@ -5,6 +5,7 @@ import pytest
 from simcluster.costs import memory as mem
 from simcluster.costs import params as P
 from simcluster.costs.memory import activation_bytes_per_layer, stage_memory
+from simcluster.costs.optimizer_states import state_bytes_per_param
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
@@ -102,7 +103,7 @@ def test_mixed_precision_adam_is_16_bytes_per_param():
 @pytest.mark.parametrize("precision,optimizer,expect", [
     ("bf16", "adam", (2, 2, 12)), ("fp16", "sgd", (2, 2, 8)), ("fp32", "adam", (4, 4, 8)), ("fp32", "sgd", (4, 4, 4))])
 def test_state_bytes(precision, optimizer, expect):
-    assert mem.state_bytes_per_param(precision, optimizer) == expect
+    assert state_bytes_per_param(precision, optimizer) == expect
 
 
 def test_zero_stages_shard_over_data_parallel():

@@ -14,7 +14,7 @@ import pytest
 
 from simcluster.costs import efficiency as eff
 from simcluster.costs.compute import ComputeModel
-from simcluster.costs.memory import state_bytes_per_param
+from simcluster.costs.optimizer_states import state_bytes_per_param
 from simcluster.topology.devices import DEVICES
 from helpers_spec import run_error_line
 

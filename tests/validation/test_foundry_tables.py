@@ -65,20 +65,8 @@ def test_the_pytorch_stack_sigma_is_what_the_held_out_rows_imply():
     """``uncertainty.PYTORCH_STACK_SIGMA`` is the method-of-moments σ of the 87 rows outside the corpus (about 5 s):
     recomputed, it must agree to ±0.002 (each row's σ without the stack term does not depend on the constant). The
     same rows' 80 % intervals must hold between 70 % and 95 % of their published figures (74 of 87 at this commit)."""
-    import math
-
     from simcluster.metrics import uncertainty as unc
-    base = yaml.safe_load(FT.BASE.read_text())
-    shared = FT.corpus_rows()
-    logs, rests, inside = [], [], []
-    for device, table in FT.TABLES.items():
-        for row in table:
-            if (device, row[0], row[1], row[2]) in shared:
-                continue
-            predicted, bounds, rest = FT.row_prediction(device, row, base)
-            logs.append(math.log(predicted / row[5]))
-            rests.append(rest)
-            inside.append(bounds[0] <= row[5] <= bounds[1])
+    logs, rests, inside = FT.held_out(yaml.safe_load(FT.BASE.read_text()))
     assert len(logs) == 96 - len(SHARED) == 87
     assert FT.implied_stack_sigma(logs, rests) == pytest.approx(unc.PYTORCH_STACK_SIGMA, abs=0.002)
     assert 0.70 <= sum(inside) / len(inside) <= 0.95
