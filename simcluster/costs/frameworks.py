@@ -171,6 +171,10 @@ DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
     ``optimizer.reduce_gradients``); the spec has no DeepSpeed version, and the corpus's fp16 ZeRO-1
     pipeline run (GPT-NeoX-20B) is on the old path.
 
+Backward tensor-parallel reductions (``tp_grad_overlap``)
+    Megatron-LM (since Aug 2021) and Transformer Engine reduce a column-parallel layer's input gradient
+    beside its weight-gradient GEMM; the other stacks after the block: :mod:`simcluster.plan.tp_grad_overlap`.
+
 Pipeline sends
     How each stack's pipeline sends run (blocking, split over the tensor ranks, gathered on receipt):
     :mod:`simcluster.costs.pipeline_sends`.
@@ -243,13 +247,14 @@ class Stack:
     optimizer_states: str = "fp32"  # bf16: bf16 Adam states, no master copy, bf16 reduction (costs.optimizer_states)
     fp8_weight_share: float = 1.0  # FP8: share of microbatches that quantize each weight (1/m: TE's is_first_microbatch)
     pointwise_in_matmul: bool = False  # XLA on a TPU: pointwise ops run inside their matmul's fusion (module docstring)
+    tp_grad_overlap: bool = False  # backward TP reductions beside the weight-gradient GEMMs (plan.tp_grad_overlap)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
 FRAMEWORKS.add("megatron", Stack(
     "megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
-    p2p_overlap="interleaved", p2p_scatter_gather=False, overlap_grad_reduce=True))
+    p2p_overlap="interleaved", p2p_scatter_gather=False, overlap_grad_reduce=True, tp_grad_overlap=True))
 FRAMEWORKS.add("deepspeed", Stack(
     "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="fused", zero3_fetch="module",

@@ -146,13 +146,19 @@ class TaskChain:
 
 
 class PartsChain:
-    """Records one member's unit as parts of a single fused task."""
+    """Records one member's unit as parts of a single fused task.
+
+    A collective beside the chain (:meth:`side`) runs from the start of the next compute part, which
+    progresses at ``1 − slowdown`` of its speed while it runs (:mod:`simcluster.costs.contention`): a
+    compute of s seconds beside a collective of c ends at s + slowdown·c when c·(1 − slowdown) < s, else at
+    s / (1 − slowdown); the chain goes on when both have ended, as the engine runs the same tasks."""
 
     def __init__(self, plan: Callable[[str, tuple[int, ...], float, tuple[int, ...]], tuple[Transfer, ...]],
-                 bandwidth: Sequence[float]):
-        self.plan, self.bw = plan, bandwidth
+                 bandwidth: Sequence[float], slowdown: float = 0.0):
+        self.plan, self.bw, self.slowdown = plan, bandwidth, slowdown
         self.parts: list[Part] = []
         self.t = 0.0
+        self._beside: list[dict[str, Any]] = []
 
     def _part(self, secs: float, **kw: Any) -> None:
         self.parts.append(Part(start=self.t, end=self.t + secs, **kw))
@@ -160,8 +166,20 @@ class PartsChain:
 
     def compute(self, name: str, secs: float, flops: float, phase: str, layer: int,
                 after: dict[int, int] | None = None) -> dict[int, int]:
-        self._part(secs, name=name, kind="compute", stream="compute", phase=phase, layer=layer,
-                   flops=flops, nbytes=0.0)
+        if not self._beside:
+            self._part(secs, name=name, kind="compute", stream="compute", phase=phase, layer=layer,
+                       flops=flops, nbytes=0.0)
+            return {}
+        start, a = self.t, self.slowdown
+        comm = max(kw["secs"] for kw in self._beside)
+        end = start + (secs + a * comm if comm * (1 - a) < secs else secs / (1 - a))
+        self.parts.append(Part(start=start, end=end, name=name, kind="compute", stream="compute", phase=phase,
+                               layer=layer, flops=flops, nbytes=0.0))
+        for kw in self._beside:
+            secs_c = kw.pop("secs")
+            self.parts.append(Part(start=start, end=start + secs_c, **kw))
+        self._beside = []
+        self.t = max(end, start + comm)
         return {}
 
     def collective(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str,
@@ -172,8 +190,16 @@ class PartsChain:
         self._part(secs, name=name, kind="collective", stream=stream, phase=phase, layer=layer,
                    flops=0.0, nbytes=nbytes, transfers=transfers)
 
-    def side(self, *args: Any, **kw: Any) -> dict[int, int]:
-        raise NotImplementedError("units with side collectives (ZeRO-3, context rings) are not fused")
+    def side(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str, phase: str,
+             layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
+        """A collective beside the next compute part (tensor-parallel reductions beside the weight-gradient
+        GEMMs: :mod:`simcluster.plan.tp_grad_overlap`; units with other side traffic are not fused)."""
+        ranks, group, mirrors = groups[0]
+        transfers = self.plan(op, group, nbytes, mirrors)
+        self._beside.append(dict(secs=uncontended_time(transfers, self.bw), name=name, kind="collective",
+                                 stream=stream, phase=phase, layer=layer, flops=0.0, nbytes=nbytes,
+                                 transfers=transfers))
+        return {}
 
     def join(self, ids: dict[int, int]) -> None:
-        raise NotImplementedError("units with side collectives (ZeRO-3, context rings) are not fused")
+        """Nothing to record: the next compute part already waits for what ran beside it."""

@@ -202,7 +202,8 @@ class Lowerer:
         key = (kind, k)
         tmpl = self._templates.get(key)
         if tmpl is None:
-            ch = PartsChain(self.comms.plan, self.topo.link_bandwidth)
+            ch = PartsChain(self.comms.plan, self.topo.link_bandwidth,
+                            OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
             # microbatch 1's steps: a fused unit is never the first forward, which gathers the weights under
             # overlap_param_gather (simcluster.plan.param_gather); every other unit's steps are the same
             self._unit(ch, kind, k, members, None, mb=1)
@@ -234,6 +235,7 @@ class Lowerer:
         # collectives beside the next compute, which the chain's next task waits for: the context ring (first) and
         # userbuffers' tensor collectives (simcluster.plan.tp_overlap)
         beside: list[dict[int, int]] = []
+        pending = False  # the unit's last compute had a reduction beside it (simcluster.plan.tp_grad_overlap)
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
         for key, step in plan.unit_steps(kind, k, mb):
@@ -248,6 +250,7 @@ class Lowerer:
                     prep = ids
                 for side in beside:
                     ch.join(side)
+                pending = bool(beside) and plan.shape.tp_grad_overlap and not plan.shape.tp_overlap
                 beside = []
                 if step.block:
                     computed.append(ids)
@@ -257,6 +260,7 @@ class Lowerer:
                         for r, tid in ids.items():
                             grads[(r, key)] = tid
             elif step.what == "tp":
+                pending = pending and step.overlap
                 if groups["tp"]:
                     tag = f"{step.tag} L{layer}" if layer >= 0 else step.tag
                     if step.overlap:  # userbuffers (simcluster.plan.tp_overlap): beside the next compute
@@ -297,3 +301,5 @@ class Lowerer:
                     name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")
                     rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after)
                 self.last_rs.update(rs)
+        if pending:  # the unit's output, the input gradient, is whole once the reduction beside its last GEMM ends:
+            ch.compute(f"tp.wait L{layer}", 0.0, 0.0, "backward", layer)  # what its send and the next unit wait for

@@ -69,6 +69,9 @@ class BlockCost:
     bwd_flops: float
     wgrad_s: float = 0.0  # the weight-gradient GEMMs inside bwd_s (zero-bubble splits them off)
     wgrad_flops: float = 0.0
+    col_dgrad_s: float = 0.0  # inside bwd_s: the column-parallel GEMMs' data gradients (their input's, reduced over t)
+    col_wgrad_s: float = 0.0  # inside bwd_s: the same GEMMs' weight gradients (simcluster.plan.tp_grad_overlap)
+    col_flops: float = 0.0  # FLOPs of each of those two parts
 
 
 def _shard(op: Op, t: int, sp: bool) -> int:
@@ -177,20 +180,25 @@ def block_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash:
     eager kernels (:mod:`simcluster.costs.eager`); each pass at least the host's dispatch time of its
     ops (``max(GPU, host)``, :mod:`simcluster.costs.frameworks`)."""
     fs, bs, ff, bf, ws, wf = extra.fwd_s, extra.bwd_s, 0.0, 0.0, 0.0, 0.0
+    cd, cw, cf = 0.0, 0.0, 0.0
     host_f, host_b = extra.host_fwd, extra.host_bwd
     for op in ops:
         fs += op_time(op, cm, t, c, sp, flash, False, stack)
-        bs += op_time(op, cm, t, c, sp, flash, True, stack)
+        back = op_time(op, cm, t, c, sp, flash, True, stack)
+        bs += back
         host_f += host_ops(op, stack, False)
         host_b += host_ops(op, stack, True)
         f, b = op_flops(op, t, c)
         ff += f
         bf += b
         if op.kind == "gemm":
-            ws += wgrad_time(op, cm, t, c)
+            w = wgrad_time(op, cm, t, c)
+            ws += w
             wf += b / 2  # dgrad and wgrad cost 2MNK each
+            if op.tp == "column":
+                cd, cw, cf = cd + back - w, cw + w, cf + b / 2
     fs, bs = max(fs, host_f * stack.host_op_s), max(bs, host_b * stack.host_op_s)
-    return BlockCost(fs, bs, ff, bf, ws, wf)
+    return BlockCost(fs, bs, ff, bf, ws, wf, cd, cw, cf)
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,8 @@ class Blocks:
         """A whole layer (attention and MLP halves)."""
         a, m = self.attn, self.mlp
         return BlockCost(a.fwd_s + m.fwd_s, a.bwd_s + m.bwd_s, a.fwd_flops + m.fwd_flops,
-                         a.bwd_flops + m.bwd_flops, a.wgrad_s + m.wgrad_s, a.wgrad_flops + m.wgrad_flops)
+                         a.bwd_flops + m.bwd_flops, a.wgrad_s + m.wgrad_s, a.wgrad_flops + m.wgrad_flops,
+                         a.col_dgrad_s + m.col_dgrad_s, a.col_wgrad_s + m.col_wgrad_s, a.col_flops + m.col_flops)
 
 
 def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,

@@ -363,7 +363,9 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       grad_parts=zero3_grad_parts(spec, ops),
                       persist_gather_s=zero3_persistent_gather_s(spec, par.zero_shard or d, ops),
                       recv_gather=t > 1 and p > 1 and sends.gather, root=root,
-                      tp_overlap=par.tp_comm_overlap and t > 1)
+                      tp_overlap=par.tp_comm_overlap and t > 1,
+                      tp_grad_overlap=t > 1 and (stack.tp_grad_overlap if par.tp_grad_overlap is None
+                                                 else par.tp_grad_overlap))
     act, p2p, kv = activation_bytes(spec, t, c, tr.micro_batch, par.sequence_parallel, sends)
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, params, act, p2p, kv,

@@ -13,7 +13,9 @@ Per layer (Shoeybi et al. 2019 §3; Korthikanti et al. 2022 §4.2.2, §5; Naraya
   beside the attention block; the compute; then a tensor-parallel all-reduce (a
   reduce-scatter with sequence parallelism). The tensor-parallel collectives block the
   compute stream, as Megatron runs them, or run beside the block's compute under Transformer
-  Engine's userbuffers (``parallelism.tp_comm_overlap``, :mod:`simcluster.plan.tp_overlap`);
+  Engine's userbuffers (``parallelism.tp_comm_overlap``, :mod:`simcluster.plan.tp_overlap`); a
+  backward's input-gradient reduction runs beside its weight-gradient GEMM under
+  ``parallelism.tp_grad_overlap`` (:mod:`simcluster.plan.tp_grad_overlap`);
 - F: ZeRO-3 gathers the layer's weights (PyTorch FSDP2 then copies them out of the flat gather
   buffer on the compute stream, ``zero.copy_out``), then the attention and MLP blocks;
 - B: ZeRO-3 gathers again; full recompute runs both forward blocks again (``rc.``);
@@ -30,11 +32,12 @@ B: the compute, then a reduce-scatter with sequence parallelism).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from simcluster.plan.costing import BlockCost, Blocks
 from simcluster.plan.fsdp_root import RootUnit
+from simcluster.plan.tp_grad_overlap import backward_steps as grad_overlap_steps
 from simcluster.plan.tp_overlap import block_steps
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
@@ -100,6 +103,7 @@ class UnitShape:
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
     root: RootUnit = RootUnit()  # FSDP's root unit (embedding, final norm, output): simcluster.plan.fsdp_root
     tp_overlap: bool = False  # tensor collectives beside the blocks' GEMMs (userbuffers): simcluster.plan.tp_overlap
+    tp_grad_overlap: bool = False  # backward reductions beside the weight-gradient GEMMs: simcluster.plan.tp_grad_overlap
 
 
 def recv_gather_step(kind: str) -> Step:
@@ -117,7 +121,7 @@ def _prep(shape: UnitShape, count: int, phase: str) -> list[Step]:
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
-           waits: bool = False) -> list[Step]:
+           waits: bool = False, cost: BlockCost | None = None) -> list[Step]:
     if shape.tp_overlap and shape.tp:  # Transformer Engine's userbuffers: simcluster.plan.tp_overlap
         gather = Step("tp", name, phase, op="all_gather", tag=name) if shape.sp else None
         ring = [Step("ring", name, phase, op="all_gather" if fwd else "reduce_scatter")] if attn and shape.cp else []
@@ -128,9 +132,14 @@ def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, a
         out.append(Step("tp", name, phase, op="all_gather", tag=name))
     if attn and shape.cp:
         out.append(Step("ring", name, phase, op="all_gather" if fwd else "reduce_scatter"))
-    out.append(Step("compute", name, phase, secs, flops, block=True, waits_params=waits))
+    compute = Step("compute", name, phase, secs, flops, block=True, waits_params=waits)
+    reduce = Step("tp", name, phase, op="reduce_scatter" if shape.sp else "all_reduce", tag=name)
+    if shape.tp and shape.tp_grad_overlap and not fwd and cost is not None and cost.col_wgrad_s > 0:
+        gather = Step("tp", name, phase, op="all_gather", tag=name) if shape.sp else None
+        return out + grad_overlap_steps(name, secs, flops, cost, compute, gather, reduce)
+    out.append(compute)
     if shape.tp:
-        out.append(Step("tp", name, phase, op="reduce_scatter" if shape.sp else "all_reduce", tag=name))
+        out.append(reduce)
     return out
 
 
@@ -173,14 +182,14 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
                 out.append(Step("compute", "zero.copy_out", "backward", shape.refetch_share * b.gather_copy_s,
                                 waits_params=True))
             waits = not copied
-    out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits)
+    mlp_cost, attn_cost = (None, None) if shape.split_w else (b.mlp, b.attn)
+    out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits, cost=mlp_cost)
     if shape.recompute == "selective":
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
-    attn_steps = _block(shape, "bwd.attn", *attn, "backward", True, False)
-    if not shape.split_w:
-        i = next(i for i, s in enumerate(attn_steps) if s.what == "compute")
-        s = attn_steps[i]
-        attn_steps[i] = Step(s.what, s.name, s.phase, s.seconds, s.flops, block=True, grads=True)
+    attn_steps = _block(shape, "bwd.attn", *attn, "backward", True, False, cost=attn_cost)
+    if not shape.split_w:  # the last compute step produces the layer's gradients
+        i = max(i for i, s in enumerate(attn_steps) if s.what == "compute")
+        attn_steps[i] = replace(attn_steps[i], grads=True)
         attn_steps += reduce  # ZeRO >= 2: reduce-scatter what that compute produced
     out += attn_steps
     return tuple(out)

@@ -29,6 +29,7 @@ Megatron-LM                                                workload
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn                                           training.flash_attention (else false)
 --no-gradient-accumulation-fusion                          training.gradient_accumulation_fusion false
+--no-async-tensor-model-parallel-allreduce                 parallelism.tp_grad_overlap false
 =========================================================  ===========================================
 
 The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
@@ -60,7 +61,7 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
                     "--no-overlap-p2p-communication", "--overlap-p2p-communication",
-                    "--no-gradient-accumulation-fusion"})
+                    "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -162,6 +163,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     ddp = args.get("--DDP-impl")
     overlap = ddp == "torch" if isinstance(ddp, str) else bool(args.get("--overlap-grad-reduce"))
     parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}
+    if args.get("--no-async-tensor-model-parallel-allreduce"):
+        parallelism["tp_grad_overlap"] = False
     if cp > 1:
         parallelism["context"] = cp
     per_chunk = ints["--num-layers-per-virtual-pipeline-stage"]

@@ -67,6 +67,13 @@ class ParallelismSpec(BaseModel):
         "runs under the block's compute, the forward reduce-scatter under it in num_splits chunks with the last "
         "exposed, the backward's all-gather and reduce-scatter under the backward's GEMMs; needs framework megatron, "
         "tensor > 1 and sequence_parallel.")
+    tp_grad_overlap: bool | None = Field(
+        default=None, description="In the backward, each column-parallel linear layer's input-gradient reduction "
+        "(all-reduce, or reduce-scatter with sequence_parallel) runs beside its weight-gradient GEMM, and with "
+        "sequence_parallel the saved input's all-gather beside its data-gradient GEMM (Megatron-LM's "
+        "--async-tensor-model-parallel-allreduce since Aug 2021, Transformer Engine's Linear); false: each "
+        "reduction after the block's backward, blocking.",
+        json_schema_extra={"default_doc": "the framework's: megatron on, others off"})
     p2p_scatter_gather: bool | None = Field(
         default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
         "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "

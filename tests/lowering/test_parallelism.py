@@ -16,7 +16,10 @@ def _moved(tasks, phase, layer_min=0):
 
 
 def test_sequence_parallel_moves_the_bytes_of_the_all_reduces_it_replaces(tmp_path):
-    base = ("parallelism.tensor=4", "parallelism.data=2", "training.global_batch=4")
+    """With blocking reductions; beside the weight gradients (tp_grad_overlap) sequence parallelism also
+    all-gathers each block's saved input again in the backward: tests/plan/test_tp_grad_overlap.py."""
+    base = ("parallelism.tensor=4", "parallelism.data=2", "training.global_batch=4",
+            "parallelism.tp_grad_overlap=false")
     no_sp = simulate_workload(make_spec(tmp_path, *base), LoweringOptions(fuse=False))
     sp = simulate_workload(make_spec(tmp_path, *base, "parallelism.sequence_parallel=true"),
                            LoweringOptions(fuse=False))

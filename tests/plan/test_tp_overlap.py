@@ -34,7 +34,7 @@ def test_block_steps(tmp_path):
     assert f == block + block
     b = [(s.what, s.op, s.overlap) for s in _layer(plan, "B")]
     assert b == [("tp", "all_gather", True), ("tp", "reduce_scatter", True), ("compute", "", False)] * 2
-    off = build_plan(make_spec(tmp_path, *TP))
+    off = build_plan(make_spec(tmp_path, *TP, "parallelism.tp_grad_overlap=false"))
     assert not any(s.overlap for s in _layer(off, "F") + _layer(off, "B"))
     assert [s.share for s in _layer(off, "F") if s.what == "tp"] == [1.0] * 4
 
