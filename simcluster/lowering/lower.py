@@ -37,6 +37,7 @@ from simcluster.lowering.partial import explicit_replicas
 from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
+from simcluster.plan.param_gather import chunk_gather_dispatch
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -109,8 +110,11 @@ class Lowerer:
         for s in range(p):
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
+            forwards: list[tuple[int, int]] = []  # the stage's forward units in order: (chunk k, microbatch)
             for kind, mb, ck in plan.orders[s]:
                 k = ck * p + s
+                if kind == "F":
+                    forwards.append((k, mb))
                 for chain_members in all_members[s]:
                     lb = Labels(s, mb, ck, kind)
                     if fusable and mb < tail and not (plan.param_overlap and kind == "F" and mb == 0):
@@ -120,7 +124,12 @@ class Lowerer:
                         # tensor-parallel collectives block the compute stream (Megatron runs
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
-                        self._unit(ch, kind, k, chain_members, grads if mb == m - 1 else None, mb)
+                        anchor = None
+                        if plan.param_overlap and plan.v > 1 and kind == "F" and mb == 0:
+                            j = chunk_gather_dispatch(ck, p, s)  # simcluster.plan.param_gather
+                            anchor = ({r: first[("F", *forwards[j], r)] for r in chain_members}
+                                      if j is not None else {})
+                        self._unit(ch, kind, k, chain_members, grads if mb == m - 1 else None, mb, anchor)
                         ids = {r: (ch.first[r], ch.prev[r]) for r in chain_members}
                     for r, (a, z) in ids.items():
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
@@ -222,8 +231,11 @@ class Lowerer:
         return {r: (t.id, t.id)}
 
     def _unit(self, ch: Chain, kind: str, k: int, members: tuple[int, ...],
-              grads: dict[tuple[int, int], int] | None, mb: int = 0) -> None:
-        """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts."""
+              grads: dict[tuple[int, int], int] | None, mb: int = 0,
+              anchor: dict[int, int] | None = None) -> None:
+        """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts. ``anchor``: the
+        interleaved schedule's chunk-wise weight gathers (:func:`simcluster.plan.param_gather.chunk_gather_dispatch`)
+        are issued together after these tasks (``{}``: at the iteration's start), not a layer ahead."""
         plan, comms = self.plan, self.comms
         groups = {kind: comms.groups(kind, members) if n > 1 else []
                   for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d), ("zs", plan.zero_shard),
@@ -283,7 +295,9 @@ class Lowerer:
                                              "cp_comm", layer,
                                              after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
             elif step.what == "gather":
-                if step.prefetch:  # issued a block ahead of need
+                if anchor is not None:  # the chunk's gathers one after another from the anchor on
+                    after = params if params else (anchor or None)
+                elif step.prefetch:  # issued a block ahead of need
                     after = computed[-2] if len(computed) >= 2 else None
                 else:  # fetched when the compute reaches the layer (DeepSpeed, modules past its bucket)
                     after = computed[-1] if computed else None

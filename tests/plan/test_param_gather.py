@@ -73,3 +73,52 @@ def test_experts_gather_beside_the_forward_on_their_own_dp_stream():
     assert experts and all(t.stream == "dp-edp" and not t.deps for t in experts)
     assert all(out.result.start[t.id] == 0.0 for t in experts)
     assert comm_class("dp-edp", "zero_comm", experts[0].name) == "zero"
+
+
+def test_interleaved_dispatch_index():
+    """Megatron-Core's interleaved schedule: chunks 0 and 1 before the first forward, chunk c ≥ 2 at the
+    forward (c − 1)·p − s of stage s (schedules.py at core_r0.9.0)."""
+    from simcluster.plan.param_gather import chunk_gather_dispatch
+    assert chunk_gather_dispatch(0, 4, 0) is None and chunk_gather_dispatch(1, 4, 3) is None
+    assert [chunk_gather_dispatch(c, 4, 0) for c in (2, 3)] == [4, 8]
+    assert [chunk_gather_dispatch(c, 4, 3) for c in (2, 3)] == [1, 5]
+
+
+INTERLEAVED = ("parallelism.data=2", "parallelism.pipeline=4", "parallelism.schedule=interleaved",
+               "parallelism.virtual_stages=4", "parallelism.zero_stage=1", "model.layers=16",
+               "training.global_batch=16", "model.tied_embeddings=false", "model.hidden=4096", "model.heads=32",
+               "model.seq_len=512", "cluster.nodes=1")
+
+
+def test_interleaved_gathers_chunk_by_chunk_aligned_across_stages(tmp_path):
+    """Under the interleaved schedule each chunk's gathers are issued together: chunks 0 and 1 at the start
+    of the iteration, chunk c ≥ 2 after the first task of the stage's forward (c − 1)·p − s; the later chunks'
+    gathers, p + s − 1 forwards ahead of need, never hold a forward up, although each gather here takes longer
+    than the layer's forward of one microbatch."""
+    spec = make_spec(tmp_path, *INTERLEAVED, "parallelism.overlap_param_gather=true")
+    out = simulate_workload(spec)
+    tasks, res = out.tasks.tasks, out.result
+    p = 4
+    reps = out.tasks.meta["representatives"]
+    for s, r in enumerate(reps):
+        forwards = sorted((t for t in tasks if r in t.ranks and t.stream == "compute" and t.phase == "forward"
+                           and t.microbatch is not None), key=lambda t: res.start[t.id])
+        firsts = []  # the first task of each forward unit, in order
+        for t in forwards:
+            if not firsts or (t.chunk, t.microbatch) != (firsts[-1].chunk, firsts[-1].microbatch):
+                firsts.append(t)
+        for c in range(4):
+            gathers = [t for t in tasks if r in t.ranks and t.name.startswith("zero.all_gather") and t.chunk == c]
+            assert gathers, (s, c)
+            assert all(g2.deps == (g1.id,) for g1, g2 in zip(gathers, gathers[1:]))  # one after another
+            if c < 2:
+                assert not gathers[0].deps
+            else:
+                anchor = firsts[(c - 1) * p - s]
+                assert gathers[0].deps == (anchor.id,)  # stage s: s forwards before chunk c − 1 starts
+            if c >= 1:  # done strictly before the chunk's first forward could start: it held nothing up
+                use = next(t for t in firsts if t.chunk == c)
+                assert max(res.end[g.id] for g in gathers) < res.start[use.id] - 1e-9, (s, c)
+    layer = next(t for t in tasks if t.name.startswith("fwd.") and 0 in t.ranks)
+    gather = next(t for t in tasks if t.name.startswith("zero.all_gather L") and 0 in t.ranks)
+    assert res.end[gather.id] - res.start[gather.id] > res.end[layer.id] - res.start[layer.id]
