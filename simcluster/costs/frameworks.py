@@ -68,8 +68,10 @@ Gradient accumulation (megatron, ``training.gradient_accumulation_fusion``)
     megatron/optimizer/optimizer.py at de7dc40, 2021-08-10). :func:`unfused_accumulation_bytes`.
 
 Optimizer
-    fused (Apex/Megatron ``FusedAdam``, DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``,
-    optax under XLA): one pass, :data:`simcluster.plan.costing.OPTIMIZER_BYTES`.
+    fused (DeepSpeed ``FusedAdam``, ``torch.optim.AdamW(fused=True)``, optax under XLA): one pass,
+    :data:`simcluster.plan.costing.OPTIMIZER_BYTES`. megatron (Apex ``FusedAdam`` inside Megatron-LM's
+    mixed-precision optimizer): that pass and the gradient buffer's zeroing, scaling, norm and copies,
+    :mod:`simcluster.costs.megatron_optimizer`.
     fp16_2019 (Megatron-LM 2019, ``training.fused_kernels: false`` with fp16): the fused step inside
     ``FP16_Optimizer``'s per-tensor loops (overflow check, gradient copies, unscale, clip norm, zero_grad),
     :mod:`simcluster.costs.fp16_optimizer`.
@@ -148,28 +150,8 @@ DeepSpeed ZeRO-3 of 2021 (v0.3.13–v0.4.x)
     passes around each collective and its persistent tensors: :mod:`simcluster.costs.deepspeed_zero3`.
 
 DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
-    Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
-    stream (``_exec_send_activations`` / ``_exec_send_grads`` wait for the transfer), and reduces
-    the data-parallel gradients in a ``ReduceGrads`` instruction after the last backward
-    (no overlap with backward). It has no interleaved schedule. With model parallelism it
-    partitions what it sends (``is_pipe_partitioned = is_model_parallel``: each tensor rank
-    sends 1/t of the activation, the receiver rebuilds it with ``PartitionedTensor.full()``, an
-    all-gather over the tensor group).
-    Under ZeRO-1 its ``ReduceGrads`` all-reduces the gradients over the data-parallel group
-    (``buffered_allreduce_fallback``: flattened buckets of ``MEMORY_OPT_ALLREDUCE_SIZE`` = 5e8
-    elements, ``dist.all_reduce`` each), not a reduce-scatter: the ZeRO-1 optimizer then updates
-    its 1/d and all-gathers the 16-bit weights, so the step moves an all-reduce plus an all-gather
-    (:data:`Stack.pipe_zero1_all_reduce`). bf16: ``PipelineEngine._bf16_reduce_grads`` →
-    ``buffered_allreduce_fallback`` over the ``BF16_Optimizer``'s fp32 gradients (DeepSpeed PR #1801,
-    commit 56c5223, 2022-04-19, "bf16+pipeline parallelism", BLOOM's; still so in later releases).
-    fp16: ``_exec_reduce_grads`` called ``buffered_allreduce_fallback`` whatever the ZeRO stage until
-    DeepSpeed's "ZeRO stage 1 refresh" (cfa63f5d, 2021-05-19), and EleutherAI's DeeperSpeed fork that
-    GPT-NeoX pinned for its 20B run (eb7f5cff, 2021-09-20, version 0.3.15, requirements/requirements.txt
-    up to GPT-NeoX v1.0) kept that path, with the old ``FP16_DeepSpeedZeroOptimizer_Stage1`` that
-    all-gathers the updated partitions in its ``step``. Known approximation: fp16 ZeRO-1 under upstream
-    DeepSpeed ≥ 0.4 reduces through the ZeRO optimizer (``allreduce_gradients`` →
-    ``optimizer.reduce_gradients``); the spec has no DeepSpeed version, and the corpus's fp16 ZeRO-1
-    pipeline run (GPT-NeoX-20B) is on the old path.
+    Blocking sends, partitioned over the tensor ranks; the data-parallel reduction after the last backward,
+    an all-reduce under ZeRO-1 (:data:`Stack.pipe_zero1_all_reduce`): :mod:`simcluster.costs.pipeline_sends`.
 
 Backward tensor-parallel reductions (``tp_grad_overlap``)
     Megatron-LM (since Aug 2021) and Transformer Engine reduce a column-parallel layer's input gradient
@@ -222,7 +204,7 @@ class Stack:
     loss_transient_bytes: float  # per logit element, once, inside the loss backward
     autocast: bool  # fp32 parameters cast to 16-bit every forward (and 16-bit copies held)
     grad_accum_bytes: float  # per weight and microbatch: the 16-bit gradient cast and added into fp32
-    optimizer: str  # fused | foreach | fp16_2019 (fused, in Megatron-LM 2019's FP16_Optimizer: costs.fp16_optimizer)
+    optimizer: str  # fused | megatron (costs.megatron_optimizer) | foreach | fp16_2019 (costs.fp16_optimizer)
     zero3_fetch: str  # layer (one gather per layer) | module (one per linear layer)
     zero3_prefetch_params: float  # a ZeRO-3 gather is prefetched only when its weights fit this many
     p2p_overlap: str  # pipeline sends beside the next unit: always | interleaved (that schedule only) | never
@@ -253,7 +235,7 @@ class Stack:
 FRAMEWORKS: Registry[Stack] = Registry("framework")
 FRAMEWORKS.add("megatron", Stack(
     "megatron", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
-    autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
+    autocast=False, grad_accum_bytes=0.0, optimizer="megatron", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,
     p2p_overlap="interleaved", p2p_scatter_gather=False, overlap_grad_reduce=True, tp_grad_overlap=True))
 FRAMEWORKS.add("deepspeed", Stack(
     "deepspeed", HOST_OP_S, MEGATRON_LOSS_FWD, MEGATRON_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,

@@ -15,8 +15,29 @@ sequence parallelism, where the activation is already split). JAX/XLA pipelines 
 sharded activation (collective-permute), PyTorch's ``torch.distributed.pipelining`` posts
 its sends asynchronously.
 
-DeepSpeed's pipeline engine sends blocking and partitions what it sends over the tensor ranks
-(:mod:`simcluster.costs.frameworks`, "DeepSpeed's pipeline engine").
+DeepSpeed's pipeline engine (``deepspeed.runtime.pipe.engine.PipelineEngine``)
+    Its 1F1B ``TrainSchedule`` runs sends as blocking instructions of the same instruction
+    stream (``_exec_send_activations`` / ``_exec_send_grads`` wait for the transfer), and reduces
+    the data-parallel gradients in a ``ReduceGrads`` instruction after the last backward
+    (no overlap with backward). It has no interleaved schedule. With model parallelism it
+    partitions what it sends (``is_pipe_partitioned = is_model_parallel``: each tensor rank
+    sends 1/t of the activation, the receiver rebuilds it with ``PartitionedTensor.full()``, an
+    all-gather over the tensor group).
+    Under ZeRO-1 its ``ReduceGrads`` all-reduces the gradients over the data-parallel group
+    (``buffered_allreduce_fallback``: flattened buckets of ``MEMORY_OPT_ALLREDUCE_SIZE`` = 5e8
+    elements, ``dist.all_reduce`` each), not a reduce-scatter: the ZeRO-1 optimizer then updates
+    its 1/d and all-gathers the 16-bit weights, so the step moves an all-reduce plus an all-gather
+    (:data:`simcluster.costs.frameworks.Stack.pipe_zero1_all_reduce`). bf16: ``PipelineEngine._bf16_reduce_grads`` →
+    ``buffered_allreduce_fallback`` over the ``BF16_Optimizer``'s fp32 gradients (DeepSpeed PR #1801,
+    commit 56c5223, 2022-04-19, "bf16+pipeline parallelism", BLOOM's; still so in later releases).
+    fp16: ``_exec_reduce_grads`` called ``buffered_allreduce_fallback`` whatever the ZeRO stage until
+    DeepSpeed's "ZeRO stage 1 refresh" (cfa63f5d, 2021-05-19), and EleutherAI's DeeperSpeed fork that
+    GPT-NeoX pinned for its 20B run (eb7f5cff, 2021-09-20, version 0.3.15, requirements/requirements.txt
+    up to GPT-NeoX v1.0) kept that path, with the old ``FP16_DeepSpeedZeroOptimizer_Stage1`` that
+    all-gathers the updated partitions in its ``step``. Known approximation: fp16 ZeRO-1 under upstream
+    DeepSpeed ≥ 0.4 reduces through the ZeRO optimizer (``allreduce_gradients`` →
+    ``optimizer.reduce_gradients``); the spec has no DeepSpeed version, and the corpus's fp16 ZeRO-1
+    pipeline run (GPT-NeoX-20B) is on the old path.
 """
 
 from __future__ import annotations

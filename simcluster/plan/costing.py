@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from simcluster.costs import fp16_optimizer, rng_state
+from simcluster.costs import fp16_optimizer, megatron_optimizer, rng_state
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
@@ -320,7 +320,8 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
     """(seconds, bytes) of the memory-bound optimizer step over ``params / shard`` parameters.
 
     Fused: :data:`OPTIMIZER_BYTES` in one pass (with bf16 states and no master copy,
-    :data:`simcluster.costs.optimizer_states.BF16_STEP_BYTES`); PyTorch's multi-tensor (foreach) Adam: eight passes,
+    :data:`simcluster.costs.optimizer_states.BF16_STEP_BYTES`); Megatron-LM's Adam: the passes of
+    :mod:`simcluster.costs.megatron_optimizer` over the ``params`` held and the ``params / shard`` updated; PyTorch's multi-tensor (foreach) Adam: eight passes,
     :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
     pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
     (:func:`simcluster.costs.fp16_optimizer.extra_time`).
@@ -330,6 +331,8 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
     per = BF16_STEP_BYTES[optimizer] if stack.optimizer_states == "bf16" else OPTIMIZER_BYTES[optimizer]
     nbytes = per * params / shard
+    if stack.optimizer == "megatron" and optimizer == "adam" and stack.optimizer_states != "bf16":
+        nbytes = megatron_optimizer.step_bytes(cm.precision, params, shard)
     secs = cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s
     if stack.optimizer == "fp16_2019":
         more_s, more_bytes = fp16_optimizer.extra_time(cm, params / shard, fp16_optimizer.tensors(layers),

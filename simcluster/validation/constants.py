@@ -19,6 +19,7 @@ from simcluster.costs import eager
 from simcluster.costs import deepspeed_zero3 as dz3
 from simcluster.costs import frameworks as fw
 from simcluster.costs import fp16_optimizer as fp16opt
+from simcluster.costs import megatron_optimizer as mopt
 from simcluster.costs import rng_state
 from simcluster.costs import allocator as alloc
 from simcluster.costs import memory as mem
@@ -107,6 +108,11 @@ def _rows() -> list[tuple[str, str, str, str]]:
          f"{eager.inventory_bytes('qkv.bwd.bias_grad', True, 'q', kernels=eager.GPT_EAGER):g}",
          "costs/eager.py", "autograd's cat of dq, dk, dv (split_with_sizes_backward); addmm's bias gradient "
          "summed to [N] (llm-foundry MPT: no_bias false)"),
+        ("Megatron-LM Adam step: bytes per updated weight (bf16, fp16; gradient buffer element bf16, fp16)",
+         f"{mopt.UPDATED_BYTES['bf16']:g}, {mopt.UPDATED_BYTES['fp16']:g}; "
+         f"{mopt.GRAD_BUFFER_BYTES['bf16']:g}, {mopt.GRAD_BUFFER_BYTES['fp16']:g} × {mopt.HELD_PASSES} per held weight",
+         "costs/megatron_optimizer.py", "Megatron-LM 7fccd6a (2022) optimizer.py MixedPrecisionOptimizer.step: norm 4, "
+         "FusedAdam 16+12, main-to-model copy 4+2 (fp16: cast 2+4, unscale 4+4); zero_grad_buffer and /= d"),
         ("Megatron-LM 2019 FP16_Optimizer per-tensor loops: bytes per parameter (waiting, queued)",
          f"{fp16opt.SYNC_BYTES:g}, {fp16opt.ASYNC_BYTES:g}", "costs/fp16_optimizer.py",
          "Megatron-LM abe36e2 (2019) fp16/: overflow check float(x.float().sum()) 2+4+4 and clip norm 4; "

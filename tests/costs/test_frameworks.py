@@ -74,7 +74,7 @@ def test_foreach_adam_reads_and_writes_80_bytes(tmp_path):
     spec, ops, cm = _ops(tmp_path)
     secs, nbytes = optimizer_time(cm, "adam", 1e9, 1, framework("pytorch"))
     assert nbytes == FOREACH_ADAM_BYTES * 1e9 == 80e9
-    fused_s, fused_b = optimizer_time(cm, "adam", 1e9, 1, framework("megatron"))
+    fused_s, fused_b = optimizer_time(cm, "adam", 1e9, 1, framework("deepspeed"))
     assert fused_b == 30e9 and secs > 2 * fused_s
 
 

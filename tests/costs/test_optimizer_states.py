@@ -17,7 +17,8 @@ from simcluster.costs.memory import held_bytes_per_param, stage_memory
 from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.errors import SpecError
 from simcluster.plan import build_plan
-from simcluster.plan.costing import OPTIMIZER_BYTES, optimizer_time
+from simcluster.costs.megatron_optimizer import step_bytes
+from simcluster.plan.costing import optimizer_time
 from simcluster.spec import load_workload
 
 ZERO1 = ("parallelism.data=8", "parallelism.zero_stage=1", "model.layers=2", "training.global_batch=8")
@@ -44,7 +45,7 @@ def test_gradients_reduce_in_bf16_and_the_step_moves_14_bytes(tmp_path):
     assert on.stack.optimizer_states == "bf16" and off.stack.optimizer_states == "fp32"
     bf16, fp32 = framework("megatron", 1, optimizer_dtype="bf16"), framework("megatron", 1)
     assert optimizer_time(on.cm, "adam", 8e9, 8, bf16)[1] == pytest.approx(BF16_STEP_BYTES["adam"] * 1e9) == 14e9
-    assert optimizer_time(on.cm, "adam", 8e9, 8, fp32)[1] == pytest.approx(OPTIMIZER_BYTES["adam"] * 1e9)
+    assert optimizer_time(on.cm, "adam", 8e9, 8, fp32)[1] == pytest.approx(step_bytes("bf16", 8e9, 8))
     assert optimizer_time(on.cm, "adam", 8e9, 8, bf16)[0] < optimizer_time(on.cm, "adam", 8e9, 8, fp32)[0]
 
 
