@@ -70,6 +70,7 @@ from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
+from simcluster.costs.deferred_wgrad import held_bytes
 from simcluster.costs.optimizer_states import BF16_STATE_BYTES, state_bytes_per_param
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
@@ -373,6 +374,8 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     if parallelism.pipeline > 1:  # one send and one receive buffer of the stage boundary tensor
         buffers += 2 * DTYPE_BYTES[training.precision] * model.seq_len / parallelism.context \
             * training.micro_batch * model.hidden / (parallelism.tensor if _sp(parallelism) else 1)
+    if has_logits:  # the output layer's deferred weight gradients: their inputs and output gradients (deferred_wgrad)
+        buffers += held_bytes(model.seq_len, model.hidden, model.vocab, training, parallelism)
     if zero >= 3 and layers_on_stage > 0:
         buffers += 2 * P.layer_params(model, parallelism.tensor) * gathered
     if fsdp2(training, parallelism):  # FSDP2 keeps the root module's (embedding, final norm, output) unsharded

@@ -38,6 +38,7 @@ from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
 from simcluster.plan.param_gather import chunk_gather_dispatch
+from simcluster.plan.steps import HEAD_GRADS
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -92,7 +93,7 @@ class Lowerer:
         self.fidelity = "full" if self.comms.full else "partial" if self.comms.partial else "symmetric"
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
-        self._templates: dict[tuple[str, int], Template] = {}
+        self._templates: dict[tuple[str, int, bool], Template] = {}
         self._shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
 
     def build(self) -> TaskGraph:
@@ -138,6 +139,7 @@ class Lowerer:
                         if blocking:  # the stage's next unit waits for its send
                             stage_last[r] = send[(kind, k, mb, r)]
         self._cross_stage_deps(first, last, send)
+        self._drain_deferred(all_members[p - 1], grads, stage_last)
         ctx = GradSync(tg, plan, comms, self.slow, self.last_rs, self.opt.include_optimizer)
         add_grad_sync(ctx, grads, stage_last)
         tg.meta.update(stages=p, microbatches=m, chunk_layers=plan.chunks,
@@ -179,6 +181,25 @@ class Lowerer:
                 t = self.tg.tasks[fid]
                 t.deps = t.deps + (dep,)
 
+    def _drain_deferred(self, chains: list[tuple[int, ...]], grads: dict[tuple[int, int], int],
+                        stage_last: dict[int, int]) -> None:
+        """Megatron-Core's drain of the output layer's deferred weight gradients after the last stage's last
+        unit: one all-gather of a microbatch's input (sequence parallel; the others run under the GEMMs), then the
+        GEMMs, which produce the head's gradients (:mod:`simcluster.costs.deferred_wgrad`)."""
+        plan = self.plan
+        n, w_s, w_f = plan.deferred_wgrad
+        if not n:
+            return
+        for members in chains:
+            ch = TaskChain(self.tg, members, Labels(plan.p - 1, plan.m - 1, plan.v - 1, "B"), self.comms.plan,
+                           self.slow, self._shared)
+            ch.prev.update((r, stage_last[r]) for r in members if r in stage_last)
+            if plan.t > 1 and plan.shape.sp:
+                ch.collective(self.comms.groups("tp", members), "all_gather", plan.act_bytes,
+                              "tp.all_gather bwd.head.wgrad", "tp", "tp_comm", -1)
+            for r, tid in ch.compute("bwd.head.wgrad L-1", n * w_s, n * w_f, "backward", -1).items():
+                grads[(r, HEAD_GRADS)] = stage_last[r] = tid
+
     def _fusable(self, s: int) -> bool:
         """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
         plan, comms = self.plan, self.comms
@@ -208,14 +229,15 @@ class Lowerer:
                     stage_last: dict[int, int]) -> dict[int, tuple[int, int]]:
         """One unit as a single task whose parts restore its rows; like an explicit chain it starts
         after the previous unit's last task (a tensor-parallel collective may end after its compute)."""
-        key = (kind, k)
+        head_b = kind == "B" and k == self.plan.K - 1  # its head's weight gradient may be deferred (by microbatch)
+        key = (kind, k, head_b and lb.microbatch < self.plan.deferred_wgrad[0])
         tmpl = self._templates.get(key)
         if tmpl is None:
             ch = PartsChain(self.comms.plan, self.topo.link_bandwidth,
                             OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
             # microbatch 1's steps: a fused unit is never the first forward, which gathers the weights under
             # overlap_param_gather (simcluster.plan.param_gather); every other unit's steps are the same
-            self._unit(ch, kind, k, members, None, mb=1)
+            self._unit(ch, kind, k, members, None, mb=lb.microbatch if head_b else 1)
             flops = sum(p.flops for p in ch.parts)
             tmpl = (tuple(ch.parts), ch.t, flops)
             self._templates[key] = tmpl

@@ -23,12 +23,13 @@ from functools import cached_property
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
+from simcluster.costs.deferred_wgrad import OUTPUT_GEMM, deferred
 from simcluster.costs.attention_kernels import attention_kernel
 from simcluster.costs.frameworks import FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, Stack, framework
 from simcluster.costs.pipeline_sends import PipelineSends, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.reserve import allocator_reserve
-from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks
+from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks, op_flops, wgrad_time
 from simcluster.plan.fsdp_root import fsdp_root
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
@@ -37,8 +38,8 @@ from simcluster.plan.partition import model_chunks
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
-from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
-                                   zero3_refetch)
+from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, zero3_gathers, zero3_grad_parts,
+                                   zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.optimizer_states import BF16_GRAD_REDUCE_BYTES
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
@@ -116,6 +117,16 @@ class Plan:
         """How pipeline sends run: blocking or beside the next unit, split over the tensor ranks, gathered."""
         return plan_sends(self.spec, self.schedule, self.spec.parallelism.sequence_parallel)
 
+    @cached_property
+    def deferred_wgrad(self) -> tuple[int, float, float]:
+        """(microbatches, seconds and FLOPs of one) of the output layer's weight gradient deferred to the flush
+        (``parallelism.defer_embedding_wgrad_compute``, :mod:`simcluster.costs.deferred_wgrad`)."""
+        n = deferred(self.spec.training, self.spec.parallelism) if self.embedding_and_head else 0
+        out = next((o for o in model_ops(self.spec.model, self.spec.training).head if o.name == OUTPUT_GEMM), None)
+        if not n or out is None:
+            return 0, 0.0, 0.0
+        return n, wgrad_time(out, self.cm, self.t, self.c), op_flops(out, self.t, self.c)[1] / 2
+
     @property
     def zero(self) -> int:
         return self.spec.parallelism.zero_stage
@@ -181,9 +192,10 @@ class Plan:
                 out += forward(HEAD_GRADS, head_steps("F", b, shape), self.params.head)
         elif kind == "B":
             if head:
-                out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape)]
+                n, w_s, w_f = self.deferred_wgrad
+                out += [(HEAD_GRADS, s) for s in head_steps("B", b, shape, (w_s, w_f) if mb < n else None)]
             layers = [[(layer, s) for s in self.layer_unit_steps("B", layer, mb)] for layer in reversed(self.chunks[k])]
-            out += _backward_prefetch(layers) if shape.gather_prefetch else [st for steps in layers for st in steps]
+            out += backward_prefetch(layers) if shape.gather_prefetch else [st for steps in layers for st in steps]
             if emb:
                 out += [(EMBEDDING_GRADS, s) for s in embedding_steps("B", b, shape)]
         else:
@@ -198,12 +210,15 @@ class Plan:
         the embedding.
         """
         out: list[tuple[int, float]] = []
+        late = self.deferred_wgrad[0] > 0  # the head's gradients come from the flush, after every backward
         for k in sorted((k for k in range(self.K) if k % self.p == s), reverse=True):
-            if k == self.K - 1 and self.embedding_and_head:
+            if k == self.K - 1 and self.embedding_and_head and not late:
                 out.append((HEAD_GRADS, self.params.head))
             out.extend((layer, self.layer_grad_params(layer)) for layer in reversed(self.chunks[k]))
             if k == 0 and self.embedding_and_head:
                 out.append((EMBEDDING_GRADS, self.params.embedding))
+        if late and s == self.p - 1:
+            out.append((HEAD_GRADS, self.params.head))
         return out
 
     def layer_grad_params(self, layer: int) -> float:
@@ -249,30 +264,6 @@ class Plan:
     def stage_params(self, s: int) -> float:
         """Parameters one GPU of stage ``s`` holds (tensor-parallel shard, before ZeRO)."""
         return sum(pc for _, pc in self.grads_produced(s))
-
-
-def _lead(steps: list[tuple[int, Step]]) -> int:
-    """Steps a layer's backward opens with to fetch its weights: DeepSpeed's host preparation, the gather."""
-    n = 1 if steps and steps[0][1].name == "zero.prep" else 0
-    return n + 1 if len(steps) > n and steps[n][1].what == "gather" else 0
-
-
-def _backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, Step]]:
-    """ZeRO-3's backward prefetch: each layer's weight gather is issued before the reduce-scatter
-    of the layer after it, so that on the data-parallel stream (one queue: collectives of one
-    communicator run in issue order) the gather is not held up by that reduce-scatter (PyTorch
-    FSDP's ``BACKWARD_PRE``, Zhao et al. 2023 §3.3; DeepSpeed ZeRO-3 prefetches alike)."""
-    out: list[tuple[int, Step]] = []
-    for i, steps in enumerate(layers):
-        nxt = layers[i + 1] if i + 1 < len(layers) else []
-        gather = nxt[:_lead(nxt)]
-        body = steps[_lead(steps):] if i else steps
-        if gather and body and body[-1][1].what == "reduce_grads":
-            body = body[:-1] + gather + body[-1:]
-        elif gather:
-            body = body + gather
-        out += body
-    return out
 
 
 def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:

@@ -288,15 +288,18 @@ def _root_reduce(shape: UnitShape) -> list[Step]:
     return cast + [Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter", params=root.params)]
 
 
-def head_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
-    """The last chunk's head steps (logits and loss), after its layers (F) or before them (B)."""
+def head_steps(kind: str, b: Blocks, shape: UnitShape, deferred: tuple[float, float] | None = None) -> tuple[Step, ...]:
+    """The last chunk's head steps (logits and loss), after its layers (F) or before them (B); ``deferred``: the
+    (seconds, FLOPs) of the output layer's weight gradient left to the pipeline flush, the head's gradients then
+    produced there (:mod:`simcluster.costs.deferred_wgrad`)."""
     tp_sp = shape.tp and shape.sp
     if kind == "F":
         out = [Step("tp", "fwd.head", "forward", op="all_gather", tag="head")] if tp_sp else []
         out.append(Step("compute", "fwd.head", "forward", b.head.fwd_s, b.head.fwd_flops))
         return tuple(out)
     if kind == "B":
-        out = [Step("compute", "bwd.head", "backward", b.head.bwd_s, b.head.bwd_flops, grads=True)]
+        w_s, w_f = deferred or (0.0, 0.0)
+        out = [Step("compute", "bwd.head", "backward", b.head.bwd_s - w_s, b.head.bwd_flops - w_f, grads=not deferred)]
         if tp_sp:
             out.append(Step("tp", "bwd.head", "backward", op="reduce_scatter", tag="head"))
         return tuple(out)

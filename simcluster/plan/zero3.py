@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from simcluster.costs.frameworks import framework
+from simcluster.plan.steps import Step
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.workload import ModelOps, model_ops
 
@@ -90,3 +91,27 @@ def zero3_persistent_gather_s(spec: WorkloadSpec, ranks: int, ops: ModelOps | No
         if n < limit:
             pieces += math.ceil(n / math.ceil(n / ranks))
     return pieces * stack.zero3_host_ops_per_rank * stack.host_op_s
+
+
+def _lead(steps: list[tuple[int, Step]]) -> int:
+    """Steps a layer's backward opens with to fetch its weights: DeepSpeed's host preparation, the gather."""
+    n = 1 if steps and steps[0][1].name == "zero.prep" else 0
+    return n + 1 if len(steps) > n and steps[n][1].what == "gather" else 0
+
+
+def backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, Step]]:
+    """ZeRO-3's backward prefetch: each layer's weight gather is issued before the reduce-scatter
+    of the layer after it, so that on the data-parallel stream (one queue: collectives of one
+    communicator run in issue order) the gather is not held up by that reduce-scatter (PyTorch
+    FSDP's ``BACKWARD_PRE``, Zhao et al. 2023 §3.3; DeepSpeed ZeRO-3 prefetches alike)."""
+    out: list[tuple[int, Step]] = []
+    for i, steps in enumerate(layers):
+        nxt = layers[i + 1] if i + 1 < len(layers) else []
+        gather = nxt[:_lead(nxt)]
+        body = steps[_lead(steps):] if i else steps
+        if gather and body and body[-1][1].what == "reduce_grads":
+            body = body[:-1] + gather + body[-1:]
+        elif gather:
+            body = body + gather
+        out += body
+    return out

@@ -248,6 +248,11 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
         return [Finding("parallelism.tp_comm_overlap", "describes Transformer Engine's userbuffers overlap: it needs "
                                                        "framework megatron, tensor > 1 and sequence_parallel: true",
                         ("training.framework", "parallelism.tensor", "parallelism.sequence_parallel"))]
+    if getattr(p, "defer_embedding_wgrad_compute", False) and (fw != "megatron" or p.pipeline < 2):
+        return [Finding("parallelism.defer_embedding_wgrad_compute",
+                        "describes Megatron-Core's deferral of the output layer's weight gradient to the pipeline "
+                        "flush: it needs framework megatron and pipeline > 1",
+                        ("training.framework", "parallelism.pipeline"))]
     if getattr(p, "overlap_p2p_comm", None) is not True:  # (the layout search passes partial stand-ins)
         return []
     if fw == "deepspeed":

@@ -30,6 +30,9 @@ Megatron-LM                                                workload
 --use-flash-attn                                           training.flash_attention (else false)
 --no-gradient-accumulation-fusion                          training.gradient_accumulation_fusion false
 --no-async-tensor-model-parallel-allreduce                 parallelism.tp_grad_overlap false
+--overlap-param-gather                                     parallelism.overlap_param_gather
+--defer-embedding-wgrad-compute, --wgrad-deferral-limit    parallelism.defer_embedding_wgrad_compute,
+                                                           wgrad_deferral_limit
 =========================================================  ===========================================
 
 The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
@@ -61,7 +64,8 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
                     "--no-overlap-p2p-communication", "--overlap-p2p-communication",
-                    "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce"})
+                    "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce",
+                    "--overlap-param-gather", "--defer-embedding-wgrad-compute"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -116,7 +120,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",
         "--make-vocab-size-divisible-by", "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
         "--context-parallel-size", "--num-layers-per-virtual-pipeline-stage", "--micro-batch-size",
-        "--global-batch-size", "--nnodes", "--nproc-per-node")}
+        "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit")}
     for key in ("--num-layers", "--hidden-size", "--num-attention-heads", "--global-batch-size"):
         if ints[key] is None and key not in args:
             problems.append(Problem(file, None, key, "missing: needed to describe the workload"))
@@ -165,6 +169,11 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}
     if args.get("--no-async-tensor-model-parallel-allreduce"):
         parallelism["tp_grad_overlap"] = False
+    if args.get("--overlap-param-gather"):
+        parallelism["overlap_param_gather"] = True
+    if args.get("--defer-embedding-wgrad-compute"):
+        parallelism["defer_embedding_wgrad_compute"] = True
+        parallelism["wgrad_deferral_limit"] = ints["--wgrad-deferral-limit"] or 0
     if cp > 1:
         parallelism["context"] = cp
     per_chunk = ints["--num-layers-per-virtual-pipeline-stage"]

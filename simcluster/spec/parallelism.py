@@ -60,7 +60,15 @@ class ParallelismSpec(BaseModel):
     overlap_param_gather: bool = Field(
         default=False, description="With zero_stage 1 or 2, the updated weights' all-gather runs beside the next "
         "forward, each layer waiting for its own (Megatron-LM's --overlap-param-gather, NeMo's overlap_param_sync), "
-        "not after the optimizer step.")
+        "not after the optimizer step: one layer ahead, or under the interleaved schedule chunk by chunk, aligned "
+        "across the stages.")
+    defer_embedding_wgrad_compute: bool = Field(
+        default=False, description="The output layer's weight-gradient GEMM of the first wgrad_deferral_limit "
+        "microbatches runs at the pipeline flush on the last stage, its inputs and output gradients held until then "
+        "(Megatron-Core's defer_embedding_wgrad_compute, NeMo's recipes); needs framework megatron and pipeline > 1.")
+    wgrad_deferral_limit: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        default=0, description="Microbatches whose output-layer weight gradient defer_embedding_wgrad_compute defers "
+        "(the first ones); 0: all of them.")
     tp_comm_overlap: bool = Field(
         default=False, description="Tensor-parallel collectives overlapped with the GEMMs beside them (Transformer "
         "Engine's userbuffers, Megatron-LM's --tp-comm-overlap, NeMo's ub_tp_comm_overlap): the forward all-gather "

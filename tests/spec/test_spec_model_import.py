@@ -126,7 +126,8 @@ def test_import_megatron_maps_the_modern_flags(tmp_path, capsys):
                     "--tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 "
                     "--num-layers-per-virtual-pipeline-stage 2 --sequence-parallel --recompute-activations "
                     "--micro-batch-size 1 --global-batch-size 64 --use-distributed-optimizer --bf16 --swiglu "
-                    "--untie-embeddings-and-output-weights --use-flash-attn --overlap-grad-reduce\n")
+                    "--untie-embeddings-and-output-weights --use-flash-attn --overlap-grad-reduce "
+                    "--overlap-param-gather --defer-embedding-wgrad-compute --wgrad-deferral-limit 12\n")
     assert main(["import-megatron", str(args)]) == 0
     out = tmp_path / "w.yaml"
     out.write_text(capsys.readouterr().out)
@@ -136,6 +137,7 @@ def test_import_megatron_maps_the_modern_flags(tmp_path, capsys):
     assert (t.precision, t.recompute, t.flash_attention, t.micro_batch) == ("bf16", "selective", True, 1)
     assert (p.tensor, p.pipeline, p.data, p.virtual_stages, p.schedule) == (2, 2, 4, 2, "interleaved")
     assert p.sequence_parallel and p.zero_stage == 1 and p.overlap_grad_reduce and spec.num_gpus == 16
+    assert p.overlap_param_gather and p.defer_embedding_wgrad_compute and p.wgrad_deferral_limit == 12
 
 
 def test_import_megatron_refuses_moe(tmp_path, capsys):
