@@ -269,7 +269,7 @@ class Lowerer:
         # collectives beside the next compute, which the chain's next task waits for: the context ring (first) and
         # userbuffers' tensor collectives (simcluster.plan.tp_overlap)
         beside: list[dict[int, int]] = []
-        pending = False  # the unit's last compute had a reduction beside it (simcluster.plan.tp_grad_overlap)
+        pending = False  # the unit's last compute had a collective beside it (tp_grad_overlap, userbuffers, ring)
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
         for key, step in plan.unit_steps(kind, k, mb):
@@ -284,7 +284,7 @@ class Lowerer:
                     prep = ids
                 for side in beside:
                     ch.join(side)
-                pending = bool(beside) and plan.shape.tp_grad_overlap and not plan.shape.tp_overlap
+                pending = bool(beside)  # its sides (reductions beside the GEMMs, userbuffers, the context ring)
                 beside = []
                 if step.block:
                     computed.append(ids)
@@ -337,5 +337,5 @@ class Lowerer:
                     name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")
                     rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after)
                 self.last_rs.update(rs)
-        if pending:  # the unit's output, the input gradient, is whole once the reduction beside its last GEMM ends:
+        if pending:  # the unit's output, the input gradient, is whole once the collectives beside its last GEMM end:
             ch.compute(f"tp.wait L{layer}", 0.0, 0.0, "backward", layer)  # what its send and the next unit wait for

@@ -80,3 +80,24 @@ def test_simulated_step_hides_the_collectives(tmp_path):
 def test_needs_megatron_sequence_parallel_tensor_groups(tmp_path, override):
     with pytest.raises(SpecError, match="parallelism.tp_comm_overlap: describes Transformer Engine"):
         make_spec(tmp_path, *ON, override, *(("parallelism.data=8",) if override.endswith("tensor=1") else ()))
+
+
+def test_a_backward_unit_ends_when_the_collectives_beside_its_last_gemm_end(tmp_path):
+    """Userbuffers' backward reduce-scatter runs beside the unit's last GEMM; the unit's send (and the next unit)
+    waits for it, here where the tensor group spans two nodes on a slow network and the collective outlasts the
+    GEMM."""
+    spec = make_spec(tmp_path, "parallelism.tensor=16", "parallelism.pipeline=2", "parallelism.data=1",
+                     "parallelism.sequence_parallel=true", "parallelism.tp_comm_overlap=true", "model.layers=2",
+                     "model.hidden=2048", "model.heads=16", "training.global_batch=2", "cluster.nodes=4",
+                     "cluster.inter_node.nic_bandwidth=2 Gb/s")
+    out = simulate_workload(spec)
+    tasks, res = out.tasks.tasks, out.result
+    r = out.tasks.meta["representatives"][1]
+    send = next(t for t in tasks if r in t.ranks and t.name == "send.bwd mb0")
+    mine = [t for t in tasks if r in t.ranks and t.microbatch == 0 and t.phase in ("backward", "tp_comm")
+            and res.end[t.id] <= res.start[send.id] + 1e-12]
+    last = max((t for t in mine if t.stream == "compute" and t.duration > 0), key=lambda t: res.end[t.id])
+    beside = [t for t in tasks if r in t.ranks and t.stream == "tp" and t.microbatch == 0
+              and res.start[t.id] >= res.start[last.id] - 1e-12 and res.start[t.id] < res.end[last.id]]
+    assert beside and max(res.end[t.id] for t in beside) > res.end[last.id]  # it outlasts the GEMM
+    assert res.start[send.id] >= max(res.end[t.id] for t in beside) - 1e-12
