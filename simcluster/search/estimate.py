@@ -216,6 +216,10 @@ class Group:
         emb = PassTime().add(steps[2], self._coll)
         head = PassTime().add(steps[3], self._coll)
         first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
+        if p > 1 and est.spec.parallelism.defer_embedding_wgrad_compute:  # the output layer's weight gradient of
+            # the first wgrad_deferral_limit microbatches runs in the last stage's flush (costs.deferred_wgrad)
+            limit = est.spec.parallelism.wgrad_deferral_limit
+            last -= (min(limit, m) if limit else m) / m * blocks.head.wgrad_s
         x0 = self.n0 * x_layer + first + (last if p == 1 else 0.0)
         stages = [(x0, self.n0)]
         if p > 1:

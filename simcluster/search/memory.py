@@ -72,7 +72,7 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
-    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc, zero=zero).items():
+    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc, zero=zero, p=p).items():
         section, name = key.split(".")
         (par if section == "parallelism" else tr)[name] = value
     return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
@@ -80,13 +80,16 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
 
 
 def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
-                     zero: int | None = None) -> dict[str, object]:
+                     zero: int | None = None, p: int | None = None) -> dict[str, object]:
     """Workload keys a layout decides besides the searched ones, where the workload sets them: userbuffers'
     overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the overlapped weight
-    gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the workload's selective policy
+    gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the deferred output-layer weight gradient
+    (``parallelism.defer_embedding_wgrad_compute``) only with a pipeline, the workload's selective policy
     (``training.recompute_saves``) only with selective recompute. Every candidate's workload then validates
     (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
     out: dict[str, object] = {}
+    if spec.parallelism.defer_embedding_wgrad_compute:
+        out["parallelism.defer_embedding_wgrad_compute"] = (p if p is not None else spec.parallelism.pipeline) > 1
     if spec.parallelism.tp_comm_overlap:
         out["parallelism.tp_comm_overlap"] = t > 1 and sp
     if spec.parallelism.overlap_param_gather:

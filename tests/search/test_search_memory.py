@@ -141,3 +141,31 @@ def test_the_search_sweep_sets_what_each_layout_decides(tmp_path):
     for i in range(len(lays)):
         point = sweep.workload({key: values[i] for key, values in group.items()})
         assert point.parallelism.tensor == lays[i].tensor
+
+
+def test_a_layout_without_a_pipeline_drops_the_deferred_output_wgrad(tmp_path):
+    """Megatron-Core defers the output layer's weight gradient only with a pipeline: a candidate with pipeline 1
+    carries defer_embedding_wgrad_compute false (its YAML validates); with a pipeline the screen's last stage
+    sheds the deferred share of that GEMM, so the estimate is no slower than without the deferral."""
+    from helpers_spec import make_spec
+    from simcluster.search.estimate import Estimator
+    from simcluster.search.layout import Layout
+    from simcluster.search.memory import layout_spec
+    from simcluster.spec import validate_file
+    from simcluster.topology import build_topology
+    import yaml
+    args = ("parallelism.tensor=2", "parallelism.pipeline=4", "parallelism.data=1", "model.vocab=128000",
+            "model.tied_embeddings=false")
+    spec = make_spec(tmp_path, *args, "parallelism.defer_embedding_wgrad_compute=true")
+    for p, want in ((1, False), (2, True), (4, True)):
+        cand = layout_spec(spec, t=2, c=1, d=4 // p, mb=1, sp=False, e=1, et=None, schedule="1f1b", p=p, v=1,
+                           rc="none", zero=0)
+        assert cand.parallelism.defer_embedding_wgrad_compute is want, p
+        f = tmp_path / f"p{p}.yaml"
+        f.write_text(yaml.safe_dump(cand.model_dump(mode="json", exclude={"source"})))
+        assert validate_file(str(f)) == [], p
+    lay = Layout(2, 4, 1, 1, 1, 1, "1f1b", False, "none", 0, 1, None)
+    off = make_spec(tmp_path, *args)
+    t_on = Estimator(spec, build_topology(spec.cluster)).estimate(lay).iteration_time_s
+    t_off = Estimator(off, build_topology(off.cluster)).estimate(lay).iteration_time_s
+    assert t_on < t_off
