@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.validation.stats import error_summary  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_recipes import RECIPES, TABLE_FSDP, stage_layers  # noqa: E402
@@ -199,12 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row.release:9s} {row.model:16s} {row.gpus:5d} {layout:26s} published {row.tokens_per_gpu:8,.0f}  "
               f"{tail}", flush=True)
     for release, errs in errors.items():
-        print(f"{release}: {len(errs)} rows, MAPE {statistics.fmean(abs(e) for e in errs):.2%}, "
-              f"median {statistics.median(errs):+.1%}")
+        print(f"{release}: {error_summary(errs)}")
     every = [e for errs in errors.values() for e in errs]
     if every:
-        print(f"all: {len(every)} rows, MAPE {statistics.fmean(abs(e) for e in every):.2%}, "
-              f"median {statistics.median(every):+.1%}, median |error| {statistics.median(abs(e) for e in every):.1%}")
+        print(f"all: {error_summary(every, absolute_median=True)}")
     print(f"\n{len(every)} of {len(ROWS)} DGX-H100 pre-training rows simulated (dense FP8 Llama; caveats: "
           f"{'; '.join(caveats(ROWS[0]))}).")
     if args.json:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.validation.stats import error_summary  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_h100 import ROWS, Row  # noqa: E402
@@ -130,9 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if why is None:
             print(f"{'':12s}caveats: {'; '.join(rec['caveats'])}")
     if errors:
-        print(f"\nall: {len(errors)} of {len(MOE_ROWS)} MoE rows simulated, MAPE "
-              f"{statistics.fmean(abs(e) for e in errors):.2%}, median {statistics.median(errors):+.1%}, "
-              f"median |error| {statistics.median(abs(e) for e in errors):.1%}")
+        print(f"\nall: {error_summary(errors, absolute_median=True)} ({len(errors)} of {len(MOE_ROWS)} MoE rows "
+              "simulated)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.validation.stats import error_summary  # noqa: E402
 
 #: MPT sizes (llm-foundry ``scripts/train/yamls/pretrain/mpt-<size>.yaml``): (n_layers, d_model, n_heads).
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -196,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'AC' if row[4] else '  '}  published {row[5]:9,d}  predicted {predicted:11,.0f}  "
                   f"{error:+7.1%}{'  (corpus row)' if in_corpus else ''}", flush=True)
         within = sum(abs(e) <= 0.10 for e in errors)
-        print(f"{device}: {len(errors)} rows, MAPE {statistics.fmean(abs(e) for e in errors):.2%}, "
-              f"median {statistics.median(errors):+.1%}, within ±10 % {within} of {len(errors)}; "
+        print(f"{device}: {error_summary(errors)}, within ±10 % {within} of {len(errors)}; "
               f"80 % intervals holding the published figure: {inside} of the {held} rows outside the corpus\n",
               flush=True)
     if held_logs:

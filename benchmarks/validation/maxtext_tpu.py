@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.validation.stats import error_summary  # noqa: E402
 
 BASE = ROOT / "simcluster" / "data" / "validation" / "stacks" / "maxtext-22b-v4-64.yaml"
 #: (model, slices, published MFU) of the README's TPU v4 tables at f70c643b0.
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         out.append({"model": row[0], "slices": row[1], "published_mfu": row[2], "predicted_mfu": mfu,
                     "error": errors[-1]})
         print(f"{row[0]:>4s} on {row[1]} slice(s)  published MFU {row[2]:.1%}  predicted {mfu:.1%}  {errors[-1]:+.1%}")
-    print(f"{len(errors)} rows, MAPE {statistics.fmean(abs(e) for e in errors):.2%}, "
-          f"median {statistics.median(errors):+.1%}")
+    print(error_summary(errors))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

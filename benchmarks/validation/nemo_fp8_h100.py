@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.validation.stats import error_summary  # noqa: E402
 from simcluster.validation import corpus  # noqa: E402
 
 #: (the corpus BF16 row, the FP8 twin's tokens/s, whether its script sets fp8_params), dgxc-benchmarking 35a9aec.
@@ -83,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
               f"FP8/BF16 published {rec['published_speedup']:.3f}  predicted {rec['predicted_speedup']:.3f}"
               f"{'  [' + rec['caveat'] + ']' if fp8_params else ''}", flush=True)
     errors = [r["error"] for r in out]
-    print(f"{len(out)} rows, MAPE {statistics.fmean(abs(e) for e in errors):.2%}, "
-          f"median {statistics.median(errors):+.1%}; FP8/BF16 speedup MAPE "
+    print(f"{error_summary(errors)}; FP8/BF16 speedup MAPE "
           f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
