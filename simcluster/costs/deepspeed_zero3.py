@@ -41,6 +41,13 @@ the bucket by N in place (``average_tensor``'s ``div_``: 2 + 2) and c10d's flatt
 input views (2 + 2): :data:`DEEPSPEED_ZERO3_GRAD_BYTES` per weight instead of the 18 B of
 ZeRO-1/2's fp32 accumulation.
 
+Live gathered weights. A module's weights are released after its use unless kept for reuse (``release_sub_module``:
+``not param.ds_active_sub_modules and not self._keep_for_later(submodule)``) and, past the prefetch bucket, nothing
+is fetched ahead; under full recompute only the last module of a layer is kept from its recompute to its backward
+(above), so at most one module's 16-bit weights are whole at a time, beside that module's whole 16-bit gradient
+until its reduce-scatter: :func:`live_gathered_params` (the memory model's ZeRO-3 buffer under ``deepspeed``,
+where FSDP holds the current and the prefetched layer).
+
 Persistent parameters. Tensors under ``stage3_param_persistence_threshold``
 (:data:`DEEPSPEED_PERSISTENCE_THRESHOLD`, 1e5 elements: every bias and layernorm γ, β of a GPT
 layer up to h ≈ 25,000) are not fetched per module but they are partitioned like the rest, and
@@ -67,6 +74,10 @@ Assumed: ``contiguous_gradients: true``, as the ZeRO-3 example of v0.3.13's tuto
 
 from __future__ import annotations
 
+from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
+from simcluster.workload import model_ops
+
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
 DEEPSPEED_PREFETCH_BUCKET = 5e7
 #: DeepSpeed ZeRO-3's ``stage3_max_reuse_distance`` default (``ZERO_OPTIMIZATION_MAX_REUSE_DISTANCE_DEFAULT``,
@@ -86,3 +97,10 @@ DEEPSPEED_ZERO3_GATHER_BYTES = 6.0
 #: DeepSpeed ZeRO-3 bytes per weight and microbatch before the reduce-scatter: bucket copy, ``div_`` by N and
 #: c10d's flattening copy, 4 B each (module docstring).
 DEEPSPEED_ZERO3_GRAD_BYTES = 12.0
+
+
+def live_gathered_params(model: ModelSpec, training: TrainingSpec, tensor: int) -> float:
+    """Weights of the largest module of a layer on one tensor rank (its GEMM's n·k/t): what DeepSpeed's ZeRO-3 holds
+    gathered at a time, twice over with its whole gradient (module docstring)."""
+    return max((n * k / tensor for op in model_ops(model, training).layer if op.kind == "gemm" and op.gemm
+                for _, n, k in [op.gemm]), default=0.0)

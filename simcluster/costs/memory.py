@@ -70,6 +70,7 @@ from simcluster.costs import mla
 from simcluster.costs import params as P
 from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
+from simcluster.costs.deepspeed_zero3 import live_gathered_params
 from simcluster.costs.deferred_wgrad import held_bytes
 from simcluster.costs.optimizer_states import BF16_STATE_BYTES, state_bytes_per_param
 from simcluster.spec.parallelism import ParallelismSpec
@@ -376,8 +377,11 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
             * training.micro_batch * model.hidden / (parallelism.tensor if _sp(parallelism) else 1)
     if has_logits:  # the output layer's deferred weight gradients: their inputs and output gradients (deferred_wgrad)
         buffers += held_bytes(model.seq_len, model.hidden, model.vocab, training, parallelism)
-    if zero >= 3 and layers_on_stage > 0:
-        buffers += 2 * P.layer_params(model, parallelism.tensor) * gathered
+    if zero >= 3 and layers_on_stage > 0:  # FSDP: the current and the prefetched layer; DeepSpeed: one module's
+        # weights and gradient (costs.deepspeed_zero3)
+        module_wise = framework(training.framework).zero3_fetch == "module"
+        buffers += 2 * gathered * (live_gathered_params(model, training, parallelism.tensor) if module_wise
+                                   else P.layer_params(model, parallelism.tensor))
     if fsdp2(training, parallelism):  # FSDP2 keeps the root module's (embedding, final norm, output) unsharded
         # from its forward to the end of the backward (_fsdp_state.py, _lazy_init: "For the root, do not reshard
         # after forward"); the layers are the buffers above

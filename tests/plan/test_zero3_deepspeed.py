@@ -156,3 +156,26 @@ def test_layer_tensors_add_up_to_the_layers_parameters(tensor):
     path = Path(__file__).resolve().parents[2] / "simcluster/data/validation/stacks/narayanan-zero3-175b-384.yaml"
     spec = load_workload(path, overrides=[f"parallelism.tensor={tensor}", f"parallelism.data={384 // tensor}"])
     assert sum(zero3_layer_tensors(spec)) == pytest.approx(P.layer_params(spec.model, tensor))
+
+
+def test_deepspeed_holds_one_module_gathered_fsdp_two_layers(tmp_path):
+    """ZeRO-3's buffer in the memory model: DeepSpeed fetches module by module and releases each after use, so its
+    largest module's weights and whole gradient (2 · 4h²/t · 2 B); FSDP the current and the prefetched layer
+    (2 · layer · 2 B; here the megatron stack's layer-wise ZeRO-3, without FSDP2's root unit). The 529.6B ZeRO-3
+    row on 640 GPUs, which Narayanan et al. ran, then fits in 80 GiB."""
+    from simcluster.costs import params as P
+    from simcluster.costs.deepspeed_zero3 import live_gathered_params
+    from simcluster.costs.memory import stage_memory
+    from simcluster.spec import load_workload
+    h = 4096
+    ds = _wide(tmp_path, h)
+    fsdp = _wide(tmp_path, h, "training.framework=megatron")
+    assert live_gathered_params(ds.model, ds.training, 1) == 4 * h * h
+    kw = dict(layers_on_stage=ds.model.layers, has_embedding=True, has_logits=True, microbatches_in_flight=1)
+    a = stage_memory(ds.model, ds.training, ds.parallelism, **kw)
+    b = stage_memory(fsdp.model, fsdp.training, fsdp.parallelism, **kw)
+    layer = P.layer_params(ds.model, 1)
+    assert b.buffers - a.buffers == pytest.approx(2 * 2 * (layer - 4 * h * h))
+    row = load_workload(Path(__file__).resolve().parents[2] / "simcluster/data/validation/stacks/narayanan-zero3-530b-640.yaml")
+    peak = max(build_plan(row).memory(s).total for s in range(row.parallelism.pipeline))
+    assert 60 * 2**30 < peak < 80 * 2**30
