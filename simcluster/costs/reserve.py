@@ -39,6 +39,7 @@ from __future__ import annotations
 from simcluster.costs import params as P
 from simcluster.costs.allocator import CachingAllocator
 from simcluster.costs.frameworks import framework
+from simcluster.costs.deepspeed_zero3 import live_gathered_params
 from simcluster.costs.memory import (activation_bytes_per_layer, fsdp2, held_bytes_per_param, loss_stack,
                                      loss_transient_bytes,
                                      stage_extra_activation_bytes, zero_shard)
@@ -81,8 +82,11 @@ class _Step:
         self.g_layer = layer_params * g_b / (shard if zero >= 2 else 1)
         self.o_pieces = max(1, round(o_b / 4))
         self.o_mat = self.mat_params * o_b / self.o_pieces / (shard if zero >= 1 else 1)
-        self.gathered = layer_params * gathered
-        self.reduce = layer_params * (4 if self.fsdp2 else gathered)
+        # what one ZeRO-3 gather holds: a layer, or under DeepSpeed its largest module (costs.deepspeed_zero3)
+        unit = live_gathered_params(model, training, t) if framework(training.framework).zero3_fetch == "module" \
+            else layer_params
+        self.gathered = unit * gathered
+        self.reduce = unit * (4 if self.fsdp2 else gathered)
         self.o_shard = shard if zero >= 1 else 1
         root = (P.embedding_params(model, t) if has_embedding else 0.0) + \
             (P.output_params(model, t, shares_embedding_stage=has_embedding) if has_logits else 0.0)
