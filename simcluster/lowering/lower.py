@@ -126,7 +126,7 @@ class Lowerer:
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
                         anchor = None
-                        if plan.param_overlap and plan.v > 1 and kind == "F" and mb == 0:
+                        if plan.param_overlap and plan.schedule == "interleaved" and kind == "F" and mb == 0:
                             j = chunk_gather_dispatch(ck, p, s)  # simcluster.plan.param_gather
                             anchor = ({r: first[("F", *forwards[j], r)] for r in chain_members}
                                       if j is not None else {})
