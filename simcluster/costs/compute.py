@@ -259,7 +259,8 @@ class ComputeModel:
         return 2.0 * fwd if backward else fwd
 
     def attention_time(self, batch: int, heads: int, seq: int, head_dim: int, *,
-                       causal: bool = True, flash: bool = True, backward: bool = False, dropout: bool = True) -> float:
+                       causal: bool = True, flash: bool = True, backward: bool = False, dropout: bool = True,
+                       alibi: bool = False) -> float:
         """Attention-core time: forward, or backward only when ``backward``.
 
         flash=True: one fused kernel, body efficiency from the fitted power law
@@ -270,7 +271,9 @@ class ComputeModel:
         four), plus softmax and dropout over b·a·s² elements, computed in full
         even when causal (the mask is applied, not skipped). ``dropout`` False (an attention dropout of 0,
         ``model.attention_dropout``): no dropout kernel, as PyTorch's ``dropout`` returns its input at p = 0
-        (ATen ``_dropout_impl``); flash attention fuses its dropout either way.
+        (ATen ``_dropout_impl``); flash attention fuses its dropout either way. ``alibi`` (``model.alibi``): the
+        unfused forward's ``baddbmm(alibi, q, kᵀ, beta=1)`` copies the broadcast bias into the scores and the GEMM
+        reads them back (ATen ``baddbmm_out``: the input is copied into the result when beta ≠ 0): two passes.
         """
         b, a, s, d = batch, heads, seq, head_dim
         e = self.element_bytes
@@ -286,6 +289,8 @@ class ComputeModel:
             mem = self.memory_time(2 * e * scores, "softmax")
             if dropout:
                 mem += self.memory_time((2 * e + 1) * scores, "dropout")
+            if alibi:
+                mem += self.memory_time(2 * e * scores, "copy")
             return gemms + mem
         # dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K, dK = dSᵀ·Q
         gemms = self.gemm_time(s, s, d, ba, fp8=False) + 3 * self.gemm_time(s, d, s, ba, fp8=False)

@@ -73,6 +73,11 @@ class ModelSpec(BaseModel):
         default=0.1, ge=0.0, lt=1.0, description="Dropout probability on the attention probabilities (Megatron-LM's "
         "--attention-dropout, 0.1 by default). At 0 PyTorch's dropout returns its input: the unfused attention runs "
         "no dropout kernel and keeps no mask or dropout output (flash attention fuses its dropout either way).")
+    alibi: bool = Field(
+        default=False, description="Attention with linear biases (BLOOM). The unfused attention adds the bias through "
+        "torch.baddbmm(alibi, q, kᵀ, beta=1) (BigScience's Megatron-DeepSpeed), which first copies the broadcast "
+        "bias into the scores and then has the batched GEMM read them: two passes over b·a·s² elements in each "
+        "forward (and recompute); nothing in the backward (the bias takes no gradient) or under flash attention.")
     rotary_pct: float = Field(
         default=1.0, gt=0.0, le=1.0, description="Share of each head's query and key dimensions that rotary "
         "embeddings rotate (GPT-NeoX's rotary_pct; GPT-NeoX-20B: 0.25). Below 1 the model code slices q and k "

@@ -64,7 +64,7 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
 
     kv = (2 * g * d, g)  # the K and V columns of the QKV product (replicated when g < t)
     core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q, dt * 4 * bs * q,
-              "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0)
+              "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0, alibi=m.alibi)
     if m.parallel_block and m.parallel_block_norms == 2:  # GPT-NeoX's gpt_j_residual (:func:`_neox_parallel`)
         return _neox_parallel(mem, gemm, act, core, sbh, qkv_n, up_n, h, q, f, kv)
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")

@@ -50,3 +50,4 @@ class Op:
     elements: int = 0  # elements touched by a memory-bound op (unsharded)
     kv: tuple[int, int] = (0, 0)  # QKV: (K and V columns 2·g·d of N, K/V heads g), for g < t replication
     dropout: bool = True  # attention core: a dropout over the probabilities (model.attention_dropout > 0)
+    alibi: bool = False  # attention core: ALiBi's bias added through baddbmm (model.alibi)

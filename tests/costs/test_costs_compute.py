@@ -155,6 +155,35 @@ def test_unfused_attention_without_dropout_runs_no_dropout_kernel(h100):
             h100.attention_time(b, a, s, d, backward=backward)
 
 
+def test_alibi_adds_two_passes_over_the_scores_to_the_unfused_forward(h100, tmp_path):
+    """model.alibi: BigScience's baddbmm(alibi, q, kᵀ, beta=1) copies the broadcast bias into the scores and the GEMM
+    reads them back, 2·e bytes per score in each unfused forward; the backward (no gradient to the bias) and flash
+    attention are unchanged. BLOOM's workload sets it, and its layer's attention core costs more by exactly that."""
+    from helpers_spec import make_spec
+    from pathlib import Path
+    from simcluster.plan.costing import op_time
+    from simcluster.plan.plan import compute_model
+    from simcluster.spec import load_workload
+    from simcluster.workload import model_ops
+    b, a, s, d = 2, 28, 2048, 128
+    e, scores = 2, b * a * s * s
+    plain = h100.attention_time(b, a, s, d, flash=False)
+    assert h100.attention_time(b, a, s, d, flash=False, alibi=True) - plain == pytest.approx(
+        h100.memory_time(2 * e * scores, "copy"))
+    for flash, backward in ((False, True), (True, False), (True, True)):
+        assert h100.attention_time(b, a, s, d, flash=flash, backward=backward, alibi=True) == \
+            h100.attention_time(b, a, s, d, flash=flash, backward=backward)
+    bloom = load_workload(Path(__file__).resolve().parents[2] / "workloads/bloom-176b.yaml")
+    assert bloom.model.alibi and not make_spec(tmp_path).model.alibi
+    cm = compute_model(bloom, bloom.cluster.device)
+    core = next(o for o in model_ops(bloom.model, bloom.training).layer if o.kind == "attention")
+    t = bloom.parallelism.tensor
+    rank_scores = core.attn[0] * (core.attn[1] // t) * core.attn[2] ** 2
+    assert op_time(core, cm, t, 1, False, False, False) - cm.attention_time(
+        core.attn[0], core.attn[1] // t, core.attn[2], core.attn[3], flash=False, dropout=core.dropout) \
+        == pytest.approx(cm.memory_time(2 * 2 * rank_scores, "copy"))
+
+
 def test_attention_dropout_zero_keeps_only_the_softmax_output(tmp_path):
     """Without recompute and flash, each score stores the softmax output (2 B), and with a dropout also its output
     (2 B) and mask (1 B): Korthikanti et al. 2022's 5as/h becomes 2as/h at p = 0."""
