@@ -39,6 +39,8 @@ _MAP: dict[str, tuple[str, ...]] = {
     "mtp_layers": ("num_nextn_predict_layers",),
 }
 _ACTIVATION_KEYS = ("hidden_act", "hidden_activation", "activation_function")
+#: Hugging Face model types whose attention always adds ALiBi's bias (transformers' BloomAttention).
+_ALIBI_TYPES = frozenset({"bloom"})
 
 #: Keys that do not change what the simulator costs (norms, dropout, ids, rotary embeddings, ...).
 _IGNORED = frozenset({
@@ -92,6 +94,8 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
                     out[key] = config[name]
     if "tied_embeddings" not in out:
         out["tied_embeddings"] = model_type not in _UNTIED_TYPES
+    if model_type in _ALIBI_TYPES:  # their position bias is ALiBi (the config has no key for it)
+        out["alibi"] = True
     mlp = _mlp(config, model_type)
     problems: list[Problem] = []
     if mlp is None:

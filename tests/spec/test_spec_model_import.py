@@ -72,6 +72,10 @@ def test_hf_activation_and_defaults():
     assert not problems and model["mlp"] == "gelu" and model["tied_embeddings"] is False
     _, problems = hf_model({"num_hidden_layers": 2, "hidden_act": "relu2"}, "c.json")
     assert problems and "relu2" in problems[0].reason
+    assert "alibi" not in model  # BLOOM's configs (n_layer, n_head, ...) have no ALiBi key: the type says it
+    bloom, problems = hf_model({"model_type": "bloom", "n_layer": 2, "hidden_size": 64, "n_head": 4,
+                                "vocab_size": 100}, "c.json")
+    assert bloom["alibi"] is True and not problems
 
 
 @pytest.mark.parametrize("name", list_model_presets())
