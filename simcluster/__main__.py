@@ -35,7 +35,18 @@ def entry() -> None:
         print("\nsimcluster: interrupted", file=sys.stderr)
         code = 130
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not break the exit
+    if code == 130:
+        quiet_unraisable()
     sys.exit(code)
+
+
+def quiet_unraisable() -> None:
+    """After Ctrl-C, let nothing print a traceback on the way out: Python 3.11's ``concurrent.futures`` exit hook
+    may wake the interrupted process pool's management thread through a pipe already closed ("Exception ignored
+    in: <module 'threading'> ... OSError: [Errno 9] Bad file descriptor", ``_ThreadWakeup.wakeup`` without the
+    closed check 3.12 added). Such exceptions reach ``sys.unraisablehook`` only; the interrupt was already
+    reported and the finished points kept."""
+    sys.unraisablehook = lambda unraisable: None
 
 
 if __name__ == "__main__":
