@@ -76,7 +76,7 @@ from __future__ import annotations
 
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
-from simcluster.workload import model_ops
+from simcluster.workload import ModelOps, model_ops
 
 #: DeepSpeed ZeRO-3's ``stage3_prefetch_bucket_size`` default (parameters fetched ahead).
 DEEPSPEED_PREFETCH_BUCKET = 5e7
@@ -99,8 +99,13 @@ DEEPSPEED_ZERO3_GATHER_BYTES = 6.0
 DEEPSPEED_ZERO3_GRAD_BYTES = 12.0
 
 
+def module_weights(ops: ModelOps, tensor: int) -> list[float]:
+    """Weights of each linear module of a layer on one tensor rank (its GEMM's n·k/t), in forward order: the units
+    DeepSpeed fetches, re-fetches and holds (:mod:`simcluster.plan.zero3`, :func:`live_gathered_params`)."""
+    return [n * k / tensor for op in ops.layer if op.kind == "gemm" and op.gemm for _, n, k in [op.gemm]]
+
+
 def live_gathered_params(model: ModelSpec, training: TrainingSpec, tensor: int) -> float:
-    """Weights of the largest module of a layer on one tensor rank (its GEMM's n·k/t): what DeepSpeed's ZeRO-3 holds
-    gathered at a time, twice over with its whole gradient (module docstring)."""
-    return max((n * k / tensor for op in model_ops(model, training).layer if op.kind == "gemm" and op.gemm
-                for _, n, k in [op.gemm]), default=0.0)
+    """Weights of the largest module of a layer on one tensor rank: what DeepSpeed's ZeRO-3 holds gathered at a
+    time, twice over with its whole gradient (module docstring)."""
+    return max(module_weights(model_ops(model, training), tensor), default=0.0)

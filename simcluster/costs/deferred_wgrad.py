@@ -15,9 +15,9 @@ stages' last backwards.
 
 Simulated: the head's backward of a deferred microbatch is its backward less the output GEMM's weight gradient
 (:meth:`simcluster.plan.plan.Plan.deferred_wgrad`); after the stage's last unit one all-gather of a microbatch's
-input (with sequence parallelism) and one compute task of all the deferred GEMMs, which produces the head's gradients for the
-data-parallel reduction. Memory: the buffered inputs and output gradients of the deferred microbatches on the last
-stage (:func:`held_bytes`).
+input (with sequence parallelism) and one compute task of all the deferred GEMMs, which produces the head's
+gradients for the data-parallel reduction. Memory: the buffered inputs and output gradients of the deferred
+microbatches on the last stage (:func:`held_bytes`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,21 @@ from simcluster.workload import DTYPE_BYTES
 OUTPUT_GEMM = "logits"
 
 
-def deferred(training: TrainingSpec, parallelism: ParallelismSpec) -> int:
-    """Microbatches whose output-layer weight gradient is deferred: the first ``wgrad_deferral_limit``
-    (all with 0) of the step's microbatches per pipeline, 0 when the option is off."""
-    if not parallelism.defer_embedding_wgrad_compute or parallelism.pipeline < 2:
+def deferred_count(parallelism: ParallelismSpec, microbatches: int, pipeline: int | None = None) -> int:
+    """Microbatches of ``microbatches`` whose output-layer weight gradient is deferred: the first
+    ``wgrad_deferral_limit`` (all with 0); 0 when the option is off or without a pipeline (``pipeline``: the
+    layout's stages, the workload's by default)."""
+    stages = parallelism.pipeline if pipeline is None else pipeline
+    if not parallelism.defer_embedding_wgrad_compute or stages < 2:
         return 0
-    m = max(1, training.global_batch // (training.micro_batch * (parallelism.data or 1)))
     limit = parallelism.wgrad_deferral_limit
-    return m if limit == 0 else min(limit, m)
+    return microbatches if limit == 0 else min(limit, microbatches)
+
+
+def deferred(training: TrainingSpec, parallelism: ParallelismSpec) -> int:
+    """:func:`deferred_count` of the step's microbatches per pipeline (``WorkloadSpec.num_microbatches``)."""
+    microbatches = training.global_batch // (training.micro_batch * (parallelism.data or 1))
+    return deferred_count(parallelism, max(1, microbatches))
 
 
 def held_bytes(model_seq: int, hidden: int, vocab: int, training: TrainingSpec, parallelism: ParallelismSpec) -> float:

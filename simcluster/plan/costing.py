@@ -330,10 +330,11 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
     if stack.optimizer == "foreach" and optimizer == "adam":
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
-    per = BF16_STEP_BYTES[optimizer] if stack.optimizer_states == "bf16" else OPTIMIZER_BYTES[optimizer]
-    nbytes = per * params / shard
     if stack.optimizer == "megatron" and optimizer == "adam" and stack.optimizer_states != "bf16":
         nbytes = megatron_optimizer.step_bytes(cm.precision, params, shard)
+    else:
+        nbytes = (BF16_STEP_BYTES[optimizer] if stack.optimizer_states == "bf16" else OPTIMIZER_BYTES[optimizer]) \
+            * params / shard
     secs = cm.memory_time(nbytes, "copy") + OPTIMIZER_KERNELS * cm.kernel_overhead_s
     if stack.optimizer == "fp16_2019":
         more_s, more_bytes = fp16_optimizer.extra_time(cm, params / shard, fp16_optimizer.tensors(layers),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from simcluster.costs.deepspeed_zero3 import module_weights
 from simcluster.costs.frameworks import framework
 from simcluster.plan.steps import Step
 from simcluster.spec.workload import WorkloadSpec
@@ -25,10 +26,9 @@ def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int,
     its prefetch bucket (``deepspeed_zero3.DEEPSPEED_PREFETCH_BUCKET``).
     """
     stack = framework(spec.training.framework)
-    gemms = [op.gemm for op in (ops or model_ops(spec.model, spec.training)).layer if op.kind == "gemm" and op.gemm]
-    parts = len(gemms) if stack.zero3_fetch == "module" else 1
-    biggest = max((n * k / spec.parallelism.tensor for _, n, k in gemms), default=0.0)
-    return parts, biggest <= stack.zero3_prefetch_params
+    modules = module_weights(ops or model_ops(spec.model, spec.training), spec.parallelism.tensor)
+    parts = len(modules) if stack.zero3_fetch == "module" else 1
+    return parts, max(modules, default=0.0) <= stack.zero3_prefetch_params
 
 
 def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, float]:
@@ -43,8 +43,7 @@ def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int,
     stack = framework(spec.training.framework)
     if stack.zero3_fetch != "module" or spec.training.recompute != "full":
         return 0, 0.0
-    sizes = [n * k / spec.parallelism.tensor for op in (ops or model_ops(spec.model, spec.training)).layer
-             if op.kind == "gemm" and op.gemm for _, n, k in [op.gemm]]
+    sizes = module_weights(ops or model_ops(spec.model, spec.training), spec.parallelism.tensor)
     again = [s for i, s in enumerate(sizes) if 2 * sum(sizes[i + 1:]) >= stack.zero3_reuse_distance]
     return len(again), (sum(again) / sum(sizes) if sizes else 0.0)
 

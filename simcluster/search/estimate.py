@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from simcluster.costs.deferred_wgrad import deferred_count
 from simcluster.plan.plan import plan_sends, spec_stack
 from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
                                    zero3_refetch)
@@ -216,10 +217,8 @@ class Group:
         emb = PassTime().add(steps[2], self._coll)
         head = PassTime().add(steps[3], self._coll)
         first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
-        if p > 1 and est.spec.parallelism.defer_embedding_wgrad_compute:  # the output layer's weight gradient of
-            # the first wgrad_deferral_limit microbatches runs in the last stage's flush (costs.deferred_wgrad)
-            limit = est.spec.parallelism.wgrad_deferral_limit
-            last -= (min(limit, m) if limit else m) / m * blocks.head.wgrad_s
+        # the output layer's weight gradient of the deferred microbatches runs in the last stage's flush
+        last -= deferred_count(est.spec.parallelism, m, p) / m * blocks.head.wgrad_s  # (costs.deferred_wgrad)
         x0 = self.n0 * x_layer + first + (last if p == 1 else 0.0)
         stages = [(x0, self.n0)]
         if p > 1:
