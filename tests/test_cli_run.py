@@ -29,7 +29,7 @@ TOY = ROOT / "workloads" / "toy-8gpu.yaml"
 #: global batch: same parallel layout and data-parallel size, fewer microbatches
 #: (still a multiple of micro_batch × data). Full runs on 2 cores: gpt3-175b ~15 s, megatron-1t ~2 min.
 REDUCED = {
-    "gpt3-175b.yaml": ["training.global_batch=128"],  # 16 × 8 microbatches (was 96)
+    "gpt3-175b.yaml": ["training.global_batch=128"],  # 8 × 16 microbatches (was 192)
     "megatron-1t.yaml": ["training.global_batch=48"],  # 6 × 8 microbatches (was 512)
     "mt-nlg-530b.yaml": ["training.global_batch=560"],  # 8 × 35 microbatches of 2 (was 120)
     "gopher-280b.yaml": ["training.global_batch=768"],  # 64 × 12 microbatches (was 48)
