@@ -20,7 +20,9 @@ Each row takes its settings from the perf recipe at the Megatron-Bridge version 
 (:mod:`bridge_recipes`, which names the files and commits): Megatron's distributed optimizer
 (``parallelism.zero_stage: 1``; Megatron-FSDP ``optim_grads_params``: ``zero_stage: 3``, framework
 megatron), ``overlap_param_gather``, ``tp_comm_overlap`` (70B, 405B), ``cross_entropy_loss_fusion``
-(``training.cross_entropy: megatron_fused``), no recompute, and for the 405B Megatron-Core's
+(``training.cross_entropy: megatron_fused``), no recompute unless the recipe sets ``recompute_num_layers``
+(8B from v0.2.0: 5, full recompute of each chunk's first five layers, ``training.recompute_num_layers``),
+and for the 405B Megatron-Core's
 ``account_for_{embedding,loss}_in_pipeline_split`` (``parallelism.stage_layers``). Not expressible and
 therefore printed as a caveat on every simulated row: the recipes' ``fp8_param_gather = True`` (FP8
 weights, FP8 parameter all-gather); the simulator keeps bf16 weights, quantizes them in every FP8 GEMM
@@ -129,10 +131,6 @@ def skip_reason(row: Row) -> str | None:
     recipe = RECIPES.get((row.release, row.model))
     if recipe is None:
         return "no recipe read"
-    if recipe.recompute_num_layers:
-        return (f"recipe {recipe.tag}: recompute_num_layers {recipe.recompute_num_layers} (full recompute of "
-                f"{recipe.recompute_num_layers} layers, method block) is not expressible (training.recompute is "
-                f"none, selective or full for every layer)")
     fsdp = TABLE_FSDP.get((row.release, row.model))
     if fsdp is not None and (fsdp > 0) != recipe.fsdp:
         return f"table FSDP {fsdp} vs recipe {recipe.tag} use_megatron_fsdp {recipe.fsdp}"
@@ -170,6 +168,8 @@ def workload(row: Row) -> dict[str, Any]:
     # fp8_recipe current: the table's FP8-CS, Transformer Engine's per-tensor current scaling
     t.update(global_batch=row.gbs, micro_batch=row.mbs, precision="fp8", recompute="none", framework="megatron",
              fp8_weight_cache=True, fp8_recipe="current")
+    if recipe.recompute_num_layers:  # utils/helpers.py: granularity full, method block, N layers of each chunk
+        t.update(recompute="full", recompute_num_layers=recipe.recompute_num_layers)
     t["cross_entropy"] = "megatron_fused" if recipe.cross_entropy_loss_fusion else "auto"
     d["model"]["seq_len"] = row.seq
     d["cluster"]["nodes"] = row.gpus // 8

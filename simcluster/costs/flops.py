@@ -75,8 +75,9 @@ def kept_forward_flops(model: ModelSpec, sequences: float, saves: Sequence[str])
     return out + (attention_core_forward_flops(model, sequences) if "attention" in saves else 0.0)
 
 
-def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> float:
-    """FLOPs actually executed, recomputation included (full: + l layer forwards; selective: + l attention cores;
+def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recomputed_layers: int | None = None) -> float:
+    """FLOPs actually executed, recomputation included (full: + l layer forwards, or + the ``recomputed_layers``
+    a partial recompute runs again, :mod:`simcluster.costs.partial_recompute`; selective: + l attention cores;
     selective with ``recompute_saves``: + l layer forwards less what the policy keeps)."""
     b, recompute = training.global_batch, training.recompute
     if recompute == "selective" and training.recompute_saves is not None:
@@ -84,7 +85,7 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec) -> fl
             layer_forward_flops(model, b) - kept_forward_flops(model, b, training.recompute_saves))
     extra = {
         "none": 0.0,
-        "full": model.layers * layer_forward_flops(model, b),
+        "full": (model.layers if recomputed_layers is None else recomputed_layers) * layer_forward_flops(model, b),
         "selective": model.layers * (attention_core_forward_flops(model, b) + (
             mla.up_projection_forward_flops(model, b) if model.attention == "mla" else 0.0)),
     }

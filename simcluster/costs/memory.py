@@ -30,7 +30,8 @@ in bytes, 16-bit values, s the per-rank sequence s/c:
   selective recompute         the 5·a·s/h term is dropped (so does flash attention); under
                               ``pytorch`` torchtitan's op SAC instead (:func:`op_sac_activation_bytes`)
   eager Llama code, no recompute  + what :func:`eager_saved_bytes` adds (``pytorch``)
-  full recompute              2·s·b·h (÷ t with sequence parallel)
+  full recompute              2·s·b·h (÷ t with sequence parallel); with ``recompute_num_layers`` N
+                              only each chunk's first N layers, the rest as without recompute
 Derivation (their §4.1), generalised: 10 = layernorm inputs 4 + QKV and fc1
 inputs 2 + 2 + two 1-byte dropout masks 2 (replicated across t); 24 = Q 2 +
 K, V 4·g/a + projection input 2 + MLP 4·f/h (gelu: fc1 output and fc2 input;
@@ -334,14 +335,17 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
 
 
 def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
-                 has_embedding: bool, has_logits: bool, microbatches_in_flight: int) -> MemoryBreakdown:
+                 has_embedding: bool, has_logits: bool, microbatches_in_flight: int,
+                 recomputed_on_stage: int | None = None) -> MemoryBreakdown:
     """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring).
 
     The peak is the larger of two moments of the backward (each breakdown is that moment's):
     the loss's backward (last stage: every microbatch's saved activations and logits, plus what is
     alive only inside it, :func:`loss_transient_bytes`) and, with full recompute, the recompute of
     the first layer the backward reaches (the loss's tensors of that microbatch freed, one layer's
-    activations recomputed). Without the loss (other stages) the two are one.
+    activations recomputed). Without the loss (other stages) the two are one. ``recomputed_on_stage``: of the
+    stage's layers, how many full recompute runs again when only some are (``training.recompute_num_layers``,
+    :mod:`simcluster.costs.partial_recompute`; the others keep their activations); None: all of them.
     """
     n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
                      has_embedding=has_embedding, has_logits=has_logits)
@@ -356,9 +360,12 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     per_layer = activation_bytes_per_layer(model, training, parallelism)
     extra = stage_extra_activation_bytes(model, training, parallelism,
                                          has_embedding=has_embedding, has_logits=has_logits)
-    acts = (layers_on_stage * per_layer + extra) * microbatches_in_flight
+    rc = layers_on_stage if recomputed_on_stage is None else min(recomputed_on_stage, layers_on_stage)
+    kept = activation_bytes_per_layer(model, training, parallelism, recompute="none") \
+        if rc < layers_on_stage and training.recompute == "full" else per_layer
+    acts = (rc * per_layer + (layers_on_stage - rc) * kept + extra) * microbatches_in_flight
     recompute = 0.0
-    if training.recompute == "full" and layers_on_stage > 0:
+    if training.recompute == "full" and rc > 0:
         recompute = activation_bytes_per_layer(model, training, parallelism, recompute="none")
     loss, after_loss = 0.0, recompute
     if has_logits:  # the loss's backward, then (full recompute) the last layer's recompute without the logits

@@ -64,7 +64,7 @@ class _Step:
     """The allocation sequence of one stage (module docstring), run on an allocator."""
 
     def __init__(self, model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, layers: int,
-                 has_embedding: bool, has_logits: bool, in_flight: int):
+                 has_embedding: bool, has_logits: bool, in_flight: int, recomputed: int | None = None):
         self.a = CachingAllocator()
         t = parallelism.tensor
         self.layers, self.in_flight = layers, in_flight
@@ -97,10 +97,13 @@ class _Step:
         v = DTYPE_BYTES[training.precision]
         sbh = model.seq_len / parallelism.context * training.micro_batch * model.hidden
         self.unit = v * sbh  # one [s, b, h] activation
-        self.saved = activation_bytes_per_layer(model, training, parallelism)
+        saved = activation_bytes_per_layer(model, training, parallelism)
         full = activation_bytes_per_layer(model, training, parallelism, recompute="none")
-        self.recompute = full if training.recompute == "full" else 0.0
-        self.transient = max(0.0, full - self.saved)
+        # partial recompute (costs.partial_recompute): the first ``recomputed`` layers as recomputed, the rest kept
+        rc = layers if recomputed is None else min(recomputed, layers)
+        self.saved = [saved if l < rc else full for l in range(layers)]
+        self.recompute = [full if training.recompute == "full" and l < rc else 0.0 for l in range(layers)]
+        self.transient = [max(0.0, full - x) for x in self.saved]
         self.emb = stage_extra_activation_bytes(model, training, parallelism, has_embedding=has_embedding,
                                                 has_logits=False)
         logits = stage_extra_activation_bytes(model, training, parallelism, has_embedding=False,
@@ -149,8 +152,8 @@ class _Step:
                 a.malloc(("e", mb), self.emb)
             for l in range(self.layers):
                 self._gather(l)
-                a.malloc(("s", mb, l), self.saved)
-                self._group(("t", mb, l), _split(self.transient, self.unit))
+                a.malloc(("s", mb, l), self.saved[l])
+                self._group(("t", mb, l), _split(self.transient[l], self.unit))
                 if self.zero3 and not (self.fsdp2 and l == self.layers - 1):  # torchtitan keeps the last layer
                     a.free(("u", l))
             self._group(("loss", mb), self.loss_saved, keep=True)
@@ -163,7 +166,7 @@ class _Step:
                 self._gather(l)
                 if self.zero3:
                     a.malloc(("ug", l), self.gathered)
-                self._group(("r", mb, l), _split(self.recompute, self.unit))
+                self._group(("r", mb, l), _split(self.recompute[l], self.unit))
                 a.free(("s", mb, l))
                 if self.zero3:
                     a.free(("u", l))
@@ -193,16 +196,16 @@ _CACHE: dict[tuple[object, ...], float] = {}  # by the specs' JSON and the stage
 
 def allocator_reserve(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,
                       layers_on_stage: int, has_embedding: bool, has_logits: bool,
-                      microbatches_in_flight: int) -> float:
+                      microbatches_in_flight: int, recomputed_on_stage: int | None = None) -> float:
     """Bytes the caching allocator reserves beyond the tensors' peak on one GPU of the stage: peak
     reserved − peak allocated of the replayed steps (module docstring); ≥ 0."""
     key = (model.model_dump_json(), training.model_dump_json(), parallelism.model_dump_json(), layers_on_stage,
-           has_embedding, has_logits, microbatches_in_flight)
+           has_embedding, has_logits, microbatches_in_flight, recomputed_on_stage)
     hit = _CACHE.get(key)
     if hit is None:
         if len(_CACHE) > 4096:
             _CACHE.clear()
         a = _Step(model, training, parallelism, layers_on_stage, has_embedding, has_logits,
-                  microbatches_in_flight).run()
+                  microbatches_in_flight, recomputed_on_stage).run()
         hit = _CACHE[key] = float(a.peak_reserved - a.peak_allocated)
     return hit

@@ -290,7 +290,7 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
 
 # -- memory ----------------------------------------------------------------------------------
 def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has_logits: bool,
-                     in_flight: int) -> MemoryBreakdown:
+                     in_flight: int, recomputed: frozenset[int] | None = None) -> MemoryBreakdown:
     """Peak bytes on one GPU of a stage holding ``layers`` of an MoE model.
 
     The dense layers, embedding, head, workspace and pipeline buffers as
@@ -302,13 +302,16 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     expert MLP's (4 or 6)·f_e/etp bytes (Korthikanti et al. 2022 Table 2's MLP terms); the
     dispatch's send and receive buffers add 2·S. fp8 (DeepSeek-V3 §3.3.4): a routed copy's input
     is held in FP8 (1·h + 2·h) and the expert stores its SwiGLU's two inputs in FP8 (2·f_e/etp; GeLU: fc1
-    output 2 + fc2 input 1), the product recomputed in the backward.
+    output 2 + fc2 input 1), the product recomputed in the backward. ``recomputed``: the layers full recompute
+    runs again when only some are (:mod:`simcluster.costs.partial_recompute`; None: the workload's recompute).
     """
     spec = mp.spec
     model, tr, par = spec.model, spec.training, spec.parallelism
     moe_layers = [i for i in layers if mp.is_moe(i)]
-    dense = stage_memory(model, tr, par, layers_on_stage=len(layers) - len(moe_layers), has_embedding=has_embedding,
-                         has_logits=has_logits, microbatches_in_flight=in_flight)
+    dense_layers = [i for i in layers if not mp.is_moe(i)]
+    dense = stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
+                         has_logits=has_logits, microbatches_in_flight=in_flight,
+                         recomputed_on_stage=None if recomputed is None else len(recomputed.intersection(dense_layers)))
     if not moe_layers:
         return dense
     n = len(moe_layers)
@@ -327,14 +330,18 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     # its output recomputed (2 bytes per f_e); its output stays 16-bit
     copy_h, routed_f = ((1.0 + 2 * v) * h, 2.0 if model.mlp == "swiglu" else 3.0) if fp8 else (4 * v * h, per_f)
     sbh = model.seq_len / par.context * tr.micro_batch * h
-    dense_act = activation_bytes_per_layer(model, tr, par)
-    if tr.recompute == "full":
-        layer_act = dense_act
-    else:  # the dense MLP's bytes out, the shared experts' and the routed copies' in
+
+    def layer_act(recompute: str) -> float:
+        dense_act = activation_bytes_per_layer(model, tr, par, recompute=recompute)
+        if recompute == "full":
+            return dense_act
+        # the dense MLP's bytes out, the shared experts' and the routed copies' in
         shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
         r_max = max(mp.load(i, 0).r_max for i in moe_layers)
-        layer_act = dense_act + shared + r_max * (copy_h + routed_f * f / mp.etp)
-    acts = n * layer_act * in_flight
+        return dense_act + shared + r_max * (copy_h + routed_f * f / mp.etp)
+    k = n if recomputed is None else len(recomputed.intersection(moe_layers))
+    kept = tr.recompute if recomputed is None else "none"
+    acts = (k * layer_act(tr.recompute) + (n - k) * layer_act(kept)) * in_flight
     buffers = 2 * mp.a2a_bytes
     return MemoryBreakdown(dense.weights + weights, dense.gradients + grads, dense.optimizer_states + optim,
                            dense.activations + acts, dense.buffers + buffers)

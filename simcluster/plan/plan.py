@@ -18,7 +18,7 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from simcluster.costs import params as P
@@ -28,6 +28,7 @@ from simcluster.costs.attention_kernels import attention_kernel
 from simcluster.costs.frameworks import FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, Stack, framework
 from simcluster.costs.pipeline_sends import PipelineSends, pipeline_sends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
+from simcluster.costs.partial_recompute import partial, recomputed_layers
 from simcluster.costs.reserve import allocator_reserve
 from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks, op_flops, wgrad_time
 from simcluster.plan.fsdp_root import fsdp_root
@@ -159,13 +160,31 @@ class Plan:
         """Microbatches whose activations stage ``s`` holds at its peak."""
         return microbatches_in_flight(self.schedule, self.p, self.m, self.v, s)
 
+    @cached_property
+    def recomputed(self) -> frozenset[int] | None:
+        """The layers full recompute runs again when only some are (``training.recompute_num_layers``: each
+        chunk's first N, :mod:`simcluster.costs.partial_recompute`); None: the plan's recompute, every layer."""
+        return recomputed_layers(self.chunks, self.spec.training) if partial(self.spec.training) else None
+
+    def recomputed_on(self, s: int) -> int | None:
+        """Layers of stage ``s`` full recompute runs again when only some are; None: all its layers."""
+        return None if self.recomputed is None else sum(1 for i in self.layers_of(s) if i in self.recomputed)
+
     # -- units ----------------------------------------------------------------------------
+    def layer_shape(self, layer: int) -> UnitShape:
+        """The unit shape of ``layer``: the plan's, or without recompute (nor DeepSpeed's re-fetch after it, nor
+        its split saved input) for a layer partial recompute keeps."""
+        if self.recomputed is None or layer in self.recomputed:
+            return self.shape
+        return replace(self.shape, recompute="none", refetch_parts=0, refetch_share=0.0, distribute=False)
+
     def layer_unit_steps(self, kind: str, layer: int, mb: int = 0) -> tuple[Step, ...]:
         """The steps of ``layer`` in pass ``kind`` for microbatch ``mb`` (an MoE layer's depend on its
         router's draws for that microbatch)."""
+        shape = self.layer_shape(layer)
         if self.moe is not None and self.moe.is_moe(layer):
-            return self.moe.steps(kind, layer, mb, self.blocks, self.shape)
-        return layer_steps(kind, self.blocks, self.shape)
+            return self.moe.steps(kind, layer, mb, self.blocks, shape)
+        return layer_steps(kind, self.blocks, shape)
 
     def unit_steps(self, kind: str, k: int, mb: int = 0) -> list[tuple[int, Step]]:
         """(key, step) of pass ``kind`` (F, B, W) of chunk ``k`` for microbatch ``mb``.
@@ -243,10 +262,10 @@ class Plan:
         sp = self.spec
         if self.moe is not None:
             return moe_stage_memory(self.moe, self.layers_of(s), has_embedding=s == 0, has_logits=s == self.p - 1,
-                                    in_flight=self.in_flight(s))
+                                    in_flight=self.in_flight(s), recomputed=self.recomputed)
         return stage_memory(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
                             has_embedding=s == 0, has_logits=s == self.p - 1,
-                            microbatches_in_flight=self.in_flight(s))
+                            microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
 
     def allocator_reserve(self, s: int) -> float:
         """Bytes the caching allocator reserves on one GPU of stage ``s`` beyond its tensors' peak
@@ -255,7 +274,7 @@ class Plan:
         sp = self.spec
         return allocator_reserve(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
                                  has_embedding=s == 0, has_logits=s == self.p - 1,
-                                 microbatches_in_flight=self.in_flight(s))
+                                 microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
 
     def kv_grad_bytes(self, s: int) -> float:
         """Gradient bytes of stage ``s``'s K/V weights replicated over the tensor group (0 unless g < t)."""

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
+from simcluster.costs.partial_recompute import partial, recomputed_layers
 from simcluster.plan.moe import build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import model_chunks, partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
@@ -85,7 +86,8 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
     overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the overlapped weight
     gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the deferred output-layer weight gradient
     (``parallelism.defer_embedding_wgrad_compute``) only with a pipeline, the workload's selective policy
-    (``training.recompute_saves``) only with selective recompute. Every candidate's workload then validates
+    (``training.recompute_saves``) only with selective recompute, its partial full recompute
+    (``training.recompute_num_layers``) only with full recompute. Every candidate's workload then validates
     (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
     out: dict[str, object] = {}
     if spec.parallelism.defer_embedding_wgrad_compute:
@@ -97,6 +99,9 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
     if spec.training.recompute_saves is not None:
         keeps = (rc if rc is not None else spec.training.recompute) == "selective"
         out["training.recompute_saves"] = list(spec.training.recompute_saves) if keeps else None
+    if spec.training.recompute_num_layers is not None:
+        full = (rc if rc is not None else spec.training.recompute) == "full"
+        out["training.recompute_num_layers"] = spec.training.recompute_num_layers if full else None
     return out
 
 
@@ -113,20 +118,23 @@ class MemoryModel:
         self._stages: dict[tuple[object, ...], float] = {}
 
     def _stage(self, t: int, c: int, d: int, p: int, mb: int, sp: bool, rc: str, zero: int,
-               layers: int, emb: bool, logits: bool, in_flight: int) -> float:
-        """Peak bytes of one stage with ``in_flight`` microbatches in flight."""
+               layers: int, emb: bool, logits: bool, in_flight: int, recomputed: int | None = None) -> float:
+        """Peak bytes of one stage with ``in_flight`` microbatches in flight (``recomputed``: of its layers,
+        those a partial full recompute runs again)."""
         z = self.parallelism.zero_shard
         z = z if z and d % z == 0 else None  # hybrid sharding where it divides d (as the screen's costs)
         one_step = self.training.global_batch // (mb * d) <= 1  # FSDP2's lazy gradients (costs.memory)
-        key = (t, c, (z or d) * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits, in_flight, one_step)
+        key = (t, c, (z or d) * c if zero else 0, p > 1, mb, sp, rc, zero, layers, emb, logits, in_flight, one_step,
+               recomputed)
         hit = self._stages.get(key)
         if hit is None:
-            tr = self.training.model_copy(update={"micro_batch": mb, "recompute": rc})
+            tr = self.training.model_copy(update={"micro_batch": mb, "recompute": rc, "recompute_num_layers": None})
             par = self.parallelism.model_copy(update={"tensor": t, "context": c, "data": d, "pipeline": p,
                                                       "sequence_parallel": sp, "zero_stage": zero,
                                                       "zero_shard": z})
             hit = self._stages[key] = stage_memory(self.model, tr, par, layers_on_stage=layers, has_embedding=emb,
-                                                   has_logits=logits, microbatches_in_flight=in_flight).total
+                                                   has_logits=logits, microbatches_in_flight=in_flight,
+                                                   recomputed_on_stage=recomputed).total
         return hit
 
     def peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
@@ -135,9 +143,12 @@ class MemoryModel:
         if self.model.moe is not None:
             return self._moe_peak(t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
         best = 0.0
+        n = self.training.recompute_num_layers if rc == "full" else None
+        sizes = [len(chunk) for chunk in partition_layers(self.model.layers, p, v)] if n is not None else []
         for s, layers, emb, logits in peak_stages(self.model.layers, p, v, self.model.mtp_layers):
+            recomputed = sum(min(n, sizes[k * p + s]) for k in range(v)) if n is not None else None
             best = max(best, self._stage(t, c, d, p, mb, sp, rc, zero, layers, emb, logits,
-                                         microbatches_in_flight(schedule, p, m, v, s)))
+                                         microbatches_in_flight(schedule, p, m, v, s), recomputed))
         return best
 
     def _moe_peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
@@ -152,9 +163,10 @@ class MemoryModel:
             mp = build_moe_plan(spec, ComputeModel(spec.cluster.device, spec.training.precision,
                                                    fp8_recipe=spec.training.fp8_recipe))
             chunks = model_chunks(self.model, p, v)
+            rcl = recomputed_layers(chunks, spec.training) if partial(spec.training) else None
             hit = max(moe_stage_memory(mp, [i for k in range(v) for i in chunks[k * p + s]], has_embedding=s == 0,
-                                       has_logits=s == p - 1,
-                                       in_flight=microbatches_in_flight(schedule, p, m, v, s)).total
+                                       has_logits=s == p - 1, in_flight=microbatches_in_flight(schedule, p, m, v, s),
+                                       recomputed=rcl).total
                       for s in range(p))
             self._moe[key] = hit
         return hit

@@ -204,6 +204,9 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
         return [Finding("training.framework", "pytorch's eager kernels (costs/eager.py) are listed for standard "
                                               "attention; multi-head latent attention runs under megatron",
                         ("model.attention",))]
+    if getattr(spec.training, "recompute_num_layers", None) is not None and spec.training.recompute != "full":
+        return [Finding("training.recompute_num_layers", "says how many layers of each chunk full recompute "
+                                                         "recomputes: it needs recompute: full", ("training.recompute",))]
     saves = getattr(spec.training, "recompute_saves", None)
     if saves is not None and (spec.training.recompute != "selective" or spec.model.attention == "mla"):
         return [Finding("training.recompute_saves", "names what selective recompute keeps: it needs recompute: "

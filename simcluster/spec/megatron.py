@@ -25,6 +25,8 @@ Megatron-LM                                                workload
 --recompute-granularity full|selective,                    training.recompute (--recompute-method alone
 --recompute-activations (selective),                       and the 2021 --checkpoint-activations: full)
 --checkpoint-activations (full)
+--recompute-method block --recompute-num-layers N          training.recompute_num_layers N (uniform: every
+                                                           layer, as full)
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn                                           training.flash_attention (else false)
@@ -120,7 +122,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",
         "--make-vocab-size-divisible-by", "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
         "--context-parallel-size", "--num-layers-per-virtual-pipeline-stage", "--micro-batch-size",
-        "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit")}
+        "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit", "--recompute-num-layers")}
     for key in ("--num-layers", "--hidden-size", "--num-attention-heads", "--global-batch-size"):
         if ints[key] is None and key not in args:
             problems.append(Problem(file, None, key, "missing: needed to describe the workload"))
@@ -162,6 +164,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "precision": "bf16" if args.get("--bf16") else "fp16" if args.get("--fp16") else "fp32",
         "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
         "flash_attention": bool(args.get("--use-flash-attn"))}
+    if recompute == "full" and args.get("--recompute-method") == "block":  # each chunk's first N layers
+        training["recompute_num_layers"] = ints["--recompute-num-layers"] or 1  # Megatron's default N: 1
     if args.get("--no-gradient-accumulation-fusion"):
         training["gradient_accumulation_fusion"] = False
     ddp = args.get("--DDP-impl")

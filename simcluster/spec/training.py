@@ -33,6 +33,12 @@ class TrainingSpec(BaseModel):
         "with query/key/value/out_proj and mlpwo on device: [qkv, proj, fc2]; JAX's save_only_these_names). "
         "Unset: the framework's selective recompute (Megatron's attention core; pytorch: torchtitan's op SAC).",
         json_schema_extra={"default_doc": "the framework's"})
+    recompute_num_layers: PositiveInt | None = Field(
+        default=None, le=100_000, description="With recompute: full, only the first this many layers of each "
+        "pipeline model chunk are recomputed; the chunk's other layers keep their activations (Megatron-Core "
+        "--recompute-method block --recompute-num-layers N; NeMo's activations_checkpoint_method block). Trades "
+        "memory for compute between recompute none and full. Unset: every layer.",
+        json_schema_extra={"default_doc": "every layer"})
     distribute_saved_activations: bool = Field(
         default=False, description="Full recompute: each layer's saved input split over the tensor-parallel ranks "
         "and all-gathered before it is recomputed (Megatron-LM --distribute-saved-activations; PaLM §4 saves one "
