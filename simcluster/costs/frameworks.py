@@ -230,6 +230,7 @@ class Stack:
     fp8_weight_share: float = 1.0  # FP8: share of microbatches that quantize each weight (1/m: TE's is_first_microbatch)
     pointwise_in_matmul: bool = False  # XLA on a TPU: pointwise ops run inside their matmul's fusion (module docstring)
     tp_grad_overlap: bool = False  # backward TP reductions beside the weight-gradient GEMMs (plan.tp_grad_overlap)
+    grad_reduce_bf16: bool = False  # bf16 gradient buffer and data-parallel reduction (training.grad_reduce_in_bf16)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -313,7 +314,7 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
               train_metrics: int = 0, fsdp_param_dtype: str = "bf16",
               recompute_saves: Sequence[str] | None = None, optimizer_dtype: str = "fp32",
-              fp8_weight_cache: bool = False) -> Stack:
+              fp8_weight_cache: bool = False, grad_reduce_bf16: bool = False) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -336,9 +337,12 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     param_dtype fp32, reduce_dtype bf16, and ``forward_context`` ``torch.autocast``): the autocast stack's weight
     casts and 18 B gradient accumulation stay, the gathered weights are fp32 (:data:`FSDP_FP32_GATHER_BYTES`).
     ``optimizer_dtype`` "bf16" (``training.optimizer_dtype``): bf16 optimizer states without a master copy and a
-    bf16 gradient reduction (:mod:`simcluster.costs.optimizer_states`).
+    bf16 gradient reduction (:mod:`simcluster.costs.optimizer_states`); ``grad_reduce_bf16`` only the latter
+    (``training.grad_reduce_in_bf16``: the gradient buffer and its reduction in bf16, fp32 master and states).
     """
     stack = FRAMEWORKS.get(name)
+    if grad_reduce_bf16:
+        stack = replace(stack, grad_reduce_bf16=True)
     if fp8_weight_cache and microbatches > 1:  # training.fp8_weight_cache: one weight cast per step (TE)
         stack = replace(stack, fp8_weight_share=1.0 / microbatches)
     if optimizer_dtype == "bf16":  # training.optimizer_dtype: NeMo's bf16 distributed Adam (costs.optimizer_states)

@@ -29,7 +29,9 @@ Left out: the ``multi_tensor_scale`` by the clip coefficient (only on steps whos
 ``--clip-grad``); the tiny all-reduces of the norm and the overflow flag; the SC'21 scripts' fp16 path
 without contiguous buffers, which flattens, divides and unflattens the gradients around the all-reduce
 (12 B per held weight instead of 6); NeMo's Apex ``DistributedFusedAdam`` is costed as Megatron-Core's
-distributed optimizer.
+distributed optimizer. With ``grad_sync_dtype: bf16`` (NeMo's recipes; Megatron-Core's ``--grad-reduce-in-bf16``:
+``training.grad_reduce_in_bf16``) the contiguous gradient buffer is bf16: g = 2, and the norm and Adam read 2-byte
+gradients (34 B per updated weight instead of 38).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ UPDATED_BYTES = {"bf16": 38.0, "fp8": 38.0, "fp16": 52.0, "fp32": 32.0}
 GRAD_BUFFER_BYTES = {"bf16": 4.0, "fp8": 4.0, "fp16": 2.0, "fp32": 4.0}
 
 
-def step_bytes(precision: str, params: float, shard: int = 1) -> float:
-    """Bytes Megatron's Adam step moves on a rank holding ``params`` weights and updating ``params / shard``."""
+#: bf16 gradients (``training.grad_reduce_in_bf16``): the norm and Adam read 2-byte gradients, 2 + 2 B fewer per
+#: updated weight, and the held passes run over a 2-byte buffer.
+BF16_GRAD_UPDATED_SAVING = 4.0
+
+
+def step_bytes(precision: str, params: float, shard: int = 1, bf16_grads: bool = False) -> float:
+    """Bytes Megatron's Adam step moves on a rank holding ``params`` weights and updating ``params / shard``
+    (``bf16_grads``: the gradient buffer in bf16, ``training.grad_reduce_in_bf16``)."""
+    if bf16_grads:
+        return HELD_PASSES * 2.0 * params + (UPDATED_BYTES[precision] - BF16_GRAD_UPDATED_SAVING) * params / shard
     return HELD_PASSES * GRAD_BUFFER_BYTES[precision] * params + UPDATED_BYTES[precision] * params / shard

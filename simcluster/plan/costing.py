@@ -331,7 +331,7 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes
     if stack.optimizer == "megatron" and optimizer == "adam" and stack.optimizer_states != "bf16":
-        nbytes = megatron_optimizer.step_bytes(cm.precision, params, shard)
+        nbytes = megatron_optimizer.step_bytes(cm.precision, params, shard, stack.grad_reduce_bf16)
     else:
         nbytes = (BF16_STEP_BYTES[optimizer] if stack.optimizer_states == "bf16" else OPTIMIZER_BYTES[optimizer]) \
             * params / shard

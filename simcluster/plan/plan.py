@@ -176,6 +176,10 @@ class Plan:
         its split saved input) for a layer partial recompute keeps."""
         if self.recomputed is None or layer in self.recomputed:
             return self.shape
+        return self._kept_shape
+
+    @cached_property
+    def _kept_shape(self) -> UnitShape:
         return replace(self.shape, recompute="none", refetch_parts=0, refetch_share=0.0, distribute=False)
 
     def layer_unit_steps(self, kind: str, layer: int, mb: int = 0) -> tuple[Step, ...]:
@@ -301,17 +305,17 @@ def spec_stack(spec: WorkloadSpec) -> Stack:
     tr = spec.training
     return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
                      tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype,
-                     tr.recompute_saves, tr.optimizer_dtype, tr.fp8_weight_cache)
+                     tr.recompute_saves, tr.optimizer_dtype, tr.fp8_weight_cache, tr.grad_reduce_in_bf16)
 
 
 def weight_bytes(precision: str, stack: Stack) -> tuple[int, int]:
     """(bytes per parameter the weight gathers move, bytes per parameter the gradient reduction moves): the
     precision's element and :func:`grad_bytes_per_param`, or FSDP with fp32 parameters' 4 and 2
     (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`), or a bf16
-    reduction with bf16 optimizer states (``training.optimizer_dtype: bf16``)."""
+    reduction with bf16 optimizer states (``training.optimizer_dtype: bf16``) or alone (``grad_reduce_in_bf16``)."""
     if stack.fsdp_fp32_params:
         return FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES
-    if stack.optimizer_states == "bf16":  # grad_sync_dtype bf16 (simcluster.costs.optimizer_states)
+    if stack.optimizer_states == "bf16" or stack.grad_reduce_bf16:  # grad_sync_dtype bf16 (costs.optimizer_states)
         return DTYPE_BYTES[precision], BF16_GRAD_REDUCE_BYTES
     return DTYPE_BYTES[precision], grad_bytes_per_param(precision)
 

@@ -38,9 +38,12 @@ def ideal_passes(plan: Any) -> pd.DataFrame:
     layer = plan.blocks.layer
     rc = layer.fwd_s if plan.spec.training.recompute == "full" else 0.0
     split = plan.shape.split_w
-    per = {"F": layer.fwd_s, "B": layer.bwd_s + rc - (layer.wgrad_s if split else 0.0), "W": layer.wgrad_s}
+    per = {"F": layer.fwd_s, "B": layer.bwd_s - (layer.wgrad_s if split else 0.0), "W": layer.wgrad_s}
     p, K = plan.p, plan.p * plan.v
     dur = {(kind, k): per[kind] * max(len(plan.chunks[k]), 1) for kind in per for k in range(K)}
+    for k in range(K):  # the recompute of the chunk's layers that run again (all, or partial recompute's)
+        dur[("B", k)] += rc * (max(len(plan.chunks[k]), 1) if plan.recomputed is None
+                               else len(plan.recomputed.intersection(plan.chunks[k])))
     done: dict[tuple[str, int, int], float] = {}
     free = [0.0] * p
     pos = [0] * p

@@ -204,6 +204,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
         return [Finding("training.framework", "pytorch's eager kernels (costs/eager.py) are listed for standard "
                                               "attention; multi-head latent attention runs under megatron",
                         ("model.attention",))]
+    if getattr(spec.training, "grad_reduce_in_bf16", False) and (fw != "megatron" or spec.training.precision not in (
+            "bf16", "fp8")):
+        return [Finding("training.grad_reduce_in_bf16", "describes Megatron's bf16 gradient buffer under bf16 or fp8 "
+                                                        "(framework megatron)", ("training.framework", "training.precision"))]
     if getattr(spec.training, "recompute_num_layers", None) is not None and spec.training.recompute != "full":
         return [Finding("training.recompute_num_layers", "says how many layers of each chunk full recompute "
                                                          "recomputes: it needs recompute: full", ("training.recompute",))]

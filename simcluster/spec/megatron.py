@@ -31,6 +31,7 @@ Megatron-LM                                                workload
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn                                           training.flash_attention (else false)
 --no-gradient-accumulation-fusion                          training.gradient_accumulation_fusion false
+--grad-reduce-in-bf16                                      training.grad_reduce_in_bf16
 --no-async-tensor-model-parallel-allreduce                 parallelism.tp_grad_overlap false
 --overlap-param-gather                                     parallelism.overlap_param_gather
 --defer-embedding-wgrad-compute, --wgrad-deferral-limit    parallelism.defer_embedding_wgrad_compute,
@@ -67,7 +68,7 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
                     "--no-overlap-p2p-communication", "--overlap-p2p-communication",
                     "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce",
-                    "--overlap-param-gather", "--defer-embedding-wgrad-compute"})
+                    "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -168,6 +169,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         training["recompute_num_layers"] = ints["--recompute-num-layers"] or 1  # Megatron's default N: 1
     if args.get("--no-gradient-accumulation-fusion"):
         training["gradient_accumulation_fusion"] = False
+    if args.get("--grad-reduce-in-bf16"):
+        training["grad_reduce_in_bf16"] = True
     ddp = args.get("--DDP-impl")
     overlap = ddp == "torch" if isinstance(ddp, str) else bool(args.get("--overlap-grad-reduce"))
     parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}

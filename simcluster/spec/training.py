@@ -39,6 +39,10 @@ class TrainingSpec(BaseModel):
         "--recompute-method block --recompute-num-layers N; NeMo's activations_checkpoint_method block). Trades "
         "memory for compute between recompute none and full. Unset: every layer.",
         json_schema_extra={"default_doc": "every layer"})
+    grad_reduce_in_bf16: bool = Field(
+        default=False, description="Megatron: the gradient buffer and its data-parallel reduction in bf16 instead of "
+        "fp32 main_grad, the master weights and Adam states staying fp32 (Megatron-Core --grad-reduce-in-bf16; NeMo's "
+        "distributed_fused_adam with grad_sync_dtype: bf16 and the default fp32 dtype). optimizer_dtype: bf16 implies it.")
     distribute_saved_activations: bool = Field(
         default=False, description="Full recompute: each layer's saved input split over the tensor-parallel ranks "
         "and all-gathered before it is recomputed (Megatron-LM --distribute-saved-activations; PaLM §4 saves one "

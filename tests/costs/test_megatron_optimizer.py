@@ -51,3 +51,28 @@ def test_korthikanti_22b_step_outside_the_layers():
                   if 0 in t.ranks and t.stream == "compute" and (t.layer is None or t.layer < 0 or t is step))
     assert 0.065 < out.result.end[step.id] - out.result.start[step.id] < 0.1
     assert 0.08 < outside < 0.13
+
+
+def test_a_bf16_gradient_buffer_halves_the_reduction_and_the_held_passes():
+    """training.grad_reduce_in_bf16 (NeMo's grad_sync_dtype bf16, Megatron-Core's --grad-reduce-in-bf16): the
+    data-parallel reduction moves 2 B a weight instead of fp32 main_grad's 4, the held passes run over 2-byte
+    gradients and the norm and Adam read 2-byte ones (34 B per updated weight instead of 38)."""
+    from pathlib import Path
+
+    import pytest
+
+    from simcluster.costs.megatron_optimizer import step_bytes
+    from simcluster.errors import SpecError
+    from simcluster.plan import build_plan
+    from simcluster.spec import load_workload
+
+    toy = Path(__file__).resolve().parents[2] / "workloads" / "toy-8gpu.yaml"
+    assert step_bytes("bf16", 1e9, 4, bf16_grads=True) == pytest.approx(3 * 2 * 1e9 + 34 * 1e9 / 4)
+    assert step_bytes("bf16", 1e9, 4) == pytest.approx(3 * 4 * 1e9 + 38 * 1e9 / 4)
+    fp32, bf16 = (build_plan(load_workload(toy, overrides=o)) for o in (
+        [], ["training.grad_reduce_in_bf16=true"]))
+    assert (fp32.grad_bytes, bf16.grad_bytes) == (4, 2)
+    assert bf16.stack.grad_reduce_bf16 and not fp32.stack.grad_reduce_bf16
+    for bad in (["training.framework=pytorch"], ["training.precision=fp16"]):
+        with pytest.raises(SpecError, match="grad_reduce_in_bf16"):
+            load_workload(toy, overrides=["training.grad_reduce_in_bf16=true", *bad])

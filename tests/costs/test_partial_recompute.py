@@ -111,3 +111,5 @@ def test_import_megatron_maps_the_block_method(tmp_path):
     uniform, _ = megatron_workload(args.format("uniform"), file="cmd.sh")
     assert block["training"]["recompute"] == "full" and block["training"]["recompute_num_layers"] == 3
     assert uniform["training"]["recompute"] == "full" and "recompute_num_layers" not in uniform["training"]
+    bf16, _ = megatron_workload(args.format("block") + " --grad-reduce-in-bf16", file="cmd.sh")
+    assert bf16["training"]["grad_reduce_in_bf16"] is True and "grad_reduce_in_bf16" not in block["training"]
