@@ -73,7 +73,7 @@ from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
 from simcluster.costs.deepspeed_zero3 import live_gathered_params
 from simcluster.costs.deferred_wgrad import held_bytes
-from simcluster.costs.optimizer_states import BF16_STATE_BYTES, state_bytes_per_param
+from simcluster.costs.optimizer_states import BF16_STATE_BYTES, megatron_state_bytes, state_bytes_per_param
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
@@ -286,7 +286,8 @@ def _stack(training: TrainingSpec, parallelism: ParallelismSpec) -> Stack:
     """The stack whose model code and parameter dtypes decide what is kept (its ZeRO stage, fused kernels and
     FSDP parameter dtype; :func:`simcluster.costs.frameworks.framework`)."""
     return framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
-                     fsdp_param_dtype=training.fsdp_param_dtype, optimizer_dtype=training.optimizer_dtype)
+                     fsdp_param_dtype=training.fsdp_param_dtype, optimizer_dtype=training.optimizer_dtype,
+                     grad_reduce_bf16=training.grad_reduce_in_bf16)
 
 
 def fsdp_fp32(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
@@ -320,6 +321,8 @@ def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -
     if stack.optimizer_states == "bf16":  # bf16 states, no master (costs.optimizer_states)
         w_b, g_b, o_b = BF16_STATE_BYTES[training.optimizer]
         return w_b, g_b, o_b, 0, w_b
+    if stack.name == "megatron" and not stack.grad_reduce_bf16:  # fp32 main gradients (costs.optimizer_states)
+        w_b, g_b, o_b = megatron_state_bytes(training.precision, training.fp8_recipe, (w_b, g_b, o_b))
     if stack.fsdp_fp32_params and training.precision != "fp32":  # fsdp_fp32()
         # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
         # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)

@@ -45,6 +45,22 @@ STATE_BYTES: dict[tuple[str, str], tuple[int, int, int]] = {
 }
 
 
+def megatron_state_bytes(precision: str, fp8_recipe: str, state: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``state`` (weights, gradients, optimizer bytes per parameter of mixed precision) as Megatron-LM keeps them:
+    bf16 and Transformer Engine's FP8 accumulate and reduce fp32 main gradients (``accumulate_allreduce_grads_in_fp32``,
+    forced on for bf16), a 4-byte contiguous gradient buffer the distributed optimizer does not shard; fp16 keeps
+    16-bit gradients and an fp32 copy of its shard in the optimizer (+4 B of sharded state). Source: Megatron-Core
+    ``docs/source/api-guide/dist_optimizer.md`` (core_r0.9.0), bytes per parameter, non-distributed | distributed:
+    "bf16 parameters, fp32 gradients 18 | 6 + 12/d", "fp16 parameters, fp16 gradients 20 | 4 + 16/d", "fp32 16 |
+    8 + 8/d". Other precisions (fp32; FP8 with DeepSeek-V3's blockwise scheme) are returned as given."""
+    w_b, g_b, o_b = state
+    if precision == "bf16" or (precision == "fp8" and fp8_recipe != "blockwise"):
+        return w_b, 4, o_b
+    if precision == "fp16":
+        return w_b, g_b, o_b + 4
+    return state
+
+
 def state_bytes_per_param(precision: str, optimizer: str, fp8_recipe: str = "delayed") -> tuple[int, int, int]:
     """(weights, gradients, optimizer states) bytes per parameter before ZeRO sharding. FP8 keeps DeepSeek-V3's
     BF16 moments only with its own scheme (``fp8_recipe: blockwise``); under Transformer Engine's per-tensor

@@ -52,7 +52,7 @@ import numpy as np
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
-from simcluster.costs.optimizer_states import state_bytes_per_param
+from simcluster.costs.memory import held_bytes_per_param
 from simcluster.costs.memory import activation_bytes_per_layer, mlp_bytes_per_f
 from simcluster.plan.costing import BlockCost, Blocks, block_cost
 from simcluster.plan.grid import RankGrid
@@ -315,7 +315,7 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     if not moe_layers:
         return dense
     n = len(moe_layers)
-    w_b, g_b, o_b = state_bytes_per_param(tr.precision, tr.optimizer, tr.fp8_recipe)
+    w_b, g_b, o_b = held_bytes_per_param(tr, par)[:3]  # as the stack keeps them (costs.memory)
     z = par.zero_stage >= 1
     shard, eshard = ((par.data or 1) * par.context, mp.edp) if z else (1, 1)
     weights = n * (mp.dense_params + mp.routed_params) * w_b

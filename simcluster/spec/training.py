@@ -84,7 +84,8 @@ class TrainingSpec(BaseModel):
         default="fp32", description="The optimizer states' dtype: bf16 keeps Adam's m and v (SGD's momentum) in bf16 "
         "with no fp32 master copy, the bf16 weights updated in place, and reduces gradients in bf16 (NeMo's "
         "distributed_fused_adam with dtype: bf16 and grad_sync_dtype: bf16): 2 + 2 + 4 B per parameter for Adam "
-        "instead of 2 + 2 + 12, states sharded over data parallelism; needs framework megatron, precision bf16 "
+        "instead of 2 + 4 + 12 (Megatron's fp32 main_grad), states sharded over data parallelism; needs framework "
+        "megatron, precision bf16 "
         "or fp8 and zero_stage >= 1.")
     fsdp_param_dtype: Literal["bf16", "fp32"] = Field(
         default="bf16", description="pytorch with ZeRO-3 (FSDP): the dtype FSDP gathers and computes the parameters "

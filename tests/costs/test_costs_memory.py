@@ -88,13 +88,20 @@ def test_context_parallel_divides_the_sequence():
     assert two == pytest.approx(one / 2)
 
 
-def test_mixed_precision_adam_is_16_bytes_per_param():
+@pytest.mark.parametrize("precision,expect", [("bf16", (2, 4, 12)), ("fp16", (2, 2, 16)), ("fp32", (4, 4, 8))])
+def test_megatron_keeps_its_documented_bytes_per_param(precision, expect):
+    """Megatron-Core's distributed-optimizer table (docs/source/api-guide/dist_optimizer.md, core_r0.9.0): bf16
+    parameters with fp32 gradients 18 B (6 + 12/d), fp16 with fp16 gradients 20 B (4 + 16/d), fp32 16 B (8 + 8/d);
+    ZeRO's 16 B (2, 2, 12) is the state count other stacks keep (test_state_bytes)."""
     p = par(zero_stage=0)
-    m = stage_memory(GPT3, training(), p, layers_on_stage=12, has_embedding=False, has_logits=False,
-                     microbatches_in_flight=1)
+    m = stage_memory(GPT3, training(precision=precision), p, layers_on_stage=12, has_embedding=False,
+                     has_logits=False, microbatches_in_flight=1)
     n = 12 * layer_psi(H, p.tensor)
-    assert (m.weights, m.gradients, m.optimizer_states) == pytest.approx((2 * n, 2 * n, 12 * n))
-    assert m.weights + m.gradients + m.optimizer_states == pytest.approx(16 * n)
+    assert (m.weights, m.gradients, m.optimizer_states) == pytest.approx(tuple(x * n for x in expect))
+    d = stage_memory(GPT3, training(precision=precision), par(zero_stage=1, data=8), layers_on_stage=12,
+                     has_embedding=False, has_logits=False, microbatches_in_flight=1)
+    assert d.weights + d.gradients + d.optimizer_states == pytest.approx(
+        (expect[0] + expect[1] + expect[2] / 8) * n)
 
 
 # (weights, gradients, optimizer states) bytes per parameter. Mixed precision (Micikevicius et al. 2018):

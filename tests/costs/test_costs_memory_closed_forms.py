@@ -3,9 +3,12 @@
 - Activations per layer and microbatch: Korthikanti et al. 2022 ("Reducing Activation
   Recomputation in Large Transformer Models"), Table 2, every setting, 16-bit values, no
   flash attention (2022 Megatron keeps the a·s² softmax and dropout tensors).
-- Model states: Rajbhandari et al. 2020 (ZeRO), §5: mixed-precision Adam holds 16·Ψ bytes
-  per GPU without ZeRO; Ψ(4 + 12/N_d) with optimizer states partitioned (stage 1),
-  Ψ(2 + 14/N_d) with gradients too (stage 2), 16Ψ/N_d with parameters too (stage 3).
+- Model states: Rajbhandari et al. 2020 (ZeRO), §5: mixed-precision Adam holds 2 + 2 + 12 bytes
+  per parameter, partitioned stage by stage (optimizer states, then gradients, then parameters);
+  Megatron keeps its bf16 gradients in an fp32 ``main_grad`` buffer (Megatron-Core
+  docs/source/api-guide/dist_optimizer.md: "bf16 parameters, fp32 gradients 18 | 6 + 12/d"), so
+  under the megatron stack: 18·Ψ per GPU without ZeRO, Ψ(6 + 12/N_d) at stage 1, Ψ(2 + 16/N_d)
+  at stage 2, 18Ψ/N_d at stage 3.
 
 Each case runs ``simulate_workload`` (the memory a user sees) and checks it against the
 formula written out here, not against the helper the simulator uses; the helper itself
@@ -74,11 +77,11 @@ def _params(layers: int, t: int, *, embedding: bool, logits: bool) -> float:
     return n
 
 
-ZERO = {  # bytes per GPU for Ψ parameters on N_d data-parallel ranks (ZeRO §5, K = 12)
-    0: lambda psi, nd: 16 * psi,
-    1: lambda psi, nd: psi * (4 + 12 / nd),
-    2: lambda psi, nd: psi * (2 + 14 / nd),
-    3: lambda psi, nd: 16 * psi / nd,
+ZERO = {  # bytes per GPU for Ψ parameters on N_d data-parallel ranks (ZeRO §5, K = 12; Megatron's 4-byte main_grad)
+    0: lambda psi, nd: 18 * psi,
+    1: lambda psi, nd: psi * (6 + 12 / nd),
+    2: lambda psi, nd: psi * (2 + 16 / nd),
+    3: lambda psi, nd: 18 * psi / nd,
 }
 
 
