@@ -25,8 +25,8 @@ from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.deferred_wgrad import OUTPUT_GEMM, deferred
 from simcluster.costs.attention_kernels import attention_kernel
-from simcluster.costs.frameworks import FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES, Stack, framework
-from simcluster.costs.pipeline_sends import PipelineSends, pipeline_sends
+from simcluster.costs.frameworks import Stack, framework
+from simcluster.costs.pipeline_sends import PipelineSends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.partial_recompute import partial, recomputed_layers
 from simcluster.costs.reserve import allocator_reserve
@@ -37,19 +37,14 @@ from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.param_gather import gather_weights
 from simcluster.plan.partition import model_chunks
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
+from simcluster.plan.stack_bytes import plan_sends, spec_stack, weight_bytes
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
 from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
-from simcluster.costs.optimizer_states import BF16_GRAD_REDUCE_BYTES
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.workload import DTYPE_BYTES, model_ops
-
-
-def grad_bytes_per_param(precision: str) -> int:
-    """Gradient bytes reduced per parameter: Megatron keeps fp32 ``main_grad`` for bf16."""
-    return 2 if precision == "fp16" else 4
 
 
 @dataclass(frozen=True)
@@ -296,35 +291,6 @@ def layer_params(spec: WorkloadSpec, t: int, p: int) -> Params:
                   P.output_params(m, t, shares_embedding_stage=(p == 1)) + P.mtp_params(m, t, shares_embedding_stage=(p == 1)),
                   m.vocab * m.hidden / t,
                   P.replicated_kv_params(m, t))
-
-
-def spec_stack(spec: WorkloadSpec) -> Stack:
-    """The stack of ``spec``'s ``training.framework`` with the spec's ZeRO stage, fused kernels, gradient
-    accumulation, loss kernel, train metrics and FSDP parameter dtype
-    (:func:`simcluster.costs.frameworks.framework`)."""
-    tr = spec.training
-    return framework(tr.framework, spec.parallelism.zero_stage, tr.fused_kernels, tr.gradient_accumulation_fusion,
-                     tr.precision, spec.num_microbatches, tr.cross_entropy, tr.train_metrics, tr.fsdp_param_dtype,
-                     tr.recompute_saves, tr.optimizer_dtype, tr.fp8_weight_cache, tr.grad_reduce_in_bf16)
-
-
-def weight_bytes(precision: str, stack: Stack) -> tuple[int, int]:
-    """(bytes per parameter the weight gathers move, bytes per parameter the gradient reduction moves): the
-    precision's element and :func:`grad_bytes_per_param`, or FSDP with fp32 parameters' 4 and 2
-    (``training.fsdp_param_dtype: fp32``, :data:`simcluster.costs.frameworks.FSDP_FP32_GATHER_BYTES`), or a bf16
-    reduction with bf16 optimizer states (``training.optimizer_dtype: bf16``) or alone (``grad_reduce_in_bf16``)."""
-    if stack.fsdp_fp32_params:
-        return FSDP_FP32_GATHER_BYTES, FSDP_FP32_REDUCE_BYTES
-    if stack.optimizer_states == "bf16" or stack.grad_reduce_bf16:  # grad_sync_dtype bf16 (costs.optimizer_states)
-        return DTYPE_BYTES[precision], BF16_GRAD_REDUCE_BYTES
-    return DTYPE_BYTES[precision], grad_bytes_per_param(precision)
-
-
-def plan_sends(spec: WorkloadSpec, schedule: str, sp: bool) -> PipelineSends:
-    """The pipeline sends of ``spec``'s stack under ``schedule`` and sequence parallelism ``sp``."""
-    par = spec.parallelism
-    return pipeline_sends(framework(spec.training.framework), schedule, sp, par.overlap_p2p_comm,
-                          par.p2p_scatter_gather)
 
 
 def activation_bytes(spec: WorkloadSpec, t: int, c: int, micro_batch: int, sp: bool,

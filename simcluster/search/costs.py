@@ -20,7 +20,8 @@ from simcluster.collectives.select import cost
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import expert_group, expert_mirrors
-from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params, spec_stack, weight_bytes
+from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params
+from simcluster.plan.stack_bytes import spec_stack, weight_bytes
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops

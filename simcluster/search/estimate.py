@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from simcluster.costs.deferred_wgrad import deferred_count
-from simcluster.plan.plan import plan_sends, spec_stack
+from simcluster.plan.stack_bytes import plan_sends, spec_stack
 from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
                                    zero3_refetch)
 from simcluster.costs.moe import moe_layers

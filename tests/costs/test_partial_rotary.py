@@ -7,7 +7,8 @@ import pytest
 from simcluster.costs.eager import kernel_bytes
 from simcluster.costs.partial_rotary import partial_rotary_kernels
 from simcluster.plan.costing import model_blocks
-from simcluster.plan.plan import compute_model, spec_stack
+from simcluster.plan.plan import compute_model
+from simcluster.plan.stack_bytes import spec_stack
 from simcluster.spec import load_workload
 from simcluster.workload.graph import model_ops
 
