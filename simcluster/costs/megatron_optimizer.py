@@ -54,6 +54,6 @@ BF16_GRAD_UPDATED_SAVING = 4.0
 def step_bytes(precision: str, params: float, shard: int = 1, bf16_grads: bool = False) -> float:
     """Bytes Megatron's Adam step moves on a rank holding ``params`` weights and updating ``params / shard``
     (``bf16_grads``: the gradient buffer in bf16, ``training.grad_reduce_in_bf16``)."""
-    if bf16_grads:
-        return HELD_PASSES * 2.0 * params + (UPDATED_BYTES[precision] - BF16_GRAD_UPDATED_SAVING) * params / shard
-    return HELD_PASSES * GRAD_BUFFER_BYTES[precision] * params + UPDATED_BYTES[precision] * params / shard
+    held = 2.0 if bf16_grads else GRAD_BUFFER_BYTES[precision]
+    updated = UPDATED_BYTES[precision] - (BF16_GRAD_UPDATED_SAVING if bf16_grads else 0.0)
+    return HELD_PASSES * held * params + updated * params / shard

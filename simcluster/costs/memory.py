@@ -9,18 +9,8 @@ Inputs are the workload's spec models (:mod:`simcluster.spec.workload`):
   parallelism (ParallelismSpec): tensor t, context c, data d (1 if unresolved),
          pipeline, sequence_parallel, zero_stage
 
-Model states (Rajbhandari et al. 2020, ZeRO, §3.1): mixed-precision Adam
-keeps 2 B of 16-bit weights + 2 B of 16-bit gradients + 12 B of fp32 master
-weights, momentum and variance = 16 B/param. Gradients are counted at 2 B
-(the ZeRO paper's accounting), not at Megatron's 4 B fp32 ``main_grad``.
-SGD with momentum: 2 + 2 + 8 (master + momentum). fp8 (DeepSeek-V3 §3.3.4): Adam's moments in
-BF16, 2 + 2 + 8 (SGD 2 + 2 + 6); its GEMM inputs (QKV, projection, fc1, fc2) are stored in FP8,
-one byte each instead of two (§3.3.1; Transformer Engine saves the quantized input alike). fp32 training: 4 + 4 + 8
-(Adam m, v; no master copy) or 4 + 4 + 4 (SGD momentum).
-ZeRO shards over the d·c ranks that hold the same weights (Megatron's
-data-parallel-with-context group): stage ≥ 1 the optimizer states,
-≥ 2 also the gradients, 3 also the weights. Stage 3 then holds two
-unsharded layers (computing + prefetching) in ``buffers``.
+Model states per parameter (weights, gradients, optimizer; what each stack keeps and how ZeRO shards them):
+:mod:`simcluster.costs.model_states`. ZeRO-3 holds two unsharded layers (computing + prefetching) in ``buffers``.
 
 Activations per layer and microbatch (Korthikanti et al. 2022, Table 2),
 in bytes, 16-bit values, s the per-rank sequence s/c:
@@ -53,7 +43,7 @@ The peak is the larger of two moments of the backward (:func:`stage_memory`): th
 (last stage) and, with full recompute, the first layer's recompute after it; not their sum.
 PyTorch FSDP2 (``pytorch`` with ZeRO-3, torchtitan): fp32 sharded weights and gradients
 (``MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)``, 4 + 4 + Adam's 8 B), gradients
-created by the backward (:func:`lazy_gradients`), the root module's weights unsharded from its
+created by the backward (:func:`simcluster.costs.model_states.lazy_gradients`), the root module's weights unsharded from its
 forward to the end of the backward. Workspaces (``buffers``): the CUDA context, cuBLAS's
 workspace and NCCL's buffers (constants below; docs/model.md gives NCCL's per-channel sizes).
 What the caching allocator reserves beyond all this: :mod:`simcluster.costs.reserve`.
@@ -73,7 +63,7 @@ from simcluster.costs import autocast_stream
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
 from simcluster.costs.deepspeed_zero3 import live_gathered_params
 from simcluster.costs.deferred_wgrad import held_bytes
-from simcluster.costs.optimizer_states import BF16_STATE_BYTES, megatron_state_bytes, state_bytes_per_param
+from simcluster.costs.model_states import fsdp2, fsdp_fp32, held_bytes_per_param, lazy_gradients, state_stack, zero_shard
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
@@ -175,7 +165,7 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
     keeps K and V after ``repeat_kv``, a heads instead of g: +2·2·(a − g)·d B per token. Under autocast
     with fp32 parameters (:func:`simcluster.costs.frameworks.fp32_residual_stream`) also the fp32 stream's
     saved tensors, :func:`simcluster.costs.autocast_stream.saved_bytes` per element of x."""
-    stack = _stack(training, parallelism)
+    stack = state_stack(training, parallelism)
     stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block, stack.fused_model) if fp32_residual_stream(
         stack, training.precision) else 0.0
     t = parallelism.tensor
@@ -192,7 +182,7 @@ def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> 
     """Bytes per element of a layer's input beyond 16 bits when the residual stream is fp32 (autocast with
     fp32 parameters, :mod:`simcluster.costs.autocast_stream`): 2, else 0. What full recompute and op SAC
     keep of each layer is that input."""
-    stack = _stack(training, parallelism)
+    stack = state_stack(training, parallelism)
     return 2.0 if fp32_residual_stream(stack, training.precision) else 0.0
 
 
@@ -275,66 +265,6 @@ def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_st
         n += P.output_params(model, t, shares_embedding_stage=has_embedding) \
             + P.mtp_params(model, t, shares_embedding_stage=has_embedding)
     return n
-
-
-def fsdp2(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
-    """PyTorch with ZeRO-3 is FSDP2 (:func:`simcluster.costs.frameworks.framework`)."""
-    return training.framework == "pytorch" and parallelism.zero_stage >= 3
-
-
-def _stack(training: TrainingSpec, parallelism: ParallelismSpec) -> Stack:
-    """The stack whose model code and parameter dtypes decide what is kept (its ZeRO stage, fused kernels and
-    FSDP parameter dtype; :func:`simcluster.costs.frameworks.framework`)."""
-    return framework(training.framework, parallelism.zero_stage, fused_kernels=training.fused_kernels,
-                     fsdp_param_dtype=training.fsdp_param_dtype, optimizer_dtype=training.optimizer_dtype,
-                     grad_reduce_bf16=training.grad_reduce_in_bf16)
-
-
-def fsdp_fp32(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
-    """FSDP with fp32 parameters under autocast (``training.fsdp_param_dtype: fp32``, Lightning's bf16-mixed)."""
-    return _stack(training, parallelism).fsdp_fp32_params and training.precision != "fp32"
-
-
-def lazy_gradients(training: TrainingSpec, parallelism: ParallelismSpec) -> bool:
-    """Whether the gradients do not exist yet while the loss's backward runs: FSDP2 assigns each sharded
-    gradient after its reduce-scatter (``FSDPParam``'s post-backward) and ``optimizer.zero_grad()`` sets them
-    to None (``set_to_none=True``, PyTorch ≥ 2.0's default), so with one microbatch per step (no gradient
-    accumulation) none exists before the backward of the last layer."""
-    m = training.global_batch // (training.micro_batch * (parallelism.data or 1))
-    return fsdp2(training, parallelism) and m <= 1
-
-
-def zero_shard(parallelism: ParallelismSpec) -> int:
-    """Ranks ZeRO shards over: data × context, or a hybrid shard group of ``zero_shard`` data ranks."""
-    if parallelism.zero_stage not in (0, 1, 2, 3):
-        raise ValueError(f"zero_stage must be 0..3, not {parallelism.zero_stage!r}")
-    return (parallelism.zero_shard or parallelism.data or 1) * parallelism.context
-
-
-def held_bytes_per_param(training: TrainingSpec, parallelism: ParallelismSpec) -> tuple[int, int, int, int, int]:
-    """(weights, gradients, optimizer states, 16-bit weight copies, gathered weight) bytes per parameter
-    before ZeRO sharding, as the stack keeps them (module docstring)."""
-    w_b, g_b, o_b = state_bytes_per_param(training.precision, training.optimizer, training.fp8_recipe)
-    gathered = w_b  # bytes of a weight ZeRO-3 gathers
-    cast = 0
-    stack = _stack(training, parallelism)
-    if stack.optimizer_states == "bf16":  # bf16 states, no master (costs.optimizer_states)
-        w_b, g_b, o_b = BF16_STATE_BYTES[training.optimizer]
-        return w_b, g_b, o_b, 0, w_b
-    if stack.name == "megatron" and not stack.grad_reduce_bf16:  # fp32 main gradients (costs.optimizer_states)
-        w_b, g_b, o_b = megatron_state_bytes(training.precision, training.fp8_recipe, (w_b, g_b, o_b))
-    if stack.fsdp_fp32_params and training.precision != "fp32":  # fsdp_fp32()
-        # FSDP with fp32 parameters under autocast: fp32 shards, gradients and Adam's m, v; fp32 gathers; each
-        # GEMM's bf16 cast of its gathered weight kept by autograd for its backward (whole, not sharded)
-        return 4, 4, o_b - 4, 2, 4
-    if stack.autocast and training.precision != "fp32":
-        # fp32 parameters, gradients and optimizer states; 16-bit copies of the weights (frameworks docstring)
-        w_b, g_b, o_b, cast = 4, 4, o_b - 4, 2  # no separate fp32 master copy (o_b - 4)
-    elif fsdp2(training, parallelism) and training.precision != "fp32":
-        # FSDP2's MixedPrecisionPolicy keeps the sharded parameters in fp32 and reduces gradients in fp32
-        # (torchtitan: param_dtype bf16, reduce_dtype fp32): 4 + 4 + Adam's m, v (the same 16 B in all)
-        w_b, g_b, o_b = 4, 4, w_b + g_b + o_b - 8
-    return w_b, g_b, o_b, cast, gathered
 
 
 def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,

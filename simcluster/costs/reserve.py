@@ -13,7 +13,7 @@ The sequence (sizes from :mod:`simcluster.costs.memory`; t tensor, z the ZeRO sh
 - at start: each layer's weights as its matrices (4 attention + 2 or 3 MLP, equal shares of the
   layer's parameters), the embedding and output; the gradients as one contiguous buffer (Megatron's
   and DeepSpeed's grad buffers), except under ``pytorch``, whose ``zero_grad`` sets them to None and
-  whose backward allocates them per layer again every step (:func:`simcluster.costs.memory.lazy_gradients`);
+  whose backward allocates them per layer again every step (:func:`simcluster.costs.model_states.lazy_gradients`);
 - every microbatch in flight, forward: per layer, ZeRO-3's gathered weights (the gather buffer on its
   own stream: FSDP2's all-gather output lives on the all-gather stream, PyTorch FSDP2
   ``_fsdp_collectives.py``), the layer's saved activations, and what the layer computes but does not
@@ -40,9 +40,9 @@ from simcluster.costs import params as P
 from simcluster.costs.allocator import CachingAllocator
 from simcluster.costs.frameworks import framework
 from simcluster.costs.deepspeed_zero3 import live_gathered_params
-from simcluster.costs.memory import (activation_bytes_per_layer, fsdp2, held_bytes_per_param, loss_stack,
-                                     loss_transient_bytes,
-                                     stage_extra_activation_bytes, zero_shard)
+from simcluster.costs.memory import (activation_bytes_per_layer, loss_stack, loss_transient_bytes,
+                                     stage_extra_activation_bytes)
+from simcluster.costs.model_states import fsdp2, held_bytes_per_param, zero_shard
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec

@@ -52,7 +52,7 @@ import numpy as np
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
-from simcluster.costs.memory import held_bytes_per_param
+from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.costs.memory import activation_bytes_per_layer, mlp_bytes_per_f
 from simcluster.plan.costing import BlockCost, Blocks, block_cost
 from simcluster.plan.grid import RankGrid

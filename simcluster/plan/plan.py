@@ -18,7 +18,7 @@ Bytes (16-bit activations, Narayanan et al. 2021 §4.1; Korthikanti et al. 2022 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from simcluster.costs import params as P
@@ -175,7 +175,7 @@ class Plan:
 
     @cached_property
     def _kept_shape(self) -> UnitShape:
-        return replace(self.shape, recompute="none", refetch_parts=0, refetch_share=0.0, distribute=False)
+        return self.shape.kept()
 
     def layer_unit_steps(self, kind: str, layer: int, mb: int = 0) -> tuple[Step, ...]:
         """The steps of ``layer`` in pass ``kind`` for microbatch ``mb`` (an MoE layer's depend on its

@@ -105,6 +105,12 @@ class UnitShape:
     tp_overlap: bool = False  # tensor collectives beside the blocks' GEMMs (userbuffers): simcluster.plan.tp_overlap
     tp_grad_overlap: bool = False  # backward reductions beside the weight-gradient GEMMs: simcluster.plan.tp_grad_overlap
 
+    def kept(self) -> "UnitShape":
+        """This shape for a layer a partial full recompute keeps (``training.recompute_num_layers``,
+        :mod:`simcluster.costs.partial_recompute`): no recompute, nor DeepSpeed's re-fetch after it, nor its
+        split saved input."""
+        return replace(self, recompute="none", refetch_parts=0, refetch_share=0.0, distribute=False)
+
 
 def recv_gather_step(kind: str) -> Step:
     """The tensor-group all-gather of a scatter-gathered pipeline send (Narayanan et al. 2021 §4.1),

@@ -31,7 +31,7 @@ and, under ZeRO, the all-gather of the updated weights. Memory comes from
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from simcluster.costs.deferred_wgrad import deferred_count
@@ -197,9 +197,8 @@ class Group:
         bw = PassTime().add(steps[1], self._coll)
         n_rc = est.spec.training.recompute_num_layers if rc == "full" else None
         if n_rc is not None:  # partial recompute (costs.partial_recompute): the kept layers' backward blended in
-            kept = replace(shape, recompute="none", refetch_parts=0, refetch_share=0.0, distribute=False)
             chunk = est.layers / (p * v)
-            bw = bw.blend(PassTime().add(self._steps(kept)[1], self._coll), max(0.0, 1 - min(n_rc, chunk) / chunk))
+            bw = bw.blend(PassTime().add(self._steps(shape.kept())[1], self._coll), max(0.0, 1 - min(n_rc, chunk) / chunk))
         if self.moe is not None:  # every layer as the layers' mean: dense and MoE weighted by their count
             first = next(i for i in range(est.layers) if self.moe.is_moe(i))
             back = self.moe.steps("B", first, 0, blocks, shape) \

@@ -127,7 +127,7 @@ def test_fsdp_with_fp32_parameters_holds_fp32_shards_and_every_layers_bf16_casts
     """fp32 shards of weights, gradients and Adam's m, v (16 B / N per parameter) and, at the loss's backward,
     every GEMM's bf16 cast of its gathered weight, kept by autograd (2 B per parameter, not sharded); the two
     gathered layers in flight are fp32 (4 B)."""
-    from simcluster.costs.memory import held_bytes_per_param
+    from simcluster.costs.model_states import held_bytes_per_param
     spec = make_spec(tmp_path, *FSDP, "training.fsdp_param_dtype=fp32")
     assert held_bytes_per_param(spec.training, spec.parallelism) == (4, 4, 8, 2, 4)
     plain = make_spec(tmp_path, *FSDP)

@@ -13,7 +13,8 @@ import pytest
 
 from helpers_spec import make_spec
 from simcluster.costs.frameworks import framework
-from simcluster.costs.memory import held_bytes_per_param, stage_memory
+from simcluster.costs.memory import stage_memory
+from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.errors import SpecError
 from simcluster.plan import build_plan
