@@ -1,7 +1,8 @@
 """``python -m simcluster`` and the ``simcluster`` console script: the command line."""
 
-import signal
 import sys
+
+import simcluster.interrupt as interrupt
 
 
 def _by_interrupt(exc: BaseException) -> bool:
@@ -24,6 +25,7 @@ def _by_interrupt(exc: BaseException) -> bool:
 
 def entry() -> None:
     """Run the command line and exit with its status (the console script ``simcluster``)."""
+    interrupt.install()  # before anything is imported: Ctrl-C raised outside importlib's machinery
     try:
         from simcluster.cli import main
 
@@ -31,10 +33,10 @@ def entry() -> None:
     except BaseException as e:  # Ctrl-C while importing, before the commands handle it themselves
         if not _by_interrupt(e):
             raise
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupt.settle()
         print("\nsimcluster: interrupted", file=sys.stderr)
         code = 130
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # done: a late Ctrl-C must not break the exit
+    interrupt.settle()  # done: a late Ctrl-C must not break the exit
     if code == 130:
         quiet_unraisable()
     sys.exit(code)

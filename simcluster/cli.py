@@ -12,13 +12,12 @@ import contextlib
 import importlib
 import logging
 import os
-import signal
-import threading
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import simcluster
+from simcluster import interrupt
 from simcluster.commands import COMMANDS
 from simcluster.commands.options import print_json
 from simcluster.errors import Problem, SpecError
@@ -106,18 +105,9 @@ def _guarded(simulate: Callable[[], Any], args: argparse.Namespace, out: Path, e
     except errors as e:
         raise SpecError([Problem(args.workload, None, "", f"cannot be simulated: {e}")]) from None
     except OSError as e:
-        if _SIGINT["seen"] or _interrupted(e):  # a write torn by Ctrl-C (e.g. a closed file: EBADF)
+        if interrupt.STATE["seen"] or _interrupted(e):  # a write torn by Ctrl-C (e.g. a closed file: EBADF)
             raise KeyboardInterrupt from None
         raise SpecError([Problem("--out", None, "", f"cannot write {out}: {e.strerror or e}")]) from None
-
-
-#: Whether this command received SIGINT (a failure to write after it is the interrupt's doing).
-_SIGINT = {"seen": False}
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    _SIGINT["seen"] = True
-    raise KeyboardInterrupt
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -219,10 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="simcluster: %(message)s", stream=sys.stderr)
     handlers = {"run": _run, "validate": _validate, "report": _report}
-    _SIGINT["seen"] = False
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
-            signal.default_int_handler:
-        signal.signal(signal.SIGINT, _on_sigint)  # Python's own behaviour, and remembers it
+    interrupt.install()  # Python's own behaviour, raised where it can be taken, and remembered
     handler = handlers.get(args.command) or importlib.import_module(
         f"simcluster.commands.{args.command.replace('-', '_')}").main
     try:
@@ -232,6 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         print_problems(e.problems)
         return 2
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
+        interrupt.settle()  # a second Ctrl-C must not cut the exit short
         print(f"\nsimcluster {args.command}: interrupted", file=sys.stderr)
         return 130

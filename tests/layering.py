@@ -12,13 +12,14 @@ itself checked to have no cycles. docs/architecture.md states the same edges.
 from __future__ import annotations
 
 #: Parts everything may import: the root package, units, errors, the registry type and the
-#: catalogue of names (``catalogue`` imports ``registry``; nothing else here imports anything).
-LEAF = frozenset({"simcluster", "units", "errors", "registry", "catalogue"})
+#: catalogue of names, the SIGINT handler (``catalogue`` imports ``registry``; nothing else here imports anything).
+LEAF = frozenset({"simcluster", "units", "errors", "registry", "catalogue", "interrupt"})
 
 _CORE: dict[str, frozenset[str]] = {
     "simcluster": frozenset(),
     "units": frozenset(),
     "errors": frozenset(),
+    "interrupt": frozenset(),  # Ctrl-C raised outside importlib's machinery (stdlib only)
     "registry": frozenset(),
     "catalogue": frozenset({"registry"}),
     "spec": LEAF,
@@ -48,7 +49,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 ALLOWED["commands"] = frozenset(ALLOWED)
 ALLOWED["api"] = frozenset(ALLOWED)  # the public Python API (simcluster.load, simulate, sweep, search)
 ALLOWED["cli"] = frozenset(ALLOWED)
-ALLOWED["__main__"] = frozenset({"cli"})
+ALLOWED["__main__"] = frozenset({"cli", "interrupt"})
 
 
 #: Edges taken only inside functions, once every part is loaded: the root package's module
