@@ -4,6 +4,7 @@ sweep that resumes without losing a finished point."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -24,7 +25,7 @@ TOY = ROOT / "workloads" / "toy-8gpu.yaml"
 def _interrupt(args: list[str], after_s: float, cwd: Path, until=lambda: True) -> tuple[int, str]:
     """Run ``python -m simcluster ARGS`` in its own process group; SIGINT the group after ``after_s``
     once ``until()`` holds."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "simcluster", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     time.sleep(after_s)
@@ -34,14 +35,22 @@ def _interrupt(args: list[str], after_s: float, cwd: Path, until=lambda: True) -
         os.killpg(proc.pid, signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
+    except subprocess.TimeoutExpired:  # say where every process of the group hangs (faulthandler), then end them
+        alive = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-g", str(proc.pid)], capture_output=True,
+                               text=True).stdout
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            err = "(no traceback within 10 s of SIGABRT)"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"no exit within 120 s of SIGINT at {after_s} s; processes:\n{alive}\nstderr:\n{err}")
     return proc.returncode, err
 
 
 def _cli(*argv: object) -> tuple[int, str, str]:
-    import contextlib
     import io
 
     from simcluster.cli import main
