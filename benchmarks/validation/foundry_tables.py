@@ -25,7 +25,6 @@ import argparse
 import copy
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import error_summary, implied_stack_sigma  # noqa: E402
 
 #: MPT sizes (llm-foundry ``scripts/train/yamls/pretrain/mpt-<size>.yaml``): (n_layers, d_model, n_heads).
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -156,15 +155,6 @@ def held_out(base: dict[str, Any]) -> tuple[list[float], list[float], list[bool]
             rests.append(rest)
             inside.append(bounds[0] <= row[5] <= bounds[1])
     return logs, rests, inside
-
-
-def implied_stack_sigma(log_errors: list[float], other_sigmas: list[float]) -> float:
-    """The software stack's σ the rows imply (method of moments): if ln(predicted / published) =
-    Σ_i w_i σ_i ε_i + σ_stack ε_stack with independent standard normal ε, its mean square over the rows is
-    mean(σ_rest²) + σ_stack², so σ_stack = √max(mean(r²) − mean(σ_rest²), 0). The mean square keeps the rows'
-    common bias in (a bias the intervals do not know of is error all the same)."""
-    ms = statistics.fmean(r * r for r in log_errors)
-    return math.sqrt(max(ms - statistics.fmean(s * s for s in other_sigmas), 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

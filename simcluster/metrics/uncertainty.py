@@ -66,9 +66,14 @@ and checked by tests/metrics/test_uncertainty.py):
   if ln(predicted / published) = Σ w_i σ_i ε_i + σ_stack ε_stack, its mean square over the rows is
   mean(σ_rest²) + σ_stack² (σ_rest: each row's σ_T without the stack term), so σ_stack =
   √max(mean(r²) − mean(σ_rest²), 0) = 0.0214 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
-  imply 0, the A100 rows 0.035; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed
-  and JAX: their mechanisms are simulated from their documentation and no held-out set times
-  them; 0.05 is an *estimate* (no source), to be replaced when they bring measurements.
+  imply 0, the A100 rows 0.035; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
+  measured the same way on BigScience's 19 layout trials before BLOOM
+  (``benchmarks/validation/bloom_prequel.py``: Megatron-DeepSpeed's pipeline engine with Megatron
+  tensor parallelism on 48 A100 nodes, none of them a corpus row), σ_stack = 0.182
+  (:data:`DEEPSPEED_STACK_SIGMA`; the estimate 0.05 held none of their figures in its 80 % intervals:
+  every row is predicted 11–33 % too fast, and the mean square keeps that bias in). JAX: its
+  mechanisms are simulated from their documentation and no held-out set large enough times them
+  (six MaxText rows); 0.05 is an *estimate* (no source), to be replaced when it brings measurements.
 - peak memory: the activation formulas reproduce Korthikanti et al. 2022 Table 2 exactly
   (tests/costs/test_costs_memory_closed_forms.py), so the formula term is 0; the allocator
   term is PyTorch's caching-allocator fragmentation, 15 % on average (up to 33 %) over eight
@@ -137,6 +142,9 @@ UNTIMED_STACK_SIGMA = 0.05
 #: The ``pytorch`` stack's σ (all of it, the kernel-library version included), measured on llm-foundry's 87
 #: held-out table rows by the method of moments (module docstring; benchmarks/validation/foundry_tables.py).
 PYTORCH_STACK_SIGMA = 0.0214
+#: The ``deepspeed`` stack's σ, measured the same way on BigScience's 19 held-out layout trials
+#: (benchmarks/validation/bloom_prequel.py).
+DEEPSPEED_STACK_SIGMA = 0.182
 
 # --- memory -----------------------------------------------------------------------------------
 MEMORY_FORMULA_SIGMA = 0.0  # Korthikanti et al. 2022 Table 2 reproduced exactly
@@ -242,13 +250,16 @@ def clock_sigma(clock_ratio: float) -> float:
 
 def stack_sigma(framework: str) -> float:
     """σ of the software stack: the kernel-library version for Megatron-LM, the cost model's own
-    stack; for PyTorch the σ its held-out rows imply (:data:`PYTORCH_STACK_SIGMA`, not below the
-    version's); :data:`UNTIMED_STACK_SIGMA` in quadrature for the others."""
+    stack; for PyTorch and DeepSpeed the σ their held-out rows imply (:data:`PYTORCH_STACK_SIGMA`,
+    :data:`DEEPSPEED_STACK_SIGMA`, not below the version's); :data:`UNTIMED_STACK_SIGMA` in quadrature for
+    the others."""
     v = version_sigma()
     if framework == "megatron":
         return v
     if framework == "pytorch":
         return max(v, PYTORCH_STACK_SIGMA)
+    if framework == "deepspeed":
+        return max(v, DEEPSPEED_STACK_SIGMA)
     return math.hypot(v, UNTIMED_STACK_SIGMA)
 
 

@@ -6,6 +6,7 @@ signed errors says whether a set of rows leans fast (+, for throughput) or slow.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -17,3 +18,12 @@ def error_summary(errors: Sequence[float], *, absolute_median: bool = False) -> 
     if absolute_median:
         line += f", median |error| {statistics.median(abs(e) for e in errors):.1%}"
     return line
+
+
+def implied_stack_sigma(log_errors: Sequence[float], other_sigmas: Sequence[float]) -> float:
+    """The software stack's σ the rows imply (method of moments): if ln(predicted / published) =
+    Σ_i w_i σ_i ε_i + σ_stack ε_stack with independent standard normal ε, its mean square over the rows is
+    mean(σ_rest²) + σ_stack², so σ_stack = √max(mean(r²) − mean(σ_rest²), 0). The mean square keeps the rows'
+    common bias in (a bias the intervals do not know of is error all the same)."""
+    ms = statistics.fmean(r * r for r in log_errors)
+    return math.sqrt(max(ms - statistics.fmean(s * s for s in other_sigmas), 0.0))
