@@ -63,7 +63,8 @@ BASE = ROOT / "workloads" / "bloom-176b.yaml"
 
 
 class Trial(NamedTuple):
-    """One measured layout: the model's shape, the layout and the 2nd iteration's seconds."""
+    """One measured layout: the model's shape, the layout, the 2nd iteration's seconds and, in the 02-21 tables,
+    the "Mem" column (GB; taken as GiB, nvidia-smi's MiB / 1024)."""
 
     date: str
     hidden: int
@@ -72,16 +73,17 @@ class Trial(NamedTuple):
     data: int
     micro_batch: int
     seconds: float
+    memory_gib: float | None = None
 
 
 #: The prequel's 64-head rows (sections "48 node contenders" and "Final round comparison"), in its order.
 ROWS: tuple[Trial, ...] = (
-    Trial("02-21", 14336, 72, 12, 4, 1, 143.31), Trial("02-21", 14336, 72, 12, 4, 2, 134.02),
-    Trial("02-21", 14336, 72, 12, 4, 4, 123.69), Trial("02-21", 14336, 72, 12, 4, 8, 129.26),
-    Trial("02-21", 14336, 72, 6, 8, 1, 139.82), Trial("02-21", 14336, 72, 6, 8, 2, 131.02),
-    Trial("02-21", 14336, 72, 6, 8, 4, 121.48),
-    Trial("02-21", 13824, 84, 12, 4, 2, 143.89), Trial("02-21", 13824, 84, 12, 4, 4, 133.12),
-    Trial("02-21", 13824, 84, 6, 8, 2, 141.41), Trial("02-21", 13824, 84, 6, 8, 4, 130.31),
+    Trial("02-21", 14336, 72, 12, 4, 1, 143.31, 29), Trial("02-21", 14336, 72, 12, 4, 2, 134.02, 37),
+    Trial("02-21", 14336, 72, 12, 4, 4, 123.69, 49), Trial("02-21", 14336, 72, 12, 4, 8, 129.26, 69),
+    Trial("02-21", 14336, 72, 6, 8, 1, 139.82, 38), Trial("02-21", 14336, 72, 6, 8, 2, 131.02, 44),
+    Trial("02-21", 14336, 72, 6, 8, 4, 121.48, 56),
+    Trial("02-21", 13824, 84, 12, 4, 2, 143.89, 39), Trial("02-21", 13824, 84, 12, 4, 4, 133.12, 52),
+    Trial("02-21", 13824, 84, 6, 8, 2, 141.41, 65), Trial("02-21", 13824, 84, 6, 8, 4, 130.31, 56),
     Trial("02-23", 12288, 96, 6, 8, 2, 136.73), Trial("02-23", 12288, 96, 6, 8, 4, 122.96),
     Trial("02-23", 13312, 84, 12, 4, 4, 125.52), Trial("02-23", 13312, 84, 6, 8, 2, 135.55),
     Trial("02-23", 13312, 84, 6, 8, 4, 122.93),
@@ -89,6 +91,10 @@ ROWS: tuple[Trial, ...] = (
     Trial("02-23", 14336, 72, 12, 4, 4, 123.79), Trial("02-23", 14336, 72, 6, 8, 4, 120.85),
 )
 TENSOR, HEADS, GLOBAL_BATCH, VOCAB = 8, 64, 2048, 250880
+#: The one memory figure left out of the memory summary: 65 GB at MBS 2 where the same layout holds 56 at MBS 4
+#: (a larger micro batch cannot need less).
+MEMORY_OUTLIER = ("02-21", 13824, 84, 6, 8, 2)
+GIB = 2**30
 
 
 def workload(row: Trial, base: dict[str, Any]) -> dict[str, Any]:
@@ -102,12 +108,14 @@ def workload(row: Trial, base: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def predict(row: Trial, base: dict[str, Any]) -> tuple[float, list[float], float]:
-    """(predicted seconds per iteration, its 80 % interval, σ of ln T without the stack term) of ``row``."""
+def predict(row: Trial, base: dict[str, Any]) -> tuple[float, list[float], float, float]:
+    """(predicted seconds per iteration, its 80 % interval, σ of ln T without the stack term, peak reserved GiB of
+    the fullest rank) of ``row``."""
     result = api.simulate(workload(row, base))
     s, u = result.summary, result.details["uncertainty"]
     rest = math.sqrt(max(float(u["iteration_time_sigma"]) ** 2 - float(u["stack_sigma"]) ** 2, 0.0))
-    return float(s["iteration_time_s"]), [float(x) for x in s["iteration_time_s_interval"]], rest
+    return (float(s["iteration_time_s"]), [float(x) for x in s["iteration_time_s_interval"]], rest,
+            float(s["peak_memory_reserved_bytes"]) / GIB)
 
 
 def rank_agreement(published: list[float], predicted: list[float]) -> float:
@@ -123,18 +131,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     base = yaml.safe_load(BASE.read_text())
-    out, errors, predicted, logs, rests, inside = [], [], [], [], [], []
+    out, errors, predicted, logs, rests, inside, memory_errors = [], [], [], [], [], [], []
     for row in ROWS:
-        seconds, bounds, rest = predict(row, base)
+        seconds, bounds, rest, reserved = predict(row, base)
         predicted.append(seconds)
         errors.append(row.seconds / seconds - 1)  # as throughput: published over predicted time
         logs.append(math.log(seconds / row.seconds))
         rests.append(rest)
         inside.append(bounds[0] <= row.seconds <= bounds[1])
-        out.append({**row._asdict(), "predicted_seconds": seconds, "interval": bounds, "error": errors[-1]})
+        memory = ""
+        if row.memory_gib is not None:
+            memory = f"  memory {row.memory_gib:4.0f} GiB, predicted {reserved:5.1f} ({reserved / row.memory_gib - 1:+.1%})"
+            if row[:6] != MEMORY_OUTLIER:
+                memory_errors.append(reserved / row.memory_gib - 1)
+        out.append({**row._asdict(), "predicted_seconds": seconds, "interval": bounds, "error": errors[-1],
+                    "predicted_reserved_gib": reserved})
         print(f"{row.date}  h {row.hidden} × {row.layers}  PP {row.pipeline:>2d} DP {row.data}  MBS {row.micro_batch}"
-              f"  measured {row.seconds:6.1f} s  predicted {seconds:6.1f} s  throughput {errors[-1]:+.1%}")
+              f"  measured {row.seconds:6.1f} s  predicted {seconds:6.1f} s  throughput {errors[-1]:+.1%}{memory}")
     print(error_summary(errors))
+    print(f"peak memory (reserved, the fullest rank, against the 02-21 tables' Mem; {MEMORY_OUTLIER} left out): "
+          + error_summary(memory_errors))
     agreement = rank_agreement([r.seconds for r in ROWS], predicted)
     print(f"layout order: {agreement:.0%} of {len(ROWS) * (len(ROWS) - 1) // 2} pairs ordered as measured; "
           f"fastest measured {min(ROWS, key=lambda r: r.seconds)}, "
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
           f"imply (method of moments, docs/validation.md): {sigma:.4f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": out, "rank_agreement": agreement, "implied_stack_sigma": sigma,
-                                         "inside": sum(inside)}, indent=1) + "\n")
+                                         "inside": sum(inside), "memory_errors": memory_errors}, indent=1) + "\n")
     return 0
 
 

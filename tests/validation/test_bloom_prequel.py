@@ -43,7 +43,9 @@ def test_the_script_reports_every_row(tmp_path, capsys):
     errors = [r["error"] for r in data["rows"]]
     assert sum(abs(e) for e in errors) / len(errors) <= 0.25  # 20.35 % at session 15
     assert data["rank_agreement"] >= 0.5  # 64 % at session 15
-    assert "19 rows, MAPE" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "19 rows, MAPE" in printed and "peak memory" in printed
+    assert len(data["memory_errors"]) == 10  # the 02-21 rows' Mem, one outlier left out
     # the deepspeed stack's σ is the one these rows imply (method of moments; it does not enter σ_rest), and the
     # intervals it gives hold 70-95 % of the measured figures (15 of 19 at session 15; none with the 0.05 estimate)
     assert data["implied_stack_sigma"] == pytest.approx(unc.DEEPSPEED_STACK_SIGMA, abs=0.002)
