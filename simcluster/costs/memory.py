@@ -32,7 +32,8 @@ but not the 1-byte masks. Full recompute also holds one layer's activations
 while that layer is recomputed (added once, not per microbatch).
 
 Stage extras per microbatch (Korthikanti §4.3, "4·s·b·h/t·(1 + V/h)"):
-first stage, the embedding dropout mask s·b·h; last stage, the final
+first stage, the embedding dropout mask s·b·h (and, with BLOOM's ``model.embed_layernorm``, that norm's
+16-bit input 2·s·b·h and fp32 mean and rstd 8·s·b); last stage, the final
 layernorm and output-projection inputs 4·s·b·h (÷ t with sequence parallel)
 and what the stack's cross entropy saves per logit (Megatron's fp32 softmax, 4·s·b·V/t;
 :mod:`simcluster.costs.frameworks`), plus, once, what is alive only inside its backward.
@@ -236,6 +237,8 @@ def stage_extra_activation_bytes(model: ModelSpec, training: TrainingSpec, paral
     out = 0.0
     if has_embedding:
         out += sb * model.hidden / h_split
+        if model.embed_layernorm:  # BLOOM's LayerNorm of the embedding: its 16-bit input, fp32 mean and rstd
+            out += 2 * v * sb * model.hidden / h_split + 8 * sb
     if has_logits:  # the head's, and each multi-token-prediction module's (its two norms' and projection's
         # inputs, 2 + 2 + 4 bytes per element of h at 16 bits, then its own pass through the head)
         head = 4 * v * sb * model.hidden / h_split + loss_stack(training).loss_saved_bytes * sb * model.vocab / t

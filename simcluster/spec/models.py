@@ -94,8 +94,9 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
                     out[key] = config[name]
     if "tied_embeddings" not in out:
         out["tied_embeddings"] = model_type not in _UNTIED_TYPES
-    if model_type in _ALIBI_TYPES:  # their position bias is ALiBi (the config has no key for it)
+    if model_type in _ALIBI_TYPES:  # their position bias is ALiBi, and they norm the embedding (no config key for either)
         out["alibi"] = True
+        out["embed_layernorm"] = True
     mlp = _mlp(config, model_type)
     problems: list[Problem] = []
     if mlp is None:

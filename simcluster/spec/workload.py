@@ -78,6 +78,12 @@ class ModelSpec(BaseModel):
         "torch.baddbmm(alibi, q, kᵀ, beta=1) (BigScience's Megatron-DeepSpeed), which first copies the broadcast "
         "bias into the scores and then has the batched GEMM read them: two passes over b·a·s² elements in each "
         "forward (and recompute); nothing in the backward (the bias takes no gradient) or under flash attention.")
+    embed_layernorm: bool = Field(
+        default=False, description="A LayerNorm of the embedding output before the first layer (BLOOM: the "
+        "checkpoint's word_embeddings_layernorm; BigScience's Megatron-DeepSpeed --embed-layernorm, a "
+        "torch.nn.LayerNorm that VocabParallelEmbedding applies after its tensor-parallel all-reduce, every "
+        "tensor rank over the whole tensor). One norm's forward and backward per microbatch on the first stage, "
+        "which keeps its 16-bit input and its fp32 mean and rstd per token until the backward.")
     rotary_pct: float = Field(
         default=1.0, gt=0.0, le=1.0, description="Share of each head's query and key dimensions that rotary "
         "embeddings rotate (GPT-NeoX's rotary_pct; GPT-NeoX-20B: 0.25). Below 1 the model code slices q and k "

@@ -124,9 +124,15 @@ def _neox_parallel(mem: Callable[..., Op], gemm: Callable[..., Op], act: Callabl
 
 
 def _embedding(m: ModelSpec, b: int, dt: int) -> list[Op]:
+    """The embedding lookup (and its dropout), then BLOOM's LayerNorm of its output (``model.embed_layernorm``:
+    replicated on every tensor rank, after the lookup's all-reduce)."""
     bs, h = b * m.seq_len, m.hidden
-    return [Op("embedding", "embedding", "embedding", -1, 1.0 * bs * h, 1.0 * bs * h,
-               2.0 * dt * bs * h, "vocab", elements=bs * h)]
+    ops = [Op("embedding", "embedding", "embedding", -1, 1.0 * bs * h, 1.0 * bs * h,
+              2.0 * dt * bs * h, "vocab", elements=bs * h)]
+    if m.embed_layernorm:
+        ops.append(Op("embed_ln", "norm", "embedding", -1, 5.0 * bs * h, 10.0 * bs * h, 2.0 * dt * bs * h,
+                      "replicated", elements=bs * h))
+    return ops
 
 
 def _head(m: ModelSpec, b: int, dt: int, prefix: str = "") -> list[Op]:

@@ -197,3 +197,35 @@ def test_attention_dropout_zero_keeps_only_the_softmax_output(tmp_path):
     diff = activation_bytes_per_layer(on.model, on.training, on.parallelism) - \
         activation_bytes_per_layer(off.model, off.training, off.parallelism)
     assert diff == pytest.approx(3 * m.heads * m.seq_len / m.hidden * sbh)
+
+
+def test_embed_layernorm_costs_one_norm_on_the_first_stage_and_keeps_its_input(tmp_path):
+    """model.embed_layernorm (BLOOM's --embed-layernorm): one replicated norm after the embedding, forward and
+    backward, on the first stage only; that stage keeps its 16-bit input and fp32 mean and rstd (2·s·b·h + 8·s·b
+    bytes) per microbatch in flight. The layers and the other stages are untouched."""
+    from helpers_spec import make_spec
+    from simcluster.costs.memory import stage_extra_activation_bytes
+    from simcluster.plan.costing import op_time
+    from simcluster.plan.plan import build_plan, compute_model
+    from simcluster.workload import model_ops
+    base = ("training.precision=bf16", "parallelism.tensor=2", "parallelism.pipeline=2", "parallelism.data=2",
+            "model.hidden=4096", "model.heads=32", "model.seq_len=4096", "training.micro_batch=4")  # GPU-bound passes
+    off, on = make_spec(tmp_path, *base), make_spec(tmp_path, *base, "model.embed_layernorm=true")
+    ops_off, ops_on = model_ops(off.model, off.training), model_ops(on.model, on.training)
+    assert ops_on.layer == ops_off.layer and ops_on.head == ops_off.head
+    (ln,) = [o for o in ops_on.embedding if o.name == "embed_ln"]
+    cm = compute_model(on, on.cluster.device)
+    m, b, t = on.model, on.training.micro_batch, on.parallelism.tensor
+    sbh = m.seq_len * b * m.hidden
+    for backward in (False, True):  # replicated over the tensor ranks: the whole tensor on each
+        assert op_time(ln, cm, t, 1, False, False, backward) == pytest.approx(
+            (2 if backward else 1) * cm.memory_time(2 * 2 * sbh, "normalization"))
+    p_off, p_on = build_plan(off, off.cluster.device), build_plan(on, on.cluster.device)
+    e_on, e_off = p_on.blocks.emb, p_off.blocks.emb
+    assert e_on.fwd_s - e_off.fwd_s == pytest.approx(op_time(ln, cm, t, 1, False, False, False))
+    assert e_on.bwd_s - e_off.bwd_s == pytest.approx(op_time(ln, cm, t, 1, False, False, True))
+    assert p_on.blocks.layer == p_off.blocks.layer and p_on.blocks.head == p_off.blocks.head
+    for kw in ({"has_embedding": True, "has_logits": False}, {"has_embedding": False, "has_logits": True}):
+        extra = stage_extra_activation_bytes(on.model, on.training, on.parallelism, **kw) - \
+            stage_extra_activation_bytes(off.model, off.training, off.parallelism, **kw)
+        assert extra == pytest.approx((2 * sbh + 8 * m.seq_len * b) if kw["has_embedding"] else 0.0)

@@ -75,7 +75,8 @@ def test_hf_activation_and_defaults():
     assert "alibi" not in model  # BLOOM's configs (n_layer, n_head, ...) have no ALiBi key: the type says it
     bloom, problems = hf_model({"model_type": "bloom", "n_layer": 2, "hidden_size": 64, "n_head": 4,
                                 "vocab_size": 100}, "c.json")
-    assert bloom["alibi"] is True and not problems
+    assert bloom["alibi"] is True and bloom["embed_layernorm"] is True and not problems  # word_embeddings_layernorm
+    assert "embed_layernorm" not in model
 
 
 @pytest.mark.parametrize("name", list_model_presets())
