@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary, implied_stack_sigma  # noqa: E402
+from simcluster.validation.stats import error_summary, implied_stack_sigma, sigma_without_stack  # noqa: E402
 
 BASE = ROOT / "workloads" / "bloom-176b.yaml"
 
@@ -113,7 +113,7 @@ def predict(row: Trial, base: dict[str, Any]) -> tuple[float, list[float], float
     the fullest rank) of ``row``."""
     result = api.simulate(workload(row, base))
     s, u = result.summary, result.details["uncertainty"]
-    rest = math.sqrt(max(float(u["iteration_time_sigma"]) ** 2 - float(u["stack_sigma"]) ** 2, 0.0))
+    rest = sigma_without_stack(u)
     return (float(s["iteration_time_s"]), [float(x) for x in s["iteration_time_s_interval"]], rest,
             float(s["peak_memory_reserved_bytes"]) / GIB)
 

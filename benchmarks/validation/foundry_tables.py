@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary, implied_stack_sigma  # noqa: E402
+from simcluster.validation.stats import error_summary, implied_stack_sigma, sigma_without_stack  # noqa: E402
 
 #: MPT sizes (llm-foundry ``scripts/train/yamls/pretrain/mpt-<size>.yaml``): (n_layers, d_model, n_heads).
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -116,7 +116,7 @@ def row_prediction(device: str, row: tuple[str, int, int, int, bool, int],
     summary's ``iteration_time_sigma`` with the ``stack_sigma`` it holds taken out in quadrature."""
     result = api.simulate(workload(device, row, base))
     s, u = result.summary, result.details["uncertainty"]
-    rest = math.sqrt(max(float(u["iteration_time_sigma"]) ** 2 - float(u["stack_sigma"]) ** 2, 0.0))
+    rest = sigma_without_stack(u)
     return float(s["tokens_per_s"]), [float(x) for x in s["tokens_per_s_interval"]], rest
 
 

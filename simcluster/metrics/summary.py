@@ -35,6 +35,7 @@ from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.topology.topology import Topology
 
+from simcluster.metrics import error_bars as eb
 from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
 
@@ -133,20 +134,20 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
                                   explicit=c.graph is not None)
     comm = unc.link_sigma(linked)
     stack = unc.stack_sigma(spec.training.framework)
-    parts = unc.iteration_parts(mean, compute, comm)
-    sigma_t = unc.combined_sigma(parts, stack)
+    parts = eb.iteration_parts(mean, compute, comm)
+    sigma_t = eb.combined_sigma(parts, stack)
     sigma_m = unc.memory_sigma()
     T = figures["iteration_time_s"]
-    t_int = unc.interval(T, sigma_t, level)
+    t_int = eb.interval(T, sigma_t, level)
     intervals: Summary = {
         "iteration_time_s_interval": t_int,
-        "tokens_per_s_interval": unc.inverted(figures["tokens_per_s"], T, t_int),
-        "mfu_interval": unc.inverted(figures["mfu"], T, t_int),
-        "peak_memory_bytes_interval": unc.interval(figures["peak_memory_bytes"], sigma_m, level),
+        "tokens_per_s_interval": eb.inverted(figures["tokens_per_s"], T, t_int),
+        "mfu_interval": eb.inverted(figures["mfu"], T, t_int),
+        "peak_memory_bytes_interval": eb.interval(figures["peak_memory_bytes"], sigma_m, level),
         "interval_level": level,
     }
     sources: dict[str, object] = {
-        "level": level, "z": unc.z_score(level), "iteration_time_sigma": sigma_t, "peak_memory_sigma": sigma_m,
+        "level": level, "z": eb.z_score(level), "iteration_time_sigma": sigma_t, "peak_memory_sigma": sigma_m,
         "stack_sigma": stack, "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
         "calibrated_links": linked,
         "parts": [{"part": p.name, "seconds": p.seconds, "sigma": p.sigma, "group": p.group} for p in parts],
@@ -155,7 +156,7 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
 
 
 def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
-              level: float = unc.LEVEL) -> tuple[Summary, Details]:
+              level: float = eb.LEVEL) -> tuple[Summary, Details]:
     """(summary.json figures, details for the report) of the simulation of ``plan``; the
     intervals at ``level`` (80 % by default)."""
     spec = plan.spec

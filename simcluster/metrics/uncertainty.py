@@ -1,36 +1,7 @@
-"""Error bars: an interval around each headline prediction, from the uncertainty of what it used.
+"""Error bars: where the σ of each part of a prediction come from.
 
-Model (docs/validation.md, "Error bars"). The iteration time T of the average simulated rank
-splits into parts the summary already separates (:func:`simcluster.metrics.summary._breakdown`):
-compute (forward, backward), recompute, optimizer, bubble, and exposed communication by kind
-(tp, pp, dp). Each part i of duration t_i carries a relative log-normal uncertainty σ_i: the
-true duration is t_i · exp(σ_i · ε_i), ε_i standard normal. To first order in σ (the
-delta method; Fenton 1960 for sums of log-normals),
-
-    ln T_true − ln T ≈ Σ_i w_i σ_i ε_i,      w_i = t_i / T,
-
-so with parts in correlation groups G (ε the same inside a group, independent across groups)
-
-    σ_T² = Σ_G (Σ_{i∈G} w_i σ_i)²  +  σ_stack²,
-
-and the interval at level L is [T·e^(−zσ_T), T·e^(+zσ_T)], z = Φ⁻¹((1+L)/2) (1.2816 at 80 %).
-
-Correlation groups, and why:
-
-- compute, recompute, optimizer and bubble form one group: they come from the same fitted
-  curves of the same device (a curve that is 5 % slow for one GEMM is slow for the next of a
-  similar shape), and the bubble is idle time waiting for other stages' compute
-  ((p − 1) microbatch slots in 1F1B, Narayanan et al. 2021 §2.2.1), so it scales with it.
-  Full correlation is the conservative choice (it adds σ linearly).
-- exposed communication of each kind is its own group: tensor-parallel traffic runs on NVLink,
-  data-parallel and pipeline traffic mostly on InfiniBand, each with its own calibrated link
-  efficiency, and none of them shares a constant with the compute curves. To first order only
-  the exposed share moves T; communication hidden under compute does not.
-- the software stack (``training.framework``) is one independent factor on all of T.
-
-Derived figures scale as 1/T (tokens/s = tokens / T, MFU and TFLOP/s = FLOPs / T), so their
-intervals are the time interval inverted: [x·T/T_high, x·T/T_low]. Peak memory has its own
-σ_M (formula and allocator terms, below) and the same interval form.
+How they combine into an interval (the model, its correlation groups, the derived figures):
+:mod:`simcluster.metrics.error_bars`.
 
 Where each σ comes from (every figure is recomputed by ``python -m simcluster.metrics.uncertainty``
 and checked by tests/metrics/test_uncertainty.py):
@@ -91,11 +62,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Protocol
 
-#: The default interval level (the contract's 80 %).
-LEVEL = 0.8
+from simcluster.metrics.error_bars import LEVEL, z_score
 
 # --- kernel curves (H100 calibration residuals; recomputed by calibration_sigmas) ---------------
 GEMM_SIGMA = 0.0533  # time-weighted RMS of ln(pred/meas), 720 GEMM rows
@@ -268,94 +237,6 @@ def memory_sigma() -> float:
     return math.hypot(MEMORY_FORMULA_SIGMA, math.log(1.0 + ALLOCATOR_FRAGMENTATION))
 
 
-def z_score(level: float = LEVEL) -> float:
-    """The standard normal quantile of a two-sided interval at ``level``: Φ⁻¹((1 + level)/2)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"interval level must be in (0, 1), got {level}")
-    return NormalDist().inv_cdf(0.5 + level / 2.0)
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of the iteration: its seconds, its σ and its correlation group."""
-
-    name: str
-    seconds: float
-    sigma: float
-    group: str
-
-
-def combined_sigma(parts: Sequence[Part], common: float = 0.0) -> float:
-    """σ_T of the sum of ``parts`` (module docstring): within a group the weighted σ add, groups
-    and the ``common`` factor (the stack's) add in quadrature. 0 when the parts take no time."""
-    total = sum(p.seconds for p in parts)
-    if total <= 0.0:
-        return 0.0
-    groups: dict[str, float] = {}
-    for p in parts:
-        groups[p.group] = groups.get(p.group, 0.0) + p.seconds / total * p.sigma
-    return math.sqrt(sum(s * s for s in groups.values()) + common * common)
-
-
-def interval(value: float, sigma: float, level: float = LEVEL) -> list[float]:
-    """[value·e^(−zσ), value·e^(+zσ)]: the log-normal interval at ``level`` (σ = 0: [value, value])."""
-    k = math.exp(z_score(level) * sigma)
-    return [value / k, value * k]
-
-
-def inverted(value: float, time: float, time_interval: Sequence[float]) -> list[float]:
-    """The interval of a figure proportional to 1/T (tokens/s, MFU, TFLOP/s): [v·T/T_high, v·T/T_low]."""
-    lo, hi = time_interval
-    if time <= 0.0 or lo <= 0.0:
-        return [value, value]
-    return [value * time / hi, value * time / lo]
-
-
-#: Figures proportional to 1/T: their interval is the time interval inverted.
-PER_TIME = ("tokens_per_s", "mfu", "hfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu")
-
-
-def metric_interval(metric: str, predicted: float, summary: Mapping[str, object]) -> list[float]:
-    """The interval of summary figure ``metric`` (value ``predicted``) from a summary's intervals:
-    its own ``METRIC_interval`` where the summary has one, else the inverted time interval for the
-    figures of :data:`PER_TIME`; the allocator's reserved peak takes the peak memory's relative interval
-    (the same log-normal σ, :func:`memory_sigma`; the reserve's own spread is not quantified apart)."""
-    own = summary.get(f"{metric}_interval")
-    if isinstance(own, (list, tuple)) and len(own) == 2:
-        return [float(own[0]), float(own[1])]
-    mem, mem_int = summary.get("peak_memory_bytes"), summary.get("peak_memory_bytes_interval")
-    if metric == "peak_memory_reserved_bytes" and isinstance(mem, (int, float)) and mem > 0 \
-            and isinstance(mem_int, (list, tuple)):
-        return [float(mem_int[0]) * predicted / mem, float(mem_int[1]) * predicted / mem]
-    if metric not in PER_TIME:
-        raise KeyError(f"no interval for summary figure {metric!r}")
-    T, t_int = summary.get("iteration_time_s"), summary.get("iteration_time_s_interval")
-    if not isinstance(T, (int, float)) or not isinstance(t_int, (list, tuple)):
-        raise KeyError("the summary has no iteration time interval")
-    return inverted(predicted, float(T), [float(t_int[0]), float(t_int[1])])
-
-
-def inside(value: float, bounds: Sequence[float]) -> bool:
-    """Whether ``value`` lies in the closed interval ``bounds`` = [low, high]."""
-    return bounds[0] <= value <= bounds[1]
-
-
-def coverage(rows: Iterable[Mapping[str, object]]) -> float:
-    """The share of ``rows`` whose ``inside`` is true (rows without one are left out; 0 for none):
-    for intervals at level L, about L when the σ are right."""
-    flags = [bool(r["inside"]) for r in rows if "inside" in r]
-    return sum(flags) / len(flags) if flags else 0.0
-
-
-def iteration_parts(breakdown: Mapping[str, float], compute: float, comm: float) -> list[Part]:
-    """The parts of one (averaged) rank's breakdown with their σ and groups (module docstring)."""
-    parts = [Part(k, breakdown.get(k, 0.0), compute, "compute")
-             for k in ("compute", "recompute", "optimizer", "bubble")]
-    parts += [Part(f"exposed_{k}_comm", breakdown.get(f"exposed_{k}_comm", 0.0), comm, f"comm-{k}")
-              for k in ("tp", "pp", "dp")]
-    return parts
-
-
 def calibration_sigmas() -> dict[str, float]:
     """The kernel σ recomputed from the H100 calibration tables (what the constants above hold)."""
     import numpy as np
@@ -390,7 +271,8 @@ def table() -> list[tuple[str, float, str]]:
         ("communication, other links", link_sigma(False), "scatter of calibrated link efficiencies"),
         ("stack: megatron", stack_sigma("megatron"), "MAMF repeats across torch/CUDA releases"),
         ("stack: pytorch", stack_sigma("pytorch"), "87 held-out llm-foundry rows (method of moments)"),
-        ("stack: deepspeed/jax", stack_sigma("jax"), "⊕ 0.05 estimate (untimed mechanisms)"),
+        ("stack: deepspeed", stack_sigma("deepspeed"), "19 held-out BigScience layout trials (method of moments)"),
+        ("stack: jax", stack_sigma("jax"), "⊕ 0.05 estimate (untimed mechanisms)"),
         ("peak memory", memory_sigma(), "ln(1.15): GMLake's mean fragmentation"),
     ]
 

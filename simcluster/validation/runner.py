@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from simcluster.errors import SpecError
-from simcluster.metrics import uncertainty as unc
+from simcluster.metrics import error_bars as eb
 from simcluster.run import simulate_workload
 from simcluster.spec import load_workload
 from simcluster.validation import corpus, narayanan2021
@@ -43,8 +43,8 @@ TABLE1 = {r.key: r for r in narayanan2021.ROWS}
 def with_interval(result: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """``result`` with the predicted figure's ``interval`` (from the run's ``summary``) and whether
     the published figure is ``inside`` it."""
-    interval = unc.metric_interval(result["metric"], float(result["predicted"]), summary)
-    return {**result, "interval": interval, "inside": unc.inside(float(result["published"]), interval)}
+    interval = eb.metric_interval(result["metric"], float(result["predicted"]), summary)
+    return {**result, "interval": interval, "inside": eb.inside(float(result["published"]), interval)}
 
 
 def run_row(row: Row) -> dict[str, Any]:
@@ -109,8 +109,8 @@ def _span(row: Row, r: dict[str, Any]) -> str:
 def coverage_line(results: list[dict[str, Any]]) -> str:
     """One line: how many published figures lie inside their row's interval."""
     n = sum(1 for r in results if r["inside"])
-    return (f"Interval coverage {unc.coverage(results) * 100:.0f} % ({n} of {len(results)} published figures inside "
-            f"their row's {unc.LEVEL * 100:.0f} % interval; the acceptance asks 70–95 %)")
+    return (f"Interval coverage {eb.coverage(results) * 100:.0f} % ({n} of {len(results)} published figures inside "
+            f"their row's {eb.LEVEL * 100:.0f} % interval; the acceptance asks 70–95 %)")
 
 
 def interval_table(group: Group, results: list[dict[str, Any]]) -> str:
@@ -161,7 +161,7 @@ def summary(groups: list[Group], results: dict[str, list[dict[str, Any]]]) -> st
         worst = max(rs, key=lambda r: abs(r["error"]))
         ok = "PASS" if corpus.accepted(rs, g.mape_limit) else "FAIL"
         lines.append(f"| {g.name} | {len(rs)} | {corpus.mape(rs) * 100:.2f} % | {worst['row']} "
-                     f"{_pct(worst['error'])} | {unc.coverage(rs) * 100:.0f} % | {ok} (MAPE ≤ {g.mape_limit:.0%}, every row within tolerance) |")
+                     f"{_pct(worst['error'])} | {eb.coverage(rs) * 100:.0f} % | {ok} (MAPE ≤ {g.mape_limit:.0%}, every row within tolerance) |")
     return "\n".join(lines)
 
 
@@ -233,10 +233,10 @@ def main(args: argparse.Namespace) -> int:
     print("\n\n".join(texts), file=sys.stderr if to_stdout else sys.stdout)
     if getattr(args, "json", None):
         out: dict[str, Any] = {
-            "mape": corpus.mape(rows), "coverage": unc.coverage(rows), "interval_level": unc.LEVEL,
+            "mape": corpus.mape(rows), "coverage": eb.coverage(rows), "interval_level": eb.LEVEL,
             "passed": passed, "wall_s": time.perf_counter() - t0,
             "groups": [{"group": g.name, "rows": len(results[g.name]), "mape": corpus.mape(results[g.name]),
-                        "coverage": unc.coverage(results[g.name]),
+                        "coverage": eb.coverage(results[g.name]),
                         "mape_limit": g.mape_limit, "passed": corpus.accepted(results[g.name], g.mape_limit)}
                        for g in groups],
             "rows": rows}

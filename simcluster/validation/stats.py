@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def error_summary(errors: Sequence[float], *, absolute_median: bool = False) -> str:
@@ -27,3 +28,10 @@ def implied_stack_sigma(log_errors: Sequence[float], other_sigmas: Sequence[floa
     common bias in (a bias the intervals do not know of is error all the same)."""
     ms = statistics.fmean(r * r for r in log_errors)
     return math.sqrt(max(ms - statistics.fmean(s * s for s in other_sigmas), 0.0))
+
+
+def sigma_without_stack(uncertainty: Mapping[str, Any]) -> float:
+    """σ of ln T of a run without its software-stack term (``details["uncertainty"]``: the iteration time's σ
+    with ``stack_sigma`` taken out in quadrature), the σ_rest of :func:`implied_stack_sigma`."""
+    total, stack = float(uncertainty["iteration_time_sigma"]), float(uncertainty["stack_sigma"])
+    return math.sqrt(max(total * total - stack * stack, 0.0))

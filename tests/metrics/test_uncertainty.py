@@ -9,6 +9,7 @@ import math
 import pytest
 
 import simcluster
+from simcluster.metrics import error_bars as eb
 from simcluster.metrics import uncertainty as unc
 from simcluster.validation.runner import with_interval
 
@@ -23,48 +24,48 @@ def toy() -> simcluster.api.Result:
 @pytest.mark.parametrize("level, z", [(0.8, 1.2815515655446004), (0.9, 1.6448536269514722),
                                       (0.95, 1.959963984540054), (0.5, 0.6744897501960817)])
 def test_z_is_the_two_sided_normal_quantile(level, z):
-    assert unc.z_score(level) == pytest.approx(z, rel=1e-12)
-    assert unc.z_score() == pytest.approx(1.2816, abs=5e-5)  # the default level, 80 %
+    assert eb.z_score(level) == pytest.approx(z, rel=1e-12)
+    assert eb.z_score() == pytest.approx(1.2816, abs=5e-5)  # the default level, 80 %
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.1, 1.5])
 def test_a_level_outside_zero_one_is_refused(level):
     with pytest.raises(ValueError):
-        unc.z_score(level)
+        eb.z_score(level)
 
 
 def test_zero_sigma_gives_the_point_itself():
-    assert unc.interval(29.8, 0.0) == [29.8, 29.8]
-    assert unc.inverted(1000.0, 2.0, [2.0, 2.0]) == [1000.0, 1000.0]
-    assert unc.combined_sigma([unc.Part("compute", 1.0, 0.0, "compute")]) == 0.0
+    assert eb.interval(29.8, 0.0) == [29.8, 29.8]
+    assert eb.inverted(1000.0, 2.0, [2.0, 2.0]) == [1000.0, 1000.0]
+    assert eb.combined_sigma([eb.Part("compute", 1.0, 0.0, "compute")]) == 0.0
 
 
 def test_the_interval_holds_the_point_widens_with_sigma_and_level():
     prev = 0.0
     for sigma in (0.01, 0.05, 0.1, 0.3):
-        lo, hi = unc.interval(10.0, sigma)
+        lo, hi = eb.interval(10.0, sigma)
         assert lo < 10.0 < hi
         assert lo * hi == pytest.approx(100.0)  # log-symmetric: the point is the geometric mean
         assert hi / lo == pytest.approx(math.exp(2 * 1.2815515655446004 * sigma))
         assert hi - lo > prev
         prev = hi - lo
-    w80 = unc.interval(10.0, 0.1, 0.8)
-    w95 = unc.interval(10.0, 0.1, 0.95)
+    w80 = eb.interval(10.0, 0.1, 0.8)
+    w95 = eb.interval(10.0, 0.1, 0.95)
     assert w95[0] < w80[0] and w95[1] > w80[1]
 
 
 def test_correlated_parts_add_their_sigma_and_independent_groups_add_in_quadrature():
     a, b = 3.0, 1.0  # seconds; weights 0.75 and 0.25
-    same = [unc.Part("compute", a, 0.08, "compute"), unc.Part("bubble", b, 0.04, "compute")]
-    assert unc.combined_sigma(same) == pytest.approx(0.75 * 0.08 + 0.25 * 0.04)
-    apart = [unc.Part("compute", a, 0.08, "compute"), unc.Part("exposed_dp_comm", b, 0.04, "comm-dp")]
-    assert unc.combined_sigma(apart) == pytest.approx(math.hypot(0.75 * 0.08, 0.25 * 0.04))
-    assert unc.combined_sigma(apart, 0.03) == pytest.approx(math.sqrt((0.75 * 0.08) ** 2 + (0.25 * 0.04) ** 2
+    same = [eb.Part("compute", a, 0.08, "compute"), eb.Part("bubble", b, 0.04, "compute")]
+    assert eb.combined_sigma(same) == pytest.approx(0.75 * 0.08 + 0.25 * 0.04)
+    apart = [eb.Part("compute", a, 0.08, "compute"), eb.Part("exposed_dp_comm", b, 0.04, "comm-dp")]
+    assert eb.combined_sigma(apart) == pytest.approx(math.hypot(0.75 * 0.08, 0.25 * 0.04))
+    assert eb.combined_sigma(apart, 0.03) == pytest.approx(math.sqrt((0.75 * 0.08) ** 2 + (0.25 * 0.04) ** 2
                                                                       + 0.03 ** 2))
     # all of T in one part: its σ; splitting a part in two of the same group changes nothing
-    assert unc.combined_sigma([unc.Part("compute", 2.0, 0.07, "compute")]) == pytest.approx(0.07)
-    split = [unc.Part("compute", 1.0, 0.07, "compute"), unc.Part("recompute", 1.0, 0.07, "compute")]
-    assert unc.combined_sigma(split) == pytest.approx(0.07)
+    assert eb.combined_sigma([eb.Part("compute", 2.0, 0.07, "compute")]) == pytest.approx(0.07)
+    split = [eb.Part("compute", 1.0, 0.07, "compute"), eb.Part("recompute", 1.0, 0.07, "compute")]
+    assert eb.combined_sigma(split) == pytest.approx(0.07)
 
 
 def test_the_kernel_sigmas_are_the_calibration_residuals():
@@ -123,18 +124,18 @@ def test_inverted_figures_take_the_time_interval_inverted(toy):
     assert s["tokens_per_s_interval"] == pytest.approx([tokens / t_hi, tokens / t_lo], rel=1e-12)
     mfu_x_t = s["mfu"] * s["iteration_time_s"]
     assert s["mfu_interval"] == pytest.approx([mfu_x_t / t_hi, mfu_x_t / t_lo], rel=1e-12)
-    lo, hi = unc.metric_interval("hardware_tflops_per_gpu", s["hardware_tflops_per_gpu"], s)
+    lo, hi = eb.metric_interval("hardware_tflops_per_gpu", s["hardware_tflops_per_gpu"], s)
     assert lo == pytest.approx(s["hardware_tflops_per_gpu"] * s["iteration_time_s"] / t_hi)
     assert hi == pytest.approx(s["hardware_tflops_per_gpu"] * s["iteration_time_s"] / t_lo)
 
 
 def test_the_time_sigma_is_what_the_parts_give(toy):
     u = toy.details["uncertainty"]
-    parts = [unc.Part(p["part"], p["seconds"], p["sigma"], p["group"]) for p in u["parts"]]
+    parts = [eb.Part(p["part"], p["seconds"], p["sigma"], p["group"]) for p in u["parts"]]
     assert sum(p.seconds for p in parts) == pytest.approx(toy.summary["iteration_time_s"], rel=1e-6)
-    assert u["iteration_time_sigma"] == pytest.approx(unc.combined_sigma(parts, u["stack_sigma"]))
+    assert u["iteration_time_sigma"] == pytest.approx(eb.combined_sigma(parts, u["stack_sigma"]))
     lo, hi = toy.summary["iteration_time_s_interval"]
-    assert math.log(hi / lo) / 2 == pytest.approx(unc.z_score() * u["iteration_time_sigma"])
+    assert math.log(hi / lo) / 2 == pytest.approx(eb.z_score() * u["iteration_time_sigma"])
     assert not u["calibrated_device"]  # a100-80gb: H100 curves transferred
 
 
@@ -144,8 +145,8 @@ def test_coverage_on_a_synthetic_set():
     got = [with_interval(r, summary) for r in rows]
     assert [r["inside"] for r in got] == [True, True, True, False]  # the ends count as inside
     assert all(r["interval"] == [8.5, 12.0] for r in got)
-    assert unc.coverage(got) == 0.75
-    assert unc.coverage([]) == 0.0
+    assert eb.coverage(got) == 0.75
+    assert eb.coverage([]) == 0.0
     tf = with_interval({"metric": "model_tflops_per_gpu", "published": 100.0, "predicted": 110.0}, summary)
     assert tf["interval"] == pytest.approx([110.0 * 10 / 12, 110.0 * 10 / 8.5]) and tf["inside"]
 
