@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import coverage_line, error_summary, interval_holds  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_recipes import RECIPES, TABLE_FSDP, stage_layers  # noqa: E402
@@ -188,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         rec: dict[str, Any] = {**row._asdict(), "predicted": None, "error": None}
         reason = skip_reason(row)
         if reason is None:
-            tok = float(api.simulate(workload(row)).summary["tokens_per_s"]) / row.gpus
+            summary = api.simulate(workload(row)).summary
+            tok = float(summary["tokens_per_s"]) / row.gpus
             rec.update(predicted=tok, error=tok / row.tokens_per_gpu - 1, caveats=caveats(row),
-                       recipe=RECIPES[(row.release, row.model)]._asdict())
+                       recipe=RECIPES[(row.release, row.model)]._asdict(),
+                       inside=interval_holds(summary, "tokens_per_s", row.tokens_per_gpu, row.gpus))
             errors.setdefault(row.release, []).append(rec["error"])
-            tail = f"predicted {tok:9,.0f}  {rec['error']:+7.1%}  [{RECIPES[(row.release, row.model)].tag}]"
+            tail = (f"predicted {tok:9,.0f}  {rec['error']:+7.1%}  {'in' if rec['inside'] else 'OUTSIDE'}  "
+                    f"[{RECIPES[(row.release, row.model)].tag}]")
         else:
             rec["skipped"] = reason
             tail = f"skipped: {reason}"
@@ -203,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{release}: {error_summary(errs)}")
     every = [e for errs in errors.values() for e in errs]
     if every:
-        print(f"all: {error_summary(every, absolute_median=True)}")
+        print(f"all: {error_summary(every, absolute_median=True)}; "
+              f"{coverage_line([r['inside'] for r in out if 'inside' in r])}")
     print(f"\n{len(every)} of {len(ROWS)} DGX-H100 pre-training rows simulated (dense FP8 Llama; caveats: "
           f"{'; '.join(caveats(ROWS[0]))}).")
     if args.json:

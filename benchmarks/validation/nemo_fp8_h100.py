@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import coverage_line, error_summary, interval_holds  # noqa: E402
 from simcluster.validation import corpus  # noqa: E402
 
 #: (the corpus BF16 row, the FP8 twin's tokens/s, whether its script sets fp8_params), dgxc-benchmarking 35a9aec.
@@ -62,10 +62,10 @@ def corpus_row(key: str) -> corpus.Row:
     return _corpus()[key]
 
 
-def predict(row: corpus.Row, fp8: bool) -> float:
-    """Tokens/s of the corpus row's workload, in FP8 as its twin runs (module docstring) or as the corpus has it."""
+def predict(row: corpus.Row, fp8: bool) -> dict[str, Any]:
+    """The summary of the corpus row's workload, in FP8 as its twin runs (module docstring) or as the corpus has it."""
     spec = api.load(row.path, tuple(row.overrides) + (FP8 if fp8 else ()))
-    return float(api.simulate(spec).summary["tokens_per_s"])
+    return api.simulate(spec).summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,17 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     out: list[dict[str, Any]] = []
     for key, published, fp8_params in ROWS:
         row = corpus_row(key)
-        fp8, bf16 = predict(row, True), predict(row, False)
+        summary = predict(row, True)
+        fp8, bf16 = float(summary["tokens_per_s"]), float(predict(row, False)["tokens_per_s"])
         rec = {"row": key, "published_fp8": published, "predicted_fp8": fp8, "error": fp8 / published - 1,
                "published_speedup": published / row.published, "predicted_speedup": fp8 / bf16,
+               "inside": interval_holds(summary, "tokens_per_s", published),
                "caveat": "fp8_params (bf16 gathers simulated)" if fp8_params else ""}
         out.append(rec)
-        print(f"{key:24s} FP8 published {published:12,.0f}  predicted {fp8:12,.0f}  {rec['error']:+6.1%}   "
+        print(f"{key:24s} FP8 published {published:12,.0f}  predicted {fp8:12,.0f}  {rec['error']:+6.1%} "
+              f"{'in' if rec['inside'] else 'OUTSIDE':7s} "
               f"FP8/BF16 published {rec['published_speedup']:.3f}  predicted {rec['predicted_speedup']:.3f}"
               f"{'  [' + rec['caveat'] + ']' if fp8_params else ''}", flush=True)
     errors = [r["error"] for r in out]
     print(f"{error_summary(errors)}; FP8/BF16 speedup MAPE "
-          f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}")
+          f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}; "
+          f"{coverage_line([r['inside'] for r in out])}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

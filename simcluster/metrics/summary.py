@@ -118,16 +118,18 @@ def _peak_flops(spec: WorkloadSpec, device: Device) -> float:
 
 
 def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], spec: WorkloadSpec,
-                 devices: list[Device], level: float) -> tuple[Summary, dict[str, object]]:
+                 devices: list[Device], level: float,
+                 shares: dict[str, float] | None = None) -> tuple[Summary, dict[str, object]]:
     """The intervals of iteration time, tokens/s, MFU and peak memory (summary keys) and where
-    their σ come from (details), by :mod:`simcluster.metrics.uncertainty`'s model."""
+    their σ come from (details), by :mod:`simcluster.metrics.uncertainty`'s model; ``shares``: the compute's
+    seconds by fitted curve (:meth:`simcluster.plan.Plan.curve_shares`), which weight the curves' σ."""
     devices = list({d.name: d for d in devices}.values())
     k = len(breakdown) or 1
     mean = {key: sum(b.get(key, 0.0) for b in breakdown) / k
             for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
                         "exposed_dp_comm")}
     h100 = device_calibration("h100")
-    compute = max(unc.compute_sigma(d.name, d.vendor, device_calibration(d.name), h100) for d in devices)
+    compute = max(unc.compute_sigma(d.name, d.vendor, device_calibration(d.name), h100, shares) for d in devices)
     c = spec.cluster
     linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
                                   float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),
@@ -148,7 +150,7 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     }
     sources: dict[str, object] = {
         "level": level, "z": eb.z_score(level), "iteration_time_sigma": sigma_t, "peak_memory_sigma": sigma_m,
-        "stack_sigma": stack, "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
+        "stack_sigma": stack, "compute_sigma": compute, "curve_shares": dict(shares or {}), "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
         "calibrated_links": linked,
         "parts": [{"part": p.name, "seconds": p.seconds, "sigma": p.sigma, "group": p.group} for p in parts],
     }
@@ -213,7 +215,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     figures = {"iteration_time_s": T, "tokens_per_s": tokens / T if T else 0.0, "mfu": mtf * 1e12 / peak,
                "peak_memory_bytes": float(peak_mem)}
     devices = _devices(spec, device)
-    intervals, sources = _uncertainty(figures, breakdown, spec, devices, level)
+    intervals, sources = _uncertainty(figures, breakdown, spec, devices, level, plan.curve_shares())
     summary.update(intervals)
     details: Details = {
         "ranks": [_rank_label(tg, r) for r in ranks],

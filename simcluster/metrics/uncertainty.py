@@ -7,12 +7,16 @@ Where each σ comes from (every figure is recomputed by ``python -m simcluster.m
 and checked by tests/metrics/test_uncertainty.py):
 
 - kernels on a calibrated device (H100; H200 has the same compute die): the H100 calibration
-  residuals r = ln(predicted / measured) of :mod:`simcluster.costs.calibration`: GEMM (720
-  rows) RMS weighted by measured time, 0.0533 (an iteration is a time-weighted sum, and the
-  ~30 µs launch-bound rows with noisy medians carry little time); flash attention (12 rows,
-  forward and backward) RMS 0.0599; memory-bound kernels (7 rows) RMS 0.0416. A compute part
-  mixes the three curves with shares that sum to 1; under full correlation its σ is the
-  share-weighted mean, at most the largest, 0.0599, which is used.
+  residuals r = ln(predicted / measured) of :mod:`simcluster.costs.calibration`, taken at the level
+  they enter an iteration, which sums a layer's kernels: GEMM, the 60 (hidden, tensor, M) groups of
+  the table (each the 12 GEMMs of one layer at one micro batch: QKV, projection, FC1, FC2 forward,
+  data and weight gradient), r = ln(Σ predicted / Σ measured), RMS 0.0464 (kernel by kernel the
+  same rows give 0.0533 weighted by measured time: part of a shape's error cancels inside its
+  layer); flash attention, the 6 shapes' forward + backward, RMS 0.0652 (0.0599 pass by pass);
+  memory-bound kernels (7 rows, no layer grouping in the table) RMS 0.0416. A compute part
+  reads the three curves with the shares of its seconds (:mod:`simcluster.costs.curve_shares`,
+  from the plan's block costs); under full correlation its σ is the share-weighted mean
+  Σ_c s_c σ_c (:func:`kernel_sigma`), at most the largest without shares.
 - devices without a calibration of their own: the H100 curves are reused as fractions of the
   device's datasheet peak (:mod:`simcluster.costs.compute`), so the error of that transfer is
   added in quadrature. Its size is the scatter of ln(MAMF efficiency / H100's) over the other
@@ -36,11 +40,11 @@ and checked by tests/metrics/test_uncertainty.py):
   (``benchmarks/validation/foundry_tables.py``, MPT-125M to 30B at sequence 512 to 65,536):
   if ln(predicted / published) = Σ w_i σ_i ε_i + σ_stack ε_stack, its mean square over the rows is
   mean(σ_rest²) + σ_stack² (σ_rest: each row's σ_T without the stack term), so σ_stack =
-  √max(mean(r²) − mean(σ_rest²), 0) = 0.0214 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
-  imply 0, the A100 rows 0.035; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
+  √max(mean(r²) − mean(σ_rest²), 0) = 0.0405 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
+  imply 0.017, the A100 rows 0.049; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
   measured the same way on BigScience's 19 layout trials before BLOOM
   (``benchmarks/validation/bloom_prequel.py``: Megatron-DeepSpeed's pipeline engine with Megatron
-  tensor parallelism on 48 A100 nodes, none of them a corpus row), σ_stack = 0.182
+  tensor parallelism on 48 A100 nodes, none of them a corpus row), σ_stack = 0.185
   (:data:`DEEPSPEED_STACK_SIGMA`; the estimate 0.05 held none of their figures in its 80 % intervals:
   every row is predicted 11–33 % too fast, and the mean square keeps that bias in). JAX: its
   mechanisms are simulated from their documentation and no held-out set large enough times them
@@ -62,13 +66,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from simcluster.metrics.error_bars import LEVEL, z_score
 
 # --- kernel curves (H100 calibration residuals; recomputed by calibration_sigmas) ---------------
-GEMM_SIGMA = 0.0533  # time-weighted RMS of ln(pred/meas), 720 GEMM rows
-ATTENTION_SIGMA = 0.0599  # RMS over the 6 flash rows, forward and backward
+GEMM_SIGMA = 0.0464  # RMS of ln(Σpred/Σmeas) over the 60 layer groups (12 GEMMs each) of the 720 rows
+ATTENTION_SIGMA = 0.0652  # RMS of ln(pred/meas) of forward + backward over the 6 flash shapes
 MEMORY_BOUND_SIGMA = 0.0416  # RMS over the 7 copy / gelu / layernorm rows
 CURVE_SIGMAS: dict[str, float] = {"gemm": GEMM_SIGMA, "attention": ATTENTION_SIGMA, "memory": MEMORY_BOUND_SIGMA}
 
@@ -110,10 +114,10 @@ CALIBRATED_NIC_RATES = (100e9 / 8, 200e9 / 8, 400e9 / 8)
 UNTIMED_STACK_SIGMA = 0.05
 #: The ``pytorch`` stack's σ (all of it, the kernel-library version included), measured on llm-foundry's 87
 #: held-out table rows by the method of moments (module docstring; benchmarks/validation/foundry_tables.py).
-PYTORCH_STACK_SIGMA = 0.0214
+PYTORCH_STACK_SIGMA = 0.0405
 #: The ``deepspeed`` stack's σ, measured the same way on BigScience's 19 held-out layout trials
 #: (benchmarks/validation/bloom_prequel.py).
-DEEPSPEED_STACK_SIGMA = 0.182
+DEEPSPEED_STACK_SIGMA = 0.185
 
 # --- memory -----------------------------------------------------------------------------------
 MEMORY_FORMULA_SIGMA = 0.0  # Korthikanti et al. 2022 Table 2 reproduced exactly
@@ -191,16 +195,26 @@ class DeviceCalibration:
     sigma_memory: float
 
 
+def kernel_sigma(shares: Mapping[str, float] | None = None) -> float:
+    """σ of a compute part from the H100 curves it reads: Σ_c s_c σ_c with ``shares`` s_c of its seconds by
+    curve (``gemm``, ``attention``, ``memory``; :mod:`simcluster.costs.curve_shares`), the curves' errors
+    fully correlated; without shares (or all 0) the largest curve σ, which bounds that mean."""
+    total = sum(shares.values()) if shares else 0.0
+    if not shares or total <= 0.0:
+        return max(CURVE_SIGMAS.values())
+    return sum(CURVE_SIGMAS[c] * s for c, s in shares.items()) / total
+
+
 def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None,
-                  reference: CurveSigmas | None = None) -> float:
-    """σ of a compute part on ``device_name``: the largest curve σ of the H100 fit (the share-weighted
-    mean of fully correlated curves is at most that), widened in quadrature by the uncertainty of
+                  reference: CurveSigmas | None = None, shares: Mapping[str, float] | None = None) -> float:
+    """σ of a compute part on ``device_name``: the H100 fit's curve σ weighted by the part's ``shares`` of
+    seconds by curve (:func:`kernel_sigma`; the largest curve σ without them), widened in quadrature by the uncertainty of
     carrying the fit to this device and by that of its sustained clock (:func:`clock_sigma`). With ``calibration`` (this device's record of
     :func:`simcluster.costs.devices.device_calibration`) and ``reference`` (the H100's), that is
     the GEMM σ the device's rescaling adds to the H100's, √(σ_dev² − σ_H100²) (GEMMs dominate a
     training step's compute); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
     lists the device."""
-    kernels = max(CURVE_SIGMAS.values())
+    kernels = kernel_sigma(shares)
     if calibration is not None:
         if reference is None:
             return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
@@ -246,13 +260,13 @@ def calibration_sigmas() -> dict[str, float]:
 
     model = ComputeModel(cal.H100, sustained=False)  # the measurements' own (burst) clock
     g = cal.gemm_table()
-    pred = np.array([model.gemm_time(m, n, k) for m, n, k in zip(*(g[c].to_numpy(int).tolist() for c in "mnk"))])
-    t = g.time_s.to_numpy(float)
-    gemm = float(np.sqrt(np.average(np.log(pred / t) ** 2, weights=t)))
+    g = g.assign(pred=[model.gemm_time(m, n, k) for m, n, k in zip(*(g[c].to_numpy(int).tolist() for c in "mnk"))])
+    layers = g.groupby(["hidden", "tp", "M"])[["pred", "time_s"]].sum()  # one layer's 12 GEMMs at one micro batch
+    gemm = rms(np.log(layers.pred / layers.time_s).tolist())
     f = cal.flash_table()
     shapes = list(zip(*(f[c].to_numpy(int).tolist() for c in ("batch", "heads", "seq", "head_dim"))))
-    r = [math.log(model.attention_time(*s, backward=bwd) / m)
-         for bwd, col in ((False, "fwd_s"), (True, "bwd_s")) for s, m in zip(shapes, f[col])]
+    r = [math.log((model.attention_time(*s) + model.attention_time(*s, backward=True)) / (fwd + bwd))
+         for s, fwd, bwd in zip(shapes, f["fwd_s"], f["bwd_s"])]
     mb = cal.load_csv(cal.MEMORY_CSV)
     rm = [math.log(model.memory_time(b, k) / (ms * 1e-3)) for b, k, ms in zip(mb.bytes_moved, mb.kernel, mb.ms_median)]
     return {"gemm": gemm, "attention": rms(r), "memory": rms(rm)}
@@ -261,10 +275,10 @@ def calibration_sigmas() -> dict[str, float]:
 def table() -> list[tuple[str, float, str]]:
     """(term, σ, source) of every σ the intervals use, for the docs and the command below."""
     return [
-        ("GEMM (H100 calibration)", GEMM_SIGMA, "time-weighted RMS of ln(pred/meas), 720 rows"),
-        ("flash attention (H100)", ATTENTION_SIGMA, "RMS of ln(pred/meas), 6 shapes fwd + bwd"),
+        ("GEMM (H100 calibration)", GEMM_SIGMA, "RMS of ln(Σpred/Σmeas), 60 layers of 12 GEMMs (720 rows)"),
+        ("flash attention (H100)", ATTENTION_SIGMA, "RMS of ln(pred/meas), 6 shapes, fwd + bwd summed"),
         ("memory-bound (H100)", MEMORY_BOUND_SIGMA, "RMS of ln(pred/meas), 7 rows"),
-        ("compute, calibrated device", compute_sigma("h100"), "largest curve σ (full correlation)"),
+        ("compute, calibrated device", compute_sigma("h100"), "largest curve σ (a run: share-weighted mean)"),
         ("compute, other NVIDIA", compute_sigma("a100-80gb"), "⊕ MAMF scatter, NVIDIA rows"),
         ("compute, other vendor (TPU)", compute_sigma("tpu-v4", "google"), "⊕ MAMF scatter, every row"),
         ("communication, calibrated links", link_sigma(True), "NCCL busbw residual ⊕ quote range"),

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simcluster.costs import fp16_optimizer, megatron_optimizer, rng_state
+from simcluster.costs.curve_shares import TallyingModel
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
@@ -248,6 +249,16 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                     (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
                   gather_copy_time(ops, cm, t, stack),
                   0.0 if stack.fused_kernels else rng_state.checkpoint_s(stack.host_op_s))
+
+
+def curve_shares(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,
+                 stack: Stack = MEGATRON) -> dict[str, float]:
+    """The shares of one microbatch's block costs (:func:`model_blocks`: a layer's halves forward and backward,
+    the embedding, the head, the recompute) by the fitted curve they read: ``gemm``, ``attention``, ``memory``
+    (:mod:`simcluster.costs.curve_shares`; the error bars weight each curve's σ by them)."""
+    tally = TallyingModel.of(cm)
+    model_blocks(ops, tally, t, c, sp, flash, stack)
+    return tally.shares()
 
 
 def mm_parts(ops: ModelOps) -> list[tuple[Op, float]]:

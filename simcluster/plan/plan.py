@@ -30,7 +30,8 @@ from simcluster.costs.pipeline_sends import PipelineSends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.partial_recompute import partial, recomputed_layers
 from simcluster.costs.reserve import allocator_reserve
-from simcluster.plan.costing import TRAINING_LOOP_KERNEL_GAP_S, Blocks, model_blocks, op_flops, wgrad_time
+from simcluster.plan.costing import (TRAINING_LOOP_KERNEL_GAP_S, Blocks, curve_shares, model_blocks, op_flops,
+                                     wgrad_time)
 from simcluster.plan.fsdp_root import fsdp_root
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
@@ -107,6 +108,12 @@ class Plan:
     def stack(self) -> Stack:
         """The software stack's mechanisms (``training.framework``, :mod:`simcluster.costs.frameworks`)."""
         return spec_stack(self.spec)
+
+    def curve_shares(self) -> dict[str, float]:
+        """One microbatch's block costs by the fitted curve they read (:func:`simcluster.plan.costing.curve_shares`)."""
+        tr = self.spec.training
+        return curve_shares(model_ops(self.spec.model, tr), self.cm, self.t, self.c,
+                            self.spec.parallelism.sequence_parallel, tr.flash_attention, self.stack)
 
     @cached_property
     def sends(self) -> PipelineSends:

@@ -11,6 +11,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simcluster.metrics.error_bars import LEVEL, metric_interval
+
 
 def error_summary(errors: Sequence[float], *, absolute_median: bool = False) -> str:
     """``N rows, MAPE m %, median e %`` of signed relative errors, with ``, median |error| a %`` if asked."""
@@ -35,3 +37,17 @@ def sigma_without_stack(uncertainty: Mapping[str, Any]) -> float:
     with ``stack_sigma`` taken out in quadrature), the σ_rest of :func:`implied_stack_sigma`."""
     total, stack = float(uncertainty["iteration_time_sigma"]), float(uncertainty["stack_sigma"])
     return math.sqrt(max(total * total - stack * stack, 0.0))
+
+
+def interval_holds(summary: Mapping[str, Any], metric: str, published: float, per: float = 1.0) -> bool:
+    """Whether ``published`` lies in the interval of summary figure ``metric`` (its default level, 80 %), both
+    bounds divided by ``per`` (a per-GPU figure against a whole-run summary: ``per`` = the GPUs)."""
+    lo, hi = metric_interval(metric, float(summary[metric]), summary)
+    return lo / per <= published <= hi / per
+
+
+def coverage_line(held: Sequence[bool]) -> str:
+    """``80 % intervals hold k of N published figures (p %)``."""
+    n = len(held)
+    return (f"{LEVEL:.0%} intervals hold {sum(held)} of {n} published figures"
+            f" ({sum(held) / n:.0%})" if n else f"{LEVEL:.0%} intervals: no rows")
