@@ -114,7 +114,7 @@ CALIBRATED_NIC_RATES = (100e9 / 8, 200e9 / 8, 400e9 / 8)
 UNTIMED_STACK_SIGMA = 0.05
 #: The ``pytorch`` stack's σ (all of it, the kernel-library version included), measured on llm-foundry's 87
 #: held-out table rows by the method of moments (module docstring; benchmarks/validation/foundry_tables.py).
-PYTORCH_STACK_SIGMA = 0.0405
+PYTORCH_STACK_SIGMA = 0.0249
 #: The ``deepspeed`` stack's σ, measured the same way on BigScience's 19 held-out layout trials
 #: (benchmarks/validation/bloom_prequel.py).
 DEEPSPEED_STACK_SIGMA = 0.185

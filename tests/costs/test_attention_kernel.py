@@ -113,9 +113,11 @@ def test_triton_kernel_is_fa2_over_the_papers_speedups(device):
 
 def test_a100_flash_at_head_dim_64_is_the_published_flashattention2_figure():
     """[AZURE] FlashAttention-2 on one A100-SXM4-80GB at head dim 64 (batch 2, 32 heads, seq 8192, causal):
-    179.5 TFLOP/s forward + backward; head dim 128 keeps the FA2 paper's best (73 % / 63 % of peak)."""
+    179.5 TFLOP/s forward + backward; head dim 128 sits at the FA2 paper's causal figure, 189 TFLOP/s from 4k on
+    ([FA2FIG]; its 8k bar is 182), above head dim 64."""
     cm = ComputeModel(DEVICES.get("a100-80gb"))
     assert _fwd_bwd_tflops(cm, 2, 32, 8192, 64) == pytest.approx(179.5, rel=0.01)
-    assert _fwd_bwd_tflops(cm, 2, 16, 8192, 128) > 1.1 * _fwd_bwd_tflops(cm, 2, 32, 8192, 64)
+    assert _fwd_bwd_tflops(cm, 2, 16, 8192, 128) == pytest.approx(189.0, rel=0.01)
+    assert _fwd_bwd_tflops(cm, 2, 16, 8192, 128) > _fwd_bwd_tflops(cm, 2, 32, 8192, 64)
     h100 = ComputeModel(DEVICES.get("h100"), attention_kernel="fa3")  # the H100 curve's head-dim dependence is its fit's
     assert h100.calibration.flash_head_dim_exponent == 0.0

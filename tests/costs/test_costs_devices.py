@@ -126,24 +126,32 @@ def test_copy_bandwidth_relative_to_h100(name, copy_bytes_per_s):
     assert achieved < d.memory_bandwidth
 
 
-def test_flash_attention_on_a100_reaches_the_fa2_maxima():
-    """[FA2] §1: forward up to 73 %, backward up to 63 % of A100 peak (grid of §4.1, longest sequences)."""
+def test_flash_attention_on_a100_is_anchored_on_the_fa2_causal_figure():
+    """[FA2FIG]: FlashAttention-2 forward + backward with the causal mask on A100, head dim 128, 16k: 189 TFLOP/s;
+    [FA2] §1's maxima (73 % forward, 63 % backward) keep their proportion but are non-causal runs."""
     a = dev.device_calibration("a100-80gb")
-    assert a.flash_efficiency(*dev.FA2_BEST_SHAPE) == pytest.approx(0.73, abs=1e-9)
-    assert a.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=True) == pytest.approx(0.63, abs=1e-9)
-    # the same at every long-sequence grid point of head dim 128, so which one the paper's maxima fell on
-    # does not matter; head dim 64 is below them by [AZURE]'s A100 FlashAttention-2 figure, (1/2)^alpha
+    f, b = a.attention_fwd.ratio, a.attention_bwd.ratio
+    assert dev.flash_fwd_bwd_flops("a100-80gb", dev.FA2_BEST_SHAPE, f, b) == pytest.approx(189e12, rel=1e-9)
+    fwd_eff, bwd_eff = a.flash_efficiency(*dev.FA2_BEST_SHAPE), a.flash_efficiency(*dev.FA2_BEST_SHAPE, backward=True)
+    assert fwd_eff / bwd_eff == pytest.approx(0.73 / 0.63, rel=1e-9)
+    assert fwd_eff < 0.73 and bwd_eff < 0.63  # the causal level is below the non-causal maxima
+    # the same at every long-sequence grid point of head dim 128 (the H100 curve is at its caps there);
+    # head dim 64 is below by [AZURE]'s A100 FlashAttention-2 figure, (1/2)^alpha
     for shape in ((2, 16, 8192, 128), (1, 16, 16384, 128)):
-        assert a.flash_efficiency(*shape) == pytest.approx(0.73, abs=1e-9)
-        assert a.flash_efficiency(*shape, backward=True) == pytest.approx(0.63, abs=1e-9)
+        assert a.flash_efficiency(*shape) == pytest.approx(fwd_eff, abs=1e-9)
     below = 0.5 ** dev.A100_HEAD_DIM_EXPONENT
     for shape in ((2, 32, 8192, 64), (1, 32, 16384, 64)):
-        assert a.flash_efficiency(*shape) == pytest.approx(0.73 * below, abs=1e-9)
-        assert a.flash_efficiency(*shape, backward=True) == pytest.approx(0.63 * below, abs=1e-9)
-    # and never above them at other shapes (the caps scale with the curve)
+        assert a.flash_efficiency(*shape) == pytest.approx(fwd_eff * below, abs=1e-9)
+        assert a.flash_efficiency(*shape, backward=True) == pytest.approx(bwd_eff * below, abs=1e-9)
+    # the figure's other causal head-dim-128 bars from 2k to 16k: within 10 % (+9.2 % at 4k, where the H100 shape
+    # reaches its caps; the figure's bars still climb to 16k)
+    for seq, tflops in ((2048, 155), (4096, 173), (8192, 182), (16384, 189)):
+        shape = (16384 // seq, 16, seq, 128)
+        got = dev.flash_fwd_bwd_flops("a100-80gb", shape, f, b) / 1e12
+        assert got == pytest.approx(tflops, rel=0.10), seq
     for shape in ((8, 32, 2048, 64), (1, 64, 32768, 128), (16, 16, 512, 128)):
-        assert a.flash_efficiency(*shape) <= 0.73 + 1e-12
-        assert a.flash_efficiency(*shape, backward=True) <= 0.63 + 1e-12
+        assert a.flash_efficiency(*shape) <= fwd_eff + 1e-12
+        assert a.flash_efficiency(*shape, backward=True) <= bwd_eff + 1e-12
 
 
 def test_h200_attention_matches_h100_as_fa2_measured():

@@ -26,3 +26,19 @@ def test_interval_holds_reads_the_summarys_interval_per_gpu():
     assert interval_holds(summary, "tokens_per_s", 124.0, per=8) and not interval_holds(summary, "tokens_per_s", 79.0, per=8)
     assert coverage_line([True, True, False, True]) == "80% intervals hold 3 of 4 published figures (75%)"
     assert coverage_line([]) == "80% intervals: no rows"
+
+
+def test_the_corpus_coverage_is_judged_inside_its_range():
+    """validate-published's exit status includes issue 12's coverage acceptance, 70–95 % inclusive, when the whole
+    corpus ran (a group or a few rows say too little about it)."""
+    from simcluster.validation.runner import COVERAGE_RANGE, coverage_accepted, coverage_line
+    assert COVERAGE_RANGE == (0.70, 0.95)
+
+    def rows(inside: int, n: int) -> list[dict[str, bool]]:
+        return [{"inside": i < inside} for i in range(n)]
+    assert coverage_accepted(rows(19, 20)) and coverage_accepted(rows(14, 20))  # 95 % and 70 % themselves pass
+    assert not coverage_accepted(rows(77, 81)) and coverage_accepted(rows(76, 81))  # 95.06 % fails, 93.8 % passes
+    assert not coverage_accepted(rows(13, 20))
+    assert coverage_line(rows(77, 81), judged=True).endswith("asks 70%–95%: FAIL)")
+    assert coverage_line(rows(76, 81)).startswith("Interval coverage 93.8 % (76 of 81")
+    assert "PASS" not in coverage_line(rows(76, 81)) and coverage_line(rows(76, 81), judged=True).endswith("PASS)")
