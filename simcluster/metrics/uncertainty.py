@@ -40,8 +40,8 @@ and checked by tests/metrics/test_uncertainty.py):
   (``benchmarks/validation/foundry_tables.py``, MPT-125M to 30B at sequence 512 to 65,536):
   if ln(predicted / published) = Σ w_i σ_i ε_i + σ_stack ε_stack, its mean square over the rows is
   mean(σ_rest²) + σ_stack² (σ_rest: each row's σ_T without the stack term), so σ_stack =
-  √max(mean(r²) − mean(σ_rest²), 0) = 0.0405 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
-  imply 0.017, the A100 rows 0.049; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
+  √max(mean(r²) − mean(σ_rest²), 0) = 0.0249 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
+  imply 0.017, the A100 rows 0.028; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
   measured the same way on BigScience's 19 layout trials before BLOOM
   (``benchmarks/validation/bloom_prequel.py``: Megatron-DeepSpeed's pipeline engine with Megatron
   tensor parallelism on 48 A100 nodes, none of them a corpus row), σ_stack = 0.185
