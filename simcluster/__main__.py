@@ -1,8 +1,14 @@
 """``python -m simcluster`` and the ``simcluster`` console script: the command line."""
 
+import os
 import sys
+import threading
+import time
 
 import simcluster.interrupt as interrupt
+
+#: After Ctrl-C, how long the exit waits for the other (non-daemon) threads before it leaves without them.
+STUCK_THREAD_GRACE_S: float = 5.0
 
 
 def _by_interrupt(exc: BaseException) -> bool:
@@ -39,6 +45,7 @@ def entry() -> None:
     interrupt.settle()  # done: a late Ctrl-C must not break the exit
     if code == 130:
         quiet_unraisable()
+        leave_stuck_threads()
     sys.exit(code)
 
 
@@ -49,6 +56,31 @@ def quiet_unraisable() -> None:
     closed check 3.12 added). Such exceptions reach ``sys.unraisablehook`` only; the interrupt was already
     reported and the finished points kept."""
     sys.unraisablehook = lambda unraisable: None
+
+
+def leave_stuck_threads(grace_s: float | None = None, code: int = 130) -> None:
+    """After Ctrl-C, do not wait forever for a thread the interrupt left stuck. A KeyboardInterrupt raised in
+    the main thread between a library lock's acquire and the ``with`` block that releases it (inside
+    ``Condition.__enter__``, a Python frame, so the interpreter may raise there) leaves that lock held: a sweep
+    interrupted in ``ProcessPoolExecutor.submit`` leaks its work-id queue's mutex, the pool's management thread
+    then blocks on it, and Python 3.11's exit hook (``concurrent.futures.process._python_exit``) joins that
+    thread for ever (seen in CI: the process alive 120 s after SIGINT, the management thread in
+    ``add_call_item_to_queue`` → ``queue.get``). So: give the other non-daemon threads ``grace_s`` to end (a pool
+    shut down normally ends its thread in well under a second), and if one is still alive, flush and leave with
+    ``code`` without the exit hooks. The finished points are already stored (the store closes before the
+    interrupt reaches the command) and every worker process exits when its parent does (``_exit_with``)."""
+    grace = STUCK_THREAD_GRACE_S if grace_s is None else grace_s
+    deadline = time.monotonic() + grace
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for t in others:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in others):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken pipe: nothing more to say
+                pass
+        os._exit(code)
 
 
 if __name__ == "__main__":

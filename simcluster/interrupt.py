@@ -14,8 +14,13 @@ run sent SIGINT 0.31 s after it started, while importing, neither stopped nor en
 within 120 s; reproduced here (SIGINT at 0.1–0.9 s under load): runs finished with
 status 0 after the handler's exception was swallowed.
 
+The same holds for a lock's hand-off: raised inside ``threading.Condition.__enter__`` after its lock was
+acquired, the exception leaves that lock held for ever (a sweep interrupted in ``ProcessPoolExecutor.submit``
+leaked its work-id queue's mutex, and Python's exit then joined the pool's blocked management thread for ever:
+seen in CI, the process alive 120 s after SIGINT).
+
 :func:`on_sigint` therefore raises ``KeyboardInterrupt`` at once unless an import is on
-the interrupted frame's stack; then it re-checks every :data:`RETRY_S` seconds (a
+the interrupted frame's stack or the interrupted frame is such an ``__enter__``/``__exit__``; then it re-checks every :data:`RETRY_S` seconds (a
 one-shot ``SIGALRM`` timer) and raises at the first moment none is. Importing what a run
 needs takes about 1.5 s on an idle core here: the longest a Ctrl-C waits (measured from
 SIGINT to exit at 30 moments from 0.05 to 0.92 s: 0.4–1.6 s, every one status 130).
@@ -46,10 +51,27 @@ def _importing(frame: FrameType | None) -> bool:
     return False
 
 
+#: Where a lock's ``with`` is set up or torn down in Python code: ``threading.Condition.__enter__`` acquires the
+#: lock and only then returns, so an exception raised in between leaves it held (the ``with`` never saw
+#: ``__enter__`` succeed), and one raised in ``__exit__`` before the release likewise. The files whose
+#: ``__enter__``/``__exit__`` guard the locks a process pool shares with its management thread.
+_LOCK_FILES = ("threading.py", "queue.py", "/multiprocessing/", "/concurrent/futures/")
+
+
+def _in_lock_handoff(frame: FrameType | None) -> bool:
+    """Whether the interrupted frame itself is a stdlib ``__enter__``/``__exit__`` of those files. Only the
+    innermost frame: a thread waiting inside a ``with`` block (``Condition.wait``) is interrupted at once."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    return code.co_name in ("__enter__", "__exit__") and any(
+        part in code.co_filename.replace("\\", "/") for part in _LOCK_FILES)
+
+
 def _raise_when_safe(frame: FrameType | None) -> None:
     if not STATE["pending"]:
         return
-    if _importing(frame) and hasattr(signal, "setitimer"):
+    if (_importing(frame) or _in_lock_handoff(frame)) and hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, RETRY_S)
         return
