@@ -32,6 +32,7 @@ def _by_interrupt(exc: BaseException) -> bool:
 def entry() -> None:
     """Run the command line and exit with its status (the console script ``simcluster``)."""
     interrupt.install()  # before anything is imported: Ctrl-C raised outside importlib's machinery
+    before = set(threading.enumerate())  # threads not the command's (none from the console; a host's, in-process)
     try:
         from simcluster.cli import main
 
@@ -45,7 +46,7 @@ def entry() -> None:
     interrupt.settle()  # done: a late Ctrl-C must not break the exit
     if code == 130:
         quiet_unraisable()
-        leave_stuck_threads()
+        leave_stuck_threads(ignore=before)
     sys.exit(code)
 
 
@@ -58,7 +59,8 @@ def quiet_unraisable() -> None:
     sys.unraisablehook = lambda unraisable: None
 
 
-def leave_stuck_threads(grace_s: float | None = None, code: int = 130) -> None:
+def leave_stuck_threads(grace_s: float | None = None, code: int = 130,
+                        ignore: set[threading.Thread] | frozenset[threading.Thread] = frozenset()) -> None:
     """After Ctrl-C, do not wait forever for a thread the interrupt left stuck. A KeyboardInterrupt raised in
     the main thread between a library lock's acquire and the ``with`` block that releases it (inside
     ``Condition.__enter__``, a Python frame, so the interpreter may raise there) leaves that lock held: a sweep
@@ -68,10 +70,13 @@ def leave_stuck_threads(grace_s: float | None = None, code: int = 130) -> None:
     ``add_call_item_to_queue`` → ``queue.get``). So: give the other non-daemon threads ``grace_s`` to end (a pool
     shut down normally ends its thread in well under a second), and if one is still alive, flush and leave with
     ``code`` without the exit hooks. The finished points are already stored (the store closes before the
-    interrupt reaches the command) and every worker process exits when its parent does (``_exit_with``)."""
+    interrupt reaches the command) and every worker process exits when its parent does (``_exit_with``).
+    Threads in ``ignore`` (those alive before the command started: a test runner's, when ``entry`` runs
+    in-process) are neither waited for nor a reason to leave."""
     grace = STUCK_THREAD_GRACE_S if grace_s is None else grace_s
     deadline = time.monotonic() + grace
-    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t not in ignore]
     for t in others:
         t.join(max(0.0, deadline - time.monotonic()))
     if any(t.is_alive() for t in others):

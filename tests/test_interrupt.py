@@ -136,3 +136,23 @@ def test_ctrl_c_is_held_back_inside_a_locks_enter_and_exit():
     assert not interrupt._in_lock_handoff(fake("wait", "/usr/lib/python3.11/threading.py"))  # waits stay prompt
     assert not interrupt._in_lock_handoff(fake("__enter__", "/work/simcluster/sweep/store.py"))
     assert not interrupt._in_lock_handoff(None)
+
+
+def test_threads_alive_before_the_command_are_not_waited_for():
+    """``entry`` run in-process (a test runner, a notebook) passes the threads it found to ``leave_stuck_threads``:
+    a host's long-lived non-daemon thread neither delays the exit nor ends the host."""
+    import threading
+    import time
+
+    from simcluster.__main__ import leave_stuck_threads
+
+    stop = threading.Event()
+    host = threading.Thread(target=stop.wait)  # a host's idle worker, not the command's
+    host.start()
+    try:
+        t0 = time.monotonic()
+        leave_stuck_threads(grace_s=2.0, ignore=set(threading.enumerate()))  # returns at once: nothing to wait for
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        stop.set()
+        host.join()
