@@ -31,7 +31,7 @@ def test_interval_holds_reads_the_summarys_interval_per_gpu():
 def test_the_corpus_coverage_is_judged_inside_its_range():
     """validate-published's exit status includes issue 12's coverage acceptance, 70–95 % inclusive, when the whole
     corpus ran (a group or a few rows say too little about it)."""
-    from simcluster.validation.runner import COVERAGE_RANGE, coverage_accepted, coverage_line
+    from simcluster.validation.acceptance import COVERAGE_RANGE, coverage_accepted, coverage_line
     assert COVERAGE_RANGE == (0.70, 0.95)
 
     def rows(inside: int, n: int) -> list[dict[str, bool]]:
@@ -42,3 +42,19 @@ def test_the_corpus_coverage_is_judged_inside_its_range():
     assert coverage_line(rows(77, 81), judged=True).endswith("asks 70%–95%: FAIL)")
     assert coverage_line(rows(76, 81)).startswith("Interval coverage 93.8 % (76 of 81")
     assert "PASS" not in coverage_line(rows(76, 81)) and coverage_line(rows(76, 81), judged=True).endswith("PASS)")
+
+
+def test_the_whole_corpus_checks_name_each_acceptance_line_of_issue_12():
+    from simcluster.validation.acceptance import acceptance_line, corpus_checks
+
+    def row(error: float, within: bool = True, inside: bool = True) -> dict[str, object]:
+        return {"error": error, "within": within, "inside": inside}
+    rows = [row(0.02)] * 17 + [row(0.04, inside=False)] * 3  # MAPE 2.3 %, coverage 85 %
+    assert corpus_checks(rows) == {"mape": True, "within_tolerance": True, "coverage": True}
+    assert corpus_checks(rows, 0.09)["leave_one_source_out"] is False and corpus_checks(rows, 0.05)["leave_one_source_out"]
+    worse = rows + [row(0.5, within=False)]  # MAPE 4.6 %: still ≤ 5 %, but one row outside its tolerance
+    assert corpus_checks(worse) == {"mape": True, "within_tolerance": False, "coverage": True}
+    assert corpus_checks([row(0.06)] * 20)["mape"] is False and corpus_checks([row(0.01)] * 20)["coverage"] is False
+    line = acceptance_line(worse, 0.046)
+    assert line.startswith("Acceptance over the whole corpus: MAPE 4.57 % ≤ 5%: PASS; every row within its tolerance "
+                           "(20 of 21): FAIL; coverage 85.7 % in 70%–95%: PASS; leave-one-source-out 4.60 % ≤ 8%: PASS")

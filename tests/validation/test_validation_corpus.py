@@ -27,7 +27,8 @@ def test_the_groups_load_with_unique_keys_and_the_acceptance_of_the_issues():
     assert list(GROUPS) == ["table1", "famous", "megatron", "stacks", "memory", "moe"]
     keys = [r.key for g in GROUPS.values() for r in g.rows]
     assert len(keys) == len(set(keys))
-    assert len(GROUPS["table1"].rows) == 10 and GROUPS["table1"].mape_limit == 0.05
+    # issue 12: the Table 1 suite stays <= 3 % (an earlier issue's 5 % before it)
+    assert len(GROUPS["table1"].rows) == 10 and GROUPS["table1"].mape_limit == 0.03
     assert all(r.tolerance == 0.10 for r in GROUPS["table1"].rows)
     # issue 13: every famous row within 15 % of its published figure, MAPE <= 8 %
     assert GROUPS["famous"].mape_limit == 0.08 and all(r.tolerance == 0.15 for r in FAMOUS)
