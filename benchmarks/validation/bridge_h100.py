@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import coverage_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_recipes import RECIPES, TABLE_FSDP, stage_layers  # noqa: E402
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     every = [e for errs in errors.values() for e in errs]
     if every:
         print(f"all: {error_summary(every, absolute_median=True)}; "
-              f"{coverage_line([r['inside'] for r in out if 'inside' in r])}")
+              f"{held_line([r['inside'] for r in out if 'inside' in r])}")
     print(f"\n{len(every)} of {len(ROWS)} DGX-H100 pre-training rows simulated (dense FP8 Llama; caveats: "
           f"{'; '.join(caveats(ROWS[0]))}).")
     if args.json:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import coverage_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
 from simcluster.validation import corpus  # noqa: E402
 
 #: (the corpus BF16 row, the FP8 twin's tokens/s, whether its script sets fp8_params), dgxc-benchmarking 35a9aec.
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = [r["error"] for r in out]
     print(f"{error_summary(errors)}; FP8/BF16 speedup MAPE "
           f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}; "
-          f"{coverage_line([r['inside'] for r in out])}")
+          f"{held_line([r['inside'] for r in out])}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import coverage_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
 
 #: (edition, model, nodes, published tokens/s of the whole run) of the README's tables.
 ROWS: tuple[tuple[str, str, int, float], ...] = (
@@ -119,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in BASE:
             errs = [r["error"] for r in out if r["model"] == size and r["edition"] == edition]
             held = [r["inside"] for r in out if r["model"] == size and r["edition"] == edition]
-            print(f"{edition} {size}: {error_summary(errs)}; {coverage_line(held)}")
-    print(f"all: {error_summary([r['error'] for r in out])}; {coverage_line([r['inside'] for r in out])}")
+            print(f"{edition} {size}: {error_summary(errs)}; {held_line(held)}")
+    print(f"all: {error_summary([r['error'] for r in out])}; {held_line([r['inside'] for r in out])}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -150,7 +150,8 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     }
     sources: dict[str, object] = {
         "level": level, "z": eb.z_score(level), "iteration_time_sigma": sigma_t, "peak_memory_sigma": sigma_m,
-        "stack_sigma": stack, "compute_sigma": compute, "curve_shares": dict(shares or {}), "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
+        "stack_sigma": stack, "compute_sigma": compute, "curve_shares": dict(shares or {}),
+        "calibrated_device": all(d.name in unc.CALIBRATED_DEVICES for d in devices),
         "calibrated_links": linked,
         "parts": [{"part": p.name, "seconds": p.seconds, "sigma": p.sigma, "group": p.group} for p in parts],
     }

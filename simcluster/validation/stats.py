@@ -46,8 +46,9 @@ def interval_holds(summary: Mapping[str, Any], metric: str, published: float, pe
     return lo / per <= published <= hi / per
 
 
-def coverage_line(held: Sequence[bool]) -> str:
-    """``80 % intervals hold k of N published figures (p %)``."""
+def held_line(held: Sequence[bool]) -> str:
+    """``80 % intervals hold k of N published figures (p %)`` for a held-out script's rows (``held``: whether each
+    published figure lies in its interval; the corpus' own line is :func:`simcluster.validation.acceptance.coverage_line`)."""
     n = len(held)
     return (f"{LEVEL:.0%} intervals hold {sum(held)} of {n} published figures"
             f" ({sum(held) / n:.0%})" if n else f"{LEVEL:.0%} intervals: no rows")

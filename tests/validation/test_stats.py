@@ -18,14 +18,14 @@ def test_sigma_without_stack_takes_the_stack_term_out_in_quadrature():
 
 
 def test_interval_holds_reads_the_summarys_interval_per_gpu():
-    from simcluster.validation.stats import coverage_line, interval_holds
+    from simcluster.validation.stats import held_line, interval_holds
     summary = {"iteration_time_s": 10.0, "iteration_time_s_interval": [8.0, 12.5], "tokens_per_s": 800.0}
     # tokens/s scales as 1/T: its interval is [800 · 10/12.5, 800 · 10/8] = [640, 1000], per GPU over 8: [80, 125]
     assert interval_holds(summary, "tokens_per_s", 640.0) and interval_holds(summary, "tokens_per_s", 1000.0)
     assert not interval_holds(summary, "tokens_per_s", 1001.0)
     assert interval_holds(summary, "tokens_per_s", 124.0, per=8) and not interval_holds(summary, "tokens_per_s", 79.0, per=8)
-    assert coverage_line([True, True, False, True]) == "80% intervals hold 3 of 4 published figures (75%)"
-    assert coverage_line([]) == "80% intervals: no rows"
+    assert held_line([True, True, False, True]) == "80% intervals hold 3 of 4 published figures (75%)"
+    assert held_line([]) == "80% intervals: no rows"
 
 
 def test_the_corpus_coverage_is_judged_inside_its_range():
