@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import group_lines, interval_holds  # noqa: E402
 
 #: (edition, model, nodes, published tokens/s of the whole run) of the README's tables.
 ROWS: tuple[tuple[str, str, int, float], ...] = (
@@ -115,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         out.append(rec)
         print(f"{edition} {size:>4s} on {nodes:3d} nodes  published {published:11,.0f}  predicted {tok:11,.0f}  "
               f"{rec['error']:+6.1%}  {'in' if rec['inside'] else 'OUTSIDE'}", flush=True)
-    for edition in sorted({r[0] for r in ROWS}):
-        for size in BASE:
-            errs = [r["error"] for r in out if r["model"] == size and r["edition"] == edition]
-            held = [r["inside"] for r in out if r["model"] == size and r["edition"] == edition]
-            print(f"{edition} {size}: {error_summary(errs)}; {held_line(held)}")
-    print(f"all: {error_summary([r['error'] for r in out])}; {held_line([r['inside'] for r in out])}")
+    print("\n".join(group_lines(out, lambda r: f"{r['edition']} {r['model']}")))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

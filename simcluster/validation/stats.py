@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from simcluster.metrics.error_bars import LEVEL, metric_interval
@@ -52,3 +52,13 @@ def held_line(held: Sequence[bool]) -> str:
     n = len(held)
     return (f"{LEVEL:.0%} intervals hold {sum(held)} of {n} published figures"
             f" ({sum(held) / n:.0%})" if n else f"{LEVEL:.0%} intervals: no rows")
+
+
+def group_lines(records: Sequence[Mapping[str, Any]], label: Callable[[Mapping[str, Any]], str]) -> list[str]:
+    """One ``<label>: <error_summary>; <held_line>`` line per distinct ``label(record)`` (sorted), then ``all: ...``:
+    what a held-out script prints under its rows (``records`` carry ``error`` and ``inside``)."""
+    out = []
+    for name in sorted({label(r) for r in records}):
+        sel = [r for r in records if label(r) == name]
+        out.append(f"{name}: {error_summary([r['error'] for r in sel])}; {held_line([r['inside'] for r in sel])}")
+    return out + [f"all: {error_summary([r['error'] for r in records])}; {held_line([r['inside'] for r in records])}"]
