@@ -21,8 +21,8 @@ with overlapped gradient and parameter sync in bf16, TE userbuffers' TP overlap,
 
 - v3.0 (NeMo 1.17, Transformer Engine ``release_v0.8``): PP 8, 12 virtual stages, micro batch 1. TE 0.8 calls
   FlashAttention 1 (``transformer.py`` imports ``flash_attn_unpadded_func``, the v1 API; ``setup.py`` requires
-  ``flash-attn>=1.0.2``); the simulator has no FlashAttention-1 kernel and runs FA2, so these rows are a fast bound.
-  Three of the five are NVIDIA+CoreWeave's HGX H100 cloud runs (the same configuration files).
+  ``flash-attn>=1.0.2``): ``training.attention_kernel: fa1``. Three of the five are NVIDIA+CoreWeave's HGX H100
+  cloud runs (the same configuration files).
 - v3.1 (NeMo r1.20, TE 09ba8427 with flash-attn 2.0.8, which that TE calls before cuDNN's fused attention): PP 8,
   12 virtual stages, micro batch 1; one run is Azure+NVIDIA's on ND H100 v5 (same files). The 64-node log has
   global batch 2,048 (128 accumulation steps) where its only configuration file says MINIBS 192: the log is used.
@@ -67,15 +67,14 @@ class Row(NamedTuple):
 
     @property
     def attention(self) -> str:
-        """The attention kernel its Transformer Engine runs: FlashAttention (v1 in v3.0: simulated as FA2) before
-        TE 1.6, cuDNN's fused attention after (``auto`` on H100)."""
-        return "fa2" if self.round in ("v3.0", "v3.1") else "auto"
+        """The attention kernel its Transformer Engine runs: FlashAttention before TE 1.6 (v1 under TE 0.8, v3.0;
+        flash-attn 2.0.8 under v3.1's), cuDNN's fused attention after (``auto`` on H100)."""
+        return {"v3.0": "fa1", "v3.1": "fa2"}.get(self.round, "auto")
 
     @property
     def caveat(self) -> str:
         """What the simulation cannot express for this row, and the direction it moves the prediction."""
-        return {"v3.0": "FlashAttention 1 run as FA2 (fast bound)",
-                "v4.0": "FP8 weights gathered in bf16 (slow bound)",
+        return {"v4.0": "FP8 weights gathered in bf16 (slow bound)",
                 "v4.1": "FP8 weights gathered in bf16, VBOOST clock (slow bound)"}.get(self.round, "")
 
 

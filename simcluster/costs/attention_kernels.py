@@ -8,6 +8,8 @@ Runs that dispatch another kernel swap them here, each by a published like-for-l
   curve there, 0.633 (:func:`_flash2_hopper`);
 - ``triton``: FlashAttention in Triton (2022; llm-foundry's ``attn_impl: triton``), FA2's curves over
   [FA2TRITON]'s speed-ups, 1.396 forward and 2.0 backward (:func:`_triton_curves`);
+- ``fa1``: FlashAttention (v1, 2022; Transformer Engine before 1.0 calls it), FA2's curves times FA1's share of
+  FA2's speed in the FA2 paper's own figures, 0.436 on H100 and 0.446 on A100 (:func:`_flash1_curves`);
 - ``fa3``: the calibration itself, Hopper only.
 
 ``auto`` resolves by the software stack (:func:`attention_kernel`). Sources: the tags of
@@ -34,13 +36,20 @@ SDPA_CUDNN_H100_TFLOPS: float = 631.338
 # --- [FA2TRITON] FlashAttention-2 over FlashAttention in Triton: forward range, backward ------------------
 FA2_OVER_TRITON_FWD: tuple[float, float] = (1.3, 1.5)
 FA2_OVER_TRITON_BWD: float = 2.0
+# --- [FA2FIG]/[FA2FIGH100] FlashAttention (v1) and FlashAttention-2, forward + backward, causal, head dim 128 ---
+#: TFLOP/s as labelled at sequence 1k, 2k, 4k, 8k, 16k (batch x sequence = 16k tokens): (FA1 bars, FA2 bars).
+FA1_FA2_CAUSAL_D128: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "h100": ((109, 108, 126, 135, 137), (221, 265, 294, 308, 328)),
+    "a100": ((62, 69, 76, 80, 83), (133, 155, 173, 182, 189)),
+}
 
 #: Attention kernels a run can name (``training.attention_kernel``): ``fa2`` FlashAttention-2 (Dao's
 #: package, or PyTorch SDPA's flash backend, which dispatches it); ``fa3`` the Hopper-native kernels —
 #: FlashAttention-3 and cuDNN's fused attention (Transformer Engine, SDPA's cuDNN backend), within 0.1 %
 #: of each other in [SDPA] — at the speed the H100 calibration measured; ``triton`` FlashAttention in Triton
-#: (``flash_attn_triton.py``, 2022; llm-foundry's ``attn_impl: triton``), :func:`_triton_curves`.
-ATTENTION_KERNELS: tuple[str, ...] = ("fa2", "fa3", "triton")
+#: (``flash_attn_triton.py``, 2022; llm-foundry's ``attn_impl: triton``), :func:`_triton_curves`; ``fa1``
+#: FlashAttention v1 (flash-attn < 2.0; Transformer Engine 0.x's ``flash_attn_unpadded_func``), :func:`_flash1_curves`.
+ATTENTION_KERNELS: tuple[str, ...] = ("fa1", "fa2", "fa3", "triton")
 
 
 def _flash2_hopper() -> Curve:
@@ -78,12 +87,37 @@ def _triton_curves(fa2: Calibration) -> tuple[Curve, Curve]:
                   combine_sigmas(bwd.sigma, math.log(2.5 / FA2_OVER_TRITON_BWD))))
 
 
+def flash1_share(device: str) -> tuple[float, float]:
+    """(FA1's speed over FA2's, its sigma) on ``device``: the geometric mean over sequence 1k-16k of the
+    FA2 paper's causal head-dim-128 bars, FlashAttention over FlashAttention-2, measured in one harness on one
+    GPU ([FA2FIG] A100 80GB, [FA2FIGH100] H100 80GB SXM5); sigma half the log range of the five quotients.
+    Hopper devices take the H100's, the others the A100's (FA1 has no Hopper-specific path either)."""
+    fa1, fa2 = FA1_FA2_CAUSAL_D128["h100" if device in HOPPER_DEVICES else "a100"]
+    q = tuple(a / b for a, b in zip(fa1, fa2))
+    return geomean(q), half_log_spread(q)
+
+
+def _flash1_curves(fa2: Calibration) -> tuple[Curve, Curve]:
+    """FlashAttention (v1): the device's FlashAttention-2 curves times :func:`flash1_share`, both passes (the
+    figures time forward and backward together)::
+
+        r_fa1 = r_fa2 · geomean(FA1 / FA2)      0.436 on H100 (0.408-0.493), 0.446 on A100 (0.439-0.466)
+
+    One factor per device where the bars vary with the sequence (H100: 0.49 at 1k, 0.41 at 2k): the curves
+    carry no per-kernel sequence shape; the spread is in sigma."""
+    share, spread = flash1_share(fa2.device)
+    src = (f"[FA2FIG]/[FA2FIGH100] FlashAttention (v1) at {share:.3f} of FlashAttention-2, causal head dim 128, "
+           f"1k-16k")
+    return tuple(Curve(c.ratio * share, True, src, combine_sigmas(c.sigma, spread))  # type: ignore[return-value]
+                 for c in (fa2.attention_fwd, fa2.attention_bwd))
+
+
 def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
     """``cal`` with the flash curves of ``kernel`` (None: the device's own, as calibrated).
 
     On Hopper (:data:`HOPPER_DEVICES`) ``fa2`` swaps in :func:`_flash2_hopper`'s curve for both passes;
     ``fa3`` keeps the calibrated one; ``triton`` is ``fa2``'s over :func:`_triton_curves`' speed-ups on any
-    device. Elsewhere ``fa2`` is the device's own curve (the A100's is
+    device, ``fa1`` ``fa2``'s times :func:`_flash1_curves`' share. Elsewhere ``fa2`` is the device's own curve (the A100's is
     FlashAttention-2's [FA2]) and ``fa3`` raises ``ValueError``: FlashAttention-3 and cuDNN's fast
     attention need Hopper.
     """
@@ -91,8 +125,8 @@ def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
         return cal
     if kernel not in ATTENTION_KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}; known: {', '.join(ATTENTION_KERNELS)}")
-    if kernel == "triton":
-        fwd, bwd = _triton_curves(with_attention_kernel(cal, "fa2"))
+    if kernel in ("triton", "fa1"):
+        fwd, bwd = (_triton_curves if kernel == "triton" else _flash1_curves)(with_attention_kernel(cal, "fa2"))
         return replace(cal, attention_fwd=fwd, attention_bwd=bwd)
     if kernel == "fa3":
         raise ValueError(f"attention kernel fa3 (FlashAttention-3, cuDNN fused attention) needs Hopper "

@@ -57,6 +57,11 @@ SOURCES: dict[str, str] = {
             "FlashAttention first', cuDNN '1.7-2.3x faster' on Hopper for training shapes; KempnerInstitute/"
             "KempnerForge issue #41 (2026-04-19): 'SDPA currently dispatches to FA2, not FA3' (FA3 is opt-in, "
             "torch.nn.attention.activate_flash_attention_impl, pytorch issue #131309)",
+    "FA2FIGH100": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), Figure 7 (Dao-AILab/flash-attention "
+                  "assets/flash2_h100_fwd_bwd_benchmark.png, 2023-07-17): attention forward + backward on H100 80GB "
+                  "SXM5, TFLOP/s as labelled, causal, head dim 128, sequence 512-16k: FlashAttention 98, 109, 108, "
+                  "126, 135, 137; FlashAttention-2 163, 221, 265, 294, 308, 328. [FA2FIG] (A100), same panel: "
+                  "FlashAttention 55, 62, 69, 76, 80, 83",
     "FA2H100": "T. Dao, 'FlashAttention-2' (arXiv:2307.08691), section 4.1: 'running the same implementation on "
                "H100 GPUs (using no special instructions ...) we obtain up to 335 TFLOPs/s' (forward + backward, "
                "Fig. 7)",

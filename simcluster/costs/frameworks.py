@@ -53,7 +53,9 @@ Attention kernels (Hopper; ``training.attention_kernel``, :mod:`simcluster.costs
     MaxText's ``cudnn_flash_te`` alike (fa3); pytorch: ``F.scaled_dot_product_attention`` picks its
     backend by a fixed priority, flash (FlashAttention-2) before cuDNN (pytorch issue #138907, 2024;
     huggingface/transformers PR #48163, 2026) (fa2); deepspeed: Megatron-DeepSpeed and the DeepSpeed
-    examples call the ``flash_attn`` package (fa2). Off Hopper every stack runs the device's curve.
+    examples call the ``flash_attn`` package (fa2). Off Hopper every stack runs the device's curve. Older
+    kernels are named by hand: ``triton`` (FlashAttention in Triton, 2022), ``fa1`` (FlashAttention v1,
+    Transformer Engine 0.x).
 
 Gradient accumulation (megatron, ``training.gradient_accumulation_fusion``)
     Since Feb 2022 (Megatron-LM commit 83b1e42, "gradient accumulation fusion", on unless

@@ -51,11 +51,12 @@ class TrainingSpec(BaseModel):
                                   "never stored.")
     framework: Framework = Field(default="megatron", description="The software stack whose kernels, optimizer, "
                                  "ZeRO and pipeline behaviour are simulated (docs/model.md, 'Software stacks').")
-    attention_kernel: Literal["auto", "fa2", "fa3", "triton"] = Field(
+    attention_kernel: Literal["auto", "fa1", "fa2", "fa3", "triton"] = Field(
         default="auto", description="The flash-attention kernel: fa2 is FlashAttention-2 (the flash_attn package, "
         "PyTorch SDPA's flash backend), fa3 FlashAttention-3 or cuDNN's fused attention (Transformer Engine, SDPA's "
         "cuDNN backend; Hopper only), about 1.6x faster than fa2 on H100/H200; triton the 2022 FlashAttention in "
-        "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; auto is the "
+        "Triton (llm-foundry's attn_impl: triton), 1.4x slower than fa2 forward and 2x backward; fa1 FlashAttention v1 "
+        "(flash-attn < 2.0, Transformer Engine 0.x), 0.44 of fa2's speed; auto is the "
         "framework's on Hopper (megatron, jax: fa3; pytorch, deepspeed: fa2) and the device's own curve elsewhere.")
     cross_entropy: Literal["auto", "fused", "megatron_fused"] = Field(
         default="auto", description="The loss kernel: auto is the framework's (Megatron's vocab-parallel fp32 "

@@ -199,7 +199,7 @@ def _calibrations() -> list[str]:
         for curve, c in cal.curves().items():
             out.append(f"| `{name}` | {curve} | {c.ratio:.4g} | {value[curve]} | {c.sigma:g} | "
                        f"{'yes' if c.measured else 'no'} | {c.source} |")
-        kernels = ("fa2", "triton") if name in HOPPER_DEVICES else ("triton",) if name.startswith("a100") else ()
+        kernels = ("fa1", "fa2", "triton") if name in HOPPER_DEVICES else ("fa1", "triton") if name.startswith("a100") else ()
         for kernel in kernels:  # training.attention_kernel: the flash curves it swaps in
             k = with_attention_kernel(cal, kernel)
             for backward, c in ((False, k.attention_fwd), (True, k.attention_bwd)):

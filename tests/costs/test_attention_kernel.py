@@ -7,6 +7,7 @@ backward; on H200 329.3. [SDPA] pytorch #142132: SDPA as dispatched 329.5 TFLOP/
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,24 @@ def test_a100_flash_at_head_dim_64_is_the_published_flashattention2_figure():
     assert _fwd_bwd_tflops(cm, 2, 16, 8192, 128) > _fwd_bwd_tflops(cm, 2, 32, 8192, 64)
     h100 = ComputeModel(DEVICES.get("h100"), attention_kernel="fa3")  # the H100 curve's head-dim dependence is its fit's
     assert h100.calibration.flash_head_dim_exponent == 0.0
+
+
+@pytest.mark.parametrize("device, fa1_bars, fa2_bars", [
+    ("h100", (109, 108, 126, 135, 137), (221, 265, 294, 308, 328)),  # [FA2FIGH100] causal, head dim 128, 1k-16k
+    ("a100-80gb", (62, 69, 76, 80, 83), (133, 155, 173, 182, 189)),  # [FA2FIG], the same panel
+])
+def test_fa1_kernel_runs_at_flashattention1s_share_of_fa2_in_the_papers_figures(device, fa1_bars, fa2_bars):
+    """FlashAttention v1 against FlashAttention-2 in one harness on one GPU: each pass takes fa2's time over the
+    geometric mean of the five quotients (H100 0.436, A100 0.446), and every bar's quotient lies within the
+    e^(±1.28 σ) the curve carries for it."""
+    dev = DEVICES.get(device)
+    fa2, fa1 = ComputeModel(dev, attention_kernel="fa2"), ComputeModel(dev, attention_kernel="fa1")
+    quotients = [a / b for a, b in zip(fa1_bars, fa2_bars)]
+    share = math.exp(sum(map(math.log, quotients)) / len(quotients))
+    b, a, s, d = 1, 16, 8192, 128
+    for backward in (False, True):
+        ratio = fa2.attention_time(b, a, s, d, backward=backward) / fa1.attention_time(b, a, s, d, backward=backward)
+        assert ratio == pytest.approx(share, rel=0.02)
+    sigma = fa1.calibration.attention_fwd.sigma
+    assert all(abs(math.log(q / share)) <= 1.2816 * sigma for q in quotients)
+    assert 0.4 < share < 0.5
