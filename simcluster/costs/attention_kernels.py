@@ -23,8 +23,8 @@ from dataclasses import replace
 
 from simcluster.catalogue import HOPPER_DEVICES
 from simcluster.costs.devices import (FA2_H100_AZURE, SIGMA_H100_ATTENTION, Calibration, Curve, combine_sigmas,
-                                      flash_fwd_bwd_flops, geomean, half_log_spread)
-from simcluster.costs.frameworks import Stack
+                                      device_calibration, flash_fwd_bwd_flops, geomean, half_log_spread)
+from simcluster.costs.frameworks import Stack, framework
 
 #: [AZURE] where the FlashAttention-2 figure was taken: flash-attention's benchmark_flash_attention.py,
 #: causal, head dim 128, batch 2, seq 8192, model dim 2048 (16 heads), forward + backward (3.5x the
@@ -151,3 +151,11 @@ def attention_kernel(setting: str, stack: Stack, device: str) -> str | None:
     if setting != "auto":
         return setting
     return stack.attention if device in HOPPER_DEVICES else None
+
+
+def run_calibration(device: str, setting: str, framework_name: str) -> Calibration:
+    """The calibration a run on ``device`` times its kernels with: the device's, with the flash curves of the
+    kernel ``training.attention_kernel`` ``setting`` resolves to under the stack ``framework_name``
+    (:func:`attention_kernel`), as :func:`simcluster.plan.plan.compute_model` builds it; the error bars read
+    its σ (:func:`simcluster.metrics.uncertainty.compute_sigma`)."""
+    return with_attention_kernel(device_calibration(device), attention_kernel(setting, framework(framework_name), device))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from simcluster.costs.attention_kernels import run_calibration
 from simcluster.costs.devices import device_calibration
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
@@ -129,7 +130,9 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
             for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
                         "exposed_dp_comm")}
     h100 = device_calibration("h100")
-    compute = max(unc.compute_sigma(d.name, d.vendor, device_calibration(d.name), h100, shares) for d in devices)
+    tr = spec.training
+    compute = max(unc.compute_sigma(d.name, d.vendor, run_calibration(d.name, tr.attention_kernel, tr.framework), h100,
+                                    shares, flash=tr.flash_attention) for d in devices)
     c = spec.cluster
     linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
                                   float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),

@@ -40,8 +40,11 @@ and checked by tests/metrics/test_uncertainty.py):
   (``benchmarks/validation/foundry_tables.py``, MPT-125M to 30B at sequence 512 to 65,536):
   if ln(predicted / published) = Σ w_i σ_i ε_i + σ_stack ε_stack, its mean square over the rows is
   mean(σ_rest²) + σ_stack² (σ_rest: each row's σ_T without the stack term), so σ_stack =
-  √max(mean(r²) − mean(σ_rest²), 0) = 0.0249 (:data:`PYTORCH_STACK_SIGMA`; the H100 rows alone
-  imply 0.017, the A100 rows 0.028; tests/validation/test_foundry_tables.py recomputes it). DeepSpeed:
+  √max(mean(r²) − mean(σ_rest²), 0) = 0 (:data:`PYTORCH_STACK_SIGMA`; tests/validation/test_foundry_tables.py
+  recomputes it): since session 17 the compute part carries the σ of the flash curve a run uses where it is
+  published only as a ratio to another (Triton, FA2 on Hopper, FA1: :func:`compute_sigma`), and with it
+  mean(σ_rest²) exceeds these rows' mean(r²); the stack keeps the kernel-library version's 0.0104 (0.0249 before,
+  with the H100's attention σ on every kernel). DeepSpeed:
   measured the same way on BigScience's 19 layout trials before BLOOM
   (``benchmarks/validation/bloom_prequel.py``: Megatron-DeepSpeed's pipeline engine with Megatron
   tensor parallelism on 48 A100 nodes, none of them a corpus row), σ_stack = 0.185
@@ -114,7 +117,7 @@ CALIBRATED_NIC_RATES = (100e9 / 8, 200e9 / 8, 400e9 / 8)
 UNTIMED_STACK_SIGMA = 0.05
 #: The ``pytorch`` stack's σ (all of it, the kernel-library version included), measured on llm-foundry's 87
 #: held-out table rows by the method of moments (module docstring; benchmarks/validation/foundry_tables.py).
-PYTORCH_STACK_SIGMA = 0.0249
+PYTORCH_STACK_SIGMA = 0.0
 #: The ``deepspeed`` stack's σ, measured the same way on BigScience's 19 held-out layout trials
 #: (benchmarks/validation/bloom_prequel.py).
 DEEPSPEED_STACK_SIGMA = 0.185
@@ -206,20 +209,30 @@ def kernel_sigma(shares: Mapping[str, float] | None = None) -> float:
 
 
 def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None,
-                  reference: CurveSigmas | None = None, shares: Mapping[str, float] | None = None) -> float:
+                  reference: CurveSigmas | None = None, shares: Mapping[str, float] | None = None,
+                  flash: bool = True) -> float:
     """σ of a compute part on ``device_name``: the H100 fit's curve σ weighted by the part's ``shares`` of
     seconds by curve (:func:`kernel_sigma`; the largest curve σ without them), widened in quadrature by the uncertainty of
     carrying the fit to this device and by that of its sustained clock (:func:`clock_sigma`). With ``calibration`` (this device's record of
-    :func:`simcluster.costs.devices.device_calibration`) and ``reference`` (the H100's), that is
+    :func:`simcluster.costs.devices.device_calibration`, with the run's attention kernel swapped in:
+    :func:`simcluster.costs.attention_kernels.with_attention_kernel`) and ``reference`` (the H100's), that is
     the GEMM σ the device's rescaling adds to the H100's, √(σ_dev² − σ_H100²) (GEMMs dominate a
-    training step's compute); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
+    training step's compute), and the attention σ its flash curve adds to the H100's, √(σ_att² − σ_att,H100²),
+    on the attention's share of the seconds only (the A100's FlashAttention-2 curve, a kernel published only as a
+    ratio to another: FA2 on Hopper, FlashAttention 1, Triton; the attention errors correlate with each other,
+    not with the GEMMs'; ``flash`` False: the attention runs unfused, on the GEMM and memory-bound curves, and
+    no flash curve's σ is added); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
     lists the device."""
     kernels = kernel_sigma(shares)
     if calibration is not None:
         if reference is None:
             return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
         extra = math.sqrt(max(calibration.sigma_gemm ** 2 - reference.sigma_gemm ** 2, 0.0))
-        return math.hypot(kernels, extra, clock_sigma(getattr(calibration, "clock_ratio", 1.0)))
+        total = sum(shares.values()) if shares else 0.0
+        attention_share = (shares.get("attention", 0.0) / total if shares and total > 0.0 else 1.0) if flash else 0.0
+        attention = attention_share * math.sqrt(max(calibration.sigma_attention ** 2 - reference.sigma_attention ** 2,
+                                                    0.0))
+        return math.hypot(kernels, extra, attention, clock_sigma(getattr(calibration, "clock_ratio", 1.0)))
     return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -83,7 +84,8 @@ def test_source_sigmas_follow_from_their_tables():
     assert unc.transfer_sigma("google") > unc.transfer_sigma("nvidia")  # every vendor's rows scatter more
     assert unc.link_sigma(False) > unc.link_sigma(True)
     assert unc.memory_sigma() == pytest.approx(math.log(1.15))
-    assert unc.stack_sigma("pytorch") > unc.stack_sigma("megatron") > 0
+    # measured stacks: never below the kernel-library version's σ (PyTorch's held-out rows imply 0 since session 17)
+    assert unc.stack_sigma("deepspeed") > unc.stack_sigma("pytorch") >= unc.stack_sigma("megatron") > 0
 
 
 def test_a_device_without_its_own_calibration_gets_a_wider_sigma():
@@ -162,4 +164,35 @@ def test_a_sustained_clock_factor_widens_the_compute_sigma():
     assert unc.compute_sigma("h100", calibration=h100, reference=h100) == pytest.approx(
         math.hypot(kernels, unc.clock_sigma(r)))
     extra = math.sqrt(a100.sigma_gemm ** 2 - h100.sigma_gemm ** 2)
-    assert unc.compute_sigma("a100-80gb", calibration=a100, reference=h100) == pytest.approx(math.hypot(kernels, extra))
+    attention = math.sqrt(a100.sigma_attention ** 2 - h100.sigma_attention ** 2)  # no shares: all of the time
+    assert unc.compute_sigma("a100-80gb", calibration=a100, reference=h100) == pytest.approx(
+        math.hypot(kernels, extra, attention))
+
+
+@pytest.mark.parametrize("device, kernel", [("h100", "fa2"), ("h100", "fa1"), ("h100", "triton"),
+                                            ("a100-80gb", None), ("a100-80gb", "triton")])
+def test_a_flash_curve_published_as_a_ratio_widens_the_attention_share_only(device, kernel):
+    """A flash curve other than the H100's calibrated one carries its ratio's σ (costs.attention_kernels,
+    docs/constants.md); it adds √(σ_att² − σ_att,H100²) times the attention's share of the compute seconds, in
+    quadrature. The H100's own kernel (fa3) adds nothing; a run without attention time adds nothing."""
+    from simcluster.costs.attention_kernels import with_attention_kernel
+    from simcluster.costs.devices import device_calibration
+    h100 = device_calibration("h100")
+    cal = with_attention_kernel(device_calibration(device), kernel)
+    shares = {"gemm": 0.8, "attention": 0.15, "memory": 0.05}
+    base = unc.compute_sigma(device, calibration=replace(cal, attention_fwd=h100.attention_fwd,
+                                                         attention_bwd=h100.attention_bwd),
+                             reference=h100, shares=shares)
+    extra = 0.15 * math.sqrt(cal.sigma_attention ** 2 - h100.sigma_attention ** 2)
+    assert extra > 0.01
+    assert unc.compute_sigma(device, calibration=cal, reference=h100, shares=shares) == pytest.approx(
+        math.hypot(base, extra))
+    no_attention = {"gemm": 0.9, "attention": 0.0, "memory": 0.1}
+    assert unc.compute_sigma(device, calibration=cal, reference=h100, shares=no_attention) == pytest.approx(
+        unc.compute_sigma(device, calibration=replace(cal, attention_fwd=h100.attention_fwd,
+                                                      attention_bwd=h100.attention_bwd),
+                          reference=h100, shares=no_attention))
+    assert unc.compute_sigma("h100", calibration=h100, reference=h100, shares=shares) == pytest.approx(
+        math.hypot(unc.kernel_sigma(shares), unc.clock_sigma(h100.clock_ratio)))
+    assert unc.compute_sigma(device, calibration=cal, reference=h100, shares=shares, flash=False) == pytest.approx(
+        base)  # unfused attention runs on the GEMM and memory-bound curves

@@ -64,7 +64,7 @@ def test_the_held_out_rows_stay_within_their_stated_tolerance(device, mape, with
 def test_the_pytorch_stack_sigma_is_what_the_held_out_rows_imply():
     """``uncertainty.PYTORCH_STACK_SIGMA`` is the method-of-moments σ of the 87 rows outside the corpus (about 5 s):
     recomputed, it must agree to ±0.002 (each row's σ without the stack term does not depend on the constant). The
-    same rows' 80 % intervals must hold between 70 % and 95 % of their published figures (74 of 87 at this commit)."""
+    same rows' 80 % intervals must hold between 70 % and 95 % of their published figures (76 of 87 in session 17)."""
     from simcluster.metrics import uncertainty as unc
     logs, rests, inside = FT.held_out(yaml.safe_load(FT.BASE.read_text()))
     assert len(logs) == 96 - len(SHARED) == 87
