@@ -38,7 +38,6 @@ with overlapped gradient and parameter sync in bf16, TE userbuffers' TP overlap,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import group_lines, interval_holds  # noqa: E402
+from simcluster.validation.stats import report, step_line, step_record  # noqa: E402
 
 WORKLOAD = ROOT / "simcluster" / "data" / "validation" / "megatron" / "mlperf-gpt3-175b.yaml"
 GPUS_PER_NODE, TENSOR, SEQUENCE = 8, 4, 2048
@@ -124,20 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for row in ROWS:
-        summary = predict(row)
-        published, tok = published_tokens_per_s(row), float(summary["tokens_per_s"])
-        rec = {"round": row.round, "system": row.system, "gpus": row.nodes * GPUS_PER_NODE, "step_s": row.step_s,
-               "predicted_step_s": float(summary["iteration_time_s"]), "published": published, "predicted": tok,
-               "error": tok / published - 1, "inside": interval_holds(summary, "tokens_per_s", published),
-               "caveat": row.caveat}
+        rec = step_record(predict(row), published_tokens_per_s(row), row.step_s, round=row.round, system=row.system,
+                          gpus=row.nodes * GPUS_PER_NODE, caveat=row.caveat)
         out.append(rec)
-        print(f"{row.round} {row.system:40s} {rec['gpus']:6,d} GPUs  step {row.step_s:7.3f} s  predicted "
-              f"{rec['predicted_step_s']:7.3f} s  tokens/s {rec['error']:+6.1%}  {'in' if rec['inside'] else 'OUTSIDE':7s}"
-              f"{'  [' + row.caveat + ']' if row.caveat else ''}", flush=True)
-    print("\n".join(group_lines(out, lambda r: r["round"])))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    return 0
+        print(f"{row.round} {row.system:40s} {rec['gpus']:6,d} GPUs  {step_line(rec)}", flush=True)
+    return report(out, lambda r: r["round"], args.json)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ gradient deferred, no recompute, no CUDA graphs, cuDNN attention. The vocabulary
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import group_lines, interval_holds  # noqa: E402
+from simcluster.validation.stats import report, step_line, step_record  # noqa: E402
 
 WORKLOAD_405B = ROOT / "simcluster" / "data" / "validation" / "megatron" / "mlperf-llama31-405b.yaml"
 GPUS_PER_NODE, SEQUENCE = 8, 8192
@@ -139,21 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for row in ROWS:
-        summary = predict(row)
-        published, tok = published_tokens_per_s(row), float(summary["tokens_per_s"])
-        rec = {"model": row.model, "round": row.round, "submitter": row.submitter, "system": row.system,
-               "device": row.device, "gpus": row.nodes * GPUS_PER_NODE, "step_s": row.step_s,
-               "predicted_step_s": float(summary["iteration_time_s"]), "published": published, "predicted": tok,
-               "error": tok / published - 1, "inside": interval_holds(summary, "tokens_per_s", published),
-               "caveat": row.caveat}
+        rec = step_record(predict(row), published_tokens_per_s(row), row.step_s, model=row.model, round=row.round,
+                          submitter=row.submitter, system=row.system, device=row.device,
+                          gpus=row.nodes * GPUS_PER_NODE, caveat=row.caveat)
         out.append(rec)
-        print(f"{row.model:4s} {row.round} {row.submitter:6s} {row.device} {rec['gpus']:5,d} GPUs  step "
-              f"{row.step_s:7.3f} s  predicted {rec['predicted_step_s']:7.3f} s  tokens/s {rec['error']:+6.1%}  "
-              f"{'in' if rec['inside'] else 'OUTSIDE':7s}{'  [' + row.caveat + ']' if row.caveat else ''}", flush=True)
-    print("\n".join(group_lines(out, lambda r: f"{r['model']} {r['device']}")))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    return 0
+        print(f"{row.model:4s} {row.round} {row.submitter:6s} {row.device} {rec['gpus']:5,d} GPUs  {step_line(rec)}",
+              flush=True)
+    return report(out, lambda r: f"{r['model']} {r['device']}", args.json)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import group_lines, interval_holds  # noqa: E402
+from simcluster.validation.stats import interval_holds, report  # noqa: E402
 
 #: (edition, model, nodes, published tokens/s of the whole run) of the README's tables.
 ROWS: tuple[tuple[str, str, int, float], ...] = (
@@ -115,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         out.append(rec)
         print(f"{edition} {size:>4s} on {nodes:3d} nodes  published {published:11,.0f}  predicted {tok:11,.0f}  "
               f"{rec['error']:+6.1%}  {'in' if rec['inside'] else 'OUTSIDE'}", flush=True)
-    print("\n".join(group_lines(out, lambda r: f"{r['edition']} {r['model']}")))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1) + "\n")
-    return 0
+    return report(out, lambda r: f"{r['edition']} {r['model']}", args.json)
 
 
 if __name__ == "__main__":

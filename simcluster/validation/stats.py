@@ -6,6 +6,7 @@ signed errors says whether a set of rows leans fast (+, for throughput) or slow.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -62,3 +63,29 @@ def group_lines(records: Sequence[Mapping[str, Any]], label: Callable[[Mapping[s
         sel = [r for r in records if label(r) == name]
         out.append(f"{name}: {error_summary([r['error'] for r in sel])}; {held_line([r['inside'] for r in sel])}")
     return out + [f"all: {error_summary([r['error'] for r in records])}; {held_line([r['inside'] for r in records])}"]
+
+
+def step_record(summary: Mapping[str, Any], published_tokens_per_s: float, step_s: float, **fields: Any) -> dict[str, Any]:
+    """A held-out row measured as seconds per step: ``fields``, then the measured and the predicted step, the
+    tokens/s published (global batch × sequence / step) and predicted, their signed error and whether the
+    published figure lies in the prediction's interval."""
+    tok = float(summary["tokens_per_s"])
+    return {**fields, "step_s": step_s, "predicted_step_s": float(summary["iteration_time_s"]),
+            "published": published_tokens_per_s, "predicted": tok, "error": tok / published_tokens_per_s - 1,
+            "inside": interval_holds(summary, "tokens_per_s", published_tokens_per_s)}
+
+
+def step_line(rec: Mapping[str, Any]) -> str:
+    """``step 11.071 s  predicted 11.237 s  tokens/s  -1.5%  in`` (and the row's caveat) of a :func:`step_record`."""
+    caveat = rec.get("caveat") or ""
+    return (f"step {rec['step_s']:7.3f} s  predicted {rec['predicted_step_s']:7.3f} s  tokens/s {rec['error']:+6.1%}  "
+            f"{'in' if rec['inside'] else 'OUTSIDE':7s}{'  [' + caveat + ']' if caveat else ''}")
+
+
+def report(records: Sequence[Mapping[str, Any]], label: Callable[[Mapping[str, Any]], str], json_path: Any = None) -> int:
+    """Print a held-out script's :func:`group_lines` and write its rows as JSON to ``json_path`` (a Path) if given;
+    the script's exit status (0)."""
+    print("\n".join(group_lines(records, label)))
+    if json_path:
+        json_path.write_text(json.dumps(list(records), indent=1) + "\n")
+    return 0

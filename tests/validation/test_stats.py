@@ -1,5 +1,7 @@
 """The validation scripts' summary line (simcluster.validation.stats)."""
 
+import pytest
+
 from simcluster.validation.stats import error_summary
 
 
@@ -58,3 +60,24 @@ def test_the_whole_corpus_checks_name_each_acceptance_line_of_issue_12():
     line = acceptance_line(worse, 0.046)
     assert line.startswith("Acceptance over the whole corpus: MAPE 4.57 % ≤ 5%: PASS; every row within its tolerance "
                            "(20 of 21): FAIL; coverage 85.7 % in 70%–95%: PASS; leave-one-source-out 4.60 % ≤ 8%: PASS")
+
+
+def test_step_record_and_group_lines(tmp_path):
+    """A row measured in seconds per step: tokens/s published = tokens per step / step; the prediction's interval
+    is the summary's; one summary line per group, then all, and the rows written as JSON."""
+    import json
+
+    from simcluster.validation.stats import group_lines, report, step_line, step_record
+    summary = {"iteration_time_s": 10.0, "iteration_time_s_interval": [8.0, 12.5], "tokens_per_s": 1000.0}
+    a = step_record(summary, 1000.0 * 10.0 / 11.0, 11.0, round="x", caveat="")  # measured 11 s: predicted +10 %
+    b = step_record(summary, 1000.0 * 10.0 / 13.0, 13.0, round="y", caveat="slow bound")  # 13 s: outside
+    assert a["error"] == pytest.approx(0.10) and a["inside"] and a["predicted_step_s"] == 10.0
+    assert b["error"] == pytest.approx(0.30) and not b["inside"]
+    assert step_line(a) == "step  11.000 s  predicted  10.000 s  tokens/s +10.0%  in     "
+    assert step_line(b).endswith("OUTSIDE  [slow bound]")
+    assert group_lines([a, b], lambda r: r["round"]) == [
+        "x: 1 rows, MAPE 10.00%, median +10.0%; 80% intervals hold 1 of 1 published figures (100%)",
+        "y: 1 rows, MAPE 30.00%, median +30.0%; 80% intervals hold 0 of 1 published figures (0%)",
+        "all: 2 rows, MAPE 20.00%, median +20.0%; 80% intervals hold 1 of 2 published figures (50%)"]
+    assert report([a, b], lambda r: r["round"], tmp_path / "rows.json") == 0
+    assert [r["round"] for r in json.loads((tmp_path / "rows.json").read_text())] == ["x", "y"]
