@@ -23,10 +23,9 @@ megatron), ``overlap_param_gather``, ``tp_comm_overlap`` (70B, 405B), ``cross_en
 (``training.cross_entropy: megatron_fused``), no recompute unless the recipe sets ``recompute_num_layers``
 (8B from v0.2.0: 5, full recompute of each chunk's first five layers, ``training.recompute_num_layers``),
 and for the 405B Megatron-Core's
-``account_for_{embedding,loss}_in_pipeline_split`` (``parallelism.stage_layers``). Not expressible and
-therefore printed as a caveat on every simulated row: the recipes' ``fp8_param_gather = True`` (FP8
-weights, FP8 parameter all-gather); the simulator keeps bf16 weights, quantizes them in every FP8 GEMM
-and all-gathers them in bf16 (an upper bound on that cost). The table's FP8-CS is Transformer Engine's
+``account_for_{embedding,loss}_in_pipeline_split`` (``parallelism.stage_layers``), and the recipes'
+``fp8_param_gather = True`` (FP8 weights, FP8 parameter all-gather: ``training.fp8_param_gather`` since session
+17; bf16 gathers before, printed as a caveat). The table's FP8-CS is Transformer Engine's
 per-tensor current scaling (``training.fp8_recipe: current``: an amax pass before each cast, cuBLASLt's FP8
 GEMMs). Rows whose recipe needs a
 setting the simulator lacks are printed as skipped with the reason.
@@ -138,10 +137,9 @@ def skip_reason(row: Row) -> str | None:
 
 
 def caveats(row: Row) -> list[str]:
-    """Recipe settings of a simulated row that the simulator cannot carry (module docstring)."""
-    recipe = RECIPES[(row.release, row.model)]
-    out = ["fp8_param_gather (bf16 weights simulated)"] if recipe.fp8_param_gather else []
-    return out
+    """Recipe settings of a simulated row that the simulator cannot carry (module docstring): none left since
+    ``training.fp8_param_gather`` (session 17)."""
+    return []
 
 
 def workload(row: Row) -> dict[str, Any]:
@@ -167,7 +165,8 @@ def workload(row: Row) -> dict[str, Any]:
     # fp8_weight_cache: Megatron-Core's TE layers pass is_first_microbatch (transformer_engine.py, core_r0.10.0)
     # fp8_recipe current: the table's FP8-CS, Transformer Engine's per-tensor current scaling
     t.update(global_batch=row.gbs, micro_batch=row.mbs, precision="fp8", recompute="none", framework="megatron",
-             fp8_weight_cache=True, fp8_recipe="current")
+             fp8_weight_cache=True, fp8_recipe="current",
+             fp8_param_gather=recipe.fp8_param_gather)  # FP8 weights, all-gathered in FP8
     if recipe.recompute_num_layers:  # utils/helpers.py: granularity full, method block, N layers of each chunk
         t.update(recompute="full", recompute_num_layers=recipe.recompute_num_layers)
     t["cross_entropy"] = "megatron_fused" if recipe.cross_entropy_loss_fusion else "auto"

@@ -21,7 +21,8 @@ Common settings (both tags): Megatron's distributed optimizer (``zero_stage: 1``
 the local experts); no activation recompute (the perf overrides set ``recompute_granularity`` None);
 expert tensor parallel 1; sequence parallel where TP > 1; FP8 = Transformer Engine per-tensor current
 scaling (``bf16_with_fp8_current_scaling_mixed``: ``training.fp8_recipe: current``), with the recipe's
-``fp8_param_gather`` not expressible (bf16 weights simulated, as in :mod:`bridge_h100`).
+``fp8_param_gather`` (``training.fp8_param_gather``, the expert weights' all-gather included; bf16 gathers
+before session 17).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def caveats(row: Row) -> list[str]:
     """What the simulation of ``row`` approximates (module docstring, :mod:`bridge_moe_recipes`)."""
     r = recipe(row)
     assert r is not None
-    out = ["q/k RMSNorm not modelled", "fp8_param_gather (bf16 weights simulated)"]
+    out = ["q/k RMSNorm not modelled"]
     if r.dispatcher != "alltoall":
         out.append(f"{r.dispatcher} dispatcher simulated as NCCL all-to-all"
                    + (f" (its kernels on {r.dispatcher_sms} SMs)" if r.dispatcher_sms else ""))
@@ -93,7 +94,7 @@ def workload(row: Row) -> dict[str, Any]:
         p["stage_layers"] = layers
     # fp8_weight_cache: Megatron-Core's TE layers pass is_first_microbatch (as in bridge_h100)
     training = {"global_batch": row.gbs, "micro_batch": row.mbs, "precision": "fp8", "fp8_recipe": "current",
-                "fp8_weight_cache": True, "recompute": "none", "framework": "megatron",
+                "fp8_weight_cache": True, "fp8_param_gather": True, "recompute": "none", "framework": "megatron",
                 "cross_entropy": "megatron_fused"}
     return {"name": f"bridge-{row.release}-{row.model}-{row.gpus}", "model": model, "training": training,
             "parallelism": p, "cluster": {"preset": "dgx-h100", "nodes": row.gpus // 8}}

@@ -27,11 +27,13 @@ with overlapped gradient and parameter sync in bf16, TE userbuffers' TP overlap,
   12 virtual stages, micro batch 1; one run is Azure+NVIDIA's on ND H100 v5 (same files). The 64-node log has
   global batch 2,048 (128 accumulation steps) where its only configuration file says MINIBS 192: the log is used.
 - v4.0 (NeMo 2.0.0rc0, TE 1.6, which selects cuDNN's fused attention on sm90): FP8 weights (``FP8_PARAMS``; gathered
-  in FP8, simulated in bf16: a slow bound on that all-gather); 64 nodes PP 8, 4 virtual stages, micro batch 2,
+  in FP8: ``training.fp8_param_gather``); 64 nodes PP 8, 4 virtual stages, micro batch 2,
   global batch 2,304 (the log; the file defaults to 2,048); 1,344 and 1,452 nodes PP 6, 8 virtual stages, micro
   batch 1, with per-layer CUDA graphs (host launch work the simulator keeps).
 - v4.1 (NeMo 24.09): as v4.0's 64-node run with 6 virtual stages and global batch 2,048, plus ``VBOOST_VALUE=1``
-  (the boost slider that moves power toward the SMs: a higher sustained clock than the simulator's 1,830 MHz) and
+  (``run.sub``: ``nvidia-smi boost-slider --vboost 1``, which "increases the core clock rate by reducing the off-chip
+  memory clock rate": NVIDIA-NeMo/Megatron-Bridge docs/performance-guide.md, "GPU Core Clock Optimization"; by how
+  much no source here says, so the simulator keeps its 1,830 MHz) and
   deferred embedding weight gradients.
 """
 
@@ -73,8 +75,7 @@ class Row(NamedTuple):
     @property
     def caveat(self) -> str:
         """What the simulation cannot express for this row, and the direction it moves the prediction."""
-        return {"v4.0": "FP8 weights gathered in bf16 (slow bound)",
-                "v4.1": "FP8 weights gathered in bf16, VBOOST clock (slow bound)"}.get(self.round, "")
+        return {"v4.1": "VBOOST clock (slow bound)"}.get(self.round, "")
 
 
 ROWS: tuple[Row, ...] = (
@@ -109,7 +110,8 @@ def overrides(row: Row) -> tuple[str, ...]:
     data = row.nodes * GPUS_PER_NODE // (TENSOR * row.pipeline)
     return (f"cluster.nodes={row.nodes}", f"parallelism.data={data}", f"parallelism.pipeline={row.pipeline}",
             f"parallelism.virtual_stages={row.virtual_stages}", f"training.micro_batch={row.micro_batch}",
-            f"training.global_batch={row.global_batch}", f"training.attention_kernel={row.attention}")
+            f"training.global_batch={row.global_batch}", f"training.attention_kernel={row.attention}",
+            f"training.fp8_param_gather={'true' if row.round in ('v4.0', 'v4.1') else 'false'}")
 
 
 def predict(row: Row) -> dict[str, Any]:

@@ -14,9 +14,9 @@ Each FP8 row is its corpus BF16 row (workload and overrides, ``simcluster/data/v
 FP8 with Transformer Engine's ``DelayedScaling`` (the recipes' ``fp8_hybrid`` format with NeMo's defaults
 ``fp8_amax_history_len: 1024``, ``fp8_amax_compute_algo: max``: ``llama3.1/llama3.1_70b.yaml`` and
 ``grok1/grok1_314b.yaml`` at 35a9aec) through Megatron-Core's TE layers, which cast each weight once per step.
-Caveat printed on the rows it concerns: the Llama 3.1 and Nemotron-4 scripts set ``+model.fp8_params`` (FP8
-weights, gathered in FP8; ``llama3.1/configure.sh``, ``nemotron/configure.sh``), which the simulator gathers in
-bf16 (an upper bound on that cost).
+The Llama 3.1 and Nemotron-4 scripts set ``+model.fp8_params`` (FP8 weights, gathered in FP8;
+``llama3.1/configure.sh``, ``nemotron/configure.sh``): ``training.fp8_param_gather`` on those rows (since session
+17; gathered in bf16 before, printed as a caveat).
 """
 
 from __future__ import annotations
@@ -62,9 +62,11 @@ def corpus_row(key: str) -> corpus.Row:
     return _corpus()[key]
 
 
-def predict(row: corpus.Row, fp8: bool) -> dict[str, Any]:
-    """The summary of the corpus row's workload, in FP8 as its twin runs (module docstring) or as the corpus has it."""
-    spec = api.load(row.path, tuple(row.overrides) + (FP8 if fp8 else ()))
+def predict(row: corpus.Row, fp8: bool, fp8_params: bool = False) -> dict[str, Any]:
+    """The summary of the corpus row's workload, in FP8 as its twin runs (module docstring; with its FP8 weights
+    gathered in FP8 where its script sets ``fp8_params``) or as the corpus has it."""
+    extra = (FP8 + (("training.fp8_param_gather=true",) if fp8_params else ())) if fp8 else ()
+    spec = api.load(row.path, tuple(row.overrides) + extra)
     return api.simulate(spec).summary
 
 
@@ -75,17 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     out: list[dict[str, Any]] = []
     for key, published, fp8_params in ROWS:
         row = corpus_row(key)
-        summary = predict(row, True)
+        summary = predict(row, True, fp8_params)
         fp8, bf16 = float(summary["tokens_per_s"]), float(predict(row, False)["tokens_per_s"])
         rec = {"row": key, "published_fp8": published, "predicted_fp8": fp8, "error": fp8 / published - 1,
                "published_speedup": published / row.published, "predicted_speedup": fp8 / bf16,
-               "inside": interval_holds(summary, "tokens_per_s", published),
-               "caveat": "fp8_params (bf16 gathers simulated)" if fp8_params else ""}
+               "inside": interval_holds(summary, "tokens_per_s", published), "fp8_params": fp8_params}
         out.append(rec)
         print(f"{key:24s} FP8 published {published:12,.0f}  predicted {fp8:12,.0f}  {rec['error']:+6.1%} "
               f"{'in' if rec['inside'] else 'OUTSIDE':7s} "
               f"FP8/BF16 published {rec['published_speedup']:.3f}  predicted {rec['predicted_speedup']:.3f}"
-              f"{'  [' + rec['caveat'] + ']' if fp8_params else ''}", flush=True)
+              f"{'  [fp8_params]' if fp8_params else ''}", flush=True)
     errors = [r["error"] for r in out]
     print(f"{error_summary(errors)}; FP8/BF16 speedup MAPE "
           f"{statistics.fmean(abs(r['predicted_speedup'] / r['published_speedup'] - 1) for r in out):.2%}; "

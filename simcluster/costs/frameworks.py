@@ -233,6 +233,7 @@ class Stack:
     pointwise_in_matmul: bool = False  # XLA on a TPU: pointwise ops run inside their matmul's fusion (module docstring)
     tp_grad_overlap: bool = False  # backward TP reductions beside the weight-gradient GEMMs (plan.tp_grad_overlap)
     grad_reduce_bf16: bool = False  # bf16 gradient buffer and data-parallel reduction (training.grad_reduce_in_bf16)
+    fp8_param_gather: bool = False  # FP8 weights, all-gathered at 1 B per parameter (training.fp8_param_gather)
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -316,7 +317,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
               precision: str = "bf16", microbatches: int = 1, cross_entropy: str = "auto",
               train_metrics: int = 0, fsdp_param_dtype: str = "bf16",
               recompute_saves: Sequence[str] | None = None, optimizer_dtype: str = "fp32",
-              fp8_weight_cache: bool = False, grad_reduce_bf16: bool = False) -> Stack:
+              fp8_weight_cache: bool = False, grad_reduce_bf16: bool = False,
+              fp8_param_gather: bool = False) -> Stack:
     """The :class:`Stack` of ``training.framework`` ``name`` at ZeRO stage ``zero_stage``.
 
     ``fused_kernels`` (``training.fused_kernels``; None: the stack's own) False: Megatron-LM's layer before its
@@ -345,6 +347,8 @@ def framework(name: str, zero_stage: int = 0, fused_kernels: bool | None = None,
     stack = FRAMEWORKS.get(name)
     if grad_reduce_bf16:
         stack = replace(stack, grad_reduce_bf16=True)
+    if fp8_param_gather:  # training.fp8_param_gather: FP8 weights, gathered in FP8 (stack_bytes.weight_bytes)
+        stack = replace(stack, fp8_param_gather=True)
     if fp8_weight_cache and microbatches > 1:  # training.fp8_weight_cache: one weight cast per step (TE)
         stack = replace(stack, fp8_weight_share=1.0 / microbatches)
     if optimizer_dtype == "bf16":  # training.optimizer_dtype: NeMo's bf16 distributed Adam (costs.optimizer_states)

@@ -24,7 +24,7 @@ from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_
 from simcluster.plan.stack_bytes import spec_stack, weight_bytes
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
-from simcluster.workload import DTYPE_BYTES, ModelOps, model_ops
+from simcluster.workload import ModelOps, model_ops
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class Costs:
         # the spec's ZeRO stage decides the stack's mechanisms (PyTorch: autocast, or FSDP at stage 3)
         self.stack = spec_stack(spec)
         self.cm = compute_model(spec, topo.device)
-        self.dt = DTYPE_BYTES[spec.training.precision]
-        self.grad_bytes = weight_bytes(spec.training.precision, self.stack)[1]
+        # bytes per parameter of the weight gathers and of the gradient reduction, as the plan moves them
+        self.dt, self.grad_bytes = weight_bytes(spec.training.precision, self.stack)
         self.algorithms = dict(spec.collectives)
         self._ops: dict[int, ModelOps] = {}
         self._blocks: dict[tuple[int, int, int, bool], LayoutCosts] = {}

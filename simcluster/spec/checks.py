@@ -236,6 +236,10 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
     if getattr(spec.training, "fp8_weight_cache", False) and spec.training.precision != "fp8":
         return [Finding("training.fp8_weight_cache", "caches FP8 weights: it needs precision fp8",
                         ("training.precision",))]
+    if getattr(spec.training, "fp8_param_gather", False) and (spec.training.precision != "fp8" or p.zero_stage < 1):
+        return [Finding("training.fp8_param_gather", "gathers FP8 weights: it needs precision fp8 and a sharded "
+                                                     "optimizer or FSDP (zero_stage >= 1)",
+                        ("training.precision", "parallelism.zero_stage"))]
     if getattr(spec.training, "fp8_recipe", "delayed") != "delayed" and spec.training.precision != "fp8":
         return [Finding("training.fp8_recipe", "scales FP8 operands: it needs precision fp8", ("training.precision",))]
     if getattr(spec.training, "optimizer_dtype", "fp32") == "bf16" and (

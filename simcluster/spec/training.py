@@ -75,6 +75,11 @@ class TrainingSpec(BaseModel):
         "reused by the later microbatches (Transformer Engine's is_first_microbatch, which Megatron-Core's TE "
         "layers pass); false: every FP8 GEMM quantizes its weight (DeepSeek-V3's 128x128 blocks as the "
         "simulator counts them).")
+    fp8_param_gather: bool = Field(
+        default=False, description="With precision fp8 and zero_stage >= 1, the weights are kept in FP8 and their "
+        "data-parallel all-gather moves 1 byte per parameter instead of 2 (Megatron-LM's --fp8-param-gather: 'Keep "
+        "the compute param in fp8 ... and perform the param all-gather in fp8'; NeMo's fp8_params, MLPerf's "
+        "FP8_PARAMS; the distributed optimizer quantizes its updated shard).")
     fp8_recipe: Literal["delayed", "current", "blockwise"] = Field(
         default="delayed", description="With precision fp8, how operands are scaled: delayed is Transformer "
         "Engine's default DelayedScaling (one scale per tensor from past steps' amax, one cast kernel); current "

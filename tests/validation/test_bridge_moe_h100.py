@@ -3,7 +3,7 @@ build valid workloads whose layout is the table's, the rest are skipped with a r
 Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %.
 
 The bound: the row (16 H100, EP 16 over two nodes, dropless, FP8 current scaling) predicts −6.4 % today; its
-caveats (HybridEP simulated as an NCCL all-to-all, q/k RMSNorm left out, bf16 weights gathered) are each a
+caveats (HybridEP simulated as an NCCL all-to-all, q/k RMSNorm left out) are each a
 few percent of an iteration whose all-to-all is about half exposed, so ±20 % guards the MoE path (expert
 grid, grouped GEMMs, inter-node all-to-all) without holding it to the ±10 % of the dense rows.
 """
