@@ -108,8 +108,11 @@ def _flash1_curves(fa2: Calibration) -> tuple[Curve, Curve]:
     share, spread = flash1_share(fa2.device)
     src = (f"[FA2FIG]/[FA2FIGH100] FlashAttention (v1) at {share:.3f} of FlashAttention-2, causal head dim 128, "
            f"1k-16k")
-    return tuple(Curve(c.ratio * share, True, src, combine_sigmas(c.sigma, spread))  # type: ignore[return-value]
-                 for c in (fa2.attention_fwd, fa2.attention_bwd))
+
+    def scaled(c: Curve) -> Curve:
+        return Curve(c.ratio * share, True, src, combine_sigmas(c.sigma, spread))
+
+    return scaled(fa2.attention_fwd), scaled(fa2.attention_bwd)
 
 
 def with_attention_kernel(cal: Calibration, kernel: str | None) -> Calibration:
