@@ -208,6 +208,17 @@ def kernel_sigma(shares: Mapping[str, float] | None = None) -> float:
     return sum(CURVE_SIGMAS[c] * s for c, s in shares.items()) / total
 
 
+def _excess(sigma: float, reference: float) -> float:
+    """The σ a curve adds to the reference curve's: √max(σ² − σ_ref², 0)."""
+    return math.sqrt(max(sigma ** 2 - reference ** 2, 0.0))
+
+
+def _share(shares: Mapping[str, float] | None, curve: str) -> float:
+    """``curve``'s share of the seconds in ``shares``; 1 without shares (or all 0), the bound."""
+    total = sum(shares.values()) if shares else 0.0
+    return shares.get(curve, 0.0) / total if shares and total > 0.0 else 1.0
+
+
 def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None,
                   reference: CurveSigmas | None = None, shares: Mapping[str, float] | None = None,
                   flash: bool = True) -> float:
@@ -227,11 +238,9 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
     if calibration is not None:
         if reference is None:
             return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
-        extra = math.sqrt(max(calibration.sigma_gemm ** 2 - reference.sigma_gemm ** 2, 0.0))
-        total = sum(shares.values()) if shares else 0.0
-        attention_share = (shares.get("attention", 0.0) / total if shares and total > 0.0 else 1.0) if flash else 0.0
-        attention = attention_share * math.sqrt(max(calibration.sigma_attention ** 2 - reference.sigma_attention ** 2,
-                                                    0.0))
+        extra = _excess(calibration.sigma_gemm, reference.sigma_gemm)
+        attention = (_share(shares, "attention") * _excess(calibration.sigma_attention, reference.sigma_attention)
+                     if flash else 0.0)
         return math.hypot(kernels, extra, attention, clock_sigma(getattr(calibration, "clock_ratio", 1.0)))
     return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
 
