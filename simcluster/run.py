@@ -87,7 +87,7 @@ def simulate_workload(spec: WorkloadSpec, options: LoweringOptions = LoweringOpt
     plan, topo, tasks = lower_workload(spec, options)
     result = simulate(tasks, topo, record_links=recorded_links(topo, tasks.ranks))
     if check:
-        check_invariants(tasks, result.start, result.end)
+        check_invariants(tasks, result.start, result.end, result.released_by)
         check_timeline(result.timeline)
     summary, details = summarize(result, tasks, plan, topo)
     return Outcome(spec, topo, tasks, result, summary, details)

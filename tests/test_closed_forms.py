@@ -37,7 +37,7 @@ def _run_collective(topo, op, group, nbytes, algorithm="ring", mirrors=()):
     tr = plan_collective(op, group, nbytes, topo, algorithm=algorithm, mirror_offsets=mirrors)
     tg.add(kind="collective", name=op, ranks=(group[0],), stream="dp", transfers=tr, nbytes=nbytes)
     res = simulate(tg, topo)
-    check_invariants(tg, res.start, res.end)
+    check_invariants(tg, res.start, res.end, res.released_by)
     return res.end[0]
 
 

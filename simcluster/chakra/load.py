@@ -117,7 +117,7 @@ def simulate_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...] = ()
     if problems:
         raise SpecError([Problem(str(trace_dir), None, "", reason) for reason in problems])
     result = simulate(tg, topo, record_links=recorded_links(topo, tg.ranks))
-    check_invariants(tg, result.start, result.end)
+    check_invariants(tg, result.start, result.end, result.released_by)
     summary, details = summarize(result, tg, build_plan(spec, topo.device), topo)
     return Outcome(spec, topo, tg, result, summary, details)
 

@@ -57,6 +57,9 @@ class SimResult:
     #: tasks, flows, wakeups (network wake-up timeouts), superseded_wakeups (of them, skipped);
     #: engine_s, timeline_s (wall) and engine_cpu_s, timeline_cpu_s (CPU)
     stats: dict[str, float] = field(default_factory=dict)
+    #: per task id: the task whose end let it start (the last of its dependencies and stream
+    #: predecessors to finish), -1 for a task nothing held back
+    released_by: "array[int]" = field(default_factory=lambda: array("q"))
 
 
 def _noop(_: int) -> None:
@@ -202,6 +205,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
     n = len(tasks)
     start = array("d", [math.nan]) * n  # flat doubles: a write stores the value, not an object
     end = array("d", [math.nan]) * n
+    released_by = array("q", [-1]) * n  # per task: the blocker whose end started it
     bw = list(topo.link_bandwidth)
     ends: tuple[Sequence[str], Sequence[str]] | None = getattr(topo, "link_endpoints", None)
     transfers = list(map(attrgetter("transfers"), tasks))
@@ -243,6 +247,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                 k = blockers[c] - 1
                 blockers[c] = k
                 if not k:
+                    released_by[c] = a
                     launch(c)
         draining = False
 
@@ -300,7 +305,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
         state.clear()  # the nested functions above form a cycle: free what they hold now
     t1, c1 = _time.perf_counter(), _time.process_time()
     timeline = build_timeline(tasks, start, end, topo, net.bytes, net.busy, recorded, net.interval_table(),
-                              net.recorded_twins())
+                              net.recorded_twins(), released_by)
     t2, c2 = _time.perf_counter(), _time.process_time()
     net.intervals = array("d")  # (free them now: the nested functions hold ``net``)
     return SimResult(timeline, start, end, list(net.bytes), list(net.busy),
@@ -308,4 +313,4 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                      stats={"tasks": n, "flows": net.flows_started, "wakeups": net.wakeups,
                             "superseded_wakeups": net.superseded, "engine_s": t1 - t0,
                             "timeline_s": t2 - t1, "engine_cpu_s": c1 - c0,
-                            "timeline_cpu_s": c2 - c1})
+                            "timeline_cpu_s": c2 - c1}, released_by=released_by)

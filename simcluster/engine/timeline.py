@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from simcluster.engine.network import Links
 
 TIMELINE_COLUMNS = ["resource", "rank", "stream", "task", "task_id", "kind", "phase", "stage",
-                    "microbatch", "layer", "start_s", "end_s", "flops", "bytes"]
-_INT = ("rank", "task_id", "stage", "microbatch", "layer")
+                    "microbatch", "layer", "start_s", "end_s", "flops", "bytes", "released_by"]
+_INT = ("rank", "task_id", "stage", "microbatch", "layer", "released_by")
 _FLOAT = ("start_s", "end_s", "flops", "bytes")
 _PARTS_MAX = 1 << 20  # parts per fused task (orders rows inside a task)
 
@@ -133,7 +133,7 @@ def _join(gpu: _Columns, links: _Columns) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)  # the columns as they are: no second copy of the frame
 
 
-def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndarray) -> None:
+def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndarray, released: np.ndarray) -> None:
     """The rows of tasks without parts, one per rank they occupy, in task then rank order."""
     m = len(plain)
     if not m:
@@ -162,7 +162,7 @@ def _add_plain(gpu: _Columns, plain: list[Task], start: np.ndarray, end: np.ndar
             stream=coded("stream"), task=coded("name"), task_id=rep(ids), kind=coded("kind"),
             phase=coded("phase"), stage=rep(ints("stage")), microbatch=rep(ints("microbatch")),
             layer=rep(ints("layer")), start_s=rep(start[ids]), end_s=rep(end[ids]),
-            flops=rep(floats("flops")), bytes=rep(floats("nbytes")),
+            flops=rep(floats("flops")), bytes=rep(floats("nbytes")), released_by=rep(released[ids]),
             _ord=rep(ids * _PARTS_MAX))
 
 
@@ -185,20 +185,23 @@ def _add_intervals(links: _Columns, intervals: np.ndarray, topo: Links, twins: M
         lo, hi = blocks[t]
         links.add(hi - lo, resource=f"link:{topo.link_names[l]}", rank=-1, stream=topo.link_class[l],
                   task="", task_id=-1, kind="link", phase="", stage=-1, microbatch=-1, layer=-1,
-                  start_s=a[lo:hi, 1], end_s=a[lo:hi, 2], flops=0.0, bytes=a[lo:hi, 3])
+                  start_s=a[lo:hi, 1], end_s=a[lo:hi, 2], flops=0.0, bytes=a[lo:hi, 3], released_by=-1)
 
 
 def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[float], topo: Links,
                    link_bytes: list[float], link_busy: list[float], recorded: frozenset[int],
-                   intervals: np.ndarray, twins: Mapping[int, Sequence[int]]) -> pd.DataFrame:
+                   intervals: np.ndarray, twins: Mapping[int, Sequence[int]],
+                   released_by: Sequence[int] | None = None) -> pd.DataFrame:
     """The timeline; also books fused collectives' bytes and busy time on ``link_*``.
 
     ``intervals``: link, start, end, bytes of each of the recorded links' busy intervals
     one after another, in the order the engine closed them; ``twins``: the recorded links
-    each link of ``intervals`` stands for.
+    each link of ``intervals`` stands for; ``released_by``: per task, the task whose end let it
+    start (:class:`~simcluster.engine.simulate.SimResult`), or -1; every row of a task carries it.
     """
     start_a = np.asarray(start, dtype=float)
     end_a = np.asarray(end, dtype=float)
+    rel = np.full(len(end_a), -1, dtype=np.int64) if released_by is None else np.asarray(released_by, dtype=np.int64)
     plain: list[Task] = []
     groups: dict[int, tuple[tuple[Part, ...], list[Task]]] = {}
     for t in tasks:
@@ -207,7 +210,7 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
         else:
             plain.append(t)
     gpu = _Columns(with_order=True)
-    _add_plain(gpu, plain, start_a, end_a)
+    _add_plain(gpu, plain, start_a, end_a, rel)
     links = _Columns(with_order=False)
     _add_intervals(links, intervals, topo, twins)
     for parts, ts in groups.values():
@@ -226,7 +229,7 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
             s0, s1 = st + p.start * k, st + p.end * k
             gpu.add(n, resource=res, rank=ranks, stream=p.stream, task=p.name, task_id=ids, kind=p.kind,
                     phase=p.phase, stage=stage, microbatch=mb, layer=p.layer, start_s=s0, end_s=s1,
-                    flops=p.flops, bytes=p.nbytes, _ord=ids * _PARTS_MAX + j)
+                    flops=p.flops, bytes=p.nbytes, released_by=rel[ids], _ord=ids * _PARTS_MAX + j)
             span = (p.end - p.start) * k
             for tr in p.transfers:
                 for l, w in zip(tr.links, tr.weights):
@@ -236,5 +239,5 @@ def build_timeline(tasks: Sequence[Task], start: Sequence[float], end: Sequence[
                         links.add(n, resource=f"link:{topo.link_names[l]}", rank=-1,
                                   stream=topo.link_class[l], task="", task_id=-1, kind="link", phase="",
                                   stage=-1, microbatch=-1, layer=-1, start_s=s0, end_s=s1, flops=0.0,
-                                  bytes=w * tr.nbytes)
+                                  bytes=w * tr.nbytes, released_by=-1)
     return _join(gpu, links)

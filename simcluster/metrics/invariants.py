@@ -6,7 +6,9 @@
 4. the makespan is at least the critical path of compute durations through
    dependencies and stream order;
 5. no two *timeline rows* overlap on one (GPU, stream) — the rows fused units expand
-   into included (:func:`check_timeline`).
+   into included (:func:`check_timeline`);
+6. each task's releaser (the engine's ``released_by``) is one of its dependencies or the
+   task before it on its stream, and the task started the instant it ended.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class InvariantError(AssertionError):
     """A simulated timeline broke an invariant: a bug in the simulator."""
 
 
-def check_invariants(tg: TaskGraph, start: Sequence[float], end: Sequence[float]) -> None:
+def check_invariants(tg: TaskGraph, start: Sequence[float], end: Sequence[float],
+                     released_by: Sequence[int] | None = None) -> None:
     tasks = tg.tasks
     n = len(tasks)
     if len(start) != n or len(end) != n:
@@ -47,10 +50,29 @@ def check_invariants(tg: TaskGraph, start: Sequence[float], end: Sequence[float]
             if prev is not None and start[tid] < end[prev] - _TOL * max(1.0, end[prev]):
                 raise InvariantError(f"tasks {prev} and {tid} overlap on gpu{rank}/{stream}")
             prev = tid
+    if released_by is not None and len(released_by):
+        _check_releasers(tg, start, end, released_by)
     makespan = max(end) if end else 0.0
     cp = critical_path(tg)
     if makespan < cp * (1 - 1e-9):
         raise InvariantError(f"makespan {makespan} is shorter than the critical path {cp}")
+
+
+def _check_releasers(tg: TaskGraph, start: Sequence[float], end: Sequence[float], released_by: Sequence[int]) -> None:
+    before: dict[int, set[int]] = {}
+    for queue in tg.streams.values():
+        for a, b in zip(queue[:-1], queue[1:]):
+            before.setdefault(b, set()).add(a)
+    for t in tg.tasks:
+        r = released_by[t.id]
+        if r < 0:
+            if t.deps or t.id in before:
+                raise InvariantError(f"task {t.id} ({t.name}) waited for something but has no releaser")
+            continue
+        if r not in t.deps and r not in before.get(t.id, ()):
+            raise InvariantError(f"task {t.id} ({t.name}) released by {r}, neither a dependency nor its stream predecessor")
+        if start[t.id] != end[r]:
+            raise InvariantError(f"task {t.id} ({t.name}) starts at {start[t.id]}, its releaser {r} ends at {end[r]}")
 
 
 def check_timeline(timeline: pd.DataFrame) -> None:

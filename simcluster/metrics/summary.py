@@ -4,10 +4,13 @@ Per simulated rank, with T the iteration time (the last task's end):
 
 - compute busy: the union of its compute-stream intervals (forward, backward,
   recompute, optimizer);
-- exposed communication of a kind: time its compute stream idles while a
-  communication stream of that kind is busy, attributed in the order
-  tensor/context-parallel, expert all-to-all (MoE), pipeline, data-parallel/ZeRO;
-- bubble: what remains of T, idle with nothing to wait for;
+- exposed communication of a kind: time its compute stream idles waiting on a
+  communication of that kind: the chain of tasks that held its next compute task back
+  (:mod:`simcluster.metrics.waits`); where no chain says (inside a fused unit, after the
+  last compute), the first busy kind in the order tensor/context-parallel, expert
+  all-to-all (MoE), pipeline, data-parallel/ZeRO;
+- bubble: what remains of T: idle waiting on another rank's compute (a pipeline
+  neighbour's wave, a slower peer) or on nothing;
 - moe_imbalance: compute-stream time a mixture of experts loses waiting for its slowest
   expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute.
 
@@ -39,8 +42,11 @@ from simcluster.topology.topology import Topology
 from simcluster.metrics import error_bars as eb
 from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
+from simcluster.metrics.waits import WAIT_CLASSES, causal_waits
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp", "dp-edp")))
+#: The summary kind of each wait class of :mod:`simcluster.metrics.waits` (others: the bubble).
+SUMMARY_KIND = {"tp": "tp", "cp": "tp", "ep": "ep", "pp": "pp", "embedding": "dp", "zero": "dp", "dp": "dp"}
 
 #: summary.json: counts, times, rates, fractions and bytes, whether the peak fits, and the
 #: ``[low, high]`` intervals of the headline figures.
@@ -53,9 +59,13 @@ Details = dict[str, object]
 def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
     """Where each simulated rank's iteration goes (one dict per rank, by rank), from its rows.
 
-    All ranks at once: :func:`simcluster.metrics.intervals.attribute` gives every instant
-    of ``[0, T)`` to the compute stream if it is busy, else to the first communication
-    kind of :data:`COMM_KINDS` that is busy, else to the bubble.
+    All ranks at once, by :func:`simcluster.metrics.intervals.attribute` over categories in
+    this order: the compute stream's rows; the wait segments of
+    :func:`simcluster.metrics.waits.causal_waits` (what the next compute task waited for,
+    disjoint from each other and from compute; each counted for its own kind); the
+    communication rows by :data:`COMM_KINDS`; the rest is bubble. So an idle instant counts for what held the compute back where the
+    timeline says, and for the first busy kind elsewhere (inside a fused unit, after the last
+    compute, in a timeline without ``released_by``).
     """
     if gpu.empty:
         return []
@@ -66,8 +76,25 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
     lookup = np.array([kinds.get(str(c), -1) for c in stream.cat.categories], dtype=np.int64)
     cat = lookup[stream.cat.codes.to_numpy()] if len(lookup) else np.full(len(gpu), -1)
     start, end = gpu["start_s"].to_numpy(float), gpu["end_s"].to_numpy(float)
+    nk = len(COMM_KINDS)
+    cat = np.where(cat > 0, cat + 1, cat)  # after the waits' one category
     on = cat >= 0
-    spent = attribute(key[on], start[on], end[on], cat[on], len(ranks), 1 + len(COMM_KINDS), T)
+    keys, starts, ends, cats = [key[on]], [start[on]], [end[on]], [cat[on]]
+    caused: np.ndarray = np.zeros((len(ranks), nk + 1))  # per rank: seconds of wait segments by kind, then bubble
+    waits = causal_waits(gpu)
+    if waits is not None and len(waits.rank):
+        to_kind = np.array([next((i for i, (name, _) in enumerate(COMM_KINDS) if name == SUMMARY_KIND.get(c)), nk)
+                            for c in WAIT_CLASSES])
+        wk = np.searchsorted(ranks, waits.rank)
+        ws, we = np.clip(waits.start, 0.0, T), np.clip(waits.end, 0.0, T)
+        caused = np.bincount(wk * (nk + 1) + to_kind[waits.cls], weights=we - ws,
+                             minlength=len(ranks) * (nk + 1)).reshape(len(ranks), nk + 1)
+        keys.append(wk)  # disjoint from compute and from each other: one category, above the rows
+        starts.append(ws)
+        ends.append(we)
+        cats.append(np.ones(len(wk), dtype=np.int64))
+    spent = attribute(np.concatenate(keys), np.concatenate(starts), np.concatenate(ends), np.concatenate(cats),
+                      len(ranks), nk + 2, T)
     comp = cat == 0
     phase = gpu["phase"].astype("category")
     names = [str(c) for c in phase.cat.categories]
@@ -88,8 +115,8 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
              "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i]) - float(imbalance[i]),
              "moe_imbalance": float(imbalance[i])}
         for j, (name, _) in enumerate(COMM_KINDS):
-            b[f"exposed_{name}_comm"] = float(spent[i, j + 1])
-        b["bubble"] = float(spent[i, -1])
+            b[f"exposed_{name}_comm"] = float(caused[i, j] + spent[i, j + 2])
+        b["bubble"] = float(caused[i, nk] + spent[i, -1])
         b["compute_busy"] = float(spent[i, 0])
         out.append(b)
     return out

@@ -8,13 +8,13 @@ column's time (:mod:`simcluster.reporting.raster`), so a phase that takes 20 % o
 time covers 20 % of its lane, however short its intervals are.
 
 - Compute lane: forward, recompute, backward, weight gradient, optimizer; idle time
-  coloured by what it waits on (a pale tint of that communication's colour: TP, context
-  ring, pipeline, tied-embedding sync, ZeRO, DP reduction) or grey for the pipeline
-  bubble, attributed as the metrics' breakdown does, so the drawn areas are
-  ``details.json``'s breakdown.
+  coloured by what the next compute task waits on (a pale tint of that communication's
+  colour: TP, context ring, pipeline, tied-embedding sync, ZeRO, DP reduction) or grey for
+  the pipeline bubble (a neighbour's wave, nothing), attributed as the metrics' breakdown
+  does (:mod:`simcluster.metrics.waits`), so the drawn areas are ``details.json``'s breakdown.
 - Communication lanes, drawn by density: the darker part of a column is communication
-  the compute stream waits for (exposed), the lighter part runs beside compute
-  (overlapped); the rest of the column is empty.
+  the compute stream waits for (exposed), the lighter part runs beside compute or inside
+  a wait for something else (overlapped); the rest of the column is empty.
 
 With more than :data:`MAX_LANES` simulated GPUs, a representative subset is drawn (first
 and last stage, evenly spaced stages between; the title says so). ``window=(start, end)``
@@ -175,7 +175,7 @@ def draw_gantt(
     infos = select_ranks(all_infos)
     edges = np.linspace(t0, t1, PLOT_W + 1)
     col = (t1 - t0) / PLOT_W
-    segs = {i.rank: rank_segments(*arrays.of(i.rank), t0, min(t1, t_iter)) for i in infos}
+    segs = {i.rank: rank_segments(*arrays.of(i.rank), t0, min(t1, t_iter), arrays.waits_of(i.rank)) for i in infos}
     drawing = GanttDrawing(LEFT, PLOT_W, t0, t1, ranks_drawn=len(infos), ranks_total=len(all_infos))
 
     plan = _lanes_of(infos, segs)

@@ -294,7 +294,8 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
     parts.append("<h2>Timeline</h2>" + _img(run_dir / "gantt.png", "Gantt chart of one iteration"))
     parts.append("<p>Each pixel column of a lane is stacked by the share of its time in each state, so the "
                  "coloured areas are the breakdown below; communication lanes are drawn by density, the "
-                 "darker part exposed (the compute stream waits), the lighter part overlapped. "
+                 "darker part exposed (the compute stream waits on it), the lighter part overlapped (beside compute, "
+                 "or inside a wait for something else: a pipeline neighbour, another collective). "
                  "<code>python -m simcluster report RUN_DIR --window START:END</code> draws a part of the "
                  "iteration as <code>gantt-START-END.png</code> beside this one.</p>")
     parts.append("<h2>Pipeline schedule</h2>" + _img(run_dir / "schedule.png", "pipeline schedule"))

@@ -5,10 +5,14 @@ gets one *compute state* (what the compute stream runs, or why it idles) and, pe
 communication lane, one *lane state* (which collective the lane carries and whether the
 compute stream is busy meanwhile: overlapped, or idle: exposed). The states follow the
 metrics' breakdown (:mod:`simcluster.metrics.summary`): the compute stream's busy time by
-phase, then its idle time attributed to the communication it waits for, tensor/context
-parallel first, then the experts' all-to-all, then pipeline, then data parallel (its ZeRO gathers and the tied-embedding
-sync told apart), and what remains is the pipeline bubble. So the totals per rank are the
-breakdown of ``details.json`` and the summary's fractions.
+phase, then its idle time charged to what held the next compute task back
+(:mod:`simcluster.metrics.waits`: a communication class — the ZeRO gathers and the
+tied-embedding sync told apart from data parallel — or the pipeline bubble), and where no
+chain says, to the first busy class in the order tensor/context parallel, the experts'
+all-to-all, pipeline, data parallel, else the bubble. A lane's collective is *exposed*
+where the compute stream waits on its class, *overlapped* elsewhere (behind compute, or
+hidden in a bubble). So the totals per rank are the breakdown of ``details.json`` and the
+summary's fractions.
 
 :func:`binned` turns segments into seconds per state per time bin exactly (prefix sums:
 no sampling), which is what the Gantt chart draws as stacked shares of a pixel column.
@@ -21,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from simcluster.metrics import waits
+from simcluster.metrics.waits import comm_class  # noqa: F401  (the lanes' classes; re-exported)
+
 #: Compute-stream states while busy, in drawing order (bottom of a lane up).
 BUSY = ("forward", "recompute", "backward", "weight_grad", "imbalance", "optimizer", "other_compute")
 #: Idle states by cause, in attribution order (the metrics' order); "bubble" last.
@@ -30,22 +37,10 @@ COMPUTE_STATES = BUSY + WAITS
 LANES: dict[str, tuple[str, ...]] = {"tp": ("tp",), "cp": ("cp",), "ep": ("ep",), "pp": ("pp",),
                                      "dp": ("embedding", "zero", "dp"), "other": ("other",)}
 COMM_CLASSES = tuple(c for cs in LANES.values() for c in cs)
+assert COMM_CLASSES == waits.COMM_CLASSES  # the lanes draw the classes in the attribution's order
 #: Summary buckets (metrics' ``exposed_*_comm``) of each wait state.
 BUCKET = {"wait_tp": "tp", "wait_cp": "tp", "wait_ep": "ep", "wait_pp": "pp", "wait_embedding": "dp", "wait_zero": "dp",
           "wait_dp": "dp", "wait_other": "other", "bubble": "bubble"}
-
-
-def comm_class(stream: str, phase: str, task: str) -> str:
-    """The communication class of a GPU row on a non-compute stream."""
-    if stream in ("tp", "cp", "ep"):
-        return stream
-    if stream in ("pp-fwd", "pp-bwd") or phase == "pp_comm":
-        return "pp"
-    if stream in ("dp", "dp-edp"):  # dp-edp: the expert weights' gather beside the forward (lowering.moe)
-        if phase == "zero_comm" or task.startswith("zero."):
-            return "zero"
-        return "embedding" if "embedding" in task else "dp"
-    return "other"
 
 
 def lane_of(cls: str) -> str:
@@ -107,10 +102,16 @@ class GpuRows:
     end: np.ndarray
     cls: np.ndarray
     spans: dict[int, slice]
+    #: what each idle compute stream waited for (:func:`simcluster.metrics.waits.causal_waits`)
+    waits: waits.Waits | None = None
 
     def of(self, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sl = self.spans.get(rank, slice(0, 0))
         return self.start[sl], self.end[sl], self.cls[sl]
+
+    def waits_of(self, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``rank``'s wait segments (start, end, index of :data:`simcluster.metrics.waits.WAIT_CLASSES`)."""
+        return None if self.waits is None else self.waits.of(rank)
 
 
 def gpu_arrays(timeline: pd.DataFrame) -> GpuRows:
@@ -150,7 +151,11 @@ def gpu_arrays(timeline: pd.DataFrame) -> GpuRows:
     cuts = np.flatnonzero(np.diff(rank)) + 1
     bounds = np.concatenate([[0], cuts, [len(rank)]])
     spans = {int(rank[a]): slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
-    return GpuRows(start, end, cls, spans)
+    rows = None
+    if "released_by" in timeline:  # the GPU rows: the engine writes them first (a slice, no copy)
+        k = len(idx)
+        rows = timeline.iloc[:k] if (rank_all[:k] >= 0).all() else timeline.iloc[np.sort(idx)]
+    return GpuRows(start, end, cls, spans, None if rows is None else waits.causal_waits(rows))
 
 
 @dataclass
@@ -170,9 +175,15 @@ class Segments:
         return np.diff(self.edges)
 
 
-def rank_segments(start: np.ndarray, end: np.ndarray, cls: np.ndarray, t0: float, t1: float) -> Segments:
-    """The segments over ``[t0, t1]`` of one rank's GPU rows (arrays of :meth:`GpuRows.of`)."""
-    edges = np.unique(np.concatenate([[t0, t1], np.clip(start, t0, t1), np.clip(end, t0, t1)]))
+def rank_segments(start: np.ndarray, end: np.ndarray, cls: np.ndarray, t0: float, t1: float,
+                  wait: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Segments:
+    """The segments over ``[t0, t1]`` of one rank's GPU rows (arrays of :meth:`GpuRows.of`);
+    ``wait``: its wait segments (:meth:`GpuRows.waits_of`), which say what an idle instant
+    waits for where they cover it."""
+    cuts = [[t0, t1], np.clip(start, t0, t1), np.clip(end, t0, t1)]
+    if wait is not None:
+        cuts += [np.clip(wait[0], t0, t1), np.clip(wait[1], t0, t1)]
+    edges = np.unique(np.concatenate(cuts))
     if len(edges) < 2:
         edges = np.array([t0, max(t0, t1)])
     mid = 0.5 * (edges[:-1] + edges[1:])
@@ -185,21 +196,33 @@ def rank_segments(start: np.ndarray, end: np.ndarray, cls: np.ndarray, t0: float
             hit = _covered(mid, *_union(start[sel], end[sel])) & (state < 0)
             state[hit] = k
     busy = state >= 0
-    lanes: dict[str, np.ndarray] = {}
+    if wait is not None and len(wait[0]):
+        o = np.argsort(wait[0], kind="stable")
+        ws, we, wc = wait[0][o], wait[1][o], wait[2][o]
+        i = np.searchsorted(ws, mid, side="right") - 1
+        ok = (i >= 0) & ~busy
+        ok[ok] = mid[ok] < we[i[ok]]
+        names = [f"wait_{c}" if c != "bubble" else "bubble" for c in waits.WAIT_CLASSES]
+        to_state = np.array([COMPUTE_STATES.index(m) for m in names], dtype=np.int16)
+        state[ok] = to_state[wc[i[ok]]]
+    cover: dict[int, np.ndarray] = {}
     for j, c in enumerate(COMM_CLASSES):
         if len(BUSY) + j not in present:
             continue
         sel = cls == len(BUSY) + j
         cov = _covered(mid, *_union(start[sel], end[sel]))
-        if not cov.any():  # all of it outside [t0, t1]: no lane
-            continue
-        state[cov & (state < 0)] = COMPUTE_STATES.index(f"wait_{c}")  # attribution order = COMM_CLASSES order
-        lane = lane_of(c)
-        names = lane_states(lane)
-        ls = lanes.setdefault(lane, np.full(n, -1, dtype=np.int16))
-        free = cov & (ls < 0)
-        ls[free & ~busy] = names.index(f"{c}_exposed")
-        ls[free & busy] = names.index(f"{c}_overlapped")
+        if cov.any():  # (all of it outside [t0, t1]: no lane)
+            cover[j] = cov
+            state[cov & (state < 0)] = COMPUTE_STATES.index(f"wait_{c}")  # attribution order = COMM_CLASSES order
+    lanes: dict[str, np.ndarray] = {}
+    for j, cov in cover.items():  # exposed first: where the compute waits on this class
+        c = COMM_CLASSES[j]
+        ls = lanes.setdefault(lane_of(c), np.full(n, -1, dtype=np.int16))
+        ls[cov & (ls < 0) & (state == COMPUTE_STATES.index(f"wait_{c}"))] = lane_states(lane_of(c)).index(f"{c}_exposed")
+    for j, cov in cover.items():  # then overlapped: behind compute or inside a bubble
+        c = COMM_CLASSES[j]
+        ls = lanes[lane_of(c)]
+        ls[cov & (ls < 0)] = lane_states(lane_of(c)).index(f"{c}_overlapped")
     state[state < 0] = COMPUTE_STATES.index("bubble")
     return Segments(edges, state, lanes)
 

@@ -19,10 +19,10 @@ import pandas as pd
 
 TIMELINE_COLUMNS = (
     "resource", "rank", "stream", "task", "task_id", "kind", "phase", "stage", "microbatch", "layer",
-    "start_s", "end_s", "flops", "bytes",
+    "start_s", "end_s", "flops", "bytes", "released_by",
 )
 STRING_COLUMNS = ("resource", "stream", "task", "kind", "phase")
-INT_COLUMNS = ("rank", "task_id", "stage", "microbatch", "layer")
+INT_COLUMNS = ("rank", "task_id", "stage", "microbatch", "layer", "released_by")
 FLOAT_COLUMNS = ("start_s", "end_s", "flops", "bytes")
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from simcluster.metrics.intervals import intersect, measure, merge, subtract
+from simcluster.metrics.waits import WAIT_CLASSES, causal_waits
 from simcluster.reporting.gantt import draw_gantt
 from simcluster.reporting.raster import hex_rgb
 from simcluster.reporting.shares import comm_class, lane_of, summary_buckets
@@ -44,7 +45,10 @@ def _drawn_seconds(png: Path, drawing) -> dict[tuple[int, str, str], float]:
 
 
 def _truth(timeline, rank: int, t0: float, t1: float) -> dict[tuple[str, str], float]:
-    """Per (lane, state): seconds from the timeline, by interval arithmetic."""
+    """Per (lane, state): seconds from the timeline, by interval arithmetic. An idle instant
+    waits for what :func:`simcluster.metrics.waits.causal_waits` charges it to where a wait
+    segment covers it, else for the first busy class; a lane's class is exposed where the
+    compute waits on it."""
     rows = timeline[(timeline["rank"] == rank)]
     clip = [(t0, t1)]
     comp = rows[rows["stream"] == "compute"]
@@ -56,23 +60,42 @@ def _truth(timeline, rank: int, t0: float, t1: float) -> dict[tuple[str, str], f
     idle = subtract(clip, busy)
     comm = rows[rows["stream"] != "compute"]
     classes = [comm_class(str(s), str(p), str(t)) for s, p, t in zip(comm["stream"], comm["phase"], comm["task"])]
-    waiting = idle
-    for cls in ("tp", "cp", "pp", "embedding", "zero", "dp"):
+    order = ("tp", "cp", "pp", "embedding", "zero", "dp")
+    waits = causal_waits(timeline[timeline["rank"] >= 0])
+    caused: dict[str, list] = {}
+    if waits is not None:
+        ws, we, wc = waits.of(rank)
+        for s, e, c in zip(ws, we, wc):
+            caused.setdefault(WAIT_CLASSES[int(c)], []).append((float(s), float(e)))
+    waiting_on = {c: intersect(idle, merge(iv)) for c, iv in caused.items()}
+    waiting = subtract(idle, merge([i for iv in caused.values() for i in iv]))
+    for cls in order:
         mine = [(s, e) for (s, e), c in zip(zip(comm["start_s"], comm["end_s"]), classes) if c == cls]
+        u = intersect(merge(mine), clip)
+        waiting_on[cls] = merge(waiting_on.get(cls, []) + intersect(waiting, u))
+        waiting = subtract(waiting, u)
+    for cls in order:
+        mine = [(s, e) for (s, e), c in zip(zip(comm["start_s"], comm["end_s"]), classes) if c == cls]
+        out[("compute", f"wait_{cls}")] = measure(waiting_on[cls])
         if not mine:
             continue
         u = intersect(merge(mine), clip)
-        out[("compute", f"wait_{cls}")] = measure(intersect(waiting, u))
-        waiting = subtract(waiting, u)
-        # a lane draws each class over the part earlier classes of the lane left free
-        taken = [(s, e) for (s, e), c in zip(zip(comm["start_s"], comm["end_s"]), classes)
-                 if lane_of(c) == lane_of(cls) and ("tp", "cp", "pp", "embedding", "zero", "dp").index(c)
-                 < ("tp", "cp", "pp", "embedding", "zero", "dp").index(cls)]
-        free = subtract(u, merge(taken))
-        out[(lane_of(cls), f"{cls}_exposed")] = measure(intersect(free, idle))
-        out[(lane_of(cls), f"{cls}_overlapped")] = measure(intersect(free, busy))
-    out[("compute", "bubble")] = measure(waiting)
+        # a lane draws each class over the part earlier classes of the lane left free, exposed first
+        lane = [c for c in order if lane_of(c) == lane_of(cls)]
+        exposed_before = merge([i for c in lane[:lane.index(cls)] for i in _lane_time(comm, classes, c, clip, waiting_on[c])])
+        exposed = subtract(intersect(u, waiting_on[cls]), exposed_before)
+        out[(lane_of(cls), f"{cls}_exposed")] = measure(exposed)
+        taken = merge([i for c in lane for i in _lane_time(comm, classes, c, clip, waiting_on[c])]
+                      + [i for c in lane[:lane.index(cls)] for i in _lane_time(comm, classes, c, clip, None)])
+        out[(lane_of(cls), f"{cls}_overlapped")] = measure(subtract(u, taken))
+    out[("compute", "bubble")] = measure(merge(waiting + waiting_on.get("bubble", []) + waiting_on.get("other", [])))
     return out
+
+
+def _lane_time(comm, classes, cls, clip, waiting):
+    """Where class ``cls`` runs (within ``waiting`` when given: where it is exposed)."""
+    u = intersect(merge([(s, e) for (s, e), c in zip(zip(comm["start_s"], comm["end_s"]), classes) if c == cls]), clip)
+    return u if waiting is None else intersect(u, waiting)
 
 
 def _check(png: Path, drawing, timeline) -> int:
