@@ -121,7 +121,7 @@ def causal_waits(gpu: pd.DataFrame, cls: np.ndarray | None = None) -> Waits | No
     t_cls = np.full(n, BUBBLE, dtype=np.int64)
     t_cls[tid[::-1]] = np.where(comp, BUBBLE, cls)[::-1]  # the first row's class
     nr = int(rank.max()) + 1
-    on_rank = np.unique(tid * nr + rank)  # (task, rank) pairs: which ranks a task occupies
+    on_rank = np.sort(tid * nr + rank)  # (task, rank) pairs, sorted: which ranks a task occupies
     t_rel = np.full(n, -1, dtype=np.int64)
     t_rel[tid] = rel_row
 
