@@ -135,3 +135,24 @@ def test_the_engine_records_what_released_each_task():
         parts = sum(b[k] for k in ("compute", "recompute", "optimizer", "moe_imbalance", "exposed_tp_comm",
                                    "exposed_ep_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble"))
         assert parts == pytest.approx(T, rel=1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_run_folder_keeps_what_released_each_task(tmp_path, fmt):
+    """``report RUN_DIR`` redraws from disk: the timeline read back gives the same wait segments."""
+    from simcluster.reporting.files import write_run
+    from simcluster.reporting.tables import have_pyarrow, read_timeline
+
+    if fmt == "parquet" and not have_pyarrow():
+        pytest.skip("pyarrow not installed")
+    spec = load_workload(ROOT / "workloads" / "toy-8gpu.yaml", overrides=["parallelism.pipeline=4",
+                                                                        "parallelism.data=1"])
+    out = simulate_workload(spec)
+    write_run(tmp_path, out.result.timeline, out.summary, spec.resolved_dict(), out.details, outputs=["timeline"],
+              timeline_format=fmt)
+    back = read_timeline(tmp_path)
+    a = causal_waits(out.result.timeline[out.result.timeline["rank"] >= 0])
+    b = causal_waits(back[back["rank"] >= 0])
+    assert a is not None and b is not None and len(a.rank) > 0
+    for x, y in ((a.rank, b.rank), (a.start, b.start), (a.end, b.end), (a.cls, b.cls)):
+        assert (x == y).all()
