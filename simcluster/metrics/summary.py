@@ -56,7 +56,7 @@ Summary = dict[str, float | int | bool | list[float]]
 Details = dict[str, object]
 
 
-def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
+def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[str, float]]:
     """Where each simulated rank's iteration goes (one dict per rank, by rank), from its rows.
 
     All ranks at once, by :func:`simcluster.metrics.intervals.attribute` over categories in
@@ -65,7 +65,8 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
     disjoint from each other and from compute; each counted for its own kind); the
     communication rows by :data:`COMM_KINDS`; the rest is bubble. So an idle instant counts for what held the compute back where the
     timeline says, and for the first busy kind elsewhere (inside a fused unit, after the last
-    compute, in a timeline without ``released_by``).
+    compute, in a timeline without ``released_by``). ``causal=False``: the first busy kind
+    everywhere (what a kernel-level profile such as HTA's temporal breakdown counts).
     """
     if gpu.empty:
         return []
@@ -81,7 +82,7 @@ def _breakdown(gpu: pd.DataFrame, T: float) -> list[dict[str, float]]:
     on = cat >= 0
     keys, starts, ends, cats = [key[on]], [start[on]], [end[on]], [cat[on]]
     caused: np.ndarray = np.zeros((len(ranks), nk + 1))  # per rank: seconds of wait segments by kind, then bubble
-    waits = causal_waits(gpu)
+    waits = causal_waits(gpu) if causal else None
     if waits is not None and len(waits.rank):
         to_kind = np.array([next((i for i, (name, _) in enumerate(COMM_KINDS) if name == SUMMARY_KIND.get(c)), nk)
                             for c in WAIT_CLASSES])
