@@ -203,7 +203,7 @@ def state_style(state: str) -> tuple[str, str]:
     if state == "other_compute":
         return OTHER_COMPUTE_COLOUR, "other compute"
     if state == "bubble":
-        return BUBBLE_COLOUR, "pipeline bubble (nothing to wait for)"
+        return BUBBLE_COLOUR, "pipeline bubble (waiting for another stage)"
     if state.startswith("wait_"):
         colour, label = COMM_STYLE[state[5:]]
         return mix(colour, amount=0.62), f"waiting on {label}"
