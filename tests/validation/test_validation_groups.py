@@ -91,3 +91,13 @@ def test_gpt_neox_20b_row_is_117_tflops_through_gpt_neoxs_own_flop_counter():
     assert row.metric == "tokens_per_s"
     assert row.published == pytest.approx(117e12 * gpus / per_token, abs=1.0)
     assert total_params(m) == pytest.approx(unique, rel=1e-3)  # the simulator's own count, to its position table
+
+
+def test_a_corpus_row_says_where_its_iteration_goes():
+    """Every corpus row of the JSON carries its bubble and exposed-communication fractions."""
+    from simcluster.validation.runner import run_row
+
+    row = next(r for g in corpus.load_corpus() for r in g.rows if r.key == "megatron2019-8.3b-8")
+    r = run_row(row)
+    assert r["bubble_fraction"] >= 0.0 and r["exposed_comm_fraction"] > 0.0  # tensor parallel 8, no pipeline
+    assert r["bubble_fraction"] + r["exposed_comm_fraction"] < 1.0
