@@ -119,7 +119,7 @@ def causal_waits(gpu: pd.DataFrame, cls: np.ndarray | None = None) -> Waits | No
     t_compute = np.zeros(n, dtype=bool)
     t_compute[tid[comp]] = True
     t_cls = np.full(n, BUBBLE, dtype=np.int64)
-    t_cls[tid[::-1]] = np.where(comp, BUBBLE, cls)[::-1]  # the first row's class
+    t_cls[tid[~comp]] = cls[~comp]  # a communication task's rows are all on its one stream: one class
     nr = int(rank.max()) + 1
     on_rank = np.sort(tid * nr + rank)  # (task, rank) pairs, sorted: which ranks a task occupies
     t_rel = np.full(n, -1, dtype=np.int64)
