@@ -34,6 +34,8 @@ COMM_CLASSES = ("tp", "cp", "ep", "pp", "embedding", "zero", "dp", "other")
 WAIT_CLASSES = COMM_CLASSES + ("bubble",)
 BUBBLE = len(COMM_CLASSES)
 PP = COMM_CLASSES.index("pp")
+#: Classes of the collective that rebuilds a pipeline receive split over the tensor ranks.
+GATHERS = (COMM_CLASSES.index("tp"), COMM_CLASSES.index("cp"))
 
 
 def comm_class(stream: str, phase: str, task: str) -> str:
@@ -155,6 +157,9 @@ def causal_waits(gpu: pd.DataFrame, cls: np.ndarray | None = None) -> Waits | No
             out_c.append(c[keep])
 
     live = tcur > lo
+    # whether a pipeline send the chain's current task waits for is this rank's receive: the task is
+    # this rank's compute, or the tensor-group gather of a receive split over the tensor ranks
+    receives = np.ones(len(lo), dtype=bool)
     for _ in range(n + 1):  # each step moves every live chain to an earlier task
         if not live.any():
             break
@@ -166,7 +171,7 @@ def causal_waits(gpu: pd.DataFrame, cls: np.ndarray | None = None) -> Waits | No
         here = on_rank[np.minimum(np.searchsorted(on_rank, code), len(on_rank) - 1)] == code
         is_comp = live & (d >= 0) & t_compute[dd]
         mine = is_comp & here & (t_end[dd] > lo)  # own unit's trailing part
-        ours = here | (t_cls[dd] == PP)  # a send to this rank occupies only the sender's stream
+        ours = here | ((t_cls[dd] == PP) & receives)  # a send to this rank: on the sender's stream
         elsewhere = live & (d >= 0) & ~t_compute[dd] & ~ours  # another rank's collective
         emit((is_comp & ~mine) | elsewhere, lo, tcur, np.full(len(lo), BUBBLE))
         comm = live & (d >= 0) & ~t_compute[dd] & ours
@@ -175,6 +180,7 @@ def causal_waits(gpu: pd.DataFrame, cls: np.ndarray | None = None) -> Waits | No
         live = comm & (s0 > lo)
         tcur = np.where(live, s0, tcur)
         cur = np.where(live, dd, cur)
+        receives = here & np.isin(t_cls[dd], GATHERS)
     if not out_r:
         z = np.zeros(0)
         return Waits(np.zeros(0, dtype=np.int64), z, z, np.zeros(0, dtype=np.int64))

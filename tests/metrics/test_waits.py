@@ -156,3 +156,17 @@ def test_a_run_folder_keeps_what_released_each_task(tmp_path, fmt):
     assert a is not None and b is not None and len(a.rank) > 0
     for x, y in ((a.rank, b.rank), (a.start, b.start), (a.end, b.end), (a.cls, b.cls)):
         assert (x == y).all()
+
+
+def test_a_collective_held_back_by_another_ranks_send_waits_for_that_rank():
+    # rank 0's all-reduce (with rank 1) starts when rank 1 reaches it, after rank 1 received a send
+    # from rank 2: for rank 0 that is a slower peer (bubble), not its own pipeline transfer
+    tl = _timeline([
+        (0, 0, "compute", "bwd L0", 0.0, 1.0, -1),
+        (1, 2, "compute", "bwd L2", 0.0, 2.0, -1),
+        (2, 2, "pp-bwd", "send.bwd mb0", 2.0, 2.5, 1),  # rank 2 -> rank 1
+        (3, 0, "dp", "dp.all_reduce", 2.5, 3.0, 2),
+        (3, 1, "dp", "dp.all_reduce", 2.5, 3.0, 2),
+        (4, 0, "compute", "optimizer", 3.0, 3.5, 3),
+    ])
+    assert _waits(tl, 0) == [(1.0, 2.5, "bubble"), (2.5, 3.0, "dp")]
