@@ -140,10 +140,32 @@ def memory_verdict(summary: dict, details: dict | None = None) -> list[tuple[str
     return rows
 
 
+#: The exposed-communication kinds of details.json's breakdown, as the summary line names them.
+EXPOSED_KINDS = (("exposed_tp_comm", "TP"), ("exposed_ep_comm", "EP"), ("exposed_pp_comm", "PP"),
+                 ("exposed_dp_comm", "DP"))
+
+
+def _exposed_split(s: dict, details: dict | None) -> str:
+    """`` (TP 0.7 %, PP 3.7 %, DP 1.4 %)``: the exposed communication by kind, shares of the
+    iteration averaged over the stages of ``details``' breakdown (what the compute waited on,
+    :mod:`simcluster.metrics.waits`); kinds under 0.05 % left out; empty without a breakdown."""
+    stages = (details or {}).get("breakdown") or []
+    T = float(s.get("iteration_time_s") or 0.0)
+    if not stages or T <= 0:
+        return ""
+    parts = []
+    for key, name in EXPOSED_KINDS:
+        share = sum(float(b.get(key, 0.0)) for b in stages) / len(stages) / T
+        if share >= 0.0005:
+            parts.append(f"{name} {fmt_pct(share)}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def print_summary(summary: dict, config: dict | None = None, details: dict | None = None) -> str:
     """A short aligned text table of a run's headline figures (returned, not printed).
 
-    Iteration time, tokens/s, TFLOP/s per GPU, MFU, bubble, exposed communication, peak
+    Iteration time, tokens/s, TFLOP/s per GPU, MFU, bubble, exposed communication (by kind
+    when ``details`` are given), peak
     memory against capacity and whether it fits, each headline figure with its interval
     (``29.8 s (80 %: 27.9–31.9 s)``); a layout that does not fit says so in
     capitals, with the peak stage's memory by category when ``details`` are given.
@@ -166,7 +188,7 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
         ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}" + fmt_range(s, "mfu", fmt_pct)
          .replace(": ", ": MFU ", 1)),
         ("pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
-        ("exposed comm", fmt_pct(s.get("exposed_comm_fraction"))),
+        ("exposed comm", fmt_pct(s.get("exposed_comm_fraction")) + _exposed_split(s, details)),
         ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"
                         + fmt_range(s, "peak_memory_bytes", fmt_gib)),
     ] + ([("peak reserved", f"{fmt_gib(s.get('peak_memory_reserved_bytes'))} (tensors + the caching allocator's "

@@ -42,3 +42,16 @@ def test_report_draws_an_error_bar_per_interval_and_says_where_sigma_comes_from(
     assert "<h2>Error bars</h2>" in html and "exposed_dp_comm" in html and "67.11 %" in html  # 20 / 29.8
     other = re.search(r"<summary>other figures</summary>(.*?)</details>", html, re.S)
     assert other is None or "interval" not in other.group(1)  # shown beside their figures, not again
+
+
+def test_the_terminal_splits_exposed_communication_by_kind():
+    """Given details.json's breakdown, the exposed-communication line says which kinds it waited on
+    (shares of the iteration averaged over stages; a kind under 0.05 % left out)."""
+    s = {"iteration_time_s": 10.0, "exposed_comm_fraction": 0.06}
+    details = {"breakdown": [
+        {"stage": 0, "exposed_tp_comm": 0.2, "exposed_ep_comm": 0.0, "exposed_pp_comm": 0.1, "exposed_dp_comm": 0.5},
+        {"stage": 1, "exposed_tp_comm": 0.2, "exposed_ep_comm": 0.001, "exposed_pp_comm": 0.1, "exposed_dp_comm": 0.1},
+    ]}
+    line = next(ln for ln in print_summary(s, None, details).splitlines() if ln.startswith("exposed comm"))
+    assert line.endswith("6.00 % (TP 2.00 %, PP 1.00 %, DP 3.00 %)"), line
+    assert "(" not in next(ln for ln in print_summary(s).splitlines() if ln.startswith("exposed comm"))
