@@ -12,6 +12,9 @@ Semantics (like CUDA streams and NCCL communicators):
 - while a collective runs on a GPU, the compute task running there
   progresses at ``1 − s`` of its speed, ``s = tg.meta["overlap_slowdown"]``
   (:mod:`simcluster.costs.contention`; :class:`Contention` below).
+- the blocker whose end let a task start (the last of its dependencies and stream
+  predecessors to finish) is recorded, ``SimResult.released_by``: the chains that
+  :mod:`simcluster.metrics.waits` follows to say what an idle stream waited for.
 
 Determinism: the streams' first tasks start in sorted (rank, stream) order and
 simpy orders simultaneous events by (time, priority, insertion id), so the same
