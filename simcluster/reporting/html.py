@@ -111,8 +111,10 @@ def _breakdown_table(breakdown: list[dict]) -> str:
         body.append(cells + [fmt_seconds(total)])
         bubble.append(float(b.get("bubble") or 0))
     return _collapsed(header, body, bubble, "stages (sorted by bubble for the three above)") + ("<p>Each row adds up to the iteration time: compute-stream busy time by phase, "
-                                   "then the idle time, attributed to the communication it waits for (tensor/context "
-                                   "parallel first, then pipeline, then data parallel) or else to the bubble.</p>")
+                                   "then the idle time, charged to what held the next compute task back: a "
+                                   "communication this GPU takes part in, or the bubble when it waits for another "
+                                   "stage's compute. Inside a fused layer and after the last compute, the first busy "
+                                   "kind counts (tensor/context parallel, then pipeline, then data parallel).</p>")
 
 
 def _memory_table(memory: list[dict], capacity: object = None) -> str:
