@@ -42,7 +42,6 @@ bundle models differently.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -57,7 +56,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary, implied_stack_sigma, sigma_without_stack  # noqa: E402
+from simcluster.validation.stats import (error_summary, held_out_parser, implied_stack_sigma,  # noqa: E402
+                                         sigma_without_stack)
 
 BASE = ROOT / "workloads" / "bloom-176b.yaml"
 
@@ -127,8 +127,7 @@ def rank_agreement(published: list[float], predicted: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bloom_prequel.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("bloom_prequel.py", __doc__)
     args = parser.parse_args(argv)
     base = yaml.safe_load(BASE.read_text())
     out, errors, predicted, logs, rests, inside, memory_errors = [], [], [], [], [], [], []

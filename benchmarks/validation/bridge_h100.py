@@ -33,7 +33,6 @@ setting the simulator lacks are printed as skipped with the reason.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import statistics
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import error_summary, held_line, held_out_parser, interval_holds  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_recipes import RECIPES, TABLE_FSDP, stage_layers  # noqa: E402
@@ -177,8 +176,7 @@ def workload(row: Row) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bridge_h100.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("bridge_h100.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     errors: dict[str, list[float]] = {}

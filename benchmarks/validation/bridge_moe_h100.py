@@ -27,7 +27,6 @@ before session 17).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import error_summary, held_out_parser  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_h100 import ROWS, Row  # noqa: E402
@@ -101,8 +100,7 @@ def workload(row: Row) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bridge_moe_h100.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("bridge_moe_h100.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     errors: list[float] = []

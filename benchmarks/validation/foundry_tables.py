@@ -21,7 +21,6 @@ MAPE, the median signed error and the share of rows within ±10 %.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -35,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary, implied_stack_sigma, sigma_without_stack  # noqa: E402
+from simcluster.validation.stats import (error_summary, held_out_parser, implied_stack_sigma,  # noqa: E402
+                                         sigma_without_stack)
 
 #: MPT sizes (llm-foundry ``scripts/train/yamls/pretrain/mpt-<size>.yaml``): (n_layers, d_model, n_heads).
 MODELS: dict[str, tuple[int, int, int]] = {
@@ -158,9 +158,8 @@ def held_out(base: dict[str, Any]) -> tuple[list[float], list[float], list[bool]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="foundry_tables.py", description=__doc__.splitlines()[0])
+    parser = held_out_parser("foundry_tables.py", __doc__)
     parser.add_argument("--device", choices=sorted(TABLES), action="append", help="only this table (repeatable)")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
     base = yaml.safe_load(BASE.read_text())
     shared = corpus_rows()

@@ -22,7 +22,6 @@ ici_fsdp_parallelism 192, remat_policy full, dcn_data_parallelism 2 in the secon
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import error_summary, held_out_parser  # noqa: E402
 
 BASE = ROOT / "simcluster" / "data" / "validation" / "stacks" / "maxtext-22b-v4-64.yaml"
 #: (model, slices, published MFU) of the README's TPU v4 tables at f70c643b0.
@@ -67,8 +66,7 @@ def predicted_mfu(row: tuple[str, int, float], base: dict[str, Any]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="maxtext_tpu.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("maxtext_tpu.py", __doc__)
     args = parser.parse_args(argv)
     base = yaml.safe_load(BASE.read_text())
     out, errors = [], []

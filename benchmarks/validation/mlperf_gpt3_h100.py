@@ -39,7 +39,6 @@ with overlapped gradient and parameter sync in bf16, TE userbuffers' TP overlap,
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import report, step_line, step_record  # noqa: E402
+from simcluster.validation.stats import held_out_parser, report, step_line, step_record  # noqa: E402
 
 WORKLOAD = ROOT / "simcluster" / "data" / "validation" / "megatron" / "mlperf-gpt3-175b.yaml"
 GPUS_PER_NODE, TENSOR, SEQUENCE = 8, 4, 2048
@@ -120,8 +119,7 @@ def predict(row: Row) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlperf_gpt3_h100.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("mlperf_gpt3_h100.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for row in ROWS:

@@ -32,7 +32,6 @@ gradient deferred, no recompute, no CUDA graphs, cuDNN attention. The vocabulary
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import report, step_line, step_record  # noqa: E402
+from simcluster.validation.stats import held_out_parser, report, step_line, step_record  # noqa: E402
 
 WORKLOAD_405B = ROOT / "simcluster" / "data" / "validation" / "megatron" / "mlperf-llama31-405b.yaml"
 GPUS_PER_NODE, SEQUENCE = 8, 8192
@@ -131,8 +130,7 @@ def predict(row: Row) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlperf_llama31.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("mlperf_llama31.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for row in ROWS:

@@ -21,7 +21,6 @@ The Llama 3.1 and Nemotron-4 scripts set ``+model.fp8_params`` (FP8 weights, gat
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import statistics
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import held_line, error_summary, interval_holds  # noqa: E402
+from simcluster.validation.stats import error_summary, held_line, held_out_parser, interval_holds  # noqa: E402
 from simcluster.validation import corpus  # noqa: E402
 
 #: (the corpus BF16 row, the FP8 twin's tokens/s, whether its script sets fp8_params), dgxc-benchmarking 35a9aec.
@@ -71,8 +70,7 @@ def predict(row: corpus.Row, fp8: bool, fp8_params: bool = False) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nemo_fp8_h100.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("nemo_fp8_h100.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for key, published, fp8_params in ROWS:

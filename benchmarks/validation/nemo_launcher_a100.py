@@ -31,7 +31,6 @@ before 2023); 1F1B (no virtual pipeline in the files); DGX A100 80GB nodes with 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import interval_holds, report  # noqa: E402
+from simcluster.validation.stats import held_out_parser, interval_holds, report  # noqa: E402
 
 #: (edition, model, nodes, published tokens/s of the whole run) of the README's tables.
 ROWS: tuple[tuple[str, str, int, float], ...] = (
@@ -101,8 +100,7 @@ def predict(row: Row) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nemo_launcher_a100.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("nemo_launcher_a100.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     for row in ROWS:

@@ -21,7 +21,6 @@ eager mode).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
-from simcluster.validation.stats import error_summary  # noqa: E402
+from simcluster.validation.stats import error_summary, held_out_parser  # noqa: E402
 
 BASE = ROOT / "simcluster" / "data" / "validation" / "stacks" / "torchtitan-llama2-7b-h100.yaml"
 GIB = 2 ** 30
@@ -56,8 +55,7 @@ def simulate(recompute: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchtitan_pr165.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser = held_out_parser("torchtitan_pr165.py", __doc__)
     args = parser.parse_args(argv)
     out: list[dict[str, Any]] = []
     held: list[float] = []

@@ -42,11 +42,9 @@ from simcluster.topology.topology import Topology
 from simcluster.metrics import error_bars as eb
 from simcluster.metrics import uncertainty as unc
 from simcluster.metrics.intervals import attribute
-from simcluster.metrics.waits import WAIT_CLASSES, causal_waits
+from simcluster.metrics.waits import SUMMARY_KIND, WAIT_CLASSES, causal_waits
 
 COMM_KINDS = (("tp", ("tp", "cp")), ("ep", ("ep",)), ("pp", ("pp-fwd", "pp-bwd")), ("dp", ("dp", "dp-edp")))
-#: The summary kind of each wait class of :mod:`simcluster.metrics.waits` (others: the bubble).
-SUMMARY_KIND = {"tp": "tp", "cp": "tp", "ep": "ep", "pp": "pp", "embedding": "dp", "zero": "dp", "dp": "dp"}
 
 #: summary.json: counts, times, rates, fractions and bytes, whether the peak fits, and the
 #: ``[low, high]`` intervals of the headline figures.
@@ -63,9 +61,9 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
     this order: the compute stream's rows; the wait segments of
     :func:`simcluster.metrics.waits.causal_waits` (what the next compute task waited for,
     disjoint from each other and from compute; each counted for its own kind); the
-    communication rows by :data:`COMM_KINDS`; the rest is bubble. So an idle instant counts for what held the compute back where the
-    timeline says, and for the first busy kind elsewhere (inside a fused unit, after the last
-    compute, in a timeline without ``released_by``). ``causal=False``: the first busy kind
+    communication rows by :data:`COMM_KINDS`; the rest is bubble. So an idle instant counts
+    for what held the compute back where the timeline says, and for the first busy kind
+    elsewhere (inside a fused unit, after the last compute, in a timeline without ``released_by``). ``causal=False``: the first busy kind
     everywhere (what a kernel-level profile such as HTA's temporal breakdown counts).
     """
     if gpu.empty:
@@ -84,8 +82,8 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
     caused: np.ndarray = np.zeros((len(ranks), nk + 1))  # per rank: seconds of wait segments by kind, then bubble
     waits = causal_waits(gpu) if causal else None
     if waits is not None and len(waits.rank):
-        to_kind = np.array([next((i for i, (name, _) in enumerate(COMM_KINDS) if name == SUMMARY_KIND.get(c)), nk)
-                            for c in WAIT_CLASSES])
+        index = {name: i for i, (name, _) in enumerate(COMM_KINDS)}  # the bubble: nk
+        to_kind = np.array([index.get(SUMMARY_KIND.get(c, ""), nk) for c in WAIT_CLASSES])
         wk = np.searchsorted(ranks, waits.rank)
         ws, we = np.clip(waits.start, 0.0, T), np.clip(waits.end, 0.0, T)
         caused = np.bincount(wk * (nk + 1) + to_kind[waits.cls], weights=we - ws,

@@ -33,6 +33,9 @@ COMM_CLASSES = ("tp", "cp", "ep", "pp", "embedding", "zero", "dp", "other")
 #: What a wait segment is charged to: a communication class, or the pipeline bubble (last).
 WAIT_CLASSES = COMM_CLASSES + ("bubble",)
 BUBBLE = len(COMM_CLASSES)
+#: The summary's exposed-communication kind (``exposed_<kind>_comm``) of each communication class;
+#: a class without one ("other") counts for the bubble there.
+SUMMARY_KIND = {"tp": "tp", "cp": "tp", "ep": "ep", "pp": "pp", "embedding": "dp", "zero": "dp", "dp": "dp"}
 PP = COMM_CLASSES.index("pp")
 #: Classes of the collective that rebuilds a pipeline receive split over the tensor ranks.
 GATHERS = (COMM_CLASSES.index("tp"), COMM_CLASSES.index("cp"))
@@ -51,7 +54,8 @@ def comm_class(stream: str, phase: str, task: str) -> str:
     return "other"
 
 
-def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+def text_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and the text of each code of a text column (categorical or not)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
     codes, uniques = pd.factorize(col.astype(str), sort=False)
@@ -61,9 +65,9 @@ def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
 def row_classes(gpu: pd.DataFrame) -> np.ndarray:
     """Per GPU row: -1 on the compute stream, else its index in :data:`COMM_CLASSES` (text
     columns read through their categories: one :func:`comm_class` call per distinct name)."""
-    s_codes, s_text = _codes(gpu["stream"])
-    p_codes, p_text = _codes(gpu["phase"])
-    t_codes, t_text = _codes(gpu["task"])
+    s_codes, s_text = text_codes(gpu["stream"])
+    p_codes, p_text = text_codes(gpu["phase"])
+    t_codes, t_text = text_codes(gpu["task"])
     out = np.full(len(gpu), -1, dtype=np.int64)
     for sc, stream in enumerate(s_text):
         on = s_codes == sc

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from simcluster.metrics import waits
-from simcluster.metrics.waits import comm_class  # noqa: F401  (the lanes' classes; re-exported)
+from simcluster.metrics.waits import comm_class, text_codes  # noqa: F401  (re-exported: lanes' classes, codes)
 
 #: Compute-stream states while busy, in drawing order (bottom of a lane up).
 BUSY = ("forward", "recompute", "backward", "weight_grad", "imbalance", "optimizer", "other_compute")
@@ -39,8 +39,7 @@ LANES: dict[str, tuple[str, ...]] = {"tp": ("tp",), "cp": ("cp",), "ep": ("ep",)
 COMM_CLASSES = tuple(c for cs in LANES.values() for c in cs)
 assert COMM_CLASSES == waits.COMM_CLASSES  # the lanes draw the classes in the attribution's order
 #: Summary buckets (metrics' ``exposed_*_comm``) of each wait state.
-BUCKET = {"wait_tp": "tp", "wait_cp": "tp", "wait_ep": "ep", "wait_pp": "pp", "wait_embedding": "dp", "wait_zero": "dp",
-          "wait_dp": "dp", "wait_other": "other", "bubble": "bubble"}
+BUCKET = {**{f"wait_{c}": waits.SUMMARY_KIND.get(c, "other") for c in COMM_CLASSES}, "bubble": "bubble"}
 
 
 def lane_of(cls: str) -> str:
@@ -81,14 +80,6 @@ def _covered(points: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return out
 
 
-def text_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and the text of each code of a text column (categorical or not)."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
-    codes, uniques = pd.factorize(col.astype(str), sort=False)
-    return codes, [str(u) for u in uniques]
-
-
 #: Row classes: the busy compute states, then the communication classes.
 ROW_CLASSES = BUSY + COMM_CLASSES
 
@@ -115,47 +106,30 @@ class GpuRows:
 
 
 def gpu_arrays(timeline: pd.DataFrame) -> GpuRows:
-    """Classify every GPU row of ``timeline`` once (text columns through their categories)."""
+    """Classify every GPU row of ``timeline`` once: busy compute states by phase, communication
+    classes by :func:`simcluster.metrics.waits.row_classes` (the classes the wait segments use)."""
     if timeline.empty or "rank" not in timeline:
         z = np.zeros(0)
         return GpuRows(z, z, np.zeros(0, dtype=np.int16), {})
     rank_all = timeline["rank"].to_numpy()
-    idx = np.flatnonzero(rank_all >= 0)
-    rank = rank_all[idx]
-    order = np.argsort(rank, kind="stable")
-    idx, rank = idx[order], rank[order]
-    sub = {c: timeline[c].iloc[idx] for c in ("stream", "phase", "task")}
-    s_codes, s_text = text_codes(sub["stream"])
-    p_codes, p_text = text_codes(sub["phase"])
-    t_codes, t_text = text_codes(sub["task"])
+    gpu = np.flatnonzero(rank_all >= 0)
+    k = len(gpu)
+    rows = timeline.iloc[:k] if (rank_all[:k] >= 0).all() else timeline.iloc[gpu]  # the engine writes them first
+    comm = waits.row_classes(rows)  # -1 on the compute stream
+    p_codes, p_text = text_codes(rows["phase"])
     busy = {name: k for k, name in enumerate(BUSY)}
-    cls = np.empty(len(idx), dtype=np.int16)
-    for sc, stream in enumerate(s_text):
-        on = s_codes == sc
-        if not on.any():
-            continue
-        if stream == "compute":
-            table = np.array([busy.get(p, busy["other_compute"]) for p in p_text] or [0], dtype=np.int16)
-            cls[on] = table[p_codes[on]]
-        elif stream == "dp":
-            table = np.array([len(BUSY) + COMM_CLASSES.index(comm_class("dp", "", t)) for t in t_text] or [0],
-                             dtype=np.int16)
-            zero = np.array([p == "zero_comm" for p in p_text] or [False])
-            cls[on] = np.where(zero[p_codes[on]], len(BUSY) + COMM_CLASSES.index("zero"), table[t_codes[on]])
-        else:
-            table = np.array([len(BUSY) + COMM_CLASSES.index(comm_class(stream, p, "")) for p in p_text] or [0],
-                             dtype=np.int16)
-            cls[on] = table[p_codes[on]]
-    start = timeline["start_s"].to_numpy(dtype=float)[idx]
-    end = timeline["end_s"].to_numpy(dtype=float)[idx]
+    by_phase = np.array([busy.get(p, busy["other_compute"]) for p in p_text] + [busy["other_compute"]], dtype=np.int16)
+    row_cls = np.where(comm >= 0, len(BUSY) + comm, by_phase[p_codes]).astype(np.int16)
+    rank = rank_all[gpu]
+    order = np.argsort(rank, kind="stable")
+    rank = rank[order]
+    start = rows["start_s"].to_numpy(dtype=float)[order]
+    end = rows["end_s"].to_numpy(dtype=float)[order]
     cuts = np.flatnonzero(np.diff(rank)) + 1
     bounds = np.concatenate([[0], cuts, [len(rank)]])
     spans = {int(rank[a]): slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
-    rows = None
-    if "released_by" in timeline:  # the GPU rows: the engine writes them first (a slice, no copy)
-        k = len(idx)
-        rows = timeline.iloc[:k] if (rank_all[:k] >= 0).all() else timeline.iloc[np.sort(idx)]
-    return GpuRows(start, end, cls, spans, None if rows is None else waits.causal_waits(rows))
+    wait = waits.causal_waits(rows, comm) if "released_by" in rows else None
+    return GpuRows(start, end, row_cls[order], spans, wait)
 
 
 @dataclass

@@ -6,13 +6,22 @@ signed errors says whether a set of rows leans fast (+, for throughput) or slow.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from simcluster.metrics.error_bars import LEVEL, metric_interval
+
+
+def held_out_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A held-out script's command line: ``doc``'s first line as its description and ``--json FILE``."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    return parser
 
 
 def error_summary(errors: Sequence[float], *, absolute_median: bool = False) -> str:
