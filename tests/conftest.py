@@ -23,6 +23,7 @@ def _make_cluster(
     torus: list[int] | None = None,
     link_bw: float | None = None,
     device: str = "a100-80gb",
+    nic_eff: float | None = None,
 ) -> NS:
     return NS(
         name="test",
@@ -35,6 +36,7 @@ def _make_cluster(
             fabric=inter,
             nics_per_node=nics,
             nic_bandwidth=nic_bw,
+            nic_efficiency=nic_eff,
             latency=inter_lat,
             oversubscription=oversubscription,
             switch_radix=radix,

@@ -162,7 +162,7 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     c = spec.cluster
     linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
                                   float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),
-                                  explicit=c.graph is not None)
+                                  explicit=c.graph is not None, nic_measured=c.inter_node.nic_efficiency is not None)
     comm = unc.link_sigma(linked)
     stack = unc.stack_sigma(spec.training.framework)
     parts = eb.iteration_parts(mean, compute, comm)

@@ -88,6 +88,11 @@ class InterNodeSpec(BaseModel):
                                        "l × nics_per_node // gpus_per_node.")
     nic_bandwidth: MaybeBandwidth = Field(default=0.0, description="Per NIC per direction; needed with more than one "
                                      "node.")
+    nic_efficiency: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="Share of nic_bandwidth one NIC reaches in a large-message NCCL ring, as measured "
+        "on this cluster (nccl-tests busbw through one NIC ÷ line rate); default: the InfiniBand generation's "
+        "calibrated share (0.96 EDR/HDR, 0.94 NDR).",
+        json_schema_extra={"default_doc": "by line rate"})
     latency: Latency = Field(default=0.0, description="GPU to GPU across nodes (torus: per hop).")
     oversubscription: Annotated[float, Field(ge=1, le=1000)] = Field(default=1.0, description="Leaf down/up port ratio; "
                                                             "1 is non-blocking.")

@@ -3,15 +3,16 @@
 Fields read (:class:`~simcluster.topology.cluster.Cluster`): ``name``, ``device`` (a Device
 or a catalogue name), ``gpus_per_node``, ``nodes``, ``intra_node.{fabric, bandwidth,
 latency}``, ``inter_node.{fabric, nics_per_node, nic_bandwidth, latency,
-oversubscription, switch_radix, torus, link_bandwidth}`` and, optionally,
+oversubscription, switch_radix, torus, link_bandwidth}``, optionally
+``inter_node.nic_efficiency`` (a NIC's measured share of its line rate) and
 ``link_efficiency`` (a mapping link class -> factor overriding the
 calibrated defaults of :mod:`simcluster.topology.efficiency`: per NVLink
 generation (device) and InfiniBand generation (NIC line rate)).
 
 A cluster with a ``graph`` (an explicit list of links, see
 :mod:`simcluster.topology.explicit`) is built from it alone: ``intra_node`` is not
-read, ``inter_node`` only for its NIC line rate (the efficiency of ``nic``-class
-links); both fabric names are ``explicit``.
+read, ``inter_node`` only for its NIC line rate and ``nic_efficiency`` (the efficiency of
+``nic``-class links); both fabric names are ``explicit``.
 
 A torus in either ``intra_node.fabric`` or ``inter_node.fabric`` makes the
 whole cluster one torus (TPU pods): the other one must be ``torus`` (or

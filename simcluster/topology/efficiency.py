@@ -35,8 +35,18 @@ How the factor is chosen (the calibration keys):
   but no NCCL figure was calibrated here; the NIC factor is used.
 - ``torus`` (TPU ICI): no published per-link collective figure; 1.0 (raw).
 
-A cluster (or a caller of :func:`~simcluster.topology.build.build_topology`)
-may override any class with its own mapping ``link_efficiency``.
+A cluster whose own NCCL figure is known says so with
+``inter_node.nic_efficiency``: the busbw one NIC reached in a large-message
+ring on that cluster over its line rate. It replaces the ``nic`` class's
+factor only: a NIC that falls short of its line rate for a reason at its end
+(e.g. no GPUDirect RDMA, every chunk staged through host memory) leaves the
+switches' factor, and with it an oversubscribed spine's ratio, as calibrated.
+Example: Jean Zay's A100 nodes (BLOOM), NCCL 2.10.3 over Omni-Path 100 Gb/s
+without GPUDirect RDMA, 40.5 Gb/s per NIC (bigscience-workshop/bigscience
+``experiments/bandwidth/all_reduce_bench-a100-n4.txt``; ``workloads/bloom-176b.yaml``).
+
+A caller of :func:`~simcluster.topology.build.build_topology` may override any
+class with its own mapping ``efficiency`` (or a cluster object with ``link_efficiency``).
 """
 
 from __future__ import annotations
@@ -87,12 +97,16 @@ def default_efficiency(device_name: str, nic_bandwidth: float | None) -> dict[st
 
 
 def cluster_efficiency(cluster: Cluster, device_name: str) -> dict[str, float]:
-    """Defaults for ``cluster`` overridden by its own ``link_efficiency`` mapping, if any.
+    """Defaults for ``cluster``, its measured ``inter_node.nic_efficiency`` for the ``nic`` class if it gives
+    one, overridden by its own ``link_efficiency`` mapping, if any.
 
     (``link_efficiency`` is optional: a ClusterSpec has no such field; a caller of
     ``build_topology`` passes its overrides as ``efficiency``.)
     """
     out = default_efficiency(device_name, cluster.inter_node.nic_bandwidth)
+    measured = getattr(cluster.inter_node, "nic_efficiency", None)  # optional: older config.json and namespaces lack it
+    if measured:
+        out["nic"] = float(measured)
     overrides: Mapping[str, float] | None = getattr(cluster, "link_efficiency", None)
     out.update(overrides or {})
     return out

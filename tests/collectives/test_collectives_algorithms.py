@@ -96,6 +96,24 @@ def test_multi_node_ring_channels_stay_on_rails(make_cluster):
     assert uncontended_time([t], topo) == pytest.approx(t.latency + 2 * 23 / 24 * S / (8 * nic))
 
 
+def test_a_measured_nic_efficiency_gives_the_measured_busbw(make_cluster):
+    # Jean Zay's A100 nodes (BLOOM): NCCL 2.10.3 over 4 x Omni-Path 100 Gb/s without GPUDirect RDMA, whose ring
+    # crossed each node through one NIC per direction at 40.5 Gb/s busbw (workloads/bloom-176b.yaml). A ring
+    # that leaves every node through one NIC then runs at that figure; the switches keep their calibrated factor.
+    topo = build_topology(make_cluster(nodes=4, nics=4, nic_bw=EDR, nic_eff=0.405))
+    default = default_efficiency("a100-80gb", EDR)
+    assert topo.efficiency == {**default, "nic": 0.405}
+    ranks = [0, 8, 16, 24]  # GPU 0 of each node: one NIC each
+    (t,) = plan_collective("all_reduce", ranks, S, topo, algorithm="ring")
+    busbw = S / (uncontended_time([t], topo) - t.latency) * 2 * 3 / 4
+    assert busbw * 8 == pytest.approx(40.5e9, rel=1e-9)
+    # without the key, the InfiniBand generation's factor: the same ring at 0.96 of the line rate
+    plain = build_topology(make_cluster(nodes=4, nics=4, nic_bw=EDR))
+    (t0,) = plan_collective("all_reduce", ranks, S, plain, algorithm="ring")
+    assert (uncontended_time([t], topo) - t.latency) / (uncontended_time([t0], plain) - t0.latency) == \
+        pytest.approx(0.96 / 0.405)
+
+
 def test_dgx1_rings_use_every_nvlink_both_ways(make_cluster):
     topo = build_topology(make_cluster(nodes=1, intra="nvlink-mesh", inter="none", intra_bw=150e9, device="v100"))
     rs = rings(range(8), topo)

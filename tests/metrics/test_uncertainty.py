@@ -106,6 +106,8 @@ def test_links_count_as_calibrated_only_where_every_link_was():
     assert not unc.links_calibrated(["v100"], "nvswitch", "fat-tree", 12.5e9, 4)  # NVLink2: set, not fitted
     assert not unc.links_calibrated(a100, "pcie", "fat-tree", 25e9, 4)
     assert not unc.links_calibrated(a100, "nvswitch", "fat-tree", 10e9, 4)  # an 80 Gb/s NIC: no NCCL figure
+    assert unc.links_calibrated(a100, "nvswitch", "fat-tree", 10e9, 4, nic_measured=True)  # unless measured there
+    assert not unc.links_calibrated(["v100"], "nvswitch", "fat-tree", 10e9, 4, nic_measured=True)  # NVLink2 still set
     assert not unc.links_calibrated(["tpu-v4"], "torus", "torus", 0.0, 64)
     assert not unc.links_calibrated(a100, "nvswitch", "fat-tree", 25e9, 4, explicit=True)
 

@@ -30,6 +30,8 @@ def _problems(*overrides: str) -> list[str]:
     ("cluster.inter_node.nic_bandwidth='1 PB/s'", "cluster.inter_node.nic_bandwidth", "100 TB/s"),
     ("cluster.inter_node.latency='2 s'", "cluster.inter_node.latency", "0 to 1 s"),
     ("cluster.inter_node.oversubscription=0.5", "cluster.inter_node.oversubscription", "greater than or equal to 1"),
+    ("cluster.inter_node.nic_efficiency=1.5", "cluster.inter_node.nic_efficiency", "less than or equal to 1"),
+    ("cluster.inter_node.nic_efficiency=0", "cluster.inter_node.nic_efficiency", "greater than 0"),
     ("cluster.inter_node.nics_per_node=1000000", "cluster.inter_node.nics_per_node", "1024"),
     ("cluster.inter_node.switch_radix=10000000", "cluster.inter_node.switch_radix", "65536"),
     ("cluster.nodes=9223372036854775807", "cluster.nodes", "1000000"),
