@@ -78,6 +78,12 @@ CUBLAS_WORKSPACE_BYTES = 32 * MiB  # PyTorch's default cuBLAS workspace on Hoppe
 # src/init.cc; measured 544-688 MB per communicator on 4 A100 (NVIDIA/nccl issue #964): an estimate below that
 NCCL_BUFFER_BYTES = 256 * MiB  # NCCL_BUFFSIZE 4 MiB × channels × peers over the TP/DP/PP communicators
 WORKSPACE_BYTES = CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES + NCCL_BUFFER_BYTES
+#: What the CUDA caching allocator's statistics leave out (``torch.cuda.max_memory_allocated`` and
+#: ``max_memory_reserved``, the figures training logs print: torchtitan's ``GPUMemoryMonitor`` reads
+#: ``torch.cuda.memory_stats``): the CUDA context (the driver's) and NCCL's buffers (NCCL allocates them itself,
+#: src/init.cc). cuBLAS's workspace is counted: PyTorch takes it from the caching allocator
+#: (aten/src/ATen/cuda/CublasHandlePool.cpp, ``getNewWorkspace``).
+OUTSIDE_ALLOCATOR_BYTES = CUDA_CONTEXT_BYTES + NCCL_BUFFER_BYTES
 
 @dataclass(frozen=True)
 class MemoryBreakdown:

@@ -92,18 +92,20 @@ def inverted(value: float, time: float, time_interval: Sequence[float]) -> list[
 
 #: Figures proportional to 1/T: their interval is the time interval inverted.
 PER_TIME = ("tokens_per_s", "mfu", "hfu", "model_tflops_per_gpu", "hardware_tflops_per_gpu")
+#: Memory figures beside the peak: their interval is the peak's, relative (the same σ).
+MEMORY_LIKE = ("peak_memory_reserved_bytes", "torch_max_memory_allocated_bytes", "torch_max_memory_reserved_bytes")
 
 
 def metric_interval(metric: str, predicted: float, summary: Mapping[str, object]) -> list[float]:
     """The interval of summary figure ``metric`` (value ``predicted``) from a summary's intervals:
     its own ``METRIC_interval`` where the summary has one, else the inverted time interval for the
-    figures of :data:`PER_TIME`; the allocator's reserved peak takes the peak memory's relative interval
-    (the same log-normal σ, :func:`simcluster.metrics.uncertainty.memory_sigma`; the reserve's own spread is not quantified apart)."""
+    figures of :data:`PER_TIME`; the allocator's reserved peak and PyTorch's statistics (:data:`MEMORY_LIKE`) take
+    the peak memory's relative interval (the same log-normal σ, :func:`simcluster.metrics.uncertainty.memory_sigma`; the reserve's own spread is not quantified apart)."""
     own = summary.get(f"{metric}_interval")
     if isinstance(own, (list, tuple)) and len(own) == 2:
         return [float(own[0]), float(own[1])]
     mem, mem_int = summary.get("peak_memory_bytes"), summary.get("peak_memory_bytes_interval")
-    if metric == "peak_memory_reserved_bytes" and isinstance(mem, (int, float)) and mem > 0 \
+    if metric in MEMORY_LIKE and isinstance(mem, (int, float)) and mem > 0 \
             and isinstance(mem_int, (list, tuple)):
         return [float(mem_int[0]) * predicted / mem, float(mem_int[1]) * predicted / mem]
     if metric not in PER_TIME:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from simcluster.costs.attention_kernels import run_calibration
+from simcluster.costs.memory import OUTSIDE_ALLOCATOR_BYTES
 from simcluster.costs.devices import device_calibration
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
@@ -144,6 +145,17 @@ def _peak_flops(spec: WorkloadSpec, device: Device) -> float:
     return sum(d.peak_flops_fp32 if fp32 else d.peak_flops for d in devs) / len(devs)
 
 
+def _torch_memory_stats(spec: WorkloadSpec, peak: float, reserved: float) -> dict[str, float]:
+    """The peaks PyTorch's own statistics would print (``torch.cuda.max_memory_allocated`` and
+    ``max_memory_reserved``): the peak and the reserved peak without what the caching allocator does not hold
+    (the CUDA context and NCCL's buffers, :data:`simcluster.costs.memory.OUTSIDE_ALLOCATOR_BYTES`). None for
+    ``jax``, whose XLA runtime has an allocator of its own."""
+    if spec.training.framework == "jax":
+        return {}
+    return {"torch_max_memory_allocated_bytes": max(peak - OUTSIDE_ALLOCATOR_BYTES, 0.0),
+            "torch_max_memory_reserved_bytes": max(reserved - OUTSIDE_ALLOCATOR_BYTES, 0.0)}
+
+
 def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], spec: WorkloadSpec,
                  devices: list[Device], level: float,
                  shares: dict[str, float] | None = None) -> tuple[Summary, dict[str, object]]:
@@ -235,6 +247,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         "compute_utilization": util,
         "peak_memory_bytes": peak_mem,
         "peak_memory_reserved_bytes": peak_reserved,
+        **_torch_memory_stats(spec, peak_mem, peak_reserved),
         "memory_capacity_bytes": cap,
         "fits_in_memory": bool(peak_mem <= cap),
         "model_flops_per_iteration": model_flops,

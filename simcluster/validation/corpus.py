@@ -57,7 +57,12 @@ METRICS: dict[str, tuple[str, float, str]] = {
     "iteration_time_s": ("seconds per iteration", 0.10, "{:.2f} s"),
     "peak_memory_bytes": ("peak memory per GPU", 0.15, "{:.1f} GiB"),
     "peak_memory_reserved_bytes": ("peak memory per GPU the caching allocator reserves", 0.15, "{:.1f} GiB"),
+    "torch_max_memory_allocated_bytes": ("torch.cuda.max_memory_allocated per GPU", 0.15, "{:.1f} GiB"),
+    "torch_max_memory_reserved_bytes": ("torch.cuda.max_memory_reserved per GPU", 0.15, "{:.1f} GiB"),
 }
+#: The memory metrics (printed in GiB).
+MEMORY_METRICS = ("peak_memory_bytes", "peak_memory_reserved_bytes", "torch_max_memory_allocated_bytes",
+                  "torch_max_memory_reserved_bytes")
 #: The keys of a row that every group understands; the rest go to Row.extra.
 ROW_KEYS = ("key", "workload", "overrides", "metric", "published", "tolerance", "source", "device",
             "framework", "system", "paper")
@@ -113,7 +118,7 @@ class Row:
 
     def format(self, value: float) -> str:
         """``value`` of this row's metric, printed (memory in GiB)."""
-        if self.metric in ("peak_memory_bytes", "peak_memory_reserved_bytes"):
+        if self.metric in MEMORY_METRICS:
             value /= 2**30
         return METRICS[self.metric][2].format(value)
 

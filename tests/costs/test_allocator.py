@@ -144,3 +144,23 @@ def test_a_warning_when_the_reserve_does_not_fit_though_the_tensors_do():
          "memory_capacity_bytes": 80 * 2**30, "exposed_comm_fraction": 0.0, "bubble_fraction": 0.0}
     assert any("allocator" in w and "85.0 GiB" in w for w in _warnings(s))
     assert not any("allocator" in w for w in _warnings({**s, "peak_memory_reserved_bytes": 75 * 2**30}))
+
+
+def test_pytorch_statistics_leave_out_the_context_and_nccl_buffers():
+    """torch.cuda.max_memory_allocated / max_memory_reserved (what torchtitan and most training logs print) count the
+    caching allocator's segments only: the summary's torch_* peaks are the peaks without the CUDA context and NCCL's
+    buffers, and a jax run (XLA's own allocator) has none."""
+    from pathlib import Path
+
+    from simcluster.costs.memory import CUDA_CONTEXT_BYTES, NCCL_BUFFER_BYTES, OUTSIDE_ALLOCATOR_BYTES
+    from simcluster.run import simulate_workload
+    from simcluster.spec import load_workload
+
+    assert OUTSIDE_ALLOCATOR_BYTES == CUDA_CONTEXT_BYTES + NCCL_BUFFER_BYTES < WORKSPACE_BYTES  # cuBLAS's is counted
+    toy = Path(__file__).resolve().parents[2] / "workloads" / "toy-8gpu.yaml"
+    s = simulate_workload(load_workload(str(toy), overrides=["training.framework=pytorch"])).summary
+    assert s["torch_max_memory_allocated_bytes"] == s["peak_memory_bytes"] - OUTSIDE_ALLOCATOR_BYTES
+    assert s["torch_max_memory_reserved_bytes"] == s["peak_memory_reserved_bytes"] - OUTSIDE_ALLOCATOR_BYTES
+    assert s["torch_max_memory_reserved_bytes"] >= s["torch_max_memory_allocated_bytes"] > 0
+    jax = simulate_workload(load_workload(str(toy), overrides=["training.framework=jax"])).summary
+    assert "torch_max_memory_allocated_bytes" not in jax and "torch_max_memory_reserved_bytes" not in jax

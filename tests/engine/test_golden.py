@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from simcluster.costs.memory import OUTSIDE_ALLOCATOR_BYTES
 from simcluster.run import simulate_workload
 from simcluster.spec import load_workload
 
@@ -29,6 +30,8 @@ INTERVALS = {"iteration_time_s_interval", "tokens_per_s_interval", "mfu_interval
 #: Keys added after the golden figures were taken (issue 12's allocator reserve): the caching allocator's
 #: reserved peak, checked to hold at least the tensors' peak.
 RESERVED = {"peak_memory_reserved_bytes"}
+#: Keys added in session 19: the peaks PyTorch's statistics count (without the CUDA context and NCCL's buffers).
+TORCH_STATS = {"torch_max_memory_allocated_bytes", "torch_max_memory_reserved_bytes"}
 GOLDEN = json.loads((ROOT / "tests" / "data" / "engine_golden.json").read_text(encoding="utf-8"))["summaries"]
 
 
@@ -36,8 +39,12 @@ GOLDEN = json.loads((ROOT / "tests" / "data" / "engine_golden.json").read_text(e
 def test_summary_matches_the_engine_before_issue_18(path: str) -> None:
     want = GOLDEN[path]
     got = simulate_workload(load_workload(str(ROOT / path))).summary
-    assert set(got) == set(want) | INTERVALS | RESERVED
+    assert set(got) == set(want) | INTERVALS | RESERVED | TORCH_STATS
     assert got["peak_memory_reserved_bytes"] >= got["peak_memory_bytes"]
+    outside = OUTSIDE_ALLOCATOR_BYTES
+    assert got["torch_max_memory_allocated_bytes"] == pytest.approx(got["peak_memory_bytes"] - outside, rel=1e-12)
+    assert got["torch_max_memory_reserved_bytes"] == pytest.approx(got["peak_memory_reserved_bytes"] - outside,
+                                                                     rel=1e-12)
     for key in INTERVALS - {"interval_level"}:
         low, high = got[key]
         assert low <= got[key.removesuffix("_interval")] <= high, key
