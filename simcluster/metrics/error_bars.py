@@ -100,7 +100,8 @@ def metric_interval(metric: str, predicted: float, summary: Mapping[str, object]
     """The interval of summary figure ``metric`` (value ``predicted``) from a summary's intervals:
     its own ``METRIC_interval`` where the summary has one, else the inverted time interval for the
     figures of :data:`PER_TIME`; the allocator's reserved peak and PyTorch's statistics (:data:`MEMORY_LIKE`) take
-    the peak memory's relative interval (the same log-normal σ, :func:`simcluster.metrics.uncertainty.memory_sigma`; the reserve's own spread is not quantified apart)."""
+    the peak memory's relative interval (the same log-normal σ, :func:`simcluster.metrics.uncertainty.memory_sigma`;
+    the reserve's own spread is not quantified apart)."""
     own = summary.get(f"{metric}_interval")
     if isinstance(own, (list, tuple)) and len(own) == 2:
         return [float(own[0]), float(own[1])]
