@@ -75,6 +75,15 @@ NIC_BY_RATE: tuple[tuple[float, float], ...] = (
 )
 
 
+#: NIC efficiencies measured on named clusters of the shipped files (``inter_node.nic_efficiency`` there; module
+#: docstring): cluster -> (NIC line rate in bytes/s, share of it, source).
+MEASURED_NICS: dict[str, tuple[float, float, str]] = {
+    "Jean Zay A100 (workloads/bloom-176b.yaml)": (
+        100e9 / 8, 0.405, "bigscience-workshop/bigscience experiments/bandwidth/all_reduce_bench-a100-n4.txt: NCCL "
+        "2.10.3 over Omni-Path without GPUDirect RDMA, ring through one NIC per direction, busbw 40.5-40.8 Gb/s"),
+}
+
+
 def nic_efficiency(nic_bandwidth: float | None) -> float:
     """The InfiniBand generation's factor for a NIC of ``nic_bandwidth`` bytes/s."""
     eff = GENERIC["nic"]

@@ -166,6 +166,8 @@ def _rows() -> list[tuple[str, str, str, str]]:
              for dev, v in links.NVLINK_BY_DEVICE.items()]
     rows += [(f"InfiniBand efficiency at {rate * 8 / 1e9:g} Gb/s", f"{v:g}", "topology/efficiency.py",
               "nccl-tests bus bandwidth across nodes / line rate") for rate, v in links.NIC_BY_RATE]
+    rows += [(f"NIC efficiency measured, {name}, {rate * 8 / 1e9:g} Gb/s", f"{v:g}", "topology/efficiency.py", src)
+             for name, (rate, v, src) in links.MEASURED_NICS.items()]
     return rows
 
 

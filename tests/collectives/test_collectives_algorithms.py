@@ -114,6 +114,18 @@ def test_a_measured_nic_efficiency_gives_the_measured_busbw(make_cluster):
         pytest.approx(0.96 / 0.405)
 
 
+def test_the_shipped_measured_nic_is_the_documented_one():
+    # docs/constants.md lists MEASURED_NICS; the workload file carries the same figure
+    from pathlib import Path
+
+    from simcluster.spec import load_workload
+    from simcluster.topology.efficiency import MEASURED_NICS
+
+    rate, share, _ = MEASURED_NICS["Jean Zay A100 (workloads/bloom-176b.yaml)"]
+    spec = load_workload(str(Path(__file__).resolve().parents[2] / "workloads" / "bloom-176b.yaml"))
+    assert (spec.cluster.inter_node.nic_bandwidth, spec.cluster.inter_node.nic_efficiency) == (rate, share)
+
+
 def test_dgx1_rings_use_every_nvlink_both_ways(make_cluster):
     topo = build_topology(make_cluster(nodes=1, intra="nvlink-mesh", inter="none", intra_bw=150e9, device="v100"))
     rs = rings(range(8), topo)
