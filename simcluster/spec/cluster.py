@@ -6,7 +6,7 @@ and may override any of its keys (``intra_node`` / ``inter_node`` / a device map
 merged key by key) or give ``devices: N`` instead of ``nodes``.
 
 Instead of ``intra_node`` / ``inter_node`` a cluster may give every link itself in
-``graph`` (:class:`GraphSpec`; checked by :mod:`simcluster.spec.graph`, built and routed by
+``graph`` (:class:`~simcluster.spec.graph_spec.GraphSpec`; checked by :mod:`simcluster.spec.graph`, built and routed by
 :mod:`simcluster.topology.explicit`).
 """
 
@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 
 import simcluster
 from simcluster.catalogue import DEVICES, Device
@@ -26,7 +26,8 @@ from simcluster.registry import UnknownName
 from simcluster.spec.fields import (STRICT, Capacity, FabricName, Latency, LinkBandwidth, MaybeBandwidth, PeakRate,
                                     PositiveInt)
 from simcluster.spec.cluster_checks import check_cluster
-from simcluster.spec.graph import DEFAULT_CLASS, graph_gpu_count
+from simcluster.spec.graph import graph_gpu_count
+from simcluster.spec.graph_spec import GraphSpec
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
 from simcluster.spec.yamlio import YamlDoc, is_file, load_yaml
 
@@ -105,40 +106,6 @@ class InterNodeSpec(BaseModel):
                                      "data-center network that joins the pods; needed with more than one pod.")
     dcn_latency: Latency = Field(default=0.0, description="TPU pods: host to host across the data-center "
                                  "network.")
-
-
-class GraphLinkSpec(BaseModel):
-    """One link of an explicit graph: both directions at ``bandwidth`` unless ``directed``."""
-
-    model_config = ConfigDict(**STRICT, serialize_by_alias=True)
-    hidden_keys: ClassVar[tuple[str, ...]] = ("link_class",)
-    extra_keys: ClassVar[tuple[str, ...]] = ("class",)
-
-    between: list[str] = Field(description="The two vertices: GPUs gpu<k> (k = rank) or names in "
-                               "graph.switches.")
-    bandwidth: LinkBandwidth = Field(description="Per direction.")
-    latency: Latency = Field(default=0.0, description="Per link, per direction.")
-    link_class: Annotated[str, Field(min_length=1, alias="class")] = Field(
-        default=DEFAULT_CLASS, description="Names the link in the timeline; nvlink, pcie, nic, spine and torus run at "
-        "their calibrated share of bandwidth, any other class at the full figure.")
-    directed: bool = Field(default=False, description="true: between[0] -> between[1] only.")
-
-    @field_validator("between")
-    @classmethod
-    def _two_ends(cls, value: list[str]) -> list[str]:
-        if len(value) != 2:
-            raise ValueError(f"expected the two vertices a link joins, e.g. [gpu0, sw0], got {value}")
-        return value
-
-
-class GraphSpec(BaseModel):
-    """A cluster's links written out: switches (every vertex that is not a GPU) and links."""
-
-    model_config = STRICT
-    user_sections: ClassVar[dict[str, type[BaseModel]]] = {"links": GraphLinkSpec}
-
-    switches: list[str] = Field(default_factory=list, description="Every vertex that is not a GPU.")
-    links: list[GraphLinkSpec] = Field(description="The links (below).")
 
 
 class ClusterSpec(BaseModel):

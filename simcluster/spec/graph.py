@@ -4,7 +4,7 @@ A graph's vertices are the GPUs ``gpu<k>`` (k = the rank, 0 .. M-1, every one wi
 one link) and the names listed in ``switches``; see :mod:`simcluster.topology.explicit` for
 the file format and how the graph is built and routed. :func:`graph_problems` is the one
 check of a graph: the spec package reports its findings with file and line, and
-``build_explicit`` raises on them. The functions read a :class:`~simcluster.spec.cluster.GraphSpec`,
+``build_explicit`` raises on them. The functions read a :class:`~simcluster.spec.graph_spec.GraphSpec`,
 a mapping as written in a file, or a dump alike (:func:`field`).
 """
 

@@ -39,6 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from simcluster.metrics.error_bars import MEMORY_LIKE
 from simcluster.spec.yamlio import load_yaml
 
 #: Package data: the groups (``<group>.yaml``) and Table 1's workloads (``narayanan2021/``).
@@ -60,9 +61,8 @@ METRICS: dict[str, tuple[str, float, str]] = {
     "torch_max_memory_allocated_bytes": ("torch.cuda.max_memory_allocated per GPU", 0.15, "{:.1f} GiB"),
     "torch_max_memory_reserved_bytes": ("torch.cuda.max_memory_reserved per GPU", 0.15, "{:.1f} GiB"),
 }
-#: The memory metrics (printed in GiB).
-MEMORY_METRICS = ("peak_memory_bytes", "peak_memory_reserved_bytes", "torch_max_memory_allocated_bytes",
-                  "torch_max_memory_reserved_bytes")
+#: The memory metrics (printed in GiB): the peak and the figures whose interval is the peak's.
+MEMORY_METRICS = ("peak_memory_bytes", *MEMORY_LIKE)
 #: The keys of a row that every group understands; the rest go to Row.extra.
 ROW_KEYS = ("key", "workload", "overrides", "metric", "published", "tolerance", "source", "device",
             "framework", "system", "paper")
