@@ -23,6 +23,15 @@ the module's backward kernels are still queued). Simulated as a compute-stream t
 N × ops × ``HOST_OP_S`` before each all-gather and before each weight's reduce-scatter: a
 latency growing linearly with the ranks, per gather and per reduce-scatter.
 
+Device syncs. ``_allgather_param`` calls ``torch.cuda.synchronize()`` after allocating the gathered
+weight and before building its N views, and ``_synchronize_communication`` ends each fetch with
+another; ``reduce_ipg_grads`` starts with ``self.reduction_stream.synchronize()`` (stage3.py). The
+gradient reduce-scatters run on the reduction stream, but the next module's fetch waits for every
+stream: in the backward a weight's reduce-scatter ends before the next module's gather is prepared
+and before its compute starts, so the reduction never runs beside the compute. Simulated by making
+each ``zero.prep`` wait for the rank's last reduce-scatter (``Stack.zero3_fetch_sync``; the search
+screen adds the reduce-scatters to the backward likewise).
+
 Re-fetch after recompute. A module's weights gathered for the recompute are kept for its
 backward only when the parameters fetched between the two uses (``_keep_for_later``:
 ``get_reuse_distance_in_numel`` < ``stage3_max_reuse_distance``, default 1e9) are fewer than

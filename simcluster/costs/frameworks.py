@@ -221,6 +221,7 @@ class Stack:
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
     zero3_persistence_threshold: float = 0.0  # ZeRO-3: smaller tensors persist, reduced one by one, re-gathered per step
+    zero3_fetch_sync: bool = False  # ZeRO-3: a fetch synchronises the device first: reduce-scatters in flight end (costs.deepspeed_zero3)
     attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
     grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
     pipe_zero1_all_reduce: bool = False  # pipelined ZeRO-1: gradients all-reduced (not reduce-scattered) before the step
@@ -247,6 +248,7 @@ FRAMEWORKS.add("deepspeed", Stack(
     zero3_prefetch_params=DEEPSPEED_PREFETCH_BUCKET, p2p_overlap="never", p2p_scatter_gather=True,
     overlap_grad_reduce=False, zero3_reuse_distance=DEEPSPEED_MAX_REUSE_DISTANCE,
     zero3_host_ops_per_rank=DEEPSPEED_HOST_OPS_PER_RANK, zero3_persistence_threshold=DEEPSPEED_PERSISTENCE_THRESHOLD,
+    zero3_fetch_sync=True,
     attention="fa2", pipe_zero1_all_reduce=True, fp16_autograd_accum=True))
 FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,

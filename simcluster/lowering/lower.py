@@ -278,8 +278,9 @@ class Lowerer:
                 if step.overlap and a2a:
                     ch.join(a2a)
                     a2a = {}
+                wait = self.last_rs if step.waits_grads and self.last_rs else params if step.waits_params else None
                 ids = ch.compute(f"{step.name} L{layer}", step.seconds, step.flops, step.phase, layer,
-                                 after=params if step.waits_params else None)
+                                 after=wait)
                 if step.name == "zero.prep":  # the collective it prepares is issued after it
                     prep = ids
                 for side in beside:

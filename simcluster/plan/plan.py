@@ -41,7 +41,7 @@ from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.stack_bytes import plan_sends, spec_stack, weight_bytes
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
-from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, zero3_gathers, zero3_grad_parts,
+from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
@@ -346,7 +346,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
                       parallel_inputs=spec.model.parallel_block_norms,
                       distribute=tr.distribute_saved_activations,
                       gather_parts=parts, gather_prefetch=prefetch, refetch_parts=refetch, refetch_share=share,
-                      collective_prep_s=collective_prep_s(spec, par.zero_shard or d),
+                      collective_prep_s=collective_prep_s(spec, par.zero_shard or d), fetch_sync=fetch_syncs(spec),
                       grad_parts=zero3_grad_parts(spec, ops),
                       persist_gather_s=zero3_persistent_gather_s(spec, par.zero_shard or d, ops),
                       recv_gather=t > 1 and p > 1 and sends.gather, root=root,

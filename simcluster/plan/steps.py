@@ -67,6 +67,7 @@ class Step:
     op: str = ""  # collective steps: all_reduce | all_gather | reduce_scatter
     block: bool = False  # a layer block's compute (ZeRO-3 prefetch counts these)
     waits_params: bool = False  # starts after this layer's ZeRO-3 gather
+    waits_grads: bool = False  # compute steps: starts after the rank's last gradient reduce-scatter (a device sync)
     grads: bool = False  # produces the layer's gradients
     tag: str = ""  # tp steps: the name their task carries, e.g. "fwd.attn" or "embedding"
     parts: int = 1  # gather / reduce_grads steps: collectives the layer's weights (gradients) move in, one after another
@@ -98,6 +99,7 @@ class UnitShape:
     refetch_parts: int = 0  # ZeRO-3 under full recompute: modules gathered again between recompute and backward
     refetch_share: float = 0.0  # ... and their share of the layer's weights (DeepSpeed's reuse distance)
     collective_prep_s: float = 0.0  # host seconds before each ZeRO-3 gather / reduce-scatter, the GPU waiting
+    fetch_sync: bool = False  # that host work starts after a device sync: the reduce-scatters in flight end first
     grad_parts: int = 1  # ZeRO >= 2: reduce-scatters per layer (DeepSpeed ZeRO-3: one per tensor, one after another)
     persist_gather_s: float = 0.0  # DeepSpeed ZeRO-3: host seconds per layer re-gathering its persistent tensors per step
     recv_gather: bool = False  # scatter-gathered pipeline sends: a received unit starts with a tensor all-gather
@@ -123,7 +125,7 @@ def _prep(shape: UnitShape, count: int, phase: str) -> list[Step]:
     """DeepSpeed's per-rank host work before ``count`` list-based collectives (frameworks docstring)."""
     if shape.collective_prep_s <= 0 or count <= 0:
         return []
-    return [Step("compute", "zero.prep", phase, count * shape.collective_prep_s)]
+    return [Step("compute", "zero.prep", phase, count * shape.collective_prep_s, waits_grads=shape.fetch_sync)]
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,

@@ -55,6 +55,12 @@ def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
     return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if spec.parallelism.zero_stage >= 3 else 0.0
 
 
+def fetch_syncs(spec: WorkloadSpec) -> bool:
+    """Whether the stack's ZeRO-3 host work before each collective starts after a device-wide sync, so that the
+    gradient reduce-scatters in flight end first (DeepSpeed ≤ 0.4: :mod:`simcluster.costs.deepspeed_zero3`)."""
+    return spec.parallelism.zero_stage >= 3 and framework(spec.training.framework).zero3_fetch_sync
+
+
 def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[float, ...]:
     """Elements of each tensor of one layer on one tensor rank, as :mod:`simcluster.costs.params` counts
     them: each GEMM's weight (n·k/t) and bias (n/t column-parallel, n row-parallel), each norm's γ and β (h)."""

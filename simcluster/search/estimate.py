@@ -36,7 +36,7 @@ from typing import Callable
 
 from simcluster.costs.deferred_wgrad import deferred_count
 from simcluster.plan.stack_bytes import plan_sends, spec_stack
-from simcluster.plan.zero3 import (collective_prep_s, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
+from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
                                    zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
@@ -190,6 +190,7 @@ class Group:
                           gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
                           refetch_share=est.refetch[1],
                           collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d),
+                          fetch_sync=fetch_syncs(est.spec),
                           grad_parts=est.grad_parts if zero >= 3 else 1,
                           root=self._root(zero, d))
         steps = self._steps(shape)
@@ -208,7 +209,10 @@ class Group:
             bw = bw.blend(PassTime().add(back, self._coll), w)
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
-        if shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
+        if shape.gather and shape.fetch_sync:  # DeepSpeed: each fetch syncs the device, the reduce-scatters first
+            f_layer = f_layer + f.gather if not shape.gather_prefetch else max(f_layer, f.gather)
+            b_layer = (b_layer + bw.gather if not shape.gather_prefetch else max(b_layer, bw.gather)) + dp_rs
+        elif shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
             f_layer += f.gather
             b_layer = max(b_layer + bw.gather, bw.gather + dp_rs)
         elif shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
