@@ -18,20 +18,30 @@ from simcluster.spec.workload import WorkloadSpec
 from simcluster.workload import ModelOps, model_ops
 
 
-def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, bool]:
+def _tensor(spec: WorkloadSpec, tensor: int | None) -> int:
+    return spec.parallelism.tensor if tensor is None else tensor
+
+
+def _zero(spec: WorkloadSpec, zero: int | None) -> int:
+    return spec.parallelism.zero_stage if zero is None else zero
+
+
+def zero3_gathers(spec: WorkloadSpec, ops: ModelOps | None = None, tensor: int | None = None) -> tuple[int, bool]:
     """(all-gathers per layer, prefetched) of ZeRO-3 under the spec's stack.
 
     One gather per layer, or one per linear layer under DeepSpeed's per-module fetch. Prefetched
     always under FSDP; under DeepSpeed only when each fetched module's weights (per tensor rank) fit
-    its prefetch bucket (``deepspeed_zero3.DEEPSPEED_PREFETCH_BUCKET``).
+    its prefetch bucket (``deepspeed_zero3.DEEPSPEED_PREFETCH_BUCKET``). ``tensor``: the tensor degree
+    (default the spec's; the search screen passes each layout's, as it does ``zero`` below).
     """
     stack = framework(spec.training.framework)
-    modules = module_weights(ops or model_ops(spec.model, spec.training), spec.parallelism.tensor)
+    modules = module_weights(ops or model_ops(spec.model, spec.training), _tensor(spec, tensor))
     parts = len(modules) if stack.zero3_fetch == "module" else 1
     return parts, max(modules, default=0.0) <= stack.zero3_prefetch_params
 
 
-def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int, float]:
+def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None, tensor: int | None = None,
+                  recompute: str | None = None) -> tuple[int, float]:
     """(modules, share of the layer's weights) ZeRO-3 gathers again between recompute and backward.
 
     DeepSpeed keeps a module's weights after its use only while the parameters fetched before its
@@ -41,30 +51,31 @@ def zero3_refetch(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[int,
     Stacks that gather one unit per layer keep it through recompute and backward: (0, 0).
     """
     stack = framework(spec.training.framework)
-    if stack.zero3_fetch != "module" or spec.training.recompute != "full":
+    if stack.zero3_fetch != "module" or (spec.training.recompute if recompute is None else recompute) != "full":
         return 0, 0.0
-    sizes = module_weights(ops or model_ops(spec.model, spec.training), spec.parallelism.tensor)
+    sizes = module_weights(ops or model_ops(spec.model, spec.training), _tensor(spec, tensor))
     again = [s for i, s in enumerate(sizes) if 2 * sum(sizes[i + 1:]) >= stack.zero3_reuse_distance]
     return len(again), (sum(again) / sum(sizes) if sizes else 0.0)
 
 
-def collective_prep_s(spec: WorkloadSpec, ranks: int) -> float:
+def collective_prep_s(spec: WorkloadSpec, ranks: int, zero: int | None = None) -> float:
     """Host seconds before each ZeRO-3 gather or reduce-scatter over ``ranks`` ranks: DeepSpeed's
     per-rank list views and copies (``zero3_host_ops_per_rank`` × ``HOST_OP_S`` per rank), 0 elsewhere."""
     stack = framework(spec.training.framework)
-    return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if spec.parallelism.zero_stage >= 3 else 0.0
+    return ranks * stack.zero3_host_ops_per_rank * stack.host_op_s if _zero(spec, zero) >= 3 else 0.0
 
 
-def fetch_syncs(spec: WorkloadSpec) -> bool:
+def fetch_syncs(spec: WorkloadSpec, zero: int | None = None) -> bool:
     """Whether the stack's ZeRO-3 host work before each collective starts after a device-wide sync, so that the
     gradient reduce-scatters in flight end first (DeepSpeed ≤ 0.4: :mod:`simcluster.costs.deepspeed_zero3`)."""
-    return spec.parallelism.zero_stage >= 3 and framework(spec.training.framework).zero3_fetch_sync
+    return _zero(spec, zero) >= 3 and framework(spec.training.framework).zero3_fetch_sync
 
 
-def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None) -> tuple[float, ...]:
+def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None,
+                        tensor: int | None = None) -> tuple[float, ...]:
     """Elements of each tensor of one layer on one tensor rank, as :mod:`simcluster.costs.params` counts
     them: each GEMM's weight (n·k/t) and bias (n/t column-parallel, n row-parallel), each norm's γ and β (h)."""
-    t, h = spec.parallelism.tensor, spec.model.hidden
+    t, h = _tensor(spec, tensor), spec.model.hidden
     out: list[float] = []
     for op in (ops or model_ops(spec.model, spec.training)).layer:
         if op.kind == "gemm" and op.gemm:
@@ -75,24 +86,25 @@ def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None) -> tupl
     return tuple(out)
 
 
-def zero3_grad_parts(spec: WorkloadSpec, ops: ModelOps | None = None) -> int:
+def zero3_grad_parts(spec: WorkloadSpec, ops: ModelOps | None = None, zero: int | None = None) -> int:
     """Reduce-scatters per layer and microbatch of ZeRO-3's gradients: one per tensor under DeepSpeed
     (``_reduce_scatter_gradients``, persistent tensors included: :mod:`simcluster.costs.deepspeed_zero3`), else one."""
-    if not framework(spec.training.framework).zero3_persistence_threshold or spec.parallelism.zero_stage < 3:
+    if not framework(spec.training.framework).zero3_persistence_threshold or _zero(spec, zero) < 3:
         return 1
     return len(zero3_layer_tensors(spec, ops))
 
 
-def zero3_persistent_gather_s(spec: WorkloadSpec, ranks: int, ops: ModelOps | None = None) -> float:
+def zero3_persistent_gather_s(spec: WorkloadSpec, ranks: int, ops: ModelOps | None = None, tensor: int | None = None,
+                              zero: int | None = None) -> float:
     """Host seconds per layer of DeepSpeed's re-gather of its persistent tensors after each optimizer step:
     ``Init._allgather_params`` copies each tensor of n < ``stage3_param_persistence_threshold`` elements
     rank by rank, ⌈n / ⌈n/N⌉⌉ pieces, each ``zero3_host_ops_per_rank`` × ``host_op_s`` (0 elsewhere)."""
     stack = framework(spec.training.framework)
     limit = stack.zero3_persistence_threshold
-    if not limit or spec.parallelism.zero_stage < 3 or ranks <= 1:
+    if not limit or _zero(spec, zero) < 3 or ranks <= 1:
         return 0.0
     pieces = 0
-    for n in zero3_layer_tensors(spec, ops):
+    for n in zero3_layer_tensors(spec, ops, tensor):
         if n < limit:
             pieces += math.ceil(n / math.ceil(n / ranks))
     return pieces * stack.zero3_host_ops_per_rank * stack.host_op_s

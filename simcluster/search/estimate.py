@@ -11,7 +11,11 @@ ZeRO-2's per-layer, per-microbatch reduce-scatter runs beside the compute on the
 data-parallel stream, so a layer costs at least what that stream moves; under ZeRO-3 the
 weight gathers are prefetched (in backward issued ahead of the previous layer's
 reduce-scatter: FSDP's backward prefetch, Zhao et al. 2023 §3.3), so F costs at least its
-gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). A stage's unit
+gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). Communication
+beside the compute slows it as the engine does (:mod:`simcluster.costs.contention`, Lee et al.
+2025): c seconds of compute beside m of communication take max(c + s·m, m) (:func:`beside`),
+for userbuffers' and the context ring's collectives, ZeRO's gathers and reduce-scatters, the
+overlapped gradient reduction and the parameter gather beside the next forward. A stage's unit
 X_s = F_s + B_s sums its layers, plus the embedding on the first stage and the logits on the
 last, and the pipeline takes
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.costs.deferred_wgrad import deferred_count
 from simcluster.plan.stack_bytes import plan_sends, spec_stack
 from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
@@ -47,6 +52,15 @@ from simcluster.search.layout import Layout
 from simcluster.search.memory import MemoryModel, chunk_spread, layout_spec, stage_layers
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
+from simcluster.workload import model_ops
+
+def beside(compute: float, comm: float, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
+    """Seconds of ``compute`` with ``comm`` seconds of communication issued beside it at its start, the compute
+    progressing at 1 − ``slowdown`` of its speed while the communication runs (:mod:`simcluster.costs.contention`,
+    the engine's rate): it ends at compute + slowdown·comm when the communication ends first, else with the
+    communication, so max(compute + slowdown·comm, comm)."""
+    return max(compute + slowdown * comm, comm)
+
 
 #: The parts of an iteration, as the simulator's per-stage breakdown names them.
 PARTS = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer")
@@ -70,9 +84,10 @@ class PassTime:
         for st in steps:
             if st.what == "compute":
                 if st.overlap and a2a:
-                    self.tp += max(0.0, a2a - (self.compute + self.recompute - mark))
+                    span = self.compute + self.recompute - mark
+                    self.tp += beside(span, a2a) - span
                     a2a = 0.0
-                secs = max(st.seconds, ring, side)
+                secs = beside(st.seconds, max(ring, side))
                 ring = side = 0.0
                 if st.phase == "recompute":
                     self.recompute += secs
@@ -178,21 +193,29 @@ class Group:
         nbytes = (st.params or b.params.layer) * (costs.dt * st.share if st.what == "gather" else costs.grad_bytes)
         return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 
+    def shape(self, rc: str, zero: int) -> UnitShape:
+        """The unit shape the plan builds for this layout (:func:`simcluster.plan.plan.build_plan`), but for what
+        the screen prices apart: scatter-gathered pipeline receives (``recv_gather``) and DeepSpeed's per-step
+        persistent gather (``persist_gather_s``)."""
+        est, d = self.est, self.d
+        (parts, prefetch), refetch = est.zero3(self.t, rc)
+        return UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
+                          reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
+                          parallel=est.spec.model.parallel_block,
+                          parallel_inputs=est.spec.model.parallel_block_norms,
+                          distribute=est.spec.training.distribute_saved_activations, gather_parts=parts,
+                          gather_prefetch=prefetch, refetch_parts=refetch[0], refetch_share=refetch[1],
+                          collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d, zero),
+                          fetch_sync=fetch_syncs(est.spec, zero),
+                          grad_parts=zero3_grad_parts(est.spec, est.ops, zero) if zero >= 3 else 1,
+                          root=self._root(zero, d), tp_overlap=est.tp_overlap and self.t > 1,
+                          tp_grad_overlap=self.t > 1 and est.tp_grad_overlap)
+
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
         """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer) seconds, stage 0's view."""
         est, blocks = self.est, self.b.blocks
         p, m, v, d = self.p, self.m, self.v, self.d
-        shape = UnitShape(tp=self.t > 1, sp=self.sp, cp=self.c > 1, recompute=rc, gather=zero >= 3 and d > 1,
-                          reduce_grads=zero >= 2 and d > 1, split_w=self.schedule == "zero-bubble",
-                          parallel=est.spec.model.parallel_block,
-                          parallel_inputs=est.spec.model.parallel_block_norms,
-                          distribute=est.spec.training.distribute_saved_activations, gather_parts=est.gather_parts,
-                          gather_prefetch=est.gather_prefetch, refetch_parts=est.refetch[0],
-                          refetch_share=est.refetch[1],
-                          collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d),
-                          fetch_sync=fetch_syncs(est.spec),
-                          grad_parts=est.grad_parts if zero >= 3 else 1,
-                          root=self._root(zero, d))
+        shape = self.shape(rc, zero)
         steps = self._steps(shape)
         f = PassTime().add(steps[0], self._coll)
         bw = PassTime().add(steps[1], self._coll)
@@ -209,18 +232,19 @@ class Group:
             bw = bw.blend(PassTime().add(back, self._coll), w)
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
+        # communication beside the compute slows it (beside(): the engine's contention)
         if shape.gather and shape.fetch_sync:  # DeepSpeed: each fetch syncs the device, the reduce-scatters first
-            f_layer = f_layer + f.gather if not shape.gather_prefetch else max(f_layer, f.gather)
-            b_layer = (b_layer + bw.gather if not shape.gather_prefetch else max(b_layer, bw.gather)) + dp_rs
+            f_layer = f_layer + f.gather if not shape.gather_prefetch else beside(f_layer, f.gather)
+            b_layer = (b_layer + bw.gather if not shape.gather_prefetch else beside(b_layer, bw.gather)) + dp_rs
         elif shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
             f_layer += f.gather
-            b_layer = max(b_layer + bw.gather, bw.gather + dp_rs)
+            b_layer = bw.gather + beside(b_layer, dp_rs)
         elif shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
             # backward, the plan's backward prefetch) run beside the compute: hidden unless the stream lags
-            f_layer = max(f_layer, f.gather)
-            b_layer = max(b_layer, bw.gather + dp_rs)
+            f_layer = beside(f_layer, f.gather)
+            b_layer = beside(b_layer, bw.gather + dp_rs)
         elif shape.reduce_grads:  # the reduce-scatters run beside the compute: hidden unless the stream lags
-            b_layer = max(b_layer, dp_rs - f_layer)
+            b_layer = max(b_layer + OVERLAP_COMPUTE_SLOWDOWN * dp_rs, dp_rs - f_layer)
         x_layer = f_layer + b_layer
         emb = PassTime().add(steps[2], self._coll)
         head = PassTime().add(steps[3], self._coll)
@@ -277,13 +301,20 @@ class Group:
                 tail = costs.time(kind, op, t, c, d, p,
                                   rest * layer + (params.embedding + (params.head if p == 1 else 0.0)) * gb)
                 sync += tail
-                dp = max(sync - (x0 - f_layer * self.n0), tail) if est.overlap else sync
+                if est.overlap:  # beside the last backward B, which it slows by s·(what runs beside it)
+                    back = x0 - f_layer * self.n0
+                    slow = OVERLAP_COMPUTE_SLOWDOWN * min(max(0.0, sync - tail), back)
+                    dp = max(sync - back, slow + tail)
+                else:
+                    dp = sync
             if zero >= 1:
                 z = costs.shard(d)
                 if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
                     dp += costs.time("zr", "all_reduce", t, c, d, p, stage * costs.grad_bytes / z)
-                if zero < 3 and est.param_overlap:  # beside the next forward: its first layer's gather exposed
-                    dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, params.layer * costs.dt)
+                if zero < 3 and est.param_overlap:  # beside the next forward: its first layer's gather exposed,
+                    first = costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, params.layer * costs.dt)
+                    rest = costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt) - first
+                    dp += first + OVERLAP_COMPUTE_SLOWDOWN * min(max(0.0, rest), f_layer * self.n0)  # the rest slows it
                 elif zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
                     dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
         if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
@@ -292,7 +323,7 @@ class Group:
             dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
         opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1, self.n0)
         if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
-            opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d)
+            opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t)
         return dp, opt
 
 
@@ -309,20 +340,30 @@ class Estimator:
         stack = spec_stack(spec)
         self.overlap = spec.parallelism.overlap_grad_reduce and stack.overlap_grad_reduce
         self.param_overlap = spec.parallelism.overlap_param_gather  # ZeRO 1/2 (simcluster.plan.param_gather)
-        self.gather_parts, self.gather_prefetch = zero3_gathers(spec)
-        self.refetch = zero3_refetch(spec)
-        self.grad_parts = zero3_grad_parts(spec)
-        self._persist: dict[int, float] = {}
+        self.tp_overlap = spec.parallelism.tp_comm_overlap  # userbuffers (simcluster.plan.tp_overlap)
+        self.tp_grad_overlap = (stack.tp_grad_overlap if spec.parallelism.tp_grad_overlap is None
+                                else spec.parallelism.tp_grad_overlap)  # (simcluster.plan.tp_grad_overlap)
+        self.ops = model_ops(spec.model, spec.training)
+        self._zero3: dict[tuple[int, str], tuple[tuple[int, bool], tuple[int, float]]] = {}
+        self._persist: dict[tuple[int, int], float] = {}
         self.tied = bool(spec.model.tied_embeddings)
         self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
         self._moe: dict[tuple[int, int, int, int, bool, int, int | None, str], MoePlan] = {}
 
-    def persist_gather_s(self, ranks: int) -> float:
-        """Host seconds per layer of DeepSpeed's per-step persistent-tensor gather over ``ranks`` (cached)."""
-        if ranks not in self._persist:
-            self._persist[ranks] = zero3_persistent_gather_s(self.spec, ranks)
-        return self._persist[ranks]
+    def zero3(self, t: int, rc: str) -> tuple[tuple[int, bool], tuple[int, float]]:
+        """ZeRO-3's (gathers per layer, prefetched) and (modules re-fetched, their share) at tensor degree ``t`` and
+        recompute ``rc`` (cached; :mod:`simcluster.plan.zero3`)."""
+        if (t, rc) not in self._zero3:
+            self._zero3[t, rc] = (zero3_gathers(self.spec, self.ops, t), zero3_refetch(self.spec, self.ops, t, rc))
+        return self._zero3[t, rc]
+
+    def persist_gather_s(self, ranks: int, t: int) -> float:
+        """Host seconds per layer of DeepSpeed's per-step persistent-tensor gather over ``ranks`` at tensor degree
+        ``t`` (cached; ZeRO-3 layouts only ask)."""
+        if (ranks, t) not in self._persist:
+            self._persist[ranks, t] = zero3_persistent_gather_s(self.spec, ranks, self.ops, t, zero=3)
+        return self._persist[ranks, t]
 
     def group(self, t: int, c: int, p: int, d: int, mb: int, v: int, schedule: str, sp: bool, e: int = 1,
               et: int | None = None) -> Group:

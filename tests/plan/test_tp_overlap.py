@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from helpers_spec import make_spec
+from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.plan import build_plan
 from simcluster.plan.tp_overlap import TE_PIPELINE_SPLITS
 from simcluster.run import simulate_workload
@@ -41,7 +42,8 @@ def test_block_steps(tmp_path):
 
 def test_estimate_exposes_only_the_last_chunk(tmp_path):
     """Compute far longer than the collectives: the analytical pass pays the forward's last reduce-scatter
-    chunks (1/n of each block's bytes) and nothing of the rest."""
+    chunks (1/n of each block's bytes) and, of the rest, only the compute's slowdown beside it (the engine's
+    contention: s × the side collectives' seconds)."""
     plan = build_plan(make_spec(tmp_path, *ON))
     coll = {"all_gather": 2e-5, "reduce_scatter": 4e-5}
     f, b = tuple(_layer(plan, "F")), tuple(_layer(plan, "B"))
@@ -49,7 +51,8 @@ def test_estimate_exposes_only_the_last_chunk(tmp_path):
     compute = sum(s.seconds for s in f if s.what == "compute")
     assert min(s.seconds for s in f if s.what == "compute") > 6e-5  # longer than what runs beside it
     assert fwd.tp == pytest.approx(2 * coll["reduce_scatter"] / TE_PIPELINE_SPLITS)
-    assert fwd.compute == pytest.approx(compute)
+    side = sum(coll[s.op] * s.share for s in f if s.what == "tp" and s.overlap)
+    assert fwd.compute == pytest.approx(compute + OVERLAP_COMPUTE_SLOWDOWN * side)
     assert PassTime().add(b, lambda st: coll[st.op] * st.share).tp == 0.0
     slow = PassTime().add(f, lambda st: 1.0)  # collectives outlast the compute: the block waits for them
     assert slow.compute == pytest.approx(2 * (1.0 + 1.0))

@@ -64,3 +64,45 @@ def test_agreement_counts_the_top_overlap():
     a = agreement(table, "throughput", 10)
     assert (a.overlap, a.top, a.pairs) == (8, 10, 12)
     assert a.spearman == pytest.approx(spearman(est, sim))
+
+
+@pytest.mark.parametrize("extra", [
+    (),
+    ("parallelism.tp_comm_overlap=true", "parallelism.sequence_parallel=true"),
+    ("parallelism.tp_grad_overlap=false",),
+    ("training.framework=deepspeed", "model.hidden=4096", "model.heads=32"),  # prefetch by tensor degree
+    ("training.framework=deepspeed", "model.hidden=4096", "model.heads=32", "parallelism.zero_stage=3",
+     "parallelism.pipeline=1", "parallelism.tensor=1", "parallelism.data=8", "training.recompute=full"),
+    ("training.framework=pytorch",),
+])
+def test_screen_prices_the_plans_unit_shape(toy, extra):
+    """The screen sums the steps of the very unit shape the plan lowers (one performance model), but for the two
+    terms it prices apart: scatter-gathered pipeline receives and DeepSpeed's per-step persistent gather."""
+    from dataclasses import replace
+
+    from simcluster.plan import build_plan
+    base = load_workload(toy, list(extra))
+    est = Estimator(base, build_topology(base.cluster))
+    layouts = list(enumerate_layouts(base, make_space(base, 8, 1, {})))
+    if "parallelism.tp_comm_overlap=true" in extra:  # userbuffers need tensor parallelism and SP
+        layouts = [lay for lay in layouts if lay.tensor > 1 and lay.sequence_parallel]
+    for lay in random.Random(11).sample(layouts, 12):
+        group = est.group(lay.tensor, lay.context, lay.pipeline, lay.data, lay.micro_batch, lay.virtual_stages,
+                          lay.schedule, lay.sequence_parallel, lay.expert, lay.expert_tensor)
+        plan = build_plan(load_workload(toy, list(extra) + [
+            f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
+            for k, v in lay.values().items()]))
+        want = replace(plan.shape, recv_gather=False, persist_gather_s=0.0)
+        assert group.shape(lay.recompute, lay.zero_stage) == want, lay.label()
+
+
+def test_screen_slows_compute_beside_communication_as_the_engine():
+    """beside(c, m): the compute progresses at 1 − s while m runs, so c + s·m, or m once the compute would
+    end first (the engine's contention, simcluster.costs.contention)."""
+    from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN as s
+    from simcluster.search.estimate import beside
+    assert beside(1.0, 0.0) == 1.0
+    assert beside(1.0, 0.5) == pytest.approx(1.0 + s * 0.5)
+    assert beside(1.0, 1.0 / (1 - s)) == pytest.approx(1.0 / (1 - s))  # both end together
+    assert beside(1.0, 2.0) == 2.0
+    assert beside(1.0, 0.5, slowdown=0.0) == 1.0
