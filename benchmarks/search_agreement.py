@@ -44,8 +44,7 @@ def agreement(path: str, sample: int, keep: int) -> dict[str, float]:
     picked = best[::step][:sample]
     estimated, simulated = [], []
     for cand in picked:
-        sets = [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
-                for k, v in cand.layout.values().items()]
+        sets = cand.layout.overrides()
         simulated.append(simulate_workload(load_workload(ROOT / path, sets), check=False).summary["iteration_time_s"])
         estimated.append(cand.estimate.iteration_time_s)
     errors = [abs(e / s - 1) for e, s in zip(estimated, simulated)]

@@ -72,7 +72,7 @@ def acceptance(name: str, path: str, jobs: int | None) -> None:
     misses = outcome.screening.near_misses[:4]
     spec = load_workload(ROOT / path)
     for lay, peak in misses:
-        sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in lay.values().items()]
+        sets = lay.overrides()
         fits = simulate_workload(load_workload(ROOT / path, sets)).summary["fits_in_memory"]
         print(f"pruned {lay.label()}: estimated {peak / 2**30:.3f} GiB > {spec.cluster.device.memory_bytes / 2**30:.0f} GiB;"
               f" simulator: {'FITS (pruning error)' if fits else 'does not fit'}")

@@ -41,6 +41,11 @@ class Layout(NamedTuple):
         """Dotted workload key -> value (what ``--set`` would write)."""
         return {FIELD_KEYS[name]: value for name, value in zip(self._fields, self)}
 
+    def overrides(self) -> list[str]:
+        """The layout as ``--set`` strings (``key=value``; booleans lower-case, no expert-tensor degree ``null``)."""
+        return [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
+                for k, v in self.values().items()]
+
     def label(self) -> str:
         """A compact one-line name, e.g. ``t8 p8 d16 mb1 1f1b rc=full``; options at their
         defaults (c 1, v 1, no SP, ZeRO 0) are left out."""

@@ -19,7 +19,7 @@ from simcluster.topology.build import build_topology
 
 
 def _spec(path, lay: Layout):
-    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}" for k, v in lay.values().items()])
+    return load_workload(path, lay.overrides())
 
 
 def test_estimates_track_the_simulator(toy):
@@ -89,9 +89,7 @@ def test_screen_prices_the_plans_unit_shape(toy, extra):
     for lay in random.Random(11).sample(layouts, 12):
         group = est.group(lay.tensor, lay.context, lay.pipeline, lay.data, lay.micro_batch, lay.virtual_stages,
                           lay.schedule, lay.sequence_parallel, lay.expert, lay.expert_tensor)
-        plan = build_plan(load_workload(toy, list(extra) + [
-            f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
-            for k, v in lay.values().items()]))
+        plan = build_plan(load_workload(toy, list(extra) + lay.overrides()))
         want = replace(plan.shape, recv_gather=False, persist_gather_s=0.0)
         assert group.shape(lay.recompute, lay.zero_stage) == want, lay.label()
 

@@ -20,7 +20,7 @@ from simcluster.topology.build import build_topology
 
 
 def _spec(path, lay: Layout):
-    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}" for k, v in lay.values().items()])
+    return load_workload(path, lay.overrides())
 
 
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b", "interleaved", "zero-bubble"])

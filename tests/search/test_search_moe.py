@@ -32,8 +32,7 @@ def moe(tmp_path):
 
 
 def _load(path, lay):
-    return load_workload(path, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
-                                for k, v in lay.values().items()])
+    return load_workload(path, lay.overrides())
 
 
 def test_the_space_varies_the_expert_degree(moe):

@@ -32,7 +32,7 @@ def test_enumeration_equals_what_load_workload_accepts(toy):
         if lay.gpus > 8 or _redundant(lay):
             continue
         try:
-            load_workload(toy, [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}" for k, v in lay.values().items()])
+            load_workload(toy, lay.overrides())
         except SpecError:
             continue
         expected.add(lay)
@@ -103,3 +103,14 @@ def test_search_section_is_not_part_of_the_simulated_workload(toy):
     spec = load_workload(toy)
     assert spec.search.space == {"parallelism.tensor": [2, 4]} and spec.search.gpus == 8
     assert spec.resolved_dict() == plain.resolved_dict() | {"name": spec.name}
+
+
+def test_a_layout_as_overrides_loads_back_to_itself(toy):
+    """Layout.overrides() (what the benchmarks and the tests simulate a candidate with) reads back to the layout,
+    booleans and the unset expert-tensor degree (null) included."""
+    from simcluster.search.layout import layout_of
+    spec = load_workload(toy)
+    layouts = list(enumerate_layouts(spec, make_space(spec, 8, 1, {})))
+    assert any(lay.expert_tensor is None for lay in layouts) and any(lay.sequence_parallel for lay in layouts)
+    for lay in layouts[::max(1, len(layouts) // 40)]:
+        assert layout_of(load_workload(toy, lay.overrides())) == lay
