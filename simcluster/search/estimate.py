@@ -15,7 +15,10 @@ gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). C
 beside the compute slows it as the engine does (:mod:`simcluster.costs.contention`, Lee et al.
 2025): c seconds of compute beside m of communication take max(c + s·m, m) (:func:`beside`),
 for userbuffers' and the context ring's collectives, ZeRO's gathers and reduce-scatters, the
-overlapped gradient reduction and the parameter gather beside the next forward. A stage's unit
+overlapped gradient reduction and the parameter gather beside the next forward. Under ZeRO-3 a
+unit's first gather has no layer of its unit to hide behind: it queues on the data-parallel stream
+behind the previous backward unit's last reduce-scatter, and those two layers run serially at each
+of a stage's m·v − 1 boundaries after a backward unit (FSDP's root unit covers the one-stage case). A stage's unit
 X_s = F_s + B_s sums its layers, plus the embedding on the first stage and the logits on the
 last, and the pipeline takes
 
@@ -267,6 +270,14 @@ class Group:
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (p * v - 1 if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
+        if shape.gather and shape.gather_prefetch and not shape.fetch_sync and not shape.root.params:
+            # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel
+            # stream behind the previous backward unit's last reduce-scatter: at each of the stage's m·v − 1
+            # boundaries after a backward unit, its last layer, that reduce-scatter, the gather and the next
+            # unit's first layer run one after another, beyond what the per-layer terms charged for the two
+            # layers (FSDP's root unit covers it on one stage)
+            serial = bw.serial + dp_rs + f.gather + f.serial
+            dp += (m * v - 1) * max(0.0, serial - b_layer - f_layer)
         total = pipe + pp + dp + opt
         n = m * self.n0
         compute = n * (f.compute + bw.compute) + m * (emb.compute + (head.compute if p == 1 else 0.0))
