@@ -221,7 +221,7 @@ class Stack:
     zero3_reuse_distance: float = NO_LIMIT  # ZeRO-3: weights kept for reuse only if fewer params are fetched between
     zero3_host_ops_per_rank: float = 0.0  # ZeRO-3: host ops per rank of every gather / reduce-scatter (list-based)
     zero3_persistence_threshold: float = 0.0  # ZeRO-3: smaller tensors persist, reduced one by one, re-gathered per step
-    zero3_fetch_sync: bool = False  # ZeRO-3: a fetch synchronises the device first: reduce-scatters in flight end (costs.deepspeed_zero3)
+    zero3_fetch_sync: bool = False  # ZeRO-3: a fetch syncs the device; reduce-scatters in flight end (deepspeed_zero3)
     attention: str = "fa3"  # flash kernel on Hopper: fa3 (FA3 / cuDNN fused attention) | fa2 (FlashAttention-2)
     grad_accum_cast: bool = True  # grad_accum_bytes starts with a separate fp32 cast kernel (6 B); False: one add
     pipe_zero1_all_reduce: bool = False  # pipelined ZeRO-1: gradients all-reduced (not reduce-scattered) before the step

@@ -44,8 +44,8 @@ from typing import Callable
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.costs.deferred_wgrad import deferred_count
 from simcluster.plan.stack_bytes import plan_sends, spec_stack
-from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts, zero3_persistent_gather_s,
-                                   zero3_refetch)
+from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts,
+                                   zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
@@ -56,6 +56,7 @@ from simcluster.search.memory import MemoryModel, chunk_spread, layout_spec, sta
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 from simcluster.workload import model_ops
+
 
 def beside(compute: float, comm: float, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
     """Seconds of ``compute`` with ``comm`` seconds of communication issued beside it at its start, the compute
