@@ -28,7 +28,8 @@ last, and the pipeline takes
 eqs. 1–2; v = 1 for GPipe and 1F1B). ZB-H1 fills the bubbles with weight-gradient passes, so
 each non-bottleneck stage adds X_s − 2·W_s (Qi et al. 2023 §3.1). Interleaved chunks of
 unequal size make the fill and drain at least (p − 1) largest chunks. On top: the pipeline
-sends on the fill and drain path, 2(p − 1) of b·s·h/(c·t) (interleaved p·v − 1); the first
+sends on the fill and drain path, 2(p − 1) of b·s·h/(c·t) (interleaved 2(p·v − 1): the first
+microbatch's forward and the last one's backward each cross all p·v chunks); the first
 stage's data-parallel gradient reduction (buckets of ``grad_bucket_bytes``; with
 ``overlap_grad_reduce`` only what outlasts the last microbatch's backward is exposed;
 all-reduce, reduce-scatter under ZeRO), the tied-embedding all-reduce, its optimizer step
@@ -269,7 +270,7 @@ class Group:
         if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
-        pp = (p * v - 1 if v > 1 else 2 * (p - 1)) * self.send
+        pp = (2 * (p * v - 1) if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
         if shape.gather and shape.gather_prefetch and not shape.fetch_sync and not shape.root.params:
             # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel
