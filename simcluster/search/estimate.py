@@ -59,12 +59,15 @@ from simcluster.topology.topology import Topology
 from simcluster.workload import model_ops
 
 
-def beside(compute: float, comm: float, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
+def beside(compute: float, comm: float, blocked: float = 0.0, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
     """Seconds of ``compute`` with ``comm`` seconds of communication issued beside it at its start, the compute
     progressing at 1 − ``slowdown`` of its speed while the communication runs (:mod:`simcluster.costs.contention`,
     the engine's rate): it ends at compute + slowdown·comm when the communication ends first, else with the
-    communication, so max(compute + slowdown·comm, comm)."""
-    return max(compute + slowdown * comm, comm)
+    communication, so max(compute + slowdown·comm, comm). ``blocked``: seconds of the span in which no compute runs
+    (tensor-parallel collectives on the compute stream), which the communication beside slows not: its slowdown
+    is taken over the compute's share of the span."""
+    share = (compute - blocked) / compute if compute > 0 else 0.0
+    return max(compute + slowdown * comm * share, comm)
 
 
 #: The parts of an iteration, as the simulator's per-stage breakdown names them.
@@ -239,15 +242,15 @@ class Group:
         dp_rs = bw.reduce
         # communication beside the compute slows it (beside(): the engine's contention)
         if shape.gather and shape.fetch_sync:  # DeepSpeed: each fetch syncs the device, the reduce-scatters first
-            f_layer = f_layer + f.gather if not shape.gather_prefetch else beside(f_layer, f.gather)
-            b_layer = (b_layer + bw.gather if not shape.gather_prefetch else beside(b_layer, bw.gather)) + dp_rs
+            f_layer = f_layer + f.gather if not shape.gather_prefetch else beside(f_layer, f.gather, f.tp)
+            b_layer = (b_layer + bw.gather if not shape.gather_prefetch else beside(b_layer, bw.gather, bw.tp)) + dp_rs
         elif shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
             f_layer += f.gather
-            b_layer = bw.gather + beside(b_layer, dp_rs)
+            b_layer = bw.gather + beside(b_layer, dp_rs, bw.tp)
         elif shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
             # backward, the plan's backward prefetch) run beside the compute: hidden unless the stream lags
-            f_layer = beside(f_layer, f.gather)
-            b_layer = beside(b_layer, bw.gather + dp_rs)
+            f_layer = beside(f_layer, f.gather, f.tp)
+            b_layer = beside(b_layer, bw.gather + dp_rs, bw.tp)
         elif shape.reduce_grads:  # the reduce-scatters run beside the compute: hidden unless the stream lags
             b_layer = max(b_layer + OVERLAP_COMPUTE_SLOWDOWN * dp_rs, dp_rs - f_layer)
         x_layer = f_layer + b_layer

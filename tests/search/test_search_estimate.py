@@ -104,6 +104,8 @@ def test_screen_slows_compute_beside_communication_as_the_engine():
     assert beside(1.0, 1.0 / (1 - s)) == pytest.approx(1.0 / (1 - s))  # both end together
     assert beside(1.0, 2.0) == 2.0
     assert beside(1.0, 0.5, slowdown=0.0) == 1.0
+    # half the span blocked by tensor collectives on the compute stream: only the compute half is slowed
+    assert beside(1.0, 0.5, blocked=0.5) == pytest.approx(1.0 + s * 0.5 * 0.5)
 
 
 @pytest.mark.parametrize("schedule", [("parallelism.schedule=interleaved", "parallelism.virtual_stages=4"),
