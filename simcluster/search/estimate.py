@@ -13,7 +13,7 @@ weight gathers are prefetched (in backward issued ahead of the previous layer's
 reduce-scatter: FSDP's backward prefetch, Zhao et al. 2023 §3.3), so F costs at least its
 gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). Communication
 beside the compute slows it as the engine does (:mod:`simcluster.costs.contention`, Lee et al.
-2025): c seconds of compute beside m of communication take max(c + s·m, m) (:func:`beside`),
+2025): c seconds of compute beside m of communication take max(c + s·m, m) (:func:`simcluster.search.pass_time.beside`),
 for userbuffers' and the context ring's collectives, ZeRO's gathers and reduce-scatters, the
 overlapped gradient reduction and the parameter gather beside the next forward. Under ZeRO-3 a
 unit's first gather has no layer of its unit to hide behind: it queues on the data-parallel stream
@@ -40,7 +40,6 @@ and, under ZeRO, the all-gather of the updated weights. Memory comes from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.costs.deferred_wgrad import deferred_count
@@ -51,81 +50,16 @@ from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
+from simcluster.search.pass_time import PassTime, beside
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
 from simcluster.search.memory import MemoryModel, chunk_spread, layout_spec, stage_layers
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
-from simcluster.workload import model_ops
-
-
-def beside(compute: float, comm: float, blocked: float = 0.0, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
-    """Seconds of ``compute`` with ``comm`` seconds of communication issued beside it at its start, the compute
-    progressing at 1 − ``slowdown`` of its speed while the communication runs (:mod:`simcluster.costs.contention`,
-    the engine's rate): it ends at compute + slowdown·comm when the communication ends first, else with the
-    communication, so max(compute + slowdown·comm, comm). ``blocked``: seconds of the span in which no compute runs
-    (tensor-parallel collectives on the compute stream), which the communication beside slows not: its slowdown
-    is taken over the compute's share of the span."""
-    share = (compute - blocked) / compute if compute > 0 else 0.0
-    return max(compute + slowdown * comm * share, comm)
 
 
 #: The parts of an iteration, as the simulator's per-stage breakdown names them.
 PARTS = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer")
-
-
-@dataclass
-class PassTime:
-    """Seconds of the steps of one pass, by what they are."""
-
-    compute: float = 0.0
-    recompute: float = 0.0
-    tp: float = 0.0
-    gather: float = 0.0  # ZeRO-3 weight gathers (data-parallel stream)
-    reduce: float = 0.0  # ZeRO >= 2 gradient reduce-scatters (data-parallel stream)
-
-    def add(self, steps: tuple[Step, ...], coll: Callable[[Step], float]) -> "PassTime":
-        """Add ``steps``: compute and blocking collectives in series, a ring (and userbuffers' tensor collectives) beside its compute; MoE
-        all-to-alls block (counted with the tensor-parallel ones) or, under DualPipe, run beside the
-        layer's compute until its last step, which waits for them (:mod:`simcluster.plan.moe`)."""
-        ring = side = a2a = mark = 0.0
-        for st in steps:
-            if st.what == "compute":
-                if st.overlap and a2a:
-                    span = self.compute + self.recompute - mark
-                    self.tp += beside(span, a2a) - span
-                    a2a = 0.0
-                secs = beside(st.seconds, max(ring, side))
-                ring = side = 0.0
-                if st.phase == "recompute":
-                    self.recompute += secs
-                else:
-                    self.compute += secs
-            elif st.what == "ring":
-                ring = coll(st)
-            elif st.what == "tp" and st.overlap:  # userbuffers: beside the next compute, one after another
-                side += coll(st)
-            elif st.what == "tp" or (st.what == "a2a" and not st.overlap):
-                self.tp += coll(st)
-            elif st.what == "a2a":
-                if not a2a:
-                    mark = self.compute + self.recompute
-                a2a += coll(st)
-            elif st.what == "gather":
-                self.gather += coll(st)
-            else:
-                self.reduce += coll(st)
-        return self
-
-    def blend(self, other: "PassTime", w: float) -> "PassTime":
-        """(1 − w)·self + w·other, field by field: a layer averaged over dense and MoE layers."""
-        return PassTime(*((1 - w) * getattr(self, f) + w * getattr(other, f)
-                          for f in ("compute", "recompute", "tp", "gather", "reduce")))
-
-    @property
-    def serial(self) -> float:
-        """What the compute stream waits for: compute, recompute and tensor-parallel collectives."""
-        return self.compute + self.recompute + self.tp
 
 
 @dataclass(frozen=True)
@@ -215,7 +149,7 @@ class Group:
                           gather_prefetch=prefetch, refetch_parts=refetch[0], refetch_share=refetch[1],
                           collective_prep_s=collective_prep_s(est.spec, est.spec.parallelism.zero_shard or d, zero),
                           fetch_sync=fetch_syncs(est.spec, zero),
-                          grad_parts=zero3_grad_parts(est.spec, est.ops, zero) if zero >= 3 else 1,
+                          grad_parts=est.grad_parts if zero >= 3 else 1,
                           root=self._root(zero, d), tp_overlap=est.tp_overlap and self.t > 1,
                           tp_grad_overlap=self.t > 1 and est.tp_grad_overlap)
 
@@ -359,7 +293,8 @@ class Estimator:
         self.tp_overlap = spec.parallelism.tp_comm_overlap  # userbuffers (simcluster.plan.tp_overlap)
         self.tp_grad_overlap = (stack.tp_grad_overlap if spec.parallelism.tp_grad_overlap is None
                                 else spec.parallelism.tp_grad_overlap)  # (simcluster.plan.tp_grad_overlap)
-        self.ops = model_ops(spec.model, spec.training)
+        self.ops = self.costs.ops(spec.training.micro_batch)  # module weights: the same at every micro batch
+        self.grad_parts = zero3_grad_parts(spec, self.ops, zero=3)  # reduce-scatters per layer under ZeRO-3
         self._zero3: dict[tuple[int, str], tuple[tuple[int, bool], tuple[int, float]]] = {}
         self._persist: dict[tuple[int, int], float] = {}
         self.tied = bool(spec.model.tied_embeddings)

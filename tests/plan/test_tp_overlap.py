@@ -13,7 +13,7 @@ from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.plan import build_plan
 from simcluster.plan.tp_overlap import TE_PIPELINE_SPLITS
 from simcluster.run import simulate_workload
-from simcluster.search.estimate import PassTime
+from simcluster.search.pass_time import PassTime
 from simcluster.errors import SpecError
 
 TP = ("parallelism.tensor=4", "parallelism.data=2", "parallelism.sequence_parallel=true", "model.layers=2",

@@ -94,20 +94,6 @@ def test_screen_prices_the_plans_unit_shape(toy, extra):
         assert group.shape(lay.recompute, lay.zero_stage) == want, lay.label()
 
 
-def test_screen_slows_compute_beside_communication_as_the_engine():
-    """beside(c, m): the compute progresses at 1 − s while m runs, so c + s·m, or m once the compute would
-    end first (the engine's contention, simcluster.costs.contention)."""
-    from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN as s
-    from simcluster.search.estimate import beside
-    assert beside(1.0, 0.0) == 1.0
-    assert beside(1.0, 0.5) == pytest.approx(1.0 + s * 0.5)
-    assert beside(1.0, 1.0 / (1 - s)) == pytest.approx(1.0 / (1 - s))  # both end together
-    assert beside(1.0, 2.0) == 2.0
-    assert beside(1.0, 0.5, slowdown=0.0) == 1.0
-    # half the span blocked by tensor collectives on the compute stream: only the compute half is slowed
-    assert beside(1.0, 0.5, blocked=0.5) == pytest.approx(1.0 + s * 0.5 * 0.5)
-
-
 @pytest.mark.parametrize("schedule", [("parallelism.schedule=interleaved", "parallelism.virtual_stages=4"),
                                       ("parallelism.schedule=1f1b",)])
 def test_screen_exposes_zero3_unit_boundaries_as_the_simulator(toy, schedule):
