@@ -116,6 +116,15 @@ def _lead(steps: list[tuple[int, Step]]) -> int:
     return n + 1 if len(steps) > n and steps[n][1].what == "gather" else 0
 
 
+def prefetch_window(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps of one layer's pass that the next layer's prefetched gather runs beside: lowering issues a
+    prefetched gather a block ahead of need (:meth:`simcluster.lowering.lower.Lowerer._unit`: after the block before
+    the last one computed), so it is hidden only behind what follows the layer's second-to-last block — the last
+    block and the tensor collectives around it. A layer of one block (the parallel block) is hidden whole."""
+    blocks = [i for i, st in enumerate(steps) if st.what == "compute" and st.block]
+    return steps[blocks[-2] + 1:] if len(blocks) >= 2 else steps
+
+
 def backward_prefetch(layers: list[list[tuple[int, Step]]]) -> list[tuple[int, Step]]:
     """ZeRO-3's backward prefetch: each layer's weight gather is issued before the reduce-scatter
     of the layer after it, so that on the data-parallel stream (one queue: collectives of one

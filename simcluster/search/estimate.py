@@ -10,15 +10,21 @@ attention block, which costs max(compute, exchange) (Liu et al. 2023), and recom
 ZeRO-2's per-layer, per-microbatch reduce-scatter runs beside the compute on the
 data-parallel stream, so a layer costs at least what that stream moves; under ZeRO-3 the
 weight gathers are prefetched (in backward issued ahead of the previous layer's
-reduce-scatter: FSDP's backward prefetch, Zhao et al. 2023 §3.3), so F costs at least its
-gather and B at least its gather and reduce-scatter (Rajbhandari et al. 2020). Communication
+reduce-scatter: FSDP's backward prefetch, Zhao et al. 2023 §3.3) a block ahead of need, as
+lowering issues them: the next layer's gather runs beside what follows a layer's second-to-last
+block (:func:`simcluster.plan.zero3.prefetch_window`), the reduce-scatter beside the next layer's
+compute up to there, and B costs at least its gather and reduce-scatter (Rajbhandari et al. 2020).
+A backward unit's first layer was gathered during the forward and has no reduce-scatter ahead of
+it: it costs less by that lag, at most one gather, at most what hides it (the forward's last
+window and the head). Under ZB-H1 the B pass gathers and the W pass reduce-scatters: the W pass
+spans its wgrads beside its reduce-scatters, and that span fills the bubbles. Communication
 beside the compute slows it as the engine does (:mod:`simcluster.costs.contention`, Lee et al.
 2025): c seconds of compute beside m of communication take max(c + s·m, m) (:func:`simcluster.search.pass_time.beside`),
 for userbuffers' and the context ring's collectives, ZeRO's gathers and reduce-scatters, the
 overlapped gradient reduction and the parameter gather beside the next forward. Under ZeRO-3 a
 unit's first gather has no layer of its unit to hide behind: it queues on the data-parallel stream
 behind the previous backward unit's last reduce-scatter, and those two layers run serially at each
-of a stage's m·v − 1 boundaries after a backward unit (FSDP's root unit covers the one-stage case). A stage's unit
+of a stage's m·v − 1 boundaries after a backward unit (FSDP's root unit or not). A stage's unit
 X_s = F_s + B_s sums its layers, plus the embedding on the first stage and the logits on the
 last, and the pipeline takes
 
@@ -44,7 +50,7 @@ from dataclasses import dataclass
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.costs.deferred_wgrad import deferred_count
 from simcluster.plan.stack_bytes import plan_sends, spec_stack
-from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts,
+from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, prefetch_window, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
@@ -111,17 +117,24 @@ class Group:
                                     self.sp, rc, zero, self.e, self.et)
 
     def _steps(self, shape: UnitShape) -> tuple[tuple[Step, ...], ...]:
-        """(F, B and W, embedding F and B, head F and B) steps of one layer (cached per shape)."""
+        """(F, B, W, embedding F and B, head F and B) steps of one layer (cached per shape; W empty but
+        under ZB-H1)."""
         key = (self.t, self.c, self.mb, self.sp, shape)
         hit = self.est.steps.get(key)
         if hit is None:
             blocks = self.b.blocks
-            back = layer_steps("B", blocks, shape) + (layer_steps("W", blocks, shape) if shape.split_w else ())
-            hit = (layer_steps("F", blocks, shape), back,
+            hit = (layer_steps("F", blocks, shape), layer_steps("B", blocks, shape),
+                   layer_steps("W", blocks, shape) if shape.split_w else (),
                    embedding_steps("F", blocks, shape) + embedding_steps("B", blocks, shape),
                    head_steps("F", blocks, shape) + head_steps("B", blocks, shape))
             self.est.steps[key] = hit
         return hit
+
+    def _pass(self, steps: tuple[Step, ...], window: bool) -> tuple[PassTime, PassTime]:
+        """A pass's steps summed, and (``window``) those a prefetched gather of the next layer runs beside
+        (:func:`simcluster.plan.zero3.prefetch_window`; else nothing)."""
+        return (PassTime().add(steps, self._coll),
+                PassTime().add(prefetch_window(steps), self._coll) if window else PassTime())
 
     def _coll(self, st: Step) -> float:
         """Seconds of one collective step of this layout, uncontended."""
@@ -159,21 +172,33 @@ class Group:
         p, m, v, d = self.p, self.m, self.v, self.d
         shape = self.shape(rc, zero)
         steps = self._steps(shape)
-        f = PassTime().add(steps[0], self._coll)
-        bw = PassTime().add(steps[1], self._coll)
+        # prefetched ZeRO-3 gathers run beside the part of the previous layer after its second-to-last block
+        window = shape.gather and shape.gather_prefetch and not shape.fetch_sync
+        f, ft = self._pass(steps[0], window)
+        bw, bt = self._pass(steps[1], window)
+        wg = PassTime().add(steps[2], self._coll)  # ZB-H1's W pass (its reduce-scatter with it)
         n_rc = est.spec.training.recompute_num_layers if rc == "full" else None
         if n_rc is not None:  # partial recompute (costs.partial_recompute): the kept layers' backward blended in
             chunk = est.layers / (p * v)
-            bw = bw.blend(PassTime().add(self._steps(shape.kept())[1], self._coll), max(0.0, 1 - min(n_rc, chunk) / chunk))
+            w = max(0.0, 1 - min(n_rc, chunk) / chunk)
+            kept = self._steps(shape.kept())
+            kb, kt = self._pass(kept[1], window)
+            bw, bt, wg = bw.blend(kb, w), bt.blend(kt, w), wg.blend(PassTime().add(kept[2], self._coll), w)
         if self.moe is not None:  # every layer as the layers' mean: dense and MoE weighted by their count
             first = next(i for i in range(est.layers) if self.moe.is_moe(i))
-            back = self.moe.steps("B", first, 0, blocks, shape) \
-                + (self.moe.steps("W", first, 0, blocks, shape) if shape.split_w else ())
             w = est.moe_layers / est.layers
-            f = f.blend(PassTime().add(self.moe.steps("F", first, 0, blocks, shape), self._coll), w)
-            bw = bw.blend(PassTime().add(back, self._coll), w)
+            mf, mft = self._pass(self.moe.steps("F", first, 0, blocks, shape), window)
+            mb, mbt = self._pass(self.moe.steps("B", first, 0, blocks, shape), window)
+            mw = PassTime().add(self.moe.steps("W", first, 0, blocks, shape), self._coll) if shape.split_w \
+                else PassTime()
+            f, ft, bw, bt, wg = f.blend(mf, w), ft.blend(mft, w), bw.blend(mb, w), bt.blend(mbt, w), wg.blend(mw, w)
+        bb, bw = bw, bw.plus(wg)  # the B pass alone, and with its W pass
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
+        unit_save = 0.0  # what a backward unit's first layer costs less than the others (prefetched ZeRO-3)
+        emb = PassTime().add(steps[3], self._coll)
+        head = PassTime().add(steps[4], self._coll)
+        w_layer = blocks.layer.wgrad_s  # what a layer's W pass takes (ZB-H1)
         # communication beside the compute slows it (beside(): the engine's contention)
         if shape.gather and shape.fetch_sync:  # DeepSpeed: each fetch syncs the device, the reduce-scatters first
             f_layer = f_layer + f.gather if not shape.gather_prefetch else beside(f_layer, f.gather, f.tp)
@@ -181,40 +206,48 @@ class Group:
         elif shape.gather and not shape.gather_prefetch:  # fetched when needed: the compute waits for them
             f_layer += f.gather
             b_layer = bw.gather + beside(b_layer, dp_rs, bw.tp)
-        elif shape.gather:  # prefetched gathers (issued ahead of the previous layer's reduce-scatter in
-            # backward, the plan's backward prefetch) run beside the compute: hidden unless the stream lags
-            f_layer = beside(f_layer, f.gather, f.tp)
-            b_layer = beside(b_layer, bw.gather + dp_rs, bw.tp)
+        elif shape.gather:  # prefetched gathers, issued when the layer's second-to-last block ends (in backward
+            # ahead of its reduce-scatter, the plan's backward prefetch), run beside what follows it (plan.zero3.
+            # prefetch_window); the reduce-scatter beside the next layer's compute up to there; the stream may lag
+            f_layer = f_layer - ft.serial + beside(ft.serial, f.gather, ft.tp)
+            if shape.split_w:  # ZB-H1: the B pass gathers, the W pass's reduce-scatters run beside its wgrads
+                w_layer = beside(wg.serial, wg.reduce, wg.tp)
+                b_layer = bb.serial - bt.serial + beside(bt.serial, bb.gather, bt.tp) + w_layer
+            else:  # a B unit's first layer has no reduce-scatter of a layer before it on the stream, and its
+                # gather was issued in the forward: it saves that reduce-scatter's lag, at most one gather
+                pre, side = b_layer - bt.serial, beside(bt.serial, bw.gather, bt.tp)
+                b_layer = max(beside(pre, dp_rs, bw.tp - bt.tp) + side, bw.gather + dp_rs)
+                unit_save = min(b_layer - pre - side, bw.gather, ft.serial + head.serial)
         elif shape.reduce_grads:  # the reduce-scatters run beside the compute: hidden unless the stream lags
             b_layer = max(b_layer + OVERLAP_COMPUTE_SLOWDOWN * dp_rs, dp_rs - f_layer)
         x_layer = f_layer + b_layer
-        emb = PassTime().add(steps[2], self._coll)
-        head = PassTime().add(steps[3], self._coll)
         first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
         # the output layer's weight gradient of the deferred microbatches runs in the last stage's flush
         last -= deferred_count(est.spec.parallelism, m, p) / m * blocks.head.wgrad_s  # (costs.deferred_wgrad)
-        x0 = self.n0 * x_layer + first + (last if p == 1 else 0.0)
+        # a unit of one layer has no gather beside it: the boundary term below charges that layer
+        save = v * unit_save if est.layers >= 2 * p * v else 0.0
+        x0 = self.n0 * x_layer - save + first + (last if p == 1 else 0.0)
         stages = [(x0, self.n0)]
         if p > 1:
-            stages.append((self.nl * x_layer + last, self.nl))
+            stages.append((self.nl * x_layer - save + last, self.nl))
         if p > 2:
-            stages.append((self.nmid * x_layer, self.nmid))
+            stages.append((self.nmid * x_layer - save, self.nmid))
         x_max, n_max = max(stages)
-        fill = est.layers * x_layer + first + last - x_max
+        fill = est.layers * x_layer - p * save + first + last - x_max
         if shape.split_w:  # the other stages' weight-gradient passes fill their bubbles
-            fill = max(0.0, fill - 2 * blocks.layer.wgrad_s * (est.layers - n_max))
+            fill = max(0.0, fill - 2 * w_layer * (est.layers - n_max))
         fill /= v
         if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (2 * (p * v - 1) if v > 1 else 2 * (p - 1)) * self.send
         dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
-        if shape.gather and shape.gather_prefetch and not shape.fetch_sync and not shape.root.params:
+        if shape.gather and shape.gather_prefetch and not shape.fetch_sync:
             # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel
             # stream behind the previous backward unit's last reduce-scatter: at each of the stage's m·v − 1
             # boundaries after a backward unit, its last layer, that reduce-scatter, the gather and the next
             # unit's first layer run one after another, beyond what the per-layer terms charged for the two
-            # layers (FSDP's root unit covers it on one stage)
+            # layers (FSDP's root unit gathers and reduces before and after them: charged in ``first``)
             serial = bw.serial + dp_rs + f.gather + f.serial
             dp += (m * v - 1) * max(0.0, serial - b_layer - f_layer)
         total = pipe + pp + dp + opt

@@ -74,6 +74,10 @@ class PassTime:
         return PassTime(*((1 - w) * getattr(self, f) + w * getattr(other, f)
                           for f in ("compute", "recompute", "tp", "gather", "reduce")))
 
+    def plus(self, other: "PassTime") -> "PassTime":
+        """Both passes' steps, field by field (a B pass and its W pass)."""
+        return PassTime(*(getattr(self, f) + getattr(other, f) for f in ("compute", "recompute", "tp", "gather", "reduce")))
+
     @property
     def serial(self) -> float:
         """What the compute stream waits for: compute, recompute and tensor-parallel collectives."""
