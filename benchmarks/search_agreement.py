@@ -28,6 +28,7 @@ def agreement(path: str, sample: int, keep: int) -> dict[str, float]:
     """Spearman, mean and worst |error| of the estimate over a spread sample of layouts."""
     from simcluster.run import simulate_workload
     from simcluster.search.estimate import Estimator
+    from simcluster.search.memory import layout_overrides
     from simcluster.search.results import spearman
     from simcluster.search.screen import screen
     from simcluster.search.space import make_space
@@ -44,7 +45,7 @@ def agreement(path: str, sample: int, keep: int) -> dict[str, float]:
     picked = best[::step][:sample]
     estimated, simulated = [], []
     for cand in picked:
-        sets = cand.layout.overrides()
+        sets = layout_overrides(spec, cand.layout)
         simulated.append(simulate_workload(load_workload(ROOT / path, sets), check=False).summary["iteration_time_s"])
         estimated.append(cand.estimate.iteration_time_s)
     errors = [abs(e / s - 1) for e, s in zip(estimated, simulated)]

@@ -45,6 +45,7 @@ def screening(path: str) -> dict:
 def acceptance(name: str, path: str, jobs: int | None) -> None:
     from simcluster.run import simulate_workload
     from simcluster.search import SearchOptions, run_search
+    from simcluster.search.memory import layout_overrides
     from simcluster.search.report import summary_text
     from simcluster.spec import load_workload
 
@@ -72,7 +73,7 @@ def acceptance(name: str, path: str, jobs: int | None) -> None:
     misses = outcome.screening.near_misses[:4]
     spec = load_workload(ROOT / path)
     for lay, peak in misses:
-        sets = lay.overrides()
+        sets = layout_overrides(spec, lay)
         fits = simulate_workload(load_workload(ROOT / path, sets)).summary["fits_in_memory"]
         print(f"pruned {lay.label()}: estimated {peak / 2**30:.3f} GiB > {spec.cluster.device.memory_bytes / 2**30:.0f} GiB;"
               f" simulator: {'FITS (pruning error)' if fits else 'does not fit'}")

@@ -19,7 +19,7 @@ from simcluster.collectives.plan import algorithm_options, auto_options, plan_co
 from simcluster.collectives.select import cost
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
-from simcluster.plan.moe import expert_group, expert_mirrors
+from simcluster.plan.moe import expert_data_group, expert_data_mirrors, expert_group, expert_mirrors
 from simcluster.plan.plan import Params, activation_bytes, compute_model, layer_params
 from simcluster.plan.stack_bytes import spec_stack, weight_bytes
 from simcluster.spec.workload import WorkloadSpec
@@ -130,20 +130,27 @@ class Costs:
             self._coll[key] = hit
         return hit
 
-    def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float) -> float:
-        """Seconds of one MoE all-to-all of ``nbytes`` per rank over stage 0's expert group, uncontended
-        but for the stage's other expert groups (:mod:`simcluster.plan.moe`)."""
-        if nbytes <= 0 or etp * ep < 2:
+    def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float, op: str = "all_to_all",
+                kind: str = "ep") -> float:
+        """Seconds of one MoE collective of ``nbytes`` per rank over stage 0's expert group (``ep``: the
+        all-to-all's) or expert-data group (``edp``: the routed experts' gradients and weights), uncontended
+        but for the stage's other such groups (:mod:`simcluster.plan.moe`)."""
+        if nbytes <= 0:
             return 0.0
-        key = ("ep", "all_to_all", t * c * d, etp, ep, -1)
+        key = (kind, op, t * c * d, etp, ep, -1)
         hit = self._coll.get(key)
         if hit is None:
             grid = RankGrid(t, c, d, 1)
-            group, mirrors = expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)
-            hit = tuple((L, K) for _, L, K, _ in auto_options("all_to_all", group, self.topo, mirrors)) \
-                if self.algorithms.get("all_to_all", "auto") == "auto" else \
-                (cost(plan_collective("all_to_all", group, 1.0, self.topo, algorithm=self.algorithms["all_to_all"],
-                                      mirror_offsets=mirrors), self.topo),)
+            group, mirrors = ((expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)) if kind == "ep" else
+                              (expert_data_group(grid, etp, ep, 0), expert_data_mirrors(grid, etp, ep)))
+            algorithm = self.algorithms.get(op, "auto")
+            if len(group) < 2:
+                hit = ((0.0, 0.0),)
+            elif algorithm == "auto":
+                hit = tuple((L, K) for _, L, K, _ in auto_options(op, group, self.topo, mirrors))
+            else:
+                hit = (cost(plan_collective(op, group, 1.0, self.topo, algorithm=algorithm, mirror_offsets=mirrors),
+                            self.topo),)
             self._coll[key] = hit
         return min(L + K * nbytes for L, K in hit)
 

@@ -268,7 +268,13 @@ class Group:
         est, b, costs = self.est, self.b, self.est.costs
         t, c, d, p = self.t, self.c, self.d, self.p
         params = b.params_one_stage if p == 1 else b.params
-        stage = self.n0 * params.layer + params.embedding + (params.head if p == 1 else 0.0)
+        moe, w = self.moe, est.moe_layers / est.layers
+        # an MoE layer's routed experts are reduced, stepped and gathered over the expert-data group instead
+        # (lowering.grad_sync, lowering.moe): the layers' mean, dense and MoE weighted by their count
+        dense = (1 - w) * params.layer + w * moe.dense_params if moe is not None else params.layer
+        expert = self.n0 * w * moe.routed_params if moe is not None else 0.0  # stage 0's, per rank
+        edp = moe.edp if moe is not None else 1
+        stage = self.n0 * dense + params.embedding + (params.head if p == 1 else 0.0)
         dp = 0.0
         if d > 1:
             if zero >= 2:
@@ -276,7 +282,7 @@ class Group:
             else:
                 op = "all_reduce" if zero == 0 else "reduce_scatter"
                 gb = costs.grad_bytes
-                layer = params.layer * gb
+                layer = dense * gb
                 per_bucket = max(1, -(-est.bucket // layer))  # layers per bucket
                 buckets, rest = divmod(self.n0, per_bucket)
                 kind = costs.shard_kind(d) if zero else "dp"
@@ -290,6 +296,8 @@ class Group:
                     dp = max(sync - back, slow + tail)
                 else:
                     dp = sync
+            # the routed experts' buckets queue on the same stream behind the dense ones (lowering.grad_sync)
+            dp += self._expert_sync("all_reduce" if zero == 0 else "reduce_scatter", expert * costs.grad_bytes, edp)
             if zero >= 1:
                 z = costs.shard(d)
                 if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
@@ -300,14 +308,29 @@ class Group:
                     dp += first + OVERLAP_COMPUTE_SLOWDOWN * min(max(0.0, rest), f_layer * self.n0)  # the rest slows it
                 elif zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
                     dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
+                if zero < 3 and moe is not None and edp > 1:  # the experts' gather: beside the forward from the
+                    # iteration's start (nothing waits for it: its contention) or after the step
+                    gather = self._expert_sync("all_gather", expert * costs.dt, edp, buckets=False)
+                    dp += OVERLAP_COMPUTE_SLOWDOWN * min(gather, f_layer * self.n0) if est.param_overlap else gather
         if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
             dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
         if p > 1 and est.tied:
             dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
-        opt = costs.optimizer_s(stage, costs.shard(d) if zero >= 1 else 1, self.n0)
+        shard = costs.shard(d) if zero >= 1 else 1
+        # the experts' states sharded over the expert-data group: in dense-shard units (lowering.moe.optimizer_params)
+        opt = costs.optimizer_s(stage + expert * shard / (edp if zero >= 1 else 1), shard, self.n0)
         if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
             opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t)
         return dp, opt
+
+
+    def _expert_sync(self, op: str, nbytes: float, edp: int, buckets: bool = True) -> float:
+        """Seconds of stage 0's routed-expert collectives over the expert-data group: ``nbytes`` per rank in
+        buckets of ``grad_bucket_bytes`` (lowering's ``_buckets``) or, ``buckets`` False, at once."""
+        if self.moe is None or edp < 2 or nbytes <= 0:
+            return 0.0
+        n = max(1, -(-nbytes // self.est.bucket)) if buckets else 1
+        return n * self.est.costs.ep_time(self.t, self.c, self.d, self.moe.etp, self.moe.ep, nbytes / n, op, "edp")
 
 
 class Estimator:

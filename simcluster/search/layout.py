@@ -42,7 +42,8 @@ class Layout(NamedTuple):
         return {FIELD_KEYS[name]: value for name, value in zip(self._fields, self)}
 
     def overrides(self) -> list[str]:
-        """The layout as ``--set`` strings (``key=value``; booleans lower-case, no expert-tensor degree ``null``)."""
+        """The layout as ``--set`` strings (``key=value``; booleans lower-case, no expert-tensor degree ``null``): its
+        own keys; with those it decides on a workload, :func:`simcluster.search.memory.layout_overrides`."""
         return [f"{k}={str(v).lower() if isinstance(v, bool) else ('null' if v is None else v)}"
                 for k, v in self.values().items()]
 

@@ -17,7 +17,9 @@ layers (all its model chunks), the embedding on the first stage, the logits on t
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
@@ -26,6 +28,9 @@ from simcluster.plan.moe import build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import model_chunks, partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
 from simcluster.spec.workload import WorkloadSpec
+
+if TYPE_CHECKING:
+    from simcluster.search.layout import Layout
 
 MARGIN = 1e-9  # relative: prune only above capacity × (1 + MARGIN)
 
@@ -103,6 +108,15 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
         full = (rc if rc is not None else spec.training.recompute) == "full"
         out["training.recompute_num_layers"] = spec.training.recompute_num_layers if full else None
     return out
+
+
+def layout_overrides(spec: WorkloadSpec, lay: "Layout") -> list[str]:
+    """``lay`` as ``--set`` strings on ``spec``'s file, with the keys the layout decides there
+    (:func:`dependent_values`): what a candidate is simulated with outside the search's own sweep (the
+    benchmarks, the tests), so that every layout the search screens loads (JSON values: YAML flow)."""
+    derived = dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute, zero=lay.zero_stage,
+                               p=lay.pipeline)
+    return lay.overrides() + [f"{key}={json.dumps(value)}" for key, value in derived.items()]
 
 
 class MemoryModel:

@@ -114,3 +114,22 @@ def test_a_layout_as_overrides_loads_back_to_itself(toy):
     assert any(lay.expert_tensor is None for lay in layouts) and any(lay.sequence_parallel for lay in layouts)
     for lay in layouts[::max(1, len(layouts) // 40)]:
         assert layout_of(load_workload(toy, lay.overrides())) == lay
+
+
+def test_layout_overrides_set_the_keys_a_layout_decides(toy):
+    """A workload that sets userbuffers, the overlapped weight gather and a selective policy: Layout.overrides()
+    alone fails to load at ZeRO 0 (``overlap_param_gather`` without a ZeRO-1/2 step), layout_overrides() loads
+    every layout, to itself, with those keys as the search's own sweep sets them."""
+    from simcluster.search.memory import layout_overrides
+    toy.write_text(toy.read_text().replace("  data: 2\n", "  data: 2\n  zero_stage: 1\n  overlap_param_gather: true\n"
+                                           "  tp_comm_overlap: true\n  sequence_parallel: true\n"))
+    spec = load_workload(toy)
+    layouts = list(enumerate_layouts(spec, make_space(spec, 8, 1, {})))
+    assert any(lay.zero_stage == 0 for lay in layouts)
+    with pytest.raises(SpecError):
+        load_workload(toy, next(lay for lay in layouts if lay.zero_stage == 0).overrides())
+    for lay in layouts[::max(1, len(layouts) // 60)]:
+        loaded = load_workload(toy, layout_overrides(spec, lay))
+        assert layout_of(loaded) == lay
+        assert loaded.parallelism.overlap_param_gather == (lay.zero_stage in (1, 2))
+        assert loaded.parallelism.tp_comm_overlap == (lay.tensor > 1 and lay.sequence_parallel)
