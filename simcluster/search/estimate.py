@@ -32,7 +32,9 @@ last, and the pipeline takes
 
 (equal stages: (m + (p − 1)/v)·X, the bubble (p − 1)/(v·m + p − 1) of Narayanan et al. 2021
 eqs. 1–2; v = 1 for GPipe and 1F1B). ZB-H1 fills the bubbles with weight-gradient passes, so
-each non-bottleneck stage adds X_s − 2·W_s (Qi et al. 2023 §3.1). Interleaved chunks of
+each non-bottleneck stage adds X_s − 2·W_s (Qi et al. 2023 §3.1); with fewer microbatches than
+stages too few W passes are there to fill them: the bottleneck's wait out the drain and the first
+stage's last one ends the iteration, m·(X_max − W_max) + Σ_others (X_s − W_s) + W_0, whichever is longer. Interleaved chunks of
 unequal size make the fill and drain at least (p − 1) largest chunks. On top: the pipeline
 sends on the fill and drain path, 2(p − 1) of b·s·h/(c·t) (interleaved 2(p·v − 1): the first
 microbatch's forward and the last one's backward each cross all p·v chunks); the first
@@ -56,6 +58,7 @@ from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
+from simcluster.search.grad_sync import after_backward
 from simcluster.search.pass_time import PassTime, beside
 from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
@@ -234,14 +237,17 @@ class Group:
             stages.append((self.nmid * x_layer - save, self.nmid))
         x_max, n_max = max(stages)
         fill = est.layers * x_layer - p * save + first + last - x_max
-        if shape.split_w:  # the other stages' weight-gradient passes fill their bubbles
-            fill = max(0.0, fill - 2 * w_layer * (est.layers - n_max))
+        if shape.split_w:  # the other stages' weight-gradient passes fill their bubbles (Qi et al. 2023 §3.1),
+            # unless there are fewer microbatches than stages: then the bottleneck's W passes wait out the drain and
+            # the first stage's last W pass ends the iteration, m·(X_max − W_max) + Σ_others (X_s − W_s) + W_0
+            rest = w_layer * (est.layers - n_max)
+            fill = max(fill - 2 * rest, fill - rest + w_layer * (self.n0 - m * n_max), 0.0)
         fill /= v
         if v > 1 and self.spread:  # stages alike but chunks not: the fill and drain wait for the
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (2 * (p * v - 1) if v > 1 else 2 * (p - 1)) * self.send
-        dp, opt = self._after_backward(zero, x0, f_layer, dp_rs)
+        dp, opt = after_backward(self, zero, x0, f_layer, dp_rs)
         if shape.gather and shape.gather_prefetch and not shape.fetch_sync:
             # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel
             # stream behind the previous backward unit's last reduce-scatter: at each of the stage's m·v − 1
@@ -262,75 +268,6 @@ class Group:
         """FSDP's root unit of this layout (:mod:`simcluster.plan.fsdp_root`)."""
         costs, params = self.est.costs, self.b.params_one_stage
         return fsdp_root(costs.stack, costs.cm, params.embedding, params.head, self.est.tied, self.p, d, zero)
-
-    def _after_backward(self, zero: int, x0: float, f_layer: float, dp_rs: float) -> tuple[float, float]:
-        """(exposed data-parallel communication, optimizer) of the first stage."""
-        est, b, costs = self.est, self.b, self.est.costs
-        t, c, d, p = self.t, self.c, self.d, self.p
-        params = b.params_one_stage if p == 1 else b.params
-        moe, w = self.moe, est.moe_layers / est.layers
-        # an MoE layer's routed experts are reduced, stepped and gathered over the expert-data group instead
-        # (lowering.grad_sync, lowering.moe): the layers' mean, dense and MoE weighted by their count
-        dense = (1 - w) * params.layer + w * moe.dense_params if moe is not None else params.layer
-        expert = self.n0 * w * moe.routed_params if moe is not None else 0.0  # stage 0's, per rank
-        edp = moe.edp if moe is not None else 1
-        stage = self.n0 * dense + params.embedding + (params.head if p == 1 else 0.0)
-        dp = 0.0
-        if d > 1:
-            if zero >= 2:
-                dp = dp_rs
-            else:
-                op = "all_reduce" if zero == 0 else "reduce_scatter"
-                gb = costs.grad_bytes
-                layer = dense * gb
-                per_bucket = max(1, -(-est.bucket // layer))  # layers per bucket
-                buckets, rest = divmod(self.n0, per_bucket)
-                kind = costs.shard_kind(d) if zero else "dp"
-                sync = buckets * costs.time(kind, op, t, c, d, p, per_bucket * layer)
-                tail = costs.time(kind, op, t, c, d, p,
-                                  rest * layer + (params.embedding + (params.head if p == 1 else 0.0)) * gb)
-                sync += tail
-                if est.overlap:  # beside the last backward B, which it slows by s·(what runs beside it)
-                    back = x0 - f_layer * self.n0
-                    slow = OVERLAP_COMPUTE_SLOWDOWN * min(max(0.0, sync - tail), back)
-                    dp = max(sync - back, slow + tail)
-                else:
-                    dp = sync
-            # the routed experts' buckets queue on the same stream behind the dense ones (lowering.grad_sync)
-            dp += self._expert_sync("all_reduce" if zero == 0 else "reduce_scatter", expert * costs.grad_bytes, edp)
-            if zero >= 1:
-                z = costs.shard(d)
-                if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
-                    dp += costs.time("zr", "all_reduce", t, c, d, p, stage * costs.grad_bytes / z)
-                if zero < 3 and est.param_overlap:  # beside the next forward: its first layer's gather exposed,
-                    first = costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, params.layer * costs.dt)
-                    rest = costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt) - first
-                    dp += first + OVERLAP_COMPUTE_SLOWDOWN * min(max(0.0, rest), f_layer * self.n0)  # the rest slows it
-                elif zero < 3:  # ZeRO-3 keeps the weights sharded: no gather after the step
-                    dp += costs.time(costs.shard_kind(d), "all_gather", t, c, d, p, stage * costs.dt)
-                if zero < 3 and moe is not None and edp > 1:  # the experts' gather: beside the forward from the
-                    # iteration's start (nothing waits for it: its contention) or after the step
-                    gather = self._expert_sync("all_gather", expert * costs.dt, edp, buckets=False)
-                    dp += OVERLAP_COMPUTE_SLOWDOWN * min(gather, f_layer * self.n0) if est.param_overlap else gather
-        if params.kv_replicated and t > 1:  # replicated K/V heads' gradients over the tensor group
-            dp += costs.time("tp", "all_reduce", t, c, d, p, self.n0 * params.kv_replicated * costs.grad_bytes)
-        if p > 1 and est.tied:
-            dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
-        shard = costs.shard(d) if zero >= 1 else 1
-        # the experts' states sharded over the expert-data group: in dense-shard units (lowering.moe.optimizer_params)
-        opt = costs.optimizer_s(stage + expert * shard / (edp if zero >= 1 else 1), shard, self.n0)
-        if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
-            opt += self.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t)
-        return dp, opt
-
-
-    def _expert_sync(self, op: str, nbytes: float, edp: int, buckets: bool = True) -> float:
-        """Seconds of stage 0's routed-expert collectives over the expert-data group: ``nbytes`` per rank in
-        buckets of ``grad_bucket_bytes`` (lowering's ``_buckets``) or, ``buckets`` False, at once."""
-        if self.moe is None or edp < 2 or nbytes <= 0:
-            return 0.0
-        n = max(1, -(-nbytes // self.est.bucket)) if buckets else 1
-        return n * self.est.costs.ep_time(self.t, self.c, self.d, self.moe.etp, self.moe.ep, nbytes / n, op, "edp")
 
 
 class Estimator:
