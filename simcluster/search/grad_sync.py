@@ -2,8 +2,8 @@
 in closed form for the analytical tier (:mod:`simcluster.search.estimate`), as lowering adds them
 (:mod:`simcluster.lowering.grad_sync`, :mod:`simcluster.lowering.moe`).
 
-Buckets of ``grad_bucket_bytes`` reduced over the data-parallel (or ZeRO shard) group, all-reduced without ZeRO,
-reduce-scattered with it; with ``overlap_grad_reduce`` beside the last microbatch's backward, which they slow at the
+Buckets of ``grad_bucket_bytes`` reduced over the data-parallel (or ZeRO shard) group, all-reduced without ZeRO
+(and at ZeRO-1 under DeepSpeed's pipeline engine), reduce-scattered with it; with ``overlap_grad_reduce`` beside the last microbatch's backward, which they slow at the
 engine's contention rate, the last bucket exposed; under ZeRO 2 and 3 the per-layer reduce-scatters instead. An MoE
 layer's routed experts are reduced over their expert-data group after the dense buckets (the same stream: exposed),
 stepped with states sharded over it and gathered over it. Hybrid sharding's replica all-reduce, ZeRO 1/2's gather of
@@ -36,11 +36,13 @@ def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: floa
     edp = moe.edp if moe is not None else 1
     stage = g.n0 * dense + params.embedding + (params.head if p == 1 else 0.0)
     dp = 0.0
+    # DeepSpeed's pipeline engine all-reduces before its ZeRO-1 step (lowering.grad_sync.pipe_all_reduce)
+    op = "all_reduce" if zero == 0 or (zero == 1 and p > 1 and costs.stack.pipe_zero1_all_reduce) \
+        else "reduce_scatter"
     if d > 1:
         if zero >= 2:
             dp = dp_rs
         else:
-            op = "all_reduce" if zero == 0 else "reduce_scatter"
             gb = costs.grad_bytes
             layer = dense * gb
             per_bucket = max(1, -(-est.bucket // layer))  # layers per bucket
@@ -57,7 +59,7 @@ def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: floa
             else:
                 dp = sync
         # the routed experts' buckets queue on the same stream behind the dense ones (lowering.grad_sync)
-        dp += expert_sync(g, "all_reduce" if zero == 0 else "reduce_scatter", expert * costs.grad_bytes, edp)
+        dp += expert_sync(g, op, expert * costs.grad_bytes, edp)
         if zero >= 1:
             z = costs.shard(d)
             if z < d:  # hybrid sharding: each gradient shard all-reduced with its replicas
