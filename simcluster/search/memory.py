@@ -110,13 +110,17 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
     return out
 
 
+def layout_dependent_values(spec: WorkloadSpec, lay: "Layout") -> dict[str, object]:
+    """:func:`dependent_values` of the layout ``lay``."""
+    return dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute, zero=lay.zero_stage,
+                            p=lay.pipeline)
+
+
 def layout_overrides(spec: WorkloadSpec, lay: "Layout") -> list[str]:
     """``lay`` as ``--set`` strings on ``spec``'s file, with the keys the layout decides there
     (:func:`dependent_values`): what a candidate is simulated with outside the search's own sweep (the
     benchmarks, the tests), so that every layout the search screens loads (JSON values: YAML flow)."""
-    derived = dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute, zero=lay.zero_stage,
-                               p=lay.pipeline)
-    return lay.overrides() + [f"{key}={json.dumps(value)}" for key, value in derived.items()]
+    return lay.overrides() + [f"{key}={json.dumps(value)}" for key, value in layout_dependent_values(spec, lay).items()]
 
 
 class MemoryModel:

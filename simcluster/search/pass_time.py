@@ -8,7 +8,7 @@ and ZeRO's gathers and reduce-scatters apart, for :mod:`simcluster.search.estima
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
@@ -71,14 +71,16 @@ class PassTime:
 
     def blend(self, other: "PassTime", w: float) -> "PassTime":
         """(1 − w)·self + w·other, field by field: a layer averaged over dense and MoE layers."""
-        return PassTime(*((1 - w) * getattr(self, f) + w * getattr(other, f)
-                          for f in ("compute", "recompute", "tp", "gather", "reduce")))
+        return PassTime(*((1 - w) * getattr(self, f) + w * getattr(other, f) for f in _FIELDS))
 
     def plus(self, other: "PassTime") -> "PassTime":
         """Both passes' steps, field by field (a B pass and its W pass)."""
-        return PassTime(*(getattr(self, f) + getattr(other, f) for f in ("compute", "recompute", "tp", "gather", "reduce")))
+        return PassTime(*(getattr(self, f) + getattr(other, f) for f in _FIELDS))
 
     @property
     def serial(self) -> float:
         """What the compute stream waits for: compute, recompute and tensor-parallel collectives."""
         return self.compute + self.recompute + self.tp
+
+
+_FIELDS = tuple(f.name for f in fields(PassTime))

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from simcluster.search.layout import Layout
-from simcluster.search.memory import dependent_values
+from simcluster.search.memory import layout_dependent_values
 from simcluster.spec.sweep import Sweep, sweep_from_doc
 from simcluster.spec.workload import SEARCH_KEYS, WorkloadSpec
 from simcluster.spec.yamlio import YamlDoc
@@ -65,8 +65,7 @@ def layout_sweep(workload: Path, name: str, fixed: dict[str, Any], layouts: list
     (:func:`simcluster.search.memory.dependent_values`)."""
     zipped: dict[str, list[Any]] = {key: [layout.values()[key] for layout in layouts] for key in SEARCH_KEYS}
     if spec is not None:
-        derived = [dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute, zero=lay.zero_stage,
-                                    p=lay.pipeline) for lay in layouts]
+        derived = [layout_dependent_values(spec, lay) for lay in layouts]
         for key in derived[0] if derived else ():
             zipped[key] = [d[key] for d in derived]
     data = {"name": name, "base": str(Path(workload).resolve()), "set": dict(fixed), "zip": [zipped]}
