@@ -21,7 +21,8 @@ the fetch has just synchronised the device, and the backward's gradient hooks ho
 that launches the next kernels (an upper bound for the reduce-scatter's: its hook may run while
 the module's backward kernels are still queued). Simulated as a compute-stream task ``zero.prep`` of
 N × ops × ``HOST_OP_S`` before each all-gather and before each weight's reduce-scatter: a
-latency growing linearly with the ranks, per gather and per reduce-scatter.
+latency growing linearly with the ranks, per gather and per reduce-scatter. Its phase is ``host``
+(:data:`simcluster.plan.steps.HOST_PHASE`): the summary counts it as ``host_wait``, not as compute.
 
 Device syncs. ``_allgather_param`` calls ``torch.cuda.synchronize()`` after allocating the gathered
 weight and before building its N views, and ``_synchronize_communication`` ends each fetch with
@@ -72,8 +73,8 @@ flat all-gather, then for each persistent tensor ``for i in range(world_size)``:
 a ``view`` and a ``copy_`` of that rank's piece into the full tensor (every rank whose piece holds
 elements: ⌈n / ⌈n/N⌉⌉ of them for a tensor of n elements), counted as
 :data:`DEEPSPEED_HOST_OPS_PER_RANK` host ops each, the list collectives' count (a lower bound:
-three views and a Python ``copy_``). Simulated as a compute task ``zero.persist_gather`` after the
-optimizer step (the flat all-gather's ring latency, milliseconds, runs under that loop). Same code
+three views and a Python ``copy_``). Simulated as a compute-stream task ``zero.persist_gather`` (phase
+``host``) after the optimizer step (the flat all-gather's ring latency, milliseconds, runs under that loop). Same code
 from v0.3.13 through v0.4.5 (``partition_parameters.py``, ``stage3.py``). Left out: the final
 layernorm's two tensors, and the per-module gather of a bias over the threshold (h > 25,000).
 Assumed: ``contiguous_gradients: true``, as the ZeRO-3 example of v0.3.13's tutorial

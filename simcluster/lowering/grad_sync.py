@@ -27,7 +27,7 @@ from simcluster.lowering.moe import expert_grads, expert_param_gather, optimizer
 from simcluster.lowering.task import TaskGraph
 from simcluster.plan import Plan
 from simcluster.plan.costing import optimizer_time
-from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS
+from simcluster.plan.steps import EMBEDDING_GRADS, HEAD_GRADS, HOST_PHASE
 
 
 @dataclass
@@ -89,7 +89,7 @@ def add_grad_sync(ctx: GradSync, grads: dict[tuple[int, int], int], stage_last: 
             secs = plan.stage_layers(s) * plan.shape.persist_gather_s
             for r in stage_members:
                 tg.add(kind="compute", name="zero.persist_gather", ranks=(r,), stream="compute", deps=(steps[r],),
-                       duration=secs, phase="optimizer", stage=s)
+                       duration=secs, phase=HOST_PHASE, stage=s)
         # ZeRO 1 and 2 gather the updated 16-bit weights every rank holds in full; ZeRO-3 keeps them
         # sharded and gathers each layer when the next forward needs it (Rajbhandari et al. 2020 §5)
         if par.zero_stage in (1, 2) and plan.d > 1 and not plan.param_overlap:  # else beside the first forward

@@ -2,7 +2,7 @@
 
 Model (docs/validation.md, "Error bars"). The iteration time T of the average simulated rank
 splits into parts the summary already separates (:func:`simcluster.metrics.summary._breakdown`):
-compute (forward, backward), recompute, optimizer, bubble, and exposed communication by kind
+compute (forward, backward), recompute, optimizer, host wait, bubble, and exposed communication by kind
 (tp, pp, dp). Each part i of duration t_i carries a relative log-normal uncertainty σ_i: the
 true duration is t_i · exp(σ_i · ε_i), ε_i standard normal. To first order in σ (the
 delta method; Fenton 1960 for sums of log-normals),
@@ -21,7 +21,9 @@ Correlation groups, and why:
   curves of the same device (a curve that is 5 % slow for one GEMM is slow for the next of a
   similar shape), and the bubble is idle time waiting for other stages' compute
   ((p − 1) microbatch slots in 1F1B, Narayanan et al. 2021 §2.2.1), so it scales with it.
-  Full correlation is the conservative choice (it adds σ linearly).
+  Full correlation is the conservative choice (it adds σ linearly). Host wait (DeepSpeed ZeRO-3's
+  per-rank host loops) stays in this group with the compute σ, as it was priced before it was told
+  apart from compute; its own constant (the host time of an eager op, 5–25 µs) has no σ of its own.
 - exposed communication of each kind is its own group: tensor-parallel traffic runs on NVLink,
   data-parallel and pipeline traffic mostly on InfiniBand, each with its own calibrated link
   efficiency, and none of them shares a constant with the compute curves. To first order only
@@ -132,7 +134,7 @@ def coverage(rows: Iterable[Mapping[str, object]]) -> float:
 def iteration_parts(breakdown: Mapping[str, float], compute: float, comm: float) -> list[Part]:
     """The parts of one (averaged) rank's breakdown with their σ and groups (module docstring)."""
     parts = [Part(k, breakdown.get(k, 0.0), compute, "compute")
-             for k in ("compute", "recompute", "optimizer", "bubble")]
+             for k in ("compute", "recompute", "optimizer", "host_wait", "bubble")]
     parts += [Part(f"exposed_{k}_comm", breakdown.get(f"exposed_{k}_comm", 0.0), comm, f"comm-{k}")
               for k in ("tp", "pp", "dp")]
     return parts

@@ -12,10 +12,17 @@ Per simulated rank, with T the iteration time (the last task's end):
 - bubble: what remains of T: idle waiting on another rank's compute (a pipeline
   neighbour's wave, a slower peer) or on nothing;
 - moe_imbalance: compute-stream time a mixture of experts loses waiting for its slowest
-  expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute.
+  expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute;
+- host_wait: compute-stream tasks that are host work (phase ``host``,
+  :data:`simcluster.plan.steps.HOST_PHASE`: DeepSpeed ZeRO-3's per-rank Python and launch
+  loops around its list-based collectives, ``zero.prep`` and ``zero.persist_gather``): the
+  GPU runs nothing meanwhile, so they count neither as compute nor in
+  ``compute_utilization`` (a kernel-level profile sees idle time there, the host holding
+  the stream back: HolisticTraceAnalysis's "host wait").
 
-These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction`` and
-``compute_utilization`` average them over the GPUs: over the simulated ranks,
+These add up to T per stage. ``bubble_fraction``, ``exposed_comm_fraction``,
+``host_wait_fraction`` and ``compute_utilization`` average them over the GPUs (the four add
+up to 1): over the simulated ranks,
 each weighted by the GPUs it stands for (all alike but in partial fidelity). Model FLOPs count the matrix multiplies without
 recompute (Narayanan et al. 2021 eq. 3 with 72 instead of 96; Korthikanti et
 al. 2022 eq. 7); hardware FLOPs include recomputed ones (ibid. eq. 8).
@@ -36,6 +43,7 @@ from simcluster.costs.devices import device_calibration
 from simcluster.engine.simulate import SimResult
 from simcluster.lowering.task import TaskGraph
 from simcluster.plan import Plan
+from simcluster.plan.steps import HOST_PHASE
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.topology.topology import Topology
@@ -59,7 +67,7 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
     """Where each simulated rank's iteration goes (one dict per rank, by rank), from its rows.
 
     All ranks at once, by :func:`simcluster.metrics.intervals.attribute` over categories in
-    this order: the compute stream's rows; the wait segments of
+    this order: the compute stream's rows; its host-work rows (``host_wait``); the wait segments of
     :func:`simcluster.metrics.waits.causal_waits` (what the next compute task waited for,
     disjoint from each other and from compute; each counted for its own kind); the
     communication rows by :data:`COMM_KINDS`; the rest is bubble. So an idle instant counts
@@ -77,7 +85,9 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
     cat = lookup[stream.cat.codes.to_numpy()] if len(lookup) else np.full(len(gpu), -1)
     start, end = gpu["start_s"].to_numpy(float), gpu["end_s"].to_numpy(float)
     nk = len(COMM_KINDS)
-    cat = np.where(cat > 0, cat + 1, cat)  # after the waits' one category
+    cat = np.where(cat > 0, cat + 2, cat)  # after host work's and the waits' categories
+    host = (cat == 0) & (gpu["phase"] == HOST_PHASE).to_numpy()
+    cat = np.where(host, 1, cat)
     on = cat >= 0
     keys, starts, ends, cats = [key[on]], [start[on]], [end[on]], [cat[on]]
     caused: np.ndarray = np.zeros((len(ranks), nk + 1))  # per rank: seconds of wait segments by kind, then bubble
@@ -92,9 +102,9 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
         keys.append(wk)  # disjoint from compute and from each other: one category, above the rows
         starts.append(ws)
         ends.append(we)
-        cats.append(np.ones(len(wk), dtype=np.int64))
+        cats.append(np.full(len(wk), 2, dtype=np.int64))
     spent = attribute(np.concatenate(keys), np.concatenate(starts), np.concatenate(ends), np.concatenate(cats),
-                      len(ranks), nk + 2, T)
+                      len(ranks), nk + 3, T)
     comp = cat == 0
     phase = gpu["phase"].astype("category")
     names = [str(c) for c in phase.cat.categories]
@@ -115,8 +125,9 @@ def _breakdown(gpu: pd.DataFrame, T: float, causal: bool = True) -> list[dict[st
              "compute": float(total[i]) - float(recompute[i]) - float(optimizer[i]) - float(imbalance[i]),
              "moe_imbalance": float(imbalance[i])}
         for j, (name, _) in enumerate(COMM_KINDS):
-            b[f"exposed_{name}_comm"] = float(caused[i, j] + spent[i, j + 2])
+            b[f"exposed_{name}_comm"] = float(caused[i, j] + spent[i, j + 3])
         b["bubble"] = float(caused[i, nk] + spent[i, -1])
+        b["host_wait"] = float(spent[i, 1])
         b["compute_busy"] = float(spent[i, 0])
         out.append(b)
     return out
@@ -165,8 +176,8 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     devices = list({d.name: d for d in devices}.values())
     k = len(breakdown) or 1
     mean = {key: sum(b.get(key, 0.0) for b in breakdown) / k
-            for key in ("compute", "recompute", "optimizer", "bubble", "exposed_tp_comm", "exposed_pp_comm",
-                        "exposed_dp_comm")}
+            for key in ("compute", "recompute", "optimizer", "host_wait", "bubble", "exposed_tp_comm",
+                        "exposed_pp_comm", "exposed_dp_comm")}
     h100 = device_calibration("h100")
     tr = spec.training
     compute = max(unc.compute_sigma(d.name, d.vendor, run_calibration(d.name, tr.attention_kernel, tr.framework), h100,
@@ -222,6 +233,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     bubble = _mean(breakdown, "bubble", weights) / T if T else 0.0
     exposed = _mean(breakdown, "exposed", weights) / T if T else 0.0
     util = _mean(breakdown, "compute_busy", weights) / T if T else 0.0
+    host = _mean(breakdown, "host_wait", weights) / T if T else 0.0
     for b in breakdown:
         del b["exposed"]
 
@@ -245,6 +257,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         "bubble_fraction": bubble,
         "exposed_comm_fraction": exposed,
         "compute_utilization": util,
+        "host_wait_fraction": host,
         "peak_memory_bytes": peak_mem,
         "peak_memory_reserved_bytes": peak_reserved,
         **_torch_memory_stats(spec, peak_mem, peak_reserved),
@@ -300,7 +313,7 @@ def _mean(rows: list[dict[str, float]], key: str, weights: list[int] | None) -> 
 def _per_stage(breakdown: list[dict[str, float]], weights: list[int] | None = None) -> list[dict[str, float]]:
     """The breakdown averaged over the GPUs of each stage (simulated ranks weighted by what they stand for)."""
     keys = ("compute", "recompute", "exposed_tp_comm", "exposed_ep_comm", "exposed_dp_comm", "exposed_pp_comm",
-            "bubble", "optimizer", "moe_imbalance")
+            "bubble", "optimizer", "moe_imbalance", "host_wait")
     stages: dict[int, list[tuple[dict[str, float], int]]] = {}
     for i, b in enumerate(breakdown):
         stages.setdefault(int(b["stage"]), []).append((b, weights[i] if weights else 1))

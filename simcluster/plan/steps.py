@@ -42,6 +42,9 @@ from simcluster.plan.tp_overlap import block_steps
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
+#: The phase of compute-stream steps that are host work, the GPU idle meanwhile (DeepSpeed ZeRO-3's per-rank loops
+#: around its list-based collectives): kept out of compute and reported as ``host_wait`` (simcluster.metrics.summary).
+HOST_PHASE = "host"
 #: Gradient keys of the embedding and the head (layers use their index).
 EMBEDDING_GRADS, HEAD_GRADS = -1, -2
 
@@ -121,11 +124,12 @@ def recv_gather_step(kind: str) -> Step:
                 tag="pp.recv_gather")
 
 
-def _prep(shape: UnitShape, count: int, phase: str) -> list[Step]:
-    """DeepSpeed's per-rank host work before ``count`` list-based collectives (frameworks docstring)."""
+def _prep(shape: UnitShape, count: int) -> list[Step]:
+    """DeepSpeed's per-rank host work before ``count`` list-based collectives (frameworks docstring), the GPU
+    idle meanwhile: a compute-stream step of phase :data:`HOST_PHASE`."""
     if shape.collective_prep_s <= 0 or count <= 0:
         return []
-    return [Step("compute", "zero.prep", phase, count * shape.collective_prep_s, waits_grads=shape.fetch_sync)]
+    return [Step("compute", "zero.prep", HOST_PHASE, count * shape.collective_prep_s, waits_grads=shape.fetch_sync)]
 
 
 def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
@@ -153,11 +157,10 @@ def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, a
 
 def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     """The steps of one layer in a pass of ``kind`` F, B or W."""
-    phase = "forward" if kind == "F" else "backward"
-    gather = _prep(shape, shape.gather_parts, phase) + [
+    gather = _prep(shape, shape.gather_parts) + [
         Step("gather", "zero.all_gather", "forward", op="all_gather", parts=shape.gather_parts,
              prefetch=shape.gather_prefetch)] if shape.gather else []
-    reduce = _prep(shape, shape.grad_parts if shape.gather else 0, "backward") + [
+    reduce = _prep(shape, shape.grad_parts if shape.gather else 0) + [
         Step("reduce_grads", "zero.reduce_scatter", "backward", op="reduce_scatter", parts=shape.grad_parts)
     ] if shape.reduce_grads else []
     copied = shape.gather and b.gather_copy_s > 0
@@ -183,7 +186,7 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         out += _checkpoint_rng(b)
         waits = False
         if shape.gather and shape.refetch_parts:  # DeepSpeed: weights released after their recompute, fetched again
-            out += _prep(shape, shape.refetch_parts, "backward") + [
+            out += _prep(shape, shape.refetch_parts) + [
                 Step("gather", "zero.all_gather", "backward", op="all_gather", parts=shape.refetch_parts,
                      prefetch=False, share=shape.refetch_share)]
             if copied:

@@ -11,6 +11,8 @@ Written as PyTorch's profiler writes a rank's trace, so that tools reading those
   (``cat: user_annotation``) over the profiled window, and a GPU process (pid = the local
   device index, as Kineto) with one thread per CUDA stream: compute (stream 7), then
   tensor-parallel, context-parallel, pipeline and data-parallel NCCL streams;
+- host work (phase ``host``: DeepSpeed ZeRO-3's per-rank loops, the GPU idle) as ``cpu_op`` events on
+  the python main thread, not as kernels;
 - on the compute stream, nested slices: ``ProfilerStep#0`` → microbatch pass
   (``forward mb3``, ``backward mb3`` with its recompute, ``weight_grad mb3``, ``chunk c`` when
   interleaved) → layer (``layer 12``) as ``gpu_user_annotation``, → kernels (``cat: kernel``,
@@ -25,8 +27,9 @@ Written as PyTorch's profiler writes a rank's trace, so that tools reading those
   iteration starts at 0 and ends with the slowest rank's last task).
 
 HolisticTraceAnalysis then finds the summary's figures: its temporal breakdown's idle,
-compute and non-compute shares are ``bubble_fraction``, ``compute_utilization`` and
-``exposed_comm_fraction`` per rank (within its rounding to whole microseconds).
+compute and non-compute shares are ``bubble_fraction`` + ``host_wait_fraction``,
+``compute_utilization`` and ``exposed_comm_fraction`` per rank (within its rounding to whole
+microseconds).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simcluster.plan.steps import HOST_PHASE
 from simcluster.reporting.schedule import _chunks
 from simcluster.reporting.tracefmt import GpuTable, collective_of, ints, overflow_tracks, rank_groups, us, write_json_text
 
@@ -71,11 +75,12 @@ class _Writer:
         self.xs(tid, cat, [name_json], np.array([s]), np.array([e]), [args] if args else None)
 
     def xs(self, tid: int, cat: str, names: list[str], s: np.ndarray, e: np.ndarray,
-           args: list[str] | None = None) -> None:
-        """Complete events, one per element (``args``: the text inside each ``args`` object)."""
+           args: list[str] | None = None, pid: int | None = None) -> None:
+        """Complete events, one per element (``args``: the text inside each ``args`` object), on the GPU
+        process unless ``pid`` says another."""
         ts, dur = _span(s, e)
         head = f'{{"ph": "X", "cat": "{cat}", "name": '
-        mid = f', "pid": {self.pid}, "tid": {tid}, "ts": '
+        mid = f', "pid": {self.pid if pid is None else pid}, "tid": {tid}, "ts": '
         if args is None:
             self.lines += [f'{head}{n}{mid}{a}, "dur": {d}}}' for n, a, d in zip(names, ts, dur)]
         else:
@@ -121,7 +126,10 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
     for name in sorted(set(stream.tolist()), key=lambda x: (x != "compute", STREAM_TID.get(x, 10_000), x)):
         tid_of[name] = STREAM_TID.get(name, 600 + 100 * len([k for k in tid_of if k not in STREAM_TID]))
     tid_of.setdefault("compute", 7)
-    _compute(w, table, idx[stream == "compute"], s[stream == "compute"], e[stream == "compute"], t0, t1, step)
+    on_host = (stream == "compute") & _host_rows(table, idx)
+    _host(w, table, idx[on_host], s[on_host], e[on_host], host)
+    gpu = (stream == "compute") & ~on_host
+    _compute(w, table, idx[gpu], s[gpu], e[gpu], t0, t1, step)
     labels = {7: "stream 7 (compute)"}
     for name, tid in tid_of.items():
         if name == "compute":
@@ -142,6 +150,24 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
                        "bounded": bounded_note or "the whole iteration"},
     }
     return head, meta + w.lines
+
+
+def _host_rows(table: GpuTable, idx: np.ndarray) -> np.ndarray:
+    """Which rows ``idx`` are host work (phase :data:`simcluster.plan.steps.HOST_PHASE`)."""
+    host = np.array([p == HOST_PHASE for p in table.phase.text] + [False])
+    return host[table.phase.codes[idx]] if len(idx) else np.zeros(0, dtype=bool)
+
+
+def _host(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.ndarray, pid: int) -> None:
+    """Host work (DeepSpeed's per-rank loops around its list-based collectives) as CPU operators on the python
+    main thread, not kernels: the GPU runs nothing meanwhile, so a kernel-level tool sees it idle."""
+    if not len(idx):
+        return
+    tj = table.task.json
+    names = [tj[c] for c in table.task.codes[idx].tolist()]
+    args = [f'"External id": 0, "simulated": "host work, the GPU idle", "layer": {ly}'
+            for ly in table.layer[idx].tolist()]
+    w.xs(1, "cpu_op", names, s, e, args, pid=pid)
 
 
 def _runs(*keys: np.ndarray) -> np.ndarray:

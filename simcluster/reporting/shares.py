@@ -29,7 +29,7 @@ from simcluster.metrics import waits
 from simcluster.metrics.waits import comm_class, text_codes  # noqa: F401  (re-exported: lanes' classes, codes)
 
 #: Compute-stream states while busy, in drawing order (bottom of a lane up).
-BUSY = ("forward", "recompute", "backward", "weight_grad", "imbalance", "optimizer", "other_compute")
+BUSY = ("forward", "recompute", "backward", "weight_grad", "imbalance", "optimizer", "host", "other_compute")
 #: Idle states by cause, in attribution order (the metrics' order); "bubble" last.
 WAITS = ("wait_tp", "wait_cp", "wait_ep", "wait_pp", "wait_embedding", "wait_zero", "wait_dp", "wait_other", "bubble")
 COMPUTE_STATES = BUSY + WAITS
@@ -237,10 +237,10 @@ def totals(seg: Segments) -> dict[str, float]:
 
 def summary_buckets(tot: dict[str, float]) -> dict[str, float]:
     """A rank's totals in the metrics' breakdown keys (compute includes every busy phase but
-    recompute and optimizer; ``exposed_<tp|pp|dp>_comm``; bubble)."""
+    recompute, optimizer, the MoE imbalance and host work; ``exposed_<tp|pp|dp>_comm``; bubble)."""
     out = {"compute": sum(tot.get(k, 0.0) for k in ("forward", "backward", "weight_grad", "other_compute")),
            "recompute": tot.get("recompute", 0.0), "optimizer": tot.get("optimizer", 0.0),
-           "moe_imbalance": tot.get("imbalance", 0.0),
+           "moe_imbalance": tot.get("imbalance", 0.0), "host_wait": tot.get("host", 0.0),
            "exposed_tp_comm": 0.0, "exposed_ep_comm": 0.0, "exposed_pp_comm": 0.0, "exposed_dp_comm": 0.0, "exposed_other_comm": 0.0,
            "bubble": 0.0}
     for w in WAITS:

@@ -28,6 +28,7 @@ PHASE_STYLE: dict[str, tuple[str, str]] = {
     "cp_comm": ("#332288", "context-parallel ring"),
     "ep_comm": ("#117733", "expert all-to-all"),  # Tol muted green: MoE dispatch and combine
     "imbalance": ("#DDCC77", "waiting for the slowest expert (MoE imbalance)"),  # Tol muted sand
+    "host": ("#BBBBBB", "host work, GPU idle (Python and launch loops)"),  # Tol bright grey: not a kernel
 }
 UNKNOWN_COLOUR = "#777777"
 IDLE_HATCH = "////"
@@ -42,6 +43,7 @@ BREAKDOWN_STYLE: dict[str, tuple[str, str, str]] = {
     "exposed_pp_comm": ("#999933", "exposed pipeline comm", ""),
     "exposed_ep_comm": ("#117733", "exposed expert all-to-all", ""),
     "moe_imbalance": ("#DDCC77", "MoE imbalance (slowest expert)", ""),
+    "host_wait": ("#BBBBBB", "host wait (GPU idle)", ""),
     "bubble": ("#ffffff", "pipeline bubble (idle)", IDLE_HATCH),
     "optimizer": ("#009E73", "optimizer", ""),
 }

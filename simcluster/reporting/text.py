@@ -111,6 +111,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str]]:
         ("bubble_fraction", "pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
         ("exposed_comm_fraction", "exposed communication", fmt_pct(s.get("exposed_comm_fraction"))),
         ("compute_utilization", "compute utilization", fmt_pct(s.get("compute_utilization"))),
+        ("host_wait_fraction", "host wait (GPU idle)", fmt_pct(s.get("host_wait_fraction"))),
         ("peak_memory_bytes", "peak memory per GPU", with_range(s, "peak_memory_bytes", fmt_gib)),
         ("peak_memory_reserved_bytes", "peak reserved per GPU (allocator)", fmt_gib(s.get("peak_memory_reserved_bytes"))),
         ("memory_capacity_bytes", "memory capacity", fmt_gib(s.get("memory_capacity_bytes"))),
@@ -189,6 +190,8 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
          .replace(": ", ": MFU ", 1)),
         ("pipeline bubble", fmt_pct(s.get("bubble_fraction"))),
         ("exposed comm", fmt_pct(s.get("exposed_comm_fraction")) + _exposed_split(s, details)),
+    ] + ([("host wait", fmt_pct(s.get("host_wait_fraction")) + " (host work, the GPU idle)")]
+         if s.get("host_wait_fraction") else []) + [
         ("peak memory", f"{fmt_gib(s.get('peak_memory_bytes'))} of {fmt_gib(s.get('memory_capacity_bytes'))}"
                         + fmt_range(s, "peak_memory_bytes", fmt_gib)),
     ] + ([("peak reserved", f"{fmt_gib(s.get('peak_memory_reserved_bytes'))} (tensors + the caching allocator's "

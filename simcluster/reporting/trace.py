@@ -10,7 +10,7 @@ Every simulated GPU in one file (the per-rank Kineto traces for analysis tools a
   microbatch, stage, flops, bytes, task_id and, on communication streams, the group;
 - flow arrows from each pipeline send to the first pass of its microbatch on the
   receiving stage that starts after it;
-- counter tracks: each GPU's compute utilization, and on the ``network`` process
+- counter tracks: each GPU's compute utilization (host work, phase ``host``, is not busy), and on the ``network`` process
   (``pid`` = the world size + 1, so it never collides with a rank) each recorded link's
   utilization (% of its capacity, GB/s where unknown): links are counters, not slices;
 - bounded by default: from the iteration's start until :data:`BUDGET` GPU intervals have
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simcluster.plan.steps import HOST_PHASE
 from simcluster.reporting.bins import busy_fraction_per_bin, bytes_per_bin
 from simcluster.reporting.shares import text_codes
 from simcluster.reporting.style import iteration_end, link_rows, rank_infos, stream_sort_key
@@ -163,9 +164,10 @@ def _counters(table: GpuTable, ranks: list[int], links: pd.DataFrame, caps: dict
     edges = np.linspace(t0, t1, int(np.clip(COUNTER_EVENTS // max(len(ranks), 1), 10, 200)) + 1)
     ts = [us(x) for x in edges.tolist()]
     is_compute = np.array([t == "compute" for t in table.stream.text] + [False])
+    is_host = np.array([p == HOST_PHASE for p in table.phase.text] + [False])  # host work: the GPU idle
     for r in ranks:
         sl = table.spans.get(r, slice(0, 0))
-        comp = is_compute[table.stream.codes[sl]]
+        comp = is_compute[table.stream.codes[sl]] & ~is_host[table.phase.codes[sl]]
         frac = busy_fraction_per_bin(table.start[sl][comp], table.end[sl][comp], edges) * 100
         head = f'{{"ph": "C", "pid": {r}, "ts": '
         out += [f'{head}{t}, "name": "compute utilization", "args": {{"busy %": {round(v, 3)}}}}}'

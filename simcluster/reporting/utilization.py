@@ -59,12 +59,14 @@ LINE_STYLES = ("-", "--", ":", "-.")
 def compute_utilization_matrix(
     timeline: pd.DataFrame, ranks: list[int], edges: np.ndarray, gpu: GpuRows | None = None
 ) -> np.ndarray:
-    """Rows: ``ranks``; columns: bins; values: share of the bin the compute stream is busy."""
+    """Rows: ``ranks``; columns: bins; values: share of the bin the compute stream is busy (host work, the GPU
+    idle meanwhile, is not: ``compute_utilization``'s rule)."""
     arrays = gpu if gpu is not None else gpu_arrays(timeline)
     out = np.zeros((len(ranks), len(edges) - 1))
+    host = BUSY.index("host")
     for i, r in enumerate(ranks):
         s, e, cls = arrays.of(r)
-        busy = cls < len(BUSY)
+        busy = (cls < len(BUSY)) & (cls != host)
         if busy.any():
             out[i] = busy_fraction_per_bin(s[busy], e[busy], edges)
     return out

@@ -68,7 +68,8 @@ from simcluster.topology.topology import Topology
 
 
 #: The parts of an iteration, as the simulator's per-stage breakdown names them.
-PARTS = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer")
+PARTS = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer",
+         "host_wait")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Estimate:
     exposed_dp_comm: float = 0.0
     bubble: float = 0.0
     optimizer: float = 0.0
+    host_wait: float = 0.0
 
     def parts(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in PARTS}
@@ -170,7 +172,7 @@ class Group:
                           tp_grad_overlap=self.t > 1 and est.tp_grad_overlap)
 
     def time(self, rc: str, zero: int) -> tuple[float, ...]:
-        """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer) seconds, stage 0's view."""
+        """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer, host wait) seconds, stage 0's view."""
         est, blocks = self.est, self.b.blocks
         p, m, v, d = self.p, self.m, self.v, self.d
         shape = self.shape(rc, zero)
@@ -247,7 +249,7 @@ class Group:
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (2 * (p * v - 1) if v > 1 else 2 * (p - 1)) * self.send
-        dp, opt = after_backward(self, zero, x0, f_layer, dp_rs)
+        dp, opt, host_after = after_backward(self, zero, x0, f_layer, dp_rs)
         if shape.gather and shape.gather_prefetch and not shape.fetch_sync:
             # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel
             # stream behind the previous backward unit's last reduce-scatter: at each of the stage's m·v − 1
@@ -256,13 +258,14 @@ class Group:
             # layers (FSDP's root unit gathers and reduces before and after them: charged in ``first``)
             serial = bw.serial + dp_rs + f.gather + f.serial
             dp += (m * v - 1) * max(0.0, serial - b_layer - f_layer)
-        total = pipe + pp + dp + opt
+        total = pipe + pp + dp + opt + host_after
         n = m * self.n0
         compute = n * (f.compute + bw.compute) + m * (emb.compute + (head.compute if p == 1 else 0.0))
         recompute = n * bw.recompute
         tp = n * (f.tp + bw.tp) + m * emb.tp
-        bubble = max(0.0, total - compute - recompute - tp - pp - dp - opt)
-        return total, compute, recompute, tp, pp, dp, bubble, opt
+        host = n * (f.host + bw.host) + host_after
+        bubble = max(0.0, total - compute - recompute - tp - pp - dp - opt - host)
+        return total, compute, recompute, tp, pp, dp, bubble, opt, host
 
     def _root(self, zero: int, d: int) -> RootUnit:
         """FSDP's root unit of this layout (:mod:`simcluster.plan.fsdp_root`)."""

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from simcluster.search.estimate import Group
 
 
-def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: float) -> tuple[float, float]:
-    """(exposed data-parallel communication, optimizer) of the first stage of ``g``'s layout at ZeRO stage ``zero``:
-    ``x0`` its unit, ``f_layer`` a layer's forward, ``dp_rs`` a layer's ZeRO-2/3 reduce-scatters (module docstring)."""
+def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: float) -> tuple[float, float, float]:
+    """(exposed data-parallel communication, optimizer, host work) of the first stage of ``g``'s layout at ZeRO stage
+    ``zero``: ``x0`` its unit, ``f_layer`` a layer's forward, ``dp_rs`` a layer's ZeRO-2/3 reduce-scatters (module
+    docstring); the host work is DeepSpeed's re-gather of its persistent tensors, the GPU idle."""
     est, b, costs = g.est, g.b, g.est.costs
     t, c, d, p = g.t, g.c, g.d, g.p
     params = b.params_one_stage if p == 1 else b.params
@@ -81,9 +82,8 @@ def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: floa
     shard = costs.shard(d) if zero >= 1 else 1
     # the experts' states sharded over the expert-data group: in dense-shard units (lowering.moe.optimizer_params)
     opt = costs.optimizer_s(stage + expert * shard / (edp if zero >= 1 else 1), shard, g.n0)
-    if zero >= 3 and d > 1:  # DeepSpeed's host re-gather of its persistent tensors after the step
-        opt += g.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t)
-    return dp, opt
+    host = g.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t) if zero >= 3 and d > 1 else 0.0
+    return dp, opt, host  # (host: DeepSpeed's re-gather of its persistent tensors after the step)
 
 
 def expert_sync(g: "Group", op: str, nbytes: float, edp: int, buckets: bool = True) -> float:

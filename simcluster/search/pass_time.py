@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Callable
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
-from simcluster.plan.steps import Step
+from simcluster.plan.steps import HOST_PHASE, Step
 
 
 def beside(compute: float, comm: float, blocked: float = 0.0, slowdown: float = OVERLAP_COMPUTE_SLOWDOWN) -> float:
@@ -35,6 +35,7 @@ class PassTime:
     tp: float = 0.0
     gather: float = 0.0  # ZeRO-3 weight gathers (data-parallel stream)
     reduce: float = 0.0  # ZeRO >= 2 gradient reduce-scatters (data-parallel stream)
+    host: float = 0.0  # host work on the compute stream, the GPU idle (phase HOST_PHASE: DeepSpeed's zero.prep)
 
     def add(self, steps: tuple[Step, ...], coll: Callable[[Step], float]) -> "PassTime":
         """Add ``steps``: compute and blocking collectives in series, a ring (and userbuffers' tensor collectives) beside its compute; MoE
@@ -51,6 +52,8 @@ class PassTime:
                 ring = side = 0.0
                 if st.phase == "recompute":
                     self.recompute += secs
+                elif st.phase == HOST_PHASE:
+                    self.host += secs
                 else:
                     self.compute += secs
             elif st.what == "ring":
@@ -79,8 +82,8 @@ class PassTime:
 
     @property
     def serial(self) -> float:
-        """What the compute stream waits for: compute, recompute and tensor-parallel collectives."""
-        return self.compute + self.recompute + self.tp
+        """What the compute stream waits for: compute, recompute, tensor-parallel collectives and host work."""
+        return self.compute + self.recompute + self.tp + self.host
 
 
 _FIELDS = tuple(f.name for f in fields(PassTime))

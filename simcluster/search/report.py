@@ -20,8 +20,8 @@ from simcluster.search.simulate import BREAKDOWN
 PART_LABELS = {"compute": "compute", "recompute": "recompute", "exposed_tp_comm": "exposed TP/CP comm",
                "exposed_pp_comm": "exposed pipeline comm", "exposed_dp_comm": "exposed DP comm",
                "bubble": "pipeline bubble", "optimizer": "optimizer", "exposed_ep_comm": "exposed expert A2A",
-               "moe_imbalance": "MoE imbalance"}
-MOE_PARTS = ("exposed_ep_comm", "moe_imbalance")  # shown only when either layout has them
+               "moe_imbalance": "MoE imbalance", "host_wait": "host wait (GPU idle)"}
+OPTIONAL_PARTS = ("exposed_ep_comm", "moe_imbalance", "host_wait")  # shown only when either layout has them
 
 
 def _num(v: Any) -> float:
@@ -73,7 +73,7 @@ def compare(best: pd.Series, other: pd.Series) -> tuple[list[str], str]:
     diffs = []
     for part in BREAKDOWN:
         a, b = _num(best.get(f"breakdown_{part}_s")), _num(other.get(f"breakdown_{part}_s"))
-        if part in MOE_PARTS and not (a > 0 or b > 0):
+        if part in OPTIONAL_PARTS and not (a > 0 or b > 0):
             continue
         lines.append(f"  {PART_LABELS[part]:24s}{a * scale:10.2f}{b * scale:10.2f}{(b - a) * scale:+12.2f}")
         diffs.append((b - a, part))

@@ -24,7 +24,8 @@ from simcluster.spec.yamlio import YamlDoc
 
 SIMULATIONS_DIR = "simulations"
 BREAKDOWN = ("compute", "recompute", "exposed_tp_comm", "exposed_pp_comm", "exposed_dp_comm", "bubble", "optimizer",
-             "exposed_ep_comm", "moe_imbalance")  # the last two: mixtures of experts only
+             "exposed_ep_comm", "moe_imbalance", "host_wait")  # the MoE two: mixtures of experts only; host_wait:
+# DeepSpeed ZeRO-3's host loops
 
 
 def simulate_layout(spec: Any) -> dict[str, Any]:

@@ -184,3 +184,19 @@ def test_screen_charges_the_interleaved_fill_and_drain_sends(toy, v, gb):
                                "model.layers=32", "model.seq_len=2048", "cluster.nodes=4"])
     est = Estimator(spec, build_topology(spec.cluster)).estimate(layout_of(spec)).iteration_time_s
     assert est == pytest.approx(simulate_workload(spec).summary["iteration_time_s"], rel=0.003)
+
+
+def test_screen_tells_host_work_apart_as_the_simulator(toy):
+    """DeepSpeed ZeRO-3 on 64 ranks: the screen's host_wait part (its per-rank loops and the step's persistent
+    gather, out of compute) is the simulator's breakdown's, and so is its compute; FSDP has none."""
+    from simcluster.search.layout import layout_of
+    spec = load_workload(toy, _COMM_HEAVY + ["parallelism.data=64", "cluster.nodes=8", "training.global_batch=64",
+                                             "training.framework=deepspeed", "training.recompute=full"])
+    est = Estimator(spec, build_topology(spec.cluster)).estimate(layout_of(spec))
+    sim = simulate_workload(spec).details["breakdown"][0]
+    assert est.host_wait > 0.05 * est.iteration_time_s
+    assert est.host_wait == pytest.approx(sim["host_wait"], rel=1e-6)
+    assert est.compute == pytest.approx(sim["compute"], rel=0.01)
+    fsdp = load_workload(toy, _COMM_HEAVY + ["parallelism.data=8", "training.global_batch=16",
+                                             "training.framework=pytorch"])
+    assert Estimator(fsdp, build_topology(fsdp.cluster)).estimate(layout_of(fsdp)).host_wait == 0.0
