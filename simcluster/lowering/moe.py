@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from simcluster.plan.moe import optimizer_units
+
 if TYPE_CHECKING:
     from simcluster.lowering.grad_sync import GradSync
     from simcluster.plan import Plan
@@ -49,8 +51,7 @@ def optimizer_params(ctx: "GradSync", s: int, shard: int) -> float:
     """Parameters of stage ``s`` in dense-shard units: the optimizer steps stage_params/shard dense and
     expert_params/edp expert parameters under ZeRO-1, so it is given stage_params + expert·shard/edp."""
     plan = ctx.plan
-    moe = plan.moe
-    if moe is None:
+    if plan.moe is None:
         return plan.stage_params(s)
-    eshard = moe.edp if plan.spec.parallelism.zero_stage >= 1 else 1
-    return plan.stage_params(s) + plan.expert_params(s) * shard / eshard
+    return optimizer_units(plan.stage_params(s), plan.expert_params(s), shard, plan.moe.edp,
+                           plan.spec.parallelism.zero_stage)

@@ -63,6 +63,13 @@ from simcluster.workload.ops import DTYPE_BYTES
 
 
 # -- the expert grid --------------------------------------------------------------------------
+def optimizer_units(dense: float, expert: float, shard: int, edp: int, zero: int) -> float:
+    """Parameters an optimizer step costs, in dense-shard units: under ZeRO ≥ 1 it steps ``dense``/``shard`` dense
+    and ``expert``/``edp`` routed-expert parameters (the experts' states sharded over their expert-data group), so
+    the step is priced as ``dense + expert · shard / edp``; without ZeRO both are whole."""
+    return dense + expert * shard / (edp if zero >= 1 else 1)
+
+
 def expert_group(grid: RankGrid, etp: int, ep: int, rank: int) -> tuple[int, ...]:
     """The etp·ep consecutive ranks that exchange tokens with ``rank`` (dispatch and combine)."""
     n = etp * ep

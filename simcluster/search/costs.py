@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcluster.collectives.plan import algorithm_options, auto_options, plan_collective
+from simcluster.collectives.plan import algorithm_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
 from simcluster.plan.grid import RankGrid
@@ -144,13 +144,8 @@ class Costs:
             group, mirrors = ((expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)) if kind == "ep" else
                               (expert_data_group(grid, etp, ep, 0), expert_data_mirrors(grid, etp, ep)))
             algorithm = self.algorithms.get(op, "auto")
-            if len(group) < 2:
-                hit = ((0.0, 0.0),)
-            elif algorithm == "auto":
-                hit = tuple((L, K) for _, L, K, _ in auto_options(op, group, self.topo, mirrors))
-            else:
-                hit = (cost(plan_collective(op, group, 1.0, self.topo, algorithm=algorithm, mirror_offsets=mirrors),
-                            self.topo),)
+            hit = ((0.0, 0.0),) if len(group) < 2 else \
+                tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
             self._coll[key] = hit
         return min(L + K * nbytes for L, K in hit)
 

@@ -171,20 +171,17 @@ class Group:
                           root=self._root(zero, d), tp_overlap=est.tp_overlap and self.t > 1,
                           tp_grad_overlap=self.t > 1 and est.tp_grad_overlap)
 
-    def time(self, rc: str, zero: int) -> tuple[float, ...]:
-        """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer, host wait) seconds, stage 0's view."""
+    def _passes(self, shape: UnitShape, rc: str, window: bool) -> tuple[PassTime, ...]:
+        """(F, its prefetch window, B, its prefetch window, W) of one layer: a kept layer's backward blended in under
+        partial recompute, every layer the mean of the dense and the MoE ones."""
         est, blocks = self.est, self.b.blocks
-        p, m, v, d = self.p, self.m, self.v, self.d
-        shape = self.shape(rc, zero)
         steps = self._steps(shape)
-        # prefetched ZeRO-3 gathers run beside the part of the previous layer after its second-to-last block
-        window = shape.gather and shape.gather_prefetch and not shape.fetch_sync
         f, ft = self._pass(steps[0], window)
         bw, bt = self._pass(steps[1], window)
         wg = PassTime().add(steps[2], self._coll)  # ZB-H1's W pass (its reduce-scatter with it)
         n_rc = est.spec.training.recompute_num_layers if rc == "full" else None
         if n_rc is not None:  # partial recompute (costs.partial_recompute): the kept layers' backward blended in
-            chunk = est.layers / (p * v)
+            chunk = est.layers / (self.p * self.v)
             w = max(0.0, 1 - min(n_rc, chunk) / chunk)
             kept = self._steps(shape.kept())
             kb, kt = self._pass(kept[1], window)
@@ -197,13 +194,16 @@ class Group:
             mw = PassTime().add(self.moe.steps("W", first, 0, blocks, shape), self._coll) if shape.split_w \
                 else PassTime()
             f, ft, bw, bt, wg = f.blend(mf, w), ft.blend(mft, w), bw.blend(mb, w), bt.blend(mbt, w), wg.blend(mw, w)
-        bb, bw = bw, bw.plus(wg)  # the B pass alone, and with its W pass
+        return f, ft, bw, bt, wg
+
+    def _layer_times(self, shape: UnitShape, f: PassTime, ft: PassTime, bb: PassTime, bw: PassTime, bt: PassTime,
+                     wg: PassTime, head: PassTime) -> tuple[float, float, float, float]:
+        """(forward, backward, W pass, what a backward unit's first layer saves) seconds of one layer, with ZeRO's
+        gathers and reduce-scatters placed as the plan issues them; ``bb`` the B pass alone, ``bw`` with its W."""
         f_layer, b_layer = f.serial, bw.serial
         dp_rs = bw.reduce
         unit_save = 0.0  # what a backward unit's first layer costs less than the others (prefetched ZeRO-3)
-        emb = PassTime().add(steps[3], self._coll)
-        head = PassTime().add(steps[4], self._coll)
-        w_layer = blocks.layer.wgrad_s  # what a layer's W pass takes (ZB-H1)
+        w_layer = self.b.blocks.layer.wgrad_s  # what a layer's W pass takes (ZB-H1)
         # communication beside the compute slows it (beside(): the engine's contention)
         if shape.gather and shape.fetch_sync:  # DeepSpeed: each fetch syncs the device, the reduce-scatters first
             f_layer = f_layer + f.gather if not shape.gather_prefetch else beside(f_layer, f.gather, f.tp)
@@ -225,12 +225,14 @@ class Group:
                 unit_save = min(b_layer - pre - side, bw.gather, ft.serial + head.serial)
         elif shape.reduce_grads:  # the reduce-scatters run beside the compute: hidden unless the stream lags
             b_layer = max(b_layer + OVERLAP_COMPUTE_SLOWDOWN * dp_rs, dp_rs - f_layer)
-        x_layer = f_layer + b_layer
-        first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
-        # the output layer's weight gradient of the deferred microbatches runs in the last stage's flush
-        last -= deferred_count(est.spec.parallelism, m, p) / m * blocks.head.wgrad_s  # (costs.deferred_wgrad)
-        # a unit of one layer has no gather beside it: the boundary term below charges that layer
-        save = v * unit_save if est.layers >= 2 * p * v else 0.0
+        return f_layer, b_layer, w_layer, unit_save
+
+    def _pipeline(self, shape: UnitShape, x_layer: float, w_layer: float, save: float, first: float,
+                  last: float) -> tuple[float, float, float]:
+        """(the pipeline's compute span, its exposed sends, stage 0's unit) seconds: the bottleneck stage's m units,
+        the fill and drain, the blocking sends; ``x_layer`` a layer's F and B, ``save`` per unit, ``first`` and
+        ``last`` the embedding's and the head's."""
+        est, p, m, v = self.est, self.p, self.m, self.v
         x0 = self.n0 * x_layer - save + first + (last if p == 1 else 0.0)
         stages = [(x0, self.n0)]
         if p > 1:
@@ -249,6 +251,29 @@ class Group:
             fill = max(fill, (p - 1) * self.chunk * x_layer)  # largest chunk on every stage
         pipe = m * (x_max + 2 * v * ((self.send if self.blocking else 0.0) + self.recv_gather)) + fill
         pp = (2 * (p * v - 1) if v > 1 else 2 * (p - 1)) * self.send
+        return pipe, pp, x0
+
+    def time(self, rc: str, zero: int) -> tuple[float, ...]:
+        """(iteration, compute, recompute, tp, pp, dp, bubble, optimizer, host wait) seconds, stage 0's view."""
+        est, blocks = self.est, self.b.blocks
+        p, m, v = self.p, self.m, self.v
+        shape = self.shape(rc, zero)
+        steps = self._steps(shape)
+        # prefetched ZeRO-3 gathers run beside the part of the previous layer after its second-to-last block
+        window = shape.gather and shape.gather_prefetch and not shape.fetch_sync
+        f, ft, bw, bt, wg = self._passes(shape, rc, window)
+        bb, bw = bw, bw.plus(wg)  # the B pass alone, and with its W pass
+        emb = PassTime().add(steps[3], self._coll)
+        head = PassTime().add(steps[4], self._coll)
+        f_layer, b_layer, w_layer, unit_save = self._layer_times(shape, f, ft, bb, bw, bt, wg, head)
+        dp_rs = bw.reduce
+        x_layer = f_layer + b_layer
+        first, last = emb.serial + emb.gather + emb.reduce, head.serial  # FSDP's root unit: both exposed
+        # the output layer's weight gradient of the deferred microbatches runs in the last stage's flush
+        last -= deferred_count(est.spec.parallelism, m, p) / m * blocks.head.wgrad_s  # (costs.deferred_wgrad)
+        # a unit of one layer has no gather beside it: the boundary term below charges that layer
+        save = v * unit_save if est.layers >= 2 * p * v else 0.0
+        pipe, pp, x0 = self._pipeline(shape, x_layer, w_layer, save, first, last)
         dp, opt, host_after = after_backward(self, zero, x0, f_layer, dp_rs)
         if shape.gather and shape.gather_prefetch and not shape.fetch_sync:
             # each unit's first gather has no layer of its own unit to hide behind and queues on the data-parallel

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
+from simcluster.plan.moe import optimizer_units
 
 if TYPE_CHECKING:
     from simcluster.search.estimate import Group
@@ -80,8 +81,7 @@ def after_backward(g: "Group", zero: int, x0: float, f_layer: float, dp_rs: floa
     if p > 1 and est.tied:
         dp += costs.time("tied", "all_reduce", t, c, d, p, params.word_embedding * costs.grad_bytes)
     shard = costs.shard(d) if zero >= 1 else 1
-    # the experts' states sharded over the expert-data group: in dense-shard units (lowering.moe.optimizer_params)
-    opt = costs.optimizer_s(stage + expert * shard / (edp if zero >= 1 else 1), shard, g.n0)
+    opt = costs.optimizer_s(optimizer_units(stage, expert, shard, edp, zero), shard, g.n0)
     host = g.n0 * est.persist_gather_s(est.spec.parallelism.zero_shard or d, t) if zero >= 3 and d > 1 else 0.0
     return dp, opt, host  # (host: DeepSpeed's re-gather of its persistent tensors after the step)
 

@@ -77,3 +77,24 @@ def test_routed_experts_sync_over_their_expert_data_group_as_the_simulator(moe, 
     assert spec.parallelism.data * spec.parallelism.tensor // spec.parallelism.expert >= 2
     est = Estimator(spec, build_topology(spec.cluster)).estimate(layout_of(spec)).iteration_time_s
     assert est == pytest.approx(simulate_workload(spec).summary["iteration_time_s"], rel=0.025)
+
+
+def test_a_named_algorithm_is_priced_at_the_size_lowering_plans_it(moe):
+    """The routed experts' sync under ``collectives.all_reduce: ring``: tier 1's cost is the uncontended time of
+    the plan lowering builds at that size (its NCCL protocol chosen there), from 1 kB to 1 GB. (It once took the
+    protocol a 1-byte plan picks, LL, at a quarter of the bandwidth: 3.8× and 4.0× too slow at 100 MB and 1 GB.)"""
+    from simcluster.collectives.plan import plan_collective
+    from simcluster.collectives.transfer import uncontended_time
+    from simcluster.plan.grid import RankGrid
+    from simcluster.plan.moe import expert_data_group, expert_data_mirrors
+    from simcluster.search.costs import Costs
+    spec = load_workload(moe, ["parallelism.data=8", "cluster.nodes=2", "parallelism.zero_stage=0",
+                               "collectives.all_reduce=ring"])
+    topo = build_topology(spec.cluster)
+    costs, grid = Costs(spec, topo), RankGrid(1, 1, 8, 1)
+    group, mirrors = expert_data_group(grid, 1, 4, 0), expert_data_mirrors(grid, 1, 4)
+    assert len(set(group)) == 2
+    for nbytes in (1e3, 1e6, 1e8, 1e9):
+        plan = plan_collective("all_reduce", group, nbytes, topo, algorithm="ring", mirror_offsets=mirrors)
+        want = uncontended_time(plan, topo.link_bandwidth)
+        assert costs.ep_time(1, 1, 8, 1, 4, nbytes, "all_reduce", "edp") == pytest.approx(want, rel=1e-12)
