@@ -337,6 +337,11 @@ def calibration_warnings(devices: list[str]) -> list[str]:
     return out
 
 
+#: What a large ``host_wait_fraction`` means (the warnings of details.json and the report).
+HOST_WAIT_WHY = ("the GPU idles while the host runs DeepSpeed ZeRO-3's per-rank loops around its list-based "
+                 "collectives, linear in the data-parallel ranks")
+
+
 def _warnings(s: Summary) -> list[str]:
     w: list[str] = []
     f = {k: float(v) for k, v in s.items() if isinstance(v, (int, float))}
@@ -352,6 +357,8 @@ def _warnings(s: Summary) -> list[str]:
         w.append(f"exposed communication is {f['exposed_comm_fraction']:.0%} of the iteration")
     if f["bubble_fraction"] > 0.2:
         w.append(f"pipeline bubble is {f['bubble_fraction']:.0%} of the iteration")
+    if f.get("host_wait_fraction", 0.0) > 0.2:
+        w.append(f"host wait is {f['host_wait_fraction']:.0%} of the iteration: {HOST_WAIT_WHY}")
     return w
 
 

@@ -18,6 +18,7 @@ import math
 from html import escape
 from pathlib import Path
 
+from simcluster.metrics.summary import HOST_WAIT_WHY
 from simcluster.reporting.style import BREAKDOWN_STYLE
 from simcluster.reporting.text import INTERVAL_KEYS, fmt_gib, fmt_pct, fmt_seconds, summary_rows
 from simcluster.reporting.theory import theoretical_bubble
@@ -50,11 +51,13 @@ def collect_warnings(summary: dict, details: dict | None) -> list[tuple[str, boo
     if s.get("fits_in_memory") is False:
         out.append((f"Does not fit in memory: peak {fmt_gib(s.get('peak_memory_bytes'))} per GPU "
                     f"exceeds the device's {fmt_gib(s.get('memory_capacity_bytes'))}.", True))
-    for key, what in (("exposed_comm_fraction", "Exposed communication"), ("bubble_fraction", "Pipeline bubble")):
+    for key, what, why in (("exposed_comm_fraction", "Exposed communication", ""),
+                           ("bubble_fraction", "Pipeline bubble", ""),
+                           ("host_wait_fraction", "Host wait", f": {HOST_WAIT_WHY}")):
         v = s.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > WARN_FRACTION:
-            out.append((f"{what} is {fmt_pct(v)} of the iteration (above {WARN_FRACTION:.0%}).", False))
-    said = ("does not fit", "exposed comm", "pipeline bubble")  # checked above, in these words
+            out.append((f"{what} is {fmt_pct(v)} of the iteration (above {WARN_FRACTION:.0%}){why}.", False))
+    said = ("does not fit", "exposed comm", "pipeline bubble", "host wait")  # checked above, in these words
     for w in (details or {}).get("warnings") or []:
         if any(str(w).lower().startswith(p) and any(m.lower().startswith(p) for m, _ in out) for p in said):
             continue

@@ -57,6 +57,8 @@ def test_host_work_is_out_of_compute(deepspeed_zero3):
     parts = ("compute", "recompute", "optimizer", "moe_imbalance", "host_wait", "bubble",
              "exposed_tp_comm", "exposed_ep_comm", "exposed_pp_comm", "exposed_dp_comm")
     assert sum(b[k] for k in parts) == pytest.approx(T, rel=1e-9)
+    warned = [w for w in out.details["warnings"] if w.startswith("host wait is")]
+    assert bool(warned) == (s["host_wait_fraction"] > 0.2)
 
 
 def test_no_host_rows_no_host_wait(tmp_path):
