@@ -77,6 +77,8 @@ class Device:
     memory_bytes: float
     memory_bandwidth: float  # bytes/s
     vendor: str = "nvidia"
+    #: [low, high] the true dense 16-bit peak lies in where it is not known (a power-capped part), else None
+    peak_flops_range: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a plain dict (field name -> value)."""

@@ -24,6 +24,16 @@ from simcluster.lowering.task import TaskGraph
 NOT_CLUSTER = ("num_gpus", "source")
 
 
+def _unset_dropped(value: Any) -> Any:
+    """``value`` without its None entries, at every depth: a key an older export did not write (a device's
+    ``peak_flops_range``) compares equal to one written unset."""
+    if isinstance(value, dict):
+        return {k: _unset_dropped(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_unset_dropped(v) for v in value]
+    return value
+
+
 def _problem(path: Path, reason: str) -> SpecError:
     return SpecError([Problem(str(path), None, "", reason)])
 
@@ -96,8 +106,8 @@ def _load_traces(trace_dir: Path, overrides: list[str] | tuple[str, ...]) -> tup
     data = {k: v for k, v in recorded.items() if k not in ("num_gpus", "num_microbatches", "source")}
     data["cluster"] = {k: v for k, v in data["cluster"].items() if k not in NOT_CLUSTER}
     spec = workload_from_data(data, source=str(trace_dir), overrides=list(overrides))
-    was = {k: v for k, v in recorded["cluster"].items() if k not in NOT_CLUSTER}
-    now = {k: v for k, v in spec.resolved_dict()["cluster"].items() if k not in NOT_CLUSTER}
+    was = _unset_dropped({k: v for k, v in recorded["cluster"].items() if k not in NOT_CLUSTER})
+    now = _unset_dropped({k: v for k, v in spec.resolved_dict()["cluster"].items() if k not in NOT_CLUSTER})
     if was != now:
         raise _problem(trace_dir, "these traces were planned on another cluster; simulating them on a different "
                                   "one is not supported yet (export again with --set cluster...)")

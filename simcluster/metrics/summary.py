@@ -181,7 +181,7 @@ def _uncertainty(figures: dict[str, float], breakdown: list[dict[str, float]], s
     h100 = device_calibration("h100")
     tr = spec.training
     compute = max(unc.compute_sigma(d.name, d.vendor, run_calibration(d.name, tr.attention_kernel, tr.framework), h100,
-                                    shares, flash=tr.flash_attention) for d in devices)
+                                    shares, flash=tr.flash_attention, peak_range=d.peak_flops_range) for d in devices)
     c = spec.cluster
     linked = unc.links_calibrated([d.name for d in devices], c.intra_node.fabric, c.inter_node.fabric,
                                   float(c.inter_node.nic_bandwidth or 0.0), -(-spec.num_gpus // c.gpus_per_node),

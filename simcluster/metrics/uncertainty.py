@@ -222,9 +222,19 @@ def _share(shares: Mapping[str, float] | None, curve: str) -> float:
     return shares.get(curve, 0.0) / total if shares and total > 0.0 else 1.0
 
 
+def peak_sigma(peak_range: tuple[float, float] | None) -> float:
+    """σ of a dense peak known only to lie in [low, high] (``cluster.device.peak_flops_range``: a power-capped part
+    whose source brackets its peak): a uniform spread over ln(high/low) in log time, ln(high/low)/√12 (the
+    convention of :func:`clock_sigma`); 0 without a range."""
+    if not peak_range:
+        return 0.0
+    low, high = peak_range
+    return abs(math.log(high / low)) / math.sqrt(12.0)
+
+
 def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSigmas | None = None,
                   reference: CurveSigmas | None = None, shares: Mapping[str, float] | None = None,
-                  flash: bool = True) -> float:
+                  flash: bool = True, peak_range: tuple[float, float] | None = None) -> float:
     """σ of a compute part on ``device_name``: the H100 fit's curve σ weighted by the part's ``shares`` of
     seconds by curve (:func:`kernel_sigma`; the largest curve σ without them), widened in quadrature by the uncertainty of
     carrying the fit to this device and by that of its sustained clock (:func:`clock_sigma`). With ``calibration`` (this device's record of
@@ -236,16 +246,19 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
     ratio to another: FA2 on Hopper, FlashAttention 1, Triton; the attention errors correlate with each other,
     not with the GEMMs'; ``flash`` False: the attention runs unfused, on the GEMM and memory-bound curves, and
     no flash curve's σ is added); without them, :func:`transfer_sigma` unless :data:`CALIBRATED_DEVICES`
-    lists the device."""
+    lists the device. ``peak_range``: the device's peak known only within it (:func:`peak_sigma`), in quadrature on
+    the tensor cores' share of the seconds (GEMMs and attention; memory-bound kernels keep the HBM's speed)."""
     kernels = kernel_sigma(shares)
+    peak = (_share(shares, "gemm") + (_share(shares, "attention") if shares else 0.0)) * peak_sigma(peak_range)
     if calibration is not None:
         if reference is None:
-            return max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory)
+            return math.hypot(max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory), peak)
         extra = _excess(calibration.sigma_gemm, reference.sigma_gemm)
         attention = (_share(shares, "attention") * _excess(calibration.sigma_attention, reference.sigma_attention)
                      if flash else 0.0)
-        return math.hypot(kernels, extra, attention, clock_sigma(getattr(calibration, "clock_ratio", 1.0)))
-    return kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor))
+        return math.hypot(kernels, extra, attention, clock_sigma(getattr(calibration, "clock_ratio", 1.0)), peak)
+    return math.hypot(kernels if device_name in CALIBRATED_DEVICES else math.hypot(kernels, transfer_sigma(vendor)),
+                      peak)
 
 
 def clock_sigma(clock_ratio: float) -> float:

@@ -46,10 +46,23 @@ class DeviceMapping(BaseModel):
     memory: Capacity = Field(description="Memory capacity.")
     memory_bandwidth: LinkBandwidth = Field(description="Memory bandwidth.")
     vendor: str = Field(default="nvidia", description="Shown in reports and traces.")
+    peak_flops_range: list[PeakRate] | None = Field(
+        default=None, description="[low, high]: where the true dense 16-bit peak lies when it is not known (a "
+        "power-capped part whose source brackets it); peak_flops must lie inside. It widens the compute's interval "
+        "by ln(high/low)/√12 on its tensor-core share (docs/validation.md, error bars); predictions use peak_flops.")
+
+    @model_validator(mode="after")
+    def _peak_inside_its_range(self) -> "DeviceMapping":
+        r = self.peak_flops_range
+        if r is not None and (len(r) != 2 or not r[0] <= self.peak_flops <= r[1]):
+            raise ValueError("peak_flops_range must be [low, high] with low <= peak_flops <= high, got "
+                             f"{[f'{x / 1e12:g} TFLOP/s' for x in r]} around {self.peak_flops / 1e12:g} TFLOP/s")
+        return self
 
     def to_device(self) -> Device:
         fp32 = self.peak_flops_fp32 if self.peak_flops_fp32 is not None else self.peak_flops / 16
-        return Device(self.name, self.peak_flops, fp32, self.memory, self.memory_bandwidth, self.vendor)
+        rng = (float(self.peak_flops_range[0]), float(self.peak_flops_range[1])) if self.peak_flops_range else None
+        return Device(self.name, self.peak_flops, fp32, self.memory, self.memory_bandwidth, self.vendor, rng)
 
 
 def _to_device(value: Any) -> Any:

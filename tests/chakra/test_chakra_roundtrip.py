@@ -126,3 +126,34 @@ def test_cli_export_then_run_a_trace_folder(tmp_path):
     a = json.loads((tmp_path / "yaml" / "summary.json").read_text())
     b = json.loads((tmp_path / "trace" / "summary.json").read_text())
     assert b["iteration_time_s"] == a["iteration_time_s"]
+
+
+@needs_chakra
+def test_an_export_from_before_a_cluster_key_existed_still_loads(tmp_path):
+    """Traces whose recorded cluster lacks a key added since (a device's ``peak_flops_range``, session 23) load:
+    an unwritten key is the same cluster as one written unset."""
+    from chakra.schema.protobuf import et_def_pb2 as pb
+
+    from simcluster.chakra import export_chakra, load_traces
+    from simcluster.chakra.protocol import read_messages, write_message
+    from simcluster.spec import load_workload
+
+    export_chakra(load_workload(TOY), tmp_path / "et")
+    for path in sorted((tmp_path / "et").glob("*.et")):
+        msgs = list(read_messages(path.read_bytes()))
+        meta = pb.GlobalMetadata()
+        meta.ParseFromString(msgs[0])
+        for a in meta.attr:
+            if a.name == "sc.workload":
+                workload = json.loads(a.string_val)
+                assert "peak_flops_range" in workload["cluster"]["device"]
+                del workload["cluster"]["device"]["peak_flops_range"]
+                a.string_val = json.dumps(workload)
+        with path.open("wb") as f:  # the metadata without the key, the nodes as they were
+            write_message(f, meta)
+            for m in msgs[1:]:
+                node = pb.Node()
+                node.ParseFromString(m)
+                write_message(f, node)
+    spec, tg = load_traces(tmp_path / "et")
+    assert spec.cluster.device.peak_flops_range is None and tg.tasks

@@ -198,3 +198,37 @@ def test_a_flash_curve_published_as_a_ratio_widens_the_attention_share_only(devi
         math.hypot(unc.kernel_sigma(shares), unc.clock_sigma(h100.clock_ratio)))
     assert unc.compute_sigma(device, calibration=cal, reference=h100, shares=shares, flash=False) == pytest.approx(
         base)  # unfused attention runs on the GEMM and memory-bound curves
+
+
+def test_a_bracketed_peak_widens_the_tensor_core_share():
+    """``cluster.device.peak_flops_range`` [low, high]: ln(high/low)/√12 (a uniform spread, the clock's convention)
+    on the GEMM and attention share of the compute seconds, in quadrature; memory-bound seconds keep the HBM's
+    speed; no range, no change."""
+    from simcluster.costs.devices import device_calibration
+    h100 = device_calibration("h100")
+    rng = (835e12, 989e12)
+    assert unc.peak_sigma(rng) == pytest.approx(math.log(989 / 835) / math.sqrt(12))
+    assert unc.peak_sigma(None) == 0.0
+    shares = {"gemm": 0.7, "attention": 0.2, "memory": 0.1}
+    base = unc.compute_sigma("h100", calibration=h100, reference=h100, shares=shares)
+    assert unc.compute_sigma("h100", calibration=h100, reference=h100, shares=shares, peak_range=rng) == \
+        pytest.approx(math.hypot(base, 0.9 * unc.peak_sigma(rng)))
+    memory_only = {"gemm": 0.0, "attention": 0.0, "memory": 1.0}
+    assert unc.compute_sigma("h100", calibration=h100, reference=h100, shares=memory_only, peak_range=rng) == \
+        pytest.approx(unc.compute_sigma("h100", calibration=h100, reference=h100, shares=memory_only))
+
+
+def test_a_run_on_a_bracketed_peak_has_a_wider_interval_and_the_same_figure(tmp_path):
+    """The torchtitan H100 row's 500 W part (peak 909 within 835–989 TFLOP/s): the figure is the same with or
+    without the range, the interval wider; a range that does not hold the peak is a one-line error."""
+    path = "simcluster/data/validation/stacks/torchtitan-llama2-7b-h100.yaml"
+    with_range = simcluster.simulate(simcluster.load(path))
+    without = simcluster.simulate(simcluster.load(path, overrides=["cluster.device.peak_flops_range=null"]))
+    a, b = with_range.summary, without.summary
+    assert a["iteration_time_s"] == b["iteration_time_s"]
+    wa = math.log(a["iteration_time_s_interval"][1] / a["iteration_time_s_interval"][0])
+    wb = math.log(b["iteration_time_s_interval"][1] / b["iteration_time_s_interval"][0])
+    assert wa > wb * 1.1
+    from simcluster.errors import SpecError
+    with pytest.raises(SpecError, match="peak_flops_range must be"):
+        simcluster.load(path, overrides=["cluster.device.peak_flops_range=[935 TFLOP/s, 989 TFLOP/s]"])
