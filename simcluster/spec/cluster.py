@@ -3,7 +3,8 @@
 A cluster is read from a preset name (``topologies/NAME.yaml`` in the repository root)
 or a file path. A workload's ``cluster:`` section names one (``preset:`` or ``path:``)
 and may override any of its keys (``intra_node`` / ``inter_node`` / a device mapping are
-merged key by key) or give ``devices: N`` instead of ``nodes``.
+merged key by key; device keys over a preset's named device merge over its catalogue figures) or give
+``devices: N`` instead of ``nodes``.
 
 Instead of ``intra_node`` / ``inter_node`` a cluster may give every link itself in
 ``graph`` (:class:`~simcluster.spec.graph_spec.GraphSpec`; checked by :mod:`simcluster.spec.graph`, built and routed by
@@ -240,6 +241,18 @@ def display_path(path: Path) -> str:
         return str(resolved)
 
 
+def _device_figures(name: str) -> Any:
+    """A catalogue device's figures as a device mapping (SI numbers), so that a workload's device keys
+    (``cluster.device.memory``, ``peak_flops_range``, ...) merge over a preset's named device; the name itself
+    where the catalogue has no such device (validation says so)."""
+    try:
+        d = DEVICES.get(name)
+    except UnknownName:
+        return name
+    return {"name": d.name, "peak_flops": d.peak_flops, "peak_flops_fp32": d.peak_flops_fp32, "memory": d.memory_bytes,
+            "memory_bandwidth": d.memory_bandwidth, "vendor": d.vendor}
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` on top of ``base``; mappings present in both are merged key by key."""
     out = copy.deepcopy(base)
@@ -351,7 +364,10 @@ def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec
             raise fail("path", f"cluster file not found: {file}")
         source = str(file)
         base = load_yaml(file)
-    merged = deep_merge(base.data if base else {}, section)
+    base_data = base.data if base else {}
+    if isinstance(section.get("device"), dict) and isinstance(base_data.get("device"), str):
+        base_data = {**base_data, "device": _device_figures(base_data["device"])}  # keys over a named device
+    merged = deep_merge(base_data, section)
     if base is not None:
         merged.setdefault("name", Path(base.file).stem)
     merged["source"] = source

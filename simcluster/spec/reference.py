@@ -320,7 +320,8 @@ _CLUSTER_IN_WORKLOAD = [
     "| `cluster.devices` | integer > 0 | | | The total number of accelerators instead of `nodes`; "
     "must fill whole nodes. |",
     "| `cluster.<key>` | | | | Any key of the cluster file (next section) overrides the file's value; "
-    "`intra_node`, `inter_node` and a device mapping are merged key by key. |",
+    "`intra_node`, `inter_node` and a device mapping are merged key by key (over a preset's named device, its "
+    "catalogue figures: `--set cluster.device.memory=96GB`). |",
 ]
 
 

@@ -198,3 +198,22 @@ def test_model_dump_round_trip(cluster_file):
 def test_programmatic_construction():
     spec = ClusterSpec(device="h100", gpus_per_node=8, intra_node={"bandwidth": "450 GB/s"})
     assert spec.num_gpus == 8 and spec.intra_node.bandwidth == 450e9 and spec.source == "<inline>"
+
+
+def test_device_keys_merge_over_a_presets_named_device():
+    """A preset names its device (``device: a100-80gb``); a workload's device keys merge over that device's
+    catalogue figures (an H100 with 96 GB; a bracketed peak) instead of asking for every figure, and an unknown
+    device key is still refused."""
+    from simcluster.catalogue import DEVICES
+    from simcluster.errors import SpecError
+    from simcluster.spec import load_workload
+
+    spec = load_workload("workloads/toy-8gpu.yaml", ["cluster.device.memory=96 GB",
+                                                      "cluster.device.peak_flops_range=[300 TFLOP/s, 320 TFLOP/s]"])
+    d, ref = spec.cluster.device, DEVICES.get("a100-80gb")
+    assert (d.name, d.peak_flops, d.memory_bandwidth, d.vendor) == (ref.name, ref.peak_flops, ref.memory_bandwidth,
+                                                                     ref.vendor)
+    assert d.memory_bytes == 96e9 and d.peak_flops_range == (300e12, 320e12)
+    assert load_workload("workloads/toy-8gpu.yaml").cluster.device == ref
+    with pytest.raises(SpecError, match="cluster.device.foo: unknown key"):
+        load_workload("workloads/toy-8gpu.yaml", ["cluster.device.foo=1"])
