@@ -60,7 +60,7 @@ def run_row(row: Row) -> dict[str, Any]:
         "workload": row.workload, "overrides": list(row.overrides), "gpus": s["num_gpus"], "layout": layout,
         "iteration_time_s": s["iteration_time_s"], "tokens_per_s": s["tokens_per_s"], "mfu": s["mfu"],
         "hfu": s["hfu"], "bubble_fraction": s["bubble_fraction"], "exposed_comm_fraction": s["exposed_comm_fraction"],
-        "peak_memory_gib": s["peak_memory_bytes"] / 2**30,
+        "host_wait_fraction": s["host_wait_fraction"], "peak_memory_gib": s["peak_memory_bytes"] / 2**30,
         "memory_capacity_gib": s["memory_capacity_bytes"] / 2**30, "fits_in_memory": s["fits_in_memory"],
         "wall_s": time.perf_counter() - t0,
     }

@@ -103,3 +103,15 @@ def test_a_corpus_row_says_where_its_iteration_goes():
     r = run_row(row)
     assert r["bubble_fraction"] >= 0.0 and r["exposed_comm_fraction"] > 0.0  # tensor parallel 8, no pipeline
     assert r["bubble_fraction"] + r["exposed_comm_fraction"] < 1.0
+
+
+def test_a_deepspeed_zero3_row_says_how_long_its_gpu_waits_for_the_host():
+    """The ZeRO-3 rows of Narayanan et al. Table 2 carry their host wait (DeepSpeed's per-rank loops): with the
+    compute utilization and the other two fractions it makes the whole iteration."""
+    from simcluster.validation.runner import run_row
+
+    row = next(r for g in corpus.load_corpus() for r in g.rows if r.key == "narayanan-zero3-175b-384")
+    r = run_row(row)
+    assert 0.0 < r["host_wait_fraction"] < 1.0 and r["bubble_fraction"] == 0.0
+    other = next(r for g in corpus.load_corpus() for r in g.rows if r.key == "megatron2019-8.3b-8")
+    assert run_row(other)["host_wait_fraction"] == 0.0
