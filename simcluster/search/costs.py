@@ -118,17 +118,19 @@ class Costs:
         key = (kind, op, t, c, d, p if kind == "tied" else 0)
         hit = self._coll.get(key)
         if hit is None:
-            group, mirrors = self._group(kind, RankGrid(t, c, d, p))
-            algorithm = self.algorithms.get(op, "auto")
-            if len(group) < 2 or len(set(group)) < 2:
-                hit = ((0.0, 0.0),)
-            elif op != "send":
-                hit = tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
-            else:
-                unit = plan_collective(op, group, 1.0, self.topo, algorithm=algorithm, mirror_offsets=mirrors)
-                hit = (cost(unit, self.topo),)
-            self._coll[key] = hit
+            hit = self._coll[key] = self._options(op, *self._group(kind, RankGrid(t, c, d, p)))
         return hit
+
+    def _options(self, op: str, group: tuple[int, ...], mirrors: tuple[int, ...]) -> tuple[tuple[float, float], ...]:
+        """(L, K) of every way ``op`` over ``group`` may run under the workload's algorithm choice (one line for a
+        send, which has one plan; nothing to pay for a group of one)."""
+        algorithm = self.algorithms.get(op, "auto")
+        if len(group) < 2 or len(set(group)) < 2:
+            return ((0.0, 0.0),)
+        if op == "send":
+            return (cost(plan_collective(op, group, 1.0, self.topo, algorithm=algorithm, mirror_offsets=mirrors),
+                         self.topo),)
+        return tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
 
     def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float, op: str = "all_to_all",
                 kind: str = "ep") -> float:
@@ -143,10 +145,7 @@ class Costs:
             grid = RankGrid(t, c, d, 1)
             group, mirrors = ((expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)) if kind == "ep" else
                               (expert_data_group(grid, etp, ep, 0), expert_data_mirrors(grid, etp, ep)))
-            algorithm = self.algorithms.get(op, "auto")
-            hit = ((0.0, 0.0),) if len(group) < 2 else \
-                tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
-            self._coll[key] = hit
+            hit = self._coll[key] = self._options(op, group, mirrors)
         return min(L + K * nbytes for L, K in hit)
 
     def time(self, kind: str, op: str, t: int, c: int, d: int, p: int, nbytes: float) -> float:
