@@ -80,6 +80,10 @@ class Device:
     #: [low, high] the true dense 16-bit peak lies in where it is not known (a power-capped part), else None
     peak_flops_range: tuple[float, float] | None = None
 
+    def __post_init__(self) -> None:
+        if self.peak_flops_range is not None:  # a list (JSON, YAML) or a tuple: a hashable pair of floats
+            object.__setattr__(self, "peak_flops_range", tuple(float(x) for x in self.peak_flops_range))
+
     def to_dict(self) -> dict[str, Any]:
         """The figures as a plain dict (field name -> value)."""
         return asdict(self)

@@ -249,7 +249,8 @@ def compute_sigma(device_name: str, vendor: str = "nvidia", calibration: CurveSi
     lists the device. ``peak_range``: the device's peak known only within it (:func:`peak_sigma`), in quadrature on
     the tensor cores' share of the seconds (GEMMs and attention; memory-bound kernels keep the HBM's speed)."""
     kernels = kernel_sigma(shares)
-    peak = (_share(shares, "gemm") + (_share(shares, "attention") if shares else 0.0)) * peak_sigma(peak_range)
+    tensor = 1.0 - _share(shares, "memory") if shares and sum(shares.values()) > 0.0 else 1.0  # GEMMs and attention
+    peak = tensor * peak_sigma(peak_range)
     if calibration is not None:
         if reference is None:
             return math.hypot(max(calibration.sigma_gemm, calibration.sigma_attention, calibration.sigma_memory), peak)

@@ -126,7 +126,7 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
     for name in sorted(set(stream.tolist()), key=lambda x: (x != "compute", STREAM_TID.get(x, 10_000), x)):
         tid_of[name] = STREAM_TID.get(name, 600 + 100 * len([k for k in tid_of if k not in STREAM_TID]))
     tid_of.setdefault("compute", 7)
-    on_host = (stream == "compute") & _host_rows(table, idx)
+    on_host = (stream == "compute") & table.phase.equals(HOST_PHASE, idx)
     _host(w, table, idx[on_host], s[on_host], e[on_host], host)
     gpu = (stream == "compute") & ~on_host
     _compute(w, table, idx[gpu], s[gpu], e[gpu], t0, t1, step)
@@ -150,12 +150,6 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
                        "bounded": bounded_note or "the whole iteration"},
     }
     return head, meta + w.lines
-
-
-def _host_rows(table: GpuTable, idx: np.ndarray) -> np.ndarray:
-    """Which rows ``idx`` are host work (phase :data:`simcluster.plan.steps.HOST_PHASE`)."""
-    host = np.array([p == HOST_PHASE for p in table.phase.text] + [False])
-    return host[table.phase.codes[idx]] if len(idx) else np.zeros(0, dtype=bool)
 
 
 def _host(w: _Writer, table: GpuTable, idx: np.ndarray, s: np.ndarray, e: np.ndarray, pid: int) -> None:

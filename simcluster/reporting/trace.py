@@ -164,10 +164,9 @@ def _counters(table: GpuTable, ranks: list[int], links: pd.DataFrame, caps: dict
     edges = np.linspace(t0, t1, int(np.clip(COUNTER_EVENTS // max(len(ranks), 1), 10, 200)) + 1)
     ts = [us(x) for x in edges.tolist()]
     is_compute = np.array([t == "compute" for t in table.stream.text] + [False])
-    is_host = np.array([p == HOST_PHASE for p in table.phase.text] + [False])  # host work: the GPU idle
     for r in ranks:
         sl = table.spans.get(r, slice(0, 0))
-        comp = is_compute[table.stream.codes[sl]] & ~is_host[table.phase.codes[sl]]
+        comp = is_compute[table.stream.codes[sl]] & ~table.phase.equals(HOST_PHASE, sl)  # host work: the GPU idle
         frac = busy_fraction_per_bin(table.start[sl][comp], table.end[sl][comp], edges) * 100
         head = f'{{"ph": "C", "pid": {r}, "ts": '
         out += [f'{head}{t}, "name": "compute utilization", "args": {{"busy %": {round(v, 3)}}}}}'

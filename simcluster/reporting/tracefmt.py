@@ -38,6 +38,11 @@ class TextColumn:
     def value(self, i: int) -> str:
         return self.text[self.codes[i]]
 
+    def equals(self, text: str, rows: np.ndarray | slice) -> np.ndarray:
+        """Whether each of ``rows`` holds ``text`` (a code of -1, a missing value, holds nothing)."""
+        hit = np.array([t == text for t in self.text] + [False])
+        return hit[self.codes[rows]]
+
 
 def text_column(col: pd.Series) -> TextColumn:
     """Codes and texts of a categorical or plain text column."""

@@ -14,12 +14,12 @@ from simcluster.spec.checks import check_workload
 from simcluster.spec.cluster import (
     PRESETS_DIR,
     ClusterSpec,
-    DeviceMapping,
     InterNodeSpec,
     IntraNodeSpec,
     list_presets,
     load_cluster,
 )
+from simcluster.spec.device import DeviceMapping
 from simcluster.spec.overrides import parse_override
 from simcluster.spec.parallelism import ParallelismSpec
 from simcluster.spec.training import TrainingSpec

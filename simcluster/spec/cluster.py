@@ -21,12 +21,11 @@ from typing import Annotated, Any, Callable, ClassVar
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 
 import simcluster
-from simcluster.catalogue import DEVICES, Device
+from simcluster.catalogue import Device
 from simcluster.errors import Problem, SpecError
-from simcluster.registry import UnknownName
-from simcluster.spec.fields import (STRICT, Capacity, FabricName, Latency, LinkBandwidth, MaybeBandwidth, PeakRate,
-                                    PositiveInt)
+from simcluster.spec.fields import STRICT, FabricName, Latency, LinkBandwidth, MaybeBandwidth, PositiveInt
 from simcluster.spec.cluster_checks import check_cluster
+from simcluster.spec.device import DeviceMapping, device_figures, to_device
 from simcluster.spec.graph import graph_gpu_count
 from simcluster.spec.graph_spec import GraphSpec
 from simcluster.spec.problems import Locator, known_keys, problems_from_error
@@ -34,52 +33,6 @@ from simcluster.spec.yamlio import YamlDoc, is_file, load_yaml
 
 #: Where preset cluster files live: ``topologies/`` next to the ``simcluster`` package.
 PRESETS_DIR = Path(simcluster.__file__).resolve().parent.parent / "topologies"
-
-
-class DeviceMapping(BaseModel):
-    """A device given by its figures instead of a catalogue name."""
-
-    model_config = STRICT
-    name: str = Field(default="custom", description="Shown in reports.")
-    peak_flops: PeakRate = Field(description="Dense 16-bit tensor peak.")
-    peak_flops_fp32: PeakRate | None = Field(
-        default=None, description="fp32 peak, used for precision fp32.", json_schema_extra={"default_doc": "peak_flops / 16"})
-    memory: Capacity = Field(description="Memory capacity.")
-    memory_bandwidth: LinkBandwidth = Field(description="Memory bandwidth.")
-    vendor: str = Field(default="nvidia", description="Shown in reports and traces.")
-    peak_flops_range: list[PeakRate] | None = Field(
-        default=None, description="[low, high]: where the true dense 16-bit peak lies when it is not known (a "
-        "power-capped part whose source brackets it); peak_flops must lie inside. It widens the compute's interval "
-        "by ln(high/low)/√12 on its tensor-core share (docs/validation.md, error bars); predictions use peak_flops.")
-
-    @model_validator(mode="after")
-    def _peak_inside_its_range(self) -> "DeviceMapping":
-        r = self.peak_flops_range
-        if r is not None and (len(r) != 2 or not r[0] <= self.peak_flops <= r[1]):
-            raise ValueError("peak_flops_range must be [low, high] with low <= peak_flops <= high, got "
-                             f"{[f'{x / 1e12:g} TFLOP/s' for x in r]} around {self.peak_flops / 1e12:g} TFLOP/s")
-        return self
-
-    def to_device(self) -> Device:
-        fp32 = self.peak_flops_fp32 if self.peak_flops_fp32 is not None else self.peak_flops / 16
-        rng = (float(self.peak_flops_range[0]), float(self.peak_flops_range[1])) if self.peak_flops_range else None
-        return Device(self.name, self.peak_flops, fp32, self.memory, self.memory_bandwidth, self.vendor, rng)
-
-
-def _to_device(value: Any) -> Any:
-    """A catalogue name or a mapping of figures -> :class:`Device`."""
-    if isinstance(value, Device):
-        return value
-    if isinstance(value, str):
-        try:
-            return DEVICES.get(value)
-        except UnknownName as exc:
-            raise ValueError(str(exc)) from None
-    if isinstance(value, dict):
-        if "memory_bytes" in value and "memory" not in value:  # a Device written out by model_dump()
-            value = {("memory" if k == "memory_bytes" else k): v for k, v in value.items()}
-        return DeviceMapping.model_validate(value).to_device()
-    raise ValueError(f"expected a device name like 'a100-80gb' or a mapping of its figures, got {value!r}")
 
 
 class IntraNodeSpec(BaseModel):
@@ -132,7 +85,7 @@ class ClusterSpec(BaseModel):
     name: str = Field(default="cluster", description="Shown in reports.",
                       json_schema_extra={"default_doc": "the file's stem"})
     source: str = "<inline>"
-    device: Annotated[Device, BeforeValidator(_to_device)] = Field(description="The accelerator: a "
+    device: Annotated[Device, BeforeValidator(to_device)] = Field(description="The accelerator: a "
                                                                    "catalogue name or its figures.")
     gpus_per_node: PositiveInt = Field(le=4096, description="Accelerators per node (per host on a TPU pod).")
     nodes: PositiveInt = Field(default=1, le=1_000_000, description="Nodes; a workload's cluster section usually sets it.")
@@ -156,7 +109,7 @@ class ClusterSpec(BaseModel):
     failed_links: list[str] = Field(default_factory=list, description="Links out of service; explicit "
                                     "graphs only (routes go around them).")
     # mixed devices: node index -> a device other than `device` (catalogue name or mapping)
-    node_devices: dict[Annotated[int, Field(ge=0)], Annotated[Device, BeforeValidator(_to_device)]] = \
+    node_devices: dict[Annotated[int, Field(ge=0)], Annotated[Device, BeforeValidator(to_device)]] = \
         Field(default_factory=dict, description="Node index → a device other than `device`; its GPUs compute "
               "in proportion to a layer's time on that device.")
     # an explicit graph instead of intra_node / inter_node (see GraphSpec)
@@ -239,18 +192,6 @@ def display_path(path: Path) -> str:
         return str(resolved.relative_to(Path.cwd()))
     except ValueError:
         return str(resolved)
-
-
-def _device_figures(name: str) -> Any:
-    """A catalogue device's figures as a device mapping (SI numbers), so that a workload's device keys
-    (``cluster.device.memory``, ``peak_flops_range``, ...) merge over a preset's named device; the name itself
-    where the catalogue has no such device (validation says so)."""
-    try:
-        d = DEVICES.get(name)
-    except UnknownName:
-        return name
-    return {"name": d.name, "peak_flops": d.peak_flops, "peak_flops_fp32": d.peak_flops_fp32, "memory": d.memory_bytes,
-            "memory_bandwidth": d.memory_bandwidth, "vendor": d.vendor}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -366,7 +307,7 @@ def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec
         base = load_yaml(file)
     base_data = base.data if base else {}
     if isinstance(section.get("device"), dict) and isinstance(base_data.get("device"), str):
-        base_data = {**base_data, "device": _device_figures(base_data["device"])}  # keys over a named device
+        base_data = {**base_data, "device": device_figures(base_data["device"])}  # keys over a named device
     merged = deep_merge(base_data, section)
     if base is not None:
         merged.setdefault("name", Path(base.file).stem)

@@ -40,10 +40,7 @@ def _device(dev: object) -> Device:
     if isinstance(dev, str):
         return DEVICES.get(dev)
     fields: Mapping[str, Any] = dev if isinstance(dev, Mapping) else getattr(dev, "__dict__", {})
-    kw = {k: fields[k] for k in Device.__dataclass_fields__ if k in fields}
-    if kw.get("peak_flops_range") is not None:  # (a JSON list)
-        kw["peak_flops_range"] = tuple(kw["peak_flops_range"])
-    return Device(**kw)
+    return Device(**{k: fields[k] for k in Device.__dataclass_fields__ if k in fields})
 
 
 def _has_graph(cluster: Cluster) -> TypeGuard[GraphCluster]:
