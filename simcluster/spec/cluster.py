@@ -255,6 +255,22 @@ def load_cluster(ref: str | Path | ClusterSpec) -> ClusterSpec:
     return cluster_from_doc(load_yaml(path), source=text)
 
 
+def _fabric(data: dict) -> object:
+    intra = data.get("intra_node")
+    return intra.get("fabric") if isinstance(intra, dict) else None
+
+
+def _part_of_a_node(data: dict, devices: int, gpn: int) -> None:
+    """``devices`` fewer than a node holds: one node with that many of its GPUs (a switched node's
+    fabric and per-GPU links are unchanged), and its NICs in proportion (GPU l keeps NIC
+    l × nics // gpus_per_node, so each GPU keeps its own rail)."""
+    data["gpus_per_node"], data["nodes"] = devices, 1
+    inter = data.get("inter_node")
+    nics = inter.get("nics_per_node") if isinstance(inter, dict) else None
+    if isinstance(nics, int) and not isinstance(nics, bool) and nics > 1:
+        data["inter_node"] = {**inter, "nics_per_node": max(1, nics * devices // gpn)}
+
+
 def _in_section(section: dict[str, Any], key: str) -> bool:
     """Whether dotted ``key`` was written in ``section`` (or lies inside a value written there)."""
     node: Any = section
@@ -318,9 +334,11 @@ def resolve_cluster(section: Any, where: Locator, base_dir: Path) -> ClusterSpec
             raise fail("devices", "give nodes or devices, not both")
         if isinstance(devices, bool) or not isinstance(devices, int) or devices <= 0:
             raise fail("devices", f"expected a positive integer, got {devices!r}")
-        if isinstance(gpn, int) and not isinstance(gpn, bool) and gpn > 0:
+        if isinstance(gpn, int) and not isinstance(gpn, bool) and 0 < devices < gpn and _fabric(merged) != "torus":
+            _part_of_a_node(merged, devices, gpn)
+        elif isinstance(gpn, int) and not isinstance(gpn, bool) and gpn > 0:
             if devices % gpn:
-                raise fail("devices", f"{devices} devices do not fill whole nodes of {gpn} GPUs")
+                raise fail("devices", f"{devices} is not a whole number of nodes of {gpn} GPUs")
             merged["nodes"] = devices // gpn
 
     def locate(key: str) -> tuple[str, int | None, str]:

@@ -318,7 +318,8 @@ _CLUSTER_IN_WORKLOAD = [
     "| `cluster.preset` | preset name | | | A cluster file in `topologies/` by name (table below). |",
     "| `cluster.path` | string | | | A cluster file by path, relative to the workload file. |",
     "| `cluster.devices` | integer > 0 | | | The total number of accelerators instead of `nodes`; "
-    "must fill whole nodes. |",
+    "whole nodes, or fewer GPUs than one node holds: one node with that many of its GPUs (switched "
+    "nodes; a torus takes whole hosts). |",
     "| `cluster.<key>` | | | | Any key of the cluster file (next section) overrides the file's value; "
     "`intra_node`, `inter_node` and a device mapping are merged key by key (over a preset's named device, its "
     "catalogue figures: `--set cluster.device.memory=96GB`). |",

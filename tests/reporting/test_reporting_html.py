@@ -55,6 +55,7 @@ def test_print_summary(run_inputs):
     starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in lines[2:]}
     assert len(starts) == 1
     assert print_summary({}, {})  # nothing known: still a table
+    assert print_summary({**summary, "num_gpus": 1}, config).startswith("tiny-gpt on 1 GPU (")
 
 
 def test_html_layout_memory_and_links(written_run):

@@ -1,6 +1,7 @@
 """Workload files: defaults, cluster resolution, overrides, and every kind of problem."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -368,7 +369,21 @@ def test_nodes_and_devices_conflict(workload):
 
 
 def test_devices_must_fill_nodes(workload):
-    assert lines(workload, ["cluster.devices=12"]) == ["--set: cluster.devices: 12 devices do not fill whole nodes of 8 GPUs"]
+    assert lines(workload, ["cluster.devices=12"]) == ["--set: cluster.devices: 12 is not a whole number of nodes of 8 GPUs"]
+
+
+def test_fewer_devices_than_a_node_are_part_of_one_node():
+    """One H100 of a DGX: one node of one GPU, its own NIC; four: four GPUs and four NICs; a TPU host is whole."""
+    base = Path(__file__).resolve().parents[2] / "workloads" / "toy-8gpu.yaml"
+    one = load_workload(base, ["cluster.preset=dgx-h100", "cluster.devices=1", "parallelism.tensor=1",
+                               "parallelism.pipeline=1", "parallelism.data=1"]).cluster
+    assert (one.nodes, one.gpus_per_node, one.inter_node.nics_per_node, one.num_gpus) == (1, 1, 1, 1)
+    assert one.intra_node.fabric == "nvswitch"
+    four = load_workload(base, ["cluster.preset=dgx-h100", "cluster.devices=4", "parallelism.data=1"]).cluster
+    assert (four.nodes, four.gpus_per_node, four.inter_node.nics_per_node) == (1, 4, 4)
+    with pytest.raises(SpecError, match="1 is not a whole number of nodes of 4 GPUs"):
+        load_workload(base, ["cluster.preset=tpu-v4-pod", "cluster.devices=1", "parallelism.tensor=1",
+                             "parallelism.pipeline=1", "parallelism.data=1"])
 
 
 def test_problem_in_cluster_file_names_that_file(workload, cluster_file):
