@@ -12,7 +12,8 @@ Written as PyTorch's profiler writes a rank's trace, so that tools reading those
   device index, as Kineto) with one thread per CUDA stream: compute (stream 7), then
   tensor-parallel, context-parallel, pipeline and data-parallel NCCL streams;
 - host work (phase ``host``: DeepSpeed ZeRO-3's per-rank loops, the GPU idle) as ``cpu_op`` events on
-  the python main thread, not as kernels;
+  the python main thread, not as kernels; every kernel's ``cudaLaunchKernel`` (``cat: cuda_runtime``,
+  the kernel's ``correlation``) on that thread (:meth:`_Writer.launches`);
 - on the compute stream, nested slices: ``ProfilerStep#0`` → microbatch pass
   (``forward mb3``, ``backward mb3`` with its recompute, ``weight_grad mb3``, ``chunk c`` when
   interleaved) → layer (``layer 12``) as ``gpu_user_annotation``, → kernels (``cat: kernel``,
@@ -52,7 +53,7 @@ DTYPE = {"bf16": ("BFloat16", 2), "fp16": ("Half", 2), "fp32": ("Float", 4), "fp
 GROUP_DESC = {"tp": "tensor parallel", "cp": "context parallel", "dp": "data parallel", "pp": "pipeline peer",
               "embedding": "first and last pipeline stage (tied embedding)"}
 GZIP_TOTAL = 16e6  # gzip every rank's file when the folder would pass this many bytes
-EVENT_BYTES = 330  # about what one interval costs in the file (kernel, its share of annotations)
+EVENT_BYTES = 450  # about what one interval costs in the file (kernel, its launch, its share of annotations)
 FILE_RE = re.compile(r"^rank\d+\.json(\.gz)?$")
 
 
@@ -69,6 +70,7 @@ class _Writer:
 
     def __init__(self, pid: int, device: int) -> None:
         self.pid, self.device, self.lines, self.corr = pid, device, [], 0
+        self.pending: list[tuple[np.ndarray, ...]] = []  # kernels written, awaiting their launch events
 
     def x(self, tid: int, cat: str, name_json: str, s: float, e: float, args: str = "") -> None:
         """One complete event."""
@@ -87,7 +89,8 @@ class _Writer:
             self.lines += [f'{head}{n}{mid}{a}, "dur": {d}, "args": {{{g}}}}}' for n, a, d, g in zip(names, ts, dur, args)]
 
     def kernels(self, tids: list[int] | int, names: list[str], s: np.ndarray, e: np.ndarray, extra: list[str]) -> None:
-        """Kernels with the device, stream and correlation args Kineto writes, then ``extra``."""
+        """Kernels with the device, stream and correlation args Kineto writes, then ``extra``; each with its
+        ``cudaLaunchKernel`` on the host thread (:meth:`launches`)."""
         n = len(names)
         tid_list = tids if isinstance(tids, list) else [tids] * n
         corr = range(self.corr + 1, self.corr + n + 1)
@@ -97,6 +100,31 @@ class _Writer:
                        f'"dur": {d}, "args": {{"device": {self.device}, "stream": {t}, "correlation": {c}, '
                        f'"External id": {c}{x}}}}}'
                        for nm, t, a, d, c, x in zip(names, tid_list, ts, du, corr, extra)]
+        self.pending.append((np.asarray(tid_list, dtype=np.int64), np.asarray(s, float),
+                             np.asarray(e, float), np.asarray(corr, dtype=np.int64)))
+
+    def launches(self, host_pid: int, host_s: np.ndarray, host_e: np.ndarray) -> None:
+        """One zero-length ``cudaLaunchKernel`` (``cat: cuda_runtime``, the kernel's ``correlation``) per kernel
+        written, on the python main thread: the host enqueues a stream's kernel while the one before it runs
+        (at that one's start), and not before the end of host work that ended before the kernel started
+        (``host_s``, ``host_e``: the rank's host operators). HolisticTraceAnalysis's idle-time breakdown calls a
+        stream's gap "host wait" when the next kernel was launched after the previous one ended: exactly the
+        gaps a host operator ends in."""
+        if not self.pending:
+            return
+        tid, s, e, corr = (np.concatenate(a) for a in zip(*self.pending))
+        self.pending = []
+        order = np.lexsort((s, tid))
+        tid, s, corr = tid[order], s[order], corr[order]
+        prev = np.concatenate(([-np.inf], s[:-1]))
+        prev[np.concatenate(([True], tid[1:] != tid[:-1]))] = -np.inf  # each stream's first kernel
+        ends = np.concatenate(([-np.inf], np.sort(np.asarray(host_e, float))))
+        host_done = ends[np.searchsorted(ends, s, side="right") - 1]  # the last host operator over by its start
+        launch = np.minimum(np.maximum(np.maximum(prev, host_done), s.min() if len(s) else 0.0), s)
+        at, _ = _span(launch, launch)
+        self.lines += [f'{{"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": {host_pid}, '
+                       f'"tid": 1, "ts": {a}, "dur": 0.000, "args": {{"correlation": {c}, "External id": {c}}}}}'
+                       for a, c in zip(at, corr.tolist())]
 
 
 def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, represents: str,
@@ -137,6 +165,7 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
         on = stream == name
         tracks = _comm(w, table, idx[on], s[on], e[on], tid, name, groups, dtype, size)
         labels.update({tid + k: f"stream {tid + k} ({name}{f' #{k + 1}' if k else ''})" for k in range(tracks)})
+    w.launches(host, s[on_host], e[on_host])
     for tid, label in sorted(labels.items()):
         meta.append(f'{{"ph": "M", "name": "thread_name", "pid": {dev}, "tid": {tid}, "args": {{"name": {json.dumps(label)}}}}}')
     head = {

@@ -111,7 +111,35 @@ def test_kineto_puts_host_work_on_the_host_thread(deepspeed_zero3, tmp_path):
         from hta.trace_analysis import TraceAnalysis
     except ImportError:
         pytest.skip("HolisticTraceAnalysis is not installed (the optional extra simcluster[analysis])")
-    tb = TraceAnalysis(trace_dir=str(tmp_path / "traces")).get_temporal_breakdown(visualize=False)
+    analysis = TraceAnalysis(trace_dir=str(tmp_path / "traces"))
+    tb = analysis.get_temporal_breakdown(visualize=False)
     s = out.summary
     assert abs(tb["compute_time_pctg"].mean() - 100 * s["compute_utilization"]) <= 1.0
     assert tb["idle_time_pctg"].mean() >= 100 * s["host_wait_fraction"] - 1.0
+    # the kernels' launches: HTA's idle breakdown calls the compute stream's gaps around host work "host wait",
+    # at least the host work and at most it with the communication waited on after it
+    idle = analysis.get_idle_time_breakdown(visualize=False)
+    idle = idle[0] if isinstance(idle, tuple) else idle
+    on7 = idle[idle["stream"] == 7].set_index("idle_category")["idle_time"]
+    T_us = s["iteration_time_s"] * 1e6
+    assert 100 * s["host_wait_fraction"] - 1.0 <= 100 * on7.get("host_wait", 0.0) / T_us
+    assert 100 * on7.get("host_wait", 0.0) / T_us <= 100 * (s["host_wait_fraction"] + s["exposed_comm_fraction"]) + 1.0
+
+
+def test_every_kernel_has_its_launch_before_it(deepspeed_zero3, tmp_path):
+    """One cuda_runtime launch per kernel, same correlation, on the host thread, at or before the kernel and never
+    inside host work; a kernel right after host work is launched when that work ends."""
+    spec, out = deepspeed_zero3
+    write_run(tmp_path, out.result.timeline, out.summary, spec.resolved_dict(), out.details, outputs=["trace"],
+              trace_scope="full")
+    events = _load(sorted((tmp_path / "traces").glob("rank*.json*"))[0])["traceEvents"]
+    kernels = {e["args"]["correlation"]: e for e in events if e.get("cat") == "kernel"}
+    launches = {e["args"]["correlation"]: e for e in events if e.get("cat") == "cuda_runtime"}
+    assert kernels and set(kernels) == set(launches)
+    assert all(launches[c]["ts"] <= k["ts"] and launches[c]["pid"] >= HOST_PID and launches[c]["tid"] == 1
+               for c, k in kernels.items())
+    host = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "cpu_op")
+    assert not any(a < launches[c]["ts"] < b for c in launches for a, b in host)
+    compute = sorted((k["ts"], c) for c, k in kernels.items() if k["tid"] == 7)
+    after = [c for (t, c), (t0, _) in zip(compute[1:], compute[:-1]) if any(t0 < b <= t for _, b in host)]
+    assert after and all(any(abs(launches[c]["ts"] - b) < 1e-3 for _, b in host) for c in after)

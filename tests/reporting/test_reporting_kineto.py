@@ -65,7 +65,12 @@ def test_nested_slices_and_kernels(toy_traces):
     trace = _load(d / "traces" / f"rank{out.details['ranks'][1]['rank']}.json")
     xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     host = [e for e in xs if e["pid"] >= HOST_PID]
-    assert [e["name"] for e in host] == ["ProfilerStep#0"] and host[0]["cat"] == "user_annotation"
+    assert [e["name"] for e in host if e["cat"] != "cuda_runtime"] == ["ProfilerStep#0"]
+    assert host[0]["cat"] == "user_annotation"
+    launches = [e for e in host if e["cat"] == "cuda_runtime"]  # one per kernel, inside the step, at or before it
+    assert {e["name"] for e in launches} == {"cudaLaunchKernel"}
+    assert len(launches) == sum(e["cat"] == "kernel" for e in xs)
+    assert all(host[0]["ts"] <= e["ts"] <= host[0]["ts"] + host[0]["dur"] for e in launches)
     gpu_pids = {e["pid"] for e in xs if e["pid"] < HOST_PID}
     assert len(gpu_pids) == 1
     compute = [e for e in xs if e["tid"] == 7 and e["pid"] in gpu_pids]
