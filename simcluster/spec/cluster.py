@@ -255,18 +255,20 @@ def load_cluster(ref: str | Path | ClusterSpec) -> ClusterSpec:
     return cluster_from_doc(load_yaml(path), source=text)
 
 
-def _fabric(data: dict) -> object:
+def _fabric(data: dict[str, Any]) -> object:
     intra = data.get("intra_node")
     return intra.get("fabric") if isinstance(intra, dict) else None
 
 
-def _part_of_a_node(data: dict, devices: int, gpn: int) -> None:
+def _part_of_a_node(data: dict[str, Any], devices: int, gpn: int) -> None:
     """``devices`` fewer than a node holds: one node with that many of its GPUs (a switched node's
     fabric and per-GPU links are unchanged), and its NICs in proportion (GPU l keeps NIC
     l × nics // gpus_per_node, so each GPU keeps its own rail)."""
     data["gpus_per_node"], data["nodes"] = devices, 1
     inter = data.get("inter_node")
-    nics = inter.get("nics_per_node") if isinstance(inter, dict) else None
+    if not isinstance(inter, dict):
+        return
+    nics = inter.get("nics_per_node")
     if isinstance(nics, int) and not isinstance(nics, bool) and nics > 1:
         data["inter_node"] = {**inter, "nics_per_node": max(1, nics * devices // gpn)}
 
