@@ -82,6 +82,9 @@ Optimizer
     (8 + 4), ``v.mul_`` (4 + 4), ``v.addcmul_(g, g)`` (8 + 4), ``sqrt`` (4 + 4), ``div_`` (4 + 4),
     ``add_(eps)`` (4 + 4), ``p.addcdiv_(m, denom)`` (12 + 4) = 80 B per parameter.
 
+Gradient clipping (pytorch)
+    The trainers' ``torch.nn.utils.clip_grad_norm_`` before every step: :mod:`simcluster.costs.grad_clip`.
+
 Eager model code (pytorch)
     Eager PyTorch launches every ``torch`` call of the model's ``forward`` and its autograd derivative
     as kernels of their own: for Llama-style models (torchtitan's code) RMSNorm is a chain of eight
@@ -173,6 +176,7 @@ from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.costs.deepspeed_zero3 import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
                                              DEEPSPEED_PERSISTENCE_THRESHOLD, DEEPSPEED_PREFETCH_BUCKET,
                                              DEEPSPEED_ZERO3_GATHER_BYTES, DEEPSPEED_ZERO3_GRAD_BYTES)
+from simcluster.costs.grad_clip import CLIP_GRAD_BYTES
 from simcluster.costs.loss_kernels import (FUSED_LOSS_BWD, FUSED_LOSS_FWD, FUSED_LOSS_SAVED_BYTES,  # noqa: F401
                                            FUSED_LOSS_TRANSIENT_BYTES, MEGATRON_FUSED_LOSS_BWD,
                                            MEGATRON_FUSED_LOSS_FWD, MEGATRON_LOSS_BWD, MEGATRON_LOSS_FWD,
@@ -235,6 +239,7 @@ class Stack:
     tp_grad_overlap: bool = False  # backward TP reductions beside the weight-gradient GEMMs (plan.tp_grad_overlap)
     grad_reduce_bf16: bool = False  # bf16 gradient buffer and data-parallel reduction (training.grad_reduce_in_bf16)
     fp8_param_gather: bool = False  # FP8 weights, all-gathered at 1 B per parameter (training.fp8_param_gather)
+    clip_grad_bytes: float = 0.0  # per parameter of the rank's shard: the trainer's clip_grad_norm_ before the step
 
 
 FRAMEWORKS: Registry[Stack] = Registry("framework")
@@ -254,7 +259,7 @@ FRAMEWORKS.add("pytorch", Stack(
     "pytorch", HOST_OP_S, TORCH_LOSS_FWD, TORCH_LOSS_BWD, loss_saved_bytes=6.0, loss_transient_bytes=8.0,
     autocast=True, grad_accum_bytes=GRAD_ACCUM_BYTES, optimizer="foreach", zero3_fetch="layer",
     zero3_prefetch_params=NO_LIMIT, p2p_overlap="always", p2p_scatter_gather=False, overlap_grad_reduce=True,
-    eager_layer=True, selective="op", attention="fa2"))
+    eager_layer=True, selective="op", attention="fa2", clip_grad_bytes=CLIP_GRAD_BYTES))
 FRAMEWORKS.add("jax", Stack(
     "jax", 0.0, XLA_LOSS_FWD, XLA_LOSS_BWD, loss_saved_bytes=4.0, loss_transient_bytes=0.0,
     autocast=False, grad_accum_bytes=0.0, optimizer="fused", zero3_fetch="layer", zero3_prefetch_params=NO_LIMIT,

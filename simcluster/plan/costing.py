@@ -43,6 +43,7 @@ from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
+from simcluster.costs.grad_clip import CLIP_GRAD_KERNELS
 from simcluster.costs.partial_rotary import partial_rotary_kernels
 from simcluster.costs.frameworks import (FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack,
                                          fp32_residual_stream)
@@ -336,8 +337,19 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
     :mod:`simcluster.costs.megatron_optimizer` over the ``params`` held and the ``params / shard`` updated; PyTorch's multi-tensor (foreach) Adam: eight passes,
     :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
     pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
-    (:func:`simcluster.costs.fp16_optimizer.extra_time`).
+    (:func:`simcluster.costs.fp16_optimizer.extra_time`). PyTorch's trainers clip the gradient norm first:
+    ``stack.clip_grad_bytes`` per parameter of the shard (:mod:`simcluster.costs.grad_clip`).
     """
+    step_s, step_bytes = _step_time(cm, optimizer, params, shard, stack, layers)
+    if not stack.clip_grad_bytes:
+        return step_s, step_bytes
+    clip = stack.clip_grad_bytes * params / shard
+    return step_s + cm.memory_time(clip, "elementwise") + CLIP_GRAD_KERNELS * cm.kernel_overhead_s, step_bytes + clip
+
+
+def _step_time(cm: ComputeModel, optimizer: str, params: float, shard: int, stack: Stack,
+               layers: int) -> tuple[float, float]:
+    """(seconds, bytes) of the optimizer's own step (:func:`optimizer_time`, before any gradient clipping)."""
     if stack.optimizer == "foreach" and optimizer == "adam":
         nbytes = FOREACH_ADAM_BYTES * params / shard
         return cm.memory_time(nbytes, "elementwise") + FOREACH_ADAM_KERNELS * cm.kernel_overhead_s, nbytes

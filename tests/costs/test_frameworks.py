@@ -7,6 +7,7 @@ import pytest
 from helpers_spec import make_spec
 from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FRAMEWORKS, HOST_OP_S, framework
+from simcluster.costs.grad_clip import CLIP_GRAD_BYTES
 from simcluster.costs.memory import stage_memory
 from simcluster.plan import build_plan
 from simcluster.plan.costing import CAST_FWD_BYTES, block_cost, op_time, optimizer_time
@@ -70,12 +71,20 @@ def test_large_blocks_are_not_host_bound(tmp_path):
     assert block_cost(attn, cm, 1, 1, False, True, framework("megatron")).fwd_s == gpu
 
 
-def test_foreach_adam_reads_and_writes_80_bytes(tmp_path):
+def test_foreach_adam_reads_and_writes_80_bytes_after_clipping_12(tmp_path):
+    """PyTorch: clip_grad_norm_ (norm read 4, unconditional scale 4 + 4) then foreach AdamW's eight passes,
+    on the rank's shard; the other stacks' steps carry no separate clipping pass."""
     spec, ops, cm = _ops(tmp_path)
     secs, nbytes = optimizer_time(cm, "adam", 1e9, 1, framework("pytorch"))
-    assert nbytes == FOREACH_ADAM_BYTES * 1e9 == 80e9
+    assert nbytes == (FOREACH_ADAM_BYTES + CLIP_GRAD_BYTES) * 1e9 == 92e9
+    sharded_s, sharded_b = optimizer_time(cm, "adam", 1e9, 8, framework("pytorch"))
+    assert sharded_b == pytest.approx(92e9 / 8) and sharded_s < secs / 4
+    sgd_s, sgd_b = optimizer_time(cm, "sgd", 1e9, 1, framework("pytorch"))  # clipping whatever the optimizer
+    assert sgd_b - CLIP_GRAD_BYTES * 1e9 == optimizer_time(cm, "sgd", 1e9, 1, framework("deepspeed"))[1]
     fused_s, fused_b = optimizer_time(cm, "adam", 1e9, 1, framework("deepspeed"))
     assert fused_b == 30e9 and secs > 2 * fused_s
+    for name in ("megatron", "deepspeed", "jax"):
+        assert framework(name).clip_grad_bytes == 0
 
 
 def test_pytorch_memory_holds_fp32_states_casts_and_the_loss_spike(tmp_path):
