@@ -14,8 +14,10 @@ and the attributes ASTRA-sim reads:
 ============== ================ =========================================================
 task kind      node type        attributes
 ============== ================ =========================================================
-compute,       COMP_NODE        ``is_cpu_op`` false, ``num_ops`` (FLOPs),
-optimizer                       ``tensor_size`` (bytes), ``duration_micros``
+compute,       COMP_NODE        ``is_cpu_op`` false (true for host work, phase ``host``: DeepSpeed
+optimizer                       ZeRO-3's per-rank loops, which ASTRA-sim then runs on the CPU
+                                resource while its dependencies keep the GPU waiting), ``num_ops``
+                                (FLOPs), ``tensor_size`` (bytes), ``duration_micros``
 collective     COMM_COLL_NODE   ``comm_type`` (ALL_REDUCE, ALL_GATHER, ...), ``comm_size``
                                 (bytes), ``pg_ranks`` (the real ranks of the group)
 send           COMM_SEND_NODE   ``comm_src``, ``comm_dst``, ``comm_tag``, ``comm_size``
@@ -41,6 +43,7 @@ from typing import Any, Callable
 from simcluster.chakra.protocol import CHAKRA_VERSION, SCHEMA, attr, dumps, pb, write_message
 from simcluster.lowering.task import TaskGraph
 from simcluster.plan.grid import RankGrid
+from simcluster.plan.steps import HOST_PHASE
 
 COMM_TYPES = {"all_reduce": "ALL_REDUCE", "reduce": "REDUCE", "all_gather": "ALL_GATHER", "gather": "GATHER",
               "scatter": "SCATTER", "broadcast": "BROADCAST", "all_to_all": "ALL_TO_ALL",
@@ -62,7 +65,7 @@ def _node(task: Any, rank: int, on_rank: set[int]) -> Any:
     n = pb.Node(id=task.id, name=task.name, type=getattr(pb, NODE_TYPES.get(task.kind, "COMP_NODE")))
     n.ctrl_deps.extend(d for d in task.deps if d in on_rank)
     n.duration_micros = max(0, round(task.duration * 1e6))
-    a = [attr("is_cpu_op", False)]
+    a = [attr("is_cpu_op", task.phase == HOST_PHASE)]
     if task.kind in ("compute", "optimizer"):
         a += [attr("num_ops", int(round(task.flops))), attr("tensor_size", int(round(task.nbytes)))]
     elif task.kind == "collective":

@@ -89,6 +89,31 @@ def test_traces_are_chakra_nodes(tmp_path):
 
 
 @needs_chakra
+def test_host_work_is_a_cpu_operator(tmp_path):
+    """DeepSpeed ZeRO-3's host loops are COMP_NODEs with is_cpu_op true, every GPU compute node false; the
+    round trip still gives the same iteration."""
+    from chakra.schema.protobuf import et_def_pb2 as pb
+
+    from simcluster.chakra import export_chakra, simulate_traces
+    from simcluster.chakra.protocol import attrs_of, read_messages
+    from simcluster.run import simulate_workload
+    from simcluster.spec import load_workload
+
+    spec = load_workload(TOY, overrides=["parallelism.tensor=1", "parallelism.pipeline=1", "parallelism.data=8",
+                                         "parallelism.zero_stage=3", "training.framework=deepspeed"])
+    files = export_chakra(spec, tmp_path / "et", per_gpu=False)
+    cpu, gpu = [], []
+    for m in list(read_messages(files[0].read_bytes()))[1:]:
+        n = pb.Node()
+        n.ParseFromString(m)
+        if n.type == pb.COMP_NODE:
+            (cpu if attrs_of(n)["is_cpu_op"] else gpu).append(n.name)
+    assert cpu and gpu and all(name.startswith(("zero.prep", "zero.persist_gather")) for name in cpu)
+    assert not any(name.startswith(("zero.prep", "zero.persist_gather")) for name in gpu)
+    assert simulate_traces(tmp_path / "et").summary == simulate_workload(spec).summary
+
+
+@needs_chakra
 def test_foreign_or_retargeted_traces_are_refused(tmp_path):
     from simcluster.chakra import export_chakra, load_traces
     from simcluster.errors import SpecError
