@@ -34,7 +34,8 @@ def _components(rows: list[dict]) -> list[str]:
     return keys + extra
 
 
-def draw_breakdown(ax: plt.Axes, side: plt.Axes, breakdown: list[dict], summary: dict | None) -> None:
+def draw_breakdown(ax: plt.Axes, side: plt.Axes, breakdown: list[dict], summary: dict | None,
+                   letter: str = "d") -> None:
     """Stacked bars (few stages) or a stacked area (many) of each stage's iteration time."""
     rows = _rows(breakdown)
     keys = _components(rows)
@@ -77,11 +78,11 @@ def draw_breakdown(ax: plt.Axes, side: plt.Axes, breakdown: list[dict], summary:
     handles.append(Line2D([], [], color="black", ls="--", lw=0.8, label="iteration time"))
     side.legend(handles=handles, fontsize=8, loc="upper left", frameon=False)
     how = "one bar per stage" if len(rows) <= MANY else f"{len(rows)} stages as a stacked area"
-    ax.set_title(f"(d) where each stage's iteration time goes ({how})", loc="left", fontsize=10)
+    ax.set_title(f"({letter}) where each stage's iteration time goes ({how})", loc="left", fontsize=10)
 
 
 def draw_bubble(ax: plt.Axes, side: plt.Axes, breakdown: list[dict], summary: dict | None,
-                config: dict | None) -> None:
+                config: dict | None, letter: str = "e") -> None:
     """Each stage's bubble share, the mean over stages and the closed form."""
     rows = _rows(breakdown)
     stages = np.array([int(b.get("stage", i) or 0) for i, b in enumerate(rows)])
@@ -106,5 +107,5 @@ def draw_bubble(ax: plt.Axes, side: plt.Axes, breakdown: list[dict], summary: di
     ax.set_ylabel("bubble (% of iteration)")
     ax.set_ylim(0, max(float(share.max(initial=0.0)), (theory or 0) * 100, 1.0) * 1.15)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(f"(e) pipeline bubble per stage against the closed form: {formula}", loc="left", fontsize=10)
+    ax.set_title(f"({letter}) pipeline bubble per stage against the closed form: {formula}", loc="left", fontsize=10)
     side.legend(handles=handles, fontsize=8, loc="upper left", frameon=False)

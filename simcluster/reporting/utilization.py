@@ -17,6 +17,9 @@ Panels, top to bottom:
     bar per stage, a stacked area past 16 stages; :mod:`simcluster.reporting.breakdown`);
 (e) each stage's bubble against the summary's mean and the schedule's closed form.
 
+A panel with nothing to show is left out and the others lettered in order: the link panels
+(b, c) when no link carried anything (one GPU), the bubble when there is no pipeline.
+
 Time axes are labelled in µs, ms or s as the iteration's length suits.
 """
 
@@ -174,6 +177,16 @@ def hottest_links(timeline: pd.DataFrame, details: dict | None, caps: dict[str, 
     return sorted(chosen, key=lambda e: (-e["mean"], e["link"]))
 
 
+def utilization_panels(link_series: bool, hot_links: int, stages: int, config: dict | None) -> list[str]:
+    """The panels drawn, top to bottom (lettered a, b, ... in this order): the heat map always; the link
+    classes and the hottest links when a link carried something (not on one GPU); the breakdown when there
+    are ``stages`` rows of it, and the bubble beside it only with a pipeline."""
+    links = link_series or hot_links > 0
+    pipelined = stages > 1 or int(((config or {}).get("parallelism") or {}).get("pipeline") or 1) > 1
+    return ["heat"] + (["links"] if links else []) + (["hot"] if hot_links else []) + (
+        ["breakdown"] + (["bubble"] if pipelined else []) if stages else [])
+
+
 def draw_utilization(
     path: Path,
     timeline: pd.DataFrame,
@@ -195,19 +208,22 @@ def draw_utilization(
     hot = hottest_links(timeline, details, caps, t_end, edges, per_link=per_link)
 
     n_gpu = max(len(infos), 1)
-    heat_h = min(max(1.6, 0.22 * n_gpu + 0.8), 8.0)
-    heights = [heat_h, 2.6] + ([max(1.6, 0.22 * len(hot) + 0.9)] if hot else [])
-    if breakdown:
-        heights += [max(1.6, 0.35 * len(breakdown) + 1.0) if len(breakdown) <= MANY else 3.2, 2.2]
+    names = utilization_panels(bool(series), len(hot), len(breakdown), config)
+    links = "links" in names
+    size = {"heat": min(max(1.6, 0.22 * n_gpu + 0.8), 8.0), "links": 2.6, "hot": max(1.6, 0.22 * len(hot) + 0.9),
+            "breakdown": max(1.6, 0.35 * len(breakdown) + 1.0) if len(breakdown) <= MANY else 3.2, "bubble": 2.2}
     # main column for the plots, a narrow side column for colour bar and legends
-    fig, panels, sides = panel_grid(heights)
-    axes = [panels[0], panels[1]]
-    axes[1].sharex(axes[0])
-    ax_hot = panels[2] if hot else None
-    ax_bd = panels[len(heights) - 2] if breakdown else None
+    fig, panels, sides = panel_grid([size[n] for n in names])
+    at = {n: i for i, n in enumerate(names)}
+    letter = {n: "abcde"[i] for i, n in enumerate(names)}  # panels lettered in the order drawn
+    axes = [panels[0]] + ([panels[at["links"]]] if links else [])
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
+    ax_hot = panels[at["hot"]] if hot else None
+    ax_bd = panels[at["breakdown"]] if breakdown else None
     if ax_bd is not None and len(breakdown) <= MANY:
         ax_bd.sharex(axes[0])
-    ax_bub = panels[len(heights) - 1] if breakdown else None
+    ax_bub = panels[at["bubble"]] if "bubble" in at else None
     fig.suptitle(f"{workload_name(config, summary)}: utilization over one iteration", fontsize=13, y=1 - 0.15 / fig.get_figheight())
     x_max = edges[-1]
 
@@ -233,8 +249,27 @@ def draw_utilization(
         ax.text(0.5, 0.5, "no GPU intervals", ha="center", va="center", transform=ax.transAxes)
         ax.set_title("(a) compute-stream utilization per simulated GPU", loc="left", fontsize=10)
 
-    # (b) link utilization per class
-    ax = axes[1]
+    colour_of: dict[str, str] = {}
+    if links:
+        colour_of = _draw_links(axes[1], sides[at["links"]], series, hot, as_fraction, centres, letter["links"])
+    if ax_hot is not None:
+        _draw_hottest(ax_hot, sides[at["hot"]], hot, colour_of, bins, letter["hot"])
+    if ax_bd is not None:
+        draw_breakdown(ax_bd, sides[at["breakdown"]], breakdown, summary, letter["breakdown"])
+    if ax_bub is not None:
+        draw_bubble(ax_bub, sides[at["bubble"]], breakdown, summary, config, letter["bubble"])
+    axes[0].set_xlim(0, x_max)
+    for ax in axes:
+        unit = time_axis(ax.xaxis, x_max)
+        ax.set_xlabel(f"time since the iteration's start ({unit})")
+
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _draw_links(ax: plt.Axes, side: plt.Axes, series: dict, hot: list[dict], as_fraction: bool,
+                centres: np.ndarray, letter: str) -> dict[str, str]:
+    """Link utilization (or traffic) per link class over time; returns each class's colour."""
     classes = sorted(set(series) | {h["cls"] for h in hot})
     colour_of = {c: LINK_COLOURS[k % len(LINK_COLOURS)] for k, c in enumerate(classes)}
     dash_of = {c: LINE_STYLES[k % len(LINE_STYLES)] for k, c in enumerate(classes)}  # classes may coincide
@@ -249,29 +284,16 @@ def draw_utilization(
     else:
         ax.text(0.5, 0.5, "no link intervals in the timeline", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
-    if classes:
-        handles = [Line2D([], [], color=colour_of[c], lw=1.6, ls=dash_of[c], label=c) for c in classes]
-        sides[1].legend(handles=handles, title="link class", fontsize=8, title_fontsize=8, loc="upper left",
-                        frameon=False)
+    handles = [Line2D([], [], color=colour_of[c], lw=1.6, ls=dash_of[c], label=c) for c in classes]
+    side.legend(handles=handles, title="link class", fontsize=8, title_fontsize=8, loc="upper left", frameon=False)
     what = "utilization" if as_fraction else "traffic"
-    ax.set_title(f"(b) link {what} per link class (mean over the class's links in the timeline)", loc="left",
+    ax.set_title(f"({letter}) link {what} per link class (mean over the class's links in the timeline)", loc="left",
                  fontsize=10)
-
-    if ax_hot is not None:
-        _draw_hottest(ax_hot, sides[2], hot, colour_of, bins)
-    if ax_bd is not None and ax_bub is not None:
-        draw_breakdown(ax_bd, sides[-2], breakdown, summary)
-        draw_bubble(ax_bub, sides[-1], breakdown, summary, config)
-    axes[0].set_xlim(0, x_max)
-    for ax in axes:
-        unit = time_axis(ax.xaxis, x_max)
-        ax.set_xlabel(f"time since the iteration's start ({unit})")
-
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    return colour_of
 
 
-def _draw_hottest(ax: plt.Axes, side: plt.Axes, hot: list[dict], colour_of: dict[str, str], bins: int) -> None:
+def _draw_hottest(ax: plt.Axes, side: plt.Axes, hot: list[dict], colour_of: dict[str, str], bins: int,
+                  letter: str = "c") -> None:
     """Horizontal bars of the hottest links' mean utilization, a tick at their busiest bin's."""
     y = np.arange(len(hot))
     mean = np.array([h["mean"] for h in hot]) * 100.0
@@ -284,7 +306,7 @@ def _draw_hottest(ax: plt.Axes, side: plt.Axes, hot: list[dict], colour_of: dict
         ax.text(m, yi, f" {m:.1f} %", va="center", ha="left", fontsize=7)
     ax.set_xlim(0, max(right * 1.15, 1.0))
     hbar_axes(ax, [f"{h['link']} ({h['cls']})" for h in hot], "% of link capacity",
-              f"(c) the {len(hot)} hottest links: mean utilization over the iteration", fontsize=7)
+              f"({letter}) the {len(hot)} hottest links: mean utilization over the iteration", fontsize=7)
     handles = [Patch(facecolor="#bbbbbb", label="mean over the iteration\n(colour: link class)")]
     if peaks:
         handles.append(Line2D([], [], marker="|", ls="none", color="black", markersize=10,

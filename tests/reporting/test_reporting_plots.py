@@ -6,7 +6,8 @@ import numpy as np
 
 from simcluster.reporting.gantt import draw_gantt, select_ranks
 from simcluster.reporting.style import RankInfo
-from simcluster.reporting.utilization import bytes_per_bin, busy_fraction_per_bin, draw_utilization, merge_intervals
+from simcluster.reporting.utilization import (bytes_per_bin, busy_fraction_per_bin, draw_utilization, merge_intervals,
+                                              utilization_panels)
 
 from reporting_synthetic import make_details, make_summary, make_timeline
 
@@ -48,3 +49,25 @@ def test_many_gpus_draw(tmp_path):
     draw_gantt(tmp_path / "g.png", tl, make_summary(tl), {"name": "many"}, details)
     draw_utilization(tmp_path / "u.png", tl, make_summary(tl), {"name": "many"}, details)
     assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "u.png").stat().st_size > 0
+
+
+def test_panels_with_nothing_to_show_are_left_out():
+    """One GPU: the heat map and the breakdown only (no link carried anything, no pipeline to have a bubble);
+    data parallel on one node: the links too; a pipeline: the bubble as well; no breakdown: neither."""
+    one = {"parallelism": {"pipeline": 1}}
+    assert utilization_panels(False, 0, 1, one) == ["heat", "breakdown"]
+    assert utilization_panels(True, 8, 1, one) == ["heat", "links", "hot", "breakdown"]
+    assert utilization_panels(True, 12, 16, {"parallelism": {"pipeline": 16}}) == [
+        "heat", "links", "hot", "breakdown", "bubble"]
+    assert utilization_panels(True, 0, 0, None) == ["heat", "links"]
+
+
+def test_one_gpu_utilization_draws(tmp_path):
+    """A timeline with compute only (one GPU, no link intervals) draws without empty panels."""
+    tl = make_timeline(p=1, m=2, tp=1)
+    tl = tl[tl["rank"] == tl["rank"].min()]
+    tl = tl[tl["stream"] == "compute"]
+    details = {"breakdown": [{"stage": 0, "compute": float(tl["end_s"].max()), "bubble": 0.0}]}
+    draw_utilization(tmp_path / "u.png", tl, make_summary(tl), {"name": "one", "parallelism": {"pipeline": 1}},
+                     details)
+    assert (tmp_path / "u.png").stat().st_size > 10_000
