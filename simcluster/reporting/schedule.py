@@ -268,7 +268,8 @@ def _header(fig: plt.Figure, summary: dict | None, config: dict | None, n_stages
     sched = str(par.get("schedule") or "1f1b")
     theory, formula = theoretical_bubble(config, summary)
     sim = (summary or {}).get("bubble_fraction")
-    parts = [f"{workload_name(config, summary)}: {sched} pipeline schedule, {n_stages} stages"]
+    parts = [f"{workload_name(config, summary)}: {sched} pipeline schedule, {n_stages} stages" if n_stages > 1 else
+             f"{workload_name(config, summary)}: microbatch order, no pipeline (one stage)"]
     if n_rows < n_stages:
         parts.append(f"(showing {n_rows} evenly spaced)")
     line2 = []
