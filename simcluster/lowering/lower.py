@@ -38,7 +38,7 @@ from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
 from simcluster.plan.param_gather import chunk_gather_dispatch
-from simcluster.plan.steps import HEAD_GRADS
+from simcluster.plan.steps import HEAD_GRADS, HOST_PHASE
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -95,6 +95,7 @@ class Lowerer:
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
         self._templates: dict[tuple[str, int, bool], Template] = {}
         self._shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
+        self.loads: dict[int, int] = {}  # rank -> its step's data-loading host task (training.data_loading_wait)
 
     def build(self) -> TaskGraph:
         tg, plan, comms = self.tg, self.plan, self.comms
@@ -108,6 +109,7 @@ class Lowerer:
         grads: dict[tuple[int, int], int] = {}  # (rank, gradient key) -> task (last mb)
         stage_last: dict[int, int] = {}
         blocking = plan.sends.blocking  # DeepSpeed's pipeline engine, Megatron-LM's 1F1B
+        self._data_loading(all_members, stage_last)
         for s in range(p):
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
@@ -142,12 +144,35 @@ class Lowerer:
         self._drain_deferred(all_members[p - 1], grads, stage_last)
         ctx = GradSync(tg, plan, comms, self.slow, self.last_rs, self.opt.include_optimizer)
         add_grad_sync(ctx, grads, stage_last)
+        self._after_loading()
         tg.meta.update(stages=p, microbatches=m, chunk_layers=plan.chunks,
                        representatives=[ms[0][0] for ms in all_members], multiplicity=comms.multiplicity,
                        fidelity=self.fidelity, stage_size=plan.grid.per_stage,
                        explicit_replicas=sorted(comms.explicit) if comms.partial else [],
                        overlap_slowdown=OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
         return tg
+
+    def _data_loading(self, all_members: list[list[tuple[int, ...]]], stage_last: dict[int, int]) -> None:
+        """``training.data_loading_wait``: the host loads the step's batch after the previous step's sync, the GPU
+        idle: a host task (phase ``host``) that every GPU's first unit waits for (and, :meth:`_after_loading`,
+        whatever else would start the step on its own: the first ZeRO-3 gathers, FSDP's root gather)."""
+        wait = self.plan.spec.training.data_loading_wait
+        if wait <= 0:
+            return
+        for s, chains in enumerate(all_members):
+            for chain in chains:
+                for r in chain:
+                    self.loads[r] = stage_last[r] = self.tg.add(
+                        kind="compute", name="step.data_loading", ranks=(r,), stream="compute", deps=(),
+                        duration=wait, phase=HOST_PHASE, stage=s).id
+
+    def _after_loading(self) -> None:
+        """Every task that waits for nothing waits for its ranks' data loading (the host issues nothing of the
+        step before its batch is loaded)."""
+        loading = set(self.loads.values())
+        for t in self.tg.tasks:
+            if not t.deps and t.id not in loading:
+                t.deps = tuple(self.loads[r] for r in t.ranks if r in self.loads)
 
     def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:
         """The pipeline send after unit (kind, k, mb) of rank r, or the unit's last task."""

@@ -338,8 +338,9 @@ def calibration_warnings(devices: list[str]) -> list[str]:
 
 
 #: What a large ``host_wait_fraction`` means (the warnings of details.json and the report).
-HOST_WAIT_WHY = ("the GPU idles while the host runs DeepSpeed ZeRO-3's per-rank loops around its list-based "
-                 "collectives, linear in the data-parallel ranks")
+HOST_WAIT_WHY = ("the GPU idles while the host works: DeepSpeed ZeRO-3's per-rank loops around its list-based "
+                 "collectives (linear in the data-parallel ranks), or loading each step's batch after a per-step "
+                 "sync (training.data_loading_wait)")
 
 
 def _warnings(s: Summary) -> list[str]:

@@ -283,12 +283,13 @@ class Group:
             # layers (FSDP's root unit gathers and reduces before and after them: charged in ``first``)
             serial = bw.serial + dp_rs + f.gather + f.serial
             dp += (m * v - 1) * max(0.0, serial - b_layer - f_layer)
-        total = pipe + pp + dp + opt + host_after
+        lead = est.spec.training.data_loading_wait  # the step's batch loaded after a sync, the GPU idle
+        total = pipe + pp + dp + opt + host_after + lead
         n = m * self.n0
         compute = n * (f.compute + bw.compute) + m * (emb.compute + (head.compute if p == 1 else 0.0))
         recompute = n * bw.recompute
         tp = n * (f.tp + bw.tp) + m * emb.tp
-        host = n * (f.host + bw.host) + host_after
+        host = n * (f.host + bw.host) + host_after + lead
         bubble = max(0.0, total - compute - recompute - tp - pp - dp - opt - host)
         return total, compute, recompute, tp, pp, dp, bubble, opt, host
 

@@ -76,6 +76,7 @@ LinkBandwidth = Annotated[float, _BANDWIDTH, BANDWIDTH]
 MaybeBandwidth = Annotated[float, _BANDWIDTH, Range(1e6, 1e14, "bandwidth", zero="not given")]
 #: A link's or fabric's latency: 0 to 1 s.
 Latency = Annotated[float, _TIME, Range(0.0, 1.0, "time")]
+StepSeconds = Annotated[float, _TIME, Range(0.0, 3600.0, "time")]
 #: A device's peak compute rate: 1 GFLOP/s to 1 EFLOP/s.
 PeakRate = Annotated[float, _FLOPS, Range(1e9, 1e18, "flops_rate")]
 #: A device's memory: 1 MB to 1 PB.

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from simcluster.catalogue import Framework, Optimizer, Precision, Recompute
-from simcluster.spec.fields import STRICT, PositiveInt
+from simcluster.spec.fields import STRICT, PositiveInt, StepSeconds
 
 
 class TrainingSpec(BaseModel):
@@ -65,6 +65,13 @@ class TrainingSpec(BaseModel):
         "logit read forward, 4 B backward, only the logits saved; megatron_fused is Megatron-Core's "
         "--cross-entropy-loss-fusion (NeMo's cross_entropy_loss_fusion; framework megatron): the same fp32 "
         "softmax in torch.compile'd kernels, 22 B per logit forward and 6 B backward instead of 38 and 14.")
+    data_loading_wait: StepSeconds = Field(
+        default=0.0, description="Seconds each step's GPUs idle while the host loads the batch: the trainer "
+        "synchronizes with the GPU every step (a per-step loss.item(), as torchtitan's train.py until its commit "
+        "5b2bb523 'remove .item() per iter', 2024-04-05) "
+        "and then loads and tokenizes the next batch in its own process (a DataLoader without workers), so "
+        "nothing hides the loading. Simulated as host work (the GPU idle, host_wait) before every GPU's first "
+        "forward. 0: the loading is hidden (workers, prefetch, no per-step sync).")
     train_metrics: int = Field(
         default=0, ge=0, le=64, description="Cross-entropy train metrics the trainer computes over the logits after "
         "every microbatch (Composer: torch CrossEntropyLoss under autocast, an fp32 cast and log-softmax per "

@@ -200,3 +200,26 @@ def test_screen_tells_host_work_apart_as_the_simulator(toy):
     fsdp = load_workload(toy, _COMM_HEAVY + ["parallelism.data=8", "training.global_batch=16",
                                              "training.framework=pytorch"])
     assert Estimator(fsdp, build_topology(fsdp.cluster)).estimate(layout_of(fsdp)).host_wait == 0.0
+
+
+@pytest.mark.parametrize("extra", [[], ["training.framework=pytorch", "parallelism.zero_stage=3"]],
+                         ids=["megatron-pipelined", "pytorch-fsdp"])
+def test_a_steps_data_loading_wait_is_host_wait_in_both(toy, extra):
+    """training.data_loading_wait: every GPU idles that long before its first forward (after the previous step's
+    sync): the simulated iteration and the screen's both grow by exactly it, all of it host wait."""
+    from simcluster.search.layout import layout_of
+    plain = load_workload(toy, extra)
+    wait = load_workload(toy, extra + ["training.data_loading_wait=5 ms"])
+    a, b = simulate_workload(plain), simulate_workload(wait)
+    assert b.summary["iteration_time_s"] == pytest.approx(a.summary["iteration_time_s"] + 5e-3, rel=1e-9)
+    for row_a, row_b in zip(a.details["breakdown"], b.details["breakdown"]):
+        assert row_b["host_wait"] - row_a["host_wait"] == pytest.approx(5e-3, rel=1e-9)
+        assert row_b["compute"] == pytest.approx(row_a["compute"], rel=1e-9)
+    tl = b.result.timeline
+    loads, gpus = tl[tl["task"] == "step.data_loading"], tl[tl["rank"] >= 0]
+    assert set(loads["rank"]) == set(gpus["rank"]) and (loads["start_s"] == 0).all()
+    assert gpus[gpus["task"] != "step.data_loading"]["start_s"].min() >= 5e-3  # nothing of the step before it
+    ea = Estimator(plain, build_topology(plain.cluster)).estimate(layout_of(plain))
+    eb = Estimator(wait, build_topology(wait.cluster)).estimate(layout_of(wait))
+    assert eb.iteration_time_s - ea.iteration_time_s == pytest.approx(5e-3, rel=1e-6)
+    assert eb.host_wait - ea.host_wait == pytest.approx(5e-3, rel=1e-6)
