@@ -28,7 +28,7 @@ PHASE_STYLE: dict[str, tuple[str, str]] = {
     "cp_comm": ("#332288", "context-parallel ring"),
     "ep_comm": ("#117733", "expert all-to-all"),  # Tol muted green: MoE dispatch and combine
     "imbalance": ("#DDCC77", "waiting for the slowest expert (MoE imbalance)"),  # Tol muted sand
-    "host": ("#BBBBBB", "host work, GPU idle (Python and launch loops)"),  # Tol bright grey: not a kernel
+    "host": ("#BBBBBB", "host work, GPU idle (Python loops, data loading)"),  # Tol bright grey: not a kernel
 }
 UNKNOWN_COLOUR = "#777777"
 IDLE_HATCH = "////"
