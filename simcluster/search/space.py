@@ -10,7 +10,7 @@ Candidate values of each key (before any check):
 | context | 1, and powers of two c with seq_len / c >= 4,096 tokens per context rank |
 | micro_batch | 1 .. global_batch |
 | virtual_stages | 1 .. layers (> 1 only with pipeline > 1: on one stage the chunks just run in turn) |
-| schedule | gpipe, 1f1b, zero-bubble, interleaved |
+| schedule | gpipe, 1f1b, zero-bubble, interleaved (with pipeline 1 only 1f1b, or the first allowed: one stage runs its microbatches in turn whatever the name) |
 | sequence_parallel | false, true (true only with tensor > 1: without it, it changes nothing) |
 | recompute | none, selective, full |
 | zero_stage | 0 .. 3 (> 0 only when data × context > 1: without it, it changes nothing; 0 and 1 with model.moe) |
@@ -155,7 +155,7 @@ def _inner(cand: _Candidate, t: int, p: int, d: int, c: int, mb: int, V: dict[st
             continue  # model chunks on a single stage run one after another: nothing changes
         if v > 1 and not cand.ok(Layout(t, p, d, c, mb, v, "interleaved", False, "none", 0)):
             continue  # too many stages, or microbatches not a multiple of pipeline: for any schedule
-        for sched in V["schedule"]:
+        for sched in _schedules(V["schedule"], p):
             for sp in V["sequence_parallel"]:
                 if sp and t == 1:
                     continue
@@ -164,6 +164,16 @@ def _inner(cand: _Candidate, t: int, p: int, d: int, c: int, mb: int, V: dict[st
                         layout = Layout(t, p, d, c, mb, v, sched, sp, "none", 0, e, et)
                         if cand.ok(layout):
                             yield layout
+
+
+def _schedules(allowed: list[str], p: int) -> list[str]:
+    """The schedules worth trying on ``p`` stages: all of them with a pipeline; without one a single stage runs its
+    microbatches one after another whatever the schedule is called, so one of them (1F1B when allowed), not the
+    same layout under three names (a zero-bubble "schedule" on one stage would only split the weight gradients
+    off, which no stack does without a pipeline)."""
+    if p > 1:
+        return allowed
+    return ["1f1b"] if "1f1b" in allowed else [s for s in allowed if s != "interleaved"][:1]
 
 
 def leaf_options(space: Space, layout: Layout) -> list[tuple[str, int]]:

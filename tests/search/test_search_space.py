@@ -16,8 +16,10 @@ LIMITS = {"parallelism.tensor": [1, 2, 4], "parallelism.pipeline": [1, 2, 3], "t
 
 
 def _redundant(lay: Layout) -> bool:
-    """Layouts the space leaves out because they simulate exactly like another one."""
-    return (lay.sequence_parallel and lay.tensor == 1) or (lay.virtual_stages > 1 and lay.pipeline == 1)
+    """Layouts the space leaves out because they simulate exactly like another one (or, one stage under another
+    schedule's name, as no stack runs them: a single stage takes 1F1B's name only)."""
+    return ((lay.sequence_parallel and lay.tensor == 1) or (lay.virtual_stages > 1 and lay.pipeline == 1)
+            or (lay.pipeline == 1 and lay.schedule != "1f1b"))
 
 
 def test_enumeration_equals_what_load_workload_accepts(toy):
@@ -133,3 +135,14 @@ def test_layout_overrides_set_the_keys_a_layout_decides(toy):
         assert layout_of(loaded) == lay
         assert loaded.parallelism.overlap_param_gather == (lay.zero_stage in (1, 2))
         assert loaded.parallelism.tp_comm_overlap == (lay.tensor > 1 and lay.sequence_parallel)
+
+
+def test_one_stage_is_tried_under_one_schedule(toy):
+    """Without a pipeline the schedules are one layout: the space keeps 1F1B's name (else the first allowed), not
+    the same layout three times over (which spent the search's simulations on duplicates)."""
+    spec = load_workload(toy)
+    space = make_space(spec, 8, 1, {"parallelism.pipeline": [1]})
+    layouts = list(enumerate_layouts(spec, space))
+    assert layouts and {lay.schedule for lay in layouts} == {"1f1b"}
+    only_gpipe = make_space(spec, 8, 1, {"parallelism.pipeline": [1], "parallelism.schedule": ["gpipe", "zero-bubble"]})
+    assert {lay.schedule for lay in enumerate_layouts(spec, only_gpipe)} == {"gpipe"}
