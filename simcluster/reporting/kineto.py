@@ -100,19 +100,18 @@ class _Writer:
                        f'"dur": {d}, "args": {{"device": {self.device}, "stream": {t}, "correlation": {c}, '
                        f'"External id": {c}{x}}}}}'
                        for nm, t, a, d, c, x in zip(names, tid_list, ts, du, corr, extra)]
-        self.pending.append((np.asarray(tid_list, dtype=np.int64), np.asarray(s, float),
-                             np.asarray(e, float), np.asarray(corr, dtype=np.int64)))
+        self.pending.append((np.asarray(tid_list, dtype=np.int64), np.asarray(s, float), np.asarray(corr, dtype=np.int64)))
 
-    def launches(self, host_pid: int, host_s: np.ndarray, host_e: np.ndarray) -> None:
+    def launches(self, host_pid: int, host_e: np.ndarray) -> None:
         """One zero-length ``cudaLaunchKernel`` (``cat: cuda_runtime``, the kernel's ``correlation``) per kernel
         written, on the python main thread: the host enqueues a stream's kernel while the one before it runs
         (at that one's start), and not before the end of host work that ended before the kernel started
-        (``host_s``, ``host_e``: the rank's host operators). HolisticTraceAnalysis's idle-time breakdown calls a
+        (``host_e``: the ends of the rank's host operators). HolisticTraceAnalysis's idle-time breakdown calls a
         stream's gap "host wait" when the next kernel was launched after the previous one ended: exactly the
         gaps a host operator ends in."""
         if not self.pending:
             return
-        tid, s, e, corr = (np.concatenate(a) for a in zip(*self.pending))
+        tid, s, corr = (np.concatenate(a) for a in zip(*self.pending))
         self.pending = []
         order = np.lexsort((s, tid))
         tid, s, corr = tid[order], s[order], corr[order]
@@ -165,7 +164,7 @@ def rank_trace(table: GpuTable, rank: int, t0: float, t1: float, *, world: int, 
         on = stream == name
         tracks = _comm(w, table, idx[on], s[on], e[on], tid, name, groups, dtype, size)
         labels.update({tid + k: f"stream {tid + k} ({name}{f' #{k + 1}' if k else ''})" for k in range(tracks)})
-    w.launches(host, s[on_host], e[on_host])
+    w.launches(host, e[on_host])
     for tid, label in sorted(labels.items()):
         meta.append(f'{{"ph": "M", "name": "thread_name", "pid": {dev}, "tid": {tid}, "args": {{"name": {json.dumps(label)}}}}}')
     head = {
