@@ -15,7 +15,8 @@ Per simulated rank, with T the iteration time (the last task's end):
   expert-parallel rank (:mod:`simcluster.plan.moe`), kept out of compute;
 - host_wait: compute-stream tasks that are host work (phase ``host``,
   :data:`simcluster.plan.steps.HOST_PHASE`: DeepSpeed ZeRO-3's per-rank Python and launch
-  loops around its list-based collectives, ``zero.prep`` and ``zero.persist_gather``): the
+  loops around its list-based collectives, ``zero.prep`` and ``zero.persist_gather``; a step's
+  batch loaded after a per-step sync, ``step.data_loading``, ``training.data_loading_wait``): the
   GPU runs nothing meanwhile, so they count neither as compute nor in
   ``compute_utilization`` (a kernel-level profile sees idle time there, the host holding
   the stream back: HolisticTraceAnalysis's "host wait").
