@@ -263,7 +263,7 @@ def render_html(run_dir: Path, summary: dict, config: dict, details: dict | None
     cluster = (config or {}).get("cluster") or {}
     device = cluster.get("device")
     device = device.get("name") if isinstance(device, dict) else device
-    sub = ", ".join(str(x) for x in (cluster.get("name"), device, f"{summary.get('num_gpus', '?')} {gpus_word(summary.get('num_gpus'))}") if x)
+    sub = ", ".join(str(x) for x in (cluster.get("name"), device, f"{summary.get('num_gpus', '?')} {gpus_word(summary.get('num_gpus'), device)}") if x)
 
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{escape(name)}: simcluster report</title><style>{CSS}</style></head><body>",

@@ -50,9 +50,11 @@ def fmt_tflops(v: object) -> str:
     return "—" if f is None else f"{f:.1f} TFLOP/s"
 
 
-def gpus_word(n: object) -> str:
-    """"GPU" for one, "GPUs" otherwise (the printed table's and report's titles)."""
-    return "GPU" if _finite(n) == 1 else "GPUs"
+def gpus_word(n: object, device: object = None) -> str:
+    """What ``n`` accelerators are called in the printed table's and report's titles: "GPU" / "GPUs", "TPU chip" /
+    "TPU chips" on a TPU device."""
+    word = "TPU chip" if str(device or "").lower().startswith("tpu") else "GPU"
+    return word if _finite(n) == 1 else word + "s"
 
 
 def fmt_count(v: object, unit: str = "") -> str:
@@ -204,7 +206,8 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
         ("fits in memory", fmt_bool(s.get("fits_in_memory"))),
     ] + memory_verdict(s, details)
     width = max(len(k) for k, _ in rows)
-    title = f"{head} on {fmt_count(s.get('num_gpus'))} {gpus_word(s.get('num_gpus'))}" + (f" ({where})" if where else "")
+    title = f"{head} on {fmt_count(s.get('num_gpus'))} {gpus_word(s.get('num_gpus'), device)}" + (
+        f" ({where})" if where else "")
     lines = [title, "-" * max(len(title), width + 24)]
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)

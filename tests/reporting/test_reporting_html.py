@@ -56,6 +56,8 @@ def test_print_summary(run_inputs):
     assert len(starts) == 1
     assert print_summary({}, {})  # nothing known: still a table
     assert print_summary({**summary, "num_gpus": 1}, config).startswith("tiny-gpt on 1 GPU (")
+    tpu = {**config, "cluster": {**(config.get("cluster") or {}), "device": "tpu-v4"}}
+    assert print_summary({**summary, "num_gpus": 4}, tpu).startswith("tiny-gpt on 4 TPU chips (")
 
 
 def test_html_layout_memory_and_links(written_run):
