@@ -191,7 +191,7 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
     rows = [
         ("iteration time", with_range(s, "iteration_time_s", fmt_seconds)),
         ("throughput", with_range(s, "tokens_per_s", _per_s)),
-        ("TFLOP/s per GPU", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
+        (f"TFLOP/s per {gpus_word(1, device).split()[-1]}", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
                             f"{fmt_tflops(s.get('hardware_tflops_per_gpu'))} hardware"),
         ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}" + fmt_range(s, "mfu", fmt_pct)
          .replace(": ", ": MFU ", 1)),

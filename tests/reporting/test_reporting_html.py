@@ -58,6 +58,7 @@ def test_print_summary(run_inputs):
     assert print_summary({**summary, "num_gpus": 1}, config).startswith("tiny-gpt on 1 GPU (")
     tpu = {**config, "cluster": {**(config.get("cluster") or {}), "device": "tpu-v4"}}
     assert print_summary({**summary, "num_gpus": 4}, tpu).startswith("tiny-gpt on 4 TPU chips (")
+    assert "TFLOP/s per chip" in print_summary(summary, tpu) and "TFLOP/s per GPU" in text
 
 
 def test_html_layout_memory_and_links(written_run):
