@@ -77,13 +77,8 @@ Optimizer
     fp16_2019 (Megatron-LM 2019, ``training.fused_kernels: false`` with fp16): the fused step inside
     ``FP16_Optimizer``'s per-tensor loops (overflow check, gradient copies, unscale, clip norm, zero_grad),
     :mod:`simcluster.costs.fp16_optimizer`.
-    foreach (``torch.optim.AdamW``'s default on CUDA, ``_multi_tensor_adamw``): eight separate
-    multi-tensor passes over fp32 tensors — weight decay ``p.mul_`` (4 + 4), ``m.lerp_(g)``
-    (8 + 4), ``v.mul_`` (4 + 4), ``v.addcmul_(g, g)`` (8 + 4), ``sqrt`` (4 + 4), ``div_`` (4 + 4),
-    ``add_(eps)`` (4 + 4), ``p.addcdiv_(m, denom)`` (12 + 4) = 80 B per parameter.
-
-Gradient clipping (pytorch)
-    The trainers' ``torch.nn.utils.clip_grad_norm_`` before every step: :mod:`simcluster.costs.grad_clip`.
+    foreach (``torch.optim.AdamW``'s default on CUDA) after the trainers' ``clip_grad_norm_``:
+    :mod:`simcluster.costs.torch_step`.
 
 Eager model code (pytorch)
     Eager PyTorch launches every ``torch`` call of the model's ``forward`` and its autograd derivative
@@ -176,7 +171,7 @@ from simcluster.catalogue import FRAMEWORKS as NAMES
 from simcluster.costs.deepspeed_zero3 import (DEEPSPEED_HOST_OPS_PER_RANK, DEEPSPEED_MAX_REUSE_DISTANCE,
                                              DEEPSPEED_PERSISTENCE_THRESHOLD, DEEPSPEED_PREFETCH_BUCKET,
                                              DEEPSPEED_ZERO3_GATHER_BYTES, DEEPSPEED_ZERO3_GRAD_BYTES)
-from simcluster.costs.grad_clip import CLIP_GRAD_BYTES
+from simcluster.costs.torch_step import CLIP_GRAD_BYTES
 from simcluster.costs.loss_kernels import (FUSED_LOSS_BWD, FUSED_LOSS_FWD, FUSED_LOSS_SAVED_BYTES,  # noqa: F401
                                            FUSED_LOSS_TRANSIENT_BYTES, MEGATRON_FUSED_LOSS_BWD,
                                            MEGATRON_FUSED_LOSS_FWD, MEGATRON_LOSS_BWD, MEGATRON_LOSS_FWD,
@@ -192,10 +187,6 @@ HOST_OP_S = 10e-6
 #: Per weight and microbatch: a 16-bit gradient cast to fp32 (read 2, write 4) and added into the
 #: fp32 accumulator (read 4 + 4, write 4) — autocast's ``.grad``, DeepSpeed's ``update_hp_grads``.
 GRAD_ACCUM_BYTES = 18.0
-
-#: Bytes per parameter and step of the two optimizer implementations (Adam; see the docstring).
-FOREACH_ADAM_BYTES = 80.0
-FOREACH_ADAM_KERNELS = 8  # one multi-tensor launch per elementwise op
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Lowerer:
         grads: dict[tuple[int, int], int] = {}  # (rank, gradient key) -> task (last mb)
         stage_last: dict[int, int] = {}
         blocking = plan.sends.blocking  # DeepSpeed's pipeline engine, Megatron-LM's 1F1B
-        self._data_loading(all_members, stage_last)
+        self._data_loading(all_members)
         for s in range(p):
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
@@ -152,23 +152,22 @@ class Lowerer:
                        overlap_slowdown=OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
         return tg
 
-    def _data_loading(self, all_members: list[list[tuple[int, ...]]], stage_last: dict[int, int]) -> None:
+    def _data_loading(self, all_members: list[list[tuple[int, ...]]]) -> None:
         """``training.data_loading_wait``: the host loads the step's batch after the previous step's sync, the GPU
-        idle: a host task (phase ``host``) that every GPU's first unit waits for (and, :meth:`_after_loading`,
-        whatever else would start the step on its own: the first ZeRO-3 gathers, FSDP's root gather)."""
+        idle: one host task (phase ``host``) per GPU, which :meth:`_after_loading` puts before the step."""
         wait = self.plan.spec.training.data_loading_wait
         if wait <= 0:
             return
         for s, chains in enumerate(all_members):
             for chain in chains:
                 for r in chain:
-                    self.loads[r] = stage_last[r] = self.tg.add(
-                        kind="compute", name="step.data_loading", ranks=(r,), stream="compute", deps=(),
-                        duration=wait, phase=HOST_PHASE, stage=s).id
+                    self.loads[r] = self.tg.add(kind="compute", name="step.data_loading", ranks=(r,),
+                                                stream="compute", deps=(), duration=wait, phase=HOST_PHASE,
+                                                stage=s).id
 
     def _after_loading(self) -> None:
-        """Every task that waits for nothing waits for its ranks' data loading (the host issues nothing of the
-        step before its batch is loaded)."""
+        """Every task that waits for nothing (each GPU's first compute, the first ZeRO-3 gathers, FSDP's root
+        gather) waits for its ranks' data loading: the host issues nothing of the step before its batch is loaded."""
         loading = set(self.loads.values())
         for t in self.tg.tasks:
             if not t.deps and t.id not in loading:

@@ -43,10 +43,9 @@ from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
-from simcluster.costs.grad_clip import CLIP_GRAD_KERNELS
+from simcluster.costs.torch_step import CLIP_GRAD_KERNELS, FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS
 from simcluster.costs.partial_rotary import partial_rotary_kernels
-from simcluster.costs.frameworks import (FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS, MEGATRON, Stack,
-                                         fp32_residual_stream)
+from simcluster.costs.frameworks import MEGATRON, Stack, fp32_residual_stream
 from simcluster.workload.graph import ModelOps
 from simcluster.workload.ops import Op
 from simcluster.workload.mla import SELECTIVE_RECOMPUTE
@@ -335,10 +334,10 @@ def optimizer_time(cm: ComputeModel, optimizer: str, params: float, shard: int =
     Fused: :data:`OPTIMIZER_BYTES` in one pass (with bf16 states and no master copy,
     :data:`simcluster.costs.optimizer_states.BF16_STEP_BYTES`); Megatron-LM's Adam: the passes of
     :mod:`simcluster.costs.megatron_optimizer` over the ``params`` held and the ``params / shard`` updated; PyTorch's multi-tensor (foreach) Adam: eight passes,
-    :data:`simcluster.costs.frameworks.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
+    :data:`simcluster.costs.torch_step.FOREACH_ADAM_BYTES`. Megatron-LM 2019 (``fp16_2019``): the fused
     pass plus ``FP16_Optimizer``'s per-tensor loops over the tensors of ``layers`` layers
     (:func:`simcluster.costs.fp16_optimizer.extra_time`). PyTorch's trainers clip the gradient norm first:
-    ``stack.clip_grad_bytes`` per parameter of the shard (:mod:`simcluster.costs.grad_clip`).
+    ``stack.clip_grad_bytes`` per parameter of the shard (:mod:`simcluster.costs.torch_step`).
     """
     step_s, step_bytes = _step_time(cm, optimizer, params, shard, stack, layers)
     if not stack.clip_grad_bytes:

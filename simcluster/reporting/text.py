@@ -50,10 +50,14 @@ def fmt_tflops(v: object) -> str:
     return "—" if f is None else f"{f:.1f} TFLOP/s"
 
 
+def accelerator(device: object = None) -> str:
+    """What one accelerator of ``device`` is called in the printed table and the report: "GPU", "chip" on a TPU."""
+    return "chip" if str(device or "").lower().startswith("tpu") else "GPU"
+
+
 def gpus_word(n: object, device: object = None) -> str:
-    """What ``n`` accelerators are called in the printed table's and report's titles: "GPU" / "GPUs", "TPU chip" /
-    "TPU chips" on a TPU device."""
-    word = "TPU chip" if str(device or "").lower().startswith("tpu") else "GPU"
+    """``n`` accelerators in a title: "GPU" / "GPUs", "TPU chip" / "TPU chips" on a TPU device."""
+    word = "TPU chip" if accelerator(device) == "chip" else "GPU"
     return word if _finite(n) == 1 else word + "s"
 
 
@@ -191,7 +195,7 @@ def print_summary(summary: dict, config: dict | None = None, details: dict | Non
     rows = [
         ("iteration time", with_range(s, "iteration_time_s", fmt_seconds)),
         ("throughput", with_range(s, "tokens_per_s", _per_s)),
-        (f"TFLOP/s per {gpus_word(1, device).split()[-1]}", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
+        (f"TFLOP/s per {accelerator(device)}", f"{fmt_tflops(s.get('model_tflops_per_gpu'))} model, "
                             f"{fmt_tflops(s.get('hardware_tflops_per_gpu'))} hardware"),
         ("MFU / HFU", f"{fmt_pct(s.get('mfu'))} / {fmt_pct(s.get('hfu'))}" + fmt_range(s, "mfu", fmt_pct)
          .replace(": ", ": MFU ", 1)),

@@ -18,7 +18,7 @@ from simcluster.costs import contention as cont
 from simcluster.costs import eager
 from simcluster.costs import deepspeed_zero3 as dz3
 from simcluster.costs import frameworks as fw
-from simcluster.costs import grad_clip
+from simcluster.costs import torch_step
 from simcluster.costs import fp16_optimizer as fp16opt
 from simcluster.costs import megatron_optimizer as mopt
 from simcluster.costs import rng_state
@@ -92,9 +92,9 @@ def _rows() -> list[tuple[str, str, str, str]]:
         ("DeepSpeed ZeRO-3 gradient bytes per weight before the reduce-scatter",
          f"{dz3.DEEPSPEED_ZERO3_GRAD_BYTES:g}", "costs/deepspeed_zero3.py",
          "bucket copy, div_ by N, c10d's flattening copy of the N views (4 B each; stage3.py v0.3.13)"),
-        ("foreach Adam bytes per parameter", f"{fw.FOREACH_ADAM_BYTES:g}", "costs/frameworks.py",
+        ("foreach Adam bytes per parameter", f"{torch_step.FOREACH_ADAM_BYTES:g}", "costs/torch_step.py",
          "torch.optim.AdamW's multi-tensor path: eight fp32 passes (module docstring lists them)"),
-        ("clip_grad_norm_ bytes per gradient element (pytorch)", f"{grad_clip.CLIP_GRAD_BYTES:g}", "costs/grad_clip.py",
+        ("clip_grad_norm_ bytes per gradient element (pytorch)", f"{torch_step.CLIP_GRAD_BYTES:g}", "costs/torch_step.py",
          "torch.nn.utils.clip_grad_norm_: _foreach_norm (read 4) and the unconditional _foreach_mul_ (4 + 4)"),
         ("autocast cast bytes per weight and forward", f"{costing.CAST_FWD_BYTES:g}", "plan/costing.py",
          "read the fp32 weight, write its bf16 copy (torch.autocast)"),

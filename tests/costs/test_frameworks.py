@@ -6,8 +6,8 @@ import pytest
 
 from helpers_spec import make_spec
 from simcluster.catalogue import FRAMEWORKS as NAMES
-from simcluster.costs.frameworks import FOREACH_ADAM_BYTES, FRAMEWORKS, HOST_OP_S, framework
-from simcluster.costs.grad_clip import CLIP_GRAD_BYTES
+from simcluster.costs.frameworks import FRAMEWORKS, HOST_OP_S, framework
+from simcluster.costs.torch_step import CLIP_GRAD_BYTES, FOREACH_ADAM_BYTES
 from simcluster.costs.memory import stage_memory
 from simcluster.plan import build_plan
 from simcluster.plan.costing import CAST_FWD_BYTES, block_cost, op_time, optimizer_time
