@@ -88,6 +88,8 @@ Eager model code (pytorch)
     projections' gradient sums add passes; LayerNorm/GeLU models (MPT, GPT) launch one kernel each, and their
     backward adds the ``cat`` of the QKV split's gradients and one bias-gradient sum per linear layer.
     The inventory, bytes and sources: :mod:`simcluster.costs.eager` (``eager_layer``).
+    Without flash attention, the separate scale and mask passes over the scores (and autocast's fp32
+    softmax) that eager attention adds to Megatron's fused softmax: :mod:`simcluster.costs.eager_attention`.
 
 PyTorch FSDP2 (pytorch with ZeRO-3; ``torch/distributed/_composable/fsdp/_fsdp_collectives.py``,
 pytorch/pytorch commit 01d66d21)

@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass
 
 from simcluster.costs import mla
 from simcluster.costs import params as P
-from simcluster.costs import autocast_stream
+from simcluster.costs import autocast_stream, eager_attention
 from simcluster.costs.frameworks import Stack, fp32_residual_stream, framework
 from simcluster.costs.deepspeed_zero3 import live_gathered_params
 from simcluster.costs.deferred_wgrad import held_bytes
@@ -173,16 +173,20 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
     with fp32 parameters (:func:`simcluster.costs.frameworks.fp32_residual_stream`) also the fp32 stream's
     saved tensors, :func:`simcluster.costs.autocast_stream.saved_bytes` per element of x."""
     stack = state_stack(training, parallelism)
-    stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block, stack.fused_model) if fp32_residual_stream(
-        stack, training.precision) else 0.0
+    autocast = fp32_residual_stream(stack, training.precision)
+    stream = autocast_stream.saved_bytes(model.mlp, model.parallel_block, stack.fused_model) if autocast else 0.0
     t = parallelism.tensor
-    sb = model.seq_len / parallelism.context * training.micro_batch
+    s = model.seq_len / parallelism.context
+    sb = s * training.micro_batch
     x = model.hidden / (t if _sp(parallelism) else 1)
+    # eager attention's fp32 softmax output under autocast (costs.eager_attention), per score a·s per token
+    scores = (eager_attention.saved_bytes_per_score(autocast) * model.heads * s / t
+              if stack.eager_layer and not training.flash_attention else 0.0)
     if not stack.eager_layer or model.mlp != "swiglu":
-        return sb * stream * x
+        return sb * (stream * x + scores)
     g = model.kv_heads or model.heads
     rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
-    return sb * ((2 * 2 + stream) * x + rep)
+    return sb * ((2 * 2 + stream) * x + rep + scores)
 
 
 def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> float:

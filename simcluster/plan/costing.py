@@ -42,6 +42,7 @@ from simcluster.costs.compute import ComputeModel
 from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
+from simcluster.costs.eager_attention import score_kernels
 from simcluster.costs.eager import EagerCost, block_extra, stack_kernels
 from simcluster.costs.torch_step import CLIP_GRAD_KERNELS, FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS
 from simcluster.costs.partial_rotary import partial_rotary_kernels
@@ -236,6 +237,9 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
         kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     if stack.host_op_s > 0:  # op-by-op stacks run partial rotary's copies (XLA fuses them): costs.partial_rotary
         kernels = tuple(kernels) + partial_rotary_kernels(ops.rotary_pct)
+    if stack.eager_layer and not flash:  # eager PyTorch's separate passes over the scores: costs.eager_attention
+        dropout = any(o.dropout for o in attn if o.kind == "attention")
+        kernels = tuple(kernels) + score_kernels(fp32_residual_stream(stack, cm.precision), dropout)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
     attn_cost = block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"])
     if not stack.fused_kernels:  # Megatron-LM 2019's layer: RNG-state swaps around its dropout (costs.rng_state)
