@@ -54,7 +54,7 @@ forward under ``torch.autocast``, lightning-fabric ≥ 2.0.3).
 
 from __future__ import annotations
 
-from simcluster.costs.eager import FUSED_LLAMA, Kernel, layer_kernels
+from simcluster.costs.eager import FUSED_LLAMA, Kernel, layer_kernels, widening
 
 #: RMSNorm's kernels that do nothing on an fp32 x (``x.float()``, ``type_as(x)`` and their backward):
 #: dispatched, no kernel (``Tensor.to`` returns its input when the dtype already matches).
@@ -66,9 +66,8 @@ CASTS = {"gelu": {"attn": 1, "mlp": 1}, "swiglu": {"attn": 3, "mlp": 2}}
 
 
 def _widen(name: str, block: str, backward: bool, kind: str, per: float) -> Kernel:
-    """``per`` more bytes per element of x for a kernel counted elsewhere (a graph operator, or an add of the
-    16-bit inventory) that runs in fp32: no launch, no host op of its own."""
-    return Kernel(name, block, backward, kind, (("x", per),), widens=True)
+    """``per`` more bytes per element of x for a kernel that runs in fp32 (:func:`simcluster.costs.eager.widening`)."""
+    return widening(name, block, backward, kind, "x", per)
 
 
 def _half(block: str, casts: int) -> tuple[Kernel, ...]:

@@ -124,6 +124,12 @@ def _k(name: str, block: str, backward: bool, kind: str, *terms: tuple[Basis, fl
     return Kernel(name, block, backward, kind, tuple(terms), gqa)
 
 
+def widening(name: str, block: str, backward: bool, kind: str, basis: Basis, per: float) -> Kernel:
+    """``per`` more bytes per element of ``basis`` for a kernel counted elsewhere (a graph operator, or a kernel of
+    an inventory) that runs in fp32: no launch, no host op of its own."""
+    return Kernel(name, block, backward, kind, ((basis, per),), widens=True)
+
+
 def _view(name: str, block: str, backward: bool = False) -> Kernel:
     return Kernel(name, block, backward, "view", ())
 

@@ -34,7 +34,7 @@ pass to widen.
 
 from __future__ import annotations
 
-from simcluster.costs.eager import Kernel
+from simcluster.costs.eager import Kernel, widening
 
 
 def _pass(name: str, backward: bool, kind: str, per: float) -> Kernel:
@@ -43,7 +43,7 @@ def _pass(name: str, backward: bool, kind: str, per: float) -> Kernel:
 
 def _widen(name: str, backward: bool, kind: str, per: float) -> Kernel:
     """``per`` more bytes per score for a pass the graph counts (its softmax, its dropout) that runs in fp32."""
-    return Kernel(name, "attn", backward, kind, (("p", per),), widens=True)
+    return widening(name, "attn", backward, kind, "p", per)
 
 
 #: The 16-bit passes of eager attention beyond the graph's softmax and dropout (module docstring).

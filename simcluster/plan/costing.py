@@ -231,7 +231,8 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
     core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
-    if fp32_residual_stream(stack, cm.precision):  # autocast with fp32 parameters (costs.autocast_stream)
+    autocast = fp32_residual_stream(stack, cm.precision)
+    if autocast:  # autocast with fp32 parameters (costs.autocast_stream)
         kernels = stream_kernels(ops.mlp, parallel=not ops.block("mlp"), fused=stack.fused_model)
     else:
         kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
@@ -239,7 +240,7 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
         kernels = tuple(kernels) + partial_rotary_kernels(ops.rotary_pct)
     if stack.eager_layer and not flash:  # eager PyTorch's separate passes over the scores: costs.eager_attention
         dropout = any(o.dropout for o in attn if o.kind == "attention")
-        kernels = tuple(kernels) + score_kernels(fp32_residual_stream(stack, cm.precision), dropout)
+        kernels = tuple(kernels) + score_kernels(autocast, dropout)
     extra = {k: block_extra(ops, k, cm, t, c, sp, kernels) if kernels else EagerCost() for k in ("attn", "mlp")}
     attn_cost = block_cost(list(attn), cm, t, c, sp, flash, stack, extra["attn"])
     if not stack.fused_kernels:  # Megatron-LM 2019's layer: RNG-state swaps around its dropout (costs.rng_state)
