@@ -14,7 +14,15 @@ The rules are those of ``c10/cuda/CUDACachingAllocator.cpp`` (PyTorch 2.x, defau
 - a freed block returns to its stream's pool, merged with free neighbours of its segment; segments
   are never returned to the device (only ``empty_cache`` or an out-of-memory retry does), so the
   reserved bytes only grow;
-- blocks are per stream: a block freed on one stream is never reused by another.
+- blocks are per stream: a block freed on one stream is never reused by another;
+- when the device has no room for a new segment (``cudaMalloc`` fails; here: the reserve would pass
+  ``limit``), ``DeviceCachingAllocator::malloc`` first calls ``release_available_cached_blocks``, which
+  does nothing without ``max_split_size_mb``, then ``release_cached_blocks``: it synchronizes the
+  device (``synchronize_and_free_events``) and returns every cached block that is a whole segment
+  (``release_blocks``: ``!block->prev && !block->next``) with ``cudaFree``, and tries once more
+  (``alloc_block(params, true, ...)``, which counts ``num_alloc_retries``). A request that still does
+  not fit is the out-of-memory error; the model then lets the reserve pass ``limit`` (the caller
+  compares it with the device).
 
 ``reserved`` is then what ``torch.cuda.max_memory_reserved`` reports and ``allocated`` what
 ``max_memory_allocated`` reports (both peaks are kept).
@@ -69,7 +77,10 @@ class CachingAllocator:
     reserved: int = 0
     peak_allocated: int = 0
     peak_reserved: int = 0
+    limit: int | None = None  # bytes the device leaves for segments (None: no limit)
+    retries: int = 0  # cache flushes before a new segment (torch.cuda.memory_stats()["num_alloc_retries"])
     _next_addr: int = 0
+    _next_segment: int = 0
 
     def malloc(self, key: object, size: float, stream: str = "default") -> None:
         """Allocate ``size`` bytes for ``key`` (a name the matching :meth:`free` gives) on ``stream``."""
@@ -83,7 +94,11 @@ class CachingAllocator:
             best = self.by_addr[pool.pop(i)[1]]
         else:
             seg_bytes = segment_size(want)
-            seg = len(self.segments)
+            if self.limit is not None and self.reserved + seg_bytes > self.limit:
+                self.release_cached()
+                self.retries += 1
+            seg = self._next_segment
+            self._next_segment += 1
             best = _Block(seg, self._next_addr, seg_bytes)
             self._next_addr += seg_bytes
             self.segments[seg] = [best]
@@ -103,6 +118,18 @@ class CachingAllocator:
         self.allocated += best.size
         self.peak_allocated = max(self.peak_allocated, self.allocated)
         self.peak_reserved = max(self.peak_reserved, self.reserved)
+
+    def release_cached(self) -> int:
+        """Return every free block that is a whole segment to the device (``release_cached_blocks``); the bytes."""
+        freed = 0
+        for seg, blocks in list(self.segments.items()):
+            if len(blocks) == 1 and blocks[0].free:
+                b = blocks[0]
+                self.cached[self.pool_of.pop(seg)].remove((b.size, b.addr))
+                del self.by_addr[b.addr], self.segments[seg]
+                freed += b.size
+        self.reserved -= freed
+        return freed
 
     def free(self, key: object) -> None:
         """Return ``key``'s block to its pool, merged with its free neighbours."""

@@ -32,9 +32,19 @@ The sequence (sizes from :mod:`simcluster.costs.memory`; t tensor, z the ZeRO sh
 The moments are the memory model's, but the tensors are coarser than a real step's (a layer's
 transient tensors are allocated together, equal matrices): the reserve is an estimate of the
 mechanism, not a replay of the kernels.
+
+A device short of room. The reserve cannot pass the device: when the replay's segments would need more
+than the memory left beside the stage's tensors and workspaces, the allocator flushes its cache instead
+(``release_cached_blocks`` after a device sync, then ``cudaMalloc`` again; PyTorch counts each as
+``num_alloc_retries``): :func:`replay_reserve` replays the step with that limit and returns the bounded
+reserve and the flushes per step. Their time (the device sync, ``cudaFree`` of the cached segments and
+the ``cudaMalloc`` calls that grow the cache again) is not simulated: the run says so
+(:mod:`simcluster.metrics.summary`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from simcluster.costs import params as P
 from simcluster.costs.allocator import CachingAllocator
@@ -114,8 +124,11 @@ class _Step:
         self.loss_transient = _split(loss_transient_bytes(model, training, parallelism), 4 * sbv, most=64) \
             if has_logits and per_logit else []
 
-    def run(self) -> CachingAllocator:
+    def run(self, limit: int | None = None) -> tuple[CachingAllocator, int]:
+        """The replayed allocator, and its cache flushes in the last step (the steady state) when the
+        segments may not pass ``limit`` bytes."""
         a = self.a
+        a.limit = limit
         for l in range(self.layers):
             for j in range(self.mats):
                 a.malloc(("w", l, j), self.w_mat)
@@ -123,9 +136,11 @@ class _Step:
             a.malloc(("w", "root"), self.root_w)
         if not self.lazy and (self.layers or self.root_g):
             a.malloc(("g", "all"), self.layers * self.g_layer + self.root_g)
+        before = 0
         for step in range(STEPS):
+            before = a.retries
             self._step(step)
-        return a
+        return a, a.retries - before
 
     def _group(self, tag: object, sizes: list[float], keep: bool = False) -> None:
         for i, size in enumerate(sizes):
@@ -191,21 +206,57 @@ class _Step:
             self._group("sqrt", [sqrt] * (self.layers * self.mats))
 
 
-_CACHE: dict[tuple[object, ...], float] = {}  # by the specs' JSON and the stage (the specs are not hashable)
+@dataclass(frozen=True)
+class Reserve:
+    """What the caching allocator holds beyond the tensors' peak on one GPU, and how often it flushes its cache."""
+
+    bytes: float  # peak reserved − peak allocated of the replay
+    retries_per_step: int  # cache flushes a step (``num_alloc_retries``): 0 unless the device is short
+
+
+#: by the specs' JSON and the stage (the specs are not hashable): the unbounded replay (its reserve and tensor peak),
+#: and the bounded replays by headroom as well
+_FREE: dict[tuple[object, ...], tuple[Reserve, int]] = {}
+_BOUNDED: dict[tuple[object, ...], Reserve] = {}
+
+
+def replay_reserve(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
+                   has_embedding: bool, has_logits: bool, microbatches_in_flight: int,
+                   recomputed_on_stage: int | None = None, headroom: float | None = None) -> Reserve:
+    """The caching allocator's reserve beyond the tensors' peak on one GPU of the stage (module docstring).
+
+    ``headroom``: the device's bytes beside the stage's peak (capacity − the memory model's total; None: unbounded).
+    When the unbounded reserve is larger, the device could not give the allocator those segments: the step is
+    replayed again with the segments limited to the replay's tensor peak + ``headroom``, so that each request that
+    finds no cached block and no room flushes the cache first (:class:`simcluster.costs.allocator.CachingAllocator`,
+    ``release_cached_blocks``), and the reserve is what that run holds, with its flushes per step. With
+    ``headroom`` ≤ 0 the tensors alone do not fit (an out-of-memory error): the unbounded reserve, no flushes.
+    """
+    args = (model, training, parallelism, layers_on_stage, has_embedding, has_logits, microbatches_in_flight,
+            recomputed_on_stage)
+    key = (model.model_dump_json(), training.model_dump_json(), parallelism.model_dump_json(), *args[3:])
+    for cache in (_FREE, _BOUNDED):
+        if len(cache) > 4096:
+            cache.clear()
+    if key not in _FREE:
+        a, _ = _Step(*args).run()
+        _FREE[key] = Reserve(float(a.peak_reserved - a.peak_allocated), 0), a.peak_allocated
+    free, tensors = _FREE[key]
+    room = None if headroom is None else int(headroom)
+    if room is None or not 0 < room < free.bytes:
+        return free
+    if (key, room) not in _BOUNDED:
+        a, flushes = _Step(*args).run(limit=tensors + room)
+        _BOUNDED[key, room] = Reserve(float(max(0, a.peak_reserved - a.peak_allocated)), flushes)
+    return _BOUNDED[key, room]
 
 
 def allocator_reserve(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,
                       layers_on_stage: int, has_embedding: bool, has_logits: bool,
                       microbatches_in_flight: int, recomputed_on_stage: int | None = None) -> float:
     """Bytes the caching allocator reserves beyond the tensors' peak on one GPU of the stage: peak
-    reserved − peak allocated of the replayed steps (module docstring); ≥ 0."""
-    key = (model.model_dump_json(), training.model_dump_json(), parallelism.model_dump_json(), layers_on_stage,
-           has_embedding, has_logits, microbatches_in_flight, recomputed_on_stage)
-    hit = _CACHE.get(key)
-    if hit is None:
-        if len(_CACHE) > 4096:
-            _CACHE.clear()
-        a = _Step(model, training, parallelism, layers_on_stage, has_embedding, has_logits,
-                  microbatches_in_flight, recomputed_on_stage).run()
-        hit = _CACHE[key] = float(a.peak_reserved - a.peak_allocated)
-    return hit
+    reserved − peak allocated of the replayed steps (module docstring), on a device without limit; ≥ 0."""
+    return replay_reserve(model, training, parallelism, layers_on_stage=layers_on_stage,
+                          has_embedding=has_embedding, has_logits=has_logits,
+                          microbatches_in_flight=microbatches_in_flight,
+                          recomputed_on_stage=recomputed_on_stage).bytes

@@ -238,12 +238,15 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
     for b in breakdown:
         del b["exposed"]
 
+    cap = min(d.memory_bytes for d in _devices(spec, device))  # the smallest device must fit
     memory = [{"stage": s, **plan.memory(s).to_dict()} for s in range(plan.p)]
-    for m in memory:  # what the process holds: the tensors' peak and the caching allocator's reserve
-        m["reserved"] = m["total"] + plan.allocator_reserve(int(m["stage"]))
+    retries = 0
+    for m in memory:  # what the process holds: the tensors' peak and the caching allocator's reserve, within the device
+        reserve = plan.allocator_reserve(int(m["stage"]), headroom=cap - m["total"])
+        m["reserved"] = m["total"] + reserve.bytes
+        retries = max(retries, reserve.retries_per_step)
     peak_mem = max(m["total"] for m in memory)
     peak_reserved = max(m["reserved"] for m in memory)
-    cap = min(d.memory_bytes for d in _devices(spec, device))  # the smallest device must fit
     mtf = model_flops / T / n_gpus / 1e12 if T else 0.0
     htf = hw_flops / T / n_gpus / 1e12 if T else 0.0
     tokens = spec.training.global_batch * spec.model.seq_len
@@ -264,6 +267,7 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         **_torch_memory_stats(spec, peak_mem, peak_reserved),
         "memory_capacity_bytes": cap,
         "fits_in_memory": bool(peak_mem <= cap),
+        "allocator_retries_per_step": retries,
         "model_flops_per_iteration": model_flops,
         "comm_bytes_per_iteration": comm_bytes,
         "simulated_ranks": len(ranks),
@@ -353,8 +357,12 @@ def _warnings(s: Summary) -> list[str]:
     elif "peak_memory_reserved_bytes" in f and f["peak_memory_reserved_bytes"] > f["memory_capacity_bytes"]:
         w.append(f"the tensors fit but the caching allocator's reserve may not: peak reserved "
                  f"{f['peak_memory_reserved_bytes'] / 2**30:.1f} GiB per GPU > "
-                 f"{f['memory_capacity_bytes'] / 2**30:.1f} GiB (it frees its cache and retries before failing; "
+                 f"{f['memory_capacity_bytes'] / 2**30:.1f} GiB even after freeing its cache (fragmented segments: "
                  "expandable_segments reduces the reserve)")
+    if f.get("allocator_retries_per_step", 0) > 0:
+        w.append(f"the caching allocator runs out of room for new segments: about "
+                 f"{int(f['allocator_retries_per_step'])} cache flush(es) per step (num_alloc_retries: a device sync, "
+                 "cudaFree of the cached segments, cudaMalloc again), whose time is not simulated")
     if f["exposed_comm_fraction"] > 0.2:
         w.append(f"exposed communication is {f['exposed_comm_fraction']:.0%} of the iteration")
     if f["bubble_fraction"] > 0.2:

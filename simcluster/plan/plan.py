@@ -29,7 +29,7 @@ from simcluster.costs.frameworks import Stack, framework
 from simcluster.costs.pipeline_sends import PipelineSends
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.partial_recompute import partial, recomputed_layers
-from simcluster.costs.reserve import allocator_reserve
+from simcluster.costs.reserve import Reserve, replay_reserve
 from simcluster.plan.costing import (TRAINING_LOOP_KERNEL_GAP_S, Blocks, curve_shares, model_blocks, op_flops,
                                      wgrad_time)
 from simcluster.plan.fsdp_root import fsdp_root
@@ -273,14 +273,16 @@ class Plan:
                             has_embedding=s == 0, has_logits=s == self.p - 1,
                             microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
 
-    def allocator_reserve(self, s: int) -> float:
-        """Bytes the caching allocator reserves on one GPU of stage ``s`` beyond its tensors' peak
-        (:func:`simcluster.costs.reserve.allocator_reserve`; a mixture of experts' stage is replayed as
-        its dense layers)."""
+    def allocator_reserve(self, s: int, headroom: float | None = None) -> Reserve:
+        """What the caching allocator reserves on one GPU of stage ``s`` beyond its tensors' peak, and its cache
+        flushes per step when the device leaves it only ``headroom`` bytes beside them
+        (:func:`simcluster.costs.reserve.replay_reserve`; a mixture of experts' stage is replayed as its dense
+        layers)."""
         sp = self.spec
-        return allocator_reserve(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
-                                 has_embedding=s == 0, has_logits=s == self.p - 1,
-                                 microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
+        return replay_reserve(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
+                              has_embedding=s == 0, has_logits=s == self.p - 1,
+                              microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s),
+                              headroom=headroom)
 
     def kv_grad_bytes(self, s: int) -> float:
         """Gradient bytes of stage ``s``'s K/V weights replicated over the tensor group (0 unless g < t)."""

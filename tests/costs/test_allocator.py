@@ -16,7 +16,7 @@ from simcluster.costs import params as P
 from simcluster.costs.allocator import CachingAllocator, round_size, segment_size
 from simcluster.costs.memory import (WORKSPACE_BYTES, activation_bytes_per_layer, loss_transient_bytes,
                                      stage_extra_activation_bytes, stage_memory)
-from simcluster.costs.reserve import allocator_reserve
+from simcluster.costs.reserve import allocator_reserve, replay_reserve
 from simcluster.metrics.summary import _warnings
 
 MiB = 2**20
@@ -137,6 +137,64 @@ def test_the_reserve_is_never_negative_and_the_reserved_peak_holds_the_tensors(t
         reserve = allocator_reserve(m, tr, par, **kw)
         assert reserve >= 0.0
         assert stage_memory(m, tr, par, **kw).total + reserve >= stage_memory(m, tr, par, **kw).total
+
+
+def test_a_device_without_room_flushes_the_whole_cached_segments_and_counts_a_retry():
+    """release_cached_blocks: every free block that is a whole segment goes back (cudaFree), split segments with a
+    live block stay; the retried cudaMalloc counts num_alloc_retries."""
+    a = CachingAllocator(limit=60 * MiB)
+    a.malloc("big", 30 * MiB)  # its own 30 MiB segment
+    a.malloc("x", 3 * MiB)  # a 20 MiB segment: x 3, free 17
+    a.malloc("y", 3 * MiB)  # split from it: x, y, free 14
+    a.free("big")  # 30 MiB cached, whole
+    a.free("y")  # merged into the tail: x 3, free 17 (split: stays)
+    assert (a.reserved, a.retries) == (50 * MiB, 0)
+    a.malloc("z", 16 * MiB)  # best fit: the 17 MiB tail, no new segment
+    assert (a.reserved, a.retries) == (50 * MiB, 0)
+    a.malloc("w", 32 * MiB)  # no cached block of 32 MiB; 50 + 32 > 60: flush the whole 30 MiB segment, retry
+    assert a.retries == 1 and a.reserved == (20 + 32) * MiB and a.peak_reserved == 52 * MiB
+    assert len(a.segments) == 2  # x+z's split segment and w's
+    unbounded = CachingAllocator()
+    for op, key, size in [("m", "big", 30), ("m", "x", 3), ("m", "y", 3), ("f", "big", 0), ("f", "y", 0),
+                          ("m", "z", 16), ("m", "w", 32)]:
+        unbounded.malloc(key, size * MiB) if op == "m" else unbounded.free(key)
+    assert unbounded.reserved == 82 * MiB and unbounded.retries == 0  # the same sequence without a limit
+
+
+def test_the_replayed_reserve_stays_within_the_room_the_device_leaves(tmp_path):
+    """A stage whose unbounded reserve is larger than the device leaves beside its tensors: replayed with that
+    limit, the reserve shrinks to fit (the allocator flushes its cache when it runs out of room) and equals the
+    unbounded one whenever the room suffices."""
+    spec = _torchtitan_like(tmp_path, training={"recompute": "none"})
+    m, tr, par = spec.model, spec.training, spec.parallelism
+    kw = {"layers_on_stage": m.layers, "has_embedding": True, "has_logits": True, "microbatches_in_flight": 1}
+    free = replay_reserve(m, tr, par, **kw)
+    assert free.bytes == allocator_reserve(m, tr, par, **kw) > 0 and free.retries_per_step == 0
+    assert replay_reserve(m, tr, par, **kw, headroom=2 * free.bytes) == free  # room enough: the same replay
+    tight = replay_reserve(m, tr, par, **kw, headroom=free.bytes / 2)
+    assert tight.bytes <= free.bytes / 2
+    assert replay_reserve(m, tr, par, **kw, headroom=-1.0) == free  # the tensors alone do not fit: no bound
+
+
+def test_a_run_at_the_edge_of_the_device_reserves_no_more_than_the_device(tmp_path):
+    """The 529.6B GPT under DeepSpeed ZeRO-3 on 640 A100 80GB (Narayanan et al. 2021, Table 2): its tensors fit
+    (67.6 GiB) but the unbounded reserve (81.2 GiB) would not; the summary's reserved peak stays within the device."""
+    from simcluster.run import simulate_workload
+    from simcluster.spec import load_workload
+    from simcluster.validation.corpus import DATA
+
+    s = simulate_workload(load_workload(str(DATA / "stacks" / "narayanan-zero3-530b-640.yaml"))).summary
+    assert s["fits_in_memory"] and s["peak_memory_bytes"] < s["memory_capacity_bytes"]
+    assert s["peak_memory_bytes"] < s["peak_memory_reserved_bytes"] <= s["memory_capacity_bytes"]
+    assert s["allocator_retries_per_step"] >= 0
+
+
+def test_a_warning_names_the_cache_flushes():
+    s = {"fits_in_memory": True, "peak_memory_bytes": 70 * 2**30, "peak_memory_reserved_bytes": 79 * 2**30,
+         "memory_capacity_bytes": 80 * 2**30, "exposed_comm_fraction": 0.0, "bubble_fraction": 0.0,
+         "allocator_retries_per_step": 3}
+    assert any("3 cache flush" in w and "not simulated" in w for w in _warnings(s))
+    assert not any("flush" in w for w in _warnings({**s, "allocator_retries_per_step": 0}))
 
 
 def test_a_warning_when_the_reserve_does_not_fit_though_the_tensors_do():
