@@ -6,7 +6,8 @@
 - :func:`stage_memory` (``memory.py``): bytes held by one GPU of a pipeline
   stage (ZeRO model states, Korthikanti activations, workspace).
 - :func:`allocator_reserve` (``reserve.py``): what PyTorch's CUDA caching allocator
-  (modelled in ``allocator.py``) reserves beyond those tensors, by replaying a step.
+  (modelled in ``allocator.py``) reserves beyond those tensors, by replaying a step;
+  :func:`replay_reserve` the same within the room the device leaves, with its cache flushes.
 - ``flops.py``: closed-form FLOPs per iteration (Narayanan 2021, Korthikanti 2022).
 - ``params.py``: parameter counts.
 """
