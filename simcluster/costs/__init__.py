@@ -5,9 +5,9 @@
   refit with ``python -m simcluster.costs.calibration``).
 - :func:`stage_memory` (``memory.py``): bytes held by one GPU of a pipeline
   stage (ZeRO model states, Korthikanti activations, workspace).
-- :func:`allocator_reserve` (``reserve.py``): what PyTorch's CUDA caching allocator
-  (modelled in ``allocator.py``) reserves beyond those tensors, by replaying a step;
-  :func:`replay_reserve` the same within the room the device leaves, with its cache flushes.
+- :func:`replay_reserve` (``reserve.py``): what PyTorch's CUDA caching allocator
+  (modelled in ``allocator.py``) reserves beyond those tensors, by replaying a step, within the
+  room the device leaves (with its cache flushes when that room runs out).
 - ``flops.py``: closed-form FLOPs per iteration (Narayanan 2021, Korthikanti 2022).
 - ``params.py``: parameter counts.
 """

@@ -3,7 +3,7 @@
 :func:`simcluster.costs.memory.stage_memory` gives the tensors' peak (``torch.cuda.max_memory_allocated``
 plus the workspaces). The process holds more: the allocator keeps every segment it ever allocated and
 splits them for later requests (:mod:`simcluster.costs.allocator`), so a large request that finds
-only fragments of cached segments allocates a new one. :func:`allocator_reserve` replays the
+only fragments of cached segments allocates a new one. :func:`replay_reserve` replays the
 allocations and frees the memory model implies for three training steps of one GPU of the stage
 (the allocator's state carries over from step to step, as in a run) and returns
 ``peak reserved − peak allocated`` of the replay, the bytes :func:`reserved_bytes` adds to the peak.
@@ -249,14 +249,3 @@ def replay_reserve(model: ModelSpec, training: TrainingSpec, parallelism: Parall
         a, flushes = _Step(*args).run(limit=tensors + room)
         _BOUNDED[key, room] = Reserve(float(max(0, a.peak_reserved - a.peak_allocated)), flushes)
     return _BOUNDED[key, room]
-
-
-def allocator_reserve(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *,
-                      layers_on_stage: int, has_embedding: bool, has_logits: bool,
-                      microbatches_in_flight: int, recomputed_on_stage: int | None = None) -> float:
-    """Bytes the caching allocator reserves beyond the tensors' peak on one GPU of the stage: peak
-    reserved − peak allocated of the replayed steps (module docstring), on a device without limit; ≥ 0."""
-    return replay_reserve(model, training, parallelism, layers_on_stage=layers_on_stage,
-                          has_embedding=has_embedding, has_logits=has_logits,
-                          microbatches_in_flight=microbatches_in_flight,
-                          recomputed_on_stage=recomputed_on_stage).bytes
