@@ -106,8 +106,10 @@ def report(a: dict[str, Any]) -> str:
     lines.append("T = C + b·P + c·N·L, minimax over the six rows (P in billions, C the simulated compute):")
     for name, f in a["fits"].items():
         res = " ".join(f"{x:+.1%}" for x in f["residuals"])
+        edge = (" — at the grid's upper edge: widen B_GRID / C_GRID" if f["b_s_per_billion"] >= B_GRID[-1]
+                or f["c_s_per_rank_layer"] >= C_GRID[-1] else "")
         lines.append(f"  {name:9s} b = {f['b_s_per_billion']:.3f} s per billion parameters, "
-                     f"c = {f['c_s_per_rank_layer'] * 1e6:.0f} µs per rank and layer, worst {f['worst']:.1%} ({res})")
+                     f"c = {f['c_s_per_rank_layer'] * 1e6:.0f} µs per rank and layer, worst {f['worst']:.1%} ({res}){edge}")
     lines.append(f"  published / simulated: per-parameter cost x{a['b_ratio']:.2f}, per-rank cost x{a['c_ratio']:.2f}")
     return "\n".join(lines)
 
