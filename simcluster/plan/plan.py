@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from simcluster.costs import params as P
 from simcluster.costs.compute import ComputeModel
@@ -269,9 +270,13 @@ class Plan:
         if self.moe is not None:
             return moe_stage_memory(self.moe, self.layers_of(s), has_embedding=s == 0, has_logits=s == self.p - 1,
                                     in_flight=self.in_flight(s), recomputed=self.recomputed)
-        return stage_memory(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
-                            has_embedding=s == 0, has_logits=s == self.p - 1,
-                            microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
+        return stage_memory(sp.model, sp.training, sp.parallelism, **self._stage_shape(s))
+
+    def _stage_shape(self, s: int) -> dict[str, Any]:
+        """What the memory model and the allocator replay need to know of stage ``s`` (its layers, ends, microbatches
+        in flight and recomputed layers), as keyword arguments."""
+        return dict(layers_on_stage=self.stage_layers(s), has_embedding=s == 0, has_logits=s == self.p - 1,
+                    microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s))
 
     def allocator_reserve(self, s: int, headroom: float | None = None) -> Reserve:
         """What the caching allocator reserves on one GPU of stage ``s`` beyond its tensors' peak, and its cache
@@ -279,10 +284,7 @@ class Plan:
         (:func:`simcluster.costs.reserve.replay_reserve`; a mixture of experts' stage is replayed as its dense
         layers)."""
         sp = self.spec
-        return replay_reserve(sp.model, sp.training, sp.parallelism, layers_on_stage=self.stage_layers(s),
-                              has_embedding=s == 0, has_logits=s == self.p - 1,
-                              microbatches_in_flight=self.in_flight(s), recomputed_on_stage=self.recomputed_on(s),
-                              headroom=headroom)
+        return replay_reserve(sp.model, sp.training, sp.parallelism, **self._stage_shape(s), headroom=headroom)
 
     def kv_grad_bytes(self, s: int) -> float:
         """Gradient bytes of stage ``s``'s K/V weights replicated over the tensor group (0 unless g < t)."""
