@@ -88,7 +88,7 @@ def _finish(outcome: Any, out: Path, args: argparse.Namespace) -> int:
     if getattr(args, "verbose", False):
         sim = outcome.details.get("simulation", {})
         print(f"simulated {sim.get('tasks', '?'):,} tasks, {sim.get('events', '?'):,} events in "
-              f"{sim.get('wall_s', float('nan')):.3f} s ({outcome.summary.get('simulated_ranks', '?')} simulated ranks)")
+              f"{outcome.result.wall_s:.3f} s ({outcome.summary.get('simulated_ranks', '?')} simulated ranks)")
     print(f"wrote {out}/")
     if getattr(args, "json", False):
         print_json(args, outcome.summary)

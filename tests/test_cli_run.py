@@ -182,13 +182,23 @@ def test_printed_summary_shows_the_iteration_time(toy_run):
 
 
 def test_run_is_deterministic(tmp_path):
+    """Two runs of one input write the same folder, byte for byte: every file (details.json has no
+    wall-clock figure; ``-v`` prints the simulation's time instead)."""
     a, b = tmp_path / "a", tmp_path / "b"
     run_ok(TOY, a)
     run_ok(TOY, b)
-    assert (a / "summary.json").read_bytes() == (b / "summary.json").read_bytes()
-    ta, tb = timeline_file(a), timeline_file(b)
-    assert ta.name == tb.name
-    assert ta.read_bytes() == tb.read_bytes()
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert {"summary.json", "details.json", "trace.json", "report.html"} <= {f.name for f in files}
+    assert timeline_file(a).name == timeline_file(b).name
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_verbose_run_prints_the_simulation_time(tmp_path):
+    rc, out, err = cli("run", TOY, "--out", tmp_path / "run", "-v")
+    assert rc == 0, err
+    assert re.search(r"simulated [\d,]+ tasks, [\d,]+ events in \d+\.\d{3} s", out), out
 
 
 @pytest.mark.parametrize("overrides, gpus", [

@@ -285,7 +285,8 @@ def summarize(res: SimResult, tg: TaskGraph, plan: Plan, topo: Topology,
         "warnings": _warnings(summary) + calibration_warnings([d.name for d in devices]),
         "link_utilization": _links(res, topo, T),
         "uncertainty": sources,
-        "simulation": {"tasks": len(tg.tasks), "events": res.events, "wall_s": round(res.wall_s, 3)},
+        # the run's size, not its wall-clock time: the same input writes the same bytes (cli -v prints the time)
+        "simulation": {"tasks": len(tg.tasks), "events": res.events},
     }
     if plan.moe is not None:  # router loads per MoE layer, each expert's share (simcluster.plan.moe)
         details["moe"] = plan.moe.report(plan.m)
