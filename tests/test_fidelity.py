@@ -47,3 +47,39 @@ def test_fusion_does_not_change_the_figures(tmp_path):
     gpu = lambda t: t[t["rank"] >= 0].sort_values(["rank", "stream", "start_s"]).reset_index(drop=True)
     assert len(gpu(a)) == len(gpu(b))
     assert (gpu(a)["task"] == gpu(b)["task"]).all()
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+def test_deepspeed_zero_under_full_fidelity_agrees_with_symmetric(tmp_path, zero):
+    # DeepSpeed's ZeRO-3 fetch waits for the rank's last gradient reduce-scatter: under full fidelity the
+    # reduce-scatter task is shared by the replicas, and a replica lowered later waited for the last one of
+    # the iteration before it could issue it (a deadlock)
+    spec = make_spec(tmp_path, "parallelism.tensor=2", "parallelism.pipeline=1", "parallelism.data=4",
+                     "training.framework=deepspeed", f"parallelism.zero_stage={zero}")
+    sym = simulate_workload(spec, LoweringOptions(fidelity="symmetric")).summary
+    full = simulate_workload(spec, LoweringOptions(fidelity="full")).summary
+    assert full["iteration_time_s"] == pytest.approx(sym["iteration_time_s"], rel=1e-9)
+    assert full["host_wait_fraction"] == pytest.approx(sym["host_wait_fraction"], rel=1e-9)
+
+
+def test_an_uneven_node_is_simulated_gpu_by_gpu(tmp_path):
+    """DGX-1's hybrid cube-mesh links GPU pairs with 1 or 2 NVLinks (GPU 0 → 4: two, GPU 3 → 7: one): stage 0's
+    first GPU cannot stand for its peers, so ``auto`` simulates every GPU and ``symmetric`` is refused."""
+    from simcluster.errors import SpecError
+    from simcluster.lowering.lower import resolve_fidelity
+    from simcluster.topology.intra import DGX1_NVLINKS
+
+    layout = ("parallelism.tensor=1", "parallelism.pipeline=2", "parallelism.data=4", "cluster.preset=dgx1-v100")
+    spec = make_spec(tmp_path, *layout)
+    assert spec.cluster.uneven_node and len(set(DGX1_NVLINKS.values())) > 1
+    assert resolve_fidelity(spec, LoweringOptions()) == "full"
+    auto = simulate_workload(spec)
+    assert len(auto.tasks.ranks) == spec.num_gpus
+    full = simulate_workload(spec, LoweringOptions(fidelity="full"))
+    assert auto.summary["iteration_time_s"] == full.summary["iteration_time_s"]
+    with pytest.raises(SpecError, match="nvlink-mesh"):
+        make_spec(tmp_path, *layout, "fidelity=symmetric")
+    with pytest.raises(ValueError, match="unevenly"):
+        resolve_fidelity(spec, LoweringOptions(fidelity="partial"))
+    # a node of NVSwitch (or a mesh of another size) is even: one GPU per stage stands for its peers
+    assert not make_spec(tmp_path, *layout[:3]).cluster.uneven_node

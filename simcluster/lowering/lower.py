@@ -61,12 +61,16 @@ class LoweringOptions:
 
 def resolve_fidelity(spec: WorkloadSpec, options: LoweringOptions) -> str:
     """``symmetric``, ``partial`` or ``full`` as asked; ``auto`` is symmetric while every rank is
-    identical, partial otherwise (which :class:`Lowerer` turns into full where it does not apply)."""
+    identical, partial otherwise (which :class:`Lowerer` turns into full where it does not apply), and full on
+    nodes whose GPU pairs are linked unevenly (the DGX-1 cube-mesh: ``ClusterSpec.uneven_node``), where no GPU
+    stands for its peers."""
     f = options.fidelity or spec.fidelity
     if f == "auto":
-        return "partial" if spec.cluster.heterogeneous else "symmetric"
+        return "full" if spec.cluster.uneven_node else "partial" if spec.cluster.heterogeneous else "symmetric"
     if f == "symmetric" and spec.cluster.heterogeneous:
         raise ValueError("fidelity symmetric cannot simulate stragglers or degraded links")
+    if f in ("symmetric", "partial") and spec.cluster.uneven_node:
+        raise ValueError(f"fidelity {f} cannot simulate a node whose GPU pairs are linked unevenly (nvlink-mesh)")
     return f
 
 
@@ -361,6 +365,8 @@ class Lowerer:
                 for i in range(step.parts):  # DeepSpeed: one per tensor, one after another
                     name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")
                     rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after)
-                self.last_rs.update(rs)
+                # a rank's last reduce-scatter is the one its own chain has reached: under full fidelity the task is
+                # shared with replicas lowered later, whose fetches must not wait for it before they issue it
+                self.last_rs.update((r, tid) for r, tid in rs.items() if r in members)
         if pending:  # the unit's output, the input gradient, is whole once the collectives beside its last GEMM end:
             ch.compute(f"tp.wait L{layer}", 0.0, 0.0, "backward", layer)  # what its send and the next unit wait for

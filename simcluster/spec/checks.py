@@ -152,6 +152,10 @@ def _schedule_checks(spec: "WorkloadSpec") -> list[Finding]:
 def _fidelity_checks(spec: "WorkloadSpec") -> list[Finding]:
     """``fidelity: symmetric`` simulates one GPU per stage: only for clusters whose ranks are alike."""
     c = spec.cluster
+    if spec.fidelity in ("symmetric", "partial") and getattr(c, "uneven_node", False):
+        return [Finding("fidelity", f"{spec.fidelity} lets one GPU stand for its peers, but the 8-GPU nvlink-mesh "
+                                    "(DGX-1 hybrid cube-mesh) links GPU pairs with 1 or 2 NVLinks, so peers move data "
+                                    "at different speeds; use full or auto", ("cluster.intra_node.fabric",))]
     if spec.fidelity != "symmetric" or not getattr(c, "heterogeneous", False):
         return []
     why = [what for what, present in (("stragglers", c.stragglers), ("degraded links", c.degraded_links),

@@ -137,6 +137,14 @@ class ClusterSpec(BaseModel):
         return bool(self.stragglers or self.degraded_links or self.failed_links or self.node_devices
                     or self.graph is not None)
 
+    @property
+    def uneven_node(self) -> bool:
+        """True when the GPU pairs of a node are linked unevenly, so that ranks doing the same work move their data at
+        different speeds: the 8-GPU NVLink mesh is the DGX-1's hybrid cube-mesh, 1 or 2 NVLinks a pair
+        (:data:`simcluster.topology.intra.DGX1_NVLINKS`; other sizes are a full mesh of single links). One
+        representative GPU per stage cannot stand for its peers there: ``auto`` simulates every GPU."""
+        return self.intra_node.fabric == "nvlink-mesh" and self.gpus_per_node == 8
+
     def num_pods(self) -> int:
         """Pods of a torus cluster: ``pods``, or as few full-size pods as hold the chips (1 otherwise)."""
         torus = self.inter_node.torus

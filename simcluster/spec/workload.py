@@ -176,7 +176,8 @@ class WorkloadSpec(BaseModel):
         "simulates the data-parallel replicas that stragglers, mixed-device nodes or degraded links touch GPU by "
         "GPU and one GPU per stage for the others (full where it cannot: failed links, explicit graphs, spine "
         "or torus links, hybrid sharding, every replica touched); auto picks symmetric for a homogeneous "
-        "cluster, partial otherwise.")
+        "cluster, partial otherwise, and full on nodes whose GPU pairs are linked unevenly (the 8-GPU nvlink-mesh, "
+        "DGX-1's hybrid cube-mesh: 1 or 2 NVLinks a pair), where symmetric and partial are refused.")
     search: SearchSpec | None = Field(default=None, description="Limits for `search`; `run` ignores them.")
     cluster: ClusterSpec = Field(description="The cluster (below).")
 

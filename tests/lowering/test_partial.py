@@ -71,9 +71,13 @@ def test_the_asymmetry_costs_time_that_partial_fidelity_sees(tmp_path):
     ("cluster.stragglers={0: 1.5, 2: 1.5, 4: 1.5, 6: 1.5}",),  # every replica touched: nothing to save
     ("cluster.degraded_links={'gpu0->nvsw0': 0.5, 'nvsw0->gpu3': 0.5, 'gpu4->nvsw0': 0.5, 'gpu6->nvsw0': 0.5}",),
     ("parallelism.zero_stage=1", "parallelism.zero_shard=2", "cluster.stragglers={0: 1.5}"),  # hybrid sharding
+    # two GPUs a NIC: the data-parallel groups of tensor ranks 0 and 1 share NICs (partial was 6 % slow)
+    ("parallelism.data=8", "parallelism.zero_stage=2", "cluster.nodes=2", "cluster.inter_node.nics_per_node=4",
+     "cluster.stragglers={1: 1.3}"),
 ])
 def test_partial_falls_back_to_full_where_it_cannot_apply(tmp_path, why):
-    spec = make_spec(tmp_path, "parallelism.tensor=2", "parallelism.pipeline=1", "parallelism.data=4", *why)
+    spec = make_spec(tmp_path, "parallelism.tensor=2", "parallelism.pipeline=1", "parallelism.data=4",
+                     "training.global_batch=32", *why)
     assert simulate_workload(spec).tasks.meta["fidelity"] == "full"
 
 
@@ -96,3 +100,26 @@ def test_partial_on_a_homogeneous_cluster_is_symmetric(tmp_path):
     sym = simulate_workload(spec, LoweringOptions(fidelity="symmetric"))
     assert part.tasks.meta["fidelity"] == "symmetric"
     assert part.summary == sym.summary
+
+
+@pytest.mark.parametrize("nics, fidelity", [(8, "partial"), (4, "full")])
+def test_data_parallel_groups_that_slow_each_other_are_simulated_gpu_by_gpu(tmp_path, monkeypatch, nics, fidelity):
+    """With one NIC a GPU the stage's data-parallel groups do not meet and partial symmetry holds; with two GPUs a
+    NIC the straggler's group runs after the others instead of beside them (full fidelity), which partial
+    symmetry's one data-parallel task a stage cannot show, so auto runs full."""
+    layout = ("model.layers=1", "model.hidden=512", "model.heads=8", "model.seq_len=256", "model.vocab=4096",
+              "parallelism.tensor=4", "parallelism.pipeline=1", "parallelism.data=8", "parallelism.zero_stage=2",
+              "training.micro_batch=2", "cluster.nodes=4", f"cluster.inter_node.nics_per_node={nics}",
+              "cluster.stragglers={1: 1.3}")
+    spec = make_spec(tmp_path, *layout)
+    auto = simulate_workload(spec)
+    assert auto.tasks.meta["fidelity"] == fidelity
+    full = simulate_workload(spec, LoweringOptions(fidelity="full")).summary
+    assert auto.summary["iteration_time_s"] == pytest.approx(full["iteration_time_s"], rel=0.01)
+    if nics == 4:  # what partial symmetry would have said: every group at the straggler's time, sharing NICs
+        import simcluster.lowering.partial as partial
+
+        monkeypatch.setattr(partial, "_groups_share_links", lambda plan, topo: False)
+        part = simulate_workload(spec)
+        assert part.tasks.meta["fidelity"] == "partial"
+        assert part.summary["iteration_time_s"] > 1.03 * full["iteration_time_s"]
