@@ -47,15 +47,17 @@ def main(args: argparse.Namespace) -> int:
     if args.gpus and args.nodes:
         raise SpecError([Problem("--nodes", None, "", "give --gpus or --nodes, not both")])
     name = args.name or (Path(where).stem if where != "-" else "megatron")
+    vocab_given = any(o.partition("=")[0].strip() == "model.vocab" for o in args.overrides)
     data, ignored = megatron_workload(text, file=where, name=name, gpus=args.gpus, nodes=args.nodes,
-                                      cluster=args.cluster)
+                                      cluster=args.cluster, vocab_given=vocab_given)
     _, problems = apply_overrides(data, list(args.overrides))
     if problems:
         raise SpecError(problems)
     spec = workload_from_data(data, source=where)  # the workload written must validate (SpecError: exit 2)
     header = (f"Imported from {where} by simcluster import-megatron.\n"
               f"{spec.num_gpus} GPUs: tensor {spec.parallelism.tensor} x pipeline {spec.parallelism.pipeline} "
-              f"x data {spec.parallelism.data}.\n")
+              + (f"x context {spec.parallelism.context} " if spec.parallelism.context > 1 else "")
+              + f"x data {spec.parallelism.data}.\n")
     if ignored:
         header += "Ignored (no effect on what is simulated): " + " ".join(ignored) + "\n"
     text_out = workload_yaml(data, header)

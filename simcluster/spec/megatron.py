@@ -12,7 +12,10 @@ Megatron-LM                                                workload
 --seq-length (else --max-position-embeddings)              model.seq_len
 --padded-vocab-size / --vocab-size                         model.vocab (--vocab-size padded as Megatron
                                                            does: to --make-vocab-size-divisible-by ×
-                                                           tensor); neither: GPT-2's 50257, padded
+                                                           tensor); neither: GPT-2's 50257, padded, with
+                                                           --tokenizer-type GPT2BPETokenizer or none; any
+                                                           other tokenizer is a problem (its file sets the
+                                                           size) unless ``--set model.vocab`` gives it
 --swiglu, --untie-embeddings-and-output-weights            model.mlp swiglu, tied_embeddings false
 --tensor-/--pipeline-model-parallel-size,                  parallelism.tensor, pipeline, context
 --context-parallel-size
@@ -62,6 +65,9 @@ UNSUPPORTED_PREFIXES = ("--num-experts", "--moe-", "--expert-model-parallel-size
 #: Megatron's default --make-vocab-size-divisible-by; GPT-2's BPE vocabulary (the 2021 scripts' --vocab-file).
 DIVISIBLE_BY = 128
 GPT2_VOCAB = 50257
+#: ``--tokenizer-type`` values whose vocabulary is GPT-2's (Megatron-LM's default tokenizer). Any other (a
+#: SentencePiece, Hugging Face or tiktoken model) has the size of its own file: given by --vocab-size or refused.
+GPT2_TOKENIZERS = frozenset({"GPT2BPETokenizer"})
 
 _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf16", "--fp16", "--swiglu",
                     "--untie-embeddings-and-output-weights", "--use-flash-attn", "--recompute-activations",
@@ -109,9 +115,11 @@ def _int(args: dict[str, str | bool], key: str, file: str, problems: list[Proble
 
 
 def megatron_workload(text: str, *, file: str = "<args>", name: str | None = None, gpus: int | None = None,
-                      nodes: int | None = None, cluster: str = "dgx-a100-80gb") -> tuple[dict[str, Any], list[str]]:
+                      nodes: int | None = None, cluster: str = "dgx-a100-80gb",
+                      vocab_given: bool = False) -> tuple[dict[str, Any], list[str]]:
     """The workload mapping of a Megatron-LM command line, and the arguments it ignored;
-    raises SpecError naming what cannot be mapped or is missing."""
+    raises SpecError naming what cannot be mapped or is missing. ``vocab_given``: the caller sets
+    ``model.vocab`` itself (``--set``), so a tokenizer whose size the arguments do not give is no problem."""
     args = parse_args(text)
     problems: list[Problem] = []
     unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES))
@@ -130,6 +138,12 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     seq = ints["--seq-length"] or ints["--max-position-embeddings"]
     if seq is None:
         problems.append(Problem(file, None, "--seq-length", "missing (and no --max-position-embeddings)"))
+    tokenizer = args.get("--tokenizer-type")
+    if (isinstance(tokenizer, str) and tokenizer not in GPT2_TOKENIZERS and not vocab_given
+            and ints["--padded-vocab-size"] is None and ints["--vocab-size"] is None):
+        problems.append(Problem(file, None, "--tokenizer-type", f"{tokenizer}: Megatron-LM takes the vocabulary size "
+                                "from the tokenizer, which import-megatron cannot read; add --vocab-size N to the "
+                                "arguments or give --set model.vocab=N"))
     if problems:
         raise SpecError(problems)
     t = ints["--tensor-model-parallel-size"] or 1
@@ -220,7 +234,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     data: dict[str, Any] = {"name": name or Path(file).stem, "model": model, "training": training,
                             "parallelism": parallelism, "cluster": cluster_section}
     known = set(ints) | _FLAGS | {"--recompute-granularity", "--recompute-method", "--recompute-num-layers",
-                                  "--DDP-impl", "--optimizer"}
+                                  "--DDP-impl", "--optimizer", "--tokenizer-type"}
     ignored = sorted(k for k in args if k not in known)
     return data, ignored
 

@@ -154,6 +154,31 @@ def test_import_megatron_refuses_moe(tmp_path, capsys):
     assert "--num-experts" in err and "--moe-router-topk" in err and "Traceback" not in err
 
 
+def test_import_megatron_needs_the_vocabulary_of_a_tokenizer_it_cannot_read(tmp_path, capsys):
+    """Megatron-LM sizes the vocabulary from --tokenizer-type's file: GPT-2's BPE (50257, the default) is known; a
+    Hugging Face, SentencePiece or tiktoken model is not, so import-megatron asks for it instead of writing GPT-2's."""
+    args = tmp_path / "args.txt"
+    line = ("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 --global-batch-size 64 "
+            "--tensor-model-parallel-size 2 --tokenizer-type {} --tokenizer-model meta-llama/Meta-Llama-3-8B\n")
+    args.write_text(line.format("HuggingFaceTokenizer"))
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--tokenizer-type: HuggingFaceTokenizer" in err and "--set model.vocab" in err
+    assert main(["import-megatron", str(args), "--gpus", "8", "--set", "model.vocab=128256"]) == 0
+    out = tmp_path / "w.yaml"
+    out.write_text(capsys.readouterr().out)
+    assert load_workload(out).model.vocab == 128256
+    args.write_text(line.format("HuggingFaceTokenizer").replace("--tokenizer-type", "--vocab-size 128000 --tokenizer-type"))
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 0
+    out.write_text(capsys.readouterr().out)
+    assert load_workload(out).model.vocab == 128000  # 128000 = 500 x 128 x 2
+    args.write_text(line.format("GPT2BPETokenizer"))
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 0
+    text = capsys.readouterr().out
+    out.write_text(text)
+    assert load_workload(out).model.vocab == 50432 and "--tokenizer-type" not in text.split("\n", 3)[2]
+
+
 def test_a_sweeps_best_yaml_keeps_the_config_reachable(tmp_path):
     from simcluster.spec.sweep import load_sweep
     from simcluster.spec.yamlio import parse_yaml_text
