@@ -86,6 +86,7 @@ from simcluster.costs.devices import Calibration, device_calibration
 from simcluster.costs.fp8_gemm import fp8_gemm_curve
 from simcluster.topology.devices import Device
 from simcluster.workload.ops import DTYPE_BYTES, FP8_OPERAND_BYTES
+from simcluster.workload.sliding_window import window_pair_ratio
 
 #: Bytes an FP8 quantize kernel moves per element: read bf16 (2), write FP8 (1) and one fp32 scale
 #: per 128 elements (DeepSeek-V3 §3.3.2, 1×128 tiles).
@@ -245,22 +246,24 @@ class ComputeModel:
 
     # --- attention -----------------------------------------------------------------
     def attention_flops(self, batch: int, heads: int, seq: int, head_dim: int, *,
-                        causal: bool = True, flash: bool = True, backward: bool = False) -> float:
+                        causal: bool = True, flash: bool = True, backward: bool = False, window: int = 0) -> float:
         """FLOPs the attention core executes.
 
         Forward: 4·b·a·s²·d (QKᵀ and AV); a flash kernel skips the masked half
-        when causal. Backward: 2.5× forward for flash (recomputes the scores),
-        2× forward for the unfused GEMMs.
+        when causal, and under a sliding window of ``window`` keys the blocks outside it
+        (P_w/P of the causal work: :mod:`simcluster.workload.sliding_window`). Backward: 2.5×
+        forward for flash (recomputes the scores), 2× forward for the unfused GEMMs (which compute
+        the whole square, window or not).
         """
         fwd = 4.0 * batch * heads * seq * seq * head_dim
         if flash:
-            fwd = fwd / 2 if causal else fwd
+            fwd = fwd / 2 * window_pair_ratio(seq, window) if causal else fwd
             return fwd * eff.FLASH_BWD_FLOP_RATIO if backward else fwd
         return 2.0 * fwd if backward else fwd
 
     def attention_time(self, batch: int, heads: int, seq: int, head_dim: int, *,
                        causal: bool = True, flash: bool = True, backward: bool = False, dropout: bool = True,
-                       alibi: bool = False) -> float:
+                       alibi: bool = False, window: int = 0) -> float:
         """Attention-core time: forward, or backward only when ``backward``.
 
         flash=True: one fused kernel, body efficiency from the fitted power law
@@ -274,11 +277,13 @@ class ComputeModel:
         (ATen ``_dropout_impl``); flash attention fuses its dropout either way. ``alibi`` (``model.alibi``): the
         unfused forward's ``baddbmm(alibi, q, kᵀ, beta=1)`` copies the broadcast bias into the scores and the GEMM
         reads them back (ATen ``baddbmm_out``: the input is copied into the result when beta ≠ 0): two passes.
+        ``window`` (``model.sliding_window``, causal): the flash kernel does the window's share of the work at the
+        efficiency of the full sequence's kernel; the unfused path masks the whole square (no saving).
         """
         b, a, s, d = batch, heads, seq, head_dim
         e = self.element_bytes
         if flash:
-            flops = self.attention_flops(b, a, s, d, causal=causal, flash=True, backward=backward)
+            flops = self.attention_flops(b, a, s, d, causal=causal, flash=True, backward=backward, window=window)
             io = (8 if backward else 4) * b * a * s * d * e
             body = self.roofline_time(flops, io, self.clock_ratio * self.calibration.flash_efficiency(
                 b, a, s, d, backward=backward), self.calibration.bandwidth_fraction("copy"))

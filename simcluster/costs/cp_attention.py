@@ -36,7 +36,8 @@ from simcluster.costs.compute import ComputeModel
 
 
 def cp_attention_time(cm: ComputeModel, batch: int, heads: int, seq: int, head_dim: int, context: int, *,
-                      flash: bool = True, backward: bool = False, dropout: bool = True, alibi: bool = False) -> float:
+                      flash: bool = True, backward: bool = False, dropout: bool = True, alibi: bool = False,
+                      window: int = 0) -> float:
     """Seconds one of ``context`` ranks spends in the attention core of a causal layer over ``seq`` tokens.
 
     Flash (fused) attention: the forward one kernel of the rank's work, the backward TE's c ring steps
@@ -46,7 +47,7 @@ def cp_attention_time(cm: ComputeModel, batch: int, heads: int, seq: int, head_d
     c = max(1, context)
     if c == 1 or not flash or not backward:
         return cm.attention_time(batch, heads, seq, head_dim, causal=True, flash=flash, backward=backward,
-                                 dropout=dropout, alibi=alibi) / c
+                                 dropout=dropout, alibi=alibi, window=window) / c
     local = max(1, seq // c)
     diagonal = cm.attention_time(batch, heads, local, head_dim, causal=True, flash=True, backward=backward)
     half = cm.attention_time(batch, heads, local, head_dim, causal=False, flash=True, backward=backward) / 2

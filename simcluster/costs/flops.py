@@ -33,6 +33,7 @@ from simcluster.costs import mla
 from simcluster.costs.params import ffn_width, kv_width, layer_matrix_params, mlp_matrices, q_width
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
+from simcluster.workload.sliding_window import window_pair_ratio
 
 
 def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
@@ -42,10 +43,11 @@ def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
 
 
 def attention_core_forward_flops(model: ModelSpec, sequences: float) -> float:
-    """QKᵀ and A·V of one layer, full square: 4·B·s²·a·d (= 4·B·s²·h when a·d = h)."""
+    """QKᵀ and A·V of one layer, full square: 4·B·s²·a·d (= 4·B·s²·h when a·d = h); under a sliding window
+    times the window's share of the causal query-key pairs (:mod:`simcluster.workload.sliding_window`)."""
     if model.attention == "mla":  # 2·B·s²·a·(d + d_R + d_v) (simcluster.costs.mla)
         return mla.core_forward_flops(model, sequences)
-    return 4.0 * sequences * model.seq_len**2 * q_width(model)
+    return 4.0 * sequences * model.seq_len**2 * q_width(model) * window_pair_ratio(model.seq_len, model.sliding_window)
 
 
 def logits_forward_flops(model: ModelSpec, sequences: float) -> float:

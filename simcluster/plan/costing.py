@@ -117,7 +117,7 @@ def op_time(op: Op, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool, bac
         b, a, s, d = op.attn
         heads = max(1, a // t)
         return cp_attention_time(cm, b, heads, s, d, c, flash=flash, backward=backward, dropout=op.dropout,
-                                 alibi=op.alibi)
+                                 alibi=op.alibi, window=op.window)
     if op.kind == "loss":  # the stack's cross-entropy passes over the vocabulary-parallel logits
         elements = op.elements / (t * c)
         return sum(cm.memory_time(per * elements, kind) for kind, per in (stack.loss_bwd if backward else stack.loss_fwd))

@@ -56,6 +56,14 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
     if m.parallel_block_norms != 1 and t > 1 and (spec.parallelism.sequence_parallel or spec.parallelism.tp_comm_overlap):
         found.append(Finding("model.parallel_block_norms", "two LayerNorms are not modelled with sequence_parallel or "
                              "tp_comm_overlap", ("parallelism.sequence_parallel", "parallelism.tp_comm_overlap")))
+    window = getattr(m, "sliding_window", None)
+    if window is not None and window < m.seq_len:
+        if m.attention == "mla":
+            found.append(Finding("model.sliding_window", "a window over latent attention is not modelled",
+                                 ("model.attention",)))
+        if spec.parallelism.context > 1:
+            found.append(Finding("model.sliding_window", "a window under context parallelism is not modelled (each "
+                                 "ring step would skip the chunks outside it)", ("parallelism.context",)))
     return found
 
 

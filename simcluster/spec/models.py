@@ -1,7 +1,8 @@
 """Models from files: ``model: {from: config.json}`` and ``model: {preset: NAME}``.
 
 ``from`` reads a Hugging Face ``config.json`` (Llama, Mistral, Qwen2, Gemma, GPT-2, GPT-NeoX,
-DeepSeek dense) and maps its keys onto the model section; ``preset`` reads an architecture of
+DeepSeek dense) and maps its keys onto the model section (a ``sliding_window`` that covers every layer
+too: :func:`_window`); ``preset`` reads an architecture of
 the shipped catalogue (``simcluster/data/models/NAME.yaml``, each with its ``source``). Keys
 written beside ``from``/``preset`` override what was read. Offline: files only, nothing is
 downloaded. A key of ``config.json`` that changes the model's cost but cannot be mapped
@@ -50,7 +51,7 @@ _IGNORED = frozenset({
     "rope_theta", "rope_scaling", "rotary_pct", "rotary_emb_base", "rotary_dim", "partial_rotary_factor",
     "attention_bias", "attention_dropout", "hidden_dropout", "mlp_bias", "qkv_bias", "bias",
     "pretraining_tp", "resid_pdrop", "embd_pdrop", "attn_pdrop", "classifier_dropout", "dropout",
-    "sliding_window", "use_sliding_window", "max_window_layers", "use_parallel_residual",
+    "use_parallel_residual",
     "scale_attn_weights", "reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx",
     "task_specific_params", "tokenizer_class", "id2label", "label2id", "is_decoder",
     "output_attentions", "output_hidden_states", "return_dict", "tie_encoder_decoder",
@@ -79,6 +80,28 @@ def _mlp(config: dict[str, Any], model_type: str) -> str | None:
     return None
 
 
+#: Model types whose sliding window covers some layers only (transformers' Gemma 2/3: every other layer).
+_LAYERED_WINDOW_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
+
+
+def _window(config: dict[str, Any], model_type: str) -> tuple[int | None, str | None]:
+    """(``sliding_window`` of every layer, or None; why it cannot be mapped, or None). Mistral's ``sliding_window``
+    covers every layer; Qwen2's only when ``use_sliding_window`` and from layer ``max_window_layers`` on
+    (transformers' Qwen2Attention), so every layer only when that is 0; Gemma 2/3 alternate windowed layers."""
+    w = config.get("sliding_window")
+    if not w or config.get("use_sliding_window") is False:
+        return None, None
+    layers = config.get("num_hidden_layers")
+    if model_type in _LAYERED_WINDOW_TYPES or "layer_types" in config or "sliding_window_pattern" in config:
+        return None, f"sliding_window {w} on some layers only ({model_type or 'layer_types'}) cannot be mapped"
+    first = config.get("max_window_layers", 0) if "use_sliding_window" in config else 0
+    if isinstance(layers, int) and isinstance(first, int) and first >= layers:
+        return None, None  # no layer is windowed
+    if first:
+        return None, f"sliding_window {w} from layer max_window_layers = {first} on cannot be mapped (every layer or none)"
+    return int(w), None
+
+
 def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Problem]]:
     """The model keys of a Hugging Face ``config.json`` mapping, and the problems: keys that change
     the cost but cannot be mapped, named one by one."""
@@ -99,6 +122,12 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
         out["embed_layernorm"] = True
     mlp = _mlp(config, model_type)
     problems: list[Problem] = []
+    used |= {"sliding_window", "use_sliding_window", "max_window_layers"}
+    window, why = _window(config, model_type)
+    if why:
+        problems.append(Problem(file, None, where, why))
+    elif window:
+        out["sliding_window"] = window
     if mlp is None:
         act = next(config[k] for k in _ACTIVATION_KEYS if config.get(k) is not None)
         problems.append(Problem(file, None, where, f"activation {act!r} cannot be mapped (known: silu -> swiglu, gelu)"))

@@ -90,6 +90,13 @@ class ModelSpec(BaseModel):
         "into rotated and pass-through parts and concatenates them back: the concatenation forward and each "
         "slice's zero-filled full-size gradient and their sum backward are costed (docs/model.md); the rotation "
         "itself is not.")
+    sliding_window: PositiveInt | None = Field(
+        default=None, description="Each query attends to at most this many keys, itself and those before it "
+        "(Mistral 7B: 4,096 in a context of 8,192; Jiang et al. 2023 §2). Flash attention skips the blocks outside "
+        "the window (FlashAttention-2's window_size): the attention core costs P_w/P of the causal kernel, "
+        "P_w = w(w+1)/2 + (s−w)·w query-key pairs against P = s(s+1)/2, and model FLOPs count the same pairs; the "
+        "unfused attention computes and masks the whole score matrix (no saving). Not with context parallelism "
+        "or latent attention.", json_schema_extra={"default_doc": "none: the whole causal prefix"})
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")

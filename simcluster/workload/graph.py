@@ -38,6 +38,7 @@ from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
 from simcluster.workload.mla import mla_attention_ops
 from simcluster.workload.ops import DTYPE_BYTES, Op
+from simcluster.workload.sliding_window import window_pair_ratio
 
 
 def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
@@ -63,8 +64,11 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
                   elements=bs * up_n)
 
     kv = (2 * g * d, g)  # the K and V columns of the QKV product (replicated when g < t)
-    core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q, 8.0 * b * s * s * q, dt * 4 * bs * q,
-              "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0, alibi=m.alibi)
+    window = m.sliding_window if m.sliding_window and m.sliding_window < s else 0
+    pairs = window_pair_ratio(s, window)  # the window's share of the query-key pairs (workload.sliding_window)
+    core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q * pairs, 8.0 * b * s * s * q * pairs,
+              dt * 4 * bs * q, "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0, alibi=m.alibi,
+              window=window)
     if m.parallel_block and m.parallel_block_norms == 2:  # GPT-NeoX's gpt_j_residual (:func:`_neox_parallel`)
         return _neox_parallel(mem, gemm, act, core, sbh, qkv_n, up_n, h, q, f, kv)
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")

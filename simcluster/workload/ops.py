@@ -51,3 +51,4 @@ class Op:
     kv: tuple[int, int] = (0, 0)  # QKV: (K and V columns 2·g·d of N, K/V heads g), for g < t replication
     dropout: bool = True  # attention core: a dropout over the probabilities (model.attention_dropout > 0)
     alibi: bool = False  # attention core: ALiBi's bias added through baddbmm (model.alibi)
+    window: int = 0  # attention core: keys each query attends to (model.sliding_window; 0: the causal prefix)
