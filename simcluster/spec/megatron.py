@@ -61,7 +61,8 @@ from simcluster.errors import Problem, SpecError
 
 #: Arguments that change what would be simulated but have no workload key yet.
 UNSUPPORTED_PREFIXES = ("--num-experts", "--moe-", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
-                        "--fp8", "--multi-latent-attention", "--kv-lora-rank", "--q-lora-rank")
+                        "--fp8", "--multi-latent-attention", "--kv-lora-rank", "--q-lora-rank",
+                        "--window-size")  # (left, right) keys: give model.sliding_window by hand
 #: Megatron's default --make-vocab-size-divisible-by; GPT-2's BPE vocabulary (the 2021 scripts' --vocab-file).
 DIVISIBLE_BY = 128
 GPT2_VOCAB = 50257
@@ -125,7 +126,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES))
     if unsupported:
         problems.append(Problem(file, None, "", "Megatron-LM arguments that cannot be mapped onto a workload: "
-                                + ", ".join(unsupported) + " (dense models only)"))
+                                + ", ".join(unsupported) + " (dense models with full attention only; give model.moe, "
+                                "model.sliding_window or training.precision: fp8 in the workload by hand)"))
     ints = {k: _int(args, k, file, problems) for k in (
         "--num-layers", "--hidden-size", "--num-attention-heads", "--num-query-groups", "--ffn-hidden-size",
         "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",

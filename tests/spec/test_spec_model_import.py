@@ -152,6 +152,10 @@ def test_import_megatron_refuses_moe(tmp_path, capsys):
     assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
     err = capsys.readouterr().err
     assert "--num-experts" in err and "--moe-router-topk" in err and "Traceback" not in err
+    args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                    "--global-batch-size 64 --window-size 4096,0\n")  # a window is not read from the command line
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
+    assert "--window-size" in capsys.readouterr().err
 
 
 def test_import_megatron_needs_the_vocabulary_of_a_tokenizer_it_cannot_read(tmp_path, capsys):
