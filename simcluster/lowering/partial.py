@@ -17,13 +17,13 @@ link, or hybrid ZeRO sharding (shard groups smaller than the data-parallel group
 
 Nor when the data-parallel groups of one stage (one per tensor and context index) slow each
 other down on links they share: GPUs sharing a NIC (fewer NICs than GPUs per node: DGX-2,
-GPT-NeoX-20B's servers), an oversubscribed fat tree whose leaves the groups span (probed: a
-ring all-reduce of the stage's first group beside its mirrors takes longer than alone,
-:func:`_groups_share_links`). Each group's collective
-starts when its own members are ready, so the straggler's group runs after the others, not
-beside them on the shared link; partial symmetry's one data-parallel task per stage starts
-them all at the straggler's time and overstates their contention (a 1.3× straggler on
-tensor 4 × data 8 with ZeRO-2 over a DGX-2's shared NICs: 9 % slower than full fidelity).
+GPT-NeoX-20B's servers), an oversubscribed fat tree whose leaves the groups span (probed by
+:func:`_groups_slow_each_other`: a ring all-reduce of the stage's first group takes longer
+beside its mirrors than alone). Each group's collective starts when its own members are
+ready, so the straggler's group runs after the others, not beside them on the shared link;
+partial symmetry's one data-parallel task per stage starts them all at the straggler's time
+and overstates their contention (a 1.3× straggler on tensor 4 × data 8 with ZeRO-2: 9 %
+slower than full fidelity over a DGX-2's shared NICs, 6 % with 4 NICs on a DGX A100).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from simcluster.topology.degrade import touched_gpus
 from simcluster.topology.topology import Topology
 
 
-#: Bytes of the probe all-reduce :func:`_groups_share_links` times (large: bandwidth, not latency, decides).
+#: Bytes of the probe all-reduce :func:`_groups_slow_each_other` times (large: bandwidth, not latency, decides).
 PROBE_BYTES = float(2**30)
 
 
@@ -51,12 +51,12 @@ def explicit_replicas(plan: Plan, topo: Topology, slow: dict[int, float]) -> fro
             return None
         ranks |= touched
     replicas = frozenset(grid.coords(r)[2] for r in ranks if r < grid.size)
-    if len(replicas) >= grid.d or _groups_share_links(plan, topo):
+    if len(replicas) >= grid.d or _groups_slow_each_other(plan, topo):
         return None
     return replicas
 
 
-def _groups_share_links(plan: Plan, topo: Topology) -> bool:
+def _groups_slow_each_other(plan: Plan, topo: Topology) -> bool:
     """Whether the data-parallel groups of one stage slow each other down when they run together (module
     docstring): a probe ring all-reduce of the stage's first group takes longer beside its (tensor, context)
     mirrors than alone, stage by stage."""

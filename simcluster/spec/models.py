@@ -91,6 +91,8 @@ def _window(config: dict[str, Any], model_type: str) -> tuple[int | None, str | 
     w = config.get("sliding_window")
     if not w or config.get("use_sliding_window") is False:
         return None, None
+    if not isinstance(w, int) or isinstance(w, bool) or w < 1:
+        return None, f"sliding_window {w!r} is not a positive number of tokens"
     layers = config.get("num_hidden_layers")
     if model_type in _LAYERED_WINDOW_TYPES or "layer_types" in config or "sliding_window_pattern" in config:
         return None, f"sliding_window {w} on some layers only ({model_type or 'layer_types'}) cannot be mapped"
@@ -99,7 +101,7 @@ def _window(config: dict[str, Any], model_type: str) -> tuple[int | None, str | 
         return None, None  # no layer is windowed
     if first:
         return None, f"sliding_window {w} from layer max_window_layers = {first} on cannot be mapped (every layer or none)"
-    return int(w), None
+    return w, None
 
 
 def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Problem]]:

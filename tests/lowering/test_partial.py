@@ -119,7 +119,7 @@ def test_data_parallel_groups_that_slow_each_other_are_simulated_gpu_by_gpu(tmp_
     if nics == 4:  # what partial symmetry would have said: every group at the straggler's time, sharing NICs
         import simcluster.lowering.partial as partial
 
-        monkeypatch.setattr(partial, "_groups_share_links", lambda plan, topo: False)
+        monkeypatch.setattr(partial, "_groups_slow_each_other", lambda plan, topo: False)
         part = simulate_workload(spec)
         assert part.tasks.meta["fidelity"] == "partial"
         assert part.summary["iteration_time_s"] > 1.03 * full["iteration_time_s"]

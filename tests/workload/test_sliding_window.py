@@ -82,6 +82,7 @@ def test_unsupported_combinations_are_refused():
     ({"model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": True, "max_window_layers": 14}, None,
      "max_window_layers"),
     ({"model_type": "gemma2", "sliding_window": 4096}, None, "some layers only"),
+    ({"model_type": "mistral", "sliding_window": "4k"}, None, "not a positive number"),
 ])
 def test_hugging_face_windows(config, window, problem):
     base = {"num_hidden_layers": 28, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096,
