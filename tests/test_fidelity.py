@@ -16,6 +16,10 @@ LAYOUTS = [
      "parallelism.zero_stage=1"),
     ("parallelism.tensor=2", "parallelism.pipeline=4", "parallelism.data=2", "cluster.nodes=2",
      "parallelism.schedule=interleaved", "parallelism.virtual_stages=2"),
+    # the embedding's and the head's weight gathers both carry "L-1": full fidelity's replicas joined the head's to
+    # the embedding's (a cycle: every task of the iteration waited)
+    ("parallelism.tensor=2", "parallelism.pipeline=1", "parallelism.data=4", "parallelism.zero_stage=1",
+     "parallelism.overlap_param_gather=true"),
 ]
 
 

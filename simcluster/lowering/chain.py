@@ -122,14 +122,16 @@ class TaskChain:
             self.joins.setdefault(r, []).append(tid)
 
     def side(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str, phase: str,
-             layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
-        """A collective beside the chain: ordered by its stream (and ``after``), not waited for."""
+             layer: int, after: dict[int, int] | None = None, slot: int = 0) -> dict[int, int]:
+        """A collective beside the chain: ordered by its stream (and ``after``), not waited for. ``slot`` tells apart
+        collectives of one unit that share a name (the embedding's and the head's, both labelled layer −1), so that
+        chains joining a group across replicas (full fidelity) join the same one."""
         ids: dict[int, int] = {}
         mine = set(self.members)
         for ranks, group, mirrors in groups:
             extra = tuple(after[r] for r in ranks if after and r in after)
             lb = self.labels
-            key = (name, lb.kind, lb.stage, lb.microbatch, lb.chunk, group)
+            key = (name, slot, lb.kind, lb.stage, lb.microbatch, lb.chunk, group)
             if not mine.issuperset(ranks) and key in self.shared:
                 tid = self.shared[key]
                 task = self.tg.tasks[tid]
@@ -191,9 +193,10 @@ class PartsChain:
                    flops=0.0, nbytes=nbytes, transfers=transfers)
 
     def side(self, groups: list[Group], op: str, nbytes: float, name: str, stream: str, phase: str,
-             layer: int, after: dict[int, int] | None = None) -> dict[int, int]:
+             layer: int, after: dict[int, int] | None = None, slot: int = 0) -> dict[int, int]:
         """A collective beside the next compute part (tensor-parallel reductions beside the weight-gradient
-        GEMMs: :mod:`simcluster.plan.tp_grad_overlap`; units with other side traffic are not fused)."""
+        GEMMs: :mod:`simcluster.plan.tp_grad_overlap`; units with other side traffic are not fused). ``slot``: as
+        :meth:`TaskChain.side` (one fused task shares nothing)."""
         ranks, group, mirrors = groups[0]
         transfers = self.plan(op, group, nbytes, mirrors)
         self._beside.append(dict(secs=uncontended_time(transfers, self.bw), name=name, kind="collective",

@@ -357,14 +357,14 @@ class Lowerer:
                 for i in range(step.parts):  # one after another on the data-parallel stream
                     name = f"zero.all_gather L{layer}" + (f".{i}" if step.parts > 1 else "")
                     params = ch.side(zero, "all_gather", nbytes, name, "dp", "zero_comm", layer,
-                                     after if i == 0 else params)
+                                     after if i == 0 else params, slot=key)
             elif step.what == "reduce_grads":
                 after, prep = prep or produced, None
                 nbytes = (step.params or plan.params.layer) * plan.grad_bytes / step.parts
                 rs: dict[int, int] = {}
                 for i in range(step.parts):  # DeepSpeed: one per tensor, one after another
                     name = f"zero.reduce_scatter L{layer}" + (f".{i}" if step.parts > 1 else "")
-                    rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after)
+                    rs = ch.side(zero, "reduce_scatter", nbytes, name, "dp", "dp_comm", layer, rs or after, slot=key)
                 # a rank's last reduce-scatter is the one its own chain has reached: under full fidelity the task is
                 # shared with replicas lowered later, whose fetches must not wait for it before they issue it
                 self.last_rs.update((r, tid) for r, tid in rs.items() if r in members)
