@@ -64,11 +64,10 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
                   elements=bs * up_n)
 
     kv = (2 * g * d, g)  # the K and V columns of the QKV product (replicated when g < t)
-    window = m.sliding_window if m.sliding_window and m.sliding_window < s else 0
-    pairs = window_pair_ratio(s, window)  # the window's share of the query-key pairs (workload.sliding_window)
+    pairs = window_pair_ratio(s, m.sliding_window)  # the window's share of the query-key pairs (1: none or w >= s)
     core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q * pairs, 8.0 * b * s * s * q * pairs,
               dt * 4 * bs * q, "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0, alibi=m.alibi,
-              window=window)
+              window=m.sliding_window or 0)
     if m.parallel_block and m.parallel_block_norms == 2:  # GPT-NeoX's gpt_j_residual (:func:`_neox_parallel`)
         return _neox_parallel(mem, gemm, act, core, sbh, qkv_n, up_n, h, q, f, kv)
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")
