@@ -19,6 +19,15 @@ as well as an additive model allows (they are not exactly additive); the publish
 two costs would have to become for all six rows to fall inside their ±10 %: the ratios b_pub / b_sim and
 c_pub / c_sim. Nothing here is fitted into the simulator; the script prints figures for whoever looks for the
 mechanism (docs/validation.md, "ZeRO-3 without model parallelism").
+
+Beside them, one held-out measurement of the same DeepSpeed at small scale (:func:`single_node`): deepspeedai/DeepSpeed
+issue #1174 (2021-06-19; DeepSpeed 0.3.16+47ec97eb, PyTorch 1.8.0, one AWS p4d node of 8 A100 40GB with NVSwitch):
+DeepSpeedExamples' ``bing_bert`` at 5.1B parameters (hidden 2560, 64 layers, 40 heads, intermediate 10240,
+vocabulary 32,003, as PR #1188 gives the configuration: micro batch 8 per GPU, fp16, no activation checkpointing)
+times its forward at about 480 ms a micro step under ZeRO-3 against about 60 ms under ZeRO-2; PR #1188
+(2021-06-25, same node and model) gives ZeRO-3's forward and backward as about 470 and 900 ms before it and 270
+and 670 ms after it. Assumed: sequence 128 (bing_bert's first phase; the ZeRO-2 forward agrees with it, a
+sequence of 512 would take four times as long), the BERT layer simulated as the GPT layer of the same shapes.
 """
 
 from __future__ import annotations
@@ -63,6 +72,40 @@ def simulate_rows() -> list[dict[str, Any]]:
                     "compute_s": float(sum(stage[p] for p in COMPUTE_PARTS)),
                     "params_b": total_params(spec.model) / 1e9, "gpus": int(s["num_gpus"]),
                     "layers": spec.model.layers, "published_tflops": row.published, "predicted_tflops": predicted})
+    return out
+
+
+#: The single-node layout of issue #1174 / PR #1188 (module docstring), as a workload.
+SINGLE_NODE = {"name": "bing-bert-5.1b-zero3",
+               "model": {"layers": 64, "hidden": 2560, "heads": 40, "seq_len": 128, "vocab": 32003},
+               "training": {"global_batch": 64, "micro_batch": 8, "precision": "fp16", "optimizer": "adam",
+                            "recompute": "none", "flash_attention": False, "framework": "deepspeed"},
+               "parallelism": {"data": 8, "zero_stage": 3},
+               "cluster": {"preset": "dgx-a100-40gb", "nodes": 1}}
+#: Measured milliseconds a micro step (issue #1174, PR #1188): (stage, phase) -> (DeepSpeed 0.3.16, after #1188).
+SINGLE_NODE_MEASURED = {(2, "forward"): (60.0, None), (3, "forward"): (470.0, 270.0),
+                        (3, "backward"): (900.0, 670.0)}
+
+
+def single_node() -> list[dict[str, Any]]:
+    """Simulated forward and backward of one micro step (ms) of the single-node layout under ZeRO-2 and ZeRO-3,
+    beside the measured ones. Forward: the first task to the last forward task's end; backward: the first
+    backward task to the last gradient reduction's end (DeepSpeed's timers synchronise the device around both)."""
+    out = []
+    for stage in (2, 3):
+        res = api.simulate(api.load(SINGLE_NODE, overrides=[f"parallelism.zero_stage={stage}"]))
+        tl = res.timeline
+        tl = tl[tl["rank"] == 0]
+        fwd = tl[tl["phase"] == "forward"]
+        bwd = tl[tl["phase"] == "backward"]
+        red = tl[tl["phase"] == "dp_comm"]
+        spans = {"forward": float(fwd["end_s"].max() - tl["start_s"].min()),
+                 "backward": float(max(bwd["end_s"].max(), red["end_s"].max()) - bwd["start_s"].min())}
+        for phase, seconds in spans.items():
+            if (stage, phase) in SINGLE_NODE_MEASURED:
+                before, after = SINGLE_NODE_MEASURED[(stage, phase)]
+                out.append({"zero_stage": stage, "phase": phase, "simulated_ms": seconds * 1e3,
+                            "measured_ms": before, "measured_after_pr1188_ms": after})
     return out
 
 
@@ -111,12 +154,20 @@ def report(a: dict[str, Any]) -> str:
         lines.append(f"  {name:9s} b = {f['b_s_per_billion']:.3f} s per billion parameters, "
                      f"c = {f['c_s_per_rank_layer'] * 1e6:.0f} µs per rank and layer, worst {f['worst']:.1%} ({res}){edge}")
     lines.append(f"  published / simulated: per-parameter cost x{a['b_ratio']:.2f}, per-rank cost x{a['c_ratio']:.2f}")
+    if a.get("single_node"):
+        lines.append("Held out: bing_bert 5.1B on one node of 8 A100 (DeepSpeed issue #1174, PR #1188), ms a micro step")
+        for r in a["single_node"]:
+            after = r["measured_after_pr1188_ms"]
+            lines.append(f"  ZeRO-{r['zero_stage']} {r['phase']:8s} measured {r['measured_ms']:6.0f}"
+                         + (f" ({after:.0f} after #1188)" if after else "")
+                         + f", simulated {r['simulated_ms']:6.1f} ({r['simulated_ms'] / r['measured_ms']:.2f}x)")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = held_out_parser("zero3_table2.py", __doc__).parse_args(argv)
     a = analyse(simulate_rows())
+    a["single_node"] = single_node()
     print(report(a))
     if args.json:
         args.json.write_text(json.dumps(a, indent=1) + "\n")
