@@ -1,12 +1,13 @@
 """Models from files: ``model: {from: config.json}`` and ``model: {preset: NAME}``.
 
 ``from`` reads a Hugging Face ``config.json`` (Llama, Mistral, Qwen2, Gemma, GPT-2, GPT-NeoX,
-DeepSeek dense) and maps its keys onto the model section (a ``sliding_window`` that covers every layer
-too: :func:`_window`); ``preset`` reads an architecture of
+DeepSeek; Mixtral, Qwen2/Qwen3-MoE, OLMoE and DeepSeek-V2/V3's experts and latent attention:
+:mod:`simcluster.spec.hf_moe`) and maps its keys onto the model section (a ``sliding_window`` that covers
+every layer too: :func:`_window`); ``preset`` reads an architecture of
 the shipped catalogue (``simcluster/data/models/NAME.yaml``, each with its ``source``). Keys
-written beside ``from``/``preset`` override what was read. Offline: files only, nothing is
-downloaded. A key of ``config.json`` that changes the model's cost but cannot be mapped
-(mixture of experts, latent attention, ...) is a problem that names it.
+written beside ``from``/``preset`` override what was read (inside ``moe`` and ``mla`` key by key). Offline:
+files only, nothing is downloaded. A key of ``config.json`` that changes the model's cost but cannot be
+mapped (per-layer windows, DeepSeek-V2's device-limited routing, ...) is a problem that names it.
 
 ```python
 data = {"model": {"from": "config.json", "seq_len": 4096}, ...}
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.errors import Problem
+from simcluster.spec.hf_moe import hf_mla, hf_moe
 from simcluster.spec.yamlio import load_yaml
 
 #: The catalogue of architectures: one YAML file per preset.
@@ -57,13 +59,15 @@ _IGNORED = frozenset({
     "output_attentions", "output_hidden_states", "return_dict", "tie_encoder_decoder",
     "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar", "quantization_config",
     "bos_token", "eos_token", "use_flash_attn", "gradient_checkpointing", "num_labels", "problem_type",
+    "auto_map",
 })
 _IGNORED_PREFIXES = ("summary_",)
 
 #: Gated MLPs (three matrices: gate, up, down): SwiGLU, and GeGLU (Gemma) which costs the same.
 _GATED_TYPES = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2", "deepseek", "internlm2", "yi"})
 #: Untied unless the file says otherwise (transformers' defaults for these model types).
-_UNTIED_TYPES = frozenset({"llama", "mistral", "qwen2", "deepseek", "gpt_neox"})
+_UNTIED_TYPES = frozenset({"llama", "mistral", "qwen2", "deepseek", "gpt_neox", "mixtral", "qwen2_moe", "qwen3",
+                           "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3"})
 
 
 def list_model_presets() -> list[str]:
@@ -124,6 +128,16 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
         out["embed_layernorm"] = True
     mlp = _mlp(config, model_type)
     problems: list[Problem] = []
+    moe, moe_keys, why_not = hf_moe(config)
+    used |= moe_keys
+    problems += [Problem(file, None, where, why) for why in why_not]
+    if moe is not None and not why_not:
+        out["moe"] = moe
+    mla, mla_keys = hf_mla(config)
+    used |= mla_keys
+    if mla is not None:
+        out["attention"], out["head_dim"], out["mla"] = "mla", mla.pop("head_dim"), mla
+        out.pop("kv_heads", None)  # every head has its own keys and values, from the shared latent
     used |= {"sliding_window", "use_sliding_window", "max_window_layers"}
     window, why = _window(config, model_type)
     if why:
@@ -140,7 +154,8 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
                       and v is not None and v is not False and v != 0)
     if unmapped:
         problems.append(Problem(file, None, where, "config.json keys that cannot be mapped onto the model: "
-                                + ", ".join(unmapped) + " (dense decoder-only transformers only)"))
+                                + ", ".join(unmapped) + " (decoder-only transformers: dense, mixture of experts, "
+                                "latent attention)"))
     return out, problems
 
 
@@ -192,6 +207,8 @@ def resolve_model(data: dict[str, Any], base_dir: Path, source: str) -> list[Pro
         base, problems = hf_model(config, str(path))
         if "seq_len" in model:  # the file's max_position_embeddings only when seq_len is not given
             base.pop("seq_len", None)
-    base.update(model)
+    for key, value in model.items():  # the user's keys win; inside moe and mla key by key
+        merge = key in ("moe", "mla") and isinstance(value, dict) and isinstance(base.get(key), dict)
+        base[key] = {**base[key], **value} if merge else value
     data["model"] = base
     return problems

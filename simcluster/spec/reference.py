@@ -334,10 +334,13 @@ def _model_sources() -> list[str]:
         "|---|---|---|---|---|",
         "| `model.from` | string | | | A Hugging Face `config.json` (or its folder), relative to the workload file: "
         "layers, hidden, heads, kv_heads, ffn_hidden, vocab, seq_len (max_position_embeddings), head_dim, "
-        "tied_embeddings and mlp (`silu` → swiglu) are read from it; keys it cannot map are errors. |",
+        "tied_embeddings and mlp (`silu` → swiglu) are read from it, and a mixture of experts (Mixtral, "
+        "Qwen2/Qwen3-MoE, OLMoE, DeepSeek: `moe`) and latent attention (DeepSeek-V2/V3: `attention: mla`, `mla`); "
+        "keys it cannot map are errors. |",
         "| `model.preset` | preset name | | | A shipped architecture (`simcluster/data/models/NAME.yaml`, each "
         f"with its source): {_names(list_model_presets())}. |",
-        "| `model.<key>` | | | | Any model key beside `from` or `preset` overrides what was read. |",
+        "| `model.<key>` | | | | Any model key beside `from` or `preset` overrides what was read (inside `moe` "
+        "and `mla` key by key). |",
     ]
 
 

@@ -47,15 +47,107 @@ def test_from_is_relative_to_the_workload_file(tmp_path):
 
 
 def test_unmappable_keys_are_named_exit_2(tmp_path, capsys):
+    """DeepSeek-V2's device-limited routing (topk_method group_limited_greedy) is not modelled: named, exit 2."""
     with pytest.raises(SpecError) as info:
-        workload_from_data({**BASE, "model": {"from": str(HF / "deepseek-v3-moe" / "config.json")}})
+        workload_from_data({**BASE, "model": {"from": str(HF / "deepseek-v2" / "config.json")}})
     text = str(info.value)
-    assert "n_routed_experts" in text and "kv_lora_rank" in text and "model.from" in text
+    assert "group_limited_greedy" in text and "model.from" in text
     w = tmp_path / "w.yaml"
-    w.write_text(f"model: {{from: {HF / 'deepseek-v3-moe'}}}\ntraining: {{global_batch: 8}}\ncluster: dgx-a100-80gb\n")
+    w.write_text(f"model: {{from: {HF / 'deepseek-v2'}}}\ntraining: {{global_batch: 8}}\ncluster: dgx-a100-80gb\n")
     assert main(["validate", str(w)]) == 2
     err = capsys.readouterr().err
-    assert "n_routed_experts" in err and "Traceback" not in err
+    assert "group_limited_greedy" in err and "Traceback" not in err
+    config = {**json.loads((HF / "mixtral-8x7b" / "config.json").read_text()), "ffn_config": {"moe_top_k": 4}}
+    assert "ffn_config" in " ".join(p.reason for p in hf_model(config, "c.json")[1])
+
+
+MOE_BASE = {"training": {"global_batch": 16, "micro_batch": 1}, "parallelism": {"tensor": 1, "pipeline": 1},
+            "cluster": {"preset": "dgx-h100", "nodes": 1}}
+
+
+def _imported(name: str, **keys: object):
+    return workload_from_data({**MOE_BASE, "model": {"from": str(HF / name / "config.json"), **keys}}).model
+
+
+@pytest.mark.parametrize("name", ["mixtral-8x7b", "deepseek-v3"])
+def test_moe_configs_give_the_hand_written_workloads(name):
+    """Mixtral's and DeepSeek-V3's released config.json give exactly the model of the shipped workloads
+    (experts, shared experts, dense layers, node-limited routing, latent attention, multi-token prediction)."""
+    assert _imported(name, seq_len=4096) == load_workload(Path("workloads") / f"{name}.yaml").model
+
+
+@pytest.mark.parametrize("name, total, active, lookup, source", [
+    ("mixtral-8x7b", 46.7e9, 12.9e9, False, "Mistral AI, 'Mixtral of experts' (2023-12): 46.7B total, 12.9B a token"),
+    ("qwen1.5-moe-a2.7b", 14.3e9, 2.7e9, False, "Qwen blog 'Qwen1.5-MoE' (2024-03): 14.3B total, 2.7B activated"),
+    ("qwen3-30b-a3b", 30.5e9, 3.3e9, False, "Qwen3-30B-A3B model card: 30.5B in total, 3.3B activated"),
+    ("deepseek-v2-lite", 15.7e9, 2.4e9, True, "DeepSeek-V2 (arXiv:2405.04434) App. B: 15.7B total, 2.4B activated"),
+    ("deepseek-v3", 671e9, 37e9, True, "DeepSeek-V3 (arXiv:2412.19437) §1: 671B total, 37B activated, MTP aside"),
+])
+def test_moe_configs_give_the_published_parameter_counts(name, total, active, lookup, source):
+    """Total parameters within 1 % and activated within 5 % of what each model's authors publish (DeepSeek counts
+    no input embedding among the activated: a lookup, no compute)."""
+    model = _imported(name, seq_len=4096, **({"mtp_layers": 0} if name == "deepseek-v3" else {}))
+    from simcluster.costs import moe as M
+    from simcluster.costs.params import embedding_params, total_params
+    assert total_params(model) == pytest.approx(total, rel=0.01), source
+    used = M.active_params(model) - (embedding_params(model) if lookup else 0.0)
+    assert used == pytest.approx(active, rel=0.05), source
+
+
+#: (config, its keys, transformers' rule for a sparse layer i: Qwen2MoeDecoderLayer, DeepseekV3DecoderLayer)
+SPARSE_CASES = [("qwen3-30b-a3b", {"decoder_sparse_step": step, "mlp_only_layers": only},
+                 lambda i, step=step, only=only: i not in only and (i + 1) % step == 0)
+                for step, only in ((1, []), (2, []), (3, []), (4, []), (1, [0]), (1, [0, 1, 2]))] + [
+                ("deepseek-v2-lite", {"first_k_dense_replace": first, "moe_layer_freq": freq},
+                 lambda i, first=first, freq=freq: i >= first and i % freq == 0)
+                for first, freq in ((0, 1), (1, 1), (3, 1), (3, 2), (4, 2), (1, 3), (5, 4))]
+
+
+@pytest.mark.parametrize("name, keys, sparse", SPARSE_CASES)
+def test_sparse_layers_are_where_transformers_puts_them(name, keys, sparse):
+    from simcluster.costs.moe import is_moe_layer
+    config = {**json.loads((HF / name / "config.json").read_text()), **keys}
+    model = workload_from_data({**MOE_BASE, "model": {**hf_model(config, "c.json")[0], "seq_len": 1024}}).model
+    assert [is_moe_layer(model, i) for i in range(model.layers)] == [sparse(i) for i in range(model.layers)]
+
+
+def test_qwen_dense_layers_between_or_a_shared_expert_of_another_width_are_named():
+    config = json.loads((HF / "qwen3-30b-a3b" / "config.json").read_text())
+    assert "mlp_only_layers" in hf_model({**config, "mlp_only_layers": [3, 7]}, "c.json")[1][0].reason
+    assert "mlp_only_layers" in hf_model({**config, "decoder_sparse_step": 2, "mlp_only_layers": [0]}, "c.json")[1][0].reason
+    qwen15 = json.loads((HF / "qwen1.5-moe-a2.7b" / "config.json").read_text())
+    assert hf_model(qwen15, "c.json")[0]["moe"]["shared_experts"] == 4  # 5632 = 4 × 1408
+    problems = hf_model({**qwen15, "shared_expert_intermediate_size": 2000}, "c.json")[1]
+    assert "shared_expert_intermediate_size" in problems[0].reason
+
+
+def test_routing_and_latent_attention_of_deepseek_configs():
+    v3 = _imported("deepseek-v3", seq_len=4096)
+    assert (v3.moe.router, v3.moe.node_limit) == ("node_limited", 4)  # noaux_tc, topk_group 4 of n_group 8
+    lite = _imported("deepseek-v2-lite", seq_len=4096)
+    assert lite.moe.router == "topk" and lite.attention == "mla" and lite.mla.q_lora_rank is None
+    assert (lite.head_dim, lite.mla.rope_head_dim, lite.mla.v_head_dim, lite.kv_heads) == (128, 64, 128, lite.heads)
+    config = json.loads((HF / "deepseek-v3" / "config.json").read_text())
+    assert "topk_method" in hf_model({**config, "topk_method": "sinkhorn"}, "c.json")[1][0].reason
+    # transformers' DeepseekV3Config writes head_dim = qk_rope_head_dim: the latent attention's head is qk_nope
+    assert hf_model({**config, "head_dim": 64}, "c.json")[0]["head_dim"] == 128
+
+
+def test_keys_beside_from_override_inside_moe_and_mla():
+    m = _imported("mixtral-8x7b", seq_len=4096, moe={"capacity_factor": 1.25})
+    assert (m.moe.experts, m.moe.top_k, m.moe.capacity_factor) == (8, 2, 1.25)
+    v3 = _imported("deepseek-v3", seq_len=4096, mla={"q_lora_rank": 1024}, moe={"router": "topk"})
+    assert (v3.mla.q_lora_rank, v3.mla.kv_lora_rank, v3.moe.router, v3.moe.experts) == (1024, 512, "topk", 256)
+
+
+def test_an_imported_moe_model_simulates():
+    """Qwen1.5-MoE from its config.json, two layers, expert parallel 4 on one node: a run, experts and all."""
+    from simcluster import api
+    data = {"model": {"from": str(HF / "qwen1.5-moe-a2.7b"), "seq_len": 1024, "layers": 2},
+            "training": {"global_batch": 8, "micro_batch": 1, "precision": "bf16"},
+            "parallelism": {"tensor": 1, "pipeline": 1, "data": 8, "expert": 4}, "cluster": {"preset": "dgx-h100", "nodes": 1}}
+    res = api.simulate(data)
+    assert res.summary["iteration_time_s"] > 0 and res.workload.model.moe.shared_experts == 4
 
 
 def test_missing_file_and_unknown_preset():
