@@ -57,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
     header = (f"Imported from {where} by simcluster import-megatron.\n"
               f"{spec.num_gpus} GPUs: tensor {spec.parallelism.tensor} x pipeline {spec.parallelism.pipeline} "
               + (f"x context {spec.parallelism.context} " if spec.parallelism.context > 1 else "")
-              + f"x data {spec.parallelism.data}.\n")
+              + f"x data {spec.parallelism.data}"
+              + (f"; experts over expert {spec.parallelism.expert}" if spec.model.moe is not None else "") + ".\n")
     if ignored:
         header += "Ignored (no effect on what is simulated): " + " ".join(ignored) + "\n"
     text_out = workload_yaml(data, header)

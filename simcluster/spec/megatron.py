@@ -32,19 +32,24 @@ Megatron-LM                                                workload
                                                            layer, as full)
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
---use-flash-attn                                           training.flash_attention (else false)
+--use-flash-attn, --attention-backend flash|fused|auto     training.flash_attention (else false)
 --no-gradient-accumulation-fusion                          training.gradient_accumulation_fusion false
 --grad-reduce-in-bf16                                      training.grad_reduce_in_bf16
 --no-async-tensor-model-parallel-allreduce                 parallelism.tp_grad_overlap false
 --overlap-param-gather                                     parallelism.overlap_param_gather
 --defer-embedding-wgrad-compute, --wgrad-deferral-limit    parallelism.defer_embedding_wgrad_compute,
                                                            wgrad_deferral_limit
+experts, latent attention, MTP, FP8 (--num-experts,        model.moe, attention mla, mla, mtp_layers;
+--moe-*, --multi-latent-attention, --mtp-num-layers,       training.precision fp8, fp8_recipe;
+--fp8-*, --expert-*-parallel-size)                         parallelism.expert, expert_tensor:
+                                                           :mod:`simcluster.spec.megatron_moe`
 =========================================================  ===========================================
 
 The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
 :func:`megatron_workload`, or from a ``torchrun``/``srun`` line in the text (``--nnodes``,
-``--nproc_per_node``). Arguments that change the cost but cannot be mapped (mixture of experts,
-FP8) are problems that name them; the rest (learning rate, data paths, logging, ...) are
+``--nproc_per_node``). Arguments that change the cost but cannot be mapped (sliding windows, the
+``--moe-*`` arguments :mod:`simcluster.spec.megatron_moe` does not map, other projects' MoE and MLA
+arguments) are problems that name them; the rest (learning rate, data paths, logging, ...) are
 listed in the file's header as ignored.
 """
 
@@ -58,11 +63,13 @@ from typing import Any
 import yaml
 
 from simcluster.errors import Problem, SpecError
+from simcluster.spec import megatron_moe
 
-#: Arguments that change what would be simulated but have no workload key yet.
-UNSUPPORTED_PREFIXES = ("--num-experts", "--moe-", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
-                        "--fp8", "--multi-latent-attention", "--kv-lora-rank", "--q-lora-rank",
-                        "--window-size")  # (left, right) keys: give model.sliding_window by hand
+#: Arguments that change what would be simulated but have no workload key yet (those of them that
+#: :mod:`simcluster.spec.megatron_moe` maps or knows to cost nothing excepted): Megatron-Core's own, and the MoE
+#: and latent-attention arguments of other projects' Megatron forks.
+UNSUPPORTED_PREFIXES = ("--moe-", "--fp8", "--no-fp8", "--window-size",  # (left, right): model.sliding_window
+                        "--first-k-dense-replace", "--n-shared-experts", "--multi-head-latent-attention", "--mla-")
 #: Megatron's default --make-vocab-size-divisible-by; GPT-2's BPE vocabulary (the 2021 scripts' --vocab-file).
 DIVISIBLE_BY = 128
 GPT2_VOCAB = 50257
@@ -75,7 +82,12 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
                     "--no-overlap-p2p-communication", "--overlap-p2p-communication",
                     "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce",
-                    "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16"})
+                    "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16"}) | megatron_moe.FLAGS
+
+
+#: Megatron-Core's --attention-backend values that run a fused (flash or cuDNN) attention kernel; unfused and local
+#: run the unfused softmax path. Neither flag: the unfused path (the 2021-2023 scripts' default).
+_FLASH_BACKENDS = frozenset({"flash", "fused", "auto"})
 
 
 def parse_args(text: str) -> dict[str, str | bool]:
@@ -123,17 +135,22 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     ``model.vocab`` itself (``--set``), so a tokenizer whose size the arguments do not give is no problem."""
     args = parse_args(text)
     problems: list[Problem] = []
-    unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES))
+    unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES)
+                         and k not in megatron_moe.MAPPED | megatron_moe.NO_COST)
     if unsupported:
         problems.append(Problem(file, None, "", "Megatron-LM arguments that cannot be mapped onto a workload: "
-                                + ", ".join(unsupported) + " (dense models with full attention only; give model.moe, "
-                                "model.sliding_window or training.precision: fp8 in the workload by hand)"))
+                                + ", ".join(unsupported) + " (simcluster/spec/megatron_moe.py lists what is mapped; "
+                                "write model.moe or model.sliding_window in the workload by hand)"))
     ints = {k: _int(args, k, file, problems) for k in (
         "--num-layers", "--hidden-size", "--num-attention-heads", "--num-query-groups", "--ffn-hidden-size",
         "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",
         "--make-vocab-size-divisible-by", "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
         "--context-parallel-size", "--num-layers-per-virtual-pipeline-stage", "--micro-batch-size",
-        "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit", "--recompute-num-layers")}
+        "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit", "--recompute-num-layers",
+        "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
+        "--moe-router-num-groups", "--moe-router-group-topk", "--expert-model-parallel-size",
+        "--expert-tensor-parallel-size", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
+        "--v-head-dim", "--mtp-num-layers")}
     for key in ("--num-layers", "--hidden-size", "--num-attention-heads", "--global-batch-size"):
         if ints[key] is None and key not in args:
             problems.append(Problem(file, None, key, "missing: needed to describe the workload"))
@@ -146,6 +163,12 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         problems.append(Problem(file, None, "--tokenizer-type", f"{tokenizer}: Megatron-LM takes the vocabulary size "
                                 "from the tokenizer, which import-megatron cannot read; add --vocab-size N to the "
                                 "arguments or give --set model.vocab=N"))
+    from simcluster.spec.cluster import load_cluster
+
+    per_node = load_cluster(cluster).gpus_per_node  # SpecError for an unknown preset
+    moe_model, moe_training, moe_parallelism, moe_problems = megatron_moe.megatron_moe(
+        args, ints, int(ints["--num-layers"] or 0), per_node, file)
+    problems += moe_problems
     if problems:
         raise SpecError(problems)
     t = ints["--tensor-model-parallel-size"] or 1
@@ -167,6 +190,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         model["head_dim"] = ints["--kv-channels"]
     model["mlp"] = "swiglu" if args.get("--swiglu") else "gelu"
     model["tied_embeddings"] = not args.get("--untie-embeddings-and-output-weights")
+    model.update(moe_model)
     granularity = args.get("--recompute-granularity")
     if granularity in ("full", "selective"):
         recompute = granularity
@@ -180,7 +204,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "global_batch": ints["--global-batch-size"], "micro_batch": ints["--micro-batch-size"] or 1,
         "precision": "bf16" if args.get("--bf16") else "fp16" if args.get("--fp16") else "fp32",
         "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
-        "flash_attention": bool(args.get("--use-flash-attn"))}
+        "flash_attention": bool(args.get("--use-flash-attn")) or args.get("--attention-backend") in _FLASH_BACKENDS}
+    training.update(moe_training)
     if recompute == "full" and args.get("--recompute-method") == "block":  # each chunk's first N layers
         training["recompute_num_layers"] = ints["--recompute-num-layers"] or 1  # Megatron's default N: 1
     if args.get("--no-gradient-accumulation-fusion"):
@@ -189,7 +214,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         training["grad_reduce_in_bf16"] = True
     ddp = args.get("--DDP-impl")
     overlap = ddp == "torch" if isinstance(ddp, str) else bool(args.get("--overlap-grad-reduce"))
-    parallelism: dict[str, Any] = {"tensor": t, "pipeline": p}
+    parallelism: dict[str, Any] = {"tensor": t, "pipeline": p, **moe_parallelism}
     if args.get("--no-async-tensor-model-parallel-allreduce"):
         parallelism["tp_grad_overlap"] = False
     if args.get("--overlap-param-gather"):
@@ -224,9 +249,6 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         parallelism["data"] = gpus // (t * p * cp)
     cluster_section: dict[str, Any] = {"preset": cluster}
     if gpus is not None:
-        from simcluster.spec.cluster import load_cluster
-
-        per_node = load_cluster(cluster).gpus_per_node  # SpecError for an unknown preset
         if gpus % per_node == 0:
             cluster_section["nodes"] = gpus // per_node
         else:
@@ -235,8 +257,9 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         cluster_section["nodes"] = nodes
     data: dict[str, Any] = {"name": name or Path(file).stem, "model": model, "training": training,
                             "parallelism": parallelism, "cluster": cluster_section}
-    known = set(ints) | _FLAGS | {"--recompute-granularity", "--recompute-method", "--recompute-num-layers",
-                                  "--DDP-impl", "--optimizer", "--tokenizer-type"}
+    known = set(ints) | _FLAGS | megatron_moe.MAPPED | megatron_moe.NO_COST | {
+        "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--DDP-impl", "--optimizer",
+        "--tokenizer-type", "--attention-backend"}
     ignored = sorted(k for k in args if k not in known)
     return data, ignored
 

@@ -237,17 +237,91 @@ def test_import_megatron_maps_the_modern_flags(tmp_path, capsys):
     assert p.overlap_param_gather and p.defer_embedding_wgrad_compute and p.wgrad_deferral_limit == 12
 
 
-def test_import_megatron_refuses_moe(tmp_path, capsys):
+#: Megatron-Core command lines of the shipped MoE workloads (the flags NVIDIA's MoE recipes use).
+DEEPSEEK_V3_ARGS = (
+    "--num-layers 61 --hidden-size 7168 --ffn-hidden-size 18432 --num-attention-heads 128 --seq-length 4096 "
+    "--max-position-embeddings 163840 --padded-vocab-size 129280 --swiglu --untie-embeddings-and-output-weights "
+    "--multi-latent-attention --q-lora-rank 1536 --kv-lora-rank 512 --qk-head-dim 128 --qk-pos-emb-head-dim 64 "
+    "--v-head-dim 128 --num-experts 256 --moe-layer-freq \"([0]*3+[1]*58)\" --moe-ffn-hidden-size 2048 "
+    "--moe-shared-expert-intermediate-size 2048 --moe-router-topk 8 --moe-router-group-topk 4 "
+    "--moe-router-num-groups 8 --moe-router-load-balancing-type seq_aux_loss --moe-router-score-function sigmoid "
+    "--moe-router-enable-expert-bias --moe-router-topk-scaling-factor 2.5 --moe-router-dtype fp32 "
+    "--moe-grouped-gemm --moe-token-dispatcher-type alltoall --mtp-num-layers 1 --expert-model-parallel-size 64 "
+    "--pipeline-model-parallel-size 16 --micro-batch-size 1 --global-batch-size 15360 --bf16 --fp8-format e4m3 "
+    "--fp8-recipe blockwise --use-distributed-optimizer")
+MIXTRAL_ARGS = (
+    "--num-layers 32 --hidden-size 4096 --ffn-hidden-size 14336 --num-attention-heads 32 --group-query-attention "
+    "--num-query-groups 8 --seq-length 4096 --max-position-embeddings 32768 --vocab-size 32000 "
+    "--make-vocab-size-divisible-by 128 --swiglu --untie-embeddings-and-output-weights --num-experts 8 "
+    "--moe-router-topk 2 --moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2 --moe-grouped-gemm "
+    "--moe-token-dispatcher-type alltoall --expert-model-parallel-size 8 --pipeline-model-parallel-size 4 "
+    "--num-layers-per-virtual-pipeline-stage 1 --micro-batch-size 1 --global-batch-size 256 --bf16 "
+    "--use-distributed-optimizer --overlap-param-gather --overlap-grad-reduce --use-flash-attn")
+
+
+@pytest.mark.parametrize("name, args, gpus, cluster", [("deepseek-v3", DEEPSEEK_V3_ARGS, 2048, "hgx-h800"),
+                                                       ("mixtral-8x7b", MIXTRAL_ARGS, 64, "dgx-h100")])
+def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp_path):
+    """A Megatron-Core line of each shipped MoE workload gives its model exactly, its expert layout and precision."""
+    (tmp_path / "args.txt").write_text(args + "\n")
+    out = tmp_path / "w.yaml"
+    assert main(["import-megatron", str(tmp_path / "args.txt"), "--gpus", str(gpus), "--cluster", cluster,
+                 "--out", str(out)]) == 0
+    imported, shipped = load_workload(out), load_workload(Path("workloads") / f"{name}.yaml")
+    assert imported.model == shipped.model
+    for key in ("tensor", "pipeline", "data", "expert", "zero_stage"):
+        assert getattr(imported.parallelism, key) == getattr(shipped.parallelism, key), key
+    assert (imported.training.precision, imported.training.fp8_recipe) == (
+        shipped.training.precision, shipped.training.fp8_recipe)
+    header = out.read_text().split("name:")[0]
+    assert "--moe-router-dtype" not in header and "--moe-aux-loss-coeff" not in header  # costless: not "ignored"
+
+
+@pytest.mark.parametrize("extra, named", [
+    (" --moe-shared-expert-overlap --moe-permute-fusion", "--moe-permute-fusion, --moe-shared-expert-overlap"),
+    (" --moe-token-dispatcher-type allgather", "allgather"),
+    (" --moe-layer-freq [1,0,0,1,1,1,1,1]", "--moe-layer-freq"),
+    (" --moe-layer-freq \"__import__('os').getcwd()\"", "--moe-layer-freq"),  # read, never evaluated
+    (" --moe-router-num-groups 4 --moe-router-group-topk 2", "--moe-router-num-groups"),  # 4 groups, 1 node
+    (" --moe-expert-capacity-factor many", "--moe-expert-capacity-factor"),
+    (" --multi-latent-attention --kv-lora-rank 512", "--qk-head-dim"),
+    (" --fp8-format e4m3 --fp8-recipe mxfp8", "mxfp8"),
+    (" --no-fp8-wgrad --fp8-format hybrid", "--no-fp8-wgrad"),
+    (" --n-shared-experts 2", "--n-shared-experts"),  # another project's fork
+    (" --window-size 4096,0", "--window-size"),
+])
+def test_import_megatron_names_what_it_cannot_map(extra, named, tmp_path, capsys):
     args = tmp_path / "args.txt"
     args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
-                    "--global-batch-size 64 --num-experts 8 --moe-router-topk 2\n")
-    assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
+                    "--global-batch-size 64 --num-experts 8 --moe-router-topk 2 --moe-grouped-gemm "
+                    "--moe-token-dispatcher-type alltoall --expert-model-parallel-size 8" + extra + "\n")
+    assert main(["import-megatron", str(args), "--gpus", "8", "--out", str(tmp_path / "w.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "--num-experts" in err and "--moe-router-topk" in err and "Traceback" not in err
-    args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
-                    "--global-batch-size 64 --window-size 4096,0\n")  # a window is not read from the command line
+    assert named in err and "Traceback" not in err and not (tmp_path / "w.yaml").exists()
+
+
+def test_import_megatron_needs_grouped_gemm_for_several_experts_a_rank(tmp_path, capsys):
+    """Without --moe-grouped-gemm Megatron runs a rank's experts one by one (SequentialMLP): refused when a rank
+    holds more than one, mapped when each holds one (the same GEMMs)."""
+    args = tmp_path / "args.txt"
+    line = ("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 --global-batch-size 64 "
+            "--num-experts 8 --moe-token-dispatcher-type alltoall --expert-model-parallel-size ")
+    args.write_text(line + "4\n")
     assert main(["import-megatron", str(args), "--gpus", "8"]) == 2
-    assert "--window-size" in capsys.readouterr().err
+    assert "SequentialMLP" in capsys.readouterr().err
+    args.write_text(line + "8\n")
+    assert main(["import-megatron", str(args), "--gpus", "8"]) == 0
+
+
+@pytest.mark.parametrize("value, layers, split", [("1", 8, (0, 1)), ("2", 8, (0, 2)), ("([0]*3+[1]*58)", 61, (3, 1)),
+                                                  ("[0]+[1]*92", 93, (1, 1)), ("[0,1,0,1]", 4, (1, 2)),
+                                                  ("[0]*2+[1,0]*3", 8, (2, 2)), ("[1,1,0]", 3, None),
+                                                  ("0", 4, None), ("open('x')", 4, None)])
+def test_moe_layer_freq_patterns(value, layers, split):
+    """Megatron's --moe-layer-freq: i % k == 0 for an integer, else its list expression (read as data)."""
+    from simcluster.spec.megatron_moe import dense_and_every, layer_pattern
+    pattern = layer_pattern(value, layers)
+    assert (dense_and_every(pattern) if pattern else None) == split
 
 
 def test_import_megatron_needs_the_vocabulary_of_a_tokenizer_it_cannot_read(tmp_path, capsys):
@@ -292,3 +366,17 @@ def test_a_sweeps_best_yaml_keeps_the_config_reachable(tmp_path):
     data = parse_yaml_text((elsewhere / "best.yaml").read_text(), "best.yaml").data
     assert Path(data["model"]["from"]).is_absolute()
     assert load_workload(elsewhere / "best.yaml").model.ffn_hidden == 2816
+
+
+@pytest.mark.parametrize("backend, flash", [("flash", True), ("fused", True), ("auto", True), ("unfused", False),
+                                            ("local", False)])
+def test_import_megatron_reads_the_attention_backend(backend, flash, tmp_path, capsys):
+    """Megatron-Core's --attention-backend (which replaced --use-flash-attn): flash, cuDNN-fused or auto run a fused
+    attention kernel; unfused and local the softmax path."""
+    args = tmp_path / "args.txt"
+    args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                    f"--global-batch-size 64 --attention-backend {backend}\n")
+    out = tmp_path / "w.yaml"
+    assert main(["import-megatron", str(args), "--gpus", "8", "--out", str(out)]) == 0
+    assert load_workload(out).training.flash_attention is flash
+    assert "--attention-backend" not in out.read_text().split("name:")[0]
