@@ -59,7 +59,7 @@ _IGNORED = frozenset({
     "output_attentions", "output_hidden_states", "return_dict", "tie_encoder_decoder",
     "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar", "quantization_config",
     "bos_token", "eos_token", "use_flash_attn", "gradient_checkpointing", "num_labels", "problem_type",
-    "auto_map",
+    "auto_map", "original_max_position_embeddings",
 })
 _IGNORED_PREFIXES = ("summary_",)
 

@@ -80,6 +80,7 @@ def test_moe_configs_give_the_hand_written_workloads(name):
     ("mixtral-8x7b", 46.7e9, 12.9e9, False, "Mistral AI, 'Mixtral of experts' (2023-12): 46.7B total, 12.9B a token"),
     ("qwen1.5-moe-a2.7b", 14.3e9, 2.7e9, False, "Qwen blog 'Qwen1.5-MoE' (2024-03): 14.3B total, 2.7B activated"),
     ("qwen3-30b-a3b", 30.5e9, 3.3e9, False, "Qwen3-30B-A3B model card: 30.5B in total, 3.3B activated"),
+    ("olmoe-1b-7b", 6.9e9, 1.3e9, False, "OLMoE (arXiv:2409.02060) Table 1: 6.9B total, 1.3B active"),
     ("deepseek-v2-lite", 15.7e9, 2.4e9, True, "DeepSeek-V2 (arXiv:2405.04434) App. B: 15.7B total, 2.4B activated"),
     ("deepseek-v3", 671e9, 37e9, True, "DeepSeek-V3 (arXiv:2412.19437) §1: 671B total, 37B activated, MTP aside"),
 ])
@@ -380,3 +381,9 @@ def test_import_megatron_reads_the_attention_backend(backend, flash, tmp_path, c
     assert main(["import-megatron", str(args), "--gpus", "8", "--out", str(out)]) == 0
     assert load_workload(out).training.flash_attention is flash
     assert "--attention-backend" not in out.read_text().split("name:")[0]
+
+
+def test_rope_scaling_companions_cost_nothing():
+    """Phi-3's original_max_position_embeddings (its RoPE scaling's base length) is read as no cost, as rope_scaling."""
+    config = {**json.loads((HF / "llama3-8b" / "config.json").read_text()), "original_max_position_embeddings": 4096}
+    assert hf_model(config, "c.json")[1] == []
