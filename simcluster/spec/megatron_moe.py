@@ -24,10 +24,11 @@ size
 
 The simulator's MoE layer is Megatron-Core's all-to-all dispatcher over grouped GEMMs (:mod:`simcluster.plan.moe`):
 ``--moe-token-dispatcher-type alltoall`` or ``flex`` (DeepEP's all-to-all) and ``--moe-grouped-gemm`` (needed when a
-rank holds more than one expert: without it ``SequentialMLP`` runs them one by one). The router's loss, scoring and
-logging arguments change no cost (:data:`NO_COST`). Every other ``--moe-*`` argument (padding to capacity, the shared
-expert's overlap with the dispatch, MoE-layer recomputation, permute fusion, ...) changes what the simulator would
-cost and stays a problem that names it.
+rank holds more than one expert: without it ``SequentialMLP`` runs them one by one). Its permutation is one memory
+pass each way (:mod:`simcluster.workload.moe`), what ``--moe-permute-fusion`` runs; without the flag Megatron's
+unfused permutation takes a few more kernels, not modelled. The router's loss, scoring and logging arguments change
+no cost (:data:`NO_COST`). Every other ``--moe-*`` argument (padding to capacity, the shared expert's overlap with
+the dispatch, MoE-layer recomputation, ...) changes what the simulator would cost and stays a problem that names it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ NO_COST = frozenset({
 MAPPED = frozenset({
     "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
     "--moe-layer-freq", "--moe-expert-capacity-factor", "--moe-router-num-groups", "--moe-router-group-topk",
-    "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--expert-model-parallel-size",
+    "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-permute-fusion", "--expert-model-parallel-size",
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
 })

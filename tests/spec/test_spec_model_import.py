@@ -247,7 +247,8 @@ DEEPSEEK_V3_ARGS = (
     "--moe-shared-expert-intermediate-size 2048 --moe-router-topk 8 --moe-router-group-topk 4 "
     "--moe-router-num-groups 8 --moe-router-load-balancing-type seq_aux_loss --moe-router-score-function sigmoid "
     "--moe-router-enable-expert-bias --moe-router-topk-scaling-factor 2.5 --moe-router-dtype fp32 "
-    "--moe-grouped-gemm --moe-token-dispatcher-type alltoall --mtp-num-layers 1 --expert-model-parallel-size 64 "
+    "--moe-grouped-gemm --moe-permute-fusion --moe-token-dispatcher-type alltoall --mtp-num-layers 1 "
+    "--expert-model-parallel-size 64 "
     "--pipeline-model-parallel-size 16 --micro-batch-size 1 --global-batch-size 15360 --bf16 --fp8-format e4m3 "
     "--fp8-recipe blockwise --use-distributed-optimizer")
 MIXTRAL_ARGS = (
@@ -279,7 +280,8 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
 
 
 @pytest.mark.parametrize("extra, named", [
-    (" --moe-shared-expert-overlap --moe-permute-fusion", "--moe-permute-fusion, --moe-shared-expert-overlap"),
+    (" --moe-shared-expert-overlap --moe-pad-expert-input-to-capacity",
+     "--moe-pad-expert-input-to-capacity, --moe-shared-expert-overlap"),
     (" --moe-token-dispatcher-type allgather", "allgather"),
     (" --moe-layer-freq [1,0,0,1,1,1,1,1]", "--moe-layer-freq"),
     (" --moe-layer-freq \"__import__('os').getcwd()\"", "--moe-layer-freq"),  # read, never evaluated
