@@ -83,7 +83,7 @@ def _qwen_layers(config: dict[str, Any], moe: dict[str, Any], used: set[str], wh
     shared = config.get("shared_expert_intermediate_size")
     if shared:
         size = moe.get("expert_ffn_hidden")
-        if not isinstance(shared, int) or not size or shared % size:
+        if not isinstance(shared, int) or not isinstance(size, int) or size < 1 or shared % size:
             why.append(f"shared_expert_intermediate_size {shared!r} is not a multiple of moe_intermediate_size {size!r}")
             return
         moe["shared_experts"] = shared // size

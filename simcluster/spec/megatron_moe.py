@@ -113,9 +113,19 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
     def problem(key: str, why: str) -> None:
         problems.append(Problem(file, None, key, why))
 
+    for key in ("--moe-router-topk", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
+                "--moe-router-num-groups", "--moe-router-group-topk"):
+        value = ints.get(key)
+        if value is not None and value < 1:
+            problem(key, f"expected a positive integer, got {value}")
+    for key in ("--fp8-format", "--fp8-recipe", "--moe-layer-freq", "--moe-token-dispatcher-type",
+                "--moe-expert-capacity-factor"):
+        if args.get(key) is True:
+            problem(key, "expects a value")
     experts = ints.get("--num-experts")
     if experts:
-        moe: dict[str, Any] = {"experts": experts, "top_k": ints.get("--moe-router-topk") or 2}
+        top_k = ints.get("--moe-router-topk")
+        moe: dict[str, Any] = {"experts": experts, "top_k": 2 if top_k is None else top_k}  # Megatron's default: 2
         size = ints.get("--moe-ffn-hidden-size")
         if size:
             moe["expert_ffn_hidden"] = size
@@ -143,7 +153,10 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
                 problem("--moe-expert-capacity-factor", f"expected a number, got {capacity!r}")
         ep, etp = ints.get("--expert-model-parallel-size") or 1, ints.get("--expert-tensor-parallel-size")
         groups, chosen = ints.get("--moe-router-num-groups"), ints.get("--moe-router-group-topk")
-        if groups and chosen:
+        if (groups is None) != (chosen is None):
+            problem("--moe-router-num-groups", "group-limited routing needs both --moe-router-num-groups and "
+                    "--moe-router-group-topk")
+        elif groups and chosen:
             nodes = ep * (etp or ints.get("--tensor-model-parallel-size") or 1) // gpus_per_node
             if groups == nodes:
                 moe["router"], moe["node_limit"] = "node_limited", chosen

@@ -118,8 +118,10 @@ def test_qwen_dense_layers_between_or_a_shared_expert_of_another_width_are_named
     assert "mlp_only_layers" in hf_model({**config, "decoder_sparse_step": 2, "mlp_only_layers": [0]}, "c.json")[1][0].reason
     qwen15 = json.loads((HF / "qwen1.5-moe-a2.7b" / "config.json").read_text())
     assert hf_model(qwen15, "c.json")[0]["moe"]["shared_experts"] == 4  # 5632 = 4 × 1408
-    problems = hf_model({**qwen15, "shared_expert_intermediate_size": 2000}, "c.json")[1]
-    assert "shared_expert_intermediate_size" in problems[0].reason
+    for shared, size in ((2000, 1408), (5632, "x"), (5632, -5)):
+        problems = hf_model({**qwen15, "shared_expert_intermediate_size": shared, "moe_intermediate_size": size},
+                            "c.json")[1]
+        assert "shared_expert_intermediate_size" in problems[0].reason
 
 
 def test_routing_and_latent_attention_of_deepseek_configs():
@@ -291,6 +293,9 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
     (" --fp8-format e4m3 --fp8-recipe mxfp8", "mxfp8"),
     (" --no-fp8-wgrad --fp8-format hybrid", "--no-fp8-wgrad"),
     (" --n-shared-experts 2", "--n-shared-experts"),  # another project's fork
+    (" --moe-router-topk 0", "--moe-router-topk: expected a positive integer"),  # not Megatron's default 2
+    (" --moe-router-num-groups 8", "needs both"),
+    (" --fp8-format", "--fp8-format: expects a value"),
     (" --window-size 4096,0", "--window-size"),
 ])
 def test_import_megatron_names_what_it_cannot_map(extra, named, tmp_path, capsys):
