@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate one training iteration of a workload")
     run.add_argument("workload", help="workload YAML file")
-    run.add_argument("--out", help="output folder (default reports/<name>/)")
+    run.add_argument("-o", "--out", help="output folder (default reports/<name>/)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a dotted key of the workload, e.g. parallelism.tensor=4")
     run.add_argument("--strict", action="store_true",

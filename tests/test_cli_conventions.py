@@ -1,6 +1,6 @@
 """Command-line conventions (issue 16): the ``simcluster`` console script, ``--version``,
 ``-q/--quiet``, ``-v/--verbose``, ``--json`` on run / collective / search with the JSON alone on
-stdout, ``--set`` on search (``--fix`` kept), install hints that match the README."""
+stdout, ``--set`` on search (``--fix`` kept), ``-o`` for ``--out``, install hints that match the README."""
 
 from __future__ import annotations
 
@@ -107,3 +107,12 @@ def test_validate_published_json_on_stdout_even_quiet(capsys):
     assert main(["-q", "validate-published", "--only", "1.7b", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"mape", "passed", "rows"} <= set(out) and out["rows"][0]["published"] == 137
+
+
+@pytest.mark.parametrize("command", [["run", TOY], ["sweep", "s.yaml"], ["search", TOY], ["import-megatron", "a.txt"]])
+def test_o_is_out(command):
+    """Every command that writes somewhere takes -o for --out (the contract spells --out; -o is the usual short
+    form, which argparse refused with exit 2)."""
+    from simcluster.cli import _parser
+
+    assert _parser().parse_args([*command, "-o", "x"]).out == "x" == _parser().parse_args([*command, "--out", "x"]).out

@@ -25,7 +25,7 @@ HELP = "turn a Megatron-LM command line (pretrain_gpt.py arguments) into a workl
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("args_file", metavar="ARGS.txt", help="a file holding the Megatron-LM arguments (- for stdin)")
-    p.add_argument("--out", metavar="FILE", help="write the workload here (default: stdout)")
+    p.add_argument("-o", "--out", metavar="FILE", help="write the workload here (default: stdout)")
     p.add_argument("--gpus", type=positive, metavar="N", help="GPUs the job runs on (data = N / (tensor × pipeline))")
     p.add_argument("--nodes", type=positive, metavar="N", help="nodes the job runs on (instead of --gpus)")
     p.add_argument("--cluster", default="dgx-a100-80gb", help="cluster preset (default dgx-a100-80gb)")

@@ -38,7 +38,7 @@ def _gpus(text: str) -> tuple[int | None, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("workload", help="workload YAML file (model, global batch, cluster; optional search: section)")
-    p.add_argument("--out", help="output folder (default reports/<name>-search/); finished simulations there are reused")
+    p.add_argument("-o", "--out", help="output folder (default reports/<name>-search/); finished simulations there are reused")
     p.add_argument("--gpus", type=_gpus, metavar="N|A-B",
                    help="use at most N GPUs (and more than N/2), or from A to B (default: the cluster's GPUs)")
     p.add_argument("--top", type=positive, metavar="K", help="layouts to show, and the fewest to simulate (default 10)")

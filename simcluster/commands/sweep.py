@@ -24,7 +24,7 @@ HELP = "run a batch of workload variants from a sweep file (resumable; local pro
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", help="sweep YAML file (base workload, grid, zip groups, filters)")
-    p.add_argument("--out", help="output folder (default reports/<sweep name>/); finished points there are reused")
+    p.add_argument("-o", "--out", help="output folder (default reports/<sweep name>/); finished points there are reused")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a dotted workload key for every point, as the sweep file's set: section does "
                         "(a swept key keeps its values)")
