@@ -59,6 +59,8 @@ FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-para
                    "--moe-router-enable-expert-bias", "--moe-per-layer-logging", "--moe-router-force-load-balancing",
                    "--moe-permute-fusion", "--moe-shared-expert-overlap", "--moe-pad-expert-input-to-capacity",
                    "--moe-layer-recompute", "--moe-use-legacy-grouped-gemm"})
+#: The longest layer pattern read (a guard: ``[0]*10**6*10**6`` is refused, not built).
+MAX_PATTERN = 1_000_000
 #: --fp8-recipe -> training.fp8_recipe (Transformer Engine's DelayedScaling, Float8CurrentScaling, blockwise).
 FP8_RECIPES = {"delayed": "delayed", "tensorwise": "current", "blockwise": "blockwise"}
 
@@ -85,9 +87,11 @@ def _pattern(node: ast.AST) -> Any:
         return [_pattern(e) for e in node.elts]
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
         left, right = _pattern(node.left), _pattern(node.right)
-        if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list):
+        if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list) \
+                and len(left) + len(right) <= MAX_PATTERN:
             return left + right
-        if isinstance(node.op, ast.Mult) and isinstance(left, list) and isinstance(right, int) and 0 <= right <= 10**6:
+        if isinstance(node.op, ast.Mult) and isinstance(left, list) and isinstance(right, int) \
+                and 0 <= right and len(left) * right <= MAX_PATTERN:
             return left * right
     raise ValueError("not a layer pattern")
 

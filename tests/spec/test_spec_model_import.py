@@ -324,7 +324,8 @@ def test_import_megatron_needs_grouped_gemm_for_several_experts_a_rank(tmp_path,
 @pytest.mark.parametrize("value, layers, split", [("1", 8, (0, 1)), ("2", 8, (0, 2)), ("([0]*3+[1]*58)", 61, (3, 1)),
                                                   ("[0]+[1]*92", 93, (1, 1)), ("[0,1,0,1]", 4, (1, 2)),
                                                   ("[0]*2+[1,0]*3", 8, (2, 2)), ("[1,1,0]", 3, None),
-                                                  ("0", 4, None), ("open('x')", 4, None)])
+                                                  ("0", 4, None), ("open('x')", 4, None),
+                                                  ("([0]*1000000)*1000000", 4, None)])  # refused, not built
 def test_moe_layer_freq_patterns(value, layers, split):
     """Megatron's --moe-layer-freq: i % k == 0 for an integer, else its list expression (read as data)."""
     from simcluster.spec.megatron_moe import dense_and_every, layer_pattern
