@@ -110,13 +110,13 @@ def _deepseek_layers(config: dict[str, Any], moe: dict[str, Any], used: set[str]
         why.append(f"topk_method {method!r} cannot be mapped (known: greedy, noaux_tc)")
 
 
-def hf_mla(config: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str]]:
-    """(the ``model.mla`` section or None, the keys read) of a config.json; ``head_dim`` rides along in the section
-    under ``"head_dim"`` for the caller to move to the model (module docstring)."""
+def hf_mla(config: dict[str, Any]) -> tuple[dict[str, Any] | None, int | None, set[str]]:
+    """(the ``model.mla`` section or None, the model's ``head_dim`` under it, the keys read) of a config.json
+    (module docstring)."""
     if not config.get("kv_lora_rank"):
-        return None, set()
+        return None, None, set()
     mla = {"kv_lora_rank": config["kv_lora_rank"], "rope_head_dim": config.get("qk_rope_head_dim"),
-           "v_head_dim": config.get("v_head_dim"), "head_dim": config.get("qk_nope_head_dim")}
+           "v_head_dim": config.get("v_head_dim")}
     if config.get("q_lora_rank"):
         mla["q_lora_rank"] = config["q_lora_rank"]
-    return mla, set(_MLA_KEYS)
+    return mla, config.get("qk_nope_head_dim"), set(_MLA_KEYS)

@@ -147,10 +147,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "--make-vocab-size-divisible-by", "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
         "--context-parallel-size", "--num-layers-per-virtual-pipeline-stage", "--micro-batch-size",
         "--global-batch-size", "--nnodes", "--nproc-per-node", "--wgrad-deferral-limit", "--recompute-num-layers",
-        "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
-        "--moe-router-num-groups", "--moe-router-group-topk", "--expert-model-parallel-size",
-        "--expert-tensor-parallel-size", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
-        "--v-head-dim", "--mtp-num-layers")}
+        *megatron_moe.INT_ARGS)}
     for key in ("--num-layers", "--hidden-size", "--num-attention-heads", "--global-batch-size"):
         if ints[key] is None and key not in args:
             problems.append(Problem(file, None, key, "missing: needed to describe the workload"))

@@ -54,6 +54,11 @@ MAPPED = frozenset({
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
 })
+#: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
+INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
+            "--moe-router-num-groups", "--moe-router-group-topk", "--expert-model-parallel-size",
+            "--expert-tensor-parallel-size", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
+            "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers")
 #: Boolean arguments among them (they take no value on the command line).
 FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-param-gather", "--moe-router-pre-softmax",
                    "--moe-router-enable-expert-bias", "--moe-per-layer-logging", "--moe-router-force-load-balancing",

@@ -133,10 +133,10 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
     problems += [Problem(file, None, where, why) for why in why_not]
     if moe is not None and not why_not:
         out["moe"] = moe
-    mla, mla_keys = hf_mla(config)
+    mla, head_dim, mla_keys = hf_mla(config)
     used |= mla_keys
     if mla is not None:
-        out["attention"], out["head_dim"], out["mla"] = "mla", mla.pop("head_dim"), mla
+        out["attention"], out["head_dim"], out["mla"] = "mla", head_dim, mla
         out.pop("kv_heads", None)  # every head has its own keys and values, from the shared latent
     used |= {"sliding_window", "use_sliding_window", "max_window_layers"}
     window, why = _window(config, model_type)
