@@ -33,7 +33,7 @@ from simcluster.costs import mla
 from simcluster.costs.params import ffn_width, kv_width, layer_matrix_params, mlp_matrices, q_width
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
-from simcluster.workload.sliding_window import window_pair_ratio
+from simcluster.workload.sliding_window import mean_pair_ratio
 
 
 def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
@@ -44,10 +44,12 @@ def layer_forward_flops(model: ModelSpec, sequences: float) -> float:
 
 def attention_core_forward_flops(model: ModelSpec, sequences: float) -> float:
     """QKᵀ and A·V of one layer, full square: 4·B·s²·a·d (= 4·B·s²·h when a·d = h); under a sliding window
-    times the window's share of the causal query-key pairs (:mod:`simcluster.workload.sliding_window`)."""
+    times the window's share of the causal query-key pairs, with windowed and full layers mixed
+    (``model.full_attention_every``) the layers' mean share (:mod:`simcluster.workload.sliding_window`), so that
+    ``layers ×`` this is the model's."""
     if model.attention == "mla":  # 2·B·s²·a·(d + d_R + d_v) (simcluster.costs.mla)
         return mla.core_forward_flops(model, sequences)
-    return 4.0 * sequences * model.seq_len**2 * q_width(model) * window_pair_ratio(model.seq_len, model.sliding_window)
+    return 4.0 * sequences * model.seq_len**2 * q_width(model) * mean_pair_ratio(model)
 
 
 def logits_forward_flops(model: ModelSpec, sequences: float) -> float:

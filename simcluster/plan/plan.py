@@ -47,6 +47,7 @@ from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, fetch_s
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.devices import Device
 from simcluster.workload import DTYPE_BYTES, model_ops
+from simcluster.workload.sliding_window import full_attention, full_layers, without_window
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Plan:
     embedding_and_head: bool = True  # closed-form tests switch them off
     orders: tuple[tuple[Unit, ...], ...] = field(default=(), repr=False)
     moe: MoePlan | None = field(default=None, repr=False)  # mixture of experts (simcluster.plan.moe)
+    full_blocks: Blocks | None = field(default=None, repr=False)  # full-attention layers among windowed ones
 
     # -- the layout -----------------------------------------------------------------------
     @property
@@ -188,10 +190,17 @@ class Plan:
     def layer_unit_steps(self, kind: str, layer: int, mb: int = 0) -> tuple[Step, ...]:
         """The steps of ``layer`` in pass ``kind`` for microbatch ``mb`` (an MoE layer's depend on its
         router's draws for that microbatch)."""
-        shape = self.layer_shape(layer)
+        shape, blocks = self.layer_shape(layer), self.layer_blocks(layer)
         if self.moe is not None and self.moe.is_moe(layer):
-            return self.moe.steps(kind, layer, mb, self.blocks, shape)
-        return layer_steps(kind, self.blocks, shape)
+            return self.moe.steps(kind, layer, mb, blocks, shape)
+        return layer_steps(kind, blocks, shape)
+
+    def layer_blocks(self, layer: int) -> Blocks:
+        """The block costs of ``layer``: the plan's, or a full-attention layer's among windowed ones
+        (``model.full_attention_every``: :mod:`simcluster.workload.sliding_window`)."""
+        if self.full_blocks is not None and full_attention(self.spec.model, layer):
+            return self.full_blocks
+        return self.blocks
 
     def unit_steps(self, kind: str, k: int, mb: int = 0) -> list[tuple[int, Step]]:
         """(key, step) of pass ``kind`` (F, B, W) of chunk ``k`` for microbatch ``mb``.
@@ -339,6 +348,8 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     ops = model_ops(spec.model, tr)
     stack = spec_stack(spec)
     blocks = model_blocks(ops, cm, t, c, par.sequence_parallel, tr.flash_attention, stack)
+    full = model_blocks(model_ops(without_window(spec.model), tr), cm, t, c, par.sequence_parallel,
+                        tr.flash_attention, stack) if full_layers(spec.model) else None
     sends = plan_sends(spec, par.schedule, par.sequence_parallel)
     parts, prefetch = zero3_gathers(spec, ops)
     refetch, share = zero3_refetch(spec, ops)
@@ -361,7 +372,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     plan = Plan(spec, grid, spec.num_microbatches, v, model_chunks(spec.model, p, v, par.stage_layers),
                 par.schedule, blocks, shape, params, act, p2p, kv,
                 *weight_bytes(tr.precision, stack), cm, embedding_and_head,
-                moe=_moe_plan(spec, cm))
+                moe=_moe_plan(spec, cm), full_blocks=full)
     object.__setattr__(plan, "sends", sends)  # the cached property, computed once above
     object.__setattr__(plan, "orders", stage_orders(plan))
     return plan

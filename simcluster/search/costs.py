@@ -25,6 +25,7 @@ from simcluster.plan.stack_bytes import spec_stack, weight_bytes
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 from simcluster.workload import ModelOps, model_ops
+from simcluster.workload.sliding_window import full_layers, without_window
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class LayoutCosts:
     act_bytes: float  # the tensor-parallel collective buffer b·(s/c)·h
     p2p_bytes: float  # a pipeline send: act_bytes, or act_bytes / t where the stack splits it
     kv_bytes: float  # keys and values exchanged over the context ring per layer
+    full: Blocks | None = None  # a full-attention layer's among windowed ones (model.full_attention_every)
 
 
 class Costs:
@@ -70,8 +72,11 @@ class Costs:
         hit = self._blocks.get(key)
         if hit is None:
             blocks = model_blocks(self.ops(mb), self.cm, t, c, sp, self.training.flash_attention, self.stack)
+            full = model_blocks(model_ops(without_window(self.spec.model), self.training.model_copy(
+                update={"micro_batch": mb})), self.cm, t, c, sp, self.training.flash_attention, self.stack) \
+                if full_layers(self.spec.model) else None
             hit = LayoutCosts(blocks, layer_params(self.spec, t, 2), layer_params(self.spec, t, 1),
-                              *activation_bytes(self.spec, t, c, mb, sp))
+                              *activation_bytes(self.spec, t, c, mb, sp), full=full)
             self._blocks[key] = hit
         return hit
 

@@ -64,6 +64,7 @@ from simcluster.search.costs import Costs
 from simcluster.search.layout import Layout
 from simcluster.search.memory import MemoryModel, chunk_spread, layout_spec, stage_layers
 from simcluster.spec.workload import WorkloadSpec
+from simcluster.workload.sliding_window import full_layers
 from simcluster.topology.topology import Topology
 
 
@@ -121,13 +122,13 @@ class Group:
         return self.est.memory.peak(self.t, self.c, self.d, self.p, self.v, self.m, self.schedule, self.mb,
                                     self.sp, rc, zero, self.e, self.et)
 
-    def _steps(self, shape: UnitShape) -> tuple[tuple[Step, ...], ...]:
+    def _steps(self, shape: UnitShape, full: bool = False) -> tuple[tuple[Step, ...], ...]:
         """(F, B, W, embedding F and B, head F and B) steps of one layer (cached per shape; W empty but
-        under ZB-H1)."""
-        key = (self.t, self.c, self.mb, self.sp, shape)
+        under ZB-H1); ``full``: of a full-attention layer among windowed ones."""
+        key = (self.t, self.c, self.mb, self.sp, shape, full)
         hit = self.est.steps.get(key)
         if hit is None:
-            blocks = self.b.blocks
+            blocks = self.b.full if full and self.b.full is not None else self.b.blocks
             hit = (layer_steps("F", blocks, shape), layer_steps("B", blocks, shape),
                    layer_steps("W", blocks, shape) if shape.split_w else (),
                    embedding_steps("F", blocks, shape) + embedding_steps("B", blocks, shape),
@@ -173,9 +174,20 @@ class Group:
 
     def _passes(self, shape: UnitShape, rc: str, window: bool) -> tuple[PassTime, ...]:
         """(F, its prefetch window, B, its prefetch window, W) of one layer: a kept layer's backward blended in under
-        partial recompute, every layer the mean of the dense and the MoE ones."""
-        est, blocks = self.est, self.b.blocks
-        steps = self._steps(shape)
+        partial recompute, every layer the mean of the dense and the MoE ones, and of the windowed and the
+        full-attention ones (``model.full_attention_every``), each kind weighted by its count."""
+        out = self._kind_passes(shape, rc, window, False)
+        if self.b.full is None:
+            return out
+        w = full_layers(self.est.spec.model) / self.est.layers
+        full = self._kind_passes(shape, rc, window, True)
+        return tuple(a.blend(b, w) for a, b in zip(out, full))
+
+    def _kind_passes(self, shape: UnitShape, rc: str, window: bool, full: bool) -> tuple[PassTime, ...]:
+        """:meth:`_passes` of the windowed layers (``full``: of the full-attention ones, :meth:`_steps`)."""
+        est = self.est
+        blocks = self.b.full if full and self.b.full is not None else self.b.blocks
+        steps = self._steps(shape, full)
         f, ft = self._pass(steps[0], window)
         bw, bt = self._pass(steps[1], window)
         wg = PassTime().add(steps[2], self._coll)  # ZB-H1's W pass (its reduce-scatter with it)
@@ -183,7 +195,7 @@ class Group:
         if n_rc is not None:  # partial recompute (costs.partial_recompute): the kept layers' backward blended in
             chunk = est.layers / (self.p * self.v)
             w = max(0.0, 1 - min(n_rc, chunk) / chunk)
-            kept = self._steps(shape.kept())
+            kept = self._steps(shape.kept(), full)
             kb, kt = self._pass(kept[1], window)
             bw, bt, wg = bw.blend(kb, w), bt.blend(kt, w), wg.blend(PassTime().add(kept[2], self._coll), w)
         if self.moe is not None:  # every layer as the layers' mean: dense and MoE weighted by their count

@@ -57,6 +57,14 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
         found.append(Finding("model.parallel_block_norms", "two LayerNorms are not modelled with sequence_parallel or "
                              "tp_comm_overlap", ("parallelism.sequence_parallel", "parallelism.tp_comm_overlap")))
     window = getattr(m, "sliding_window", None)
+    every = getattr(m, "full_attention_every", None)
+    if every is not None and window is None:
+        found.append(Finding("model.full_attention_every", "needs model.sliding_window (the other layers' window)",
+                             ("model.sliding_window",)))
+    elif every is not None and every > m.layers:
+        found.append(Finding("model.full_attention_every", f"{every} is more than the model's {m.layers} layers: no "
+                             "layer would attend over the whole prefix (leave it out for a window on every layer)",
+                             ("model.layers",)))
     if window is not None and window < m.seq_len:
         if m.attention == "mla":
             found.append(Finding("model.sliding_window", "a window over latent attention is not modelled",

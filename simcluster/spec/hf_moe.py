@@ -2,8 +2,9 @@
 
 What transformers' modeling code does with each key (the families by their keys, not their ``model_type``):
 
-- Mixtral-style (``num_local_experts`` E, ``num_experts_per_tok`` k; Mixtral, PhiMoE, GraniteMoE): every layer's MLP
-  is a sparse block of E experts of ``intermediate_size`` (``MixtralSparseMoeBlock``).
+- Mixtral-style (``num_local_experts`` E, ``num_experts_per_tok`` k; Mixtral, PhiMoE, GraniteMoE, GPT-OSS): every
+  layer's MLP is a sparse block of E experts of ``intermediate_size`` (``MixtralSparseMoeBlock``; GPT-OSS's
+  ``GptOssExperts``, whose ``swiglu_limit`` clamp of the gate and up outputs is not costed).
 - Qwen-style (``num_experts``; Qwen2-MoE, Qwen3-MoE, OLMoE): experts of ``moe_intermediate_size`` (OLMoE:
   ``intermediate_size``); layer i is sparse when i is not in ``mlp_only_layers`` and (i + 1) % ``decoder_sparse_step``
   == 0 (``Qwen2MoeDecoderLayer``), i.e. ``dense_layers`` s − 1 and ``every`` s; ``mlp_only_layers`` maps only when it
@@ -56,6 +57,9 @@ def hf_moe(config: dict[str, Any]) -> tuple[dict[str, Any] | None, set[str], lis
     if experts is None or top_k is None:
         return None, used, [f"{key} and num_experts_per_tok must be numbers of experts"]
     moe: dict[str, Any] = {"experts": experts, "top_k": top_k}
+    used |= {"experts_per_token", "swiglu_limit"}  # GPT-OSS writes k twice; its clamp is not costed (docstring)
+    if "experts_per_token" in config and config["experts_per_token"] != top_k:
+        why.append(f"experts_per_token {config['experts_per_token']!r} differs from num_experts_per_tok {top_k}")
     if key == "num_local_experts":  # Mixtral-style: every layer, experts of intermediate_size
         return moe, used, why
     used.add("moe_intermediate_size")

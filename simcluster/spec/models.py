@@ -2,12 +2,12 @@
 
 ``from`` reads a Hugging Face ``config.json`` (Llama, Mistral, Qwen2, Gemma, GPT-2, GPT-NeoX,
 DeepSeek; Mixtral, Qwen2/Qwen3-MoE, OLMoE and DeepSeek-V2/V3's experts and latent attention:
-:mod:`simcluster.spec.hf_moe`) and maps its keys onto the model section (a ``sliding_window`` that covers
-every layer too: :func:`_window`); ``preset`` reads an architecture of
+:mod:`simcluster.spec.hf_moe`) and maps its keys onto the model section (a ``sliding_window`` over every layer or with a full-attention layer every N,
+``model.full_attention_every``: :func:`_window`); ``preset`` reads an architecture of
 the shipped catalogue (``simcluster/data/models/NAME.yaml``, each with its ``source``). Keys
 written beside ``from``/``preset`` override what was read (inside ``moe`` and ``mla`` key by key). Offline:
 files only, nothing is downloaded. A key of ``config.json`` that changes the model's cost but cannot be
-mapped (per-layer windows, DeepSeek-V2's device-limited routing, ...) is a problem that names it.
+mapped (irregular per-layer windows, DeepSeek-V2's device-limited routing, ...) is a problem that names it.
 
 ```python
 data = {"model": {"from": "config.json", "seq_len": 4096}, ...}
@@ -59,12 +59,14 @@ _IGNORED = frozenset({
     "output_attentions", "output_hidden_states", "return_dict", "tie_encoder_decoder",
     "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar", "quantization_config",
     "bos_token", "eos_token", "use_flash_attn", "gradient_checkpointing", "num_labels", "problem_type",
-    "auto_map", "original_max_position_embeddings",
+    "auto_map", "original_max_position_embeddings", "cache_implementation", "rope_local_base_freq",
+    "initial_context_length",
 })
 _IGNORED_PREFIXES = ("summary_",)
 
 #: Gated MLPs (three matrices: gate, up, down): SwiGLU, and GeGLU (Gemma) which costs the same.
-_GATED_TYPES = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2", "deepseek", "internlm2", "yi"})
+_GATED_TYPES = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2", "gemma3", "gemma3_text", "deepseek",
+                          "internlm2", "yi"})
 #: Untied unless the file says otherwise (transformers' defaults for these model types).
 _UNTIED_TYPES = frozenset({"llama", "mistral", "qwen2", "deepseek", "gpt_neox", "mixtral", "qwen2_moe", "qwen3",
                            "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3"})
@@ -84,28 +86,60 @@ def _mlp(config: dict[str, Any], model_type: str) -> str | None:
     return None
 
 
-#: Model types whose sliding window covers some layers only (transformers' Gemma 2/3: every other layer).
-_LAYERED_WINDOW_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2"})
+#: Model types whose windowed and full layers alternate without a key saying so, and their period: transformers'
+#: ``Gemma2DecoderLayer`` (``is_sliding = not bool(layer_idx % 2)``: windowed, full, windowed, ...), and Gemma 3's
+#: ``sliding_window_pattern`` default (``Gemma3TextConfig``: 6, five windowed layers, then a full one).
+_ALTERNATING_WINDOW_TYPES: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6}
+_SLIDING, _FULL = "sliding_attention", "full_attention"
 
 
-def _window(config: dict[str, Any], model_type: str) -> tuple[int | None, str | None]:
-    """(``sliding_window`` of every layer, or None; why it cannot be mapped, or None). Mistral's ``sliding_window``
-    covers every layer; Qwen2's only when ``use_sliding_window`` and from layer ``max_window_layers`` on
-    (transformers' Qwen2Attention), so every layer only when that is 0; Gemma 2/3 alternate windowed layers."""
+def _layer_types(types: Any, layers: Any) -> tuple[int | None, bool, str | None]:
+    """(every, windowed at all, why not) of transformers' ``layer_types`` list: the period N of
+    ``model.full_attention_every`` when layer i is full exactly when (i + 1) mod N = 0."""
+    if not isinstance(types, list) or not types or any(t not in (_SLIDING, _FULL) for t in types):
+        return None, False, f"layer_types must list {_SLIDING!r} and {_FULL!r} per layer"
+    if isinstance(layers, int) and len(types) != layers:
+        return None, False, f"layer_types lists {len(types)} layers, num_hidden_layers is {layers}"
+    if _SLIDING not in types:
+        return None, False, None
+    if _FULL not in types:
+        return None, True, None
+    n = types.index(_FULL) + 1
+    if n < 2 or any((t == _FULL) != ((i + 1) % n == 0) for i, t in enumerate(types)):
+        return None, False, (f"layer_types puts full attention on layers {[i for i, t in enumerate(types) if t == _FULL]}"
+                             ": only every N-th layer (model.full_attention_every) can be mapped")
+    return n, True, None
+
+
+def _window(config: dict[str, Any], model_type: str) -> tuple[int | None, int | None, str | None]:
+    """(``sliding_window``, ``full_attention_every``, why it cannot be mapped) of a config. Mistral's
+    ``sliding_window`` covers every layer; Qwen2's only when ``use_sliding_window`` and from layer
+    ``max_window_layers`` on (transformers' Qwen2Attention), so every layer only when that is 0; Gemma 2/3 and
+    GPT-OSS put a full-attention layer every N (``layer_types``, ``sliding_window_pattern``, or the model type's
+    rule: :data:`_ALTERNATING_WINDOW_TYPES`)."""
     w = config.get("sliding_window")
     if not w or config.get("use_sliding_window") is False:
-        return None, None
+        return None, None, None
     if not isinstance(w, int) or isinstance(w, bool) or w < 1:
-        return None, f"sliding_window {w!r} is not a positive number of tokens"
+        return None, None, f"sliding_window {w!r} is not a positive number of tokens"
     layers = config.get("num_hidden_layers")
-    if model_type in _LAYERED_WINDOW_TYPES or "layer_types" in config or "sliding_window_pattern" in config:
-        return None, f"sliding_window {w} on some layers only ({model_type or 'layer_types'}) cannot be mapped"
+    if "layer_types" in config:
+        every, windowed, why = _layer_types(config["layer_types"], layers)
+        return (w if windowed else None), every, why
+    if "sliding_window_pattern" in config or model_type in _ALTERNATING_WINDOW_TYPES:
+        every = config.get("sliding_window_pattern", _ALTERNATING_WINDOW_TYPES.get(model_type))
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            return None, None, f"sliding_window_pattern {every!r} is not a positive number of layers"
+        if every == 1:  # every layer full
+            return None, None, None
+        return w, (every if not isinstance(layers, int) or every <= layers else None), None
     first = config.get("max_window_layers", 0) if "use_sliding_window" in config else 0
     if isinstance(layers, int) and isinstance(first, int) and first >= layers:
-        return None, None  # no layer is windowed
+        return None, None, None  # no layer is windowed
     if first:
-        return None, f"sliding_window {w} from layer max_window_layers = {first} on cannot be mapped (every layer or none)"
-    return w, None
+        return None, None, (f"sliding_window {w} from layer max_window_layers = {first} on cannot be mapped "
+                            "(every layer, none, or every N-th layer full)")
+    return w, None, None
 
 
 def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -138,12 +172,15 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
     if mla is not None:
         out["attention"], out["head_dim"], out["mla"] = "mla", head_dim, mla
         out.pop("kv_heads", None)  # every head has its own keys and values, from the shared latent
-    used |= {"sliding_window", "use_sliding_window", "max_window_layers"}
-    window, why = _window(config, model_type)
+    used |= {"sliding_window", "use_sliding_window", "max_window_layers", "layer_types", "sliding_window_pattern",
+             "sliding_window_size"}
+    window, every, why = _window(config, model_type)
     if why:
         problems.append(Problem(file, None, where, why))
     elif window:
         out["sliding_window"] = window
+        if every:
+            out["full_attention_every"] = every
     if mlp is None:
         act = next(config[k] for k in _ACTIVATION_KEYS if config.get(k) is not None)
         problems.append(Problem(file, None, where, f"activation {act!r} cannot be mapped (known: silu -> swiglu, gelu)"))

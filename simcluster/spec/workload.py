@@ -97,6 +97,12 @@ class ModelSpec(BaseModel):
         "P_w = w(w+1)/2 + (s−w)·w query-key pairs against P = s(s+1)/2, and model FLOPs count the same pairs; the "
         "unfused attention computes and masks the whole score matrix (no saving). Not with context parallelism "
         "or latent attention.", json_schema_extra={"default_doc": "none: the whole causal prefix"})
+    full_attention_every: Annotated[int, Field(ge=2, le=100_000)] | None = Field(
+        default=None, description="With sliding_window: every N-th layer (layers N−1, 2N−1, …, 0-based) attends over "
+        "the whole causal prefix and the others over the window, as Hugging Face transformers lays them out "
+        "(Gemma 2 and GPT-OSS alternate: 2; Gemma 3: 6, 'sliding_window_pattern'). Each kind of layer is costed "
+        "with its own attention core; model FLOPs count each layer's pairs.",
+        json_schema_extra={"default_doc": "none: every layer windowed"})
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")

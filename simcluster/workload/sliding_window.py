@@ -11,9 +11,22 @@ the window (FlashAttention-2's ``window_size``, Dao 2023 §3; what Mistral's ref
 Megatron-Core's ``--window-size`` run) does P_w / P of the causal kernel's work; an unfused
 attention materializes the whole s × s scores and masks them (no saving). Model FLOPs count the
 window's pairs too: the full-square 4·B·s²·h of the dense count times the same ratio.
+
+Windowed and full layers mixed (``model.full_attention_every`` = N): layer i (0-based) attends over the whole
+causal prefix when (i + 1) mod N = 0 and over the window otherwise, as Hugging Face transformers lays them out
+(``Gemma2DecoderLayer``: ``is_sliding = not bool(layer_idx % 2)``; Gemma 3: ``bool((layer_idx + 1) %
+sliding_window_pattern)``; GPT-OSS's ``layer_types``: sliding, full, sliding, …). Each kind runs its own attention
+core (:func:`full_attention`); a per-layer mean (:func:`mean_pair_ratio`) is what whole-model FLOP counts use:
+
+    r̄ = (n_w · P_w/P + n_f) / l,   n_f = ⌊l / N⌋ full layers, n_w = l − n_f windowed
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simcluster.spec.workload import ModelSpec
 
 
 def window_pair_ratio(seq: int, window: int | None) -> float:
@@ -23,3 +36,31 @@ def window_pair_ratio(seq: int, window: int | None) -> float:
     if not w or w >= s:
         return 1.0
     return (w * (w + 1) / 2 + (s - w) * w) / (s * (s + 1) / 2)
+
+
+def full_attention(model: "ModelSpec", layer: int) -> bool:
+    """Whether ``layer`` (0-based; the multi-token-prediction modules' layers continue the count) attends over the
+    whole causal prefix although the model has a window: every ``full_attention_every``-th layer."""
+    n = getattr(model, "full_attention_every", None)
+    return bool(model.sliding_window) and n is not None and (layer + 1) % n == 0
+
+
+def full_layers(model: "ModelSpec") -> int:
+    """Layers of the model (without multi-token prediction) that attend over the whole causal prefix; 0 when every
+    layer is windowed or there is no window (then every layer is "full", but the same as the others)."""
+    n = getattr(model, "full_attention_every", None)
+    return model.layers // n if model.sliding_window and n is not None else 0
+
+
+def mean_pair_ratio(model: "ModelSpec") -> float:
+    """r̄ of the module docstring: the query-key pairs of the model's layers over the causal prefix's, per layer."""
+    r = window_pair_ratio(model.seq_len, model.sliding_window)
+    if r == 1.0:
+        return 1.0
+    n_full = full_layers(model)
+    return ((model.layers - n_full) * r + n_full) / model.layers
+
+
+def without_window(model: "ModelSpec") -> "ModelSpec":
+    """The model with its full-attention layers' shape: no window (for the ops and costs of those layers)."""
+    return model.model_copy(update={"sliding_window": None, "full_attention_every": None})

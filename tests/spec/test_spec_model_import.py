@@ -153,6 +153,52 @@ def test_an_imported_moe_model_simulates():
     assert res.summary["iteration_time_s"] > 0 and res.workload.model.moe.shared_experts == 4
 
 
+@pytest.mark.parametrize("name, embedding, rest, every, source", [
+    ("gemma-2-9b", 917_504_000, 8_324_201_984, 2,
+     "Gemma Team 2024, Gemma 2 (arXiv:2408.00118) Table 2: 917,504,000 embedding, 8,324,201,984 non-embedding"),
+    ("gemma-3-1b", 302e6, 698e6, 6, "Gemma Team 2025, Gemma 3 Technical Report Table 1: 1B, 302M embedding, "
+     "698M non-embedding"),
+])
+def test_gemma_configs_alternate_windows_and_give_the_published_parameter_counts(name, embedding, rest, every, source):
+    """Gemma 2's and Gemma 3's released config.json: gated MLP, head_dim 256, their window on every layer but each
+    every-th (transformers' Gemma2DecoderLayer / Gemma3TextConfig's sliding_window_pattern), and the authors'
+    parameter counts within 0.2 % (without the learned position embeddings every model here is costed with)."""
+    from simcluster.costs.params import embedding_params, position_params, total_params
+    from simcluster.workload.sliding_window import full_attention
+    model = _imported(name)
+    assert (model.mlp, model.head_dim, model.full_attention_every, model.tied_embeddings) == ("swiglu", 256, every, True)
+    assert [i for i in range(model.layers) if full_attention(model, i)] == list(range(every - 1, model.layers, every))
+    lookup = embedding_params(model) - position_params(model)
+    assert lookup == pytest.approx(embedding, rel=0.002), source
+    assert total_params(model) - lookup - position_params(model) == pytest.approx(rest, rel=0.002), source
+
+
+#: GPT-OSS-120B's config.json keys that shape its cost (transformers' GptOssConfig as released with it; the file
+#: also sets rope_scaling, ids and dtypes, which cost nothing).
+GPT_OSS_120B = {"model_type": "gpt_oss", "num_hidden_layers": 36, "hidden_size": 2880, "num_attention_heads": 64,
+                "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 2880, "num_local_experts": 128,
+                "num_experts_per_tok": 4, "experts_per_token": 4, "vocab_size": 201088, "hidden_act": "silu",
+                "max_position_embeddings": 131072, "initial_context_length": 4096, "sliding_window": 128,
+                "layer_types": ["sliding_attention", "full_attention"] * 18, "swiglu_limit": 7.0,
+                "tie_word_embeddings": False, "attention_bias": True, "router_aux_loss_coef": 0.9,
+                "output_router_logits": False}
+
+
+def test_gpt_oss_maps_experts_and_alternating_windows():
+    """GPT-OSS-120B: 128 experts of 2,880, 4 a token, a 128-token window on every other layer; the parameters of
+    OpenAI's gpt-oss model card (2025-08) Table 1, 116.83B in all and 5.13B active a token (without the input
+    lookup), within 0.5 %."""
+    from simcluster.costs import moe as M
+    from simcluster.costs.params import embedding_params, position_params, total_params
+    out, problems = hf_model(GPT_OSS_120B, "config.json")
+    assert not problems
+    assert (out["moe"], out["sliding_window"], out["full_attention_every"]) == ({"experts": 128, "top_k": 4}, 128, 2)
+    model = workload_from_data({**MOE_BASE, "model": {**out, "seq_len": 4096}}).model
+    assert total_params(model) - position_params(model) == pytest.approx(116.83e9, rel=0.005)
+    assert M.active_params(model) - embedding_params(model) == pytest.approx(5.13e9, rel=0.005)
+    assert "experts_per_token" in hf_model({**GPT_OSS_120B, "experts_per_token": 2}, "c.json")[1][0].reason
+
+
 def test_missing_file_and_unknown_preset():
     with pytest.raises(SpecError, match="cannot read"):
         workload_from_data({**BASE, "model": {"from": "no/such/config.json"}})
