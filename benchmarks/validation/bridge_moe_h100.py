@@ -6,14 +6,18 @@ Rows: the MoE rows of :data:`bridge_h100.ROWS` (NVIDIA-NeMo/Megatron-Bridge ``do
 and ``docs/performance-summary-archive.md`` at 067f987). Each row's settings come from the perf recipe of
 the Megatron-Bridge version its container ships (tags in :data:`bridge_recipes.TAGS`; the MoE settings in
 :mod:`bridge_moe_recipes`, which names files and lines). A row is simulated only where the spec carries
-every performance setting of its recipe; otherwise it is printed as skipped with the setting it lacks.
+its recipe's layout and the settings that shape its schedule; otherwise it is printed as skipped with the setting
+it lacks. What a simulated row approximates is printed under it as caveats.
 
 Architectures (Megatron-Bridge ``src/megatron/bridge/models/qwen/qwen_provider.py`` at v0.1.0rc3,
 ``Qwen3MoEModelProvider`` and its 30B_A3B / 235B_A22B subclasses; the Hugging Face config.json of
 Qwen/Qwen3-30B-A3B and Qwen/Qwen3-235B-A22B): RMSNorm, SwiGLU, no biases, q/k RMSNorm
 (``qk_layernorm``), head_dim (``kv_channels``) 128, vocab 151,936, untied embeddings, 128 routed experts,
 top-8, no shared expert, every layer MoE; 30B-A3B: 48 layers, hidden 2048, 32 heads, 4 query groups,
-expert FFN 768; 235B-A22B: 94 layers, hidden 4096, 64 heads, 4 query groups, expert FFN 1536.
+expert FFN 768; 235B-A22B: 94 layers, hidden 4096, 64 heads, 4 query groups, expert FFN 1536. GPT-OSS 120B
+(openai/gpt-oss-120b config.json through ``gpt_oss_bridge.py``): 36 layers, hidden 2880, 64 heads of 64, 8 query
+groups, 128 experts of 2,880, top-4, vocab 201,088, a 128-token window on every layer but each second
+(``window_attn_skip_freq 2``: ``model.full_attention_every: 2``), BF16.
 
 Common settings (both tags): Megatron's distributed optimizer (``zero_stage: 1``) with
 ``overlap_param_gather`` and ``overlap_grad_reduce``; ``cross_entropy_fusion_impl "te"``
@@ -61,7 +65,7 @@ def caveats(row: Row) -> list[str]:
     """What the simulation of ``row`` approximates (module docstring, :mod:`bridge_moe_recipes`)."""
     r = recipe(row)
     assert r is not None
-    out = ["q/k RMSNorm not modelled"]
+    out = ["q/k RMSNorm not modelled"] if row.model.startswith("Qwen3") else []
     if r.dispatcher != "alltoall":
         out.append(f"{r.dispatcher} dispatcher simulated as NCCL all-to-all"
                    + (f" (its kernels on {r.dispatcher_sms} SMs)" if r.dispatcher_sms else ""))
@@ -95,6 +99,8 @@ def workload(row: Row) -> dict[str, Any]:
     training = {"global_batch": row.gbs, "micro_batch": row.mbs, "precision": "fp8", "fp8_recipe": "current",
                 "fp8_weight_cache": True, "fp8_param_gather": True, "recompute": "none", "framework": "megatron",
                 "cross_entropy": "megatron_fused"}
+    if row.precision == "BF16":  # GPT-OSS's H100 rows
+        training = {k: v for k, v in training.items() if not k.startswith("fp8")} | {"precision": "bf16"}
     return {"name": f"bridge-{row.release}-{row.model}-{row.gpus}", "model": model, "training": training,
             "parallelism": p, "cluster": {"preset": "dgx-h100", "nodes": row.gpus // 8}}
 

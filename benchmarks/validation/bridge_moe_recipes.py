@@ -24,9 +24,17 @@ Read from NVIDIA-NeMo/Megatron-Bridge at the tag each NeMo container ships (:dat
   ``utils/overrides.py`` (``_set_common_perf_overrides``: ``moe_hybridep_num_sms = 32``),
   ``utils/precision.py`` (fp8_cs: ``bf16_with_fp8_current_scaling_mixed``), ``src/megatron/bridge/
   recipes/qwen/qwen3_moe.py`` (``overlap_param_gather``, distributed optimizer, grouped GEMM);
-  GPT-OSS: ``configs/gpt_oss/gpt_oss_workload_base_configs.py`` (H100 BF16: ``recompute_modules
-  ["layernorm", "moe_act"]``), ``src/megatron/bridge/models/gpt_oss/gpt_oss_bridge.py``
-  (``softmax_type "learnable"``, ``window_size (sliding_window - 1, 0)``).
+  GPT-OSS: ``configs/gpt_oss/gpt_oss_workload_base_configs.py`` (v0.2.0: ``workload_base_configs.py``; every
+  tag: H100 BF16 ``pipeline_model_parallel_size 4``, ``expert_model_parallel_size 8``, ETP 1, MBS 1,
+  ``recompute_modules ["layernorm", "moe_act"]``, GBS 512 (V1) or 1280 (V2)), ``configs/gpt_oss/
+  gpt_oss_llm_pretrain.py`` (``set_gpt_oss_common_configs``: ``grad_reduce_in_fp32 False``,
+  ``moe_router_force_load_balancing True``; no flex backend on H100), ``src/megatron/bridge/recipes/gpt_oss/
+  gpt_oss.py`` (``moe_token_dispatcher_type "alltoall"``, grouped GEMM, permute fusion, ``cross_entropy_loss_fusion``,
+  no embedding/loss in the pipeline split, overlapped gradient reduce and parameter gather),
+  ``src/megatron/bridge/models/gpt_oss/gpt_oss_bridge.py`` (``softmax_type "learnable"``, ``window_size
+  (sliding_window - 1, 0)`` = 128 keys, ``window_attn_skip_freq 2``: Megatron-Core's layer_number % 2 == 0, 1-based,
+  attends fully, i.e. ``model.full_attention_every: 2``; ``add_bias_linear``; the HF config's vocab 201,088, kept by
+  ``setup._validate_and_set_vocab_size`` over the NullTokenizer's 32,000).
 
 "FP8" in the 26.xx tables and "FP8-CS" in 25.11 are the H100 FP8_CS configs (the only FP8 H100 configs);
 25.09 names no precision: the 30B row's MBS 2 is fp8_cs's (bf16: MBS 1); the 235B row's layout is
@@ -66,6 +74,10 @@ ARCH: dict[str, dict[str, Any]] = {
     "Qwen3_235B_a22B": {"layers": 94, "hidden": 4096, "heads": 64, "head_dim": 128, "kv_heads": 4,
                         "ffn_hidden": 12288, "vocab": 151936,
                         "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 1536}},
+    # openai/gpt-oss-120b config.json (GptOssConfig), as gpt_oss_bridge.py maps it
+    "GPT_OSS_120B": {"layers": 36, "hidden": 2880, "heads": 64, "head_dim": 64, "kv_heads": 8, "ffn_hidden": 2880,
+                     "vocab": 201088, "sliding_window": 128, "full_attention_every": 2,
+                     "moe": {"experts": 128, "top_k": 4}},
 }
 
 A2A = ("moe_a2a_overlap (Megatron-Core's overlap of one microbatch's EP all-to-all with another's "
@@ -96,9 +108,13 @@ def _lacking(release: str, model: str, lacks: str) -> MoeRecipe:
 DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher, overlap_moe_expert_parallel_comm with "
             "delay_wgrad_compute, recompute_modules [mla_up_proj, mlp]; the EP all-to-all overlap under the "
             "interleaved schedule and the delayed weight-gradient GEMMs are not expressible")
-GPT_OSS = ("GPT-OSS: sliding-window attention (window 128 on alternate layers) and learnable softmax sinks "
-           "(gpt_oss_bridge.py) are not in the spec, nor recompute_modules [layernorm, moe_act] "
-           "(H100 BF16 config)")
+GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
+                 "plain attention", "recompute_modules [layernorm, moe_act] not simulated: their backward reruns "
+                 "(memory-bound) are missing", "biases of every linear layer (add_bias_linear) not costed")
+
+
+def _gpt_oss(release: str) -> MoeRecipe:
+    return MoeRecipe(TAGS[release][0], 1, "alltoall", 0, False, None, True, False, False, (4, 0, 8), 1, GPT_OSS_NOTES)
 NEMOTRON = "Nemotron 3 Nano: hybrid Mamba-2 / attention / MoE layers; Mamba layers are not in the spec"
 
 #: (release, model) -> recipe, for every MoE DGX-H100 row of the summary pages at 067f987.
@@ -107,7 +123,7 @@ for _release in TAGS:
     for _model in ARCH:
         MOE_RECIPES[(_release, _model)] = _qwen(_release, _model)
     MOE_RECIPES[(_release, "DeepSeekV3")] = _lacking(_release, "DeepSeekV3", DEEPSEEK)
-    MOE_RECIPES[(_release, "GPT_OSS_120B")] = _lacking(_release, "GPT_OSS_120B", GPT_OSS)
+    MOE_RECIPES[(_release, "GPT_OSS_120B")] = _gpt_oss(_release)
     MOE_RECIPES[(_release, "Nemotron_3_Nano")] = _lacking(_release, "Nemotron_3_Nano", NEMOTRON)
 
 

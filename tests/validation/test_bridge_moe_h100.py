@@ -1,6 +1,7 @@
 """The held-out Megatron-Bridge MoE check (``benchmarks/validation/bridge_moe_h100.py``): its simulated rows
-build valid workloads whose layout is the table's, the rest are skipped with a reason, and the 26.06
-Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %.
+build valid workloads whose layout is the table's (GPT-OSS's with its alternating windows), the rest are skipped
+with a reason, and the 26.06 Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %. GPT-OSS's rows are held out
+and far off (+63 to +68 %, docs/validation.md): no bound is asserted on them.
 
 The bound: the row (16 H100, EP 16 over two nodes, dropless, FP8 current scaling) predicts −6.4 % today; its
 caveats (HybridEP simulated as an NCCL all-to-all, q/k RMSNorm left out) are each a
@@ -22,7 +23,9 @@ def test_every_moe_row_is_simulated_or_skipped_with_a_reason():
     assert len(BM.MOE_ROWS) == 23
     assert {(r.release, r.model) for r in SIMULATED} == {
         ("25.09", "Qwen3_30B_a3B"), ("25.09", "Qwen3_235B_a22B"), ("26.04", "Qwen3_30B_a3B"),
-        ("26.04.01", "Qwen3_30B_a3B"), ("26.06", "Qwen3_30B_a3B")}
+        ("26.04.01", "Qwen3_30B_a3B"), ("26.06", "Qwen3_30B_a3B"),
+        ("26.02", "GPT_OSS_120B"), ("26.02.01", "GPT_OSS_120B"), ("26.04", "GPT_OSS_120B"),
+        ("26.04.01", "GPT_OSS_120B")}
     for row in BM.MOE_ROWS:
         assert BM.reason(row) is None or len(BM.reason(row)) > 20
 
@@ -30,12 +33,16 @@ def test_every_moe_row_is_simulated_or_skipped_with_a_reason():
 def test_every_simulated_row_builds_a_valid_workload_with_the_table_layout():
     for row in SIMULATED:
         spec = api.load(BM.workload(row))
-        p, t = spec.parallelism, spec.training
-        assert spec.num_gpus == row.gpus and t.precision == "fp8" and t.fp8_recipe == "current"
+        p, t, m = spec.parallelism, spec.training, spec.model
+        oss = row.model == "GPT_OSS_120B"
+        assert spec.num_gpus == row.gpus
+        assert t.precision == ("bf16" if oss else "fp8") and (oss or t.fp8_recipe == "current")
         assert (p.tensor, p.pipeline, p.context, p.expert) == (row.tp, row.pp, row.cp, row.ep)
         assert (p.virtual_stages or 1) == max(row.vp, 1)
         assert (t.global_batch, t.micro_batch) == (row.gbs, row.mbs)
-        assert p.expert_tensor == 1 and spec.model.moe is not None and spec.model.moe.top_k == 8
+        assert p.expert_tensor == 1 and m.moe is not None and m.moe.top_k == (4 if oss else 8)
+        # GPT-OSS: Megatron-Core's window_attn_skip_freq 2, a 128-key window on layers 0, 2, 4, ...
+        assert (m.sliding_window, m.full_attention_every) == ((128, 2) if oss else (None, None))
 
 
 def test_the_235b_stages_account_for_embedding_and_loss():
