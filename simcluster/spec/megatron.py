@@ -43,11 +43,13 @@ experts, latent attention, MTP, FP8 (--num-experts,        model.moe, attention 
 --moe-*, --multi-latent-attention, --mtp-num-layers,       training.precision fp8, fp8_recipe;
 --fp8-*, --expert-*-parallel-size)                         parallelism.expert, expert_tensor:
                                                            :mod:`simcluster.spec.megatron_moe`
+--window-size, --window-attn-skip-freq                     model.sliding_window, full_attention_every:
+                                                           :mod:`simcluster.spec.megatron_window`
 =========================================================  ===========================================
 
 The number of GPUs is not among Megatron's arguments: it comes from ``gpus`` (or ``nodes``) of
 :func:`megatron_workload`, or from a ``torchrun``/``srun`` line in the text (``--nnodes``,
-``--nproc_per_node``). Arguments that change the cost but cannot be mapped (sliding windows, the
+``--nproc_per_node``). Arguments that change the cost but cannot be mapped (``--softmax-type`` sinks, the
 ``--moe-*`` arguments :mod:`simcluster.spec.megatron_moe` does not map, other projects' MoE and MLA
 arguments) are problems that name them; the rest (learning rate, data paths, logging, ...) are
 listed in the file's header as ignored.
@@ -63,12 +65,12 @@ from typing import Any
 import yaml
 
 from simcluster.errors import Problem, SpecError
-from simcluster.spec import megatron_moe
+from simcluster.spec import megatron_moe, megatron_window
 
 #: Arguments that change what would be simulated but have no workload key yet (those of them that
 #: :mod:`simcluster.spec.megatron_moe` maps or knows to cost nothing excepted): Megatron-Core's own, and the MoE
 #: and latent-attention arguments of other projects' Megatron forks.
-UNSUPPORTED_PREFIXES = ("--moe-", "--fp8", "--no-fp8", "--window-size",  # (left, right): model.sliding_window
+UNSUPPORTED_PREFIXES = ("--moe-", "--fp8", "--no-fp8", "--window-", "--softmax-type",
                         "--first-k-dense-replace", "--n-shared-experts", "--multi-head-latent-attention", "--mla-")
 #: Megatron's default --make-vocab-size-divisible-by; GPT-2's BPE vocabulary (the 2021 scripts' --vocab-file).
 DIVISIBLE_BY = 128
@@ -136,11 +138,11 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     args = parse_args(text)
     problems: list[Problem] = []
     unsupported = sorted(k for k in args if k.startswith(UNSUPPORTED_PREFIXES)
-                         and k not in megatron_moe.MAPPED | megatron_moe.NO_COST)
+                         and k not in megatron_moe.MAPPED | megatron_moe.NO_COST | megatron_window.MAPPED)
     if unsupported:
         problems.append(Problem(file, None, "", "Megatron-LM arguments that cannot be mapped onto a workload: "
                                 + ", ".join(unsupported) + " (simcluster/spec/megatron_moe.py lists what is mapped; "
-                                "write model.moe or model.sliding_window in the workload by hand)"))
+                                "megatron_window.py what windows it maps; write the model section by hand)"))
     ints = {k: _int(args, k, file, problems) for k in (
         "--num-layers", "--hidden-size", "--num-attention-heads", "--num-query-groups", "--ffn-hidden-size",
         "--kv-channels", "--seq-length", "--max-position-embeddings", "--padded-vocab-size", "--vocab-size",
@@ -166,6 +168,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     moe_model, moe_training, moe_parallelism, moe_problems = megatron_moe.megatron_moe(
         args, ints, int(ints["--num-layers"] or 0), per_node, file)
     problems += moe_problems
+    window_model, window_problems = megatron_window.megatron_window(args, int(ints["--num-layers"] or 0), file)
+    problems += window_problems
     if problems:
         raise SpecError(problems)
     t = ints["--tensor-model-parallel-size"] or 1
@@ -188,6 +192,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     model["mlp"] = "swiglu" if args.get("--swiglu") else "gelu"
     model["tied_embeddings"] = not args.get("--untie-embeddings-and-output-weights")
     model.update(moe_model)
+    model.update(window_model)
     granularity = args.get("--recompute-granularity")
     if granularity in ("full", "selective"):
         recompute = granularity
@@ -254,7 +259,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         cluster_section["nodes"] = nodes
     data: dict[str, Any] = {"name": name or Path(file).stem, "model": model, "training": training,
                             "parallelism": parallelism, "cluster": cluster_section}
-    known = set(ints) | _FLAGS | megatron_moe.MAPPED | megatron_moe.NO_COST | {
+    known = set(ints) | _FLAGS | megatron_moe.MAPPED | megatron_moe.NO_COST | megatron_window.MAPPED | {
         "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--DDP-impl", "--optimizer",
         "--tokenizer-type", "--attention-backend"}
     ignored = sorted(k for k in args if k not in known)

@@ -79,19 +79,21 @@ def layer_pattern(value: str, layers: int) -> list[int] | None:
     except ValueError:
         pass
     try:
-        out = _pattern(ast.parse(value.strip(), mode="eval").body)
+        out = read_pattern(ast.parse(value.strip(), mode="eval").body)
     except (SyntaxError, ValueError):
         return None
     return out if isinstance(out, list) and all(x in (0, 1) for x in out) else None
 
 
-def _pattern(node: ast.AST) -> Any:
+def read_pattern(node: ast.AST) -> Any:
+    """The value of a pattern expression's syntax tree: integers, lists, list + list and list * integer, each list at
+    most :data:`MAX_PATTERN` long; ValueError for anything else (the expression is never evaluated)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.List):
-        return [_pattern(e) for e in node.elts]
+        return [read_pattern(e) for e in node.elts]
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
-        left, right = _pattern(node.left), _pattern(node.right)
+        left, right = read_pattern(node.left), read_pattern(node.right)
         if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list) \
                 and len(left) + len(right) <= MAX_PATTERN:
             return left + right

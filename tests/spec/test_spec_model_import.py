@@ -342,7 +342,10 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
     (" --moe-router-topk 0", "--moe-router-topk: expected a positive integer"),  # not Megatron's default 2
     (" --moe-router-num-groups 8", "needs both"),
     (" --fp8-format", "--fp8-format: expects a value"),
-    (" --window-size 4096,0", "--window-size"),
+    (" --window-size 4096,8", "not causal"),
+    (" --window-size 127,0 --window-attn-skip-freq \"([0,1]*4)\"", "full attention on layers [0, 2, 4, 6]"),
+    (" --window-attn-skip-freq 2", "needs --window-size"),
+    (" --window-size 127,0 --softmax-type learnable", "attention sinks"),
 ])
 def test_import_megatron_names_what_it_cannot_map(extra, named, tmp_path, capsys):
     args = tmp_path / "args.txt"
@@ -352,6 +355,27 @@ def test_import_megatron_names_what_it_cannot_map(extra, named, tmp_path, capsys
     assert main(["import-megatron", str(args), "--gpus", "8", "--out", str(tmp_path / "w.yaml")]) == 2
     err = capsys.readouterr().err
     assert named in err and "Traceback" not in err and not (tmp_path / "w.yaml").exists()
+
+
+@pytest.mark.parametrize("extra, window, every", [
+    ("--window-size 127,0 --window-attn-skip-freq 2", 128, 2),  # GPT-OSS: window_attn_skip_freq 2 (gpt_oss_bridge.py)
+    ("--window-size (4095,0)", 4096, None),  # Mistral: every layer
+    ("--window-size 511,0 --window-attn-skip-freq \"([1]*5+[0])*2\"", 512, 6),  # Gemma 3's 5:1, as a pattern
+    ("--window-size 511,0 --window-attn-skip-freq 13", 512, None),  # no full layer among 12
+    ("--window-size 511,0 --window-attn-skip-freq 1", None, None),  # every layer full
+    ("--window-size -1,0", None, None),  # -1: no limit
+    ("--softmax-type vanilla", None, None),
+])
+def test_import_megatron_maps_sliding_windows(extra, window, every):
+    """Megatron-Core's --window-size (left, right) is a window of left + 1 keys; --window-attn-skip-freq N makes layer
+    numbers (1-based) divisible by N full (is_layer_window_attention): model.full_attention_every N."""
+    from simcluster.spec.megatron import megatron_workload
+    data, ignored = megatron_workload("--num-layers 12 --hidden-size 1024 --num-attention-heads 16 --seq-length 8192 "
+                                      "--global-batch-size 64 --bf16 " + extra, gpus=8, cluster="dgx-h100", name="w")
+    assert (data["model"].get("sliding_window"), data["model"].get("full_attention_every")) == (window, every)
+    assert not ignored
+    spec = workload_from_data(data)
+    assert (spec.model.sliding_window, spec.model.full_attention_every) == (window, every)
 
 
 def test_import_megatron_needs_grouped_gemm_for_several_experts_a_rank(tmp_path, capsys):
