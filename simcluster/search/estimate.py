@@ -332,7 +332,7 @@ class Estimator:
         self._zero3: dict[tuple[int, str], tuple[tuple[int, bool], tuple[int, float]]] = {}
         self._persist: dict[tuple[int, int], float] = {}
         self.tied = bool(spec.model.tied_embeddings)
-        self.steps: dict[tuple[int, int, int, bool, UnitShape], tuple[tuple[Step, ...], ...]] = {}
+        self.steps: dict[tuple[int, int, int, bool, UnitShape, bool], tuple[tuple[Step, ...], ...]] = {}
         self.moe_layers = moe_layers(spec.model) if spec.model.moe is not None else 0
         self._moe: dict[tuple[int, int, int, int, bool, int, int | None, str], MoePlan] = {}
 
