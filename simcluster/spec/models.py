@@ -2,8 +2,8 @@
 
 ``from`` reads a Hugging Face ``config.json`` (Llama, Mistral, Qwen2, Gemma, GPT-2, GPT-NeoX,
 DeepSeek; Mixtral, Qwen2/Qwen3-MoE, OLMoE and DeepSeek-V2/V3's experts and latent attention:
-:mod:`simcluster.spec.hf_moe`) and maps its keys onto the model section (a ``sliding_window`` over every layer or with a full-attention layer every N,
-``model.full_attention_every``: :func:`_window`); ``preset`` reads an architecture of
+:mod:`simcluster.spec.hf_moe`) and maps its keys onto the model section (a ``sliding_window`` over every layer,
+or over all but every N-th, ``model.full_attention_every``: :func:`_window`); ``preset`` reads an architecture of
 the shipped catalogue (``simcluster/data/models/NAME.yaml``, each with its ``source``). Keys
 written beside ``from``/``preset`` override what was read (inside ``moe`` and ``mla`` key by key). Offline:
 files only, nothing is downloaded. A key of ``config.json`` that changes the model's cost but cannot be
@@ -106,8 +106,9 @@ def _layer_types(types: Any, layers: Any) -> tuple[int | None, bool, str | None]
         return None, True, None
     n = types.index(_FULL) + 1
     if n < 2 or any((t == _FULL) != ((i + 1) % n == 0) for i, t in enumerate(types)):
-        return None, False, (f"layer_types puts full attention on layers {[i for i, t in enumerate(types) if t == _FULL]}"
-                             ": only every N-th layer (model.full_attention_every) can be mapped")
+        full = [i for i, t in enumerate(types) if t == _FULL]
+        return None, False, (f"layer_types puts full attention on layers {full}: only every N-th layer "
+                             "(model.full_attention_every) can be mapped")
     return n, True, None
 
 
