@@ -65,7 +65,7 @@ def caveats(row: Row) -> list[str]:
     """What the simulation of ``row`` approximates (module docstring, :mod:`bridge_moe_recipes`)."""
     r = recipe(row)
     assert r is not None
-    out = ["q/k RMSNorm not modelled"] if row.model.startswith("Qwen3") else []
+    out = []
     if r.dispatcher != "alltoall":
         out.append(f"{r.dispatcher} dispatcher simulated as NCCL all-to-all"
                    + (f" (its kernels on {r.dispatcher_sms} SMs)" if r.dispatcher_sms else ""))

@@ -69,10 +69,10 @@ class MoeRecipe(NamedTuple):
 #: Architectures (module docstring of bridge_moe_h100; qwen_provider.py at v0.1.0rc3).
 ARCH: dict[str, dict[str, Any]] = {
     "Qwen3_30B_a3B": {"layers": 48, "hidden": 2048, "heads": 32, "head_dim": 128, "kv_heads": 4,
-                      "ffn_hidden": 6144, "vocab": 151936,
+                      "ffn_hidden": 6144, "vocab": 151936, "qk_norm": True,
                       "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 768}},
     "Qwen3_235B_a22B": {"layers": 94, "hidden": 4096, "heads": 64, "head_dim": 128, "kv_heads": 4,
-                        "ffn_hidden": 12288, "vocab": 151936,
+                        "ffn_hidden": 12288, "vocab": 151936, "qk_norm": True,
                         "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 1536}},
     # openai/gpt-oss-120b config.json (GptOssConfig), as gpt_oss_bridge.py maps it
     "GPT_OSS_120B": {"layers": 36, "hidden": 2880, "heads": 64, "head_dim": 64, "kv_heads": 8, "ffn_hidden": 2880,

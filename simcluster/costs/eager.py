@@ -134,31 +134,32 @@ def _view(name: str, block: str, backward: bool = False) -> Kernel:
     return Kernel(name, block, backward, "view", ())
 
 
-def _rmsnorm(block: str) -> tuple[Kernel, ...]:
-    """torchtitan ``RMSNorm``'s kernels beyond the graph's fused norm (module docstring)."""
+def _rmsnorm(block: str, basis: Basis = "x", name: str = "rmsnorm") -> tuple[Kernel, ...]:
+    """torchtitan ``RMSNorm``'s kernels beyond the graph's fused norm (module docstring), over ``basis`` (the
+    residual stream; q and k for the per-head norms of ``model.qk_norm``, the same eager module)."""
     f, b = False, True
     return (
-        _k("rmsnorm.float", block, f, "copy", ("x", 6.0)),
-        _k("rmsnorm.pow", block, f, "elementwise", ("x", 8.0)),
-        _k("rmsnorm.mean", block, f, "normalization", ("x", 4.0)),
-        _k("rmsnorm.add_eps", block, f, "elementwise"),
-        _k("rmsnorm.rsqrt", block, f, "elementwise"),
-        _k("rmsnorm.mul_rsqrt", block, f, "elementwise", ("x", 8.0)),
-        _k("rmsnorm.type_as", block, f, "copy", ("x", 6.0)),
-        _k("rmsnorm.bwd.weight_sum", block, b, "normalization", ("x", 2.0)),
-        _k("rmsnorm.bwd.type_as", block, b, "copy", ("x", 6.0)),
-        _k("rmsnorm.bwd.mul_x", block, b, "elementwise", ("x", 8.0)),
-        _k("rmsnorm.bwd.mul_r", block, b, "elementwise", ("x", 12.0)),
-        _k("rmsnorm.bwd.sum_r", block, b, "normalization", ("x", 4.0)),
-        _k("rmsnorm.bwd.rsqrt", block, b, "elementwise"),
-        _k("rmsnorm.bwd.rsqrt_pow", block, b, "elementwise"),
-        _k("rmsnorm.bwd.rsqrt_mul", block, b, "elementwise"),
-        _k("rmsnorm.bwd.mean", block, b, "elementwise", ("x", 4.0)),
-        _k("rmsnorm.bwd.pow1", block, b, "copy", ("x", 8.0)),
-        _k("rmsnorm.bwd.pow_scale", block, b, "elementwise", ("x", 8.0)),
-        _k("rmsnorm.bwd.pow_mul", block, b, "elementwise", ("x", 12.0)),
-        _k("rmsnorm.bwd.accumulate", block, b, "elementwise", ("x", 12.0)),
-        _k("rmsnorm.bwd.float", block, b, "copy", ("x", 6.0)),
+        _k(f"{name}.float", block, f, "copy", (basis, 6.0)),
+        _k(f"{name}.pow", block, f, "elementwise", (basis, 8.0)),
+        _k(f"{name}.mean", block, f, "normalization", (basis, 4.0)),
+        _k(f"{name}.add_eps", block, f, "elementwise"),
+        _k(f"{name}.rsqrt", block, f, "elementwise"),
+        _k(f"{name}.mul_rsqrt", block, f, "elementwise", (basis, 8.0)),
+        _k(f"{name}.type_as", block, f, "copy", (basis, 6.0)),
+        _k(f"{name}.bwd.weight_sum", block, b, "normalization", (basis, 2.0)),
+        _k(f"{name}.bwd.type_as", block, b, "copy", (basis, 6.0)),
+        _k(f"{name}.bwd.mul_x", block, b, "elementwise", (basis, 8.0)),
+        _k(f"{name}.bwd.mul_r", block, b, "elementwise", (basis, 12.0)),
+        _k(f"{name}.bwd.sum_r", block, b, "normalization", (basis, 4.0)),
+        _k(f"{name}.bwd.rsqrt", block, b, "elementwise"),
+        _k(f"{name}.bwd.rsqrt_pow", block, b, "elementwise"),
+        _k(f"{name}.bwd.rsqrt_mul", block, b, "elementwise"),
+        _k(f"{name}.bwd.mean", block, b, "elementwise", (basis, 4.0)),
+        _k(f"{name}.bwd.pow1", block, b, "copy", (basis, 8.0)),
+        _k(f"{name}.bwd.pow_scale", block, b, "elementwise", (basis, 8.0)),
+        _k(f"{name}.bwd.pow_mul", block, b, "elementwise", (basis, 12.0)),
+        _k(f"{name}.bwd.accumulate", block, b, "elementwise", (basis, 12.0)),
+        _k(f"{name}.bwd.float", block, b, "copy", (basis, 6.0)),
     )
 
 
@@ -248,6 +249,11 @@ def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "att
     cat: 4 per q element)."""
     return sum(per for k in kernels if k.name.startswith(prefix) and k.block == block
                and k.backward == backward for b, per in k.terms if b == basis)
+
+
+#: Per-head q and k RMSNorms of Llama-style code (``model.qk_norm``: Qwen3's ``q_norm``/``k_norm``, transformers'
+#: ``Qwen3RMSNorm``, the RMSNorm above) beyond the graph's ``qk_norm`` operator.
+QK_RMSNORM: tuple[Kernel, ...] = (*_rmsnorm("attn", "q", "q_norm"), *_rmsnorm("attn", "k", "k_norm"))
 
 
 def layer_kernels(mlp: str) -> tuple[Kernel, ...]:

@@ -155,12 +155,14 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
         per = (rest + mlp * v) / t if sp else rest + mlp * v / t
         return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, recompute == "selective")
                      / model.hidden + scores / t)
+    # model.qk_norm: each head's q and k before its norm, kept for the norm's backward (16-bit, 2 B per element)
+    qn, kn = (2.0 * qd, 2.0 * g_over_a * qd) if model.qk_norm else (0.0, 0.0)
     if P.replicated_kv_params(model, t):  # g < t: each rank stores its replicated K/V head whole
-        split = (qp * qd + mlp) * v
-        kv = 4 * v * P.kv_heads_per_rank(model, t) / model.heads * qd
+        split = (qp * qd + qn + mlp) * v
+        kv = (4 + (2.0 if model.qk_norm else 0.0)) * v * P.kv_heads_per_rank(model, t) / model.heads * qd
         per = ((replicated + split) / t if sp else replicated + split / t) + kv
         return sbh * (per + scores / t) + eager
-    split = (qp * qd + 4 * g_over_a * qd + mlp) * v if qd != 1.0 else (qp + 4 * g_over_a + mlp) * v
+    split = (qp * qd + 4 * g_over_a * qd + qn + kn + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
     return sbh * (per + scores / t) + eager
 
@@ -186,7 +188,9 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
         return sb * (stream * x + scores)
     g = model.kv_heads or model.heads
     rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
-    return sb * ((2 * 2 + stream) * x + rep + scores)
+    # Llama-style q/k RMSNorms (Qwen3's) keep q.float() and k.float() too: +2 B per element of q and k
+    qk = 2 * (model.heads + g) * P.head_dim(model) / t if model.qk_norm else 0.0
+    return sb * ((2 * 2 + stream) * x + rep + qk + scores)
 
 
 def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> float:

@@ -13,6 +13,7 @@ import math
 
 from simcluster.costs.deepspeed_zero3 import module_weights
 from simcluster.costs.frameworks import framework
+from simcluster.costs.params import head_dim
 from simcluster.plan.steps import Step
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.workload import ModelOps, model_ops
@@ -81,6 +82,8 @@ def zero3_layer_tensors(spec: WorkloadSpec, ops: ModelOps | None = None,
         if op.kind == "gemm" and op.gemm:
             _, n, k = op.gemm
             out += [n * k / t, n / t if op.tp == "column" else float(n)]
+        elif op.name == "qk_norm":  # the q and k norms' scales, one head's width each (costs.params)
+            out += [float(head_dim(spec.model))] * 2
         elif op.kind == "norm":
             out += [float(h), float(h)]
     return tuple(out)

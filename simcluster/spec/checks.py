@@ -56,6 +56,9 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
     if m.parallel_block_norms != 1 and t > 1 and (spec.parallelism.sequence_parallel or spec.parallelism.tp_comm_overlap):
         found.append(Finding("model.parallel_block_norms", "two LayerNorms are not modelled with sequence_parallel or "
                              "tp_comm_overlap", ("parallelism.sequence_parallel", "parallelism.tp_comm_overlap")))
+    if getattr(m, "qk_norm", False) and m.attention == "mla":
+        found.append(Finding("model.qk_norm", "latent attention normalises its own q and kv latents (model.mla); "
+                             "qk_norm is for multi-head attention", ("model.attention",)))
     window = getattr(m, "sliding_window", None)
     every = getattr(m, "full_attention_every", None)
     if every is not None and window is None:

@@ -17,6 +17,7 @@ Megatron-LM                                                workload
                                                            other tokenizer is a problem (its file sets the
                                                            size) unless ``--set model.vocab`` gives it
 --swiglu, --untie-embeddings-and-output-weights            model.mlp swiglu, tied_embeddings false
+--qk-layernorm                                             model.qk_norm
 --tensor-/--pipeline-model-parallel-size,                  parallelism.tensor, pipeline, context
 --context-parallel-size
 --num-layers-per-virtual-pipeline-stage N                  virtual_stages = layers / (pipeline × N),
@@ -84,7 +85,8 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--checkpoint-activations", "--overlap-grad-reduce", "--group-query-attention",
                     "--no-overlap-p2p-communication", "--overlap-p2p-communication",
                     "--no-gradient-accumulation-fusion", "--no-async-tensor-model-parallel-allreduce",
-                    "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16"}) | megatron_moe.FLAGS
+                    "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16",
+                    "--qk-layernorm"}) | megatron_moe.FLAGS
 
 
 #: Megatron-Core's --attention-backend values that run a fused (flash or cuDNN) attention kernel; unfused and local
@@ -191,6 +193,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         model["head_dim"] = ints["--kv-channels"]
     model["mlp"] = "swiglu" if args.get("--swiglu") else "gelu"
     model["tied_embeddings"] = not args.get("--untie-embeddings-and-output-weights")
+    if args.get("--qk-layernorm"):
+        model["qk_norm"] = True
     model.update(moe_model)
     model.update(window_model)
     granularity = args.get("--recompute-granularity")

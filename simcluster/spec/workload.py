@@ -103,6 +103,12 @@ class ModelSpec(BaseModel):
         "(Gemma 2 and GPT-OSS alternate: 2; Gemma 3: 6, 'sliding_window_pattern'). Each kind of layer is costed "
         "with its own attention core; model FLOPs count each layer's pairs.",
         json_schema_extra={"default_doc": "none: every layer windowed"})
+    qk_norm: bool = Field(
+        default=False, description="A norm of each head's queries and keys after the QKV projection, before rotary "
+        "and attention (Qwen3, Gemma 3, OLMo 2; Megatron-Core's --qk-layernorm): one fused norm kernel over the "
+        "b·s·(a + g)·d elements each way, whose inputs the backward keeps (2 B each without recompute); eager "
+        "PyTorch model code runs each as its RMSNorm's eight kernels (docs/model.md). Not with latent attention, "
+        "whose own norms are its q_norm and kv_norm.")
     attention: Literal["mha", "mla"] = Field(default="mha", description="Attention kind: multi-head (kv_heads "
                                              "for grouped- or multi-query) or DeepSeek's multi-head latent attention "
                                              "(model.mla, below).")

@@ -13,6 +13,7 @@ With b = micro batch, s = sequence, h = hidden, a = heads, g = kv heads,
 d = h / a, f = ffn hidden (SwiGLU doubles the up projection), V = vocab:
 
 - qkv:   Y[bs, (a + 2g)·d] = X[bs, h] W          2·bs·h·(a+2g)d FLOPs
+- qk_norm (``model.qk_norm``): a norm of each head's q and k, bs·(a+g)·d elements (Qwen3, Gemma 3)
 - core:  QKᵀ and softmax·V                        4·b·s²·h FLOPs (Narayanan eq. 2's 4Bs²h term)
 - proj:  Y[bs, h] = X[bs, h] W                    2·bs·h² FLOPs
 - fc1:   Y[bs, f or 2f] = X[bs, h] W              2·bs·h·f (×2 for SwiGLU)
@@ -68,12 +69,16 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     core = Op("attn_core", "attention", "attn", layer, 4.0 * b * s * s * q * pairs, 8.0 * b * s * s * q * pairs,
               dt * 4 * bs * q, "heads", attn=(b, a, s, d), dropout=m.attention_dropout > 0, alibi=m.alibi,
               window=m.sliding_window or 0)
+    qk = bs * (a + g) * d  # each head's queries and keys, normalised (model.qk_norm), split by heads
+    qkn = [Op("qk_norm", "norm", "attn", layer, 5.0 * qk, 10.0 * qk, 2.0 * dt * qk, "heads", elements=qk)] \
+        if m.qk_norm else []
     if m.parallel_block and m.parallel_block_norms == 2:  # GPT-NeoX's gpt_j_residual (:func:`_neox_parallel`)
-        return _neox_parallel(mem, gemm, act, core, sbh, qkv_n, up_n, h, q, f, kv)
+        return _neox_parallel(mem, gemm, act, [*qkn, core], sbh, qkv_n, up_n, h, q, f, kv)
     if m.parallel_block:  # one LayerNorm; the QKV and MLP-up GEMMs fused (PaLM §2 "Parallel Layers")
         return [
             mem("ln1", "norm", "attn", sbh, flops_per=5.0),
             gemm("qkv_fc1", "attn", qkv_n + up_n, h, "column", kv),
+            *qkn,
             core,
             gemm("proj", "attn", h, q, "row"),
             act("attn"),
@@ -83,6 +88,7 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     attn = mla_attention_ops(layer, m, b, dt) if m.attention == "mla" else [
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
         gemm("qkv", "attn", qkv_n, h, "column", kv),
+        *qkn,
         core,
         gemm("proj", "attn", h, q, "row"),
         mem("residual1", "elementwise", "attn", sbh, rw=3.0),
@@ -96,8 +102,8 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
     ]
 
 
-def _neox_parallel(mem: Callable[..., Op], gemm: Callable[..., Op], act: Callable[[str], Op], core: Op, sbh: int,
-                   qkv_n: int, up_n: int, h: int, q: int, f: int, kv: tuple[int, int]) -> list[Op]:
+def _neox_parallel(mem: Callable[..., Op], gemm: Callable[..., Op], act: Callable[[str], Op], core: list[Op],
+                   sbh: int, qkv_n: int, up_n: int, h: int, q: int, f: int, kv: tuple[int, int]) -> list[Op]:
     """GPT-NeoX's parallel block (``gpt_j_residual``; EleutherAI/gpt-neox ``megatron/model/transformer.py``
     ``ParallelTransformerLayer.forward`` at commit c560814b, "20B Release", 2022-02-10, the code of
     GPT-NeoX-20B)::
@@ -115,7 +121,7 @@ def _neox_parallel(mem: Callable[..., Op], gemm: Callable[..., Op], act: Callabl
         mem("ln1", "norm", "attn", sbh, flops_per=5.0),
         mem("ln2", "norm", "attn", sbh, flops_per=5.0),
         gemm("qkv", "attn", qkv_n, h, "column", kv),
-        core,
+        *core,  # (the q/k norm and) the attention core
         gemm("proj", "attn", h, q, "row"),
         mem("attn_bias", "elementwise", "attn", sbh, rw=2.0),
         gemm("fc1", "attn", up_n, h, "column"),
