@@ -254,6 +254,9 @@ def inventory_bytes(prefix: str, backward: bool, basis: Basis, block: str = "att
 #: Per-head q and k RMSNorms of Llama-style code (``model.qk_norm``: Qwen3's ``q_norm``/``k_norm``, transformers'
 #: ``Qwen3RMSNorm``, the RMSNorm above) beyond the graph's ``qk_norm`` operator.
 QK_RMSNORM: tuple[Kernel, ...] = (*_rmsnorm("attn", "q", "q_norm"), *_rmsnorm("attn", "k", "k_norm"))
+#: Gemma 2/3's post norms (``model.post_norms``: ``post_attention_layernorm``, ``post_feedforward_layernorm``), the
+#: same RMSNorm over the residual stream (Gemma's ``x.float()`` and ``(1 + weight)`` scale, no more passes).
+POST_RMSNORM: tuple[Kernel, ...] = (*_rmsnorm("attn", "x", "post_attn_norm"), *_rmsnorm("mlp", "x", "post_mlp_norm"))
 
 
 def layer_kernels(mlp: str) -> tuple[Kernel, ...]:

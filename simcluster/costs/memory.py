@@ -140,10 +140,11 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
     mlp = mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
     # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block; GPT-NeoX's two
-    # layernorms share their input x and feed two GEMM inputs), 2 masks;
+    # layernorms share their input x and feed two GEMM inputs; Gemma's post norms keep proj's and fc2's outputs too,
+    # 2 + 2 more), 2 masks;
     # fp8 caches the GEMM inputs in FP8 (1 byte each; DeepSeek-V3 §3.3.1, Transformer Engine)
     gemm_in = 1.0 if training.precision == "fp8" else 2 * v
-    norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (2, 2)
+    norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (4 if model.post_norms else 2, 2)
     replicated = norm_in * 2 * v + gemm_ins * gemm_in + 2
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     keep_scores = recompute == "none" and not training.flash_attention
@@ -188,9 +189,11 @@ def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: Par
         return sb * (stream * x + scores)
     g = model.kv_heads or model.heads
     rep = 4 * max(0, model.heads - g) * P.head_dim(model) / t
-    # Llama-style q/k RMSNorms (Qwen3's) keep q.float() and k.float() too: +2 B per element of q and k
+    # Llama-style q/k RMSNorms (Qwen3's) keep q.float() and k.float() too: +2 B per element of q and k; Gemma's
+    # post norms are two more RMSNorms of x
     qk = 2 * (model.heads + g) * P.head_dim(model) / t if model.qk_norm else 0.0
-    return sb * ((2 * 2 + stream) * x + rep + qk + scores)
+    norms = 4 if model.post_norms else 2
+    return sb * ((2 * norms + stream) * x + rep + qk + scores)
 
 
 def stream_input_bytes(training: TrainingSpec, parallelism: ParallelismSpec) -> float:

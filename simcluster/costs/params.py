@@ -101,10 +101,12 @@ def layer_split_params(model: ModelSpec) -> int:
 def layer_replicated_params(model: ModelSpec) -> int:
     """Parameters every tensor-parallel rank holds in full: proj and fc2 biases, two layernorms = 6h
     (a parallel block has one layernorm: 4h, unless ``parallel_block_norms`` 2, GPT-NeoX's); with MLA also its
-    down-projections and latent norms; with ``qk_norm`` the q and k norms' scales, d each (shared by the heads)."""
+    down-projections and latent norms; with ``qk_norm`` the q and k norms' scales, d each (shared by the heads);
+    with ``post_norms`` two norms more (4h)."""
     own = mla.replicated_params(model) if model.attention == "mla" else 0  # MLA's down-projections, latent norms
     one_norm = model.parallel_block and model.parallel_block_norms == 1
-    return (4 if one_norm else 6) * model.hidden + own + (2 * head_dim(model) if model.qk_norm else 0)
+    return ((4 if one_norm else 6) + (4 if model.post_norms else 0)) * model.hidden + own + (
+        2 * head_dim(model) if model.qk_norm else 0)
 
 
 def layer_params(model: ModelSpec, tensor: int = 1) -> float:

@@ -43,7 +43,7 @@ from simcluster.costs.optimizer_states import BF16_STEP_BYTES
 from simcluster.costs.cp_attention import cp_attention_time
 from simcluster.costs.autocast_stream import stream_kernels
 from simcluster.costs.eager_attention import score_kernels
-from simcluster.costs.eager import QK_RMSNORM, EagerCost, block_extra, stack_kernels
+from simcluster.costs.eager import POST_RMSNORM, QK_RMSNORM, EagerCost, block_extra, stack_kernels
 from simcluster.costs.torch_step import CLIP_GRAD_KERNELS, FOREACH_ADAM_BYTES, FOREACH_ADAM_KERNELS
 from simcluster.costs.partial_rotary import partial_rotary_kernels
 from simcluster.costs.frameworks import MEGATRON, Stack, fp32_residual_stream
@@ -238,8 +238,11 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
         kernels = stack_kernels(ops.mlp, stack.eager_layer, stack.fused_kernels, flash, stack.fused_model)
     if stack.host_op_s > 0:  # op-by-op stacks run partial rotary's copies (XLA fuses them): costs.partial_rotary
         kernels = tuple(kernels) + partial_rotary_kernels(ops.rotary_pct)
-    if any(o.name == "qk_norm" for o in attn) and any(k.name == "rmsnorm.float" for k in kernels):
-        kernels = tuple(kernels) + QK_RMSNORM  # Llama-style eager code's q/k RMSNorms, op by op (costs.eager)
+    if any(k.name == "rmsnorm.float" for k in kernels):  # Llama-style eager code's further RMSNorms (costs.eager)
+        if any(o.name == "qk_norm" for o in attn):
+            kernels = tuple(kernels) + QK_RMSNORM
+        if any(o.name == "post_ln1" for o in attn):
+            kernels = tuple(kernels) + POST_RMSNORM
     if stack.eager_layer and not flash:  # eager PyTorch's separate passes over the scores: costs.eager_attention
         dropout = any(o.dropout for o in attn if o.kind == "attention")
         kernels = tuple(kernels) + score_kernels(autocast, dropout)

@@ -56,6 +56,13 @@ def _model_checks(spec: "WorkloadSpec") -> list[Finding]:
     if m.parallel_block_norms != 1 and t > 1 and (spec.parallelism.sequence_parallel or spec.parallelism.tp_comm_overlap):
         found.append(Finding("model.parallel_block_norms", "two LayerNorms are not modelled with sequence_parallel or "
                              "tp_comm_overlap", ("parallelism.sequence_parallel", "parallelism.tp_comm_overlap")))
+    if getattr(m, "post_norms", False):
+        for key, on, what in (("model.parallel_block", m.parallel_block, "a parallel block"),
+                              ("model.attention", m.attention == "mla", "latent attention"),
+                              ("model.moe", m.moe is not None, "experts")):
+            if on:
+                found.append(Finding("model.post_norms", f"Gemma's sandwich norms are not modelled with {what}",
+                                     (key,)))
     if getattr(m, "qk_norm", False) and m.attention == "mla":
         found.append(Finding("model.qk_norm", "latent attention normalises its own q and kv latents (model.mla); "
                              "qk_norm is for multi-head attention", ("model.attention",)))

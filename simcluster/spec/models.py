@@ -70,6 +70,9 @@ _GATED_TYPES = frozenset({"llama", "mistral", "qwen2", "gemma", "gemma2", "gemma
 #: Model types whose attention normalises each head's queries and keys (transformers' ``Qwen3Attention``,
 #: ``Gemma3Attention``, ``Olmo2Attention``: ``q_norm`` and ``k_norm``; no config key says so).
 _QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2"})
+#: Model types with Gemma's sandwich norms (``Gemma2DecoderLayer``/``Gemma3DecoderLayer``: ``post_attention_layernorm``
+#: and ``post_feedforward_layernorm`` of each block's output; OLMo 2's post-norms replace the pre-norms: two norms).
+_POST_NORM_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 #: Untied unless the file says otherwise (transformers' defaults for these model types).
 _UNTIED_TYPES = frozenset({"llama", "mistral", "qwen2", "deepseek", "gpt_neox", "mixtral", "qwen2_moe", "qwen3",
                            "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "olmo2"})
@@ -163,6 +166,8 @@ def hf_model(config: dict[str, Any], file: str) -> tuple[dict[str, Any], list[Pr
         out["tied_embeddings"] = model_type not in _UNTIED_TYPES
     if model_type in _QK_NORM_TYPES:
         out["qk_norm"] = True
+    if model_type in _POST_NORM_TYPES:
+        out["post_norms"] = True
     if model_type in _ALIBI_TYPES:  # their position bias is ALiBi, and they norm the embedding (no config key for either)
         out["alibi"] = True
         out["embed_layernorm"] = True

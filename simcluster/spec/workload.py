@@ -103,6 +103,11 @@ class ModelSpec(BaseModel):
         "(Gemma 2 and GPT-OSS alternate: 2; Gemma 3: 6, 'sliding_window_pattern'). Each kind of layer is costed "
         "with its own attention core; model FLOPs count each layer's pairs.",
         json_schema_extra={"default_doc": "none: every layer windowed"})
+    post_norms: bool = Field(
+        default=False, description="Gemma 2/3's sandwich norms: an RMSNorm of the attention's and of the MLP's output "
+        "before each residual add (transformers' Gemma2DecoderLayer post_attention_layernorm and "
+        "post_feedforward_layernorm), four norms a layer instead of two: two more norm kernels over b·s·h each way, "
+        "their inputs kept without recompute. Not with a parallel block, latent attention or experts.")
     qk_norm: bool = Field(
         default=False, description="A norm of each head's queries and keys after the QKV projection, before rotary "
         "and attention (Qwen3, Gemma 3, OLMo 2; Megatron-Core's --qk-layernorm): one fused norm kernel over the "

@@ -14,6 +14,7 @@ d = h / a, f = ffn hidden (SwiGLU doubles the up projection), V = vocab:
 
 - qkv:   Y[bs, (a + 2g)·d] = X[bs, h] W          2·bs·h·(a+2g)d FLOPs
 - qk_norm (``model.qk_norm``): a norm of each head's q and k, bs·(a+g)·d elements (Qwen3, Gemma 3)
+- post_ln1, post_ln2 (``model.post_norms``): Gemma 2/3's norms of proj's and fc2's outputs before the residual adds
 - core:  QKᵀ and softmax·V                        4·b·s²·h FLOPs (Narayanan eq. 2's 4Bs²h term)
 - proj:  Y[bs, h] = X[bs, h] W                    2·bs·h² FLOPs
 - fc1:   Y[bs, f or 2f] = X[bs, h] W              2·bs·h·f (×2 for SwiGLU)
@@ -91,6 +92,7 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
         *qkn,
         core,
         gemm("proj", "attn", h, q, "row"),
+        *([mem("post_ln1", "norm", "attn", sbh, flops_per=5.0)] if m.post_norms else []),
         mem("residual1", "elementwise", "attn", sbh, rw=3.0),
     ]
     return attn + [
@@ -98,6 +100,7 @@ def _layer(layer: int, m: ModelSpec, b: int, dt: int) -> list[Op]:
         gemm("fc1", "mlp", up_n, h, "column"),
         act("mlp"),
         gemm("fc2", "mlp", h, f, "row"),
+        *([mem("post_ln2", "norm", "mlp", sbh, flops_per=5.0)] if m.post_norms else []),
         mem("residual2", "elementwise", "mlp", sbh, rw=3.0),
     ]
 

@@ -1,5 +1,6 @@
-"""Query and key norms (model.qk_norm: Qwen3, Gemma 3, OLMo 2): the graph's norm over each head's q and k, the
-inputs it keeps, its two scales, eager code's RMSNorm kernels, and where the importers set it."""
+"""Norms beyond a pre-norm layer's two: query and key norms (model.qk_norm: Qwen3, Gemma 3, OLMo 2) and Gemma's
+sandwich norms (model.post_norms): the graph's operators, the inputs they keep, their scales, eager code's RMSNorm
+kernels, and where the importers set them."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ BASE = {"name": "qk", "model": {"layers": 4, "hidden": 2048, "heads": 16, "kv_he
         "parallelism": {"tensor": 2, "pipeline": 1, "data": 4}, "cluster": {"preset": "dgx-h100", "nodes": 1}}
 
 
-def _spec(qk: bool, **training):
+def _spec(qk: bool, post: bool = False, **training):
     d = copy.deepcopy(BASE)
-    d["model"]["qk_norm"] = qk
+    d["model"].update(qk_norm=qk, post_norms=post)
     d["training"].update(training)
     return workload_from_data(d)
 
@@ -70,11 +71,36 @@ def test_latent_attention_has_its_own_norms():
         workload_from_data(d)
 
 
-@pytest.mark.parametrize("name, qk", [("qwen3-30b-a3b", True), ("gemma-3-1b", True), ("llama3-8b", False),
-                                      ("gemma-2-9b", False), ("mixtral-8x7b", False)])
-def test_hugging_face_model_types_that_norm_q_and_k(name, qk):
+@pytest.mark.parametrize("name, qk, post", [("qwen3-30b-a3b", True, False), ("gemma-3-1b", True, True),
+                                            ("llama3-8b", False, False), ("gemma-2-9b", False, True),
+                                            ("mixtral-8x7b", False, False)])
+def test_hugging_face_model_types_that_norm_q_and_k_or_each_blocks_output(name, qk, post):
     out, problems = hf_model(json.loads((HF / name / "config.json").read_text()), "config.json")
-    assert not problems and out.get("qk_norm", False) is qk
+    assert not problems and out.get("qk_norm", False) is qk and out.get("post_norms", False) is post
+
+
+def test_gemmas_post_norms_follow_proj_and_fc2_keep_their_inputs_and_cost_eager_code_more():
+    on, off = _spec(False, post=True), _spec(False)
+    names = [o.name for o in model_ops(on.model, on.training).layer]
+    assert names[names.index("proj") + 1] == "post_ln1" and names[names.index("fc2") + 1] == "post_ln2"
+    extra = activation_bytes_per_layer(on.model, on.training, on.parallelism) - activation_bytes_per_layer(
+        off.model, off.training, off.parallelism)
+    assert extra == pytest.approx(4096 * 2048 * 2 * 2)  # two more 16-bit norm inputs of x, whole without SP
+    assert layer_params(on.model) - layer_params(off.model) == 4 * 2048
+
+    def step(post: bool, framework: str) -> float:
+        return simulate_workload(_spec(False, post, framework=framework)).summary["iteration_time_s"]
+    megatron = step(True, "megatron") / step(False, "megatron") - 1
+    assert 0.002 < megatron < 0.05 and step(True, "pytorch") / step(False, "pytorch") - 1 > 3 * megatron
+
+
+@pytest.mark.parametrize("model, key", [({"parallel_block": True}, "model.parallel_block"),
+                                        ({"moe": {"experts": 8, "top_k": 2}}, "model.moe")])
+def test_post_norms_are_refused_where_not_modelled(model, key):
+    d = copy.deepcopy(BASE)
+    d["model"].update(post_norms=True, **model)
+    with pytest.raises(SpecError, match="model.post_norms"):
+        workload_from_data(d)
 
 
 def test_import_megatron_reads_qk_layernorm():
