@@ -71,6 +71,9 @@ def _every(value: str | bool, layers: int) -> tuple[bool, int | None] | str:
 
 def megatron_window(args: dict[str, str | bool], layers: int, file: str) -> tuple[dict[str, Any], list[Problem]]:
     """The model keys of the sliding-window arguments, and the problems (module docstring)."""
+    bare = [k for k in sorted(MAPPED) if args.get(k) is True]  # given without a value
+    if bare:
+        return {}, [Problem(file, None, k, "expects a value") for k in bare]
     softmax = args.get("--softmax-type", "vanilla")
     if softmax != "vanilla":
         return {}, [Problem(file, None, "--softmax-type", f"{softmax!r}: attention sinks (an offset logit a head in the "

@@ -346,6 +346,7 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
     (" --window-size 127,0 --window-attn-skip-freq \"([0,1]*4)\"", "full attention on layers [0, 2, 4, 6]"),
     (" --window-attn-skip-freq 2", "needs --window-size"),
     (" --window-size 127,0 --softmax-type learnable", "attention sinks"),
+    (" --window-size 127,0 --window-attn-skip-freq", "--window-attn-skip-freq: expects a value"),
 ])
 def test_import_megatron_names_what_it_cannot_map(extra, named, tmp_path, capsys):
     args = tmp_path / "args.txt"
