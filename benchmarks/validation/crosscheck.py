@@ -49,7 +49,8 @@ KNOBS = (("parallelism.zero_shard", "2"), ("parallelism.tp_comm_overlap", "true"
          ("training.distribute_saved_activations", "true"), ("training.gradient_accumulation_fusion", "false"),
          ("parallelism.p2p_scatter_gather", "true"), ("parallelism.tp_grad_overlap", "false"),
          ("model.rotary_pct", "0.25"), ("model.attention_dropout", "0.0"), ("model.alibi", "true"),
-         ("model.sliding_window", "128"), ("parallelism.overlap_p2p_comm", "true"), ("training.fused_kernels", "false"))
+         ("model.sliding_window", "128"), ("parallelism.overlap_p2p_comm", "true"), ("training.fused_kernels", "false"),
+         ("model.qk_norm", "true"), ("model.post_norms", "true"))
 
 
 def layout(rng: random.Random) -> list[str]:
