@@ -56,6 +56,7 @@ from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, prefetch_wind
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
 from simcluster.plan.moe import MoePlan, build_moe_plan
+from simcluster.plan.costing import Blocks
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
 from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
 from simcluster.search.grad_sync import after_backward
@@ -128,13 +129,17 @@ class Group:
         key = (self.t, self.c, self.mb, self.sp, shape, full)
         hit = self.est.steps.get(key)
         if hit is None:
-            blocks = self.b.full if full and self.b.full is not None else self.b.blocks
+            blocks = self._blocks(full)
             hit = (layer_steps("F", blocks, shape), layer_steps("B", blocks, shape),
                    layer_steps("W", blocks, shape) if shape.split_w else (),
                    embedding_steps("F", blocks, shape) + embedding_steps("B", blocks, shape),
                    head_steps("F", blocks, shape) + head_steps("B", blocks, shape))
             self.est.steps[key] = hit
         return hit
+
+    def _blocks(self, full: bool) -> Blocks:
+        """The layout's block costs: a full-attention layer's (``full``, where the model mixes kinds) or the plan's."""
+        return self.b.full if full and self.b.full is not None else self.b.blocks
 
     def _pass(self, steps: tuple[Step, ...], window: bool) -> tuple[PassTime, PassTime]:
         """A pass's steps summed, and (``window``) those a prefetched gather of the next layer runs beside
@@ -186,7 +191,7 @@ class Group:
     def _kind_passes(self, shape: UnitShape, rc: str, window: bool, full: bool) -> tuple[PassTime, ...]:
         """:meth:`_passes` of the windowed layers (``full``: of the full-attention ones, :meth:`_steps`)."""
         est = self.est
-        blocks = self.b.full if full and self.b.full is not None else self.b.blocks
+        blocks = self._blocks(full)
         steps = self._steps(shape, full)
         f, ft = self._pass(steps[0], window)
         bw, bt = self._pass(steps[1], window)

@@ -41,14 +41,14 @@ def window_pair_ratio(seq: int, window: int | None) -> float:
 def full_attention(model: "ModelSpec", layer: int) -> bool:
     """Whether ``layer`` (0-based; the multi-token-prediction modules' layers continue the count) attends over the
     whole causal prefix although the model has a window: every ``full_attention_every``-th layer."""
-    n = getattr(model, "full_attention_every", None)
+    n = model.full_attention_every
     return bool(model.sliding_window) and n is not None and (layer + 1) % n == 0
 
 
 def full_layers(model: "ModelSpec") -> int:
     """Layers of the model (without multi-token prediction) that attend over the whole causal prefix; 0 when every
     layer is windowed or there is no window (then every layer is "full", but the same as the others)."""
-    n = getattr(model, "full_attention_every", None)
+    n = model.full_attention_every
     return model.layers // n if model.sliding_window and n is not None else 0
 
 
