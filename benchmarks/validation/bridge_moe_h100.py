@@ -89,7 +89,7 @@ def workload(row: Row) -> dict[str, Any]:
     p: dict[str, Any] = {"tensor": row.tp, "pipeline": row.pp, "context": row.cp, "data": data,
                          "sequence_parallel": row.tp > 1, "expert": row.ep, "expert_tensor": r.etp,
                          "zero_stage": 1, "overlap_param_gather": True, "tp_comm_overlap": r.tp_comm_overlap
-                         and row.tp > 1}
+                         and row.tp > 1, "moe_a2a_overlap": r.a2a_overlap, "delay_wgrad_compute": r.a2a_overlap}
     if row.vp > 1:
         p.update(schedule="interleaved", virtual_stages=row.vp)
     layers = stage_layers(model["layers"], row.pp * max(row.vp, 1), r.account_for_embedding_and_loss)

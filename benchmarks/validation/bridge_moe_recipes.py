@@ -14,7 +14,10 @@ Read from NVIDIA-NeMo/Megatron-Bridge at the tag each NeMo container ships (:dat
   (``account_for_{embedding,loss}_in_pipeline_split True``), ``src/megatron/bridge/models/qwen/
   qwen_provider.py`` (``moe_token_dispatcher_type "alltoall"``, ``moe_grouped_gemm True``).
 * v0.2.0 (25.11): ``scripts/performance/configs/qwen3/workload_base_configs.py`` (H100 FP8_CS:
-  ``moe_a2a_overlap=True`` for both models).
+  ``moe_a2a_overlap=True`` for both models, which ``utils/overrides.py`` turns into Megatron-Core's
+  ``overlap_moe_expert_parallel_comm`` with ``delay_wgrad_compute``: ``parallelism.moe_a2a_overlap`` and
+  ``delay_wgrad_compute``), ``qwen3_llm_pretrain.py`` (``qwen3_235b_a22b_h100_config``:
+  ``CommOverlapConfig(tp_comm_overlap=False)`` at this and every later tag; the 30B's True).
 * v0.3.0 (26.02), v0.3.1 (26.02.01), v0.4.0 (26.04), v0.4.1 (26.04.01), v0.5.0 (26.06):
   ``scripts/performance/configs/qwen/qwen3_workload_base_configs.py`` (``QWEN3_235B_A22B_PRETRAIN_CONFIG_
   H100_FP8_CS_V1/V2``: ``moe_a2a_overlap=True``; ``QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1``: v0.3.0
@@ -80,10 +83,6 @@ ARCH: dict[str, dict[str, Any]] = {
                      "moe": {"experts": 128, "top_k": 4}},
 }
 
-A2A = ("moe_a2a_overlap (Megatron-Core's overlap of one microbatch's EP all-to-all with another's "
-       "compute under the 1F1B/interleaved schedule) is not expressible (parallelism.schedule dualpipe "
-       "overlaps it only with one model chunk a stage)")
-
 
 def _qwen(release: str, model: str) -> MoeRecipe:
     tag = TAGS[release][0]
@@ -92,12 +91,11 @@ def _qwen(release: str, model: str) -> MoeRecipe:
         notes = ("precision FP8-CS assumed: the 25.09 row names none, and bf16 has the same layout",) if big else ()
         return MoeRecipe(tag, 1, "alltoall", 0, False, 1.0, False, True, big,
                          (8, 4, 32) if big else (2, 24, 8), 1 if big else 2, notes)
-    if big:
-        return MoeRecipe(tag, 1, "alltoall", 0, True, None, tag != "v0.2.0", True, True, (8, 4, 32), 1,
-                         lacks=A2A)
+    if big:  # qwen3_235b_a22b_*h100*: CommOverlapConfig(tp_comm_overlap=False), dispatcher alltoall
+        return MoeRecipe(tag, 1, "alltoall", 0, True, None, tag != "v0.2.0", False, True, (8, 4, 32), 1)
     if tag in ("v0.2.0", "v0.3.0"):
         return MoeRecipe(tag, 1, "alltoall" if tag == "v0.2.0" else "deepep", 0, True, None, tag != "v0.2.0",
-                         True, False, (2, 12, 8), 1, lacks=A2A)
+                         True, False, (2, 12, 8), 1)
     return MoeRecipe(tag, 1, "hybridep", 32, False, None, True, True, False, (1, 0, 16), 1)
 
 
@@ -106,8 +104,8 @@ def _lacking(release: str, model: str, lacks: str) -> MoeRecipe:
 
 
 DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher, overlap_moe_expert_parallel_comm with "
-            "delay_wgrad_compute, recompute_modules [mla_up_proj, mlp]; the EP all-to-all overlap under the "
-            "interleaved schedule and the delayed weight-gradient GEMMs are not expressible")
+            "delay_wgrad_compute (parallelism.moe_a2a_overlap, delay_wgrad_compute), recompute_modules "
+            "[mla_up_proj, mlp]: Megatron-Core's recompute of the MLA up-projections and the MLPs is not expressible")
 GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
                  "plain attention", "recompute_modules [layernorm, moe_act] not simulated: their backward reruns "
                  "(memory-bound) are missing", "biases of every linear layer (add_bias_linear) not costed")

@@ -76,6 +76,8 @@ def layout(rng: random.Random) -> list[str]:
             f"cluster.preset={preset}", f"cluster.nodes={-(-t * p * d * c // 8) + rng.choice([0, 0, 1])}"]
     if rng.random() < 0.25:
         sets += ["model.moe.experts=8", "model.moe.top_k=2", f"parallelism.expert={rng.choice([1, 2])}"]
+        if rng.random() < 0.5:  # Megatron-Core's merged 1F1B (refused where the layout cannot merge passes)
+            sets += ["parallelism.moe_a2a_overlap=true", f"parallelism.delay_wgrad_compute={rng.choice(['true', 'false'])}"]
     sets += [f"{key}={value}" for key, value in rng.sample(KNOBS, 2)]
     if "model.sliding_window=128" in sets and rng.random() < 0.5:  # a full-attention layer every other one
         sets.append("model.full_attention_every=2")

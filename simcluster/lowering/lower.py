@@ -28,6 +28,7 @@ the optimizer step and ZeRO's gather (:mod:`simcluster.lowering.grad_sync`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.lowering.chain import Labels, PartsChain, TaskChain
@@ -37,8 +38,11 @@ from simcluster.lowering.partial import explicit_replicas
 from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
+from simcluster.lowering.merged import lower_pair
+from simcluster.plan.ep_overlap import merged
 from simcluster.plan.param_gather import chunk_gather_dispatch
-from simcluster.plan.steps import HEAD_GRADS, HOST_PHASE
+from simcluster.plan.schedules import Unit
+from simcluster.plan.steps import HEAD_GRADS, HOST_PHASE, Step
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.topology.topology import Topology
 
@@ -98,7 +102,7 @@ class Lowerer:
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
         self._templates: dict[tuple[str, int, bool], Template] = {}
-        self._shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
+        self.shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
         self.loads: dict[int, int] = {}  # rank -> its step's data-loading host task (training.data_loading_wait)
 
     def build(self) -> TaskGraph:
@@ -118,7 +122,16 @@ class Lowerer:
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
             forwards: list[tuple[int, int]] = []  # the stage's forward units in order: (chunk k, microbatch)
-            for kind, mb, ck in plan.orders[s]:
+            items = merged(plan.orders[s], plan.steady_pairs(s)) if plan.spec.parallelism.moe_a2a_overlap \
+                else plan.orders[s]
+            for item in items:
+                if isinstance(item[0], tuple):  # a forward and a backward merged (simcluster.plan.ep_overlap)
+                    pair: tuple[Unit, Unit] = item
+                    forwards.append((pair[0][2] * p + s, pair[0][1]))
+                    lower_pair(self, s, pair, all_members[s], grads if pair[1][1] == m - 1 else None,
+                               (first, last, send), stage_last)
+                    continue
+                kind, mb, ck = item
                 k = ck * p + s
                 if kind == "F":
                     forwards.append((k, mb))
@@ -127,7 +140,7 @@ class Lowerer:
                     if fusable and mb < tail and not (plan.param_overlap and kind == "F" and mb == 0):
                         ids = self._fused_unit(kind, k, chain_members, lb, stage_last)
                     else:
-                        ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow, self._shared)
+                        ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow, self.shared)
                         # tensor-parallel collectives block the compute stream (Megatron runs
                         # them on it): a unit starts after the previous unit's last task
                         ch.prev.update((r, stage_last[r]) for r in chain_members if r in stage_last)
@@ -141,7 +154,7 @@ class Lowerer:
                     for r, (a, z) in ids.items():
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
                         stage_last[r] = z
-                        send[(kind, k, mb, r)] = self._send(kind, k, mb, r, z, lb)
+                        send[(kind, k, mb, r)] = self.send_after(kind, k, mb, r, z, lb)
                         if blocking:  # the stage's next unit waits for its send
                             stage_last[r] = send[(kind, k, mb, r)]
         self._cross_stage_deps(first, last, send)
@@ -177,7 +190,7 @@ class Lowerer:
             if not t.deps and t.id not in loading:
                 t.deps = tuple(self.loads[r] for r in t.ranks if r in self.loads)
 
-    def _send(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:
+    def send_after(self, kind: str, k: int, mb: int, r: int, after: int, lb: Labels) -> int:
         """The pipeline send after unit (kind, k, mb) of rank r, or the unit's last task."""
         plan = self.plan
         if kind == "W":
@@ -220,7 +233,7 @@ class Lowerer:
             return
         for members in chains:
             ch = TaskChain(self.tg, members, Labels(plan.p - 1, plan.m - 1, plan.v - 1, "B"), self.comms.plan,
-                           self.slow, self._shared)
+                           self.slow, self.shared)
             ch.prev.update((r, stage_last[r]) for r in members if r in stage_last)
             if plan.t > 1 and plan.shape.sp:
                 ch.collective(self.comms.groups("tp", members), "all_gather", plan.act_bytes,
@@ -286,6 +299,14 @@ class Lowerer:
         """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts. ``anchor``: the
         interleaved schedule's chunk-wise weight gathers (:func:`simcluster.plan.param_gather.chunk_gather_dispatch`)
         are issued together after these tasks (``{}``: at the iteration's start), not a layer ahead."""
+        self.lower_steps(ch, [(None, key, step) for key, step in self.plan.unit_steps(kind, k, mb)], members, grads,
+                         anchor)
+
+    def lower_steps(self, ch: Chain, items: list[tuple[Labels | None, int, Step]], members: tuple[int, ...],
+                    grads: dict[tuple[int, int], int] | None, anchor: dict[int, int] | None,
+                    noted: Callable[[Labels, Step], None] | None = None) -> None:
+        """Lower ``items`` ((labels, or None: the chain's), key, step) in order as tasks or parts (:meth:`_unit`);
+        ``noted(labels, step)`` after each step lowered on the chain (a merged pair's, whose labels switch)."""
         plan, comms = self.plan, self.comms
         groups = {kind: comms.groups(kind, members) if n > 1 else []
                   for kind, n in (("tp", plan.t), ("cp", plan.c), ("dp", plan.d), ("zs", plan.zero_shard),
@@ -300,7 +321,12 @@ class Lowerer:
         pending = False  # the unit's last compute had a collective beside it (tp_grad_overlap, userbuffers, ring)
         produced: dict[int, int] = {}
         a2a: dict[int, int] = {}  # DualPipe: the layer's all-to-alls beside its compute (simcluster.plan.moe)
-        for key, step in plan.unit_steps(kind, k, mb):
+        tagged: dict[str, dict[int, int]] = {}  # a merged pair's all-to-alls beside, by tag (plan.ep_overlap)
+        for lb, key, step in items:
+            if lb is not None and isinstance(ch, TaskChain):
+                ch.labels = lb
+            if step.joins:  # the compute stream waits for that all-to-all's event
+                ch.join(tagged.pop(step.joins))
             layer = max(key, -1)  # the embedding's and the head's tasks are labelled layer -1
             if step.what == "compute":
                 if step.overlap and a2a:
@@ -336,8 +362,11 @@ class Lowerer:
             elif step.what == "a2a":  # MoE dispatch / combine over the expert group (simcluster.plan.moe)
                 name = f"ep.all_to_all {step.tag} L{layer}"
                 if groups["ep"] and step.overlap:
-                    a2a.update(ch.side(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer,
-                                       after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None))
+                    ids = ch.side(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer,
+                                  after=dict(ch.prev) if isinstance(ch, TaskChain) and ch.prev else None)
+                    a2a.update(ids)
+                    tagged[step.tag] = ids
+                    continue  # beside the chain: nothing to note
                 elif groups["ep"]:
                     ch.collective(groups["ep"], "all_to_all", step.nbytes, name, "ep", "ep_comm", layer)
             elif step.what == "ring":
@@ -368,5 +397,7 @@ class Lowerer:
                 # a rank's last reduce-scatter is the one its own chain has reached: under full fidelity the task is
                 # shared with replicas lowered later, whose fetches must not wait for it before they issue it
                 self.last_rs.update((r, tid) for r, tid in rs.items() if r in members)
+            if noted is not None and lb is not None:
+                noted(lb, step)
         if pending:  # the unit's output, the input gradient, is whole once the collectives beside its last GEMM end:
             ch.compute(f"tp.wait L{layer}", 0.0, 0.0, "backward", layer)  # what its send and the next unit wait for

@@ -38,7 +38,8 @@ from simcluster.plan.grid import RankGrid
 from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.param_gather import gather_weights
 from simcluster.plan.partition import model_chunks
-from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
+from simcluster.plan.ep_overlap import warm_extra
+from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight, warm_units
 from simcluster.plan.stack_bytes import plan_sends, spec_stack, weight_bytes
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
@@ -161,9 +162,14 @@ class Plan:
         """Layers stage ``s`` holds over all its chunks."""
         return sum(len(self.chunks[c * self.p + s]) for c in range(self.v))
 
+    def steady_pairs(self, s: int) -> int:
+        """Merged forward-and-backward steps of stage ``s`` under ``moe_a2a_overlap``: its m·v units less its warm-up
+        forwards (:mod:`simcluster.plan.ep_overlap`)."""
+        return self.m * self.v - warm_units(self.schedule, self.p, self.m, self.v, s, warm_extra(self.spec))
+
     def in_flight(self, s: int) -> int:
         """Microbatches whose activations stage ``s`` holds at its peak."""
-        return microbatches_in_flight(self.schedule, self.p, self.m, self.v, s)
+        return microbatches_in_flight(self.schedule, self.p, self.m, self.v, s, warm_extra(self.spec))
 
     @cached_property
     def recomputed(self) -> frozenset[int] | None:
@@ -391,6 +397,8 @@ def stage_orders(plan: Plan) -> tuple[tuple[Unit, ...], ...]:
             layer = plan.blocks.layer
             times = (layer.fwd_s, layer.bwd_s - layer.wgrad_s, layer.wgrad_s)
             out.append(tuple(sched(plan.p, plan.m, plan.v, s, times=times)))  # type: ignore[call-arg]
+        elif warm_extra(plan.spec):  # Megatron-Core's merged 1F1B (simcluster.plan.ep_overlap)
+            out.append(tuple(sched(plan.p, plan.m, plan.v, s, warm_extra=warm_extra(plan.spec))))  # type: ignore
         else:
             out.append(tuple(sched(plan.p, plan.m, plan.v, s)))
     return tuple(out)

@@ -42,10 +42,11 @@ def gpipe(p: int, m: int, v: int, s: int) -> list[Unit]:
 
 
 @SCHEDULES.register("1f1b")
-def one_f_one_b(p: int, m: int, v: int, s: int) -> list[Unit]:
+def one_f_one_b(p: int, m: int, v: int, s: int, warm_extra: int = 0) -> list[Unit]:
+    """``warm_extra`` more warm-up forwards (Megatron-Core's merged 1F1B: :mod:`simcluster.plan.ep_overlap`)."""
     if v != 1:
-        return interleaved(p, m, v, s)
-    warm = min(p - s - 1, m)
+        return interleaved_order(p, m, v, s, warm_extra)
+    warm = warm_units("1f1b", p, m, 1, s, warm_extra)
     order: list[Unit] = [("F", i, 0) for i in range(warm)]
     for i in range(m - warm):
         order += [("F", warm + i, 0), ("B", i, 0)]
@@ -62,7 +63,14 @@ def dualpipe(p: int, m: int, v: int, s: int) -> list[Unit]:
 
 
 @SCHEDULES.register("interleaved")
-def interleaved(p: int, m: int, v: int, s: int) -> list[Unit]:
+def interleaved(p: int, m: int, v: int, s: int, warm_extra: int = 0) -> list[Unit]:
+    """Megatron-LM's order (:func:`interleaved_order`)."""
+    return interleaved_order(p, m, v, s, warm_extra)
+
+
+def interleaved_order(p: int, m: int, v: int, s: int, warm_extra: int = 0) -> list[Unit]:
+    """Megatron-LM's order; ``warm_extra`` more warm-up forward units (Megatron-Core's
+    ``get_pp_rank_microbatches``: one more under ``overlap_moe_expert_parallel_comm``)."""
     if m % p != 0:
         raise ValueError("the interleaved schedule needs microbatches to be a multiple of pipeline")
     total = m * v
@@ -74,7 +82,7 @@ def interleaved(p: int, m: int, v: int, s: int) -> list[Unit]:
         mb = (k // (p * v)) * p + k % p
         return ("F" if forward else "B", mb, chunk)
 
-    warm = min((p - s - 1) * 2 + (v - 1) * p, total)
+    warm = warm_units("interleaved", p, m, v, s, warm_extra)
     order = [unit(k, True) for k in range(warm)]
     for k in range(total - warm):
         order += [unit(warm + k, True), unit(k, False)]
@@ -155,19 +163,31 @@ def _zb_orders(p: int, m: int, times: tuple[float, float, float]) -> tuple[tuple
     return tuple(tuple(o) for o in orders)
 
 
-def microbatches_in_flight(schedule: str, p: int, m: int, v: int, s: int) -> int:
+def warm_units(schedule: str, p: int, m: int, v: int, s: int, warm_extra: int = 0) -> int:
+    """Warm-up forward units of stage ``s`` under 1F1B (min(p − s − 1, m)) or the interleaved schedule
+    (min(2(p − s − 1) + (v − 1)·p, m·v)), each with ``warm_extra`` more; the steady state then runs m·v of them
+    less, one forward and one backward at a time."""
+    if schedule == "interleaved" or v > 1:
+        return min(2 * (p - s - 1) + (v - 1) * p + warm_extra, m * v)
+    return min(p - s - 1 + warm_extra, m)
+
+
+def microbatches_in_flight(schedule: str, p: int, m: int, v: int, s: int, warm_extra: int = 0) -> int:
     """Microbatches whose activations stage ``s`` holds at its peak: ⌈units in flight / v⌉.
 
     Forward units in flight (:func:`peak_in_flight` of the schedule's order; a test checks
     the two agree): GPipe m; 1F1B and ZB-H1 min(p − s, m); interleaved w + 1 (w when there
-    is no steady state) with w = min(2(p − s − 1) + (v − 1)·p, m·v) warm-up units.
+    is no steady state) with w = min(2(p − s − 1) + (v − 1)·p, m·v) warm-up units; ``warm_extra``
+    more warm-up units (1F1B and interleaved) hold as many more.
     """
     if schedule == "gpipe":
         units = m
     elif schedule == "interleaved" or (schedule == "1f1b" and v > 1):
-        warm = min(2 * (p - s - 1) + (v - 1) * p, m * v)
+        warm = warm_units("interleaved", p, m, v, s, warm_extra)
         units = warm + 1 if m * v > warm else warm
-    else:  # 1f1b, zero-bubble (ZB-H1 keeps 1F1B's order of forward and backward passes)
+    elif schedule == "1f1b":
+        units = min(p - s + warm_extra, m)
+    else:  # zero-bubble (ZB-H1 keeps 1F1B's order of forward and backward passes), dualpipe
         units = min(p - s, m)
     return -(-units // v)
 

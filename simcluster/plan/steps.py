@@ -81,6 +81,7 @@ class Step:
     share: float = 1.0  # gather steps: the share of the layer's weights fetched (DeepSpeed's re-fetch after recompute);
     # tp steps: the share of the activation bytes moved (userbuffers' pipelined reduce-scatter chunks)
     params: float = 0.0  # gather / reduce_grads steps: the weights moved, when not a layer's (FSDP's root unit)
+    joins: str = ""  # merged 1F1B (simcluster.plan.ep_overlap): the step waits for the all-to-all of this tag
 
 
 @dataclass(frozen=True)

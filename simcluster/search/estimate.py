@@ -47,7 +47,7 @@ and, under ZeRO, the all-gather of the updated weights. Memory comes from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.costs.deferred_wgrad import deferred_count
@@ -55,6 +55,8 @@ from simcluster.plan.stack_bytes import plan_sends, spec_stack
 from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, prefetch_window, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
+from simcluster.plan.ep_overlap import applies, backward_split, pair_seconds
+from simcluster.plan.schedules import warm_units
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.costing import Blocks
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
@@ -210,8 +212,31 @@ class Group:
             mb, mbt = self._pass(self.moe.steps("B", first, 0, blocks, shape), window)
             mw = PassTime().add(self.moe.steps("W", first, 0, blocks, shape), self._coll) if shape.split_w \
                 else PassTime()
+            if est.spec.parallelism.moe_a2a_overlap and applies(self.e, self.p, self.schedule, rc,
+                                                                3 if shape.gather else 0):
+                mf, mb = self._merged(first, blocks, shape, mf, mb)
             f, ft, bw, bt, wg = f.blend(mf, w), ft.blend(mft, w), bw.blend(mb, w), bt.blend(mbt, w), wg.blend(mw, w)
         return f, ft, bw, bt, wg
+
+    def _merged(self, layer: int, blocks: Blocks, shape: UnitShape, f: PassTime,
+                b: PassTime) -> tuple[PassTime, PassTime]:
+        """An MoE layer's forward and backward less what Megatron-Core's merged 1F1B hides of their all-to-alls
+        (:func:`simcluster.plan.ep_overlap.pair_seconds`), in the share of the stage's units that are merged (all
+        but the warm-up forwards and as many cool-down backwards): taken off the blocking time, the backward's
+        first."""
+        moe = self.moe
+        assert moe is not None
+        fs = moe.steps("F", layer, 0, blocks, shape)
+        if self.est.spec.parallelism.delay_wgrad_compute:
+            bs, w_mlp, w_attn, _ = backward_split(moe, layer, 0, blocks, shape)
+        else:
+            bs, w_mlp, w_attn = moe.steps("B", layer, 0, blocks, shape), None, None
+        units = self.m * self.v
+        warm = warm_units(self.schedule, self.p, self.m, self.v, 0, 1)
+        pair = pair_seconds(fs, bs, w_mlp, w_attn, self._coll, OVERLAP_COMPUTE_SLOWDOWN)
+        hidden = max(0.0, f.serial + b.serial - pair) * (units - warm) / units
+        from_b = min(hidden, b.tp)
+        return replace(f, tp=f.tp - min(hidden - from_b, f.tp)), replace(b, tp=b.tp - from_b)
 
     def _layer_times(self, shape: UnitShape, f: PassTime, ft: PassTime, bb: PassTime, bw: PassTime, bt: PassTime,
                      wg: PassTime, head: PassTime) -> tuple[float, float, float, float]:

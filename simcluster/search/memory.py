@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
 from simcluster.costs.partial_recompute import partial, recomputed_layers
+from simcluster.plan.ep_overlap import applies, warm_extra
 from simcluster.plan.moe import build_moe_plan, moe_stage_memory
 from simcluster.plan.partition import model_chunks, partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
@@ -78,7 +79,7 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
                               "expert_tensor": et, "schedule": schedule}
     par.update({k: x for k, x in (("pipeline", p), ("virtual_stages", v), ("zero_stage", zero)) if x is not None})
     tr: dict[str, object] = {"micro_batch": mb, **({"recompute": rc} if rc is not None else {})}
-    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc, zero=zero, p=p).items():
+    for key, value in dependent_values(spec, t=t, sp=sp, rc=rc, zero=zero, p=p, e=e, schedule=schedule).items():
         section, name = key.split(".")
         (par if section == "parallelism" else tr)[name] = value
     return spec.model_copy(update={"parallelism": spec.parallelism.model_copy(update=par),
@@ -86,15 +87,26 @@ def layout_spec(spec: WorkloadSpec, *, t: int, c: int, d: int, mb: int, sp: bool
 
 
 def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
-                     zero: int | None = None, p: int | None = None) -> dict[str, object]:
+                     zero: int | None = None, p: int | None = None, e: int | None = None,
+                     schedule: str | None = None) -> dict[str, object]:
     """Workload keys a layout decides besides the searched ones, where the workload sets them: userbuffers'
     overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the overlapped weight
     gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the deferred output-layer weight gradient
     (``parallelism.defer_embedding_wgrad_compute``) only with a pipeline, the workload's selective policy
     (``training.recompute_saves``) only with selective recompute, its partial full recompute
-    (``training.recompute_num_layers``) only with full recompute. Every candidate's workload then validates
-    (the search's sweep sets them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
+    (``training.recompute_num_layers``) only with full recompute, Megatron-Core's merged 1F1B
+    (``parallelism.moe_a2a_overlap`` and ``delay_wgrad_compute``) only where the layout can merge passes
+    (:func:`simcluster.plan.ep_overlap.applies`). Every candidate's workload then validates (the search's sweep sets
+    them per point, :func:`simcluster.search.simulate.layout_sweep`)."""
     out: dict[str, object] = {}
+    par = spec.parallelism
+    if par.moe_a2a_overlap:
+        merges = applies(e if e is not None else par.expert, p if p is not None else par.pipeline,
+                         schedule or par.schedule, rc if rc is not None else spec.training.recompute,
+                         zero if zero is not None else par.zero_stage)
+        out["parallelism.moe_a2a_overlap"] = merges
+        if par.delay_wgrad_compute:
+            out["parallelism.delay_wgrad_compute"] = merges
     if spec.parallelism.defer_embedding_wgrad_compute:
         out["parallelism.defer_embedding_wgrad_compute"] = (p if p is not None else spec.parallelism.pipeline) > 1
     if spec.parallelism.tp_comm_overlap:
@@ -113,7 +125,7 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
 def layout_dependent_values(spec: WorkloadSpec, lay: "Layout") -> dict[str, object]:
     """:func:`dependent_values` of the layout ``lay``."""
     return dependent_values(spec, t=lay.tensor, sp=lay.sequence_parallel, rc=lay.recompute, zero=lay.zero_stage,
-                            p=lay.pipeline)
+                            p=lay.pipeline, e=lay.expert, schedule=lay.schedule)
 
 
 def layout_overrides(spec: WorkloadSpec, lay: "Layout") -> list[str]:
@@ -183,8 +195,8 @@ class MemoryModel:
             chunks = model_chunks(self.model, p, v)
             rcl = recomputed_layers(chunks, spec.training) if partial(spec.training) else None
             hit = max(moe_stage_memory(mp, [i for k in range(v) for i in chunks[k * p + s]], has_embedding=s == 0,
-                                       has_logits=s == p - 1, in_flight=microbatches_in_flight(schedule, p, m, v, s),
-                                       recomputed=rcl).total
+                                       has_logits=s == p - 1, recomputed=rcl,
+                                       in_flight=microbatches_in_flight(schedule, p, m, v, s, warm_extra(spec))).total
                       for s in range(p))
             self._moe[key] = hit
         return hit

@@ -9,24 +9,16 @@ Using Megatron-LM" (SC'21), sections 2 and 3.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from simcluster.catalogue import FP8_PEAK_FLOPS, HOPPER_DEVICES
+from simcluster.spec.ep_overlap_checks import ep_overlap_checks
+from simcluster.spec.finding import Finding
 
 if TYPE_CHECKING:
     from simcluster.spec.workload import WorkloadSpec
 
-
-class Finding(NamedTuple):
-    """One cross-field problem: the key it is about, why, and other keys it involves.
-
-    The loader prints ``key``; it takes the line from the first of ``key, *near`` that
-    the user actually wrote (so a problem caused by ``--set`` names ``--set``).
-    """
-
-    key: str
-    reason: str
-    near: tuple[str, ...] = ()
+__all__ = ["Finding", "SINGLE_CHUNK_SCHEDULES", "check_workload"]
 
 #: Schedules that run one model chunk per pipeline rank.
 SINGLE_CHUNK_SCHEDULES = ("gpipe", "1f1b", "zero-bubble", "dualpipe")
@@ -309,4 +301,5 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
 def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
-            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _stack_checks(spec))
+            + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _stack_checks(spec)
+            + ep_overlap_checks(spec))

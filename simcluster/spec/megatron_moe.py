@@ -20,6 +20,7 @@ size
 --mtp-num-layers                                           model.mtp_layers
 --fp8-format e4m3|hybrid, --fp8-recipe delayed|tensorwise  training.precision fp8, fp8_recipe delayed|
 |blockwise, --fp8-param-gather                             current|blockwise, fp8_param_gather
+--overlap-moe-expert-parallel-comm, --delay-wgrad-compute  parallelism.moe_a2a_overlap, delay_wgrad_compute
 =========================================================  ===========================================
 
 The simulator's MoE layer is Megatron-Core's all-to-all dispatcher over grouped GEMMs (:mod:`simcluster.plan.moe`):
@@ -53,6 +54,7 @@ MAPPED = frozenset({
     "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-permute-fusion", "--expert-model-parallel-size",
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
+    "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute",
 })
 #: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
 INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
@@ -63,7 +65,8 @@ INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--mo
 FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-param-gather", "--moe-router-pre-softmax",
                    "--moe-router-enable-expert-bias", "--moe-per-layer-logging", "--moe-router-force-load-balancing",
                    "--moe-permute-fusion", "--moe-shared-expert-overlap", "--moe-pad-expert-input-to-capacity",
-                   "--moe-layer-recompute", "--moe-use-legacy-grouped-gemm"})
+                   "--moe-layer-recompute", "--moe-use-legacy-grouped-gemm", "--overlap-moe-expert-parallel-comm",
+                   "--delay-wgrad-compute"})
 #: The longest layer pattern read (a guard: ``[0]*10**6*10**6`` is refused, not built).
 MAX_PATTERN = 1_000_000
 #: --fp8-recipe -> training.fp8_recipe (Transformer Engine's DelayedScaling, Float8CurrentScaling, blockwise).
@@ -196,6 +199,10 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
             if ints.get("--q-lora-rank"):
                 mla["q_lora_rank"] = ints["--q-lora-rank"]
             model.update(attention="mla", mla=mla, head_dim=ints["--qk-head-dim"])
+    for flag, key in (("--overlap-moe-expert-parallel-comm", "moe_a2a_overlap"),
+                      ("--delay-wgrad-compute", "delay_wgrad_compute")):
+        if args.get(flag):
+            par[key] = True
     if ints.get("--mtp-num-layers"):
         model["mtp_layers"] = ints["--mtp-num-layers"]
     if isinstance(args.get("--fp8-format"), str):

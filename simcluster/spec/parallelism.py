@@ -82,6 +82,16 @@ class ParallelismSpec(BaseModel):
         "--async-tensor-model-parallel-allreduce since Aug 2021, Transformer Engine's Linear); false: each "
         "reduction after the block's backward, blocking.",
         json_schema_extra={"default_doc": "the framework's: megatron on, others off"})
+    moe_a2a_overlap: bool = Field(
+        default=False, description="Megatron-Core's expert-parallel all-to-all overlap (--overlap-moe-expert-parallel-"
+        "comm, Megatron-Bridge's moe_a2a_overlap): in the 1F1B steady state one microbatch's forward and another's "
+        "backward run merged layer by layer, each one's dispatch and combine beside the other's compute, after one "
+        "more warm-up forward; needs framework megatron, model.moe with expert > 1, the interleaved schedule when "
+        "pipeline > 1 (1f1b without pipelining) and no full recompute.")
+    delay_wgrad_compute: bool = Field(
+        default=False, description="With moe_a2a_overlap, a merged backward's weight-gradient GEMMs run after its "
+        "input gradients are sent on: the experts' after the dispatch's backward is issued, the attention block's at "
+        "the end of the layer pair (Megatron-Core's --delay-wgrad-compute).")
     p2p_scatter_gather: bool | None = Field(
         default=None, description="Each tensor rank sends 1/tensor of the activation and the receiving stage "
         "all-gathers it over the tensor group (Megatron-LM before Megatron-Core, Jan 2023; DeepSpeed's pipeline "

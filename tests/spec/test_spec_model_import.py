@@ -466,3 +466,25 @@ def test_rope_scaling_companions_cost_nothing():
     """Phi-3's original_max_position_embeddings (its RoPE scaling's base length) is read as no cost, as rope_scaling."""
     config = {**json.loads((HF / "llama3-8b" / "config.json").read_text()), "original_max_position_embeddings": 4096}
     assert hf_model(config, "c.json")[1] == []
+
+
+def test_import_megatron_maps_the_ep_all_to_all_overlap(tmp_path, capsys):
+    """--overlap-moe-expert-parallel-comm and --delay-wgrad-compute (what Megatron-Bridge's moe_a2a_overlap sets) map
+    to parallelism.moe_a2a_overlap and delay_wgrad_compute; with a pipeline but no virtual stages the import is
+    refused as Megatron-Core refuses the line (one line, exit 2, no file written)."""
+    from simcluster.spec.megatron import megatron_workload
+    line = ("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 --global-batch-size 64 "
+            "--bf16 --num-experts 8 --moe-router-topk 2 --moe-grouped-gemm --moe-token-dispatcher-type alltoall "
+            "--expert-model-parallel-size 8 --overlap-moe-expert-parallel-comm --delay-wgrad-compute")
+    data, ignored = megatron_workload(line, gpus=8, cluster="dgx-h100", name="w")
+    assert (data["parallelism"]["moe_a2a_overlap"], data["parallelism"]["delay_wgrad_compute"]) == (True, True)
+    assert not ignored
+    spec = workload_from_data(data)
+    assert spec.parallelism.moe_a2a_overlap and spec.parallelism.delay_wgrad_compute
+    args = tmp_path / "args.txt"
+    args.write_text(line + " --pipeline-model-parallel-size 2\n")
+    out = tmp_path / "w.yaml"
+    assert main(["import-megatron", str(args), "--gpus", "16", "--cluster", "dgx-h100", "--out", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "parallelism.moe_a2a_overlap" in err[0] and "interleaved" in err[0]

@@ -1,6 +1,6 @@
 """The held-out Megatron-Bridge MoE check (``benchmarks/validation/bridge_moe_h100.py``): its simulated rows
-build valid workloads whose layout is the table's (GPT-OSS's with its alternating windows), the rest are skipped
-with a reason, and the 26.06 Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %. GPT-OSS's rows are held out
+build valid workloads whose layout is the table's (GPT-OSS's with its alternating windows, the rows whose recipe
+sets moe_a2a_overlap with Megatron-Core's merged 1F1B), the rest are skipped with a reason, and the 26.06 Qwen3-30B-A3B row (recipe v0.5.0) stays within ±20 %. GPT-OSS's rows are held out
 and far off (+63 to +68 %, docs/validation.md): no bound is asserted on them.
 
 The bound: the row (16 H100, EP 16 over two nodes, dropless, FP8 current scaling) predicts −7.9 % today (−6.8 % before
@@ -23,7 +23,9 @@ def test_every_moe_row_is_simulated_or_skipped_with_a_reason():
     assert len(BM.MOE_ROWS) == 23
     assert {(r.release, r.model) for r in SIMULATED} == {
         ("25.09", "Qwen3_30B_a3B"), ("25.09", "Qwen3_235B_a22B"), ("26.04", "Qwen3_30B_a3B"),
-        ("26.04.01", "Qwen3_30B_a3B"), ("26.06", "Qwen3_30B_a3B"),
+        ("26.04.01", "Qwen3_30B_a3B"), ("26.06", "Qwen3_30B_a3B"), ("26.02", "Qwen3_30B_a3B"),
+        ("25.11", "Qwen3_235B_a22B"), ("26.02", "Qwen3_235B_a22B"), ("26.02.01", "Qwen3_235B_a22B"),
+        ("26.04", "Qwen3_235B_a22B"), ("26.04.01", "Qwen3_235B_a22B"),
         ("26.02", "GPT_OSS_120B"), ("26.02.01", "GPT_OSS_120B"), ("26.04", "GPT_OSS_120B"),
         ("26.04.01", "GPT_OSS_120B")}
     for row in BM.MOE_ROWS:
@@ -43,6 +45,13 @@ def test_every_simulated_row_builds_a_valid_workload_with_the_table_layout():
         assert p.expert_tensor == 1 and m.moe is not None and m.moe.top_k == (4 if oss else 8)
         # GPT-OSS: Megatron-Core's window_attn_skip_freq 2, a 128-key window on layers 0, 2, 4, ...
         assert (m.sliding_window, m.full_attention_every) == ((128, 2) if oss else (None, None))
+        # moe_a2a_overlap: Megatron-Core's merged 1F1B with delayed weight gradients (utils/overrides.py)
+        merged = BM.recipe(row).a2a_overlap
+        assert (p.moe_a2a_overlap, p.delay_wgrad_compute) == (merged, merged)
+        assert merged == ((row.model, row.release) == ("Qwen3_30B_a3B", "26.02")
+                          or (row.model == "Qwen3_235B_a22B" and row.release != "25.09"))
+        if row.model == "Qwen3_235B_a22B":  # CommOverlapConfig(tp_comm_overlap=False) on H100 from v0.2.0
+            assert p.tp_comm_overlap == (row.release == "25.09")
 
 
 def test_the_235b_stages_account_for_embedding_and_loss():
