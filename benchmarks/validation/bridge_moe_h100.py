@@ -66,9 +66,9 @@ def caveats(row: Row) -> list[str]:
     r = recipe(row)
     assert r is not None
     out = []
-    if r.dispatcher != "alltoall":
-        out.append(f"{r.dispatcher} dispatcher simulated as NCCL all-to-all"
-                   + (f" (its kernels on {r.dispatcher_sms} SMs)" if r.dispatcher_sms else ""))
+    if r.dispatcher_sms:
+        out.append(f"{r.dispatcher}'s kernels hold {r.dispatcher_sms} SMs: slowed compute beside them costed as "
+                   "any communication's")
     if r.capacity_factor is not None:
         out.append(f"token drop, capacity {r.capacity_factor:g} padded: every expert computes its capacity")
     if r.force_load_balancing:
@@ -89,7 +89,8 @@ def workload(row: Row) -> dict[str, Any]:
     p: dict[str, Any] = {"tensor": row.tp, "pipeline": row.pp, "context": row.cp, "data": data,
                          "sequence_parallel": row.tp > 1, "expert": row.ep, "expert_tensor": r.etp,
                          "zero_stage": 1, "overlap_param_gather": True, "tp_comm_overlap": r.tp_comm_overlap
-                         and row.tp > 1, "moe_a2a_overlap": r.a2a_overlap, "delay_wgrad_compute": r.a2a_overlap}
+                         and row.tp > 1, "moe_a2a_overlap": r.a2a_overlap, "delay_wgrad_compute": r.a2a_overlap,
+                         "moe_dispatcher": r.dispatcher}
     if row.vp > 1:
         p.update(schedule="interleaved", virtual_stages=row.vp)
     layers = stage_layers(model["layers"], row.pp * max(row.vp, 1), r.account_for_embedding_and_loss)

@@ -103,9 +103,10 @@ def _lacking(release: str, model: str, lacks: str) -> MoeRecipe:
     return MoeRecipe(TAGS[release][0], 0, "?", 0, False, None, False, False, False, (0, 0, 0), 0, lacks=lacks)
 
 
-DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher, overlap_moe_expert_parallel_comm with "
-            "delay_wgrad_compute (parallelism.moe_a2a_overlap, delay_wgrad_compute), recompute_modules "
-            "[mla_up_proj, mlp]: Megatron-Core's recompute of the MLA up-projections and the MLPs is not expressible")
+DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher (parallelism.moe_dispatcher deepep), "
+            "overlap_moe_expert_parallel_comm with delay_wgrad_compute (parallelism.moe_a2a_overlap, "
+            "delay_wgrad_compute), recompute_modules [mla_up_proj, mlp]: Megatron-Core's recompute of the MLA "
+            "up-projections and the MLPs is not expressible")
 GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
                  "plain attention", "recompute_modules [layernorm, moe_act] not simulated: their backward reruns "
                  "(memory-bound) are missing", "biases of every linear layer (add_bias_linear) not costed")

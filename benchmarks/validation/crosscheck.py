@@ -75,7 +75,8 @@ def layout(rng: random.Random) -> list[str]:
             f"parallelism.sequence_parallel={str(t > 1 and rng.random() < 0.5).lower()}",
             f"cluster.preset={preset}", f"cluster.nodes={-(-t * p * d * c // 8) + rng.choice([0, 0, 1])}"]
     if rng.random() < 0.25:
-        sets += ["model.moe.experts=8", "model.moe.top_k=2", f"parallelism.expert={rng.choice([1, 2])}"]
+        sets += ["model.moe.experts=8", "model.moe.top_k=2", f"parallelism.expert={rng.choice([1, 2])}",
+                 f"parallelism.moe_dispatcher={rng.choice(['alltoall', 'deepep', 'hybridep'])}"]
         if rng.random() < 0.5:  # Megatron-Core's merged 1F1B (refused where the layout cannot merge passes)
             sets += ["parallelism.moe_a2a_overlap=true", f"parallelism.delay_wgrad_compute={rng.choice(['true', 'false'])}"]
     sets += [f"{key}={value}" for key, value in rng.sample(KNOBS, 2)]

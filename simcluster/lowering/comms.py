@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simcluster.collectives import plan_collective
+from simcluster.collectives.dedup import dedup_all_to_all
 from simcluster.collectives.plan import auto_options
 from simcluster.collectives.transfer import Transfer, uncontended_time
 from simcluster.lowering.chain import Group
@@ -47,6 +48,7 @@ class Comms:
     expert: tuple[int, int] = (1, 1)  # mixture of experts: (expert_tensor, expert) degrees
     explicit: frozenset[int] = frozenset()  # partial: data-parallel indices simulated GPU by GPU
     spread: bool = False  # partial: data-parallel collectives load every group's own links
+    a2a_share: float | None = None  # deduplicating MoE dispatcher: P/k (simcluster.collectives.dedup)
     _plans: dict[tuple[str, tuple[int, ...], float, int], tuple[tuple[int, ...], tuple[Transfer, ...]]] = \
         field(default_factory=dict)
     _mirror_cache: dict[tuple[str, str, tuple[int, int]], tuple[int, ...]] = field(default_factory=dict)
@@ -190,7 +192,9 @@ class Comms:
         hit = self._plans.get(key)
         if hit is not None and hit[0] is mirrors:
             return hit[1]
-        if id(mirrors) in self._spread_ids:
+        if op == "all_to_all" and self.a2a_share is not None:  # the MoE dispatch of DeepEP / HybridEP
+            plan = dedup_all_to_all(group, nbytes, self.topo, self.a2a_share, mirrors)
+        elif id(mirrors) in self._spread_ids:
             plan = self._spread_plan(op, group, nbytes, mirrors)
         else:
             plan = plan_collective(op, group, nbytes, self.topo, algorithm=self.algorithms.get(op, "auto"),

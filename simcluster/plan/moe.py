@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simcluster.collectives.dedup import node_hit
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
@@ -123,6 +124,7 @@ class MoePlan:
     routed_params: float  # per MoE layer and rank: its E/ep experts over etp
     up: int  # fc1 columns of one expert (2·f_e for SwiGLU)
     width: int  # f_e
+    ib_share: float | None = None  # deduplicating dispatcher: P/k of S per rank and remote node (collectives.dedup)
     _cost: dict[tuple[float, float], BlockCost] = field(default_factory=dict, repr=False, compare=False)
     _steps: dict[tuple[str, float, float, UnitShape], tuple[Step, ...]] = field(default_factory=dict, repr=False,
                                                                                 compare=False)
@@ -288,11 +290,15 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
     capacity = None if moe.capacity_factor is None else moe.capacity_factor * assignments / moe.experts
     dt = DTYPE_BYTES[tr.precision]
     nbytes = tau * moe.top_k * etp * m.hidden * dt
-    if moe.router == "node_limited":
-        nodes = -(-etp * ep // spec.cluster.gpus_per_node)
-        nbytes *= min(1.0, min(moe.node_limit, nodes) / moe.top_k)
+    nodes = -(-etp * ep // spec.cluster.gpus_per_node)
+    limit = moe.node_limit if moe.router == "node_limited" else None
+    share = None
+    if par.moe_dispatcher != "alltoall":  # one InfiniBand copy per token and remote node (collectives.dedup)
+        share = node_hit(moe.experts, moe.top_k, nodes, limit) / moe.top_k if nodes > 1 else None
+    elif limit is not None:
+        nbytes *= min(1.0, min(limit, nodes) / moe.top_k)
     return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, nbytes,
-                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width)
+                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, share)
 
 
 # -- memory ----------------------------------------------------------------------------------

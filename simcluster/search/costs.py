@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simcluster.collectives.dedup import dedup_all_to_all
 from simcluster.collectives.plan import algorithm_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
@@ -138,19 +139,21 @@ class Costs:
         return tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
 
     def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float, op: str = "all_to_all",
-                kind: str = "ep") -> float:
+                kind: str = "ep", share: float | None = None) -> float:
         """Seconds of one MoE collective of ``nbytes`` per rank over stage 0's expert group (``ep``: the
         all-to-all's) or expert-data group (``edp``: the routed experts' gradients and weights), uncontended
-        but for the stage's other such groups (:mod:`simcluster.plan.moe`)."""
+        but for the stage's other such groups (:mod:`simcluster.plan.moe`); ``share``: a deduplicating
+        dispatcher's all-to-all (:mod:`simcluster.collectives.dedup`)."""
         if nbytes <= 0:
             return 0.0
-        key = (kind, op, t * c * d, etp, ep, -1)
+        key = (kind, op, t * c * d, etp, ep, -1 if share is None else share)
         hit = self._coll.get(key)
         if hit is None:
             grid = RankGrid(t, c, d, 1)
             group, mirrors = ((expert_group(grid, etp, ep, 0), expert_mirrors(grid, etp, ep)) if kind == "ep" else
                               (expert_data_group(grid, etp, ep, 0), expert_data_mirrors(grid, etp, ep)))
-            hit = self._coll[key] = self._options(op, group, mirrors)
+            hit = self._coll[key] = (cost(dedup_all_to_all(group, 1.0, self.topo, share, mirrors), self.topo),) \
+                if share is not None and op == "all_to_all" else self._options(op, group, mirrors)
         return min(L + K * nbytes for L, K in hit)
 
     def time(self, kind: str, op: str, t: int, c: int, d: int, p: int, nbytes: float) -> float:

@@ -21,10 +21,13 @@ size
 --fp8-format e4m3|hybrid, --fp8-recipe delayed|tensorwise  training.precision fp8, fp8_recipe delayed|
 |blockwise, --fp8-param-gather                             current|blockwise, fp8_param_gather
 --overlap-moe-expert-parallel-comm, --delay-wgrad-compute  parallelism.moe_a2a_overlap, delay_wgrad_compute
+--moe-token-dispatcher-type alltoall|flex, --moe-flex-     parallelism.moe_dispatcher alltoall, or deepep|
+dispatcher-backend deepep|hybridep (default deepep)        hybridep
 =========================================================  ===========================================
 
 The simulator's MoE layer is Megatron-Core's all-to-all dispatcher over grouped GEMMs (:mod:`simcluster.plan.moe`):
-``--moe-token-dispatcher-type alltoall`` or ``flex`` (DeepEP's all-to-all) and ``--moe-grouped-gemm`` (needed when a
+``--moe-token-dispatcher-type alltoall`` or ``flex`` (DeepEP's or HybridEP's deduplicating dispatch,
+:mod:`simcluster.collectives.dedup`) and ``--moe-grouped-gemm`` (needed when a
 rank holds more than one expert: without it ``SequentialMLP`` runs them one by one). Its permutation is one memory
 pass each way (:mod:`simcluster.workload.moe`), what ``--moe-permute-fusion`` runs; without the flag Megatron's
 unfused permutation takes a few more kernels, not modelled. The router's loss, scoring and logging arguments change
@@ -54,7 +57,7 @@ MAPPED = frozenset({
     "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-permute-fusion", "--expert-model-parallel-size",
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
-    "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute",
+    "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute", "--moe-flex-dispatcher-backend",
 })
 #: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
 INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
@@ -133,7 +136,7 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
         if value is not None and value < 1:
             problem(key, f"expected a positive integer, got {value}")
     for key in ("--fp8-format", "--fp8-recipe", "--moe-layer-freq", "--moe-token-dispatcher-type",
-                "--moe-expert-capacity-factor"):
+                "--moe-expert-capacity-factor", "--moe-flex-dispatcher-backend"):
         if args.get(key) is True:
             problem(key, "expects a value")
     experts = ints.get("--num-experts")
@@ -181,6 +184,12 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
         if dispatcher not in ("alltoall", "flex"):
             problem("--moe-token-dispatcher-type", f"{dispatcher}: the simulator's dispatch is an all-to-all "
                     "(alltoall, flex); Megatron-LM's default is allgather")
+        backend = args.get("--moe-flex-dispatcher-backend", "deepep")  # TransformerConfig's default
+        if dispatcher == "flex" and backend in ("deepep", "hybridep"):
+            par["moe_dispatcher"] = backend
+        elif dispatcher == "flex" and backend is not True:
+            problem("--moe-flex-dispatcher-backend", f"{backend}: modelled are deepep and hybridep (one InfiniBand "
+                    "copy per token and remote node)")
         if experts // ep > 1 and not args.get("--moe-grouped-gemm"):
             problem("--moe-grouped-gemm", f"absent: each rank's {experts // ep} experts would run one by one "
                     "(SequentialMLP), which is not modelled")

@@ -85,6 +85,9 @@ def moe_checks(spec: "WorkloadSpec") -> list["Finding"]:
     if moe is None:
         if ep > 1 or (p.expert_tensor or 1) > 1:
             return [Finding("parallelism.expert", "expert parallelism needs model.moe", ("parallelism.expert_tensor",))]
+        if getattr(p, "moe_dispatcher", "alltoall") != "alltoall":
+            return [Finding("parallelism.moe_dispatcher", f"{p.moe_dispatcher} dispatches a mixture of experts' "
+                            "tokens: it needs model.moe", ("model.moe",))]
         return []
     found: list[Finding] = []
     if moe.experts % ep:

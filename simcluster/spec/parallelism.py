@@ -4,7 +4,7 @@ workload (:mod:`simcluster.spec.workload`) checks it against the model and the c
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -82,6 +82,11 @@ class ParallelismSpec(BaseModel):
         "--async-tensor-model-parallel-allreduce since Aug 2021, Transformer Engine's Linear); false: each "
         "reduction after the block's backward, blocking.",
         json_schema_extra={"default_doc": "the framework's: megatron on, others off"})
+    moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] = Field(
+        default="alltoall", description="How a mixture of experts' tokens reach their experts: alltoall, NCCL's "
+        "all-to-all (Megatron-Core's --moe-token-dispatcher-type alltoall), every routed copy sent on its own; deepep "
+        "or hybridep (--moe-token-dispatcher-type flex with that --moe-flex-dispatcher-backend), a token sent to "
+        "another node once and forwarded over NVLink there.")
     moe_a2a_overlap: bool = Field(
         default=False, description="Megatron-Core's expert-parallel all-to-all overlap (--overlap-moe-expert-parallel-"
         "comm, Megatron-Bridge's moe_a2a_overlap): in the 1F1B steady state one microbatch's forward and another's "

@@ -488,3 +488,33 @@ def test_import_megatron_maps_the_ep_all_to_all_overlap(tmp_path, capsys):
     assert not out.exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "parallelism.moe_a2a_overlap" in err[0] and "interleaved" in err[0]
+
+
+@pytest.mark.parametrize("extra, dispatcher", [
+    ("--moe-token-dispatcher-type alltoall", "alltoall"),
+    ("--moe-token-dispatcher-type flex", "deepep"),  # Megatron-Core's default flex backend
+    ("--moe-token-dispatcher-type flex --moe-flex-dispatcher-backend hybridep", "hybridep"),
+])
+def test_import_megatron_maps_the_token_dispatcher(extra, dispatcher):
+    """--moe-token-dispatcher-type flex dispatches with DeepEP or HybridEP (one InfiniBand copy per token and remote
+    node): parallelism.moe_dispatcher; alltoall is NCCL's all-to-all."""
+    from simcluster.spec.megatron import megatron_workload
+    data, ignored = megatron_workload("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                                      "--global-batch-size 64 --bf16 --num-experts 8 --moe-router-topk 2 "
+                                      "--moe-grouped-gemm --expert-model-parallel-size 8 " + extra,
+                                      gpus=8, cluster="dgx-h100", name="w")
+    assert workload_from_data(data).parallelism.moe_dispatcher == dispatcher and not ignored
+
+
+@pytest.mark.parametrize("extra, named", [
+    (" --moe-flex-dispatcher-backend ncclep", "--moe-flex-dispatcher-backend: ncclep"),
+    (" --moe-flex-dispatcher-backend", "--moe-flex-dispatcher-backend: expects a value"),
+])
+def test_import_megatron_names_an_unmodelled_flex_backend(extra, named, tmp_path, capsys):
+    args = tmp_path / "args.txt"
+    args.write_text("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                    "--global-batch-size 64 --num-experts 8 --moe-router-topk 2 --moe-grouped-gemm "
+                    "--moe-token-dispatcher-type flex --expert-model-parallel-size 8" + extra + "\n")
+    assert main(["import-megatron", str(args), "--gpus", "8", "--out", str(tmp_path / "w.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err

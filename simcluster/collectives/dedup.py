@@ -1,0 +1,70 @@
+"""A deduplicating expert-parallel dispatch (DeepEP, HybridEP): one InfiniBand copy per token and remote node.
+
+NCCL's all-to-all (the ``alltoall`` dispatcher, :func:`simcluster.collectives.algorithms.direct`) sends each of a
+token's k routed copies on its own: from every rank S/n to each of the n ranks of the expert group, S = τ·k·h·dtype.
+DeepEP's internode kernels and NVIDIA's HybridEP send a token to another node once, to the GPU of the same local index
+(its rail), which forwards the copies over NVLink to the experts' GPUs there (DeepSeek-V3 §3.2.2: "a token's
+transmission over IB happens once per node"; DeepEP ``docs/Hybrid-EP_Implementation.md``: the RDMA token buffer holds
+``max_tokens_per_rank × (num_nodes − 1) × hidden_dim`` elements). On N nodes of g group members each:
+
+- over InfiniBand, rank a to the rank of a's local index on each other node: τ·h·dtype·P bytes, P the chance that a
+  token has at least one of its k experts there: P = 1 − C(E − E/N, k) / C(E, k) for k distinct experts drawn
+  uniformly from E spread evenly over the nodes (a balanced router), min(M, N)/N under node-limited routing (each
+  token's experts on M of the N nodes, DeepSeek-V3 §2.1.2);
+- over NVLink inside every node, rank a to each other member b: the copies a's own tokens send to b and those a
+  forwards from the N − 1 other nodes' tokens on its rail, N·S/n = S/g;
+
+both at once (the kernels pipeline the two domains), as one transfer whose per-link weights are the two plans'
+(NCCL-style direct all-to-alls over the node and rail subgroups) in proportion to their bytes. The combine runs the
+same hops back. Groups that do not split into equal node parts, or fit in one node, keep the direct plan.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from simcluster.collectives.plan import plan_collective
+from simcluster.collectives.rings import node_split
+from simcluster.collectives.transfer import Transfer
+
+if TYPE_CHECKING:
+    from simcluster.topology.topology import Topology
+
+
+def node_hit(experts: int, top_k: int, nodes: int, node_limit: int | None = None) -> float:
+    """P: the chance that a token routed to ``top_k`` of ``experts`` (spread evenly over ``nodes``) has one on a given
+    node: 1 − C(E − E/N, k)/C(E, k) = 1 − Π_{i<k} (E − E/N − i)/(E − i) (the product also for E/N not whole: an
+    expert group that does not fill its nodes evenly), or min(M, N)/N under node-limited routing to M nodes."""
+    if nodes <= 1:
+        return 1.0
+    if node_limit is not None:
+        return min(node_limit, nodes) / nodes
+    miss = 1.0
+    for i in range(min(top_k, experts)):
+        miss *= max(0.0, (experts - experts / nodes - i) / (experts - i))
+    return 1.0 - miss
+
+
+def dedup_all_to_all(group: Sequence[int], nbytes: float, topo: "Topology", share: float,
+                     mirror_offsets: Sequence[int] = ()) -> tuple[Transfer, ...]:
+    """The dispatch (or combine) of ``nbytes`` S per rank over ``group`` with ``share`` = P/k (module docstring)."""
+    nodes = node_split(group, topo)
+    g = len(nodes[0])
+    if len(nodes) < 2 or any(len(m) != g for m in nodes):
+        return plan_collective("all_to_all", group, nbytes, topo, algorithm="direct", mirror_offsets=mirror_offsets)
+    n = len(nodes)
+    parts: list[Transfer] = []
+    for members in nodes:
+        if g > 1:
+            parts += plan_collective("all_to_all", members, nbytes, topo, algorithm="direct",
+                                     mirror_offsets=mirror_offsets)
+    for i in range(g):
+        rail = tuple(m[i] for m in nodes)
+        parts += plan_collective("all_to_all", rail, n * nbytes * share, topo, algorithm="direct",
+                                 mirror_offsets=mirror_offsets)
+    weight: dict[int, float] = {}
+    for t in parts:
+        for link, w in zip(t.links, t.weights):
+            weight[link] = weight.get(link, 0.0) + w * t.nbytes / nbytes
+    links = tuple(sorted(weight))
+    return (Transfer(links, tuple(weight[l] for l in links), nbytes, max(t.latency for t in parts)),)
