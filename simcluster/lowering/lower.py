@@ -39,7 +39,7 @@ from simcluster.lowering.slowdown import compute_slowdowns
 from simcluster.lowering.task import Part, TaskGraph
 from simcluster.plan import Plan
 from simcluster.lowering.merged import lower_pair
-from simcluster.plan.ep_overlap import merged
+from simcluster.plan.ep_overlap import merged, steady_pairs
 from simcluster.plan.param_gather import chunk_gather_dispatch
 from simcluster.plan.schedules import Unit
 from simcluster.plan.steps import HEAD_GRADS, HOST_PHASE, Step
@@ -123,8 +123,8 @@ class Lowerer:
             fusable = self._fusable(s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
             forwards: list[tuple[int, int]] = []  # the stage's forward units in order: (chunk k, microbatch)
-            items = merged(plan.orders[s], plan.steady_pairs(s)) if plan.spec.parallelism.moe_a2a_overlap \
-                else plan.orders[s]
+            items = merged(plan.orders[s], steady_pairs(plan.schedule, p, m, plan.v, s)) \
+                if plan.spec.parallelism.moe_a2a_overlap else plan.orders[s]
             for item in items:
                 if isinstance(item[0], tuple):  # a forward and a backward merged (simcluster.plan.ep_overlap)
                     pair: tuple[Unit, Unit] = item

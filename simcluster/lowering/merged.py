@@ -10,11 +10,12 @@ layer's after the chunk's p2p exchange).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from simcluster.lowering.chain import Labels, TaskChain
 from simcluster.plan.ep_overlap import pair_steps
 from simcluster.plan.schedules import Unit
+from simcluster.plan.steps import Step
 
 if TYPE_CHECKING:
     from simcluster.lowering.lower import Lowerer, UnitKey
@@ -47,16 +48,21 @@ def lower_pair(lw: "Lowerer", s: int, pair: tuple[Unit, Unit], chains: list[tupl
     the forward's, so that the stage's next unit waits for both."""
     first, last, send = units
     p = lw.plan.p
-    for members in chains:
-        ch = TaskChain(lw.tg, members, Labels(s, pair[0][1], pair[0][2], "F"), lw.comms.plan, lw.slow, lw.shared)
+    (_, mbf, cf), (_, mbb, cb) = pair
+    labels = {"F": Labels(s, mbf, cf, "F"), "B": Labels(s, mbb, cb, "B")}
+    items: list[tuple[Labels | None, int, Step]] = [
+        (labels[kind], key, step) for kind, key, step in pair_steps(lw.plan, cf * p + s, mbf, cb * p + s, mbb)]
+    for members in chains:  # every chain of the stage runs the same steps
+        ch = TaskChain(lw.tg, members, labels["F"], lw.comms.plan, lw.slow, lw.shared)
         ch.prev.update((r, stage_last[r]) for r in members if r in stage_last)
-        marks = _merged(lw, ch, s, pair, members, grads)
+        marks = {kind: PassMarks() for kind in labels}
+        lw.lower_steps(ch, items, members, grads, None, _noter(ch, marks))
         for r in members:
             sent = []
             for kind, mb, ck in pair:
                 key, mk = (kind, ck * p + s, mb, r), marks[kind]
                 first[key], last[key] = mk.first[r], mk.last[r]
-                send[key] = lw.send_after(kind, ck * p + s, mb, r, mk.out[r], Labels(s, mb, ck, kind))
+                send[key] = lw.send_after(kind, ck * p + s, mb, r, mk.out[r], labels[kind])
                 sent.append(send[key])
             stage_last[r] = ch.prev[r]
             sends = [t for t in sent if lw.tg.tasks[t].kind == "send"]
@@ -67,14 +73,9 @@ def lower_pair(lw: "Lowerer", s: int, pair: tuple[Unit, Unit], chains: list[tupl
                 stage_last[r] = sends[-1]
 
 
-def _merged(lw: "Lowerer", ch: TaskChain, s: int, pair: tuple[Unit, Unit], members: tuple[int, ...],
-            grads: dict[tuple[int, int], int] | None) -> dict[str, PassMarks]:
-    """The pair's steps on ``ch`` (:func:`simcluster.plan.ep_overlap.pair_steps`); per pass its :class:`PassMarks`."""
-    (_, mbf, cf), (_, mbb, cb) = pair
-    p = lw.plan.p
-    labels = {"F": Labels(s, mbf, cf, "F"), "B": Labels(s, mbb, cb, "B")}
-    marks = {kind: PassMarks() for kind in labels}
-    tagged = pair_steps(lw.plan, cf * p + s, mbf, cb * p + s, mbb)
-    lw.lower_steps(ch, [(labels[kind], key, step) for kind, key, step in tagged], members, grads, None,
-                   lambda lb, step: marks[lb.kind].note(ch.prev, step.phase != "weight_grad"))
-    return marks
+def _noter(ch: TaskChain, marks: dict[str, PassMarks]) -> Callable[[Labels, Step], None]:
+    """After each step a pair lowers on ``ch``: the chain's last task noted for the step's pass (not as its send's
+    task when the step is a delayed weight gradient)."""
+    def noted(lb: Labels, step: Step) -> None:
+        marks[lb.kind].note(ch.prev, step.phase != "weight_grad")
+    return noted

@@ -30,7 +30,7 @@ from dataclasses import replace
 from itertools import groupby
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from simcluster.plan.schedules import Unit
+from simcluster.plan.schedules import Unit, warm_units
 from simcluster.plan.steps import Step
 
 if TYPE_CHECKING:
@@ -55,6 +55,24 @@ def applies(expert: int, pipeline: int, schedule: str, recompute: str, zero: int
     the interleaved schedule with a pipeline (1f1b without), no full recompute, ZeRO below 3."""
     sched_ok = schedule == "interleaved" if pipeline > 1 else schedule == "1f1b"
     return expert > 1 and sched_ok and recompute != "full" and zero < 3
+
+
+def steady_pairs(schedule: str, p: int, m: int, v: int, s: int) -> int:
+    """Merged forward-and-backward steps of stage ``s``: its m·v units less its warm-up forwards, one more than the
+    schedule's (:func:`simcluster.plan.schedules.warm_units`)."""
+    return m * v - warm_units(schedule, p, m, v, s, 1)
+
+
+def hidden_seconds(moe: "MoePlan", layer: int, blocks: "Blocks", shape: "UnitShape", serial: float,
+                   coll: Callable[[Step], float], delay: bool, merged_share: float, slowdown: float) -> float:
+    """What merging hides of one MoE layer's forward and backward (``serial`` seconds the two take one after the
+    other), in ``merged_share`` of the units: the pair's :func:`pair_seconds`, with ``slowdown``, taken off."""
+    f = moe.steps("F", layer, 0, blocks, shape)
+    if delay:
+        b, w_mlp, w_attn, _ = backward_split(moe, layer, 0, blocks, shape)
+    else:
+        b, w_mlp, w_attn = moe.steps("B", layer, 0, blocks, shape), None, None
+    return max(0.0, serial - pair_seconds(f, b, w_mlp, w_attn, coll, slowdown)) * merged_share
 
 
 def pair_seconds(f: Sequence[Step], b: Sequence[Step], w_mlp: Step | None, w_attn: Step | None,
@@ -163,7 +181,8 @@ def _pair(plan: "Plan", fwd: tuple[int, list[Step]] | None, bwd: tuple[int, list
     b: Sequence[Step] = unsplit
     w_mlp = w_attn = None
     reduce: list[Step] = []
-    if lb is not None and plan.moe is not None and plan.moe.is_moe(lb) and delay:
+    if lb is not None and _is_moe(plan, lb) and delay:
+        assert plan.moe is not None
         b, w_mlp, w_attn, reduce = backward_split(plan.moe, lb, mbb, plan.layer_blocks(lb), plan.layer_shape(lb))
     if lf is None or lb is None or not (_is_moe(plan, lf) and _is_moe(plan, lb)):  # nothing to overlap: in turn
         out: list[Tagged] = [("F", lf, s) for s in f] if lf is not None else []

@@ -39,7 +39,7 @@ from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
 from simcluster.plan.param_gather import gather_weights
 from simcluster.plan.partition import model_chunks
 from simcluster.plan.ep_overlap import warm_extra
-from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight, warm_units
+from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.stack_bytes import plan_sends, spec_stack, weight_bytes
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
                                    recv_gather_step)
@@ -161,11 +161,6 @@ class Plan:
     def stage_layers(self, s: int) -> int:
         """Layers stage ``s`` holds over all its chunks."""
         return sum(len(self.chunks[c * self.p + s]) for c in range(self.v))
-
-    def steady_pairs(self, s: int) -> int:
-        """Merged forward-and-backward steps of stage ``s`` under ``moe_a2a_overlap``: its m·v units less its warm-up
-        forwards (:mod:`simcluster.plan.ep_overlap`)."""
-        return self.m * self.v - warm_units(self.schedule, self.p, self.m, self.v, s, warm_extra(self.spec))
 
     def in_flight(self, s: int) -> int:
         """Microbatches whose activations stage ``s`` holds at its peak."""

@@ -55,8 +55,7 @@ from simcluster.plan.stack_bytes import plan_sends, spec_stack
 from simcluster.plan.zero3 import (collective_prep_s, fetch_syncs, prefetch_window, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.costs.moe import moe_layers
-from simcluster.plan.ep_overlap import applies, backward_split, pair_seconds
-from simcluster.plan.schedules import warm_units
+from simcluster.plan.ep_overlap import applies, hidden_seconds, steady_pairs
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.costing import Blocks
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
@@ -221,20 +220,13 @@ class Group:
     def _merged(self, layer: int, blocks: Blocks, shape: UnitShape, f: PassTime,
                 b: PassTime) -> tuple[PassTime, PassTime]:
         """An MoE layer's forward and backward less what Megatron-Core's merged 1F1B hides of their all-to-alls
-        (:func:`simcluster.plan.ep_overlap.pair_seconds`), in the share of the stage's units that are merged (all
-        but the warm-up forwards and as many cool-down backwards): taken off the blocking time, the backward's
-        first."""
-        moe = self.moe
-        assert moe is not None
-        fs = moe.steps("F", layer, 0, blocks, shape)
-        if self.est.spec.parallelism.delay_wgrad_compute:
-            bs, w_mlp, w_attn, _ = backward_split(moe, layer, 0, blocks, shape)
-        else:
-            bs, w_mlp, w_attn = moe.steps("B", layer, 0, blocks, shape), None, None
+        (:func:`simcluster.plan.ep_overlap.hidden_seconds`, in stage 0's share of merged units), taken off the
+        blocking time, the backward's first."""
+        assert self.moe is not None
         units = self.m * self.v
-        warm = warm_units(self.schedule, self.p, self.m, self.v, 0, 1)
-        pair = pair_seconds(fs, bs, w_mlp, w_attn, self._coll, OVERLAP_COMPUTE_SLOWDOWN)
-        hidden = max(0.0, f.serial + b.serial - pair) * (units - warm) / units
+        share = steady_pairs(self.schedule, self.p, self.m, self.v, 0) / units
+        hidden = hidden_seconds(self.moe, layer, blocks, shape, f.serial + b.serial, self._coll,
+                                self.est.spec.parallelism.delay_wgrad_compute, share, OVERLAP_COMPUTE_SLOWDOWN)
         from_b = min(hidden, b.tp)
         return replace(f, tp=f.tp - min(hidden - from_b, f.tp)), replace(b, tp=b.tp - from_b)
 
