@@ -16,11 +16,24 @@ transmission over IB happens once per node"; DeepEP ``docs/Hybrid-EP_Implementat
 
 both at once (the kernels pipeline the two domains), as one transfer whose per-link weights are the two plans'
 (NCCL-style direct all-to-alls over the node and rail subgroups) in proportion to their bytes. The combine runs the
-same hops back. Groups that do not split into equal node parts, or fit in one node, keep the direct plan.
+same hops back.
+
+Inside a node the copies are deduplicated per rank too: DeepEP's dispatch layout is per rank
+(``get_dispatch_layout`` returns ``num_tokens_per_rank`` and ``is_token_in_rank[num_tokens, num_ranks]``; Megatron-Core
+``fused_a2a.py`` passes both to ``Buffer.dispatch``), so a token reaches each rank holding one or more of its experts
+once, with its top-k indices and weights, and the receiving rank expands it to its local experts (Megatron-Core
+``_DeepepManager.get_permuted_hidden_states_by_experts``: ``permute`` by the dispatched routing map); HybridEP's
+dispatch takes the routing map and ``num_local_experts`` and returns the tokens per local expert likewise
+(``hybrid_ep_dispatch``). A rank of the n = ep ranks holds E/n experts; it receives a token with probability
+P_rank = 1 − C(E − E/n, k)/C(E, k) (under node-limited routing the token's experts lie on M of the N nodes:
+P_rank = min(M, N)/N · (1 − C(E_M − E/n, k)/C(E_M, k)) with E_M = min(M, N)·E/N), so the NVLink bytes of every
+pair above are n·P_rank/k of NCCL's S/n (:attr:`Dedup.nvl`; 1 for top-1). Groups that do not split into equal
+node parts, or fit in one node, keep the direct plan with those deduplicated bytes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from simcluster.collectives.plan import plan_collective
@@ -45,22 +58,49 @@ def node_hit(experts: int, top_k: int, nodes: int, node_limit: int | None = None
     return 1.0 - miss
 
 
-def dedup_all_to_all(group: Sequence[int], nbytes: float, topo: "Topology", share: float,
+def rank_hit(experts: int, top_k: int, ranks: int, nodes: int = 1, node_limit: int | None = None) -> float:
+    """P_rank: the chance that a token routed to ``top_k`` of ``experts`` (spread evenly over ``ranks`` on ``nodes``)
+    has one on a given rank (module docstring): :func:`node_hit` over the ranks, inside the nodes a node-limited
+    token may reach."""
+    if node_limit is None or nodes <= 1:
+        return node_hit(experts, top_k, ranks)
+    reach = min(node_limit, nodes)
+    return reach / nodes * node_hit(experts * reach // nodes, top_k, ranks * reach // nodes)
+
+
+@dataclass(frozen=True)
+class Dedup:
+    """What a deduplicating dispatch moves, as shares of NCCL's S per rank (module docstring): ``ib`` = P/k per
+    remote node on the rail, ``nvl`` = n·P_rank/k of every NVLink pair's S/n."""
+
+    ib: float
+    nvl: float
+
+
+def dedup_shares(experts: int, top_k: int, ranks: int, nodes: int, node_limit: int | None = None) -> Dedup:
+    """The :class:`Dedup` of an expert group of ``ranks`` ranks on ``nodes`` nodes."""
+    return Dedup(node_hit(experts, top_k, nodes, node_limit) / top_k,
+                 ranks * rank_hit(experts, top_k, ranks, nodes, node_limit) / top_k)
+
+
+def dedup_all_to_all(group: Sequence[int], nbytes: float, topo: "Topology", share: Dedup,
                      mirror_offsets: Sequence[int] = ()) -> tuple[Transfer, ...]:
-    """The dispatch (or combine) of ``nbytes`` S per rank over ``group`` with ``share`` = P/k (module docstring)."""
+    """The dispatch (or combine) of ``nbytes`` S per rank over ``group`` with the shares ``share`` (module
+    docstring)."""
     nodes = node_split(group, topo)
     g = len(nodes[0])
     if len(nodes) < 2 or any(len(m) != g for m in nodes):
-        return plan_collective("all_to_all", group, nbytes, topo, algorithm="direct", mirror_offsets=mirror_offsets)
+        return plan_collective("all_to_all", group, nbytes * share.nvl, topo, algorithm="direct",
+                               mirror_offsets=mirror_offsets)
     n = len(nodes)
     parts: list[Transfer] = []
     for members in nodes:
         if g > 1:
-            parts += plan_collective("all_to_all", members, nbytes, topo, algorithm="direct",
+            parts += plan_collective("all_to_all", members, nbytes * share.nvl, topo, algorithm="direct",
                                      mirror_offsets=mirror_offsets)
     for i in range(g):
         rail = tuple(m[i] for m in nodes)
-        parts += plan_collective("all_to_all", rail, n * nbytes * share, topo, algorithm="direct",
+        parts += plan_collective("all_to_all", rail, n * nbytes * share.ib, topo, algorithm="direct",
                                  mirror_offsets=mirror_offsets)
     weight: dict[int, float] = {}
     for t in parts:

@@ -130,3 +130,25 @@ def rank_loads(loads: np.ndarray, ranks: int, capacity: float | None) -> np.ndar
     kept = loads if capacity is None else np.minimum(loads, capacity)
     out: np.ndarray = kept.reshape(ranks, -1).sum(axis=1)
     return out
+
+
+def weighted_activation_bytes(gated: bool, dtype_bytes: float, fused: bool) -> tuple[float, float]:
+    """(forward, backward) bytes per element of the expert's inner width f_e of its activation weighted by the
+    router's probability (Megatron-Core ``TEGroupedMLP.forward``'s ``bias_act_func``; the probabilities fp32).
+
+    fused (``bias_activation_fusion``, Megatron-LM's scripts' default; ``weighted_bias_swiglu_impl``): one kernel
+    reads the fc1 output and writes the activation, n_up/f_e + 1 elements of d bytes (GeLU 2d, SwiGLU 3d); its
+    backward twice that. Unfused (``TransformerConfig``'s default ``bias_activation_fusion = False``, the else branch;
+    ``training.fused_kernels: false``): ``act(x)`` (GLU: ``act(x_glu) * x_linear``), ``* permuted_probs`` (fp32
+    result: read d, write 4) and ``.to(original_dtype)`` (read 4, write d), forward 4d + 8 (GLU 7d + 8); backward as
+    PyTorch's autograd runs it: the cast's (read d, write 4), the product's gradient to the activation (read 4,
+    write 4) cast to its dtype by the engine (read 4, write d), its gradient to the probabilities (read 4 + d,
+    write 4) summed over f_e by the engine's ``sum_to`` (read 4), the activation's (read 2d, write d; GLU: the
+    product's two (6d), the activation's (3d) and the chunk's concatenation (4d)): 6d + 28 (GLU 16d + 28)."""
+    d = dtype_bytes
+    if fused:
+        fwd = 3 * d if gated else 2 * d
+        return fwd, 2 * fwd
+    if gated:
+        return 7 * d + 8, 16 * d + 28
+    return 4 * d + 8, 6 * d + 28

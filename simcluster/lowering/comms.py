@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simcluster.collectives import plan_collective
-from simcluster.collectives.dedup import dedup_all_to_all
+from simcluster.collectives.dedup import Dedup, dedup_all_to_all
 from simcluster.collectives.plan import auto_options
 from simcluster.collectives.transfer import Transfer, uncontended_time
 from simcluster.lowering.chain import Group
@@ -48,7 +48,7 @@ class Comms:
     expert: tuple[int, int] = (1, 1)  # mixture of experts: (expert_tensor, expert) degrees
     explicit: frozenset[int] = frozenset()  # partial: data-parallel indices simulated GPU by GPU
     spread: bool = False  # partial: data-parallel collectives load every group's own links
-    a2a_share: float | None = None  # deduplicating MoE dispatcher: P/k (simcluster.collectives.dedup)
+    a2a_share: Dedup | None = None  # deduplicating MoE dispatcher's shares of S (simcluster.collectives.dedup)
     _plans: dict[tuple[str, tuple[int, ...], float, int], tuple[tuple[int, ...], tuple[Transfer, ...]]] = \
         field(default_factory=dict)
     _mirror_cache: dict[tuple[str, str, tuple[int, int]], tuple[int, ...]] = field(default_factory=dict)

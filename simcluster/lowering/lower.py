@@ -98,7 +98,7 @@ class Lowerer:
                            options.ideal_network, plan.zero_shard,
                            (plan.moe.etp, plan.moe.ep) if plan.moe else (1, 1), explicit=explicit or frozenset(),
                            spread=bool(explicit and spec.cluster.degraded_links),
-                           a2a_share=plan.moe.ib_share if plan.moe else None)
+                           a2a_share=plan.moe.dedup if plan.moe else None)
         self.fidelity = "full" if self.comms.full else "partial" if self.comms.partial else "symmetric"
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter

@@ -20,6 +20,11 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
   R_max/R̄ when the router is skewed, so that the busiest rank's receive sets the time; with
   ``node_limited`` routing (DeepSeek-V3 §2.1.2 and §3.2.2: a token crosses InfiniBand once per
   node, at most M nodes, then NVLink forwards it) S is scaled by min(1, min(M, nodes)/k);
+- sort (``alltoall`` dispatcher with E/ep > 1; Megatron-Core ``MoEAlltoAllTokenDispatcher.dispatch_postprocess``
+  and ``combine_preprocess``): the copies arrive grouped by source rank and are sorted by local expert before the
+  GEMMs (``sort_chunks_by_idxs``; with capacity padding a ``transpose(0, 1).contiguous()``) and back before the
+  combine, each a copy of the R_max·h received elements (read and write); the backward copies their gradients
+  alike. DeepEP and HybridEP expand their deduplicated tokens straight into expert order (the ``permute`` below);
 - experts: one grouped GEMM per matrix over the E/ep local experts, each at the per-expert
   shape M = R_max/(E/ep), N = n_up/etp or h, K = h or f_e/etp, its body time from the device's
   GEMM curve (:meth:`simcluster.costs.compute.ComputeModel.gemm_body_time`: its calibration and
@@ -49,7 +54,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simcluster.collectives.dedup import node_hit
+from simcluster.collectives.dedup import Dedup, dedup_shares
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
@@ -124,7 +129,8 @@ class MoePlan:
     routed_params: float  # per MoE layer and rank: its E/ep experts over etp
     up: int  # fc1 columns of one expert (2·f_e for SwiGLU)
     width: int  # f_e
-    ib_share: float | None = None  # deduplicating dispatcher: P/k of S per rank and remote node (collectives.dedup)
+    dedup: Dedup | None = None  # deduplicating dispatcher (DeepEP, HybridEP): its shares of S (collectives.dedup)
+    sorts: bool = False  # alltoall dispatcher with E/ep > 1: received tokens sorted by local expert and back
     _cost: dict[tuple[float, float], BlockCost] = field(default_factory=dict, repr=False, compare=False)
     _steps: dict[tuple[str, float, float, UnitShape], tuple[Step, ...]] = field(default_factory=dict, repr=False,
                                                                                 compare=False)
@@ -192,12 +198,18 @@ class MoePlan:
         def cast(elements: float) -> float:  # per-tensor FP8: one row- and column-wise cast
             return cm.quantize_time(n * elements, layouts=2) if once else 0.0
 
-        act = cm.memory_time(dt * n * m * (up + f), "elementwise")
-        fwd = (grouped(m, up, h) + grouped(m, h, f) + act
+        unfused = tr.fused_kernels is False and tr.framework in ("megatron", "deepspeed")
+        act_f, act_b = M.weighted_activation_bytes(up > f, dt, not unfused)
+        act = cm.memory_time(act_f * n * m * f, "elementwise")
+        # alltoall dispatcher, E/ep > 1: the received copies sorted by local expert and back (sort_chunks_by_idxs,
+        # or the padded layout's transpose-contiguous), each a copy of them; the backward copies their gradients
+        sort = 2 * cm.memory_time(2 * dt * n * m * h, "copy") if self.sorts else 0.0
+        fwd = (sort + grouped(m, up, h) + grouped(m, h, f) + act
                + cast(m * h) + cast(m * f) + w * (cast(h * up) + cast(f * h)))  # X, the activation, the weights
         wgrad = grouped(up, h, m) + grouped(h, f, m)
         # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
-        bwd = (grouped(m, h, up) + grouped(m, f, h) + wgrad + (3 if cm.fp8 else 2) * act
+        act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if cm.fp8 else 0.0)
+        bwd = (sort + grouped(m, h, up) + grouped(m, f, h) + wgrad + act_bwd
                + cast(m * h) + cast(m * up))  # dY of the down and of the up projection
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
@@ -292,13 +304,15 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
     nbytes = tau * moe.top_k * etp * m.hidden * dt
     nodes = -(-etp * ep // spec.cluster.gpus_per_node)
     limit = moe.node_limit if moe.router == "node_limited" else None
-    share = None
-    if par.moe_dispatcher != "alltoall":  # one InfiniBand copy per token and remote node (collectives.dedup)
-        share = node_hit(moe.experts, moe.top_k, nodes, limit) / moe.top_k if nodes > 1 else None
+    dedup = None
+    if par.moe_dispatcher != "alltoall":  # a token once per remote node and per rank (collectives.dedup)
+        dedup = dedup_shares(moe.experts, moe.top_k, ep, nodes, limit)
     elif limit is not None:
         nbytes *= min(1.0, min(limit, nodes) / moe.top_k)
-    return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, nbytes,
-                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, share)
+    local = moe.experts // ep
+    return MoePlan(spec, cm, etp, ep, edp, local, assignments, capacity, pre, post, nbytes,
+                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, dedup,
+                   sorts=par.moe_dispatcher == "alltoall" and local > 1)
 
 
 # -- memory ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simcluster.collectives.dedup import dedup_all_to_all
+from simcluster.collectives.dedup import Dedup, dedup_all_to_all
 from simcluster.collectives.plan import algorithm_options, plan_collective
 from simcluster.collectives.select import cost
 from simcluster.plan.costing import Blocks, model_blocks, optimizer_time
@@ -56,7 +56,7 @@ class Costs:
         self.algorithms = dict(spec.collectives)
         self._ops: dict[int, ModelOps] = {}
         self._blocks: dict[tuple[int, int, int, bool], LayoutCosts] = {}
-        self._coll: dict[tuple[str, str, int, int, int, int], tuple[tuple[float, float], ...]] = {}
+        self._coll: dict[tuple[object, ...], tuple[tuple[float, float], ...]] = {}
         self._opt: dict[tuple[float, int, int], float] = {}
 
     # -- compute --------------------------------------------------------------------------
@@ -139,14 +139,14 @@ class Costs:
         return tuple((L, K) for _, L, K, _ in algorithm_options(op, group, self.topo, algorithm, mirrors))
 
     def ep_time(self, t: int, c: int, d: int, etp: int, ep: int, nbytes: float, op: str = "all_to_all",
-                kind: str = "ep", share: float | None = None) -> float:
+                kind: str = "ep", share: Dedup | None = None) -> float:
         """Seconds of one MoE collective of ``nbytes`` per rank over stage 0's expert group (``ep``: the
         all-to-all's) or expert-data group (``edp``: the routed experts' gradients and weights), uncontended
         but for the stage's other such groups (:mod:`simcluster.plan.moe`); ``share``: a deduplicating
         dispatcher's all-to-all (:mod:`simcluster.collectives.dedup`)."""
         if nbytes <= 0:
             return 0.0
-        key = (kind, op, t * c * d, etp, ep, -1 if share is None else share)
+        key = (kind, op, t * c * d, etp, ep, share)
         hit = self._coll.get(key)
         if hit is None:
             grid = RankGrid(t, c, d, 1)

@@ -156,7 +156,7 @@ class Group:
         if st.what == "ring":
             return costs.time("cp", st.op, t, c, d, p, b.kv_bytes)
         if st.what == "a2a" and self.moe is not None:
-            return costs.ep_time(t, c, d, self.moe.etp, self.moe.ep, st.nbytes, share=self.moe.ib_share)
+            return costs.ep_time(t, c, d, self.moe.etp, self.moe.ep, st.nbytes, share=self.moe.dedup)
         nbytes = (st.params or b.params.layer) * (costs.dt * st.share if st.what == "gather" else costs.grad_bytes)
         return st.parts * costs.time(costs.shard_kind(d), st.op, t, c, d, p, nbytes / st.parts)
 

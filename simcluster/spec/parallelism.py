@@ -84,9 +84,10 @@ class ParallelismSpec(BaseModel):
         json_schema_extra={"default_doc": "the framework's: megatron on, others off"})
     moe_dispatcher: Literal["alltoall", "deepep", "hybridep"] = Field(
         default="alltoall", description="How a mixture of experts' tokens reach their experts: alltoall, NCCL's "
-        "all-to-all (Megatron-Core's --moe-token-dispatcher-type alltoall), every routed copy sent on its own; deepep "
-        "or hybridep (--moe-token-dispatcher-type flex with that --moe-flex-dispatcher-backend), a token sent to "
-        "another node once and forwarded over NVLink there.")
+        "all-to-all (Megatron-Core's --moe-token-dispatcher-type alltoall), every routed copy sent on its own and, with "
+        "more than one expert a rank, sorted by local expert on arrival and back; deepep or hybridep "
+        "(--moe-token-dispatcher-type flex with that --moe-flex-dispatcher-backend), a token sent to another node once "
+        "and forwarded over NVLink there, to each rank holding one of its experts once.")
     moe_a2a_overlap: bool = Field(
         default=False, description="Megatron-Core's expert-parallel all-to-all overlap (--overlap-moe-expert-parallel-"
         "comm, Megatron-Bridge's moe_a2a_overlap): in the 1F1B steady state one microbatch's forward and another's "

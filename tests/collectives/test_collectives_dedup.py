@@ -1,5 +1,5 @@
 """A deduplicating MoE dispatch (DeepEP, HybridEP: simcluster.collectives.dedup): one InfiniBand copy per token and
-remote node, NVLink forwarding inside it."""
+remote node, NVLink forwarding inside it, one copy per token and rank."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from math import comb
 import pytest
 
 from simcluster.collectives import plan_collective
-from simcluster.collectives.dedup import dedup_all_to_all, node_hit
+from simcluster.collectives.dedup import Dedup, dedup_all_to_all, dedup_shares, node_hit, rank_hit
 from simcluster.collectives.transfer import byte_time
 from simcluster.spec import load_workload
 from simcluster.topology import build_topology
@@ -25,17 +25,31 @@ def test_a_token_reaches_a_node_when_one_of_its_experts_is_there():
     assert node_hit(10, 2, 4) == pytest.approx(1 - (7.5 / 10) * (6.5 / 9))  # 2.5 experts a node: the product
 
 
+def test_a_token_reaches_a_rank_when_one_of_its_experts_is_there():
+    """P_rank over the ranks: the node formula with a part per rank; under node-limited routing only the ranks of the
+    M nodes a token may reach, each then with the formula over those nodes' experts."""
+    assert rank_hit(32, 8, 8) == pytest.approx(1 - comb(28, 8) / comb(32, 8), rel=1e-12)  # 5.6 of 8 ranks a token
+    assert rank_hit(8, 2, 8) == pytest.approx(0.25)  # one expert a rank: every copy to its own rank
+    assert rank_hit(256, 8, 64, nodes=8, node_limit=4) == pytest.approx(
+        0.5 * (1 - comb(124, 8) / comb(128, 8)), rel=1e-12)  # DeepSeek-V3: 128 experts on the 4 nodes reached
+    for experts, k, ranks in ((8, 2, 8), (16, 1, 4), (128, 1, 16)):  # one expert a rank, or top-1: nothing to spare
+        assert dedup_shares(experts, k, ranks, 1).nvl == pytest.approx(1.0)
+    assert dedup_shares(128, 8, 16, 2).nvl == pytest.approx(16 * (1 - comb(120, 8) / comb(128, 8)) / 8, rel=1e-12)
+
+
 @pytest.mark.parametrize("experts, k", [(128, 8), (64, 2), (16, 1)])
 def test_two_nodes_closed_form(experts, k):
-    """16 ranks on two DGX H100: each rank sends 7/8 of S over NVLink (its own tokens' local copies and the copies it
-    forwards for its rail peer) and S·P/k over InfiniBand to that peer, both at once: the slower link sets the time;
-    NCCL's direct all-to-all sends S/2 over InfiniBand instead (the same as top-1's S·P/k, P = 1/2)."""
+    """16 ranks on two DGX H100: each rank sends 7/8 of S·n·P_rank/k over NVLink (its own tokens' copies and those it
+    forwards for its rail peer, once per rank) and S·P/k over InfiniBand to that peer, both at once: the slower link
+    sets the time; NCCL's direct all-to-all sends S/2 over InfiniBand instead (the same as top-1's S·P/k, P = 1/2)."""
     topo = build_topology(load_workload_cluster(2))
-    share = node_hit(experts, k, 2) / k
+    share = dedup_shares(experts, k, 16, 2)
+    assert share.ib == pytest.approx(node_hit(experts, k, 2) / k, rel=1e-12)
     (t,) = dedup_all_to_all(range(16), S, topo, share)
     nvlink = min(topo.link_bandwidth[l] for l in topo.route(0, 1))
     nic = min(topo.link_bandwidth[l] for l in topo.route(0, 8))
-    assert byte_time(t, topo.link_bandwidth) == pytest.approx(max(7 / 8 * S / nvlink, share * S / nic), rel=1e-9)
+    assert byte_time(t, topo.link_bandwidth) == pytest.approx(
+        max(7 / 8 * S * share.nvl / nvlink, share.ib * S / nic), rel=1e-9)
     (direct,) = plan_collective("all_to_all", range(16), S, topo, algorithm="direct")
     assert byte_time(direct, topo.link_bandwidth) == pytest.approx(S / 2 / nic, rel=1e-9)
     if k == 1:  # one copy a token: nothing to deduplicate
@@ -44,10 +58,10 @@ def test_two_nodes_closed_form(experts, k):
         assert byte_time(t, topo.link_bandwidth) < byte_time(direct, topo.link_bandwidth)
 
 
-def test_one_node_is_the_direct_all_to_all():
+def test_one_node_is_the_direct_all_to_all_of_the_deduplicated_bytes():
     topo = build_topology(load_workload_cluster(1))
-    assert dedup_all_to_all(range(8), S, topo, 0.1) == plan_collective("all_to_all", range(8), S, topo,
-                                                                        algorithm="direct")
+    assert dedup_all_to_all(range(8), S, topo, Dedup(0.1, 0.7)) == plan_collective("all_to_all", range(8), 0.7 * S,
+                                                                                   topo, algorithm="direct")
 
 
 def load_workload_cluster(nodes: int):
@@ -93,8 +107,9 @@ def test_the_dispatcher_changes_the_simulated_all_to_all(tmp_path):
         runs[d] = ((a2a.end_s - a2a.start_s).median(), out.summary["iteration_time_s"])
         est = Estimator(spec, build_topology(spec.cluster)).estimate(layout_of(spec)).iteration_time_s
         assert est == pytest.approx(out.summary["iteration_time_s"], rel=0.01)
-    assert build_plan(load_workload(path, ["parallelism.moe_dispatcher=deepep"])).moe.ib_share == pytest.approx(
-        (1 - comb(8, 4) / comb(16, 4)) / 4)
+    dedup = build_plan(load_workload(path, ["parallelism.moe_dispatcher=deepep"])).moe.dedup
+    assert dedup.ib == pytest.approx((1 - comb(8, 4) / comb(16, 4)) / 4)
+    assert dedup.nvl == pytest.approx(16 * (1 - comb(15, 4) / comb(16, 4)) / 4)  # one expert a rank: 16·(4/16)/4 = 1
     assert runs["hybridep"][0] < 0.6 * runs["alltoall"][0] and runs["hybridep"][1] < runs["alltoall"][1]
     with pytest.raises(SpecError, match="moe_dispatcher"):
         load_workload(path, ["parallelism.moe_dispatcher=deepep", "model.moe=null", "parallelism.expert=1"])

@@ -20,10 +20,11 @@ from simcluster.spec.workload import workload_from_data
 MOE_STEPS = ("moe_in", "experts", "moe_out")
 
 
-def moe_spec(moe: dict | None = None, nodes: int = 1, preset: str = "hgx-h800", **par: object):
+def moe_spec(moe: dict | None = None, nodes: int = 1, preset: str = "hgx-h800", training: dict | None = None,
+             **par: object):
     model = {"layers": 2, "hidden": 1024, "heads": 16, "seq_len": 1024, "vocab": 32000, "ffn_hidden": 2816,
              "mlp": "swiglu", "moe": {"experts": 16, "top_k": 2, "expert_ffn_hidden": 704, **(moe or {})}}
-    return workload_from_data({"name": "moe", "model": model, "training": {"global_batch": 2 * 8 * nodes},
+    return workload_from_data({"name": "moe", "model": model, "training": training or {"global_batch": 2 * 8 * nodes},
                                "parallelism": {"pipeline": 1, "expert": 8, **par},
                                "cluster": {"preset": preset, "nodes": nodes}})
 
@@ -63,10 +64,47 @@ def _grouped(cm, n, m, nn, kk):
 
 
 def _experts_fwd(plan, m):
-    """Forward seconds of a rank's E/ep experts at m tokens each (the balanced closed form)."""
+    """Forward seconds of a rank's E/ep experts at m tokens each (the balanced closed form): with NCCL's all-to-all
+    and E/ep > 1 the received copies sorted by local expert and back first (two copies of n·m·h elements)."""
     cm, n, h, f = plan.cm, plan.moe.local, 1024, 704
     act = cm.memory_time(2 * n * m * (2 * f + f), "elementwise")
-    return _grouped(cm, n, m, 2 * f, h) + _grouped(cm, n, m, h, f) + act
+    sort = 2 * cm.memory_time(2 * 2 * n * m * h, "copy") if n > 1 else 0.0
+    return sort + _grouped(cm, n, m, 2 * f, h) + _grouped(cm, n, m, h, f) + act
+
+
+def test_the_alltoall_dispatcher_sorts_the_received_copies_by_local_expert():
+    """Megatron-Core's alltoall dispatcher receives the copies grouped by source rank and sorts them by local expert
+    before the GEMMs and back after (sort_chunks_by_idxs): two copies of the R·h received elements a pass, forward
+    and backward (their gradients). DeepEP's and HybridEP's tokens arrive per rank and are expanded into expert order
+    by the permutation already costed; with one expert a rank there is nothing to sort."""
+    balanced = 8 * 1024 * 2 // 16
+    nccl, deepep = (build_plan(moe_spec(moe_dispatcher=d)) for d in ("alltoall", "deepep"))
+    assert nccl.moe.sorts and not deepep.moe.sorts
+    load = nccl.moe.load(0, 0)
+    a, b = nccl.moe.experts(load), deepep.moe.experts(load)
+    sort = 2 * nccl.cm.memory_time(2 * 2 * 2 * balanced * 1024, "copy")
+    assert a.fwd_s - b.fwd_s == pytest.approx(sort, rel=1e-12)
+    assert a.bwd_s - b.bwd_s == pytest.approx(sort, rel=1e-12) and a.wgrad_s == b.wgrad_s
+    one = build_plan(moe_spec({"experts": 8}))
+    assert one.moe.local == 1 and not one.moe.sorts
+
+
+def test_unfused_weighted_activation_runs_its_eager_kernels():
+    """TransformerConfig's default bias_activation_fusion = False (training.fused_kernels: false): the SwiGLU, the
+    product with the fp32 probabilities and the cast back run as separate kernels, 7d + 8 bytes per f_e element
+    forward and 16d + 28 backward (costs.moe.weighted_activation_bytes) instead of the fused kernel's 3d and 6d."""
+    assert M.weighted_activation_bytes(True, 2, True) == (6, 12)
+    assert M.weighted_activation_bytes(False, 2, True) == (4, 8)
+    assert M.weighted_activation_bytes(True, 2, False) == (22, 60)
+    assert M.weighted_activation_bytes(False, 2, False) == (16, 40)
+    fused, eager = (build_plan(moe_spec(training={"global_batch": 16, "fused_kernels": v})) for v in (None, False))
+    load = fused.moe.load(0, 0)
+    a, b = fused.moe.experts(load), eager.moe.experts(load)
+    cm, elems = fused.cm, 2 * (8 * 1024 * 2 // 16) * 704  # two local experts' copies × f_e
+    assert b.fwd_s - a.fwd_s == pytest.approx(cm.memory_time(22 * elems, "elementwise")
+                                              - cm.memory_time(6 * elems, "elementwise"), rel=1e-12)
+    assert b.bwd_s - a.bwd_s == pytest.approx(cm.memory_time(60 * elems, "elementwise")
+                                              - 2 * cm.memory_time(6 * elems, "elementwise"), rel=1e-12)
 
 
 @pytest.mark.parametrize("capacity", [None, 1.0])
@@ -222,11 +260,13 @@ def test_fp8_experts_cast_each_tensor_once_under_transformer_engines_recipes(rec
         return cm.quantize_time(n * el, layouts=2)
 
     act = cm.memory_time(2 * n * m * (up + f), "elementwise")
+    sort = 2 * cm.memory_time(2 * 2 * n * m * h, "copy")  # the 16-bit copies sorted by local expert and back
     cost = plan.moe.experts(plan.moe.load(0, 0))
     assert cm.fp8_per_tensor
-    assert cost.fwd_s == pytest.approx(body(m, up, h) + body(m, h, f) + act + cast(m * h) + cast(m * f)
+    assert cost.fwd_s == pytest.approx(sort + body(m, up, h) + body(m, h, f) + act + cast(m * h) + cast(m * f)
                                        + cast(h * up) + cast(f * h), rel=1e-12)
     wgrad = body(up, h, m) + body(h, f, m)
     assert cost.wgrad_s == pytest.approx(wgrad, rel=1e-12)
-    assert cost.bwd_s == pytest.approx(body(m, h, up) + body(m, f, h) + wgrad + 3 * act + cast(m * h) + cast(m * up),
+    assert cost.bwd_s == pytest.approx(sort + body(m, h, up) + body(m, f, h) + wgrad + 3 * act + cast(m * h)
+                                       + cast(m * up),
                                        rel=1e-12)
