@@ -68,7 +68,8 @@ CASES: tuple[Case, ...] = (
 #: test_cases.py's MIXTRAL_PROXY and DEEPSEEK_PROXY (seq 4096, micro-batch 1, 8 heads).
 PROXIES: dict[str, dict[str, Any]] = {
     "mixtral": {"hidden": 4096, "ffn": 14336, "experts": 8, "top_k": 2},
-    "deepseek": {"hidden": 7168, "ffn": 2048, "experts": 32, "top_k": 8},
+    "deepseek": {"hidden": 7168, "ffn": 2048, "experts": 32, "top_k": 8,
+                 "router": "node_limited", "node_limit": 4, "router_groups": 8},  # 4 of 8 groups
 }
 DISPATCHERS = {"a2a": "alltoall", "deepep": "deepep", "hybridep": "hybridep"}
 
@@ -77,8 +78,7 @@ def caveats(case: Case) -> list[str]:
     """What the simulation of ``case`` approximates."""
     out = ["aux-loss, router fusion and score function costed as the simulator's router ops"]
     if case.name.startswith("deepseek"):
-        out.append("group-limited routing (4 of 8 groups, a group per rank) simulated as top-8 of 32: a token "
-                   "reaches 5.6 ranks on average instead of 4; fp32 router GEMM costed in bf16")
+        out.append("sigmoid scores and the fp32 router GEMM costed as the bf16 softmax router")
     return out
 
 
@@ -94,7 +94,8 @@ def workload(case: Case) -> dict[str, Any]:
     return {"name": f"mcore-moe-{case.name}",
             "model": {"layers": 1, "hidden": m["hidden"], "heads": 8, "ffn_hidden": m["ffn"], "vocab": 32000,
                       "seq_len": 4096, "mlp": "gelu",
-                      "moe": {"experts": m["experts"], "top_k": m["top_k"], "expert_ffn_hidden": m["ffn"]}},
+                      "moe": {**{k: v for k, v in m.items() if k not in ("hidden", "ffn")},
+                              "expert_ffn_hidden": m["ffn"]}},
             "training": training,
             "parallelism": {"tensor": 1, "pipeline": 1, "data": 8, "expert": 8, "zero_stage": 0,
                             "moe_dispatcher": DISPATCHERS[disp]},

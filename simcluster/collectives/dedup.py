@@ -25,8 +25,8 @@ once, with its top-k indices and weights, and the receiving rank expands it to i
 ``_DeepepManager.get_permuted_hidden_states_by_experts``: ``permute`` by the dispatched routing map); HybridEP's
 dispatch takes the routing map and ``num_local_experts`` and returns the tokens per local expert likewise
 (``hybrid_ep_dispatch``). A rank of the n = ep ranks holds E/n experts; it receives a token with probability
-P_rank = 1 − C(E − E/n, k)/C(E, k) (under node-limited routing the token's experts lie on M of the N nodes:
-P_rank = min(M, N)/N · (1 − C(E_M − E/n, k)/C(E_M, k)) with E_M = min(M, N)·E/N), so the NVLink bytes of every
+P_rank = 1 − C(E − E/n, k)/C(E, k) (under node- or group-limited routing, k/M of the token's experts in each of M
+of the G groups: P_rank = M/G · (1 − C(E/G − E/n, k/M)/C(E/G, k/M)), :func:`part_hit`), so the NVLink bytes of every
 pair above are n·P_rank/k of NCCL's S/n (:attr:`Dedup.nvl`; 1 for top-1). Groups that do not split into equal
 node parts, or fit in one node, keep the direct plan with those deduplicated bytes.
 """
@@ -58,14 +58,32 @@ def node_hit(experts: int, top_k: int, nodes: int, node_limit: int | None = None
     return 1.0 - miss
 
 
-def rank_hit(experts: int, top_k: int, ranks: int, nodes: int = 1, node_limit: int | None = None) -> float:
+def part_hit(experts: int, top_k: int, parts: int, groups: int | None = None, limit: int | None = None) -> float:
+    """The chance that a token has one of its ``top_k`` experts on a given one of ``parts`` equal parts (nodes or
+    ranks) of ``experts``. Plain top-k: :func:`node_hit`. Group-limited routing (``groups`` groups of consecutive
+    experts, ``limit`` = M of them chosen; DeepSeek-V3 §2.1.2 with the groups its nodes, Megatron-Core's
+    ``group_limited_topk``, whose group score sums each group's top k/M experts, so each chosen group holds about k/M
+    of the token's experts): a part inside a group is reached when its group is chosen (M/G) and one of the group's
+    k/M experts is on it, M/G · :func:`node_hit` (E/G, k/M, parts/G); a part of whole groups when one of them is chosen,
+    :func:`node_hit` (G, M, parts) (M/N for the nodes themselves). Groups that straddle parts: plain top-k."""
+    if groups is None or limit is None or groups <= 1:
+        return node_hit(experts, top_k, parts)
+    m = min(limit, groups)
+    if parts % groups == 0:
+        return m / groups * node_hit(experts // groups, max(1, top_k // m), parts // groups)
+    if groups % parts == 0:
+        return node_hit(groups, m, parts)
+    return node_hit(experts, top_k, parts)
+
+
+def rank_hit(experts: int, top_k: int, ranks: int, nodes: int = 1, node_limit: int | None = None,
+             groups: int | None = None) -> float:
     """P_rank: the chance that a token routed to ``top_k`` of ``experts`` (spread evenly over ``ranks`` on ``nodes``)
-    has one on a given rank (module docstring): :func:`node_hit` over the ranks, inside the nodes a node-limited
-    token may reach."""
-    if node_limit is None or nodes <= 1:
+    has one on a given rank (module docstring): :func:`part_hit` over the ranks, under node-limited routing with its
+    ``groups`` (default: the nodes)."""
+    if node_limit is None:
         return node_hit(experts, top_k, ranks)
-    reach = min(node_limit, nodes)
-    return reach / nodes * node_hit(experts * reach // nodes, top_k, ranks * reach // nodes)
+    return part_hit(experts, top_k, ranks, groups or nodes, node_limit)
 
 
 @dataclass(frozen=True)
@@ -77,10 +95,13 @@ class Dedup:
     nvl: float
 
 
-def dedup_shares(experts: int, top_k: int, ranks: int, nodes: int, node_limit: int | None = None) -> Dedup:
-    """The :class:`Dedup` of an expert group of ``ranks`` ranks on ``nodes`` nodes."""
-    return Dedup(node_hit(experts, top_k, nodes, node_limit) / top_k,
-                 ranks * rank_hit(experts, top_k, ranks, nodes, node_limit) / top_k)
+def dedup_shares(experts: int, top_k: int, ranks: int, nodes: int, node_limit: int | None = None,
+                 groups: int | None = None) -> Dedup:
+    """The :class:`Dedup` of an expert group of ``ranks`` ranks on ``nodes`` nodes (``groups``: node-limited
+    routing's expert groups, default the nodes)."""
+    ib = (node_hit(experts, top_k, nodes) if node_limit is None else
+          part_hit(experts, top_k, nodes, groups or nodes, node_limit)) if nodes > 1 else 1.0
+    return Dedup(ib / top_k, ranks * rank_hit(experts, top_k, ranks, nodes, node_limit, groups) / top_k)
 
 
 def dedup_all_to_all(group: Sequence[int], nbytes: float, topo: "Topology", share: Dedup,

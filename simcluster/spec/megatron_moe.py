@@ -10,8 +10,8 @@ size                                                       the shared size / the
 --moe-layer-freq k or a pattern ("([0]*3+[1]*58)",         model.moe.dense_layers, every (layer i is MoE
 "[0,1,...]")                                               when i % k == 0, or where the pattern has 1)
 --moe-expert-capacity-factor                               model.moe.capacity_factor (else dropless)
---moe-router-num-groups G, --moe-router-group-topk K       router node_limited, node_limit K, when the G
-                                                           groups are the nodes an expert group spans
+--moe-router-num-groups G, --moe-router-group-topk K       router node_limited, node_limit K (router_groups G unless the G
+                                                           groups are the nodes an expert group spans)
 --expert-model-parallel-size, --expert-tensor-parallel-    parallelism.expert, expert_tensor
 size
 --multi-latent-attention, --q-lora-rank, --kv-lora-rank,   model.attention mla, model.mla (q_lora_rank,
@@ -175,11 +175,13 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
                     "--moe-router-group-topk")
         elif groups and chosen:
             nodes = ep * (etp or ints.get("--tensor-model-parallel-size") or 1) // gpus_per_node
-            if groups == nodes:
-                moe["router"], moe["node_limit"] = "node_limited", chosen
+            if experts % groups or chosen > groups:
+                problem("--moe-router-num-groups", f"{groups} groups of {experts} experts, {chosen} chosen: the groups "
+                        "must divide the experts and hold the chosen ones")
             else:
-                problem("--moe-router-num-groups", f"{groups} groups are not the {max(nodes, 1)} node(s) an expert "
-                        "group spans: only node-limited routing is modelled")
+                moe["router"], moe["node_limit"] = "node_limited", chosen
+                if groups != nodes:  # the groups are not the nodes: Megatron-Core's group-limited routing
+                    moe["router_groups"] = groups
         dispatcher = args.get("--moe-token-dispatcher-type", "allgather")
         if dispatcher not in ("alltoall", "flex"):
             problem("--moe-token-dispatcher-type", f"{dispatcher}: the simulator's dispatch is an all-to-all "

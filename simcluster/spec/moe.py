@@ -62,9 +62,15 @@ class MoeSpec(BaseModel):
         json_schema_extra={"default_doc": "dropless"})
     router: Literal["topk", "node_limited"] = Field(
         default="topk", description="topk: each token's top_k experts; node_limited: DeepSeek-V3's routing "
-        "that sends a token to experts on at most node_limit nodes.")
+        "that sends a token to experts on at most node_limit nodes (or groups: router_groups).")
     node_limit: PositiveInt = Field(default=4, le=100_000, description="node_limited routing: the most nodes a "
-                                    "token's experts lie on (DeepSeek-V3 §2.1.2: 4).")
+                                    "token's experts lie on (DeepSeek-V3 §2.1.2: 4), or groups with router_groups "
+                                    "(Megatron-Core's --moe-router-group-topk, a config.json's topk_group).")
+    router_groups: PositiveInt | None = Field(
+        default=None, le=100_000, description="node_limited routing: the expert groups (consecutive experts) a token's "
+        "experts are drawn from, top_k/node_limit in each of node_limit groups (Megatron-Core's "
+        "--moe-router-num-groups, a config.json's n_group); unset: one group per node of the expert-parallel group, "
+        "DeepSeek-V3's node-limited routing.", json_schema_extra={"default_doc": "the expert group's nodes"})
     load_imbalance: LoadImbalanceSpec = Field(default_factory=LoadImbalanceSpec,
                                               description="The router's load distribution (below).")
 
@@ -72,6 +78,13 @@ class MoeSpec(BaseModel):
     def _top_k(self) -> "MoeSpec":
         if self.top_k > self.experts:
             raise ValueError(f"top_k {self.top_k} is more than experts {self.experts}")
+        if self.router_groups is not None:
+            if self.router != "node_limited":
+                raise ValueError("router_groups limits node_limited routing: set router: node_limited")
+            if self.experts % self.router_groups:
+                raise ValueError(f"router_groups {self.router_groups} does not divide experts {self.experts}")
+            if self.node_limit > self.router_groups:
+                raise ValueError(f"node_limit {self.node_limit} is more than router_groups {self.router_groups}")
         return self
 
 

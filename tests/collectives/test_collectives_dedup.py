@@ -8,7 +8,7 @@ from math import comb
 import pytest
 
 from simcluster.collectives import plan_collective
-from simcluster.collectives.dedup import Dedup, dedup_all_to_all, dedup_shares, node_hit, rank_hit
+from simcluster.collectives.dedup import Dedup, dedup_all_to_all, dedup_shares, node_hit, part_hit, rank_hit
 from simcluster.collectives.transfer import byte_time
 from simcluster.spec import load_workload
 from simcluster.topology import build_topology
@@ -26,12 +26,17 @@ def test_a_token_reaches_a_node_when_one_of_its_experts_is_there():
 
 
 def test_a_token_reaches_a_rank_when_one_of_its_experts_is_there():
-    """P_rank over the ranks: the node formula with a part per rank; under node-limited routing only the ranks of the
-    M nodes a token may reach, each then with the formula over those nodes' experts."""
+    """P_rank over the ranks: the node formula with a part per rank; under node- or group-limited routing a rank inside
+    a group is reached when its group is chosen (M/G) and one of the group's k/M experts is on it; a part of whole
+    groups when one of them is chosen."""
     assert rank_hit(32, 8, 8) == pytest.approx(1 - comb(28, 8) / comb(32, 8), rel=1e-12)  # 5.6 of 8 ranks a token
     assert rank_hit(8, 2, 8) == pytest.approx(0.25)  # one expert a rank: every copy to its own rank
     assert rank_hit(256, 8, 64, nodes=8, node_limit=4) == pytest.approx(
-        0.5 * (1 - comb(124, 8) / comb(128, 8)), rel=1e-12)  # DeepSeek-V3: 128 experts on the 4 nodes reached
+        0.5 * (1 - comb(28, 2) / comb(32, 2)), rel=1e-12)  # DeepSeek-V3: 2 of a chosen node's 32 experts, 4 a rank
+    assert rank_hit(32, 8, 8, node_limit=4, groups=8) == pytest.approx(0.5)  # a group a rank: 4 ranks of 8
+    assert part_hit(32, 8, 2, groups=8, limit=4) == pytest.approx(1 - comb(4, 4) / comb(8, 4))  # 4 groups a node
+    assert part_hit(256, 8, 8, groups=8, limit=4) == pytest.approx(0.5) == node_hit(256, 8, 8, node_limit=4)
+    assert part_hit(30, 2, 4, groups=3, limit=1) == node_hit(30, 2, 4)  # groups across parts: plain top-k
     for experts, k, ranks in ((8, 2, 8), (16, 1, 4), (128, 1, 16)):  # one expert a rank, or top-1: nothing to spare
         assert dedup_shares(experts, k, ranks, 1).nvl == pytest.approx(1.0)
     assert dedup_shares(128, 8, 16, 2).nvl == pytest.approx(16 * (1 - comb(120, 8) / comb(128, 8)) / 8, rel=1e-12)

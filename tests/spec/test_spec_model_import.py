@@ -333,7 +333,7 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
     (" --moe-token-dispatcher-type allgather", "allgather"),
     (" --moe-layer-freq [1,0,0,1,1,1,1,1]", "--moe-layer-freq"),
     (" --moe-layer-freq \"__import__('os').getcwd()\"", "--moe-layer-freq"),  # read, never evaluated
-    (" --moe-router-num-groups 4 --moe-router-group-topk 2", "--moe-router-num-groups"),  # 4 groups, 1 node
+    (" --moe-router-num-groups 3 --moe-router-group-topk 2", "must divide the experts"),  # 3 groups of 8 experts
     (" --moe-expert-capacity-factor many", "--moe-expert-capacity-factor"),
     (" --multi-latent-attention --kv-lora-rank 512", "--qk-head-dim"),
     (" --fp8-format e4m3 --fp8-recipe mxfp8", "mxfp8"),
@@ -506,3 +506,20 @@ def test_import_megatron_maps_the_token_dispatcher(extra, dispatcher):
                                       "--moe-grouped-gemm --expert-model-parallel-size 8 " + extra,
                                       gpus=8, cluster="dgx-h100", name="w")
     assert workload_from_data(data).parallelism.moe_dispatcher == dispatcher and not ignored
+
+
+def test_import_megatron_maps_group_limited_routing():
+    """--moe-router-num-groups 8 --moe-router-group-topk 4 over one node's 8 ranks (the groups are not the nodes):
+    node_limited routing over router_groups 8 groups, a token's 8 experts in 4 of them; DeepEP then sends a token to
+    4 of the 8 ranks (one group a rank), half of NCCL's bytes."""
+    from simcluster.plan.plan import build_plan
+    from simcluster.spec.megatron import megatron_workload
+    data, ignored = megatron_workload("--num-layers 8 --hidden-size 1024 --num-attention-heads 16 --seq-length 2048 "
+                                      "--global-batch-size 64 --bf16 --num-experts 32 --moe-router-topk 8 "
+                                      "--moe-router-num-groups 8 --moe-router-group-topk 4 --moe-grouped-gemm "
+                                      "--expert-model-parallel-size 8 --moe-token-dispatcher-type flex",
+                                      gpus=8, cluster="dgx-h100", name="w")
+    spec = workload_from_data(data)
+    moe = spec.model.moe
+    assert (moe.router, moe.node_limit, moe.router_groups) == ("node_limited", 4, 8) and not ignored
+    assert build_plan(spec).moe.dedup.nvl == pytest.approx(0.5)

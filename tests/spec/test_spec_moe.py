@@ -52,6 +52,16 @@ def test_top_k_at_most_experts():
     assert found[0][0] == "model.moe" and "top_k 5 is more than experts 4" in found[0][1]
 
 
+@pytest.mark.parametrize("moe, reason", [
+    ({"router_groups": 4}, "set router: node_limited"),
+    ({"router": "node_limited", "router_groups": 3}, "router_groups 3 does not divide experts 8"),
+    ({"router": "node_limited", "router_groups": 2, "node_limit": 4}, "node_limit 4 is more than router_groups 2"),
+])
+def test_router_groups_are_node_limited_groups_of_the_experts(moe, reason):
+    found = _reasons(_data({"experts": 8, **moe}))
+    assert found[0][0] == "model.moe" and reason in found[0][1]
+
+
 def test_zero2_not_modelled():
     found = _reasons(_data({"experts": 8}, zero_stage=2))
     assert found[0][0] == "parallelism.zero_stage"
