@@ -80,7 +80,7 @@ ARCH: dict[str, dict[str, Any]] = {
     # openai/gpt-oss-120b config.json (GptOssConfig), as gpt_oss_bridge.py maps it
     "GPT_OSS_120B": {"layers": 36, "hidden": 2880, "heads": 64, "head_dim": 64, "kv_heads": 8, "ffn_hidden": 2880,
                      "vocab": 201088, "sliding_window": 128, "full_attention_every": 2,
-                     "moe": {"experts": 128, "top_k": 4}},
+                     "moe": {"experts": 128, "top_k": 4, "expert_bias": True}},
 }
 
 
@@ -109,7 +109,8 @@ DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher (parallel
             "up-projections and the MLPs is not expressible")
 GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
                  "plain attention", "recompute_modules [layernorm, moe_act] not simulated: their backward reruns "
-                 "(memory-bound) are missing", "biases of every linear layer (add_bias_linear) not costed")
+                 "(memory-bound) are missing", "the attention's biases (add_bias_linear) not costed; the experts' are "
+                 "(model.moe.expert_bias)")
 
 
 def _gpt_oss(release: str) -> MoeRecipe:

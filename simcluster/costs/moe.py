@@ -53,8 +53,10 @@ def moe_layers(model: ModelSpec) -> int:
 
 
 def expert_params(model: ModelSpec) -> int:
-    """One expert's weights: n·h·f_e."""
-    return P.mlp_matrices(model) * model.hidden * expert_width(model)
+    """One expert's weights: n·h·f_e, and with ``expert_bias`` its fc1's n_up and fc2's h biases."""
+    n, h, f = P.mlp_matrices(model), model.hidden, expert_width(model)
+    bias = (n - 1) * f + h if moe_of(model).expert_bias else 0
+    return n * h * f + bias
 
 
 def router_params(model: ModelSpec) -> int:
@@ -152,3 +154,14 @@ def weighted_activation_bytes(gated: bool, dtype_bytes: float, fused: bool) -> t
     if gated:
         return 7 * d + 8, 16 * d + 28
     return 4 * d + 8, 6 * d + 28
+
+
+def weighted_bias_bytes(dtype_bytes: float) -> tuple[float, float]:
+    """(forward, backward) bytes per element of the experts' output [R, h] of fc2's bias added weighted by the router's
+    probability (Megatron-Core ``TEGroupedMLP._apply_bias``, added for GPT-OSS on 2025-09-22, commit a329dd6d: per
+    expert ``t + b * p`` with p fp32 [m_e, 1], ``torch.cat``, ``.to(dtype)``): b·p (write 4), the sum (read d + 4,
+    write 4), the concatenation (read 4, write 4) and the cast (read 4, write d), 2d + 24; backward as autograd runs
+    it: the cast's (read d, write 4), the gradient to t cast to its dtype by the engine (read 4, write d), to b and to
+    p each a product (read 4, write 4) summed by ``sum_to`` (read 4), 2d + 32 (the concatenation's gradient is views)."""
+    d = dtype_bytes
+    return 2 * d + 24, 2 * d + 32

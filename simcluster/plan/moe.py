@@ -26,6 +26,8 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
   GEMMs (``sort_chunks_by_idxs``; with capacity padding a ``transpose(0, 1).contiguous()``) and back before the
   combine, each a copy of the R_max·h received elements (read and write); the backward copies their gradients
   alike. DeepEP and HybridEP expand their deduplicated tokens straight into expert order (the ``permute`` below);
+- expert biases (``model.moe.expert_bias``, GPT-OSS): fc2's bias added weighted by the probabilities in eager
+  PyTorch, expert by expert (:func:`simcluster.costs.moe.weighted_bias_bytes` per element of the R_max·h output);
 - experts: one grouped GEMM per matrix over the E/ep local experts, each at the per-expert
   shape M = R_max/(E/ep), N = n_up/etp or h, K = h or f_e/etp, its body time from the device's
   GEMM curve (:meth:`simcluster.costs.compute.ComputeModel.gemm_body_time`: its calibration and
@@ -205,12 +207,17 @@ class MoePlan:
         # alltoall dispatcher, E/ep > 1: the received copies sorted by local expert and back (sort_chunks_by_idxs,
         # or the padded layout's transpose-contiguous), each a copy of them; the backward copies their gradients
         sort = 2 * cm.memory_time(2 * dt * n * m * h, "copy") if self.sorts else 0.0
-        fwd = (sort + grouped(m, up, h) + grouped(m, h, f) + act
+        # expert biases: fc2's added weighted by the probabilities, expert by expert (costs.moe.weighted_bias_bytes)
+        per = M.weighted_bias_bytes(dt) if M.moe_of(self.spec.model).expert_bias else None
+        bias_f = cm.memory_time(per[0] * n * m * h, "elementwise") if per else 0.0
+        bias_b = cm.memory_time(per[1] * n * m * h, "elementwise") if per else 0.0
+        fwd_extra, bwd_extra = sort + bias_f, sort + bias_b
+        fwd = (fwd_extra + grouped(m, up, h) + grouped(m, h, f) + act
                + cast(m * h) + cast(m * f) + w * (cast(h * up) + cast(f * h)))  # X, the activation, the weights
         wgrad = grouped(up, h, m) + grouped(h, f, m)
         # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
         act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if cm.fp8 else 0.0)
-        bwd = (sort + grouped(m, h, up) + grouped(m, f, h) + wgrad + act_bwd
+        bwd = (bwd_extra + grouped(m, h, up) + grouped(m, f, h) + wgrad + act_bwd
                + cast(m * h) + cast(m * up))  # dY of the down and of the up projection
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)

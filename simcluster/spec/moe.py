@@ -52,6 +52,11 @@ class MoeSpec(BaseModel):
         json_schema_extra={"default_doc": "model.ffn_hidden"})
     shared_experts: Annotated[int, Field(ge=0, le=1_000)] = Field(
         default=0, description="Experts every token goes to (DeepSeekMoE), each of expert_ffn_hidden.")
+    expert_bias: bool = Field(
+        default=False, description="The experts' linear layers have biases (GPT-OSS; Megatron-Core's add_bias_linear "
+        "with experts): n_up + hidden parameters an expert; fc2's bias is added weighted by the router's probability in "
+        "eager PyTorch, expert by expert (TEGroupedMLP._apply_bias: t + b·p, cat, cast back), 2d + 24 bytes per element "
+        "of the experts' output forward and 2d + 32 backward; fc1's runs in its GEMM.")
     dense_layers: Annotated[int, Field(ge=0, le=100_000)] = Field(
         default=0, description="The first layers keep a dense MLP of model.ffn_hidden (DeepSeek-V3: 3).")
     every: PositiveInt = Field(default=1, le=100_000, description="After the dense layers, one MoE layer every "

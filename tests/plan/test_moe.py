@@ -89,6 +89,21 @@ def test_the_alltoall_dispatcher_sorts_the_received_copies_by_local_expert():
     assert one.moe.local == 1 and not one.moe.sorts
 
 
+def test_expert_biases_add_fc2s_weighted_bias_expert_by_expert():
+    """model.moe.expert_bias (GPT-OSS): each expert holds n_up + h more parameters, and fc2's bias is added weighted by
+    the probabilities in eager PyTorch (TEGroupedMLP._apply_bias): 2d + 24 bytes per element of the R·h output forward,
+    2d + 32 backward (costs.moe.weighted_bias_bytes)."""
+    assert M.weighted_bias_bytes(2) == (28, 36)
+    plain, biased = (build_plan(moe_spec({"expert_bias": b}, moe_dispatcher="deepep")) for b in (False, True))
+    assert M.expert_params(biased.spec.model) - M.expert_params(plain.spec.model) == 2 * 704 + 1024
+    load = plain.moe.load(0, 0)
+    a, b = plain.moe.experts(load), biased.moe.experts(load)
+    cm, elems = plain.cm, 2 * (8 * 1024 * 2 // 16) * 1024  # two local experts' copies × h
+    assert b.fwd_s - a.fwd_s == pytest.approx(cm.memory_time(28 * elems, "elementwise"), rel=1e-12)
+    assert b.bwd_s - a.bwd_s == pytest.approx(cm.memory_time(36 * elems, "elementwise"), rel=1e-12)
+    assert b.wgrad_s == a.wgrad_s and b.fwd_flops == a.fwd_flops
+
+
 def test_unfused_weighted_activation_runs_its_eager_kernels():
     """TransformerConfig's default bias_activation_fusion = False (training.fused_kernels: false): the SwiGLU, the
     product with the fp32 probabilities and the cast back run as separate kernels, 7d + 8 bytes per f_e element
