@@ -19,8 +19,8 @@ its E/ep experts (capped at the capacity) with each expert's weights split etp w
   (NCCL's convention: the send buffer; a direct all-to-all puts S/n on each pair), scaled by
   R_max/R̄ when the router is skewed, so that the busiest rank's receive sets the time; with
   ``node_limited`` routing (DeepSeek-V3 §2.1.2 and §3.2.2: a token crosses InfiniBand once per
-  node, at most M nodes, then NVLink forwards it) S is scaled by min(1, min(M, nodes)/k) (not with
-  ``router_groups``, Megatron-Core's group-limited routing, whose alltoall dispatcher sends every copy);
+  node, at most M nodes, then NVLink forwards it) S is scaled by min(1, min(M, nodes)/k) over two or more nodes
+  (not with ``router_groups``, Megatron-Core's group-limited routing, whose alltoall dispatcher sends every copy);
 - sort (``alltoall`` dispatcher with E/ep > 1; Megatron-Core ``MoEAlltoAllTokenDispatcher.dispatch_postprocess``
   and ``combine_preprocess``): the copies arrive grouped by source rank and are sorted by local expert before the
   GEMMs (``sort_chunks_by_idxs``; with capacity padding a ``transpose(0, 1).contiguous()``) and back before the
@@ -315,7 +315,7 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
     dedup = None
     if par.moe_dispatcher != "alltoall":  # a token once per remote node and per rank (collectives.dedup)
         dedup = dedup_shares(moe.experts, moe.top_k, ep, nodes, limit, moe.router_groups)
-    elif limit is not None and moe.router_groups is None:  # DeepSeek-V3's node-limited dispatch (module docstring)
+    elif limit is not None and moe.router_groups is None and nodes > 1:  # DeepSeek-V3's dispatch (module docstring)
         nbytes *= min(1.0, min(limit, nodes) / moe.top_k)
     local = moe.experts // ep
     return MoePlan(spec, cm, etp, ep, edp, local, assignments, capacity, pre, post, nbytes,

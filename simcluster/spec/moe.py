@@ -74,8 +74,8 @@ class MoeSpec(BaseModel):
     router_groups: PositiveInt | None = Field(
         default=None, le=100_000, description="node_limited routing: the expert groups (consecutive experts) a token's "
         "experts are drawn from, top_k/node_limit in each of node_limit groups (Megatron-Core's "
-        "--moe-router-num-groups, a config.json's n_group); unset: one group per node of the expert-parallel group, "
-        "DeepSeek-V3's node-limited routing.", json_schema_extra={"default_doc": "the expert group's nodes"})
+        "--moe-router-num-groups); unset: one group per node of the expert-parallel group, DeepSeek-V3's node-limited "
+        "routing (a config.json's n_group is read so).", json_schema_extra={"default_doc": "the expert group's nodes"})
     load_imbalance: LoadImbalanceSpec = Field(default_factory=LoadImbalanceSpec,
                                               description="The router's load distribution (below).")
 

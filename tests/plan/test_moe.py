@@ -227,6 +227,12 @@ def test_node_limited_routing_sends_one_copy_per_node_at_most_m_nodes():
     assert limited.a2a_bytes == pytest.approx(plain.a2a_bytes * 1 / 8)
     both = build_plan(moe_spec({**base, "router": "node_limited", "node_limit": 4}, nodes=2, expert=16)).moe
     assert both.a2a_bytes == pytest.approx(plain.a2a_bytes * 2 / 8)  # only two nodes to reach
+    # in one node nothing crosses InfiniBand: every copy; nor with Megatron-Core's groups (its alltoall sends each copy)
+    one = build_plan(moe_spec({**base, "router": "node_limited", "node_limit": 1}, expert=8)).moe
+    assert one.a2a_bytes == 1024 * 8 * 1024 * 2
+    groups = build_plan(moe_spec({**base, "router": "node_limited", "node_limit": 1, "router_groups": 2}, nodes=2,
+                                 expert=16)).moe
+    assert groups.a2a_bytes == plain.a2a_bytes
 
 
 def test_expert_memory_is_sharded_over_expert_parallel_and_expert_data_ranks():
