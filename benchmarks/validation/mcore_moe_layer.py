@@ -11,7 +11,7 @@ input of [4096, 1, h] bf16, ``moe_router_force_load_balancing`` (uniform routing
 ``moe_router_fusion``, aux-loss load balancing, no ``gated_linear_unit`` (TransformerConfig's default: a GeLU
 expert MLP, two matrices). Timed with CUDA events around ``layer(x)`` and ``output.backward(dy)``, mean of 20
 iterations after 5 warm-ups, each after a barrier and a long fp32 GEMM that hides the launch of the router.
-FP8 cases: Transformer Engine's blockwise recipe (``fp8_recipe "blockwise"``, e4m3 / hybrid).
+FP8 cases: Transformer Engine's blockwise recipe (``Float8BlockScaling``, e4m3 / hybrid: ``fp8_recipe te_blockwise``).
 
 Cases: Mixtral proxy (h 4096, expert FFN 14,336, 8 experts, top-2: one expert per rank) and DeepSeek proxy
 (h 7168, expert FFN 2048, 32 experts, top-8, sigmoid scores, group-limited routing over 8 groups, top-4 groups:
@@ -90,7 +90,7 @@ def workload(case: Case) -> dict[str, Any]:
     training: dict[str, Any] = {"global_batch": 16, "micro_batch": 1, "precision": "bf16", "recompute": "none",
                                 "framework": "megatron", "fused_kernels": False}
     if prec == "fp8":
-        training.update(precision="fp8", fp8_recipe="blockwise")
+        training.update(precision="fp8", fp8_recipe="te_blockwise")  # TE's Float8BlockScaling
     return {"name": f"mcore-moe-{case.name}",
             "model": {"layers": 1, "hidden": m["hidden"], "heads": 8, "ffn_hidden": m["ffn"], "vocab": 32000,
                       "seq_len": 4096, "mlp": "gelu",

@@ -57,6 +57,10 @@ FP8 (``precision="fp8"``, Transformer Engine's recipes and DeepSeek-V3 §3.3's; 
       amax updated inside the same kernel: read bf16, write FP8 once per layout it is needed in;
     - ``current`` (``Float8CurrentScaling``, NeMo's "FP8-CS"): ``nvte_compute_amax`` reads the tensor first
       (2 B), ``nvte_compute_scale_from_amax`` (one tiny kernel), then the cast: three kernels;
+    - ``te_blockwise`` (Transformer Engine's ``Float8BlockScaling``, Megatron-Core's ``--fp8-recipe blockwise``):
+      DeepSeek-V3's tiles and blocks, quantized once per tensor like the per-tensor recipes, one kernel writing
+      each layout with its fp32 scales, 2 + layouts·(1 + 4/128) B; cuBLASLt's block-scaled GEMMs
+      (:data:`simcluster.costs.fp8_gemm.TE_BLOCKWISE_RATIO`);
     - ``blockwise`` (DeepSeek-V3 §3.3.2: 1×128 activation tiles; its 128×128 weight blocks need fewer scales,
       counted alike): one kernel writing one fp32 scale per 128 elements, 2 + 1 + 4/128 B, before every
       GEMM for both of its operands:
@@ -173,7 +177,8 @@ class ComputeModel:
 
     @property
     def fp8_per_tensor(self) -> bool:
-        """Whether FP8 runs a per-tensor recipe (delayed, current): TE's one cast per tensor for all its GEMMs."""
+        """Whether FP8 runs one of Transformer Engine's recipes (delayed, current, te_blockwise): one cast per tensor,
+        in both layouts, for all its GEMMs (DeepSeek-V3's blockwise quantizes both operands of every GEMM)."""
         return self.fp8 and self.fp8_recipe != "blockwise"
 
     def quantize_time(self, elements: float, layouts: int = 1) -> float:
@@ -185,6 +190,8 @@ class ComputeModel:
             return 0.0
         if self.fp8_recipe == "blockwise":
             return self.memory_time(QUANTIZE_BYTES_PER_ELEMENT * elements, "elementwise")
+        if self.fp8_recipe == "te_blockwise":  # one kernel: 1×128 tiles (128×128 for weights) in each layout
+            return self.memory_time((2 + (FP8_OPERAND_BYTES + 4 / 128) * layouts) * elements, "elementwise")
         cast = self.memory_time((2 + FP8_OPERAND_BYTES * layouts) * elements, "elementwise")
         if self.fp8_recipe == "current":
             return self.memory_time(AMAX_BYTES_PER_ELEMENT * elements, "elementwise") + self.kernel_time(0.0) + cast

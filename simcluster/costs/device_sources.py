@@ -81,4 +81,8 @@ SOURCES: dict[str, str] = {
              "Achievable Matmul FLOPS comparison table', FP8 (float8_e4m3fn, torch._scaled_mm with per-tensor scales, "
              "i.e. cuBLASLt): H100 SXM 1402.6 of 1979 TFLOP/s, 70.9 % (torch 2.7.0+cu126, best shape "
              "1024x9216x14336); H200 SXM 1453.4, 73.4 % (torch 2.7.1+cu128)",
+    "TEGEMM": "NVIDIA/TransformerEngine docs/examples/gemm_profiling/gemm_profiling.rst (PR #2863, 2026-06-01), 'Worked "
+              "Example: 5B Model on H200': H200 NVL, hidden 4096, FFN 16384, 31 x 512 tokens, the 12 GEMMs of a layer "
+              "(fprop, dgrad, wgrad of QKV, attention out, MLP up and down), autocast (quantization included), ms a "
+              "layer: BF16 32.014, FP8CurrentScaling 20.285, FP8DelayedScaling 18.978, FP8 Block Scaling 22.882",
 }

@@ -19,7 +19,7 @@ size
 (each but --q-lora-rank given)
 --mtp-num-layers                                           model.mtp_layers
 --fp8-format e4m3|hybrid, --fp8-recipe delayed|tensorwise  training.precision fp8, fp8_recipe delayed|
-|blockwise, --fp8-param-gather                             current|blockwise, fp8_param_gather
+|blockwise, --fp8-param-gather                             current|te_blockwise, fp8_param_gather
 --overlap-moe-expert-parallel-comm, --delay-wgrad-compute  parallelism.moe_a2a_overlap, delay_wgrad_compute
 --moe-token-dispatcher-type alltoall|flex, --moe-flex-     parallelism.moe_dispatcher alltoall, or deepep|
 dispatcher-backend deepep|hybridep (default deepep)        hybridep
@@ -72,8 +72,8 @@ FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-para
                    "--delay-wgrad-compute"})
 #: The longest layer pattern read (a guard: ``[0]*10**6*10**6`` is refused, not built).
 MAX_PATTERN = 1_000_000
-#: --fp8-recipe -> training.fp8_recipe (Transformer Engine's DelayedScaling, Float8CurrentScaling, blockwise).
-FP8_RECIPES = {"delayed": "delayed", "tensorwise": "current", "blockwise": "blockwise"}
+#: --fp8-recipe -> training.fp8_recipe (Transformer Engine's DelayedScaling, Float8CurrentScaling, Float8BlockScaling).
+FP8_RECIPES = {"delayed": "delayed", "tensorwise": "current", "blockwise": "te_blockwise"}
 
 
 def layer_pattern(value: str, layers: int) -> list[int] | None:

@@ -87,12 +87,14 @@ class TrainingSpec(BaseModel):
         "data-parallel all-gather moves 1 byte per parameter instead of 2 (Megatron-LM's --fp8-param-gather: 'Keep "
         "the compute param in fp8 ... and perform the param all-gather in fp8'; NeMo's fp8_params, MLPerf's "
         "FP8_PARAMS; the distributed optimizer quantizes its updated shard).")
-    fp8_recipe: Literal["delayed", "current", "blockwise"] = Field(
+    fp8_recipe: Literal["delayed", "current", "blockwise", "te_blockwise"] = Field(
         default="delayed", description="With precision fp8, how operands are scaled: delayed is Transformer "
         "Engine's default DelayedScaling (one scale per tensor from past steps' amax, one cast kernel); current "
         "its Float8CurrentScaling (NeMo's FP8-CS: an amax pass, then the cast); both run cuBLASLt's FP8 GEMMs. "
         "blockwise is DeepSeek-V3's fine-grained scaling (1x128 activation tiles, 128x128 weight blocks) with "
-        "its own FP8 GEMM kernels.")
+        "its own FP8 GEMM kernels and BF16 optimizer moments; te_blockwise is Transformer Engine's "
+        "Float8BlockScaling (Megatron-Core's --fp8-recipe blockwise): the same blocks, each tensor quantized once, "
+        "cuBLASLt's block-scaled GEMMs, mixed-precision optimizer states.")
     optimizer_dtype: Literal["fp32", "bf16"] = Field(
         default="fp32", description="The optimizer states' dtype: bf16 keeps Adam's m and v (SGD's momentum) in bf16 "
         "with no fp32 master copy, the bf16 weights updated in place, and reduces gradients in bf16 (NeMo's "

@@ -2,7 +2,7 @@
 baseline on H100): its workloads are the harness's layer (EP 8 in one node, a GeLU expert MLP, TransformerConfig's
 unfused activation), the dispatchers differ where Megatron-Core's do (DeepEP and HybridEP send a token once per rank;
 the alltoall dispatcher sorts the copies of four local experts), and the script prints every case. The rows are held
-out: no bound is asserted on their errors (bf16 −10 to +11 %, FP8 −26 to +9 %: docs/validation.md)."""
+out: no bound is asserted on their errors (bf16 −12 to +7 %, FP8 −24 to +8 %: docs/validation.md)."""
 
 from __future__ import annotations
 
