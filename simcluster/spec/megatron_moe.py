@@ -10,8 +10,9 @@ size                                                       the shared size / the
 --moe-layer-freq k or a pattern ("([0]*3+[1]*58)",         model.moe.dense_layers, every (layer i is MoE
 "[0,1,...]")                                               when i % k == 0, or where the pattern has 1)
 --moe-expert-capacity-factor                               model.moe.capacity_factor (else dropless)
---moe-router-num-groups G, --moe-router-group-topk K       router node_limited, node_limit K (router_groups G unless the G
-                                                           groups are the nodes an expert group spans)
+--moe-router-num-groups G, --moe-router-group-topk K       router node_limited, node_limit K; router_groups
+                                                           G unless the G groups are the nodes an expert
+                                                           group spans
 --expert-model-parallel-size, --expert-tensor-parallel-    parallelism.expert, expert_tensor
 size
 --multi-latent-attention, --q-lora-rank, --kv-lora-rank,   model.attention mla, model.mla (q_lora_rank,
@@ -21,6 +22,8 @@ size
 --fp8-format e4m3|hybrid, --fp8-recipe delayed|tensorwise  training.precision fp8, fp8_recipe delayed|
 |blockwise, --fp8-param-gather                             current|te_blockwise, fp8_param_gather
 --overlap-moe-expert-parallel-comm, --delay-wgrad-compute  parallelism.moe_a2a_overlap, delay_wgrad_compute
+--disable-bias-linear (absent: Megatron's add_bias_linear  model.moe.expert_bias false (absent: true)
+on, the experts' biases too)
 --moe-token-dispatcher-type alltoall|flex, --moe-flex-     parallelism.moe_dispatcher alltoall, or deepep|
 dispatcher-backend deepep|hybridep (default deepep)        hybridep
 =========================================================  ===========================================
@@ -58,6 +61,7 @@ MAPPED = frozenset({
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
     "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute", "--moe-flex-dispatcher-backend",
+    "--disable-bias-linear",
 })
 #: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
 INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
@@ -66,6 +70,7 @@ INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--mo
             "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers")
 #: Boolean arguments among them (they take no value on the command line).
 FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-param-gather", "--moe-router-pre-softmax",
+                   "--disable-bias-linear",
                    "--moe-router-enable-expert-bias", "--moe-per-layer-logging", "--moe-router-force-load-balancing",
                    "--moe-permute-fusion", "--moe-shared-expert-overlap", "--moe-pad-expert-input-to-capacity",
                    "--moe-layer-recompute", "--moe-use-legacy-grouped-gemm", "--overlap-moe-expert-parallel-comm",
@@ -146,6 +151,8 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
         size = ints.get("--moe-ffn-hidden-size")
         if size:
             moe["expert_ffn_hidden"] = size
+        if not args.get("--disable-bias-linear"):  # Megatron-LM's default add_bias_linear: the experts' biases too
+            moe["expert_bias"] = True
         shared = ints.get("--moe-shared-expert-intermediate-size")
         if shared:
             unit = size or ints.get("--ffn-hidden-size") or 4 * (ints.get("--hidden-size") or 0)

@@ -298,7 +298,7 @@ DEEPSEEK_V3_ARGS = (
     "--moe-grouped-gemm --moe-permute-fusion --moe-token-dispatcher-type alltoall --mtp-num-layers 1 "
     "--expert-model-parallel-size 64 "
     "--pipeline-model-parallel-size 16 --micro-batch-size 1 --global-batch-size 15360 --bf16 --fp8-format e4m3 "
-    "--fp8-recipe blockwise --use-distributed-optimizer")
+    "--fp8-recipe blockwise --use-distributed-optimizer --disable-bias-linear")
 MIXTRAL_ARGS = (
     "--num-layers 32 --hidden-size 4096 --ffn-hidden-size 14336 --num-attention-heads 32 --group-query-attention "
     "--num-query-groups 8 --seq-length 4096 --max-position-embeddings 32768 --vocab-size 32000 "
@@ -306,7 +306,7 @@ MIXTRAL_ARGS = (
     "--moe-router-topk 2 --moe-router-load-balancing-type aux_loss --moe-aux-loss-coeff 1e-2 --moe-grouped-gemm "
     "--moe-token-dispatcher-type alltoall --expert-model-parallel-size 8 --pipeline-model-parallel-size 4 "
     "--num-layers-per-virtual-pipeline-stage 1 --micro-batch-size 1 --global-batch-size 256 --bf16 "
-    "--use-distributed-optimizer --overlap-param-gather --overlap-grad-reduce --use-flash-attn")
+    "--use-distributed-optimizer --overlap-param-gather --overlap-grad-reduce --use-flash-attn --disable-bias-linear")
 
 
 @pytest.mark.parametrize("name, args, gpus, cluster", [("deepseek-v3", DEEPSEEK_V3_ARGS, 2048, "hgx-h800"),
@@ -508,7 +508,9 @@ def test_import_megatron_maps_the_token_dispatcher(extra, dispatcher):
                                       "--global-batch-size 64 --bf16 --num-experts 8 --moe-router-topk 2 "
                                       "--moe-grouped-gemm --expert-model-parallel-size 8 " + extra,
                                       gpus=8, cluster="dgx-h100", name="w")
-    assert workload_from_data(data).parallelism.moe_dispatcher == dispatcher and not ignored
+    spec = workload_from_data(data)
+    assert spec.parallelism.moe_dispatcher == dispatcher and not ignored
+    assert spec.model.moe.expert_bias  # no --disable-bias-linear: Megatron's add_bias_linear, the experts' biases
 
 
 def test_import_megatron_maps_group_limited_routing():
