@@ -3,9 +3,10 @@
     python benchmarks/validation/crosscheck.py [--check fidelity|partial|fusion|chakra] [--layouts N] [--seed S]
 
 Each layout is a small GPT (hidden 512, 256 tokens) on 1-3 nodes drawn over the stacks (megatron,
-deepspeed, pytorch, jax), five presets (DGX A100 40/80 GB, DGX H100/H200, DGX-1, DGX-2), precisions,
-schedules (GPipe, 1F1B, interleaved, zero bubble, DualPipe), tensor/pipeline/data/context degrees,
-ZeRO 0-3, recompute, flash attention, grouped-query attention, MoE, and two of the optional
+deepspeed, pytorch, jax), five presets (DGX A100 40/80 GB, DGX H100/H200, DGX-1, DGX-2), precisions and FP8
+recipes, schedules (GPipe, 1F1B, interleaved, zero bubble, DualPipe), tensor/pipeline/data/context degrees,
+ZeRO 0-3, recompute, flash attention, grouped-query attention, MoE (its dispatchers, merged 1F1B, expert biases,
+group-limited routing), and two of the optional
 mechanisms (hybrid sharding, userbuffers, parameter-gather and gradient overlap, deferred embedding
 gradients, partial recompute, distributed activations, ...). Layouts the spec refuses are skipped.
 
@@ -61,6 +62,7 @@ def layout(rng: random.Random) -> list[str]:
     mb = rng.choice([1, 2])
     preset = rng.choice(PRESETS)
     precision = rng.choice(["bf16", "fp16", "fp32"] + (["fp8"] if preset in ("dgx-h100", "dgx-h200") else []))
+    recipe = rng.choice(["delayed", "current", "blockwise", "te_blockwise"]) if precision == "fp8" else None
     sets = [f"parallelism.schedule={schedule}", f"parallelism.pipeline={p}", f"parallelism.tensor={t}",
             f"parallelism.data={d}", f"parallelism.context={c}", f"parallelism.virtual_stages={v}",
             f"training.micro_batch={mb}", f"training.global_batch={rng.randint(1, 3) * p * mb * d}",
@@ -74,9 +76,14 @@ def layout(rng: random.Random) -> list[str]:
             f"parallelism.zero_stage={rng.choice([0, 1, 2, 3])}",
             f"parallelism.sequence_parallel={str(t > 1 and rng.random() < 0.5).lower()}",
             f"cluster.preset={preset}", f"cluster.nodes={-(-t * p * d * c // 8) + rng.choice([0, 0, 1])}"]
+    if recipe:
+        sets.append(f"training.fp8_recipe={recipe}")
     if rng.random() < 0.25:
         sets += ["model.moe.experts=8", "model.moe.top_k=2", f"parallelism.expert={rng.choice([1, 2])}",
-                 f"parallelism.moe_dispatcher={rng.choice(['alltoall', 'deepep', 'hybridep'])}"]
+                 f"parallelism.moe_dispatcher={rng.choice(['alltoall', 'deepep', 'hybridep'])}",
+                 f"model.moe.expert_bias={rng.choice(['true', 'false'])}"]
+        if rng.random() < 0.3:  # group-limited routing: a token's 2 experts in 1 of 4 groups
+            sets += ["model.moe.router=node_limited", "model.moe.node_limit=1", "model.moe.router_groups=4"]
         if rng.random() < 0.5:  # Megatron-Core's merged 1F1B (refused where the layout cannot merge passes)
             sets += ["parallelism.moe_a2a_overlap=true", f"parallelism.delay_wgrad_compute={rng.choice(['true', 'false'])}"]
     sets += [f"{key}={value}" for key, value in rng.sample(KNOBS, 2)]
