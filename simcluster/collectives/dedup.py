@@ -100,7 +100,7 @@ def dedup_shares(experts: int, top_k: int, ranks: int, nodes: int, node_limit: i
     """The :class:`Dedup` of an expert group of ``ranks`` ranks on ``nodes`` nodes (``groups``: node-limited
     routing's expert groups, default the nodes)."""
     ib = (node_hit(experts, top_k, nodes) if node_limit is None else
-          part_hit(experts, top_k, nodes, groups or nodes, node_limit)) if nodes > 1 else 1.0
+          part_hit(experts, top_k, nodes, groups or nodes, node_limit)) if nodes > 1 else 0.0  # one node: no InfiniBand
     return Dedup(ib / top_k, ranks * rank_hit(experts, top_k, ranks, nodes, node_limit, groups) / top_k)
 
 

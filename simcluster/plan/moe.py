@@ -154,8 +154,10 @@ class MoePlan:
         return Load(float(ranks.max()), float(ranks.mean()))
 
     def report(self, microbatches: int) -> dict[str, object]:
-        """details.json's ``moe``: the layout, and per MoE layer the router's load over the microbatches
-        (busiest over mean expert-parallel rank, dropped share) and each expert's mean share of it."""
+        """details.json's ``moe``: the layout, the dispatch (dispatcher, S per rank of the balanced router, whether the
+        copies are sorted by local expert, a deduplicating dispatcher's InfiniBand and NVLink shares of S), and per MoE
+        layer the router's load over the microbatches (busiest over mean expert-parallel rank, dropped share) and each
+        expert's mean share of it."""
         model = self.spec.model
         moe = M.moe_of(model)
         rows: list[dict[str, object]] = []
@@ -171,8 +173,13 @@ class MoePlan:
             rows.append({"layer": layer, "busiest_over_mean": max(ratio), "mean_busiest_over_mean": float(np.mean(ratio)),
                          "dropped_fraction": float(np.mean(dropped))})
         total = share.sum()
+        par = self.spec.parallelism
+        dispatch = {"dispatcher": par.moe_dispatcher, "bytes_per_rank": self.a2a_bytes,
+                    "sorted_by_local_expert": self.sorts, "infiniband_share": self.dedup.ib if self.dedup else None,
+                    "nvlink_share": self.dedup.nvl if self.dedup else None}
         return {"experts": moe.experts, "top_k": moe.top_k, "expert": self.ep, "expert_tensor": self.etp,
                 "expert_data": self.edp, "experts_per_rank": self.local, "capacity_tokens": self.capacity,
+                "dispatch": dispatch,
                 "expert_load_share": [float(x) for x in (share / total if total else share)], "layers": rows}
 
     def experts(self, load: Load) -> BlockCost:

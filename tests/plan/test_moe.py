@@ -291,3 +291,16 @@ def test_fp8_experts_cast_each_tensor_once_under_transformer_engines_recipes(rec
     assert cost.bwd_s == pytest.approx(sort + body(m, h, up) + body(m, f, h) + wgrad + 3 * act + cast(m * h)
                                        + cast(m * up),
                                        rel=1e-12)
+
+
+def test_details_say_how_the_tokens_are_dispatched():
+    """details.json's moe.dispatch: the dispatcher, S per rank, whether the copies are sorted by local expert (NCCL's
+    all-to-all with two experts a rank) and a deduplicating dispatcher's shares of S (HybridEP in one node: nothing over
+    InfiniBand, NVLink 8·P_rank/2 with P_rank = 1 − C(14, 2)/C(16, 2))."""
+    opts = LoweringOptions(ideal_network=True, include_optimizer=False, include_embedding_head=False)
+    nccl = simulate_workload(moe_spec(), opts).details["moe"]["dispatch"]
+    assert nccl == {"dispatcher": "alltoall", "bytes_per_rank": 1024 * 2 * 1024 * 2, "sorted_by_local_expert": True,
+                    "infiniband_share": None, "nvlink_share": None}
+    hybrid = simulate_workload(moe_spec(moe_dispatcher="hybridep"), opts).details["moe"]["dispatch"]
+    assert not hybrid["sorted_by_local_expert"] and hybrid["infiniband_share"] == 0.0  # one node
+    assert hybrid["nvlink_share"] == pytest.approx(8 * (1 - math.comb(14, 2) / math.comb(16, 2)) / 2)
