@@ -9,7 +9,7 @@ transmission over IB happens once per node"; DeepEP ``docs/Hybrid-EP_Implementat
 
 - over InfiniBand, rank a to the rank of a's local index on each other node: τ·h·dtype·P bytes, P the chance that a
   token has at least one of its k experts there: P = 1 − C(E − E/N, k) / C(E, k) for k distinct experts drawn
-  uniformly from E spread evenly over the nodes (a balanced router), min(M, N)/N under node-limited routing (each
+  uniformly from E spread evenly over the nodes (a balanced router), min(M, N, k)/N under node-limited routing (each
   token's experts on M of the N nodes, DeepSeek-V3 §2.1.2);
 - over NVLink inside every node, rank a to each other member b: the copies a's own tokens send to b and those a
   forwards from the N − 1 other nodes' tokens on its rail, N·S/n = S/g;
@@ -47,11 +47,12 @@ if TYPE_CHECKING:
 def node_hit(experts: int, top_k: int, nodes: int, node_limit: int | None = None) -> float:
     """P: the chance that a token routed to ``top_k`` of ``experts`` (spread evenly over ``nodes``) has one on a given
     node: 1 − C(E − E/N, k)/C(E, k) = 1 − Π_{i<k} (E − E/N − i)/(E − i) (the product also for E/N not whole: an
-    expert group that does not fill its nodes evenly), or min(M, N)/N under node-limited routing to M nodes."""
+    expert group that does not fill its nodes evenly), or min(M, N, k)/N under node-limited routing to M nodes (k
+    experts reach at most k of them)."""
     if nodes <= 1:
         return 1.0
-    if node_limit is not None:
-        return min(node_limit, nodes) / nodes
+    if node_limit is not None:  # a token's k experts reach at most min(M, k) of the nodes
+        return min(node_limit, nodes, top_k) / nodes
     miss = 1.0
     for i in range(min(top_k, experts)):
         miss *= max(0.0, (experts - experts / nodes - i) / (experts - i))
@@ -68,7 +69,7 @@ def part_hit(experts: int, top_k: int, parts: int, groups: int | None = None, li
     :func:`node_hit` (G, M, parts) (M/N for the nodes themselves). Groups that straddle parts: plain top-k."""
     if groups is None or limit is None or groups <= 1:
         return node_hit(experts, top_k, parts)
-    m = min(limit, groups)
+    m = min(limit, groups, top_k)  # k experts reach at most k groups
     if parts % groups == 0:
         return m / groups * node_hit(experts // groups, max(1, top_k // m), parts // groups)
     if groups % parts == 0:

@@ -37,6 +37,8 @@ def test_a_token_reaches_a_rank_when_one_of_its_experts_is_there():
     assert part_hit(32, 8, 2, groups=8, limit=4) == pytest.approx(1 - comb(4, 4) / comb(8, 4))  # 4 groups a node
     assert part_hit(256, 8, 8, groups=8, limit=4) == pytest.approx(0.5) == node_hit(256, 8, 8, node_limit=4)
     assert part_hit(30, 2, 4, groups=3, limit=1) == node_hit(30, 2, 4)  # groups across parts: plain top-k
+    assert node_hit(64, 2, 8, node_limit=4) == pytest.approx(2 / 8)  # two experts reach at most two of the nodes
+    assert part_hit(64, 2, 8, groups=8, limit=4) == pytest.approx(2 / 8)
     for experts, k, ranks in ((8, 2, 8), (16, 1, 4), (128, 1, 16)):  # one expert a rank, or top-1: nothing to spare
         assert dedup_shares(experts, k, ranks, 1).nvl == pytest.approx(1.0)
     assert dedup_shares(128, 8, 16, 2).nvl == pytest.approx(16 * (1 - comb(120, 8) / comb(128, 8)) / 8, rel=1e-12)
