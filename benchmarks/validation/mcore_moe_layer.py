@@ -111,8 +111,8 @@ def outside(spec: Any) -> tuple[float, float]:
     """(forward, backward) seconds of the pre-MLP norm and the residual add, which the simulator's MoE steps hold and
     the harness's ``MoELayer`` does not run (Megatron-Core's ``TransformerLayer`` runs them around it)."""
     plan = build_plan(spec)
-    ops = [op for op in (*moe_ops(spec.model, spec.training).pre, *moe_ops(spec.model, spec.training).post)
-           if op.name in ("ln2", "residual2")]
+    moe = moe_ops(spec.model, spec.training)
+    ops = [op for op in (*moe.pre, *moe.post) if op.name in ("ln2", "residual2")]
     cost = block_cost(ops, plan.cm, 1, 1, False, spec.training.flash_attention)
     return cost.fwd_s, cost.bwd_s
 

@@ -82,8 +82,6 @@ def rank_hit(experts: int, top_k: int, ranks: int, nodes: int = 1, node_limit: i
     """P_rank: the chance that a token routed to ``top_k`` of ``experts`` (spread evenly over ``ranks`` on ``nodes``)
     has one on a given rank (module docstring): :func:`part_hit` over the ranks, under node-limited routing with its
     ``groups`` (default: the nodes)."""
-    if node_limit is None:
-        return node_hit(experts, top_k, ranks)
     return part_hit(experts, top_k, ranks, groups or nodes, node_limit)
 
 
@@ -100,8 +98,7 @@ def dedup_shares(experts: int, top_k: int, ranks: int, nodes: int, node_limit: i
                  groups: int | None = None) -> Dedup:
     """The :class:`Dedup` of an expert group of ``ranks`` ranks on ``nodes`` nodes (``groups``: node-limited
     routing's expert groups, default the nodes)."""
-    ib = (node_hit(experts, top_k, nodes) if node_limit is None else
-          part_hit(experts, top_k, nodes, groups or nodes, node_limit)) if nodes > 1 else 0.0  # one node: no InfiniBand
+    ib = part_hit(experts, top_k, nodes, groups or nodes, node_limit) if nodes > 1 else 0.0  # one node: no InfiniBand
     return Dedup(ib / top_k, ranks * rank_hit(experts, top_k, ranks, nodes, node_limit, groups) / top_k)
 
 

@@ -65,6 +65,7 @@ from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.costs.memory import activation_bytes_per_layer, mlp_bytes_per_f
 from simcluster.plan.costing import BlockCost, Blocks, block_cost
 from simcluster.plan.grid import RankGrid
+from simcluster.plan.stack_bytes import spec_stack
 from simcluster.plan.steps import Step, UnitShape, layer_steps
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.workload.moe import moe_ops
@@ -133,10 +134,14 @@ class MoePlan:
     up: int  # fc1 columns of one expert (2·f_e for SwiGLU)
     width: int  # f_e
     dedup: Dedup | None = None  # deduplicating dispatcher (DeepEP, HybridEP): its shares of S (collectives.dedup)
-    sorts: bool = False  # alltoall dispatcher with E/ep > 1: received tokens sorted by local expert and back
     _cost: dict[tuple[float, float], BlockCost] = field(default_factory=dict, repr=False, compare=False)
     _steps: dict[tuple[str, float, float, UnitShape], tuple[Step, ...]] = field(default_factory=dict, repr=False,
                                                                                 compare=False)
+
+    @property
+    def sorts(self) -> bool:
+        """Whether the received copies are sorted by local expert and back: the alltoall dispatcher with E/ep > 1."""
+        return self.spec.parallelism.moe_dispatcher == "alltoall" and self.local > 1
 
     def is_moe(self, layer: int) -> bool:
         return M.is_moe_layer(self.spec.model, layer)
@@ -208,7 +213,7 @@ class MoePlan:
         def cast(elements: float) -> float:  # per-tensor FP8: one row- and column-wise cast
             return cm.quantize_time(n * elements, layouts=2) if once else 0.0
 
-        unfused = tr.fused_kernels is False and tr.framework in ("megatron", "deepspeed")
+        unfused = not spec_stack(self.spec).fused_kernels  # Megatron's fusions off (costs.frameworks)
         act_f, act_b = M.weighted_activation_bytes(up > f, dt, not unfused)
         act = cm.memory_time(act_f * n * m * f, "elementwise")
         # alltoall dispatcher, E/ep > 1: the received copies sorted by local expert and back (sort_chunks_by_idxs,
@@ -324,10 +329,8 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
         dedup = dedup_shares(moe.experts, moe.top_k, ep, nodes, limit, moe.router_groups)
     elif limit is not None and moe.router_groups is None and nodes > 1:  # DeepSeek-V3's dispatch (module docstring)
         nbytes *= min(1.0, min(limit, nodes) / moe.top_k)
-    local = moe.experts // ep
-    return MoePlan(spec, cm, etp, ep, edp, local, assignments, capacity, pre, post, nbytes,
-                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, dedup,
-                   sorts=par.moe_dispatcher == "alltoall" and local > 1)
+    return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, nbytes,
+                   M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, dedup)
 
 
 # -- memory ----------------------------------------------------------------------------------
