@@ -75,6 +75,15 @@ def test_memory_rows_reuse_the_throughput_rows_workloads():
     assert all(r.workload in throughput for r in corpus.load_group("memory").rows)
 
 
+def _neox_counted_params(spec) -> tuple[int, int]:
+    """GPT-NeoX's ``utils.get_total_params`` for a gpt_j_residual model with two norms per layer and an untied head:
+    (unique parameters, the count with the tensor-replicated LayerNorms, row-parallel biases and final norm t times)."""
+    m, t = spec.model, spec.parallelism.tensor
+    h, L, V = m.hidden, m.layers, m.vocab
+    unique = L * (12 * h * h + 13 * h) + 2 * V * h + 2 * h
+    return unique, unique + (t - 1) * (L * 6 * h + 2 * h)  # 4h of norms + 2h of row-parallel biases per layer
+
+
 def test_gpt_neox_20b_row_is_117_tflops_through_gpt_neoxs_own_flop_counter():
     """GPT-NeoX logged TFLOP/s as train_batch · s · (6 · total_params + 60 · s · h · L) / (time · GPUs)
     (megatron/logging.py ``get_flops``, 2021-04 to 2023-09), ``total_params`` summing the parameters of
@@ -83,16 +92,28 @@ def test_gpt_neox_20b_row_is_117_tflops_through_gpt_neoxs_own_flop_counter():
     README figure, 20,556,201,984, and the row's published tokens/s is 117 TFLOP/s per GPU through it."""
     row = next(r for r in ROWS if r.key == "gpt-neox-20b")
     spec = load_workload(row.path)
-    m, t = spec.model, spec.parallelism.tensor
-    h, L, s, V = m.hidden, m.layers, m.seq_len, m.vocab
-    unique = L * (12 * h * h + 13 * h) + 2 * V * h + 2 * h  # two norms per layer (gpt_j_residual), untied head
-    counted = unique + (t - 1) * (L * 6 * h + 2 * h)  # 4h of norms + 2h of row-parallel biases per layer, final norm
+    m = spec.model
+    unique, counted = _neox_counted_params(spec)
     assert unique == 20_554_567_680 and counted == 20_556_201_984
-    per_token = 6 * counted + 60 * s * h * L
+    per_token = 6 * counted + 60 * m.seq_len * m.hidden * m.layers
     gpus = spec.parallelism.tensor * spec.parallelism.pipeline * spec.parallelism.data
     assert row.metric == "tokens_per_s"
     assert row.published == pytest.approx(117e12 * gpus / per_token, abs=1.0)
     assert total_params(m) == pytest.approx(unique, rel=1e-3)  # the simulator's own count, to its position table
+
+
+def test_gpt_neox_one_node_row_is_the_published_samples_and_agrees_with_its_tflops():
+    """Lambda's single-server GPT-NeoX run publishes 6.381 samples/s and 127.2 TFLOP/s per GPU: the row is the
+    samples × 2,048 tokens, and GPT-NeoX's counter on the workload's model gives the TFLOP/s back (so the workload is
+    the model that ran: hidden 4,096, 44 layers, the 20B vocabulary, TP 2 × PP 4 on 8 GPUs, 128 sequences a step)."""
+    row = next(r for r in ROWS if r.key == "gpt-neox-9b-a100-8")
+    spec = load_workload(row.path)
+    m, p = spec.model, spec.parallelism
+    assert row.metric == "tokens_per_s" and row.published == round(6.381 * m.seq_len)
+    assert (p.tensor, p.pipeline, p.data, spec.training.global_batch) == (2, 4, 1, 128)
+    _, counted = _neox_counted_params(spec)
+    tflops = row.published * (6 * counted + 60 * m.seq_len * m.hidden * m.layers) / (p.tensor * p.pipeline) / 1e12
+    assert tflops == pytest.approx(127.2, abs=0.15)
 
 
 def test_a_corpus_row_says_where_its_iteration_goes():
