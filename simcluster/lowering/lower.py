@@ -33,6 +33,7 @@ from typing import Callable
 from simcluster.costs.contention import OVERLAP_COMPUTE_SLOWDOWN
 from simcluster.lowering.chain import Labels, PartsChain, TaskChain
 from simcluster.lowering.comms import Comms
+from simcluster.lowering.fused import fused_unit, is_fusable
 from simcluster.lowering.grad_sync import GradSync, add_grad_sync
 from simcluster.lowering.partial import explicit_replicas
 from simcluster.lowering.slowdown import compute_slowdowns
@@ -102,7 +103,7 @@ class Lowerer:
         self.fidelity = "full" if self.comms.full else "partial" if self.comms.partial else "symmetric"
         self.tg = TaskGraph()
         self.last_rs: dict[int, int] = {}  # ZeRO >= 2: each rank's last gradient reduce-scatter
-        self._templates: dict[tuple[str, int, bool], Template] = {}
+        self.templates: dict[tuple[str, int, bool], Template] = {}  # fused units (simcluster.lowering.fused)
         self.shared: dict[tuple[object, ...], int] = {}  # collectives spanning chains (TaskChain.side)
         self.loads: dict[int, int] = {}  # rank -> its step's data-loading host task (training.data_loading_wait)
 
@@ -120,7 +121,7 @@ class Lowerer:
         blocking = plan.sends.blocking  # DeepSpeed's pipeline engine, Megatron-LM's 1F1B
         self._data_loading(all_members)
         for s in range(p):
-            fusable = self._fusable(s)
+            fusable = is_fusable(self, s)
             tail = m - (p if plan.v > 1 else 1)  # units that may meet gradient buckets
             forwards: list[tuple[int, int]] = []  # the stage's forward units in order: (chunk k, microbatch)
             items = merged(plan.orders[s], steady_pairs(plan.schedule, p, m, plan.v, s)) \
@@ -139,7 +140,7 @@ class Lowerer:
                 for chain_members in all_members[s]:
                     lb = Labels(s, mb, ck, kind)
                     if fusable and mb < tail and not (plan.param_overlap and kind == "F" and mb == 0):
-                        ids = self._fused_unit(kind, k, chain_members, lb, stage_last)
+                        ids = fused_unit(self, kind, k, chain_members, lb, stage_last)
                     else:
                         ch = TaskChain(tg, chain_members, lb, comms.plan, self.slow, self.shared)
                         # tensor-parallel collectives block the compute stream (Megatron runs
@@ -150,7 +151,7 @@ class Lowerer:
                             j = chunk_gather_dispatch(ck, p, s)  # simcluster.plan.param_gather
                             anchor = ({r: first[("F", *forwards[j], r)] for r in chain_members}
                                       if j is not None else {})
-                        self._unit(ch, kind, k, chain_members, grads if mb == m - 1 else None, mb, anchor)
+                        self.unit(ch, kind, k, chain_members, grads if mb == m - 1 else None, mb, anchor)
                         ids = {r: (ch.first[r], ch.prev[r]) for r in chain_members}
                     for r, (a, z) in ids.items():
                         first[(kind, k, mb, r)], last[(kind, k, mb, r)] = a, z
@@ -242,59 +243,7 @@ class Lowerer:
             for r, tid in ch.compute("bwd.head.wgrad L-1", n * w_s, n * w_f, "backward", -1).items():
                 grads[(r, HEAD_GRADS)] = stage_last[r] = tid
 
-    def _fusable(self, s: int) -> bool:
-        """Symmetric stage whose tensor/context groups' links no pipeline transfer uses."""
-        plan, comms = self.plan, self.comms
-        if comms.full or comms.partial or not self.opt.fuse or plan.zero >= 2 or plan.c > 1 \
-                or plan.moe is not None or plan.shape.tp_overlap:
-            return False  # ZeRO >= 2, context rings and userbuffers put traffic beside every unit's compute; MoE
-            # units differ per microbatch (the router's draws) and their all-to-alls share every link;
-            # partial: the explicit replicas' traffic may meet the representative's
-        rep = plan.grid.rank(pp=s)
-        coll: set[int] = set()
-        for kind in ("tp", "cp"):
-            for _, grp, mirrors in comms.groups(kind, (rep,)):
-                for tr in comms.plan("all_reduce", grp, 1.0, mirrors):
-                    coll.update(tr.links)
-        if not coll:
-            return True
-        per = plan.grid.per_stage
-        for other in (s - 1, s + 1, (s + 1) % plan.p, (s - 1) % plan.p):
-            if 0 <= other < plan.p and other != s:
-                for a, b in ((rep, other * per), (other * per, rep)):
-                    for tr in comms.plan("send", (a, b), 1.0, plan.grid.stage_mirror_offsets()):
-                        if coll.intersection(tr.links):
-                            return False
-        return True
-
-    def _fused_unit(self, kind: str, k: int, members: tuple[int, ...], lb: Labels,
-                    stage_last: dict[int, int]) -> dict[int, tuple[int, int]]:
-        """One unit as a single task whose parts restore its rows; like an explicit chain it starts
-        after the previous unit's last task (a tensor-parallel collective may end after its compute)."""
-        head_b = kind == "B" and k == self.plan.K - 1  # its head's weight gradient may be deferred (by microbatch)
-        key = (kind, k, head_b and lb.microbatch < self.plan.deferred_wgrad[0])
-        tmpl = self._templates.get(key)
-        if tmpl is None:
-            ch = PartsChain(self.comms.plan, self.topo.link_bandwidth,
-                            OVERLAP_COMPUTE_SLOWDOWN if self.opt.contention else 0.0)
-            # microbatch 1's steps: a fused unit is never the first forward, which gathers the weights under
-            # overlap_param_gather (simcluster.plan.param_gather); every other unit's steps are the same
-            self._unit(ch, kind, k, members, None, mb=lb.microbatch if head_b else 1)
-            flops = sum(p.flops for p in ch.parts)
-            tmpl = (tuple(ch.parts), ch.t, flops)
-            self._templates[key] = tmpl
-        parts, secs, flops = tmpl
-        r = members[0]
-        tag = {"F": "fwd", "B": "bwd", "W": "wgrad"}[kind]
-        layers = self.plan.chunks[k]
-        name = f"{tag} chunk{lb.chunk} L{layers[0]}-{layers[-1]}" if layers else f"{tag} chunk{lb.chunk}"
-        deps = (stage_last[r],) if r in stage_last else ()
-        t = self.tg.add(kind="compute", name=name, ranks=(r,), stream="compute", duration=secs, deps=deps,
-                        flops=flops, phase={"F": "forward", "B": "backward", "W": "weight_grad"}[kind],
-                        stage=lb.stage, microbatch=lb.microbatch, chunk=lb.chunk, parts=parts)
-        return {r: (t.id, t.id)}
-
-    def _unit(self, ch: Chain, kind: str, k: int, members: tuple[int, ...],
+    def unit(self, ch: Chain, kind: str, k: int, members: tuple[int, ...],
               grads: dict[tuple[int, int], int] | None, mb: int = 0,
               anchor: dict[int, int] | None = None) -> None:
         """One F, B or W unit of chunk k: the plan's steps, in order, as tasks or parts. ``anchor``: the
@@ -306,7 +255,7 @@ class Lowerer:
     def lower_steps(self, ch: Chain, items: list[tuple[Labels | None, int, Step]], members: tuple[int, ...],
                     grads: dict[tuple[int, int], int] | None, anchor: dict[int, int] | None,
                     noted: Callable[[Labels, Step], None] | None = None) -> None:
-        """Lower ``items`` ((labels, or None: the chain's), key, step) in order as tasks or parts (:meth:`_unit`);
+        """Lower ``items`` ((labels, or None: the chain's), key, step) in order as tasks or parts (:meth:`unit`);
         ``noted(labels, step)`` after each step lowered on the chain (a merged pair's, whose labels switch)."""
         plan, comms = self.plan, self.comms
         groups = {kind: comms.groups(kind, members) if n > 1 else []
