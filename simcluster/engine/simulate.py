@@ -13,7 +13,8 @@ Semantics (like CUDA streams and NCCL communicators):
   progresses at ``1 − s`` of its speed, ``s = tg.meta["overlap_slowdown"]``
   (:mod:`simcluster.costs.contention`; :class:`Contention` below).
 - the blocker whose end let a task start (the last of its dependencies and stream
-  predecessors to finish) is recorded, ``SimResult.released_by``: the chains that
+  predecessors to finish; of several ending at once, a communication task before a compute
+  task) is recorded, ``SimResult.released_by``: the chains that
   :mod:`simcluster.metrics.waits` follows to say what an idle stream waited for.
 
 Determinism: the streams' first tasks start in sorted (rank, stream) order and
@@ -45,6 +46,10 @@ from simcluster.engine.timeline import TIMELINE_COLUMNS, build_timeline  # noqa:
 from simcluster.lowering.task import Task, TaskGraph
 
 
+
+#: Relative span within which two ends count as one instant for ``released_by`` (a picosecond in a second: above
+#: the rounding of sums of durations, far below any task).
+TIE_REL = 1e-12
 
 @dataclass
 class SimResult:
@@ -250,9 +255,24 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                 k = blockers[c] - 1
                 blockers[c] = k
                 if not k:
-                    released_by[c] = a
+                    released_by[c] = a if transfers[a] else releaser(c, a)
                     launch(c)
         draining = False
+
+    deps = list(map(attrgetter("deps"), tasks))
+
+    def releaser(c: int, a: int) -> int:
+        """The blocker recorded for ``c`` when compute task ``a`` ended last: a communication dependency of ``c``
+        that ended at the same instant (within :data:`TIE_REL` of it) if there is one, else ``a``. Simultaneous
+        ends come in event order, and the same instant reached by different sums (a fused unit's parts, its
+        explicit tasks) differs in the last bits; charging the tie to the communication makes what a wait is
+        attributed to (:mod:`simcluster.metrics.waits`) the same either way."""
+        now = end[a]
+        tie = now - TIE_REL * now
+        for d in deps[c]:
+            if d != a and transfers[d] and end[d] >= tie:
+                return d
+        return a
 
     def launch(tid: int) -> None:
         now = env._now
