@@ -259,7 +259,7 @@ def _simulate(tg: TaskGraph, topo: Links, recorded: frozenset[int], t0: float, c
                     launch(c)
         draining = False
 
-    deps = list(map(attrgetter("deps"), tasks))
+    deps: list[tuple[int, ...]] = [t.deps for t in tasks]
 
     def releaser(c: int, a: int) -> int:
         """The blocker recorded for ``c`` when compute task ``a`` ended last: a communication dependency of ``c``
