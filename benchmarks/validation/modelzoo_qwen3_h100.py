@@ -46,7 +46,8 @@ class Row(NamedTuple):
     mbs: int
     step_s: float  #: published step time (the script's row: from its TFLOP/s, module docstring)
     overlap: bool = False  #: A2A_OVERLAP=1
-    recompute: str = "none"  #: the table's recompute column, as far as the spec carries it
+    recompute: str = "none"  #: the table's recompute column: "norm, act" is selective with NORM_ACT's modules
+    modules: tuple[str, ...] = ()  #: training.recompute_modules (Megatron-Core's --recompute-modules)
     balanced: bool = False  #: --moe-router-force-load-balancing
     notes: tuple[str, ...] = ()
     lacks: str | None = None  #: what the spec cannot carry (the row is skipped)
@@ -54,20 +55,22 @@ class Row(NamedTuple):
 
 #: The MCore FLOPs a GPU and step of the 235B rows at GBS 2048 (step time × TFLOP/s of the two cross-node rows).
 TABLE_TFLOP_PER_STEP = statistics.fmean((19.7 * 245, 17.6 * 276))
-NORM_ACT = "selective recompute of the layer norms and the expert activation (recompute_modules layernorm, moe_act) " \
-           "not simulated: their reruns (memory-bound) are missing"
+#: The table's recompute "norm, act": run_h100_235b.sh's ``--recompute-granularity selective --recompute-modules moe_act
+#: layernorm`` (the attention core is not recomputed).
+NORM_ACT = {"recompute": "selective", "modules": ("moe_act", "layernorm")}
 DROPLESS = "dropless routing without forced balance: the run's router imbalance is not simulated (uniform router)"
 
 ROWS: tuple[Row, ...] = (
-    Row("cross-node EP, DeepEP", "deepep", 2, 32, 8, 4, 1, 19.7, notes=(NORM_ACT, DROPLESS)),
-    Row("cross-node EP, DeepEP, 1F1B overlap", "deepep", 2, 32, 8, 4, 1, 17.6, overlap=True, notes=(NORM_ACT, DROPLESS)),
+    Row("cross-node EP, DeepEP", "deepep", 2, 32, 8, 4, 1, 19.7, **NORM_ACT, notes=(DROPLESS,)),
+    Row("cross-node EP, DeepEP, 1F1B overlap", "deepep", 2, 32, 8, 4, 1, 17.6, overlap=True, **NORM_ACT,
+        notes=(DROPLESS,)),
     Row("run_h100_235b.sh (320 TFLOPS)", "deepep", 2, 32, 8, 4, 1, TABLE_TFLOP_PER_STEP / 320, overlap=True,
-        balanced=True, notes=(NORM_ACT, "CUDA graphs over the router and the dispatcher's preprocessing "
-                              "(--cuda-graph-scope moe_router moe_preprocess): host work the simulator does not cost "
-                              "either way")),
+        balanced=True, **NORM_ACT, notes=("CUDA graphs over the router and the dispatcher's preprocessing "
+                                          "(--cuda-graph-scope moe_router moe_preprocess): host work the simulator "
+                                          "does not cost either way",)),
     Row("intra-node EP, FSDP", "deepep", 2, 8, 1, 1, 4, 17.6, recompute="full",
         lacks="Megatron-Core's FSDP of an MoE model (ZeRO-3 with experts is not in the spec)"),
-    Row("intra-node EP, alltoall, PP 32", "alltoall", 2, 8, 32, 3, 1, 24.2, notes=(NORM_ACT, DROPLESS)),
+    Row("intra-node EP, alltoall, PP 32", "alltoall", 2, 8, 32, 3, 1, 24.2, **NORM_ACT, notes=(DROPLESS,)),
     Row("intra-node EP, DeepEP, TP 4", "deepep", 4, 8, 8, 4, 1, 29.0, notes=(DROPLESS,)),
 )
 
@@ -85,6 +88,8 @@ def workload(row: Row) -> dict[str, Any]:
         par.update(schedule="interleaved", virtual_stages=row.vp)
     training = {"global_batch": 2048, "micro_batch": row.mbs, "precision": "bf16", "recompute": row.recompute,
                 "framework": "megatron", "cross_entropy": "megatron_fused"}
+    if row.modules:
+        training["recompute_modules"] = list(row.modules)
     return {"name": f"modelzoo-qwen3-235b-{row.dispatcher}-tp{row.tp}-ep{row.ep}-pp{row.pp}", "model": model,
             "training": training, "parallelism": par, "cluster": {"preset": "dgx-h100", "nodes": 32}}
 

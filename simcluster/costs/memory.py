@@ -147,14 +147,18 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (4 if model.post_norms else 2, 2)
     replicated = norm_in * 2 * v + gemm_ins * gemm_in + 2
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
-    keep_scores = recompute == "none" and not training.flash_attention
+    # selective recompute keeps the attention core's tensors when its modules leave core_attn out (Megatron-Core's
+    # recompute_modules, e.g. [layernorm, moe_act]): as without recompute there
+    core_rc = recompute == "selective" and (training.recompute != "selective"
+                                            or "core_attn" in training.recomputed_modules)
+    keep_scores = not core_rc and not training.flash_attention
     # softmax output 2v, and with an attention dropout its output 2v and mask 1 (Korthikanti 2022 §4.1: 5as/h)
     per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v
     scores = per_score * model.heads * s / model.hidden if keep_scores else 0.0
     if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
         rest = 4 * v + gemm_in + 2
         per = (rest + mlp * v) / t if sp else rest + mlp * v / t
-        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, recompute == "selective")
+        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, core_rc)
                      / model.hidden + scores / t)
     # model.qk_norm: each head's q and k before its norm, kept for the norm's backward (16-bit, 2 B per element)
     qn, kn = (2.0 * qd, 2.0 * g_over_a * qd) if model.qk_norm else (0.0, 0.0)

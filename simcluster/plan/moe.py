@@ -63,7 +63,7 @@ from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import MemoryBreakdown, stage_memory
 from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.costs.memory import activation_bytes_per_layer, mlp_bytes_per_f
-from simcluster.plan.costing import BlockCost, Blocks, block_cost
+from simcluster.plan.costing import BlockCost, Blocks, block_cost, op_time
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.stack_bytes import spec_stack
 from simcluster.plan.steps import Step, UnitShape, layer_steps
@@ -228,7 +228,9 @@ class MoePlan:
                + cast(m * h) + cast(m * f) + w * (cast(h * up) + cast(f * h)))  # X, the activation, the weights
         wgrad = grouped(up, h, m) + grouped(h, f, m)
         # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
-        act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if cm.fp8 else 0.0)
+        # and under training.recompute_modules' moe_act (Megatron-Core: CheckpointWithoutOutput around it) likewise
+        rerun = cm.fp8 or "moe_act" in tr.recomputed_modules
+        act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if rerun else 0.0)
         bwd = (bwd_extra + grouped(m, h, up) + grouped(m, f, h) + wgrad + act_bwd
                + cast(m * h) + cast(m * up))  # dY of the down and of the up projection
         flops = 2.0 * load.r_mean * h * (up + f)
@@ -316,6 +318,9 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
     ops = moe_ops(m, tr)
     sp = par.sequence_parallel and t > 1
     pre = block_cost(list(ops.pre), cm, t, c, sp, tr.flash_attention)
+    if "layernorm" in tr.recomputed_modules:  # the pre-MLP norm's forward again before its backward (recompute_modules)
+        norm = [o for o in ops.pre if o.name == "ln2"]
+        pre = replace(pre, bwd_s=pre.bwd_s + sum(op_time(o, cm, t, c, sp, tr.flash_attention, False) for o in norm))
     post = block_cost(list(ops.post), cm, t, c, sp, tr.flash_attention)
     tau = ops.tokens / (c * t)
     assignments = etp * ep * tau * moe.top_k
@@ -383,7 +388,14 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
         # the dense MLP's bytes out, the shared experts' and the routed copies' in
         shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
         r_max = max(mp.load(i, 0).r_max for i in moe_layers)
-        return dense_act + shared + r_max * (copy_h + routed_f * f / mp.etp)
+        # Megatron-Core's output-discarding recompute (training.recompute_modules): moe_act drops the activation's
+        # 16-bit output (fc2's input; FP8 recomputes it already), layernorm the pre-MLP norm's output (the MoE's input,
+        # what the dense count holds as the MLP's first GEMM input)
+        mods = tr.recomputed_modules if recompute == "selective" else frozenset()
+        act_out = 2 * v if "moe_act" in mods and not fp8 else 0.0
+        norm_out = (1.0 if fp8 else 2 * v) * sbh / (t if par.sequence_parallel and t > 1 else 1) \
+            if "layernorm" in mods else 0.0
+        return dense_act - norm_out + shared + r_max * (copy_h + (routed_f - act_out) * f / mp.etp)
     k = n if recomputed is None else len(recomputed.intersection(moe_layers))
     kept = tr.recompute if recomputed is None else "none"
     acts = (k * layer_act(tr.recompute) + (n - k) * layer_act(kept)) * in_flight

@@ -110,6 +110,7 @@ class UnitShape:
     root: RootUnit = RootUnit()  # FSDP's root unit (embedding, final norm, output): simcluster.plan.fsdp_root
     tp_overlap: bool = False  # tensor collectives beside the blocks' GEMMs (userbuffers): simcluster.plan.tp_overlap
     tp_grad_overlap: bool = False  # backward reductions beside the weight-gradient GEMMs: simcluster.plan.tp_grad_overlap
+    core_rc: bool = True  # selective recompute reruns the attention core (Megatron-Core: core_attn in recompute_modules)
 
     def kept(self) -> "UnitShape":
         """This shape for a layer a partial full recompute keeps (``training.recompute_num_layers``,
@@ -196,7 +197,7 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
             waits = not copied
     mlp_cost, attn_cost = (None, None) if shape.split_w else (b.mlp, b.attn)
     out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits, cost=mlp_cost)
-    if shape.recompute == "selective":
+    if shape.recompute == "selective" and shape.core_rc:
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
     attn_steps = _block(shape, "bwd.attn", *attn, "backward", True, False, cost=attn_cost)
     if not shape.split_w:  # the last compute step produces the layer's gradients
@@ -243,7 +244,7 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
         out += _block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
         out += _checkpoint_rng(b)
         waits = False
-    if shape.recompute == "selective":
+    if shape.recompute == "selective" and shape.core_rc:
         out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
     steps = _block(shape, "bwd.layer", *_backward(b.attn, shape.split_w), "backward", True, False, waits=waits)
     if shape.tp and not shape.sp and not shape.tp_overlap:

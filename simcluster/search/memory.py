@@ -93,7 +93,8 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
     overlap (``parallelism.tp_comm_overlap``) only with sequence-parallel tensor groups, the overlapped weight
     gather (``parallelism.overlap_param_gather``) only at ZeRO 1 or 2, the deferred output-layer weight gradient
     (``parallelism.defer_embedding_wgrad_compute``) only with a pipeline, the workload's selective policy
-    (``training.recompute_saves``) only with selective recompute, its partial full recompute
+    (``training.recompute_saves``) and Megatron-Core's recomputed modules (``training.recompute_modules``) only with
+    selective recompute, its partial full recompute
     (``training.recompute_num_layers``) only with full recompute, Megatron-Core's merged 1F1B
     (``parallelism.moe_a2a_overlap`` and ``delay_wgrad_compute``) only where the layout can merge passes
     (:func:`simcluster.plan.ep_overlap.applies`). Every candidate's workload then validates (the search's sweep sets
@@ -116,6 +117,9 @@ def dependent_values(spec: WorkloadSpec, *, t: int, sp: bool, rc: str | None,
     if spec.training.recompute_saves is not None:
         keeps = (rc if rc is not None else spec.training.recompute) == "selective"
         out["training.recompute_saves"] = list(spec.training.recompute_saves) if keeps else None
+    if spec.training.recompute_modules is not None:
+        keeps = (rc if rc is not None else spec.training.recompute) == "selective"
+        out["training.recompute_modules"] = list(spec.training.recompute_modules) if keeps else None
     if spec.training.recompute_num_layers is not None:
         full = (rc if rc is not None else spec.training.recompute) == "full"
         out["training.recompute_num_layers"] = spec.training.recompute_num_layers if full else None

@@ -31,6 +31,8 @@ Megatron-LM                                                workload
 --checkpoint-activations (full)
 --recompute-method block --recompute-num-layers N          training.recompute_num_layers N (uniform: every
                                                            layer, as full)
+--recompute-modules M ... (with selective)                 training.recompute_modules [M, ...] (core_attn,
+                                                           layernorm, moe_act simulated; the others refused)
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn, --attention-backend flash|fused|auto     training.flash_attention (else false)
@@ -88,6 +90,8 @@ _FLAGS = frozenset({"--sequence-parallel", "--use-distributed-optimizer", "--bf1
                     "--overlap-param-gather", "--defer-embedding-wgrad-compute", "--grad-reduce-in-bf16",
                     "--qk-layernorm"}) | megatron_moe.FLAGS
 
+#: Arguments that take several values (Megatron-Core's ``nargs='*'``): kept as one space-separated string.
+_LISTS = frozenset({"--recompute-modules"})
 
 #: Megatron-Core's --attention-backend values that run a fused (flash or cuDNN) attention kernel; unfused and local
 #: run the unfused softmax path. Neither flag: the unfused path (the 2021-2023 scripts' default).
@@ -111,6 +115,12 @@ def parse_args(text: str) -> dict[str, str | bool]:
             key = key.replace("_", "-") if not key.startswith("--DDP") else key
             if eq:
                 out[key] = value
+            elif key in _LISTS:  # every word up to the next option, space-separated
+                j = i + 1
+                while j < len(words) and not words[j].startswith("--"):
+                    j += 1
+                out[key] = " ".join(words[i + 1:j])
+                i = j - 1
             elif key in _FLAGS or i + 1 >= len(words) or words[i + 1].startswith("--"):
                 out[key] = True
             else:
@@ -212,6 +222,9 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
         "flash_attention": bool(args.get("--use-flash-attn")) or args.get("--attention-backend") in _FLASH_BACKENDS}
     training.update(moe_training)
+    modules = str(args.get("--recompute-modules") or "").split()
+    if recompute == "selective" and modules:  # Megatron-Core's recompute_modules (inert without selective granularity)
+        training["recompute_modules"] = modules
     if recompute == "full" and args.get("--recompute-method") == "block":  # each chunk's first N layers
         training["recompute_num_layers"] = ints["--recompute-num-layers"] or 1  # Megatron's default N: 1
     if args.get("--no-gradient-accumulation-fusion"):
@@ -264,7 +277,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     data: dict[str, Any] = {"name": name or Path(file).stem, "model": model, "training": training,
                             "parallelism": parallelism, "cluster": cluster_section}
     known = set(ints) | _FLAGS | megatron_moe.MAPPED | megatron_moe.NO_COST | megatron_window.MAPPED | {
-        "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--DDP-impl", "--optimizer",
+        "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--recompute-modules",
+        "--DDP-impl", "--optimizer",
         "--tokenizer-type", "--attention-backend"}
     ignored = sorted(k for k in args if k not in known)
     return data, ignored

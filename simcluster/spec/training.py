@@ -33,6 +33,15 @@ class TrainingSpec(BaseModel):
         "with query/key/value/out_proj and mlpwo on device: [qkv, proj, fc2]; JAX's save_only_these_names). "
         "Unset: the framework's selective recompute (Megatron's attention core; pytorch: torchtitan's op SAC).",
         json_schema_extra={"default_doc": "the framework's"})
+    recompute_modules: list[Literal["core_attn", "layernorm", "moe_act", "mlp", "moe", "shared_experts",
+                                    "mla_up_proj"]] | None = Field(
+        default=None, description="With recompute: selective under megatron, the submodules Megatron-Core recomputes "
+        "(--recompute-modules; TransformerConfig.recompute_modules): core_attn the attention core (the default); "
+        "layernorm the MoE layers' pre-MLP norm, whose output is dropped after the forward and the norm run again "
+        "before the backward (Megatron-Core's other norms are fused into Transformer Engine's next linear there); "
+        "moe_act the routed experts' activation, whose output is dropped and recomputed from the fc1 output. "
+        "mlp, moe, shared_experts and mla_up_proj are not simulated yet (refused). Unset: [core_attn].",
+        json_schema_extra={"default_doc": "[core_attn]"})
     recompute_num_layers: PositiveInt | None = Field(
         default=None, le=100_000, description="With recompute: full, only the first this many layers of each "
         "pipeline model chunk are recomputed; the chunk's other layers keep their activations (Megatron-Core "
@@ -124,3 +133,11 @@ class TrainingSpec(BaseModel):
         "unscale, clip norm); true with pytorch: fused model kernels as lit-gpt/TinyLlama run them "
         "(flash-attn's RMSNorm and rotary, xformers' SwiGLU; no repeat_kv).",
         json_schema_extra={"default_doc": "the framework's"})
+
+    @property
+    def recomputed_modules(self) -> frozenset[str]:
+        """The Megatron-Core submodules selective recompute runs again (``recompute_modules``; unset: the attention
+        core); empty unless ``recompute`` is selective."""
+        if self.recompute != "selective":
+            return frozenset()
+        return frozenset(("core_attn",) if self.recompute_modules is None else self.recompute_modules)

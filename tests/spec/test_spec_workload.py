@@ -166,7 +166,7 @@ def test_unknown_key_lists_known(workload):
         "cross_entropy, data_loading_wait, distribute_saved_activations, flash_attention, fp8_param_gather, fp8_recipe, fp8_weight_cache, framework, "
         "fsdp_param_dtype, "
         "fused_kernels, global_batch, grad_reduce_in_bf16, gradient_accumulation_fusion, micro_batch, optimizer, optimizer_dtype, precision, "
-        "recompute, recompute_num_layers, recompute_saves, train_metrics"
+        "recompute, recompute_modules, recompute_num_layers, recompute_saves, train_metrics"
     ]
 
 

@@ -32,3 +32,16 @@ def test_the_script_rows_tflops_become_a_step_time_with_the_tables_flops():
     assert BM.TABLE_TFLOP_PER_STEP == pytest.approx((19.7 * 245 + 17.6 * 276) / 2)
     script = next(r for r in BM.ROWS if r.name.startswith("run_h100_235b"))
     assert script.step_s == pytest.approx(15.13, abs=0.01) and script.balanced and script.overlap
+
+
+def test_the_norm_act_rows_recompute_megatron_cores_modules_and_every_note_is_a_sentence():
+    """The table's recompute "norm, act" is the run script's ``--recompute-granularity selective --recompute-modules
+    moe_act layernorm``: those rows carry the modules (and not the attention core); notes are tuples of sentences."""
+    for row in BM.ROWS:
+        assert isinstance(row.notes, tuple) and all(isinstance(n, str) and len(n) > 20 for n in row.notes)
+        if row.lacks or not row.modules:
+            continue
+        spec = api.load(BM.workload(row))
+        assert spec.training.recompute == "selective"
+        assert spec.training.recomputed_modules == {"moe_act", "layernorm"}
+    assert sum(bool(r.modules) for r in BM.ROWS) == 4
