@@ -6,7 +6,7 @@ Each layout is a small GPT (hidden 512, 256 tokens) on 1-3 nodes drawn over the 
 deepspeed, pytorch, jax), five presets (DGX A100 40/80 GB, DGX H100/H200, DGX-1, DGX-2), precisions and FP8
 recipes, schedules (GPipe, 1F1B, interleaved, zero bubble, DualPipe), tensor/pipeline/data/context degrees,
 ZeRO 0-3, recompute, flash attention, grouped-query attention, MoE (its dispatchers, merged 1F1B, expert biases,
-group-limited routing), and two of the optional
+group-limited routing, recomputed modules), and two of the optional
 mechanisms (hybrid sharding, userbuffers, parameter-gather and gradient overlap, deferred embedding
 gradients, partial recompute, distributed activations, ...). Layouts the spec refuses are skipped.
 
@@ -86,6 +86,8 @@ def layout(rng: random.Random) -> list[str]:
             sets += ["model.moe.router=node_limited", "model.moe.node_limit=1", "model.moe.router_groups=4"]
         if rng.random() < 0.5:  # Megatron-Core's merged 1F1B (refused where the layout cannot merge passes)
             sets += ["parallelism.moe_a2a_overlap=true", f"parallelism.delay_wgrad_compute={rng.choice(['true', 'false'])}"]
+        if rng.random() < 0.4:  # Megatron-Core's recompute_modules (refused unless selective under megatron)
+            sets.append(f"training.recompute_modules=[{rng.choice(['moe_act', 'layernorm', 'moe_act, layernorm, core_attn'])}]")
     sets += [f"{key}={value}" for key, value in rng.sample(KNOBS, 2)]
     if "model.sliding_window=128" in sets and rng.random() < 0.5:  # a full-attention layer every other one
         sets.append("model.full_attention_every=2")
