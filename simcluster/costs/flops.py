@@ -81,7 +81,8 @@ def kept_forward_flops(model: ModelSpec, sequences: float, saves: Sequence[str])
 
 def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recomputed_layers: int | None = None) -> float:
     """FLOPs actually executed, recomputation included (full: + l layer forwards, or + the ``recomputed_layers``
-    a partial recompute runs again, :mod:`simcluster.costs.partial_recompute`; selective: + l attention cores;
+    a partial recompute runs again, :mod:`simcluster.costs.partial_recompute`; selective: + l attention cores, none
+    when Megatron-Core's ``recompute_modules`` leaves ``core_attn`` out;
     selective with ``recompute_saves``: + l layer forwards less what the policy keeps)."""
     b, recompute = training.global_batch, training.recompute
     if recompute == "selective" and training.recompute_saves is not None:
@@ -91,7 +92,8 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recom
         "none": 0.0,
         "full": (model.layers if recomputed_layers is None else recomputed_layers) * layer_forward_flops(model, b),
         "selective": model.layers * (attention_core_forward_flops(model, b) + (
-            mla.up_projection_forward_flops(model, b) if model.attention == "mla" else 0.0)),
+            mla.up_projection_forward_flops(model, b) if model.attention == "mla" else 0.0))
+        if training.recomputes_core else 0.0,  # Megatron-Core's recompute_modules without core_attn: no GEMM reruns
     }
     if recompute not in extra:
         raise ValueError(f"unknown recompute {recompute!r}; known: {', '.join(extra)}")

@@ -149,8 +149,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     # selective recompute keeps the attention core's tensors when its modules leave core_attn out (Megatron-Core's
     # recompute_modules, e.g. [layernorm, moe_act]): as without recompute there
-    core_rc = recompute == "selective" and (training.recompute != "selective"
-                                            or "core_attn" in training.recomputed_modules)
+    core_rc = recompute == "selective" and training.recomputes_core
     keep_scores = not core_rc and not training.flash_attention
     # softmax output 2v, and with an attention dropout its output 2v and mask 1 (Korthikanti 2022 §4.1: 5as/h)
     per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v

@@ -357,7 +357,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     params = layer_params(spec, t, p)
     root = fsdp_root(stack, cm, params.embedding, params.head, spec.model.tied_embeddings, p, d, par.zero_stage)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
-                      core_rc=tr.recompute_modules is None or "core_attn" in tr.recompute_modules,
+                      core_rc=tr.recomputes_core,
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       parallel_inputs=spec.model.parallel_block_norms,

@@ -141,3 +141,9 @@ class TrainingSpec(BaseModel):
         if self.recompute != "selective":
             return frozenset()
         return frozenset(("core_attn",) if self.recompute_modules is None else self.recompute_modules)
+
+    @property
+    def recomputes_core(self) -> bool:
+        """Whether selective recompute reruns the attention core: the framework's default, or ``core_attn`` among
+        Megatron-Core's ``recompute_modules``."""
+        return self.recompute_modules is None or "core_attn" in self.recompute_modules

@@ -116,3 +116,13 @@ def test_the_search_keeps_the_modules_only_for_selective_layouts():
     sp = spec(["layernorm", "moe_act"])
     assert dependent_values(sp, t=2, sp=True, rc="selective")["training.recompute_modules"] == ["layernorm", "moe_act"]
     assert dependent_values(sp, t=2, sp=True, rc="full")["training.recompute_modules"] is None
+
+
+def test_hardware_flops_count_the_attention_core_only_when_it_is_recomputed():
+    from simcluster.costs.flops import hardware_flops_per_iteration, model_flops_per_iteration
+
+    core, rest, none = spec(None), spec(["layernorm", "moe_act"]), spec(None, recompute="none")
+    assert hardware_flops_per_iteration(rest.model, rest.training) == model_flops_per_iteration(
+        none.model, none.training)
+    assert hardware_flops_per_iteration(core.model, core.training) > model_flops_per_iteration(
+        core.model, core.training)
