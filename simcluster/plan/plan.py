@@ -35,7 +35,8 @@ from simcluster.plan.costing import (TRAINING_LOOP_KERNEL_GAP_S, Blocks, curve_s
                                      wgrad_time)
 from simcluster.plan.fsdp_root import fsdp_root
 from simcluster.plan.grid import RankGrid
-from simcluster.plan.moe import MoePlan, build_moe_plan, moe_stage_memory
+from simcluster.plan.moe import MoePlan, build_moe_plan
+from simcluster.plan.moe_memory import moe_stage_memory
 from simcluster.plan.param_gather import gather_weights
 from simcluster.plan.partition import model_chunks
 from simcluster.plan.ep_overlap import warm_extra

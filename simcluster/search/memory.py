@@ -25,7 +25,8 @@ from simcluster.costs.compute import ComputeModel
 from simcluster.costs.memory import stage_memory
 from simcluster.costs.partial_recompute import partial, recomputed_layers
 from simcluster.plan.ep_overlap import applies, warm_extra
-from simcluster.plan.moe import build_moe_plan, moe_stage_memory
+from simcluster.plan.moe import build_moe_plan
+from simcluster.plan.moe_memory import moe_stage_memory
 from simcluster.plan.partition import model_chunks, partition_layers
 from simcluster.plan.schedules import microbatches_in_flight
 from simcluster.spec.workload import WorkloadSpec
@@ -187,7 +188,7 @@ class MemoryModel:
 
     def _moe_peak(self, t: int, c: int, d: int, p: int, v: int, m: int, schedule: str, mb: int, sp: bool,
                   rc: str, zero: int, e: int, et: int | None) -> float:
-        """A mixture of experts: :func:`simcluster.plan.moe.moe_stage_memory` of every stage (what the
+        """A mixture of experts: :func:`simcluster.plan.moe_memory.moe_stage_memory` of every stage (what the
         simulator's summary takes), each stage's MoE layers counted."""
         key = (t, c, d, p, v, m, schedule, mb, sp, rc, zero, e, et)
         hit = self._moe.get(key)

@@ -1,0 +1,79 @@
+"""Peak memory of a pipeline stage of a mixture-of-experts model (:func:`moe_stage_memory`).
+
+The MoE plan (:mod:`simcluster.plan.moe`) says what a layer's experts and dispatch hold; this module sums a stage's
+weights, gradients, optimizer states, activations and dispatch buffers from it, beside the dense layers'
+:func:`simcluster.costs.memory.stage_memory`.
+"""
+
+from __future__ import annotations
+
+from simcluster.costs import moe as M
+from simcluster.costs.memory import MemoryBreakdown, activation_bytes_per_layer, mlp_bytes_per_f, stage_memory
+from simcluster.costs.model_states import held_bytes_per_param
+from simcluster.plan.moe import MoePlan
+from simcluster.workload.ops import DTYPE_BYTES
+
+
+def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has_logits: bool,
+                     in_flight: int, recomputed: frozenset[int] | None = None) -> MemoryBreakdown:
+    """Peak bytes on one GPU of a stage holding ``layers`` of an MoE model.
+
+    The dense layers, embedding, head, workspace and pipeline buffers as
+    :func:`simcluster.costs.memory.stage_memory`; each MoE layer adds its non-expert weights
+    (ZeRO-1 shards their optimizer states over data × context) and its E/ep routed experts over
+    etp (ZeRO-1 shards their states over the expert-data group), the activations of the dense
+    layer with the MLP's replaced by the shared experts' and, per routed copy the busiest rank
+    receives (skew included, microbatch 0's draws), its input and output (2·h each) and the
+    expert MLP's (4 or 6)·f_e/etp bytes (Korthikanti et al. 2022 Table 2's MLP terms); the
+    dispatch's send and receive buffers add 2·S. fp8 (DeepSeek-V3 §3.3.4): a routed copy's input
+    is held in FP8 (1·h + 2·h) and the expert stores its SwiGLU's two inputs in FP8 (2·f_e/etp; GeLU: fc1
+    output 2 + fc2 input 1), the product recomputed in the backward. ``recomputed``: the layers full recompute
+    runs again when only some are (:mod:`simcluster.costs.partial_recompute`; None: the workload's recompute).
+    """
+    spec = mp.spec
+    model, tr, par = spec.model, spec.training, spec.parallelism
+    moe_layers = [i for i in layers if mp.is_moe(i)]
+    dense_layers = [i for i in layers if not mp.is_moe(i)]
+    dense = stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
+                         has_logits=has_logits, microbatches_in_flight=in_flight,
+                         recomputed_on_stage=None if recomputed is None else len(recomputed.intersection(dense_layers)))
+    if not moe_layers:
+        return dense
+    n = len(moe_layers)
+    w_b, g_b, o_b = held_bytes_per_param(tr, par)[:3]  # as the stack keeps them (costs.memory)
+    z = par.zero_stage >= 1
+    shard, eshard = ((par.data or 1) * par.context, mp.edp) if z else (1, 1)
+    weights = n * (mp.dense_params + mp.routed_params) * w_b
+    grads = n * (mp.dense_params + mp.routed_params) * g_b
+    optim = n * (mp.dense_params * o_b / shard + mp.routed_params * o_b / eshard)
+    v = DTYPE_BYTES[tr.precision] / 2
+    h, f, t = model.hidden, mp.width, par.tensor
+    moe = M.moe_of(model)
+    per_f = mlp_bytes_per_f(model, tr.precision) * v
+    fp8 = tr.precision == "fp8"
+    # fp8, DeepSeek-V3 §3.3.4: the expert's input arrives in FP8 and the SwiGLU's inputs are cached in FP8 with
+    # its output recomputed (2 bytes per f_e); its output stays 16-bit
+    copy_h, routed_f = ((1.0 + 2 * v) * h, 2.0 if model.mlp == "swiglu" else 3.0) if fp8 else (4 * v * h, per_f)
+    sbh = model.seq_len / par.context * tr.micro_batch * h
+
+    def layer_act(recompute: str) -> float:
+        dense_act = activation_bytes_per_layer(model, tr, par, recompute=recompute)
+        if recompute == "full":
+            return dense_act
+        # the dense MLP's bytes out, the shared experts' and the routed copies' in
+        shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
+        r_max = max(mp.load(i, 0).r_max for i in moe_layers)
+        # Megatron-Core's output-discarding recompute (training.recompute_modules): moe_act drops the activation's
+        # 16-bit output (fc2's input; FP8 recomputes it already), layernorm the pre-MLP norm's output (the MoE's input,
+        # what the dense count holds as the MLP's first GEMM input)
+        mods = tr.recomputed_modules if recompute == "selective" else frozenset()
+        act_out = 2 * v if "moe_act" in mods and not fp8 else 0.0
+        norm_out = (1.0 if fp8 else 2 * v) * sbh / (t if par.sequence_parallel and t > 1 else 1) \
+            if "layernorm" in mods else 0.0
+        return dense_act - norm_out + shared + r_max * (copy_h + (routed_f - act_out) * f / mp.etp)
+    k = n if recomputed is None else len(recomputed.intersection(moe_layers))
+    kept = tr.recompute if recomputed is None else "none"
+    acts = (k * layer_act(tr.recompute) + (n - k) * layer_act(kept)) * in_flight
+    buffers = 2 * mp.a2a_bytes
+    return MemoryBreakdown(dense.weights + weights, dense.gradients + grads, dense.optimizer_states + optim,
+                           dense.activations + acts, dense.buffers + buffers)
