@@ -87,7 +87,16 @@ def layout(rng: random.Random) -> list[str]:
         if rng.random() < 0.5:  # Megatron-Core's merged 1F1B (refused where the layout cannot merge passes)
             sets += ["parallelism.moe_a2a_overlap=true", f"parallelism.delay_wgrad_compute={rng.choice(['true', 'false'])}"]
         if rng.random() < 0.4:  # Megatron-Core's recompute_modules (refused unless selective under megatron)
-            sets.append(f"training.recompute_modules=[{rng.choice(['moe_act', 'layernorm', 'moe_act, layernorm, core_attn'])}]")
+            choices = ['moe_act', 'layernorm', 'moe_act, layernorm, core_attn', 'mlp, moe_act', 'shared_experts']
+            if "parallelism.moe_a2a_overlap=true" not in sets:  # refused beside the merged 1F1B (Megatron-Core)
+                choices.append('moe, layernorm')
+            mods = rng.choice(choices)
+            if "shared_experts" in mods:
+                sets.append("model.moe.shared_experts=1")
+            sets.append(f"training.recompute_modules=[{mods}]")
+    elif "training.recompute=selective" in sets and "training.framework=megatron" in sets and rng.random() < 0.4:
+        # a dense model's MLP checkpointed (Megatron-Core's mlp; the RNG is drawn only where it applies)
+        sets.append(f"training.recompute_modules=[{rng.choice(['mlp', 'core_attn, mlp'])}]")
     sets += [f"{key}={value}" for key, value in rng.sample(KNOBS, 2)]
     if "model.sliding_window=128" in sets and rng.random() < 0.5:  # a full-attention layer every other one
         sets.append("model.full_attention_every=2")

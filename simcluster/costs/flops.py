@@ -81,8 +81,8 @@ def kept_forward_flops(model: ModelSpec, sequences: float, saves: Sequence[str])
 
 def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recomputed_layers: int | None = None) -> float:
     """FLOPs actually executed, recomputation included (full: + l layer forwards, or + the ``recomputed_layers``
-    a partial recompute runs again, :mod:`simcluster.costs.partial_recompute`; selective: + l attention cores, none
-    when Megatron-Core's ``recompute_modules`` leaves ``core_attn`` out;
+    a partial recompute runs again, :mod:`simcluster.costs.partial_recompute`; selective: + l times what
+    :func:`_selective_rerun_flops` reruns of a layer;
     selective with ``recompute_saves``: + l layer forwards less what the policy keeps)."""
     b, recompute = training.global_batch, training.recompute
     if recompute == "selective" and training.recompute_saves is not None:
@@ -91,13 +91,24 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recom
     extra = {
         "none": 0.0,
         "full": (model.layers if recomputed_layers is None else recomputed_layers) * layer_forward_flops(model, b),
-        "selective": model.layers * (attention_core_forward_flops(model, b) + (
-            mla.up_projection_forward_flops(model, b) if model.attention == "mla" else 0.0))
-        if training.recomputes_core else 0.0,  # Megatron-Core's recompute_modules without core_attn: no GEMM reruns
+        "selective": model.layers * _selective_rerun_flops(model, training, b),
     }
     if recompute not in extra:
         raise ValueError(f"unknown recompute {recompute!r}; known: {', '.join(extra)}")
     return model_flops_per_iteration(model, training) + extra[recompute]
+
+
+def _selective_rerun_flops(model: ModelSpec, training: TrainingSpec, sequences: float) -> float:
+    """One layer's forward FLOPs selective recompute runs again: the attention core (unless Megatron-Core's
+    ``recompute_modules`` leaves ``core_attn`` out), under MLA the up-projections (unset modules, or ``mla_up_proj``),
+    with ``mlp`` the MLP's GEMMs 2·B·s·(n_mlp·h·f)."""
+    mods, unset = training.recomputed_modules, training.recompute_modules is None
+    out = attention_core_forward_flops(model, sequences) if training.recomputes_core else 0.0
+    if model.attention == "mla" and (unset or "mla_up_proj" in mods):
+        out += mla.up_projection_forward_flops(model, sequences)
+    if "mlp" in mods:
+        out += 2.0 * sequences * model.seq_len * mlp_matrices(model) * model.hidden * ffn_width(model)
+    return out
 
 
 def narayanan_flops(batch: float, seq: float, layers: float, hidden: float, vocab: float,

@@ -138,7 +138,10 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
-    mlp = mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
+    # Megatron-Core's recompute_modules (selective): mlp checkpoints the MLP, which keeps only its input (counted
+    # below as the fc1 input)
+    mods = training.recomputed_modules if recompute == "selective" else frozenset()
+    mlp = 0.0 if "mlp" in mods else mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
     # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block; GPT-NeoX's two
     # layernorms share their input x and feed two GEMM inputs; Gemma's post norms keep proj's and fc2's outputs too,
     # 2 + 2 more), 2 masks;
@@ -150,6 +153,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     # selective recompute keeps the attention core's tensors when its modules leave core_attn out (Megatron-Core's
     # recompute_modules, e.g. [layernorm, moe_act]): as without recompute there
     core_rc = recompute == "selective" and training.recomputes_core
+    up_rc = recompute == "selective" and (training.recompute_modules is None or "mla_up_proj" in mods)
     keep_scores = not core_rc and not training.flash_attention
     # softmax output 2v, and with an attention dropout its output 2v and mask 1 (Korthikanti 2022 §4.1: 5as/h)
     per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v
@@ -157,7 +161,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
         rest = 4 * v + gemm_in + 2
         per = (rest + mlp * v) / t if sp else rest + mlp * v / t
-        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, core_rc)
+        return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, up_rc, "layernorm" in mods)
                      / model.hidden + scores / t)
     # model.qk_norm: each head's q and k before its norm, kept for the norm's backward (16-bit, 2 B per element)
     qn, kn = (2.0 * qd, 2.0 * g_over_a * qd) if model.qk_norm else (0.0, 0.0)
@@ -169,6 +173,27 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     split = (qp * qd + 4 * g_over_a * qd + qn + kn + mlp) * v
     per = (replicated + split) / t if sp else replicated + split / t
     return sbh * (per + scores / t) + eager
+
+
+def module_list(model: ModelSpec, training: TrainingSpec) -> list[str]:
+    """The modules selective recompute reruns, as Megatron-Core's ``recompute_modules`` names them: the list, or
+    unset the attention core and, under MLA, the up-projections (DeepSeek-V3 §3.2.3); empty without selective."""
+    if training.recompute != "selective":
+        return []
+    if training.recompute_modules is not None:
+        return list(training.recompute_modules)
+    return ["core_attn"] + (["mla_up_proj"] if model.attention == "mla" else [])
+
+
+def rerun_transient_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
+    """What a layer's largest recomputed module holds again during the backward (Megatron-Core's
+    ``recompute_modules``, :func:`module_list`): of the modules, the most bytes one of them adds back to the layer's
+    stored activations (each module reruns just before its own backward and frees its tensors after it, so one at a
+    time). The attention core's rerun is left out, as before ``recompute_modules``."""
+    mods = module_list(model, training)
+    base = activation_bytes_per_layer(model, training, parallelism)
+    return max((activation_bytes_per_layer(model, training.model_copy(update={"recompute_modules": [
+        x for x in mods if x != m]}), parallelism) - base for m in mods if m != "core_attn"), default=0.0)
 
 
 def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
@@ -292,7 +317,7 @@ def stage_params(model: ModelSpec, parallelism: ParallelismSpec, *, layers_on_st
 
 def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec, *, layers_on_stage: int,
                  has_embedding: bool, has_logits: bool, microbatches_in_flight: int,
-                 recomputed_on_stage: int | None = None) -> MemoryBreakdown:
+                 recomputed_on_stage: int | None = None, rerun_bytes: float | None = None) -> MemoryBreakdown:
     """Peak bytes on one GPU of a pipeline stage, by category (see the module docstring).
 
     The peak is the larger of two moments of the backward (each breakdown is that moment's):
@@ -302,6 +327,9 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     activations recomputed). Without the loss (other stages) the two are one. ``recomputed_on_stage``: of the
     stage's layers, how many full recompute runs again when only some are (``training.recompute_num_layers``,
     :mod:`simcluster.costs.partial_recompute`; the others keep their activations); None: all of them.
+    Selective recompute's modules hold their tensors again from their rerun to their backward
+    (:func:`rerun_transient_bytes`), a moment like full recompute's; ``rerun_bytes`` overrides that layer's bytes
+    (an MoE model's stage, :mod:`simcluster.plan.moe_memory`).
     """
     n = stage_params(model, parallelism, layers_on_stage=layers_on_stage,
                      has_embedding=has_embedding, has_logits=has_logits)
@@ -323,6 +351,8 @@ def stage_memory(model: ModelSpec, training: TrainingSpec, parallelism: Parallel
     recompute = 0.0
     if training.recompute == "full" and rc > 0:
         recompute = activation_bytes_per_layer(model, training, parallelism, recompute="none")
+    elif rerun_bytes is not None or layers_on_stage > 0:  # a recomputed module's tensors, from rerun to backward
+        recompute = rerun_transient_bytes(model, training, parallelism) if rerun_bytes is None else rerun_bytes
     loss, after_loss = 0.0, recompute
     if has_logits:  # the loss's backward, then (full recompute) the last layer's recompute without the logits
         loss = loss_transient_bytes(model, training, parallelism)

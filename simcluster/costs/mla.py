@@ -109,7 +109,7 @@ def up_projection_forward_flops(model: ModelSpec, sequences: float) -> float:
 
 
 def activation_bytes_per_token(model: ModelSpec, v: float, gemm_in: float, tensor: int, sp: bool,
-                               recompute_up: bool = False) -> float:
+                               recompute_up: bool = False, recompute_norm: bool = False) -> float:
     """Bytes the attention stores per token for its backward (no recomputation, flash attention), with v = 16-bit
     value bytes / 2 and gemm_in the bytes of a cached GEMM input (1 in FP8):
 
@@ -118,16 +118,19 @@ def activation_bytes_per_token(model: ModelSpec, v: float, gemm_in: float, tenso
     2v·a·(d + d_R) each, V 2v·a·d_v, the output projection's input gemm_in·a·d_v (Korthikanti et al. 2022 §4.1's
     accounting, applied to DeepSeek-V2 eqs. 9–19).
 
-    ``recompute_up`` (selective recomputation, DeepSeek-V3 §3.2.3): the norms and up-projections run again, so
-    only the down-projections' input, the latents (2v·(d_c' + d_c + d_R)) and the output projection's input are
-    kept."""
+    ``recompute_up`` (selective recomputation, DeepSeek-V3 §3.2.3; Megatron-Core's ``mla_up_proj``): the norms and
+    up-projections run again, so only the down-projections' input, the latents (2v·(d_c' + d_c + d_R)) and the
+    output projection's input are kept. ``recompute_norm`` (Megatron-Core's ``layernorm``, whose input norm is a
+    module of its own under MLA): the input norm's output, the down-projections' input, is dropped and the norm
+    run again."""
     mla = mla_of(model)
     latents = (mla.q_lora_rank or 0) + mla.kv_lora_rank
     a = model.heads
+    down_in = 0.0 if recompute_norm else gemm_in * model.hidden
     if recompute_up:
-        replicated = gemm_in * model.hidden + 2 * v * (latents + mla.rope_head_dim)
+        replicated = down_in + 2 * v * (latents + mla.rope_head_dim)
         split = gemm_in * a * mla.v_head_dim
         return (replicated / tensor if sp else replicated) + split / tensor
-    replicated = gemm_in * model.hidden + (2 * v + gemm_in) * latents
+    replicated = down_in + (2 * v + gemm_in) * latents
     split = 2 * v * a * (2 * qk_dim(model) + mla.v_head_dim) + gemm_in * a * mla.v_head_dim
     return (replicated / tensor if sp else replicated) + split / tensor

@@ -216,6 +216,9 @@ class Blocks:
     core_rc_flops: float
     gather_copy_s: float = 0.0  # after each ZeRO-3 all-gather, on the compute stream (FSDP2's copy-out)
     checkpoint_s: float = 0.0  # full recompute, per layer: Megatron-LM 2019 CheckpointFunction's RNG-state copies
+    up_rc_s: float = 0.0  # MLA under selective recompute: the latents' norms and the up-projections again
+    up_rc_flops: float = 0.0
+    norm_rc_s: float = 0.0  # MLA under recompute_modules' layernorm: the input norm's forward again
 
     @property
     def layer(self) -> BlockCost:
@@ -230,7 +233,9 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                  stack: Stack = MEGATRON) -> Blocks:
     """:func:`block_cost` of every block of ``ops`` on one rank of a (t, c, sp) layout under ``stack``."""
     attn = ops.block("attn")
-    core = [o for o in attn if o.kind == "attention" or o.name in SELECTIVE_RECOMPUTE]  # MLA adds its up-projections
+    core = [o for o in attn if o.kind == "attention"]
+    # MLA's latent norms and up-projections (Megatron's module-wise selective recompute only)
+    up = [o for o in attn if o.name in SELECTIVE_RECOMPUTE] if stack.selective == "core" else []
     autocast = fp32_residual_stream(stack, cm.precision)
     if autocast:  # autocast with fp32 parameters (costs.autocast_stream)
         kernels = stream_kernels(ops.mlp, parallel=not ops.block("mlp"), fused=stack.fused_model)
@@ -256,9 +261,16 @@ def model_blocks(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flas
                   block_cost(list(ops.head), cm, t, c, sp, flash, stack),
                   *(op_sac_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "op" else
                     saves_recompute(ops, cm, t, c, sp, flash, stack, extra) if stack.selective == "saves" else
-                    (sum(op_time(o, cm, t, c, sp, flash, False) for o in core), sum(o.fwd_flops for o in core) / (t * c))),
+                    rerun_cost(core, cm, t, c, sp, flash)),
                   gather_copy_time(ops, cm, t, stack),
-                  0.0 if stack.fused_kernels else rng_state.checkpoint_s(stack.host_op_s))
+                  0.0 if stack.fused_kernels else rng_state.checkpoint_s(stack.host_op_s),
+                  *rerun_cost(up, cm, t, c, sp, flash),
+                  rerun_cost([o for o in attn if o.name == "ln1"] if up else [], cm, t, c, sp, flash)[0])
+
+
+def rerun_cost(ops: list[Op], cm: ComputeModel, t: int, c: int, sp: bool, flash: bool) -> tuple[float, float]:
+    """(seconds, matmul FLOPs) one rank spends running ``ops``' forwards again (selective recompute)."""
+    return sum(op_time(o, cm, t, c, sp, flash, False) for o in ops), sum(op_flops(o, t, c)[0] for o in ops)
 
 
 def curve_shares(ops: ModelOps, cm: ComputeModel, t: int, c: int, sp: bool, flash: bool,

@@ -60,10 +60,10 @@ import numpy as np
 from simcluster.collectives.dedup import Dedup, dedup_shares
 from simcluster.costs import moe as M
 from simcluster.costs.compute import ComputeModel
-from simcluster.plan.costing import BlockCost, Blocks, block_cost, op_time
+from simcluster.plan.costing import BlockCost, Blocks, block_cost, rerun_cost
 from simcluster.plan.grid import RankGrid
 from simcluster.plan.stack_bytes import spec_stack
-from simcluster.plan.steps import Step, UnitShape, layer_steps
+from simcluster.plan.steps import Step, UnitShape, tp_block, layer_steps
 from simcluster.spec.workload import WorkloadSpec
 from simcluster.workload.moe import moe_ops
 from simcluster.workload.ops import DTYPE_BYTES
@@ -125,6 +125,7 @@ class MoePlan:
     capacity: float | None  # copies per expert at most (None: dropless)
     pre: BlockCost
     post: BlockCost
+    rerun: "MoeReruns"
     a2a_bytes: float  # S of the balanced dispatch, per rank
     dense_params: float  # per MoE layer and rank: attention, norms, router, shared experts (t-split)
     routed_params: float  # per MoE layer and rank: its E/ep experts over etp
@@ -253,11 +254,19 @@ class MoePlan:
         parts = (self.pre, exp, self.post)
         mlp = BlockCost(*(sum(getattr(c, a) for c in parts) for a in ("fwd_s", "bwd_s", "fwd_flops", "bwd_flops",
                                                                          "wgrad_s", "wgrad_flops")))
+        at_mean = replace(exp, fwd_s=mean.fwd_s, bwd_s=mean.bwd_s, wgrad_s=mean.wgrad_s)
+        selective = shape.recompute == "selective"
+        # Megatron-Core's moe recompute reruns the MoE module, not the pre-MLP norm before it nor the residual after
+        rc_parts = (self.rerun.pre, at_mean, self.rerun.post) if selective else (self.pre, at_mean, self.post)
+        shape = replace(shape, mlp_rc=selective and self.rerun.moe)
         out: list[Step] = []
         for st in layer_steps(kind, replace(blocks, mlp=mlp), shape):
+            if kind == "B" and selective and st.name in ("rc.mlp", "bwd.mlp") and not any(
+                    s.name in ("rc.mlp", "bwd.mlp") for s in out):  # the norm's and the shared experts' reruns first
+                out += self.rerun.steps(shape)
             if st.what == "compute" and st.name in ("fwd.mlp", "rc.mlp", "bwd.mlp"):
-                out += _split(st, (self.pre, replace(exp, fwd_s=mean.fwd_s, bwd_s=mean.bwd_s, wgrad_s=mean.wgrad_s),
-                                   self.post), nbytes, shape.split_w, lost)
+                out += _split(st, rc_parts if st.name == "rc.mlp" else (self.pre, at_mean, self.post), nbytes,
+                              shape.split_w, lost)
             else:
                 out.append(st)
         if self.spec.parallelism.schedule == "dualpipe":
@@ -265,6 +274,30 @@ class MoePlan:
         steps = tuple(out)
         self._steps[key] = steps
         return steps
+
+
+@dataclass(frozen=True)
+class MoeReruns:
+    """What Megatron-Core's selective ``recompute_modules`` run again in an MoE layer's backward
+    (``training.recompute_modules``; Megatron-LM ``transformer_layer.py``, ``moe/moe_layer.py``): ``layernorm`` the
+    pre-MLP norm (its output dropped after the forward), ``shared_experts`` the shared experts' MLP
+    (``tensor_parallel.checkpoint`` around it, its tensor collectives with it), ``moe`` the whole MoE module —
+    router, permutation, shared experts, dispatch, experts, combine, unpermutation — from its input (``pre`` and
+    ``post`` here are its parts without the norm before it and the residual after it)."""
+
+    pre: BlockCost  # the module's part before the dispatch, without the pre-MLP norm
+    post: BlockCost  # ... after the combine, without the residual add
+    moe: bool = False
+    norm_s: float = 0.0  # layernorm: the pre-MLP norm's forward
+    shared_s: float = 0.0  # shared_experts: the shared experts' forward
+    shared_flops: float = 0.0
+
+    def steps(self, shape: UnitShape) -> list[Step]:
+        """The reruns before the MoE backward (phase recompute); none that ``moe`` already covers."""
+        out = [Step("compute", "rc.pre_mlp_norm", "recompute", self.norm_s)] if self.norm_s > 0 else []
+        if self.shared_s > 0 and not self.moe:
+            out += tp_block(shape, "rc.shared_experts", self.shared_s, self.shared_flops, "recompute", False, True)
+        return out
 
 
 def _split(st: Step, parts: tuple[BlockCost, BlockCost, BlockCost], nbytes: float, split_w: bool,
@@ -315,10 +348,16 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
     ops = moe_ops(m, tr)
     sp = par.sequence_parallel and t > 1
     pre = block_cost(list(ops.pre), cm, t, c, sp, tr.flash_attention)
-    if "layernorm" in tr.recomputed_modules:  # the pre-MLP norm's forward again before its backward (recompute_modules)
-        norm = [o for o in ops.pre if o.name == "ln2"]
-        pre = replace(pre, bwd_s=pre.bwd_s + sum(op_time(o, cm, t, c, sp, tr.flash_attention, False) for o in norm))
     post = block_cost(list(ops.post), cm, t, c, sp, tr.flash_attention)
+    mods = tr.recomputed_modules
+    shared = [o for o in ops.pre if o.name.startswith("shared_")]
+    shared_s, shared_flops = rerun_cost(shared, cm, t, c, sp, tr.flash_attention) if "shared_experts" in mods \
+        else (0.0, 0.0)
+    rerun = MoeReruns(block_cost([o for o in ops.pre if o.name != "ln2"], cm, t, c, sp, tr.flash_attention),
+                      block_cost([o for o in ops.post if o.name != "residual2"], cm, t, c, sp, tr.flash_attention),
+                      "moe" in mods,
+                      rerun_cost([o for o in ops.pre if o.name == "ln2"], cm, t, c, sp, tr.flash_attention)[0]
+                      if "layernorm" in mods else 0.0, shared_s, shared_flops)
     tau = ops.tokens / (c * t)
     assignments = etp * ep * tau * moe.top_k
     capacity = None if moe.capacity_factor is None else moe.capacity_factor * assignments / moe.experts
@@ -331,5 +370,5 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
         dedup = dedup_shares(moe.experts, moe.top_k, ep, nodes, limit, moe.router_groups)
     elif limit is not None and moe.router_groups is None and nodes > 1:  # DeepSeek-V3's dispatch (module docstring)
         nbytes *= min(1.0, min(limit, nodes) / moe.top_k)
-    return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, nbytes,
+    return MoePlan(spec, cm, etp, ep, edp, moe.experts // ep, assignments, capacity, pre, post, rerun, nbytes,
                    M.moe_dense_params(m, t), M.routed_params_per_rank(m, ep, etp), ops.up_cols, ops.width, dedup)

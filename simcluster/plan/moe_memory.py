@@ -8,7 +8,8 @@ weights, gradients, optimizer states, activations and dispatch buffers from it, 
 from __future__ import annotations
 
 from simcluster.costs import moe as M
-from simcluster.costs.memory import MemoryBreakdown, activation_bytes_per_layer, mlp_bytes_per_f, stage_memory
+from simcluster.costs.memory import (MemoryBreakdown, activation_bytes_per_layer, mlp_bytes_per_f,
+                                     module_list, rerun_transient_bytes, stage_memory)
 from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.plan.moe import MoePlan
 from simcluster.workload.ops import DTYPE_BYTES
@@ -34,11 +35,10 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     model, tr, par = spec.model, spec.training, spec.parallelism
     moe_layers = [i for i in layers if mp.is_moe(i)]
     dense_layers = [i for i in layers if not mp.is_moe(i)]
-    dense = stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
-                         has_logits=has_logits, microbatches_in_flight=in_flight,
-                         recomputed_on_stage=None if recomputed is None else len(recomputed.intersection(dense_layers)))
+    rc_dense = None if recomputed is None else len(recomputed.intersection(dense_layers))
     if not moe_layers:
-        return dense
+        return stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
+                            has_logits=has_logits, microbatches_in_flight=in_flight, recomputed_on_stage=rc_dense)
     n = len(moe_layers)
     w_b, g_b, o_b = held_bytes_per_param(tr, par)[:3]  # as the stack keeps them (costs.memory)
     z = par.zero_stage >= 1
@@ -56,21 +56,36 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     copy_h, routed_f = ((1.0 + 2 * v) * h, 2.0 if model.mlp == "swiglu" else 3.0) if fp8 else (4 * v * h, per_f)
     sbh = model.seq_len / par.context * tr.micro_batch * h
 
-    def layer_act(recompute: str) -> float:
-        dense_act = activation_bytes_per_layer(model, tr, par, recompute=recompute)
+    r_max = max(mp.load(i, 0).r_max for i in moe_layers)
+
+    def layer_act(recompute: str, modules: list[str] | None = None) -> float:
+        t_rc = tr if modules is None else tr.model_copy(update={"recompute_modules": modules})
+        dense_act = activation_bytes_per_layer(model, t_rc, par, recompute=recompute)
         if recompute == "full":
             return dense_act
-        # the dense MLP's bytes out, the shared experts' and the routed copies' in
-        shared = sbh * per_f * (moe.shared_experts * f - (model.ffn_hidden or 4 * h)) / h / t
-        r_max = max(mp.load(i, 0).r_max for i in moe_layers)
-        # Megatron-Core's output-discarding recompute (training.recompute_modules): moe_act drops the activation's
-        # 16-bit output (fc2's input; FP8 recomputes it already), layernorm the pre-MLP norm's output (the MoE's input,
-        # what the dense count holds as the MLP's first GEMM input)
-        mods = tr.recomputed_modules if recompute == "selective" else frozenset()
+        # Megatron-Core's recompute_modules (selective): moe_act drops the activation's 16-bit output (fc2's input;
+        # FP8 recomputes it already), layernorm the pre-MLP norm's output (the MoE's input, what the dense count holds
+        # as the MLP's first GEMM input), shared_experts the shared experts' tensors, moe everything of the MoE
+        # module but its input; mlp (the dense layers' MLP) has already left the dense count's MLP out
+        mods = t_rc.recomputed_modules if recompute == "selective" else frozenset()
         act_out = 2 * v if "moe_act" in mods and not fp8 else 0.0
         norm_out = (1.0 if fp8 else 2 * v) * sbh / (t if par.sequence_parallel and t > 1 else 1) \
             if "layernorm" in mods else 0.0
-        return dense_act - norm_out + shared + r_max * (copy_h + (routed_f - act_out) * f / mp.etp)
+        # the dense MLP's bytes out, the shared experts' and the routed copies' in
+        dense_mlp = 0.0 if "mlp" in mods else model.ffn_hidden or 4 * h
+        kept_shared = 0.0 if mods & {"moe", "shared_experts"} else moe.shared_experts * f
+        routed = 0.0 if "moe" in mods else r_max * (copy_h + (routed_f - act_out) * f / mp.etp)
+        return dense_act - norm_out + sbh * per_f * (kept_shared - dense_mlp) / h / t + routed
+    held = None
+    if tr.recompute == "selective":  # one recomputed module's tensors at a time, an MoE layer's or a dense one's
+        # (costs.memory.rerun_transient_bytes): the stage's rerun moment, beside the loss's
+        mods = module_list(model, tr)
+        base = layer_act("selective", mods)
+        held = max([layer_act("selective", [x for x in mods if x != m]) - base for m in mods if m != "core_attn"]
+                   + [rerun_transient_bytes(model, tr, par) if dense_layers else 0.0])
+    dense = stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
+                         has_logits=has_logits, microbatches_in_flight=in_flight, rerun_bytes=held,
+                         recomputed_on_stage=rc_dense)
     k = n if recomputed is None else len(recomputed.intersection(moe_layers))
     kept = tr.recompute if recomputed is None else "none"
     acts = (k * layer_act(tr.recompute) + (n - k) * layer_act(kept)) * in_flight

@@ -43,7 +43,7 @@ from simcluster.plan.ep_overlap import warm_extra
 from simcluster.plan.schedules import SCHEDULES, Unit, microbatches_in_flight
 from simcluster.plan.stack_bytes import plan_sends, spec_stack, weight_bytes
 from simcluster.plan.steps import (EMBEDDING_GRADS, HEAD_GRADS, Step, UnitShape, embedding_steps, head_steps, layer_steps,
-                                   recv_gather_step)
+                                   recv_gather_step, rerun_flags)
 from simcluster.plan.zero3 import (backward_prefetch, collective_prep_s, fetch_syncs, zero3_gathers, zero3_grad_parts,
                                    zero3_persistent_gather_s, zero3_refetch)
 from simcluster.spec.workload import WorkloadSpec
@@ -358,7 +358,7 @@ def build_plan(spec: WorkloadSpec, device: Device | None = None, *, cm: ComputeM
     params = layer_params(spec, t, p)
     root = fsdp_root(stack, cm, params.embedding, params.head, spec.model.tied_embeddings, p, d, par.zero_stage)
     shape = UnitShape(tp=t > 1, sp=par.sequence_parallel, cp=c > 1, recompute=tr.recompute,
-                      core_rc=tr.recomputes_core,
+                      **rerun_flags(tr),
                       gather=par.zero_stage >= 3 and d > 1, reduce_grads=par.zero_stage >= 2 and d > 1,
                       split_w=par.schedule == "zero-bubble", parallel=spec.model.parallel_block,
                       parallel_inputs=spec.model.parallel_block_norms,

@@ -38,6 +38,7 @@ from typing import Literal
 from simcluster.plan.costing import BlockCost, Blocks
 from simcluster.plan.fsdp_root import RootUnit
 from simcluster.plan.tp_grad_overlap import backward_steps as grad_overlap_steps
+from simcluster.spec.training import TrainingSpec
 from simcluster.plan.tp_overlap import block_steps
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
@@ -111,6 +112,9 @@ class UnitShape:
     tp_overlap: bool = False  # tensor collectives beside the blocks' GEMMs (userbuffers): simcluster.plan.tp_overlap
     tp_grad_overlap: bool = False  # backward reductions beside the weight-gradient GEMMs: simcluster.plan.tp_grad_overlap
     core_rc: bool = True  # selective recompute reruns the attention core (Megatron-Core: core_attn in recompute_modules)
+    up_rc: bool = False  # ... MLA's latent norms and up-projections (mla_up_proj; unset recompute_modules: with the core)
+    norm_rc: bool = False  # ... MLA's input norm (layernorm: its output dropped after the forward)
+    mlp_rc: bool = False  # ... the MLP block's forward, its tensor collectives with it (mlp; an MoE layer's: moe)
 
     def kept(self) -> "UnitShape":
         """This shape for a layer a partial full recompute keeps (``training.recompute_num_layers``,
@@ -134,8 +138,10 @@ def _prep(shape: UnitShape, count: int) -> list[Step]:
     return [Step("compute", "zero.prep", HOST_PHASE, count * shape.collective_prep_s, waits_grads=shape.fetch_sync)]
 
 
-def _block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
-           waits: bool = False, cost: BlockCost | None = None) -> list[Step]:
+def tp_block(shape: UnitShape, name: str, secs: float, flops: float, phase: str, attn: bool, fwd: bool,
+             waits: bool = False, cost: BlockCost | None = None) -> list[Step]:
+    """A block's compute step with its tensor-parallel collectives (sequence parallel: all-gather before, reduce-scatter
+    after; else an all-reduce after), its context ring (attention), or userbuffers' overlapped collectives."""
     if shape.tp_overlap and shape.tp:  # Transformer Engine's userbuffers: simcluster.plan.tp_overlap
         gather = Step("tp", name, phase, op="all_gather", tag=name) if shape.sp else None
         ring = [Step("ring", name, phase, op="all_gather" if fwd else "reduce_scatter")] if attn and shape.cp else []
@@ -172,9 +178,9 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     if shape.parallel:
         return _parallel_layer_steps(kind, b, shape, gather, reduce, copied)
     if kind == "F":
-        return tuple(gather + _block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
+        return tuple(gather + tp_block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
                                      waits=shape.gather and not copied)
-                     + _block(shape, "fwd.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "forward", False, True))
+                     + tp_block(shape, "fwd.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "forward", False, True))
     if kind == "W":
         w = b.layer
         return (Step("compute", "wgrad", "weight_grad", w.wgrad_s, w.wgrad_flops, grads=True), *reduce)
@@ -183,8 +189,8 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
     waits = shape.gather and not copied
     if shape.recompute == "full":
         out += _checkpoint_gather(shape)
-        out += _block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
-        out += _block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
+        out += tp_block(shape, "rc.attn", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
+        out += tp_block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True)
         out += _checkpoint_rng(b)
         waits = False
         if shape.gather and shape.refetch_parts:  # DeepSpeed: weights released after their recompute, fetched again
@@ -196,16 +202,40 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
                                 waits_params=True))
             waits = not copied
     mlp_cost, attn_cost = (None, None) if shape.split_w else (b.mlp, b.attn)
-    out += _block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits, cost=mlp_cost)
-    if shape.recompute == "selective" and shape.core_rc:
-        out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
-    attn_steps = _block(shape, "bwd.attn", *attn, "backward", True, False, cost=attn_cost)
+    if shape.recompute == "selective" and shape.mlp_rc:  # Megatron-Core's checkpoint around the MLP (mlp / moe)
+        out += tp_block(shape, "rc.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "recompute", False, True, waits=waits)
+        waits = False
+    out += tp_block(shape, "bwd.mlp", *mlp, "backward", False, False, waits=waits, cost=mlp_cost)
+    out += attention_reruns(b, shape)
+    attn_steps = tp_block(shape, "bwd.attn", *attn, "backward", True, False, cost=attn_cost)
     if not shape.split_w:  # the last compute step produces the layer's gradients
         i = max(i for i, s in enumerate(attn_steps) if s.what == "compute")
         attn_steps[i] = replace(attn_steps[i], grads=True)
         attn_steps += reduce  # ZeRO >= 2: reduce-scatter what that compute produced
     out += attn_steps
     return tuple(out)
+
+
+def attention_reruns(b: Blocks, shape: UnitShape) -> list[Step]:
+    """What selective recompute runs again before the attention block's backward: the attention core (Korthikanti
+    et al. 2022 §4.2; Megatron-Core's core_attn), under MLA the latents' norms and up-projections (DeepSeek-V3
+    §3.2.3; mla_up_proj) and the input norm (layernorm), each a forward of those operators in phase recompute."""
+    if shape.recompute != "selective":
+        return []
+    out = [Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops)] if shape.core_rc else []
+    if shape.up_rc and b.up_rc_s > 0:
+        out.append(Step("compute", "rc.mla_up", "recompute", b.up_rc_s, b.up_rc_flops))
+    if shape.norm_rc and b.norm_rc_s > 0:
+        out.append(Step("compute", "rc.input_norm", "recompute", b.norm_rc_s, 0.0))
+    return out
+
+
+def rerun_flags(training: TrainingSpec) -> dict[str, bool]:
+    """:class:`UnitShape`'s selective-recompute flags of ``training`` (``recompute_modules``; unset: the attention
+    core and, under MLA, the up-projections, DeepSeek-V3 §3.2.3)."""
+    mods = training.recomputed_modules
+    return {"core_rc": training.recomputes_core, "up_rc": training.recompute_modules is None or "mla_up_proj" in mods,
+            "norm_rc": "layernorm" in mods, "mlp_rc": "mlp" in mods}
 
 
 def _checkpoint_rng(b: Blocks) -> list[Step]:
@@ -233,7 +263,7 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
     its input gradient: one more reduction per backward, on the compute stream like the first
     (:func:`simcluster.workload.graph._neox_parallel`)."""
     if kind == "F":
-        return tuple(gather + _block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
+        return tuple(gather + tp_block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
                                      waits=shape.gather and not copied))
     if kind == "W":
         return (Step("compute", "wgrad", "weight_grad", b.attn.wgrad_s, b.attn.wgrad_flops, grads=True), *reduce)
@@ -241,12 +271,11 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
     waits = shape.gather and not copied
     if shape.recompute == "full":
         out += _checkpoint_gather(shape)
-        out += _block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
+        out += tp_block(shape, "rc.layer", b.attn.fwd_s, b.attn.fwd_flops, "recompute", True, True, waits=waits)
         out += _checkpoint_rng(b)
         waits = False
-    if shape.recompute == "selective" and shape.core_rc:
-        out.append(Step("compute", "rc.attn_core", "recompute", b.core_rc_s, b.core_rc_flops))
-    steps = _block(shape, "bwd.layer", *_backward(b.attn, shape.split_w), "backward", True, False, waits=waits)
+    out += attention_reruns(b, shape)
+    steps = tp_block(shape, "bwd.layer", *_backward(b.attn, shape.split_w), "backward", True, False, waits=waits)
     if shape.tp and not shape.sp and not shape.tp_overlap:
         steps += [Step("tp", f"bwd.layer.in{i}", "backward", op="all_reduce", tag=f"bwd.layer.in{i}")
                   for i in range(2, shape.parallel_inputs + 1)]

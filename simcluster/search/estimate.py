@@ -59,7 +59,7 @@ from simcluster.plan.ep_overlap import applies, hidden_seconds, steady_pairs
 from simcluster.plan.moe import MoePlan, build_moe_plan
 from simcluster.plan.costing import Blocks
 from simcluster.plan.fsdp_root import RootUnit, fsdp_root
-from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps
+from simcluster.plan.steps import Step, UnitShape, embedding_steps, head_steps, layer_steps, rerun_flags
 from simcluster.search.grad_sync import after_backward
 from simcluster.search.pass_time import PassTime, beside
 from simcluster.search.costs import Costs
@@ -177,7 +177,7 @@ class Group:
                           grad_parts=est.grad_parts if zero >= 3 else 1,
                           root=self._root(zero, d), tp_overlap=est.tp_overlap and self.t > 1,
                           tp_grad_overlap=self.t > 1 and est.tp_grad_overlap,
-                          core_rc=est.spec.training.recomputes_core)
+                          **rerun_flags(est.spec.training))
 
     def _passes(self, shape: UnitShape, rc: str, window: bool) -> tuple[PassTime, ...]:
         """(F, its prefetch window, B, its prefetch window, W) of one layer: a kept layer's backward blended in under

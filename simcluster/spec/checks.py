@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from simcluster.catalogue import FP8_PEAK_FLOPS, HOPPER_DEVICES
 from simcluster.spec.ep_overlap_checks import ep_overlap_checks
 from simcluster.spec.finding import Finding
+from simcluster.spec.recompute_checks import recompute_modules_checks
 
 if TYPE_CHECKING:
     from simcluster.spec.workload import WorkloadSpec
@@ -238,24 +239,6 @@ def _stack_checks(spec: "WorkloadSpec") -> list[Finding]:
         return [Finding("training.recompute_saves", "names what selective recompute keeps: it needs recompute: "
                                                     "selective and the standard attention (not mla)",
                         ("training.recompute", "model.attention"))]
-    modules = getattr(spec.training, "recompute_modules", None)
-    if modules is not None:
-        if spec.training.recompute != "selective" or fw != "megatron" or saves is not None:
-            return [Finding("training.recompute_modules", "names the submodules Megatron-Core's selective recompute "
-                                                          "reruns: it needs recompute: selective, framework megatron "
-                                                          "and no recompute_saves",
-                            ("training.recompute", "training.framework", "training.recompute_saves"))]
-        missing = sorted(set(modules) - {"core_attn", "layernorm", "moe_act"})
-        if missing:
-            return [Finding("training.recompute_modules", f"{', '.join(missing)}: not simulated yet (core_attn, "
-                                                          "layernorm and moe_act are)")]
-        if "moe_act" in modules and getattr(spec.model, "moe", None) is None:
-            return [Finding("training.recompute_modules", "moe_act recomputes the routed experts' activation: the "
-                                                          "model has no model.moe", ("model.moe",))]
-        if "layernorm" in modules and spec.model.attention == "mla":
-            return [Finding("training.recompute_modules", "layernorm with multi-head latent attention (whose input "
-                                                          "norm is a separate module in Megatron-Core) is not "
-                                                          "simulated yet", ("model.attention",))]
     if getattr(spec.training, "fsdp_param_dtype", "bf16") == "fp32" and (
             fw != "pytorch" or p.zero_stage < 3 or spec.training.precision not in ("bf16", "fp16")):
         return [Finding("training.fsdp_param_dtype", "fp32 describes PyTorch FSDP (framework pytorch, zero_stage 3) "
@@ -320,4 +303,4 @@ def check_workload(spec: "WorkloadSpec") -> list[Finding]:
     """Every cross-field problem of ``spec``; empty when the layout is possible."""
     return (_model_checks(spec) + _stage_checks(spec) + _schedule_checks(spec) + _layout_checks(spec)
             + _fidelity_checks(spec) + _shard_checks(spec) + _precision_checks(spec) + _stack_checks(spec)
-            + ep_overlap_checks(spec))
+            + recompute_modules_checks(spec) + ep_overlap_checks(spec))

@@ -32,7 +32,8 @@ Megatron-LM                                                workload
 --recompute-method block --recompute-num-layers N          training.recompute_num_layers N (uniform: every
                                                            layer, as full)
 --recompute-modules M ... (with selective)                 training.recompute_modules [M, ...] (core_attn,
-                                                           layernorm, moe_act simulated; the others refused)
+                                                           layernorm, moe_act, mlp, moe, shared_experts,
+                                                           mla_up_proj)
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn, --attention-backend flash|fused|auto     training.flash_attention (else false)
@@ -225,6 +226,8 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     modules = str(args.get("--recompute-modules") or "").split()
     if recompute == "selective" and modules:  # Megatron-Core's recompute_modules (inert without selective granularity)
         training["recompute_modules"] = modules
+    elif recompute == "selective" and args.get("--multi-latent-attention"):  # Megatron-Core's default, [core_attn]:
+        training["recompute_modules"] = ["core_attn"]  # unset, simcluster's mla reruns the up-projections too
     if recompute == "full" and args.get("--recompute-method") == "block":  # each chunk's first N layers
         training["recompute_num_layers"] = ints["--recompute-num-layers"] or 1  # Megatron's default N: 1
     if args.get("--no-gradient-accumulation-fusion"):

@@ -36,12 +36,15 @@ class TrainingSpec(BaseModel):
     recompute_modules: list[Literal["core_attn", "layernorm", "moe_act", "mlp", "moe", "shared_experts",
                                     "mla_up_proj"]] | None = Field(
         default=None, description="With recompute: selective under megatron, the submodules Megatron-Core recomputes "
-        "(--recompute-modules; TransformerConfig.recompute_modules): core_attn the attention core (the default); "
-        "layernorm the MoE layers' pre-MLP norm, whose output is dropped after the forward and the norm run again "
-        "before the backward (Megatron-Core's other norms are fused into Transformer Engine's next linear there); "
-        "moe_act the routed experts' activation, whose output is dropped and recomputed from the fc1 output. "
-        "mlp, moe, shared_experts and mla_up_proj are not simulated yet (refused). Unset: [core_attn].",
-        json_schema_extra={"default_doc": "[core_attn]"})
+        "(--recompute-modules; TransformerConfig.recompute_modules), each checkpointed in the forward and run again "
+        "before its backward: core_attn the attention core (the default); layernorm the norms that are modules of "
+        "their own (the MoE layers' pre-MLP norm; under mla also the input norm), whose outputs are dropped "
+        "(Megatron-Core's other norms are fused into Transformer Engine's next linear); moe_act the routed experts' "
+        "activation, recomputed from the fc1 output; mlp the dense layers' MLP (with its tensor collectives); "
+        "shared_experts the shared experts' MLP; moe the whole MoE module (router, dispatch, experts, combine; not "
+        "with parallelism.moe_a2a_overlap); mla_up_proj multi-latent attention's latent norms and up-projections "
+        "(Q, K, V dropped). Unset: [core_attn], and under mla the up-projections with it (DeepSeek-V3 §3.2.3).",
+        json_schema_extra={"default_doc": "[core_attn] (mla: with the up-projections)"})
     recompute_num_layers: PositiveInt | None = Field(
         default=None, le=100_000, description="With recompute: full, only the first this many layers of each "
         "pipeline model chunk are recomputed; the chunk's other layers keep their activations (Megatron-Core "

@@ -9,7 +9,7 @@ import pytest
 from simcluster.costs.memory import activation_bytes_per_layer
 from simcluster.errors import SpecError
 from simcluster.plan import build_plan
-from simcluster.plan.costing import op_time
+from simcluster.plan.costing import block_cost, op_time
 from simcluster.plan.moe import Load
 from simcluster.search.memory import dependent_values
 from simcluster.spec.megatron import megatron_workload, parse_args
@@ -19,23 +19,37 @@ from simcluster.workload.moe import moe_ops
 H, S, E, K, F, T = 1024, 1024, 16, 2, 704, 2
 
 
-def spec(modules: list[str] | None, recompute: str = "selective", flash: bool = True, moe: bool = True):
-    """Two MoE layers (or dense ones), tensor 2 with sequence parallelism, expert 8 over the data ranks."""
+def spec(modules: list[str] | None, recompute: str = "selective", flash: bool = True, moe: bool = True,
+         shared: int = 0, mla: bool = False, **par_extra):
+    """Two MoE layers (or dense ones), tensor 2 with sequence parallelism, expert 8 over the data ranks; ``shared``
+    shared experts; ``mla``: multi-latent attention."""
     model = {"layers": 2, "hidden": H, "heads": 16, "seq_len": S, "vocab": 32000, "ffn_hidden": 2816, "mlp": "swiglu"}
     if moe:
-        model["moe"] = {"experts": E, "top_k": K, "expert_ffn_hidden": F}
+        model["moe"] = {"experts": E, "top_k": K, "expert_ffn_hidden": F, "shared_experts": shared}
+    if mla:
+        model.update(attention="mla", head_dim=64, mla={"kv_lora_rank": 256, "q_lora_rank": 384, "rope_head_dim": 32,
+                                                         "v_head_dim": 64})
     training = {"global_batch": 16, "recompute": recompute, "flash_attention": flash}
     if modules is not None:
         training["recompute_modules"] = modules
-    par = {"tensor": T, "sequence_parallel": True, "expert": 8 if moe else 1, "expert_tensor": 1 if moe else None}
+    par = {"tensor": T, "sequence_parallel": True, "expert": 8 if moe else 1, "expert_tensor": 1 if moe else None,
+           **par_extra}
     return workload_from_data({"name": "rm", "model": model, "training": training,
                                "parallelism": {k: v for k, v in par.items() if v is not None},
                                "cluster": {"preset": "dgx-h100", "nodes": 2}})
 
 
 def activations(sp) -> float:
+    """Stage 0's activations (one microbatch in flight; the loss's backward is the peak moment, so that what a
+    module drops shows whole: its rerun's transient is tested apart)."""
     plan = build_plan(sp)
-    return plan.memory(0).activations / plan.in_flight(0)
+    assert plan.in_flight(0) == 1
+    return plan.memory(0).activations
+
+
+def rerun(sp, name: str) -> list:
+    """The steps named ``name`` of layer 1's backward."""
+    return [s for s in build_plan(sp).layer_unit_steps("B", 1, 0) if s.name == name]
 
 
 def test_the_default_is_the_attention_core():
@@ -61,15 +75,16 @@ def test_without_core_attn_the_attention_core_is_not_rerun_and_its_scores_stay()
 
 
 def test_layernorm_drops_the_pre_mlp_norm_output_and_reruns_the_norm():
-    """Per MoE layer and microbatch: the norm's 16-bit output over the rank's s/t tokens (2·s·h/t bytes) is not kept,
-    and the backward runs ln2's forward once more."""
+    """Per MoE layer and microbatch: the norm's 16-bit output over the rank's s/t tokens (2·s·h/t bytes) is not kept;
+    the backward runs ln2's forward once more, in phase recompute."""
     base, norm = spec(None), spec(["core_attn", "layernorm"])
     assert activations(base) - activations(norm) == pytest.approx(2 * 2 * S * H / T)  # 2 MoE layers
-    a, b = build_plan(base), build_plan(norm)
+    b = build_plan(norm)
     ln2 = next(o for o in moe_ops(norm.model, norm.training).pre if o.name == "ln2")
-    cm = b.moe.cm
-    assert b.moe.pre.bwd_s - a.moe.pre.bwd_s == pytest.approx(op_time(ln2, cm, T, 1, True, True, False))
-    assert b.moe.pre.fwd_s == a.moe.pre.fwd_s
+    (step,) = rerun(norm, "rc.pre_mlp_norm")
+    assert step.phase == "recompute" and step.seconds == pytest.approx(op_time(ln2, b.moe.cm, T, 1, True, True, False))
+    assert b.moe.pre == build_plan(base).moe.pre
+    assert not rerun(base, "rc.pre_mlp_norm")
 
 
 def test_moe_act_drops_the_activation_output_and_reruns_the_activation():
@@ -81,23 +96,121 @@ def test_moe_act_drops_the_activation_output_and_reruns_the_activation():
     assert activations(base) - activations(act) == pytest.approx(2 * 2 * r_max * F)
     la, lb = a.moe.experts(Load(r_max, r_max)), b.moe.experts(Load(r_max, r_max))
     assert lb.fwd_s == la.fwd_s
-    rerun = lb.bwd_s - la.bwd_s
-    assert 0 < rerun < la.fwd_s / 4  # one memory-bound pass beside the GEMMs
+    assert 0 < lb.bwd_s - la.bwd_s < la.fwd_s / 4  # one memory-bound pass beside the GEMMs
     both = build_plan(spec(["layernorm", "moe_act"]))
     assert activations(base) - activations(spec(["core_attn", "layernorm", "moe_act"])) == pytest.approx(
-        2 * 2 * S * H / T + 2 * 2 * r_max * F)
+        2 * (2 * S * H / T + 2 * r_max * F))
     assert both.moe.experts(Load(r_max, r_max)).bwd_s == pytest.approx(lb.bwd_s)
 
 
-@pytest.mark.parametrize("modules, recompute, moe, why", [
-    (["mlp"], "selective", True, "mlp: not simulated yet"),
-    (["moe", "shared_experts"], "selective", True, "moe, shared_experts: not simulated yet"),
-    (["moe_act"], "full", True, "it needs recompute: selective"),
-    (["moe_act"], "selective", False, "the model has no model.moe"),
+def test_mlp_checkpoints_the_dense_mlp_with_its_tensor_collectives():
+    """Dense layers: the MLP keeps only its input, so its SwiGLU tensors (6 bytes per element of f: gate, up,
+    product) leave the saved activations, s·6·f/t per layer; the backward
+    runs the MLP block's forward again with its sequence-parallel all-gather and reduce-scatter (phase recompute),
+    and the hardware FLOPs count its GEMMs again, 2·B·s·3·h·f a layer. Inert on MoE layers (Megatron-Core)."""
+    base, mlp = spec(None, moe=False), spec(["core_attn", "mlp"], moe=False)
+    assert activations(base) - activations(mlp) == pytest.approx(2 * 6 * S * 2816 / T)  # the loss's moment peaks
+    steps = rerun(mlp, "rc.mlp")
+    assert [(s.what, s.op) for s in steps] == [("tp", "all_gather"), ("compute", ""), ("tp", "reduce_scatter")]
+    assert all(s.phase == "recompute" for s in steps)
+    assert steps[1].seconds == pytest.approx(build_plan(mlp).blocks.mlp.fwd_s)
+    from simcluster.costs.flops import hardware_flops_per_iteration
+    extra = hardware_flops_per_iteration(mlp.model, mlp.training) - hardware_flops_per_iteration(
+        base.model, base.training)
+    assert extra == pytest.approx(2 * 16 * S * 3 * H * 2816 * 2)
+    assert activations(spec(["core_attn", "mlp"])) == activations(spec(None))  # every layer MoE: nothing to do
+
+
+def test_moe_reruns_the_whole_module_with_its_all_to_alls():
+    """MoE layers: the module keeps only its input; its router, permutation, dispatch, experts, combine and
+    unpermutation run again before its backward (phase recompute), not the norm before it nor the residual after."""
+    base, moe = spec(None), spec(["core_attn", "moe"])
+    p = build_plan(moe)
+    r_max = p.moe.load(0, 0).r_max
+    routed = r_max * (4 * H + 6 * F)  # a routed copy's input and output (2·h each), the expert's SwiGLU tensors
+    assert activations(base) - activations(moe) == pytest.approx(2 * routed)
+    names = [(s.name, s.phase) for s in build_plan(moe).layer_unit_steps("B", 1, 0) if s.name.startswith("rc.")]
+    assert [n for n, _ in names] == ["rc.mlp", "rc.moe_in", "rc.dispatch", "rc.experts", "rc.combine", "rc.moe_out",
+                                     "rc.mlp", "rc.attn_core"]
+    assert {ph for _, ph in names} == {"recompute"}
+    ops = moe_ops(moe.model, moe.training)
+    (pre,) = [s for s in rerun(moe, "rc.moe_in")]
+    cm = p.moe.cm
+    assert pre.seconds == block_cost([o for o in ops.pre if o.name != "ln2"], cm, T, 1, True, True).fwd_s
+    assert pre.seconds < p.moe.pre.fwd_s
+    (post,) = rerun(moe, "rc.moe_out")
+    assert post.seconds == block_cost([o for o in ops.post if o.name != "residual2"], cm, T, 1, True, True).fwd_s
+
+
+def test_shared_experts_rerun_the_shared_mlp():
+    """One shared expert of f_e: its SwiGLU tensors, 6·s·f_e/t bytes a layer, leave the saved activations (one layer's
+    ); the backward runs its GEMMs again: 2·s·3·h·f_e/t FLOPs on a rank, with its tensor collectives."""
+    base, sh = spec(None, shared=1), spec(["core_attn", "shared_experts"], shared=1)
+    assert activations(base) - activations(sh) == pytest.approx(2 * 6 * S * F / T)
+    steps = rerun(sh, "rc.shared_experts")
+    assert [s.what for s in steps] == ["tp", "compute", "tp"]
+    assert steps[1].flops == pytest.approx(2 * S * 3 * H * F / T) and steps[1].phase == "recompute"
+    assert not rerun(spec(["core_attn", "shared_experts", "moe"], shared=1), "rc.shared_experts")  # moe has it
+
+
+def test_mla_up_proj_and_core_attn_apart():
+    """MLA: unset, the attention core and the up-projections rerun (DeepSeek-V3 §3.2.3); [core_attn] reruns the core
+    only and keeps Q, K, V; [mla_up_proj] the latents' norms and up-projections only, dropping Q, K, V (2 bytes per
+    element of a·(2·(d + d_R) + d_v)/t)."""
+    legacy, core, up = spec(None, mla=True), spec(["core_attn"], mla=True), spec(["mla_up_proj"], mla=True)
+    names = lambda sp: [s.name for s in build_plan(sp).layer_unit_steps("B", 1, 0) if s.name.startswith("rc.")]  # noqa
+    assert names(legacy) == ["rc.attn_core", "rc.mla_up"]
+    assert names(core) == ["rc.attn_core"] and names(up) == ["rc.mla_up"]
+    qkv = 2 * 16 * (2 * (64 + 32) + 64) * S / T
+    # and the up-projections' inputs (the normed latents, 2·(d_c' + d_c)) for the RoPE key (2·d_R), replicated
+    assert activations(core) - activations(up) == pytest.approx(2 * (qkv + (2 * (384 + 256) - 2 * 32) * S / T))
+    assert activations(legacy) == pytest.approx(activations(spec(["core_attn", "mla_up_proj"], mla=True)))
+    (step,) = rerun(up, "rc.mla_up")
+    assert step.flops == pytest.approx(2 * S * (384 * 16 * 96 + 256 * 16 * 128) / T)
+
+
+def test_layernorm_under_mla_drops_the_input_norm_output():
+    """MLA's input norm is a module of its own: its output, the down-projections' input (2·s·h/t with sequence
+    parallelism), is dropped and the norm rerun; the MoE layers' pre-MLP norm as without MLA."""
+    base, norm = spec(["mla_up_proj"], mla=True), spec(["mla_up_proj", "layernorm"], mla=True)
+    assert activations(base) - activations(norm) == pytest.approx(2 * (2 * S * H / T + 2 * S * H / T))
+    assert len(rerun(norm, "rc.input_norm")) == 1 and len(rerun(norm, "rc.pre_mlp_norm")) == 1
+
+
+def test_a_rerun_holds_one_module_of_one_layer_again():
+    """Away from the loss (the first of two stages, 1F1B): each module reruns just before its own backward, so the
+    stage's peak holds one layer's largest dropped module again on top of the in-flight microbatches' activations:
+    the drop is (in flight) × what a layer drops − the largest module's."""
+    kw = {"pipeline": 2, "moe": False}
+    base, mlp = spec(None, **kw), spec(["core_attn", "mlp"], **kw)
+    plan = build_plan(mlp)
+    n = plan.in_flight(0)
+    per = 6 * S * 2816 / T
+    assert n > 1 and build_plan(base).memory(0).activations - plan.memory(0).activations == pytest.approx((n - 1) * per)
+    from simcluster.costs.memory import rerun_transient_bytes
+    assert rerun_transient_bytes(mlp.model, mlp.training, mlp.parallelism) == pytest.approx(per)
+    assert rerun_transient_bytes(base.model, base.training, base.parallelism) == 0  # the core's: left out
+    kw = {"pipeline": 2}
+    base, two = spec(None, **kw), spec(["core_attn", "layernorm", "moe"], **kw)
+    p = build_plan(two)
+    r_max = p.moe.load(0, 0).r_max
+    norm, routed = 2 * S * H / T, r_max * (4 * H + 6 * F)
+    n = p.in_flight(0)
+    assert build_plan(base).memory(0).activations - p.memory(0).activations == pytest.approx(
+        n * (norm + routed) - max(norm, routed))
+
+
+@pytest.mark.parametrize("modules, kw, why", [
+    (["moe_act"], {"recompute": "full"}, "it needs recompute: selective"),
+    (["moe_act"], {"moe": False}, "the model has no model.moe"),
+    (["moe"], {"moe": False}, "the model has no model.moe"),
+    (["shared_experts"], {}, "model.moe.shared_experts is 0"),
+    (["mla_up_proj"], {}, "model.attention is mha, not mla"),
+    (["moe"], {"moe_a2a_overlap": True, "pipeline": 1}, "moe cannot be recomputed with parallelism.moe_a2a_overlap"),
 ])
-def test_what_is_not_simulated_or_means_nothing_is_refused(modules, recompute, moe, why):
+def test_what_means_nothing_or_megatron_core_refuses_is_refused(modules, kw, why):
     with pytest.raises(SpecError, match=why):
-        spec(modules, recompute=recompute, moe=moe)
+        spec(modules, **kw)
 
 
 def test_import_megatron_reads_the_module_list():
@@ -110,6 +223,19 @@ def test_import_megatron_reads_the_module_list():
     assert data["training"]["recompute_modules"] == ["core_attn", "layernorm"] and "--recompute-modules" not in ignored
     data, ignored = megatron_workload(line.format("full"), gpus=8)  # inert without selective granularity
     assert "recompute_modules" not in data["training"] and "--recompute-modules" not in ignored
+
+
+def test_import_megatron_writes_out_the_latent_attention_default():
+    """Megatron-Core's selective granularity without --recompute-modules is [core_attn]; simcluster's unset list under
+    mla also reruns the up-projections, so the importer writes Megatron-Core's default out."""
+    line = ("--num-layers 4 --hidden-size 1024 --num-attention-heads 16 --seq-length 1024 --global-batch-size 8 "
+            "--vocab-size 32000 --tokenizer-type NullTokenizer --bf16 --recompute-granularity selective "
+            "--multi-latent-attention --q-lora-rank 384 --kv-lora-rank 256 --qk-head-dim 64 --qk-pos-emb-head-dim 32 "
+            "--v-head-dim 64")
+    data, _ = megatron_workload(line, gpus=8)
+    assert data["model"]["attention"] == "mla" and data["training"]["recompute_modules"] == ["core_attn"]
+    data, _ = megatron_workload(line + " --recompute-modules mla_up_proj mlp", gpus=8)
+    assert data["training"]["recompute_modules"] == ["mla_up_proj", "mlp"]
 
 
 def test_the_search_keeps_the_modules_only_for_selective_layouts():

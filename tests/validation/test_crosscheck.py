@@ -13,8 +13,9 @@ CC = load_benchmark("crosscheck")
 def test_layouts_are_reproducible_and_valid_often_enough():
     a, b = CC.layout(random.Random(3)), CC.layout(random.Random(3))
     assert a == b and any(s.startswith("training.framework=") for s in a)
-    compared, refused, reports = CC.run("fidelity", 12, seed=1)
-    assert compared >= 3 and compared + refused == 12
+    # about 27 % of drawn layouts are valid (300 draws, seeds 7 and 8): 24 draws leave 4 or more about 95 % of the time
+    compared, refused, reports = CC.run("fidelity", 24, seed=1)
+    assert compared >= 4 and compared + refused == 24
     assert reports == []
 
 
