@@ -22,7 +22,9 @@ groups, 128 experts of 2,880, top-4, vocab 201,088, a 128-token window on every 
 Common settings (both tags): Megatron's distributed optimizer (``zero_stage: 1``) with
 ``overlap_param_gather`` and ``overlap_grad_reduce``; ``cross_entropy_fusion_impl "te"``
 (``training.cross_entropy: megatron_fused``); ``moe_grouped_gemm`` (the simulator's grouped GEMM over
-the local experts); no activation recompute (the perf overrides set ``recompute_granularity`` None);
+the local experts); no activation recompute (the perf overrides set ``recompute_granularity`` None) but where a
+recipe names ``recompute_modules`` (GPT-OSS: layernorm, moe_act; DeepSeek-V3: mla_up_proj, mlp), which
+``_set_recompute_overrides`` runs as selective recompute (``training.recompute_modules``);
 expert tensor parallel 1; sequence parallel where TP > 1; FP8 = Transformer Engine per-tensor current
 scaling (``bf16_with_fp8_current_scaling_mixed``: ``training.fp8_recipe: current``), with the recipe's
 ``fp8_param_gather`` (``training.fp8_param_gather``, the expert weights' all-gather included; bf16 gathers
@@ -93,15 +95,22 @@ def workload(row: Row) -> dict[str, Any]:
                          "moe_dispatcher": r.dispatcher}
     if row.vp > 1:
         p.update(schedule="interleaved", virtual_stages=row.vp)
-    layers = stage_layers(model["layers"], row.pp * max(row.vp, 1), r.account_for_embedding_and_loss)
+    layers = list(r.stage_layers) if r.stage_layers else stage_layers(model["layers"], row.pp * max(row.vp, 1),
+                                                                        r.account_for_embedding_and_loss)
     if layers is not None:
         p["stage_layers"] = layers
+    if not r.overlap_grad_reduce:
+        p["overlap_grad_reduce"] = False
     # fp8_weight_cache: Megatron-Core's TE layers pass is_first_microbatch (as in bridge_h100)
     training = {"global_batch": row.gbs, "micro_batch": row.mbs, "precision": "fp8", "fp8_recipe": "current",
                 "fp8_weight_cache": True, "fp8_param_gather": True, "recompute": "none", "framework": "megatron",
                 "cross_entropy": "megatron_fused"}
     if row.precision == "BF16":  # GPT-OSS's H100 rows
         training = {k: v for k, v in training.items() if not k.startswith("fp8")} | {"precision": "bf16"}
+    if r.grad_reduce_in_bf16:
+        training["grad_reduce_in_bf16"] = True
+    if r.recompute_modules:  # Megatron-Core's selective recompute by module (training.recompute_modules)
+        training.update(recompute="selective", recompute_modules=list(r.recompute_modules))
     return {"name": f"bridge-{row.release}-{row.model}-{row.gpus}", "model": model, "training": training,
             "parallelism": p, "cluster": {"preset": "dgx-h100", "nodes": row.gpus // 8}}
 

@@ -29,7 +29,8 @@ Read from NVIDIA-NeMo/Megatron-Bridge at the tag each NeMo container ships (:dat
   recipes/qwen/qwen3_moe.py`` (``overlap_param_gather``, distributed optimizer, grouped GEMM);
   GPT-OSS: ``configs/gpt_oss/gpt_oss_workload_base_configs.py`` (v0.2.0: ``workload_base_configs.py``; every
   tag: H100 BF16 ``pipeline_model_parallel_size 4``, ``expert_model_parallel_size 8``, ETP 1, MBS 1,
-  ``recompute_modules ["layernorm", "moe_act"]``, GBS 512 (V1) or 1280 (V2)), ``configs/gpt_oss/
+  ``recompute_modules ["layernorm", "moe_act"]``, which ``utils/overrides.py`` ``_set_recompute_overrides`` makes
+  selective from v0.3.0 on, GBS 512 (V1) or 1280 (V2)), ``configs/gpt_oss/
   gpt_oss_llm_pretrain.py`` (``set_gpt_oss_common_configs``: ``grad_reduce_in_fp32 False``,
   ``moe_router_force_load_balancing True``; no flex backend on H100), ``src/megatron/bridge/recipes/gpt_oss/
   gpt_oss.py`` (``moe_token_dispatcher_type "alltoall"``, grouped GEMM, permute fusion, ``cross_entropy_loss_fusion``,
@@ -67,6 +68,10 @@ class MoeRecipe(NamedTuple):
     mbs: int
     notes: tuple[str, ...] = ()
     lacks: str | None = None  #: a setting the spec cannot carry (the row is skipped)
+    recompute_modules: tuple[str, ...] = ()  #: selective recompute's modules (utils/overrides.py: selective when set)
+    stage_layers: tuple[int, ...] | None = None  #: pipeline_model_parallel_layout's decoder layers per model chunk
+    overlap_grad_reduce: bool = True
+    grad_reduce_in_bf16: bool = False  #: mixed_precision grad_reduce_in_fp32 False
 
 
 #: Architectures (module docstring of bridge_moe_h100; qwen_provider.py at v0.1.0rc3).
@@ -77,6 +82,15 @@ ARCH: dict[str, dict[str, Any]] = {
     "Qwen3_235B_a22B": {"layers": 94, "hidden": 4096, "heads": 64, "head_dim": 128, "kv_heads": 4,
                         "ffn_hidden": 12288, "vocab": 151936, "qk_norm": True,
                         "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 1536}},
+    # deepseek_provider.py DeepSeekV3ModelProvider at v0.1.0rc3: MLA (q_lora 1536, kv_lora 512, qk 128 + rope 64, v 128;
+    # its latent norms are the MLA's own), moe_layer_freq [0]*3 + [1]*58, one shared expert of 2,048, sigmoid routing
+    # in 8 groups of which 4 (moe_router_num_groups, moe_router_group_topk), one MTP layer, vocab 129,280 unpadded
+    # (the NullTokenizer's 32,000 is smaller: setup._validate_and_set_vocab_size keeps the model's)
+    "DeepSeekV3": {"layers": 61, "hidden": 7168, "heads": 128, "head_dim": 128, "ffn_hidden": 18432, "vocab": 129280,
+                   "attention": "mla", "mla": {"kv_lora_rank": 512, "q_lora_rank": 1536, "rope_head_dim": 64,
+                                               "v_head_dim": 128}, "mtp_layers": 1,
+                   "moe": {"experts": 256, "top_k": 8, "expert_ffn_hidden": 2048, "shared_experts": 1,
+                           "dense_layers": 3, "router": "node_limited", "node_limit": 4, "router_groups": 8}},
     # openai/gpt-oss-120b config.json (GptOssConfig), as gpt_oss_bridge.py maps it
     "GPT_OSS_120B": {"layers": 36, "hidden": 2880, "heads": 64, "head_dim": 64, "kv_heads": 8, "ffn_hidden": 2880,
                      "vocab": 201088, "sliding_window": 128, "full_attention_every": 2,
@@ -103,18 +117,32 @@ def _lacking(release: str, model: str, lacks: str) -> MoeRecipe:
     return MoeRecipe(TAGS[release][0], 0, "?", 0, False, None, False, False, False, (0, 0, 0), 0, lacks=lacks)
 
 
-DEEPSEEK = ("recipe v0.1.0rc3 (run_script.py, H100): DeepEP dispatcher (parallelism.moe_dispatcher deepep), "
-            "overlap_moe_expert_parallel_comm with delay_wgrad_compute (parallelism.moe_a2a_overlap, "
-            "delay_wgrad_compute), recompute_modules [mla_up_proj, mlp]: Megatron-Core's recompute of the MLA "
-            "up-projections and the MLPs is not expressible")
+DEEPSEEK_NOTES = ("FP8 read as per-tensor current scaling: the table's other figure, in parentheses (330 against 338 "
+                  "TFLOP/s), is the blockwise 128x128 / 1x128 recipe", "Adam moments in bf16 "
+                  "(use_precision_aware_optimizer, exp_avg_dtype bf16) costed as fp32", "the 25.09 container's "
+                  "Megatron-Core version is not stated (an MTP layer in pipeline_model_parallel_layout needs "
+                  "core_v0.14.0)")
+
+
+def _deepseek(release: str) -> MoeRecipe:
+    """run_script.py at v0.1.0rc3, H100: DeepEP (flex) with force-balanced routing, overlap_moe_expert_parallel_comm
+    with delay_wgrad_compute, recompute_modules [mla_up_proj, mlp] (selective), overlap_grad_reduce False, layout
+    ``Et|(tt|)*30mL`` (the embedding and one layer, thirty chunks of two, the MTP layer and the loss), no userbuffers
+    (the recipe's CommOverlapConfig(tp_comm_overlap=False)); deepseek_v3_llm_pretrain.yaml's grad_reduce_in_fp32
+    False. Later tags' H100 DeepSeek rows are absent from the table."""
+    if release != "25.09":
+        return _lacking(release, "DeepSeekV3", "no DeepSeek-V3 H100 recipe read at this tag")
+    return MoeRecipe(TAGS[release][0], 1, "deepep", 0, True, None, True, False, False, (8, 4, 64), 1, DEEPSEEK_NOTES,
+                     recompute_modules=("mla_up_proj", "mlp"), stage_layers=(1,) + (2,) * 30 + (0,),
+                     overlap_grad_reduce=False, grad_reduce_in_bf16=True)
 GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
-                 "plain attention", "recompute_modules [layernorm, moe_act] not simulated: their backward reruns "
-                 "(memory-bound) are missing", "the attention's biases (add_bias_linear) not costed; the experts' are "
+                 "plain attention", "the attention's biases (add_bias_linear) not costed; the experts' are "
                  "(model.moe.expert_bias)")
 
 
 def _gpt_oss(release: str) -> MoeRecipe:
-    return MoeRecipe(TAGS[release][0], 1, "alltoall", 0, False, None, True, False, False, (4, 0, 8), 1, GPT_OSS_NOTES)
+    return MoeRecipe(TAGS[release][0], 1, "alltoall", 0, False, None, True, False, False, (4, 0, 8), 1, GPT_OSS_NOTES,
+                     recompute_modules=("layernorm", "moe_act"))
 NEMOTRON = "Nemotron 3 Nano: hybrid Mamba-2 / attention / MoE layers; Mamba layers are not in the spec"
 
 #: (release, model) -> recipe, for every MoE DGX-H100 row of the summary pages at 067f987.
@@ -122,7 +150,7 @@ MOE_RECIPES: dict[tuple[str, str], MoeRecipe] = {}
 for _release in TAGS:
     for _model in ARCH:
         MOE_RECIPES[(_release, _model)] = _qwen(_release, _model)
-    MOE_RECIPES[(_release, "DeepSeekV3")] = _lacking(_release, "DeepSeekV3", DEEPSEEK)
+    MOE_RECIPES[(_release, "DeepSeekV3")] = _deepseek(_release)
     MOE_RECIPES[(_release, "GPT_OSS_120B")] = _gpt_oss(_release)
     MOE_RECIPES[(_release, "Nemotron_3_Nano")] = _lacking(_release, "Nemotron_3_Nano", NEMOTRON)
 

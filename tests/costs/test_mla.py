@@ -85,9 +85,14 @@ def test_selective_recompute_stores_less_and_recomputes_the_up_projections(ds):
     assert kept == 7168 + 2 * (1536 + 512 + 64) + 128 * 128  # X in FP8, latents, O in FP8
     assert full - kept > 2 * 128 * (2 * 192 + 128)  # Q, K, V no longer stored
     b = ds.training.global_batch
+    up = 2 * b * m.seq_len * (1536 * 128 * 192 + 512 * 128 * 256)
+    # the workload's recompute_modules [layernorm, mla_up_proj] (DeepSeek-V3 §3.2.3): the up-projections, no core
+    assert ds.training.recompute_modules == ["layernorm", "mla_up_proj"]
     extra = F.hardware_flops_per_iteration(m, ds.training) - F.model_flops_per_iteration(m, ds.training)
-    assert extra == pytest.approx(m.layers * (F.attention_core_forward_flops(m, b)
-                                              + 2 * b * m.seq_len * (1536 * 128 * 192 + 512 * 128 * 256)))
+    assert extra == pytest.approx(m.layers * up)
+    unset = ds.training.model_copy(update={"recompute_modules": None})  # the attention core as well
+    extra = F.hardware_flops_per_iteration(m, unset) - F.model_flops_per_iteration(m, unset)
+    assert extra == pytest.approx(m.layers * (F.attention_core_forward_flops(m, b) + up))
 
 
 def test_mla_needs_its_section():
