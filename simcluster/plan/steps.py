@@ -38,8 +38,8 @@ from typing import Literal
 from simcluster.plan.costing import BlockCost, Blocks
 from simcluster.plan.fsdp_root import RootUnit
 from simcluster.plan.tp_grad_overlap import backward_steps as grad_overlap_steps
-from simcluster.spec.training import TrainingSpec
 from simcluster.plan.tp_overlap import block_steps
+from simcluster.spec.training import TrainingSpec
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
@@ -179,7 +179,7 @@ def layer_steps(kind: str, b: Blocks, shape: UnitShape) -> tuple[Step, ...]:
         return _parallel_layer_steps(kind, b, shape, gather, reduce, copied)
     if kind == "F":
         return tuple(gather + tp_block(shape, "fwd.attn", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
-                                     waits=shape.gather and not copied)
+                                       waits=shape.gather and not copied)
                      + tp_block(shape, "fwd.mlp", b.mlp.fwd_s, b.mlp.fwd_flops, "forward", False, True))
     if kind == "W":
         w = b.layer
@@ -264,7 +264,7 @@ def _parallel_layer_steps(kind: str, b: Blocks, shape: UnitShape, gather: list[S
     (:func:`simcluster.workload.graph._neox_parallel`)."""
     if kind == "F":
         return tuple(gather + tp_block(shape, "fwd.layer", b.attn.fwd_s, b.attn.fwd_flops, "forward", True, True,
-                                     waits=shape.gather and not copied))
+                                       waits=shape.gather and not copied))
     if kind == "W":
         return (Step("compute", "wgrad", "weight_grad", b.attn.wgrad_s, b.attn.wgrad_flops, grads=True), *reduce)
     out = list(gather)

@@ -34,6 +34,7 @@ Megatron-LM                                                workload
 --recompute-modules M ... (with selective)                 training.recompute_modules [M, ...] (core_attn,
                                                            layernorm, moe_act, mlp, moe, shared_experts,
                                                            mla_up_proj)
+--moe-layer-recompute (deprecated)                         selective, moe added to the modules
 --micro-batch-size, --global-batch-size                    training.micro_batch, global_batch
 --bf16 / --fp16 (else fp32), --optimizer adam|sgd          training.precision, optimizer
 --use-flash-attn, --attention-backend flash|fused|auto     training.flash_attention (else false)
@@ -217,13 +218,18 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
         recompute = "selective"
     else:
         recompute = "none"
+    modules = str(args.get("--recompute-modules") or "").split()
+    if args.get("--moe-layer-recompute"):  # deprecated: selective granularity with moe among the modules
+        if recompute == "full":  # Megatron-Core's TransformerConfig.__post_init__ refuses it too
+            raise SpecError([Problem("import-megatron", None, "--moe-layer-recompute",
+                                     "Megatron-Core refuses --moe-layer-recompute with full recompute granularity")])
+        recompute, modules = "selective", (modules or ["core_attn"]) + ([] if "moe" in modules else ["moe"])
     training: dict[str, Any] = {
         "global_batch": ints["--global-batch-size"], "micro_batch": ints["--micro-batch-size"] or 1,
         "precision": "bf16" if args.get("--bf16") else "fp16" if args.get("--fp16") else "fp32",
         "optimizer": str(args.get("--optimizer", "adam")), "recompute": recompute,
         "flash_attention": bool(args.get("--use-flash-attn")) or args.get("--attention-backend") in _FLASH_BACKENDS}
     training.update(moe_training)
-    modules = str(args.get("--recompute-modules") or "").split()
     if recompute == "selective" and modules:  # Megatron-Core's recompute_modules (inert without selective granularity)
         training["recompute_modules"] = modules
     elif recompute == "selective" and args.get("--multi-latent-attention"):  # Megatron-Core's default, [core_attn]:

@@ -35,7 +35,7 @@ rank holds more than one expert: without it ``SequentialMLP`` runs them one by o
 pass each way (:mod:`simcluster.workload.moe`), what ``--moe-permute-fusion`` runs; without the flag Megatron's
 unfused permutation takes a few more kernels, not modelled. The router's loss, scoring and logging arguments change
 no cost (:data:`NO_COST`). Every other ``--moe-*`` argument (padding to capacity, the shared expert's overlap with
-the dispatch, MoE-layer recomputation, ...) changes what the simulator would cost and stays a problem that names it.
+the dispatch, ...) changes what the simulator would cost and stays a problem that names it.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ MAPPED = frozenset({
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
     "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute", "--moe-flex-dispatcher-backend",
-    "--disable-bias-linear",
+    "--disable-bias-linear", "--moe-layer-recompute",
 })
 #: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
 INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",

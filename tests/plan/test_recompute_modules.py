@@ -238,6 +238,21 @@ def test_import_megatron_writes_out_the_latent_attention_default():
     assert data["training"]["recompute_modules"] == ["mla_up_proj", "mlp"]
 
 
+def test_import_megatron_reads_the_deprecated_moe_layer_recompute():
+    """--moe-layer-recompute: Megatron-Core makes the granularity selective and adds moe to the modules (refused
+    with full granularity)."""
+    line = ("--num-layers 4 --hidden-size 1024 --num-attention-heads 16 --seq-length 1024 --global-batch-size 8 "
+            "--vocab-size 32000 --tokenizer-type NullTokenizer --bf16 --num-experts 8 --moe-router-topk 2 "
+            "--expert-model-parallel-size 8 --moe-token-dispatcher-type alltoall --moe-layer-recompute")
+    data, ignored = megatron_workload(line, gpus=8)
+    assert data["training"]["recompute"] == "selective" and "--moe-layer-recompute" not in ignored
+    assert data["training"]["recompute_modules"] == ["core_attn", "moe"]
+    data, _ = megatron_workload(line + " --recompute-granularity selective --recompute-modules moe_act", gpus=8)
+    assert data["training"]["recompute_modules"] == ["moe_act", "moe"]
+    with pytest.raises(SpecError, match="full recompute granularity"):
+        megatron_workload(line + " --recompute-granularity full", gpus=8)
+
+
 def test_the_search_keeps_the_modules_only_for_selective_layouts():
     sp = spec(["layernorm", "moe_act"])
     assert dependent_values(sp, t=2, sp=True, rc="selective")["training.recompute_modules"] == ["layernorm", "moe_act"]
