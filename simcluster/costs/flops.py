@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from simcluster.costs import mla
+from simcluster.costs.moe import moe_layers
 from simcluster.costs.params import ffn_width, kv_width, layer_matrix_params, mlp_matrices, q_width
 from simcluster.spec.training import TrainingSpec
 from simcluster.spec.workload import ModelSpec
@@ -91,7 +92,7 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recom
     extra = {
         "none": 0.0,
         "full": (model.layers if recomputed_layers is None else recomputed_layers) * layer_forward_flops(model, b),
-        "selective": model.layers * _selective_rerun_flops(model, training, b),
+        "selective": _selective_rerun_flops(model, training, b),
     }
     if recompute not in extra:
         raise ValueError(f"unknown recompute {recompute!r}; known: {', '.join(extra)}")
@@ -99,15 +100,18 @@ def hardware_flops_per_iteration(model: ModelSpec, training: TrainingSpec, recom
 
 
 def _selective_rerun_flops(model: ModelSpec, training: TrainingSpec, sequences: float) -> float:
-    """One layer's forward FLOPs selective recompute runs again: the attention core (unless Megatron-Core's
-    ``recompute_modules`` leaves ``core_attn`` out), under MLA the up-projections (unset modules, or ``mla_up_proj``),
-    with ``mlp`` the MLP's GEMMs 2·B·s·(n_mlp·h·f)."""
+    """The forward FLOPs selective recompute runs again: per layer the attention core (unless Megatron-Core's
+    ``recompute_modules`` leaves ``core_attn`` out) and under MLA the up-projections (unset modules, or
+    ``mla_up_proj``); with ``mlp`` each dense layer's MLP GEMMs, 2·B·s·(n_mlp·h·f) (the MoE layers' reruns are the
+    simulation's to count)."""
     mods, unset = training.recomputed_modules, training.recompute_modules is None
     out = attention_core_forward_flops(model, sequences) if training.recomputes_core else 0.0
     if model.attention == "mla" and (unset or "mla_up_proj" in mods):
         out += mla.up_projection_forward_flops(model, sequences)
+    out *= model.layers
     if "mlp" in mods:
-        out += 2.0 * sequences * model.seq_len * mlp_matrices(model) * model.hidden * ffn_width(model)
+        dense = model.layers - moe_layers(model)
+        out += dense * 2.0 * sequences * model.seq_len * mlp_matrices(model) * model.hidden * ffn_width(model)
     return out
 
 

@@ -119,6 +119,9 @@ def test_mlp_checkpoints_the_dense_mlp_with_its_tensor_collectives():
         base.model, base.training)
     assert extra == pytest.approx(2 * 16 * S * 3 * H * 2816 * 2)
     assert activations(spec(["core_attn", "mlp"])) == activations(spec(None))  # every layer MoE: nothing to do
+    moe, plain = spec(["core_attn", "mlp"]), spec(None)
+    assert hardware_flops_per_iteration(moe.model, moe.training) == hardware_flops_per_iteration(
+        plain.model, plain.training)
 
 
 def test_moe_reruns_the_whole_module_with_its_all_to_alls():
