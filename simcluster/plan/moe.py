@@ -259,16 +259,21 @@ class MoePlan:
         # Megatron-Core's moe recompute reruns the MoE module, not the pre-MLP norm before it nor the residual after
         rc_parts = (self.rerun.pre, at_mean, self.rerun.post) if selective else (self.pre, at_mean, self.post)
         shape = replace(shape, mlp_rc=selective and self.rerun.moe)
+        reruns = self.rerun.steps(shape) if kind == "B" and selective else []
+        merged = self.spec.parallelism.moe_a2a_overlap
         out: list[Step] = []
         for st in layer_steps(kind, replace(blocks, mlp=mlp), shape):
-            if kind == "B" and selective and st.name in ("rc.mlp", "bwd.mlp") and not any(
-                    s.name in ("rc.mlp", "bwd.mlp") for s in out):  # the norm's and the shared experts' reruns first
-                out += self.rerun.steps(shape)
+            if reruns and not merged and st.name in ("rc.mlp", "bwd.mlp"):  # the norm's and shared experts' first
+                out += reruns
+                reruns = []
             if st.what == "compute" and st.name in ("fwd.mlp", "rc.mlp", "bwd.mlp"):
                 out += _split(st, rc_parts if st.name == "rc.mlp" else (self.pre, at_mean, self.post), nbytes,
                               shape.split_w, lost)
             else:
                 out.append(st)
+        if reruns:  # the merged 1F1B: a hook on the experts' output (fine_grained_callables.py), after the combine's
+            at = next(i for i, s in enumerate(out) if s.name == "bwd.combine") + 1  # backward
+            out[at:at] = reruns
         if self.spec.parallelism.schedule == "dualpipe":
             out = _overlapped(out)
         steps = tuple(out)
@@ -283,7 +288,9 @@ class MoeReruns:
     pre-MLP norm (its output dropped after the forward), ``shared_experts`` the shared experts' MLP
     (``tensor_parallel.checkpoint`` around it, its tensor collectives with it), ``moe`` the whole MoE module —
     router, permutation, shared experts, dispatch, experts, combine, unpermutation — from its input (``pre`` and
-    ``post`` here are its parts without the norm before it and the residual after it)."""
+    ``post`` here are its parts without the norm before it and the residual after it). The norm's and the shared
+    experts' reruns come before the MoE backward; under the merged 1F1B (``moe_a2a_overlap``) after the combine's
+    backward, where Megatron-Core's fine-grained schedule hooks the norm's rerun on the experts' output."""
 
     pre: BlockCost  # the module's part before the dispatch, without the pre-MLP norm
     post: BlockCost  # ... after the combine, without the residual add

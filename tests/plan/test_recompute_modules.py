@@ -87,6 +87,16 @@ def test_layernorm_drops_the_pre_mlp_norm_output_and_reruns_the_norm():
     assert not rerun(base, "rc.pre_mlp_norm")
 
 
+def test_under_the_merged_1f1b_the_norm_reruns_after_the_combines_backward():
+    """Megatron-Core's fine-grained schedule (moe_a2a_overlap) hooks the pre-MLP norm's rerun on the experts' output
+    (fine_grained_callables.py): it runs once the combine's backward has delivered that gradient."""
+    names = [s.name for s in build_plan(spec(["layernorm"], pipeline=1, moe_a2a_overlap=True)).layer_unit_steps(
+        "B", 1, 0)]
+    assert names[names.index("bwd.combine") + 1] == "rc.pre_mlp_norm"
+    names = [s.name for s in build_plan(spec(["layernorm"], pipeline=1)).layer_unit_steps("B", 1, 0)]
+    assert names.index("rc.pre_mlp_norm") < names.index("bwd.combine")
+
+
 def test_moe_act_drops_the_activation_output_and_reruns_the_activation():
     """Per MoE layer and microbatch: the activation's 16-bit output (R_max rows of f_e) is not kept; the experts'
     backward runs the weighted activation's forward once more."""
