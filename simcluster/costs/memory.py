@@ -138,16 +138,19 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     g_over_a = (model.kv_heads or model.heads) / model.heads
     # Q and the projection's input, 2 + 2 bytes per element of a·d (= h unless head_dim says otherwise)
     qd = 1.0 if P.q_width(model) == model.hidden else P.q_width(model) / model.hidden
-    # Megatron-Core's recompute_modules (selective): mlp checkpoints the MLP, which keeps only its input (counted
-    # below as the fc1 input)
+    # Megatron-Core's recompute_modules (selective): mlp checkpoints the MLP module, Transformer Engine's fused
+    # norm + fc1 with fc2, which keeps only its input, the pre-MLP norm's input (counted below): the norm's output
+    # (fc1's input) and the MLP's tensors are dropped
     mods = training.recomputed_modules if recompute == "selective" else frozenset()
     mlp = 0.0 if "mlp" in mods else mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
+    fc1_in = 0 if "mlp" in mods else 1
     # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block; GPT-NeoX's two
     # layernorms share their input x and feed two GEMM inputs; Gemma's post norms keep proj's and fc2's outputs too,
     # 2 + 2 more), 2 masks;
     # fp8 caches the GEMM inputs in FP8 (1 byte each; DeepSeek-V3 §3.3.1, Transformer Engine)
     gemm_in = 1.0 if training.precision == "fp8" else 2 * v
-    norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (4 if model.post_norms else 2, 2)
+    norm_in, gemm_ins = (1, model.parallel_block_norms) if model.parallel_block else (
+        4 if model.post_norms else 2, 1 + fc1_in)
     replicated = norm_in * 2 * v + gemm_ins * gemm_in + 2
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     # selective recompute keeps the attention core's tensors when its modules leave core_attn out (Megatron-Core's
@@ -159,7 +162,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v
     scores = per_score * model.heads * s / model.hidden if keep_scores else 0.0
     if model.attention == "mla":  # layernorm inputs, fc1 input, 2 masks, the MLP; the attention's own (costs.mla)
-        rest = 4 * v + gemm_in + 2
+        rest = 4 * v + fc1_in * gemm_in + 2
         per = (rest + mlp * v) / t if sp else rest + mlp * v / t
         return sbh * (per + mla.activation_bytes_per_token(model, v, gemm_in, t, sp, up_rc, "layernorm" in mods)
                      / model.hidden + scores / t)

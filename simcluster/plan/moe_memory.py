@@ -59,20 +59,23 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     r_max = max(mp.load(i, 0).r_max for i in moe_layers)
 
     def layer_act(recompute: str, modules: list[str] | None = None) -> float:
-        t_rc = tr if modules is None else tr.model_copy(update={"recompute_modules": modules})
+        listed = tr.recompute_modules if modules is None else modules
+        if listed is not None and "mlp" in listed:  # inert on MoE layers (Megatron-Core: only a dense layer's MLP)
+            listed = [m for m in listed if m != "mlp"]
+        t_rc = tr if listed is tr.recompute_modules else tr.model_copy(update={"recompute_modules": listed})
         dense_act = activation_bytes_per_layer(model, t_rc, par, recompute=recompute)
         if recompute == "full":
             return dense_act
         # Megatron-Core's recompute_modules (selective): moe_act drops the activation's 16-bit output (fc2's input;
         # FP8 recomputes it already), layernorm the pre-MLP norm's output (the MoE's input, what the dense count holds
         # as the MLP's first GEMM input), shared_experts the shared experts' tensors, moe everything of the MoE
-        # module but its input; mlp (the dense layers' MLP) has already left the dense count's MLP out
+        # module but its input
         mods = t_rc.recomputed_modules if recompute == "selective" else frozenset()
         act_out = 2 * v if "moe_act" in mods and not fp8 else 0.0
         norm_out = (1.0 if fp8 else 2 * v) * sbh / (t if par.sequence_parallel and t > 1 else 1) \
             if "layernorm" in mods else 0.0
         # the dense MLP's bytes out, the shared experts' and the routed copies' in
-        dense_mlp = 0.0 if "mlp" in mods else model.ffn_hidden or 4 * h
+        dense_mlp = model.ffn_hidden or 4 * h
         kept_shared = 0.0 if mods & {"moe", "shared_experts"} else moe.shared_experts * f
         routed = 0.0 if "moe" in mods else r_max * (copy_h + (routed_f - act_out) * f / mp.etp)
         return dense_act - norm_out + sbh * per_f * (kept_shared - dense_mlp) / h / t + routed

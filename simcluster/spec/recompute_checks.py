@@ -36,6 +36,9 @@ def recompute_modules_checks(spec: "WorkloadSpec") -> list[Finding]:
     if "shared_experts" in modules and moe is not None and not moe.shared_experts:
         return [Finding(KEY, "shared_experts recomputes the shared experts: model.moe.shared_experts is 0",
                         ("model.moe.shared_experts",))]
+    if "mlp" in modules and m.parallel_block:
+        return [Finding(KEY, "mlp checkpoints Megatron-Core's MLP module, which a parallel block does not have (its "
+                             "attention and MLP are one block)", ("model.parallel_block",))]
     if "mla_up_proj" in modules and m.attention != "mla":
         return [Finding(KEY, "mla_up_proj recomputes multi-latent attention's up-projections: model.attention is "
                              f"{m.attention}, not mla", ("model.attention",))]

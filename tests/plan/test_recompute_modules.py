@@ -20,12 +20,14 @@ H, S, E, K, F, T = 1024, 1024, 16, 2, 704, 2
 
 
 def spec(modules: list[str] | None, recompute: str = "selective", flash: bool = True, moe: bool = True,
-         shared: int = 0, mla: bool = False, **par_extra):
+         shared: int = 0, mla: bool = False, parallel: bool = False, **par_extra):
     """Two MoE layers (or dense ones), tensor 2 with sequence parallelism, expert 8 over the data ranks; ``shared``
     shared experts; ``mla``: multi-latent attention."""
     model = {"layers": 2, "hidden": H, "heads": 16, "seq_len": S, "vocab": 32000, "ffn_hidden": 2816, "mlp": "swiglu"}
     if moe:
         model["moe"] = {"experts": E, "top_k": K, "expert_ffn_hidden": F, "shared_experts": shared}
+    if parallel:
+        model["parallel_block"] = True
     if mla:
         model.update(attention="mla", head_dim=64, mla={"kv_lora_rank": 256, "q_lora_rank": 384, "rope_head_dim": 32,
                                                          "v_head_dim": 64})
@@ -114,12 +116,14 @@ def test_moe_act_drops_the_activation_output_and_reruns_the_activation():
 
 
 def test_mlp_checkpoints_the_dense_mlp_with_its_tensor_collectives():
-    """Dense layers: the MLP keeps only its input, so its SwiGLU tensors (6 bytes per element of f: gate, up,
-    product) leave the saved activations, s·6·f/t per layer; the backward
+    """Dense layers: the MLP module (Transformer Engine's norm + fc1, and fc2) keeps only its input, the pre-MLP norm's
+    input, so its SwiGLU tensors (6 bytes per element of f: gate, up, product) and fc1's input (the norm's output, 2
+    bytes per element of h) leave the saved activations, s·(6·f + 2·h)/t per layer; the backward
     runs the MLP block's forward again with its sequence-parallel all-gather and reduce-scatter (phase recompute),
     and the hardware FLOPs count its GEMMs again, 2·B·s·3·h·f a layer. Inert on MoE layers (Megatron-Core)."""
     base, mlp = spec(None, moe=False), spec(["core_attn", "mlp"], moe=False)
-    assert activations(base) - activations(mlp) == pytest.approx(2 * 6 * S * 2816 / T)  # the loss's moment peaks
+    # the loss's moment peaks: both layers' drop shows
+    assert activations(base) - activations(mlp) == pytest.approx(2 * (6 * 2816 + 2 * H) * S / T)
     steps = rerun(mlp, "rc.mlp")
     assert [(s.what, s.op) for s in steps] == [("tp", "all_gather"), ("compute", ""), ("tp", "reduce_scatter")]
     assert all(s.phase == "recompute" for s in steps)
@@ -198,7 +202,7 @@ def test_a_rerun_holds_one_module_of_one_layer_again():
     base, mlp = spec(None, **kw), spec(["core_attn", "mlp"], **kw)
     plan = build_plan(mlp)
     n = plan.in_flight(0)
-    per = 6 * S * 2816 / T
+    per = (6 * 2816 + 2 * H) * S / T
     assert n > 1 and build_plan(base).memory(0).activations - plan.memory(0).activations == pytest.approx((n - 1) * per)
     from simcluster.costs.memory import rerun_transient_bytes
     assert rerun_transient_bytes(mlp.model, mlp.training, mlp.parallelism) == pytest.approx(per)
@@ -220,6 +224,7 @@ def test_a_rerun_holds_one_module_of_one_layer_again():
     (["shared_experts"], {}, "model.moe.shared_experts is 0"),
     (["mla_up_proj"], {}, "model.attention is mha, not mla"),
     (["moe"], {"moe_a2a_overlap": True, "pipeline": 1}, "moe cannot be recomputed with parallelism.moe_a2a_overlap"),
+    (["mlp"], {"moe": False, "parallel": True}, "a parallel block"),
 ])
 def test_what_means_nothing_or_megatron_core_refuses_is_refused(modules, kw, why):
     with pytest.raises(SpecError, match=why):
