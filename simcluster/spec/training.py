@@ -25,7 +25,8 @@ class TrainingSpec(BaseModel):
     optimizer: Optimizer = Field(default="adam", description="Adam (two fp32 states per parameter) or SGD with "
                                  "momentum (one).")
     recompute: Recompute = Field(default="none", description="Activation recomputation: selective recomputes the "
-                                 "attention core, full the whole layer, before its backward.")
+                                 "attention core (under mla with the up-projections; Megatron-Core: the modules "
+                                 "recompute_modules names), full the whole layer, before its backward.")
     recompute_saves: list[Literal["qkv", "proj", "fc1", "fc2", "attention"]] | None = Field(
         default=None, description="With recompute: selective, the layer outputs the checkpoint keeps; the rest of the "
         "layer's forward (the other GEMMs, the attention core unless listed, every memory-bound kernel) runs again "
