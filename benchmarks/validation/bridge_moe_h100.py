@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a source checkout
 
 from simcluster import api  # noqa: E402
+from simcluster.spec.pipeline_layout import stage_layers_of  # noqa: E402
 from simcluster.validation.stats import error_summary, held_out_parser  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,8 +96,11 @@ def workload(row: Row) -> dict[str, Any]:
                          "moe_dispatcher": r.dispatcher}
     if row.vp > 1:
         p.update(schedule="interleaved", virtual_stages=row.vp)
-    layers = list(r.stage_layers) if r.stage_layers else stage_layers(model["layers"], row.pp * max(row.vp, 1),
-                                                                        r.account_for_embedding_and_loss)
+    if r.pipeline_layout:  # Megatron-Core's layout string, read as the simulator's stage_layers
+        layers, v = stage_layers_of(r.pipeline_layout, row.pp, model["layers"], model.get("mtp_layers", 0))
+        assert v == max(row.vp, 1), (r.pipeline_layout, row.vp)
+    else:
+        layers = stage_layers(model["layers"], row.pp * max(row.vp, 1), r.account_for_embedding_and_loss)
     if layers is not None:
         p["stage_layers"] = layers
     if not r.overlap_grad_reduce:

@@ -69,7 +69,7 @@ class MoeRecipe(NamedTuple):
     notes: tuple[str, ...] = ()
     lacks: str | None = None  #: a setting the spec cannot carry (the row is skipped)
     recompute_modules: tuple[str, ...] = ()  #: selective recompute's modules (utils/overrides.py: selective when set)
-    stage_layers: tuple[int, ...] | None = None  #: pipeline_model_parallel_layout's decoder layers per model chunk
+    pipeline_layout: str | None = None  #: pipeline_model_parallel_layout (Megatron-Core's layout string)
     overlap_grad_reduce: bool = True
     grad_reduce_in_bf16: bool = False  #: mixed_precision grad_reduce_in_fp32 False
 
@@ -133,7 +133,7 @@ def _deepseek(release: str) -> MoeRecipe:
     if release != "25.09":
         return _lacking(release, "DeepSeekV3", "no DeepSeek-V3 H100 recipe read at this tag")
     return MoeRecipe(TAGS[release][0], 1, "deepep", 0, True, None, True, False, False, (8, 4, 64), 1, DEEPSEEK_NOTES,
-                     recompute_modules=("mla_up_proj", "mlp"), stage_layers=(1,) + (2,) * 30 + (0,),
+                     recompute_modules=("mla_up_proj", "mlp"), pipeline_layout="Et|(tt|)*30mL",
                      overlap_grad_reduce=False, grad_reduce_in_bf16=True)
 GPT_OSS_NOTES = ("learnable softmax sinks (softmax_type learnable: one logit a head in the softmax) costed as "
                  "plain attention", "the attention's biases (add_bias_linear) not costed; the experts' are "

@@ -22,6 +22,8 @@ Megatron-LM                                                workload
 --context-parallel-size
 --num-layers-per-virtual-pipeline-stage N                  virtual_stages = layers / (pipeline × N),
                                                            schedule interleaved
+--pipeline-model-parallel-layout "Et|(tt|)*30mL"           stage_layers (decoder layers per model chunk),
+                                                           virtual_stages = chunks / pipeline
 --sequence-parallel, --use-distributed-optimizer           sequence_parallel, zero_stage 1
 --DDP-impl torch|local, --overlap-grad-reduce              overlap_grad_reduce (local, or neither: false)
 --no-overlap-p2p-communication                             parallelism.overlap_p2p_comm false (else the
@@ -71,6 +73,7 @@ import yaml
 
 from simcluster.errors import Problem, SpecError
 from simcluster.spec import megatron_moe, megatron_window
+from simcluster.spec.pipeline_layout import stage_layers_of
 
 #: Arguments that change what would be simulated but have no workload key yet (those of them that
 #: :mod:`simcluster.spec.megatron_moe` maps or knows to cost nothing excepted): Megatron-Core's own, and the MoE
@@ -253,7 +256,17 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
     if cp > 1:
         parallelism["context"] = cp
     per_chunk = ints["--num-layers-per-virtual-pipeline-stage"]
-    if per_chunk:
+    layout = args.get("--pipeline-model-parallel-layout")
+    if isinstance(layout, str):  # Megatron-Core's flexible layout: layers per model chunk (spec.pipeline_layout)
+        if per_chunk:  # Megatron-Core refuses the two together too
+            raise SpecError([Problem(file, None, "--pipeline-model-parallel-layout", "cannot be given with "
+                                     "--num-layers-per-virtual-pipeline-stage: the layout sets the chunks")])
+        try:
+            chunk_layers, v = stage_layers_of(layout.strip("'\""), p, layers, int(model.get("mtp_layers") or 0))
+        except ValueError as exc:
+            raise SpecError([Problem(file, None, "--pipeline-model-parallel-layout", str(exc))]) from None
+        parallelism.update(schedule="interleaved" if v > 1 else "1f1b", virtual_stages=v, stage_layers=chunk_layers)
+    elif per_chunk:
         if layers % (p * per_chunk):
             raise SpecError([Problem(file, None, "--num-layers-per-virtual-pipeline-stage",
                                      f"{layers} layers do not split into {p} stages of chunks of {per_chunk}")])
@@ -287,7 +300,7 @@ def megatron_workload(text: str, *, file: str = "<args>", name: str | None = Non
                             "parallelism": parallelism, "cluster": cluster_section}
     known = set(ints) | _FLAGS | megatron_moe.MAPPED | megatron_moe.NO_COST | megatron_window.MAPPED | {
         "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--recompute-modules",
-        "--DDP-impl", "--optimizer",
+        "--pipeline-model-parallel-layout", "--DDP-impl", "--optimizer",
         "--tokenizer-type", "--attention-backend"}
     ignored = sorted(k for k in args if k not in known)
     return data, ignored
