@@ -25,7 +25,8 @@ size
 --disable-bias-linear (absent: Megatron's add_bias_linear  model.moe.expert_bias false (absent: true)
 on, the experts' biases too)
 --moe-token-dispatcher-type alltoall|flex, --moe-flex-     parallelism.moe_dispatcher alltoall, or deepep|
-dispatcher-backend deepep|hybridep (default deepep)        hybridep
+dispatcher-backend deepep|hybridep (default deepep),       hybridep
+--moe-enable-deepep (with flex)
 =========================================================  ===========================================
 
 The simulator's MoE layer is Megatron-Core's all-to-all dispatcher over grouped GEMMs (:mod:`simcluster.plan.moe`):
@@ -61,7 +62,7 @@ MAPPED = frozenset({
     "--expert-tensor-parallel-size", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
     "--qk-pos-emb-head-dim", "--v-head-dim", "--mtp-num-layers", "--fp8-format", "--fp8-recipe", "--fp8-param-gather",
     "--overlap-moe-expert-parallel-comm", "--delay-wgrad-compute", "--moe-flex-dispatcher-backend",
-    "--disable-bias-linear", "--moe-layer-recompute",
+    "--disable-bias-linear", "--moe-layer-recompute", "--moe-enable-deepep",
 })
 #: Integer arguments among them (:func:`simcluster.spec.megatron.megatron_workload` reads them with the dense ones).
 INT_ARGS = ("--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size",
@@ -74,7 +75,7 @@ FLAGS = frozenset({"--moe-grouped-gemm", "--multi-latent-attention", "--fp8-para
                    "--moe-router-enable-expert-bias", "--moe-per-layer-logging", "--moe-router-force-load-balancing",
                    "--moe-permute-fusion", "--moe-shared-expert-overlap", "--moe-pad-expert-input-to-capacity",
                    "--moe-layer-recompute", "--moe-use-legacy-grouped-gemm", "--overlap-moe-expert-parallel-comm",
-                   "--delay-wgrad-compute"})
+                   "--delay-wgrad-compute", "--moe-enable-deepep"})
 #: The longest layer pattern read (a guard: ``[0]*10**6*10**6`` is refused, not built).
 MAX_PATTERN = 1_000_000
 #: --fp8-recipe -> training.fp8_recipe (Transformer Engine's DelayedScaling, Float8CurrentScaling, Float8BlockScaling).
@@ -194,6 +195,9 @@ def megatron_moe(args: dict[str, str | bool], ints: dict[str, int | None], layer
             problem("--moe-token-dispatcher-type", f"{dispatcher}: the simulator's dispatch is an all-to-all "
                     "(alltoall, flex); Megatron-LM's default is allgather")
         backend = args.get("--moe-flex-dispatcher-backend", "deepep")  # TransformerConfig's default
+        if args.get("--moe-enable-deepep"):  # Megatron-Core 0.14's switch for the flex dispatcher's DeepEP
+            if dispatcher != "flex" or backend != "deepep":
+                problem("--moe-enable-deepep", "needs --moe-token-dispatcher-type flex (and no other flex backend)")
         if dispatcher == "flex" and backend in ("deepep", "hybridep"):
             par["moe_dispatcher"] = backend
         elif dispatcher == "flex" and backend is not True:

@@ -330,10 +330,33 @@ def test_import_megatron_maps_moe_mla_mtp_and_fp8(name, args, gpus, cluster, tmp
     assert "--moe-router-dtype" not in header and "--moe-aux-loss-coeff" not in header  # costless: not "ignored"
 
 
+def test_import_megatron_reads_the_model_zoos_deepseek_v3_h100_line(tmp_path):
+    """The Megatron-MoE-ModelZoo's H100 settings for DeepSeek-V3 (best_practice/deepseek-v3/run_deepseek_v3_h100.sh:
+    TP 2, PP 8, EP 64, 1,024 GPUs, GBS 8,192, selective recompute of mla_up_proj and mlp, the layout Et|(tt|)*30mL,
+    DeepEP, the merged 1F1B) on the shipped model's line: a valid workload with the layout's 32 chunks."""
+    line = (DEEPSEEK_V3_ARGS.replace("--pipeline-model-parallel-size 16", "--pipeline-model-parallel-size 8")
+            .replace("--global-batch-size 15360", "--global-batch-size 8192")
+            .replace("--moe-token-dispatcher-type alltoall", "--moe-token-dispatcher-type flex --moe-enable-deepep")
+            + " --tensor-model-parallel-size 2 --sequence-parallel --recompute-granularity selective "
+              "--recompute-modules mla_up_proj mlp --pipeline-model-parallel-layout \"Et|(tt|)*30mL\" "
+              "--overlap-moe-expert-parallel-comm --delay-wgrad-compute")
+    (tmp_path / "args.txt").write_text(line + "\n")
+    out = tmp_path / "w.yaml"
+    assert main(["import-megatron", str(tmp_path / "args.txt"), "--gpus", "1024", "--cluster", "dgx-h100",
+                 "--out", str(out)]) == 0
+    spec = load_workload(out)
+    p, t = spec.parallelism, spec.training
+    assert (p.tensor, p.pipeline, p.virtual_stages, p.expert, p.schedule) == (2, 8, 4, 64, "interleaved")
+    assert p.stage_layers == [1] + [2] * 30 + [0] and spec.model.mtp_layers == 1
+    assert (t.recompute, t.recompute_modules) == ("selective", ["mla_up_proj", "mlp"])
+    assert p.moe_a2a_overlap and p.delay_wgrad_compute and p.moe_dispatcher == "deepep"
+
+
 @pytest.mark.parametrize("extra, named", [
     (" --moe-shared-expert-overlap --moe-pad-expert-input-to-capacity",
      "--moe-pad-expert-input-to-capacity, --moe-shared-expert-overlap"),
     (" --moe-token-dispatcher-type allgather", "allgather"),
+    (" --moe-enable-deepep", "--moe-enable-deepep: needs --moe-token-dispatcher-type flex"),
     (" --moe-layer-freq [1,0,0,1,1,1,1,1]", "--moe-layer-freq"),
     (" --moe-layer-freq \"__import__('os').getcwd()\"", "--moe-layer-freq"),  # read, never evaluated
     (" --moe-router-num-groups 3 --moe-router-group-topk 2", "must divide the experts"),  # 3 groups of 8 experts
