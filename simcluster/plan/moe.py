@@ -212,8 +212,8 @@ class MoePlan:
             return cm.quantize_time(n * elements, layouts=2) if once else 0.0
 
         unfused = not spec_stack(self.spec).fused_kernels  # Megatron's fusions off (costs.frameworks)
-        act_f, act_b = M.weighted_activation_bytes(up > f, dt, not unfused)
-        act = cm.memory_time(act_f * n * m * f, "elementwise")
+        act_b = M.weighted_activation_bytes(up > f, dt, not unfused)[1]
+        act = self.activation_s(load)
         # alltoall dispatcher, E/ep > 1: the received copies sorted by local expert and back (sort_chunks_by_idxs,
         # or the padded layout's transpose-contiguous), each a copy of them; the backward copies their gradients
         sort = 2 * cm.memory_time(2 * dt * n * m * h, "copy") if self.sorts else 0.0
@@ -225,16 +225,23 @@ class MoePlan:
         fwd = (fwd_extra + grouped(m, up, h) + grouped(m, h, f) + act
                + cast(m * h) + cast(m * f) + w * (cast(h * up) + cast(f * h)))  # X, the activation, the weights
         wgrad = grouped(up, h, m) + grouped(h, f, m)
-        # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward
-        # and under training.recompute_modules' moe_act (Megatron-Core: CheckpointWithoutOutput around it) likewise
-        rerun = cm.fp8 or "moe_act" in tr.recomputed_modules
-        act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if rerun else 0.0)
+        # fp8 (DeepSeek-V3 §3.3.4): the SwiGLU's output is not stored but recomputed before its backward (recompute_modules'
+        # moe_act is its own recompute step otherwise: steps)
+        act_bwd = (cm.memory_time(act_b * n * m * f, "elementwise") if unfused else 2 * act) + (act if cm.fp8 else 0.0)
         bwd = (bwd_extra + grouped(m, h, up) + grouped(m, f, h) + wgrad + act_bwd
                + cast(m * h) + cast(m * up))  # dY of the down and of the up projection
         flops = 2.0 * load.r_mean * h * (up + f)
         cost = BlockCost(fwd, bwd, flops, 2 * flops, wgrad, flops)
         self._cost[key] = cost
         return cost
+
+    def activation_s(self, load: Load) -> float:
+        """The busiest rank's weighted expert activation forward (E/ep experts of ⌈R_max/(E/ep)⌉ rows, f_e/etp wide)."""
+        n, dt = self.local, DTYPE_BYTES[self.spec.training.precision]
+        m = max(1, math.ceil(load.r_max / n))
+        up, f = max(1, self.up // self.etp), max(1, self.width // self.etp)
+        act_f = M.weighted_activation_bytes(up > f, dt, spec_stack(self.spec).fused_kernels)[0]
+        return self.cm.memory_time(act_f * n * m * f, "elementwise")
 
     def a2a(self, load: Load) -> float:
         """Dispatch (= combine) bytes per rank: S scaled by the busiest rank's share."""
@@ -274,6 +281,9 @@ class MoePlan:
         if reruns:  # the merged 1F1B: a hook on the experts' output (fine_grained_callables.py), after the combine's
             at = next(i for i, s in enumerate(out) if s.name == "bwd.combine") + 1  # backward
             out[at:at] = reruns
+        if kind == "B" and selective and self.rerun.act and not self.cm.fp8:  # moe_act: before the experts' backward
+            at = next(i for i, s in enumerate(out) if s.name == "bwd.experts")
+            out.insert(at, Step("compute", "rc.moe_act", "recompute", self.activation_s(load)))
         if self.spec.parallelism.schedule == "dualpipe":
             out = _overlapped(out)
         steps = tuple(out)
@@ -284,8 +294,9 @@ class MoePlan:
 @dataclass(frozen=True)
 class MoeReruns:
     """What Megatron-Core's selective ``recompute_modules`` run again in an MoE layer's backward
-    (``training.recompute_modules``; Megatron-LM ``transformer_layer.py``, ``moe/moe_layer.py``): ``layernorm`` the
-    pre-MLP norm (its output dropped after the forward), ``shared_experts`` the shared experts' MLP
+    (``training.recompute_modules``; Megatron-LM ``transformer_layer.py``, ``moe/moe_layer.py``, ``moe/experts.py``):
+    ``layernorm`` the pre-MLP norm (its output dropped after the forward), ``moe_act`` the experts' activation (just
+    before the experts' backward, at the busiest rank's rows), ``shared_experts`` the shared experts' MLP
     (``tensor_parallel.checkpoint`` around it, its tensor collectives with it), ``moe`` the whole MoE module —
     router, permutation, shared experts, dispatch, experts, combine, unpermutation — from its input (``pre`` and
     ``post`` here are its parts without the norm before it and the residual after it). The norm's and the shared
@@ -295,6 +306,7 @@ class MoeReruns:
     pre: BlockCost  # the module's part before the dispatch, without the pre-MLP norm
     post: BlockCost  # ... after the combine, without the residual add
     moe: bool = False
+    act: bool = False  # moe_act: the experts' activation (its output dropped; FP8 reruns it in the backward anyway)
     norm_s: float = 0.0  # layernorm: the pre-MLP norm's forward
     shared_s: float = 0.0  # shared_experts: the shared experts' forward
     shared_flops: float = 0.0
@@ -362,7 +374,7 @@ def build_moe_plan(spec: WorkloadSpec, cm: ComputeModel) -> MoePlan:
         else (0.0, 0.0)
     rerun = MoeReruns(block_cost([o for o in ops.pre if o.name != "ln2"], cm, t, c, sp, tr.flash_attention),
                       block_cost([o for o in ops.post if o.name != "residual2"], cm, t, c, sp, tr.flash_attention),
-                      "moe" in mods,
+                      "moe" in mods, "moe_act" in mods,
                       rerun_cost([o for o in ops.pre if o.name == "ln2"], cm, t, c, sp, tr.flash_attention)[0]
                       if "layernorm" in mods else 0.0, shared_s, shared_flops)
     tau = ops.tokens / (c * t)

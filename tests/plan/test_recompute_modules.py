@@ -100,15 +100,19 @@ def test_under_the_merged_1f1b_the_norm_reruns_after_the_combines_backward():
 
 
 def test_moe_act_drops_the_activation_output_and_reruns_the_activation():
-    """Per MoE layer and microbatch: the activation's 16-bit output (R_max rows of f_e) is not kept; the experts'
-    backward runs the weighted activation's forward once more."""
+    """Per MoE layer and microbatch: the activation's 16-bit output (R_max rows of f_e) is not kept; the weighted
+    activation's forward runs once more just before the experts' backward (the busiest rank's rows)."""
     base, act = spec(None), spec(["core_attn", "moe_act"])
     a, b = build_plan(base), build_plan(act)
     r_max = b.moe.load(0, 0).r_max
     assert activations(base) - activations(act) == pytest.approx(2 * 2 * r_max * F)
     la, lb = a.moe.experts(Load(r_max, r_max)), b.moe.experts(Load(r_max, r_max))
-    assert lb.fwd_s == la.fwd_s
-    assert 0 < lb.bwd_s - la.bwd_s < la.fwd_s / 4  # one memory-bound pass beside the GEMMs
+    assert (lb.fwd_s, lb.bwd_s) == (la.fwd_s, la.bwd_s)  # the rerun is a step of its own, in phase recompute
+    names = [s.name for s in b.layer_unit_steps("B", 1, 0)]
+    (step,) = rerun(act, "rc.moe_act")
+    assert names.index("rc.moe_act") + 1 == names.index("bwd.experts") and step.phase == "recompute"
+    assert step.seconds == b.moe.activation_s(b.moe.load(1, 0))
+    assert 0 < step.seconds < la.fwd_s / 4  # one memory-bound pass beside the GEMMs
     both = build_plan(spec(["layernorm", "moe_act"]))
     assert activations(base) - activations(spec(["core_attn", "layernorm", "moe_act"])) == pytest.approx(
         2 * (2 * S * H / T + 2 * r_max * F))
