@@ -104,9 +104,9 @@ def _selective_rerun_flops(model: ModelSpec, training: TrainingSpec, sequences: 
     ``recompute_modules`` leaves ``core_attn`` out) and under MLA the up-projections (unset modules, or
     ``mla_up_proj``); with ``mlp`` each dense layer's MLP GEMMs, 2·B·s·(n_mlp·h·f) (the MoE layers' reruns are the
     simulation's to count)."""
-    mods, unset = training.recomputed_modules, training.recompute_modules is None
-    out = attention_core_forward_flops(model, sequences) if training.recomputes_core else 0.0
-    if model.attention == "mla" and (unset or "mla_up_proj" in mods):
+    mods = training.selective_modules(model.attention)
+    out = attention_core_forward_flops(model, sequences) if "core_attn" in mods else 0.0
+    if model.attention == "mla" and "mla_up_proj" in mods:
         out += mla.up_projection_forward_flops(model, sequences)
     out *= model.layers
     if "mlp" in mods:

@@ -57,6 +57,7 @@ GPipe: all m; interleaved schedules: the caller's count) and
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from simcluster.costs import mla
 from simcluster.costs import params as P
@@ -141,7 +142,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     # Megatron-Core's recompute_modules (selective): mlp checkpoints the MLP module, Transformer Engine's fused
     # norm + fc1 with fc2, which keeps only its input, the pre-MLP norm's input (counted below): the norm's output
     # (fc1's input) and the MLP's tensors are dropped
-    mods = training.recomputed_modules if recompute == "selective" else frozenset()
+    mods = training.selective_modules(model.attention) if recompute == "selective" else frozenset()
     mlp = 0.0 if "mlp" in mods else mlp_bytes_per_f(model, training.precision) * P.ffn_width(model) / model.hidden
     fc1_in = 0 if "mlp" in mods else 1
     # layernorm inputs 2 + 2 and the QKV and fc1 inputs 2 + 2 (one of each in a parallel block; GPT-NeoX's two
@@ -155,8 +156,7 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     qp = 3.0 if training.precision == "fp8" else 4.0  # Q 2 + the projection's input 2 (1 in FP8)
     # selective recompute keeps the attention core's tensors when its modules leave core_attn out (Megatron-Core's
     # recompute_modules, e.g. [layernorm, moe_act]): as without recompute there
-    core_rc = recompute == "selective" and training.recomputes_core
-    up_rc = recompute == "selective" and (training.recompute_modules is None or "mla_up_proj" in mods)
+    core_rc, up_rc = "core_attn" in mods, "mla_up_proj" in mods
     keep_scores = not core_rc and not training.flash_attention
     # softmax output 2v, and with an attention dropout its output 2v and mask 1 (Korthikanti 2022 §4.1: 5as/h)
     per_score = 4 * v + 1 if model.attention_dropout > 0 else 2 * v
@@ -178,25 +178,22 @@ def activation_bytes_per_layer(model: ModelSpec, training: TrainingSpec, paralle
     return sbh * (per + scores / t) + eager
 
 
-def module_list(model: ModelSpec, training: TrainingSpec) -> list[str]:
-    """The modules selective recompute reruns, as Megatron-Core's ``recompute_modules`` names them: the list, or
-    unset the attention core and, under MLA, the up-projections (DeepSeek-V3 §3.2.3); empty without selective."""
-    if training.recompute != "selective":
-        return []
-    if training.recompute_modules is not None:
-        return list(training.recompute_modules)
-    return ["core_attn"] + (["mla_up_proj"] if model.attention == "mla" else [])
+def largest_rerun_bytes(modules: list[str], layer_bytes: Callable[[list[str]], float]) -> float:
+    """What a layer's largest recomputed module holds again during the backward: of ``modules``, the most bytes one
+    adds back to ``layer_bytes`` (a layer's stored activations under a module list) when it is left out (each
+    module reruns just before its own backward and frees its tensors after it, so one at a time). The attention
+    core's rerun is left out, as before ``recompute_modules``."""
+    base = layer_bytes(modules)
+    return max((layer_bytes([x for x in modules if x != m]) - base for m in modules if m != "core_attn"), default=0.0)
 
 
 def rerun_transient_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:
-    """What a layer's largest recomputed module holds again during the backward (Megatron-Core's
-    ``recompute_modules``, :func:`module_list`): of the modules, the most bytes one of them adds back to the layer's
-    stored activations (each module reruns just before its own backward and frees its tensors after it, so one at a
-    time). The attention core's rerun is left out, as before ``recompute_modules``."""
-    mods = module_list(model, training)
-    base = activation_bytes_per_layer(model, training, parallelism)
-    return max((activation_bytes_per_layer(model, training.model_copy(update={"recompute_modules": [
-        x for x in mods if x != m]}), parallelism) - base for m in mods if m != "core_attn"), default=0.0)
+    """:func:`largest_rerun_bytes` of a dense layer under selective recompute's modules
+    (:meth:`TrainingSpec.selective_modules`); 0 without selective recompute."""
+    if training.recompute != "selective":
+        return 0.0
+    return largest_rerun_bytes(sorted(training.selective_modules(model.attention)), lambda mods: (
+        activation_bytes_per_layer(model, training.model_copy(update={"recompute_modules": mods}), parallelism)))
 
 
 def eager_saved_bytes(model: ModelSpec, training: TrainingSpec, parallelism: ParallelismSpec) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from simcluster.costs import moe as M
 from simcluster.costs.memory import (MemoryBreakdown, activation_bytes_per_layer, mlp_bytes_per_f,
-                                     module_list, rerun_transient_bytes, stage_memory)
+                                     largest_rerun_bytes, rerun_transient_bytes, stage_memory)
 from simcluster.costs.model_states import held_bytes_per_param
 from simcluster.plan.moe import MoePlan
 from simcluster.workload.ops import DTYPE_BYTES
@@ -82,10 +82,9 @@ def moe_stage_memory(mp: MoePlan, layers: list[int], *, has_embedding: bool, has
     held = None
     if tr.recompute == "selective":  # one recomputed module's tensors at a time, an MoE layer's or a dense one's
         # (costs.memory.rerun_transient_bytes): the stage's rerun moment, beside the loss's
-        mods = module_list(model, tr)
-        base = layer_act("selective", mods)
-        held = max([layer_act("selective", [x for x in mods if x != m]) - base for m in mods if m != "core_attn"]
-                   + [rerun_transient_bytes(model, tr, par) if dense_layers else 0.0])
+        held = max(largest_rerun_bytes(sorted(tr.selective_modules(model.attention)),
+                                       lambda mods: layer_act("selective", mods)),
+                   rerun_transient_bytes(model, tr, par) if dense_layers else 0.0)
     dense = stage_memory(model, tr, par, layers_on_stage=len(dense_layers), has_embedding=has_embedding,
                          has_logits=has_logits, microbatches_in_flight=in_flight, rerun_bytes=held,
                          recomputed_on_stage=rc_dense)

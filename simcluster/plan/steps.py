@@ -40,6 +40,7 @@ from simcluster.plan.fsdp_root import RootUnit
 from simcluster.plan.tp_grad_overlap import backward_steps as grad_overlap_steps
 from simcluster.plan.tp_overlap import block_steps
 from simcluster.spec.training import TrainingSpec
+from simcluster.spec.workload import ModelSpec
 
 StepKind = Literal["compute", "tp", "ring", "gather", "reduce_grads", "a2a"]
 
@@ -230,12 +231,11 @@ def attention_reruns(b: Blocks, shape: UnitShape) -> list[Step]:
     return out
 
 
-def rerun_flags(training: TrainingSpec) -> dict[str, bool]:
-    """:class:`UnitShape`'s selective-recompute flags of ``training`` (``recompute_modules``; unset: the attention
-    core and, under MLA, the up-projections, DeepSeek-V3 §3.2.3)."""
-    mods = training.recomputed_modules
-    return {"core_rc": training.recomputes_core, "up_rc": training.recompute_modules is None or "mla_up_proj" in mods,
-            "norm_rc": "layernorm" in mods, "mlp_rc": "mlp" in mods}
+def rerun_flags(model: ModelSpec, training: TrainingSpec) -> dict[str, bool]:
+    """:class:`UnitShape`'s selective-recompute flags of ``training`` (:meth:`TrainingSpec.selective_modules`)."""
+    mods = training.selective_modules(model.attention)
+    return {"core_rc": "core_attn" in mods, "up_rc": "mla_up_proj" in mods, "norm_rc": "layernorm" in mods,
+            "mlp_rc": "mlp" in mods}
 
 
 def _checkpoint_rng(b: Blocks) -> list[Step]:

@@ -177,7 +177,7 @@ class Group:
                           grad_parts=est.grad_parts if zero >= 3 else 1,
                           root=self._root(zero, d), tp_overlap=est.tp_overlap and self.t > 1,
                           tp_grad_overlap=self.t > 1 and est.tp_grad_overlap,
-                          **rerun_flags(est.spec.training))
+                          **rerun_flags(est.spec.model, est.spec.training))
 
     def _passes(self, shape: UnitShape, rc: str, window: bool) -> tuple[PassTime, ...]:
         """(F, its prefetch window, B, its prefetch window, W) of one layer: a kept layer's backward blended in under

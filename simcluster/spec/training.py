@@ -146,8 +146,10 @@ class TrainingSpec(BaseModel):
             return frozenset()
         return frozenset(("core_attn",) if self.recompute_modules is None else self.recompute_modules)
 
-    @property
-    def recomputes_core(self) -> bool:
-        """Whether selective recompute reruns the attention core: the framework's default, or ``core_attn`` among
-        Megatron-Core's ``recompute_modules``."""
-        return self.recompute_modules is None or "core_attn" in self.recompute_modules
+    def selective_modules(self, attention: str) -> frozenset[str]:
+        """The modules selective recompute runs again, whatever ``recompute`` says: Megatron-Core's
+        ``recompute_modules``, or unset the attention core and, under ``attention`` mla, the up-projections (DeepSeek-V3
+        §3.2.3). The one place the unset default is written."""
+        if self.recompute_modules is not None:
+            return frozenset(self.recompute_modules)
+        return frozenset(("core_attn", "mla_up_proj") if attention == "mla" else ("core_attn",))
